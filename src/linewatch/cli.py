@@ -1,0 +1,329 @@
+"""The linewatch command line."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from linewatch.errors import LinewatchError
+
+app = typer.Typer(
+    help="linewatch: learn good parts from photos, find and localise defects.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+err = Console(stderr=True)
+out = Console()
+
+STAGES = {
+    "features": "extracting features",
+    "coreset": "selecting memory bank",
+    "calibrate": "calibrating threshold",
+    "score": "scoring",
+}
+
+
+class Method(StrEnum):
+    patchcore = "patchcore"
+    padim = "padim"
+
+
+class Format(StrEnum):
+    onnx = "onnx"
+
+
+class Engine(StrEnum):
+    auto = "auto"
+    torch = "torch"
+    onnx = "onnx"
+
+
+def user_errors(fn):
+    """User errors: one line on stderr, exit 2. Anything else: one line, exit 1 (LINEWATCH_DEBUG=1: raise)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except LinewatchError as e:
+            err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except MemoryError:
+            err.print("[red]error:[/red] out of memory: use a smaller --image-size or --batch-size")
+            raise typer.Exit(2) from None
+        except Exception as e:
+            if os.environ.get("LINEWATCH_DEBUG"):
+                raise
+            err.print(
+                f"[red]internal error:[/red] {type(e).__name__}: {e} (set LINEWATCH_DEBUG=1 for details)",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+class Bars:
+    """Rich progress bars, one per stage, on stderr (stdout stays clean for --json)."""
+
+    def __init__(self, quiet: bool = False):
+        self.progress = Progress(
+            TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=err, transient=False, disable=quiet or not err.is_terminal and quiet,
+        )  # fmt: skip
+        self.tasks: dict[str, int] = {}
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *a):
+        self.progress.__exit__(*a)
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage not in self.tasks:
+            self.tasks[stage] = self.progress.add_task(STAGES.get(stage, stage), total=total)
+        self.progress.update(self.tasks[stage], completed=done, total=total)
+
+
+def _engine_model(model: Path, engine: Engine):
+    from linewatch.vision.runtime import OnnxModel, open_model
+
+    if engine is Engine.onnx:
+        return OnnxModel(model)
+    return open_model(model, prefer_onnx=engine is Engine.auto)
+
+
+def _fmt(v) -> str:
+    return "—" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))
+
+
+@app.command()
+@user_errors
+def train(
+    data: Annotated[Path, typer.Argument(help="MVTec-layout category, or a folder of good images")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="model directory to write")],
+    method: Annotated[Method, typer.Option(help="detector")] = Method.patchcore,
+    backbone: Annotated[str, typer.Option(help="timm model name")] = "efficientnet_lite0",
+    image_size: Annotated[int, typer.Option(help="images are resized to N x N")] = 256,
+    center_crop: Annotated[int | None, typer.Option(help="then center-cropped to N x N")] = None,
+    layers: Annotated[str | None, typer.Option(help="backbone layers to tap, comma separated")] = None,
+    weights: Annotated[
+        str | None, typer.Option(help="backbone checkpoint PATH, or 'hub' to download timm's (online)")
+    ] = None,
+    holdout: Annotated[
+        float, typer.Option(help="fraction of good images held out to set the threshold")
+    ] = 0.1,
+    false_alarm_rate: Annotated[float, typer.Option(help="target false-alarm rate of the threshold")] = 0.01,
+    min_region_area: Annotated[int, typer.Option(help="smallest defect region kept, input pixels")] = 16,
+    bank_size: Annotated[int, typer.Option(help="PatchCore: memory bank cap (patches)")] = 2048,
+    batch_size: Annotated[int, typer.Option(help="images per forward pass")] = 8,
+    evaluate_after: Annotated[
+        bool, typer.Option("--evaluate", help="evaluate on DATA's test images and store the metrics")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
+):
+    """Learn what good parts look like from good images only."""
+    from linewatch.vision.datasets import load_dataset
+    from linewatch.vision.saving import create_detector, save
+
+    ds = load_dataset(data)
+    if not ds.train:
+        raise LinewatchError(f"no good training images under {data} (expected train/good/ or images)")
+    kwargs = dict(
+        backbone=backbone, image_size=image_size, center_crop=center_crop, weights=weights, holdout=holdout,
+        false_alarm_rate=false_alarm_rate, min_region_area=min_region_area, batch_size=batch_size,
+        layers=[x.strip() for x in layers.split(",") if x.strip()] if layers else None,
+    )  # fmt: skip
+    if method is Method.patchcore:
+        kwargs["max_bank"] = bank_size
+    det = create_detector(method.value, **kwargs)
+    with Bars(quiet) as bars:
+        det.fit(ds.train, progress=bars, fingerprint=ds.fingerprint())
+        metrics = None
+        if evaluate_after and ds.test:
+            from linewatch.vision.evaluation import evaluate
+
+            metrics = evaluate(det, ds, progress=bars)
+    save(det, out, metrics)
+    info = det.train_info_
+    err.print(
+        f"trained {method.value} on {info['train_images']} images in {info['seconds']:.1f} s; "
+        f"threshold set on {info['holdout_images']} held-out good images -> {out}",
+        highlight=False,
+    )
+    if det.skipped_:
+        err.print(f"[yellow]skipped {len(det.skipped_)} unreadable images[/yellow], e.g. {det.skipped_[0]}")
+    if metrics:
+        _print_metrics(metrics)
+
+
+def _print_metrics(m: dict) -> None:
+    t = Table(title="evaluation")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    for k in ("images", "image_auroc", "pixel_auroc", "aupro", "f1_max", "false_alarm_rate", "miss_rate",
+              "ms_per_image"):  # fmt: skip
+        t.add_row(k, _fmt(m.get(k)))
+    out.print(t)
+    if m.get("per_type"):
+        pt = Table(title="per defect type")
+        for c in ("type", "images", "image_auroc", "pixel_auroc", "aupro", "miss_rate"):
+            pt.add_column(c, justify="right" if c != "type" else "left")
+        for kind, row in m["per_type"].items():
+            pt.add_row(kind, *(_fmt(row.get(c)) for c in ("images", "image_auroc", "pixel_auroc", "aupro",
+                                                          "miss_rate")))  # fmt: skip
+        out.print(pt)
+
+
+@app.command()
+@user_errors
+def evaluate(
+    model: Annotated[Path, typer.Argument(help="model directory")],
+    data: Annotated[Path, typer.Argument(help="MVTec-layout category (or good/ + defect folders)")],
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object on stdout")] = False,
+    engine: Annotated[Engine, typer.Option(help="auto uses the ONNX export when there is one")] = Engine.auto,
+    store: Annotated[bool, typer.Option(help="store the metrics in the model's manifest")] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+):
+    """Image AUROC, pixel AUROC, AUPRO, F1-max and error rates on labelled test images."""
+    from linewatch.vision.datasets import load_dataset
+    from linewatch.vision.evaluation import evaluate as run_evaluation
+    from linewatch.vision.manifest import MANIFEST, read_manifest, write_json_atomic
+
+    scorer = _engine_model(model, engine)
+    ds = load_dataset(data)
+    with Bars(quiet or as_json) as bars:
+        metrics = run_evaluation(scorer, ds, progress=bars)
+    metrics["engine"] = "onnx" if type(scorer).__name__ == "OnnxModel" else "torch"
+    if store:
+        manifest = read_manifest(model)
+        manifest["metrics"] = {**metrics, "data": str(Path(data).resolve())}
+        write_json_atomic(Path(model) / MANIFEST, manifest)
+    if as_json:
+        sys.stdout.write(json.dumps(metrics) + "\n")
+    else:
+        _print_metrics(metrics)
+
+
+@app.command()
+@user_errors
+def predict(
+    model: Annotated[Path, typer.Argument(help="model directory")],
+    images: Annotated[list[Path], typer.Argument(help="image files or folders")],
+    out_dir: Annotated[Path | None, typer.Option("--out", help="write heatmap overlays (PNG) here")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines, one per image")] = False,
+    engine: Annotated[Engine, typer.Option(help="auto uses the ONNX export when there is one")] = Engine.auto,
+):
+    """Score images: verdict, scores and defect regions; heatmap overlays with --out."""
+    from linewatch.vision.datasets import expand_inputs
+    from linewatch.vision.images import open_image
+    from linewatch.vision.overlay import save_overlay
+
+    scorer = _engine_model(model, engine)
+    paths = expand_inputs(images)
+    table = None if as_json else Table("image", "verdict", "score", "normalised", "regions")
+    for pred in scorer.iter_predict(paths):
+        rec = pred.to_dict()
+        if out_dir is not None:
+            target = out_dir / (Path(pred.path).stem + "_heatmap.png")
+            if target.exists() and sum(p.stem == Path(pred.path).stem for p in paths) > 1:
+                target = out_dir / (f"{Path(pred.path).parent.name}_{Path(pred.path).stem}_heatmap.png")
+            save_overlay(open_image(pred.path), pred, scorer.calibration_, target)
+            rec["heatmap"] = str(target)
+        if as_json:
+            sys.stdout.write(json.dumps(rec) + "\n")
+            sys.stdout.flush()
+        else:
+            table.add_row(pred.path, pred.verdict, f"{pred.score:.4f}", f"{pred.normalized_score:.3f}",
+                          str(len(pred.regions)))  # fmt: skip
+    if table is not None:
+        out.print(table)
+
+
+@app.command()
+@user_errors
+def export(
+    model: Annotated[Path, typer.Argument(help="model directory")],
+    fmt: Annotated[Format, typer.Option("--format", help="export format")] = Format.onnx,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="file to write (default: MODEL/model.onnx)")
+    ] = None,
+):
+    """Export the whole scoring path to ONNX; predict then uses it (ONNX Runtime, no torch needed)."""
+    from linewatch.vision.export import export_onnx
+
+    path = export_onnx(model, out_file)
+    err.print(f"exported {fmt.value} -> {path}", highlight=False)
+
+
+@app.command()
+@user_errors
+def demo(
+    workdir: Annotated[Path, typer.Option("--dir", help="where the demo writes its data and model")] = Path(
+        "linewatch-demo"
+    ),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+):
+    """The main job on embedded defaults: make a synthetic dataset, train, evaluate, export, predict."""
+    from linewatch.vision.datasets import load_dataset
+    from linewatch.vision.evaluation import evaluate as run_evaluation
+    from linewatch.vision.export import export_onnx
+    from linewatch.vision.images import open_image
+    from linewatch.vision.overlay import save_overlay
+    from linewatch.vision.runtime import OnnxModel
+    from linewatch.vision.saving import create_detector, save
+    from linewatch.vision.synthetic import make_dataset
+
+    started = time.perf_counter()
+    data = workdir / "data" / "washer"
+    if not (data / "train" / "good").is_dir():
+        err.print(f"generating a synthetic dataset in {data}")
+        make_dataset(data)
+    ds = load_dataset(data)
+    det = create_detector("patchcore")
+    with Bars(quiet) as bars:
+        det.fit(ds.train, progress=bars, fingerprint=ds.fingerprint())
+        metrics = run_evaluation(det, ds, progress=bars)
+    model = save(det, workdir / "model", metrics)
+    export_onnx(model)
+    onnx = OnnxModel(model)
+    heatmaps = workdir / "heatmaps"
+    shown = [s.path for s in ds.test if s.is_anomalous][::4] + [
+        s.path for s in ds.test if not s.is_anomalous
+    ][:2]
+    flagged = 0
+    for pred in onnx.iter_predict(shown):
+        name = f"{Path(pred.path).parent.name}_{Path(pred.path).stem}_heatmap.png"
+        save_overlay(open_image(pred.path), pred, onnx.calibration_, heatmaps / name)
+        flagged += pred.is_anomalous
+    _print_metrics(metrics)
+    out.print(f"model: {model} (with ONNX export)")
+    out.print(f"heatmaps: {heatmaps}/ ({len(shown)} images, {flagged} flagged)")
+    out.print(f"done in {time.perf_counter() - started:.0f} s")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

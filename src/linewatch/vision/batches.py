@@ -1,0 +1,61 @@
+"""Decoding images in a background thread while the model works on the previous batch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from linewatch.errors import ImageError
+from linewatch.vision.images import Preprocess, open_image
+
+Source = str | Path | Image.Image
+
+
+@dataclass
+class Batch:
+    inputs: np.ndarray  # (B, 3, S, S) float32
+    sizes: list[tuple[int, int]]  # original (width, height)
+    names: list[str | None]
+    skipped: list[str] = field(default_factory=list)  # "path: why" of unreadable images
+
+
+def _name(src: Source) -> str | None:
+    return None if isinstance(src, Image.Image) else str(src)
+
+
+def _load(chunk: Sequence[Source], pre: Preprocess, skip_bad: bool) -> Batch:
+    arrays, sizes, names, skipped = [], [], [], []
+    for src in chunk:
+        try:
+            img = open_image(src)
+        except ImageError as e:
+            if not skip_bad:
+                raise
+            skipped.append(str(e))
+            continue
+        arrays.append(pre(img))
+        sizes.append((img.width, img.height))
+        names.append(_name(src))
+    inputs = np.stack(arrays) if arrays else np.zeros((0, 3, pre.input_size, pre.input_size), np.float32)
+    return Batch(inputs, sizes, names, skipped)
+
+
+def iter_batches(
+    sources: Sequence[Source], pre: Preprocess, batch_size: int = 8, skip_bad: bool = False
+) -> Iterator[Batch]:
+    """Batches in order; the next one is decoded while the caller works on the current one."""
+    chunks = [sources[i : i + batch_size] for i in range(0, len(sources), batch_size)]
+    if not chunks:
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(_load, chunks[0], pre, skip_bad)
+        for nxt in chunks[1:]:
+            current = pending.result()
+            pending = pool.submit(_load, nxt, pre, skip_bad)
+            yield current
+        yield pending.result()

@@ -1,0 +1,223 @@
+"""What PatchCore and PaDiM share: the scikit-learn style contract, data flow, calibration and files.
+
+``fit(good_images)`` learns (state ends in ``_``), ``predict(images)`` never mutates.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from linewatch.errors import DatasetError, LinewatchError
+from linewatch.vision.backbones import DEFAULT_BACKBONE, FeatureExtractor, build_extractor
+from linewatch.vision.batches import Source, iter_batches
+from linewatch.vision.images import Preprocess
+from linewatch.vision.scoring import Prediction, postprocess
+from linewatch.vision.thresholds import Calibration, calibrate
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+MIN_TRAIN_IMAGES = 5
+
+
+def use_all_cores() -> int:
+    """Torch threads follow the cores this process may use."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:
+        n = os.cpu_count() or 1
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
+
+
+class Detector(ABC):
+    method: ClassVar[str] = ""
+    default_strides: ClassVar[tuple[int, ...]] = (8, 16)
+
+    def __init__(
+        self,
+        backbone: str = DEFAULT_BACKBONE,
+        layers: list[str] | None = None,
+        image_size: int = 256,
+        center_crop: int | None = None,
+        weights: str | Path | None = None,
+        holdout: float = 0.1,
+        false_alarm_rate: float = 0.01,
+        min_region_area: int = 16,
+        sigma: float = 4.0,
+        batch_size: int = 8,
+        seed: int = 0,
+    ):
+        if image_size < 32 or image_size > 2048:
+            raise LinewatchError(f"image size {image_size} is outside 32..2048")
+        if center_crop is not None and not (32 <= center_crop <= image_size):
+            raise LinewatchError(f"center crop {center_crop} must be between 32 and the image size")
+        if not 0 <= holdout < 0.9:
+            raise LinewatchError("holdout must be a fraction in [0, 0.9)")
+        if not 0 < false_alarm_rate < 1:
+            raise LinewatchError("false-alarm rate must be a fraction in (0, 1)")
+        self.backbone = backbone
+        self.layers = list(layers) if layers else None
+        self.image_size = int(image_size)
+        self.center_crop = center_crop
+        self.weights = weights
+        self.holdout = float(holdout)
+        self.false_alarm_rate = float(false_alarm_rate)
+        self.min_region_area = int(min_region_area)
+        self.sigma = float(sigma)
+        self.batch_size = int(batch_size)
+        self.seed = int(seed)
+        self.extractor_: FeatureExtractor | None = None
+        self.calibration_: Calibration | None = None
+        self.train_info_: dict = {}
+        self.skipped_: list[str] = []
+
+    # -- what subclasses provide -------------------------------------------------------------
+    @abstractmethod
+    def _start(self, n_images: int) -> None: ...
+
+    @abstractmethod
+    def _accumulate(self, x: torch.Tensor, progress: Progress | None) -> None: ...
+
+    @abstractmethod
+    def _finish(self, progress: Progress | None) -> None: ...
+
+    @abstractmethod
+    def _score(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(raw image scores (B,), anomaly maps (B, S, S)) for a preprocessed batch."""
+        ...
+
+    @abstractmethod
+    def graph(self) -> nn.Module:
+        """The whole scoring path as one torch module, input (B, 3, S, S) -> (scores, maps), for export."""
+        ...
+
+    def hyperparameters(self) -> dict:
+        return {}
+
+    @abstractmethod
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """Learned state to store, besides the backbone."""
+        ...
+
+    @abstractmethod
+    def _restore(self, tensors: dict[str, torch.Tensor]) -> None: ...
+
+    # -- the contract ----------------------------------------------------------------------------
+    @property
+    def preprocess(self) -> Preprocess:
+        return Preprocess(self.image_size, self.center_crop)
+
+    def config(self) -> dict:
+        return {
+            "backbone": self.backbone,
+            "layers": self.extractor_.layers if self.extractor_ is not None else self.layers,
+            "image_size": self.image_size,
+            "center_crop": self.center_crop,
+            "holdout": self.holdout,
+            "false_alarm_rate": self.false_alarm_rate,
+            "min_region_area": self.min_region_area,
+            "sigma": self.sigma,
+            "seed": self.seed,
+            **self.hyperparameters(),
+        }
+
+    def _check_fitted(self) -> None:
+        if self.extractor_ is None:
+            raise LinewatchError(f"this {self.method} detector is not trained yet: call fit() first")
+
+    def split(self, images: Sequence[Source]) -> tuple[list[Source], list[Source]]:
+        """(train, held-out) with a fixed seed; held-out good images set the thresholds."""
+        images = list(images)
+        n_hold = int(round(self.holdout * len(images)))
+        if self.holdout > 0:  # at least a few images, or the threshold is guesswork
+            n_hold = max(n_hold, min(10, len(images) // 4), 1)
+        order = np.random.default_rng(self.seed).permutation(len(images))
+        hold = sorted(order[:n_hold].tolist())
+        held = set(hold)
+        return [images[i] for i in range(len(images)) if i not in held], [images[i] for i in hold]
+
+    def fit(self, images: Sequence[Source], progress: Progress | None = None, fingerprint: str | None = None):
+        use_all_cores()
+        images = list(images)
+        if len(images) < MIN_TRAIN_IMAGES:
+            raise DatasetError(f"need at least {MIN_TRAIN_IMAGES} good images to train, got {len(images)}")
+        started = time.perf_counter()
+        train, held = self.split(images)
+        self.skipped_ = []
+        self.extractor_ = build_extractor(self.backbone, self.layers, self.default_strides, self.weights)
+        self.layers = self.extractor_.layers
+        self._start(len(train))
+        done = 0
+        with torch.inference_mode():
+            for batch in iter_batches(train, self.preprocess, self.batch_size, skip_bad=True):
+                self.skipped_ += batch.skipped
+                if len(batch.sizes):
+                    self._accumulate(torch.from_numpy(batch.inputs), progress)
+                done += len(batch.sizes) + len(batch.skipped)
+                if progress:
+                    progress("features", done, len(train))
+        used = len(train) - len(self.skipped_)
+        if used < MIN_TRAIN_IMAGES - 1:
+            self.extractor_ = None
+            why = f" ({self.skipped_[0]})" if self.skipped_ else ""
+            raise DatasetError(f"only {used} readable training images; need at least {MIN_TRAIN_IMAGES}{why}")
+        with torch.inference_mode():
+            self._finish(progress)
+        self.calibration_ = None
+        if held:
+            scores, peaks = [], []
+            for batch_scores, maps, _sizes, _names in self._raw_batches(held, progress, "calibrate", True):
+                scores.extend(batch_scores.tolist())
+                peaks.extend(maps.reshape(len(maps), -1).max(1).tolist())
+            if scores:
+                self.calibration_ = calibrate(np.array(scores), np.array(peaks), self.false_alarm_rate)
+        self.train_info_ = {
+            "images": len(images),
+            "train_images": used,
+            "holdout_images": len(held),
+            "skipped": self.skipped_[:20],
+            "seconds": round(time.perf_counter() - started, 2),
+            "fingerprint": fingerprint,
+        }
+        return self
+
+    def _raw_batches(
+        self, images: Sequence[Source], progress: Progress | None, stage: str, skip_bad: bool = False
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, list, list]]:
+        use_all_cores()
+        done = 0
+        with torch.inference_mode():
+            for batch in iter_batches(list(images), self.preprocess, self.batch_size, skip_bad=skip_bad):
+                if len(batch.sizes):
+                    scores, maps = self._score(torch.from_numpy(batch.inputs))
+                    yield scores.numpy(), maps.numpy(), batch.sizes, batch.names
+                done += len(batch.sizes) + len(batch.skipped)
+                if progress:
+                    progress(stage, done, len(images))
+
+    def raw_scores(
+        self, images: Sequence[Source], progress: Progress | None = None
+    ) -> Iterator[tuple[float, np.ndarray, tuple[int, int], str | None]]:
+        """(raw score, map at input resolution, original size, name) per image, in order."""
+        self._check_fitted()
+        for scores, maps, sizes, names in self._raw_batches(images, progress, "score"):
+            yield from zip(scores.tolist(), maps, sizes, names, strict=True)
+
+    def predict(self, images: Sequence[Source], progress: Progress | None = None) -> list[Prediction]:
+        return list(self.iter_predict(images, progress))
+
+    def iter_predict(
+        self, images: Sequence[Source], progress: Progress | None = None
+    ) -> Iterator[Prediction]:
+        pre = self.preprocess
+        for score, amap, (w, h), name in self.raw_scores(images, progress):
+            yield postprocess(score, amap, self.calibration_, pre, w, h, self.min_region_area, name)

@@ -1,0 +1,81 @@
+"""Evaluating a trained model on labelled test images (MVTec layout or good/ + defect folders)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+
+from linewatch.errors import DatasetError
+from linewatch.vision.datasets import Dataset
+from linewatch.vision.images import Preprocess, load_mask
+from linewatch.vision.metrics import aupro, auroc, image_metrics
+from linewatch.vision.thresholds import Calibration
+
+
+class Scorer(Protocol):
+    calibration_: Calibration | None
+
+    @property
+    def preprocess(self) -> Preprocess: ...
+
+    def raw_scores(self, images, progress=None): ...
+
+
+def _clean(v):
+    if isinstance(v, float):
+        return None if np.isnan(v) else round(v, 6)
+    if isinstance(v, dict):
+        return {k: _clean(x) for k, x in v.items()}
+    return v
+
+
+def evaluate(
+    model: Scorer, dataset: Dataset, progress: Callable[[str, int, int], None] | None = None
+) -> dict:
+    """Image AUROC, pixel AUROC and AUPRO (maps and masks at model input resolution), F1-max,
+    false-alarm and miss rates at the stored threshold, and the same per defect type."""
+    samples = dataset.test
+    if not samples:
+        raise DatasetError(
+            f"no labelled test images under {dataset.root}: expected test/<good|defect>/ (MVTec layout) "
+            "or good/ beside one folder per defect type"
+        )
+    pre = model.preprocess
+    s = pre.input_size
+    n = len(samples)
+    scores = np.zeros(n)
+    maps = np.zeros((n, s, s), dtype=np.float32)
+    masks = np.zeros((n, s, s), dtype=bool)
+    have_masks = any(x.mask_path for x in samples)
+    started = time.perf_counter()
+    for i, (score, amap, (w, h), _name) in enumerate(model.raw_scores([x.path for x in samples], progress)):
+        scores[i] = score
+        maps[i] = amap
+        if have_masks and samples[i].is_anomalous:
+            masks[i] = pre.mask_to_input(load_mask(samples[i].mask_path, w, h))
+    elapsed = time.perf_counter() - started
+    labels = np.array([x.is_anomalous for x in samples])
+    cal = model.calibration_
+    threshold = cal.image_threshold if cal else None
+    out = {"images": n, "defective": int(labels.sum()), **image_metrics(labels, scores, threshold)}
+    out["pixel_auroc"] = auroc(masks, maps) if have_masks else float("nan")
+    out["aupro"] = aupro(masks, maps) if have_masks else float("nan")
+    out["ms_per_image"] = round(1000 * elapsed / n, 2)
+    out["threshold"] = threshold
+    per_type = {}
+    good = ~labels
+    for kind in sorted({x.label for x in samples if x.is_anomalous}):
+        sel = np.array([x.label == kind for x in samples])
+        both = sel | good
+        row = {"images": int(sel.sum()), "image_auroc": auroc(labels[both], scores[both])}
+        if threshold is not None:
+            row["miss_rate"] = float((scores[sel] < threshold).mean())
+        if have_masks:
+            row["pixel_auroc"] = auroc(masks[both], maps[both])
+            row["aupro"] = aupro(masks[sel], maps[sel])
+        per_type[kind] = row
+    out["per_type"] = per_type
+    return _clean(out)

@@ -1,0 +1,65 @@
+"""ONNX export of the whole scoring path (backbone, patch scoring, anomaly map) into the model directory."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from linewatch.errors import LinewatchError
+from linewatch.vision.manifest import ONNX_FILE, add_file_entry, read_manifest, write_json_atomic
+from linewatch.vision.saving import load
+
+OPSET = 17
+
+
+def export_onnx(model_dir: str | Path, out: str | Path | None = None, check: bool = True) -> Path:
+    """Write ``model.onnx`` (or ``out``) and, when it lies in the model directory, list it in the manifest
+    so that predict uses it. With ``check``, ONNX Runtime must reproduce the PyTorch graph on an input."""
+    model_dir = Path(model_dir)
+    det = load(model_dir)
+    target = Path(out) if out else model_dir / ONNX_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    graph = det.graph().eval()
+    s = det.preprocess.input_size
+    example = torch.from_numpy(np.random.default_rng(0).standard_normal((1, 3, s, s)).astype(np.float32))
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                graph, (example,), tmp, input_names=["image"], output_names=["score", "anomaly_map"],
+                dynamic_axes={"image": {0: "batch"}, "score": {0: "batch"}, "anomaly_map": {0: "batch"}},
+                opset_version=OPSET, dynamo=False,
+            )  # fmt: skip
+        if check:
+            _check(graph, tmp, example)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    if target.parent.resolve() == model_dir.resolve():
+        manifest = read_manifest(model_dir)
+        add_file_entry(manifest, "onnx", target, opset=OPSET)
+        write_json_atomic(model_dir / "manifest.json", manifest)
+    return target
+
+
+def _check(graph: torch.nn.Module, path: str, example: torch.Tensor) -> None:
+    import onnxruntime as ort
+
+    with torch.inference_mode():
+        want_score, want_map = graph(example)
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    got_score, got_map = sess.run(None, {"image": example.numpy()})
+    diff = max(
+        float(np.abs(got_score - want_score.numpy()).max()), float(np.abs(got_map - want_map.numpy()).max())
+    )
+    scale = max(1.0, float(want_score.abs().max()))
+    if diff > 1e-3 * scale:
+        raise LinewatchError(f"exported ONNX model differs from PyTorch by {diff:.2e}; not written")

@@ -1,0 +1,118 @@
+"""Reading images safely and turning them into model input. Needs only numpy and Pillow."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from linewatch.errors import ImageError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+MAX_PIXELS = 64_000_000  # larger images are refused (decompression bombs)
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+def is_image_file(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def open_image(source: str | Path | Image.Image) -> Image.Image:
+    """An RGB Pillow image from a path or an image; a clear ImageError for anything unreadable."""
+    if isinstance(source, Image.Image):
+        img = source
+        name = "image"
+    else:
+        path = Path(source)
+        name = str(path)
+        if not path.exists():
+            raise ImageError(f"image not found: {path}")
+        if not path.is_file():
+            raise ImageError(f"not a file: {path}")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                img = Image.open(path)
+                if img.width * img.height > MAX_PIXELS:
+                    raise ImageError(
+                        f"{path}: {img.width}x{img.height} is over the limit of {MAX_PIXELS:,} pixels"
+                    )
+                img.load()
+        except ImageError:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise ImageError(f"{path}: image is too large to decode safely") from None
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+            raise ImageError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float32)
+        hi = float(arr.max()) or 1.0
+        img = Image.fromarray((arr / hi * 255.0).clip(0, 255).astype(np.uint8))
+    if img.mode != "RGB":
+        try:
+            img = img.convert("RGB")
+        except (OSError, ValueError) as e:
+            raise ImageError(f"{name}: cannot convert {img.mode} image to RGB: {e}") from None
+    return img
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """Resize (and optionally center-crop) to the model's input, then ImageNet normalisation."""
+
+    image_size: int = 256
+    center_crop: int | None = None
+
+    @property
+    def input_size(self) -> int:
+        return self.center_crop or self.image_size
+
+    def __call__(self, img: Image.Image) -> np.ndarray:
+        """A float32 CHW array for one RGB image."""
+        s = self.image_size
+        resized = img.resize((s, s), Image.BILINEAR)
+        arr = np.asarray(resized, dtype=np.float32) / 255.0
+        if self.center_crop:
+            c = self.center_crop
+            top = (s - c) // 2
+            arr = arr[top : top + c, top : top + c]
+        arr = (arr - IMAGENET_MEAN) / IMAGENET_STD
+        return np.ascontiguousarray(arr.transpose(2, 0, 1))
+
+    def map_to_original(self, amap: np.ndarray, width: int, height: int) -> np.ndarray:
+        """An anomaly map at model input resolution, placed back on the original image (bilinear)."""
+        m = amap.astype(np.float32)
+        if self.center_crop:
+            s, c = self.image_size, self.center_crop
+            top = (s - c) // 2
+            full = np.full((s, s), float(m.min()), dtype=np.float32)
+            full[top : top + c, top : top + c] = m
+            m = full
+        if m.shape == (height, width):
+            return m
+        return np.asarray(Image.fromarray(m).resize((width, height), Image.BILINEAR))
+
+    def mask_to_input(self, mask: np.ndarray) -> np.ndarray:
+        """A boolean ground-truth mask resized (nearest) to the model's input resolution."""
+        s = self.image_size
+        m = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize((s, s), Image.NEAREST)) > 127
+        if self.center_crop:
+            c = self.center_crop
+            top = (s - c) // 2
+            m = m[top : top + c, top : top + c]
+        return m
+
+
+def load_mask(path: Path | None, width: int, height: int) -> np.ndarray:
+    """A boolean defect mask at the image's size; all False when there is no mask file."""
+    if path is None:
+        return np.zeros((height, width), dtype=bool)
+    m = open_image(path)
+    arr = np.asarray(m.convert("L"))
+    if arr.shape != (height, width):
+        arr = np.asarray(m.convert("L").resize((width, height), Image.NEAREST))
+    return arr > 127

@@ -1,0 +1,105 @@
+"""PaDiM (Defard et al., 2021): a Gaussian per patch position over randomly selected feature channels;
+a patch's anomaly score is its Mahalanobis distance to that position's Gaussian."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from linewatch.vision.detector import Detector, Progress
+from linewatch.vision.features import PatchFeatures
+from linewatch.vision.maps import AnomalyMap
+
+
+class PadimGraph(nn.Module):
+    def __init__(self, features: PatchFeatures, channels: torch.Tensor, mean: torch.Tensor,
+                 inv_cov: torch.Tensor, anomaly_map: AnomalyMap):  # fmt: skip
+        super().__init__()
+        self.features = features
+        self.register_buffer("channels", channels.long())
+        self.register_buffer("mean", mean)  # (P, D)
+        self.register_buffer("inv_cov", inv_cov)  # (P, D, D)
+        self.anomaly_map = anomaly_map
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f = torch.index_select(self.features(x), 1, self.channels)
+        b, d, h, w = f.shape
+        diff = f.reshape(b, d, h * w).permute(0, 2, 1) - self.mean  # (B, P, D)
+        m2 = torch.einsum("bpd,pde,bpe->bp", diff, self.inv_cov, diff)
+        dist = torch.sqrt(torch.clamp(m2, min=0.0)).reshape(b, h, w)
+        amap = self.anomaly_map(dist)
+        return amap.reshape(b, -1).amax(dim=1), amap
+
+
+class Padim(Detector):
+    method = "padim"
+    default_strides = (4, 8, 16)
+
+    def __init__(self, *args, n_features: int = 100, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.n_features = int(n_features)
+        self.channels_: torch.Tensor | None = None
+        self.mean_: torch.Tensor | None = None
+        self.inv_cov_: torch.Tensor | None = None
+        self._graph: PadimGraph | None = None
+
+    def hyperparameters(self) -> dict:
+        return {"n_features": self.n_features}
+
+    def _features(self) -> PatchFeatures:
+        return PatchFeatures(self.extractor_, neighbourhood=1).eval()
+
+    def _start(self, n_images: int) -> None:
+        self._pf = self._features()
+        self._n = 0
+        self._sum = None
+        self._outer = None
+
+    def _accumulate(self, x: torch.Tensor, progress: Progress | None) -> None:
+        f = self._pf(x)
+        if self.channels_ is None:
+            total = f.shape[1]
+            g = torch.Generator().manual_seed(self.seed)
+            k = min(self.n_features, total)
+            self.channels_ = torch.sort(torch.randperm(total, generator=g)[:k]).values
+        f = torch.index_select(f, 1, self.channels_).double()
+        b, d, h, w = f.shape
+        f = f.reshape(b, d, h * w).permute(2, 0, 1)  # (P, B, D)
+        if self._sum is None:
+            self._sum = torch.zeros(h * w, d, dtype=torch.float64)
+            self._outer = torch.zeros(h * w, d, d, dtype=torch.float64)
+        self._sum += f.sum(1)
+        self._outer += torch.bmm(f.transpose(1, 2), f)
+        self._n += b
+
+    def _finish(self, progress: Progress | None) -> None:
+        n = self._n
+        mean = self._sum / n
+        cov = (self._outer - n * mean.unsqueeze(2) * mean.unsqueeze(1)) / max(n - 1, 1)
+        cov += 0.01 * torch.eye(cov.shape[-1], dtype=cov.dtype)  # regularisation of the paper
+        self.mean_ = mean.float()
+        self.inv_cov_ = torch.linalg.inv(cov).float()
+        del self._sum, self._outer, self._pf
+        self._build()
+
+    def _build(self) -> None:
+        self._graph = PadimGraph(
+            self._features(), self.channels_, self.mean_, self.inv_cov_,
+            AnomalyMap(self.preprocess.input_size, self.sigma),
+        ).eval()  # fmt: skip
+
+    def _score(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._graph(x)
+
+    def graph(self) -> nn.Module:
+        self._check_fitted()
+        return self._graph
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {"channels": self.channels_, "mean": self.mean_, "inv_cov": self.inv_cov_}
+
+    def _restore(self, tensors: dict[str, torch.Tensor]) -> None:
+        self.channels_ = tensors["channels"].long()
+        self.mean_ = tensors["mean"].float()
+        self.inv_cov_ = tensors["inv_cov"].float()
+        self._build()

@@ -1,0 +1,170 @@
+"""PatchCore (Roth et al., CVPR 2022): a coreset memory bank of locally aggregated patch features of good
+images; a patch's anomaly score is its distance to the nearest bank entry."""
+
+from __future__ import annotations
+
+import math
+
+import faiss
+import numpy as np
+import torch
+from torch import nn
+
+from linewatch.vision.coreset import StreamingCoreset
+from linewatch.vision.detector import Detector, Progress
+from linewatch.vision.features import PatchFeatures
+from linewatch.vision.maps import AnomalyMap
+
+
+class PatchCoreGraph(nn.Module):
+    """The whole PatchCore scoring path: image -> (image scores, anomaly maps).
+
+    Nearest neighbours are an exact matrix product here (what ONNX exports); ``finish`` takes them
+    from anywhere, so the eager path uses faiss and shares everything else.
+    """
+
+    def __init__(self, features: PatchFeatures, bank: torch.Tensor, bank_knn: torch.Tensor, anomaly_map):
+        super().__init__()
+        self.features = features
+        self.register_buffer("bank", bank.contiguous())
+        self.register_buffer("bank_sq", (bank * bank).sum(1))
+        self.register_buffer("bank_knn", bank_knn.long())
+        self.anomaly_map = anomaly_map
+
+    def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+        f = self.features(x)
+        b, d, h, w = f.shape
+        return f.permute(0, 2, 3, 1).reshape(b, h * w, d), h, w
+
+    def nearest(self, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Squared distance to and index of the nearest bank entry, per patch: (B, N) each."""
+        d2 = (q * q).sum(-1, keepdim=True) - 2.0 * torch.matmul(q, self.bank.t()) + self.bank_sq
+        return d2.min(dim=-1)
+
+    def finish(self, q: torch.Tensor, d2: torch.Tensor, idx: torch.Tensor, h: int, w: int):
+        dist = torch.sqrt(torch.clamp(d2, min=0.0))  # (B, N)
+        b = dist.shape[0]
+        # image score: the most anomalous patch, re-weighted by how isolated its nearest bank entry is
+        # among its own neighbours in the bank (eq. 7 of the paper)
+        worst = torch.argmax(dist, dim=1, keepdim=True)  # (B, 1)
+        s_star = torch.gather(dist, 1, worst).squeeze(1)
+        if self.bank_knn.shape[1] > 1:
+            m_star = torch.gather(idx, 1, worst).squeeze(1)  # (B,)
+            support = self.bank_knn[m_star]  # (B, k), support[:, 0] is m_star itself
+            feat = torch.gather(q, 1, worst.unsqueeze(-1).expand(b, 1, q.shape[-1]))  # (B, 1, D)
+            diff = self.bank[support] - feat  # (B, k, D)
+            dists = torch.sqrt(torch.clamp((diff * diff).sum(-1), min=0.0))
+            weight = 1.0 - torch.softmax(dists, dim=1)[:, 0]
+            score = weight * s_star
+        else:
+            score = s_star
+        return score, self.anomaly_map(dist.reshape(b, h, w))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        q, h, w = self.embed(x)
+        d2, idx = self.nearest(q)
+        return self.finish(q, d2, idx, h, w)
+
+
+class PatchCore(Detector):
+    method = "patchcore"
+    # stride 4 taps give a 64x64 patch grid at 256 px: much sharper localisation than the paper's
+    # stride 8 + 16, and a small bank costs little accuracy, so the search stays cheap
+    default_strides = (4, 8, 16)
+
+    def __init__(
+        self,
+        *args,
+        coreset_ratio: float = 0.01,
+        max_bank: int = 2048,
+        num_neighbors: int = 9,
+        neighbourhood: int = 3,
+        pool_limit: int = 400_000,
+        **kwargs,
+    ):
+        super().__init__(*args, **kwargs)
+        if not 0 < coreset_ratio <= 1:
+            raise ValueError("coreset_ratio must be in (0, 1]")
+        self.coreset_ratio = float(coreset_ratio)
+        self.max_bank = int(max_bank)
+        self.num_neighbors = int(num_neighbors)
+        self.neighbourhood = int(neighbourhood)
+        self.pool_limit = int(pool_limit)
+        self.memory_bank_: torch.Tensor | None = None
+        self.bank_knn_: torch.Tensor | None = None
+        self._graph: PatchCoreGraph | None = None
+        self._index = None
+
+    def hyperparameters(self) -> dict:
+        return {
+            "coreset_ratio": self.coreset_ratio,
+            "max_bank": self.max_bank,
+            "num_neighbors": self.num_neighbors,
+            "neighbourhood": self.neighbourhood,
+        }
+
+    def _features(self) -> PatchFeatures:
+        return PatchFeatures(self.extractor_, self.neighbourhood).eval()
+
+    def _start(self, n_images: int) -> None:
+        self._pf = self._features()
+        side = self.preprocess.input_size
+        stride = self.default_strides[0]
+        patches = n_images * math.ceil(side / stride) ** 2
+        target = max(1, min(self.max_bank, math.ceil(self.coreset_ratio * patches)))
+        self._coreset = StreamingCoreset(target, self.pool_limit, seed=self.seed)
+        self._coreset_progress = None
+
+    def _accumulate(self, x: torch.Tensor, progress: Progress | None) -> None:
+        f = self._pf(x)
+        self._coreset.add(f.permute(0, 2, 3, 1).reshape(-1, f.shape[1]), self._wrap(progress))
+
+    @staticmethod
+    def _wrap(progress: Progress | None):
+        return (lambda d, t: progress("coreset", d, t)) if progress else None
+
+    def _finish(self, progress: Progress | None) -> None:
+        self.memory_bank_ = self._coreset.finish(self._wrap(progress)).contiguous()
+        del self._coreset, self._pf
+        self.bank_knn_ = self._bank_neighbours(self.memory_bank_)
+        self._build()
+
+    def _bank_neighbours(self, bank: torch.Tensor) -> torch.Tensor:
+        k = min(self.num_neighbors, bank.shape[0])
+        index = faiss.IndexFlatL2(bank.shape[1])
+        index.add(bank.numpy())
+        _, nn_idx = index.search(bank.numpy(), k)
+        nn_idx = torch.from_numpy(nn_idx.astype(np.int64))
+        nn_idx[:, 0] = torch.arange(bank.shape[0])  # itself first, even among exact duplicates
+        return nn_idx
+
+    def _build(self) -> None:
+        self._graph = PatchCoreGraph(
+            self._features(),
+            self.memory_bank_,
+            self.bank_knn_,
+            AnomalyMap(self.preprocess.input_size, self.sigma),
+        ).eval()
+        self._index = faiss.IndexFlatL2(self.memory_bank_.shape[1])
+        self._index.add(self.memory_bank_.numpy())
+
+    def _score(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        g = self._graph
+        q, h, w = g.embed(x)
+        b, n, d = q.shape
+        d2, idx = self._index.search(np.ascontiguousarray(q.reshape(-1, d).numpy()), 1)
+        d2 = torch.from_numpy(d2[:, 0].reshape(b, n))
+        idx = torch.from_numpy(idx[:, 0].astype(np.int64).reshape(b, n))
+        return g.finish(q, d2, idx, h, w)
+
+    def graph(self) -> nn.Module:
+        self._check_fitted()
+        return self._graph
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {"memory_bank": self.memory_bank_, "bank_knn": self.bank_knn_}
+
+    def _restore(self, tensors: dict[str, torch.Tensor]) -> None:
+        self.memory_bank_ = tensors["memory_bank"].float().contiguous()
+        self.bank_knn_ = tensors["bank_knn"].long()
+        self._build()

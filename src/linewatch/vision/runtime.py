@@ -1,0 +1,93 @@
+"""Scoring with an exported model: ONNX Runtime, numpy and Pillow only (``pip install linewatch[runtime]``).
+Same outputs as the PyTorch path, through the same post-processing."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from linewatch.errors import LinewatchError, ModelFileError
+from linewatch.vision.batches import Source, iter_batches
+from linewatch.vision.images import Preprocess
+from linewatch.vision.manifest import checked_file, read_manifest
+from linewatch.vision.scoring import Prediction, postprocess
+from linewatch.vision.thresholds import Calibration
+
+
+class OnnxModel:
+    """A model directory holding ``model.onnx``; the interface of a fitted Detector for scoring."""
+
+    def __init__(self, model_dir: str | Path, threads: int | None = None, batch_size: int = 1):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise LinewatchError(
+                "scoring an exported model needs onnxruntime: pip install linewatch[runtime]"
+            ) from None
+        self.model_dir = Path(model_dir)
+        self.manifest = read_manifest(self.model_dir)
+        self.method = self.manifest["method"]
+        path = checked_file(self.model_dir, self.manifest, "onnx")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
+        opts.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        except Exception as e:
+            raise ModelFileError(f"{path} cannot be loaded by ONNX Runtime: {e}") from None
+        cal = self.manifest.get("calibration")
+        self.calibration_ = Calibration.from_dict(cal) if cal else None
+        hp = self.manifest.get("hyperparameters") or {}
+        self.min_region_area = int(hp.get("min_region_area", 0))
+        self.batch_size = batch_size
+        self._pre = Preprocess(self.manifest["image_size"], self.manifest.get("center_crop"))
+
+    @property
+    def preprocess(self) -> Preprocess:
+        return self._pre
+
+    def run(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        score, amap = self.session.run(None, {"image": np.ascontiguousarray(inputs, dtype=np.float32)})
+        return score, amap
+
+    def raw_scores(
+        self, images: Sequence[Source], progress=None
+    ) -> Iterator[tuple[float, np.ndarray, tuple[int, int], str | None]]:
+        done = 0
+        for batch in iter_batches(list(images), self._pre, self.batch_size):
+            scores, maps = self.run(batch.inputs)
+            yield from zip(scores.tolist(), maps, batch.sizes, batch.names, strict=True)
+            done += len(batch.sizes)
+            if progress:
+                progress("score", done, len(images))
+
+    def iter_predict(self, images: Sequence[Source], progress=None) -> Iterator[Prediction]:
+        for score, amap, (w, h), name in self.raw_scores(images, progress):
+            yield postprocess(score, amap, self.calibration_, self._pre, w, h, self.min_region_area, name)
+
+    def predict(self, images: Sequence[Source], progress=None) -> list[Prediction]:
+        return list(self.iter_predict(images, progress))
+
+
+def open_model(model_dir: str | Path, prefer_onnx: bool = True):
+    """The fastest way to score this model here: its ONNX export when present and onnxruntime is
+    installed, else the PyTorch detector."""
+    manifest = read_manifest(model_dir)
+    if prefer_onnx and "onnx" in manifest["files"]:
+        try:
+            import onnxruntime  # noqa: F401
+
+            return OnnxModel(model_dir)
+        except ImportError:
+            pass
+    try:
+        from linewatch.vision.saving import load
+    except ImportError:
+        raise LinewatchError(
+            f"{model_dir} has no ONNX export and PyTorch is not installed: run `linewatch export` where "
+            "linewatch[vision] is installed, or install it here"
+        ) from None
+    return load(model_dir)

@@ -1,0 +1,93 @@
+"""Saving and loading trained detectors (safetensors + JSON manifest)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+from pathlib import Path
+
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from linewatch import __version__
+from linewatch.errors import LinewatchError, ModelFileError
+from linewatch.vision.backbones import extractor_from_state
+from linewatch.vision.detector import Detector
+from linewatch.vision.manifest import (
+    FORMAT_VERSION,
+    MANIFEST,
+    TENSORS,
+    add_file_entry,
+    checked_file,
+    read_manifest,
+    replace_dir,
+    write_json_atomic,
+)  # fmt: skip
+from linewatch.vision.padim import Padim
+from linewatch.vision.patchcore import PatchCore
+from linewatch.vision.thresholds import Calibration
+
+DETECTORS: dict[str, type[Detector]] = {"patchcore": PatchCore, "padim": Padim}
+
+
+def create_detector(method: str, **kwargs) -> Detector:
+    if method not in DETECTORS:
+        raise LinewatchError(f"unknown method {method!r}: choose one of {', '.join(DETECTORS)}")
+    return DETECTORS[method](**kwargs)
+
+
+def save(detector: Detector, out: str | Path, metrics: dict | None = None) -> Path:
+    """Write a trained detector to a model directory; nothing appears under ``out`` until it is whole."""
+    detector._check_fitted()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    tensors = {f"backbone.{k}": v.contiguous() for k, v in detector.extractor_.state_dict().items()}
+    tensors.update({f"model.{k}": v.contiguous() for k, v in detector.tensors().items()})
+    save_file(tensors, str(staging / TENSORS))
+    cfg = detector.config()
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "linewatch_version": __version__,
+        "method": detector.method,
+        "backbone": cfg.pop("backbone"),
+        "layers": cfg.pop("layers"),
+        "image_size": cfg.pop("image_size"),
+        "center_crop": cfg.pop("center_crop"),
+        "hyperparameters": cfg,
+        "calibration": detector.calibration_.to_dict() if detector.calibration_ else None,
+        "training": detector.train_info_,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "metrics": metrics,
+        "files": {},
+    }
+    add_file_entry(manifest, "tensors", staging / TENSORS)
+    write_json_atomic(staging / MANIFEST, manifest)
+    replace_dir(staging, out)
+    return out
+
+
+def load(model_dir: str | Path) -> Detector:
+    """A trained detector from a model directory (PyTorch path)."""
+    d = Path(model_dir)
+    m = read_manifest(d)
+    path = checked_file(d, m, "tensors")
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError) as e:
+        raise ModelFileError(f"{path} is corrupt: {e}") from None
+    hp = dict(m.get("hyperparameters") or {})
+    try:
+        det = create_detector(
+            m["method"], backbone=m["backbone"], layers=m["layers"], image_size=m["image_size"],
+            center_crop=m.get("center_crop"), **hp,
+        )  # fmt: skip
+        backbone = {k[len("backbone.") :]: v for k, v in tensors.items() if k.startswith("backbone.")}
+        learned = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+        det.extractor_ = extractor_from_state(m["backbone"], m["layers"], backbone)
+        det._restore(learned)
+    except (TypeError, KeyError, ValueError) as e:
+        raise ModelFileError(f"{d}: the model's contents do not match its manifest ({e})") from None
+    det.calibration_ = Calibration.from_dict(m["calibration"]) if m.get("calibration") else None
+    det.train_info_ = m.get("training") or {}
+    return det

@@ -1,0 +1,61 @@
+"""From a model's raw output to what a user reads: normalised score, verdict, map at the original size,
+defect regions. Shared by the PyTorch and the ONNX Runtime paths, so both report the same; numpy only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from linewatch.vision.images import Preprocess
+from linewatch.vision.regions import Region, find_regions
+from linewatch.vision.thresholds import Calibration
+
+ANOMALOUS = "anomalous"
+GOOD = "good"
+
+
+@dataclass
+class Prediction:
+    score: float  # raw anomaly score of the method
+    normalized_score: float  # in (0, 1); 0.5 is the decision threshold
+    verdict: str  # "anomalous" or "good"
+    anomaly_map: np.ndarray  # raw scores per pixel of the original image (float32, H x W)
+    regions: list[Region] = field(default_factory=list)
+    path: str | None = None
+
+    @property
+    def is_anomalous(self) -> bool:
+        return self.verdict == ANOMALOUS
+
+    def to_dict(self) -> dict:
+        d = {
+            "score": self.score,
+            "normalized_score": self.normalized_score,
+            "verdict": self.verdict,
+            "regions": [r.to_dict() for r in self.regions],
+        }
+        if self.path is not None:
+            d = {"path": self.path, **d}
+        return d
+
+
+def postprocess(
+    raw_score: float,
+    input_map: np.ndarray,
+    calibration: Calibration | None,
+    preprocess: Preprocess,
+    width: int,
+    height: int,
+    min_region_area: int = 0,
+    path: str | None = None,
+) -> Prediction:
+    amap = preprocess.map_to_original(input_map, width, height)
+    if calibration is None:  # fitted without held-out images: no threshold yet
+        return Prediction(float(raw_score), float("nan"), GOOD, amap, [], path)
+    norm = float(calibration.normalize(raw_score))
+    verdict = ANOMALOUS if raw_score >= calibration.image_threshold else GOOD
+    # scale the minimum area from input pixels to original pixels
+    area_scale = (width * height) / float(preprocess.input_size**2)
+    regions = find_regions(amap, calibration.pixel_threshold, int(round(min_region_area * area_scale)))
+    return Prediction(float(raw_score), norm, verdict, amap, regions, path)

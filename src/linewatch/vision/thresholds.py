@@ -1,0 +1,96 @@
+"""Decision thresholds learned from good images only, and the score normalisation stored with a model.
+numpy only."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from statistics import NormalDist
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Image and pixel thresholds at a target false-alarm rate on held-out good images.
+
+    Normalised score = sigmoid((raw - threshold) / scale): 0.5 at the threshold, in (0, 1),
+    with ``scale`` the spread of held-out good scores so that the number means the same across models.
+    """
+
+    image_threshold: float
+    image_scale: float
+    pixel_threshold: float
+    pixel_scale: float
+    false_alarm_rate: float
+    holdout_images: int
+
+    def normalize(self, raw: np.ndarray | float) -> np.ndarray | float:
+        return _sigmoid((np.asarray(raw, dtype=np.float64) - self.image_threshold) / self.image_scale)
+
+    def normalize_map(self, amap: np.ndarray) -> np.ndarray:
+        z = (amap.astype(np.float64) - self.pixel_threshold) / self.pixel_scale
+        return _sigmoid(z).astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Calibration:
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__})
+
+
+def _sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
+
+
+def threshold_at_false_alarm_rate(good_scores: np.ndarray, rate: float) -> float:
+    """The score above which a fraction ``rate`` of good parts would be flagged.
+
+    The empirical quantile alone is too low when there are fewer held-out images than 1 / rate (it can
+    be no higher than the largest score seen), so the threshold is the larger of it and the quantile of a
+    normal distribution fitted to the scores.
+    """
+    s = np.asarray(good_scores, dtype=np.float64)
+    if s.size == 0:
+        raise ValueError("need at least one held-out good image to set a threshold")
+    empirical = float(np.quantile(s, 1.0 - rate))
+    if s.size < 2:
+        return empirical
+    fitted = float(s.mean() + NormalDist().inv_cdf(1.0 - rate) * s.std(ddof=1))
+    return max(empirical, fitted)
+
+
+def _spread(scores: np.ndarray) -> float:
+    s = np.asarray(scores, dtype=np.float64)
+    spread = float(np.std(s)) if s.size > 1 else 0.0
+    return spread if spread > 1e-12 else max(abs(float(np.mean(s))) * 0.05, 1e-6)
+
+
+def calibrate(good_image_scores: np.ndarray, good_map_peaks: np.ndarray, rate: float = 0.01) -> Calibration:
+    """Thresholds from held-out good images: image scores and the peak of each smoothed anomaly map."""
+    return Calibration(
+        image_threshold=threshold_at_false_alarm_rate(good_image_scores, rate),
+        image_scale=_spread(good_image_scores),
+        pixel_threshold=threshold_at_false_alarm_rate(good_map_peaks, rate),
+        pixel_scale=_spread(good_map_peaks),
+        false_alarm_rate=rate,
+        holdout_images=int(np.asarray(good_image_scores).size),
+    )
+
+
+def f1_optimal_threshold(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """(threshold, F1) maximising F1 of "anomalous" over labelled images (labels: 1 = defect)."""
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels, dtype=bool)
+    if y.sum() == 0:
+        return float("nan"), float("nan")
+    order = np.argsort(-s, kind="stable")
+    s, y = s[order], y[order]
+    tp = np.cumsum(y)
+    fp = np.cumsum(~y)
+    # only cut where the score changes, so tied scores are not split
+    last = np.r_[s[1:] != s[:-1], True]
+    tp, fp, cut = tp[last], fp[last], s[last]
+    f1 = 2 * tp / (tp + fp + y.sum())
+    best = int(np.argmax(f1))
+    return float(cut[best]), float(f1[best])
