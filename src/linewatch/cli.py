@@ -129,9 +129,7 @@ def train(
     weights: Annotated[
         str | None, typer.Option(help="backbone checkpoint PATH, or 'hub' to download timm's (online)")
     ] = None,
-    holdout: Annotated[
-        float, typer.Option(help="fraction of good images held out to set the threshold")
-    ] = 0.1,
+    holdout: Annotated[float, typer.Option(help="fraction of good images held out to set the threshold")] = 0.1,
     false_alarm_rate: Annotated[float, typer.Option(help="target false-alarm rate of the threshold")] = 0.01,
     min_region_area: Annotated[int, typer.Option(help="smallest defect region kept, input pixels")] = 16,
     bank_size: Annotated[int, typer.Option(help="PatchCore: memory bank cap (patches)")] = 2048,
@@ -264,9 +262,7 @@ def predict(
 def export(
     model: Annotated[Path, typer.Argument(help="model directory")],
     fmt: Annotated[Format, typer.Option("--format", help="export format")] = Format.onnx,
-    out_file: Annotated[
-        Path | None, typer.Option("--out", help="file to write (default: MODEL/model.onnx)")
-    ] = None,
+    out_file: Annotated[Path | None, typer.Option("--out", help="file to write (default: MODEL/model.onnx)")] = None,
 ):
     """Export the whole scoring path to ONNX; predict then uses it (ONNX Runtime, no torch needed)."""
     from linewatch.vision.export import export_onnx
@@ -307,9 +303,7 @@ def demo(
     export_onnx(model)
     onnx = OnnxModel(model)
     heatmaps = workdir / "heatmaps"
-    shown = [s.path for s in ds.test if s.is_anomalous][::4] + [
-        s.path for s in ds.test if not s.is_anomalous
-    ][:2]
+    shown = [s.path for s in ds.test if s.is_anomalous][::4] + [s.path for s in ds.test if not s.is_anomalous][:2]
     flagged = 0
     for pred in onnx.iter_predict(shown):
         name = f"{Path(pred.path).parent.name}_{Path(pred.path).stem}_heatmap.png"

@@ -215,9 +215,7 @@ class Detector(ABC):
     def predict(self, images: Sequence[Source], progress: Progress | None = None) -> list[Prediction]:
         return list(self.iter_predict(images, progress))
 
-    def iter_predict(
-        self, images: Sequence[Source], progress: Progress | None = None
-    ) -> Iterator[Prediction]:
+    def iter_predict(self, images: Sequence[Source], progress: Progress | None = None) -> Iterator[Prediction]:
         pre = self.preprocess
         for score, amap, (w, h), name in self.raw_scores(images, progress):
             yield postprocess(score, amap, self.calibration_, pre, w, h, self.min_region_area, name)

@@ -32,9 +32,7 @@ def _clean(v):
     return v
 
 
-def evaluate(
-    model: Scorer, dataset: Dataset, progress: Callable[[str, int, int], None] | None = None
-) -> dict:
+def evaluate(model: Scorer, dataset: Dataset, progress: Callable[[str, int, int], None] | None = None) -> dict:
     """Image AUROC, pixel AUROC and AUPRO (maps and masks at model input resolution), F1-max,
     false-alarm and miss rates at the stored threshold, and the same per defect type."""
     samples = dataset.test

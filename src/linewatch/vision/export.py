@@ -57,9 +57,7 @@ def _check(graph: torch.nn.Module, path: str, example: torch.Tensor) -> None:
         want_score, want_map = graph(example)
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     got_score, got_map = sess.run(None, {"image": example.numpy()})
-    diff = max(
-        float(np.abs(got_score - want_score.numpy()).max()), float(np.abs(got_map - want_map.numpy()).max())
-    )
+    diff = max(float(np.abs(got_score - want_score.numpy()).max()), float(np.abs(got_map - want_map.numpy()).max()))
     scale = max(1.0, float(want_score.abs().max()))
     if diff > 1e-3 * scale:
         raise LinewatchError(f"exported ONNX model differs from PyTorch by {diff:.2e}; not written")

@@ -17,16 +17,12 @@ class PatchFeatures(nn.Module):
         super().__init__()
         self.extractor = extractor
         self.neighbourhood = int(neighbourhood)
-        self.pool = (
-            nn.AvgPool2d(self.neighbourhood, 1, self.neighbourhood // 2) if self.neighbourhood > 1 else None
-        )
+        self.pool = nn.AvgPool2d(self.neighbourhood, 1, self.neighbourhood // 2) if self.neighbourhood > 1 else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         maps = self.extractor(x)
         if self.pool is not None:
             maps = [self.pool(m) for m in maps]
         h, w = maps[0].shape[-2:]
-        aligned = [maps[0]] + [
-            F.interpolate(m, size=(h, w), mode="bilinear", align_corners=False) for m in maps[1:]
-        ]
+        aligned = [maps[0]] + [F.interpolate(m, size=(h, w), mode="bilinear", align_corners=False) for m in maps[1:]]
         return torch.cat(aligned, dim=1)

@@ -38,9 +38,7 @@ def open_image(source: str | Path | Image.Image) -> Image.Image:
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 img = Image.open(path)
                 if img.width * img.height > MAX_PIXELS:
-                    raise ImageError(
-                        f"{path}: {img.width}x{img.height} is over the limit of {MAX_PIXELS:,} pixels"
-                    )
+                    raise ImageError(f"{path}: {img.width}x{img.height} is over the limit of {MAX_PIXELS:,} pixels")
                 img.load()
         except ImageError:
             raise

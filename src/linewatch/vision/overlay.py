@@ -26,9 +26,7 @@ def colorize(values: np.ndarray) -> np.ndarray:
     return (_ANCHORS[lo] * (1 - t) + _ANCHORS[lo + 1] * t).astype(np.uint8)
 
 
-def overlay(
-    image: Image.Image, pred: Prediction, calibration: Calibration | None, alpha: float = 0.5
-) -> Image.Image:
+def overlay(image: Image.Image, pred: Prediction, calibration: Calibration | None, alpha: float = 0.5) -> Image.Image:
     """The image with its normalised anomaly map blended in (0.5 = threshold) and region boxes drawn."""
     img = image.convert("RGB")
     if calibration is not None:
@@ -43,9 +41,7 @@ def overlay(
     draw = ImageDraw.Draw(out)
     width = max(2, img.width // 200)
     for r in pred.regions:
-        draw.rectangle(
-            [r.x, r.y, r.x + r.width - 1, r.y + r.height - 1], outline=(255, 255, 255), width=width
-        )
+        draw.rectangle([r.x, r.y, r.x + r.width - 1, r.y + r.height - 1], outline=(255, 255, 255), width=width)
     label = f"{pred.verdict}  {pred.normalized_score:.2f}"
     draw.rectangle([0, 0, 8 + 7 * len(label), 16], fill=(0, 0, 0))
     draw.text((4, 2), label, fill=(255, 80, 80) if pred.is_anomalous else (120, 255, 120))

@@ -1,4 +1,4 @@
-"""From a model's raw output to what a user reads: normalised score, verdict, map at the original size,
+"""From a model's raw output to what a user reads: normalised score (in [0, 1]), verdict, map at the original size,
 defect regions. Shared by the PyTorch and the ONNX Runtime paths, so both report the same; numpy only."""
 
 from __future__ import annotations

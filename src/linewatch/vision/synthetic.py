@@ -98,7 +98,5 @@ def make_dataset(
         for i in range(n_test_defect):
             img, mask = add_defect(rng, good_part(rng, size), kind)
             img.save(root / "test" / kind / f"{i:03d}.png")
-            Image.fromarray(mask.astype(np.uint8) * 255).save(
-                root / "ground_truth" / kind / f"{i:03d}_mask.png"
-            )
+            Image.fromarray(mask.astype(np.uint8) * 255).save(root / "ground_truth" / kind / f"{i:03d}_mask.png")
     return root

@@ -1,0 +1,79 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+LW = [sys.executable, "-m", "linewatch.cli"]
+
+
+def run(*args, check=True):
+    r = subprocess.run([*LW, *map(str, args)], capture_output=True, text=True, timeout=600)
+    if check:
+        assert r.returncode == 0, r.stderr[-2000:]
+    return r
+
+
+def test_train_evaluate_predict_export(synthetic, tmp_path):
+    model = tmp_path / "model"
+    run("train", synthetic, "--out", model, "--image-size", "96", "-q")
+    assert (model / "manifest.json").is_file()
+    m = json.loads(run("evaluate", model, synthetic, "--json", "-q").stdout.strip().splitlines()[-1])
+    for key in ("image_auroc", "pixel_auroc", "aupro", "f1_max", "images", "ms_per_image"):
+        assert key in m
+    assert m["images"] == 18 and m["image_auroc"] > 0.9
+    assert json.loads((model / "manifest.json").read_text())["metrics"]["image_auroc"] == m["image_auroc"]
+    heat = tmp_path / "heat"
+    out = run("predict", model, synthetic / "test" / "spot", "--out", heat, "--json").stdout
+    recs = [json.loads(line) for line in out.splitlines()]
+    assert len(recs) == 4
+    for rec in recs:
+        assert {"path", "score", "normalized_score", "verdict", "regions", "heatmap"} <= set(rec)
+    assert len(list(heat.glob("*.png"))) == 4
+    run("export", model, "--format", "onnx")
+    assert (model / "model.onnx").is_file()
+    onnx_recs = [
+        json.loads(x) for x in run("predict", model, synthetic / "test" / "spot", "--json").stdout.split("\n") if x
+    ]
+    for a, b in zip(recs, onnx_recs, strict=True):
+        assert abs(a["score"] - b["score"]) < 1e-3 * max(1, abs(a["score"]))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "{tmp}/nope", "--out", "{tmp}/m"],
+        ["train", "{tmp}/empty", "--out", "{tmp}/m"],
+        ["train", "{tmp}/corrupt", "--out", "{tmp}/m"],
+        ["predict", "{tmp}/notamodel", "{tmp}/corrupt/broken.png"],
+        ["predict", "{tmp}/nope", "{tmp}/corrupt/broken.png"],
+        ["evaluate", "{tmp}/notamodel", "{tmp}/empty"],
+        ["train", "{tmp}/empty", "--out", "{tmp}/m", "--method", "nosuch"],
+        ["train", "{tmp}/corrupt", "--out", "{tmp}/m", "--image-size", "5"],
+        ["export", "{tmp}/nope", "--format", "onnx"],
+    ],
+)
+def test_user_errors_exit_2_without_traceback(tmp_path, args):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "corrupt").mkdir()
+    for i in range(6):
+        (tmp_path / "corrupt" / f"broken{i if i else ''}.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    (tmp_path / "notamodel").mkdir()
+    (tmp_path / "notamodel" / "manifest.json").write_text("{not json")
+    r = run(*[a.format(tmp=tmp_path) for a in args], check=False)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stdout + r.stderr
+
+
+def test_predict_on_a_corrupt_image_is_a_clear_error(trained, tmp_path):
+    _, model = trained
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8garbage")
+    r = run("predict", model, bad, "--json", check=False)
+    assert r.returncode == 2 and "bad.jpg" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_help_lists_the_verbs():
+    out = run("--help").stdout
+    for verb in ("train", "evaluate", "predict", "export", "demo"):
+        assert verb in out

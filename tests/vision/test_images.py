@@ -1,0 +1,50 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from linewatch.errors import ImageError
+from linewatch.vision import images
+from linewatch.vision.images import Preprocess, open_image
+
+
+@pytest.mark.parametrize(
+    "mode,suffix",
+    [("RGB", ".png"), ("L", ".jpg"), ("RGBA", ".png"), ("RGB", ".bmp"), ("L", ".tiff"), ("I;16", ".png")],
+)
+def test_formats_and_modes_become_rgb(tmp_path, mode, suffix):
+    arr = (np.random.default_rng(0).random((40, 60)) * (65535 if mode == "I;16" else 255)).astype(
+        np.uint16 if mode == "I;16" else np.uint8
+    )
+    img = Image.fromarray(arr) if mode in ("L", "I;16") else Image.fromarray(arr).convert(mode)
+    path = tmp_path / f"x{suffix}"
+    img.save(path)
+    out = open_image(path)
+    assert out.mode == "RGB" and out.size == (60, 40)
+    assert np.asarray(out).std() > 10  # 16-bit scaled to 8 bit, not clipped to white
+
+
+def test_unreadable_inputs_give_clear_errors(tmp_path, monkeypatch):
+    corrupt = tmp_path / "broken.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00garbage" * 50)
+    with pytest.raises(ImageError, match="not a readable image"):
+        open_image(corrupt)
+    truncated = tmp_path / "cut.png"
+    Image.new("RGB", (200, 200), (10, 20, 30)).save(tmp_path / "ok.png")
+    truncated.write_bytes((tmp_path / "ok.png").read_bytes()[:100])
+    with pytest.raises(ImageError):
+        open_image(truncated)
+    with pytest.raises(ImageError, match="not found"):
+        open_image(tmp_path / "nope.png")
+    monkeypatch.setattr(images, "MAX_PIXELS", 100 * 100)
+    with pytest.raises(ImageError, match="over the limit"):
+        open_image(tmp_path / "ok.png")
+
+
+def test_maps_return_at_the_original_size_with_center_crop():
+    pre = Preprocess(64, center_crop=48)
+    x = pre(Image.new("RGB", (300, 200)))
+    assert x.shape == (3, 48, 48) and x.dtype == np.float32
+    amap = np.ones((48, 48), dtype=np.float32)
+    full = pre.map_to_original(amap, 300, 200)
+    assert full.shape == (200, 300)
+    assert full[100, 150] == pytest.approx(1.0)

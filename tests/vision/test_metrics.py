@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+
+from linewatch.vision.metrics import aupro, auroc, image_metrics
+from linewatch.vision.thresholds import calibrate, f1_optimal_threshold, threshold_at_false_alarm_rate
+
+
+def test_aupro_matches_a_case_worked_by_hand():
+    # one image, a defect region of two pixels (0, 1) and two normal pixels (2, 3)
+    masks = np.array([[[1, 1, 0, 0]]], dtype=bool)
+    maps = np.array([[[0.9, 0.5, 0.7, 0.1]]])
+    # thresholds 0.9 -> (FPR 0, PRO 0.5); 0.7 -> (0.5, 0.5); 0.5 -> (0.5, 1); 0.1 -> (1, 1)
+    # up to FPR 0.3 the curve is flat at 0.5: area 0.15, normalised 0.5
+    assert aupro(masks, maps) == pytest.approx(0.5)
+    # up to FPR 1: 0.5 * 0.5 + 1.0 * 0.5
+    assert aupro(masks, maps, max_fpr=1.0) == pytest.approx(0.75)
+
+
+def test_aupro_averages_regions_not_pixels():
+    masks = np.zeros((1, 1, 12), dtype=bool)
+    masks[0, 0, 0:8] = True  # a large region
+    masks[0, 0, 10] = True  # a one-pixel region
+    maps = np.zeros((1, 1, 12))
+    maps[0, 0, 0:8] = 1.0  # the large region is found, the small one is not
+    maps[0, 0, [8, 9, 11]] = 0.5  # normal pixels all score above the small region
+    # PRO is 0.5 at FPR 0 (one of two regions fully covered), whatever the pixel counts
+    assert aupro(masks, maps, max_fpr=0.3) == pytest.approx(0.5)
+
+
+def test_perfect_and_inverted_scores():
+    labels = np.array([0, 0, 1, 1])
+    assert auroc(labels, np.array([0.1, 0.2, 0.8, 0.9])) == 1.0
+    assert auroc(labels, np.array([0.9, 0.8, 0.2, 0.1])) == 0.0
+    assert np.isnan(auroc(np.array([1, 1]), np.array([0.1, 0.2])))
+    m = image_metrics(labels, np.array([0.1, 0.6, 0.5, 0.9]), threshold=0.55)
+    assert m["false_alarm_rate"] == 0.5 and m["miss_rate"] == 0.5
+
+
+def test_f1_optimal_threshold():
+    t, f1 = f1_optimal_threshold(np.array([0.1, 0.2, 0.3, 0.8, 0.9]), np.array([0, 0, 1, 1, 1]))
+    assert f1 == pytest.approx(1.0) and t == pytest.approx(0.3)
+
+
+def test_thresholds_from_good_images():
+    rng = np.random.default_rng(0)
+    good = rng.normal(10, 1, 2000)
+    t = threshold_at_false_alarm_rate(good, 0.01)
+    assert 0.005 < (good >= t).mean() <= 0.011
+    # few held-out images: the threshold is not just the largest score seen
+    few = good[:5]
+    assert threshold_at_false_alarm_rate(few, 0.01) > few.max()
+    cal = calibrate(good, good + 1, 0.01)
+    assert cal.normalize(cal.image_threshold) == pytest.approx(0.5)
+    assert 0 < cal.normalize(0.0) < 0.01 and 0.99 < cal.normalize(100.0) <= 1
+    assert cal.normalize_map(np.array([cal.pixel_threshold]))[0] == pytest.approx(0.5)

@@ -1,0 +1,32 @@
+import numpy as np
+import scipy.ndimage as ndi
+
+from linewatch.vision.regions import find_regions, label
+
+
+def test_labels_match_scipy_on_random_masks():
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        mask = rng.random((rng.integers(1, 50), rng.integers(1, 50))) < rng.random()
+        for conn, structure in ((8, np.ones((3, 3))), (4, None)):
+            ours, n = label(mask, conn)
+            ref, n_ref = ndi.label(mask, structure=structure)
+            assert n == n_ref
+            # same partition: label pairs map one to one
+            pairs = {(a, b) for a, b in zip(ours.ravel(), ref.ravel(), strict=True)}
+            assert len(pairs) == n + (1 if (~mask).any() else 0)
+
+
+def test_regions_have_boxes_areas_and_scores():
+    amap = np.zeros((20, 30), dtype=np.float32)
+    amap[2:5, 3:9] = 1.0
+    amap[3, 4] = 3.0
+    amap[15, 25] = 2.0  # a one-pixel speck
+    regions = find_regions(amap, 0.5)
+    assert len(regions) == 2
+    big = max(regions, key=lambda r: r.area)
+    assert (big.x, big.y, big.width, big.height, big.area) == (3, 2, 6, 3, 18)
+    assert big.max_score == 3.0
+    assert abs(big.mean_score - (17 + 3) / 18) < 1e-9
+    assert [r.area for r in find_regions(amap, 0.5, min_area=2)] == [18]
+    assert find_regions(amap, 10.0) == []
