@@ -94,6 +94,15 @@ class Preprocess:
             return m
         return np.asarray(Image.fromarray(m).resize((width, height), Image.BILINEAR))
 
+    def box_to_original(self, x: int, y: int, w: int, h: int, width: int, height: int) -> tuple[int, int, int, int]:
+        """A box in model-input pixels as a box in original-image pixels."""
+        off = (self.image_size - self.center_crop) // 2 if self.center_crop else 0
+        sx, sy = width / self.image_size, height / self.image_size
+        x0, y0 = int(np.floor((x + off) * sx)), int(np.floor((y + off) * sy))
+        x1 = min(width, int(np.ceil((x + off + w) * sx)))
+        y1 = min(height, int(np.ceil((y + off + h) * sy)))
+        return x0, y0, max(1, x1 - x0), max(1, y1 - y0)
+
     def mask_to_input(self, mask: np.ndarray) -> np.ndarray:
         """A boolean ground-truth mask resized (nearest) to the model's input resolution."""
         s = self.image_size

@@ -28,6 +28,7 @@ class PatchCoreGraph(nn.Module):
         self.features = features
         self.register_buffer("bank", bank.contiguous())
         self.register_buffer("bank_sq", (bank * bank).sum(1))
+        self.register_buffer("bank_t_neg2", (-2.0 * bank).t().contiguous(), persistent=False)
         self.register_buffer("bank_knn", bank_knn.long())
         self.anomaly_map = anomaly_map
 
@@ -37,9 +38,17 @@ class PatchCoreGraph(nn.Module):
         return f.permute(0, 2, 3, 1).reshape(b, h * w, d), h, w
 
     def nearest(self, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Squared distance to and index of the nearest bank entry, per patch: (B, N) each."""
-        d2 = (q * q).sum(-1, keepdim=True) - 2.0 * torch.matmul(q, self.bank.t()) + self.bank_sq
-        return d2.min(dim=-1)
+        """Squared distance to and index of the nearest bank entry, per patch: (B, N) each.
+
+        |q - b|^2 = |b|^2 - 2 q.b + |q|^2: one fused matrix product with the bank term as its bias, the
+        minimum over the bank, and |q|^2 added to the minimum only (it is the same for every b).
+        """
+        b, n, d = q.shape
+        flat = q.reshape(b * n, d)
+        partial = torch.addmm(self.bank_sq, flat, self.bank_t_neg2)  # (B*N, M)
+        best, idx = torch.topk(partial, 1, dim=1, largest=False)
+        d2 = best.squeeze(1) + (flat * flat).sum(1)
+        return d2.reshape(b, n), idx.squeeze(1).reshape(b, n)
 
     def finish(self, q: torch.Tensor, d2: torch.Tensor, idx: torch.Tensor, h: int, w: int):
         dist = torch.sqrt(torch.clamp(d2, min=0.0))  # (B, N)
