@@ -117,3 +117,19 @@ def test_a_few_corrupt_images_are_skipped(tmp_path, synthetic):
     det = PatchCore(image_size=64, holdout=0.0).fit([*good, bad])
     assert len(det.skipped_) == 1 and "bad.png" in det.skipped_[0]
     assert np.isfinite(det.predict(good[:1])[0].score)
+
+
+def test_jpeg_and_odd_sizes_come_back_at_their_own_size(trained, tmp_path, synthetic):
+    from PIL import Image
+
+    det, _ = trained
+    src = Image.open(synthetic / "test" / "spot" / "001.png")
+    src.resize((400, 300)).save(tmp_path / "a.jpg", quality=92)
+    src.convert("L").resize((90, 170)).save(tmp_path / "b.bmp")
+    preds = det.predict([tmp_path / "a.jpg", tmp_path / "b.bmp"])
+    assert preds[0].anomaly_map.shape == (300, 400)
+    assert preds[1].anomaly_map.shape == (170, 90)
+    for p in preds:
+        for r in p.regions:
+            assert r.x >= 0 and r.x + r.width <= p.anomaly_map.shape[1]
+            assert r.y >= 0 and r.y + r.height <= p.anomaly_map.shape[0]

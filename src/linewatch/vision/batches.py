@@ -32,14 +32,14 @@ def _load(chunk: Sequence[Source], pre: Preprocess, skip_bad: bool) -> Batch:
     arrays, sizes, names, skipped = [], [], [], []
     for src in chunk:
         try:
-            img = open_image(src)
+            img = open_image(src, draft_size=pre.image_size)
         except ImageError as e:
             if not skip_bad:
                 raise
             skipped.append(str(e))
             continue
         arrays.append(pre(img))
-        sizes.append((img.width, img.height))
+        sizes.append(img.info.get("original_size", img.size))
         names.append(_name(src))
     inputs = np.stack(arrays) if arrays else np.zeros((0, 3, pre.input_size, pre.input_size), np.float32)
     return Batch(inputs, sizes, names, skipped)

@@ -70,38 +70,44 @@ def greedy_coreset(
 
 
 class StreamingCoreset:
-    """Collects patch features batch by batch and keeps at most ``pool_limit`` of them in memory,
-    reducing the pool to ``target`` by greedy k-center whenever it fills."""
+    """Collects patch features batch by batch into one preallocated pool of ``pool_limit`` rows and, when
+    it is full, reduces it in place to ``target`` rows by greedy k-center (merge and reduce)."""
 
     def __init__(self, target: int, pool_limit: int = 400_000, proj_dim: int | None = 128, seed: int = 0):
-        if pool_limit < 2 * target:
-            pool_limit = 2 * target
         self.target = int(target)
-        self.pool_limit = int(pool_limit)
+        self.pool_limit = max(int(pool_limit), 2 * self.target)
         self.proj_dim = proj_dim
         self.seed = seed
-        self._parts: list[torch.Tensor] = []
+        self._pool: torch.Tensor | None = None
         self._count = 0
         self.reductions = 0
 
     def add(self, features: torch.Tensor, progress: Callable[[int, int], None] | None = None) -> None:
-        self._parts.append(features.float().contiguous())
-        self._count += features.shape[0]
-        if self._count > self.pool_limit:
-            self._reduce(self.target, progress)
+        features = features.float()
+        if self._pool is None:
+            self._pool = torch.empty(self.pool_limit, features.shape[1])
+        start = 0
+        while start < features.shape[0]:
+            room = self.pool_limit - self._count
+            if room == 0:
+                self._reduce(self.target, progress)
+                continue
+            n = min(room, features.shape[0] - start)
+            self._pool[self._count : self._count + n] = features[start : start + n]
+            self._count += n
+            start += n
 
-    def _reduce(self, size: int, progress) -> torch.Tensor:
-        pool = torch.cat(self._parts) if len(self._parts) > 1 else self._parts[0]
-        self._parts = []
-        idx = greedy_coreset(pool, size, self.proj_dim, self.seed + self.reductions, progress)
-        kept = pool[idx].clone()
-        del pool
-        self._parts = [kept]
+    def _reduce(self, size: int, progress) -> None:
+        idx = greedy_coreset(self._pool[: self._count], size, self.proj_dim, self.seed + self.reductions, progress)
+        kept = self._pool[idx].clone()
+        self._pool[: kept.shape[0]] = kept
         self._count = kept.shape[0]
         self.reductions += 1
-        return kept
 
     def finish(self, progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
-        if not self._parts:
+        if self._pool is None or self._count == 0:
             raise ValueError("no features were added")
-        return self._reduce(min(self.target, self._count), progress)
+        self._reduce(min(self.target, self._count), progress)
+        bank = self._pool[: self._count].clone()
+        self._pool = None
+        return bank

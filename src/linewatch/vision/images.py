@@ -21,8 +21,12 @@ def is_image_file(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
 
 
-def open_image(source: str | Path | Image.Image) -> Image.Image:
-    """An RGB Pillow image from a path or an image; a clear ImageError for anything unreadable."""
+def open_image(source: str | Path | Image.Image, draft_size: int | None = None) -> Image.Image:
+    """An RGB Pillow image from a path or an image; a clear ImageError for anything unreadable.
+
+    With ``draft_size``, a JPEG is decoded directly at a reduced scale no smaller than that size
+    (much faster for camera-sized photos); ``original_size`` in the result's ``info`` keeps the file's size.
+    """
     if isinstance(source, Image.Image):
         img = source
         name = "image"
@@ -39,13 +43,18 @@ def open_image(source: str | Path | Image.Image) -> Image.Image:
                 img = Image.open(path)
                 if img.width * img.height > MAX_PIXELS:
                     raise ImageError(f"{path}: {img.width}x{img.height} is over the limit of {MAX_PIXELS:,} pixels")
+                original = img.size
+                if draft_size and img.format == "JPEG":
+                    img.draft("RGB", (draft_size, draft_size))
                 img.load()
+                img.info["original_size"] = original
         except ImageError:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise ImageError(f"{path}: image is too large to decode safely") from None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
             raise ImageError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
+    original = img.info.get("original_size", img.size)
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(img, dtype=np.float32)
         hi = float(arr.max()) or 1.0
@@ -55,6 +64,7 @@ def open_image(source: str | Path | Image.Image) -> Image.Image:
             img = img.convert("RGB")
         except (OSError, ValueError) as e:
             raise ImageError(f"{name}: cannot convert {img.mode} image to RGB: {e}") from None
+    img.info["original_size"] = original
     return img
 
 

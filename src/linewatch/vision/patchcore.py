@@ -121,7 +121,7 @@ class PatchCore(Detector):
         stride = self.default_strides[0]
         patches = n_images * math.ceil(side / stride) ** 2
         target = max(1, min(self.max_bank, math.ceil(self.coreset_ratio * patches)))
-        self._coreset = StreamingCoreset(target, self.pool_limit, seed=self.seed)
+        self._coreset = StreamingCoreset(target, min(self.pool_limit, max(patches, 2 * target)), seed=self.seed)
         self._coreset_progress = None
 
     def _accumulate(self, x: torch.Tensor, progress: Progress | None) -> None:
