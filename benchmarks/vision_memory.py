@@ -60,8 +60,9 @@ def main() -> None:
     make_images(folder, max(sizes))
     rows = []
     for n in sizes:
-        r = subprocess.run([sys.executable, __file__, "--workdir", str(args.workdir), "--one", str(n)],
-                           capture_output=True, text=True)  # fmt: skip
+        r = subprocess.run(
+            [sys.executable, __file__, "--workdir", str(args.workdir), "--one", str(n)], capture_output=True, text=True
+        )
         if r.returncode != 0:
             sys.exit(r.stderr[-2000:])
         rows.append(json.loads(r.stdout.strip().splitlines()[-1]))

@@ -116,11 +116,19 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
     cols = [
-        ("category", "category"), ("method", "method"), ("image_auroc", "image AUROC"),
-        ("pixel_auroc", "pixel AUROC"), ("aupro", "AUPRO"), ("train_s", "train s"),
-        ("torch_ms", "PyTorch ms/img"), ("onnx_forward_ms", "ONNX forward ms"), ("onnx_e2e_ms", "ONNX e2e ms"),
-        ("parity", "max torch-ONNX diff"), ("train_peak_mb", "train peak MB"), ("peak_mb", "peak MB"),
-    ]  # fmt: skip
+        ("category", "category"),
+        ("method", "method"),
+        ("image_auroc", "image AUROC"),
+        ("pixel_auroc", "pixel AUROC"),
+        ("aupro", "AUPRO"),
+        ("train_s", "train s"),
+        ("torch_ms", "PyTorch ms/img"),
+        ("onnx_forward_ms", "ONNX forward ms"),
+        ("onnx_e2e_ms", "ONNX e2e ms"),
+        ("parity", "max torch-ONNX diff"),
+        ("train_peak_mb", "train peak MB"),
+        ("peak_mb", "peak MB"),
+    ]
     print("| " + " | ".join(c[1] for c in cols) + " |")
     print("|" + "---|" * len(cols))
     for row in rows:

@@ -86,9 +86,14 @@ class Bars:
 
     def __init__(self, quiet: bool = False):
         self.progress = Progress(
-            TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=err, transient=False, disable=quiet or not err.is_terminal and quiet,
-        )  # fmt: skip
+            TextColumn("{task.description:<24}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=False,
+            disable=quiet or not err.is_terminal and quiet,
+        )
         self.tasks: dict[str, int] = {}
 
     def __enter__(self):
@@ -147,10 +152,16 @@ def train(
     if not ds.train:
         raise LinewatchError(f"no good training images under {data} (expected train/good/ or images)")
     kwargs = dict(
-        backbone=backbone, image_size=image_size, center_crop=center_crop, weights=weights, holdout=holdout,
-        false_alarm_rate=false_alarm_rate, min_region_area=min_region_area, batch_size=batch_size,
+        backbone=backbone,
+        image_size=image_size,
+        center_crop=center_crop,
+        weights=weights,
+        holdout=holdout,
+        false_alarm_rate=false_alarm_rate,
+        min_region_area=min_region_area,
+        batch_size=batch_size,
         layers=[x.strip() for x in layers.split(",") if x.strip()] if layers else None,
-    )  # fmt: skip
+    )
     if method is Method.patchcore:
         kwargs["max_bank"] = bank_size
     det = create_detector(method.value, **kwargs)
@@ -178,8 +189,16 @@ def _print_metrics(m: dict) -> None:
     t = Table(title="evaluation")
     t.add_column("metric")
     t.add_column("value", justify="right")
-    for k in ("images", "image_auroc", "pixel_auroc", "aupro", "f1_max", "false_alarm_rate", "miss_rate",
-              "ms_per_image"):  # fmt: skip
+    for k in (
+        "images",
+        "image_auroc",
+        "pixel_auroc",
+        "aupro",
+        "f1_max",
+        "false_alarm_rate",
+        "miss_rate",
+        "ms_per_image",
+    ):
         t.add_row(k, _fmt(m.get(k)))
     out.print(t)
     if m.get("per_type"):
@@ -187,8 +206,9 @@ def _print_metrics(m: dict) -> None:
         for c in ("type", "images", "image_auroc", "pixel_auroc", "aupro", "miss_rate"):
             pt.add_column(c, justify="right" if c != "type" else "left")
         for kind, row in m["per_type"].items():
-            pt.add_row(kind, *(_fmt(row.get(c)) for c in ("images", "image_auroc", "pixel_auroc", "aupro",
-                                                          "miss_rate")))  # fmt: skip
+            pt.add_row(
+                kind, *(_fmt(row.get(c)) for c in ("images", "image_auroc", "pixel_auroc", "aupro", "miss_rate"))
+            )
         out.print(pt)
 
 
@@ -251,8 +271,9 @@ def predict(
             sys.stdout.write(json.dumps(rec) + "\n")
             sys.stdout.flush()
         else:
-            table.add_row(pred.path, pred.verdict, f"{pred.score:.4f}", f"{pred.normalized_score:.3f}",
-                          str(len(pred.regions)))  # fmt: skip
+            table.add_row(
+                pred.path, pred.verdict, f"{pred.score:.4f}", f"{pred.normalized_score:.3f}", str(len(pred.regions))
+            )
     if table is not None:
         out.print(table)
 
@@ -313,6 +334,74 @@ def demo(
     out.print(f"model: {model} (with ONNX export)")
     out.print(f"heatmaps: {heatmaps}/ ({len(shown)} images, {flagged} flagged)")
     out.print(f"done in {time.perf_counter() - started:.0f} s")
+
+
+users_app = typer.Typer(help="Users of the inspection service.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+def _settings(data_dir: Path | None):
+    from linewatch.config import Settings
+
+    try:
+        return Settings(data_dir=data_dir) if data_dir else Settings()
+    except Exception as e:  # pydantic validation of env vars or the config file
+        raise LinewatchError(f"invalid settings: {e}") from None
+
+
+@app.command()
+@user_errors
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    data_dir: Annotated[Path | None, typer.Option(help="database, images, models; default ./linewatch-data")] = None,
+):
+    """Start the inspection service (API, events, jobs) on embedded defaults: SQLite and files under the data dir.
+
+    Production parts come from settings (env vars or a TOML file named by LINEWATCH_CONFIG):
+    LINEWATCH_DATABASE_URL=postgresql+psycopg://user@host/db, LINEWATCH_BLOB_URL=s3://bucket/prefix with
+    LINEWATCH_S3_ENDPOINT_URL, LINEWATCH_S3_ACCESS_KEY, LINEWATCH_S3_SECRET_KEY.
+    """
+    import uvicorn
+
+    from linewatch.api.app import build_context, create_app
+
+    settings = _settings(data_dir)
+    context = build_context(settings)
+    app_ = create_app(settings, context)
+    err.print(f"linewatch serving on http://{host}:{port} (data in {settings.data_dir.resolve()}; API docs at /docs)")
+    uvicorn.run(app_, host=host, port=port, log_level="warning", access_log=False)
+
+
+@users_app.command("create")
+@user_errors
+def users_create(
+    name: Annotated[str, typer.Argument(help="user name")],
+    role: Annotated[str, typer.Option(help="admin, engineer, operator or viewer")] = "viewer",
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from stdin")] = False,
+    data_dir: Annotated[Path | None, typer.Option(help="the service's data dir")] = None,
+):
+    """Create a user (the first admin bootstraps the service). There is no default password."""
+    from sqlalchemy.exc import IntegrityError
+
+    from linewatch.api.auth import create_user
+    from linewatch.store.db import make_engine, migrate, session_factory
+
+    if password_stdin or not sys.stdin.isatty():
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    settings = _settings(data_dir)
+    engine = make_engine(settings.db_url)
+    migrate(engine)
+    try:
+        with session_factory(engine)() as s, s.begin():
+            create_user(s, name, password, role)
+    except ValueError as e:
+        raise LinewatchError(str(e)) from None
+    except IntegrityError:
+        raise LinewatchError(f"user {name!r} already exists") from None
+    err.print(f"created {role} {name!r}")
 
 
 def main() -> None:

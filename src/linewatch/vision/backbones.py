@@ -91,9 +91,13 @@ def _from_efficientnet_pytorch(model: nn.Module, sd: dict[str, torch.Tensor]) ->
     }
     separable = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
     inverted = {
-        "_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw",
-        "_bn1": "bn2", "_project_conv": "conv_pwl", "_bn2": "bn3",
-    }  # fmt: skip
+        "_expand_conv": "conv_pw",
+        "_bn0": "bn1",
+        "_depthwise_conv": "conv_dw",
+        "_bn1": "bn2",
+        "_project_conv": "conv_pwl",
+        "_bn2": "bn3",
+    }
     out = {}
     for key, value in sd.items():
         parts = key.split(".")

@@ -32,12 +32,16 @@ class Dataset:
     test: list[Sample] = field(default_factory=list)
 
     def fingerprint(self) -> str:
-        """sha256 over the training files' names and contents."""
-        h = hashlib.sha256()
-        for p in self.train:
-            h.update(p.name.encode())
-            h.update(hashlib.sha256(p.read_bytes()).digest())
-        return h.hexdigest()
+        return fingerprint(self.train)
+
+
+def fingerprint(paths: list[Path]) -> str:
+    """sha256 over the training files' names and contents, in order."""
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(Path(p).name.encode())
+        h.update(hashlib.sha256(Path(p).read_bytes()).digest())
+    return h.hexdigest()
 
 
 def images_in(folder: Path, recursive: bool = True) -> list[Path]:

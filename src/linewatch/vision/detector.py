@@ -19,6 +19,7 @@ from torch import nn
 from linewatch.errors import DatasetError, LinewatchError
 from linewatch.vision.backbones import DEFAULT_BACKBONE, FeatureExtractor, build_extractor
 from linewatch.vision.batches import Source, iter_batches
+from linewatch.vision.datasets import fingerprint as dataset_fingerprint
 from linewatch.vision.images import Preprocess
 from linewatch.vision.scoring import Prediction, postprocess
 from linewatch.vision.thresholds import Calibration, calibrate
@@ -165,6 +166,8 @@ class Detector(ABC):
                 done += len(batch.sizes) + len(batch.skipped)
                 if progress:
                     progress("features", done, len(train))
+        if fingerprint is None and all(isinstance(x, str | Path) for x in images):
+            fingerprint = dataset_fingerprint([Path(x) for x in images])
         used = len(train) - len(self.skipped_)
         if used < MIN_TRAIN_IMAGES - 1:
             self.extractor_ = None

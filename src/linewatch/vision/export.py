@@ -33,10 +33,15 @@ def export_onnx(model_dir: str | Path, out: str | Path | None = None, check: boo
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                graph, (example,), tmp, input_names=["image"], output_names=["score", "anomaly_map"],
+                graph,
+                (example,),
+                tmp,
+                input_names=["image"],
+                output_names=["score", "anomaly_map"],
                 dynamic_axes={"image": {0: "batch"}, "score": {0: "batch"}, "anomaly_map": {0: "batch"}},
-                opset_version=OPSET, dynamo=False,
-            )  # fmt: skip
+                opset_version=OPSET,
+                dynamo=False,
+            )
         if check:
             _check(graph, tmp, example)
         os.replace(tmp, target)

@@ -68,6 +68,27 @@ def open_image(source: str | Path | Image.Image, draft_size: int | None = None) 
     return img
 
 
+def open_image_bytes(data: bytes, name: str = "upload", max_pixels: int | None = None) -> Image.Image:
+    """An RGB image from encoded bytes (an upload), with the same checks as a file."""
+    import io
+
+    limit = max_pixels or MAX_PIXELS
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            if img.width * img.height > limit:
+                raise ImageError(f"{name}: {img.width}x{img.height} is over the limit of {limit:,} pixels")
+            img.load()
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"{name}: image is too large to decode safely") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise ImageError(f"{name}: not a readable image ({type(e).__name__})") from None
+    return open_image(img)
+
+
 @dataclass(frozen=True)
 class Preprocess:
     """Resize (and optionally center-crop) to the model's input, then ImageNet normalisation."""

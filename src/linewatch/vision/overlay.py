@@ -13,9 +13,19 @@ from linewatch.vision.thresholds import Calibration
 
 # a perceptually ordered blue -> cyan -> yellow -> red ramp (anchors of the "turbo" family)
 _ANCHORS = np.array(
-    [[48, 18, 59], [70, 107, 227], [40, 188, 235], [50, 241, 153], [164, 252, 60], [237, 208, 58],
-     [251, 128, 34], [210, 49, 5], [122, 4, 3]], dtype=np.float32,
-)  # fmt: skip
+    [
+        [48, 18, 59],
+        [70, 107, 227],
+        [40, 188, 235],
+        [50, 241, 153],
+        [164, 252, 60],
+        [237, 208, 58],
+        [251, 128, 34],
+        [210, 49, 5],
+        [122, 4, 3],
+    ],
+    dtype=np.float32,
+)
 
 
 def colorize(values: np.ndarray) -> np.ndarray:

@@ -12,8 +12,14 @@ from linewatch.vision.maps import AnomalyMap
 
 
 class PadimGraph(nn.Module):
-    def __init__(self, features: PatchFeatures, channels: torch.Tensor, mean: torch.Tensor,
-                 inv_cov: torch.Tensor, anomaly_map: AnomalyMap):  # fmt: skip
+    def __init__(
+        self,
+        features: PatchFeatures,
+        channels: torch.Tensor,
+        mean: torch.Tensor,
+        inv_cov: torch.Tensor,
+        anomaly_map: AnomalyMap,
+    ):
         super().__init__()
         self.features = features
         self.register_buffer("channels", channels.long())
@@ -84,9 +90,12 @@ class Padim(Detector):
 
     def _build(self) -> None:
         self._graph = PadimGraph(
-            self._features(), self.channels_, self.mean_, self.inv_cov_,
+            self._features(),
+            self.channels_,
+            self.mean_,
+            self.inv_cov_,
             AnomalyMap(self.preprocess.input_size, self.sigma),
-        ).eval()  # fmt: skip
+        ).eval()
 
     def _score(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self._graph(x)

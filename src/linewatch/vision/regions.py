@@ -102,10 +102,15 @@ def find_regions(amap: np.ndarray, threshold: float, min_area: int = 0) -> list[
     np.maximum.at(y1, flat, ys)
     regions = [
         Region(
-            x=int(x0[k]), y=int(y0[k]), width=int(x1[k] - x0[k] + 1), height=int(y1[k] - y0[k] + 1),
-            area=int(area[k]), max_score=float(peak[k]), mean_score=float(total[k] / area[k]),
+            x=int(x0[k]),
+            y=int(y0[k]),
+            width=int(x1[k] - x0[k] + 1),
+            height=int(y1[k] - y0[k] + 1),
+            area=int(area[k]),
+            max_score=float(peak[k]),
+            mean_score=float(total[k] / area[k]),
         )
         for k in range(1, n + 1)
         if area[k] >= max(min_area, 1)
-    ]  # fmt: skip
+    ]
     return sorted(regions, key=lambda r: -r.max_score)

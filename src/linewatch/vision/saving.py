@@ -22,7 +22,7 @@ from linewatch.vision.manifest import (
     read_manifest,
     replace_dir,
     write_json_atomic,
-)  # fmt: skip
+)
 from linewatch.vision.padim import Padim
 from linewatch.vision.patchcore import PatchCore
 from linewatch.vision.thresholds import Calibration
@@ -79,9 +79,13 @@ def load(model_dir: str | Path) -> Detector:
     hp = dict(m.get("hyperparameters") or {})
     try:
         det = create_detector(
-            m["method"], backbone=m["backbone"], layers=m["layers"], image_size=m["image_size"],
-            center_crop=m.get("center_crop"), **hp,
-        )  # fmt: skip
+            m["method"],
+            backbone=m["backbone"],
+            layers=m["layers"],
+            image_size=m["image_size"],
+            center_crop=m.get("center_crop"),
+            **hp,
+        )
         backbone = {k[len("backbone.") :]: v for k, v in tensors.items() if k.startswith("backbone.")}
         learned = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
         det.extractor_ = extractor_from_state(m["backbone"], m["layers"], backbone)

@@ -58,8 +58,12 @@ def postprocess(
     # components of the map at model resolution (the map holds no finer detail), placed on the original
     area_scale = (width * height) / float(preprocess.image_size**2)
     regions = [
-        Region(*preprocess.box_to_original(r.x, r.y, r.width, r.height, width, height),
-               area=int(round(r.area * area_scale)), max_score=r.max_score, mean_score=r.mean_score)
+        Region(
+            *preprocess.box_to_original(r.x, r.y, r.width, r.height, width, height),
+            area=int(round(r.area * area_scale)),
+            max_score=r.max_score,
+            mean_score=r.mean_score,
+        )
         for r in find_regions(input_map, calibration.pixel_threshold, min_region_area)
-    ]  # fmt: skip
+    ]
     return Prediction(float(raw_score), norm, verdict, amap, regions, path)

@@ -55,8 +55,10 @@ def add_defect(rng: np.random.Generator, img: Image.Image, kind: str) -> tuple[I
     if kind == "scratch":
         length = rng.uniform(0.12, 0.25) * size
         t = rng.uniform(0, np.pi)
-        pts = [(cx - length / 2 * np.cos(t), cy - length / 2 * np.sin(t)),
-               (cx + length / 2 * np.cos(t), cy + length / 2 * np.sin(t))]  # fmt: skip
+        pts = [
+            (cx - length / 2 * np.cos(t), cy - length / 2 * np.sin(t)),
+            (cx + length / 2 * np.cos(t), cy + length / 2 * np.sin(t)),
+        ]
         width = int(rng.integers(2, 4))
         shade = int(rng.integers(20, 60))
         draw.line(pts, fill=(shade, shade, shade), width=width)
@@ -69,8 +71,10 @@ def add_defect(rng: np.random.Generator, img: Image.Image, kind: str) -> tuple[I
         draw_m.ellipse(box, fill=255)
     elif kind == "chip":
         r = rng.uniform(0.04, 0.07) * size
-        pts = [(cx + r * np.cos(a) * rng.uniform(0.6, 1.2), cy + r * np.sin(a) * rng.uniform(0.6, 1.2))
-               for a in np.linspace(0, 2 * np.pi, 7)[:-1]]  # fmt: skip
+        pts = [
+            (cx + r * np.cos(a) * rng.uniform(0.6, 1.2), cy + r * np.sin(a) * rng.uniform(0.6, 1.2))
+            for a in np.linspace(0, 2 * np.pi, 7)[:-1]
+        ]
         bgc = tuple(int(v) for v in np.asarray(img)[2, 2])
         draw.polygon(pts, fill=bgc)
         draw_m.polygon(pts, fill=255)
@@ -80,9 +84,13 @@ def add_defect(rng: np.random.Generator, img: Image.Image, kind: str) -> tuple[I
 
 
 def make_dataset(
-    root: str | Path, n_train: int = 40, n_test_good: int = 10, n_test_defect: int = 6, size: int = 256,
+    root: str | Path,
+    n_train: int = 40,
+    n_test_good: int = 10,
+    n_test_defect: int = 6,
+    size: int = 256,
     seed: int = 0,
-) -> Path:  # fmt: skip
+) -> Path:
     """Write an MVTec-layout category: train/good, test/good, test/<defect>, ground_truth/<defect>."""
     root = Path(root)
     rng = np.random.default_rng(seed)

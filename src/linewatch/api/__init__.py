@@ -1,0 +1,1 @@
+"""The inspection service: FastAPI app, routes by resource, auth, jobs, events, metrics."""

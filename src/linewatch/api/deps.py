@@ -1,0 +1,57 @@
+"""Request dependencies: the app context, a database session, the authenticated principal and its role."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from linewatch.api.auth import Principal, principal_from_api_key, principal_from_token
+from linewatch.api.context import AppContext
+
+bearer = HTTPBearer(auto_error=False, description="token from POST /api/v1/auth/login")
+api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key for machines")
+
+
+def ctx(request: Request) -> AppContext:
+    return request.app.state.ctx
+
+
+def db(request: Request) -> Iterator[Session]:
+    with request.app.state.ctx.sessions() as session:
+        yield session
+
+
+def principal(
+    request: Request,
+    creds: HTTPAuthorizationCredentials | None = Depends(bearer),
+    key: str | None = Depends(api_key_header),
+) -> Principal:
+    if creds is None and not key:
+        raise HTTPException(
+            401,
+            "authentication required: a Bearer token or an X-API-Key header",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    with request.app.state.ctx.sessions() as session, session.begin():
+        who = principal_from_token(session, creds.credentials) if creds else principal_from_api_key(session, key)
+    if who is None:
+        raise HTTPException(401, "invalid or expired credentials", headers={"WWW-Authenticate": "Bearer"})
+    return who
+
+
+def require(role: str):
+    def check(who: Principal = Depends(principal)) -> Principal:
+        if not who.can(role):
+            raise HTTPException(403, f"this needs the {role} role or higher; you are {who.role}")
+        return who
+
+    return check
+
+
+viewer = require("viewer")
+operator = require("operator")
+engineer = require("engineer")
+admin = require("admin")

@@ -1,0 +1,89 @@
+"""Scoring one uploaded image for a station and storing everything it produced.
+
+Order of writes: image and heatmap blobs first (content-addressed, atomic), then the database row. A row
+never points at a missing blob; a failure between leaves at most an unreferenced blob, never a half one."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+
+import imagehash
+from sqlalchemy import select
+
+from linewatch.api.context import AppContext, Conflict, NotFound
+from linewatch.store.tables import Inspection, ModelVersion, Station
+from linewatch.vision.images import open_image_bytes
+from linewatch.vision.overlay import overlay
+
+
+def station_model(ctx: AppContext, station_name: str) -> tuple[Station, ModelVersion]:
+    with ctx.sessions() as s:
+        station = s.scalar(select(Station).where(Station.name == station_name))
+        if station is None:
+            raise NotFound(f"unknown station {station_name!r}")
+        if station.active_model_id is None:
+            raise Conflict(f"station {station_name!r} has no active model: activate a model version first")
+        model = s.get(ModelVersion, station.active_model_id)
+        if model is None or model.status != "ready" or not model.path:
+            raise Conflict(f"the active model of station {station_name!r} is not ready")
+        return station, model
+
+
+def inspect_image(ctx: AppContext, station: Station, model: ModelVersion, data: bytes, filename: str | None) -> dict:
+    started = time.perf_counter()
+    img = open_image_bytes(data, filename or "upload", ctx.settings.max_image_pixels)
+    scorer = ctx.models.get(model.id, model.path)
+    pred = scorer.predict([img])[0]
+    heat = io.BytesIO()
+    overlay(img, pred, scorer.calibration_).save(heat, format="PNG", compress_level=1)
+    sha = hashlib.sha256(data).hexdigest()
+    image_key = ctx.blobs.put(data)
+    heat_key = ctx.blobs.put(heat.getvalue())
+    assert image_key == sha
+    latency = (time.perf_counter() - started) * 1000
+    row = Inspection(
+        station_id=station.id,
+        model_id=model.id,
+        image_sha256=sha,
+        image_phash=str(imagehash.phash(img)),
+        heatmap_sha256=heat_key,
+        filename=filename,
+        width=img.width,
+        height=img.height,
+        score=pred.score,
+        normalized_score=pred.normalized_score,
+        verdict=pred.verdict,
+        regions=[r.to_dict() for r in pred.regions],
+        latency_ms=round(latency, 2),
+    )
+    with ctx.sessions() as s, s.begin():
+        s.add(row)
+    ctx.metrics.inspections.labels(station.name, pred.verdict).inc()
+    ctx.metrics.inspection_latency.labels(station.name).observe(latency / 1000)
+    out = inspection_dict(row, station.name)
+    ctx.events.publish({"type": "inspection", "inspection": out})
+    return out
+
+
+def inspection_dict(row: Inspection, station_name: str) -> dict:
+    return {
+        "id": row.id,
+        "station": station_name,
+        "model_id": row.model_id,
+        "filename": row.filename,
+        "image_sha256": row.image_sha256,
+        "image_phash": row.image_phash,
+        "width": row.width,
+        "height": row.height,
+        "score": row.score,
+        "normalized_score": row.normalized_score,
+        "verdict": row.verdict,
+        "regions": row.regions,
+        "latency_ms": row.latency_ms,
+        "reviewed": row.reviewed,
+        "created_at": row.created_at.isoformat(),
+        "image_url": f"/api/v1/inspections/{row.id}/image",
+        "heatmap_url": f"/api/v1/inspections/{row.id}/heatmap",
+    }

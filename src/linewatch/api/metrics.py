@@ -1,0 +1,47 @@
+"""Prometheus metrics of the service, in a registry of its own."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    def __init__(self):
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.inspections = Counter(
+            "linewatch_inspections", "Inspections stored, by station and verdict", ["station", "verdict"], registry=r
+        )
+        self.inspection_latency = Histogram(
+            "linewatch_inspection_latency_seconds",
+            "Time to score and store one image",
+            ["station"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.queue_depth = Gauge("linewatch_job_queue_depth", "Jobs waiting to run", registry=r)
+        self.jobs_running = Gauge("linewatch_jobs_running", "Jobs running now", registry=r)
+        self.job_duration = Histogram(
+            "linewatch_job_duration_seconds",
+            "Job run time by kind and outcome",
+            ["kind", "status"],
+            buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600),
+            registry=r,
+        )
+        self.http_requests = Counter(
+            "linewatch_http_requests",
+            "HTTP requests by method, route and status",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.http_latency = Histogram(
+            "linewatch_http_request_duration_seconds",
+            "HTTP request time by method and route",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.ws_clients = Gauge("linewatch_websocket_clients", "Connected WebSocket clients", registry=r)
+        self.ws_dropped = Counter("linewatch_websocket_dropped_events", "Events dropped for slow clients", registry=r)

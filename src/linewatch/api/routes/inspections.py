@@ -1,0 +1,150 @@
+"""Inspecting images for a station; browsing, fetching and reviewing inspections."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from fastapi import APIRouter, Depends, HTTPException, Query, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from linewatch.api.auth import Principal
+from linewatch.api.context import AppContext
+from linewatch.api.deps import ctx, db, operator, viewer
+from linewatch.api.inspecting import inspect_image, inspection_dict, station_model
+from linewatch.api.schemas import InspectionOut, InspectionPage, ReviewIn, ReviewOut, Verdict
+from linewatch.store.blobs import BlobNotFound
+from linewatch.store.tables import Inspection, Review, Station
+
+router = APIRouter(prefix="/api/v1", tags=["inspections"])
+NOT_FOUND = {404: {"description": "not found"}}
+
+
+@router.post(
+    "/stations/{station}/inspect",
+    response_model=list[InspectionOut],
+    responses={**NOT_FOUND, 409: {"description": "no active model"}, 400: {}, 413: {}},
+)
+async def inspect(station: str, files: list[UploadFile], _=Depends(operator), c: AppContext = Depends(ctx)):
+    """Score one or many images with the station's active model; each is stored with its heatmap."""
+    st, model = await run_in_threadpool(station_model, c, station)
+    out = []
+    for f in files:
+        data = await f.read()
+        if len(data) > c.settings.max_upload_bytes:
+            raise HTTPException(413, f"{f.filename}: {len(data):,} bytes is over the limit")
+        if not data:
+            raise HTTPException(400, f"{f.filename}: empty file")
+        out.append(await run_in_threadpool(inspect_image, c, st, model, data, f.filename))
+    return out
+
+
+@router.get("/inspections", response_model=InspectionPage)
+def list_inspections(
+    _=Depends(viewer),
+    session: Session = Depends(db),
+    station: str | None = None,
+    verdict: Verdict | None = None,
+    reviewed: bool | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    min_score: float | None = Query(None, description="normalised score, 0..1"),
+    max_score: float | None = Query(None, description="normalised score, 0..1"),
+    cursor: int | None = Query(None, ge=0, description="next_cursor of the previous page"),
+    limit: int = Query(50, ge=1, le=500),
+):
+    """Newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
+    q = select(Inspection, Station.name).join(Station, Station.id == Inspection.station_id)
+    if station is not None:
+        q = q.where(Station.name == station)
+    if verdict is not None:
+        q = q.where(Inspection.verdict == verdict)
+    if reviewed is not None:
+        q = q.where(Inspection.reviewed.is_(reviewed))
+    if since is not None:
+        q = q.where(Inspection.created_at >= since)
+    if until is not None:
+        q = q.where(Inspection.created_at < until)
+    if min_score is not None:
+        q = q.where(Inspection.normalized_score >= min_score)
+    if max_score is not None:
+        q = q.where(Inspection.normalized_score <= max_score)
+    if cursor is not None:
+        q = q.where(Inspection.id < cursor)
+    rows = session.execute(q.order_by(Inspection.id.desc()).limit(limit + 1)).all()
+    items = [inspection_dict(r, name) for r, name in rows[:limit]]
+    return {"items": items, "next_cursor": items[-1]["id"] if len(rows) > limit else None}
+
+
+def _get(session: Session, inspection_id: int) -> tuple[Inspection, str]:
+    row = session.execute(
+        select(Inspection, Station.name)
+        .join(Station, Station.id == Inspection.station_id)
+        .where(Inspection.id == inspection_id)
+    ).first()
+    if row is None:
+        raise HTTPException(404, f"no inspection {inspection_id}")
+    return row[0], row[1]
+
+
+@router.get("/inspections/{inspection_id}", response_model=InspectionOut, responses=NOT_FOUND)
+def get_inspection(inspection_id: int, _=Depends(viewer), session: Session = Depends(db)):
+    return inspection_dict(*_get(session, inspection_id))
+
+
+def _blob(c: AppContext, key: str) -> bytes:
+    try:
+        return c.blobs.get(key)
+    except BlobNotFound:
+        raise HTTPException(404, "the stored image is missing") from None
+
+
+def _media(data: bytes) -> str:
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "image/png"
+    if data[:3] == b"\xff\xd8\xff":
+        return "image/jpeg"
+    if data[:2] == b"BM":
+        return "image/bmp"
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return "image/tiff"
+    return "application/octet-stream"
+
+
+@router.get("/inspections/{inspection_id}/image", response_class=Response, responses=NOT_FOUND)
+async def get_image(inspection_id: int, _=Depends(viewer), session: Session = Depends(db), c=Depends(ctx)):
+    row, _name = _get(session, inspection_id)
+    data = await run_in_threadpool(_blob, c, row.image_sha256)
+    return Response(data, media_type=_media(data), headers={"Cache-Control": "private, max-age=31536000, immutable"})
+
+
+@router.get("/inspections/{inspection_id}/heatmap", response_class=Response, responses=NOT_FOUND)
+async def get_heatmap(inspection_id: int, _=Depends(viewer), session: Session = Depends(db), c=Depends(ctx)):
+    row, _name = _get(session, inspection_id)
+    data = await run_in_threadpool(_blob, c, row.heatmap_sha256)
+    return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=31536000, immutable"})
+
+
+@router.post("/inspections/{inspection_id}/reviews", response_model=ReviewOut, status_code=201, responses=NOT_FOUND)
+def review(inspection_id: int, body: ReviewIn, who: Principal = Depends(operator), session: Session = Depends(db)):
+    """Confirm or overturn the verdict; the latest review counts."""
+    with session.begin():
+        row, _name = _get(session, inspection_id)
+        rv = Review(
+            inspection_id=row.id,
+            reviewer_id=who.user_id,
+            verdict=body.verdict,
+            defect_type=body.defect_type,
+            note=body.note,
+        )
+        session.add(rv)
+        row.reviewed = True
+    return rv
+
+
+@router.get("/inspections/{inspection_id}/reviews", response_model=list[ReviewOut], responses=NOT_FOUND)
+def list_reviews(inspection_id: int, _=Depends(viewer), session: Session = Depends(db)):
+    _get(session, inspection_id)
+    return session.scalars(select(Review).where(Review.inspection_id == inspection_id).order_by(Review.id)).all()

@@ -1,0 +1,67 @@
+"""Training jobs: start, follow, cancel."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, HTTPException
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from linewatch.api.auth import Principal
+from linewatch.api.deps import ctx, db, engineer, viewer
+from linewatch.api.schemas import JobOut, TrainIn
+from linewatch.store.tables import Dataset, Job, ModelVersion
+
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
+NOT_FOUND = {404: {"description": "not found"}}
+
+
+@router.post("/train", response_model=JobOut, status_code=202, responses=NOT_FOUND)
+def start_training(body: TrainIn, who: Principal = Depends(engineer), session: Session = Depends(db), c=Depends(ctx)):
+    """Queue training of a new model version on a dataset's good images; follow it with GET /jobs/{id}."""
+    with session.begin():
+        ds = session.get(Dataset, body.dataset_id)
+        if ds is None:
+            raise HTTPException(404, f"no dataset {body.dataset_id}")
+        params = body.model_dump()
+        job = Job(kind="train", params=params, created_by=who.user_id, message="queued")
+        session.add(job)
+        session.flush()
+        session.add(
+            ModelVersion(
+                name=body.name or f"{ds.name} #{job.id}",
+                method=body.method,
+                backbone=body.backbone,
+                image_size=body.image_size,
+                dataset_id=ds.id,
+                job_id=job.id,
+                created_by=who.user_id,
+            )
+        )
+    c.jobs.submit(job.id)
+    return job
+
+
+@router.get("", response_model=list[JobOut])
+def list_jobs(_=Depends(viewer), session: Session = Depends(db), limit: int = 50):
+    return session.scalars(select(Job).order_by(Job.id.desc()).limit(max(1, min(limit, 500)))).all()
+
+
+@router.get("/{job_id}", response_model=JobOut, responses=NOT_FOUND)
+def get_job(job_id: int, _=Depends(viewer), session: Session = Depends(db)):
+    job = session.get(Job, job_id)
+    if job is None:
+        raise HTTPException(404, f"no job {job_id}")
+    return job
+
+
+@router.post("/{job_id}/cancel", response_model=JobOut, responses={**NOT_FOUND, 409: {}})
+def cancel_job(job_id: int, _=Depends(engineer), session: Session = Depends(db)):
+    with session.begin():
+        job = session.get(Job, job_id)
+        if job is None:
+            raise HTTPException(404, f"no job {job_id}")
+        if job.status not in ("queued", "running"):
+            raise HTTPException(409, f"job {job_id} is already {job.status}")
+        job.cancel_requested = True
+        job.message = "cancelling"
+    return job

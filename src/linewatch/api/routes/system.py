@@ -1,0 +1,85 @@
+"""Health, readiness, Prometheus metrics and the live event stream."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from linewatch.api.auth import principal_from_api_key, principal_from_token
+from linewatch.store.db import DatabaseError, ping
+
+router = APIRouter(tags=["system"])
+
+
+@router.get("/healthz")
+def healthz():
+    """The process is alive."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses={503: {"description": "a part is unreachable"}})
+async def readyz(request: Request):
+    """Database, blob store and job queue reachable."""
+    c = request.app.state.ctx
+    checks = {}
+    try:
+        await run_in_threadpool(ping, c.engine)
+        checks["database"] = "ok"
+    except DatabaseError as e:
+        checks["database"] = str(e)
+    try:
+        await run_in_threadpool(c.blobs.ping)
+        checks["blobs"] = "ok"
+    except Exception as e:
+        checks["blobs"] = f"{type(e).__name__}: {e}"
+    thread = getattr(c.jobs, "_thread", None)
+    checks["jobs"] = "ok" if thread is not None and thread.is_alive() else "job worker not running"
+    ready = all(v == "ok" for v in checks.values())
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
+    )
+
+
+@router.get("/metrics", response_class=Response)
+def metrics(request: Request):
+    """Prometheus exposition format."""
+    c = request.app.state.ctx
+    c.metrics.ws_clients.set(c.events.clients)
+    return Response(generate_latest(c.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.websocket("/api/v1/events")
+async def events(ws: WebSocket):
+    """Inspection results and job progress as they happen. Authenticate with ``?token=`` (or an
+    ``Authorization: Bearer`` / ``X-API-Key`` header). A client that falls behind loses its oldest events
+    and receives ``{"type": "dropped", "count": n}``."""
+    c = ws.app.state.ctx
+    token = ws.query_params.get("token")
+    auth = ws.headers.get("authorization", "")
+    key = ws.headers.get("x-api-key")
+    if not token and auth.lower().startswith("bearer "):
+        token = auth[7:]
+    with c.sessions() as s, s.begin():
+        who = principal_from_token(s, token) if token else (principal_from_api_key(s, key) if key else None)
+    if who is None:
+        await ws.close(code=4401, reason="authentication required")
+        return
+    await ws.accept()
+    sub = c.events.subscribe()
+    try:
+        await ws.send_json({"type": "hello", "user": who.name, "role": who.role})
+        while True:
+            event = await sub.queue.get()
+            if sub.dropped:
+                n, sub.dropped = sub.dropped, 0
+                c.metrics.ws_dropped.inc(n)
+                await ws.send_json({"type": "dropped", "count": n})
+            await ws.send_json(event)
+    except (WebSocketDisconnect, RuntimeError, asyncio.CancelledError):
+        pass
+    finally:
+        c.events.unsubscribe(sub)

@@ -1,0 +1,67 @@
+"""Login, the current user, users and API keys."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, HTTPException
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from linewatch.api import auth
+from linewatch.api.deps import admin, ctx, db, principal
+from linewatch.api.schemas import ApiKeyCreated, ApiKeyIn, ApiKeyOut, LoginIn, MeOut, TokenOut, UserIn, UserOut
+from linewatch.store.tables import ApiKey, User
+
+router = APIRouter(prefix="/api/v1", tags=["users"])
+
+
+@router.post("/auth/login", response_model=TokenOut, responses={401: {"description": "wrong name or password"}})
+def login(body: LoginIn, session: Session = Depends(db), c=Depends(ctx)):
+    with session.begin():
+        got = auth.login(session, body.username, body.password, c.settings.token_hours)
+        if got is None:
+            raise HTTPException(401, "wrong user name or password")
+        role = session.scalar(select(User.role).where(User.name == body.username))
+    token, expires = got
+    return TokenOut(access_token=token, expires_at=expires, role=role)
+
+
+@router.get("/auth/me", response_model=MeOut)
+def me(who: auth.Principal = Depends(principal)):
+    return MeOut(user_id=who.user_id, name=who.name, role=who.role, via=who.via)
+
+
+@router.get("/users", response_model=list[UserOut])
+def list_users(_=Depends(admin), session: Session = Depends(db)):
+    return session.scalars(select(User).order_by(User.id)).all()
+
+
+@router.post("/users", response_model=UserOut, status_code=201, responses={409: {"description": "name taken"}})
+def create_user(body: UserIn, _=Depends(admin), session: Session = Depends(db)):
+    try:
+        with session.begin():
+            user = auth.create_user(session, body.name, body.password, body.role)
+    except IntegrityError:
+        raise HTTPException(409, f"user {body.name!r} already exists") from None
+    return user
+
+
+@router.get("/api-keys", response_model=list[ApiKeyOut])
+def list_keys(_=Depends(admin), session: Session = Depends(db)):
+    return session.scalars(select(ApiKey).order_by(ApiKey.id)).all()
+
+
+@router.post("/api-keys", response_model=ApiKeyCreated, status_code=201)
+def create_key(body: ApiKeyIn, who: auth.Principal = Depends(admin), session: Session = Depends(db)):
+    with session.begin():
+        secret, key = auth.create_api_key(session, body.name, body.role, who.user_id)
+    return ApiKeyCreated(**ApiKeyOut.model_validate(key).model_dump(), key=secret)
+
+
+@router.delete("/api-keys/{key_id}", status_code=204, responses={404: {"description": "no such key"}})
+def revoke_key(key_id: int, _=Depends(admin), session: Session = Depends(db)):
+    with session.begin():
+        key = session.get(ApiKey, key_id)
+        if key is None:
+            raise HTTPException(404, f"no API key {key_id}")
+        key.revoked = True

@@ -1,0 +1,1 @@
+"""Persistence: database tables, migrations and blob storage."""

@@ -1,0 +1,170 @@
+import time
+
+import pytest
+
+
+def _train(api, good_zip, headers) -> int:
+    c = api.client
+    ds = c.post("/api/v1/datasets", json={"name": "washers"}, headers=headers).json()
+    up = c.post(
+        f"/api/v1/datasets/{ds['id']}/images",
+        files=[("files", ("good.zip", good_zip, "application/zip"))],
+        headers=headers,
+    )
+    assert up.status_code == 200, up.text
+    assert up.json()["added"] == 12
+    job = c.post("/api/v1/jobs/train", json={"dataset_id": ds["id"], "image_size": 64}, headers=headers)
+    assert job.status_code == 202, job.text
+    job_id = job.json()["id"]
+    seen = []
+    for _ in range(600):
+        j = c.get(f"/api/v1/jobs/{job_id}", headers=headers).json()
+        seen.append(j["progress"])
+        if j["status"] in ("succeeded", "failed", "cancelled"):
+            break
+        time.sleep(0.1)
+    assert j["status"] == "succeeded", j
+    assert seen == sorted(seen)
+    return j["result"]["model_id"]
+
+
+def test_train_activate_inspect_review(api, good_zip, synthetic):
+    c = api.client
+    eng = api.user("engineer")
+    op = api.user("operator")
+    model_id = _train(api, good_zip, eng)
+    m = c.get(f"/api/v1/models/{model_id}", headers=eng).json()
+    assert m["status"] == "ready" and m["threshold"] is not None
+    assert c.post("/api/v1/stations", json={"name": "cam1"}, headers=eng).status_code == 201
+    assert c.post(f"/api/v1/models/{model_id}/activate", json={"station": "cam1"}, headers=eng).status_code == 200
+    files = [
+        ("files", ("spot.png", (synthetic / "test" / "spot" / "000.png").read_bytes(), "image/png")),
+        ("files", ("good.png", (synthetic / "test" / "good" / "000.png").read_bytes(), "image/png")),
+    ]
+    r = c.post("/api/v1/stations/cam1/inspect", files=files, headers=op)
+    assert r.status_code == 200, r.text
+    results = r.json()
+    assert [x["filename"] for x in results] == ["spot.png", "good.png"]
+    assert results[0]["score"] > results[1]["score"]
+    first = results[0]
+    img = c.get(first["image_url"], headers=op)
+    assert img.status_code == 200 and img.content == (synthetic / "test" / "spot" / "000.png").read_bytes()
+    heat = c.get(first["heatmap_url"], headers=op)
+    assert heat.status_code == 200 and heat.headers["content-type"] == "image/png"
+    page = c.get("/api/v1/inspections", params={"station": "cam1", "limit": 1}, headers=op).json()
+    assert len(page["items"]) == 1 and page["next_cursor"] is not None
+    page2 = c.get("/api/v1/inspections", params={"station": "cam1", "cursor": page["next_cursor"]}, headers=op).json()
+    assert {x["id"] for x in page["items"] + page2["items"]} == {x["id"] for x in results}
+    rv = c.post(
+        f"/api/v1/inspections/{first['id']}/reviews", json={"verdict": "anomalous", "defect_type": "spot"}, headers=op
+    )
+    assert rv.status_code == 201, rv.text
+    unreviewed = c.get("/api/v1/inspections", params={"reviewed": False}, headers=op).json()["items"]
+    assert [x["id"] for x in unreviewed] == [results[1]["id"]]
+    onnx = c.get(f"/api/v1/models/{model_id}/export", headers=op)
+    assert onnx.status_code == 200 and len(onnx.content) > 1000
+    metrics = c.get("/metrics").text
+    assert 'linewatch_inspections_total{station="cam1"' in metrics
+
+
+def test_roles_are_enforced(api):
+    c = api.client
+    viewer, op, eng, adm = (api.user(r) for r in ("viewer", "operator", "engineer", "admin"))
+    assert c.get("/api/v1/inspections").status_code == 401
+    assert c.get("/api/v1/inspections", headers={"Authorization": "Bearer nonsense"}).status_code == 401
+    assert c.get("/api/v1/inspections", headers=viewer).status_code == 200
+    assert c.post("/api/v1/stations", json={"name": "s1"}, headers=viewer).status_code == 403
+    assert c.post("/api/v1/stations", json={"name": "s1"}, headers=op).status_code == 403
+    assert c.post("/api/v1/stations", json={"name": "s1"}, headers=eng).status_code == 201
+    assert c.post("/api/v1/datasets", json={"name": "d"}, headers=op).status_code == 403
+    assert c.post("/api/v1/jobs/train", json={"dataset_id": 1}, headers=viewer).status_code == 403
+    assert (
+        c.post(
+            "/api/v1/stations/s1/inspect", files=[("files", ("a.png", b"x", "image/png"))], headers=viewer
+        ).status_code
+        == 403
+    )
+    assert c.get("/api/v1/users", headers=eng).status_code == 403
+    assert (
+        c.post(
+            "/api/v1/users", json={"name": "x", "password": "long-enough", "role": "viewer"}, headers=eng
+        ).status_code
+        == 403
+    )
+    assert (
+        c.post(
+            "/api/v1/users", json={"name": "x", "password": "long-enough", "role": "viewer"}, headers=adm
+        ).status_code
+        == 201
+    )
+    key = c.post("/api/v1/api-keys", json={"name": "cam", "role": "operator"}, headers=adm).json()
+    assert key["key"].startswith("lwk_")
+    listed = c.get("/api/v1/api-keys", headers=adm).json()
+    assert "key" not in listed[0]
+    kh = {"X-API-Key": key["key"]}
+    assert c.get("/api/v1/auth/me", headers=kh).json()["role"] == "operator"
+    assert c.post("/api/v1/datasets", json={"name": "d"}, headers=kh).status_code == 403
+    assert c.delete(f"/api/v1/api-keys/{key['id']}", headers=adm).status_code == 204
+    assert c.get("/api/v1/auth/me", headers=kh).status_code == 401
+    assert c.post("/api/v1/auth/login", json={"username": "admin-user", "password": "wrong"}).status_code == 401
+
+
+def test_bad_input_gets_clear_4xx(api, good_zip):
+    c = api.client
+    eng, op = api.user("engineer"), api.user("operator")
+    assert (
+        c.post("/api/v1/stations/nope/inspect", files=[("files", ("a.png", b"x", "image/png"))], headers=op).status_code
+        == 404
+    )
+    c.post("/api/v1/stations", json={"name": "cam"}, headers=eng)
+    r = c.post("/api/v1/stations/cam/inspect", files=[("files", ("a.png", b"x", "image/png"))], headers=op)
+    assert r.status_code == 409 and "no active model" in r.json()["detail"]
+    bad = c.post("/api/v1/stations", content=b"{not json", headers={**eng, "content-type": "application/json"})
+    assert bad.status_code == 422
+    ds = c.post("/api/v1/datasets", json={"name": "d"}, headers=eng).json()
+    r = c.post(
+        f"/api/v1/datasets/{ds['id']}/images", files=[("files", ("a.png", b"garbage", "image/png"))], headers=eng
+    )
+    assert r.status_code == 200 and r.json()["added"] == 0 and "not a readable image" in r.json()["skipped"][0]
+    r = c.post("/api/v1/jobs/train", json={"dataset_id": ds["id"]}, headers=eng)
+    job_id = r.json()["id"]
+    for _ in range(100):
+        j = c.get(f"/api/v1/jobs/{job_id}", headers=eng).json()
+        if j["status"] not in ("queued", "running"):
+            break
+        time.sleep(0.05)
+    assert j["status"] == "failed" and "at least 5" in j["error"]
+    assert c.post("/api/v1/models/999/activate", json={"station": "cam"}, headers=eng).status_code == 404
+    assert c.get("/api/v1/inspections/12345", headers=op).status_code == 404
+    huge = c.post("/api/v1/datasets/1/images", content=b"x", headers={**eng, "content-length": str(10**12)})
+    assert huge.status_code == 413
+
+
+@pytest.mark.parametrize("api", ["sqlite"], indirect=True)
+def test_websocket_pushes_inspections_and_job_progress(api, good_zip, synthetic):
+    c = api.client
+    eng = api.user("engineer")
+    token = eng["Authorization"].split()[1]
+    with c.websocket_connect(f"/api/v1/events?token={token}") as ws:
+        assert ws.receive_json()["type"] == "hello"
+        model_id = _train(api, good_zip, eng)
+        kinds = set()
+        while True:
+            ev = ws.receive_json()
+            kinds.add(ev["type"])
+            if ev["type"] == "job" and ev["job"]["status"] == "succeeded":
+                break
+        assert "job" in kinds
+        c.post("/api/v1/stations", json={"name": "cam"}, headers=eng)
+        c.post(f"/api/v1/models/{model_id}/activate", json={"station": "cam"}, headers=eng)
+        files = [("files", ("x.png", (synthetic / "test" / "chip" / "000.png").read_bytes(), "image/png"))]
+        ins = c.post("/api/v1/stations/cam/inspect", files=files, headers=api.user("operator")).json()[0]
+        ev = ws.receive_json()
+        assert ev["type"] == "inspection" and ev["inspection"]["id"] == ins["id"]
+
+
+def test_websocket_refuses_without_auth(api):
+    from starlette.websockets import WebSocketDisconnect
+
+    with pytest.raises(WebSocketDisconnect), api.client.websocket_connect("/api/v1/events") as ws:
+        ws.receive_json()
