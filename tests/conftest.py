@@ -30,7 +30,9 @@ def trained(synthetic, tmp_path_factory):
     return det, path
 
 
-def bottle_or_skip() -> Path:
+@pytest.fixture
+def bottle() -> Path:
+    """Real MVTec AD bottle images from ../shared/data, or a skip saying they are absent."""
     if not (BOTTLE / "train" / "good").is_dir():
         pytest.skip(f"real MVTec AD bottle data not found at {BOTTLE}")
     return BOTTLE

@@ -336,6 +336,67 @@ def demo(
     out.print(f"done in {time.perf_counter() - started:.0f} s")
 
 
+INSPECT_BATCH_IMAGES = 8
+INSPECT_BATCH_BYTES = 16 * 1024 * 1024
+
+
+def _batches(paths: list[Path]):
+    """Consecutive runs of paths small enough for one upload (the server caps request size)."""
+    batch, size = [], 0
+    for p in paths:
+        n = p.stat().st_size
+        if batch and (len(batch) >= INSPECT_BATCH_IMAGES or size + n > INSPECT_BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(p)
+        size += n
+    if batch:
+        yield batch
+
+
+@app.command("inspect")
+@user_errors
+def inspect_cmd(
+    images: Annotated[list[Path], typer.Argument(help="image files or folders")],
+    server: Annotated[str, typer.Option("--server", help="the service's URL, e.g. http://linewatch:8000")],
+    station: Annotated[str | None, typer.Option(help="station whose active model scores the images")] = None,
+    api_key: Annotated[str | None, typer.Option(envvar="LINEWATCH_API_KEY", help="API key (operator role)")] = None,
+    token: Annotated[str | None, typer.Option(help="login token, instead of an API key")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines, one per image")] = False,
+):
+    """Send images to a running inspection service: verdict, scores and defect regions, stored for review."""
+    try:
+        from linewatch.client import Client
+    except ImportError:
+        raise LinewatchError("inspect needs httpx: pip install 'linewatch[runtime]'") from None
+    from linewatch.vision.datasets import expand_inputs
+
+    if not station:
+        raise LinewatchError("--station is required: the station whose active model scores the images")
+    if not api_key and not token:
+        raise LinewatchError("authenticate with --api-key (or LINEWATCH_API_KEY) or --token")
+    paths = expand_inputs(images)
+    table = None if as_json else Table("image", "verdict", "score", "normalised", "regions", "id")
+    with Client(server, token=token, api_key=api_key) as client:
+        for batch in _batches(paths):
+            for path, rec in zip(batch, client.inspect(station, batch), strict=True):
+                if as_json:
+                    sys.stdout.write(json.dumps({"path": str(path), **rec}) + "\n")
+                    sys.stdout.flush()
+                else:
+                    verdict = rec["verdict"]
+                    table.add_row(
+                        str(path),
+                        f"[red]{verdict}[/red]" if verdict == "anomalous" else verdict,
+                        f"{rec['score']:.4f}",
+                        f"{rec['normalized_score']:.3f}",
+                        str(len(rec["regions"])),
+                        str(rec["id"]),
+                    )
+    if table is not None:
+        out.print(table)
+
+
 users_app = typer.Typer(help="Users of the inspection service.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 

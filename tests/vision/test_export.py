@@ -4,7 +4,6 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import bottle_or_skip
 
 from linewatch.vision.export import export_onnx
 from linewatch.vision.runtime import OnnxModel, open_model
@@ -42,8 +41,7 @@ def test_padim_exports_too(synthetic, tmp_path):
     _parity(path, [s.path for s in ds.test[::5]])
 
 
-def test_onnx_scores_equal_pytorch_on_real_images(tmp_path):
-    bottle = bottle_or_skip()
+def test_onnx_scores_equal_pytorch_on_real_images(tmp_path, bottle):
     from linewatch.vision.patchcore import PatchCore
     from linewatch.vision.saving import save
 

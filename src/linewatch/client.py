@@ -1,0 +1,253 @@
+"""A small synchronous client for the linewatch inspection service, for scripts and cameras.
+
+    from linewatch.client import Client
+
+    with Client("http://linewatch:8000", api_key="lw_...") as lw:
+        for result in lw.inspect("cam1", "part-001.png", "part-002.png"):
+            print(result["id"], result["verdict"], result["normalized_score"])
+
+Every failure (an HTTP error, an unreachable server, a timeout) is a ``ClientError`` carrying the server's
+``detail`` message and the HTTP status code, if there was one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from linewatch.errors import LinewatchError
+
+ImageInput = str | Path | bytes | tuple[str, bytes]
+TERMINAL_JOB_STATES = ("succeeded", "failed", "cancelled")
+
+
+class ClientError(LinewatchError):
+    """A request that failed. ``status_code`` is None when no HTTP response came back."""
+
+    def __init__(self, message: str, status_code: int | None = None, detail: str | None = None):
+        super().__init__(message)
+        self.status_code = status_code
+        self.detail = detail if detail is not None else message
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        text = response.text.strip()
+        return text[:200] if text else response.reason_phrase
+    if not isinstance(body, dict) or "detail" not in body:
+        return str(body)[:200]
+    detail = body["detail"]
+    if not isinstance(detail, str):
+        detail = str(detail)
+    errors = body.get("errors")
+    if errors:
+        parts = [f"{'.'.join(str(x) for x in e.get('loc', []))}: {e.get('msg', '')}" for e in errors[:5]]
+        detail = f"{detail} ({'; '.join(parts)})"
+    return detail
+
+
+def _param(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return value
+
+
+def _files(images: Iterable[ImageInput]) -> list[tuple[str, tuple[str, bytes, str]]]:
+    files = []
+    for i, item in enumerate(images):
+        if isinstance(item, bytes | bytearray):
+            name, data = f"upload-{i}", bytes(item)
+        elif isinstance(item, tuple):
+            name, data = item
+        else:
+            path = Path(item)
+            try:
+                data = path.read_bytes()
+            except OSError as e:
+                raise ClientError(f"cannot read {path}: {e.strerror or e}") from None
+            name = path.name
+        files.append(("files", (name, data, "application/octet-stream")))
+    return files
+
+
+class Client:
+    """``token`` is a login token (see ``Client.login``); ``api_key`` an API key for machines."""
+
+    def __init__(self, url: str, token: str | None = None, api_key: str | None = None, timeout: float = 30):
+        url = url.strip().rstrip("/")
+        if not url.startswith(("http://", "https://")):
+            raise ClientError(f"invalid server URL {url!r}: it must start with http:// or https://")
+        self.url = url
+        self.timeout = timeout
+        headers = {}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        if api_key:
+            headers["X-API-Key"] = api_key
+        self.token = token
+        self._http = httpx.Client(base_url=url, headers=headers, timeout=timeout)
+
+    @classmethod
+    def login(cls, url: str, username: str, password: str, timeout: float = 30) -> Client:
+        """A client authenticated with a login token for this user."""
+        client = cls(url, timeout=timeout)
+        try:
+            got = client.request("POST", "/api/v1/auth/login", json={"username": username, "password": password})
+        except BaseException:
+            client.close()
+            raise
+        client.token = got["access_token"]
+        client._http.headers["Authorization"] = f"Bearer {client.token}"
+        return client
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Client({self.url!r})"
+
+    def _send(self, method: str, path: str, **kwargs) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.ConnectError as e:
+            raise ClientError(f"cannot reach linewatch at {self.url}: {e}") from None
+        except httpx.TimeoutException:
+            raise ClientError(f"linewatch at {self.url} did not answer within {self.timeout} s") from None
+        except httpx.HTTPError as e:
+            raise ClientError(f"request to linewatch at {self.url} failed: {type(e).__name__}: {e}") from None
+        if response.status_code >= 400:
+            detail = _detail(response)
+            raise ClientError(f"{detail} (HTTP {response.status_code})", response.status_code, detail)
+        return response
+
+    def request(self, method: str, path: str, **kwargs) -> Any:
+        """Any API call (``path`` like ``/api/v1/...``; httpx keyword arguments); the decoded JSON body,
+        or None for an empty one."""
+        response = self._send(method, path, **kwargs)
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise ClientError(
+                f"{self.url} answered {method} {path} with something other than JSON: is it linewatch?",
+                response.status_code,
+            ) from None
+
+    def _bytes(self, path: str) -> bytes:
+        return self._send("GET", path).content
+
+    # inspections
+
+    def inspect(self, station: str, *images: ImageInput | list[ImageInput]) -> list[dict]:
+        """Score images with the station's active model. Each image is a file path, encoded bytes or a
+        ``(filename, bytes)`` pair; a list of them is also accepted. All go in one request."""
+        flat: list[ImageInput] = []
+        for item in images:
+            if isinstance(item, list):
+                flat.extend(item)
+            else:
+                flat.append(item)
+        if not flat:
+            raise ClientError("no images to inspect")
+        return self.request("POST", f"/api/v1/stations/{quote(station, safe='')}/inspect", files=_files(flat))
+
+    def inspections(self, **filters) -> dict:
+        """One page, newest first: ``{"items": [...], "next_cursor": ...}``. Filters: station, verdict,
+        reviewed, since, until, min_score, max_score, cursor, limit."""
+        params = {k: _param(v) for k, v in filters.items() if v is not None}
+        return self.request("GET", "/api/v1/inspections", params=params)
+
+    def iter_inspections(self, **filters) -> Iterator[dict]:
+        """Every matching inspection, newest first, following the cursors page by page."""
+        filters = dict(filters)
+        while True:
+            page = self.inspections(**filters)
+            yield from page["items"]
+            if page.get("next_cursor") is None:
+                return
+            filters["cursor"] = page["next_cursor"]
+
+    def inspection(self, inspection_id: int) -> dict:
+        return self.request("GET", f"/api/v1/inspections/{int(inspection_id)}")
+
+    def image(self, inspection_id: int) -> bytes:
+        return self._bytes(f"/api/v1/inspections/{int(inspection_id)}/image")
+
+    def heatmap(self, inspection_id: int) -> bytes:
+        """The heatmap overlay, PNG."""
+        return self._bytes(f"/api/v1/inspections/{int(inspection_id)}/heatmap")
+
+    def review(self, inspection_id: int, verdict: str, defect_type: str | None = None, note: str = "") -> dict:
+        """Confirm or overturn a verdict ("good" or "anomalous"); the latest review counts."""
+        body = {"verdict": verdict, "defect_type": defect_type, "note": note}
+        return self.request("POST", f"/api/v1/inspections/{int(inspection_id)}/reviews", json=body)
+
+    # datasets, training, models, stations
+
+    def create_dataset(self, name: str) -> dict:
+        return self.request("POST", "/api/v1/datasets", json={"name": name})
+
+    def upload_images(self, dataset_id: int, paths: str | Path | Iterable[str | Path]) -> dict:
+        """Good images (files, or zip files that are unpacked); ``{"added", "skipped", "images"}``."""
+        if isinstance(paths, str | Path):
+            paths = [paths]
+        files = _files(paths)
+        if not files:
+            raise ClientError("no images to upload")
+        return self.request("POST", f"/api/v1/datasets/{int(dataset_id)}/images", files=files)
+
+    def train(self, dataset_id: int, **opts) -> dict:
+        """Queue training; options: name, method, backbone, image_size. Returns the job."""
+        return self.request("POST", "/api/v1/jobs/train", json={"dataset_id": dataset_id, **opts})
+
+    def job(self, job_id: int) -> dict:
+        return self.request("GET", f"/api/v1/jobs/{int(job_id)}")
+
+    def wait_for_job(self, job_id: int, timeout: float = 600, poll: float = 0.5) -> dict:
+        """The finished job once it succeeded; ClientError if it failed, was cancelled or is still running
+        after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.job(job_id)
+            if job["status"] == "succeeded":
+                return job
+            if job["status"] in TERMINAL_JOB_STATES:
+                reason = job.get("error") or job.get("message") or "no reason given"
+                raise ClientError(f"job {job_id} {job['status']}: {reason}")
+            if time.monotonic() >= deadline:
+                raise ClientError(
+                    f"job {job_id} is still {job['status']} after {timeout:g} s ({job.get('progress', 0):.0%} done)"
+                )
+            time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+
+    def activate(self, model_id: int, station: str) -> dict:
+        """Make the model version the station's active model; returns the station."""
+        return self.request("POST", f"/api/v1/models/{int(model_id)}/activate", json={"station": station})
+
+    def models(self) -> list[dict]:
+        return self.request("GET", "/api/v1/models")
+
+    def stations(self) -> list[dict]:
+        return self.request("GET", "/api/v1/stations")
+
+    def create_station(self, name: str) -> dict:
+        return self.request("POST", "/api/v1/stations", json={"name": name})
+
+    def create_api_key(self, name: str, role: str) -> dict:
+        """Admin only. The secret is in ``["key"]`` and is shown only this once."""
+        return self.request("POST", "/api/v1/api-keys", json={"name": name, "role": role})

@@ -1,0 +1,218 @@
+"""End to end against a real `linewatch serve` process: the Python client over HTTP, the live event
+stream over WebSocket and `linewatch inspect` from the command line."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from websockets.sync.client import connect
+
+from linewatch.client import Client, ClientError
+
+ADMIN_PASSWORD = "admin-password-1"
+
+
+def _env() -> dict:
+    """The environment without LINEWATCH_* settings from outside (a database URL, an API key)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LINEWATCH_")}
+    env["COLUMNS"] = "200"
+    return env
+
+
+def _cli(*args: str, stdin: str | None = None, env: dict | None = None, timeout: float = 120):
+    return subprocess.run(
+        [sys.executable, "-m", "linewatch.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env or _env(),
+        timeout=timeout,
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The URL of a `linewatch serve` process on a fresh data dir with one admin user."""
+    root = tmp_path_factory.mktemp("server")
+    data = root / "data"
+    made = _cli(
+        "users",
+        "create",
+        "admin",
+        "--role",
+        "admin",
+        "--password-stdin",
+        "--data-dir",
+        str(data),
+        stdin=ADMIN_PASSWORD + "\n",
+    )
+    assert made.returncode == 0, made.stderr
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = (root / "server.log").open("w")
+    cmd = [sys.executable, "-m", "linewatch.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    proc = subprocess.Popen([*cmd, "--data-dir", str(data)], stdout=log, stderr=subprocess.STDOUT, env=_env())
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"linewatch serve exited with {proc.returncode}:\n{(root / 'server.log').read_text()}")
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"linewatch serve did not answer /healthz:\n{(root / 'server.log').read_text()}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def _events(ws, want: set[int], timeout: float = 30) -> dict[int, dict]:
+    """Inspection events from the stream until all ids in ``want`` came (job events are skipped)."""
+    got: dict[int, dict] = {}
+    deadline = time.monotonic() + timeout
+    while not want <= got.keys():
+        msg = json.loads(ws.recv(timeout=max(0.1, deadline - time.monotonic())))
+        assert msg["type"] != "dropped", msg
+        if msg["type"] == "inspection":
+            got[msg["inspection"]["id"]] = msg["inspection"]
+    return got
+
+
+def test_end_to_end(server, synthetic, tmp_path):
+    with Client.login(server, "admin", ADMIN_PASSWORD) as lw:
+        station = lw.create_station("cam1")
+        assert station["name"] == "cam1" and station["active_model_id"] is None
+        assert [s["name"] for s in lw.stations()] == ["cam1"]
+
+        ds = lw.create_dataset("washers")
+        good = sorted((synthetic / "train" / "good").iterdir())[:12]
+        up = lw.upload_images(ds["id"], good)
+        assert up["added"] == 12 and up["images"] == 12 and not up["skipped"]
+
+        job = lw.train(ds["id"], image_size=64)
+        assert job["status"] in ("queued", "running")
+        done = lw.wait_for_job(job["id"], timeout=300, poll=0.2)
+        assert done["status"] == "succeeded" and done["progress"] == 1.0
+        model_id = done["result"]["model_id"]
+        assert lw.activate(model_id, "cam1")["active_model_id"] == model_id
+        models = {m["id"]: m for m in lw.models()}
+        assert models[model_id]["status"] == "ready" and models[model_id]["stations"] == ["cam1"]
+
+        key = lw.create_api_key("camera-1", "operator")["key"]
+        spot = synthetic / "test" / "spot" / "000.png"
+        fine = synthetic / "test" / "good" / "000.png"
+
+        ws_url = server.replace("http://", "ws://") + f"/api/v1/events?token={lw.token}"
+        with connect(ws_url, open_timeout=10) as ws:
+            hello = json.loads(ws.recv(timeout=10))
+            assert hello == {"type": "hello", "user": "admin", "role": "admin"}
+
+            run = _cli(
+                "inspect", "--server", server, "--station", "cam1", "--api-key", key, "--json", str(spot), str(fine)
+            )
+            assert run.returncode == 0, run.stderr
+            lines = [json.loads(x) for x in run.stdout.splitlines()]
+            assert [x["path"] for x in lines] == [str(spot), str(fine)]
+            assert [x["filename"] for x in lines] == ["000.png", "000.png"]
+            assert all(x["station"] == "cam1" and x["model_id"] == model_id for x in lines)
+            assert all(x["verdict"] in ("good", "anomalous") for x in lines)
+            assert lines[0]["score"] > lines[1]["score"]
+            ids = [x["id"] for x in lines]
+
+            events = _events(ws, set(ids))
+        for rec in lines:
+            assert events[rec["id"]]["score"] == rec["score"]
+            assert events[rec["id"]]["verdict"] == rec["verdict"]
+
+        first = lw.inspection(ids[0])
+        assert first["station"] == "cam1" and first["reviewed"] is False
+        assert lw.image(ids[0]) == spot.read_bytes()
+        assert lw.heatmap(ids[0])[:8] == b"\x89PNG\r\n\x1a\n"
+
+        review = lw.review(ids[0], "anomalous", defect_type="spot", note="confirmed")
+        assert review["inspection_id"] == ids[0] and review["defect_type"] == "spot"
+        assert [x["id"] for x in lw.inspections(reviewed=False)["items"]] == [ids[1]]
+        assert lw.inspection(ids[0])["reviewed"] is True
+        page = lw.inspections(station="cam1", limit=1)
+        assert len(page["items"]) == 1 and page["next_cursor"] is not None
+        assert [x["id"] for x in lw.iter_inspections(station="cam1", limit=1)] == sorted(ids, reverse=True)
+
+        # the API key from the environment, a folder expanded, the table output
+        env = {**_env(), "LINEWATCH_API_KEY": key}
+        folder = tmp_path / "shots"
+        folder.mkdir()
+        (folder / "a.png").write_bytes(fine.read_bytes())
+        table = _cli("inspect", "--server", server, "--station", "cam1", str(folder), env=env)
+        assert table.returncode == 0, table.stderr
+        assert "a.png" in table.stdout and "verdict" in table.stdout
+
+        with pytest.raises(ClientError) as e:
+            lw.inspect("no-such-station", fine)
+        assert e.value.status_code == 404 and "no-such-station" in e.value.detail
+
+
+def test_errors(server):
+    with pytest.raises(ClientError) as e:
+        Client.login(server, "admin", "wrong password")
+    assert e.value.status_code == 401
+    assert e.value.detail == "wrong user name or password"
+
+    with Client(server, api_key="lw_nonsense") as lw, pytest.raises(ClientError) as e:
+        lw.stations()
+    assert e.value.status_code == 401
+
+    with Client(server) as lw, pytest.raises(ClientError) as e:
+        lw.job(999)
+    assert e.value.status_code == 401  # authentication comes before lookup
+
+
+def test_connection_refused():
+    url = f"http://127.0.0.1:{_free_port()}"
+    with Client(url, api_key="x") as lw, pytest.raises(ClientError) as e:
+        lw.stations()
+    assert e.value.status_code is None
+    assert f"cannot reach linewatch at {url}" in str(e.value)
+    with pytest.raises(ClientError, match="cannot reach linewatch"):
+        Client.login(url, "admin", "pw")
+
+
+def test_cli_inspect_user_errors(synthetic):
+    image = str(synthetic / "test" / "good" / "000.png")
+    url = f"http://127.0.0.1:{_free_port()}"
+    run = _cli("inspect", "--server", url, "--station", "cam1", "--api-key", "k", image)
+    assert run.returncode == 2
+    assert "cannot reach linewatch" in run.stderr and "Traceback" not in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1 and run.stdout == ""
+
+    run = _cli("inspect", "--server", url, "--api-key", "k", image)
+    assert run.returncode == 2 and "--station is required" in run.stderr and "Traceback" not in run.stderr
+
+    run = _cli("inspect", "--server", url, "--station", "cam1", image)
+    assert run.returncode == 2 and "--api-key" in run.stderr
+
+    run = _cli(
+        "inspect", "--server", url, "--station", "cam1", "--api-key", "k", str(Path(image).with_name("nope.png"))
+    )
+    assert run.returncode == 2 and "path not found" in run.stderr
