@@ -1,0 +1,150 @@
+"""Inspection throughput and latency through the HTTP API, against the engine's own scoring time.
+
+    python benchmarks/service_throughput.py [--data CATEGORY] [--database-url URL] [--clients 1,4,16] [--seconds 20]
+
+Starts a real `linewatch serve` (SQLite by default; PostgreSQL with --database-url), trains a model through
+the API on the category's good images (default: a synthetic one), exports it to ONNX (training does),
+then for each client count sends test images for a fixed time from that many threads and prints a table:
+requests/s, latency p50/p95/p99, the engine's own ms per image (ONNX Runtime in-process, same images), and
+the service overhead (API p50 minus engine p50) and the share of the engine's throughput reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def run_clients(url: str, key: str, images: list[Path], blobs: list[bytes], n: int, seconds: float):
+    """n threads inspecting for ``seconds``; (latencies in seconds, wall time)."""
+    from linewatch.client import Client
+
+    lat: list[float] = []
+    lock = threading.Lock()
+    stop = time.perf_counter() + seconds
+
+    def worker(i: int) -> None:
+        with Client(url, api_key=key, timeout=120) as c:
+            k = i
+            while time.perf_counter() < stop:
+                t = time.perf_counter()
+                c.inspect("bench", (images[k % len(images)].name, blobs[k % len(blobs)]))
+                with lock:
+                    lat.append(time.perf_counter() - t)
+                k += n
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return lat, time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, default=None, help="MVTec-layout category (default: synthetic)")
+    ap.add_argument("--database-url", default=None)
+    ap.add_argument("--clients", default="1,4,16")
+    ap.add_argument("--seconds", type=float, default=20.0)
+    args = ap.parse_args()
+
+    from linewatch.client import Client
+    from linewatch.vision.runtime import OnnxModel
+
+    work = Path(tempfile.mkdtemp(prefix="lw-bench-"))
+    data = args.data
+    if data is None:
+        from linewatch.vision.synthetic import make_dataset
+
+        data = make_dataset(work / "washer", n_train=40, n_test_good=10, n_test_defect=4)
+    env = {**os.environ, "LINEWATCH_DATA_DIR": str(work / "svc")}
+    if args.database_url:
+        env["LINEWATCH_DATABASE_URL"] = args.database_url
+    cli = [sys.executable, "-m", "linewatch.cli"]
+    subprocess.run(
+        [*cli, "users", "create", "bench", "--role", "admin", "--password-stdin"],
+        input="bench-password\n",
+        text=True,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    port = free_port()
+    server = subprocess.Popen(
+        [*cli, "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                Client.login(url, "bench", "bench-password").close()
+                break
+            except Exception:
+                time.sleep(0.5)
+        admin = Client.login(url, "bench", "bench-password")
+        ds = admin.create_dataset("bench")
+        train = sorted((data / "train" / "good").iterdir())
+        admin.upload_images(ds["id"], train)
+        job = admin.train(ds["id"])
+        job = admin.wait_for_job(job["id"], timeout=1800)
+        model_id = job["result"]["model_id"]
+        admin.create_station("bench")
+        admin.activate(model_id, "bench")
+        key = admin.create_api_key("bench-camera", "operator")["key"]
+        images = [p for d in sorted((data / "test").iterdir()) for p in sorted(d.iterdir())]
+        blobs = [p.read_bytes() for p in images]
+
+        engine = OnnxModel(work / "svc" / "models" / str(model_id))
+        from linewatch.vision.images import open_image_bytes
+
+        times = []
+        for b in blobs * 2:
+            t = time.perf_counter()
+            engine.predict([open_image_bytes(b)])
+            times.append(time.perf_counter() - t)
+        engine_ms = float(np.median(times) * 1000)
+        engine_rps = 1000.0 / float(np.mean(times) * 1000)
+
+        rows = []
+        for n in [int(x) for x in args.clients.split(",")]:
+            lat, wall = run_clients(url, key, images, blobs, n, args.seconds)
+            ms = np.array(lat) * 1000
+            rps = len(lat) / wall
+            rows.append((n, len(lat), rps, *np.percentile(ms, [50, 95, 99]), rps / engine_rps))
+        db = "PostgreSQL" if args.database_url else "SQLite"
+        print(
+            f"engine (ONNX Runtime, in-process, decode to regions): p50 {engine_ms:.1f} ms, {engine_rps:.1f} images/s"
+        )
+        print("| database | clients | requests | images/s | p50 ms | p95 ms | p99 ms | overhead p50 ms | of engine |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for n, count, rps, p50, p95, p99, share in rows:
+            print(
+                f"| {db} | {n} | {count} | {rps:.1f} | {p50:.1f} | {p95:.1f} | {p99:.1f} | {p50 - engine_ms:.1f} | "
+                f"{share:.0%} |"
+            )
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+if __name__ == "__main__":
+    main()
