@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from linewatch import __version__
-from linewatch.api.context import AppContext, Conflict, NotFound
+from linewatch.api.context import AppContext, Conflict, ImageTooLarge, NotFound
 from linewatch.api.events import EventHub
 from linewatch.api.jobs import JobRunner
 from linewatch.api.metrics import Metrics
@@ -47,6 +48,55 @@ def _error(status: int, detail: str) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status)
 
 
+class StreamedBodyLimit:
+    """Counts the request body as it arrives and refuses it (413, JSON) once over the limit: a chunked
+    body has no Content-Length to check up front. (Not FastAPI's ``max_body_size``: it answers in plain text.)"""
+
+    def __init__(self, app, limit: int):
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    # raised where the route reads its body: FastAPI passes it to the exception handlers
+                    raise HTTPException(413, f"request body over {self.limit:,} bytes")
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+def _method_index(app: FastAPI) -> list[tuple[re.Pattern, int, set[str]]]:
+    """(path regex, number of parameters, methods) for every path of the OpenAPI document."""
+    index = []
+    for template, operations in app.openapi().get("paths", {}).items():
+        regex = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
+        index.append((re.compile(regex), template.count("{"), {m.upper() for m in operations}))
+    return index
+
+
+def _allowed_methods(index: list[tuple[re.Pattern, int, set[str]]], path: str) -> str:
+    """The methods the path supports, for a 405's Allow header (Starlette names only the first route's): those
+    of the most specific documented paths that match, e.g. POST for /jobs/train, not GET of /jobs/{job_id}."""
+    matches = [(params, methods) for regex, params, methods in index if regex.fullmatch(path)]
+    if not matches:
+        return ""
+    fewest = min(params for params, _ in matches)
+    allowed = set().union(*(methods for params, methods in matches if params == fewest))
+    if "GET" in allowed:
+        allowed.add("HEAD")
+    return ", ".join(sorted(allowed))
+
+
 def create_app(settings: Settings | None = None, context: AppContext | None = None) -> FastAPI:
     settings = settings or Settings()
     c = context or build_context(settings)
@@ -70,15 +120,17 @@ def create_app(settings: Settings | None = None, context: AppContext | None = No
     for r in (users.router, stations.router, datasets.router, jobs.router, inspections.router, system.router):
         app.include_router(r)
 
+    # guard_and_measure refuses a declared Content-Length over the limit; this, a body without one (chunked).
+    # Added first, so it runs inside guard_and_measure, whose task group would wrap its error.
+    app.add_middleware(StreamedBodyLimit, limit=settings.max_upload_bytes)
+
     @app.middleware("http")
     async def guard_and_measure(request: Request, call_next):
         length = request.headers.get("content-length")
         if length is not None:
-            try:
-                too_big = int(length) > settings.max_upload_bytes
-            except ValueError:
+            if not re.fullmatch(r"[0-9]+", length.strip()):
                 return _error(400, "invalid Content-Length")
-            if too_big:
+            if int(length) > settings.max_upload_bytes:
                 return _error(413, f"request body over {settings.max_upload_bytes:,} bytes")
         started = time.perf_counter()
         response = await call_next(request)
@@ -88,13 +140,24 @@ def create_app(settings: Settings | None = None, context: AppContext | None = No
         c.metrics.http_latency.labels(request.method, path).observe(time.perf_counter() - started)
         return response
 
+    method_index: list[tuple[re.Pattern, int, set[str]]] = []
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+        headers = dict(getattr(exc, "headers", None) or {})
+        detail = exc.detail
+        if exc.status_code == 405:
+            if not method_index:
+                method_index.extend(_method_index(app))
+            headers["Allow"] = _allowed_methods(method_index, request.url.path) or headers.get("Allow", "")
+        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
-        errors = [{"loc": list(e.get("loc", [])), "msg": str(e.get("msg", ""))} for e in exc.errors()]
+        errors = [
+            {"loc": list(e.get("loc", [])), "msg": str(e.get("msg", "")).removeprefix("Value error, ")}
+            for e in exc.errors()
+        ]
         return JSONResponse({"detail": "invalid request", "errors": errors}, status_code=422)
 
     @app.exception_handler(NotFound)
@@ -105,10 +168,13 @@ def create_app(settings: Settings | None = None, context: AppContext | None = No
     async def conflict(request: Request, exc: Conflict):
         return _error(409, str(exc))
 
+    @app.exception_handler(ImageTooLarge)
+    async def image_too_large(request: Request, exc: ImageTooLarge):
+        return _error(413, str(exc))
+
     @app.exception_handler(ImageError)
     async def bad_image(request: Request, exc: ImageError):
-        status = 413 if "limit" in str(exc) or "too large" in str(exc) else 400
-        return _error(status, str(exc))
+        return _error(400, str(exc))
 
     @app.exception_handler(BlobNotFound)
     async def blob_missing(request: Request, exc: BlobNotFound):

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from linewatch.api.auth import Principal, principal_from_api_key, principal_from_token
 from linewatch.api.context import AppContext
+from linewatch.api.schemas import LINE, MAX_ID
+
+# Path parameters: an id a row can have, a name without control characters (else 422, not a database error).
+Id = Annotated[int, Path(ge=1, le=MAX_ID)]
+Name = Annotated[str, Path(min_length=1, max_length=100, pattern=LINE)]
 
 bearer = HTTPBearer(auto_error=False, description="token from POST /api/v1/auth/login")
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key for machines")

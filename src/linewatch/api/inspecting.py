@@ -7,15 +7,47 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import time
 
 import imagehash
 from sqlalchemy import select
 
-from linewatch.api.context import AppContext, Conflict, NotFound
+from linewatch.api.context import AppContext, Conflict, ImageTooLarge, NotFound
+from linewatch.errors import ImageError
 from linewatch.store.tables import Inspection, ModelVersion, Station
 from linewatch.vision.images import open_image_bytes
 from linewatch.vision.overlay import overlay
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+MAX_FILENAME = 300  # the filename columns
+
+
+def clean_filename(name: str | None, default: str | None = None) -> str | None:
+    """An uploaded file's name as it can be stored and shown: valid UTF-8, no control characters (PostgreSQL
+    refuses NUL), no longer than the column; ``default`` for a missing or empty one."""
+    if not name:
+        return default
+    cleaned = _CONTROL.sub("", name.encode("utf-8", "replace").decode("utf-8"))[:MAX_FILENAME]
+    return cleaned or default
+
+
+def read_image(data: bytes, name: str, max_pixels: int):
+    """An uploaded image as RGB; else an ImageTooLarge (413) over the pixel limit, an ImageError (400) for
+    anything else: Pillow raises more than the errors ``open_image_bytes`` expects on crafted files
+    (struct.error, IndexError...)."""
+    try:
+        return open_image_bytes(data, name, max_pixels)
+    except ImageError as e:
+        message = str(e)
+        reason = message.removeprefix(f"{name}: ")  # not the file name: "limits.png" is no reason for a 413
+        if "over the limit" in reason or "too large" in reason:
+            raise ImageTooLarge(message) from None
+        raise
+    except MemoryError:
+        raise ImageTooLarge(f"{name}: image is too large to decode") from None
+    except Exception as e:
+        raise ImageError(f"{name}: not a readable image ({type(e).__name__})") from None
 
 
 def station_model(ctx: AppContext, station_name: str) -> tuple[Station, ModelVersion]:
@@ -33,7 +65,8 @@ def station_model(ctx: AppContext, station_name: str) -> tuple[Station, ModelVer
 
 def inspect_image(ctx: AppContext, station: Station, model: ModelVersion, data: bytes, filename: str | None) -> dict:
     started = time.perf_counter()
-    img = open_image_bytes(data, filename or "upload", ctx.settings.max_image_pixels)
+    filename = clean_filename(filename)
+    img = read_image(data, filename or "upload", ctx.settings.max_image_pixels)
     scorer = ctx.models.get(model.id, model.path)
     pred = scorer.predict([img])[0]
     heat = io.BytesIO()

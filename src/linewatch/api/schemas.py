@@ -3,27 +3,112 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 Role = Literal["admin", "engineer", "operator", "viewer"]
 Verdict = Literal["good", "anomalous"]
+
+# Ids are 32-bit integer columns (PostgreSQL ``integer``): larger ones cannot exist, and would make the database
+# (or SQLite's driver, beyond 64 bits) fail instead of finding nothing.
+MAX_ID = 2**31 - 1
+# One line of text without control characters (PostgreSQL refuses NUL in text; the others have no place there).
+LINE = r"^[^\x00-\x1f\x7f]*$"
+# Free text: tabs and line breaks allowed, other control characters not.
+TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    """SQLite hands back naive datetimes; every stored time is UTC, and the API says so (RFC 3339 needs it)."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+Timestamp = Annotated[dt.datetime, AfterValidator(_utc)]
+
+
+_DATE_TIME = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d(:\d\d(\.\d{1,6})?)?([Zz]|[+-]\d\d:?\d\d)?")
+
+
+def _in_utc(value: object) -> dt.datetime | None:
+    """A time filter: an ISO 8601 date and time (not a number), in UTC as times are stored; without an offset
+    it is taken as UTC."""
+    if value is None or isinstance(value, dt.datetime):
+        parsed = value
+    elif isinstance(value, str) and _DATE_TIME.fullmatch(value):
+        try:
+            parsed = dt.datetime.fromisoformat(value.upper())
+        except ValueError:
+            raise ValueError("not a valid date and time, e.g. 2025-01-31T08:00:00Z") from None
+    else:
+        raise ValueError("expected a date and time like 2025-01-31T08:00:00Z")
+    if parsed is None or parsed.tzinfo is None:
+        return _utc(parsed) if parsed is not None else None
+    try:
+        return parsed.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValueError("the time is out of range once converted to UTC") from None
+
+
+TimeFilter = Annotated[dt.datetime | None, BeforeValidator(_in_utc)]
 
 
 class Orm(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
+class ErrorOut(BaseModel):
+    """Every error response: a message that says what is wrong."""
+
+    detail: str
+
+
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(description="where: body, query, path or header, then the field")
+    msg: str
+
+
+class ValidationErrorOut(BaseModel):
+    """A request that does not match the API: which fields are wrong and why."""
+
+    detail: str
+    errors: list[FieldError]
+
+
+_ERRORS = {
+    400: "bad request: a body that cannot be parsed (not UTF-8, broken multipart) or an invalid Content-Length",
+    401: "authentication required, or the token or API key is invalid or expired",
+    403: "the caller's role is too low",
+    404: "not found",
+    409: "conflict with the current state",
+    413: "too large: the request body or an image",
+    422: "the request does not match the API (see errors)",
+    503: "the database or image store is unavailable; try again",
+}
+
+
+def errors(*codes: int, **described: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for error status codes, each with its JSON body; ``e404="no such dataset"`` to
+    describe one more precisely."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for code in codes:
+        out[code] = {
+            "model": ValidationErrorOut if code == 422 else ErrorOut,
+            "description": described.get(f"e{code}", _ERRORS[code]),
+        }
+    return out
+
+
 class LoginIn(BaseModel):
-    username: str = Field(min_length=1, max_length=100)
+    username: str = Field(min_length=1, max_length=100, pattern=LINE)
     password: str = Field(min_length=1, max_length=1000)
 
 
 class TokenOut(BaseModel):
     access_token: str
     token_type: str = "bearer"
-    expires_at: dt.datetime
+    expires_at: Timestamp
     role: Role
 
 
@@ -38,7 +123,7 @@ class UserOut(Orm):
     name: str
     role: Role
     active: bool
-    created_at: dt.datetime
+    created_at: Timestamp
 
 
 class MeOut(BaseModel):
@@ -49,7 +134,7 @@ class MeOut(BaseModel):
 
 
 class ApiKeyIn(BaseModel):
-    name: str = Field(min_length=1, max_length=100)
+    name: str = Field(min_length=1, max_length=100, pattern=LINE)
     role: Role
 
 
@@ -58,8 +143,8 @@ class ApiKeyOut(Orm):
     name: str
     prefix: str
     role: Role
-    created_at: dt.datetime
-    last_used_at: dt.datetime | None
+    created_at: Timestamp
+    last_used_at: Timestamp | None
     revoked: bool
 
 
@@ -75,22 +160,22 @@ class StationOut(Orm):
     id: int
     name: str
     active_model_id: int | None
-    created_at: dt.datetime
+    created_at: Timestamp
 
 
 class ActivateIn(BaseModel):
-    station: str = Field(min_length=1, max_length=100)
+    station: str = Field(min_length=1, max_length=100, pattern=LINE)
 
 
 class DatasetIn(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, pattern=LINE)
 
 
 class DatasetOut(BaseModel):
     id: int
     name: str
     images: int
-    created_at: dt.datetime
+    created_at: Timestamp
 
 
 class UploadOut(BaseModel):
@@ -100,10 +185,10 @@ class UploadOut(BaseModel):
 
 
 class TrainIn(BaseModel):
-    dataset_id: int
-    name: str | None = Field(None, max_length=200)
+    dataset_id: int = Field(ge=1, le=MAX_ID)
+    name: str | None = Field(None, min_length=1, max_length=200, pattern=LINE)
     method: Literal["patchcore", "padim"] = "patchcore"
-    backbone: str = Field("efficientnet_lite0", max_length=100)
+    backbone: str = Field("efficientnet_lite0", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
     image_size: int = Field(256, ge=32, le=1024)
 
 
@@ -116,9 +201,9 @@ class JobOut(Orm):
     params: dict
     result: dict | None
     error: str | None
-    created_at: dt.datetime
-    started_at: dt.datetime | None
-    finished_at: dt.datetime | None
+    created_at: Timestamp
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
 
 
 class ModelOut(Orm):
@@ -133,7 +218,7 @@ class ModelOut(Orm):
     dataset_id: int | None
     job_id: int | None
     created_by: int | None
-    created_at: dt.datetime
+    created_at: Timestamp
     stations: list[str] = []
 
 
@@ -162,7 +247,7 @@ class InspectionOut(Orm):
     regions: list[RegionOut]
     latency_ms: float
     reviewed: bool
-    created_at: dt.datetime
+    created_at: Timestamp
     image_url: str
     heatmap_url: str
 
@@ -174,8 +259,8 @@ class InspectionPage(BaseModel):
 
 class ReviewIn(BaseModel):
     verdict: Verdict
-    defect_type: str | None = Field(None, max_length=100)
-    note: str = Field("", max_length=5000)
+    defect_type: str | None = Field(None, max_length=100, pattern=LINE)
+    note: str = Field("", max_length=5000, pattern=TEXT)
 
 
 class ReviewOut(Orm):
@@ -185,4 +270,4 @@ class ReviewOut(Orm):
     verdict: Verdict
     defect_type: str | None
     note: str
-    created_at: dt.datetime
+    created_at: Timestamp

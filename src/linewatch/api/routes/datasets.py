@@ -6,22 +6,25 @@ import io
 import zipfile
 from pathlib import PurePosixPath
 
-from fastapi import APIRouter, Depends, HTTPException, UploadFile
+from fastapi import APIRouter, Depends, File, HTTPException, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from linewatch.api.auth import Principal
 from linewatch.api.context import AppContext
-from linewatch.api.deps import ctx, db, engineer, viewer
-from linewatch.api.schemas import DatasetIn, DatasetOut, UploadOut
+from linewatch.api.deps import Id, ctx, db, engineer, viewer
+from linewatch.api.inspecting import clean_filename, read_image
+from linewatch.api.schemas import DatasetIn, DatasetOut, UploadOut, errors
 from linewatch.errors import ImageError
 from linewatch.store.tables import Dataset, DatasetImage
-from linewatch.vision.images import IMAGE_SUFFIXES, open_image_bytes
+from linewatch.vision.images import IMAGE_SUFFIXES
 
-router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
-NOT_FOUND = {404: {"description": "no such dataset"}}
+router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"], responses=errors(400, 401, 403, 422))
+NOT_FOUND = errors(404, e404="no such dataset")
 MAX_ZIP_MEMBERS = 20_000
+MAX_MEMBER_BYTES = 100 * 1024 * 1024
+MAX_UNZIPPED_BYTES = 1024**3  # what the images of one zip may unpack to (zip bombs)
 
 
 def _out(session: Session, d: Dataset) -> DatasetOut:
@@ -43,7 +46,7 @@ def list_datasets(_=Depends(viewer), session: Session = Depends(db)):
 
 
 @router.get("/{dataset_id}", response_model=DatasetOut, responses=NOT_FOUND)
-def get_dataset(dataset_id: int, _=Depends(viewer), session: Session = Depends(db)):
+def get_dataset(dataset_id: Id, _=Depends(viewer), session: Session = Depends(db)):
     d = session.get(Dataset, dataset_id)
     if d is None:
         raise HTTPException(404, f"no dataset {dataset_id}")
@@ -51,7 +54,7 @@ def get_dataset(dataset_id: int, _=Depends(viewer), session: Session = Depends(d
 
 
 @router.delete("/{dataset_id}", status_code=204, responses=NOT_FOUND)
-def delete_dataset(dataset_id: int, _=Depends(engineer), session: Session = Depends(db)):
+def delete_dataset(dataset_id: Id, _=Depends(engineer), session: Session = Depends(db)):
     with session.begin():
         d = session.get(Dataset, dataset_id)
         if d is None:
@@ -63,36 +66,42 @@ def delete_dataset(dataset_id: int, _=Depends(engineer), session: Session = Depe
 def _members(upload_name: str, data: bytes) -> list[tuple[str, bytes]]:
     if not zipfile.is_zipfile(io.BytesIO(data)):
         return [(upload_name, data)]
-    out = []
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as z:
             infos = [i for i in z.infolist() if not i.is_dir()]
             if len(infos) > MAX_ZIP_MEMBERS:
                 raise HTTPException(413, f"zip holds {len(infos)} files; at most {MAX_ZIP_MEMBERS}")
+            wanted = []
             for info in infos:
                 name = PurePosixPath(info.filename)
                 if name.suffix.lower() not in IMAGE_SUFFIXES or name.name.startswith("."):
                     continue
-                if info.file_size > 100 * 1024 * 1024:
-                    raise HTTPException(413, f"{info.filename} in the zip is over 100 MB")
-                out.append((name.name, z.read(info)))
-    except zipfile.BadZipFile as e:
-        raise HTTPException(400, f"{upload_name}: corrupt zip ({e})") from None
+                if info.file_size > MAX_MEMBER_BYTES:
+                    raise HTTPException(413, f"{clean_filename(info.filename)} in the zip is over 100 MB")
+                wanted.append((name.name, info))
+            unzipped = sum(info.file_size for _, info in wanted)
+            if unzipped > MAX_UNZIPPED_BYTES:
+                raise HTTPException(413, f"{clean_filename(upload_name)}: the images unpack to over 1 GiB")
+            # Reading stops at each member's declared size (a lying header fails its CRC check).
+            out = [(name, z.read(info)) for name, info in wanted]
+    except HTTPException:
+        raise
+    except Exception as e:  # BadZipFile, zlib.error, an encrypted member, an unsupported compression method...
+        raise HTTPException(400, f"{clean_filename(upload_name)}: corrupt or unsupported zip ({e})") from None
     return out
 
 
 def _store(c: AppContext, dataset_id: int, files: list[tuple[str, bytes]]) -> UploadOut:
     added, skipped, rows = 0, [], []
-    for name, data in files:
+    for raw_name, data in files:
+        name = clean_filename(raw_name, "upload")
         try:
-            img = open_image_bytes(data, name, c.settings.max_image_pixels)
+            img = read_image(data, name, c.settings.max_image_pixels)
         except ImageError as e:
             skipped.append(str(e))
             continue
         key = c.blobs.put(data)  # blob first, then the row that points at it
-        rows.append(
-            DatasetImage(dataset_id=dataset_id, filename=name[:300], sha256=key, width=img.width, height=img.height)
-        )
+        rows.append(DatasetImage(dataset_id=dataset_id, filename=name, sha256=key, width=img.width, height=img.height))
         added += 1
     with c.sessions() as s, s.begin():
         s.add_all(rows)
@@ -101,8 +110,13 @@ def _store(c: AppContext, dataset_id: int, files: list[tuple[str, bytes]]) -> Up
     return UploadOut(added=added, skipped=skipped[:50], images=total or 0)
 
 
-@router.post("/{dataset_id}/images", response_model=UploadOut, responses={**NOT_FOUND, 400: {}, 413: {}})
-async def upload_images(dataset_id: int, files: list[UploadFile], _=Depends(engineer), c=Depends(ctx)):
+@router.post("/{dataset_id}/images", response_model=UploadOut, responses={**NOT_FOUND, **errors(400, 413)})
+async def upload_images(
+    dataset_id: Id,
+    files: list[UploadFile] = File(min_length=1, description="images, or zip files of images"),
+    _=Depends(engineer),
+    c=Depends(ctx),
+):
     """Good images as multipart files; a zip file is unpacked. Unreadable images are skipped and listed."""
     with c.sessions() as s:
         if s.get(Dataset, dataset_id) is None:

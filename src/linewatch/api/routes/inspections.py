@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, UploadFile
+from fastapi import APIRouter, Depends, File, HTTPException, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from sqlalchemy import select
@@ -12,32 +12,65 @@ from sqlalchemy.orm import Session
 
 from linewatch.api.auth import Principal
 from linewatch.api.context import AppContext
-from linewatch.api.deps import ctx, db, operator, viewer
-from linewatch.api.inspecting import inspect_image, inspection_dict, station_model
-from linewatch.api.schemas import InspectionOut, InspectionPage, ReviewIn, ReviewOut, Verdict
+from linewatch.api.deps import Id, Name, ctx, db, operator, viewer
+from linewatch.api.inspecting import clean_filename, inspect_image, inspection_dict, station_model
+from linewatch.api.schemas import (
+    LINE,
+    MAX_ID,
+    InspectionOut,
+    InspectionPage,
+    ReviewIn,
+    ReviewOut,
+    TimeFilter,
+    Verdict,
+    errors,
+)
 from linewatch.store.blobs import BlobNotFound
 from linewatch.store.tables import Inspection, Review, Station
 
-router = APIRouter(prefix="/api/v1", tags=["inspections"])
-NOT_FOUND = {404: {"description": "not found"}}
+router = APIRouter(prefix="/api/v1", tags=["inspections"], responses=errors(400, 401, 403, 422))
+NOT_FOUND = errors(404, e404="no such inspection, or its stored image is missing")
+IMAGE = {
+    "content": {
+        kind: {"schema": {"type": "string", "format": "binary"}}
+        for kind in ("image/png", "image/jpeg", "image/bmp", "image/tiff", "application/octet-stream")
+    },
+    "description": "the image as uploaded",
+}
+PNG = {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}, "description": "a PNG"}
 
 
 @router.post(
     "/stations/{station}/inspect",
     response_model=list[InspectionOut],
-    responses={**NOT_FOUND, 409: {"description": "no active model"}, 400: {}, 413: {}},
+    responses=errors(
+        400,
+        404,
+        409,
+        413,
+        e400="an empty, unreadable or corrupt image",
+        e404="unknown station",
+        e409="the station has no active model, or it cannot be loaded",
+        e413="the request or an image is too large (bytes or pixels)",
+    ),
 )
-async def inspect(station: str, files: list[UploadFile], _=Depends(operator), c: AppContext = Depends(ctx)):
+async def inspect(
+    station: Name,
+    files: list[UploadFile] = File(min_length=1, description="part images (PNG, JPEG, BMP, TIFF)"),
+    _=Depends(operator),
+    c: AppContext = Depends(ctx),
+):
     """Score one or many images with the station's active model; each is stored with its heatmap."""
     st, model = await run_in_threadpool(station_model, c, station)
     out = []
     for f in files:
+        name = clean_filename(f.filename)
         data = await f.read()
         if len(data) > c.settings.max_upload_bytes:
-            raise HTTPException(413, f"{f.filename}: {len(data):,} bytes is over the limit")
+            raise HTTPException(413, f"{name or 'upload'}: {len(data):,} bytes is over the limit")
         if not data:
-            raise HTTPException(400, f"{f.filename}: empty file")
-        out.append(await run_in_threadpool(inspect_image, c, st, model, data, f.filename))
+            raise HTTPException(400, f"{name or 'upload'}: empty file")
+        out.append(await run_in_threadpool(inspect_image, c, st, model, data, name))
     return out
 
 
@@ -45,14 +78,15 @@ async def inspect(station: str, files: list[UploadFile], _=Depends(operator), c:
 def list_inspections(
     _=Depends(viewer),
     session: Session = Depends(db),
-    station: str | None = None,
+    station: str | None = Query(None, min_length=1, max_length=100, pattern=LINE),
     verdict: Verdict | None = None,
     reviewed: bool | None = None,
-    since: dt.datetime | None = None,
-    until: dt.datetime | None = None,
-    min_score: float | None = Query(None, description="normalised score, 0..1"),
-    max_score: float | None = Query(None, description="normalised score, 0..1"),
-    cursor: int | None = Query(None, ge=0, description="next_cursor of the previous page"),
+    # Annotated (not `= Query(...)`), or FastAPI drops TimeFilter's validator.
+    since: Annotated[TimeFilter, Query(description="created at or after (without an offset: UTC)")] = None,
+    until: Annotated[TimeFilter, Query(description="created before (without an offset: UTC)")] = None,
+    min_score: float | None = Query(None, allow_inf_nan=False, description="normalised score, 0..1"),
+    max_score: float | None = Query(None, allow_inf_nan=False, description="normalised score, 0..1"),
+    cursor: int | None = Query(None, ge=0, le=MAX_ID, description="next_cursor of the previous page"),
     limit: int = Query(50, ge=1, le=500),
 ):
     """Newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
@@ -90,7 +124,7 @@ def _get(session: Session, inspection_id: int) -> tuple[Inspection, str]:
 
 
 @router.get("/inspections/{inspection_id}", response_model=InspectionOut, responses=NOT_FOUND)
-def get_inspection(inspection_id: int, _=Depends(viewer), session: Session = Depends(db)):
+def get_inspection(inspection_id: Id, _=Depends(viewer), session: Session = Depends(db)):
     return inspection_dict(*_get(session, inspection_id))
 
 
@@ -113,22 +147,22 @@ def _media(data: bytes) -> str:
     return "application/octet-stream"
 
 
-@router.get("/inspections/{inspection_id}/image", response_class=Response, responses=NOT_FOUND)
-async def get_image(inspection_id: int, _=Depends(viewer), session: Session = Depends(db), c=Depends(ctx)):
+@router.get("/inspections/{inspection_id}/image", response_class=Response, responses={200: IMAGE, **NOT_FOUND})
+async def get_image(inspection_id: Id, _=Depends(viewer), session: Session = Depends(db), c=Depends(ctx)):
     row, _name = _get(session, inspection_id)
     data = await run_in_threadpool(_blob, c, row.image_sha256)
     return Response(data, media_type=_media(data), headers={"Cache-Control": "private, max-age=31536000, immutable"})
 
 
-@router.get("/inspections/{inspection_id}/heatmap", response_class=Response, responses=NOT_FOUND)
-async def get_heatmap(inspection_id: int, _=Depends(viewer), session: Session = Depends(db), c=Depends(ctx)):
+@router.get("/inspections/{inspection_id}/heatmap", response_class=Response, responses={200: PNG, **NOT_FOUND})
+async def get_heatmap(inspection_id: Id, _=Depends(viewer), session: Session = Depends(db), c=Depends(ctx)):
     row, _name = _get(session, inspection_id)
     data = await run_in_threadpool(_blob, c, row.heatmap_sha256)
     return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=31536000, immutable"})
 
 
 @router.post("/inspections/{inspection_id}/reviews", response_model=ReviewOut, status_code=201, responses=NOT_FOUND)
-def review(inspection_id: int, body: ReviewIn, who: Principal = Depends(operator), session: Session = Depends(db)):
+def review(inspection_id: Id, body: ReviewIn, who: Principal = Depends(operator), session: Session = Depends(db)):
     """Confirm or overturn the verdict; the latest review counts."""
     with session.begin():
         row, _name = _get(session, inspection_id)
@@ -145,6 +179,6 @@ def review(inspection_id: int, body: ReviewIn, who: Principal = Depends(operator
 
 
 @router.get("/inspections/{inspection_id}/reviews", response_model=list[ReviewOut], responses=NOT_FOUND)
-def list_reviews(inspection_id: int, _=Depends(viewer), session: Session = Depends(db)):
+def list_reviews(inspection_id: Id, _=Depends(viewer), session: Session = Depends(db)):
     _get(session, inspection_id)
     return session.scalars(select(Review).where(Review.inspection_id == inspection_id).order_by(Review.id)).all()

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Query
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from linewatch.api.auth import Principal
-from linewatch.api.deps import ctx, db, engineer, viewer
-from linewatch.api.schemas import JobOut, TrainIn
+from linewatch.api.deps import Id, ctx, db, engineer, viewer
+from linewatch.api.schemas import JobOut, TrainIn, errors
 from linewatch.store.tables import Dataset, Job, ModelVersion
 
-router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
-NOT_FOUND = {404: {"description": "not found"}}
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], responses=errors(400, 401, 403, 422))
+NOT_FOUND = errors(404)
 
 
-@router.post("/train", response_model=JobOut, status_code=202, responses=NOT_FOUND)
+def _default_name(dataset: str, job_id: int) -> str:
+    """The dataset's name and `` #<job id>``, the name shortened to fit a model name (200 characters)."""
+    suffix = f" #{job_id}"
+    return dataset[: 200 - len(suffix)] + suffix
+
+
+@router.post("/train", response_model=JobOut, status_code=202, responses=errors(404, e404="no such dataset"))
 def start_training(body: TrainIn, who: Principal = Depends(engineer), session: Session = Depends(db), c=Depends(ctx)):
     """Queue training of a new model version on a dataset's good images; follow it with GET /jobs/{id}."""
     with session.begin():
@@ -28,7 +34,7 @@ def start_training(body: TrainIn, who: Principal = Depends(engineer), session: S
         session.flush()
         session.add(
             ModelVersion(
-                name=body.name or f"{ds.name} #{job.id}",
+                name=body.name or _default_name(ds.name, job.id),
                 method=body.method,
                 backbone=body.backbone,
                 image_size=body.image_size,
@@ -42,20 +48,21 @@ def start_training(body: TrainIn, who: Principal = Depends(engineer), session: S
 
 
 @router.get("", response_model=list[JobOut])
-def list_jobs(_=Depends(viewer), session: Session = Depends(db), limit: int = 50):
-    return session.scalars(select(Job).order_by(Job.id.desc()).limit(max(1, min(limit, 500)))).all()
+def list_jobs(_=Depends(viewer), session: Session = Depends(db), limit: int = Query(50, ge=1, le=500)):
+    return session.scalars(select(Job).order_by(Job.id.desc()).limit(limit)).all()
 
 
-@router.get("/{job_id}", response_model=JobOut, responses=NOT_FOUND)
-def get_job(job_id: int, _=Depends(viewer), session: Session = Depends(db)):
+# `:int`: only digits match, so /jobs/train is not taken for a job id (GET /jobs/train is 405, not 422).
+@router.get("/{job_id:int}", response_model=JobOut, responses=NOT_FOUND)
+def get_job(job_id: Id, _=Depends(viewer), session: Session = Depends(db)):
     job = session.get(Job, job_id)
     if job is None:
         raise HTTPException(404, f"no job {job_id}")
     return job
 
 
-@router.post("/{job_id}/cancel", response_model=JobOut, responses={**NOT_FOUND, 409: {}})
-def cancel_job(job_id: int, _=Depends(engineer), session: Session = Depends(db)):
+@router.post("/{job_id:int}/cancel", response_model=JobOut, responses=errors(404, 409, e409="the job has finished"))
+def cancel_job(job_id: Id, _=Depends(engineer), session: Session = Depends(db)):
     with session.begin():
         job = session.get(Job, job_id)
         if job is None:

@@ -11,12 +11,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from linewatch.api.auth import Principal
-from linewatch.api.deps import db, engineer, viewer
-from linewatch.api.schemas import ActivateIn, ModelOut, StationIn, StationOut
+from linewatch.api.deps import Id, Name, db, engineer, viewer
+from linewatch.api.schemas import ActivateIn, ModelOut, StationIn, StationOut, errors
 from linewatch.store.tables import Activation, ModelVersion, Station
 
-router = APIRouter(prefix="/api/v1", tags=["stations and models"])
-NOT_FOUND = {404: {"description": "not found"}}
+router = APIRouter(prefix="/api/v1", tags=["stations and models"], responses=errors(400, 401, 403, 422))
+NOT_FOUND = errors(404)
 
 
 @router.get("/stations", response_model=list[StationOut])
@@ -24,7 +24,7 @@ def list_stations(_=Depends(viewer), session: Session = Depends(db)):
     return session.scalars(select(Station).order_by(Station.name)).all()
 
 
-@router.post("/stations", response_model=StationOut, status_code=201, responses={409: {"description": "exists"}})
+@router.post("/stations", response_model=StationOut, status_code=201, responses=errors(409, e409="exists"))
 def create_station(body: StationIn, _=Depends(engineer), session: Session = Depends(db)):
     try:
         with session.begin():
@@ -46,7 +46,7 @@ def list_models(_=Depends(viewer), session: Session = Depends(db)):
 
 
 @router.get("/models/{model_id}", response_model=ModelOut, responses=NOT_FOUND)
-def get_model(model_id: int, _=Depends(viewer), session: Session = Depends(db)):
+def get_model(model_id: Id, _=Depends(viewer), session: Session = Depends(db)):
     mv = session.get(ModelVersion, model_id)
     if mv is None:
         raise HTTPException(404, f"no model version {model_id}")
@@ -60,8 +60,12 @@ def _station(session: Session, name: str) -> Station:
     return st
 
 
-@router.post("/models/{model_id}/activate", response_model=StationOut, responses={**NOT_FOUND, 409: {}})
-def activate(model_id: int, body: ActivateIn, who: Principal = Depends(engineer), session: Session = Depends(db)):
+@router.post(
+    "/models/{model_id}/activate",
+    response_model=StationOut,
+    responses=errors(404, 409, e404="no such model or station", e409="the model is not ready"),
+)
+def activate(model_id: Id, body: ActivateIn, who: Principal = Depends(engineer), session: Session = Depends(db)):
     with session.begin():
         mv = session.get(ModelVersion, model_id)
         if mv is None:
@@ -74,8 +78,12 @@ def activate(model_id: int, body: ActivateIn, who: Principal = Depends(engineer)
     return st
 
 
-@router.post("/stations/{name}/rollback", response_model=StationOut, responses={**NOT_FOUND, 409: {}})
-def rollback(name: str, who: Principal = Depends(engineer), session: Session = Depends(db)):
+@router.post(
+    "/stations/{name}/rollback",
+    response_model=StationOut,
+    responses=errors(404, 409, e404="unknown station", e409="no earlier model"),
+)
+def rollback(name: Name, who: Principal = Depends(engineer), session: Session = Depends(db)):
     """Activate the model the station used before the current one."""
     with session.begin():
         st = _station(session, name)
@@ -90,8 +98,15 @@ def rollback(name: str, who: Principal = Depends(engineer), session: Session = D
     return st
 
 
-@router.get("/models/{model_id}/export", response_class=FileResponse, responses={**NOT_FOUND, 409: {}})
-def download_onnx(model_id: int, _=Depends(viewer), session: Session = Depends(db)):
+@router.get(
+    "/models/{model_id}/export",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+        **errors(404, 409, e409="the model has no ONNX export"),
+    },
+)
+def download_onnx(model_id: Id, _=Depends(viewer), session: Session = Depends(db)):
     """The model's ONNX export (scores with onnxruntime alone)."""
     mv = session.get(ModelVersion, model_id)
     if mv is None:

@@ -8,14 +8,25 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from linewatch.api import auth
-from linewatch.api.deps import admin, ctx, db, principal
-from linewatch.api.schemas import ApiKeyCreated, ApiKeyIn, ApiKeyOut, LoginIn, MeOut, TokenOut, UserIn, UserOut
+from linewatch.api.deps import Id, admin, ctx, db, principal
+from linewatch.api.schemas import (
+    ApiKeyCreated,
+    ApiKeyIn,
+    ApiKeyOut,
+    LoginIn,
+    MeOut,
+    TokenOut,
+    UserIn,
+    UserOut,
+    errors,
+)
 from linewatch.store.tables import ApiKey, User
 
 router = APIRouter(prefix="/api/v1", tags=["users"])
+AUTH = errors(400, 401, 403, 422)
 
 
-@router.post("/auth/login", response_model=TokenOut, responses={401: {"description": "wrong name or password"}})
+@router.post("/auth/login", response_model=TokenOut, responses=errors(400, 401, 422, e401="wrong name or password"))
 def login(body: LoginIn, session: Session = Depends(db), c=Depends(ctx)):
     with session.begin():
         got = auth.login(session, body.username, body.password, c.settings.token_hours)
@@ -26,17 +37,17 @@ def login(body: LoginIn, session: Session = Depends(db), c=Depends(ctx)):
     return TokenOut(access_token=token, expires_at=expires, role=role)
 
 
-@router.get("/auth/me", response_model=MeOut)
+@router.get("/auth/me", response_model=MeOut, responses=errors(401))
 def me(who: auth.Principal = Depends(principal)):
     return MeOut(user_id=who.user_id, name=who.name, role=who.role, via=who.via)
 
 
-@router.get("/users", response_model=list[UserOut])
+@router.get("/users", response_model=list[UserOut], responses=AUTH)
 def list_users(_=Depends(admin), session: Session = Depends(db)):
     return session.scalars(select(User).order_by(User.id)).all()
 
 
-@router.post("/users", response_model=UserOut, status_code=201, responses={409: {"description": "name taken"}})
+@router.post("/users", response_model=UserOut, status_code=201, responses={**AUTH, **errors(409, e409="name taken")})
 def create_user(body: UserIn, _=Depends(admin), session: Session = Depends(db)):
     try:
         with session.begin():
@@ -46,20 +57,20 @@ def create_user(body: UserIn, _=Depends(admin), session: Session = Depends(db)):
     return user
 
 
-@router.get("/api-keys", response_model=list[ApiKeyOut])
+@router.get("/api-keys", response_model=list[ApiKeyOut], responses=AUTH)
 def list_keys(_=Depends(admin), session: Session = Depends(db)):
     return session.scalars(select(ApiKey).order_by(ApiKey.id)).all()
 
 
-@router.post("/api-keys", response_model=ApiKeyCreated, status_code=201)
+@router.post("/api-keys", response_model=ApiKeyCreated, status_code=201, responses=AUTH)
 def create_key(body: ApiKeyIn, who: auth.Principal = Depends(admin), session: Session = Depends(db)):
     with session.begin():
         secret, key = auth.create_api_key(session, body.name, body.role, who.user_id)
     return ApiKeyCreated(**ApiKeyOut.model_validate(key).model_dump(), key=secret)
 
 
-@router.delete("/api-keys/{key_id}", status_code=204, responses={404: {"description": "no such key"}})
-def revoke_key(key_id: int, _=Depends(admin), session: Session = Depends(db)):
+@router.delete("/api-keys/{key_id}", status_code=204, responses={**AUTH, **errors(404, e404="no such key")})
+def revoke_key(key_id: Id, _=Depends(admin), session: Session = Depends(db)):
     with session.begin():
         key = session.get(ApiKey, key_id)
         if key is None:
