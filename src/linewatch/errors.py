@@ -9,6 +9,10 @@ class ImageError(LinewatchError):
     """An image that cannot be read, or is too large to read safely."""
 
 
+class ImageTooLarge(ImageError):
+    """An image over the pixel limit, or one that would decompress to more (a decompression bomb)."""
+
+
 class ModelFileError(LinewatchError):
     """A model directory that is missing, corrupt or written by an incompatible version."""
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from linewatch.api.events import EventHub
 from linewatch.api.metrics import Metrics
 from linewatch.config import Settings
-from linewatch.errors import ImageError, LinewatchError
+from linewatch.errors import ImageTooLarge, LinewatchError  # noqa: F401  (re-exported for the API)
 from linewatch.store.blobs import BlobStore
 
 
@@ -57,7 +57,3 @@ class NotFound(LinewatchError):
 
 class Conflict(LinewatchError):
     """The request conflicts with the current state (409)."""
-
-
-class ImageTooLarge(ImageError):
-    """An image over the pixel limit, or too large to decode safely (413)."""

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from linewatch.errors import ImageError
+from linewatch.errors import ImageError, ImageTooLarge
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 MAX_PIXELS = 64_000_000  # larger images are refused (decompression bombs)
@@ -21,6 +22,28 @@ def is_image_file(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
 
 
+def _decode(fp, name: str, max_pixels: int, draft_size: int | None) -> Image.Image:
+    """Decode with size checks before any pixel is read; every failure is an ImageError."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(fp)
+            if img.width * img.height > max_pixels:
+                raise ImageTooLarge(f"{name}: {img.width}x{img.height} is over the limit of {max_pixels:,} pixels")
+            original = img.size
+            if draft_size and img.format == "JPEG":
+                img.draft("RGB", (draft_size, draft_size))
+            img.load()
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning, MemoryError):
+        raise ImageTooLarge(f"{name}: image is too large to decode safely") from None
+    except Exception as e:  # Pillow raises more than OSError on crafted files (struct.error, IndexError...)
+        raise ImageError(f"{name}: not a readable image ({type(e).__name__}: {e})") from None
+    img.info["original_size"] = original
+    return img
+
+
 def open_image(source: str | Path | Image.Image, draft_size: int | None = None) -> Image.Image:
     """An RGB Pillow image from a path or an image; a clear ImageError for anything unreadable.
 
@@ -28,8 +51,7 @@ def open_image(source: str | Path | Image.Image, draft_size: int | None = None) 
     (much faster for camera-sized photos); ``original_size`` in the result's ``info`` keeps the file's size.
     """
     if isinstance(source, Image.Image):
-        img = source
-        name = "image"
+        img, name = source, "image"
     else:
         path = Path(source)
         name = str(path)
@@ -37,25 +59,18 @@ def open_image(source: str | Path | Image.Image, draft_size: int | None = None) 
             raise ImageError(f"image not found: {path}")
         if not path.is_file():
             raise ImageError(f"not a file: {path}")
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                img = Image.open(path)
-                if img.width * img.height > MAX_PIXELS:
-                    raise ImageError(f"{path}: {img.width}x{img.height} is over the limit of {MAX_PIXELS:,} pixels")
-                original = img.size
-                if draft_size and img.format == "JPEG":
-                    img.draft("RGB", (draft_size, draft_size))
-                img.load()
-                img.info["original_size"] = original
-        except ImageError:
-            raise
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise ImageError(f"{path}: image is too large to decode safely") from None
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-            raise ImageError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
+        img = _decode(path, name, MAX_PIXELS, draft_size)
+    return _to_rgb(img, name)
+
+
+def open_image_bytes(data: bytes, name: str = "upload", max_pixels: int | None = None) -> Image.Image:
+    """An RGB image from encoded bytes (an upload), with the same checks as a file."""
+    return _to_rgb(_decode(io.BytesIO(data), name, max_pixels or MAX_PIXELS, None), name)
+
+
+def _to_rgb(img: Image.Image, name: str) -> Image.Image:
     original = img.info.get("original_size", img.size)
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         arr = np.asarray(img, dtype=np.float32)
         hi = float(arr.max()) or 1.0
         img = Image.fromarray((arr / hi * 255.0).clip(0, 255).astype(np.uint8))
@@ -66,27 +81,6 @@ def open_image(source: str | Path | Image.Image, draft_size: int | None = None) 
             raise ImageError(f"{name}: cannot convert {img.mode} image to RGB: {e}") from None
     img.info["original_size"] = original
     return img
-
-
-def open_image_bytes(data: bytes, name: str = "upload", max_pixels: int | None = None) -> Image.Image:
-    """An RGB image from encoded bytes (an upload), with the same checks as a file."""
-    import io
-
-    limit = max_pixels or MAX_PIXELS
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-            if img.width * img.height > limit:
-                raise ImageError(f"{name}: {img.width}x{img.height} is over the limit of {limit:,} pixels")
-            img.load()
-    except ImageError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(f"{name}: image is too large to decode safely") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise ImageError(f"{name}: not a readable image ({type(e).__name__})") from None
-    return open_image(img)
 
 
 @dataclass(frozen=True)
