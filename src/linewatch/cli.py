@@ -434,6 +434,32 @@ def serve(
     uvicorn.run(app_, host=host, port=port, log_level="warning", access_log=False)
 
 
+@app.command()
+@user_errors
+def worker(
+    data_dir: Annotated[Path | None, typer.Option(help="the service's data dir (shared storage: models)")] = None,
+    threads: Annotated[int, typer.Option(min=1, max=64, help="jobs run at once by this process")] = 1,
+):
+    """Run training jobs from the job queue (LINEWATCH_QUEUE_URL=redis://... or amqp://...) until SIGINT/SIGTERM.
+
+    Same settings as the service: its database, blob store and data dir; the models dir (DATA_DIR/models) must
+    be storage shared with the service, mounted at the same path. Start as many workers as you like.
+    """
+    import logging
+
+    from linewatch.api.jobqueue import run_worker
+
+    settings = _settings(data_dir)
+    if not settings.queue_url:
+        raise LinewatchError(
+            "linewatch worker needs a job queue: set LINEWATCH_QUEUE_URL=redis://host:6379/0 "
+            "or amqp://user:password@host:5672/vhost (the service's setting)"
+        )
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("linewatch").setLevel(logging.INFO)
+    run_worker(settings, threads, announce=lambda line: err.print(line, highlight=False, soft_wrap=True))
+
+
 @users_app.command("create")
 @user_errors
 def users_create(

@@ -5,15 +5,21 @@ Production parts:
 - ``LINEWATCH_DATABASE_URL=postgresql+psycopg://user:pass@host:5432/linewatch``
 - ``LINEWATCH_BLOB_URL=s3://bucket/prefix`` with ``LINEWATCH_S3_ENDPOINT_URL``, ``LINEWATCH_S3_ACCESS_KEY``,
   ``LINEWATCH_S3_SECRET_KEY``, ``LINEWATCH_S3_REGION``
+- ``LINEWATCH_QUEUE_URL=redis://host:6379/0`` or ``amqp://user:pass@host:5672/vhost``: training runs on
+  ``linewatch worker`` processes instead of a thread of the service
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+QUEUE_SCHEMES = ("redis", "rediss", "amqp", "amqps")
 
 
 class Settings(BaseSettings):
@@ -30,6 +36,32 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(50 * 1024 * 1024, description="largest accepted request body")
     max_image_pixels: int = Field(40_000_000, description="largest accepted image (width x height)")
     event_queue_size: int = Field(256, description="per-WebSocket-client queue; oldest events dropped beyond")
+    queue_url: str | None = Field(
+        None,
+        description="job queue: redis://host:6379/0 or amqp://user:pass@host:5672/vhost; jobs then run on "
+        "`linewatch worker` processes. Default: a thread of the service runs them",
+    )
+    queue_name: str = Field("linewatch", description="queue of the job messages; one per linewatch installation")
+    job_heartbeat_timeout: float = Field(
+        120.0, gt=0, description="seconds without a heartbeat before a running job counts as lost (failed)"
+    )
+
+    @field_validator("queue_url", mode="before")
+    @classmethod
+    def _queue_url(cls, v):
+        if v is None or (isinstance(v, str) and not v.strip()):
+            return None
+        scheme = urlsplit(str(v).strip()).scheme.lower()
+        if scheme not in QUEUE_SCHEMES:
+            raise ValueError("queue_url must be redis://host:port/db or amqp://user:password@host:port/vhost")
+        return str(v).strip()
+
+    @field_validator("queue_name")
+    @classmethod
+    def _queue_name(cls, v: str) -> str:
+        if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9._-]{0,99}", v):
+            raise ValueError("queue_name: letters, digits, '.', '_' and '-', starting with a letter or '_'")
+        return v
 
     @classmethod
     def settings_customise_sources(

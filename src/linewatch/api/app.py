@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from linewatch import __version__
 from linewatch.api.context import AppContext, Conflict, ImageTooLarge, NotFound
 from linewatch.api.events import EventHub
+from linewatch.api.jobqueue import QueueJobs, QueueUnavailable
 from linewatch.api.jobs import JobRunner
 from linewatch.api.metrics import Metrics
 from linewatch.api.routes import datasets, inspections, jobs, stations, system, users
@@ -104,7 +105,8 @@ def create_app(settings: Settings | None = None, context: AppContext | None = No
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         c.events.bind(asyncio.get_running_loop())
-        runner = JobRunner(c)
+        # a job queue (LINEWATCH_QUEUE_URL): `linewatch worker` processes run the jobs; else a thread of ours
+        runner = QueueJobs(c) if c.settings.queue_url else JobRunner(c)
         c.jobs = runner
         runner.start()
         yield
@@ -197,6 +199,10 @@ def create_app(settings: Settings | None = None, context: AppContext | None = No
     async def db_other(request: Request, exc: SQLAlchemyError):
         log.error("database error: %s", exc)
         return _error(503, "database error, try again")
+
+    @app.exception_handler(QueueUnavailable)
+    async def queue_down(request: Request, exc: QueueUnavailable):
+        return _error(503, str(exc))
 
     @app.exception_handler(ModelFileError)
     async def model_broken(request: Request, exc: ModelFileError):

@@ -1,7 +1,8 @@
 """Scoring one uploaded image for a station and storing everything it produced.
 
-Order of writes: image and heatmap blobs first (content-addressed, atomic), then the database row. A row
-never points at a missing blob; a failure between leaves at most an unreferenced blob, never a half one."""
+Order of writes: image and heatmap blobs first (content-addressed, atomic), then the database rows, those of one
+request in one transaction. A row never points at a missing blob; a failure between leaves at most unreferenced
+blobs, never a half one, and no row of a request that failed."""
 
 from __future__ import annotations
 
@@ -63,7 +64,8 @@ def station_model(ctx: AppContext, station_name: str) -> tuple[Station, ModelVer
         return station, model
 
 
-def inspect_image(ctx: AppContext, station: Station, model: ModelVersion, data: bytes, filename: str | None) -> dict:
+def _score(ctx: AppContext, station: Station, model: ModelVersion, data: bytes, filename: str | None) -> Inspection:
+    """Score one image and store its image and heatmap blobs; the row it returns is not added to any session."""
     started = time.perf_counter()
     filename = clean_filename(filename)
     img = read_image(data, filename or "upload", ctx.settings.max_image_pixels)
@@ -76,7 +78,7 @@ def inspect_image(ctx: AppContext, station: Station, model: ModelVersion, data: 
     heat_key = ctx.blobs.put(heat.getvalue())
     assert image_key == sha
     latency = (time.perf_counter() - started) * 1000
-    row = Inspection(
+    return Inspection(
         station_id=station.id,
         model_id=model.id,
         image_sha256=sha,
@@ -91,13 +93,30 @@ def inspect_image(ctx: AppContext, station: Station, model: ModelVersion, data: 
         regions=[r.to_dict() for r in pred.regions],
         latency_ms=round(latency, 2),
     )
+
+
+def inspect_images(
+    ctx: AppContext, station: Station, model: ModelVersion, uploads: list[tuple[str | None, bytes]]
+) -> list[dict]:
+    """Score ``(filename, bytes)`` uploads as one request: all or nothing. Every image is scored and its blobs
+    stored first, then one transaction commits all the rows; an error anywhere (a bad image, the blob store or
+    the database unavailable) leaves no row for any of them, so a client can send the same request again."""
+    rows = [_score(ctx, station, model, data, filename) for filename, data in uploads]
     with ctx.sessions() as s, s.begin():
-        s.add(row)
-    ctx.metrics.inspections.labels(station.name, pred.verdict).inc()
-    ctx.metrics.inspection_latency.labels(station.name).observe(latency / 1000)
-    out = inspection_dict(row, station.name)
-    ctx.events.publish({"type": "inspection", "inspection": out})
+        s.add_all(rows)
+    out = []
+    for row in rows:
+        ctx.metrics.inspections.labels(station.name, row.verdict).inc()
+        ctx.metrics.inspection_latency.labels(station.name).observe(row.latency_ms / 1000)
+        result = inspection_dict(row, station.name)
+        ctx.events.publish({"type": "inspection", "inspection": result})
+        out.append(result)
     return out
+
+
+def inspect_image(ctx: AppContext, station: Station, model: ModelVersion, data: bytes, filename: str | None) -> dict:
+    """One image: ``inspect_images`` of a single upload."""
+    return inspect_images(ctx, station, model, [(filename, data)])[0]
 
 
 def inspection_dict(row: Inspection, station_name: str) -> dict:

@@ -1,11 +1,16 @@
-"""Background jobs (training) run by an in-process worker thread on embedded defaults.
+"""Background jobs (training). One code path runs a job, ``JobRunner.run``: on embedded defaults a thread of
+the service calls it; with ``LINEWATCH_QUEUE_URL`` the ``linewatch worker`` processes do (see ``queue.py``).
 
 A job's state lives in the database: queued -> running -> succeeded | failed | cancelled, with progress
-0..1 and a message. Progress is pushed to WebSocket clients. On start, jobs left "running" by a process
-that died are marked failed, and queued ones are picked up again."""
+0..1 and a message. Progress is pushed to WebSocket clients. A running job's heartbeat is refreshed on each
+progress report and every few seconds by a small thread; a job whose heartbeat is older than
+``job_heartbeat_timeout`` has lost its worker and is marked failed by the sweeper (``fail_lost_jobs``). The
+in-process runner, the only one running jobs, marks every job left "running" failed when it starts, and
+picks queued ones up again."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import queue
@@ -17,9 +22,10 @@ import time
 import traceback
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from linewatch.api.context import AppContext
+from linewatch.config import Settings
 from linewatch.errors import LinewatchError
 from linewatch.store.tables import Dataset, DatasetImage, Job, ModelVersion, now
 
@@ -30,27 +36,84 @@ STAGE_SPAN = {
     "calibrate": (0.85, 0.95),
     "export": (0.95, 1.0),
 }
+WORKER_LOST = "the worker stopped while this job ran"
 
 
 class Cancelled(Exception):
     pass
 
 
+class Stopping(Exception):
+    """The runner is stopping (the worker got SIGTERM): the job ends failed."""
+
+
+class Abandoned(Exception):
+    """The job is no longer running under this runner (the sweeper gave it up): stop without writing."""
+
+
+def heartbeat_interval(settings: Settings) -> float:
+    """How often a running job's heartbeat is refreshed, and the sweeper looks: well within the timeout."""
+    return min(10.0, max(0.5, settings.job_heartbeat_timeout / 4))
+
+
+def job_event(job: Job) -> dict:
+    """What WebSocket clients receive when a job changes."""
+    return {
+        "type": "job",
+        "job": {
+            "id": job.id,
+            "kind": job.kind,
+            "status": job.status,
+            "progress": job.progress,
+            "message": job.message,
+        },
+    }
+
+
+def fail_lost_jobs(ctx: AppContext, timeout: float | None = None, error: str = WORKER_LOST) -> list[int]:
+    """Mark failed the jobs left "running" by a worker that is gone, and their model versions: those whose
+    heartbeat is older than ``timeout`` seconds, or all running jobs when ``timeout`` is None (the in-process
+    runner at start: nothing else runs jobs). Each job is checked again as it is updated, so a job that
+    finished or beat meanwhile is left alone. Returns the ids marked failed."""
+    conditions = [Job.status == "running"]
+    if timeout is not None:
+        cutoff = now() - dt.timedelta(seconds=timeout)
+        conditions.append(func.coalesce(Job.heartbeat_at, Job.started_at, Job.created_at) < cutoff)
+    failed = []
+    with ctx.sessions() as s, s.begin():
+        for job_id in s.scalars(select(Job.id).where(*conditions).order_by(Job.id)).all():
+            done = s.execute(
+                update(Job)
+                .where(Job.id == job_id, *conditions)
+                .values(status="failed", message="failed", error=error, finished_at=now())
+            )
+            if done.rowcount:
+                s.execute(
+                    update(ModelVersion)
+                    .where(ModelVersion.job_id == job_id, ModelVersion.status == "training")
+                    .values(status="failed")
+                )
+                failed.append(job_id)
+    if failed:
+        log.warning("marked failed, %s: job %s", error, ", ".join(map(str, failed)))
+    return failed
+
+
 class JobRunner:
-    def __init__(self, ctx: AppContext):
+    """Runs jobs. ``start``/``submit`` make it the service's in-process runner (a thread and a queue in
+    memory); a queue worker calls ``run`` directly for each message."""
+
+    def __init__(self, ctx: AppContext, name: str | None = None):
         self.ctx = ctx
         self.queue: queue.Queue[int] = queue.Queue()
-        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self.heartbeat_interval = heartbeat_interval(ctx.settings)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        with self.ctx.sessions() as s, s.begin():
-            s.execute(
-                update(Job)
-                .where(Job.status == "running")
-                .values(status="failed", error="the worker stopped while this job ran", finished_at=now())
-            )
+        fail_lost_jobs(self.ctx)
+        with self.ctx.sessions() as s:
             waiting = s.scalars(select(Job.id).where(Job.status == "queued").order_by(Job.id)).all()
         for job_id in waiting:
             self.queue.put(job_id)
@@ -59,6 +122,7 @@ class JobRunner:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop taking jobs; a job running now ends failed at its next progress report."""
         self._stop.set()
 
     def submit(self, job_id: int) -> None:
@@ -82,31 +146,50 @@ class JobRunner:
             job = s.get(Job, job_id)
             for k, v in values.items():
                 setattr(job, k, v)
-            event = {
-                "type": "job",
-                "job": {
-                    "id": job.id,
-                    "kind": job.kind,
-                    "status": job.status,
-                    "progress": job.progress,
-                    "message": job.message,
-                },
-            }
+            event = job_event(job)
         self.ctx.events.publish(event)
         return event
 
-    def run(self, job_id: int) -> None:
+    def _claim(self, job_id: int) -> tuple[str, dict] | None:
+        """Take a queued job: (kind, params), or None when it is not queued (a message delivered twice, a job
+        cancelled or given up meanwhile). The update is conditional, so two workers never both run a job."""
         with self.ctx.sessions() as s, s.begin():
             job = s.get(Job, job_id)
             if job is None or job.status != "queued":
-                return
+                log.info("job %s is %s, not queued: skipped", job_id, job.status if job else "gone")
+                return None
             if job.cancel_requested:
-                job.status, job.finished_at = "cancelled", now()
-                return
-            job.status, job.started_at, job.worker, job.heartbeat_at = "running", now(), self.name, now()
-            kind, params = job.kind, dict(job.params)
+                job.status, job.message, job.finished_at = "cancelled", "cancelled", now()
+                s.execute(
+                    update(ModelVersion)
+                    .where(ModelVersion.job_id == job_id, ModelVersion.status == "training")
+                    .values(status="failed")
+                )
+                event = job_event(job)
+            else:
+                t = now()
+                taken = s.execute(
+                    update(Job)
+                    .where(Job.id == job_id, Job.status == "queued")
+                    .values(status="running", started_at=t, worker=self.name, heartbeat_at=t)
+                    .execution_options(synchronize_session=False)
+                )
+                if not taken.rowcount:
+                    return None
+                return job.kind, dict(job.params)
+        self.ctx.events.publish(event)
+        return None
+
+    def run(self, job_id: int) -> str | None:
+        """Run a queued job to its end; the final status, or None when the job was not queued."""
+        claimed = self._claim(job_id)
+        if claimed is None:
+            return None
+        kind, params = claimed
         self._set(job_id, message="started")
+        log.info("job %s (%s) started on %s", job_id, kind, self.name)
         self.ctx.metrics.jobs_running.inc()
+        beating = self._heartbeat(job_id)
         started = time.perf_counter()
         status = "failed"
         try:
@@ -118,14 +201,20 @@ class JobRunner:
         except Cancelled:
             status = "cancelled"
             self._set(job_id, status=status, message="cancelled", finished_at=now())
+        except Stopping:
+            self._set(job_id, status="failed", message="failed", error=WORKER_LOST, finished_at=now())
+        except Abandoned:
+            log.warning("job %s was given up while it ran here (no heartbeat in time); stopped", job_id)
         except LinewatchError as e:
             self._set(job_id, status="failed", message="failed", error=str(e), finished_at=now())
         except Exception as e:
             log.error("job %s failed: %s", job_id, traceback.format_exc())
             self._set(job_id, status="failed", message="failed", error=f"{type(e).__name__}: {e}", finished_at=now())
         finally:
+            beating.set()
             self.ctx.metrics.jobs_running.dec()
-            self.ctx.metrics.job_duration.labels(kind, status).observe(time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            self.ctx.metrics.job_duration.labels(kind, status).observe(seconds)
             if status != "succeeded":
                 with self.ctx.sessions() as s, s.begin():
                     s.execute(
@@ -133,11 +222,35 @@ class JobRunner:
                         .where(ModelVersion.job_id == job_id, ModelVersion.status == "training")
                         .values(status="failed")
                     )
+            log.info("job %s %s in %.1f s", job_id, status, seconds)
+        return status
+
+    def _heartbeat(self, job_id: int) -> threading.Event:
+        """A thread refreshing the job's heartbeat until the returned event is set: a worker that dies stops it,
+        and the sweeper then marks the job failed."""
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(self.heartbeat_interval):
+                try:
+                    with self.ctx.sessions() as s, s.begin():
+                        s.execute(
+                            update(Job)
+                            .where(Job.id == job_id, Job.status == "running", Job.worker == self.name)
+                            .values(heartbeat_at=now())
+                        )
+                except Exception as e:  # the database may be back for the next beat
+                    log.warning("job %s: heartbeat not written: %s", job_id, e)
+
+        threading.Thread(target=beat, name=f"linewatch-heartbeat-{job_id}", daemon=True).start()
+        return done
 
     def _progress(self, job_id: int):
         last = {"t": 0.0, "stage": None}
 
         def report(stage: str, done: int, total: int) -> None:
+            if self._stop.is_set():
+                raise Stopping()
             lo, hi = STAGE_SPAN.get(stage, (0.0, 1.0))
             value = lo + (hi - lo) * (done / max(total, 1))
             t = time.monotonic()
@@ -145,8 +258,13 @@ class JobRunner:
                 return
             last["t"], last["stage"] = t, stage
             with self.ctx.sessions() as s:
-                if s.scalar(select(Job.cancel_requested).where(Job.id == job_id)):
-                    raise Cancelled()
+                row = s.execute(
+                    select(Job.cancel_requested, Job.status, Job.worker).where(Job.id == job_id)
+                ).one_or_none()
+            if row is None or row.status != "running" or row.worker != self.name:
+                raise Abandoned()
+            if row.cancel_requested:
+                raise Cancelled()
             self._set(job_id, progress=round(value, 4), message=f"{stage} {done}/{total}", heartbeat_at=now())
 
         return report

@@ -197,9 +197,11 @@ class S3BlobStore(BlobStore):
         self.prefix = prefix.strip("/")
         self.endpoint_url = endpoint_url
         config = Config(
+            # A store that hangs answers 503 within about 2 x 5 s (two attempts), not 3 x 10 s: the read timeout
+            # bounds each socket read or write of a request, not a whole (large) transfer.
             connect_timeout=3,
-            read_timeout=10,
-            retries={"max_attempts": 2},
+            read_timeout=5,
+            retries={"mode": "standard", "total_max_attempts": 2},
             # Only checksum when S3 demands it: some S3-compatible servers reject botocore's default CRC headers.
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",

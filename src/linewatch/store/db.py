@@ -10,7 +10,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event, make_url, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from linewatch.errors import LinewatchError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+PG_CONNECT_TIMEOUT_S = 5  # seconds to give up on connecting to PostgreSQL: a request answers 503, not hangs
 
 
 class DatabaseError(LinewatchError):
@@ -40,7 +41,16 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_timeout=10)
+    connect_args = {}
+    parsed = make_url(url)
+    # libpq waits for an unanswering server for minutes (psycopg 3: 130 s): a database that hangs would hang
+    # every request. A ``connect_timeout`` in the URL wins.
+    libpq = parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("psycopg", "psycopg2")
+    if libpq and "connect_timeout" not in parsed.query:
+        connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_S
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_timeout=10, connect_args=connect_args
+    )
 
 
 def _alembic_config(engine: Engine) -> Config:

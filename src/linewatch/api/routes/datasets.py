@@ -110,6 +110,11 @@ def _store(c: AppContext, dataset_id: int, files: list[tuple[str, bytes]]) -> Up
     return UploadOut(added=added, skipped=skipped[:50], images=total or 0)
 
 
+def _dataset_exists(c: AppContext, dataset_id: int) -> bool:
+    with c.sessions() as s:
+        return s.get(Dataset, dataset_id) is not None
+
+
 @router.post("/{dataset_id}/images", response_model=UploadOut, responses={**NOT_FOUND, **errors(400, 413)})
 async def upload_images(
     dataset_id: Id,
@@ -118,9 +123,8 @@ async def upload_images(
     c=Depends(ctx),
 ):
     """Good images as multipart files; a zip file is unpacked. Unreadable images are skipped and listed."""
-    with c.sessions() as s:
-        if s.get(Dataset, dataset_id) is None:
-            raise HTTPException(404, f"no dataset {dataset_id}")
+    if not await run_in_threadpool(_dataset_exists, c, dataset_id):  # off the event loop: the database may hang
+        raise HTTPException(404, f"no dataset {dataset_id}")
     members: list[tuple[str, bytes]] = []
     for f in files:
         data = await f.read()

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from linewatch.api.auth import Principal
 from linewatch.api.context import AppContext
 from linewatch.api.deps import Id, Name, ctx, db, operator, viewer
-from linewatch.api.inspecting import clean_filename, inspect_image, inspection_dict, station_model
+from linewatch.api.inspecting import clean_filename, inspect_images, inspection_dict, station_model
 from linewatch.api.schemas import (
     LINE,
     MAX_ID,
@@ -60,9 +60,10 @@ async def inspect(
     _=Depends(operator),
     c: AppContext = Depends(ctx),
 ):
-    """Score one or many images with the station's active model; each is stored with its heatmap."""
+    """Score one or many images with the station's active model; each is stored with its heatmap. All or
+    nothing: an error answer means no image of the request was stored as an inspection, so it can be sent again."""
     st, model = await run_in_threadpool(station_model, c, station)
-    out = []
+    uploads = []
     for f in files:
         name = clean_filename(f.filename)
         data = await f.read()
@@ -70,8 +71,8 @@ async def inspect(
             raise HTTPException(413, f"{name or 'upload'}: {len(data):,} bytes is over the limit")
         if not data:
             raise HTTPException(400, f"{name or 'upload'}: empty file")
-        out.append(await run_in_threadpool(inspect_image, c, st, model, data, name))
-    return out
+        uploads.append((name, data))
+    return await run_in_threadpool(inspect_images, c, st, model, uploads)
 
 
 @router.get("/inspections", response_model=InspectionPage)
@@ -149,14 +150,14 @@ def _media(data: bytes) -> str:
 
 @router.get("/inspections/{inspection_id}/image", response_class=Response, responses={200: IMAGE, **NOT_FOUND})
 async def get_image(inspection_id: Id, _=Depends(viewer), session: Session = Depends(db), c=Depends(ctx)):
-    row, _name = _get(session, inspection_id)
+    row, _name = await run_in_threadpool(_get, session, inspection_id)  # off the event loop: the database may hang
     data = await run_in_threadpool(_blob, c, row.image_sha256)
     return Response(data, media_type=_media(data), headers={"Cache-Control": "private, max-age=31536000, immutable"})
 
 
 @router.get("/inspections/{inspection_id}/heatmap", response_class=Response, responses={200: PNG, **NOT_FOUND})
 async def get_heatmap(inspection_id: Id, _=Depends(viewer), session: Session = Depends(db), c=Depends(ctx)):
-    row, _name = _get(session, inspection_id)
+    row, _name = await run_in_threadpool(_get, session, inspection_id)  # off the event loop: the database may hang
     data = await run_in_threadpool(_blob, c, row.heatmap_sha256)
     return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=31536000, immutable"})
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import SQLAlchemyError
 
 from linewatch.api.auth import principal_from_api_key, principal_from_token
 from linewatch.store.db import DatabaseError, ping
@@ -52,6 +53,13 @@ def metrics(request: Request):
     return Response(generate_latest(c.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
+def _ws_principal(c, token: str | None, key: str | None):
+    if not token and not key:
+        return None
+    with c.sessions() as s, s.begin():
+        return principal_from_token(s, token) if token else principal_from_api_key(s, key)
+
+
 @router.websocket("/api/v1/events")
 async def events(ws: WebSocket):
     """Inspection results and job progress as they happen. Authenticate with ``?token=`` (or an
@@ -63,8 +71,11 @@ async def events(ws: WebSocket):
     key = ws.headers.get("x-api-key")
     if not token and auth.lower().startswith("bearer "):
         token = auth[7:]
-    with c.sessions() as s, s.begin():
-        who = principal_from_token(s, token) if token else (principal_from_api_key(s, key) if key else None)
+    try:
+        who = await run_in_threadpool(_ws_principal, c, token, key)  # off the event loop: the database may hang
+    except SQLAlchemyError:
+        await ws.close(code=1013, reason="database unavailable, try again")  # 1013: try again later
+        return
     if who is None:
         await ws.close(code=4401, reason="authentication required")
         return

@@ -1,0 +1,392 @@
+"""Jobs on a queue (LINEWATCH_QUEUE_URL: Redis or RabbitMQ through Dramatiq): a real `linewatch serve` and
+`linewatch worker` sharing a data dir; progress reaches WebSocket clients of the service; a worker killed
+mid-training leaves its job failed, never running for ever. Each test queue has a name of its own."""
+
+import datetime as dt
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from websockets.sync.client import connect
+
+from linewatch.client import Client
+
+ADMIN_PASSWORD = "admin-password-1"
+BROKERS = {
+    "redis": "redis://127.0.0.1:6379/0",
+    "amqp": "amqp://guest:guest@127.0.0.1:5672/%2F",
+}
+HEARTBEAT_TIMEOUT = 3.0
+
+
+def _env(**settings: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LINEWATCH_")}
+    env["COLUMNS"] = "200"
+    env.update(settings)
+    return env
+
+
+def _cli(*args: str, stdin: str | None = None, env: dict | None = None, timeout: float = 120):
+    return subprocess.run(
+        [sys.executable, "-m", "linewatch.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env or _env(),
+        timeout=timeout,
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _unreachable(kind: str) -> str | None:
+    """Why the local broker cannot be used, or None."""
+    try:
+        if kind == "redis":
+            import redis
+
+            redis.Redis.from_url(BROKERS[kind], socket_connect_timeout=2).ping()
+        else:
+            import logging
+
+            import pika
+
+            logging.getLogger("pika").setLevel(logging.CRITICAL + 1)
+            params = pika.URLParameters(BROKERS[kind] + "?connection_attempts=1&socket_timeout=2")
+            pika.BlockingConnection(params).close()
+    except Exception as e:
+        return f"{type(e).__name__}"
+    return None
+
+
+def _remove_queue(kind: str, name: str) -> None:
+    try:
+        if kind == "redis":
+            import redis
+
+            r = redis.Redis.from_url(BROKERS[kind])
+            for key in r.scan_iter(f"dramatiq:*{name}*"):
+                r.delete(key)
+        else:
+            import pika
+
+            conn = pika.BlockingConnection(pika.URLParameters(BROKERS[kind]))
+            channel = conn.channel()
+            for q in (name, f"{name}.DQ", f"{name}.XQ"):
+                channel.queue_delete(q)
+            conn.close()
+    except Exception:
+        pass
+
+
+class Cluster:
+    """A `linewatch serve` process and `linewatch worker` processes on one queue and one data dir."""
+
+    def __init__(self, root: Path, env: dict):
+        self.root, self.env = root, env
+        self.data = root / "data"
+        self.procs: list[subprocess.Popen] = []
+        made = _cli(
+            "users", "create", "admin", "--role", "admin", "--password-stdin", "--data-dir", str(self.data),
+            stdin=ADMIN_PASSWORD + "\n", env=env,
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        port = _free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.server_log = root / "server.log"
+        self.server = self._start("serve", "--host", "127.0.0.1", "--port", str(port), log=self.server_log)
+        deadline = time.monotonic() + 60
+        while True:
+            if self.server.poll() is not None:
+                pytest.fail(f"linewatch serve exited with {self.server.returncode}:\n{self.server_log.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"linewatch serve is not ready:\n{self.server_log.read_text()}")
+            time.sleep(0.1)
+
+    def _start(self, *args: str, log: Path) -> subprocess.Popen:
+        out = log.open("w")
+        cmd = [sys.executable, "-m", "linewatch.cli", *args, "--data-dir", str(self.data)]
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=self.env)
+        out.close()
+        self.procs.append(proc)
+        return proc
+
+    def start_worker(self) -> tuple[subprocess.Popen, Path]:
+        log = self.root / f"worker-{len(self.procs)}.log"
+        proc = self._start("worker", log=log)
+        deadline = time.monotonic() + 60
+        while "linewatch worker" not in log.read_text():
+            if proc.poll() is not None:
+                pytest.fail(f"linewatch worker exited with {proc.returncode}:\n{log.read_text()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"linewatch worker did not start:\n{log.read_text()}")
+            time.sleep(0.1)
+        return proc, log
+
+    def close(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture(params=sorted(BROKERS))
+def cluster(request, tmp_path):
+    kind = request.param
+    reason = _unreachable(kind)
+    if reason:
+        pytest.skip(f"{kind} broker not reachable at {BROKERS[kind]} ({reason})")
+    name = f"lwtest_{uuid.uuid4().hex[:10]}"
+    env = _env(
+        LINEWATCH_QUEUE_URL=BROKERS[kind],
+        LINEWATCH_QUEUE_NAME=name,
+        LINEWATCH_JOB_HEARTBEAT_TIMEOUT=str(HEARTBEAT_TIMEOUT),
+    )
+    c = Cluster(tmp_path, env)
+    try:
+        yield c
+    finally:
+        c.close()
+        _remove_queue(kind, name)
+
+
+def _job_events(ws, job_id: int, until: set[str], timeout: float = 120) -> list[dict]:
+    """The job's events on the stream up to the first with a status in ``until``."""
+    got = []
+    deadline = time.monotonic() + timeout
+    while not got or got[-1]["status"] not in until:
+        msg = json.loads(ws.recv(timeout=max(0.1, deadline - time.monotonic())))
+        assert msg["type"] != "dropped", msg
+        if msg["type"] == "job" and msg["job"]["id"] == job_id:
+            got.append(msg["job"])
+    return got
+
+
+@contextmanager
+def _ws(lw: Client, server: str):
+    with connect(server.replace("http://", "ws://") + f"/api/v1/events?token={lw.token}", open_timeout=10) as ws:
+        assert json.loads(ws.recv(timeout=10))["type"] == "hello"
+        yield ws
+
+
+def _dataset(lw: Client, synthetic: Path, n: int) -> int:
+    ds = lw.create_dataset("washers")
+    up = lw.upload_images(ds["id"], sorted((synthetic / "train" / "good").iterdir())[:n])
+    assert up["added"] == n
+    return ds["id"]
+
+
+def test_training_runs_on_a_worker(cluster, synthetic):
+    worker, log = cluster.start_worker()
+    with Client.login(cluster.url, "admin", ADMIN_PASSWORD) as lw:
+        dataset_id = _dataset(lw, synthetic, 12)
+        with _ws(lw, cluster.url) as ws:
+            job = lw.train(dataset_id, image_size=64)
+            assert job["status"] == "queued"
+            events = _job_events(ws, job["id"], {"succeeded", "failed", "cancelled"})
+        done = lw.wait_for_job(job["id"], timeout=60, poll=0.2)
+        assert done["status"] == "succeeded" and done["progress"] == 1.0, done
+        statuses = [e["status"] for e in events]
+        assert statuses[-1] == "succeeded" and "running" in statuses, events
+        progress = [e["progress"] for e in events]
+        assert progress == sorted(progress) and any(0 < p < 1 for p in progress), events
+
+        # the model the worker wrote under the shared data dir scores on the service
+        model_id = done["result"]["model_id"]
+        assert {m["id"]: m for m in lw.models()}[model_id]["status"] == "ready"
+        lw.create_station("cam1")
+        lw.activate(model_id, "cam1")
+        spot, fine = synthetic / "test" / "spot" / "000.png", synthetic / "test" / "good" / "000.png"
+        results = lw.inspect("cam1", spot, fine)
+        assert results[0]["score"] > results[1]["score"]
+
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(30) == 0, log.read_text()
+    assert "Traceback" not in log.read_text()
+
+
+def test_killed_worker_leaves_its_job_failed(cluster, synthetic):
+    worker, _ = cluster.start_worker()
+    with Client.login(cluster.url, "admin", ADMIN_PASSWORD) as lw:
+        dataset_id = _dataset(lw, synthetic, 24)
+        with _ws(lw, cluster.url) as ws:
+            job = lw.train(dataset_id, image_size=64)
+            deadline = time.monotonic() + 60
+            while lw.job(job["id"])["status"] == "queued":
+                assert time.monotonic() < deadline, "the worker did not take the job"
+                time.sleep(0.05)
+            worker.kill()  # SIGKILL: no chance to clean up
+            worker.wait()
+            assert lw.job(job["id"])["status"] == "running"
+            started = time.monotonic()
+            events = _job_events(ws, job["id"], {"succeeded", "failed", "cancelled"}, timeout=30)
+        lost = lw.job(job["id"])
+        assert lost["status"] == "failed" and lost["error"] == "the worker stopped while this job ran", lost
+        assert events[-1]["status"] == "failed"
+        assert time.monotonic() - started < HEARTBEAT_TIMEOUT + 10
+        model = next(m for m in lw.models() if m["status"] != "ready")
+        assert model["status"] == "failed"
+
+        # a new worker: the lost job's message, if delivered again, is skipped; new jobs run
+        cluster.start_worker()
+        again = lw.train(dataset_id, image_size=64)
+        assert lw.wait_for_job(again["id"], timeout=120, poll=0.2)["status"] == "succeeded"
+        assert lw.job(job["id"])["status"] == "failed"
+
+
+@pytest.mark.parametrize("cluster", ["redis"], indirect=True)
+def test_stopped_worker_fails_its_job_and_exits(cluster, synthetic):
+    """SIGTERM mid-training: the job ends failed at once (no heartbeat wait) and the worker exits 0."""
+    worker, log = cluster.start_worker()
+    with Client.login(cluster.url, "admin", ADMIN_PASSWORD) as lw:
+        job = lw.train(_dataset(lw, synthetic, 24), image_size=64)
+        deadline = time.monotonic() + 60
+        while lw.job(job["id"])["status"] == "queued":
+            assert time.monotonic() < deadline, "the worker did not take the job"
+            time.sleep(0.05)
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(60) == 0, log.read_text()
+        stopped = lw.job(job["id"])
+        assert stopped["status"] == "failed" and stopped["error"] == "the worker stopped while this job ran"
+    assert "Traceback" not in log.read_text()
+
+
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:1/0", "amqp://guest:secret@127.0.0.1:1/%2F"])
+def test_worker_with_unreachable_broker(url, tmp_path):
+    run = _cli("worker", "--data-dir", str(tmp_path / "data"), env=_env(LINEWATCH_QUEUE_URL=url), timeout=60)
+    assert run.returncode == 2, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot reach the job queue" in lines[0], run.stderr
+    assert "Traceback" not in run.stderr and "secret" not in run.stderr
+
+
+def test_worker_without_a_queue(tmp_path):
+    run = _cli("worker", "--data-dir", str(tmp_path / "data"))
+    assert run.returncode == 2
+    assert "LINEWATCH_QUEUE_URL" in run.stderr and len(run.stderr.strip().splitlines()) == 1
+
+
+# the parts, without a broker
+
+
+@pytest.fixture
+def ctx(tmp_path):
+    from linewatch.api.app import build_context
+    from linewatch.config import Settings
+
+    c = build_context(Settings(data_dir=tmp_path / "data", job_heartbeat_timeout=HEARTBEAT_TIMEOUT))
+    yield c
+    c.engine.dispose()
+
+
+def _job(ctx, status: str, heartbeat_age: float | None = None, **values) -> int:
+    from linewatch.store.tables import Dataset, Job, ModelVersion, now
+
+    with ctx.sessions() as s, s.begin():
+        ds = Dataset(name="d")
+        s.add(ds)
+        beat = None if heartbeat_age is None else now() - dt.timedelta(seconds=heartbeat_age)
+        job = Job(kind="train", params={"dataset_id": 1}, status=status, message=status, heartbeat_at=beat, **values)
+        s.add(job)
+        s.flush()
+        s.add(ModelVersion(name="m", method="patchcore", backbone="b", image_size=64, dataset_id=ds.id, job_id=job.id))
+        return job.id
+
+
+def _state(ctx, job_id: int) -> tuple[str, str, str | None]:
+    from linewatch.store.tables import Job, ModelVersion
+
+    with ctx.sessions() as s:
+        job = s.get(Job, job_id)
+        model = s.query(ModelVersion).filter_by(job_id=job_id).one()
+        return job.status, model.status, job.error
+
+
+def test_sweeper_fails_only_jobs_without_a_recent_heartbeat(ctx):
+    from linewatch.api.jobs import fail_lost_jobs
+
+    lost = _job(ctx, "running", heartbeat_age=60)
+    alive = _job(ctx, "running", heartbeat_age=0.5)
+    queued = _job(ctx, "queued")
+    assert fail_lost_jobs(ctx, HEARTBEAT_TIMEOUT) == [lost]
+    assert _state(ctx, lost) == ("failed", "failed", "the worker stopped while this job ran")
+    assert _state(ctx, alive) == ("running", "training", None)
+    assert _state(ctx, queued) == ("queued", "training", None)
+    assert fail_lost_jobs(ctx, HEARTBEAT_TIMEOUT) == []
+
+
+def test_a_job_runs_once(ctx):
+    """A message delivered again, or for a job cancelled while queued, does not run it."""
+    from linewatch.api.jobs import JobRunner
+
+    runner = JobRunner(ctx)
+    for status in ("running", "failed", "succeeded", "cancelled"):
+        job_id = _job(ctx, status)
+        assert runner.run(job_id) is None
+        assert _state(ctx, job_id)[0] == status
+    assert runner.run(10_000) is None
+    cancelled = _job(ctx, "queued", cancel_requested=True)
+    assert runner.run(cancelled) is None
+    assert _state(ctx, cancelled)[:2] == ("cancelled", "failed")
+    assert runner.run(cancelled) is None
+
+
+def test_relay_publishes_what_other_processes_change(ctx):
+    from sqlalchemy import update
+
+    from linewatch.api.jobqueue import JobRelay
+    from linewatch.store.tables import Job
+
+    published = []
+    ctx.events.publish = published.append
+    old = _job(ctx, "succeeded")
+    running = _job(ctx, "running", heartbeat_age=0)
+    relay = JobRelay(ctx)
+    relay.prime()
+    assert relay.poll() == [] and published == []
+
+    def change(job_id, **values):
+        with ctx.sessions() as s, s.begin():
+            s.execute(update(Job).where(Job.id == job_id).values(**values))
+
+    change(running, progress=0.5, message="features 3/6")
+    new = _job(ctx, "queued")
+    events = relay.poll()
+    assert [(e["type"], e["job"]["id"], e["job"]["status"], e["job"]["progress"]) for e in events] == [
+        ("job", running, "running", 0.5),
+        ("job", new, "queued", 0.0),
+    ]
+    assert published == events
+    assert relay.poll() == []
+    change(running, status="failed", message="failed")
+    change(new, status="running", message="started")
+    assert [(e["job"]["id"], e["job"]["status"]) for e in relay.poll()] == [(running, "failed"), (new, "running")]
+    assert running not in relay.seen and old not in relay.seen
+    # a job that ran and finished between two looks is still told
+    quick = _job(ctx, "queued")
+    change(quick, status="succeeded", progress=1.0, message="done")
+    assert [(e["job"]["id"], e["job"]["status"]) for e in relay.poll()] == [(quick, "succeeded")]
+    assert relay.poll() == []
