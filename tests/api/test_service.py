@@ -168,3 +168,55 @@ def test_websocket_refuses_without_auth(api):
 
     with pytest.raises(WebSocketDisconnect), api.client.websocket_connect("/api/v1/events") as ws:
         ws.receive_json()
+
+
+def test_training_with_a_labelled_test_set_stores_its_metrics(api, good_zip, synthetic):
+    import io
+    import zipfile
+
+    c = api.client
+    eng = api.user("engineer")
+    train = c.post("/api/v1/datasets", json={"name": "train"}, headers=eng).json()
+    c.post(
+        f"/api/v1/datasets/{train['id']}/images", files=[("files", ("g.zip", good_zip, "application/zip"))], headers=eng
+    )
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:  # MVTec layout: folder names are the labels, masks are left out
+        for d in sorted((synthetic / "test").iterdir()):
+            for p in sorted(d.iterdir())[:3]:
+                z.write(p, f"washer/test/{d.name}/{p.name}")
+        for m in sorted((synthetic / "ground_truth" / "spot").iterdir())[:2]:
+            z.write(m, f"washer/ground_truth/spot/{m.name}")
+    test = c.post("/api/v1/datasets", json={"name": "test"}, headers=eng).json()
+    up = c.post(
+        f"/api/v1/datasets/{test['id']}/images",
+        files=[("files", ("t.zip", buf.getvalue(), "application/zip"))],
+        headers=eng,
+    ).json()
+    assert up["added"] == 12  # 3 good + 3 of each of the 3 defect types, no masks
+    one = (synthetic / "test" / "chip" / "001.png").read_bytes()
+    r = c.post(
+        f"/api/v1/datasets/{test['id']}/images",
+        files=[("files", ("c.png", one, "image/png"))],
+        data={"label": "chip"},
+        headers=eng,
+    )
+    assert r.json()["added"] == 1
+    bad = c.post("/api/v1/jobs/train", json={"dataset_id": train["id"], "test_dataset_id": 999}, headers=eng)
+    assert bad.status_code == 404
+    job = c.post(
+        "/api/v1/jobs/train",
+        json={"dataset_id": train["id"], "test_dataset_id": test["id"], "image_size": 64},
+        headers=eng,
+    ).json()
+    for _ in range(600):
+        j = c.get(f"/api/v1/jobs/{job['id']}", headers=eng).json()
+        if j["status"] not in ("queued", "running"):
+            break
+        time.sleep(0.1)
+    assert j["status"] == "succeeded", j
+    m = c.get(f"/api/v1/models/{j['result']['model_id']}", headers=eng).json()["metrics"]
+    assert m["images"] == 13 and m["defective"] == 10
+    assert m["image_auroc"] > 0.8
+    assert set(m["per_type"]) == {"chip", "scratch", "spot"} and m["per_type"]["chip"]["images"] == 4
+    assert m["training"]["train_images"] > 0

@@ -33,7 +33,8 @@ log = logging.getLogger("linewatch.jobs")
 STAGE_SPAN = {
     "features": (0.0, 0.6),
     "coreset": (0.6, 0.85),
-    "calibrate": (0.85, 0.95),
+    "calibrate": (0.85, 0.9),
+    "score": (0.9, 0.95),  # evaluation on a test dataset
     "export": (0.95, 1.0),
 }
 WORKER_LOST = "the worker stopped while this job ran"
@@ -270,31 +271,56 @@ class JobRunner:
         return report
 
 
+def _fetch(ctx: AppContext, images: list[DatasetImage], folder: Path) -> list[Path]:
+    """The dataset's images as files in a temporary folder (the model code reads paths)."""
+    paths = []
+    for i, im in enumerate(images):
+        p = folder / f"{i:06d}_{Path(im.filename).name}"
+        p.write_bytes(ctx.blobs.get(im.sha256))
+        paths.append(p)
+    return paths
+
+
+def _dataset_images(ctx: AppContext, dataset_id: int, good_only: bool) -> tuple[str, list[DatasetImage]]:
+    with ctx.sessions() as s:
+        dataset = s.get(Dataset, dataset_id)
+        if dataset is None:
+            raise LinewatchError(f"dataset {dataset_id} no longer exists")
+        q = select(DatasetImage).where(DatasetImage.dataset_id == dataset_id)
+        if good_only:
+            q = q.where(DatasetImage.label == "good")
+        return dataset.name, list(s.scalars(q.order_by(DatasetImage.id)).all())
+
+
 def run_training(ctx: AppContext, job_id: int, params: dict, progress) -> dict:
-    """Train a model version from a dataset's images; the version becomes ready with an ONNX export."""
+    """Train a model version from a dataset's good images; the version becomes ready with an ONNX export, and
+    with the metrics of an evaluation on ``test_dataset_id``'s labelled images when one is given."""
+    from linewatch.vision.datasets import Dataset as ImageSet
+    from linewatch.vision.datasets import Sample
+    from linewatch.vision.evaluation import evaluate
     from linewatch.vision.export import export_onnx
     from linewatch.vision.saving import create_detector, save
 
+    name, images = _dataset_images(ctx, params["dataset_id"], good_only=True)
     with ctx.sessions() as s:
-        dataset = s.get(Dataset, params["dataset_id"])
-        if dataset is None:
-            raise LinewatchError(f"dataset {params['dataset_id']} no longer exists")
-        images = s.scalars(
-            select(DatasetImage).where(DatasetImage.dataset_id == dataset.id, DatasetImage.label == "good")
-        ).all()
         model_id = s.scalar(select(ModelVersion.id).where(ModelVersion.job_id == job_id))
     if len(images) < 5:
-        raise LinewatchError(f"dataset {dataset.name!r} has {len(images)} good images; training needs at least 5")
+        raise LinewatchError(f"dataset {name!r} has {len(images)} good images; training needs at least 5")
+    metrics = None
     with tempfile.TemporaryDirectory(prefix="linewatch-train-") as tmp:
-        paths = []
-        for i, im in enumerate(images):
-            p = Path(tmp) / f"{i:06d}_{Path(im.filename).name}"
-            p.write_bytes(ctx.blobs.get(im.sha256))
-            paths.append(p)
         det = create_detector(params["method"], backbone=params["backbone"], image_size=params["image_size"])
-        det.fit(paths, progress=progress)
+        det.fit(_fetch(ctx, images, Path(tmp)), progress=progress)
+        if params.get("test_dataset_id"):
+            test_name, test_images = _dataset_images(ctx, params["test_dataset_id"], good_only=False)
+            folder = Path(tmp) / "test"
+            folder.mkdir()
+            samples = [Sample(p, im.label) for p, im in zip(_fetch(ctx, test_images, folder), test_images, strict=True)]
+            if not any(x.is_anomalous for x in samples) or all(x.is_anomalous for x in samples):
+                raise LinewatchError(f"test dataset {test_name!r} needs both good and defective images to evaluate")
+            metrics = evaluate(det, ImageSet(folder, "folder", [], samples), progress=progress)
+            metrics["test_dataset_id"] = params["test_dataset_id"]
     final = ctx.settings.models_dir / str(model_id)
-    save(det, final)
+    save(det, final, metrics)
     progress("export", 0, 1)
     export_onnx(final)
     cal = det.calibration_
@@ -302,7 +328,7 @@ def run_training(ctx: AppContext, job_id: int, params: dict, progress) -> dict:
         mv = s.get(ModelVersion, model_id)
         mv.status, mv.path = "ready", str(final.resolve())
         mv.threshold = cal.image_threshold if cal else None
-        mv.metrics = {"training": det.train_info_ | {"skipped": len(det.skipped_)}}
+        mv.metrics = {**(metrics or {}), "training": det.train_info_ | {"skipped": len(det.skipped_)}}
     return {"model_id": model_id, "train_images": det.train_info_["train_images"]}
 
 

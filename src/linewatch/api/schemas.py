@@ -185,7 +185,10 @@ class UploadOut(BaseModel):
 
 
 class TrainIn(BaseModel):
-    dataset_id: int = Field(ge=1, le=MAX_ID)
+    dataset_id: int = Field(ge=1, le=MAX_ID, description="its images labelled good are the training set")
+    test_dataset_id: int | None = Field(
+        None, ge=1, le=MAX_ID, description="labelled images (good and defect types) to evaluate the new model on"
+    )
     name: str | None = Field(None, min_length=1, max_length=200, pattern=LINE)
     method: Literal["patchcore", "padim"] = "patchcore"
     backbone: str = Field("efficientnet_lite0", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")

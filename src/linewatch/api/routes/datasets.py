@@ -6,7 +6,7 @@ import io
 import zipfile
 from pathlib import PurePosixPath
 
-from fastapi import APIRouter, Depends, File, HTTPException, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -63,9 +63,18 @@ def delete_dataset(dataset_id: Id, _=Depends(engineer), session: Session = Depen
         session.delete(d)
 
 
-def _members(upload_name: str, data: bytes) -> list[tuple[str, bytes]]:
+def _zip_label(path: PurePosixPath, default: str) -> str | None:
+    """The label of a zip member: its folder's name (``good``, or a defect type as in MVTec's ``test/<type>``);
+    None for what is not an image to keep (ground-truth masks)."""
+    if "ground_truth" in path.parts or path.stem.endswith("_mask"):
+        return None
+    return clean_filename(path.parent.name, default)[:100] if path.parent.name else default
+
+
+def _members(upload_name: str, data: bytes, label: str) -> list[tuple[str, str, bytes]]:
+    """(file name, label, bytes) of an uploaded image, or of each image in an uploaded zip."""
     if not zipfile.is_zipfile(io.BytesIO(data)):
-        return [(upload_name, data)]
+        return [(upload_name, label, data)]
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as z:
             infos = [i for i in z.infolist() if not i.is_dir()]
@@ -78,12 +87,14 @@ def _members(upload_name: str, data: bytes) -> list[tuple[str, bytes]]:
                     continue
                 if info.file_size > MAX_MEMBER_BYTES:
                     raise HTTPException(413, f"{clean_filename(info.filename)} in the zip is over 100 MB")
-                wanted.append((name.name, info))
-            unzipped = sum(info.file_size for _, info in wanted)
+                member_label = _zip_label(name, label)
+                if member_label is not None:
+                    wanted.append((name.name, member_label, info))
+            unzipped = sum(info.file_size for _, _, info in wanted)
             if unzipped > MAX_UNZIPPED_BYTES:
                 raise HTTPException(413, f"{clean_filename(upload_name)}: the images unpack to over 1 GiB")
             # Reading stops at each member's declared size (a lying header fails its CRC check).
-            out = [(name, z.read(info)) for name, info in wanted]
+            out = [(name, lab, z.read(info)) for name, lab, info in wanted]
     except HTTPException:
         raise
     except Exception as e:  # BadZipFile, zlib.error, an encrypted member, an unsupported compression method...
@@ -91,9 +102,9 @@ def _members(upload_name: str, data: bytes) -> list[tuple[str, bytes]]:
     return out
 
 
-def _store(c: AppContext, dataset_id: int, files: list[tuple[str, bytes]]) -> UploadOut:
+def _store(c: AppContext, dataset_id: int, files: list[tuple[str, str, bytes]]) -> UploadOut:
     added, skipped, rows = 0, [], []
-    for raw_name, data in files:
+    for raw_name, label, data in files:
         name = clean_filename(raw_name, "upload")
         try:
             img = read_image(data, name, c.settings.max_image_pixels)
@@ -101,7 +112,11 @@ def _store(c: AppContext, dataset_id: int, files: list[tuple[str, bytes]]) -> Up
             skipped.append(str(e))
             continue
         key = c.blobs.put(data)  # blob first, then the row that points at it
-        rows.append(DatasetImage(dataset_id=dataset_id, filename=name, sha256=key, width=img.width, height=img.height))
+        rows.append(
+            DatasetImage(
+                dataset_id=dataset_id, filename=name, sha256=key, width=img.width, height=img.height, label=label
+            )
+        )
         added += 1
     with c.sessions() as s, s.begin():
         s.add_all(rows)
@@ -119,16 +134,25 @@ def _dataset_exists(c: AppContext, dataset_id: int) -> bool:
 async def upload_images(
     dataset_id: Id,
     files: list[UploadFile] = File(min_length=1, description="images, or zip files of images"),
+    label: str = Form(
+        "good",
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="label of plain image files: good, or a defect type (zip members take their folder's name)",
+    ),
     _=Depends(engineer),
     c=Depends(ctx),
 ):
-    """Good images as multipart files; a zip file is unpacked. Unreadable images are skipped and listed."""
+    """Images as multipart files; a zip file is unpacked (an MVTec-style zip keeps each image's folder name as its
+    label, so a test set of good and defective images can be uploaded at once). Unreadable images are skipped
+    and listed. Training uses the images labelled good; a labelled set can evaluate a model."""
     if not await run_in_threadpool(_dataset_exists, c, dataset_id):  # off the event loop: the database may hang
         raise HTTPException(404, f"no dataset {dataset_id}")
-    members: list[tuple[str, bytes]] = []
+    members: list[tuple[str, str, bytes]] = []
     for f in files:
         data = await f.read()
-        members += _members(f.filename or "upload", data)
+        members += _members(f.filename or "upload", data, label)
     if not members:
         raise HTTPException(400, "no image files in the upload")
     return await run_in_threadpool(_store, c, dataset_id, members)

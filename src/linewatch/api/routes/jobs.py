@@ -28,6 +28,8 @@ def start_training(body: TrainIn, who: Principal = Depends(engineer), session: S
         ds = session.get(Dataset, body.dataset_id)
         if ds is None:
             raise HTTPException(404, f"no dataset {body.dataset_id}")
+        if body.test_dataset_id is not None and session.get(Dataset, body.test_dataset_id) is None:
+            raise HTTPException(404, f"no test dataset {body.test_dataset_id}")
         params = body.model_dump()
         job = Job(kind="train", params=params, created_by=who.user_id, message="queued")
         session.add(job)
