@@ -1,4 +1,12 @@
+import contextlib
+import logging
 import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,3 +44,198 @@ def bottle() -> Path:
     if not (BOTTLE / "train" / "good").is_dir():
         pytest.skip(f"real MVTec AD bottle data not found at {BOTTLE}")
     return BOTTLE
+
+
+# --- the real parts the API and store tests run against: shared by tests/api and tests/store as fixtures (no test
+# module imports another; several test folders are on sys.path, so a `from conftest import ...` is ambiguous) ---
+
+PG_HOST, PG_PORT = "127.0.0.1", 5432
+PG_ADMIN_URL = f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}/postgres"
+
+
+class Postgres:
+    """Fresh databases on the local PostgreSQL server."""
+
+    host, port = PG_HOST, PG_PORT
+
+    @staticmethod
+    def create(prefix: str = "lw_test") -> str:
+        """A new empty database (its name), or a skip saying why there is none."""
+        import sqlalchemy as sa
+
+        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+        try:
+            eng = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+            with eng.connect() as c:
+                c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+            eng.dispose()
+        except Exception as e:
+            pytest.skip(f"PostgreSQL not reachable at {PG_HOST}:{PG_PORT} ({type(e).__name__})")
+        return name
+
+    @staticmethod
+    def url(name: str, port: int = PG_PORT) -> str:
+        """The SQLAlchemy URL of database ``name``, through ``port`` (a proxy's) when given."""
+        return f"postgresql+psycopg://postgres@{PG_HOST}:{port}/{name}"
+
+    @staticmethod
+    def drop(name: str) -> None:
+        import sqlalchemy as sa
+
+        eng = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with eng.connect() as c:
+            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        eng.dispose()
+
+    @classmethod
+    @contextlib.contextmanager
+    def database(cls, prefix: str = "lw_test") -> Iterator[str]:
+        """The URL of a new database, dropped when the block ends."""
+        name = cls.create(prefix)
+        try:
+            yield cls.url(name)
+        finally:
+            cls.drop(name)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> type[Postgres]:
+    """Makes and drops PostgreSQL databases: ``postgres.database(prefix)`` (a context manager yielding a URL), or
+    ``postgres.create(prefix)`` / ``postgres.url(name)`` / ``postgres.drop(name)``. Skips when none runs."""
+    return Postgres
+
+
+class MotoS3:
+    """A moto S3 server on 127.0.0.1."""
+
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+        self.endpoint = f"http://{host}:{port}"
+
+    def client(self):
+        """A boto3 S3 client talking to the server directly."""
+        import boto3
+
+        session = boto3.session.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+        )
+        return session.client("s3", endpoint_url=self.endpoint)
+
+
+@pytest.fixture(scope="session")
+def moto_s3() -> Iterator[MotoS3]:
+    """One moto S3 server for the session (no buckets: each user makes its own), or a skip."""
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError as exc:
+        pytest.skip(f"moto server not installed ({exc}); pip install 'moto[server]'")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per S3 request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    try:
+        server.start()
+        host, port = server.get_host_and_port()
+    except Exception as exc:
+        pytest.skip(f"moto S3 server could not start: {exc}")
+    yield MotoS3(host, port)
+    server.stop()
+
+
+class Processes:
+    """`linewatch` subprocesses (``serve``, ``worker``), all stopped when the ``with`` block ends."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen] = []
+
+    @staticmethod
+    def free_port() -> int:
+        """A localhost port nothing listens on (now)."""
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    @staticmethod
+    def env(**settings: str) -> dict:
+        """The environment without LINEWATCH_* settings from outside (a database URL, an API key), plus ``settings``."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LINEWATCH_")}
+        env["COLUMNS"] = "200"
+        env.update(settings)
+        return env
+
+    @classmethod
+    def cli(cls, *args: str, stdin: str | None = None, env: dict | None = None, timeout: float = 120):
+        """``linewatch ARGS`` run to its end: the CompletedProcess (text)."""
+        return subprocess.run(
+            [sys.executable, "-m", "linewatch.cli", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=env or cls.env(),
+            timeout=timeout,
+        )
+
+    @classmethod
+    def create_admin(cls, data_dir: Path, password: str, env: dict | None = None) -> None:
+        """``linewatch users create admin --role admin`` on ``data_dir``."""
+        made = cls.cli(
+            "users", "create", "admin", "--role", "admin", "--password-stdin", "--data-dir", str(data_dir),
+            stdin=password + "\n", env=env,
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
+
+    def start(self, *args: str, log: Path, env: dict | None = None, data_dir: Path | None = None) -> subprocess.Popen:
+        """``linewatch ARGS [--data-dir DATA_DIR]`` in the background, its output to ``log``."""
+        cmd = [sys.executable, "-m", "linewatch.cli", *args]
+        if data_dir is not None:
+            cmd += ["--data-dir", str(data_dir)]
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env or self.env())
+        self.procs.append(proc)
+        return proc
+
+    def serve(
+        self, log: Path, env: dict | None = None, data_dir: Path | None = None, wait_for: str = "/healthz"
+    ) -> tuple[str, subprocess.Popen]:
+        """``linewatch serve`` on a free port once ``wait_for`` answers 200: (its base URL, the process)."""
+        import httpx
+
+        port = self.free_port()
+        url = f"http://127.0.0.1:{port}"
+        proc = self.start("serve", "--host", "127.0.0.1", "--port", str(port), log=log, env=env, data_dir=data_dir)
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"linewatch serve exited with {proc.returncode}:\n{log.read_text()}")
+            try:
+                if httpx.get(f"{url}{wait_for}", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"linewatch serve did not answer {wait_for}:\n{log.read_text()}")
+            time.sleep(0.1)
+        return url, proc
+
+    def close(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def __enter__(self) -> "Processes":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+@pytest.fixture(scope="session")
+def linewatch_processes() -> type[Processes]:
+    """Runs the `linewatch` command: ``with linewatch_processes() as procs: url, _ = procs.serve(log, ...)`` (all
+    stopped when the block ends); ``linewatch_processes.cli(*args)`` runs one to its end, ``.env(**settings)`` is
+    a clean environment, ``.create_admin(data_dir, password)`` makes the admin user, ``.free_port()``."""
+    return Processes

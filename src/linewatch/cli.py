@@ -402,12 +402,24 @@ app.add_typer(users_app, name="users")
 
 
 def _settings(data_dir: Path | None):
+    from pydantic import ValidationError
+
     from linewatch.config import Settings
 
     try:
         return Settings(data_dir=data_dir) if data_dir else Settings()
-    except Exception as e:  # pydantic validation of env vars or the config file
-        raise LinewatchError(f"invalid settings: {e}") from None
+    except ValidationError as e:  # env vars or the config file: one line, the first error (never the value)
+        errors = e.errors()
+        first = errors[0] if errors else {}
+        loc = [str(x) for x in first.get("loc", ())]
+        where = f"setting {loc[0]} (LINEWATCH_{loc[0].upper()})" if len(loc) == 1 else "settings"
+        if len(loc) > 1:
+            where = f"setting {'.'.join(loc)}"
+        msg = " ".join(str(first.get("msg", e)).removeprefix("Value error, ").split())
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise LinewatchError(f"invalid {where}: {msg}{more}") from None
+    except Exception as e:  # an unreadable config file
+        raise LinewatchError(f"invalid settings: {' '.join(str(e).split())}") from None
 
 
 @app.command()

@@ -2,14 +2,9 @@
 stream over WebSocket and `linewatch inspect` from the command line."""
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 from websockets.sync.client import connect
 
@@ -18,74 +13,15 @@ from linewatch.client import Client, ClientError
 ADMIN_PASSWORD = "admin-password-1"
 
 
-def _env() -> dict:
-    """The environment without LINEWATCH_* settings from outside (a database URL, an API key)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LINEWATCH_")}
-    env["COLUMNS"] = "200"
-    return env
-
-
-def _cli(*args: str, stdin: str | None = None, env: dict | None = None, timeout: float = 120):
-    return subprocess.run(
-        [sys.executable, "-m", "linewatch.cli", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env or _env(),
-        timeout=timeout,
-    )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, linewatch_processes):
     """The URL of a `linewatch serve` process on a fresh data dir with one admin user."""
     root = tmp_path_factory.mktemp("server")
     data = root / "data"
-    made = _cli(
-        "users",
-        "create",
-        "admin",
-        "--role",
-        "admin",
-        "--password-stdin",
-        "--data-dir",
-        str(data),
-        stdin=ADMIN_PASSWORD + "\n",
-    )
-    assert made.returncode == 0, made.stderr
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = (root / "server.log").open("w")
-    cmd = [sys.executable, "-m", "linewatch.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    proc = subprocess.Popen([*cmd, "--data-dir", str(data)], stdout=log, stderr=subprocess.STDOUT, env=_env())
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"linewatch serve exited with {proc.returncode}:\n{(root / 'server.log').read_text()}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"linewatch serve did not answer /healthz:\n{(root / 'server.log').read_text()}")
-            time.sleep(0.1)
+    linewatch_processes.create_admin(data, ADMIN_PASSWORD)
+    with linewatch_processes() as procs:
+        url, _ = procs.serve(root / "server.log", data_dir=data)
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def _events(ws, want: set[int], timeout: float = 30) -> dict[int, dict]:
@@ -100,7 +36,7 @@ def _events(ws, want: set[int], timeout: float = 30) -> dict[int, dict]:
     return got
 
 
-def test_end_to_end(server, synthetic, tmp_path):
+def test_end_to_end(server, synthetic, tmp_path, linewatch_processes):
     with Client.login(server, "admin", ADMIN_PASSWORD) as lw:
         station = lw.create_station("cam1")
         assert station["name"] == "cam1" and station["active_model_id"] is None
@@ -129,7 +65,7 @@ def test_end_to_end(server, synthetic, tmp_path):
             hello = json.loads(ws.recv(timeout=10))
             assert hello == {"type": "hello", "user": "admin", "role": "admin"}
 
-            run = _cli(
+            run = linewatch_processes.cli(
                 "inspect", "--server", server, "--station", "cam1", "--api-key", key, "--json", str(spot), str(fine)
             )
             assert run.returncode == 0, run.stderr
@@ -160,11 +96,11 @@ def test_end_to_end(server, synthetic, tmp_path):
         assert [x["id"] for x in lw.iter_inspections(station="cam1", limit=1)] == sorted(ids, reverse=True)
 
         # the API key from the environment, a folder expanded, the table output
-        env = {**_env(), "LINEWATCH_API_KEY": key}
+        env = {**linewatch_processes.env(), "LINEWATCH_API_KEY": key}
         folder = tmp_path / "shots"
         folder.mkdir()
         (folder / "a.png").write_bytes(fine.read_bytes())
-        table = _cli("inspect", "--server", server, "--station", "cam1", str(folder), env=env)
+        table = linewatch_processes.cli("inspect", "--server", server, "--station", "cam1", str(folder), env=env)
         assert table.returncode == 0, table.stderr
         assert "a.png" in table.stdout and "verdict" in table.stdout
 
@@ -188,8 +124,8 @@ def test_errors(server):
     assert e.value.status_code == 401  # authentication comes before lookup
 
 
-def test_connection_refused():
-    url = f"http://127.0.0.1:{_free_port()}"
+def test_connection_refused(linewatch_processes):
+    url = f"http://127.0.0.1:{linewatch_processes.free_port()}"
     with Client(url, api_key="x") as lw, pytest.raises(ClientError) as e:
         lw.stations()
     assert e.value.status_code is None
@@ -198,21 +134,21 @@ def test_connection_refused():
         Client.login(url, "admin", "pw")
 
 
-def test_cli_inspect_user_errors(synthetic):
+def test_cli_inspect_user_errors(synthetic, linewatch_processes):
     image = str(synthetic / "test" / "good" / "000.png")
-    url = f"http://127.0.0.1:{_free_port()}"
-    run = _cli("inspect", "--server", url, "--station", "cam1", "--api-key", "k", image)
+    url = f"http://127.0.0.1:{linewatch_processes.free_port()}"
+    run = linewatch_processes.cli("inspect", "--server", url, "--station", "cam1", "--api-key", "k", image)
     assert run.returncode == 2
     assert "cannot reach linewatch" in run.stderr and "Traceback" not in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1 and run.stdout == ""
 
-    run = _cli("inspect", "--server", url, "--api-key", "k", image)
+    run = linewatch_processes.cli("inspect", "--server", url, "--api-key", "k", image)
     assert run.returncode == 2 and "--station is required" in run.stderr and "Traceback" not in run.stderr
 
-    run = _cli("inspect", "--server", url, "--station", "cam1", image)
+    run = linewatch_processes.cli("inspect", "--server", url, "--station", "cam1", image)
     assert run.returncode == 2 and "--api-key" in run.stderr
 
-    run = _cli(
+    run = linewatch_processes.cli(
         "inspect", "--server", url, "--station", "cam1", "--api-key", "k", str(Path(image).with_name("nope.png"))
     )
     assert run.returncode == 2 and "path not found" in run.stderr

@@ -8,11 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import logging
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -22,8 +18,6 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-PG_HOST, PG_PORT = "127.0.0.1", 5432
-PG_ADMIN_URL = f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}/postgres"
 BUCKET = "faults"
 S3_CREDS = {"s3_access_key": "testing", "s3_secret_key": "testing", "s3_region": "us-east-1"}
 OUTAGE_LIMIT_S = 6.0  # a request while a part refuses connections answers within this
@@ -162,72 +156,17 @@ def proxies():
 # --- the parts ---
 
 
-def _postgres_db() -> str:
-    """A fresh PostgreSQL database on the local server (its name), or a skip saying why there is none."""
-    import sqlalchemy as sa
-
-    name = f"lw_faults_{uuid.uuid4().hex[:10]}"
-    try:
-        eng = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
-        with eng.connect() as c:
-            c.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        eng.dispose()
-    except Exception as e:
-        pytest.skip(f"PostgreSQL not reachable at {PG_HOST}:{PG_PORT} ({type(e).__name__}); these tests need it")
-    return name
-
-
-def _pg_url(name: str, port: int = PG_PORT) -> str:
-    return f"postgresql+psycopg://postgres@127.0.0.1:{port}/{name}"
-
-
-def _drop_db(name: str) -> None:
-    import sqlalchemy as sa
-
-    eng = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with eng.connect() as c:
-        c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    eng.dispose()
-
-
 @pytest.fixture
-def pg_db():
-    name = _postgres_db()
+def pg_db(postgres):
+    name = postgres.create("lw_faults")
     yield name
-    _drop_db(name)
-
-
-def _s3(endpoint: str):
-    import boto3
-
-    session = boto3.session.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
-    )
-    return session.client("s3", endpoint_url=endpoint)
-
-
-@pytest.fixture(scope="module")
-def moto_s3():
-    """A moto S3 server on 127.0.0.1: (host, port)."""
-    try:
-        from moto.server import ThreadedMotoServer
-    except ImportError as exc:
-        pytest.skip(f"moto server not installed ({exc}); pip install 'moto[server]'")
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per S3 request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    try:
-        server.start()
-        host, port = server.get_host_and_port()
-    except Exception as exc:
-        pytest.skip(f"moto S3 server could not start: {exc}")
-    yield host, port
-    server.stop()
+    postgres.drop(name)
 
 
 @pytest.fixture
 def bucket(moto_s3):
     """A fresh bucket on the moto server: (name, client talking to moto directly)."""
-    client = _s3(f"http://{moto_s3[0]}:{moto_s3[1]}")
+    client = moto_s3.client()
     name = f"{BUCKET}-{uuid.uuid4().hex[:8]}"
     client.create_bucket(Bucket=name)
     return name, client
@@ -391,12 +330,13 @@ class PauseAfterPuts:
 # --- 1. database outage ---
 
 
-def test_database_outage_answers_503_and_recovers(tmp_path, pg_db, proxies, model_dir, synthetic):
+def test_database_outage_answers_503_and_recovers(tmp_path, pg_db, postgres, proxies, model_dir, synthetic):
     from linewatch.config import Settings
 
-    proxy = proxies(PG_HOST, PG_PORT)
+    proxy = proxies(postgres.host, postgres.port)
     blob_dir = tmp_path / "blobs"
-    settings = Settings(data_dir=tmp_path / "data", database_url=_pg_url(pg_db, proxy.port), blob_url=str(blob_dir))
+    url = postgres.url(pg_db, proxy.port)
+    settings = Settings(data_dir=tmp_path / "data", database_url=url, blob_url=str(blob_dir))
     images = _images(synthetic)
     before, during, mid = images[:2], images[2:5], images[5:8]
     with _service(settings) as svc:
@@ -474,18 +414,20 @@ def test_database_outage_answers_503_and_recovers(tmp_path, pg_db, proxies, mode
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])
-def test_s3_outage_answers_503_and_recovers(tmp_path, database, moto_s3, bucket, proxies, good_zip, synthetic):
+def test_s3_outage_answers_503_and_recovers(
+    tmp_path, database, postgres, moto_s3, bucket, proxies, good_zip, synthetic
+):
     from sqlalchemy import select
 
     from linewatch.config import Settings
     from linewatch.store.tables import DatasetImage
 
-    db_name = _postgres_db() if database == "postgresql" else None
+    db_name = postgres.create("lw_faults") if database == "postgresql" else None
     bucket_name, s3 = bucket
-    proxy = proxies(*moto_s3)
+    proxy = proxies(moto_s3.host, moto_s3.port)
     settings = Settings(
         data_dir=tmp_path / "data",
-        database_url=_pg_url(db_name) if db_name else None,
+        database_url=postgres.url(db_name) if db_name else None,
         blob_url=f"s3://{bucket_name}/blobs",
         s3_endpoint_url=f"http://127.0.0.1:{proxy.port}",
         **S3_CREDS,
@@ -549,52 +491,16 @@ def test_s3_outage_answers_503_and_recovers(tmp_path, database, moto_s3, bucket,
                     assert hashlib.sha256(body).hexdigest() == key
     finally:
         if db_name:
-            _drop_db(db_name)
+            postgres.drop(db_name)
 
 
 # --- 3. many clients at once, real server, real PostgreSQL ---
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def _serve(env: dict, log: Path):
-    port = _free_port()
-    cmd = [sys.executable, "-c", "from linewatch.cli import main; main()", "serve", "--port", str(port)]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        import httpx
-
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"linewatch serve exited with {proc.returncode}:\n{log.read_text()}")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"linewatch serve did not start:\n{log.read_text()}")
-            time.sleep(0.2)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 @pytest.mark.parametrize("blob_backend", ["file", "s3"])
-def test_concurrent_clients_lose_no_inspection(tmp_path, pg_db, blob_backend, request, model_dir, synthetic):
+def test_concurrent_clients_lose_no_inspection(
+    tmp_path, pg_db, postgres, blob_backend, request, model_dir, synthetic, linewatch_processes
+):
     import httpx
     from sqlalchemy import func, select
 
@@ -603,19 +509,18 @@ def test_concurrent_clients_lose_no_inspection(tmp_path, pg_db, blob_backend, re
     from linewatch.store.db import make_engine, migrate, session_factory
     from linewatch.store.tables import Inspection
 
-    url = _pg_url(pg_db)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LINEWATCH_")}
-    env |= {"LINEWATCH_DATA_DIR": str(tmp_path / "data"), "LINEWATCH_DATABASE_URL": url}
+    url = postgres.url(pg_db)
+    env = linewatch_processes.env(LINEWATCH_DATA_DIR=str(tmp_path / "data"), LINEWATCH_DATABASE_URL=url)
     blob_kw = {}
     if blob_backend == "s3":
-        host, port = request.getfixturevalue("moto_s3")
+        endpoint = request.getfixturevalue("moto_s3").endpoint
         bucket_name, _ = request.getfixturevalue("bucket")
         env |= {
             "LINEWATCH_BLOB_URL": f"s3://{bucket_name}/blobs",
-            "LINEWATCH_S3_ENDPOINT_URL": f"http://{host}:{port}",
+            "LINEWATCH_S3_ENDPOINT_URL": endpoint,
             **{f"LINEWATCH_{k.upper()}": v for k, v in S3_CREDS.items()},
         }
-        blob_kw = {k.removeprefix("s3_"): v for k, v in S3_CREDS.items()} | {"endpoint_url": f"http://{host}:{port}"}
+        blob_kw = {k.removeprefix("s3_"): v for k, v in S3_CREDS.items()} | {"endpoint_url": endpoint}
         blobs = open_blob_store(f"s3://{bucket_name}/blobs", **blob_kw)
     else:
         blobs = open_blob_store(str(tmp_path / "data" / "blobs"))
@@ -627,60 +532,62 @@ def test_concurrent_clients_lose_no_inspection(tmp_path, pg_db, blob_backend, re
 
     images = _images(synthetic)
     clients, rounds = 12, 3
-    with _serve(env, tmp_path / "serve.log") as base, httpx.Client(base_url=base, timeout=120) as http:
+    with linewatch_processes() as procs:
+        base, _ = procs.serve(tmp_path / "serve.log", env)
+        with httpx.Client(base_url=base, timeout=120) as http:
 
-        def login(name: str) -> dict:
-            r = http.post("/api/v1/auth/login", json={"username": name, "password": f"password-{name}"})
-            assert r.status_code == 200, r.text
-            return {"Authorization": f"Bearer {r.json()['access_token']}"}
+            def login(name: str) -> dict:
+                r = http.post("/api/v1/auth/login", json={"username": name, "password": f"password-{name}"})
+                assert r.status_code == 200, r.text
+                return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
-        eng, op = login("eng"), login("op")
-        _use_model(session_factory(engine), http, model_dir, eng)
+            eng, op = login("eng"), login("op")
+            _use_model(session_factory(engine), http, model_dir, eng)
 
-        accepted: list[dict] = []
-        failures: list[str] = []
-        lock = threading.Lock()
-        start = threading.Barrier(clients)
+            accepted: list[dict] = []
+            failures: list[str] = []
+            lock = threading.Lock()
+            start = threading.Barrier(clients)
 
-        def client(i: int) -> None:
-            with httpx.Client(base_url=base, timeout=120) as mine:
-                start.wait()
-                for k in range(rounds):
-                    # a distinct image, plus one every client sends (same bytes, same blob, separate rows)
-                    batch = [images[(i * rounds + k) % len(images)], images[0]]
-                    r = mine.post("/api/v1/stations/cam1/inspect", files=_files(batch[: 1 + k % 2]), headers=op)
-                    with lock:
-                        if r.status_code == 200:
-                            accepted.extend(r.json())
-                        else:
-                            failures.append(f"{r.status_code} {r.text[:200]}")
+            def client(i: int) -> None:
+                with httpx.Client(base_url=base, timeout=120) as mine:
+                    start.wait()
+                    for k in range(rounds):
+                        # a distinct image, plus one every client sends (same bytes, same blob, separate rows)
+                        batch = [images[(i * rounds + k) % len(images)], images[0]]
+                        r = mine.post("/api/v1/stations/cam1/inspect", files=_files(batch[: 1 + k % 2]), headers=op)
+                        with lock:
+                            if r.status_code == 200:
+                                accepted.extend(r.json())
+                            else:
+                                failures.append(f"{r.status_code} {r.text[:200]}")
 
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=300)
-        assert not any(t.is_alive() for t in threads), "a client hung"
-        assert not failures, failures
+            threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=300)
+            assert not any(t.is_alive() for t in threads), "a client hung"
+            assert not failures, failures
 
-        sent = sum(1 + k % 2 for k in range(rounds)) * clients
-        assert len(accepted) == sent
-        ids = [x["id"] for x in accepted]
-        assert len(set(ids)) == len(ids)
-        with session_factory(engine)() as s:
-            rows = {row.id: row for row in s.scalars(select(Inspection))}
-            assert s.scalar(select(func.count()).select_from(Inspection)) == len(accepted)
-        assert set(rows) == set(ids)
-        for x in accepted:
-            row = rows[x["id"]]
-            assert row.image_sha256 == x["image_sha256"]
-            assert blobs.exists(row.image_sha256) and blobs.exists(row.heatmap_sha256)
-        assert sum(1 for x in accepted if x["image_sha256"] == hashlib.sha256(images[0][1]).hexdigest()) >= clients
-        listed = http.get("/api/v1/inspections", params={"limit": 500}, headers=op).json()["items"]
-        assert sorted(x["id"] for x in listed) == sorted(ids)
-        one = accepted[len(accepted) // 2]
-        got = http.get(one["image_url"], headers=op)
-        assert got.status_code == 200 and hashlib.sha256(got.content).hexdigest() == one["image_sha256"]
+            sent = sum(1 + k % 2 for k in range(rounds)) * clients
+            assert len(accepted) == sent
+            ids = [x["id"] for x in accepted]
+            assert len(set(ids)) == len(ids)
+            with session_factory(engine)() as s:
+                rows = {row.id: row for row in s.scalars(select(Inspection))}
+                assert s.scalar(select(func.count()).select_from(Inspection)) == len(accepted)
+            assert set(rows) == set(ids)
+            for x in accepted:
+                row = rows[x["id"]]
+                assert row.image_sha256 == x["image_sha256"]
+                assert blobs.exists(row.image_sha256) and blobs.exists(row.heatmap_sha256)
+            assert sum(1 for x in accepted if x["image_sha256"] == hashlib.sha256(images[0][1]).hexdigest()) >= clients
+            listed = http.get("/api/v1/inspections", params={"limit": 500}, headers=op).json()["items"]
+            assert sorted(x["id"] for x in listed) == sorted(ids)
+            one = accepted[len(accepted) // 2]
+            got = http.get(one["image_url"], headers=op)
+            assert got.status_code == 200 and hashlib.sha256(got.content).hexdigest() == one["image_sha256"]
     engine.dispose()
     if blob_backend == "file":
         _assert_blobs_complete(tmp_path / "data" / "blobs")

@@ -24,6 +24,7 @@ rows are seeded so that generated ids and names sometimes hit real ones.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import time
 
@@ -34,33 +35,6 @@ from PIL import Image
 from schemathesis.python import asgi
 
 ADMIN, PASSWORD = "fuzz-admin", "fuzz-password"
-PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-
-
-def _postgres_url() -> str:
-    """A fresh database on the local PostgreSQL (as in conftest.py), or a skip."""
-    import uuid
-
-    import sqlalchemy as sa
-
-    name = f"lw_fuzz_{uuid.uuid4().hex[:10]}"
-    try:
-        eng = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
-        with eng.connect() as c:
-            c.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        eng.dispose()
-    except Exception as e:
-        pytest.skip(f"PostgreSQL not reachable at 127.0.0.1:5432 ({type(e).__name__})")
-    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-
-
-def _drop_postgres(url: str) -> None:
-    import sqlalchemy as sa
-
-    eng = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with eng.connect() as c:
-        c.execute(sa.text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
-    eng.dispose()
 
 
 def _png(size: tuple[int, int] = (8, 8)) -> bytes:
@@ -107,23 +81,22 @@ def _seed(ctx) -> None:
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def fuzzed_app(request, tmp_path_factory):
+def fuzzed_app(request, tmp_path_factory, postgres):
     from linewatch.api.app import build_context, create_app
     from linewatch.config import Settings
 
-    url = _postgres_url() if request.param == "postgresql" else None
-    settings = Settings(data_dir=tmp_path_factory.mktemp("fuzz") / "data", database_url=url)
-    ctx = build_context(settings)
-    try:
-        _seed(ctx)
-        PROXY.app = create_app(settings, ctx)
-        yield PROXY, ctx
-    finally:
-        asgi.shutdown_lifespans()
-        PROXY.app = None
-        ctx.engine.dispose()
-        if url:
-            _drop_postgres(url)
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(postgres.database("lw_fuzz")) if request.param == "postgresql" else None
+        settings = Settings(data_dir=tmp_path_factory.mktemp("fuzz") / "data", database_url=url)
+        ctx = build_context(settings)
+        try:
+            _seed(ctx)
+            PROXY.app = create_app(settings, ctx)
+            yield PROXY, ctx
+        finally:
+            asgi.shutdown_lifespans()
+            PROXY.app = None
+            ctx.engine.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -4,17 +4,13 @@ mid-training leaves its job failed, never running for ever. Each test queue has 
 
 import datetime as dt
 import json
-import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import pytest
 from websockets.sync.client import connect
 
@@ -26,30 +22,6 @@ BROKERS = {
     "amqp": "amqp://guest:guest@127.0.0.1:5672/%2F",
 }
 HEARTBEAT_TIMEOUT = 3.0
-
-
-def _env(**settings: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LINEWATCH_")}
-    env["COLUMNS"] = "200"
-    env.update(settings)
-    return env
-
-
-def _cli(*args: str, stdin: str | None = None, env: dict | None = None, timeout: float = 120):
-    return subprocess.run(
-        [sys.executable, "-m", "linewatch.cli", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env or _env(),
-        timeout=timeout,
-    )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _unreachable(kind: str) -> str | None:
@@ -95,43 +67,16 @@ def _remove_queue(kind: str, name: str) -> None:
 class Cluster:
     """A `linewatch serve` process and `linewatch worker` processes on one queue and one data dir."""
 
-    def __init__(self, root: Path, env: dict):
-        self.root, self.env = root, env
+    def __init__(self, root: Path, env: dict, procs):
+        self.root, self.env, self.procs = root, env, procs
         self.data = root / "data"
-        self.procs: list[subprocess.Popen] = []
-        made = _cli(
-            "users", "create", "admin", "--role", "admin", "--password-stdin", "--data-dir", str(self.data),
-            stdin=ADMIN_PASSWORD + "\n", env=env,
-        )  # fmt: skip
-        assert made.returncode == 0, made.stderr
-        port = _free_port()
-        self.url = f"http://127.0.0.1:{port}"
+        procs.create_admin(self.data, ADMIN_PASSWORD, env=env)
         self.server_log = root / "server.log"
-        self.server = self._start("serve", "--host", "127.0.0.1", "--port", str(port), log=self.server_log)
-        deadline = time.monotonic() + 60
-        while True:
-            if self.server.poll() is not None:
-                pytest.fail(f"linewatch serve exited with {self.server.returncode}:\n{self.server_log.read_text()}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"linewatch serve is not ready:\n{self.server_log.read_text()}")
-            time.sleep(0.1)
-
-    def _start(self, *args: str, log: Path) -> subprocess.Popen:
-        out = log.open("w")
-        cmd = [sys.executable, "-m", "linewatch.cli", *args, "--data-dir", str(self.data)]
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=self.env)
-        out.close()
-        self.procs.append(proc)
-        return proc
+        self.url, self.server = procs.serve(self.server_log, env=env, data_dir=self.data, wait_for="/readyz")
 
     def start_worker(self) -> tuple[subprocess.Popen, Path]:
-        log = self.root / f"worker-{len(self.procs)}.log"
-        proc = self._start("worker", log=log)
+        log = self.root / f"worker-{len(self.procs.procs)}.log"
+        proc = self.procs.start("worker", log=log, env=self.env, data_dir=self.data)
         deadline = time.monotonic() + 60
         while "linewatch worker" not in log.read_text():
             if proc.poll() is not None:
@@ -141,35 +86,23 @@ class Cluster:
             time.sleep(0.1)
         return proc, log
 
-    def close(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
 
 @pytest.fixture(params=sorted(BROKERS))
-def cluster(request, tmp_path):
+def cluster(request, tmp_path, linewatch_processes):
     kind = request.param
     reason = _unreachable(kind)
     if reason:
         pytest.skip(f"{kind} broker not reachable at {BROKERS[kind]} ({reason})")
     name = f"lwtest_{uuid.uuid4().hex[:10]}"
-    env = _env(
+    env = linewatch_processes.env(
         LINEWATCH_QUEUE_URL=BROKERS[kind],
         LINEWATCH_QUEUE_NAME=name,
         LINEWATCH_JOB_HEARTBEAT_TIMEOUT=str(HEARTBEAT_TIMEOUT),
     )
-    c = Cluster(tmp_path, env)
     try:
-        yield c
+        with linewatch_processes() as procs:
+            yield Cluster(tmp_path, env, procs)
     finally:
-        c.close()
         _remove_queue(kind, name)
 
 
@@ -275,16 +208,17 @@ def test_stopped_worker_fails_its_job_and_exits(cluster, synthetic):
 
 
 @pytest.mark.parametrize("url", ["redis://127.0.0.1:1/0", "amqp://guest:secret@127.0.0.1:1/%2F"])
-def test_worker_with_unreachable_broker(url, tmp_path):
-    run = _cli("worker", "--data-dir", str(tmp_path / "data"), env=_env(LINEWATCH_QUEUE_URL=url), timeout=60)
+def test_worker_with_unreachable_broker(url, tmp_path, linewatch_processes):
+    env = linewatch_processes.env(LINEWATCH_QUEUE_URL=url)
+    run = linewatch_processes.cli("worker", "--data-dir", str(tmp_path / "data"), env=env, timeout=60)
     assert run.returncode == 2, run.stderr
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot reach the job queue" in lines[0], run.stderr
     assert "Traceback" not in run.stderr and "secret" not in run.stderr
 
 
-def test_worker_without_a_queue(tmp_path):
-    run = _cli("worker", "--data-dir", str(tmp_path / "data"))
+def test_worker_without_a_queue(tmp_path, linewatch_processes):
+    run = linewatch_processes.cli("worker", "--data-dir", str(tmp_path / "data"))
     assert run.returncode == 2
     assert "LINEWATCH_QUEUE_URL" in run.stderr and len(run.stderr.strip().splitlines()) == 1
 

@@ -119,37 +119,16 @@ def test_file_ping_creates_a_missing_root(tmp_path):
 # --- S3BlobStore against moto's S3 server on localhost ---
 
 
-def _client(endpoint: str):
-    import boto3
-
-    session = boto3.session.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
-    )
-    return session.client("s3", endpoint_url=endpoint)
-
-
 @pytest.fixture(scope="session")
-def s3_endpoint():
-    """A moto S3 server on 127.0.0.1 with an empty bucket "linewatch"; yields its endpoint URL."""
-    try:
-        from moto.server import ThreadedMotoServer
-    except ImportError as exc:
-        pytest.skip(f"moto server not installed ({exc}); pip install 'moto[server]'")
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    try:
-        server.start()
-        host, port = server.get_host_and_port()
-    except Exception as exc:
-        pytest.skip(f"moto S3 server could not start: {exc}")
-    endpoint = f"http://{host}:{port}"
-    _client(endpoint).create_bucket(Bucket="linewatch")
-    yield endpoint
-    server.stop()
+def s3_endpoint(moto_s3):
+    """The moto S3 server (tests/conftest.py) with a bucket "linewatch"; its endpoint URL."""
+    moto_s3.client().create_bucket(Bucket="linewatch")
+    return moto_s3.endpoint
 
 
 @pytest.fixture
-def s3_client(s3_endpoint):
-    return _client(s3_endpoint)
+def s3_client(s3_endpoint, moto_s3):
+    return moto_s3.client()
 
 
 @pytest.fixture

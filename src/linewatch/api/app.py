@@ -27,6 +27,7 @@ from linewatch.store.blobs import BlobNotFound, BlobStoreUnavailable, open_blob_
 from linewatch.store.db import DatabaseError, make_engine, migrate, session_factory
 
 log = logging.getLogger("linewatch.api")
+RETRY_AFTER_S = "5"  # the Retry-After header of 503 answers, in seconds
 
 
 def build_context(settings: Settings) -> AppContext:
@@ -136,6 +137,8 @@ def create_app(settings: Settings | None = None, context: AppContext | None = No
                 return _error(413, f"request body over {settings.max_upload_bytes:,} bytes")
         started = time.perf_counter()
         response = await call_next(request)
+        if response.status_code == 503:  # a part is down: tell clients when to try again
+            response.headers.setdefault("Retry-After", RETRY_AFTER_S)
         route = request.scope.get("route")
         path = getattr(route, "path", "unmatched")
         c.metrics.http_requests.labels(request.method, path, str(response.status_code)).inc()
@@ -184,7 +187,8 @@ def create_app(settings: Settings | None = None, context: AppContext | None = No
 
     @app.exception_handler(BlobStoreUnavailable)
     async def blob_down(request: Request, exc: BlobStoreUnavailable):
-        return _error(503, f"image store unavailable, try again: {exc}")
+        log.warning("image store unavailable: %s", exc)  # its endpoint and error stay in the log
+        return _error(503, "image store unavailable, try again")
 
     @app.exception_handler(DatabaseError)
     async def db_down(request: Request, exc: DatabaseError):

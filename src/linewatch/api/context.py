@@ -48,7 +48,6 @@ class AppContext:
     metrics: Metrics
     models: ModelCache = field(default_factory=ModelCache)
     jobs: object | None = None  # JobRunner, set once started
-    score_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class NotFound(LinewatchError):

@@ -15,6 +15,7 @@ the same database, blob store and models directory (shared storage, mounted at t
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import os
 import signal
@@ -77,18 +78,34 @@ def make_broker(settings: Settings):
     raise LinewatchError(f"unsupported job queue URL {redact(url)}: use redis:// or amqp://")
 
 
-def ping_broker(broker, url: str) -> None:
-    """Raise QueueUnavailable, one line, when the broker does not answer."""
+def ping_broker(broker, url: str, timeout: float | None = None) -> None:
+    """Raise QueueUnavailable, one line, when the broker does not answer. With ``timeout`` (seconds), connecting
+    and each reply are bounded by it, on a connection of its own (closed again): a hung broker cannot hold the
+    caller longer than a few timeouts."""
     pika_log = logging.getLogger("pika")
     level = pika_log.level
     try:
         if hasattr(broker, "client"):  # Redis
-            broker.client.ping()
+            if timeout is None:
+                broker.client.ping()
+            else:
+                import redis
+
+                client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+                try:
+                    client.ping()
+                finally:
+                    client.close()
         else:
             import pika
 
             pika_log.setLevel(logging.CRITICAL + 1)  # pika logs each failed step, with tracebacks
             params = broker.parameters if isinstance(broker.parameters, list) else [broker.parameters]
+            if timeout is not None:
+                params = [copy.copy(p) for p in params]
+                for p in params:
+                    p.connection_attempts = 1
+                    p.socket_timeout = p.stack_timeout = p.blocked_connection_timeout = timeout
             pika.BlockingConnection(params).close()
     except Exception as e:
         raise QueueUnavailable(f"cannot reach the job queue at {redact(url)}: {_reason(e)}") from None

@@ -11,9 +11,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 
 from linewatch.api.auth import principal_from_api_key, principal_from_token
+from linewatch.api.jobqueue import QueueUnavailable, ping_broker
 from linewatch.store.db import DatabaseError, ping
 
 router = APIRouter(tags=["system"])
+QUEUE_PING_TIMEOUT_S = 2.0  # /readyz: connecting to the job queue's broker, and its answer
 
 
 @router.get("/healthz")
@@ -39,6 +41,16 @@ async def readyz(request: Request):
         checks["blobs"] = f"{type(e).__name__}: {e}"
     thread = getattr(c.jobs, "_thread", None)
     checks["jobs"] = "ok" if thread is not None and thread.is_alive() else "job worker not running"
+    broker = getattr(c.jobs, "broker", None)
+    if c.settings.queue_url and broker is not None:  # jobs go through a queue: its broker must answer
+        try:
+            answer = run_in_threadpool(ping_broker, broker, c.settings.queue_url, QUEUE_PING_TIMEOUT_S)
+            await asyncio.wait_for(answer, QUEUE_PING_TIMEOUT_S * 2)
+            checks["queue"] = "ok"
+        except QueueUnavailable as e:
+            checks["queue"] = str(e)
+        except TimeoutError:
+            checks["queue"] = f"the job queue did not answer within {QUEUE_PING_TIMEOUT_S * 2:g} s"
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
