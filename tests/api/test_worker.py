@@ -21,7 +21,7 @@ BROKERS = {
     "redis": "redis://127.0.0.1:6379/0",
     "amqp": "amqp://guest:guest@127.0.0.1:5672/%2F",
 }
-HEARTBEAT_TIMEOUT = 3.0
+HEARTBEAT_TIMEOUT = 6.0
 
 
 def _unreachable(kind: str) -> str | None:
@@ -135,12 +135,13 @@ def _dataset(lw: Client, synthetic: Path, n: int) -> int:
 def test_training_runs_on_a_worker(cluster, synthetic):
     worker, log = cluster.start_worker()
     with Client.login(cluster.url, "admin", ADMIN_PASSWORD) as lw:
-        dataset_id = _dataset(lw, synthetic, 12)
+        dataset_id = _dataset(lw, synthetic, 24)
         with _ws(lw, cluster.url) as ws:
-            job = lw.train(dataset_id, image_size=64)
+            # full size, so the job outlasts several of the relay's one-second looks and progress shows between
+            job = lw.train(dataset_id, image_size=256)
             assert job["status"] == "queued"
             events = _job_events(ws, job["id"], {"succeeded", "failed", "cancelled"})
-        done = lw.wait_for_job(job["id"], timeout=60, poll=0.2)
+        done = lw.wait_for_job(job["id"], timeout=300, poll=0.2)
         assert done["status"] == "succeeded" and done["progress"] == 1.0, done
         statuses = [e["status"] for e in events]
         assert statuses[-1] == "succeeded" and "running" in statuses, events
