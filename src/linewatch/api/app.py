@@ -15,14 +15,14 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from linewatch import __version__
-from linewatch.api.context import AppContext, Conflict, ImageTooLarge, NotFound
+from linewatch.api.context import AppContext, Conflict, NotFound
 from linewatch.api.events import EventHub
 from linewatch.api.jobqueue import QueueJobs, QueueUnavailable
 from linewatch.api.jobs import JobRunner
 from linewatch.api.metrics import Metrics
 from linewatch.api.routes import datasets, inspections, jobs, stations, system, users
 from linewatch.config import Settings
-from linewatch.errors import ImageError, LinewatchError, ModelFileError
+from linewatch.errors import ImageError, ImageTooLarge, LinewatchError, ModelFileError
 from linewatch.store.blobs import BlobNotFound, BlobStoreUnavailable, open_blob_store
 from linewatch.store.db import DatabaseError, make_engine, migrate, session_factory
 
@@ -44,6 +44,19 @@ def build_context(settings: Settings) -> AppContext:
         region=settings.s3_region,
     )
     return AppContext(settings, engine, session_factory(engine), blobs, EventHub(settings.event_queue_size), Metrics())
+
+
+# errors whose message is the response's detail, by status; a subclass wins over its base
+STATUS: dict[type[Exception], int] = {
+    NotFound: 404,
+    Conflict: 409,
+    ImageTooLarge: 413,
+    ImageError: 400,
+    BlobNotFound: 404,
+    DatabaseError: 503,
+    QueueUnavailable: 503,
+    LinewatchError: 400,
+}
 
 
 def _error(status: int, detail: str) -> JSONResponse:
@@ -165,34 +178,10 @@ def create_app(settings: Settings | None = None, context: AppContext | None = No
         ]
         return JSONResponse({"detail": "invalid request", "errors": errors}, status_code=422)
 
-    @app.exception_handler(NotFound)
-    async def not_found(request: Request, exc: NotFound):
-        return _error(404, str(exc))
-
-    @app.exception_handler(Conflict)
-    async def conflict(request: Request, exc: Conflict):
-        return _error(409, str(exc))
-
-    @app.exception_handler(ImageTooLarge)
-    async def image_too_large(request: Request, exc: ImageTooLarge):
-        return _error(413, str(exc))
-
-    @app.exception_handler(ImageError)
-    async def bad_image(request: Request, exc: ImageError):
-        return _error(400, str(exc))
-
-    @app.exception_handler(BlobNotFound)
-    async def blob_missing(request: Request, exc: BlobNotFound):
-        return _error(404, str(exc))
-
     @app.exception_handler(BlobStoreUnavailable)
     async def blob_down(request: Request, exc: BlobStoreUnavailable):
         log.warning("image store unavailable: %s", exc)  # its endpoint and error stay in the log
         return _error(503, "image store unavailable, try again")
-
-    @app.exception_handler(DatabaseError)
-    async def db_down(request: Request, exc: DatabaseError):
-        return _error(503, str(exc))
 
     @app.exception_handler(OperationalError)
     async def db_operational(request: Request, exc: OperationalError):
@@ -204,16 +193,16 @@ def create_app(settings: Settings | None = None, context: AppContext | None = No
         log.error("database error: %s", exc)
         return _error(503, "database error, try again")
 
-    @app.exception_handler(QueueUnavailable)
-    async def queue_down(request: Request, exc: QueueUnavailable):
-        return _error(503, str(exc))
-
     @app.exception_handler(ModelFileError)
     async def model_broken(request: Request, exc: ModelFileError):
         return _error(409, f"the model cannot be loaded: {exc}")
 
-    @app.exception_handler(LinewatchError)
-    async def user_error(request: Request, exc: LinewatchError):
-        return _error(400, str(exc))
+    async def user_facing(request: Request, exc: Exception):
+        # the most specific class of the error that has a status; its message is the detail
+        status = next(STATUS[k] for k in type(exc).__mro__ if k in STATUS)
+        return _error(status, str(exc))
+
+    for cls in STATUS:
+        app.add_exception_handler(cls, user_facing)
 
     return app

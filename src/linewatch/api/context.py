@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from linewatch.api.events import EventHub
 from linewatch.api.metrics import Metrics
 from linewatch.config import Settings
-from linewatch.errors import ImageTooLarge, LinewatchError  # noqa: F401  (re-exported for the API)
+from linewatch.errors import LinewatchError
 from linewatch.store.blobs import BlobStore
 
 

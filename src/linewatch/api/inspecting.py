@@ -14,8 +14,7 @@ import time
 import imagehash
 from sqlalchemy import select
 
-from linewatch.api.context import AppContext, Conflict, ImageTooLarge, NotFound
-from linewatch.errors import ImageError
+from linewatch.api.context import AppContext, Conflict, NotFound
 from linewatch.store.tables import Inspection, ModelVersion, Station
 from linewatch.vision.images import open_image_bytes
 from linewatch.vision.overlay import overlay
@@ -31,24 +30,6 @@ def clean_filename(name: str | None, default: str | None = None) -> str | None:
         return default
     cleaned = _CONTROL.sub("", name.encode("utf-8", "replace").decode("utf-8"))[:MAX_FILENAME]
     return cleaned or default
-
-
-def read_image(data: bytes, name: str, max_pixels: int):
-    """An uploaded image as RGB; else an ImageTooLarge (413) over the pixel limit, an ImageError (400) for
-    anything else: Pillow raises more than the errors ``open_image_bytes`` expects on crafted files
-    (struct.error, IndexError...)."""
-    try:
-        return open_image_bytes(data, name, max_pixels)
-    except ImageError as e:
-        message = str(e)
-        reason = message.removeprefix(f"{name}: ")  # not the file name: "limits.png" is no reason for a 413
-        if "over the limit" in reason or "too large" in reason:
-            raise ImageTooLarge(message) from None
-        raise
-    except MemoryError:
-        raise ImageTooLarge(f"{name}: image is too large to decode") from None
-    except Exception as e:
-        raise ImageError(f"{name}: not a readable image ({type(e).__name__})") from None
 
 
 def station_model(ctx: AppContext, station_name: str) -> tuple[Station, ModelVersion]:
@@ -68,7 +49,7 @@ def _score(ctx: AppContext, station: Station, model: ModelVersion, data: bytes, 
     """Score one image and store its image and heatmap blobs; the row it returns is not added to any session."""
     started = time.perf_counter()
     filename = clean_filename(filename)
-    img = read_image(data, filename or "upload", ctx.settings.max_image_pixels)
+    img = open_image_bytes(data, filename or "upload", ctx.settings.max_image_pixels)
     scorer = ctx.models.get(model.id, model.path)
     pred = scorer.predict([img])[0]
     heat = io.BytesIO()

@@ -14,11 +14,11 @@ from sqlalchemy.orm import Session
 from linewatch.api.auth import Principal
 from linewatch.api.context import AppContext
 from linewatch.api.deps import Id, ctx, db, engineer, viewer
-from linewatch.api.inspecting import clean_filename, read_image
+from linewatch.api.inspecting import clean_filename
 from linewatch.api.schemas import DatasetIn, DatasetOut, UploadOut, errors
 from linewatch.errors import ImageError
 from linewatch.store.tables import Dataset, DatasetImage
-from linewatch.vision.images import IMAGE_SUFFIXES
+from linewatch.vision.images import IMAGE_SUFFIXES, open_image_bytes
 
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"], responses=errors(400, 401, 403, 422))
 NOT_FOUND = errors(404, e404="no such dataset")
@@ -107,7 +107,7 @@ def _store(c: AppContext, dataset_id: int, files: list[tuple[str, str, bytes]]) 
     for raw_name, label, data in files:
         name = clean_filename(raw_name, "upload")
         try:
-            img = read_image(data, name, c.settings.max_image_pixels)
+            img = open_image_bytes(data, name, c.settings.max_image_pixels)
         except ImageError as e:
             skipped.append(str(e))
             continue
