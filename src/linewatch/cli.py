@@ -92,7 +92,7 @@ class Bars:
             TimeElapsedColumn(),
             console=err,
             transient=False,
-            disable=quiet or not err.is_terminal and quiet,
+            disable=quiet,
         )
         self.tasks: dict[str, int] = {}
 

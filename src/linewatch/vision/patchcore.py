@@ -122,7 +122,6 @@ class PatchCore(Detector):
         patches = n_images * math.ceil(side / stride) ** 2
         target = max(1, min(self.max_bank, math.ceil(self.coreset_ratio * patches)))
         self._coreset = StreamingCoreset(target, min(self.pool_limit, max(patches, 2 * target)), seed=self.seed)
-        self._coreset_progress = None
 
     def _accumulate(self, x: torch.Tensor, progress: Progress | None) -> None:
         f = self._pf(x)
