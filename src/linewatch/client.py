@@ -189,8 +189,12 @@ class Client:
         return self._bytes(f"/api/v1/inspections/{int(inspection_id)}/image")
 
     def heatmap(self, inspection_id: int) -> bytes:
-        """The heatmap overlay, PNG."""
+        """The coloured anomaly map (at most 256 px on its longer side), PNG."""
         return self._bytes(f"/api/v1/inspections/{int(inspection_id)}/heatmap")
+
+    def overlay(self, inspection_id: int) -> bytes:
+        """The image with its anomaly map blended in and its regions boxed, PNG at the image's size."""
+        return self._bytes(f"/api/v1/inspections/{int(inspection_id)}/overlay")
 
     def review(self, inspection_id: int, verdict: str, defect_type: str | None = None, note: str = "") -> dict:
         """Confirm or overturn a verdict ("good" or "anomalous"); the latest review counts."""

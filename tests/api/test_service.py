@@ -1,6 +1,8 @@
+import io
 import time
 
 import pytest
+from PIL import Image
 
 
 def _train(api, good_zip, headers) -> int:
@@ -51,6 +53,11 @@ def test_train_activate_inspect_review(api, good_zip, synthetic):
     assert img.status_code == 200 and img.content == (synthetic / "test" / "spot" / "000.png").read_bytes()
     heat = c.get(first["heatmap_url"], headers=op)
     assert heat.status_code == 200 and heat.headers["content-type"] == "image/png"
+    heat_img = Image.open(io.BytesIO(heat.content))
+    assert heat_img.mode == "RGB" and max(heat_img.size) <= 256
+    over = c.get(first["overlay_url"], headers=op)
+    assert over.status_code == 200 and over.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(over.content)).size == (first["width"], first["height"])
     page = c.get("/api/v1/inspections", params={"station": "cam1", "limit": 1}, headers=op).json()
     assert len(page["items"]) == 1 and page["next_cursor"] is not None
     page2 = c.get("/api/v1/inspections", params={"station": "cam1", "cursor": page["next_cursor"]}, headers=op).json()
@@ -220,3 +227,10 @@ def test_training_with_a_labelled_test_set_stores_its_metrics(api, good_zip, syn
     assert m["image_auroc"] > 0.8
     assert set(m["per_type"]) == {"chip", "scratch", "spot"} and m["per_type"]["chip"]["images"] == 4
     assert m["training"]["train_images"] > 0
+    assert "test_scores" not in m  # long: its own endpoint
+    scores = c.get(f"/api/v1/models/{j['result']['model_id']}/test-scores", headers=eng).json()
+    assert len(scores["items"]) == 13 and scores["threshold"] is not None
+    assert {x["label"] for x in scores["items"]} == {"good", "chip", "scratch", "spot"}
+    good = [x["score"] for x in scores["items"] if x["label"] == "good"]
+    bad = [x["score"] for x in scores["items"] if x["label"] != "good"]
+    assert sum(b > g for b in bad for g in good) / (len(bad) * len(good)) == pytest.approx(m["image_auroc"], abs=1e-4)

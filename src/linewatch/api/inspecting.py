@@ -7,17 +7,17 @@ blobs, never a half one, and no row of a request that failed."""
 from __future__ import annotations
 
 import hashlib
-import io
 import re
 import time
 
 import imagehash
+from PIL import Image
 from sqlalchemy import select
 
 from linewatch.api.context import AppContext, Conflict, NotFound
+from linewatch.api.heatmaps import encode_map
 from linewatch.store.tables import Inspection, ModelVersion, Station
 from linewatch.vision.images import open_image_bytes
-from linewatch.vision.overlay import overlay
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_FILENAME = 300  # the filename columns
@@ -30,6 +30,13 @@ def clean_filename(name: str | None, default: str | None = None) -> str | None:
         return default
     cleaned = _CONTROL.sub("", name.encode("utf-8", "replace").decode("utf-8"))[:MAX_FILENAME]
     return cleaned or default
+
+
+def perceptual_hash(img: Image.Image) -> str:
+    """imagehash's DCT hash (64 bits, hex) of the image box-reduced to about 128 px first: the hash itself only
+    looks at 32×32, and reducing a camera-sized image first makes it ~10× cheaper."""
+    factor = max(1, min(img.size) // 128)
+    return str(imagehash.phash(img.reduce(factor) if factor > 1 else img))
 
 
 def station_model(ctx: AppContext, station_name: str) -> tuple[Station, ModelVersion]:
@@ -52,18 +59,17 @@ def _score(ctx: AppContext, station: Station, model: ModelVersion, data: bytes, 
     img = open_image_bytes(data, filename or "upload", ctx.settings.max_image_pixels)
     scorer = ctx.models.get(model.id, model.path)
     pred = scorer.predict([img])[0]
-    heat = io.BytesIO()
-    overlay(img, pred, scorer.calibration_).save(heat, format="PNG", compress_level=1)
+    heat = encode_map(pred, scorer.calibration_)
     sha = hashlib.sha256(data).hexdigest()
     image_key = ctx.blobs.put(data)
-    heat_key = ctx.blobs.put(heat.getvalue())
+    heat_key = ctx.blobs.put(heat)
     assert image_key == sha
     latency = (time.perf_counter() - started) * 1000
     return Inspection(
         station_id=station.id,
         model_id=model.id,
         image_sha256=sha,
-        image_phash=str(imagehash.phash(img)),
+        image_phash=perceptual_hash(img),
         heatmap_sha256=heat_key,
         filename=filename,
         width=img.width,
@@ -119,4 +125,5 @@ def inspection_dict(row: Inspection, station_name: str) -> dict:
         "created_at": row.created_at.isoformat(),
         "image_url": f"/api/v1/inspections/{row.id}/image",
         "heatmap_url": f"/api/v1/inspections/{row.id}/heatmap",
+        "overlay_url": f"/api/v1/inspections/{row.id}/overlay",
     }

@@ -118,6 +118,12 @@ class UserIn(BaseModel):
     role: Role
 
 
+class UserPatch(BaseModel):
+    role: Role | None = None
+    active: bool | None = None
+    password: str | None = Field(None, min_length=8, max_length=1000)
+
+
 class UserOut(Orm):
     id: int
     name: str
@@ -225,6 +231,20 @@ class ModelOut(Orm):
     stations: list[str] = []
 
 
+class TestScore(BaseModel):
+    label: str = Field(description="good, or the defect type")
+    score: float = Field(description="raw anomaly score")
+
+
+class TestScoresOut(BaseModel):
+    """The evaluation's per-image raw scores, for a score histogram and a ROC curve; empty when the version was
+    trained without a test dataset."""
+
+    model_id: int
+    threshold: float | None
+    items: list[TestScore]
+
+
 class RegionOut(BaseModel):
     x: int
     y: int
@@ -252,7 +272,8 @@ class InspectionOut(Orm):
     reviewed: bool
     created_at: Timestamp
     image_url: str
-    heatmap_url: str
+    heatmap_url: str = Field(description="the coloured anomaly map (≤ 256 px; lay it over the image)")
+    overlay_url: str = Field(description="the image with the map blended in and the regions boxed")
 
 
 class InspectionPage(BaseModel):

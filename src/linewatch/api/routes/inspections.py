@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from linewatch.api import heatmaps
 from linewatch.api.auth import Principal
 from linewatch.api.context import AppContext
 from linewatch.api.deps import Id, Name, ctx, db, operator, viewer
@@ -27,6 +28,7 @@ from linewatch.api.schemas import (
 )
 from linewatch.store.blobs import BlobNotFound
 from linewatch.store.tables import Inspection, Review, Station
+from linewatch.vision.images import open_image_bytes
 
 router = APIRouter(prefix="/api/v1", tags=["inspections"], responses=errors(400, 401, 403, 422))
 NOT_FOUND = errors(404, e404="no such inspection, or its stored image is missing")
@@ -157,9 +159,28 @@ async def get_image(inspection_id: Id, _=Depends(viewer), session: Session = Dep
 
 @router.get("/inspections/{inspection_id}/heatmap", response_class=Response, responses={200: PNG, **NOT_FOUND})
 async def get_heatmap(inspection_id: Id, _=Depends(viewer), session: Session = Depends(db), c=Depends(ctx)):
+    """The anomaly map coloured (blue normal, yellow at the threshold, red far above), at most 256 px on its longer
+    side: stretch it over the image to overlay it."""
     row, _name = await run_in_threadpool(_get, session, inspection_id)  # off the event loop: the database may hang
     data = await run_in_threadpool(_blob, c, row.heatmap_sha256)
-    return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=31536000, immutable"})
+    png = await run_in_threadpool(heatmaps.colored, data)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=31536000, immutable"})
+
+
+def _overlay(c: AppContext, row: Inspection) -> bytes:
+    data = _blob(c, row.heatmap_sha256)
+    if not heatmaps.is_map(data):
+        return data
+    image = open_image_bytes(_blob(c, row.image_sha256), "stored image", c.settings.max_image_pixels)
+    return heatmaps.blended(image, data, row.regions or [])
+
+
+@router.get("/inspections/{inspection_id}/overlay", response_class=Response, responses={200: PNG, **NOT_FOUND})
+async def get_overlay(inspection_id: Id, _=Depends(viewer), session: Session = Depends(db), c=Depends(ctx)):
+    """The image at its own size with the coloured anomaly map blended in where it is high and the regions boxed."""
+    row, _name = await run_in_threadpool(_get, session, inspection_id)  # off the event loop: the database may hang
+    png = await run_in_threadpool(_overlay, c, row)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=31536000, immutable"})
 
 
 @router.post("/inspections/{inspection_id}/reviews", response_model=ReviewOut, status_code=201, responses=NOT_FOUND)
