@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from linewatch import __version__
 from linewatch.api.context import AppContext, Conflict, NotFound
+from linewatch.api.dashboard import mount_dashboard
 from linewatch.api.events import EventHub
 from linewatch.api.jobqueue import QueueJobs, QueueUnavailable
 from linewatch.api.jobs import JobRunner
@@ -135,6 +136,7 @@ def create_app(settings: Settings | None = None, context: AppContext | None = No
     app.state.ctx = c
     for r in (users.router, stations.router, datasets.router, jobs.router, inspections.router, system.router):
         app.include_router(r)
+    mount_dashboard(app)  # the web dashboard at /, outside the API schema
 
     # guard_and_measure refuses a declared Content-Length over the limit; this, a body without one (chunked).
     # Added first, so it runs inside guard_and_measure, whose task group would wrap its error.

@@ -292,6 +292,32 @@ def _dataset_images(ctx: AppContext, dataset_id: int, good_only: bool) -> tuple[
         return dataset.name, list(s.scalars(q.order_by(DatasetImage.id)).all())
 
 
+class _RecordScores:
+    """The detector as ``evaluate`` sees it, keeping each test image's raw score (for the dashboard's score
+    histogram and ROC curve) as evaluation goes: the images are scored once."""
+
+    def __init__(self, detector):
+        self._detector = detector
+        self.scores: list[float] = []
+
+    def __getattr__(self, name):
+        return getattr(self._detector, name)
+
+    def raw_scores(self, images, progress=None):
+        for item in self._detector.raw_scores(images, progress):
+            self.scores.append(float(item[0]))
+            yield item
+
+
+def test_scores(samples, scores: list[float]) -> list[dict]:
+    """Per test image: its label (good or a defect type) and raw score, at most a few thousand (bounded JSON)."""
+    rows = [{"label": x.label, "score": round(sc, 6)} for x, sc in zip(samples, scores, strict=True)]
+    return rows[:MAX_TEST_SCORES]
+
+
+MAX_TEST_SCORES = 5000
+
+
 def run_training(ctx: AppContext, job_id: int, params: dict, progress) -> dict:
     """Train a model version from a dataset's good images; the version becomes ready with an ONNX export, and
     with the metrics of an evaluation on ``test_dataset_id``'s labelled images when one is given."""
@@ -317,8 +343,11 @@ def run_training(ctx: AppContext, job_id: int, params: dict, progress) -> dict:
             samples = [Sample(p, im.label) for p, im in zip(_fetch(ctx, test_images, folder), test_images, strict=True)]
             if not any(x.is_anomalous for x in samples) or all(x.is_anomalous for x in samples):
                 raise LinewatchError(f"test dataset {test_name!r} needs both good and defective images to evaluate")
-            metrics = evaluate(det, ImageSet(folder, "folder", [], samples), progress=progress)
+            recorder = _RecordScores(det)
+            metrics = evaluate(recorder, ImageSet(folder, "folder", [], samples), progress=progress)
             metrics["test_dataset_id"] = params["test_dataset_id"]
+            if len(recorder.scores) == len(samples):
+                metrics["test_scores"] = test_scores(samples, recorder.scores)
     final = ctx.settings.models_dir / str(model_id)
     save(det, final, metrics)
     progress("export", 0, 1)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from linewatch.api.auth import Principal
 from linewatch.api.deps import Id, Name, db, engineer, viewer
-from linewatch.api.schemas import ActivateIn, ModelOut, StationIn, StationOut, errors
+from linewatch.api.schemas import ActivateIn, ModelOut, StationIn, StationOut, TestScoresOut, errors
 from linewatch.store.tables import Activation, ModelVersion, Station
 
 router = APIRouter(prefix="/api/v1", tags=["stations and models"], responses=errors(400, 401, 403, 422))
@@ -37,7 +37,9 @@ def create_station(body: StationIn, _=Depends(engineer), session: Session = Depe
 
 def _model_out(session: Session, mv: ModelVersion) -> ModelOut:
     names = session.scalars(select(Station.name).where(Station.active_model_id == mv.id)).all()
-    return ModelOut.model_validate(mv).model_copy(update={"stations": list(names)})
+    # per-image test scores are long: GET /models/{id}/test-scores has them
+    metrics = {k: v for k, v in mv.metrics.items() if k != "test_scores"} if mv.metrics else mv.metrics
+    return ModelOut.model_validate(mv).model_copy(update={"stations": list(names), "metrics": metrics})
 
 
 @router.get("/models", response_model=list[ModelOut])
@@ -51,6 +53,17 @@ def get_model(model_id: Id, _=Depends(viewer), session: Session = Depends(db)):
     if mv is None:
         raise HTTPException(404, f"no model version {model_id}")
     return _model_out(session, mv)
+
+
+@router.get("/models/{model_id}/test-scores", response_model=TestScoresOut, responses=NOT_FOUND)
+def get_test_scores(model_id: Id, _=Depends(viewer), session: Session = Depends(db)):
+    """Each test image's label and raw score from the evaluation at training (a score histogram of good against
+    defective images, a ROC curve); no items when the version was trained without a test dataset."""
+    mv = session.get(ModelVersion, model_id)
+    if mv is None:
+        raise HTTPException(404, f"no model version {model_id}")
+    items = (mv.metrics or {}).get("test_scores") or []
+    return TestScoresOut(model_id=mv.id, threshold=mv.threshold, items=items)
 
 
 def _station(session: Session, name: str) -> Station:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, HTTPException
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -18,6 +18,7 @@ from linewatch.api.schemas import (
     TokenOut,
     UserIn,
     UserOut,
+    UserPatch,
     errors,
 )
 from linewatch.store.tables import ApiKey, User
@@ -54,6 +55,34 @@ def create_user(body: UserIn, _=Depends(admin), session: Session = Depends(db)):
             user = auth.create_user(session, body.name, body.password, body.role)
     except IntegrityError:
         raise HTTPException(409, f"user {body.name!r} already exists") from None
+    return user
+
+
+@router.patch(
+    "/users/{user_id}",
+    response_model=UserOut,
+    responses={**AUTH, **errors(404, 409, e404="no such user", e409="the last active admin")},
+)
+def update_user(user_id: Id, body: UserPatch, _=Depends(admin), session: Session = Depends(db)):
+    """Change a user's role, deactivate or reactivate them (a deactivated user's tokens stop working), or set a
+    new password. The last active admin keeps the admin role."""
+    with session.begin():
+        user = session.get(User, user_id)
+        if user is None:
+            raise HTTPException(404, f"no user {user_id}")
+        demoted = (body.role is not None and body.role != "admin") or body.active is False
+        if user.role == "admin" and user.active and demoted:
+            admins = session.scalar(
+                select(func.count()).select_from(User).where(User.role == "admin", User.active.is_(True))
+            )
+            if admins <= 1:
+                raise HTTPException(409, f"{user.name!r} is the last active admin")
+        if body.role is not None:
+            user.role = body.role
+        if body.active is not None:
+            user.active = body.active
+        if body.password is not None:
+            user.password_hash = auth.hash_password(body.password)
     return user
 
 
