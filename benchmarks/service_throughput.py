@@ -4,7 +4,8 @@
 
 Starts a real `linewatch serve` (SQLite by default; PostgreSQL with --database-url), trains a model through
 the API on the category's good images (default: a synthetic one), exports it to ONNX (training does),
-then for each client count sends test images for a fixed time from that many threads and prints a table:
+then for each client count sends test images for a fixed time from that many client processes (plain
+http.client, ready-made request bodies: a light load generator on the same cores) and prints a table:
 requests/s, latency p50/p95/p99, the engine's own ms per image (ONNX Runtime in-process, same images), and
 the service overhead (API p50 minus engine p50) and the share of the engine's throughput reached.
 """
@@ -17,7 +18,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -32,31 +32,62 @@ def free_port() -> int:
     return port
 
 
-def run_clients(url: str, key: str, images: list[Path], blobs: list[bytes], n: int, seconds: float):
-    """n threads inspecting for ``seconds``; (latencies in seconds, wall time)."""
-    from linewatch.client import Client
+def _body(name: str, data: bytes, boundary: str) -> bytes:
+    head = (
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{name}\"\r\n"
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    return head + data + f"\r\n--{boundary}--\r\n".encode()
 
-    lat: list[float] = []
-    lock = threading.Lock()
-    stop = time.perf_counter() + seconds
 
-    def worker(i: int) -> None:
-        with Client(url, api_key=key, timeout=120) as c:
-            k = i
-            while time.perf_counter() < stop:
-                t = time.perf_counter()
-                c.inspect("bench", (images[k % len(images)].name, blobs[k % len(blobs)]))
-                with lock:
-                    lat.append(time.perf_counter() - t)
-                k += n
+def _client_process(port: int, key: str, bodies: list[bytes], boundary: str, start: int, step: int, window, q):
+    """One client: a kept-alive connection posting ready-made multipart bodies from ``window[0]`` until
+    ``window[1]`` (wall clock);
+    puts its latencies (s) on ``q``. Plain http.client so the load generator spends little of the shared CPU."""
+    import http.client
+    import json
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return lat, time.perf_counter() - t0
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    headers = {"X-API-Key": key, "Content-Type": f"multipart/form-data; boundary={boundary}"}
+    lat, k, failed = [], start, 0
+    begin, stop_at = window
+    time.sleep(max(0.0, begin - time.time()))
+    while time.time() < stop_at:
+        t = time.perf_counter()
+        conn.request("POST", "/api/v1/stations/bench/inspect", body=bodies[k % len(bodies)], headers=headers)
+        resp = conn.getresponse()
+        payload = resp.read()
+        if resp.status != 200:
+            failed += 1
+        else:
+            json.loads(payload)
+            lat.append(time.perf_counter() - t)
+        k += step
+    conn.close()
+    q.put((lat, failed))
+
+
+def run_clients(port: int, key: str, images: list[Path], blobs: list[bytes], n: int, seconds: float):
+    """n client processes inspecting for ``seconds``; (latencies in seconds, wall time, failed requests)."""
+    import multiprocessing as mp
+
+    boundary = "linewatch-bench-boundary"
+    bodies = [_body(p.name, b, boundary) for p, b in zip(images, blobs, strict=True)]
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    begin = time.time() + 2.0  # all processes started before the clock runs
+    procs = [
+        ctx.Process(target=_client_process, args=(port, key, bodies, boundary, i, n, (begin, begin + seconds), q))
+        for i in range(n)
+    ]
+    for p in procs:
+        p.start()
+    results = [q.get() for _ in procs]
+    for p in procs:
+        p.join()
+    wall = time.time() - begin
+    lat = [x for r, _ in results for x in r]
+    return lat, max(wall, seconds), sum(f for _, f in results)
 
 
 def main() -> None:
@@ -126,7 +157,9 @@ def main() -> None:
 
         rows = []
         for n in [int(x) for x in args.clients.split(",")]:
-            lat, wall = run_clients(url, key, images, blobs, n, args.seconds)
+            lat, wall, failed = run_clients(port, key, images, blobs, n, args.seconds)
+            if failed:
+                print(f"{failed} requests failed with {n} clients", file=sys.stderr)
             ms = np.array(lat) * 1000
             rps = len(lat) / wall
             rows.append((n, len(lat), rps, *np.percentile(ms, [50, 95, 99]), rps / engine_rps))

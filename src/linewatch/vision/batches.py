@@ -52,6 +52,9 @@ def iter_batches(
     chunks = [sources[i : i + batch_size] for i in range(0, len(sources), batch_size)]
     if not chunks:
         return
+    if len(chunks) == 1:  # nothing to overlap with: no thread (a service scoring one upload at a time)
+        yield _load(chunks[0], pre, skip_bad)
+        return
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(_load, chunks[0], pre, skip_bad)
         for nxt in chunks[1:]:
