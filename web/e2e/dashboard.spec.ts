@@ -1,0 +1,217 @@
+import { expect, test } from "@playwright/test";
+import { readFileSync } from "node:fs";
+import { inspect, login, noSeriousA11yViolations, samples, shot, token, trainImages } from "./helpers";
+
+// One story through the dashboard against the real service, in order (one worker): each test builds on the
+// state the earlier ones left (inspections sent, reviews saved, a model trained).
+test.describe.configure({ mode: "serial" });
+
+test("login page: wrong password, then signed in with name and role in the header", async ({ page }) => {
+  await page.goto("/");
+  await expect(page.getByRole("button", { name: "Sign in" })).toBeVisible();
+  await noSeriousA11yViolations(page, "login");
+  await shot(page, "01-login");
+  await page.getByLabel("User name").fill("operator");
+  await page.getByLabel("Password").fill("wrong");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await expect(page.getByRole("alert")).toContainText("Wrong user name or password");
+  await page.getByLabel("Password").fill("operator-password");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await expect(page.getByTestId("user-name")).toHaveText("operator");
+  await expect(page.getByTestId("user-role")).toHaveText("operator");
+  // an operator sees no Train or Admin
+  await expect(page.getByRole("link", { name: "Review queue" })).toBeVisible();
+  await expect(page.getByRole("link", { name: "Train" })).toHaveCount(0);
+  await expect(page.getByRole("link", { name: "Admin" })).toHaveCount(0);
+});
+
+test("live line: an inspection sent through the API arrives, counters move, the connection banner shows a drop and the return", async ({
+  page,
+  request,
+}) => {
+  // the live socket goes through a route we can cut, as a network drop would
+  let cut: (() => Promise<void>) | null = null;
+  await page.routeWebSocket(/\/api\/v1\/events/, (ws) => {
+    const server = ws.connectToServer();
+    cut = async () => {
+      await ws.close({ code: 4000, reason: "network drop" });
+      await server.close();
+    };
+  });
+  await login(page, "operator");
+  await expect(page.getByTestId("live-state")).toHaveText("● Live");
+  await noSeriousA11yViolations(page, "live (before any inspection)");
+  const auth = await token(request, "operator");
+  const sent = await inspect(request, auth, "line1", [samples("defect")[0], samples("good")[0]]);
+  const rows = page.getByTestId("inspection-row");
+  await expect(rows.first()).toHaveAttribute("data-id", String(sent[1].id)); // newest first
+  await expect(rows.nth(1)).toHaveAttribute("data-id", String(sent[0].id));
+  const fails = sent.filter((x) => x.verdict === "anomalous").length;
+  await expect(page.getByTestId("count-fail")).toHaveText(String(fails));
+  await expect(page.getByTestId("count-pass")).toHaveText(String(2 - fails));
+  // more, so the chart and the list have something to show
+  let last = sent;
+  for (let i = 0; i < 3; i++) last = await inspect(request, auth, "line1", [samples("defect")[i + 1], samples("good")[i + 1]]);
+  await expect(rows.first()).toHaveAttribute("data-id", String(last[1].id));
+  await expect(page.getByTestId("count-pass").or(page.getByTestId("count-fail")).first()).not.toHaveText("0");
+  await page.waitForTimeout(500);
+  await noSeriousA11yViolations(page, "live");
+  await shot(page, "02-live");
+
+  await cut!();
+  await expect(page.getByTestId("connection-lost")).toBeVisible();
+  await shot(page, "03-live-connection-lost");
+  // it reconnects by itself (backoff); no reload
+  await expect(page.getByTestId("connection-back")).toBeVisible({ timeout: 15_000 });
+  await expect(page.getByTestId("connection-lost")).toHaveCount(0);
+  const late = await inspect(request, auth, "line1", [samples("good")[5]]);
+  await expect(rows.first()).toHaveAttribute("data-id", String(late[0].id));
+
+  // tablet width
+  await page.setViewportSize({ width: 820, height: 1180 });
+  await shot(page, "04-live-tablet");
+});
+
+test("inspection detail: image with heatmap and regions, review with the keyboard", async ({ page, request }) => {
+  const auth = await token(request, "operator");
+  const [x] = await inspect(request, auth, "line1", [samples("defect")[2]]);
+  await login(page, "operator");
+  await page.getByTestId("inspection-row").first().click();
+  await expect(page).toHaveURL(new RegExp(`#/inspections/${x.id}$`));
+  const heat = page.getByTestId("heatmap");
+  await expect(heat).toBeVisible();
+  expect(await heat.evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth > 0)).toBeTruthy();
+  await expect(page.getByTestId("normalized-score")).toContainText("threshold 0.500");
+  await noSeriousA11yViolations(page, "inspection detail");
+  await shot(page, "05-inspection");
+  await page.keyboard.press("h"); // heatmap off
+  await expect(heat).toHaveCount(0);
+  await page.keyboard.press("h");
+  await expect(page.getByTestId("heatmap")).toBeVisible();
+  await page.keyboard.press("c"); // confirm the verdict
+  await expect(page.getByTestId("review-done")).toContainText("confirmed");
+  const got = await request.get(`/api/v1/inspections/${x.id}`, { headers: { Authorization: `Bearer ${auth}` } });
+  expect((await got.json()).reviewed).toBe(true);
+  await page.setViewportSize({ width: 820, height: 1180 });
+  await shot(page, "06-inspection-tablet");
+});
+
+test("review queue: uncertain first, each review moves on without the mouse", async ({ page }) => {
+  await login(page, "operator");
+  await page.goto("/#/review");
+  const count = page.getByTestId("queue-count");
+  await expect(count).toContainText("to review");
+  const before = parseInt((await count.textContent())!, 10);
+  expect(before).toBeGreaterThan(2);
+  await expect(page.getByTestId("heatmap")).toBeVisible();
+  await noSeriousA11yViolations(page, "review queue");
+  await shot(page, "07-review-queue");
+  const first = await page.locator(".lw-row.selected").getAttribute("data-id");
+  await page.keyboard.press("o"); // overturn: saved, next one selected
+  await expect(count).toContainText(`${before - 1} to review`);
+  await expect(page.locator(".lw-row.selected")).not.toHaveAttribute("data-id", first!);
+  await page.keyboard.press("3"); // defective, defect type "chip"
+  await page.keyboard.press("n");
+  await page.keyboard.type("edge chipped");
+  await page.keyboard.press("Control+Enter");
+  await expect(count).toContainText(`${before - 2} to review`);
+});
+
+test("history: filters, pages and CSV export", async ({ page }) => {
+  await login(page, "viewer");
+  await page.goto("/#/history");
+  await expect(page.getByTestId("history-table")).toBeVisible();
+  await noSeriousA11yViolations(page, "history");
+  await shot(page, "08-history");
+  await page.getByTestId("filter-verdict").click();
+  await page.getByRole("option", { name: "Defect" }).click();
+  await expect(page.getByTestId("history-table").locator("tbody tr").first()).toContainText("Defect");
+  await expect(page.getByTestId("history-table")).not.toContainText("Pass");
+  const download = page.waitForEvent("download");
+  await page.getByTestId("export-csv").click();
+  const file = await (await download).path();
+  const csv = readFileSync(file, "utf8").trim().split(/\r\n/);
+  expect(csv[0]).toContain("id,created_at,station");
+  expect(csv.length).toBeGreaterThan(1);
+  expect(csv.slice(1).every((l) => l.includes(",anomalous,"))).toBeTruthy();
+});
+
+test("models: metrics, histogram with threshold and ROC; a viewer cannot activate", async ({ page }) => {
+  await login(page, "viewer");
+  await page.goto("/#/models");
+  await expect(page.getByTestId("models-table")).toBeVisible();
+  await page.getByRole("button", { name: "#1 demo" }).click(); // the demo model, evaluated on a labelled test set
+  await expect(page.getByTestId("histogram").locator("canvas")).toBeVisible();
+  await expect(page.getByTestId("roc").locator("canvas")).toBeVisible();
+  await expect(page.getByTestId("activate")).toHaveCount(0);
+  await noSeriousA11yViolations(page, "models");
+  await shot(page, "09-models");
+});
+
+test("a viewer cannot reach training", async ({ page }) => {
+  await login(page, "viewer");
+  await expect(page.getByRole("link", { name: "Train" })).toHaveCount(0);
+  await expect(page.getByRole("link", { name: "Review queue" })).toHaveCount(0);
+  await page.goto("/#/train");
+  await expect(page.getByTestId("forbidden")).toContainText("needs the engineer role");
+  await expect(page.getByTestId("start-training")).toHaveCount(0);
+  await shot(page, "10-viewer-no-training");
+});
+
+test("train: upload good images, watch the progress bar to a new version, activate it", async ({ page }) => {
+  test.setTimeout(300_000);
+  await login(page, "engineer");
+  await page.goto("/#/train");
+  await page.getByLabel("Good part images").setInputFiles(trainImages());
+  await expect(page.getByTestId("drop-good-count")).toContainText(`${trainImages().length} files`);
+  await page.getByTestId("image-size").click();
+  await page.getByRole("option", { name: "64", exact: true }).click();
+  await noSeriousA11yViolations(page, "train");
+  await shot(page, "11-train");
+  await page.getByTestId("start-training").click();
+  const bar = page.getByTestId("job-progress");
+  await expect(bar).toBeVisible();
+  const seen = new Set<number>();
+  const done = page.getByTestId("training-done");
+  while (!(await done.isVisible())) {
+    const v = Number(await bar.getAttribute("data-progress"));
+    if (seen.size === 0 || ![...seen].includes(v)) seen.add(v);
+    if (seen.size === 3) await shot(page, "12-train-progress");
+    await page.waitForTimeout(200);
+  }
+  expect([...seen].filter((v) => v > 0 && v < 1).length, `progress values seen: ${[...seen]}`).toBeGreaterThan(1);
+  await shot(page, "13-train-done");
+  await page.getByRole("link", { name: "Open Models" }).click();
+  await expect(page.getByTestId("models-table")).toContainText("good parts");
+  await expect(page.getByTestId("no-evaluation")).toBeVisible(); // trained without a test set
+  await page.getByTestId("activate-station").click();
+  await page.getByRole("option", { name: "line1" }).click();
+  const runs = page.getByTestId("station-runs");
+  const before = await runs.textContent();
+  await page.getByTestId("activate").click();
+  await expect(page.getByTestId("models-message")).toContainText("now active on line1");
+  await expect(runs).not.toHaveText(before!);
+  await shot(page, "14-models-activated");
+  await page.getByTestId("rollback").click();
+  await expect(page.getByTestId("models-message")).toContainText("line1 is back on its previous model");
+  await expect(runs).toHaveText(before!);
+});
+
+test("admin: users and roles, an API key shown once, stations", async ({ page }) => {
+  await login(page, "admin");
+  await page.goto("/#/admin");
+  await expect(page.getByTestId("users-table")).toContainText("viewer");
+  await noSeriousA11yViolations(page, "admin users");
+  await shot(page, "15-admin-users");
+  await page.getByRole("tab", { name: "API keys" }).click();
+  await page.getByLabel("Key name").fill("camera 1");
+  await page.getByRole("button", { name: "Create key" }).click();
+  await expect(page.getByTestId("new-key-value")).toContainText("lwk_");
+  await noSeriousA11yViolations(page, "admin keys");
+  await shot(page, "16-admin-keys");
+  await page.getByRole("tab", { name: "Stations" }).click();
+  await page.getByLabel("Station name").fill("line3");
+  await page.getByRole("button", { name: "Add station" }).click();
+  await expect(page.getByTestId("admin-message")).toContainText("Station line3 created");
+  await shot(page, "17-admin-stations");
+});

@@ -1,0 +1,104 @@
+import { MantineProvider } from "@mantine/core";
+import { render, screen } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import type { Inspection, Role } from "../api/client";
+import { LiveStore } from "../lib/live";
+import { SessionContext, type Session } from "../lib/session";
+import { InspectionView } from "./InspectionView";
+
+const x = {
+  id: 5,
+  station: "line1",
+  model_id: 1,
+  filename: "a.png",
+  image_sha256: "s",
+  image_phash: "p",
+  width: 100,
+  height: 50,
+  score: 12.5,
+  normalized_score: 0.62,
+  verdict: "anomalous",
+  regions: [{ x: 10, y: 5, width: 20, height: 10, area: 150, max_score: 0.91, mean_score: 0.7 }],
+  latency_ms: 12,
+  reviewed: false,
+  created_at: "2026-01-01T08:00:00Z",
+  image_url: "/api/v1/inspections/5/image",
+  heatmap_url: "/api/v1/inspections/5/heatmap",
+  overlay_url: "/api/v1/inspections/5/overlay",
+} as Inspection;
+
+function session(role: Role): Session {
+  return {
+    me: { name: "ann", role },
+    stream: { store: new LiveStore() } as unknown as Session["stream"],
+    stations: [],
+    reloadStations: async () => {},
+    station: null,
+    setStation: () => {},
+    logout: () => {},
+  };
+}
+
+// what the service answers: the model, image bytes, the review
+function service() {
+  const calls: { url: string; method: string; body?: string }[] = [];
+  const fetch = vi.fn(async (input: RequestInfo | URL, init?: RequestInit) => {
+    const req = input instanceof Request ? input : new Request(new URL(String(input), location.origin), init);
+    const body = req.method === "POST" ? await req.text() : undefined;
+    calls.push({ url: req.url, method: req.method, body });
+    const json = (b: unknown, status = 200) => new Response(JSON.stringify(b), { status, headers: { "Content-Type": "application/json" } });
+    if (req.url.endsWith("/models/1")) return json({ id: 1, name: "demo", method: "patchcore", backbone: "b", image_size: 128, threshold: 10 });
+    if (req.url.endsWith("/reviews")) return json({ id: 1 }, 201);
+    return new Response(new Uint8Array([137, 80, 78, 71]), { status: 200, headers: { "Content-Type": "image/png" } });
+  });
+  vi.stubGlobal("fetch", fetch);
+  URL.createObjectURL = vi.fn(() => "blob:x");
+  return calls;
+}
+
+function show(role: Role, onReviewed = vi.fn()) {
+  render(
+    <MantineProvider>
+      <SessionContext.Provider value={session(role)}>
+        <InspectionView x={x} onReviewed={onReviewed} />
+      </SessionContext.Provider>
+    </MantineProvider>,
+  );
+  return onReviewed;
+}
+
+describe("InspectionView", () => {
+  afterEach(() => vi.unstubAllGlobals());
+
+  it("shows scores against the threshold, the regions and the heatmap, and toggles it with H", async () => {
+    service();
+    show("viewer");
+    expect(screen.getByTestId("normalized-score")).toHaveTextContent("0.620 (threshold 0.500)");
+    expect(await screen.findByText(/12\.5000 \(threshold 10\.0000\)/)).toBeInTheDocument();
+    expect(screen.getByTestId("regions")).toHaveTextContent("0.910");
+    expect(await screen.findByTestId("heatmap")).toBeInTheDocument();
+    await userEvent.keyboard("h");
+    expect(screen.queryByTestId("heatmap")).not.toBeInTheDocument();
+    expect(screen.queryByTestId("review-form")).not.toBeInTheDocument(); // a viewer does not review
+  });
+
+  it("reviews from the keyboard: 2 picks a defect type, Ctrl+Enter saves", async () => {
+    const calls = service();
+    const onReviewed = show("operator");
+    await userEvent.keyboard("2");
+    await userEvent.keyboard("{Control>}{Enter}{/Control}");
+    await vi.waitFor(() => expect(onReviewed).toHaveBeenCalled());
+    const review = calls.find((c) => c.url.endsWith("/inspections/5/reviews"))!;
+    expect(JSON.parse(review.body!)).toEqual({ verdict: "anomalous", defect_type: "spot", note: "" });
+    expect(await screen.findByTestId("review-done")).toHaveTextContent("Verdict confirmed.");
+  });
+
+  it("O overturns the verdict", async () => {
+    const calls = service();
+    show("operator");
+    await userEvent.keyboard("o");
+    await vi.waitFor(() => expect(calls.some((c) => c.url.endsWith("/reviews"))).toBe(true));
+    expect(JSON.parse(calls.find((c) => c.url.endsWith("/reviews"))!.body!).verdict).toBe("good");
+  });
+});

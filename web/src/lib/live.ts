@@ -1,0 +1,239 @@
+import type { Inspection, Job } from "../api/client";
+
+// The live event stream (WebSocket /api/v1/events) and what the pages keep of it: a bounded list of the newest
+// inspections, counters, and one-minute buckets of the last hour. Events arrive at any rate; listeners are told
+// at most every `NOTIFY_MS`, so 20 inspections a second cost a handful of renders a second.
+
+export type ConnectionState = "connecting" | "open" | "lost";
+export const MAX_ITEMS = 2000; // newest inspections kept for the live list
+export const BUCKET_MS = 60_000;
+export const WINDOW_MS = 60 * 60_000;
+const NOTIFY_MS = 250;
+
+export interface Bucket {
+  start: number; // ms since epoch, a multiple of BUCKET_MS
+  total: number;
+  anomalous: number;
+}
+
+export type JobEvent = Pick<Job, "id" | "kind" | "status" | "progress" | "message">;
+
+/** Newest first, bounded: a ring buffer so adding is O(1) however long the page runs. */
+export class Ring<T> {
+  private buf: (T | undefined)[];
+  private head = 0; // index of the next write
+  size = 0;
+  constructor(readonly capacity: number) {
+    this.buf = new Array(capacity);
+  }
+  push(item: T) {
+    this.buf[this.head] = item;
+    this.head = (this.head + 1) % this.capacity;
+    this.size = Math.min(this.size + 1, this.capacity);
+  }
+  /** i = 0 is the newest. */
+  at(i: number): T | undefined {
+    if (i < 0 || i >= this.size) return undefined;
+    return this.buf[(this.head - 1 - i + this.capacity * 2) % this.capacity];
+  }
+  clear() {
+    this.buf = new Array(this.capacity);
+    this.head = 0;
+    this.size = 0;
+  }
+}
+
+export interface Stats {
+  passed: number; // since the page opened (or the counters were reset)
+  failed: number;
+  buckets: Bucket[]; // oldest first, at most an hour's worth
+}
+
+const ALL = "*";
+
+export class LiveStore {
+  items = new Ring<Inspection>(MAX_ITEMS);
+  ids = new Set<number>();
+  stats = new Map<string, Stats>();
+  dropped = 0;
+  since = Date.now();
+  version = 0;
+  private listeners = new Set<() => void>();
+  private timer: ReturnType<typeof setTimeout> | null = null;
+
+  subscribe = (f: () => void) => {
+    this.listeners.add(f);
+    return () => this.listeners.delete(f);
+  };
+  getVersion = () => this.version;
+
+  private changed() {
+    if (this.timer !== null) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.version++;
+      this.listeners.forEach((f) => f());
+    }, NOTIFY_MS);
+  }
+
+  /** Counters and buckets of one station, or of all (null). */
+  statsFor(station: string | null): Stats {
+    return this.stats.get(station ?? ALL) ?? { passed: 0, failed: 0, buckets: [] };
+  }
+
+  private tally(key: string, time: number, anomalous: boolean, counted: boolean) {
+    let st = this.stats.get(key);
+    if (!st) this.stats.set(key, (st = { passed: 0, failed: 0, buckets: [] }));
+    if (counted) {
+      if (anomalous) st.failed++;
+      else st.passed++;
+    }
+    const buckets = st.buckets;
+    const start = Math.floor(time / BUCKET_MS) * BUCKET_MS;
+    let b = buckets[buckets.length - 1];
+    if (!b || b.start < start) {
+      b = { start, total: 0, anomalous: 0 };
+      buckets.push(b);
+    } else if (b.start > start) {
+      // an older inspection (seeding from history): its bucket, inserted in order when missing
+      let i = buckets.findIndex((x) => x.start >= start);
+      if (i < 0) i = buckets.length;
+      if (buckets[i]?.start !== start) buckets.splice(i, 0, { start, total: 0, anomalous: 0 });
+      b = buckets[i];
+    }
+    b.total++;
+    if (anomalous) b.anomalous++;
+    const cutoff = Date.now() - WINDOW_MS - BUCKET_MS;
+    while (buckets.length && buckets[0].start < cutoff) buckets.shift();
+  }
+
+  private count(x: Inspection, counted: boolean) {
+    const t = Date.parse(x.created_at);
+    const bad = x.verdict === "anomalous";
+    this.tally(ALL, t, bad, counted);
+    this.tally(x.station, t, bad, counted);
+  }
+
+  add(x: Inspection) {
+    if (this.ids.has(x.id)) return;
+    this.ids.add(x.id);
+    this.items.push(x);
+    if (this.ids.size > MAX_ITEMS * 2) {
+      this.ids = new Set(Array.from({ length: this.items.size }, (_, i) => this.items.at(i)!.id));
+    }
+    this.count(x, true);
+    this.changed();
+  }
+
+  /** Recent history (newest first) shown before live events: into the list and the chart, not the counters. */
+  seed(history: Inspection[]) {
+    const fresh = history.filter((x) => !this.ids.has(x.id)).reverse();
+    for (const x of fresh) {
+      this.ids.add(x.id);
+      this.items.push(x);
+      this.count(x, false);
+    }
+    // seeded ones may be older than live ones already there: keep the ring in id order (once per page or reconnect)
+    if (fresh.length) {
+      const all = Array.from({ length: this.items.size }, (_, i) => this.items.at(i)!).sort((a, b) => a.id - b.id);
+      this.items.clear();
+      all.forEach((x) => this.items.push(x));
+    }
+    this.changed();
+  }
+
+  noteDropped(n: number) {
+    this.dropped += n;
+    this.changed();
+  }
+
+  resetCounters() {
+    for (const st of this.stats.values()) {
+      st.passed = 0;
+      st.failed = 0;
+    }
+    this.dropped = 0;
+    this.since = Date.now();
+    this.changed();
+  }
+}
+
+type Listener<T> = (x: T) => void;
+
+/** One WebSocket for the whole app, reconnecting with backoff; the state drives the connection banner. */
+export class EventStream {
+  state: ConnectionState = "connecting";
+  wasLost = false;
+  private ws: WebSocket | null = null;
+  private retry = 0;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private closed = false;
+  private stateListeners = new Set<() => void>();
+  readonly inspections = new Set<Listener<Inspection>>();
+  readonly jobs = new Set<Listener<JobEvent>>();
+  readonly store = new LiveStore();
+
+  constructor(
+    private token: string,
+    private url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/v1/events`,
+  ) {
+    this.connect();
+  }
+
+  subscribeState = (f: () => void) => {
+    this.stateListeners.add(f);
+    return () => this.stateListeners.delete(f);
+  };
+  getState = () => this.state;
+
+  private setState(s: ConnectionState) {
+    if (s === "lost") this.wasLost = true;
+    this.state = s;
+    this.stateListeners.forEach((f) => f());
+  }
+
+  private connect() {
+    if (this.closed) return;
+    const ws = new WebSocket(`${this.url}?token=${encodeURIComponent(this.token)}`);
+    this.ws = ws;
+    ws.onmessage = (m) => {
+      let ev: { type: string; inspection?: Inspection; job?: JobEvent; count?: number };
+      try {
+        ev = JSON.parse(m.data as string);
+      } catch {
+        return;
+      }
+      if (ev.type === "hello") {
+        this.retry = 0;
+        this.setState("open");
+      } else if (ev.type === "inspection" && ev.inspection) {
+        this.store.add(ev.inspection);
+        this.inspections.forEach((f) => f(ev.inspection!));
+      } else if (ev.type === "job" && ev.job) {
+        this.jobs.forEach((f) => f(ev.job!));
+      } else if (ev.type === "dropped" && ev.count) {
+        this.store.noteDropped(ev.count);
+      }
+    };
+    ws.onclose = () => {
+      if (this.ws !== ws || this.closed) return;
+      this.setState("lost");
+      const delay = Math.min(10_000, 500 * 2 ** this.retry++);
+      this.timer = setTimeout(() => this.connect(), delay);
+    };
+  }
+
+  /** Try now (the banner's "reconnect now"). */
+  reconnect() {
+    if (this.timer) clearTimeout(this.timer);
+    this.retry = 0;
+    this.ws?.close();
+    this.connect();
+  }
+
+  close() {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.ws?.close();
+  }
+}

@@ -1,0 +1,213 @@
+import { Alert, Button, Card, Center, Group, Loader, Select, Stack, Table, Text, TextInput, Title } from "@mantine/core";
+import { useCallback, useEffect, useState } from "react";
+import { api, call, type Inspection } from "../api/client";
+import { VerdictBadge } from "../components/Verdict";
+import { download, toCsv } from "../lib/csv";
+import { fmtDateTime, fmtNum } from "../lib/format";
+import { navigate } from "../lib/router";
+import { useSession } from "../lib/session";
+
+const PAGE = 50;
+const MAX_EXPORT = 20_000;
+
+interface Filters {
+  verdict: string | null;
+  reviewed: string | null;
+  since: string; // datetime-local value, local time
+  until: string;
+}
+
+function query(station: string | null, f: Filters) {
+  return {
+    ...(station ? { station } : {}),
+    ...(f.verdict ? { verdict: f.verdict as Inspection["verdict"] } : {}),
+    ...(f.reviewed ? { reviewed: f.reviewed === "yes" } : {}),
+    ...(f.since ? { since: new Date(f.since).toISOString() } : {}),
+    ...(f.until ? { until: new Date(f.until).toISOString() } : {}),
+  };
+}
+
+export default function HistoryPage() {
+  const { station, stations, setStation } = useSession();
+  const [filters, setFilters] = useState<Filters>({ verdict: null, reviewed: null, since: "", until: "" });
+  const [cursors, setCursors] = useState<(number | undefined)[]>([undefined]); // cursor of each page seen
+  const [page, setPage] = useState<{ items: Inspection[]; next_cursor: number | null } | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [exporting, setExporting] = useState<string | null>(null);
+  const pageNo = cursors.length - 1;
+
+  const load = useCallback(async () => {
+    setError(null);
+    setPage(null);
+    try {
+      const cursor = cursors[cursors.length - 1];
+      setPage(
+        await call(
+          api.GET("/api/v1/inspections", {
+            params: { query: { ...query(station, filters), limit: PAGE, ...(cursor ? { cursor } : {}) } },
+          }),
+        ),
+      );
+    } catch (e) {
+      setError((e as Error).message);
+    }
+  }, [cursors, station, filters]);
+
+  useEffect(() => {
+    load();
+  }, [load]);
+
+  function set<K extends keyof Filters>(k: K, v: Filters[K]) {
+    setFilters((f) => ({ ...f, [k]: v }));
+    setCursors([undefined]);
+  }
+
+  async function exportCsv() {
+    const all: Inspection[] = [];
+    let cursor: number | undefined;
+    try {
+      for (;;) {
+        setExporting(`Exporting… ${all.length} rows`);
+        const p = await call(
+          api.GET("/api/v1/inspections", {
+            params: { query: { ...query(station, filters), limit: 500, ...(cursor ? { cursor } : {}) } },
+          }),
+        );
+        all.push(...p.items);
+        if (!p.next_cursor || all.length >= MAX_EXPORT) break;
+        cursor = p.next_cursor;
+      }
+      download(`linewatch-inspections-${new Date().toISOString().slice(0, 19).replace(/:/g, "")}.csv`, toCsv(all));
+      setExporting(null);
+    } catch (e) {
+      setExporting(null);
+      setError(`Export failed: ${(e as Error).message}`);
+    }
+  }
+
+  return (
+    <Stack>
+      <Group justify="space-between">
+        <Title order={2}>History</Title>
+        <Button onClick={exportCsv} loading={!!exporting} variant="default" data-testid="export-csv">
+          Export CSV
+        </Button>
+      </Group>
+      <Card withBorder>
+        <Group align="end" gap="sm">
+          <Select
+            label="Station"
+            placeholder="All stations"
+            data={stations.map((s) => s.name)}
+            value={station}
+            onChange={(v) => {
+              setStation(v);
+              setCursors([undefined]);
+            }}
+            clearable
+            w={160}
+          />
+          <Select
+            label="Verdict"
+            placeholder="Any"
+            data={[
+              { value: "good", label: "Pass" },
+              { value: "anomalous", label: "Defect" },
+            ]}
+            value={filters.verdict}
+            onChange={(v) => set("verdict", v)}
+            clearable
+            w={120}
+            data-testid="filter-verdict"
+          />
+          <Select
+            label="Reviewed"
+            placeholder="Any"
+            data={[
+              { value: "yes", label: "Reviewed" },
+              { value: "no", label: "Not reviewed" },
+            ]}
+            value={filters.reviewed}
+            onChange={(v) => set("reviewed", v)}
+            clearable
+            w={150}
+          />
+          <TextInput label="From" type="datetime-local" value={filters.since} onChange={(e) => set("since", e.currentTarget.value)} w={210} />
+          <TextInput label="Until" type="datetime-local" value={filters.until} onChange={(e) => set("until", e.currentTarget.value)} w={210} />
+        </Group>
+        {exporting && (
+          <Text size="sm" mt="xs">
+            {exporting}
+          </Text>
+        )}
+      </Card>
+      {error && (
+        <Alert color="red" title="Cannot load inspections">
+          {error}
+        </Alert>
+      )}
+      {!page && !error && (
+        <Center p="xl">
+          <Loader aria-label="Loading history" />
+        </Center>
+      )}
+      {page && page.items.length === 0 && (
+        <Alert color="gray" title="No inspections match" data-testid="history-empty">
+          Nothing matches these filters{pageNo ? " on this page" : ""}. Clear a filter or widen the dates.
+        </Alert>
+      )}
+      {page && page.items.length > 0 && (
+        <Card withBorder padding={0}>
+          <Table.ScrollContainer minWidth={640}>
+            <Table highlightOnHover striped data-testid="history-table">
+              <Table.Thead>
+                <Table.Tr>
+                  <Table.Th>#</Table.Th>
+                  <Table.Th>Time</Table.Th>
+                  <Table.Th>Station</Table.Th>
+                  <Table.Th>Verdict</Table.Th>
+                  <Table.Th>Score</Table.Th>
+                  <Table.Th>Regions</Table.Th>
+                  <Table.Th>Reviewed</Table.Th>
+                  <Table.Th>File</Table.Th>
+                </Table.Tr>
+              </Table.Thead>
+              <Table.Tbody>
+                {page.items.map((x) => (
+                  <Table.Tr key={x.id} style={{ cursor: "pointer" }} onClick={() => navigate(`/inspections/${x.id}`)}>
+                    <Table.Td>
+                      <a href={`#/inspections/${x.id}`}>{x.id}</a>
+                    </Table.Td>
+                    <Table.Td>{fmtDateTime(x.created_at)}</Table.Td>
+                    <Table.Td>{x.station}</Table.Td>
+                    <Table.Td>
+                      <VerdictBadge verdict={x.verdict} />
+                    </Table.Td>
+                    <Table.Td ff="monospace">{fmtNum(x.normalized_score)}</Table.Td>
+                    <Table.Td>{x.regions.length}</Table.Td>
+                    <Table.Td>{x.reviewed ? "yes" : "no"}</Table.Td>
+                    <Table.Td>{x.filename ?? "–"}</Table.Td>
+                  </Table.Tr>
+                ))}
+              </Table.Tbody>
+            </Table>
+          </Table.ScrollContainer>
+        </Card>
+      )}
+      <Group justify="center">
+        <Button variant="default" disabled={pageNo === 0} onClick={() => setCursors((c) => c.slice(0, -1))}>
+          ← Newer
+        </Button>
+        <Text size="sm">Page {pageNo + 1}</Text>
+        <Button
+          variant="default"
+          disabled={!page?.next_cursor}
+          onClick={() => page?.next_cursor && setCursors((c) => [...c, page.next_cursor!])}
+          data-testid="next-page"
+        >
+          Older →
+        </Button>
+      </Group>
+    </Stack>
+  );
+}

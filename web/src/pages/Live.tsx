@@ -1,0 +1,148 @@
+import { Alert, Button, Card, Grid, Group, Paper, SimpleGrid, Stack, Text, Title } from "@mantine/core";
+import { useEffect, useMemo, useSyncExternalStore } from "react";
+import type uPlot from "uplot";
+import { api, call, type Inspection } from "../api/client";
+import { Chart } from "../components/Chart";
+import { InspectionList } from "../components/InspectionList";
+import { BUCKET_MS, WINDOW_MS } from "../lib/live";
+import { navigate } from "../lib/router";
+import { useSession } from "../lib/session";
+
+function Stat({ label, value, color, testid }: { label: string; value: string; color?: string; testid: string }) {
+  return (
+    <Paper withBorder p="sm">
+      <Text size="xs" c="gray.7" tt="uppercase" fw={700}>
+        {label}
+      </Text>
+      <Text size="xl" fw={700} c={color} data-testid={testid}>
+        {value}
+      </Text>
+    </Paper>
+  );
+}
+
+const chartOptions: Omit<uPlot.Options, "width" | "height"> = {
+  legend: { show: true, live: false },
+  scales: { x: { time: true }, rate: { range: [0, 100] } },
+  axes: [
+    {},
+    { label: "per minute", size: 50 },
+    { scale: "rate", side: 1, label: "defect %", grid: { show: false }, size: 50 },
+  ],
+  series: [
+    {},
+    { label: "Inspections / min", stroke: "#1c7ed6", fill: "rgba(28,126,214,0.12)", width: 2 },
+    { label: "Defect rate %", stroke: "#e03131", scale: "rate", width: 2 },
+  ],
+};
+
+export default function LivePage() {
+  const { stream, station, stations } = useSession();
+  const store = stream.store;
+  const state = useSyncExternalStore(stream.subscribeState, stream.getState);
+  useSyncExternalStore(store.subscribe, store.getVersion);
+
+  // the latest inspections from history first, and again after a reconnect (what arrived while we were away)
+  useEffect(() => {
+    if (state !== "open") return;
+    call(api.GET("/api/v1/inspections", { params: { query: { limit: 200 } } })).then(
+      (page) => store.seed(page.items),
+      () => {},
+    );
+  }, [state, store]);
+
+  const visible = useMemo(() => {
+    if (!station) return null;
+    const out: Inspection[] = [];
+    for (let i = 0; i < store.items.size; i++) {
+      const x = store.items.at(i)!;
+      if (x.station === station) out.push(x);
+    }
+    return out;
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [station, store.version]);
+  const count = visible ? visible.length : store.items.size;
+  const at = (i: number) => (visible ? visible[i] : store.items.at(i));
+
+  const stats = store.statsFor(station);
+  const total = stats.passed + stats.failed;
+  const now = Date.now();
+  const lastMinute = stats.buckets.filter((b) => b.start >= now - 2 * BUCKET_MS);
+  const data = useMemo<uPlot.AlignedData>(() => {
+    const end = Math.floor(Date.now() / BUCKET_MS) * BUCKET_MS;
+    const xs: number[] = [];
+    const tp: (number | null)[] = [];
+    const rate: (number | null)[] = [];
+    const byStart = new Map(stats.buckets.map((b) => [b.start, b]));
+    for (let t = end - WINDOW_MS + BUCKET_MS; t <= end; t += BUCKET_MS) {
+      const b = byStart.get(t);
+      xs.push(t / 1000);
+      tp.push(b ? b.total : 0);
+      rate.push(b && b.total ? (100 * b.anomalous) / b.total : null);
+    }
+    return [xs, tp, rate];
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [station, store.version]);
+  const perSecond = lastMinute.reduce((n, b) => n + b.total, 0) / 120;
+
+  return (
+    <Stack gap="md">
+      <Group justify="space-between">
+        <Title order={2}>Live line{station ? ` · ${station}` : ""}</Title>
+        <Group gap="xs">
+          <Text size="sm" c={state === "open" ? "#237a35" : "red.9"} data-testid="live-state">
+            {state === "open" ? "● Live" : state === "connecting" ? "Connecting…" : "● Disconnected"}
+          </Text>
+          <Button size="xs" variant="default" onClick={() => store.resetCounters()}>
+            Reset counters
+          </Button>
+        </Group>
+      </Group>
+      <SimpleGrid cols={{ base: 2, md: 4 }}>
+        <Stat label="Passed" value={String(stats.passed)} color="#237a35" testid="count-pass" />
+        <Stat label="Defects" value={String(stats.failed)} color="red.9" testid="count-fail" />
+        <Stat label="Defect rate" value={total ? `${((100 * stats.failed) / total).toFixed(1)} %` : "–"} testid="fail-rate" />
+        <Stat label="Throughput" value={`${perSecond.toFixed(1)} / s`} testid="throughput" />
+      </SimpleGrid>
+      <Text size="xs" c="gray.7">
+        Counters since {new Date(store.since).toLocaleTimeString()}
+        {store.dropped > 0 && ` · ${store.dropped} live events were skipped because they came faster than this page could take them`}
+      </Text>
+      <Grid>
+        <Grid.Col span={{ base: 12, lg: 7 }}>
+          <Card withBorder padding={0}>
+            <Group px="sm" py={6} justify="space-between">
+              <Text fw={600}>Inspections</Text>
+              <Text size="xs" c="gray.7">
+                newest first · click or Enter to open
+              </Text>
+            </Group>
+            {count === 0 ? (
+              <Alert m="sm" color="gray" title="No inspections yet" data-testid="live-empty">
+                {stations.length === 0
+                  ? "No station exists yet. An engineer creates one on the Admin page, trains a model and activates it."
+                  : "Inspections appear here as soon as a camera or client sends images to POST /api/v1/stations/{station}/inspect."}
+              </Alert>
+            ) : (
+              <InspectionList
+                label="Live inspections"
+                count={count}
+                at={at}
+                height="min(60vh, 560px)"
+                onOpen={(x) => navigate(`/inspections/${x.id}`)}
+              />
+            )}
+          </Card>
+        </Grid.Col>
+        <Grid.Col span={{ base: 12, lg: 5 }}>
+          <Card withBorder>
+            <Text fw={600} mb="xs">
+              Last hour: throughput and defect rate
+            </Text>
+            <Chart label="Inspections per minute and defect rate over the last hour" options={chartOptions} data={data} />
+          </Card>
+        </Grid.Col>
+      </Grid>
+    </Stack>
+  );
+}

@@ -1,0 +1,301 @@
+import {
+  Alert,
+  Anchor,
+  Button,
+  Card,
+  Grid,
+  Group,
+  Progress,
+  Select,
+  Stack,
+  Text,
+  TextInput,
+  Title,
+} from "@mantine/core";
+import { useEffect, useRef, useState } from "react";
+import { api, call, postForm, type Dataset, type Job, type Schemas } from "../api/client";
+import { DropZone } from "../components/DropZone";
+import type { JobEvent } from "../lib/live";
+import { useSession } from "../lib/session";
+
+const BATCH_FILES = 20;
+const BATCH_BYTES = 40 * 1024 * 1024;
+
+function batches(files: File[]): File[][] {
+  const out: File[][] = [];
+  let cur: File[] = [];
+  let size = 0;
+  for (const f of files) {
+    if (cur.length && (cur.length >= BATCH_FILES || size + f.size > BATCH_BYTES)) {
+      out.push(cur);
+      cur = [];
+      size = 0;
+    }
+    cur.push(f);
+    size += f.size;
+  }
+  if (cur.length) out.push(cur);
+  return out;
+}
+
+async function upload(datasetId: number, files: File[], onProgress: (done: number) => void) {
+  let added = 0;
+  const skipped: string[] = [];
+  let done = 0;
+  for (const batch of batches(files)) {
+    const form = new FormData();
+    batch.forEach((f) => form.append("files", f, f.name));
+    const r = await postForm<Schemas["UploadOut"]>(`/api/v1/datasets/${datasetId}/images`, form);
+    added += r.added;
+    skipped.push(...r.skipped);
+    done += batch.length;
+    onProgress(done);
+  }
+  return { added, skipped };
+}
+
+const FINISHED = ["succeeded", "failed", "cancelled"];
+
+export default function TrainPage() {
+  const { stream } = useSession();
+  const [datasets, setDatasets] = useState<Dataset[]>([]);
+  const [name, setName] = useState(`good parts ${new Date().toISOString().slice(0, 10)}`);
+  const [existing, setExisting] = useState<string | null>(null);
+  const [good, setGood] = useState<File[]>([]);
+  const [test, setTest] = useState<File[]>([]);
+  const [method, setMethod] = useState<string>("patchcore");
+  const [backbone, setBackbone] = useState<string>("efficientnet_lite0");
+  const [size, setSize] = useState<string>("256");
+  const [status, setStatus] = useState<string | null>(null);
+  const [uploadPct, setUploadPct] = useState<number | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [job, setJob] = useState<JobEvent | null>(null);
+  const [finished, setFinished] = useState<Job | null>(null);
+  const [busy, setBusy] = useState(false);
+  const jobId = useRef<number | null>(null);
+
+  useEffect(() => {
+    call(api.GET("/api/v1/datasets")).then(setDatasets, () => {});
+  }, []);
+
+  // progress: live job events, and a poll in case the live connection is down
+  useEffect(() => {
+    const onJob = (j: JobEvent) => {
+      if (j.id === jobId.current) setJob(j);
+    };
+    stream.jobs.add(onJob);
+    const poll = setInterval(async () => {
+      if (jobId.current === null) return;
+      try {
+        const j = await call(api.GET("/api/v1/jobs/{job_id}", { params: { path: { job_id: jobId.current } } }));
+        setJob((cur) => (cur && cur.progress > j.progress && !FINISHED.includes(j.status) ? cur : j));
+      } catch {
+        /* the next poll tries again */
+      }
+    }, 2000);
+    return () => {
+      stream.jobs.delete(onJob);
+      clearInterval(poll);
+    };
+  }, [stream]);
+
+  useEffect(() => {
+    if (!job || !FINISHED.includes(job.status) || jobId.current === null) return;
+    const id = jobId.current;
+    call(api.GET("/api/v1/jobs/{job_id}", { params: { path: { job_id: id } } })).then((j) => {
+      setFinished(j);
+      jobId.current = null;
+      setBusy(false);
+    });
+  }, [job]);
+
+  async function start() {
+    setError(null);
+    setFinished(null);
+    setJob(null);
+    setBusy(true);
+    try {
+      let datasetId = existing ? Number(existing) : null;
+      if (!datasetId) {
+        if (!good.length) throw new Error("Add good images first: drop them in the box, or choose an existing dataset.");
+        const ds = await call(api.POST("/api/v1/datasets", { body: { name: name.trim() || "good parts" } }));
+        datasetId = ds.id;
+      }
+      if (good.length) {
+        setStatus("Uploading good images…");
+        setUploadPct(0);
+        const r = await upload(datasetId, good, (n) => setUploadPct((100 * n) / good.length));
+        setStatus(`Uploaded ${r.added} good images${r.skipped.length ? `; skipped ${r.skipped.length}: ${r.skipped.slice(0, 3).join("; ")}` : ""}.`);
+      }
+      let testId: number | null = null;
+      if (test.length) {
+        const ds = await call(api.POST("/api/v1/datasets", { body: { name: `${name.trim() || "good parts"} (test)` } }));
+        testId = ds.id;
+        setUploadPct(0);
+        setStatus("Uploading the test set…");
+        await upload(testId, test, (n) => setUploadPct((100 * n) / test.length));
+      }
+      setUploadPct(null);
+      const j = await call(
+        api.POST("/api/v1/jobs/train", {
+          body: {
+            dataset_id: datasetId,
+            test_dataset_id: testId,
+            method: method as "patchcore" | "padim",
+            backbone,
+            image_size: Number(size),
+          },
+        }),
+      );
+      jobId.current = j.id;
+      setJob(j);
+      setStatus(`Training job #${j.id} started.`);
+      setGood([]);
+      setTest([]);
+      call(api.GET("/api/v1/datasets")).then(setDatasets, () => {});
+    } catch (e) {
+      setError((e as Error).message);
+      setUploadPct(null);
+      setBusy(false);
+    }
+  }
+
+  async function cancel() {
+    if (jobId.current === null) return;
+    try {
+      await call(api.POST("/api/v1/jobs/{job_id}/cancel", { params: { path: { job_id: jobId.current } } }));
+    } catch (e) {
+      setError((e as Error).message);
+    }
+  }
+
+  const modelId = (finished?.result as { model_id?: number } | null)?.model_id;
+
+  return (
+    <Stack>
+      <Title order={2}>Train a model</Title>
+      <Grid>
+        <Grid.Col span={{ base: 12, md: 7 }}>
+          <Card withBorder>
+            <Stack>
+              <Title order={3} size="h4">
+                1. Good images
+              </Title>
+              <Select
+                label="Dataset"
+                description="A new dataset from the images below, or one uploaded before"
+                data={[{ value: "", label: "New dataset" }, ...datasets.map((d) => ({ value: String(d.id), label: `${d.name} (${d.images} images)` }))]}
+                value={existing ?? ""}
+                onChange={(v) => setExisting(v || null)}
+                allowDeselect={false}
+              />
+              {!existing && <TextInput label="New dataset name" value={name} onChange={(e) => setName(e.currentTarget.value)} maxLength={200} />}
+              <DropZone files={good} onFiles={setGood} label="Good part images" testid="drop-good" />
+              <Title order={3} size="h4">
+                2. Test set (optional)
+              </Title>
+              <DropZone
+                files={test}
+                onFiles={setTest}
+                label="Labelled test images: a zip with good/ and one folder per defect type"
+                testid="drop-test"
+              />
+            </Stack>
+          </Card>
+        </Grid.Col>
+        <Grid.Col span={{ base: 12, md: 5 }}>
+          <Card withBorder>
+            <Stack>
+              <Title order={3} size="h4">
+                3. Settings
+              </Title>
+              <Select
+                label="Method"
+                data={[
+                  { value: "patchcore", label: "PatchCore (best accuracy)" },
+                  { value: "padim", label: "PaDiM (smaller model)" },
+                ]}
+                value={method}
+                onChange={(v) => v && setMethod(v)}
+                allowDeselect={false}
+              />
+              <Select
+                label="Backbone"
+                data={["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]}
+                value={backbone}
+                onChange={(v) => v && setBackbone(v)}
+                allowDeselect={false}
+              />
+              <Select
+                label="Image size (px)"
+                description="Smaller trains and scores faster; larger finds smaller defects"
+                data={["64", "128", "192", "256", "320", "384", "512"]}
+                value={size}
+                onChange={(v) => v && setSize(v)}
+                allowDeselect={false}
+                data-testid="image-size"
+              />
+              <Button onClick={start} loading={busy} disabled={busy} data-testid="start-training">
+                Start training
+              </Button>
+              {busy && jobId.current !== null && (
+                <Button variant="default" color="red" onClick={cancel}>
+                  Cancel training
+                </Button>
+              )}
+            </Stack>
+          </Card>
+        </Grid.Col>
+      </Grid>
+      {error && (
+        <Alert color="red" title="Training did not start" role="alert">
+          {error}
+        </Alert>
+      )}
+      {(status || job) && (
+        <Card withBorder data-testid="training-progress">
+          {status && <Text size="sm">{status}</Text>}
+          {uploadPct !== null && <Progress value={uploadPct} mt="xs" aria-label="upload progress" />}
+          {job && (
+            <>
+              <Group justify="space-between" mt="sm">
+                <Text fw={600}>
+                  Job #{job.id}: {job.status}
+                </Text>
+                <Text size="sm" data-testid="job-message">
+                  {job.message} · {Math.round(job.progress * 100)} %
+                </Text>
+              </Group>
+              <Progress
+                value={job.progress * 100}
+                mt="xs"
+                size="xl"
+                striped={!FINISHED.includes(job.status)}
+                animated={!FINISHED.includes(job.status)}
+                color={job.status === "failed" ? "red" : job.status === "succeeded" ? "green" : "blue"}
+                aria-label="training progress"
+                data-testid="job-progress"
+                data-progress={job.progress}
+              />
+            </>
+          )}
+          {finished?.status === "succeeded" && (
+            <Alert color="green" mt="sm" title="Training finished" data-testid="training-done">
+              Model version #{modelId} is ready. <Anchor href="#/models">Open Models</Anchor> to look at it and activate it on a station.
+            </Alert>
+          )}
+          {finished?.status === "failed" && (
+            <Alert color="red" mt="sm" title="Training failed">
+              {finished.error}
+            </Alert>
+          )}
+          {finished?.status === "cancelled" && (
+            <Alert color="yellow" mt="sm">
+              Training was cancelled.
+            </Alert>
+          )}
+        </Card>
+      )}
+    </Stack>
+  );
+}
