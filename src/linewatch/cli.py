@@ -28,6 +28,7 @@ err = Console(stderr=True)
 out = Console()
 
 STAGES = {
+    "embed": "embedding",
     "features": "extracting features",
     "coreset": "selecting memory bank",
     "calibrate": "calibrating threshold",
@@ -393,6 +394,75 @@ def inspect_cmd(
                         str(len(rec["regions"])),
                         str(rec["id"]),
                     )
+    if table is not None:
+        out.print(table)
+
+
+search_app = typer.Typer(
+    help="Defect search over folders of images: index them, then find the nearest defects to new ones.",
+    no_args_is_help=True,
+)
+app.add_typer(search_app, name="search")
+
+
+class Level(StrEnum):
+    region = "region"
+    image = "image"
+
+
+@search_app.command("index")
+@user_errors
+def search_index(
+    data: Annotated[Path, typer.Argument(help="MVTec-layout category or folders of images (folder name = label)")],
+    model: Annotated[Path, typer.Option("--model", "-m", help="trained model directory that embeds the images")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="index directory to write (replaced when it exists)")],
+    level: Annotated[
+        Level, typer.Option(help="region: one point per defect region (or anomaly peak); image: whole images")
+    ] = Level.region,
+    engine: Annotated[Engine, typer.Option(help="auto uses the ONNX export when it has embeddings")] = Engine.auto,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
+):
+    """Embed every image under DATA with MODEL into a search index at OUT (faiss HNSW)."""
+    from linewatch.search.offline import index_folder
+
+    started = time.perf_counter()
+    with Bars(quiet) as bars:
+        index = index_folder(data, model, out, level.value, engine.value, lambda s, d, t: bars("embed", d, t))
+    err.print(
+        f"indexed {index.info['images']} images ({index.count()} {level.value} vectors of {index.dim} dimensions) "
+        f"in {time.perf_counter() - started:.1f} s -> {out}",
+        highlight=False,
+    )
+
+
+@search_app.command("query")
+@user_errors
+def search_query(
+    index_dir: Annotated[Path, typer.Argument(metavar="INDEX", help="index directory from `linewatch search index`")],
+    images: Annotated[list[Path], typer.Argument(help="query image files or folders")],
+    k: Annotated[int, typer.Option("--k", "-k", help="neighbours per query image")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines, one per query image")] = False,
+    model: Annotated[Path | None, typer.Option("--model", "-m", help="embed with this model, not the index's")] = None,
+    engine: Annotated[Engine, typer.Option(help="auto uses the ONNX export when it has embeddings")] = Engine.auto,
+):
+    """The K nearest indexed images to each query image (by their most similar defect regions)."""
+    from linewatch.search.offline import open_offline_index, query_images
+    from linewatch.vision.datasets import expand_inputs
+
+    index = open_offline_index(index_dir)
+    paths = expand_inputs(images)
+    table = None
+    if not as_json:
+        table = Table("query", "#", "neighbour", "label", "similarity", "region")
+    for path, found in query_images(index, paths, k, model, engine.value):
+        if as_json:
+            rec = {"query": path, "neighbors": [n.to_dict() for n in found]}
+            sys.stdout.write(json.dumps(rec) + "\n")
+            sys.stdout.flush()
+            continue
+        for rank, n in enumerate(found, 1):
+            region = "—" if n.region is None else ",".join(map(str, n.region))
+            table.add_row(path if rank == 1 else "", str(rank), n.path, str(n.label), f"{n.similarity:.3f}", region)
     if table is not None:
         out.print(table)
 

@@ -7,6 +7,9 @@ Production parts:
   ``LINEWATCH_S3_SECRET_KEY``, ``LINEWATCH_S3_REGION``
 - ``LINEWATCH_QUEUE_URL=redis://host:6379/0`` or ``amqp://user:pass@host:5672/vhost``: training runs on
   ``linewatch worker`` processes instead of a thread of the service
+- ``LINEWATCH_SEARCH_BACKEND=qdrant`` with ``LINEWATCH_QDRANT_URL=http://qdrant:6333`` (and
+  ``LINEWATCH_QDRANT_API_KEY``, ``LINEWATCH_QDRANT_COLLECTION``): defect search on a Qdrant server instead of the
+  embedded faiss index under ``data_dir/search`` (``linewatch.search.index_from_settings``)
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
@@ -45,6 +49,12 @@ class Settings(BaseSettings):
     job_heartbeat_timeout: float = Field(
         120.0, gt=0, description="seconds without a heartbeat before a running job counts as lost (failed)"
     )
+    search_backend: Literal["faiss", "qdrant"] = Field(
+        "faiss", description="defect search index: faiss (embedded, under data_dir/search) or qdrant (qdrant_url)"
+    )
+    qdrant_url: str | None = Field(None, description="Qdrant server for search_backend=qdrant, http://host:6333")
+    qdrant_api_key: str | None = None
+    qdrant_collection: str = Field("linewatch", description="Qdrant collection of this installation")
 
     @field_validator("queue_url", mode="before")
     @classmethod
@@ -84,3 +94,7 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.data_dir / "models"
+
+    @property
+    def search_dir(self) -> Path:
+        return self.data_dir / "search"

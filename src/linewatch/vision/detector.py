@@ -92,17 +92,34 @@ class Detector(ABC):
     def _finish(self, progress: Progress | None) -> None: ...
 
     @abstractmethod
-    def _score(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(raw image scores (B,), anomaly maps (B, S, S)) for a preprocessed batch."""
+    def _score(self, x: torch.Tensor, grids: bool = False) -> tuple[torch.Tensor, ...]:
+        """(raw image scores (B,), anomaly maps (B, S, S)) for a preprocessed batch; with ``grids``, also the
+        (features, residuals) grids of the search embeddings, (B, C, g, g) each, from the same pass."""
         ...
 
     @abstractmethod
     def graph(self) -> nn.Module:
-        """The whole scoring path as one torch module, input (B, 3, S, S) -> (scores, maps), for export."""
+        """The whole scoring path as one torch module, input (B, 3, S, S) -> (scores, maps, features, residuals),
+        for export."""
         ...
 
     def hyperparameters(self) -> dict:
         return {}
+
+    def layer_channels(self) -> tuple[int, ...]:
+        """Channels of each tapped backbone layer, in the order the patch features concatenate them."""
+        self._check_fitted()
+        cached = getattr(self, "_layer_channels", None)
+        if cached is None:
+            with torch.inference_mode():
+                outs = self.extractor_(torch.zeros(1, 3, 64, 64))
+            cached = self._layer_channels = tuple(int(o.shape[1]) for o in outs)
+        return cached
+
+    @property
+    def residual_layers(self) -> tuple[int, ...]:
+        """Channels per backbone layer of the residuals grid (the region embeddings normalise each layer)."""
+        return self.layer_channels()
 
     @abstractmethod
     def tensors(self) -> dict[str, torch.Tensor]:
@@ -178,7 +195,7 @@ class Detector(ABC):
         self.calibration_ = None
         if held:
             scores, peaks = [], []
-            for batch_scores, maps, _sizes, _names in self._raw_batches(held, progress, "calibrate", True):
+            for batch_scores, maps, _sizes, _names, _grids in self._raw_batches(held, progress, "calibrate", True):
                 scores.extend(batch_scores.tolist())
                 peaks.extend(maps.reshape(len(maps), -1).max(1).tolist())
             if scores:
@@ -194,15 +211,22 @@ class Detector(ABC):
         return self
 
     def _raw_batches(
-        self, images: Sequence[Source], progress: Progress | None, stage: str, skip_bad: bool = False
-    ) -> Iterator[tuple[np.ndarray, np.ndarray, list, list]]:
+        self,
+        images: Sequence[Source],
+        progress: Progress | None,
+        stage: str,
+        skip_bad: bool = False,
+        grids: bool = False,
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, list, list, list]]:
+        """(scores, maps, sizes, names, per image (features, residuals) or None) per batch."""
         use_all_cores()
         done = 0
         with torch.inference_mode():
             for batch in iter_batches(list(images), self.preprocess, self.batch_size, skip_bad=skip_bad):
                 if len(batch.sizes):
-                    scores, maps = self._score(torch.from_numpy(batch.inputs))
-                    yield scores.numpy(), maps.numpy(), batch.sizes, batch.names
+                    out = [t.numpy() for t in self._score(torch.from_numpy(batch.inputs), grids)]
+                    per_image = list(zip(out[2], out[3], strict=True)) if grids else [None] * len(batch.sizes)
+                    yield out[0], out[1], batch.sizes, batch.names, per_image
                 done += len(batch.sizes) + len(batch.skipped)
                 if progress:
                     progress(stage, done, len(images))
@@ -212,13 +236,25 @@ class Detector(ABC):
     ) -> Iterator[tuple[float, np.ndarray, tuple[int, int], str | None]]:
         """(raw score, map at input resolution, original size, name) per image, in order."""
         self._check_fitted()
-        for scores, maps, sizes, names in self._raw_batches(images, progress, "score"):
+        for scores, maps, sizes, names, _grids in self._raw_batches(images, progress, "score"):
             yield from zip(scores.tolist(), maps, sizes, names, strict=True)
 
-    def predict(self, images: Sequence[Source], progress: Progress | None = None) -> list[Prediction]:
-        return list(self.iter_predict(images, progress))
+    #: torch models always have the search embeddings (the graph is rebuilt from the stored tensors)
+    has_embeddings: ClassVar[bool] = True
 
-    def iter_predict(self, images: Sequence[Source], progress: Progress | None = None) -> Iterator[Prediction]:
+    def predict(
+        self, images: Sequence[Source], progress: Progress | None = None, embeddings: bool = True
+    ) -> list[Prediction]:
+        return list(self.iter_predict(images, progress, embeddings))
+
+    def iter_predict(
+        self, images: Sequence[Source], progress: Progress | None = None, embeddings: bool = True
+    ) -> Iterator[Prediction]:
+        """Predictions in order; each carries ``embeddings`` (image, regions, peak) from the same pass unless
+        ``embeddings=False``."""
+        self._check_fitted()
         pre = self.preprocess
-        for score, amap, (w, h), name in self.raw_scores(images, progress):
-            yield postprocess(score, amap, self.calibration_, pre, w, h, self.min_region_area, name)
+        layers = self.residual_layers if embeddings else None
+        for scores, maps, sizes, names, grids in self._raw_batches(images, progress, "score", grids=embeddings):
+            for score, amap, (w, h), name, g in zip(scores.tolist(), maps, sizes, names, grids, strict=True):
+                yield postprocess(score, amap, self.calibration_, pre, w, h, self.min_region_area, name, g, layers)

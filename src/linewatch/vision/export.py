@@ -15,6 +15,9 @@ from linewatch.vision.manifest import ONNX_FILE, add_file_entry, read_manifest, 
 from linewatch.vision.saving import load
 
 OPSET = 17
+# the graph's outputs; features and residuals are the search embeddings' grids (models exported before they
+# existed have only the first two)
+OUTPUTS = ("score", "anomaly_map", "features", "residuals")
 
 
 def export_onnx(model_dir: str | Path, out: str | Path | None = None, check: bool = True) -> Path:
@@ -37,8 +40,8 @@ def export_onnx(model_dir: str | Path, out: str | Path | None = None, check: boo
                 (example,),
                 tmp,
                 input_names=["image"],
-                output_names=["score", "anomaly_map"],
-                dynamic_axes={"image": {0: "batch"}, "score": {0: "batch"}, "anomaly_map": {0: "batch"}},
+                output_names=list(OUTPUTS),
+                dynamic_axes={name: {0: "batch"} for name in ("image", *OUTPUTS)},
                 opset_version=OPSET,
                 dynamo=False,
             )
@@ -50,7 +53,7 @@ def export_onnx(model_dir: str | Path, out: str | Path | None = None, check: boo
         raise
     if target.parent.resolve() == model_dir.resolve():
         manifest = read_manifest(model_dir)
-        add_file_entry(manifest, "onnx", target, opset=OPSET)
+        add_file_entry(manifest, "onnx", target, opset=OPSET, residual_layers=list(det.residual_layers))
         write_json_atomic(model_dir / "manifest.json", manifest)
     return target
 
@@ -59,10 +62,11 @@ def _check(graph: torch.nn.Module, path: str, example: torch.Tensor) -> None:
     import onnxruntime as ort
 
     with torch.inference_mode():
-        want_score, want_map = graph(example)
+        want = [t.numpy() for t in graph(example)]
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    got_score, got_map = sess.run(None, {"image": example.numpy()})
-    diff = max(float(np.abs(got_score - want_score.numpy()).max()), float(np.abs(got_map - want_map.numpy()).max()))
-    scale = max(1.0, float(want_score.abs().max()))
-    if diff > 1e-3 * scale:
-        raise LinewatchError(f"exported ONNX model differs from PyTorch by {diff:.2e}; not written")
+    got = sess.run(None, {"image": example.numpy()})
+    for name, a, b in zip(OUTPUTS, got, want, strict=True):
+        diff = float(np.abs(a - b).max())
+        scale = max(1.0, float(np.abs(b).max()))
+        if diff > 1e-3 * scale:
+            raise LinewatchError(f"exported ONNX model's {name} differs from PyTorch by {diff:.2e}; not written")

@@ -3,10 +3,13 @@ a patch's anomaly score is its Mahalanobis distance to that position's Gaussian.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from linewatch.vision.detector import Detector, Progress
+from linewatch.vision.embeddings import grid_pool
 from linewatch.vision.features import PatchFeatures
 from linewatch.vision.maps import AnomalyMap
 
@@ -27,14 +30,21 @@ class PadimGraph(nn.Module):
         self.register_buffer("inv_cov", inv_cov)  # (P, D, D)
         self.anomaly_map = anomaly_map
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        f = torch.index_select(self.features(x), 1, self.channels)
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(image scores, anomaly maps, feature grids, residual grids); the grids feed the search embeddings:
+        all patch features, and the selected channels minus the position's mean, average-pooled to a coarse grid."""
+        full = self.features(x)
+        f = torch.index_select(full, 1, self.channels)
         b, d, h, w = f.shape
         diff = f.reshape(b, d, h * w).permute(0, 2, 1) - self.mean  # (B, P, D)
         m2 = torch.einsum("bpd,pde,bpe->bp", diff, self.inv_cov, diff)
         dist = torch.sqrt(torch.clamp(m2, min=0.0)).reshape(b, h, w)
         amap = self.anomaly_map(dist)
-        return amap.reshape(b, -1).amax(dim=1), amap
+        res = diff.permute(0, 2, 1).reshape(b, d, h, w)
+        p = grid_pool(h, w)
+        if p > 1:
+            full, res = F.avg_pool2d(full, p), F.avg_pool2d(res, p)
+        return amap.reshape(b, -1).amax(dim=1), amap, full, res
 
 
 class Padim(Detector):
@@ -51,6 +61,12 @@ class Padim(Detector):
 
     def hyperparameters(self) -> dict:
         return {"n_features": self.n_features}
+
+    @property
+    def residual_layers(self) -> tuple[int, ...]:
+        """The residuals are the selected channels: how many of them fall in each backbone layer."""
+        bounds = np.cumsum((0, *self.layer_channels()))
+        return tuple(int(n) for n in np.histogram(self.channels_.numpy(), bins=bounds)[0])
 
     def _features(self) -> PatchFeatures:
         return PatchFeatures(self.extractor_, neighbourhood=1).eval()
@@ -97,8 +113,9 @@ class Padim(Detector):
             AnomalyMap(self.preprocess.input_size, self.sigma),
         ).eval()
 
-    def _score(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._graph(x)
+    def _score(self, x: torch.Tensor, grids: bool = False) -> tuple[torch.Tensor, ...]:
+        out = self._graph(x)
+        return out if grids else out[:2]
 
     def graph(self) -> nn.Module:
         self._check_fitted()

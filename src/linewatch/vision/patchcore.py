@@ -8,16 +8,21 @@ import math
 import faiss
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from linewatch.vision.coreset import StreamingCoreset
 from linewatch.vision.detector import Detector, Progress
+from linewatch.vision.embeddings import grid_pool
 from linewatch.vision.features import PatchFeatures
 from linewatch.vision.maps import AnomalyMap
 
 
 class PatchCoreGraph(nn.Module):
-    """The whole PatchCore scoring path: image -> (image scores, anomaly maps).
+    """The whole PatchCore scoring path: image -> (image scores, anomaly maps, feature grids, residual grids).
+
+    The grids are the search embeddings' raw material (``linewatch.vision.embeddings``): the patch features and
+    the patch features minus their nearest bank entry, average-pooled to a coarse grid, from this same pass.
 
     Nearest neighbours are an exact matrix product here (what ONNX exports); ``finish`` takes them
     from anywhere, so the eager path uses faiss and shares everything else.
@@ -69,10 +74,22 @@ class PatchCoreGraph(nn.Module):
             score = s_star
         return score, self.anomaly_map(dist.reshape(b, h, w))
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def grids(self, q: torch.Tensor, idx: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(features, residuals), each (B, D, h/p, w/p): patch features and their difference to the nearest bank
+        entry, average-pooled by p (``grid_pool``)."""
+        b, n, d = q.shape
+        res = q - self.bank[idx]  # (B, N, D)
+        p = grid_pool(h, w)
+        feats = q.transpose(1, 2).reshape(b, d, h, w)
+        res = res.transpose(1, 2).reshape(b, d, h, w)
+        if p > 1:
+            feats, res = F.avg_pool2d(feats, p), F.avg_pool2d(res, p)
+        return feats, res
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         q, h, w = self.embed(x)
         d2, idx = self.nearest(q)
-        return self.finish(q, d2, idx, h, w)
+        return (*self.finish(q, d2, idx, h, w), *self.grids(q, idx, h, w))
 
 
 class PatchCore(Detector):
@@ -156,14 +173,15 @@ class PatchCore(Detector):
         self._index = faiss.IndexFlatL2(self.memory_bank_.shape[1])
         self._index.add(self.memory_bank_.numpy())
 
-    def _score(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _score(self, x: torch.Tensor, grids: bool = False) -> tuple[torch.Tensor, ...]:
         g = self._graph
         q, h, w = g.embed(x)
         b, n, d = q.shape
         d2, idx = self._index.search(np.ascontiguousarray(q.reshape(-1, d).numpy()), 1)
         d2 = torch.from_numpy(d2[:, 0].reshape(b, n))
         idx = torch.from_numpy(idx[:, 0].astype(np.int64).reshape(b, n))
-        return g.finish(q, d2, idx, h, w)
+        scores = g.finish(q, d2, idx, h, w)
+        return (*scores, *g.grids(q, idx, h, w)) if grids else scores
 
     def graph(self) -> nn.Module:
         self._check_fitted()

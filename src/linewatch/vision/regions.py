@@ -80,9 +80,16 @@ def label(mask: np.ndarray, connectivity: int = 8) -> tuple[np.ndarray, int]:
 
 def find_regions(amap: np.ndarray, threshold: float, min_area: int = 0) -> list[Region]:
     """Components of ``amap >= threshold`` with at least ``min_area`` pixels, largest peak first."""
+    return find_components(amap, threshold, min_area)[0]
+
+
+def find_components(
+    amap: np.ndarray, threshold: float, min_area: int = 0
+) -> tuple[list[Region], np.ndarray, list[int]]:
+    """``find_regions``, plus the label image and each region's label in it (region embeddings pool by them)."""
     labels, n = label(amap >= threshold)
     if n == 0:
-        return []
+        return [], labels, []
     fg = np.flatnonzero(labels)
     flat = labels.ravel()[fg]
     values = amap.ravel()[fg].astype(np.float64)
@@ -100,17 +107,21 @@ def find_regions(amap: np.ndarray, threshold: float, min_area: int = 0) -> list[
     np.minimum.at(y0, flat, ys)
     np.maximum.at(x1, flat, xs)
     np.maximum.at(y1, flat, ys)
-    regions = [
-        Region(
-            x=int(x0[k]),
-            y=int(y0[k]),
-            width=int(x1[k] - x0[k] + 1),
-            height=int(y1[k] - y0[k] + 1),
-            area=int(area[k]),
-            max_score=float(peak[k]),
-            mean_score=float(total[k] / area[k]),
+    kept = [
+        (
+            k,
+            Region(
+                x=int(x0[k]),
+                y=int(y0[k]),
+                width=int(x1[k] - x0[k] + 1),
+                height=int(y1[k] - y0[k] + 1),
+                area=int(area[k]),
+                max_score=float(peak[k]),
+                mean_score=float(total[k] / area[k]),
+            ),
         )
         for k in range(1, n + 1)
         if area[k] >= max(min_area, 1)
     ]
-    return sorted(regions, key=lambda r: -r.max_score)
+    kept.sort(key=lambda kr: -kr[1].max_score)
+    return [r for _, r in kept], labels, [k for k, _ in kept]

@@ -44,32 +44,60 @@ class OnnxModel:
         self.min_region_area = int(hp.get("min_region_area", 0))
         self.batch_size = batch_size
         self._pre = Preprocess(self.manifest["image_size"], self.manifest.get("center_crop"))
+        # exports older than the search embeddings have two outputs (score, anomaly map) and no grids
+        self.has_embeddings = len(self.session.get_outputs()) >= 4
+        self.residual_layers = tuple(self.manifest["files"]["onnx"].get("residual_layers") or ()) or None
 
     @property
     def preprocess(self) -> Preprocess:
         return self._pre
 
     def run(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        score, amap = self.session.run(None, {"image": np.ascontiguousarray(inputs, dtype=np.float32)})
-        return score, amap
+        """(scores, anomaly maps) of a preprocessed batch."""
+        return tuple(self.run_all(inputs)[:2])
 
-    def raw_scores(
-        self, images: Sequence[Source], progress=None
-    ) -> Iterator[tuple[float, np.ndarray, tuple[int, int], str | None]]:
+    def run_all(self, inputs: np.ndarray) -> list[np.ndarray]:
+        """All graph outputs: scores, maps and (when the export has them) the features and residuals grids."""
+        return self.session.run(None, {"image": np.ascontiguousarray(inputs, dtype=np.float32)})
+
+    def require_embeddings(self) -> None:
+        if not self.has_embeddings:
+            raise LinewatchError(
+                f"{self.model_dir / 'model.onnx'} was exported before search embeddings existed: re-export the "
+                f"model (linewatch export {self.model_dir})"
+            )
+
+    def _batches(self, images: Sequence[Source], progress, grids: bool):
         done = 0
         for batch in iter_batches(list(images), self._pre, self.batch_size):
-            scores, maps = self.run(batch.inputs)
-            yield from zip(scores.tolist(), maps, batch.sizes, batch.names, strict=True)
+            out = self.run_all(batch.inputs)
+            per_image = list(zip(out[2], out[3], strict=True)) if grids else [None] * len(batch.sizes)
+            yield from zip(out[0].tolist(), out[1], batch.sizes, batch.names, per_image, strict=True)
             done += len(batch.sizes)
             if progress:
                 progress("score", done, len(images))
 
-    def iter_predict(self, images: Sequence[Source], progress=None) -> Iterator[Prediction]:
-        for score, amap, (w, h), name in self.raw_scores(images, progress):
-            yield postprocess(score, amap, self.calibration_, self._pre, w, h, self.min_region_area, name)
+    def raw_scores(
+        self, images: Sequence[Source], progress=None
+    ) -> Iterator[tuple[float, np.ndarray, tuple[int, int], str | None]]:
+        for score, amap, size, name, _grids in self._batches(images, progress, False):
+            yield score, amap, size, name
 
-    def predict(self, images: Sequence[Source], progress=None) -> list[Prediction]:
-        return list(self.iter_predict(images, progress))
+    def iter_predict(
+        self, images: Sequence[Source], progress=None, embeddings: bool | None = None
+    ) -> Iterator[Prediction]:
+        """Predictions in order, with their search embeddings when the export has them (``embeddings=None``);
+        ``embeddings=True`` on an old export is an error saying to re-export, ``False`` skips them."""
+        if embeddings:
+            self.require_embeddings()
+        grids = self.has_embeddings if embeddings is None else embeddings
+        for score, amap, (w, h), name, g in self._batches(images, progress, grids):
+            yield postprocess(
+                score, amap, self.calibration_, self._pre, w, h, self.min_region_area, name, g, self.residual_layers
+            )
+
+    def predict(self, images: Sequence[Source], progress=None, embeddings: bool | None = None) -> list[Prediction]:
+        return list(self.iter_predict(images, progress, embeddings))
 
 
 def open_model(model_dir: str | Path, prefer_onnx: bool = True):

@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from linewatch.vision.embeddings import Embeddings, embed
 from linewatch.vision.images import Preprocess
-from linewatch.vision.regions import Region, find_regions
+from linewatch.vision.regions import Region, find_components
 from linewatch.vision.thresholds import Calibration
 
 ANOMALOUS = "anomalous"
@@ -23,6 +24,9 @@ class Prediction:
     anomaly_map: np.ndarray  # raw scores per pixel of the original image (float32, H x W)
     regions: list[Region] = field(default_factory=list)
     path: str | None = None
+    # search vectors from the same pass (see linewatch.vision.embeddings); None for a model exported to ONNX
+    # before embeddings existed (re-export it)
+    embeddings: Embeddings | None = None
 
     @property
     def is_anomalous(self) -> bool:
@@ -49,14 +53,24 @@ def postprocess(
     height: int,
     min_region_area: int = 0,
     path: str | None = None,
+    grids: tuple[np.ndarray, np.ndarray] | None = None,
+    layers: tuple[int, ...] | None = None,
 ) -> Prediction:
+    """``grids``: the image's (features, residuals) outputs of the scoring graph, for its embeddings; ``layers``:
+    the residuals' channels per backbone layer."""
     amap = preprocess.map_to_original(input_map, width, height)
     if calibration is None:  # fitted without held-out images: no threshold yet
-        return Prediction(float(raw_score), float("nan"), GOOD, amap, [], path)
+        emb = (
+            embed(*grids, input_map, np.zeros(input_map.shape, np.int32), [], None, layers)
+            if grids is not None
+            else None
+        )
+        return Prediction(float(raw_score), float("nan"), GOOD, amap, [], path, emb)
     norm = float(calibration.normalize(raw_score))
     verdict = ANOMALOUS if raw_score >= calibration.image_threshold else GOOD
     # components of the map at model resolution (the map holds no finer detail), placed on the original
     area_scale = (width * height) / float(preprocess.image_size**2)
+    found, labels, components = find_components(input_map, calibration.pixel_threshold, min_region_area)
     regions = [
         Region(
             *preprocess.box_to_original(r.x, r.y, r.width, r.height, width, height),
@@ -64,6 +78,9 @@ def postprocess(
             max_score=r.max_score,
             mean_score=r.mean_score,
         )
-        for r in find_regions(input_map, calibration.pixel_threshold, min_region_area)
+        for r in found
     ]
-    return Prediction(float(raw_score), norm, verdict, amap, regions, path)
+    emb = None
+    if grids is not None:
+        emb = embed(*grids, input_map, labels, components, calibration.pixel_threshold, layers)
+    return Prediction(float(raw_score), norm, verdict, amap, regions, path, emb)

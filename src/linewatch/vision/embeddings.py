@@ -1,0 +1,179 @@
+"""Embeddings for defect search, from the scoring pass itself (numpy only, so the ONNX Runtime path has them too).
+
+The scoring graph has two extra outputs on a coarse grid of cells (the patch grid average-pooled so that it is
+about 16 x 16 cells, whatever the input size):
+
+- ``features``: the patch features (what the part looks like there), ``(C, g, g)``;
+- ``residuals``: the patch features minus what a good part looks like there, ``(C', g, g)``. PatchCore: minus the
+  nearest memory-bank entry (the one that set the patch's anomaly score); PaDiM: minus the position's mean (over
+  the model's selected channels).
+
+Pooled here, outside the graph:
+
+- the **image** embedding is the mean of ``features`` over all cells (the whole part);
+- a **region** embedding pools the cells under one defect region (a component of the thresholded anomaly map),
+  each cell weighted by how far the region's pixels in it rise above the threshold (anomaly-weighted pooling).
+  What it pools is the *residuals* (how this spot differs from the nearest normal patch: the defect, not the
+  part), L2-normalised per backbone layer so that no layer's scale dominates, and it appends a small code of the
+  region's extent (a soft histogram bin of log10 of its share of the image: a chip and a broken-off half differ
+  mostly in size). See docs/architecture.md, "Defect search", for the choice and the numbers behind it.
+- the **peak** embedding pools the same way around the anomaly map's highest point (the component of
+  ``map >= (peak + median) / 2`` holding the peak, weighted by height above that level). It exists for every
+  image, so one with no region above the threshold can still be searched by its most anomalous spot.
+
+All vectors are float32 and L2-normalised: inner product is cosine similarity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from linewatch.vision.regions import label
+
+# the region embedding (what ``Embeddings.regions`` holds); the other modes are the alternatives compared in
+# benchmarks/search_retrieval.py and docs/architecture.md
+DEFAULT_REGION_MODE = "residuals-layers-extent"
+REGION_MODES = ("features", "residuals", "residuals-layers", "residuals-layers-extent")
+EXTENT_WEIGHT = 0.5  # the extent code's share of a region vector (its norm before the final normalisation)
+EXTENT_CENTRES = np.arange(-4.5, 0.01, 0.25)  # log10 of the region's share of the image
+EXTENT_WIDTH = 0.5
+TARGET_CELLS = 16  # the grid is about this many cells a side
+
+
+def grid_pool(h: int, w: int) -> int:
+    """The pooling factor from the patch grid (h, w) to the embedding grid: the largest divisor of both that
+    leaves at least ``TARGET_CELLS`` cells a side (1 for small grids)."""
+    limit = max(1, min(h, w) // TARGET_CELLS)
+    return max(p for p in range(1, limit + 1) if h % p == 0 and w % p == 0)
+
+
+@dataclass
+class Embeddings:
+    """Search vectors of one scored image (all L2-normalised float32)."""
+
+    image: np.ndarray  # (C,) the whole image
+    regions: np.ndarray  # (R, E) one per Prediction.regions, same order
+    peak: np.ndarray  # (E,) around the anomaly map's peak
+
+    def defects(self) -> np.ndarray:
+        """What region-level search indexes and queries for this image: its regions, or its peak if it has none."""
+        return self.regions if len(self.regions) else self.peak[None]
+
+    @property
+    def dim(self) -> int:
+        return int(self.peak.shape[0])
+
+
+def _normalize(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float32)
+    n = np.linalg.norm(v, axis=-1, keepdims=True)
+    return v / np.maximum(n, 1e-12)
+
+
+@lru_cache(maxsize=16)
+def _cell_of_pixel(height: int, width: int, gh: int, gw: int) -> np.ndarray:
+    """Flat cell index of each pixel of a (height, width) map on a (gh, gw) grid."""
+    cy = np.minimum(np.arange(height) * gh // height, gh - 1)
+    cx = np.minimum(np.arange(width) * gw // width, gw - 1)
+    return (cy[:, None] * gw + cx[None, :]).ravel()
+
+
+def _pool(weights: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """(K, cells) weights times a (C, gh, gw) grid: (K, C), rows normalised."""
+    return _normalize(weights @ grid.reshape(grid.shape[0], -1).T)
+
+
+def _per_layer(v: np.ndarray, layers: tuple[int, ...]) -> np.ndarray:
+    """Each layer's block of channels L2-normalised, then the whole row."""
+    if sum(layers) != v.shape[1]:
+        raise ValueError(f"layer channel counts {layers} do not add up to the grid's {v.shape[1]} channels")
+    blocks, start = [], 0
+    for c in layers:
+        blocks.append(_normalize(v[:, start : start + c]))
+        start += c
+    return _normalize(np.concatenate(blocks, axis=1))
+
+
+def extent_code(area_fraction: np.ndarray) -> np.ndarray:
+    """(K, len(EXTENT_CENTRES)) unit rows: Gaussian bumps over log10 of each region's share of the image, so the
+    inner product of two codes falls off with the ratio of their areas."""
+    z = np.log10(np.clip(np.asarray(area_fraction, dtype=np.float64), 1e-9, 1.0))
+    return _normalize(np.exp(-0.5 * ((z[:, None] - EXTENT_CENTRES[None]) / EXTENT_WIDTH) ** 2))
+
+
+def region_vectors(
+    weights: np.ndarray,
+    features: np.ndarray,
+    residuals: np.ndarray,
+    layers: tuple[int, ...],
+    area_fraction: np.ndarray,
+    mode: str = DEFAULT_REGION_MODE,
+) -> np.ndarray:
+    """Region vectors from (K, cells) pooling weights: see REGION_MODES."""
+    if mode == "features":
+        return _pool(weights, features)
+    if mode == "residuals":
+        return _pool(weights, residuals)
+    pooled = weights @ residuals.reshape(residuals.shape[0], -1).T
+    if mode == "residuals-layers":
+        return _per_layer(pooled, layers)
+    if mode == "residuals-layers-extent":
+        code = EXTENT_WEIGHT * extent_code(area_fraction)
+        return _normalize(np.concatenate([_per_layer(pooled, layers), code], axis=1))
+    raise ValueError(f"unknown region embedding mode {mode!r}: one of {', '.join(REGION_MODES)}")
+
+
+def region_dim(features_dim: int, residuals_dim: int, mode: str = DEFAULT_REGION_MODE) -> int:
+    if mode == "features":
+        return features_dim
+    return residuals_dim + (len(EXTENT_CENTRES) if mode.endswith("-extent") else 0)
+
+
+def embed(
+    features: np.ndarray,
+    residuals: np.ndarray,
+    input_map: np.ndarray,
+    labels: np.ndarray,
+    components: list[int],
+    threshold: float | None,
+    layers: tuple[int, ...] | None = None,
+    mode: str = DEFAULT_REGION_MODE,
+) -> Embeddings:
+    """Embeddings of one image from its grids, its anomaly map at model input resolution, and the component
+    labels of its regions (``regions.find_components``; ``components[i]`` is region i's label). ``layers``: the
+    residual grid's channel count per backbone layer (``Detector.residual_layers``); None treats it as one."""
+    features = np.asarray(features, dtype=np.float32)
+    residuals = np.asarray(residuals, dtype=np.float32)
+    layers = tuple(layers) if layers else (residuals.shape[0],)
+    gh, gw = features.shape[-2:]
+    height, width = input_map.shape
+    cells = _cell_of_pixel(height, width, gh, gw)
+    amap = input_map.ravel().astype(np.float32)
+    n_cells = gh * gw
+    image = _normalize(features.reshape(features.shape[0], -1).mean(1))
+
+    # the peak: the component of map >= (peak + median) / 2 that holds the highest pixel
+    top = int(np.argmax(amap))
+    lo = 0.5 * (float(amap[top]) + float(np.median(amap)))
+    peak_labels, _ = label(input_map >= lo)
+    peak_pixels = np.flatnonzero(peak_labels.ravel() == peak_labels.ravel()[top])
+    rows = [(peak_pixels, lo)]
+    if components:
+        lab = labels.ravel()
+        fg = np.flatnonzero(lab)
+        order = np.argsort(lab[fg], kind="stable")
+        fg = fg[order]
+        bounds = np.searchsorted(lab[fg], np.arange(int(lab.max()) + 2))
+        thr = float(threshold) if threshold is not None else float(amap.min())
+        rows += [(fg[bounds[k] : bounds[k + 1]], thr) for k in components]
+    weights = np.zeros((len(rows), n_cells), dtype=np.float32)
+    for i, (pixels, base) in enumerate(rows):
+        w = np.maximum(amap[pixels] - base, 0.0) + 1e-6  # anomaly-weighted, never zero inside the region
+        weights[i] = np.bincount(cells[pixels], weights=w, minlength=n_cells)
+    weights /= weights.sum(1, keepdims=True)
+    area = np.array([len(pixels) for pixels, _ in rows], dtype=np.float64) / float(height * width)
+    vecs = region_vectors(weights, features, residuals, layers, area, mode)
+    return Embeddings(image=image, regions=vecs[1:], peak=vecs[0])
