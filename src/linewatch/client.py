@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -153,9 +154,16 @@ class Client:
 
     # inspections
 
-    def inspect(self, station: str, *images: ImageInput | list[ImageInput]) -> list[dict]:
+    def inspect(
+        self, station: str, *images: ImageInput | list[ImageInput], retries: int = 2, retry_wait: float = 1.0
+    ) -> list[dict]:
         """Score images with the station's active model. Each image is a file path, encoded bytes or a
-        ``(filename, bytes)`` pair; a list of them is also accepted. All go in one request."""
+        ``(filename, bytes)`` pair; a list of them is also accepted. All go in one request.
+
+        The request carries a fresh ``Idempotency-Key``; when the service cannot be reached, does not answer in
+        time or answers 503 (a part briefly down) it is sent again, up to ``retries`` more times, ``retry_wait``
+        seconds apart (doubling): a retry of a request whose answer was lost gets the stored inspections back,
+        never a second copy of them."""
         flat: list[ImageInput] = []
         for item in images:
             if isinstance(item, list):
@@ -164,7 +172,17 @@ class Client:
                 flat.append(item)
         if not flat:
             raise ClientError("no images to inspect")
-        return self.request("POST", f"/api/v1/stations/{quote(station, safe='')}/inspect", files=_files(flat))
+        path = f"/api/v1/stations/{quote(station, safe='')}/inspect"
+        files = _files(flat)
+        headers = {"Idempotency-Key": uuid.uuid4().hex}
+        for attempt in range(retries + 1):
+            try:
+                return self.request("POST", path, files=files, headers=headers)
+            except ClientError as e:
+                if attempt == retries or e.status_code not in (None, 503):
+                    raise
+            time.sleep(retry_wait * 2**attempt)
+        raise AssertionError("unreachable")
 
     def inspections(self, **filters) -> dict:
         """One page, newest first: ``{"items": [...], "next_cursor": ...}``. Filters: station, verdict,

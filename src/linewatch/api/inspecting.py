@@ -13,10 +13,11 @@ import time
 import imagehash
 from PIL import Image
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from linewatch.api.context import AppContext, Conflict, NotFound
 from linewatch.api.heatmaps import encode_map
-from linewatch.store.tables import Inspection, ModelVersion, Station
+from linewatch.store.tables import Inspection, InspectRequest, ModelVersion, Station
 from linewatch.vision.images import open_image_bytes
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -82,15 +83,46 @@ def _score(ctx: AppContext, station: Station, model: ModelVersion, data: bytes, 
     )
 
 
+def _replayed(ctx: AppContext, station: Station, key: str) -> list[dict] | None:
+    """The answer already given to the request with this idempotency key at this station, or None."""
+    with ctx.sessions() as s:
+        req = s.get(InspectRequest, (station.id, key))
+        if req is None:
+            return None
+        rows = {r.id: r for r in s.scalars(select(Inspection).where(Inspection.id.in_(req.inspection_ids)))}
+        return [inspection_dict(rows[i], station.name) for i in req.inspection_ids if i in rows]
+
+
 def inspect_images(
-    ctx: AppContext, station: Station, model: ModelVersion, uploads: list[tuple[str | None, bytes]]
+    ctx: AppContext,
+    station: Station,
+    model: ModelVersion,
+    uploads: list[tuple[str | None, bytes]],
+    idempotency_key: str | None = None,
 ) -> list[dict]:
     """Score ``(filename, bytes)`` uploads as one request: all or nothing. Every image is scored and its blobs
     stored first, then one transaction commits all the rows; an error anywhere (a bad image, the blob store or
-    the database unavailable) leaves no row for any of them, so a client can send the same request again."""
+    the database unavailable) leaves no row for any of them, so a client can send the same request again.
+
+    With an ``idempotency_key`` a request that was already stored at this station (the client retried after
+    losing the answer) is answered with the inspections it stored, and nothing is scored or stored again; two
+    copies sent at once store one set of rows (the second commit fails on the key and answers the first's)."""
+    if idempotency_key is not None:
+        done = _replayed(ctx, station, idempotency_key)
+        if done is not None:
+            return done
     rows = [_score(ctx, station, model, data, filename) for filename, data in uploads]
-    with ctx.sessions() as s, s.begin():
-        s.add_all(rows)
+    try:
+        with ctx.sessions() as s, s.begin():
+            s.add_all(rows)
+            if idempotency_key is not None:
+                s.flush()  # the rows' ids
+                s.add(InspectRequest(station_id=station.id, key=idempotency_key, inspection_ids=[r.id for r in rows]))
+    except IntegrityError:
+        done = _replayed(ctx, station, idempotency_key) if idempotency_key is not None else None
+        if done is None:
+            raise
+        return done  # a concurrent copy of this request committed first; its blobs are the same content
     out = []
     for row in rows:
         ctx.metrics.inspections.labels(station.name, row.verdict).inc()

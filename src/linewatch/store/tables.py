@@ -155,6 +155,17 @@ class Inspection(Base):
     )
 
 
+class InspectRequest(Base):
+    """An inspect request sent with an ``Idempotency-Key``: the inspections it stored, so that the same request
+    sent again (a camera retrying after a timeout) answers them instead of storing the images twice."""
+
+    __tablename__ = "inspect_requests"
+    station_id: Mapped[int] = mapped_column(ForeignKey("stations.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    inspection_ids: Mapped[list] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(default=now, index=True)
+
+
 class Review(Base):
     __tablename__ = "reviews"
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, HTTPException, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Header, HTTPException, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from sqlalchemy import select
@@ -59,11 +59,23 @@ PNG = {"content": {"image/png": {"schema": {"type": "string", "format": "binary"
 async def inspect(
     station: Name,
     files: list[UploadFile] = File(min_length=1, description="part images (PNG, JPEG, BMP, TIFF)"),
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=200,
+            pattern=r"^[!-~]+$",
+            description="any unique string per request (e.g. a UUID); the same request sent again with it is "
+            "answered with the inspections first stored, without storing the images twice",
+        ),
+    ] = None,
     _=Depends(operator),
     c: AppContext = Depends(ctx),
 ):
     """Score one or many images with the station's active model; each is stored with its heatmap. All or
-    nothing: an error answer means no image of the request was stored as an inspection, so it can be sent again."""
+    nothing: an error answer means no image of the request was stored as an inspection, so it can be sent again.
+    A client that retries after losing an answer should send an ``Idempotency-Key``."""
     st, model = await run_in_threadpool(station_model, c, station)
     uploads = []
     for f in files:
@@ -74,7 +86,7 @@ async def inspect(
         if not data:
             raise HTTPException(400, f"{name or 'upload'}: empty file")
         uploads.append((name, data))
-    return await run_in_threadpool(inspect_images, c, st, model, uploads)
+    return await run_in_threadpool(inspect_images, c, st, model, uploads, idempotency_key)
 
 
 @router.get("/inspections", response_model=InspectionPage)
