@@ -15,14 +15,19 @@ def test_admin_changes_role_and_deactivates(api):
     old = {"username": "viewer-user", "password": "password-viewer"}
     assert c.post("/api/v1/auth/login", json=old).status_code == 401
     c.patch(f"/api/v1/users/{me['id']}", json={"active": True, "password": "a-new-password"}, headers=adm)
-    ok = c.post("/api/v1/auth/login", json={"username": "viewer-user", "password": "a-new-password"})
-    assert ok.status_code == 200
+    ok_login = {"username": "viewer-user", "password": "a-new-password"}
+    assert c.post("/api/v1/auth/login", json=ok_login).status_code == 200
     assert c.patch("/api/v1/users/9999", json={"role": "viewer"}, headers=adm).status_code == 404
     admin_id = next(u["id"] for u in users if u["name"] == "admin-user")
-    last = c.patch(f"/api/v1/users/{admin_id}", json={"role": "viewer"}, headers=adm)
-    assert last.status_code == 409 and "last active admin" in last.json()["detail"]
+    itself = c.patch(f"/api/v1/users/{admin_id}", json={"role": "viewer"}, headers=adm)
+    assert itself.status_code == 409 and "yourself" in itself.json()["detail"]
     assert c.patch(f"/api/v1/users/{admin_id}", json={"active": False}, headers=adm).status_code == 409
-    assert c.patch(f"/api/v1/users/{me['id']}", json={"password": "short"}, headers=adm).status_code == 422
+    assert c.patch(f"/api/v1/users/{admin_id}", json={"active": 0}, headers=adm).status_code == 422
+    # another admin may demote this one, not the last one left
+    c.patch(f"/api/v1/users/{me['id']}", json={"role": "admin"}, headers=adm)
+    other = {"Authorization": "Bearer " + c.post("/api/v1/auth/login", json=ok_login).json()["access_token"]}
+    assert c.patch(f"/api/v1/users/{admin_id}", json={"role": "engineer"}, headers=other).json()["role"] == "engineer"
+    assert c.patch(f"/api/v1/users/{me['id']}", json={"password": "short"}, headers=other).status_code == 422
 
 
 def test_test_scores_of_a_model_without_evaluation(api):

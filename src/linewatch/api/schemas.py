@@ -6,7 +6,7 @@ import datetime as dt
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 Role = Literal["admin", "engineer", "operator", "viewer"]
 Verdict = Literal["good", "anomalous"]
@@ -120,7 +120,7 @@ class UserIn(BaseModel):
 
 class UserPatch(BaseModel):
     role: Role | None = None
-    active: bool | None = None
+    active: StrictBool | None = Field(None, description="false: the user can no longer sign in")
     password: str | None = Field(None, min_length=8, max_length=1000)
 
 

@@ -61,16 +61,18 @@ def create_user(body: UserIn, _=Depends(admin), session: Session = Depends(db)):
 @router.patch(
     "/users/{user_id}",
     response_model=UserOut,
-    responses={**AUTH, **errors(404, 409, e404="no such user", e409="the last active admin")},
+    responses={**AUTH, **errors(404, 409, e404="no such user", e409="one's own role or access, or the last admin")},
 )
-def update_user(user_id: Id, body: UserPatch, _=Depends(admin), session: Session = Depends(db)):
-    """Change a user's role, deactivate or reactivate them (a deactivated user's tokens stop working), or set a
-    new password. The last active admin keeps the admin role."""
+def update_user(user_id: Id, body: UserPatch, who: auth.Principal = Depends(admin), session: Session = Depends(db)):
+    """Change a user's role, deactivate or reactivate them (a deactivated user's tokens and API keys stop
+    working), or set a new password. Admins cannot demote or deactivate themselves, so one always remains."""
     with session.begin():
         user = session.get(User, user_id)
         if user is None:
             raise HTTPException(404, f"no user {user_id}")
         demoted = (body.role is not None and body.role != "admin") or body.active is False
+        if demoted and user.id == who.user_id:
+            raise HTTPException(409, "you cannot demote or deactivate yourself; another admin can")
         if user.role == "admin" and user.active and demoted:
             admins = session.scalar(
                 select(func.count()).select_from(User).where(User.role == "admin", User.active.is_(True))
