@@ -19,6 +19,13 @@ from linewatch.errors import LinewatchError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 PG_CONNECT_TIMEOUT_S = 5  # seconds to give up on connecting to PostgreSQL: a request answers 503, not hangs
+# A statement (or a wait for a lock) that runs longer than this is cancelled by the server: a request answers 503
+# instead of holding a connection of the pool for as long as the database is stuck. Migrations are exempt.
+PG_STATEMENT_TIMEOUT_MS = 30_000
+# TCP keepalives and a user timeout: a connection whose server vanished (host down, network cut) is declared dead
+# in about 20 s instead of the kernel's default of hours.
+PG_KEEPALIVE = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 3, "keepalives_count": 3}
+PG_TCP_USER_TIMEOUT_MS = 20_000
 
 
 class DatabaseError(LinewatchError):
@@ -46,8 +53,15 @@ def make_engine(url: str) -> Engine:
     # libpq waits for an unanswering server for minutes (psycopg 3: 130 s): a database that hangs would hang
     # every request. A ``connect_timeout`` in the URL wins.
     libpq = parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("psycopg", "psycopg2")
-    if libpq and "connect_timeout" not in parsed.query:
-        connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_S
+    if libpq:
+        # parameters given in the URL win
+        defaults = {
+            "connect_timeout": PG_CONNECT_TIMEOUT_S,
+            "options": f"-c statement_timeout={PG_STATEMENT_TIMEOUT_MS} -c lock_timeout={PG_STATEMENT_TIMEOUT_MS}",
+            "tcp_user_timeout": PG_TCP_USER_TIMEOUT_MS,
+            **PG_KEEPALIVE,
+        }
+        connect_args |= {k: v for k, v in defaults.items() if k not in parsed.query}
     return create_engine(
         url, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_timeout=10, connect_args=connect_args
     )
@@ -60,6 +74,12 @@ def _alembic_config(engine: Engine) -> Config:
     return cfg
 
 
+def _no_statement_timeout(conn) -> None:
+    """For this transaction: a migration may rewrite big tables, which takes as long as it takes."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0")
+
+
 def migrate(engine: Engine) -> str:
     """Bring the schema to this code's head revision; refuse a database migrated by newer code."""
     cfg = _alembic_config(engine)
@@ -67,6 +87,7 @@ def migrate(engine: Engine) -> str:
     head = script.get_current_head()
     try:
         with engine.connect() as conn:
+            _no_statement_timeout(conn)
             current = MigrationContext.configure(conn).get_current_revision()
         if current is not None and current != head:
             try:
@@ -78,6 +99,7 @@ def migrate(engine: Engine) -> str:
                 ) from None
         if current != head:
             with engine.begin() as conn:
+                _no_statement_timeout(conn)
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
     except OperationalError as e:

@@ -1,0 +1,90 @@
+"""Database connections as the service makes them."""
+
+import threading
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+from linewatch.store import db
+
+
+def test_postgres_sessions_have_statement_and_lock_timeouts(postgres):
+    with postgres.database("lw_db") as url:
+        engine = db.make_engine(url)
+        try:
+            with engine.connect() as conn:
+                assert conn.execute(text("SHOW statement_timeout")).scalar() == "30s"
+                assert conn.execute(text("SHOW lock_timeout")).scalar() == "30s"
+                params = conn.connection.dbapi_connection.info.get_parameters()
+                assert params["keepalives_idle"] == "10" and params["tcp_user_timeout"] == "20000"
+        finally:
+            engine.dispose()
+        # settings in the URL win over the defaults
+        engine = db.make_engine(url + "?options=-c%20statement_timeout%3D150")
+        try:
+            with engine.connect() as conn:
+                assert conn.execute(text("SHOW statement_timeout")).scalar() == "150ms"
+                with pytest.raises(OperationalError, match="statement timeout"):
+                    conn.execute(text("SELECT pg_sleep(5)"))
+        finally:
+            engine.dispose()
+
+
+def test_a_lock_wait_ends_in_an_error_not_a_hang(postgres, monkeypatch):
+    monkeypatch.setattr(db, "PG_STATEMENT_TIMEOUT_MS", 300)
+    with postgres.database("lw_db") as url:
+        engine = db.make_engine(url)
+        try:
+            with engine.begin() as conn:
+                conn.execute(text("CREATE TABLE t (id int primary key)"))
+                conn.execute(text("INSERT INTO t VALUES (1)"))
+            holding, release = threading.Event(), threading.Event()
+
+            def hold():
+                with engine.begin() as conn:
+                    conn.execute(text("UPDATE t SET id = 1 WHERE id = 1"))
+                    holding.set()
+                    release.wait(10)
+
+            holder = threading.Thread(target=hold)
+            holder.start()
+            holding.wait(10)
+            try:
+                with pytest.raises(OperationalError, match="timeout"), engine.begin() as conn:
+                    conn.execute(text("UPDATE t SET id = 1 WHERE id = 1"))
+            finally:
+                release.set()
+                holder.join()
+        finally:
+            engine.dispose()
+
+
+def test_migrations_run_without_the_statement_timeout(postgres, monkeypatch):
+    """A migration rewriting a big table may take minutes: its transaction has no statement or lock timeout."""
+    from alembic import command
+
+    seen = []
+    upgrade = command.upgrade
+
+    def spy(cfg, revision):
+        conn = cfg.attributes["connection"]
+        seen.append(
+            (
+                conn.exec_driver_sql("SHOW statement_timeout").scalar(),
+                conn.exec_driver_sql("SHOW lock_timeout").scalar(),
+            )
+        )
+        return upgrade(cfg, revision)
+
+    monkeypatch.setattr(command, "upgrade", spy)
+    with postgres.database("lw_db") as url:
+        engine = db.make_engine(url)
+        try:
+            head = db.migrate(engine)
+            assert seen == [("0", "0")]
+            with engine.connect() as conn:  # other transactions keep the timeouts
+                assert conn.execute(text("SHOW statement_timeout")).scalar() == "30s"
+            assert db.migrate(engine) == head and len(seen) == 1  # at the head: nothing to run
+        finally:
+            engine.dispose()
