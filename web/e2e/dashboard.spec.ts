@@ -181,7 +181,7 @@ test("train: upload good images, watch the progress bar to a new version, activa
   }
   expect([...seen].filter((v) => v > 0 && v < 1).length, `progress values seen: ${[...seen]}`).toBeGreaterThan(1);
   await shot(page, "13-train-done");
-  await page.getByRole("link", { name: "Open Models" }).click();
+  await page.getByRole("link", { name: "Open it in Models" }).click();
   await expect(page.getByTestId("models-table")).toContainText("good parts");
   await expect(page.getByTestId("no-evaluation")).toBeVisible(); // trained without a test set
   await page.getByTestId("activate-station").click();

@@ -71,8 +71,8 @@ export interface paths {
         head?: never;
         /**
          * Update User
-         * @description Change a user's role, deactivate or reactivate them (a deactivated user's tokens stop working), or set a
-         *     new password. The last active admin keeps the admin role.
+         * @description Change a user's role, deactivate or reactivate them (a deactivated user's tokens and API keys stop
+         *     working), or set a new password. Admins cannot demote or deactivate themselves, so one always remains.
          */
         patch: operations["update_user_api_v1_users__user_id__patch"];
         trace?: never;
@@ -384,6 +384,7 @@ export interface paths {
          * Inspect
          * @description Score one or many images with the station's active model; each is stored with its heatmap. All or
          *     nothing: an error answer means no image of the request was stored as an inspection, so it can be sent again.
+         *     A client that retries after losing an answer should send an ``Idempotency-Key``.
          */
         post: operations["inspect_api_v1_stations__station__inspect_post"];
         delete?: never;
@@ -1040,7 +1041,10 @@ export interface components {
         UserPatch: {
             /** Role */
             role?: ("admin" | "engineer" | "operator" | "viewer") | null;
-            /** Active */
+            /**
+             * Active
+             * @description false: the user can no longer sign in
+             */
             active?: boolean | null;
             /** Password */
             password?: string | null;
@@ -1329,7 +1333,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description the last active admin */
+            /** @description one's own role or access, or the last admin */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2678,7 +2682,10 @@ export interface operations {
     inspect_api_v1_stations__station__inspect_post: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description any unique string per request (e.g. a UUID); the same request sent again with it is answered with the inspections first stored, without storing the images twice */
+                "Idempotency-Key"?: string | null;
+            };
             path: {
                 station: string;
             };

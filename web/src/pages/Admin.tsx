@@ -122,12 +122,14 @@ function Users() {
                     allowDeselect={false}
                     w={130}
                     size="xs"
+                    disabled={u.name === me.name}
                   />
                 </Table.Td>
                 <Table.Td>
                   <Switch
                     aria-label={`${u.name} may sign in`}
                     checked={u.active}
+                    disabled={u.name === me.name}
                     onChange={(e) =>
                       patch(u, { active: e.currentTarget.checked }, `${u.name} ${e.currentTarget.checked ? "can sign in again" : "can no longer sign in"}.`)
                     }

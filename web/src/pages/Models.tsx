@@ -19,6 +19,7 @@ import uPlot from "uplot";
 import { api, call, can, type Model, type Schemas } from "../api/client";
 import { Chart } from "../components/Chart";
 import { fmtDateTime, fmtNum, fmtPct } from "../lib/format";
+import { useRoute } from "../lib/router";
 import { useSession } from "../lib/session";
 import { histogram, roc } from "../lib/stats";
 
@@ -138,6 +139,7 @@ export default function ModelsPage() {
   const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
   const [busy, setBusy] = useState(false);
   const engineer = can(me.role, "engineer");
+  const wanted = Number(useRoute().query.get("id")); // #/models?id=N opens version N
 
   const load = useCallback(async () => {
     try {
@@ -147,6 +149,7 @@ export default function ModelsPage() {
       setSelected(
         (s) =>
           s ??
+          ms.find((m) => m.id === wanted)?.id ??
           (headerStation ? ms.find((m) => m.stations.includes(headerStation)) : undefined)?.id ??
           ms.find((m) => m.stations.length > 0)?.id ??
           ms.find((m) => m.status === "ready")?.id ??
