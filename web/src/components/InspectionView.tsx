@@ -257,7 +257,7 @@ export function InspectionView({ x, onReviewed }: { x: Inspection; onReviewed?: 
   const { me } = useSession();
   const [showHeat, setShowHeat] = useState(true);
   const [showBoxes, setShowBoxes] = useState(true);
-  const [opacity, setOpacity] = useState(0.6);
+  const [opacity, setOpacity] = useState(0.5);
   const [model, setModel] = useState<Model | null>(null);
 
   useEffect(() => {
