@@ -59,7 +59,7 @@ function service() {
 
 function show(role: Role, onReviewed = vi.fn()) {
   render(
-    <MantineProvider>
+    <MantineProvider env="test">
       <SessionContext.Provider value={session(role)}>
         <InspectionView x={x} onReviewed={onReviewed} />
       </SessionContext.Provider>

@@ -15,7 +15,7 @@ describe("LoginPage", () => {
     vi.stubGlobal("fetch", answer(401, { detail: "wrong user name or password" }));
     const onLogin = vi.fn();
     render(
-      <MantineProvider>
+      <MantineProvider env="test">
         <LoginPage onLogin={onLogin} />
       </MantineProvider>,
     );
@@ -31,7 +31,7 @@ describe("LoginPage", () => {
     vi.stubGlobal("fetch", fetch);
     const onLogin = vi.fn();
     render(
-      <MantineProvider>
+      <MantineProvider env="test">
         <LoginPage onLogin={onLogin} />
       </MantineProvider>,
     );
