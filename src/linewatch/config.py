@@ -49,6 +49,13 @@ class Settings(BaseSettings):
     job_heartbeat_timeout: float = Field(
         120.0, gt=0, description="seconds without a heartbeat before a running job counts as lost (failed)"
     )
+    duplicate_window_s: float = Field(
+        3600.0, gt=0, description="an upload repeating one of the same station within this many seconds is a duplicate"
+    )
+    near_duplicate_bits: int = Field(
+        4, ge=-1, le=64, description="perceptual-hash bits apart that still count as a near duplicate; -1: exact only"
+    )
+    duplicate_recent: int = Field(500, ge=1, description="how many recent inspections a near duplicate is sought in")
     search_backend: Literal["faiss", "qdrant"] = Field(
         "faiss", description="defect search index: faiss (embedded, under data_dir/search) or qdrant (qdrant_url)"
     )

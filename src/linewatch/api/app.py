@@ -21,7 +21,8 @@ from linewatch.api.events import EventHub
 from linewatch.api.jobqueue import QueueJobs, QueueUnavailable
 from linewatch.api.jobs import JobRunner
 from linewatch.api.metrics import Metrics
-from linewatch.api.routes import datasets, inspections, jobs, stations, system, users
+from linewatch.api.routes import datasets, inspections, jobs, search, stations, system, users
+from linewatch.api.searching import SearchHub
 from linewatch.config import Settings
 from linewatch.errors import ImageError, ImageTooLarge, LinewatchError, ModelFileError
 from linewatch.store.blobs import BlobNotFound, BlobStoreUnavailable, open_blob_store
@@ -44,7 +45,10 @@ def build_context(settings: Settings) -> AppContext:
         secret_key=settings.s3_secret_key,
         region=settings.s3_region,
     )
-    return AppContext(settings, engine, session_factory(engine), blobs, EventHub(settings.event_queue_size), Metrics())
+    sessions = session_factory(engine)
+    ctx = AppContext(settings, engine, sessions, blobs, EventHub(settings.event_queue_size), Metrics())
+    ctx.search = SearchHub(settings, sessions)
+    return ctx
 
 
 # errors whose message is the response's detail, by status; a subclass wins over its base
@@ -124,8 +128,10 @@ def create_app(settings: Settings | None = None, context: AppContext | None = No
         runner = QueueJobs(c) if c.settings.queue_url else JobRunner(c)
         c.jobs = runner
         runner.start()
+        await asyncio.to_thread(c.search.start)  # adds what the search index lacks, then saves in the background
         yield
         runner.stop()
+        await asyncio.to_thread(c.search.stop)
 
     app = FastAPI(
         title="linewatch",
@@ -134,7 +140,15 @@ def create_app(settings: Settings | None = None, context: AppContext | None = No
         lifespan=lifespan,
     )
     app.state.ctx = c
-    for r in (users.router, stations.router, datasets.router, jobs.router, inspections.router, system.router):
+    for r in (
+        users.router,
+        stations.router,
+        datasets.router,
+        jobs.router,
+        inspections.router,
+        search.router,
+        system.router,
+    ):
         app.include_router(r)
     mount_dashboard(app)  # the web dashboard at /, outside the API schema
 

@@ -48,6 +48,7 @@ class AppContext:
     metrics: Metrics
     models: ModelCache = field(default_factory=ModelCache)
     jobs: object | None = None  # JobRunner, set once started
+    search: object | None = None  # SearchHub
 
 
 class NotFound(LinewatchError):

@@ -17,7 +17,8 @@ from sqlalchemy.exc import IntegrityError
 
 from linewatch.api.context import AppContext, Conflict, NotFound
 from linewatch.api.heatmaps import encode_map
-from linewatch.store.tables import Inspection, InspectRequest, ModelVersion, Station
+from linewatch.api.searching import Entry, find_duplicate, vectors_row
+from linewatch.store.tables import Inspection, InspectionVectors, InspectRequest, ModelVersion, Station
 from linewatch.vision.images import open_image_bytes
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -53,8 +54,11 @@ def station_model(ctx: AppContext, station_name: str) -> tuple[Station, ModelVer
         return station, model
 
 
-def _score(ctx: AppContext, station: Station, model: ModelVersion, data: bytes, filename: str | None) -> Inspection:
-    """Score one image and store its image and heatmap blobs; the row it returns is not added to any session."""
+def _score(
+    ctx: AppContext, station: Station, model: ModelVersion, data: bytes, filename: str | None
+) -> tuple[Inspection, InspectionVectors | None]:
+    """Score one image and store its image and heatmap blobs; the rows it returns (the inspection and its search
+    vectors, None for a model exported before search existed) are not added to any session."""
     started = time.perf_counter()
     filename = clean_filename(filename)
     img = open_image_bytes(data, filename or "upload", ctx.settings.max_image_pixels)
@@ -66,7 +70,7 @@ def _score(ctx: AppContext, station: Station, model: ModelVersion, data: bytes, 
     heat_key = ctx.blobs.put(heat)
     assert image_key == sha
     latency = (time.perf_counter() - started) * 1000
-    return Inspection(
+    row = Inspection(
         station_id=station.id,
         model_id=model.id,
         image_sha256=sha,
@@ -81,6 +85,7 @@ def _score(ctx: AppContext, station: Station, model: ModelVersion, data: bytes, 
         regions=[r.to_dict() for r in pred.regions],
         latency_ms=round(latency, 2),
     )
+    return row, vectors_row(row, model, pred.embeddings)
 
 
 def _replayed(ctx: AppContext, station: Station, key: str) -> list[dict] | None:
@@ -111,21 +116,43 @@ def inspect_images(
         done = _replayed(ctx, station, idempotency_key)
         if done is not None:
             return done
-    rows = [_score(ctx, station, model, data, filename) for filename, data in uploads]
+    scored = [_score(ctx, station, model, data, filename) for filename, data in uploads]
+    rows = [row for row, _ in scored]
+    settings = ctx.settings
     try:
         with ctx.sessions() as s, s.begin():
-            s.add_all(rows)
+            for row, vectors in scored:
+                dup = find_duplicate(
+                    s,
+                    station.id,
+                    row.image_sha256,
+                    row.image_phash,
+                    settings.duplicate_window_s,
+                    settings.near_duplicate_bits,
+                    settings.duplicate_recent,
+                )
+                if dup is not None:
+                    row.duplicate_of, row.duplicate_kind = dup
+                s.add(row)
+                s.flush()  # its id, and the next image of this request sees it as recent
+                if vectors is not None:
+                    vectors.inspection_id = row.id
+                    s.add(vectors)
             if idempotency_key is not None:
-                s.flush()  # the rows' ids
                 s.add(InspectRequest(station_id=station.id, key=idempotency_key, inspection_ids=[r.id for r in rows]))
     except IntegrityError:
         done = _replayed(ctx, station, idempotency_key) if idempotency_key is not None else None
         if done is None:
             raise
         return done  # a concurrent copy of this request committed first; its blobs are the same content
+    if ctx.search is not None:
+        ctx.search.add([Entry(row, station.name, None, vec) for row, vec in scored if vec is not None], new=True)
     out = []
     for row in rows:
-        ctx.metrics.inspections.labels(station.name, row.verdict).inc()
+        if row.duplicate_of is None:  # a repeated upload is not a second part: the line's counts skip it
+            ctx.metrics.inspections.labels(station.name, row.verdict).inc()
+        else:
+            ctx.metrics.duplicates.labels(station.name, row.duplicate_kind).inc()
         ctx.metrics.inspection_latency.labels(station.name).observe(row.latency_ms / 1000)
         result = inspection_dict(row, station.name)
         ctx.events.publish({"type": "inspection", "inspection": result})
@@ -154,6 +181,8 @@ def inspection_dict(row: Inspection, station_name: str) -> dict:
         "regions": row.regions,
         "latency_ms": row.latency_ms,
         "reviewed": row.reviewed,
+        "duplicate_of": row.duplicate_of,
+        "duplicate_kind": row.duplicate_kind,
         "created_at": row.created_at.isoformat(),
         "image_url": f"/api/v1/inspections/{row.id}/image",
         "heatmap_url": f"/api/v1/inspections/{row.id}/heatmap",

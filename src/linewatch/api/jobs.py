@@ -194,9 +194,10 @@ class JobRunner:
         started = time.perf_counter()
         status = "failed"
         try:
-            if kind != "train":
+            runs = {"train": run_training, "embed": run_embedding}
+            if kind not in runs:
                 raise LinewatchError(f"unknown job kind {kind!r}")
-            result = run_training(self.ctx, job_id, params, self._progress(job_id))
+            result = runs[kind](self.ctx, job_id, params, self._progress(job_id))
             status = "succeeded"
             self._set(job_id, status=status, progress=1.0, message="done", result=result, finished_at=now())
         except Cancelled:
@@ -364,3 +365,68 @@ def run_training(ctx: AppContext, job_id: int, params: dict, progress) -> dict:
 def remove_model_files(path: str | None) -> None:
     if path:
         shutil.rmtree(path, ignore_errors=True)
+
+
+EMBED_BATCH = 16
+
+
+def run_embedding(ctx: AppContext, job_id: int, params: dict, progress) -> dict:
+    """Backfill search vectors: score again, with its own model, every stored inspection that has none (stored
+    before search existed, or by a model exported before), store the vectors and index them. Inspections whose
+    model is gone or cannot give vectors are counted and left."""
+    from linewatch.api.searching import Entry, vectors_row
+    from linewatch.store.tables import Inspection, InspectionVectors, ModelVersion, Station
+    from linewatch.vision.images import open_image_bytes
+
+    def todo(session, after: int):
+        q = (
+            select(Inspection, Station.name, ModelVersion)
+            .join(Station, Station.id == Inspection.station_id)
+            .join(ModelVersion, ModelVersion.id == Inspection.model_id)
+            .outerjoin(InspectionVectors, InspectionVectors.inspection_id == Inspection.id)
+            .where(InspectionVectors.inspection_id.is_(None), Inspection.id > after)
+        )
+        if params.get("station"):
+            q = q.where(Station.name == params["station"])
+        return q
+
+    with ctx.sessions() as s:
+        total = s.scalar(select(func.count()).select_from(todo(s, 0).subquery())) or 0
+    done = embedded = skipped = 0
+    after = 0
+    progress("embed", 0, total)
+    while True:
+        with ctx.sessions() as s:
+            batch = s.execute(todo(s, after).order_by(Inspection.id).limit(EMBED_BATCH)).all()
+        if not batch:
+            break
+        after = batch[-1][0].id
+        entries = []
+        for insp, station, model in batch:
+            vec = None
+            if model.status == "ready" and model.path:
+                try:
+                    scorer = ctx.models.get(model.id, model.path)
+                    img = open_image_bytes(ctx.blobs.get(insp.image_sha256), f"inspection {insp.id}")
+                    vec = vectors_row(insp, model, scorer.predict([img])[0].embeddings)
+                except LinewatchError as e:
+                    log.warning("inspection %s: no search vectors: %s", insp.id, e)
+            if vec is None:
+                skipped += 1
+                continue
+            vec.inspection_id = insp.id
+            entries.append(Entry(insp, station, None, vec))
+        if entries:
+            with ctx.sessions() as s, s.begin():
+                present = set(
+                    s.scalars(select(Inspection.id).where(Inspection.id.in_([e.inspection.id for e in entries])))
+                )  # one may have been deleted meanwhile
+                entries = [e for e in entries if e.inspection.id in present]
+                s.add_all([e.vectors for e in entries])
+            if ctx.search is not None and ctx.search.started:
+                with ctx.sessions() as s:  # with their reviewed defect types
+                    ctx.search.add(ctx.search.entries(s, [e.inspection.id for e in entries]), new=True)
+            embedded += len(entries)
+        done += len(batch)
+        progress("embed", done, total)
+    return {"embedded": embedded, "skipped": skipped}

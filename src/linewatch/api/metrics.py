@@ -12,7 +12,16 @@ class Metrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.inspections = Counter(
-            "linewatch_inspections", "Inspections stored, by station and verdict", ["station", "verdict"], registry=r
+            "linewatch_inspections",
+            "Parts inspected, by station and verdict (repeated uploads are counted as duplicates instead)",
+            ["station", "verdict"],
+            registry=r,
+        )
+        self.duplicates = Counter(
+            "linewatch_duplicate_inspections",
+            "Uploads repeating a recent one of the same station: exact (same bytes) or near (perceptual hash)",
+            ["station", "kind"],
+            registry=r,
         )
         self.inspection_latency = Histogram(
             "linewatch_inspection_latency_seconds",

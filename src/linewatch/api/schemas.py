@@ -270,6 +270,12 @@ class InspectionOut(Orm):
     regions: list[RegionOut]
     latency_ms: float
     reviewed: bool
+    duplicate_of: int | None = Field(
+        None, description="the earlier inspection of the same station this upload repeats (a duplicate)"
+    )
+    duplicate_kind: Literal["exact", "near"] | None = Field(
+        None, description="exact: the same bytes; near: a perceptual hash within the threshold"
+    )
     created_at: Timestamp
     image_url: str
     heatmap_url: str = Field(description="the coloured anomaly map (≤ 256 px; lay it over the image)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -148,11 +148,30 @@ class Inspection(Base):
     latency_ms: Mapped[float] = mapped_column(Float)
     reviewed: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(default=now)
+    # an upload repeating a recent one at the same station: the earlier inspection, and "exact" (same bytes) or
+    # "near" (perceptual hash within the threshold); line statistics count only the first
+    duplicate_of: Mapped[int | None] = mapped_column(
+        ForeignKey("inspections.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    duplicate_kind: Mapped[str | None] = mapped_column(String(10), nullable=True)
 
     __table_args__ = (
         Index("ix_inspections_station_time", "station_id", "id"),
         Index("ix_inspections_verdict", "verdict"),
     )
+
+
+class InspectionVectors(Base):
+    """Search vectors of an inspection, from its scoring pass (float32 bytes, L2-normalised): the source the
+    search index is built from. ``space`` names what they can be compared with (method, backbone, size)."""
+
+    __tablename__ = "inspection_vectors"
+    inspection_id: Mapped[int] = mapped_column(ForeignKey("inspections.id", ondelete="CASCADE"), primary_key=True)
+    space: Mapped[str] = mapped_column(String(200), index=True)
+    image: Mapped[bytes] = mapped_column(LargeBinary)  # (C,) the whole part
+    defects: Mapped[bytes] = mapped_column(LargeBinary)  # (R, E): one per region, or the anomaly peak if none
+    defect_dim: Mapped[int] = mapped_column(Integer)
+    from_regions: Mapped[bool] = mapped_column(Boolean)  # False: the one defect vector is the anomaly peak
 
 
 class InspectRequest(Base):

@@ -196,8 +196,15 @@ async def get_overlay(inspection_id: Id, _=Depends(viewer), session: Session = D
 
 
 @router.post("/inspections/{inspection_id}/reviews", response_model=ReviewOut, status_code=201, responses=NOT_FOUND)
-def review(inspection_id: Id, body: ReviewIn, who: Principal = Depends(operator), session: Session = Depends(db)):
-    """Confirm or overturn the verdict; the latest review counts."""
+def review(
+    inspection_id: Id,
+    body: ReviewIn,
+    who: Principal = Depends(operator),
+    session: Session = Depends(db),
+    c: AppContext = Depends(ctx),
+):
+    """Confirm or overturn the verdict; the latest review counts (its defect type is what search filters on and
+    what suggestions for look-alikes are drawn from)."""
     with session.begin():
         row, _name = _get(session, inspection_id)
         rv = Review(
@@ -209,6 +216,8 @@ def review(inspection_id: Id, body: ReviewIn, who: Principal = Depends(operator)
         )
         session.add(rv)
         row.reviewed = True
+    if c.search is not None:
+        c.search.refresh(inspection_id)
     return rv
 
 

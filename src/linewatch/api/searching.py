@@ -1,0 +1,387 @@
+"""Defect search inside the service: vectors stored with each inspection, the search index kept in step with the
+database, similar inspections, label suggestions, and duplicate uploads.
+
+The database is the source of truth. Each inspection's vectors (``InspectionVectors``, from its scoring pass) are
+written in the same transaction as the inspection; the index (faiss HNSW under the data dir, or Qdrant) is a copy
+that is updated after the commit and saved in the background. At start the service adds whatever the index lacks
+(``reconcile``), so a crash between a commit and an index save never leaves an inspection out of search; ``linewatch
+search rebuild`` builds it from nothing. One index per vector *space* (method, backbone, image size, dimension):
+vectors of different backbones cannot be compared.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from linewatch.errors import LinewatchError
+from linewatch.search.index import Filter, SearchIndexError, VectorIndex, point_id
+from linewatch.store.tables import Inspection, InspectionVectors, ModelVersion, Review, Station
+
+log = logging.getLogger(__name__)
+
+SAVE_EVERY_S = 10.0  # a dirty embedded index is saved this often (and on stop)
+RECONCILE_BATCH = 1000
+
+
+def space_of(model: ModelVersion, defect_dim: int) -> str:
+    """The name of the space an inspection's vectors live in: those of one method, backbone and size."""
+    return f"{model.method}-{model.backbone}-{model.image_size}-d{defect_dim}"
+
+
+def _index_name(space: str) -> str:
+    return "defects-" + re.sub(r"[^A-Za-z0-9_.-]", "_", space)
+
+
+def vectors_row(inspection: Inspection, model: ModelVersion, embeddings) -> InspectionVectors | None:
+    """The vectors row of a scored inspection (not added to a session); None when the model gives no vectors."""
+    if embeddings is None:
+        return None
+    defects = np.ascontiguousarray(embeddings.defects(), dtype=np.float32)
+    return InspectionVectors(
+        space=space_of(model, defects.shape[1]),
+        image=np.ascontiguousarray(embeddings.image, dtype=np.float32).tobytes(),
+        defects=defects.tobytes(),
+        defect_dim=int(defects.shape[1]),
+        from_regions=bool(len(embeddings.regions)),
+    )
+
+
+def defect_matrix(row: InspectionVectors) -> np.ndarray:
+    return np.frombuffer(row.defects, dtype=np.float32).reshape(-1, row.defect_dim)
+
+
+def _point_ids(inspection_id: int, row: InspectionVectors) -> list[int]:
+    n = len(row.defects) // (4 * row.defect_dim)
+    if not row.from_regions:
+        return [point_id(inspection_id, None)]
+    return [point_id(inspection_id, i) for i in range(n)]
+
+
+def _payloads(insp: Inspection, station: str, defect_type: str | None, row: InspectionVectors) -> list[dict]:
+    base = {
+        "inspection_id": insp.id,
+        "station": station,
+        "verdict": insp.verdict,
+        "defect_type": defect_type,
+        "time": insp.created_at.replace(tzinfo=insp.created_at.tzinfo or dt.UTC).timestamp(),
+    }
+    if not row.from_regions:
+        return [{**base, "region": None}]
+    regions = insp.regions or []
+    n = len(row.defects) // (4 * row.defect_dim)
+    return [{**base, "region": i, "box": _box(regions[i]) if i < len(regions) else None} for i in range(n)]
+
+
+def _box(r: dict) -> list[int]:
+    return [int(r["x"]), int(r["y"]), int(r["width"]), int(r["height"])]
+
+
+@dataclass
+class Entry:
+    """What the index needs of one inspection."""
+
+    inspection: Inspection
+    station: str
+    defect_type: str | None
+    vectors: InspectionVectors
+
+
+class SearchHub:
+    """The service's search indexes, one per vector space, opened when first needed; thread-safe."""
+
+    def __init__(self, settings, sessions: sessionmaker[Session], open_index: Callable | None = None):
+        from linewatch.search.service import index_from_settings
+
+        self.settings = settings
+        self.sessions = sessions
+        self._open_index = open_index or (lambda dim, name: index_from_settings(settings, dim, name))
+        self._indexes: dict[str, VectorIndex] = {}
+        self._dirty: set[str] = set()
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.failed: set[int] = set()  # inspection ids whose index update failed; retried in the background
+        self.started = False
+        self._vectors_seen = -1  # rows of inspection_vectors when last reconciled
+
+    # --- indexes ---
+
+    def index(self, space: str, dim: int) -> VectorIndex:
+        with self._lock:
+            idx = self._indexes.get(space)
+            if idx is None:
+                idx = self._open_index(dim, _index_name(space))
+                self._indexes[space] = idx
+            return idx
+
+    def spaces(self) -> list[str]:
+        with self.sessions() as s:
+            return list(s.scalars(select(InspectionVectors.space).distinct()))
+
+    def add(self, entries: Sequence[Entry], new: bool = False) -> None:
+        """Put these inspections' vectors in the index (replacing what it had for them); ``new``: their vectors
+        rows were just written by this process. An index that cannot be written is logged and retried later: the
+        database already holds everything."""
+        if new:
+            self._vectors_seen += len(entries)
+        by_space: dict[str, list[Entry]] = {}
+        for e in entries:
+            by_space.setdefault(e.vectors.space, []).append(e)
+        for space, group in by_space.items():
+            ids, vecs, payloads = [], [], []
+            for e in group:
+                ids += _point_ids(e.inspection.id, e.vectors)
+                vecs.append(defect_matrix(e.vectors))
+                payloads += _payloads(e.inspection, e.station, e.defect_type, e.vectors)
+            try:
+                with self._lock:
+                    self.index(space, group[0].vectors.defect_dim).add(ids, np.concatenate(vecs), payloads)
+                    self._dirty.add(space)
+                    self.failed.difference_update(e.inspection.id for e in group)
+            except (LinewatchError, OSError) as exc:
+                log.warning("search index %s: cannot add %d inspections (retried later): %s", space, len(group), exc)
+                self.failed.update(e.inspection.id for e in group)
+
+    def remove(self, rows: Iterable[InspectionVectors]) -> None:
+        """Take these inspections' points out of the index (call with their vectors rows, read before deleting)."""
+        for row in rows:
+            try:
+                with self._lock:
+                    self.index(row.space, row.defect_dim).remove(_point_ids(row.inspection_id, row))
+                    self._dirty.add(row.space)
+            except (LinewatchError, OSError) as exc:  # a stale point is dropped when a query meets it
+                log.warning("search index %s: cannot remove inspection %s: %s", row.space, row.inspection_id, exc)
+
+    def entries(self, session: Session, inspection_ids: Sequence[int]) -> list[Entry]:
+        """Entries of these inspections from the database (those that have vectors)."""
+        if not inspection_ids:
+            return []
+        latest_type = (
+            select(Review.defect_type)
+            .where(Review.inspection_id == Inspection.id)
+            .order_by(Review.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        rows = session.execute(
+            select(Inspection, Station.name, latest_type, InspectionVectors)
+            .join(Station, Station.id == Inspection.station_id)
+            .join(InspectionVectors, InspectionVectors.inspection_id == Inspection.id)
+            .where(Inspection.id.in_(list(inspection_ids)))
+        ).all()
+        return [Entry(insp, name, dtype, vec) for insp, name, dtype, vec in rows]
+
+    def refresh(self, inspection_id: int) -> None:
+        """Re-index one inspection from the database (after a review changed its defect type)."""
+        with self.sessions() as s:
+            self.add(self.entries(s, [inspection_id]))
+
+    # --- keeping the index in step with the database ---
+
+    def reconcile(self, progress: Callable[[int, int], None] | None = None, rebuild: bool = False) -> dict:
+        """Add to the index every inspection with vectors that it lacks (all of them with ``rebuild``, into fresh
+        indexes); returns counts. Runs at start, from ``linewatch search rebuild``, and after a failed update."""
+        added = checked = 0
+        with self.sessions() as s:
+            total = s.scalar(select(func.count()).select_from(InspectionVectors)) or 0
+            spaces = list(s.scalars(select(InspectionVectors.space).distinct()))
+        if rebuild:
+            with self._lock:
+                for sp in spaces:
+                    with self.sessions() as s:
+                        dim = s.scalar(
+                            select(InspectionVectors.defect_dim).where(InspectionVectors.space == sp).limit(1)
+                        )
+                    idx = self._open_index(dim, _index_name(sp))
+                    idx.remove(_all_ids(idx))
+                    self._indexes[sp] = idx
+                    self._dirty.add(sp)
+        last = 0
+        while True:
+            with self.sessions() as s:
+                batch = list(
+                    s.execute(
+                        select(
+                            InspectionVectors.inspection_id,
+                            InspectionVectors.space,
+                            InspectionVectors.defect_dim,
+                            InspectionVectors.from_regions,
+                        )
+                        .where(InspectionVectors.inspection_id > last)
+                        .order_by(InspectionVectors.inspection_id)
+                        .limit(RECONCILE_BATCH)
+                    )
+                )
+                if not batch:
+                    break
+                last = batch[-1][0]
+                missing = []
+                for iid, space, dim, from_regions in batch:
+                    pid = point_id(iid, 0 if from_regions else None)
+                    if rebuild or self.index(space, dim).get([pid])[0] is None:
+                        missing.append(iid)
+                entries = self.entries(s, missing)
+            self.add(entries)
+            added += len(entries)
+            checked += len(batch)
+            if progress:
+                progress(checked, total)
+        self.save()
+        return {"checked": checked, "added": added}
+
+    def save(self) -> None:
+        with self._lock:
+            for space in list(self._dirty):
+                try:
+                    self._indexes[space].save()
+                    self._dirty.discard(space)
+                except (LinewatchError, OSError) as exc:
+                    log.warning("search index %s: cannot save: %s", space, exc)
+
+    def _vector_rows(self) -> int:
+        with self.sessions() as s:
+            return s.scalar(select(func.count()).select_from(InspectionVectors)) or 0
+
+    def start(self) -> None:
+        """Bring the index up to date with the database, then save and retry in the background."""
+        self.started = True
+        try:
+            self._vectors_seen = self._vector_rows()
+            got = self.reconcile()
+            if got["added"]:
+                log.info("search index: added %d inspections the index lacked", got["added"])
+        except (LinewatchError, OSError) as exc:
+            log.warning("search index not reconciled at start (retried in the background): %s", exc)
+        self._thread = threading.Thread(target=self._loop, name="linewatch-search", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(SAVE_EVERY_S):
+            try:
+                if self.failed:
+                    with self.sessions() as s:
+                        self.add(self.entries(s, sorted(self.failed)))
+                # vectors written by another process (a backfill job on a queue worker): index them
+                rows = self._vector_rows()
+                if rows > self._vectors_seen:
+                    self.reconcile()
+                self._vectors_seen = rows
+            except Exception as exc:  # the database down for a moment: next round
+                log.warning("search index upkeep failed (retried): %s", exc)
+            self.save()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=30)
+        self.save()
+        with self._lock:
+            for idx in self._indexes.values():
+                idx.close()
+            self._indexes.clear()
+
+    # --- queries ---
+
+    def search(
+        self, space: str, dim: int, vectors: np.ndarray, k: int, where: Filter | None, exclude: int | None = None
+    ) -> list[tuple[int, float, int | None]]:
+        """(inspection id, similarity, region index or None) of the ``k`` inspections nearest to any of
+        ``vectors``, best first."""
+        from linewatch.search.service import search_grouped
+
+        with self._lock:
+            idx = self.index(space, dim)
+            hits = search_grouped(idx, vectors, k + (exclude is not None), where, group_key="inspection_id")
+        out = [(int(h.key), h.similarity, h.hit.payload.get("region")) for h in hits if h.key != exclude]
+        return out[:k]
+
+
+def _all_ids(idx: VectorIndex) -> list[int]:
+    ids = getattr(idx, "ids", None)
+    if callable(ids):
+        return [int(i) for i in ids()]
+    raise SearchIndexError(f"{type(idx).__name__} cannot list its points: drop the collection to rebuild it")
+
+
+# --- label suggestions ---
+
+
+@dataclass
+class Suggestion:
+    defect_type: str
+    confidence: float  # the similarity-weighted share of the neighbours' votes for it
+    votes: dict[str, float]
+    neighbours: int
+
+
+SUGGEST_K = 5
+
+
+def suggest(hub: SearchHub, session: Session, inspection_id: int, k: int = SUGGEST_K) -> Suggestion | None:
+    """A defect type for an inspection from its reviewed look-alikes: a k-nearest-neighbour vote over region
+    vectors, each neighbour weighted by its similarity. None when no reviewed inspection is near."""
+    row = session.get(InspectionVectors, inspection_id)
+    if row is None:
+        return None
+    types = [t for t in session.scalars(select(Review.defect_type).distinct()) if t]
+    if not types:
+        return None
+    hits = hub.search(row.space, row.defect_dim, defect_matrix(row), k, Filter(defect_type=types), inspection_id)
+    if not hits:
+        return None
+    with hub._lock:
+        payloads = hub.index(row.space, row.defect_dim).get([point_id(i, r) for i, _, r in hits])
+    votes: dict[str, float] = {}
+    for (_, sim, _r), p in zip(hits, payloads, strict=True):
+        if p and p.get("defect_type"):
+            votes[p["defect_type"]] = votes.get(p["defect_type"], 0.0) + max(sim, 0.0)
+    if not votes:
+        return None
+    best = max(votes, key=votes.get)
+    total = sum(votes.values())
+    return Suggestion(best, votes[best] / total if total > 0 else 0.0, votes, len(hits))
+
+
+# --- duplicates ---
+
+
+def find_duplicate(
+    session: Session, station_id: int, sha256: str, phash: str, window_s: float, max_bits: int, recent: int
+) -> tuple[int, str] | None:
+    """(earlier inspection id, "exact" | "near") of a recent upload at this station that this one repeats: the
+    same bytes, or a perceptual hash at most ``max_bits`` bits away; the earliest of a chain of repeats."""
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=window_s)
+    root = func.coalesce(Inspection.duplicate_of, Inspection.id)
+    exact = session.scalar(
+        select(root)
+        .where(Inspection.station_id == station_id, Inspection.image_sha256 == sha256, Inspection.created_at >= since)
+        .order_by(Inspection.id.desc())
+        .limit(1)
+    )
+    if exact is not None:
+        return int(exact), "exact"
+    if max_bits < 0:
+        return None
+    rows = session.execute(
+        select(root, Inspection.image_phash)
+        .where(Inspection.station_id == station_id, Inspection.created_at >= since)
+        .order_by(Inspection.id.desc())
+        .limit(recent)
+    ).all()
+    if not rows:
+        return None
+    hashes = np.array([int(h, 16) for _, h in rows], dtype=np.uint64)
+    bits = np.bitwise_count(hashes ^ np.uint64(int(phash, 16)))
+    near = np.flatnonzero(bits <= max_bits)
+    if not len(near):
+        return None
+    return int(rows[int(near[np.argmin(bits[near])])][0]), "near"

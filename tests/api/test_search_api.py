@@ -1,0 +1,290 @@
+"""Defect search through the service: vectors stored with each inspection, similar inspections, suggestions,
+duplicates, deletion, crash recovery of the index, backfill, and the Qdrant backend."""
+
+import contextlib
+import io
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+from sqlalchemy import delete, func, select
+
+from linewatch.store.tables import Inspection, InspectionVectors, ModelVersion
+
+
+@contextlib.contextmanager
+def service(data_dir: Path, hub_factory=None, database_url=None):
+    """A service on ``data_dir``; ``hub_factory(settings, sessions)`` replaces the search hub."""
+    from linewatch.api.app import build_context, create_app
+    from linewatch.config import Settings
+
+    settings = Settings(data_dir=data_dir, database_url=database_url)
+    ctx = build_context(settings)
+    if hub_factory is not None:
+        ctx.search = hub_factory(settings, ctx.sessions)
+    try:
+        with TestClient(create_app(settings, ctx)) as client:
+            yield client, ctx
+    finally:
+        ctx.engine.dispose()
+
+
+def _login(client, ctx, role: str) -> dict:
+    from sqlalchemy.exc import IntegrityError
+
+    from linewatch.api.auth import create_user
+
+    with contextlib.suppress(IntegrityError), ctx.sessions() as s, s.begin():
+        create_user(s, f"{role}-user", "password-" + role, role)
+    r = client.post("/api/v1/auth/login", json={"username": f"{role}-user", "password": "password-" + role})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+def _register(client, ctx, model_dir: Path, eng: dict, station: str = "cam1") -> int:
+    with ctx.sessions() as s, s.begin():
+        mv = ModelVersion(name="m", method="patchcore", backbone="efficientnet_lite0", image_size=128, status="ready")
+        mv.path = str(model_dir.resolve())
+        s.add(mv)
+    assert client.post("/api/v1/stations", json={"name": station}, headers=eng).status_code == 201
+    assert client.post(f"/api/v1/models/{mv.id}/activate", json={"station": station}, headers=eng).status_code == 200
+    return mv.id
+
+
+def _defects(synthetic: Path) -> list[Path]:
+    return sorted(p for d in ("spot", "scratch", "chip") for p in (synthetic / "test" / d).glob("*.png"))
+
+
+def _inspect(client, op, paths, station="cam1") -> list[dict]:
+    files = [("files", (f"{p.parent.name}-{p.name}", p.read_bytes(), "image/png")) for p in paths]
+    r = client.post(f"/api/v1/stations/{station}/inspect", files=files, headers=op)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+@pytest.fixture
+def running(tmp_path, trained):
+    with service(tmp_path / "data") as (client, ctx):
+        eng, op, viewer = (_login(client, ctx, r) for r in ("engineer", "operator", "viewer"))
+        _register(client, ctx, trained[1], eng)
+        yield client, ctx, eng, op, viewer
+
+
+def test_each_inspection_is_searchable_by_its_defects(running, synthetic):
+    client, ctx, eng, op, viewer = running
+    paths = _defects(synthetic)
+    results = _inspect(client, op, paths)
+    with ctx.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(InspectionVectors)) == len(paths)
+    first = results[0]
+    r = client.get(f"/api/v1/inspections/{first['id']}/similar", params={"k": 4}, headers=viewer)
+    assert r.status_code == 200, r.text
+    hits = r.json()
+    assert len(hits) == 4 and first["id"] not in [h["inspection"]["id"] for h in hits]
+    assert [h["similarity"] for h in hits] == sorted((h["similarity"] for h in hits), reverse=True)
+    for h in hits:
+        assert -1.0 <= h["similarity"] <= 1.0 + 1e-6
+        assert h["thumbnail_url"].endswith("/thumbnail")
+        if h["region"] is not None:
+            assert h["box"] == [h["inspection"]["regions"][h["region"]][k] for k in ("x", "y", "width", "height")]
+    thumb = client.get(hits[0]["thumbnail_url"], headers=viewer)
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+    assert max(Image.open(io.BytesIO(thumb.content)).size) <= 192
+    # filters: a station with nothing, a verdict
+    assert (
+        client.get(f"/api/v1/inspections/{first['id']}/similar", params={"station": "other"}, headers=viewer).json()
+        == []
+    )
+    good_only = client.get(f"/api/v1/inspections/{first['id']}/similar", params={"verdict": "good"}, headers=viewer)
+    assert all(h["inspection"]["verdict"] == "good" for h in good_only.json())
+    # search by an uploaded image (not stored)
+    before = len(client.get("/api/v1/inspections", headers=viewer).json()["items"])
+    up = client.post(
+        "/api/v1/search",
+        params={"station": "cam1", "k": 3},
+        files={"file": ("q.png", paths[0].read_bytes(), "image/png")},
+        headers=op,
+    )
+    assert up.status_code == 200, up.text
+    assert up.json()[0]["inspection"]["id"] == first["id"]  # the same image is its own best match
+    assert up.json()[0]["similarity"] > 0.999
+    assert len(client.get("/api/v1/inspections", headers=viewer).json()["items"]) == before
+    assert (
+        client.post(
+            "/api/v1/search", params={"station": "cam1"}, files={"file": ("q.png", b"junk")}, headers=op
+        ).status_code
+        == 400
+    )
+    assert (
+        client.post(
+            "/api/v1/search",
+            params={"station": "cam1"},
+            files={"file": ("q.png", paths[0].read_bytes())},
+            headers=viewer,
+        ).status_code
+        == 403
+    )
+
+
+def test_reviewed_defect_types_become_suggestions(running, synthetic):
+    client, ctx, eng, op, viewer = running
+    paths = _defects(synthetic)
+    results = _inspect(client, op, paths)
+    kinds = [p.parent.name for p in paths]
+    # reviewers label every other image; the rest get suggestions from them
+    labelled = list(range(0, len(results), 2))
+    for i in labelled:
+        r = client.post(
+            f"/api/v1/inspections/{results[i]['id']}/reviews",
+            json={"verdict": "anomalous", "defect_type": kinds[i]},
+            headers=op,
+        )
+        assert r.status_code == 201
+    filtered = client.get(
+        f"/api/v1/inspections/{results[1]['id']}/similar", params={"defect_type": kinds[0], "k": 50}, headers=viewer
+    ).json()
+    assert filtered and {
+        kinds[results.index(next(x for x in results if x["id"] == h["inspection"]["id"]))] for h in filtered
+    } == {kinds[0]}
+    right = total = 0
+    for i in range(1, len(results), 2):
+        sug = client.get(f"/api/v1/inspections/{results[i]['id']}/suggestion", headers=viewer).json()
+        assert sug["defect_type"] in set(kinds) and 0 < sug["confidence"] <= 1
+        assert sum(sug["votes"].values()) > 0 and sug["neighbours"] >= 1
+        total += 1
+        right += sug["defect_type"] == kinds[i]
+    assert right / total > 1 / 3  # better than chance over three kinds (the synthetic kinds are easy)
+    unlabelled = client.get(f"/api/v1/inspections/{results[1]['id']}/suggestion", headers=viewer)
+    assert unlabelled.status_code == 200
+
+
+def _reencoded(path: Path) -> bytes:
+    buf = io.BytesIO()
+    Image.open(path).convert("RGB").save(buf, format="JPEG", quality=92)
+    return buf.getvalue()
+
+
+def test_repeated_uploads_are_flagged_and_counted_once(running, synthetic):
+    client, ctx, eng, op, viewer = running
+    a, b = sorted((synthetic / "test" / "good").glob("*.png"))[:2]
+    first = _inspect(client, op, [a])[0]
+    assert first["duplicate_of"] is None
+    again = _inspect(client, op, [a])[0]  # the same bytes: a stuck camera
+    assert again["duplicate_of"] == first["id"] and again["duplicate_kind"] == "exact"
+    files = [("files", ("a.jpg", _reencoded(a), "image/jpeg"))]
+    near = client.post("/api/v1/stations/cam1/inspect", files=files, headers=op).json()[0]
+    assert near["duplicate_of"] == first["id"] and near["duplicate_kind"] == "near"
+    other = _inspect(client, op, [b])[0]
+    assert other["duplicate_of"] is None  # another part
+    dups = client.get(f"/api/v1/inspections/{again['id']}/duplicates", headers=viewer).json()
+    assert dups["original"]["id"] == first["id"]
+    assert [x["id"] for x in dups["repeats"]] == [again["id"], near["id"]]
+    stats = client.get("/api/v1/stats", params={"station": "cam1"}, headers=viewer).json()
+    assert stats["parts"] == 2 and stats["duplicates"] == 2
+    assert stats["good"] + stats["anomalous"] == 2
+    metrics = client.get("/metrics").text
+    assert 'linewatch_duplicate_inspections_total{kind="exact",station="cam1"} 1.0' in metrics
+    counted = [
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith('linewatch_inspections_total{station="cam1"')
+    ]
+    assert sum(counted) == 2
+    # the same image at another station is not a repeat of this one
+    assert client.post("/api/v1/stations", json={"name": "cam2"}, headers=eng).status_code == 201
+    assert (
+        client.post(f"/api/v1/models/{first['model_id']}/activate", json={"station": "cam2"}, headers=eng).status_code
+        == 200
+    )
+    assert _inspect(client, op, [a], station="cam2")[0]["duplicate_of"] is None
+
+
+def test_deleting_an_inspection_takes_it_out_of_search(running, synthetic):
+    client, ctx, eng, op, viewer = running
+    results = _inspect(client, op, _defects(synthetic)[:6])
+    gone = results[1]["id"]
+    assert client.delete(f"/api/v1/inspections/{gone}", headers=op).status_code == 403
+    assert client.delete(f"/api/v1/inspections/{gone}", headers=eng).status_code == 204
+    assert client.get(f"/api/v1/inspections/{gone}", headers=viewer).status_code == 404
+    assert client.delete(f"/api/v1/inspections/{gone}", headers=eng).status_code == 404
+    hits = client.get(f"/api/v1/inspections/{results[0]['id']}/similar", params={"k": 10}, headers=viewer).json()
+    assert gone not in [h["inspection"]["id"] for h in hits] and len(hits) == 4
+    with ctx.sessions() as s:
+        space = s.scalar(select(InspectionVectors.space).limit(1))
+        dim = s.scalar(select(InspectionVectors.defect_dim).limit(1))
+    from linewatch.search.index import point_id
+
+    idx = ctx.search.index(space, dim)
+    assert idx.get([point_id(gone, 0), point_id(gone, None)]) == [None, None]
+
+
+def test_a_crash_before_the_index_is_saved_loses_nothing_from_search(tmp_path, trained, synthetic):
+    data = tmp_path / "data"
+    with service(data) as (client, ctx):
+        eng, op = _login(client, ctx, "engineer"), _login(client, ctx, "operator")
+        _register(client, ctx, trained[1], eng)
+        results = _inspect(client, op, _defects(synthetic)[:5])
+        # a crash: the process dies before the background save; nothing of the index reached the disk
+        ctx.search._dirty.clear()
+        ctx.search.save = lambda: None
+        ctx.search.stop = lambda: None
+    assert not any((data / "search").rglob("*.npz"))
+    with service(data) as (client, ctx):
+        viewer = _login(client, ctx, "viewer")
+        hits = client.get(f"/api/v1/inspections/{results[0]['id']}/similar", params={"k": 4}, headers=viewer).json()
+        assert sorted(h["inspection"]["id"] for h in hits) == sorted(x["id"] for x in results[1:])
+    assert any((data / "search").rglob("*"))  # saved when the service stopped
+
+
+def test_backfill_gives_old_inspections_vectors(running, synthetic):
+    client, ctx, eng, op, viewer = running
+    results = _inspect(client, op, _defects(synthetic)[:4])
+    with ctx.sessions() as s, s.begin():  # as if stored before search existed
+        s.execute(delete(InspectionVectors))
+    ctx.search.reconcile(rebuild=True)
+    r = client.get(f"/api/v1/inspections/{results[0]['id']}/similar", headers=viewer)
+    assert r.status_code == 409 and "backfill" in r.json()["detail"]
+    assert client.post("/api/v1/search/backfill", json={}, headers=op).status_code == 403
+    job = client.post("/api/v1/search/backfill", json={}, headers=eng)
+    assert job.status_code == 202, job.text
+    for _ in range(300):
+        j = client.get(f"/api/v1/jobs/{job.json()['id']}", headers=eng).json()
+        if j["status"] in ("succeeded", "failed", "cancelled"):
+            break
+        time.sleep(0.1)
+    assert j["status"] == "succeeded", j
+    assert j["result"] == {"embedded": 4, "skipped": 0} and j["progress"] == 1.0
+    hits = client.get(f"/api/v1/inspections/{results[0]['id']}/similar", params={"k": 3}, headers=viewer).json()
+    assert sorted(h["inspection"]["id"] for h in hits) == sorted(x["id"] for x in results[1:])
+
+
+def test_the_qdrant_backend_serves_the_same_api(tmp_path, trained, synthetic):
+    pytest.importorskip("qdrant_client", reason="qdrant-client not installed: pip install 'linewatch[search]'")
+    from linewatch.api.searching import SearchHub
+    from linewatch.search.qdrant_index import QdrantIndex
+
+    def hub(settings, sessions):  # qdrant-client's local mode: the client code paths of a server, in a folder
+        return SearchHub(settings, sessions, open_index=lambda dim, name: QdrantIndex(dim, path=tmp_path / "qd" / name))
+
+    with service(tmp_path / "data", hub) as (client, ctx):
+        eng, op, viewer = (_login(client, ctx, r) for r in ("engineer", "operator", "viewer"))
+        _register(client, ctx, trained[1], eng)
+        results = _inspect(client, op, _defects(synthetic)[:5])
+        hits = client.get(f"/api/v1/inspections/{results[0]['id']}/similar", params={"k": 4}, headers=viewer).json()
+        assert sorted(h["inspection"]["id"] for h in hits) == sorted(x["id"] for x in results[1:])
+        client.post(
+            f"/api/v1/inspections/{results[1]['id']}/reviews",
+            json={"verdict": "anomalous", "defect_type": "spot"},
+            headers=op,
+        )
+        only = client.get(
+            f"/api/v1/inspections/{results[0]['id']}/similar", params={"defect_type": "spot"}, headers=viewer
+        ).json()
+        assert [h["inspection"]["id"] for h in only] == [results[1]["id"]]
+        assert client.delete(f"/api/v1/inspections/{results[2]['id']}", headers=eng).status_code == 204
+        hits = client.get(f"/api/v1/inspections/{results[0]['id']}/similar", params={"k": 4}, headers=viewer).json()
+        assert results[2]["id"] not in [h["inspection"]["id"] for h in hits]
+    with ctx.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Inspection)) == 4
