@@ -28,6 +28,7 @@ err = Console(stderr=True)
 out = Console()
 
 STAGES = {
+    "index": "indexing inspections",
     "embed": "embedding",
     "features": "extracting features",
     "coreset": "selecting memory bank",
@@ -465,6 +466,28 @@ def search_query(
             table.add_row(path if rank == 1 else "", str(rank), n.path, str(n.label), f"{n.similarity:.3f}", region)
     if table is not None:
         out.print(table)
+
+
+@search_app.command("rebuild")
+@user_errors
+def search_rebuild(
+    data_dir: Annotated[Path | None, typer.Option(help="the service's data dir")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+):
+    """Rebuild the service's search index from its database (the source of truth): every inspection's stored
+    vectors. With the embedded index (faiss) stop the service first; a Qdrant index can be rebuilt any time."""
+    from linewatch.api.searching import SearchHub
+    from linewatch.store.db import make_engine, migrate, session_factory
+
+    settings = _settings(data_dir)
+    engine = make_engine(settings.db_url)
+    migrate(engine)
+    hub = SearchHub(settings, session_factory(engine))
+    started = time.perf_counter()
+    with hub.exclusive(), Bars(quiet) as bars:
+        got = hub.reconcile(lambda done, total: bars("index", done, total), rebuild=True)
+    engine.dispose()
+    err.print(f"indexed {got['added']} inspections in {time.perf_counter() - started:.1f} s", highlight=False)
 
 
 users_app = typer.Typer(help="Users of the inspection service.", no_args_is_help=True)

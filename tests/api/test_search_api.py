@@ -288,3 +288,44 @@ def test_the_qdrant_backend_serves_the_same_api(tmp_path, trained, synthetic):
         assert results[2]["id"] not in [h["inspection"]["id"] for h in hits]
     with ctx.sessions() as s:
         assert s.scalar(select(func.count()).select_from(Inspection)) == 4
+
+
+def test_search_rebuild_command(tmp_path, trained, synthetic):
+    import shutil
+    import subprocess
+    import sys
+
+    data = tmp_path / "data"
+    cmd = [sys.executable, "-m", "linewatch.cli", "search", "rebuild", "--data-dir", str(data), "-q"]
+    with service(data) as (client, ctx):
+        eng, op = _login(client, ctx, "engineer"), _login(client, ctx, "operator")
+        _register(client, ctx, trained[1], eng)
+        results = _inspect(client, op, _defects(synthetic)[:5])
+        busy = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        assert busy.returncode == 2 and "in use by another process" in busy.stderr and "Traceback" not in busy.stderr
+    shutil.rmtree(data / "search")  # lost, or corrupt: the database has everything
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "indexed 5 inspections" in done.stderr
+    from linewatch.api.searching import SearchHub
+
+    with service(data, lambda settings, sessions: _NoReconcile(settings, sessions)) as (client, ctx):
+        viewer = _login(client, ctx, "viewer")
+        hits = client.get(f"/api/v1/inspections/{results[0]['id']}/similar", params={"k": 4}, headers=viewer).json()
+        assert sorted(h["inspection"]["id"] for h in hits) == sorted(x["id"] for x in results[1:])
+    assert issubclass(_NoReconcile, SearchHub)
+
+
+def _no_reconcile_class():
+    from linewatch.api.searching import SearchHub
+
+    class NoReconcile(SearchHub):
+        """Serves the index as it is on disk (proves the rebuild wrote it)."""
+
+        def reconcile(self, progress=None, rebuild=False):
+            return {"checked": 0, "added": 0}
+
+    return NoReconcile
+
+
+_NoReconcile = _no_reconcile_class()

@@ -11,7 +11,9 @@ vectors of different backbones cannot be compared.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import logging
 import re
 import threading
@@ -247,12 +249,40 @@ class SearchHub:
                 except (LinewatchError, OSError) as exc:
                     log.warning("search index %s: cannot save: %s", space, exc)
 
+    @contextlib.contextmanager
+    def exclusive(self):
+        """Hold the embedded index's folder for this process (the service while it runs, or a rebuild): a second
+        holder is refused with a clear error, since each would overwrite the other's saves. Nothing to hold for a
+        Qdrant server, which serves many processes."""
+        if self.settings.search_backend != "faiss":
+            yield
+            return
+        folder = self.settings.search_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / ".lock", "a+") as f:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                raise SearchIndexError(
+                    f"the search index in {folder} is in use by another process (a running linewatch serve?): "
+                    "stop it first"
+                ) from None
+            try:
+                yield
+            finally:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
     def _vector_rows(self) -> int:
         with self.sessions() as s:
             return s.scalar(select(func.count()).select_from(InspectionVectors)) or 0
 
     def start(self) -> None:
         """Bring the index up to date with the database, then save and retry in the background."""
+        self._held = contextlib.ExitStack()
+        try:
+            self._held.enter_context(self.exclusive())
+        except SearchIndexError as exc:  # serve anyway; this process's index changes may be overwritten
+            log.warning("%s", exc)
         self.started = True
         try:
             self._vectors_seen = self._vector_rows()
@@ -288,6 +318,8 @@ class SearchHub:
             for idx in self._indexes.values():
                 idx.close()
             self._indexes.clear()
+        if getattr(self, "_held", None) is not None:
+            self._held.close()
 
     # --- queries ---
 
