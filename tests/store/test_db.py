@@ -1,5 +1,6 @@
 """Database connections as the service makes them."""
 
+import contextlib
 import threading
 
 import pytest
@@ -88,3 +89,26 @@ def test_migrations_run_without_the_statement_timeout(postgres, monkeypatch):
             assert db.migrate(engine) == head and len(seen) == 1  # at the head: nothing to run
         finally:
             engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_migrations_build_exactly_the_tables_the_code_declares(backend, tmp_path, request):
+    """The hand-written migrations and the SQLAlchemy tables agree: autogenerate finds nothing to change."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from linewatch.store.tables import Base
+
+    with contextlib.ExitStack() as stack:
+        if backend == "postgresql":
+            url = stack.enter_context(request.getfixturevalue("postgres").database("lw_schema"))
+        else:
+            url = f"sqlite:///{tmp_path / 'schema.db'}"
+        engine = db.make_engine(url)
+        try:
+            db.migrate(engine)
+            with engine.connect() as conn:
+                diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+        finally:
+            engine.dispose()
+    assert diff == []
