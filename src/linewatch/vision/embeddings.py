@@ -17,9 +17,10 @@ Pooled here, outside the graph:
   part), L2-normalised per backbone layer so that no layer's scale dominates, and it appends a small code of the
   region's extent (a soft histogram bin of log10 of its share of the image: a chip and a broken-off half differ
   mostly in size). See docs/architecture.md, "Defect search", for the choice and the numbers behind it.
-- the **peak** embedding pools the same way around the anomaly map's highest point (the component of
-  ``map >= (peak + median) / 2`` holding the peak, weighted by height above that level). It exists for every
-  image, so one with no region above the threshold can still be searched by its most anomalous spot.
+- the **peak** embedding pools the same way around the anomaly map's highest point, found on the grid: the
+  component of cells whose mean anomaly is at least (highest + median) / 2 that holds the highest cell, each
+  weighted by its height above that level. It exists for every image, so one with no region above the threshold
+  can still be searched by its most anomalous spot.
 
 All vectors are float32 and L2-normalised: inner product is cosine similarity.
 """
@@ -79,6 +80,12 @@ def _cell_of_pixel(height: int, width: int, gh: int, gw: int) -> np.ndarray:
     cy = np.minimum(np.arange(height) * gh // height, gh - 1)
     cx = np.minimum(np.arange(width) * gw // width, gw - 1)
     return (cy[:, None] * gw + cx[None, :]).ravel()
+
+
+@lru_cache(maxsize=16)
+def _cell_counts(height: int, width: int, gh: int, gw: int) -> np.ndarray:
+    """Pixels per cell."""
+    return np.bincount(_cell_of_pixel(height, width, gh, gw), minlength=gh * gw).astype(np.float64)
 
 
 def _pool(weights: np.ndarray, grid: np.ndarray) -> np.ndarray:
@@ -155,12 +162,17 @@ def embed(
     n_cells = gh * gw
     image = _normalize(features.reshape(features.shape[0], -1).mean(1))
 
-    # the peak: the component of map >= (peak + median) / 2 that holds the highest pixel
-    top = int(np.argmax(amap))
-    lo = 0.5 * (float(amap[top]) + float(np.median(amap)))
-    peak_labels, _ = label(input_map >= lo)
-    peak_pixels = np.flatnonzero(peak_labels.ravel() == peak_labels.ravel()[top])
-    rows = [(peak_pixels, lo)]
+    # the peak, on the grid (cheap: 16 x 16 cells): the component of cells whose mean anomaly is at least
+    # (highest + median) / 2 that holds the highest cell, each cell weighted by its height above that level
+    counts = _cell_counts(height, width, gh, gw)
+    cell_mean = np.bincount(cells, weights=amap, minlength=n_cells) / counts
+    top = int(np.argmax(cell_mean))
+    lo = 0.5 * (float(cell_mean[top]) + float(np.median(cell_mean)))
+    peak_labels, _ = label((cell_mean >= lo).reshape(gh, gw))
+    in_peak = peak_labels.ravel() == peak_labels.ravel()[top]
+    weights = np.zeros((1 + len(components), n_cells), dtype=np.float64)
+    weights[0] = np.where(in_peak, (cell_mean - lo + 1e-6) * counts, 0.0)
+    area = [float(counts[in_peak].sum())]
     if components:
         lab = labels.ravel()
         fg = np.flatnonzero(lab)
@@ -168,12 +180,12 @@ def embed(
         fg = fg[order]
         bounds = np.searchsorted(lab[fg], np.arange(int(lab.max()) + 2))
         thr = float(threshold) if threshold is not None else float(amap.min())
-        rows += [(fg[bounds[k] : bounds[k + 1]], thr) for k in components]
-    weights = np.zeros((len(rows), n_cells), dtype=np.float32)
-    for i, (pixels, base) in enumerate(rows):
-        w = np.maximum(amap[pixels] - base, 0.0) + 1e-6  # anomaly-weighted, never zero inside the region
-        weights[i] = np.bincount(cells[pixels], weights=w, minlength=n_cells)
+        for i, k in enumerate(components, 1):
+            pixels = fg[bounds[k] : bounds[k + 1]]
+            w = np.maximum(amap[pixels] - thr, 0.0) + 1e-6  # anomaly-weighted, never zero inside the region
+            weights[i] = np.bincount(cells[pixels], weights=w, minlength=n_cells)
+            area.append(float(len(pixels)))
     weights /= weights.sum(1, keepdims=True)
-    area = np.array([len(pixels) for pixels, _ in rows], dtype=np.float64) / float(height * width)
-    vecs = region_vectors(weights, features, residuals, layers, area, mode)
+    area = np.asarray(area) / float(height * width)
+    vecs = region_vectors(weights.astype(np.float32), features, residuals, layers, area, mode)
     return Embeddings(image=image, regions=vecs[1:], peak=vecs[0])

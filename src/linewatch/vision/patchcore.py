@@ -4,11 +4,11 @@ images; a patch's anomaly score is its distance to the nearest bank entry."""
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import faiss
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from linewatch.vision.coreset import StreamingCoreset
@@ -16,6 +16,14 @@ from linewatch.vision.detector import Detector, Progress
 from linewatch.vision.embeddings import grid_pool
 from linewatch.vision.features import PatchFeatures
 from linewatch.vision.maps import AnomalyMap
+
+
+@lru_cache(maxsize=8)
+def _cell_order(h: int, w: int, p: int) -> torch.Tensor:
+    """Patch indices (row-major on the h x w grid) sorted by their p x p cell, row-major within each cell."""
+    rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    cell = (rows // p) * (w // p) + cols // p
+    return torch.argsort(cell.reshape(-1) * (h * w) + torch.arange(h * w))
 
 
 class PatchCoreGraph(nn.Module):
@@ -76,15 +84,17 @@ class PatchCoreGraph(nn.Module):
 
     def grids(self, q: torch.Tensor, idx: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(features, residuals), each (B, D, h/p, w/p): patch features and their difference to the nearest bank
-        entry, average-pooled by p (``grid_pool``)."""
+        entry, averaged over p x p patches (``grid_pool``). Patches are put in cell order by one gather, so each
+        cell's mean is over contiguous rows; the bank side gathers only the rows the patches picked."""
         b, n, d = q.shape
-        res = q - self.bank[idx]  # (B, N, D)
         p = grid_pool(h, w)
-        feats = q.transpose(1, 2).reshape(b, d, h, w)
-        res = res.transpose(1, 2).reshape(b, d, h, w)
-        if p > 1:
-            feats, res = F.avg_pool2d(feats, p), F.avg_pool2d(res, p)
-        return feats, res
+        gh, gw = h // p, w // p
+        order = _cell_order(h, w, p)
+        feats = torch.index_select(q, 1, order).reshape(b, gh * gw, p * p, d).mean(2)  # (B, cells, D)
+        picked = torch.index_select(idx, 1, order).reshape(-1)
+        normal = torch.index_select(self.bank, 0, picked).reshape(b, gh * gw, p * p, d).mean(2)
+        res = feats - normal
+        return feats.transpose(1, 2).reshape(b, d, gh, gw), res.transpose(1, 2).reshape(b, d, gh, gw)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         q, h, w = self.embed(x)
