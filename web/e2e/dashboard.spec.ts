@@ -213,5 +213,6 @@ test("admin: users and roles, an API key shown once, stations", async ({ page })
   await page.getByLabel("Station name").fill("line3");
   await page.getByRole("button", { name: "Add station" }).click();
   await expect(page.getByTestId("admin-message")).toContainText("Station line3 created");
+  await noSeriousA11yViolations(page, "admin stations");
   await shot(page, "17-admin-stations");
 });

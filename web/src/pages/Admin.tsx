@@ -81,7 +81,7 @@ function Users() {
             <TextInput label="User name" value={name} onChange={(e) => setName(e.currentTarget.value)} required maxLength={100} />
             <PasswordInput
               label="Password"
-              description="at least 8 characters"
+              placeholder="at least 8 characters"
               value={password}
               onChange={(e) => setPassword(e.currentTarget.value)}
               required

@@ -4,6 +4,7 @@ import type uPlot from "uplot";
 import { api, call, type Inspection } from "../api/client";
 import { Chart } from "../components/Chart";
 import { InspectionList } from "../components/InspectionList";
+import { fmtTime } from "../lib/format";
 import { BUCKET_MS, WINDOW_MS } from "../lib/live";
 import { navigate } from "../lib/router";
 import { useSession } from "../lib/session";
@@ -105,7 +106,7 @@ export default function LivePage() {
         <Stat label="Throughput" value={`${perSecond.toFixed(1)} / s`} testid="throughput" />
       </SimpleGrid>
       <Text size="xs" c="gray.7">
-        Counters since {new Date(store.since).toLocaleTimeString()}
+        Counters since {fmtTime(new Date(store.since).toISOString())}
         {store.dropped > 0 && ` · ${store.dropped} live events were skipped because they came faster than this page could take them`}
       </Text>
       <Grid>
