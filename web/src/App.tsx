@@ -140,7 +140,7 @@ function ConnectionBanner({ stream }: { stream: EventStream }) {
 function Shell({ me, token, logout }: { me: Me; token: string; logout: () => void }) {
   const [opened, { toggle, close }] = useDisclosure();
   const route = useRoute();
-  const stream = useMemo(() => new EventStream(token), [token]);
+  const stream = useMemo(() => new EventStream(token, logout), [token, logout]);
   useEffect(() => () => stream.close(), [stream]);
   const [stations, setStations] = useState<Station[]>([]);
   const [station, setStationState] = useState<string | null>(localStorage.getItem("linewatch.station"));

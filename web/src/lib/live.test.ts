@@ -76,3 +76,40 @@ describe("LiveStore", () => {
     expect(calls).toBe(1);
   });
 });
+
+describe("EventStream", () => {
+  it("gives up and signs out when the service refuses the token (4401), reconnects after other drops", async () => {
+    const sockets: FakeSocket[] = [];
+    class FakeSocket {
+      onmessage: ((m: { data: string }) => void) | null = null;
+      onclose: ((e: { code: number }) => void) | null = null;
+      constructor(readonly url: string) {
+        sockets.push(this);
+      }
+      close() {}
+    }
+    const real = globalThis.WebSocket;
+    (globalThis as unknown as { WebSocket: unknown }).WebSocket = FakeSocket;
+    try {
+      const { EventStream } = await import("./live");
+      let signedOut = 0;
+      const s = new EventStream("tok", () => signedOut++, "ws://x/api/v1/events");
+      expect(sockets[0].url).toBe("ws://x/api/v1/events?token=tok");
+      sockets[0].onmessage!({ data: JSON.stringify({ type: "hello" }) });
+      expect(s.state).toBe("open");
+      sockets[0].onclose!({ code: 1006 });
+      expect(s.state).toBe("lost");
+      await new Promise((r) => setTimeout(r, 600));
+      expect(sockets.length).toBe(2); // tried again
+      sockets[1].onmessage!({ data: JSON.stringify({ type: "hello" }) });
+      expect(s.state).toBe("open");
+      sockets[1].onclose!({ code: 4401 });
+      expect(signedOut).toBe(1);
+      await new Promise((r) => setTimeout(r, 600));
+      expect(sockets.length).toBe(2);
+      s.close();
+    } finally {
+      (globalThis as unknown as { WebSocket: unknown }).WebSocket = real;
+    }
+  });
+});

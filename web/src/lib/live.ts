@@ -175,6 +175,7 @@ export class EventStream {
 
   constructor(
     private token: string,
+    private onAuthFailed: () => void = () => {},
     private url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/v1/events`,
   ) {
     this.connect();
@@ -215,8 +216,14 @@ export class EventStream {
         this.store.noteDropped(ev.count);
       }
     };
-    ws.onclose = () => {
+    ws.onclose = (e) => {
       if (this.ws !== ws || this.closed) return;
+      if (e.code === 4401) {
+        // the token expired or the user was deactivated: reconnecting cannot help
+        this.closed = true;
+        this.onAuthFailed();
+        return;
+      }
       this.setState("lost");
       const delay = Math.min(10_000, 500 * 2 ** this.retry++);
       this.timer = setTimeout(() => this.connect(), delay);
