@@ -176,22 +176,27 @@ def test_repeated_uploads_are_flagged_and_counted_once(running, synthetic):
     files = [("files", ("a.jpg", _reencoded(a), "image/jpeg"))]
     near = client.post("/api/v1/stations/cam1/inspect", files=files, headers=op).json()[0]
     assert near["duplicate_of"] == first["id"] and near["duplicate_kind"] == "near"
-    other = _inspect(client, op, [b])[0]
+    other, twice = _inspect(client, op, [b, b])  # twice in one request: the second repeats the first
     assert other["duplicate_of"] is None  # another part
+    assert twice["duplicate_of"] == other["id"] and twice["duplicate_kind"] == "exact"
     dups = client.get(f"/api/v1/inspections/{again['id']}/duplicates", headers=viewer).json()
     assert dups["original"]["id"] == first["id"]
     assert [x["id"] for x in dups["repeats"]] == [again["id"], near["id"]]
     stats = client.get("/api/v1/stats", params={"station": "cam1"}, headers=viewer).json()
-    assert stats["parts"] == 2 and stats["duplicates"] == 2
+    assert stats["parts"] == 2 and stats["duplicates"] == 3
     assert stats["good"] + stats["anomalous"] == 2
     metrics = client.get("/metrics").text
-    assert 'linewatch_duplicate_inspections_total{kind="exact",station="cam1"} 1.0' in metrics
+    assert 'linewatch_duplicate_inspections_total{kind="exact",station="cam1"} 2.0' in metrics
     counted = [
         float(line.rsplit(" ", 1)[1])
         for line in metrics.splitlines()
         if line.startswith('linewatch_inspections_total{station="cam1"')
     ]
     assert sum(counted) == 2
+    # deleting the original: the first repeat stands for it, later uploads repeat that one
+    assert client.delete(f"/api/v1/inspections/{first['id']}", headers=eng).status_code == 204
+    fourth = _inspect(client, op, [a])[0]
+    assert fourth["duplicate_of"] == again["id"] and fourth["duplicate_kind"] == "exact"
     # the same image at another station is not a repeat of this one
     assert client.post("/api/v1/stations", json={"name": "cam2"}, headers=eng).status_code == 201
     assert (

@@ -22,7 +22,7 @@ from linewatch.api.jobqueue import QueueJobs, QueueUnavailable
 from linewatch.api.jobs import JobRunner
 from linewatch.api.metrics import Metrics
 from linewatch.api.routes import datasets, inspections, jobs, search, stations, system, users
-from linewatch.api.searching import SearchHub
+from linewatch.api.searching import RecentUploads, SearchHub
 from linewatch.config import Settings
 from linewatch.errors import ImageError, ImageTooLarge, LinewatchError, ModelFileError
 from linewatch.store.blobs import BlobNotFound, BlobStoreUnavailable, open_blob_store
@@ -48,6 +48,7 @@ def build_context(settings: Settings) -> AppContext:
     sessions = session_factory(engine)
     ctx = AppContext(settings, engine, sessions, blobs, EventHub(settings.event_queue_size), Metrics())
     ctx.search = SearchHub(settings, sessions)
+    ctx.recent = RecentUploads(sessions)
     return ctx
 
 

@@ -49,6 +49,7 @@ class AppContext:
     models: ModelCache = field(default_factory=ModelCache)
     jobs: object | None = None  # JobRunner, set once started
     search: object | None = None  # SearchHub
+    recent: object | None = None  # RecentUploads: spotting repeated uploads
 
 
 class NotFound(LinewatchError):

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from linewatch.api.context import AppContext, Conflict, NotFound
 from linewatch.api.heatmaps import encode_map
-from linewatch.api.searching import Entry, find_duplicate, vectors_row
+from linewatch.api.searching import Entry, vectors_row
 from linewatch.store.tables import Inspection, InspectionVectors, InspectRequest, ModelVersion, Station
 from linewatch.vision.images import open_image_bytes
 
@@ -121,15 +121,15 @@ def inspect_images(
     settings = ctx.settings
     try:
         with ctx.sessions() as s, s.begin():
-            for row, vectors in scored:
-                dup = find_duplicate(
-                    s,
+            for n, (row, vectors) in enumerate(scored):
+                dup = ctx.recent.find(
                     station.id,
                     row.image_sha256,
                     row.image_phash,
                     settings.duplicate_window_s,
                     settings.near_duplicate_bits,
                     settings.duplicate_recent,
+                    pending=rows[:n],
                 )
                 if dup is not None:
                     row.duplicate_of, row.duplicate_kind = dup

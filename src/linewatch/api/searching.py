@@ -386,34 +386,101 @@ def suggest(hub: SearchHub, session: Session, inspection_id: int, k: int = SUGGE
 # --- duplicates ---
 
 
-def find_duplicate(
-    session: Session, station_id: int, sha256: str, phash: str, window_s: float, max_bits: int, recent: int
-) -> tuple[int, str] | None:
-    """(earlier inspection id, "exact" | "near") of a recent upload at this station that this one repeats: the
-    same bytes, or a perceptual hash at most ``max_bits`` bits away; the earliest of a chain of repeats."""
-    since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=window_s)
-    root = func.coalesce(Inspection.duplicate_of, Inspection.id)
-    exact = session.scalar(
-        select(root)
-        .where(Inspection.station_id == station_id, Inspection.image_sha256 == sha256, Inspection.created_at >= since)
-        .order_by(Inspection.id.desc())
-        .limit(1)
-    )
-    if exact is not None:
-        return int(exact), "exact"
-    if max_bits < 0:
-        return None
-    rows = session.execute(
-        select(root, Inspection.image_phash)
-        .where(Inspection.station_id == station_id, Inspection.created_at >= since)
-        .order_by(Inspection.id.desc())
-        .limit(recent)
-    ).all()
-    if not rows:
-        return None
-    hashes = np.array([int(h, 16) for _, h in rows], dtype=np.uint64)
-    bits = np.bitwise_count(hashes ^ np.uint64(int(phash, 16)))
-    near = np.flatnonzero(bits <= max_bits)
-    if not len(near):
-        return None
-    return int(rows[int(near[np.argmin(bits[near])])][0]), "near"
+@dataclass
+class _Recent:
+    ids: np.ndarray  # (N,) inspection ids, ascending
+    roots: np.ndarray  # the original each repeats (itself when it is one)
+    shas: list[str]
+    hashes: np.ndarray  # uint64 perceptual hashes
+    times: np.ndarray  # unix seconds
+
+    @classmethod
+    def empty(cls) -> _Recent:
+        return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), [], np.zeros(0, np.uint64), np.zeros(0))
+
+
+class RecentUploads:
+    """Each station's recent uploads (sha256, perceptual hash), to spot repeats without reading hundreds of rows
+    per upload: the first look at a station reads its last ``recent`` inspections in the window, later looks only
+    the rows committed since (by id), so uploads stored by other service processes count too. Reads run in their
+    own session: only committed inspections are ever matched (a request's own earlier images are checked by the
+    caller)."""
+
+    def __init__(self, sessions: sessionmaker[Session]):
+        self.sessions = sessions
+        self._state: dict[int, _Recent] = {}
+        self._lock = threading.Lock()
+
+    def _update(self, station_id: int, since: dt.datetime, recent: int) -> _Recent:
+        with self._lock:
+            state = self._state.get(station_id) or _Recent.empty()
+        root = func.coalesce(Inspection.duplicate_of, Inspection.id)
+        q = select(Inspection.id, root, Inspection.image_sha256, Inspection.image_phash, Inspection.created_at).where(
+            Inspection.station_id == station_id, Inspection.created_at >= since
+        )
+        if len(state.ids):
+            q = q.where(Inspection.id > int(state.ids[-1]))
+        with self.sessions() as s:
+            rows = s.execute(q.order_by(Inspection.id.desc()).limit(recent)).all()[::-1]
+        if rows:
+            ids = np.concatenate([state.ids, np.array([r[0] for r in rows], np.int64)])
+            roots = np.concatenate([state.roots, np.array([r[1] for r in rows], np.int64)])
+            hashes = np.concatenate([state.hashes, np.array([int(r[3], 16) for r in rows], np.uint64)])
+            times = np.concatenate([state.times, np.array([_utc(r[4]).timestamp() for r in rows])])
+            state = _Recent(ids, roots, state.shas + [r[2] for r in rows], hashes, times)
+        keep = max(0, len(state.ids) - recent)
+        cut = max(keep, int(np.searchsorted(state.times, since.timestamp())))
+        if cut:
+            state = _Recent(state.ids[cut:], state.roots[cut:], state.shas[cut:], state.hashes[cut:], state.times[cut:])
+        with self._lock:
+            self._state[station_id] = state
+        return state
+
+    def find(
+        self,
+        station_id: int,
+        sha256: str,
+        phash: str,
+        window_s: float,
+        max_bits: int,
+        recent: int,
+        pending: Sequence[Inspection] = (),
+    ) -> tuple[int, str] | None:
+        """(earlier inspection id, "exact" | "near") of a recent upload at this station that this one repeats: the
+        same bytes, or a perceptual hash at most ``max_bits`` bits away (-1: exact only); the original of a chain
+        of repeats. ``pending``: this request's earlier images (flushed, not committed), checked too."""
+        since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=window_s)
+        state = self._update(station_id, since, recent)
+        pend = [p for p in pending if p.station_id == station_id]
+        for p in reversed(pend):
+            if p.image_sha256 == sha256:
+                return p.duplicate_of or p.id, "exact"
+        for i in range(len(state.shas) - 1, -1, -1):
+            if state.shas[i] == sha256:
+                return int(state.roots[i]), "exact"
+        if max_bits < 0:
+            return None
+        target = np.uint64(int(phash, 16))
+        best: tuple[int, int] | None = None  # (bits, root)
+        for p in pend:
+            bits = int(np.bitwise_count(np.uint64(int(p.image_phash, 16)) ^ target))
+            if bits <= max_bits and (best is None or bits < best[0]):
+                best = (bits, p.duplicate_of or p.id)
+        if len(state.hashes):
+            bits = np.bitwise_count(state.hashes ^ target)
+            j = int(np.argmin(bits))
+            if bits[j] <= max_bits and (best is None or int(bits[j]) < best[0]):
+                best = (int(bits[j]), int(state.roots[j]))
+        return None if best is None else (best[1], "near")
+
+    def forget(self, station_id: int | None = None) -> None:
+        """Drop what is held (after inspections were deleted)."""
+        with self._lock:
+            if station_id is None:
+                self._state.clear()
+            else:
+                self._state.pop(station_id, None)
+
+
+def _utc(t: dt.datetime) -> dt.datetime:
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)

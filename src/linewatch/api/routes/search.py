@@ -286,6 +286,7 @@ def delete_inspection(inspection_id: Id, _=Depends(engineer), session: Session =
             r.duplicate_of = None if i == 0 else repeats[0].id
             r.duplicate_kind = None if i == 0 else r.duplicate_kind
         session.delete(insp)
+    c.recent.forget(insp.station_id)
     if vec is not None:
         c.search.remove([vec])
 
