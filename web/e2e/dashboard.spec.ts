@@ -158,12 +158,14 @@ test("a viewer cannot reach training", async ({ page }) => {
   await shot(page, "10-viewer-no-training");
 });
 
-test("train: upload good images, watch the progress bar to a new version, activate it", async ({ page }) => {
+test("train: upload good images, choose a test set, watch the progress bar to a new version, activate it", async ({ page }) => {
   test.setTimeout(300_000);
   await login(page, "engineer");
   await page.goto("/#/train");
   await page.getByLabel("Good part images").setInputFiles(trainImages());
   await expect(page.getByTestId("drop-good-count")).toContainText(`${trainImages().length} files`);
+  await page.getByRole("textbox", { name: "Test dataset" }).click();
+  await page.getByRole("option", { name: /washers, test/ }).click();
   await page.getByTestId("image-size").click();
   await page.getByRole("option", { name: "64", exact: true }).click();
   await noSeriousA11yViolations(page, "train");
@@ -183,7 +185,7 @@ test("train: upload good images, watch the progress bar to a new version, activa
   await shot(page, "13-train-done");
   await page.getByRole("link", { name: "Open it in Models" }).click();
   await expect(page.getByTestId("models-table")).toContainText("good parts");
-  await expect(page.getByTestId("no-evaluation")).toBeVisible(); // trained without a test set
+  await expect(page.getByTestId("histogram").locator("canvas")).toBeVisible(); // evaluated on the test set chosen
   await page.getByTestId("activate-station").click();
   await page.getByRole("option", { name: "line1" }).click();
   const runs = page.getByTestId("station-runs");

@@ -63,6 +63,7 @@ export default function TrainPage() {
   const [existing, setExisting] = useState<string | null>(null);
   const [good, setGood] = useState<File[]>([]);
   const [test, setTest] = useState<File[]>([]);
+  const [testExisting, setTestExisting] = useState<string | null>(null);
   const [method, setMethod] = useState<string>("patchcore");
   const [backbone, setBackbone] = useState<string>("efficientnet_lite0");
   const [size, setSize] = useState<string>("256");
@@ -127,8 +128,8 @@ export default function TrainPage() {
         const r = await upload(datasetId, good, (n) => setUploadPct((100 * n) / good.length));
         setStatus(`Uploaded ${r.added} good images${r.skipped.length ? `; skipped ${r.skipped.length}: ${r.skipped.slice(0, 3).join("; ")}` : ""}.`);
       }
-      let testId: number | null = null;
-      if (test.length) {
+      let testId: number | null = testExisting ? Number(testExisting) : null;
+      if (!testId && test.length) {
         const ds = await call(api.POST("/api/v1/datasets", { body: { name: `${name.trim() || "good parts"} (test)` } }));
         testId = ds.id;
         setUploadPct(0);
@@ -194,12 +195,25 @@ export default function TrainPage() {
               <Title order={3} size="h4">
                 2. Test set (optional)
               </Title>
-              <DropZone
-                files={test}
-                onFiles={setTest}
-                label="Labelled test images: a zip with good/ and one folder per defect type"
-                testid="drop-test"
+              <Select
+                label="Test dataset"
+                description="Labelled images to evaluate the new version on: its metrics, score histogram and ROC curve"
+                data={[
+                  { value: "", label: "None, or upload one below" },
+                  ...datasets.map((d) => ({ value: String(d.id), label: `${d.name} (${d.images} images)` })),
+                ]}
+                value={testExisting ?? ""}
+                onChange={(v) => setTestExisting(v || null)}
+                allowDeselect={false}
               />
+              {!testExisting && (
+                <DropZone
+                  files={test}
+                  onFiles={setTest}
+                  label="Labelled test images: a zip with good/ and one folder per defect type"
+                  testid="drop-test"
+                />
+              )}
             </Stack>
           </Card>
         </Grid.Col>
