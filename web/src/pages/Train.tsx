@@ -295,7 +295,7 @@ export default function TrainPage() {
           )}
           {finished?.status === "succeeded" && (
             <Alert color="green" mt="sm" title="Training finished" data-testid="training-done">
-              Model version #{modelId} is ready. <Anchor href={`#/models?id=${modelId}`}>Open it in Models</Anchor> to look at it and activate it on a station.
+              Model version #{modelId} is ready. <Anchor href={`#/models?id=${modelId}`} inherit>Open it in Models</Anchor> to look at it and activate it on a station.
             </Alert>
           )}
           {finished?.status === "failed" && (
