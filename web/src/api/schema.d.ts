@@ -424,7 +424,12 @@ export interface paths {
         get: operations["get_inspection_api_v1_inspections__inspection_id__get"];
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Delete Inspection
+         * @description Delete an inspection, its reviews and its search vectors, and take it out of the search index. Its image
+         *     and heatmap blobs stay (content-addressed: another inspection may hold the same bytes).
+         */
+        delete: operations["delete_inspection_api_v1_inspections__inspection_id__delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -500,9 +505,152 @@ export interface paths {
         put?: never;
         /**
          * Review
-         * @description Confirm or overturn the verdict; the latest review counts.
+         * @description Confirm or overturn the verdict; the latest review counts (its defect type is what search filters on and
+         *     what suggestions for look-alikes are drawn from).
          */
         post: operations["review_api_v1_inspections__inspection_id__reviews_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/inspections/{inspection_id}/similar": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Similar
+         * @description Earlier inspections whose defects look most like this one's (region by region), best first.
+         */
+        get: operations["similar_api_v1_inspections__inspection_id__similar_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Search By Image
+         * @description Past inspections whose defects look like the uploaded image's. The image is scored by the station's active
+         *     model and not stored.
+         */
+        post: operations["search_by_image_api_v1_search_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/inspections/{inspection_id}/suggestion": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Suggestion
+         * @description A defect type for this inspection from its nearest reviewed look-alikes (a similarity-weighted vote).
+         */
+        get: operations["suggestion_api_v1_inspections__inspection_id__suggestion_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/inspections/{inspection_id}/duplicates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Duplicates
+         * @description The first upload of this inspection's image and every later upload flagged as repeating it.
+         */
+        get: operations["duplicates_api_v1_inspections__inspection_id__duplicates_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Stats
+         * @description Counts of the line: parts by verdict, repeated uploads apart (each part counts once).
+         */
+        get: operations["stats_api_v1_stats_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/inspections/{inspection_id}/thumbnail": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Thumbnail
+         * @description The inspected image, at most 192 px on its longer side, JPEG.
+         */
+        get: operations["thumbnail_api_v1_inspections__inspection_id__thumbnail_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/search/backfill": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Backfill
+         * @description Queue a job giving search vectors to every stored inspection without them (scored again by its own
+         *     model); follow it with GET /jobs/{id}.
+         */
+        post: operations["backfill_api_v1_search_backfill_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -639,6 +787,11 @@ export interface components {
             /** Revoked */
             revoked: boolean;
         };
+        /** BackfillIn */
+        BackfillIn: {
+            /** Station */
+            station?: string | null;
+        };
         /** Body_inspect_api_v1_stations__station__inspect_post */
         Body_inspect_api_v1_stations__station__inspect_post: {
             /**
@@ -646,6 +799,14 @@ export interface components {
              * @description part images (PNG, JPEG, BMP, TIFF)
              */
             files: string[];
+        };
+        /** Body_search_by_image_api_v1_search_post */
+        Body_search_by_image_api_v1_search_post: {
+            /**
+             * File
+             * @description a part image: its defects are scored and searched for
+             */
+            file: string;
         };
         /** Body_upload_images_api_v1_datasets__dataset_id__images_post */
         Body_upload_images_api_v1_datasets__dataset_id__images_post: {
@@ -679,6 +840,16 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
+        };
+        /** DuplicatesOut */
+        DuplicatesOut: {
+            /** @description the first upload of this image */
+            original: components["schemas"]["InspectionOut"];
+            /**
+             * Repeats
+             * @description later uploads flagged as repeating it, oldest first
+             */
+            repeats: components["schemas"]["InspectionOut"][];
         };
         /**
          * ErrorOut
@@ -731,6 +902,16 @@ export interface components {
             latency_ms: number;
             /** Reviewed */
             reviewed: boolean;
+            /**
+             * Duplicate Of
+             * @description the earlier inspection of the same station this upload repeats (a duplicate)
+             */
+            duplicate_of?: number | null;
+            /**
+             * Duplicate Kind
+             * @description exact: the same bytes; near: a perceptual hash within the threshold
+             */
+            duplicate_kind?: ("exact" | "near") | null;
             /**
              * Created At
              * Format: date-time
@@ -901,6 +1082,27 @@ export interface components {
              */
             created_at: string;
         };
+        /** SimilarOut */
+        SimilarOut: {
+            /**
+             * Similarity
+             * @description cosine similarity of the nearest defect vectors, -1..1
+             */
+            similarity: number;
+            /**
+             * Region
+             * @description the matching region of that inspection (None: its anomaly peak)
+             */
+            region: number | null;
+            /**
+             * Box
+             * @description that region's box, x, y, width, height in image pixels
+             */
+            box: number[] | null;
+            /** Thumbnail Url */
+            thumbnail_url: string;
+            inspection: components["schemas"]["InspectionOut"];
+        };
         /** StationIn */
         StationIn: {
             /** Name */
@@ -919,6 +1121,50 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
+        };
+        /** StatsOut */
+        StatsOut: {
+            /**
+             * Parts
+             * @description inspections that are not repeats of an earlier upload
+             */
+            parts: number;
+            /** Good */
+            good: number;
+            /** Anomalous */
+            anomalous: number;
+            /** Defect Rate */
+            defect_rate: number | null;
+            /**
+             * Duplicates
+             * @description repeated uploads, not counted in parts
+             */
+            duplicates: number;
+        };
+        /** SuggestionOut */
+        SuggestionOut: {
+            /**
+             * Defect Type
+             * @description the suggested defect type; None when no reviewed look-alike is near
+             */
+            defect_type: string | null;
+            /**
+             * Confidence
+             * @description similarity-weighted share of the nearest reviewed inspections' votes
+             */
+            confidence: number;
+            /**
+             * Votes
+             * @default {}
+             */
+            votes: {
+                [key: string]: number;
+            };
+            /**
+             * Neighbours
+             * @default 0
+             */
+            neighbours: number;
         };
         /** TestScore */
         TestScore: {
@@ -2909,6 +3155,71 @@ export interface operations {
             };
         };
     };
+    delete_inspection_api_v1_inspections__inspection_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                inspection_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description bad request: a body that cannot be parsed (not UTF-8, broken multipart) or an invalid Content-Length */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description authentication required, or the token or API key is invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the caller's role is too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description no such inspection */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the request does not match the API (see errors) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorOut"];
+                };
+            };
+        };
+    };
     get_image_api_v1_inspections__inspection_id__image_get: {
         parameters: {
             query?: never;
@@ -3234,6 +3545,515 @@ export interface operations {
             };
             /** @description no such inspection, or its stored image is missing */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the request does not match the API (see errors) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorOut"];
+                };
+            };
+        };
+    };
+    similar_api_v1_inspections__inspection_id__similar_get: {
+        parameters: {
+            query?: {
+                /** @description only this region's defect (0-based) */
+                region?: number | null;
+                k?: number;
+                station?: string | null;
+                verdict?: ("good" | "anomalous") | null;
+                /** @description reviewed defect type */
+                defect_type?: string | null;
+                /** @description inspected at or after (without an offset: UTC) */
+                since?: string | null;
+                /** @description inspected before (without an offset: UTC) */
+                until?: string | null;
+            };
+            header?: never;
+            path: {
+                inspection_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SimilarOut"][];
+                };
+            };
+            /** @description bad request: a body that cannot be parsed (not UTF-8, broken multipart) or an invalid Content-Length */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description authentication required, or the token or API key is invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the caller's role is too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description no such inspection */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the inspection has no search vectors (run the backfill job, POST /search/backfill) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the request does not match the API (see errors) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorOut"];
+                };
+            };
+        };
+    };
+    search_by_image_api_v1_search_post: {
+        parameters: {
+            query: {
+                /** @description whose active model embeds it */
+                station: string;
+                k?: number;
+                verdict?: ("good" | "anomalous") | null;
+                /** @description reviewed defect type */
+                defect_type?: string | null;
+                /** @description inspected at or after (without an offset: UTC) */
+                since?: string | null;
+                /** @description inspected before (without an offset: UTC) */
+                until?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["Body_search_by_image_api_v1_search_post"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SimilarOut"][];
+                };
+            };
+            /** @description bad request: a body that cannot be parsed (not UTF-8, broken multipart) or an invalid Content-Length */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description authentication required, or the token or API key is invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the caller's role is too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description unknown station */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the station has no usable active model */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description too large: the request body or an image */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the request does not match the API (see errors) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorOut"];
+                };
+            };
+        };
+    };
+    suggestion_api_v1_inspections__inspection_id__suggestion_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                inspection_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SuggestionOut"];
+                };
+            };
+            /** @description bad request: a body that cannot be parsed (not UTF-8, broken multipart) or an invalid Content-Length */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description authentication required, or the token or API key is invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the caller's role is too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description no such inspection */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the request does not match the API (see errors) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorOut"];
+                };
+            };
+        };
+    };
+    duplicates_api_v1_inspections__inspection_id__duplicates_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                inspection_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DuplicatesOut"];
+                };
+            };
+            /** @description bad request: a body that cannot be parsed (not UTF-8, broken multipart) or an invalid Content-Length */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description authentication required, or the token or API key is invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the caller's role is too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description no such inspection */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the request does not match the API (see errors) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorOut"];
+                };
+            };
+        };
+    };
+    stats_api_v1_stats_get: {
+        parameters: {
+            query?: {
+                station?: string | null;
+                /** @description inspected at or after (without an offset: UTC) */
+                since?: string | null;
+                /** @description inspected before (without an offset: UTC) */
+                until?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StatsOut"];
+                };
+            };
+            /** @description bad request: a body that cannot be parsed (not UTF-8, broken multipart) or an invalid Content-Length */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description authentication required, or the token or API key is invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the caller's role is too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the request does not match the API (see errors) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorOut"];
+                };
+            };
+        };
+    };
+    thumbnail_api_v1_inspections__inspection_id__thumbnail_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                inspection_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/jpeg": string;
+                };
+            };
+            /** @description bad request: a body that cannot be parsed (not UTF-8, broken multipart) or an invalid Content-Length */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description authentication required, or the token or API key is invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the caller's role is too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description no such inspection */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the request does not match the API (see errors) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorOut"];
+                };
+            };
+        };
+    };
+    backfill_api_v1_search_backfill_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BackfillIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobOut"];
+                };
+            };
+            /** @description bad request: a body that cannot be parsed (not UTF-8, broken multipart) or an invalid Content-Length */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description authentication required, or the token or API key is invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the caller's role is too low */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
