@@ -82,6 +82,8 @@ test("inspection detail: image with heatmap and regions, review with the keyboar
   await expect(heat).toBeVisible();
   expect(await heat.evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth > 0)).toBeTruthy();
   await expect(page.getByTestId("normalized-score")).toContainText("threshold 0.500");
+  // the same image was sent on the live page before: the service flags the repeat, the page says so
+  await expect(page.getByTestId("duplicate-of")).toContainText("exact copy");
   await noSeriousA11yViolations(page, "inspection detail");
   await shot(page, "05-inspection");
   await page.keyboard.press("h"); // heatmap off

@@ -1,4 +1,4 @@
-import { Group, Text } from "@mantine/core";
+import { Badge, Group, Text } from "@mantine/core";
 import { useVirtualizer } from "@tanstack/react-virtual";
 import { useRef } from "react";
 import type { Inspection } from "../api/client";
@@ -52,7 +52,8 @@ export function InspectionList({
               data-testid="inspection-row"
               data-id={x.id}
             >
-              <Thumb url={x.image_url} alt={`inspection ${x.id}`} />
+              {/* a small JPEG from the service: a camera's full image would be megabytes per row */}
+              <Thumb url={`/api/v1/inspections/${x.id}/thumbnail`} alt={`inspection ${x.id}`} />
               {compact ? (
                 <div style={{ minWidth: 0, flex: 1 }}>
                   <Group gap={6} wrap="nowrap">
@@ -75,6 +76,11 @@ export function InspectionList({
                     {x.station}
                     {x.filename ? ` · ${x.filename}` : ""}
                   </Text>
+                  {x.duplicate_of != null && (
+                    <Badge size="xs" variant="outline" color="gray.8" title={`repeats inspection #${x.duplicate_of}`}>
+                      repeat
+                    </Badge>
+                  )}
                   <Text size="sm" ff="monospace" w={56} ta="right" title="normalised score (0.5 = threshold)">
                     {fmtNum(x.normalized_score, 3)}
                   </Text>

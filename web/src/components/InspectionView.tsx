@@ -355,6 +355,15 @@ export function InspectionView({ x, onReviewed }: { x: Inspection; onReviewed?: 
                   <Table.Td>File</Table.Td>
                   <Table.Td>{x.filename ?? "–"} ({x.width}×{x.height})</Table.Td>
                 </Table.Tr>
+                {x.duplicate_of != null && (
+                  <Table.Tr>
+                    <Table.Td>Repeat of</Table.Td>
+                    <Table.Td data-testid="duplicate-of">
+                      <a href={`#/inspections/${x.duplicate_of}`}>#{x.duplicate_of}</a> ({x.duplicate_kind ?? "near"} copy: not
+                      counted in line statistics)
+                    </Table.Td>
+                  </Table.Tr>
+                )}
                 <Table.Tr>
                   <Table.Td>Latency</Table.Td>
                   <Table.Td>{x.latency_ms.toFixed(0)} ms</Table.Td>

@@ -58,9 +58,12 @@ describe("LiveStore", () => {
     s.add(insp({ station: "b" }));
     expect(s.statsFor("a")).toMatchObject({ passed: 0, failed: 1 });
     expect(s.statsFor("b")).toMatchObject({ passed: 1, failed: 0 });
+    s.add(insp({ station: "b", duplicate_of: a.id }));
+    expect(s.statsFor("b")).toMatchObject({ passed: 1, failed: 0 }); // a repeat is listed, not counted
+    expect(s.duplicates).toBe(1);
     const old = [insp({ id: 0 }), insp({ id: -1 })];
     s.seed(old);
-    expect(s.items.size).toBe(4);
+    expect(s.items.size).toBe(5);
     expect(s.items.at(s.items.size - 1)!.id).toBe(-1); // oldest last
     expect(s.statsFor(null).passed + s.statsFor(null).failed).toBe(2);
     expect(s.statsFor(null).buckets.reduce((n, b) => n + b.total, 0)).toBe(4);

@@ -56,6 +56,7 @@ export class LiveStore {
   ids = new Set<number>();
   stats = new Map<string, Stats>();
   dropped = 0;
+  duplicates = 0;
   since = Date.now();
   version = 0;
   private listeners = new Set<() => void>();
@@ -108,6 +109,11 @@ export class LiveStore {
   }
 
   private count(x: Inspection, counted: boolean) {
+    if (x.duplicate_of != null) {
+      // a repeated upload of the same part: listed, but not a part of the line's counts (as in the service's /stats)
+      if (counted) this.duplicates++;
+      return;
+    }
     const t = Date.parse(x.created_at);
     const bad = x.verdict === "anomalous";
     this.tally(ALL, t, bad, counted);
@@ -153,6 +159,7 @@ export class LiveStore {
       st.failed = 0;
     }
     this.dropped = 0;
+    this.duplicates = 0;
     this.since = Date.now();
     this.changed();
   }
