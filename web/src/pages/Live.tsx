@@ -33,7 +33,8 @@ const chartOptions: Omit<uPlot.Options, "width" | "height"> = {
   series: [
     {},
     { label: "Inspections / min", stroke: "#1c7ed6", fill: "rgba(28,126,214,0.12)", width: 2 },
-    { label: "Defect rate %", stroke: "#e03131", scale: "rate", width: 2 },
+    // points too: a minute with inspections between empty ones has no line to draw
+    { label: "Defect rate %", stroke: "#c92a2a", scale: "rate", width: 2, points: { show: true, size: 6, fill: "#c92a2a" } },
   ],
 };
 
