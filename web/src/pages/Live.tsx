@@ -108,7 +108,12 @@ export default function LivePage() {
       </SimpleGrid>
       <Text size="xs" c="gray.7">
         Counters since {fmtTime(new Date(store.since).toISOString())}
-        {store.duplicates > 0 && ` · ${store.duplicates} repeated uploads listed but not counted`}
+        {store.duplicates > 0 && (
+          <>
+            {" · "}
+            <span data-testid="duplicates">{store.duplicates}</span> repeated uploads listed but not counted
+          </>
+        )}
         {store.dropped > 0 && ` · ${store.dropped} live events were skipped because they came faster than this page could take them`}
       </Text>
       <Grid>
