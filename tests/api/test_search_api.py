@@ -334,3 +334,14 @@ def _no_reconcile_class():
 
 
 _NoReconcile = _no_reconcile_class()
+
+
+def test_thumbnail_cache_keeps_recent_ones_within_its_size():
+    from linewatch.api.routes.search import _Thumbnails
+
+    cache = _Thumbnails(max_bytes=10)
+    cache.put("a", b"12345")
+    cache.put("b", b"12345")
+    assert cache.get("a") == b"12345"  # now the most recent
+    cache.put("c", b"123")  # over 10 bytes: the least recent (b) goes
+    assert cache.get("b") is None and cache.get("a") == b"12345" and cache.get("c") == b"123"
