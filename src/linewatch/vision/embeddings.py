@@ -158,14 +158,17 @@ def embed(
     gh, gw = features.shape[-2:]
     height, width = input_map.shape
     cells = _cell_of_pixel(height, width, gh, gw)
-    amap = input_map.ravel().astype(np.float32)
+    amap = np.asarray(input_map, dtype=np.float32).ravel()
     n_cells = gh * gw
     image = _normalize(features.reshape(features.shape[0], -1).mean(1))
 
     # the peak, on the grid (cheap: 16 x 16 cells): the component of cells whose mean anomaly is at least
     # (highest + median) / 2 that holds the highest cell, each cell weighted by its height above that level
     counts = _cell_counts(height, width, gh, gw)
-    cell_mean = np.bincount(cells, weights=amap, minlength=n_cells) / counts
+    if height % gh == 0 and width % gw == 0:  # the usual case: equal cells, a reshape
+        cell_mean = input_map.reshape(gh, height // gh, gw, width // gw).mean(axis=(1, 3), dtype=np.float64).ravel()
+    else:
+        cell_mean = np.bincount(cells, weights=amap, minlength=n_cells) / counts
     top = int(np.argmax(cell_mean))
     lo = 0.5 * (float(cell_mean[top]) + float(np.median(cell_mean)))
     peak_labels, _ = label((cell_mean >= lo).reshape(gh, gw))

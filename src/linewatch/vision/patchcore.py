@@ -9,6 +9,7 @@ from functools import lru_cache
 import faiss
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from linewatch.vision.coreset import StreamingCoreset
@@ -46,7 +47,11 @@ class PatchCoreGraph(nn.Module):
         self.anomaly_map = anomaly_map
 
     def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
-        f = self.features(x)
+        return self.patches(self.features(x))
+
+    @staticmethod
+    def patches(f: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+        """(B, D, h, w) features as (B, h*w, D) patch rows, with h and w."""
         b, d, h, w = f.shape
         return f.permute(0, 2, 3, 1).reshape(b, h * w, d), h, w
 
@@ -82,24 +87,26 @@ class PatchCoreGraph(nn.Module):
             score = s_star
         return score, self.anomaly_map(dist.reshape(b, h, w))
 
-    def grids(self, q: torch.Tensor, idx: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(features, residuals), each (B, D, h/p, w/p): patch features and their difference to the nearest bank
-        entry, averaged over p x p patches (``grid_pool``). Patches are put in cell order by one gather, so each
-        cell's mean is over contiguous rows; the bank side gathers only the rows the patches picked."""
-        b, n, d = q.shape
+    def grids(self, f: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(features, residuals), each (B, D, h/p, w/p), from the (B, D, h, w) patch features and the index of each
+        patch's nearest bank entry (B, h*w): patch features and their difference to the nearest bank
+        entry, averaged over p x p patches (``grid_pool``). The bank side gathers the rows the patches picked in
+        cell order (``_cell_order``), so each cell's mean is over contiguous rows."""
+        b, d, h, w = f.shape
         p = grid_pool(h, w)
         gh, gw = h // p, w // p
         order = _cell_order(h, w, p)
-        feats = torch.index_select(q, 1, order).reshape(b, gh * gw, p * p, d).mean(2)  # (B, cells, D)
+        feats = F.avg_pool2d(f, p).reshape(b, d, gh * gw)  # (B, D, cells), pooled in the features' own layout
         picked = torch.index_select(idx, 1, order).reshape(-1)
-        normal = torch.index_select(self.bank, 0, picked).reshape(b, gh * gw, p * p, d).mean(2)
-        res = feats - normal
-        return feats.transpose(1, 2).reshape(b, d, gh, gw), res.transpose(1, 2).reshape(b, d, gh, gw)
+        normal = torch.index_select(self.bank, 0, picked).reshape(b, gh * gw, p * p, d).mean(2)  # (B, cells, D)
+        res = feats - normal.transpose(1, 2)
+        return feats.reshape(b, d, gh, gw), res.reshape(b, d, gh, gw)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        q, h, w = self.embed(x)
+        f = self.features(x)
+        q, h, w = self.patches(f)
         d2, idx = self.nearest(q)
-        return (*self.finish(q, d2, idx, h, w), *self.grids(q, idx, h, w))
+        return (*self.finish(q, d2, idx, h, w), *self.grids(f, idx))
 
 
 class PatchCore(Detector):
@@ -185,13 +192,14 @@ class PatchCore(Detector):
 
     def _score(self, x: torch.Tensor, grids: bool = False) -> tuple[torch.Tensor, ...]:
         g = self._graph
-        q, h, w = g.embed(x)
+        f = g.features(x)
+        q, h, w = g.patches(f)
         b, n, d = q.shape
         d2, idx = self._index.search(np.ascontiguousarray(q.reshape(-1, d).numpy()), 1)
         d2 = torch.from_numpy(d2[:, 0].reshape(b, n))
         idx = torch.from_numpy(idx[:, 0].astype(np.int64).reshape(b, n))
         scores = g.finish(q, d2, idx, h, w)
-        return (*scores, *g.grids(q, idx, h, w)) if grids else scores
+        return (*scores, *g.grids(f, idx)) if grids else scores
 
     def graph(self) -> nn.Module:
         self._check_fitted()
