@@ -1,5 +1,6 @@
 import io
 import time
+import zipfile
 
 import pytest
 from PIL import Image
@@ -200,7 +201,8 @@ def test_training_with_a_labelled_test_set_stores_its_metrics(api, good_zip, syn
         files=[("files", ("t.zip", buf.getvalue(), "application/zip"))],
         headers=eng,
     ).json()
-    assert up["added"] == 12  # 3 good + 3 of each of the 3 defect types, no masks
+    assert up["added"] == 12  # 3 good + 3 of each of the 3 defect types
+    assert up["masks"] == 2  # the spot masks in the zip went with their images
     one = (synthetic / "test" / "chip" / "001.png").read_bytes()
     r = c.post(
         f"/api/v1/datasets/{test['id']}/images",
@@ -234,3 +236,40 @@ def test_training_with_a_labelled_test_set_stores_its_metrics(api, good_zip, syn
     good = [x["score"] for x in scores["items"] if x["label"] == "good"]
     bad = [x["score"] for x in scores["items"] if x["label"] != "good"]
     assert sum(b > g for b in bad for g in good) / (len(bad) * len(good)) == pytest.approx(m["image_auroc"], abs=1e-4)
+
+
+def test_a_test_set_with_masks_gives_pixel_metrics(api, good_zip, synthetic):
+    c = api.client
+    eng = api.user("engineer")
+    train = c.post("/api/v1/datasets", json={"name": "train"}, headers=eng).json()
+    c.post(
+        f"/api/v1/datasets/{train['id']}/images", files=[("files", ("g.zip", good_zip, "application/zip"))], headers=eng
+    )
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:  # the whole MVTec-layout test set with its ground truth
+        for d in sorted((synthetic / "test").iterdir()):
+            for p in sorted(d.iterdir()):
+                z.write(p, f"test/{d.name}/{p.name}")
+        for m in sorted((synthetic / "ground_truth").rglob("*.png")):
+            z.write(m, f"ground_truth/{m.parent.name}/{m.name}")
+    test = c.post("/api/v1/datasets", json={"name": "test"}, headers=eng).json()
+    up = c.post(
+        f"/api/v1/datasets/{test['id']}/images",
+        files=[("files", ("t.zip", buf.getvalue(), "application/zip"))],
+        headers=eng,
+    ).json()
+    defective = sum(1 for d in (synthetic / "test").iterdir() if d.name != "good" for _ in d.iterdir())
+    assert up["masks"] == defective and up["skipped"] == []
+    job = c.post(
+        "/api/v1/jobs/train",
+        json={"dataset_id": train["id"], "test_dataset_id": test["id"], "image_size": 64},
+        headers=eng,
+    ).json()
+    for _ in range(600):
+        j = c.get(f"/api/v1/jobs/{job['id']}", headers=eng).json()
+        if j["status"] not in ("queued", "running"):
+            break
+        time.sleep(0.1)
+    assert j["status"] == "succeeded", j
+    m = c.get(f"/api/v1/models/{j['result']['model_id']}", headers=eng).json()["metrics"]
+    assert 0.5 < m["pixel_auroc"] <= 1.0 and 0.0 < m["aupro"] <= 1.0

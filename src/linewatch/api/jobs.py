@@ -282,6 +282,19 @@ def _fetch(ctx: AppContext, images: list[DatasetImage], folder: Path) -> list[Pa
     return paths
 
 
+def _fetch_masks(ctx: AppContext, images: list[DatasetImage], folder: Path) -> list[Path | None]:
+    """The images' ground-truth masks as files (None where an image has none)."""
+    out: list[Path | None] = []
+    for i, im in enumerate(images):
+        if im.mask_sha256 is None:
+            out.append(None)
+            continue
+        p = folder / f"{i:06d}_mask.png"
+        p.write_bytes(ctx.blobs.get(im.mask_sha256))
+        out.append(p)
+    return out
+
+
 def _dataset_images(ctx: AppContext, dataset_id: int, good_only: bool) -> tuple[str, list[DatasetImage]]:
     with ctx.sessions() as s:
         dataset = s.get(Dataset, dataset_id)
@@ -341,7 +354,11 @@ def run_training(ctx: AppContext, job_id: int, params: dict, progress) -> dict:
             test_name, test_images = _dataset_images(ctx, params["test_dataset_id"], good_only=False)
             folder = Path(tmp) / "test"
             folder.mkdir()
-            samples = [Sample(p, im.label) for p, im in zip(_fetch(ctx, test_images, folder), test_images, strict=True)]
+            paths = _fetch(ctx, test_images, folder)
+            masks = _fetch_masks(ctx, test_images, folder)
+            if not all(m for m, im in zip(masks, test_images, strict=True) if im.label != "good"):
+                masks = [None] * len(masks)  # pixel metrics need every defective image's mask
+            samples = [Sample(p, im.label, m) for p, m, im in zip(paths, masks, test_images, strict=True)]
             if not any(x.is_anomalous for x in samples) or all(x.is_anomalous for x in samples):
                 raise LinewatchError(f"test dataset {test_name!r} needs both good and defective images to evaluate")
             recorder = _RecordScores(det)

@@ -188,6 +188,7 @@ class UploadOut(BaseModel):
     added: int
     skipped: list[str]
     images: int
+    masks: int = Field(0, description="added defective images that came with a ground-truth mask")
 
 
 class TrainIn(BaseModel):

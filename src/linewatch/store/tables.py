@@ -91,6 +91,7 @@ class DatasetImage(Base):
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     label: Mapped[str] = mapped_column(String(100), default="good")
+    mask_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)  # ground truth of a defective one
     created_at: Mapped[dt.datetime] = mapped_column(default=now)
 
 

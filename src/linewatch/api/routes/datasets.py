@@ -63,16 +63,24 @@ def delete_dataset(dataset_id: Id, _=Depends(engineer), session: Session = Depen
         session.delete(d)
 
 
-def _zip_label(path: PurePosixPath, default: str) -> str | None:
-    """The label of a zip member: its folder's name (``good``, or a defect type as in MVTec's ``test/<type>``);
-    None for what is not an image to keep (ground-truth masks)."""
-    if "ground_truth" in path.parts or path.stem.endswith("_mask"):
-        return None
+def _is_mask(path: PurePosixPath) -> bool:
+    return "ground_truth" in path.parts or path.stem.endswith("_mask")
+
+
+def _zip_label(path: PurePosixPath, default: str) -> str:
+    """The label of a zip member: its folder's name (``good``, or a defect type as in MVTec's ``test/<type>``;
+    for a mask ``ground_truth/<type>/<stem>_mask.png``, the type)."""
     return clean_filename(path.parent.name, default)[:100] if path.parent.name else default
 
 
-def _members(upload_name: str, data: bytes, label: str) -> list[tuple[str, str, bytes]]:
-    """(file name, label, bytes) of an uploaded image, or of each image in an uploaded zip."""
+def _mask_key(label: str, filename: str) -> tuple[str, str]:
+    """What pairs a defective image with its ground-truth mask: its label and file stem (MVTec's layout)."""
+    return label, PurePosixPath(filename).stem.removesuffix("_mask")
+
+
+def _members(upload_name: str, data: bytes, label: str, masks: dict | None = None) -> list[tuple[str, str, bytes]]:
+    """(file name, label, bytes) of an uploaded image, or of each image in an uploaded zip; the zip's
+    ground-truth masks go into ``masks`` by ``_mask_key``."""
     if not zipfile.is_zipfile(io.BytesIO(data)):
         return [(upload_name, label, data)]
     try:
@@ -87,14 +95,17 @@ def _members(upload_name: str, data: bytes, label: str) -> list[tuple[str, str, 
                     continue
                 if info.file_size > MAX_MEMBER_BYTES:
                     raise HTTPException(413, f"{clean_filename(info.filename)} in the zip is over 100 MB")
-                member_label = _zip_label(name, label)
-                if member_label is not None:
-                    wanted.append((name.name, member_label, info))
-            unzipped = sum(info.file_size for _, _, info in wanted)
+                wanted.append((name.name, _zip_label(name, label), info, _is_mask(name)))
+            unzipped = sum(info.file_size for _, _, info, _ in wanted)
             if unzipped > MAX_UNZIPPED_BYTES:
                 raise HTTPException(413, f"{clean_filename(upload_name)}: the images unpack to over 1 GiB")
             # Reading stops at each member's declared size (a lying header fails its CRC check).
-            out = [(name, lab, z.read(info)) for name, lab, info in wanted]
+            out = []
+            for name, lab, info, is_mask in wanted:
+                if not is_mask:
+                    out.append((name, lab, z.read(info)))
+                elif masks is not None:
+                    masks[_mask_key(lab, name)] = z.read(info)
     except HTTPException:
         raise
     except Exception as e:  # BadZipFile, zlib.error, an encrypted member, an unsupported compression method...
@@ -102,8 +113,9 @@ def _members(upload_name: str, data: bytes, label: str) -> list[tuple[str, str, 
     return out
 
 
-def _store(c: AppContext, dataset_id: int, files: list[tuple[str, str, bytes]]) -> UploadOut:
-    added, skipped, rows = 0, [], []
+def _store(c: AppContext, dataset_id: int, files: list[tuple[str, str, bytes]], masks: dict | None = None) -> UploadOut:
+    added, skipped, rows, with_mask = 0, [], [], 0
+    masks = masks or {}
     for raw_name, label, data in files:
         name = clean_filename(raw_name, "upload")
         try:
@@ -111,10 +123,27 @@ def _store(c: AppContext, dataset_id: int, files: list[tuple[str, str, bytes]]) 
         except ImageError as e:
             skipped.append(str(e))
             continue
-        key = c.blobs.put(data)  # blob first, then the row that points at it
+        mask_key = None
+        mask = masks.get(_mask_key(label, raw_name)) if label != "good" else None
+        if mask is not None:
+            try:
+                m = open_image_bytes(mask, f"mask of {name}", c.settings.max_image_pixels)
+                if m.size != img.size:
+                    raise ImageError(f"mask of {name}: {m.width}x{m.height}, the image is {img.width}x{img.height}")
+                mask_key = c.blobs.put(mask)
+                with_mask += 1
+            except ImageError as e:
+                skipped.append(str(e))
+        key = c.blobs.put(data)  # blobs first, then the row that points at them
         rows.append(
             DatasetImage(
-                dataset_id=dataset_id, filename=name, sha256=key, width=img.width, height=img.height, label=label
+                dataset_id=dataset_id,
+                filename=name,
+                sha256=key,
+                width=img.width,
+                height=img.height,
+                label=label,
+                mask_sha256=mask_key,
             )
         )
         added += 1
@@ -122,7 +151,7 @@ def _store(c: AppContext, dataset_id: int, files: list[tuple[str, str, bytes]]) 
         s.add_all(rows)
     with c.sessions() as s:
         total = s.scalar(select(func.count()).select_from(DatasetImage).where(DatasetImage.dataset_id == dataset_id))
-    return UploadOut(added=added, skipped=skipped[:50], images=total or 0)
+    return UploadOut(added=added, skipped=skipped[:50], images=total or 0, masks=with_mask)
 
 
 def _dataset_exists(c: AppContext, dataset_id: int) -> bool:
@@ -145,14 +174,16 @@ async def upload_images(
     c=Depends(ctx),
 ):
     """Images as multipart files; a zip file is unpacked (an MVTec-style zip keeps each image's folder name as its
-    label, so a test set of good and defective images can be uploaded at once). Unreadable images are skipped
-    and listed. Training uses the images labelled good; a labelled set can evaluate a model."""
+    label, so a test set of good and defective images can be uploaded at once, and its ``ground_truth/<type>/
+    <stem>_mask.png`` masks go with their images: evaluation then reports pixel AUROC and AUPRO too). Unreadable
+    images are skipped and listed. Training uses the images labelled good; a labelled set can evaluate a model."""
     if not await run_in_threadpool(_dataset_exists, c, dataset_id):  # off the event loop: the database may hang
         raise HTTPException(404, f"no dataset {dataset_id}")
     members: list[tuple[str, str, bytes]] = []
+    masks: dict[tuple[str, str], bytes] = {}
     for f in files:
         data = await f.read()
-        members += _members(f.filename or "upload", data, label)
+        members += _members(f.filename or "upload", data, label, masks)
     if not members:
         raise HTTPException(400, "no image files in the upload")
-    return await run_in_threadpool(_store, c, dataset_id, members)
+    return await run_in_threadpool(_store, c, dataset_id, members, masks)
