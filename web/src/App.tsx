@@ -28,6 +28,7 @@ const HistoryPage = lazy(() => import("./pages/History"));
 const ModelsPage = lazy(() => import("./pages/Models"));
 const TrainPage = lazy(() => import("./pages/Train"));
 const AdminPage = lazy(() => import("./pages/Admin"));
+const SearchPage = lazy(() => import("./pages/Search"));
 
 interface Page {
   path: string;
@@ -39,6 +40,7 @@ export const PAGES: Page[] = [
   { path: "live", label: "Live line", role: "viewer" },
   { path: "review", label: "Review queue", role: "operator" },
   { path: "history", label: "History", role: "viewer" },
+  { path: "search", label: "Search by image", role: "viewer" },
   { path: "models", label: "Models", role: "viewer" },
   { path: "train", label: "Train", role: "engineer" },
   { path: "admin", label: "Admin", role: "admin" },
@@ -185,6 +187,7 @@ function Shell({ me, token, logout }: { me: Me; token: string; logout: () => voi
       live: <LivePage />,
       review: <ReviewPage />,
       history: <HistoryPage />,
+      search: <SearchPage />,
       models: <ModelsPage />,
       train: <TrainPage />,
       admin: <AdminPage />,

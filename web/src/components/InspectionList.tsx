@@ -1,10 +1,10 @@
-import { Badge, Group, Text } from "@mantine/core";
+import { Group, Text } from "@mantine/core";
 import { useVirtualizer } from "@tanstack/react-virtual";
 import { useRef } from "react";
 import type { Inspection } from "../api/client";
 import { fmtNum, fmtTime } from "../lib/format";
 import { Thumb } from "./Thumb";
-import { VerdictBadge } from "./Verdict";
+import { DuplicateBadge, VerdictBadge } from "./Verdict";
 
 const ROW = 54;
 
@@ -61,6 +61,7 @@ export function InspectionList({
                     <Text size="sm" fw={600}>
                       #{x.id}
                     </Text>
+                    <DuplicateBadge of={x.duplicate_of} kind={x.duplicate_kind} />
                   </Group>
                   <Text size="xs" c="gray.7" ff="monospace" truncate>
                     score {fmtNum(x.normalized_score, 3)} · {fmtTime(x.created_at)}
@@ -76,11 +77,7 @@ export function InspectionList({
                     {x.station}
                     {x.filename ? ` · ${x.filename}` : ""}
                   </Text>
-                  {x.duplicate_of != null && (
-                    <Badge size="xs" variant="outline" color="gray.8" title={`repeats inspection #${x.duplicate_of}`}>
-                      repeat
-                    </Badge>
-                  )}
+                  <DuplicateBadge of={x.duplicate_of} kind={x.duplicate_kind} />
                   <Text size="sm" ff="monospace" w={56} ta="right" title="normalised score (0.5 = threshold)">
                     {fmtNum(x.normalized_score, 3)}
                   </Text>

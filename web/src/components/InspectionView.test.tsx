@@ -41,7 +41,7 @@ function session(role: Role): Session {
 }
 
 // what the service answers: the model, image bytes, the review
-function service() {
+function service(suggestion: unknown = { defect_type: null, confidence: 0, votes: {}, neighbours: 0 }) {
   const calls: { url: string; method: string; body?: string }[] = [];
   const fetch = vi.fn(async (input: RequestInfo | URL, init?: RequestInit) => {
     const req = input instanceof Request ? input : new Request(new URL(String(input), location.origin), init);
@@ -50,6 +50,7 @@ function service() {
     const json = (b: unknown, status = 200) => new Response(JSON.stringify(b), { status, headers: { "Content-Type": "application/json" } });
     if (req.url.endsWith("/models/1")) return json({ id: 1, name: "demo", method: "patchcore", backbone: "b", image_size: 128, threshold: 10 });
     if (req.url.endsWith("/reviews")) return json({ id: 1 }, 201);
+    if (req.url.endsWith("/suggestion")) return json(suggestion);
     return new Response(new Uint8Array([137, 80, 78, 71]), { status: 200, headers: { "Content-Type": "image/png" } });
   });
   vi.stubGlobal("fetch", fetch);
@@ -91,7 +92,7 @@ describe("InspectionView", () => {
     await vi.waitFor(() => expect(onReviewed).toHaveBeenCalled());
     const review = calls.find((c) => c.url.endsWith("/inspections/5/reviews"))!;
     expect(JSON.parse(review.body!)).toEqual({ verdict: "anomalous", defect_type: "spot", note: "" });
-    expect(await screen.findByTestId("review-done")).toHaveTextContent("Verdict confirmed.");
+    expect(await screen.findByTestId("review-done")).toHaveTextContent("Verdict confirmed as spot.");
   });
 
   it("O overturns the verdict", async () => {
@@ -100,5 +101,41 @@ describe("InspectionView", () => {
     await userEvent.keyboard("o");
     await vi.waitFor(() => expect(calls.some((c) => c.url.endsWith("/reviews"))).toBe(true));
     expect(JSON.parse(calls.find((c) => c.url.endsWith("/reviews"))!.body!).verdict).toBe("good");
+  });
+
+  it("shows the suggested defect type; A accepts it: defective, that type, saved", async () => {
+    const calls = service({ defect_type: "scratch", confidence: 0.82, votes: { scratch: 0.82, dent: 0.18 }, neighbours: 5 });
+    const onReviewed = show("operator");
+    const chip = await screen.findByTestId("suggestion");
+    expect(chip).toHaveTextContent("scratch");
+    expect(chip).toHaveTextContent("82 %");
+    await userEvent.keyboard("a");
+    await vi.waitFor(() => expect(onReviewed).toHaveBeenCalled());
+    const review = calls.find((c) => c.url.endsWith("/inspections/5/reviews"))!;
+    expect(JSON.parse(review.body!)).toEqual({ verdict: "anomalous", defect_type: "scratch", note: "" });
+    expect(await screen.findByTestId("review-done")).toHaveTextContent("as scratch.");
+  });
+
+  it("no chip and A does nothing when no reviewed look-alike is near", async () => {
+    const calls = service();
+    const onReviewed = show("operator");
+    await vi.waitFor(() => expect(calls.some((c) => c.url.endsWith("/suggestion"))).toBe(true));
+    await userEvent.keyboard("a");
+    expect(screen.queryByTestId("suggestion")).not.toBeInTheDocument();
+    expect(onReviewed).not.toHaveBeenCalled();
+    expect(calls.some((c) => c.url.endsWith("/reviews"))).toBe(false);
+  });
+
+  it("marks a repeated upload", () => {
+    service();
+    render(
+      <MantineProvider env="test">
+        <SessionContext.Provider value={session("viewer")}>
+          <InspectionView x={{ ...x, duplicate_of: 2, duplicate_kind: "exact" }} />
+        </SessionContext.Provider>
+      </MantineProvider>,
+    );
+    expect(screen.getByTestId("duplicate-badge")).toHaveTextContent("repeat");
+    expect(screen.getByTestId("duplicate-of")).toHaveTextContent("#2 (exact copy");
   });
 });

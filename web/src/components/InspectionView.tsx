@@ -23,7 +23,8 @@ import { api, call, can, type Inspection, type Model, type Verdict } from "../ap
 import { fmtDateTime, fmtNum } from "../lib/format";
 import { useAuthedImage } from "../lib/images";
 import { useSession } from "../lib/session";
-import { VerdictBadge } from "./Verdict";
+import { SuggestionChip, useSuggestion } from "./Suggestion";
+import { DuplicateBadge, VerdictBadge } from "./Verdict";
 
 export const DEFECT_TYPES = ["scratch", "spot", "chip", "crack", "dent", "contamination", "missing part"];
 
@@ -119,6 +120,7 @@ function ReviewForm({ x, onReviewed }: { x: Inspection; onReviewed?: (x: Inspect
   const [done, setDone] = useState<string | null>(null);
   const noteRef = useRef<HTMLTextAreaElement>(null);
   const defectRef = useRef<HTMLInputElement>(null);
+  const suggestion = useSuggestion(x.id);
 
   useEffect(() => {
     setVerdict(x.verdict);
@@ -128,7 +130,7 @@ function ReviewForm({ x, onReviewed }: { x: Inspection; onReviewed?: (x: Inspect
     setDone(null);
   }, [x.id, x.verdict]);
 
-  async function submit(v: Verdict = verdict) {
+  async function submit(v: Verdict = verdict, type: string = defect) {
     if (busy) return;
     setBusy(true);
     setError(null);
@@ -136,16 +138,23 @@ function ReviewForm({ x, onReviewed }: { x: Inspection; onReviewed?: (x: Inspect
       await call(
         api.POST("/api/v1/inspections/{inspection_id}/reviews", {
           params: { path: { inspection_id: x.id } },
-          body: { verdict: v, defect_type: v === "anomalous" && defect.trim() ? defect.trim() : null, note },
+          body: { verdict: v, defect_type: v === "anomalous" && type.trim() ? type.trim() : null, note },
         }),
       );
-      setDone(v === x.verdict ? "Verdict confirmed." : "Verdict overturned.");
+      setDone((v === x.verdict ? "Verdict confirmed" : "Verdict overturned") + (v === "anomalous" && type.trim() ? ` as ${type.trim()}.` : "."));
       onReviewed?.({ ...x, reviewed: true });
     } catch (e) {
       setError((e as Error).message);
     } finally {
       setBusy(false);
     }
+  }
+
+  // the suggested defect type: defective, that type, saved (and on to the next in the queue)
+  function accept(type: string) {
+    setVerdict("anomalous");
+    setDefect(type);
+    submit("anomalous", type);
   }
 
   // reviewer shortcuts; not while typing in a field (except Ctrl+Enter to submit)
@@ -159,7 +168,9 @@ function ReviewForm({ x, onReviewed }: { x: Inspection; onReviewed?: (x: Inspect
         return;
       }
       if (typing || e.ctrlKey || e.metaKey || e.altKey) return;
-      if (e.key === "c") submit(x.verdict);
+      if (e.key === "a") {
+        if (suggestion?.defect_type) accept(suggestion.defect_type);
+      } else if (e.key === "c") submit(x.verdict);
       else if (e.key === "o") submit(x.verdict === "good" ? "anomalous" : "good");
       else if (e.key === "g") setVerdict("good");
       else if (e.key === "d") {
@@ -190,6 +201,9 @@ function ReviewForm({ x, onReviewed }: { x: Inspection; onReviewed?: (x: Inspect
         }}
       >
         <Stack gap="sm">
+          {suggestion?.defect_type && (
+            <SuggestionChip s={suggestion} onAccept={() => accept(suggestion.defect_type!)} disabled={busy} />
+          )}
           <Group gap="xs">
             <Button color="#237a35" variant={verdict === x.verdict ? "filled" : "default"} onClick={() => submit(x.verdict)} loading={busy}>
               Confirm {x.verdict === "good" ? "pass" : "defect"} <Kbd ml={6}>C</Kbd>
@@ -295,6 +309,7 @@ export function InspectionView({ x, onReviewed }: { x: Inspection; onReviewed?: 
               </Title>
               <VerdictBadge verdict={x.verdict} size="lg" />
               {x.reviewed && <Badge variant="outline" color="gray.8">reviewed</Badge>}
+              <DuplicateBadge of={x.duplicate_of} kind={x.duplicate_kind} size="md" />
             </Group>
             <Text size="sm" c="gray.7">
               {x.station} · {fmtDateTime(x.created_at)}

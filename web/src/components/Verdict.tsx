@@ -8,3 +8,20 @@ export function VerdictBadge({ verdict, size = "sm" }: { verdict: Verdict; size?
     </Badge>
   );
 }
+
+/** A repeated upload of an earlier image (the service leaves it out of line counts). */
+export function DuplicateBadge({ of, kind, size = "xs" }: { of?: number | null; kind?: "exact" | "near" | null; size?: "xs" | "sm" | "md" }) {
+  if (of == null) return null;
+  return (
+    <Badge
+      size={size}
+      variant="outline"
+      color="gray.8"
+      title={`${kind ?? "near"} repeat of inspection #${of}`}
+      data-testid="duplicate-badge"
+      style={{ flexShrink: 0 }}
+    >
+      repeat
+    </Badge>
+  );
+}

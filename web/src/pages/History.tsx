@@ -1,7 +1,7 @@
 import { Alert, Button, Card, Center, Group, Loader, Select, Stack, Table, Text, TextInput, Title } from "@mantine/core";
 import { useCallback, useEffect, useState } from "react";
 import { api, call, type Inspection } from "../api/client";
-import { VerdictBadge } from "../components/Verdict";
+import { DuplicateBadge, VerdictBadge } from "../components/Verdict";
 import { download, toCsv } from "../lib/csv";
 import { fmtDateTime, fmtNum } from "../lib/format";
 import { navigate } from "../lib/router";
@@ -181,7 +181,10 @@ export default function HistoryPage() {
                     <Table.Td>{fmtDateTime(x.created_at)}</Table.Td>
                     <Table.Td>{x.station}</Table.Td>
                     <Table.Td>
-                      <VerdictBadge verdict={x.verdict} />
+                      <Group gap={4} wrap="nowrap">
+                        <VerdictBadge verdict={x.verdict} />
+                        <DuplicateBadge of={x.duplicate_of} kind={x.duplicate_kind} />
+                      </Group>
                     </Table.Td>
                     <Table.Td ff="monospace">{fmtNum(x.normalized_score)}</Table.Td>
                     <Table.Td>{x.regions.length}</Table.Td>

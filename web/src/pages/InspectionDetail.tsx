@@ -2,6 +2,7 @@ import { Alert, Anchor, Center, Loader, Stack } from "@mantine/core";
 import { useEffect, useState } from "react";
 import { api, call, type Inspection } from "../api/client";
 import { InspectionView } from "../components/InspectionView";
+import { DuplicatesCard, SimilarStrip } from "../components/SimilarStrip";
 
 export default function InspectionPage({ id }: { id: number }) {
   const [x, setX] = useState<Inspection | null>(null);
@@ -34,6 +35,8 @@ export default function InspectionPage({ id }: { id: number }) {
         </Center>
       )}
       {x && <InspectionView x={x} onReviewed={setX} />}
+      {x && <DuplicatesCard x={x} />}
+      {x && <SimilarStrip key={x.id} x={x} />}
     </Stack>
   );
 }

@@ -148,7 +148,7 @@ export default function ReviewPage() {
         <Table className="lw-kbd-help" withRowBorders={false} verticalSpacing={0}>
           <Table.Tbody>
             <Table.Tr>
-              <Table.Td><Kbd>C</Kbd> confirm the verdict · <Kbd>O</Kbd> overturn it (both save and move on)</Table.Td>
+              <Table.Td><Kbd>C</Kbd> confirm the verdict · <Kbd>O</Kbd> overturn it · <Kbd>A</Kbd> accept the suggested defect type (all save and move on)</Table.Td>
               <Table.Td><Kbd>J</Kbd>/<Kbd>K</Kbd> or arrows: next / previous</Table.Td>
             </Table.Tr>
             <Table.Tr>

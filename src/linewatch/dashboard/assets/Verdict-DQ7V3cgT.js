@@ -1,1 +1,0 @@
-import{l as e}from"./index-CVfVAmH-.js";import{it as t}from"./session-7WtK0WXC.js";var n=t();function r({verdict:t,size:r=`sm`}){return(0,n.jsx)(e,{color:t===`anomalous`?`red.9`:`#237a35`,size:r,variant:`filled`,miw:62,children:t===`anomalous`?`Defect`:`Pass`})}export{r as t};

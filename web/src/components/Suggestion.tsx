@@ -1,0 +1,53 @@
+import { Badge, Group, Kbd, Text, UnstyledButton } from "@mantine/core";
+import { useEffect, useState } from "react";
+import { api, call, type Schemas } from "../api/client";
+
+export type Suggestion = Schemas["SuggestionOut"];
+
+/** The service's defect-type suggestion for an inspection (a vote of its nearest reviewed look-alikes). */
+export function useSuggestion(id: number): Suggestion | null {
+  const [s, setS] = useState<Suggestion | null>(null);
+  useEffect(() => {
+    let live = true;
+    setS(null);
+    call(api.GET("/api/v1/inspections/{inspection_id}/suggestion", { params: { path: { inspection_id: id } } })).then(
+      (got) => live && setS(got),
+      () => {}, // no suggestion is shown; the review works as before
+    );
+    return () => {
+      live = false;
+    };
+  }, [id]);
+  return s;
+}
+
+/** "Looks like: scratch 82 %  [A] accept" — clicking it (or the A key) accepts it. */
+export function SuggestionChip({ s, onAccept, disabled }: { s: Suggestion; onAccept: () => void; disabled?: boolean }) {
+  if (!s.defect_type) return null;
+  const pct = Math.round(s.confidence * 100);
+  return (
+    <UnstyledButton
+      onClick={onAccept}
+      disabled={disabled}
+      className="lw-suggestion"
+      data-testid="suggestion"
+      aria-label={`Accept the suggested defect type ${s.defect_type} (${pct} % of ${s.neighbours} reviewed look-alikes): saves the review as defective`}
+      title={`A vote of ${s.neighbours} reviewed look-alike${s.neighbours === 1 ? "" : "s"}, weighted by similarity`}
+    >
+      <Group gap={8} wrap="nowrap">
+        <Text size="sm" c="gray.8">
+          Looks like
+        </Text>
+        <Badge color="grape.9" variant="filled" size="md" data-testid="suggestion-type">
+          {s.defect_type}
+        </Badge>
+        <Text size="sm" ff="monospace" data-testid="suggestion-confidence">
+          {pct} %
+        </Text>
+        <Text size="sm" c="gray.8">
+          <Kbd>A</Kbd> accept
+        </Text>
+      </Group>
+    </UnstyledButton>
+  );
+}
