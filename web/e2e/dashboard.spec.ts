@@ -119,6 +119,61 @@ test("review queue: uncertain first, each review moves on without the mouse", as
   await expect(count).toContainText(`${before - 2} to review`);
 });
 
+test("defect search: similar past defects, a suggestion accepted with A, search by image, repeated uploads", async ({ page, request }) => {
+  const auth = await token(request, "operator");
+  const h = { Authorization: `Bearer ${auth}` };
+  const scratches = samples("defect").filter((f) => f.includes("scratch"));
+  // a scratch reviewed as such, then a later look-alike
+  const [a] = await inspect(request, auth, "line1", [scratches[1]]);
+  const r = await request.post(`/api/v1/inspections/${a.id}/reviews`, { headers: h, data: { verdict: "anomalous", defect_type: "scratch", note: "" } });
+  expect(r.status(), await r.text()).toBe(201);
+  const [b] = await inspect(request, auth, "line1", [scratches[2]]);
+
+  await login(page, "operator");
+  await page.goto(`/#/inspections/${b.id}`);
+  const strip = page.getByTestId("similar-list");
+  await expect(strip.locator(`[data-testid=similar-item][data-id="${a.id}"]`)).toBeVisible();
+  await expect(strip.locator("img").first()).toBeVisible();
+  await noSeriousA11yViolations(page, "inspection detail with similar past defects");
+  await shot(page, "18-similar-strip");
+
+  // the review queue suggests the reviewed look-alike's type; A accepts it and moves on
+  await page.goto("/#/review");
+  const count = page.getByTestId("queue-count");
+  await expect(count).toContainText("to review");
+  const before = parseInt((await count.textContent())!, 10);
+  await page.locator(`[data-testid=inspection-row][data-id="${b.id}"]`).click();
+  const chip = page.getByTestId("suggestion");
+  await expect(chip).toBeVisible();
+  const suggested = (await page.getByTestId("suggestion-type").textContent())!;
+  await shot(page, "19-review-suggestion");
+  await page.locator("body").press("a");
+  await expect(count).toContainText(`${before - 1} to review`);
+  await expect(page.locator(".lw-row.selected")).not.toHaveAttribute("data-id", String(b.id));
+  const reviews = await (await request.get(`/api/v1/inspections/${b.id}/reviews`, { headers: h })).json();
+  expect(reviews.at(-1)).toMatchObject({ verdict: "anomalous", defect_type: suggested });
+
+  // search by an uploaded image
+  await page.goto("/#/search");
+  await page.getByLabel("Image to search by").setInputFiles(scratches[0]);
+  await expect(page.getByTestId("search-preview")).toBeVisible();
+  await page.getByTestId("search-submit").click();
+  await expect(page.getByTestId("search-result").first()).toBeVisible();
+  await expect(page.getByTestId("result-heatmap").first()).toBeVisible();
+  await noSeriousA11yViolations(page, "search");
+  await shot(page, "20-search");
+
+  // the same image twice: the repeat is badged and links to the first
+  const spot = samples("defect").filter((f) => f.includes("spot"))[2];
+  const [first] = await inspect(request, auth, "line1", [spot]);
+  const [again] = await inspect(request, auth, "line1", [spot]);
+  await page.goto(`/#/inspections/${again.id}`);
+  await expect(page.getByTestId("duplicate-badge").first()).toBeVisible();
+  await expect(page.getByTestId("duplicate-of")).toContainText(`#${first.id}`);
+  await expect(page.getByTestId("duplicates")).toContainText(`#${first.id} (original)`);
+  await shot(page, "21-duplicate");
+});
+
 test("history: filters, pages and CSV export", async ({ page }) => {
   await login(page, "viewer");
   await page.goto("/#/history");
