@@ -161,6 +161,7 @@ test("defect search: similar past defects, a suggestion accepted with A, search 
   await expect(page.getByTestId("search-result").first()).toBeVisible();
   await expect(page.getByTestId("result-heatmap").first()).toBeVisible();
   await noSeriousA11yViolations(page, "search");
+  await page.evaluate(() => window.scrollTo(0, 0));
   await shot(page, "20-search");
 
   // the same image twice: the repeat is badged and links to the first

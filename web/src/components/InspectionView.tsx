@@ -267,7 +267,15 @@ function ReviewForm({ x, onReviewed }: { x: Inspection; onReviewed?: (x: Inspect
   );
 }
 
-export function InspectionView({ x, onReviewed }: { x: Inspection; onReviewed?: (x: Inspection) => void }) {
+export function InspectionView({
+  x,
+  onReviewed,
+  below,
+}: {
+  x: Inspection;
+  onReviewed?: (x: Inspection) => void;
+  below?: React.ReactNode; // under the image (the detail page's similar past defects)
+}) {
   const { me } = useSession();
   const [showHeat, setShowHeat] = useState(true);
   const [showBoxes, setShowBoxes] = useState(true);
@@ -301,6 +309,7 @@ export function InspectionView({ x, onReviewed }: { x: Inspection; onReviewed?: 
   return (
     <Grid>
       <Grid.Col span={{ base: 12, md: 7 }}>
+        <Stack>
         <Card withBorder>
           <Group justify="space-between" mb="xs">
             <Group gap="xs">
@@ -336,6 +345,8 @@ export function InspectionView({ x, onReviewed }: { x: Inspection; onReviewed?: 
             </div>
           </Group>
         </Card>
+        {below}
+        </Stack>
       </Grid.Col>
       <Grid.Col span={{ base: 12, md: 5 }}>
         <Stack>

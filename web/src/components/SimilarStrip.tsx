@@ -1,7 +1,7 @@
 import { Alert, Anchor, Badge, Button, Card, Group, Loader, Progress, SegmentedControl, Select, Stack, Text, Title } from "@mantine/core";
 import { useCallback, useEffect, useRef, useState } from "react";
 import { ApiError, api, call, can, type Inspection, type Job, type Schemas } from "../api/client";
-import { fmtDateTime } from "../lib/format";
+import { fmtDateTime, fmtShort } from "../lib/format";
 import { useAuthedImage } from "../lib/images";
 import type { JobEvent } from "../lib/live";
 import { useSession } from "../lib/session";
@@ -39,18 +39,20 @@ function Match({ m }: { m: Similar }) {
         <Text size="xs" fw={700} ff="monospace" title="cosine similarity">
           {m.similarity.toFixed(2)}
         </Text>
-        <DuplicateBadge of={x.duplicate_of} kind={x.duplicate_kind} />
       </Group>
-      <Text size="xs" fw={600}>
-        #{x.id}
+      <Group gap={4} wrap="nowrap">
+        <Text size="xs" fw={600}>
+          #{x.id}
+        </Text>
         {x.reviewed && (
-          <Badge ml={4} size="xs" variant="outline" color="gray.8">
+          <Badge size="xs" variant="outline" color="gray.8" style={{ flexShrink: 0 }}>
             reviewed
           </Badge>
         )}
-      </Text>
-      <Text size="xs" c="gray.7" truncate>
-        {x.station} · {fmtDateTime(x.created_at)}
+        <DuplicateBadge of={x.duplicate_of} kind={x.duplicate_kind} />
+      </Group>
+      <Text size="xs" c="gray.7" truncate title={fmtDateTime(x.created_at)}>
+        {x.station} · {fmtShort(x.created_at)}
       </Text>
     </a>
   );

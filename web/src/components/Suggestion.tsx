@@ -34,11 +34,11 @@ export function SuggestionChip({ s, onAccept, disabled }: { s: Suggestion; onAcc
       aria-label={`Accept the suggested defect type ${s.defect_type} (${pct} % of ${s.neighbours} reviewed look-alikes): saves the review as defective`}
       title={`A vote of ${s.neighbours} reviewed look-alike${s.neighbours === 1 ? "" : "s"}, weighted by similarity`}
     >
-      <Group gap={8} wrap="nowrap">
+      <Group gap={6} wrap="wrap" style={{ whiteSpace: "nowrap" }}>
         <Text size="sm" c="gray.8">
           Looks like
         </Text>
-        <Badge color="grape.9" variant="filled" size="md" data-testid="suggestion-type">
+        <Badge color="grape.9" variant="filled" size="md" data-testid="suggestion-type" style={{ flexShrink: 0, overflow: "visible" }}>
           {s.defect_type}
         </Badge>
         <Text size="sm" ff="monospace" data-testid="suggestion-confidence">

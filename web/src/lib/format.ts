@@ -28,3 +28,9 @@ export function fmtPct(v: number | null | undefined, digits = 1): string {
 export function uncertainty(normalized: number): number {
   return Math.abs(normalized - 0.5);
 }
+
+/** Short: "Nov 23, 16:33" (a narrow card's date and time). */
+export function fmtShort(iso: string): string {
+  const d = new Date(iso);
+  return d.toLocaleString(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", hour12: false });
+}

@@ -34,9 +34,18 @@ export default function InspectionPage({ id }: { id: number }) {
           <Loader aria-label="Loading inspection" />
         </Center>
       )}
-      {x && <InspectionView x={x} onReviewed={setX} />}
-      {x && <DuplicatesCard x={x} />}
-      {x && <SimilarStrip key={x.id} x={x} />}
+      {x && (
+        <InspectionView
+          x={x}
+          onReviewed={setX}
+          below={
+            <>
+              <SimilarStrip key={x.id} x={x} />
+              <DuplicatesCard x={x} />
+            </>
+          }
+        />
+      )}
     </Stack>
   );
 }

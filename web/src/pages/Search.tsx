@@ -18,7 +18,7 @@ import { can, postForm, type Inspection } from "../api/client";
 import { DEFECT_TYPES } from "../components/InspectionView";
 import type { Similar } from "../components/SimilarStrip";
 import { DuplicateBadge, VerdictBadge } from "../components/Verdict";
-import { fmtDateTime } from "../lib/format";
+import { fmtDateTime, fmtShort } from "../lib/format";
 import { useAuthedImage } from "../lib/images";
 import { useSession } from "../lib/session";
 
@@ -46,7 +46,6 @@ function MatchCard({ m, opacity }: { m: Similar; opacity: number }) {
       <Group justify="space-between" mt={6} wrap="nowrap">
         <Group gap={4} wrap="nowrap">
           <VerdictBadge verdict={x.verdict} />
-          <DuplicateBadge of={x.duplicate_of} kind={x.duplicate_kind} />
           <a href={`#/inspections/${x.id}`}>
             <Text span size="sm" fw={600}>
               #{x.id}
@@ -57,10 +56,13 @@ function MatchCard({ m, opacity }: { m: Similar; opacity: number }) {
           {m.similarity.toFixed(3)}
         </Text>
       </Group>
-      <Text size="xs" c="gray.7" truncate>
-        {x.station} · {fmtDateTime(x.created_at)}
-        {x.reviewed ? " · reviewed" : ""}
-      </Text>
+      <Group gap={4} wrap="nowrap">
+        <Text size="xs" c="gray.7" truncate title={fmtDateTime(x.created_at)}>
+          {x.station} · {fmtShort(x.created_at)}
+          {x.reviewed ? " · reviewed" : ""}
+        </Text>
+        <DuplicateBadge of={x.duplicate_of} kind={x.duplicate_kind} />
+      </Group>
     </Card>
   );
 }
