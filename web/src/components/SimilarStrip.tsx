@@ -40,7 +40,7 @@ function Match({ m }: { m: Similar }) {
           {m.similarity.toFixed(2)}
         </Text>
       </Group>
-      <Group gap={4} wrap="nowrap">
+      <Group gap={4} wrap="wrap">
         <Text size="xs" fw={600}>
           #{x.id}
         </Text>
