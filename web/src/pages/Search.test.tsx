@@ -1,5 +1,5 @@
 import { MantineProvider } from "@mantine/core";
-import { render, screen } from "@testing-library/react";
+import { fireEvent, render, screen } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Inspection, Role } from "../api/client";
@@ -107,5 +107,18 @@ describe("SearchPage", () => {
     show("viewer");
     expect(screen.getByTestId("search-forbidden")).toHaveTextContent("needs the operator role");
     expect(screen.queryByLabelText("Image to search by")).not.toBeInTheDocument();
+  });
+
+  it("takes an image dropped on it, and refuses other files", async () => {
+    URL.createObjectURL = vi.fn(() => "blob:x");
+    URL.revokeObjectURL = vi.fn();
+    show("operator");
+    const zone = screen.getByTestId("search-drop");
+    fireEvent.drop(zone, { dataTransfer: { files: [new File(["x"], "notes.txt", { type: "text/plain" })] } });
+    expect(await screen.findByTestId("search-error")).toHaveTextContent("Choose an image file");
+    fireEvent.drop(zone, { dataTransfer: { files: [new File([new Uint8Array([1])], "part.jpg", { type: "image/jpeg" })] } });
+    expect(await screen.findByTestId("search-preview")).toBeInTheDocument();
+    expect(screen.queryByTestId("search-error")).not.toBeInTheDocument();
+    expect(screen.getByTestId("search-submit")).toBeEnabled();
   });
 });
