@@ -133,6 +133,7 @@ test("defect search: similar past defects, a suggestion accepted with A, search 
   await page.goto(`/#/inspections/${b.id}`);
   const strip = page.getByTestId("similar-list");
   await expect(strip.locator(`[data-testid=similar-item][data-id="${a.id}"]`)).toBeVisible();
+  await expect(strip.locator(`[data-testid=similar-item][data-id="${a.id}"]`)).toContainText("scratch"); // its reviewed type
   await expect(strip.locator("img").first()).toBeVisible();
   await noSeriousA11yViolations(page, "inspection detail with similar past defects");
   await shot(page, "18-similar-strip");

@@ -55,6 +55,7 @@ function service(similar: () => Answer) {
       const a = similar();
       return json(a.body, a.status);
     }
+    if (req.url.endsWith("/inspections/3/reviews")) return json([{ id: 1, inspection_id: 3, verdict: "anomalous", defect_type: "scratch", note: "" }]);
     if (req.url.endsWith("/search/backfill")) return json({ id: 9, kind: "embed", status: "queued", progress: 0, message: "" }, 202);
     if (req.url.endsWith("/jobs/9")) return json({ id: 9, kind: "embed", status: "running", progress: 0.4, message: "40 of 100" });
     return new Response(new Uint8Array([255, 216]), { status: 200, headers: { "Content-Type": "image/jpeg" } });
@@ -91,7 +92,7 @@ describe("SimilarStrip", () => {
     expect(items).toHaveLength(2);
     expect(items[0]).toHaveAttribute("href", "#/inspections/3");
     expect(items[0]).toHaveTextContent("0.93");
-    expect(items[0]).toHaveTextContent("reviewed");
+    await vi.waitFor(() => expect(items[0]).toHaveTextContent("scratch")); // its review's defect type
     expect(items[1]).toHaveTextContent("repeat");
     const url = new URL(calls.find((c) => c.url.includes("/similar"))!.url);
     expect(url.pathname).toBe("/api/v1/inspections/7/similar");

@@ -29,8 +29,26 @@ export function BoxedThumb({ m, size = 132 }: { m: Similar; size?: number }) {
   );
 }
 
+/** The defect type its latest review gave (the inspection itself does not carry it). */
+function useReviewedType(x: Inspection): string | null {
+  const [t, setT] = useState<string | null>(null);
+  useEffect(() => {
+    if (!x.reviewed) return;
+    let live = true;
+    call(api.GET("/api/v1/inspections/{inspection_id}/reviews", { params: { path: { inspection_id: x.id } } })).then(
+      (rs) => live && setT(rs.length ? (rs[rs.length - 1].defect_type ?? null) : null),
+      () => {},
+    );
+    return () => {
+      live = false;
+    };
+  }, [x.id, x.reviewed]);
+  return t;
+}
+
 function Match({ m }: { m: Similar }) {
   const x = m.inspection;
+  const type = useReviewedType(x);
   return (
     <a href={`#/inspections/${x.id}`} className="lw-match" data-testid="similar-item" data-id={x.id} aria-label={`Inspection ${x.id}, similarity ${m.similarity.toFixed(2)}`}>
       <BoxedThumb m={m} />
@@ -45,8 +63,8 @@ function Match({ m }: { m: Similar }) {
           #{x.id}
         </Text>
         {x.reviewed && (
-          <Badge size="xs" variant="outline" color="gray.8" style={{ flexShrink: 0 }}>
-            reviewed
+          <Badge size="xs" variant={type ? "filled" : "outline"} color={type ? "grape.9" : "gray.8"} style={{ flexShrink: 0 }} data-testid="similar-type" title="reviewed">
+            {type ?? "reviewed"}
           </Badge>
         )}
         <DuplicateBadge of={x.duplicate_of} kind={x.duplicate_kind} />
