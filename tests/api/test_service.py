@@ -67,6 +67,9 @@ def test_train_activate_inspect_review(api, good_zip, synthetic):
         f"/api/v1/inspections/{first['id']}/reviews", json={"verdict": "anomalous", "defect_type": "spot"}, headers=op
     )
     assert rv.status_code == 201, rv.text
+    assert c.get(f"/api/v1/inspections/{first['id']}", headers=op).json()["defect_type"] == "spot"
+    spots = c.get("/api/v1/inspections", params={"defect_type": "spot"}, headers=op).json()["items"]
+    assert [x["id"] for x in spots] == [first["id"]]
     unreviewed = c.get("/api/v1/inspections", params={"reviewed": False}, headers=op).json()["items"]
     assert [x["id"] for x in unreviewed] == [results[1]["id"]]
     onnx = c.get(f"/api/v1/models/{model_id}/export", headers=op)

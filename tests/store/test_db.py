@@ -112,3 +112,53 @@ def test_migrations_build_exactly_the_tables_the_code_declares(backend, tmp_path
         finally:
             engine.dispose()
     assert diff == []
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_upgrading_fills_the_reviewed_defect_type(backend, tmp_path, request):
+    """Migration 0004 copies each reviewed inspection's latest review's defect type onto it."""
+    from alembic import command
+
+    with contextlib.ExitStack() as stack:
+        if backend == "postgresql":
+            url = stack.enter_context(request.getfixturevalue("postgres").database("lw_upgrade"))
+        else:
+            url = f"sqlite:///{tmp_path / 'upgrade.db'}"
+        engine = db.make_engine(url)
+        try:
+            cfg = db._alembic_config(engine)
+            with engine.begin() as conn:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "0003")
+            with engine.begin() as conn:
+                conn.execute(text("INSERT INTO stations (id, name, created_at) VALUES (1, 's', CURRENT_TIMESTAMP)"))
+                conn.execute(
+                    text(
+                        "INSERT INTO model_versions (id, name, method, backbone, image_size, status, created_at) "
+                        "VALUES (1, 'm', 'patchcore', 'b', 64, 'ready', CURRENT_TIMESTAMP)"
+                    )
+                )
+                for iid, reviewed in ((1, True), (2, False)):
+                    conn.execute(
+                        text(
+                            "INSERT INTO inspections (id, station_id, model_id, image_sha256, image_phash, "
+                            "heatmap_sha256, width, height, score, normalized_score, verdict, regions, latency_ms, "
+                            "reviewed, created_at) VALUES (:id, 1, 1, 'a', '0', 'a', 1, 1, 0, 0, 'anomalous', '[]', "
+                            "0, :rv, CURRENT_TIMESTAMP)"
+                        ),
+                        {"id": iid, "rv": reviewed},
+                    )
+                for rid, dtype in ((1, "scratch"), (2, "chip")):
+                    conn.execute(
+                        text(
+                            "INSERT INTO reviews (id, inspection_id, verdict, defect_type, note, created_at) "
+                            "VALUES (:id, 1, 'anomalous', :t, '', CURRENT_TIMESTAMP)"
+                        ),
+                        {"id": rid, "t": dtype},
+                    )
+            db.migrate(engine)
+            with engine.connect() as conn:
+                got = dict(conn.execute(text("SELECT id, defect_type FROM inspections ORDER BY id")).all())
+        finally:
+            engine.dispose()
+    assert got == {1: "chip", 2: None}

@@ -181,6 +181,7 @@ def inspection_dict(row: Inspection, station_name: str) -> dict:
         "regions": row.regions,
         "latency_ms": row.latency_ms,
         "reviewed": row.reviewed,
+        "defect_type": row.defect_type,
         "duplicate_of": row.duplicate_of,
         "duplicate_kind": row.duplicate_kind,
         "created_at": row.created_at.isoformat(),

@@ -271,6 +271,7 @@ class InspectionOut(Orm):
     regions: list[RegionOut]
     latency_ms: float
     reviewed: bool
+    defect_type: str | None = Field(None, description="the latest review's defect type")
     duplicate_of: int | None = Field(
         None, description="the earlier inspection of the same station this upload repeats (a duplicate)"
     )

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from linewatch.errors import LinewatchError
 from linewatch.search.index import Filter, SearchIndexError, VectorIndex, point_id
-from linewatch.store.tables import Inspection, InspectionVectors, ModelVersion, Review, Station
+from linewatch.store.tables import Inspection, InspectionVectors, ModelVersion, Station
 
 log = logging.getLogger(__name__)
 
@@ -167,15 +167,8 @@ class SearchHub:
         """Entries of these inspections from the database (those that have vectors)."""
         if not inspection_ids:
             return []
-        latest_type = (
-            select(Review.defect_type)
-            .where(Review.inspection_id == Inspection.id)
-            .order_by(Review.id.desc())
-            .limit(1)
-            .scalar_subquery()
-        )
         rows = session.execute(
-            select(Inspection, Station.name, latest_type, InspectionVectors)
+            select(Inspection, Station.name, Inspection.defect_type, InspectionVectors)
             .join(Station, Station.id == Inspection.station_id)
             .join(InspectionVectors, InspectionVectors.inspection_id == Inspection.id)
             .where(Inspection.id.in_(list(inspection_ids)))
@@ -364,7 +357,7 @@ def suggest(hub: SearchHub, session: Session, inspection_id: int, k: int = SUGGE
     row = session.get(InspectionVectors, inspection_id)
     if row is None:
         return None
-    types = [t for t in session.scalars(select(Review.defect_type).distinct()) if t]
+    types = [t for t in session.scalars(select(Inspection.defect_type).distinct()) if t]
     if not types:
         return None
     hits = hub.search(row.space, row.defect_dim, defect_matrix(row), k, Filter(defect_type=types), inspection_id)

@@ -148,6 +148,8 @@ class Inspection(Base):
     regions: Mapped[list] = mapped_column(JSON, default=list)
     latency_ms: Mapped[float] = mapped_column(Float)
     reviewed: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the latest review's defect type (None until a review gives one, or when it overturned to good)
+    defect_type: Mapped[str | None] = mapped_column(String(100), nullable=True, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=now)
     # an upload repeating a recent one at the same station: the earlier inspection, and "exact" (same bytes) or
     # "near" (perceptual hash within the threshold); line statistics count only the first

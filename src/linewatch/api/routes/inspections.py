@@ -96,6 +96,7 @@ def list_inspections(
     station: str | None = Query(None, min_length=1, max_length=100, pattern=LINE),
     verdict: Verdict | None = None,
     reviewed: bool | None = None,
+    defect_type: str | None = Query(None, min_length=1, max_length=100, pattern=LINE, description="reviewed as"),
     # Annotated (not `= Query(...)`), or FastAPI drops TimeFilter's validator.
     since: Annotated[TimeFilter, Query(description="created at or after (without an offset: UTC)")] = None,
     until: Annotated[TimeFilter, Query(description="created before (without an offset: UTC)")] = None,
@@ -112,6 +113,8 @@ def list_inspections(
         q = q.where(Inspection.verdict == verdict)
     if reviewed is not None:
         q = q.where(Inspection.reviewed.is_(reviewed))
+    if defect_type is not None:
+        q = q.where(Inspection.defect_type == defect_type)
     if since is not None:
         q = q.where(Inspection.created_at >= since)
     if until is not None:
@@ -216,6 +219,7 @@ def review(
         )
         session.add(rv)
         row.reviewed = True
+        row.defect_type = body.defect_type if body.verdict == "anomalous" else None
     if c.search is not None:
         c.search.refresh(inspection_id)
     return rv
