@@ -103,7 +103,7 @@ def test_each_inspection_is_searchable_by_its_defects(running, synthetic):
     before = len(client.get("/api/v1/inspections", headers=viewer).json()["items"])
     up = client.post(
         "/api/v1/search",
-        params={"station": "cam1", "k": 3},
+        params={"model_station": "cam1", "k": 3},
         files={"file": ("q.png", paths[0].read_bytes(), "image/png")},
         headers=op,
     )
@@ -111,16 +111,23 @@ def test_each_inspection_is_searchable_by_its_defects(running, synthetic):
     assert up.json()[0]["inspection"]["id"] == first["id"]  # the same image is its own best match
     assert up.json()[0]["similarity"] > 0.999
     assert len(client.get("/api/v1/inspections", headers=viewer).json()["items"]) == before
+    elsewhere = client.post(
+        "/api/v1/search",
+        params={"model_station": "cam1", "station": "other"},  # scored by cam1's model, matches from "other" only
+        files={"file": ("q.png", paths[0].read_bytes(), "image/png")},
+        headers=op,
+    )
+    assert elsewhere.status_code == 200 and elsewhere.json() == []
     assert (
         client.post(
-            "/api/v1/search", params={"station": "cam1"}, files={"file": ("q.png", b"junk")}, headers=op
+            "/api/v1/search", params={"model_station": "cam1"}, files={"file": ("q.png", b"junk")}, headers=op
         ).status_code
         == 400
     )
     assert (
         client.post(
             "/api/v1/search",
-            params={"station": "cam1"},
+            params={"model_station": "cam1"},
             files={"file": ("q.png", paths[0].read_bytes())},
             headers=viewer,
         ).status_code

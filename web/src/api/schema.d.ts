@@ -290,8 +290,9 @@ export interface paths {
         /**
          * Upload Images
          * @description Images as multipart files; a zip file is unpacked (an MVTec-style zip keeps each image's folder name as its
-         *     label, so a test set of good and defective images can be uploaded at once). Unreadable images are skipped
-         *     and listed. Training uses the images labelled good; a labelled set can evaluate a model.
+         *     label, so a test set of good and defective images can be uploaded at once, and its ``ground_truth/<type>/
+         *     <stem>_mask.png`` masks go with their images: evaluation then reports pixel AUROC and AUPRO too). Unreadable
+         *     images are skipped and listed. Training uses the images labelled good; a labelled set can evaluate a model.
          */
         post: operations["upload_images_api_v1_datasets__dataset_id__images_post"];
         delete?: never;
@@ -546,8 +547,9 @@ export interface paths {
         put?: never;
         /**
          * Search By Image
-         * @description Past inspections whose defects look like the uploaded image's. The image is scored by the station's active
-         *     model and not stored.
+         * @description Past inspections whose defects look like the uploaded image's. The image is scored by ``model_station``'s
+         *     active model and not stored; matches come from any station of that model's vector space unless ``station``
+         *     narrows them.
          */
         post: operations["search_by_image_api_v1_search_post"];
         delete?: never;
@@ -903,6 +905,11 @@ export interface components {
             /** Reviewed */
             reviewed: boolean;
             /**
+             * Defect Type
+             * @description the latest review's defect type
+             */
+            defect_type?: string | null;
+            /**
              * Duplicate Of
              * @description the earlier inspection of the same station this upload repeats (a duplicate)
              */
@@ -1251,6 +1258,12 @@ export interface components {
             skipped: string[];
             /** Images */
             images: number;
+            /**
+             * Masks
+             * @description added defective images that came with a ground-truth mask
+             * @default 0
+             */
+            masks: number;
         };
         /** UserIn */
         UserIn: {
@@ -3023,6 +3036,8 @@ export interface operations {
                 station?: string | null;
                 verdict?: ("good" | "anomalous") | null;
                 reviewed?: boolean | null;
+                /** @description reviewed as */
+                defect_type?: string | null;
                 /** @description created at or after (without an offset: UTC) */
                 since?: string | null;
                 /** @description created before (without an offset: UTC) */
@@ -3654,9 +3669,10 @@ export interface operations {
     search_by_image_api_v1_search_post: {
         parameters: {
             query: {
-                /** @description whose active model embeds it */
-                station: string;
+                /** @description the station whose active model scores the upload */
+                model_station: string;
                 k?: number;
+                station?: string | null;
                 verdict?: ("good" | "anomalous") | null;
                 /** @description reviewed defect type */
                 defect_type?: string | null;

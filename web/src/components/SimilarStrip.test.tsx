@@ -55,7 +55,6 @@ function service(similar: () => Answer) {
       const a = similar();
       return json(a.body, a.status);
     }
-    if (req.url.endsWith("/inspections/3/reviews")) return json([{ id: 1, inspection_id: 3, verdict: "anomalous", defect_type: "scratch", note: "" }]);
     if (req.url.endsWith("/search/backfill")) return json({ id: 9, kind: "embed", status: "queued", progress: 0, message: "" }, 202);
     if (req.url.endsWith("/jobs/9")) return json({ id: 9, kind: "embed", status: "running", progress: 0.4, message: "40 of 100" });
     return new Response(new Uint8Array([255, 216]), { status: 200, headers: { "Content-Type": "image/jpeg" } });
@@ -82,7 +81,7 @@ describe("SimilarStrip", () => {
     const calls = service(() => ({
       status: 200,
       body: [
-        { similarity: 0.934, region: 0, box: [10, 5, 20, 10], thumbnail_url: "/api/v1/inspections/3/thumbnail", inspection: insp(3, { reviewed: true }) },
+        { similarity: 0.934, region: 0, box: [10, 5, 20, 10], thumbnail_url: "/api/v1/inspections/3/thumbnail", inspection: insp(3, { reviewed: true, defect_type: "scratch" }) },
         { similarity: 0.71, region: null, box: null, thumbnail_url: "/api/v1/inspections/2/thumbnail", inspection: insp(2, { duplicate_of: 1, duplicate_kind: "near" }) },
       ],
     }));

@@ -29,26 +29,9 @@ export function BoxedThumb({ m, size = 132 }: { m: Similar; size?: number }) {
   );
 }
 
-/** The defect type its latest review gave (the inspection itself does not carry it). */
-function useReviewedType(x: Inspection): string | null {
-  const [t, setT] = useState<string | null>(null);
-  useEffect(() => {
-    if (!x.reviewed) return;
-    let live = true;
-    call(api.GET("/api/v1/inspections/{inspection_id}/reviews", { params: { path: { inspection_id: x.id } } })).then(
-      (rs) => live && setT(rs.length ? (rs[rs.length - 1].defect_type ?? null) : null),
-      () => {},
-    );
-    return () => {
-      live = false;
-    };
-  }, [x.id, x.reviewed]);
-  return t;
-}
-
 function Match({ m }: { m: Similar }) {
   const x = m.inspection;
-  const type = useReviewedType(x);
+  const type = x.defect_type ?? null;
   return (
     <a href={`#/inspections/${x.id}`} className="lw-match" data-testid="similar-item" data-id={x.id} aria-label={`Inspection ${x.id}, similarity ${m.similarity.toFixed(2)}`}>
       <BoxedThumb m={m} />

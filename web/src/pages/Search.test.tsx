@@ -84,7 +84,7 @@ describe("SearchPage", () => {
     expect(await screen.findByTestId("result-heatmap")).toBeInTheDocument();
     const sent = calls.find((c) => c.url.startsWith("/api/v1/search"))!;
     const q = new URL(sent.url, location.origin).searchParams;
-    expect(q.get("station")).toBe("line1"); // the one station with an active model
+    expect(q.get("model_station")).toBe("line1"); // the one station with an active model
     expect(q.get("verdict")).toBe("anomalous");
     expect((sent.form!.get("file") as File).name).toBe("part.png");
     expect(screen.getByTestId("search-count")).toHaveTextContent("1 match");

@@ -111,8 +111,8 @@ export default function SearchPage() {
     if (!file || !embedBy) return;
     setBusy(true);
     setError(null);
-    const q = new URLSearchParams({ station: embedBy, k: String(k) });
-    // the service takes one station: its model embeds the upload, and the matches are that station's
+    // model_station's active model scores the upload; matches come from every station (or the one filtered)
+    const q = new URLSearchParams({ model_station: embedBy, k: String(k) });
     if (verdict) q.set("verdict", verdict);
     if (defect.trim()) q.set("defect_type", defect.trim());
     if (since) q.set("since", `${since}T00:00:00`);

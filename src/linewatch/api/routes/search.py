@@ -159,21 +159,24 @@ def _search_upload(c: AppContext, model, station: str, data: bytes, name: str | 
 )
 async def search_by_image(
     file: UploadFile = File(description="a part image: its defects are scored and searched for"),
-    station: str = Query(min_length=1, max_length=100, pattern=LINE, description="whose active model embeds it"),
+    model_station: str = Query(
+        min_length=1, max_length=100, pattern=LINE, description="the station whose active model scores the upload"
+    ),
     k: int = Query(5, ge=1, le=100),
     where: Filter = Depends(filters),
     _=Depends(operator),
     c: AppContext = Depends(ctx),
 ):
-    """Past inspections whose defects look like the uploaded image's. The image is scored by the station's active
-    model and not stored."""
-    _st, model = await run_in_threadpool(station_model, c, station)
+    """Past inspections whose defects look like the uploaded image's. The image is scored by ``model_station``'s
+    active model and not stored; matches come from any station of that model's vector space unless ``station``
+    narrows them."""
+    _st, model = await run_in_threadpool(station_model, c, model_station)
     data = await file.read()
     if len(data) > c.settings.max_upload_bytes:
         raise HTTPException(413, f"{len(data):,} bytes is over the limit")
     if not data:
         raise HTTPException(400, "empty file")
-    return await run_in_threadpool(_search_upload, c, model, station, data, file.filename, k, where)
+    return await run_in_threadpool(_search_upload, c, model, model_station, data, file.filename, k, where)
 
 
 @router.get("/inspections/{inspection_id}/suggestion", response_model=SuggestionOut, responses=NOT_FOUND)
