@@ -352,3 +352,38 @@ def test_thumbnail_cache_keeps_recent_ones_within_its_size():
     assert cache.get("a") == b"12345"  # now the most recent
     cache.put("c", b"123")  # over 10 bytes: the least recent (b) goes
     assert cache.get("b") is None and cache.get("a") == b"12345" and cache.get("c") == b"123"
+
+
+def test_uploads_stored_by_another_process_count_as_recent(running, synthetic, monkeypatch):
+    """A repeat of an image another service process stored (a row this process never wrote) is spotted once the
+    per-station cache refreshes."""
+    from linewatch.api import searching
+    from linewatch.store.tables import Station
+
+    client, ctx, eng, op, viewer = running
+    a = sorted((synthetic / "test" / "good").glob("*.png"))[0]
+    first = _inspect(client, op, [a])[0]
+    with ctx.sessions() as s, s.begin():  # the same image, stored by "another process" at the same station
+        st = s.scalar(select(Station).where(Station.name == "cam1"))
+        row = s.get(Inspection, first["id"])
+        other = Inspection(
+            station_id=st.id,
+            model_id=row.model_id,
+            image_sha256="f" * 64,
+            image_phash=row.image_phash,
+            heatmap_sha256=row.heatmap_sha256,
+            width=1,
+            height=1,
+            score=0.0,
+            normalized_score=0.0,
+            verdict="good",
+            regions=[],
+            latency_ms=0.0,
+        )
+        s.add(other)
+    monkeypatch.setattr(searching, "REFRESH_S", 0.0)
+    ctx.recent.forget()  # this process knew nothing of it
+    # same phash, different bytes: the newest near match is the other process's row or the first; both are repeats
+    got = ctx.recent.find(st.id, "e" * 64, row.image_phash, 3600, 4, 500)
+    assert got is not None and got[1] == "near"
+    assert ctx.recent.find(st.id, "f" * 64, "0" * 16, 3600, 4, 500) == (other.id, "exact")

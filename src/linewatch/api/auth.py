@@ -94,6 +94,9 @@ def principal_from_token(session: Session, token: str) -> Principal | None:
     return Principal(user.id, user.name, user.role, "token")
 
 
+LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
+
+
 def principal_from_api_key(session: Session, secret: str) -> Principal | None:
     row = session.execute(
         select(ApiKey, User).join(User, User.id == ApiKey.created_by).where(ApiKey.key_hash == _digest(secret))
@@ -103,5 +106,10 @@ def principal_from_api_key(session: Session, secret: str) -> Principal | None:
     key, user = row
     if key.revoked or not user.active:
         return None
-    key.last_used_at = now()
+    t = now()
+    last = key.last_used_at
+    if last is not None and last.tzinfo is None:
+        last = last.replace(tzinfo=dt.UTC)
+    if last is None or t - last > LAST_USED_RESOLUTION:  # a write per minute, not per request (a camera's)
+        key.last_used_at = t
     return Principal(user.id, f"{user.name}/{key.name}", key.role, "api_key")

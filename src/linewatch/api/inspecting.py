@@ -43,12 +43,16 @@ def perceptual_hash(img: Image.Image) -> str:
 
 def station_model(ctx: AppContext, station_name: str) -> tuple[Station, ModelVersion]:
     with ctx.sessions() as s:
-        station = s.scalar(select(Station).where(Station.name == station_name))
-        if station is None:
+        row = s.execute(
+            select(Station, ModelVersion)
+            .outerjoin(ModelVersion, ModelVersion.id == Station.active_model_id)
+            .where(Station.name == station_name)
+        ).first()
+        if row is None:
             raise NotFound(f"unknown station {station_name!r}")
+        station, model = row
         if station.active_model_id is None:
             raise Conflict(f"station {station_name!r} has no active model: activate a model version first")
-        model = s.get(ModelVersion, station.active_model_id)
         if model is None or model.status != "ready" or not model.path:
             raise Conflict(f"the active model of station {station_name!r} is not ready")
         return station, model
@@ -145,6 +149,7 @@ def inspect_images(
         if done is None:
             raise
         return done  # a concurrent copy of this request committed first; its blobs are the same content
+    ctx.recent.note(rows)
     if ctx.search is not None:
         ctx.search.add([Entry(row, station.name, None, vec) for row, vec in scored if vec is not None], new=True)
     out = []

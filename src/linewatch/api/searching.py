@@ -17,6 +17,7 @@ import fcntl
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -381,23 +382,22 @@ def suggest(hub: SearchHub, session: Session, inspection_id: int, k: int = SUGGE
 
 @dataclass
 class _Recent:
-    ids: np.ndarray  # (N,) inspection ids, ascending
-    roots: np.ndarray  # the original each repeats (itself when it is one)
-    shas: list[str]
-    hashes: np.ndarray  # uint64 perceptual hashes
-    times: np.ndarray  # unix seconds
+    """One station's recent uploads by inspection id: (original id, sha256, perceptual hash, unix time)."""
 
-    @classmethod
-    def empty(cls) -> _Recent:
-        return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), [], np.zeros(0, np.uint64), np.zeros(0))
+    rows: dict[int, tuple[int, str, int, float]]
+    fetched_upto: int = 0  # the highest id read from the database
+    checked_at: float = float("-inf")  # monotonic time of the last read
+
+
+REFRESH_S = 1.0  # the database is asked for other processes' uploads at most this often per station
 
 
 class RecentUploads:
     """Each station's recent uploads (sha256, perceptual hash), to spot repeats without reading hundreds of rows
-    per upload: the first look at a station reads its last ``recent`` inspections in the window, later looks only
-    the rows committed since (by id), so uploads stored by other service processes count too. Reads run in their
-    own session: only committed inspections are ever matched (a request's own earlier images are checked by the
-    caller)."""
+    per upload: the first look at a station reads its last ``recent`` inspections in the window; later, at most
+    once a second, the rows committed since (by id), so uploads stored by other service processes count too
+    (after up to a second); this process's own uploads count at once (``note``). Reads run in their own session:
+    only committed inspections are matched (a request's own earlier images are checked by the caller)."""
 
     def __init__(self, sessions: sessionmaker[Session]):
         self.sessions = sessions
@@ -406,28 +406,35 @@ class RecentUploads:
 
     def _update(self, station_id: int, since: dt.datetime, recent: int) -> _Recent:
         with self._lock:
-            state = self._state.get(station_id) or _Recent.empty()
-        root = func.coalesce(Inspection.duplicate_of, Inspection.id)
-        q = select(Inspection.id, root, Inspection.image_sha256, Inspection.image_phash, Inspection.created_at).where(
-            Inspection.station_id == station_id, Inspection.created_at >= since
-        )
-        if len(state.ids):
-            q = q.where(Inspection.id > int(state.ids[-1]))
-        with self.sessions() as s:
-            rows = s.execute(q.order_by(Inspection.id.desc()).limit(recent)).all()[::-1]
-        if rows:
-            ids = np.concatenate([state.ids, np.array([r[0] for r in rows], np.int64)])
-            roots = np.concatenate([state.roots, np.array([r[1] for r in rows], np.int64)])
-            hashes = np.concatenate([state.hashes, np.array([int(r[3], 16) for r in rows], np.uint64)])
-            times = np.concatenate([state.times, np.array([_utc(r[4]).timestamp() for r in rows])])
-            state = _Recent(ids, roots, state.shas + [r[2] for r in rows], hashes, times)
-        keep = max(0, len(state.ids) - recent)
-        cut = max(keep, int(np.searchsorted(state.times, since.timestamp())))
-        if cut:
-            state = _Recent(state.ids[cut:], state.roots[cut:], state.shas[cut:], state.hashes[cut:], state.times[cut:])
+            state = self._state.setdefault(station_id, _Recent({}))
+            fetch = time.monotonic() - state.checked_at >= REFRESH_S
+            upto = state.fetched_upto
+        if fetch:
+            root = func.coalesce(Inspection.duplicate_of, Inspection.id)
+            q = select(
+                Inspection.id, root, Inspection.image_sha256, Inspection.image_phash, Inspection.created_at
+            ).where(Inspection.station_id == station_id, Inspection.created_at >= since, Inspection.id > upto)
+            with self.sessions() as s:
+                rows = s.execute(q.order_by(Inspection.id.desc()).limit(recent)).all()
+            with self._lock:
+                for iid, r, sha, ph, t in rows:
+                    state.rows.setdefault(iid, (r, sha, int(ph, 16), _utc(t).timestamp()))
+                if rows:
+                    state.fetched_upto = max(state.fetched_upto, max(r[0] for r in rows))
+                state.checked_at = time.monotonic()
         with self._lock:
-            self._state[station_id] = state
-        return state
+            cutoff = since.timestamp()
+            ids = sorted(i for i, v in state.rows.items() if v[3] >= cutoff)[-recent:]
+            state.rows = {i: state.rows[i] for i in ids}
+            return _Recent(dict(state.rows))
+
+    def note(self, rows: Sequence[Inspection]) -> None:
+        """Inspections this process just committed: repeats of them are spotted from the next upload on."""
+        with self._lock:
+            for r in rows:
+                state = self._state.setdefault(r.station_id, _Recent({}))
+                t = _utc(r.created_at).timestamp() if r.created_at else time.time()
+                state.rows[r.id] = (r.duplicate_of or r.id, r.image_sha256, int(r.image_phash, 16), t)
 
     def find(
         self,
@@ -448,22 +455,24 @@ class RecentUploads:
         for p in reversed(pend):
             if p.image_sha256 == sha256:
                 return p.duplicate_of or p.id, "exact"
-        for i in range(len(state.shas) - 1, -1, -1):
-            if state.shas[i] == sha256:
-                return int(state.roots[i]), "exact"
+        ids = sorted(state.rows)
+        for i in reversed(ids):
+            if state.rows[i][1] == sha256:
+                return state.rows[i][0], "exact"
         if max_bits < 0:
             return None
         target = np.uint64(int(phash, 16))
-        best: tuple[int, int] | None = None  # (bits, root)
+        best: tuple[int, int] | None = None  # (bits, original)
         for p in pend:
             bits = int(np.bitwise_count(np.uint64(int(p.image_phash, 16)) ^ target))
             if bits <= max_bits and (best is None or bits < best[0]):
                 best = (bits, p.duplicate_of or p.id)
-        if len(state.hashes):
-            bits = np.bitwise_count(state.hashes ^ target)
+        if ids:
+            hashes = np.array([state.rows[i][2] for i in ids], dtype=np.uint64)
+            bits = np.bitwise_count(hashes ^ target)
             j = int(np.argmin(bits))
             if bits[j] <= max_bits and (best is None or int(bits[j]) < best[0]):
-                best = (int(bits[j]), int(state.roots[j]))
+                best = (int(bits[j]), state.rows[ids[j]][0])
         return None if best is None else (best[1], "near")
 
     def forget(self, station_id: int | None = None) -> None:
