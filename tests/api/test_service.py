@@ -181,6 +181,21 @@ def test_websocket_refuses_without_auth(api):
         ws.receive_json()
 
 
+def _train_evaluated(c, eng: dict, train_id: int, test_id: int) -> tuple[int, dict]:
+    """Train on one dataset, evaluate on another: the new version's id and metrics."""
+    job = c.post(
+        "/api/v1/jobs/train", json={"dataset_id": train_id, "test_dataset_id": test_id, "image_size": 64}, headers=eng
+    ).json()
+    for _ in range(600):
+        j = c.get(f"/api/v1/jobs/{job['id']}", headers=eng).json()
+        if j["status"] not in ("queued", "running"):
+            break
+        time.sleep(0.1)
+    assert j["status"] == "succeeded", j
+    model_id = j["result"]["model_id"]
+    return model_id, c.get(f"/api/v1/models/{model_id}", headers=eng).json()["metrics"]
+
+
 def test_training_with_a_labelled_test_set_stores_its_metrics(api, good_zip, synthetic):
     import io
     import zipfile
@@ -216,24 +231,13 @@ def test_training_with_a_labelled_test_set_stores_its_metrics(api, good_zip, syn
     assert r.json()["added"] == 1
     bad = c.post("/api/v1/jobs/train", json={"dataset_id": train["id"], "test_dataset_id": 999}, headers=eng)
     assert bad.status_code == 404
-    job = c.post(
-        "/api/v1/jobs/train",
-        json={"dataset_id": train["id"], "test_dataset_id": test["id"], "image_size": 64},
-        headers=eng,
-    ).json()
-    for _ in range(600):
-        j = c.get(f"/api/v1/jobs/{job['id']}", headers=eng).json()
-        if j["status"] not in ("queued", "running"):
-            break
-        time.sleep(0.1)
-    assert j["status"] == "succeeded", j
-    m = c.get(f"/api/v1/models/{j['result']['model_id']}", headers=eng).json()["metrics"]
+    model_id, m = _train_evaluated(c, eng, train["id"], test["id"])
     assert m["images"] == 13 and m["defective"] == 10
     assert m["image_auroc"] > 0.8
     assert set(m["per_type"]) == {"chip", "scratch", "spot"} and m["per_type"]["chip"]["images"] == 4
     assert m["training"]["train_images"] > 0
     assert "test_scores" not in m  # long: its own endpoint
-    scores = c.get(f"/api/v1/models/{j['result']['model_id']}/test-scores", headers=eng).json()
+    scores = c.get(f"/api/v1/models/{model_id}/test-scores", headers=eng).json()
     assert len(scores["items"]) == 13 and scores["threshold"] is not None
     assert {x["label"] for x in scores["items"]} == {"good", "chip", "scratch", "spot"}
     good = [x["score"] for x in scores["items"] if x["label"] == "good"]
@@ -263,16 +267,5 @@ def test_a_test_set_with_masks_gives_pixel_metrics(api, good_zip, synthetic):
     ).json()
     defective = sum(1 for d in (synthetic / "test").iterdir() if d.name != "good" for _ in d.iterdir())
     assert up["masks"] == defective and up["skipped"] == []
-    job = c.post(
-        "/api/v1/jobs/train",
-        json={"dataset_id": train["id"], "test_dataset_id": test["id"], "image_size": 64},
-        headers=eng,
-    ).json()
-    for _ in range(600):
-        j = c.get(f"/api/v1/jobs/{job['id']}", headers=eng).json()
-        if j["status"] not in ("queued", "running"):
-            break
-        time.sleep(0.1)
-    assert j["status"] == "succeeded", j
-    m = c.get(f"/api/v1/models/{j['result']['model_id']}", headers=eng).json()["metrics"]
+    _, m = _train_evaluated(c, eng, train["id"], test["id"])
     assert 0.5 < m["pixel_auroc"] <= 1.0 and 0.0 < m["aupro"] <= 1.0
