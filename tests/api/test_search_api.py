@@ -387,3 +387,22 @@ def test_uploads_stored_by_another_process_count_as_recent(running, synthetic, m
     got = ctx.recent.find(st.id, "e" * 64, row.image_phash, 3600, 4, 500)
     assert got is not None and got[1] == "near"
     assert ctx.recent.find(st.id, "f" * 64, "0" * 16, 3600, 4, 500) == (other.id, "exact")
+
+
+def test_repeats_are_not_listed_as_similar_defects(running, synthetic):
+    """A repeated upload is the same part again: search lists its original once, not every copy."""
+    client, ctx, eng, op, viewer = running
+    paths = _defects(synthetic)[:4]
+    results = _inspect(client, op, paths)
+    again = _inspect(client, op, [paths[1]])[0]
+    assert again["duplicate_of"] == results[1]["id"]
+
+    def similar(iid: int) -> list[int]:
+        hits = client.get(f"/api/v1/inspections/{iid}/similar", params={"k": 10}, headers=viewer).json()
+        return [h["inspection"]["id"] for h in hits]
+
+    assert again["id"] not in similar(results[0]["id"])
+    assert similar(again["id"])[0] == results[1]["id"]  # the repeat's own search finds its original first
+    # the original deleted: the repeat stands for it
+    assert client.delete(f"/api/v1/inspections/{results[1]['id']}", headers=eng).status_code == 204
+    assert again["id"] in similar(results[0]["id"])

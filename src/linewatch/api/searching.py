@@ -138,6 +138,8 @@ class SearchHub:
             self._vectors_seen += len(entries)
         by_space: dict[str, list[Entry]] = {}
         for e in entries:
+            if e.inspection.duplicate_of is not None:  # a repeat: its original stands for it in search
+                continue
             by_space.setdefault(e.vectors.space, []).append(e)
         for space, group in by_space.items():
             ids, vecs, payloads = [], [], []
@@ -172,7 +174,7 @@ class SearchHub:
             select(Inspection, Station.name, Inspection.defect_type, InspectionVectors)
             .join(Station, Station.id == Inspection.station_id)
             .join(InspectionVectors, InspectionVectors.inspection_id == Inspection.id)
-            .where(Inspection.id.in_(list(inspection_ids)))
+            .where(Inspection.id.in_(list(inspection_ids)), Inspection.duplicate_of.is_(None))
         ).all()
         return [Entry(insp, name, dtype, vec) for insp, name, dtype, vec in rows]
 

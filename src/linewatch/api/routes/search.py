@@ -329,6 +329,8 @@ def delete_inspection(inspection_id: Id, _=Depends(engineer), session: Session =
     c.recent.forget(insp.station_id)
     if vec is not None:
         c.search.remove([vec])
+    if repeats:  # the first repeat is an original now: searchable in its place
+        c.search.refresh(repeats[0].id)
 
 
 @router.post("/search/backfill", response_model=JobOut, status_code=202)
