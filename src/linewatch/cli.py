@@ -434,6 +434,11 @@ def search_index(
         f"in {time.perf_counter() - started:.1f} s -> {out}",
         highlight=False,
     )
+    skipped = index.info.get("skipped") or []
+    for why in skipped[:10]:
+        err.print(f"skipped: {why}", highlight=False, soft_wrap=True)
+    if len(skipped) > 10:
+        err.print(f"skipped {len(skipped) - 10} more unreadable images", highlight=False)
 
 
 @search_app.command("query")

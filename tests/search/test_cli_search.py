@@ -125,3 +125,22 @@ def test_an_export_without_embeddings_says_to_re_export(trained, synthetic, tmp_
     assert r.returncode == 2 and "re-export" in r.stderr and "Traceback" not in r.stderr
     run("search", "index", data, "--model", model, "--out", tmp_path / "i", "-q")
     assert json.loads((tmp_path / "i" / "meta.json").read_text())["count"] >= 4
+
+
+def test_an_unreadable_image_is_skipped_and_named(trained, synthetic, tmp_path):
+    import shutil
+
+    _, model = trained
+    data = tmp_path / "data"
+    shutil.copytree(synthetic / "test" / "spot", data / "spot")
+    (data / "spot" / "zz-broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    r = run("search", "index", data, "--model", model, "--out", tmp_path / "i", "-q")
+    n = len(list((synthetic / "test" / "spot").iterdir()))
+    assert f"indexed {n} images" in r.stderr and "skipped:" in r.stderr and "zz-broken.png" in r.stderr
+    rec = json.loads(run("search", "query", tmp_path / "i", synthetic / "test" / "spot" / "000.png", "--json").stdout)
+    assert all("zz-broken" not in nb["path"] for nb in rec["neighbors"])
+    (data / "spot").rename(data / "gone")
+    for p in (data / "gone").iterdir():
+        p.write_bytes(b"not an image")
+    bad = run("search", "index", data, "--model", model, "--out", tmp_path / "j", check=False)
+    assert bad.returncode == 2 and "no readable image" in bad.stderr and "Traceback" not in bad.stderr

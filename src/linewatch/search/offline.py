@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from linewatch.errors import DatasetError, LinewatchError
+from linewatch.errors import DatasetError, ImageError, LinewatchError
 from linewatch.search.faiss_index import FaissIndex
 from linewatch.search.index import SearchIndexError
 from linewatch.search.service import search_grouped
@@ -109,8 +109,16 @@ def index_folder(
     scorer = open_embedder(model, engine)
     index: FaissIndex | None = None
     next_id = 0
-    paths = [p for p, _ in images]
-    for n, (pred, (path, lab)) in enumerate(zip(scorer.iter_predict(paths, progress), images, strict=True)):
+    skipped: list[str] = []
+    for n, (path, lab) in enumerate(images):
+        # one image at a time: an unreadable file is skipped and reported, not the end of a long run
+        try:
+            pred = next(iter(scorer.iter_predict([path])))
+        except ImageError as e:
+            skipped.append(str(e))
+            if progress:
+                progress("embed", n + 1, len(images))
+            continue
         vecs, boxes = _vectors(pred, level)
         if index is None:
             index = _fresh(out, vecs.shape[1])
@@ -127,11 +135,16 @@ def index_folder(
         ]
         index.add(np.arange(next_id, next_id + len(vecs)), vecs, payloads)
         next_id += len(vecs)
+        if progress:
+            progress("embed", n + 1, len(images))
+    if index is None:
+        raise LinewatchError(f"no readable image under {data} ({len(skipped)} unreadable: {skipped[0]})")
     index.info = {
         "model": str(Path(model).resolve()),
         "level": level,
         "data": str(Path(data).resolve()),
-        "images": len(images),
+        "images": len(images) - len(skipped),
+        "skipped": skipped,
     }
     index.save()
     return index
