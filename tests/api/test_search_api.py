@@ -11,7 +11,15 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import delete, func, select
 
+from linewatch.api.searching import SearchHub
 from linewatch.store.tables import Inspection, InspectionVectors, ModelVersion
+
+
+class NoReconcile(SearchHub):
+    """Serves the index as it is on disk (proves that what is there was written by someone else)."""
+
+    def reconcile(self, progress=None, rebuild=False):
+        return {"checked": 0, "added": 0}
 
 
 @contextlib.contextmanager
@@ -319,28 +327,10 @@ def test_search_rebuild_command(tmp_path, trained, synthetic):
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "indexed 5 inspections" in done.stderr
-    from linewatch.api.searching import SearchHub
-
-    with service(data, lambda settings, sessions: _NoReconcile(settings, sessions)) as (client, ctx):
+    with service(data, NoReconcile) as (client, ctx):
         viewer = _login(client, ctx, "viewer")
         hits = client.get(f"/api/v1/inspections/{results[0]['id']}/similar", params={"k": 4}, headers=viewer).json()
         assert sorted(h["inspection"]["id"] for h in hits) == sorted(x["id"] for x in results[1:])
-    assert issubclass(_NoReconcile, SearchHub)
-
-
-def _no_reconcile_class():
-    from linewatch.api.searching import SearchHub
-
-    class NoReconcile(SearchHub):
-        """Serves the index as it is on disk (proves the rebuild wrote it)."""
-
-        def reconcile(self, progress=None, rebuild=False):
-            return {"checked": 0, "added": 0}
-
-    return NoReconcile
-
-
-_NoReconcile = _no_reconcile_class()
 
 
 def test_thumbnail_cache_keeps_recent_ones_within_its_size():

@@ -181,6 +181,18 @@ def test_websocket_refuses_without_auth(api):
         ws.receive_json()
 
 
+def _dataset(c, eng: dict, name: str, zip_bytes: bytes) -> tuple[int, dict]:
+    """A new dataset with a zip uploaded into it: its id and the upload's answer."""
+    ds = c.post("/api/v1/datasets", json={"name": name}, headers=eng).json()
+    up = c.post(
+        f"/api/v1/datasets/{ds['id']}/images",
+        files=[("files", (f"{name}.zip", zip_bytes, "application/zip"))],
+        headers=eng,
+    )
+    assert up.status_code == 200, up.text
+    return ds["id"], up.json()
+
+
 def _train_evaluated(c, eng: dict, train_id: int, test_id: int) -> tuple[int, dict]:
     """Train on one dataset, evaluate on another: the new version's id and metrics."""
     job = c.post(
@@ -197,15 +209,9 @@ def _train_evaluated(c, eng: dict, train_id: int, test_id: int) -> tuple[int, di
 
 
 def test_training_with_a_labelled_test_set_stores_its_metrics(api, good_zip, synthetic):
-    import io
-    import zipfile
-
     c = api.client
     eng = api.user("engineer")
-    train = c.post("/api/v1/datasets", json={"name": "train"}, headers=eng).json()
-    c.post(
-        f"/api/v1/datasets/{train['id']}/images", files=[("files", ("g.zip", good_zip, "application/zip"))], headers=eng
-    )
+    train_id, _ = _dataset(c, eng, "train", good_zip)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:  # MVTec layout: folder names are the labels, masks are left out
         for d in sorted((synthetic / "test").iterdir()):
@@ -213,25 +219,20 @@ def test_training_with_a_labelled_test_set_stores_its_metrics(api, good_zip, syn
                 z.write(p, f"washer/test/{d.name}/{p.name}")
         for m in sorted((synthetic / "ground_truth" / "spot").iterdir())[:2]:
             z.write(m, f"washer/ground_truth/spot/{m.name}")
-    test = c.post("/api/v1/datasets", json={"name": "test"}, headers=eng).json()
-    up = c.post(
-        f"/api/v1/datasets/{test['id']}/images",
-        files=[("files", ("t.zip", buf.getvalue(), "application/zip"))],
-        headers=eng,
-    ).json()
+    test_id, up = _dataset(c, eng, "test", buf.getvalue())
     assert up["added"] == 12  # 3 good + 3 of each of the 3 defect types
     assert up["masks"] == 2  # the spot masks in the zip went with their images
     one = (synthetic / "test" / "chip" / "001.png").read_bytes()
     r = c.post(
-        f"/api/v1/datasets/{test['id']}/images",
+        f"/api/v1/datasets/{test_id}/images",
         files=[("files", ("c.png", one, "image/png"))],
         data={"label": "chip"},
         headers=eng,
     )
     assert r.json()["added"] == 1
-    bad = c.post("/api/v1/jobs/train", json={"dataset_id": train["id"], "test_dataset_id": 999}, headers=eng)
+    bad = c.post("/api/v1/jobs/train", json={"dataset_id": train_id, "test_dataset_id": 999}, headers=eng)
     assert bad.status_code == 404
-    model_id, m = _train_evaluated(c, eng, train["id"], test["id"])
+    model_id, m = _train_evaluated(c, eng, train_id, test_id)
     assert m["images"] == 13 and m["defective"] == 10
     assert m["image_auroc"] > 0.8
     assert set(m["per_type"]) == {"chip", "scratch", "spot"} and m["per_type"]["chip"]["images"] == 4
@@ -248,10 +249,7 @@ def test_training_with_a_labelled_test_set_stores_its_metrics(api, good_zip, syn
 def test_a_test_set_with_masks_gives_pixel_metrics(api, good_zip, synthetic):
     c = api.client
     eng = api.user("engineer")
-    train = c.post("/api/v1/datasets", json={"name": "train"}, headers=eng).json()
-    c.post(
-        f"/api/v1/datasets/{train['id']}/images", files=[("files", ("g.zip", good_zip, "application/zip"))], headers=eng
-    )
+    train_id, _ = _dataset(c, eng, "train", good_zip)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:  # the whole MVTec-layout test set with its ground truth
         for d in sorted((synthetic / "test").iterdir()):
@@ -259,13 +257,8 @@ def test_a_test_set_with_masks_gives_pixel_metrics(api, good_zip, synthetic):
                 z.write(p, f"test/{d.name}/{p.name}")
         for m in sorted((synthetic / "ground_truth").rglob("*.png")):
             z.write(m, f"ground_truth/{m.parent.name}/{m.name}")
-    test = c.post("/api/v1/datasets", json={"name": "test"}, headers=eng).json()
-    up = c.post(
-        f"/api/v1/datasets/{test['id']}/images",
-        files=[("files", ("t.zip", buf.getvalue(), "application/zip"))],
-        headers=eng,
-    ).json()
+    test_id, up = _dataset(c, eng, "test", buf.getvalue())
     defective = sum(1 for d in (synthetic / "test").iterdir() if d.name != "good" for _ in d.iterdir())
     assert up["masks"] == defective and up["skipped"] == []
-    _, m = _train_evaluated(c, eng, train["id"], test["id"])
+    _, m = _train_evaluated(c, eng, train_id, test_id)
     assert 0.5 < m["pixel_auroc"] <= 1.0 and 0.0 < m["aupro"] <= 1.0

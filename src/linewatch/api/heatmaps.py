@@ -75,9 +75,9 @@ def colored(data: bytes) -> bytes:
 def blended(image: Image.Image, data: bytes, regions: list[dict], alpha: float = 0.5) -> bytes:
     """The image with the coloured map blended in where it is high and the regions boxed, at the image's size."""
     stored = _open(data)
-    img = image.convert("RGB")
     if stored.mode != "L":  # an old overlay already is this picture
         return data
+    img = image.convert("RGB")
     norm = np.asarray(stored.resize(img.size, Image.BILINEAR), dtype=np.float32) / 255.0
     heat = Image.fromarray(colorize(norm))
     weight = (alpha * np.clip(norm * 1.5, 0.15, 1.0) * 255).astype(np.uint8)

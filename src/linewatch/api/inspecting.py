@@ -89,7 +89,7 @@ def _score(
         regions=[r.to_dict() for r in pred.regions],
         latency_ms=round(latency, 2),
     )
-    return row, vectors_row(row, model, pred.embeddings)
+    return row, vectors_row(model, pred.embeddings)
 
 
 def _replayed(ctx: AppContext, station: Station, key: str) -> list[dict] | None:
@@ -151,7 +151,7 @@ def inspect_images(
         return done  # a concurrent copy of this request committed first; its blobs are the same content
     ctx.recent.note(rows)
     if ctx.search is not None:
-        ctx.search.add([Entry(row, station.name, None, vec) for row, vec in scored if vec is not None], new=True)
+        ctx.search.add([Entry(row, station.name, vec) for row, vec in scored if vec is not None], new=True)
     out = []
     for row in rows:
         if row.duplicate_of is None:  # a repeated upload is not a second part: the line's counts skip it

@@ -391,13 +391,13 @@ def run_embedding(ctx: AppContext, job_id: int, params: dict, progress) -> dict:
     """Backfill search vectors: score again, with its own model, every stored inspection that has none (stored
     before search existed, or by a model exported before), store the vectors and index them. Inspections whose
     model is gone or cannot give vectors are counted and left."""
-    from linewatch.api.searching import Entry, vectors_row
+    from linewatch.api.searching import vectors_row
     from linewatch.store.tables import Inspection, InspectionVectors, ModelVersion, Station
     from linewatch.vision.images import open_image_bytes
 
     def todo(session, after: int):
         q = (
-            select(Inspection, Station.name, ModelVersion)
+            select(Inspection, ModelVersion)
             .join(Station, Station.id == Inspection.station_id)
             .join(ModelVersion, ModelVersion.id == Inspection.model_id)
             .outerjoin(InspectionVectors, InspectionVectors.inspection_id == Inspection.id)
@@ -418,32 +418,32 @@ def run_embedding(ctx: AppContext, job_id: int, params: dict, progress) -> dict:
         if not batch:
             break
         after = batch[-1][0].id
-        entries = []
-        for insp, station, model in batch:
+        rows = []  # (inspection id, its new vectors row)
+        for insp, model in batch:
             vec = None
             if model.status == "ready" and model.path:
                 try:
                     scorer = ctx.models.get(model.id, model.path)
                     img = open_image_bytes(ctx.blobs.get(insp.image_sha256), f"inspection {insp.id}")
-                    vec = vectors_row(insp, model, scorer.predict([img])[0].embeddings)
+                    vec = vectors_row(model, scorer.predict([img])[0].embeddings)
                 except LinewatchError as e:
                     log.warning("inspection %s: no search vectors: %s", insp.id, e)
             if vec is None:
                 skipped += 1
                 continue
             vec.inspection_id = insp.id
-            entries.append(Entry(insp, station, None, vec))
-        if entries:
+            rows.append(vec)
+        if rows:
             with ctx.sessions() as s, s.begin():
                 present = set(
-                    s.scalars(select(Inspection.id).where(Inspection.id.in_([e.inspection.id for e in entries])))
+                    s.scalars(select(Inspection.id).where(Inspection.id.in_([v.inspection_id for v in rows])))
                 )  # one may have been deleted meanwhile
-                entries = [e for e in entries if e.inspection.id in present]
-                s.add_all([e.vectors for e in entries])
-            if ctx.search is not None and ctx.search.started:
-                with ctx.sessions() as s:  # with their reviewed defect types
-                    ctx.search.add(ctx.search.entries(s, [e.inspection.id for e in entries]), new=True)
-            embedded += len(entries)
+                rows = [v for v in rows if v.inspection_id in present]
+                s.add_all(rows)
+            if ctx.search is not None and ctx.search.started:  # a queue worker's hub is not: the service indexes
+                with ctx.sessions() as s:
+                    ctx.search.add(ctx.search.entries(s, [v.inspection_id for v in rows]), new=True)
+            embedded += len(rows)
         done += len(batch)
         progress("embed", done, total)
     return {"embedded": embedded, "skipped": skipped}

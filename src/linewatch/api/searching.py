@@ -44,8 +44,9 @@ def _index_name(space: str) -> str:
     return "defects-" + re.sub(r"[^A-Za-z0-9_.-]", "_", space)
 
 
-def vectors_row(inspection: Inspection, model: ModelVersion, embeddings) -> InspectionVectors | None:
-    """The vectors row of a scored inspection (not added to a session); None when the model gives no vectors."""
+def vectors_row(model: ModelVersion, embeddings) -> InspectionVectors | None:
+    """The vectors row of an image ``model`` scored (not added to a session; its ``inspection_id`` is the
+    caller's to set); None when the model gives no vectors."""
     if embeddings is None:
         return None
     defects = np.ascontiguousarray(embeddings.defects(), dtype=np.float32)
@@ -63,38 +64,39 @@ def defect_matrix(row: InspectionVectors) -> np.ndarray:
 
 
 def _point_ids(inspection_id: int, row: InspectionVectors) -> list[int]:
-    n = len(row.defects) // (4 * row.defect_dim)
     if not row.from_regions:
         return [point_id(inspection_id, None)]
-    return [point_id(inspection_id, i) for i in range(n)]
+    return [point_id(inspection_id, i) for i in range(len(defect_matrix(row)))]
 
 
-def _payloads(insp: Inspection, station: str, defect_type: str | None, row: InspectionVectors) -> list[dict]:
+def region_box(regions: list[dict] | None, i: int | None) -> list[int] | None:
+    """Region ``i``'s box as x, y, width, height (None for no region, or one the inspection does not have)."""
+    if i is None or not regions or i >= len(regions):
+        return None
+    r = regions[i]
+    return [int(r["x"]), int(r["y"]), int(r["width"]), int(r["height"])]
+
+
+def _payloads(insp: Inspection, station: str, row: InspectionVectors) -> list[dict]:
     base = {
         "inspection_id": insp.id,
         "station": station,
         "verdict": insp.verdict,
-        "defect_type": defect_type,
-        "time": insp.created_at.replace(tzinfo=insp.created_at.tzinfo or dt.UTC).timestamp(),
+        "defect_type": insp.defect_type,
+        "time": _utc(insp.created_at).timestamp(),
     }
     if not row.from_regions:
         return [{**base, "region": None}]
-    regions = insp.regions or []
-    n = len(row.defects) // (4 * row.defect_dim)
-    return [{**base, "region": i, "box": _box(regions[i]) if i < len(regions) else None} for i in range(n)]
-
-
-def _box(r: dict) -> list[int]:
-    return [int(r["x"]), int(r["y"]), int(r["width"]), int(r["height"])]
+    n = len(defect_matrix(row))
+    return [{**base, "region": i, "box": region_box(insp.regions, i)} for i in range(n)]
 
 
 @dataclass
 class Entry:
     """What the index needs of one inspection."""
 
-    inspection: Inspection
+    inspection: Inspection  # its latest review's defect type goes into the payload
     station: str
-    defect_type: str | None
     vectors: InspectionVectors
 
 
@@ -115,6 +117,7 @@ class SearchHub:
         self.failed: set[int] = set()  # inspection ids whose index update failed; retried in the background
         self.started = False
         self._vectors_seen = -1  # rows of inspection_vectors when last reconciled
+        self._held: contextlib.ExitStack | None = None  # the embedded index's folder lock, while started
 
     # --- indexes ---
 
@@ -125,10 +128,6 @@ class SearchHub:
                 idx = self._open_index(dim, _index_name(space))
                 self._indexes[space] = idx
             return idx
-
-    def spaces(self) -> list[str]:
-        with self.sessions() as s:
-            return list(s.scalars(select(InspectionVectors.space).distinct()))
 
     def add(self, entries: Sequence[Entry], new: bool = False) -> None:
         """Put these inspections' vectors in the index (replacing what it had for them); ``new``: their vectors
@@ -146,7 +145,7 @@ class SearchHub:
             for e in group:
                 ids += _point_ids(e.inspection.id, e.vectors)
                 vecs.append(defect_matrix(e.vectors))
-                payloads += _payloads(e.inspection, e.station, e.defect_type, e.vectors)
+                payloads += _payloads(e.inspection, e.station, e.vectors)
             try:
                 with self._lock:
                     self.index(space, group[0].vectors.defect_dim).add(ids, np.concatenate(vecs), payloads)
@@ -171,12 +170,12 @@ class SearchHub:
         if not inspection_ids:
             return []
         rows = session.execute(
-            select(Inspection, Station.name, Inspection.defect_type, InspectionVectors)
+            select(Inspection, Station.name, InspectionVectors)
             .join(Station, Station.id == Inspection.station_id)
             .join(InspectionVectors, InspectionVectors.inspection_id == Inspection.id)
             .where(Inspection.id.in_(list(inspection_ids)), Inspection.duplicate_of.is_(None))
         ).all()
-        return [Entry(insp, name, dtype, vec) for insp, name, dtype, vec in rows]
+        return [Entry(insp, name, vec) for insp, name, vec in rows]
 
     def refresh(self, inspection_id: int) -> None:
         """Re-index one inspection from the database (after a review changed its defect type)."""
@@ -314,22 +313,23 @@ class SearchHub:
             for idx in self._indexes.values():
                 idx.close()
             self._indexes.clear()
-        if getattr(self, "_held", None) is not None:
+        if self._held is not None:
             self._held.close()
+            self._held = None
 
     # --- queries ---
 
     def search(
         self, space: str, dim: int, vectors: np.ndarray, k: int, where: Filter | None, exclude: int | None = None
-    ) -> list[tuple[int, float, int | None]]:
-        """(inspection id, similarity, region index or None) of the ``k`` inspections nearest to any of
-        ``vectors``, best first."""
+    ) -> list[tuple[int, float, dict]]:
+        """(inspection id, similarity, payload of its nearest point: region, defect type, ...) of the ``k``
+        inspections nearest to any of ``vectors``, best first."""
         from linewatch.search.service import search_grouped
 
         with self._lock:
             idx = self.index(space, dim)
             hits = search_grouped(idx, vectors, k + (exclude is not None), where, group_key="inspection_id")
-        out = [(int(h.key), h.similarity, h.hit.payload.get("region")) for h in hits if h.key != exclude]
+        out = [(int(h.key), h.similarity, h.hit.payload) for h in hits if h.key != exclude]
         return out[:k]
 
 
@@ -364,14 +364,10 @@ def suggest(hub: SearchHub, session: Session, inspection_id: int, k: int = SUGGE
     if not types:
         return None
     hits = hub.search(row.space, row.defect_dim, defect_matrix(row), k, Filter(defect_type=types), inspection_id)
-    if not hits:
-        return None
-    with hub._lock:
-        payloads = hub.index(row.space, row.defect_dim).get([point_id(i, r) for i, _, r in hits])
     votes: dict[str, float] = {}
-    for (_, sim, _r), p in zip(hits, payloads, strict=True):
-        if p and p.get("defect_type"):
-            votes[p["defect_type"]] = votes.get(p["defect_type"], 0.0) + max(sim, 0.0)
+    for _, sim, payload in hits:
+        if payload.get("defect_type"):
+            votes[payload["defect_type"]] = votes.get(payload["defect_type"], 0.0) + max(sim, 0.0)
     if not votes:
         return None
     best = max(votes, key=votes.get)

@@ -20,7 +20,7 @@ from linewatch.api.context import AppContext
 from linewatch.api.deps import Id, ctx, db, engineer, operator, viewer
 from linewatch.api.inspecting import inspection_dict, station_model
 from linewatch.api.schemas import LINE, InspectionOut, JobOut, TimeFilter, Verdict, errors
-from linewatch.api.searching import defect_matrix, suggest, vectors_row
+from linewatch.api.searching import defect_matrix, region_box, suggest, vectors_row
 from linewatch.search.index import Filter
 from linewatch.store.blobs import BlobNotFound
 from linewatch.store.tables import Inspection, InspectionVectors, Job, Station
@@ -74,7 +74,7 @@ def filters(
     return Filter(station=station, verdict=verdict, defect_type=defect_type, since=since, until=until)
 
 
-def _results(c: AppContext, session: Session, hits: list[tuple[int, float, int | None]]) -> list[dict]:
+def _results(session: Session, hits: list[tuple[int, float, dict]]) -> list[dict]:
     if not hits:
         return []
     rows = {
@@ -86,15 +86,12 @@ def _results(c: AppContext, session: Session, hits: list[tuple[int, float, int |
         ).all()
     }
     out = []
-    for iid, sim, region in hits:
+    for iid, sim, payload in hits:
         if iid not in rows:  # deleted since it was indexed
             continue
         insp, name = rows[iid]
-        regions = insp.regions or []
-        box = None
-        if region is not None and region < len(regions):
-            r = regions[region]
-            box = [r["x"], r["y"], r["width"], r["height"]]
+        region = payload.get("region")
+        box = region_box(insp.regions, region)
         out.append(
             {
                 "similarity": round(float(sim), 6),
@@ -120,7 +117,7 @@ def _similar(c: AppContext, session: Session, inspection_id: int, region: int | 
             raise HTTPException(404, f"inspection {inspection_id} has no region {region}")
         vecs = vecs[region : region + 1]
     hits = c.search.search(row.space, row.defect_dim, vecs, k, where, exclude=inspection_id)
-    return _results(c, session, hits)
+    return _results(session, hits)
 
 
 @router.get(
@@ -143,13 +140,12 @@ def _search_upload(c: AppContext, model, station: str, data: bytes, name: str | 
     img = open_image_bytes(data, name or "upload", c.settings.max_image_pixels)
     scorer = c.models.get(model.id, model.path)
     pred = scorer.predict([img])[0]
-    probe = Inspection(regions=[r.to_dict() for r in pred.regions])
-    row = vectors_row(probe, model, pred.embeddings)
+    row = vectors_row(model, pred.embeddings)
     if row is None:
         raise HTTPException(409, f"the active model of station {station!r} gives no search vectors: re-export it")
     hits = c.search.search(row.space, row.defect_dim, defect_matrix(row), k, where)
     with c.sessions() as s:
-        return _results(c, s, hits)
+        return _results(s, hits)
 
 
 @router.post(
