@@ -39,6 +39,7 @@ from linewatch.search.index import (
     check_ids,
     normalize,
 )
+from linewatch.vision.manifest import replace_dir
 
 FORMAT = 1
 META, GRAPH, ROWS, PAYLOADS = "meta.json", "hnsw.faiss", "rows.npz", "payloads.jsonl"
@@ -372,21 +373,10 @@ class FaissIndex(VectorIndex):
             for f in staging.iterdir():  # durable before the rename makes them visible
                 with open(f, "rb") as fh:
                     os.fsync(fh.fileno())
-            _replace_dir(staging, self.path)
+            replace_dir(staging, self.path)  # a file in the way was refused when the index was opened
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
 
     def close(self) -> None:
         pass
-
-
-def _replace_dir(staging: Path, final: Path) -> None:
-    """Move a complete staging directory into place; an existing index is replaced only once the new one is whole."""
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        os.replace(final, old)
-        os.replace(staging, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(staging, final)
