@@ -18,8 +18,7 @@ import torch
 from torch import nn
 
 from linewatch.errors import LinewatchError
-
-DEFAULT_BACKBONE = "efficientnet_lite0"
+from linewatch.vision.methods import DEFAULT_BACKBONE  # noqa: F401  (re-exported)
 
 # timm architecture -> (package, class with get_model_file_path()) shipping its ImageNet weights
 OFFLINE_WEIGHTS = {

@@ -1,0 +1,52 @@
+"""The vision engine's methods and their parameters: the one list the detectors' constructors, the command
+line, the API's training schema and save/load all read. Light to import (no torch)."""
+
+from __future__ import annotations
+
+from linewatch.core.params import Param, Params
+from linewatch.core.registry import Registry
+
+DEFAULT_BACKBONE = "efficientnet_lite0"
+
+
+class DetectorParams(Params):
+    backbone: str = Param(DEFAULT_BACKBONE, "timm model name")
+    layers: list[str] | None = Param(None, "backbone layers to tap, comma separated (default: the backbone's own)")
+    image_size: int = Param(256, "images are resized to N x N", ge=32, le=2048)
+    center_crop: int | None = Param(None, "then center-cropped to N x N", ge=32, le=2048)
+    weights: str | None = Param(None, "backbone checkpoint PATH, or 'hub' to download timm's (online)")
+    holdout: float = Param(0.1, "fraction of good images held out to set the threshold", ge=0, lt=0.9)
+    false_alarm_rate: float = Param(0.01, "target false-alarm rate of the threshold", gt=0, lt=1)
+    min_region_area: int = Param(16, "smallest defect region kept, input pixels", ge=1)
+    sigma: float = Param(4.0, "Gaussian smoothing of the anomaly map, input pixels", ge=0, le=64)
+    batch_size: int = Param(8, "images per forward pass", ge=1, le=512)
+    seed: int = Param(0, "seed of the held-out split and the coreset", ge=0)
+
+
+class PatchCoreParams(DetectorParams):
+    coreset_ratio: float = Param(0.01, "PatchCore: memory bank as a fraction of the training patches", gt=0, le=1)
+    max_bank: int = Param(2048, "PatchCore: memory bank cap (patches)", ge=16, le=1_000_000, cli_name="bank_size")
+    num_neighbors: int = Param(9, "PatchCore: bank neighbours that re-weight the image score", ge=1, le=64)
+    neighbourhood: int = Param(3, "PatchCore: patch neighbourhood aggregated into each feature", ge=1, le=9)
+    pool_limit: int = Param(400_000, "PatchCore: patches kept in the coreset's candidate pool", ge=1000)
+
+
+class PadimParams(DetectorParams):
+    n_features: int = Param(100, "PaDiM: random feature channels kept", ge=1, le=2048)
+
+
+METHODS = Registry("vision")
+METHODS.add(
+    "patchcore",
+    PatchCoreParams,
+    "linewatch.vision.patchcore:PatchCore",
+    "nearest-neighbour memory bank of good patches (the default)",
+    "vision",
+)
+METHODS.add(
+    "padim",
+    PadimParams,
+    "linewatch.vision.padim:Padim",
+    "a Gaussian per patch position",
+    "vision",
+)
