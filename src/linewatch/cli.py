@@ -16,7 +16,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from linewatch.core.extras import require
+from linewatch.core.options import with_params
 from linewatch.errors import LinewatchError
+from linewatch.vision.methods import METHODS
 
 app = typer.Typer(
     help="linewatch: learn good parts from photos, find and localise defects.",
@@ -37,9 +40,11 @@ STAGES = {
 }
 
 
-class Method(StrEnum):
-    patchcore = "patchcore"
-    padim = "padim"
+Method = StrEnum("Method", {name: name for name in METHODS.names()})
+
+
+def _methods_help() -> str:
+    return "; ".join(f"{e.name}: {e.help}" for e in METHODS)
 
 
 class Format(StrEnum):
@@ -125,48 +130,26 @@ def _fmt(v) -> str:
 
 @app.command()
 @user_errors
+@with_params(METHODS)
 def train(
     data: Annotated[Path, typer.Argument(help="MVTec-layout category, or a folder of good images")],
     out: Annotated[Path, typer.Option("--out", "-o", help="model directory to write")],
-    method: Annotated[Method, typer.Option(help="detector")] = Method.patchcore,
-    backbone: Annotated[str, typer.Option(help="timm model name")] = "efficientnet_lite0",
-    image_size: Annotated[int, typer.Option(help="images are resized to N x N")] = 256,
-    center_crop: Annotated[int | None, typer.Option(help="then center-cropped to N x N")] = None,
-    layers: Annotated[str | None, typer.Option(help="backbone layers to tap, comma separated")] = None,
-    weights: Annotated[
-        str | None, typer.Option(help="backbone checkpoint PATH, or 'hub' to download timm's (online)")
-    ] = None,
-    holdout: Annotated[float, typer.Option(help="fraction of good images held out to set the threshold")] = 0.1,
-    false_alarm_rate: Annotated[float, typer.Option(help="target false-alarm rate of the threshold")] = 0.01,
-    min_region_area: Annotated[int, typer.Option(help="smallest defect region kept, input pixels")] = 16,
-    bank_size: Annotated[int, typer.Option(help="PatchCore: memory bank cap (patches)")] = 2048,
-    batch_size: Annotated[int, typer.Option(help="images per forward pass")] = 8,
+    method: Annotated[Method, typer.Option(help="detector: " + _methods_help())] = Method.patchcore,
     evaluate_after: Annotated[
         bool, typer.Option("--evaluate", help="evaluate on DATA's test images and store the metrics")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
+    **params,
 ):
     """Learn what good parts look like from good images only."""
+    require("vision", "linewatch train")
     from linewatch.vision.datasets import load_dataset
     from linewatch.vision.saving import create_detector, save
 
     ds = load_dataset(data)
     if not ds.train:
         raise LinewatchError(f"no good training images under {data} (expected train/good/ or images)")
-    kwargs = dict(
-        backbone=backbone,
-        image_size=image_size,
-        center_crop=center_crop,
-        weights=weights,
-        holdout=holdout,
-        false_alarm_rate=false_alarm_rate,
-        min_region_area=min_region_area,
-        batch_size=batch_size,
-        layers=[x.strip() for x in layers.split(",") if x.strip()] if layers else None,
-    )
-    if method is Method.patchcore:
-        kwargs["max_bank"] = bank_size
-    det = create_detector(method.value, **kwargs)
+    det = create_detector(method.value, **params)
     with Bars(quiet) as bars:
         det.fit(ds.train, progress=bars, fingerprint=ds.fingerprint())
         metrics = None
