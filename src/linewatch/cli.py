@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -65,7 +66,7 @@ def user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except LinewatchError as e:
-            err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+            err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err.print("interrupted")
@@ -79,7 +80,7 @@ def user_errors(fn):
             if os.environ.get("LINEWATCH_DEBUG"):
                 raise
             err.print(
-                f"[red]internal error:[/red] {type(e).__name__}: {e} (set LINEWATCH_DEBUG=1 for details)",
+                f"[red]internal error:[/red] {type(e).__name__}: {escape(str(e))} (set LINEWATCH_DEBUG=1 for details)",
                 highlight=False,
                 soft_wrap=True,
             )
@@ -208,6 +209,7 @@ def evaluate(
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ):
     """Image AUROC, pixel AUROC, AUPRO, F1-max and error rates on labelled test images."""
+    require("vision", "linewatch evaluate")
     from linewatch.vision.datasets import load_dataset
     from linewatch.vision.evaluation import evaluate as run_evaluation
     from linewatch.vision.manifest import MANIFEST, read_manifest, write_json_atomic
@@ -271,6 +273,7 @@ def export(
     out_file: Annotated[Path | None, typer.Option("--out", help="file to write (default: MODEL/model.onnx)")] = None,
 ):
     """Export the whole scoring path to ONNX; predict then uses it (ONNX Runtime, no torch needed)."""
+    require("vision", "linewatch export")
     from linewatch.vision.export import export_onnx
 
     path = export_onnx(model, out_file)
@@ -286,6 +289,7 @@ def demo(
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ):
     """The main job on embedded defaults: make a synthetic dataset, train, evaluate, export, predict."""
+    require("vision", "linewatch demo")
     from linewatch.vision.datasets import load_dataset
     from linewatch.vision.evaluation import evaluate as run_evaluation
     from linewatch.vision.export import export_onnx
@@ -350,6 +354,7 @@ def inspect_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines, one per image")] = False,
 ):
     """Send images to a running inspection service: verdict, scores and defect regions, stored for review."""
+    require("client", "linewatch inspect")
     try:
         from linewatch.client import Client
     except ImportError:
@@ -407,6 +412,7 @@ def search_index(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
 ):
     """Embed every image under DATA with MODEL into a search index at OUT (faiss HNSW)."""
+    require("vision", "linewatch search index")
     from linewatch.search.offline import index_folder
 
     started = time.perf_counter()
@@ -435,6 +441,7 @@ def search_query(
     engine: Annotated[Engine, typer.Option(help="auto uses the ONNX export when it has embeddings")] = Engine.auto,
 ):
     """The K nearest indexed images to each query image (by their most similar defect regions)."""
+    require("vision", "linewatch search query")
     from linewatch.search.offline import open_offline_index, query_images
     from linewatch.vision.datasets import expand_inputs
 
@@ -464,6 +471,8 @@ def search_rebuild(
 ):
     """Rebuild the service's search index from its database (the source of truth): every inspection's stored
     vectors. With the embedded index (faiss) stop the service first; a Qdrant index can be rebuilt any time."""
+    require("service", "linewatch search rebuild")
+    require("vision", "linewatch search rebuild")
     from linewatch.api.searching import SearchHub
     from linewatch.store.db import make_engine, migrate, session_factory
 
@@ -516,6 +525,8 @@ def serve(
     LINEWATCH_DATABASE_URL=postgresql+psycopg://user@host/db, LINEWATCH_BLOB_URL=s3://bucket/prefix with
     LINEWATCH_S3_ENDPOINT_URL, LINEWATCH_S3_ACCESS_KEY, LINEWATCH_S3_SECRET_KEY.
     """
+    require("service", "linewatch serve")
+    require("vision", "linewatch serve")
     import uvicorn
 
     from linewatch.api.app import build_context, create_app
@@ -538,6 +549,8 @@ def worker(
     Same settings as the service: its database, blob store and data dir; the models dir (DATA_DIR/models) must
     be storage shared with the service, mounted at the same path. Start as many workers as you like.
     """
+    require("service", "linewatch worker")
+    require("vision", "linewatch worker")
     import logging
 
     from linewatch.api.jobqueue import run_worker
@@ -562,6 +575,7 @@ def users_create(
     data_dir: Annotated[Path | None, typer.Option(help="the service's data dir")] = None,
 ):
     """Create a user (the first admin bootstraps the service). There is no default password."""
+    require("service", "linewatch users create")
     from sqlalchemy.exc import IntegrityError
 
     from linewatch.api.auth import create_user
