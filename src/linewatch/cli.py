@@ -473,7 +473,7 @@ def search_rebuild(
     vectors. With the embedded index (faiss) stop the service first; a Qdrant index can be rebuilt any time."""
     require("service", "linewatch search rebuild")
     require("vision", "linewatch search rebuild")
-    from linewatch.api.searching import SearchHub
+    from linewatch.services.searching import SearchHub
     from linewatch.store.db import make_engine, migrate, session_factory
 
     settings = _settings(data_dir)
@@ -553,7 +553,7 @@ def worker(
     require("vision", "linewatch worker")
     import logging
 
-    from linewatch.api.jobqueue import run_worker
+    from linewatch.services.jobqueue import run_worker
 
     settings = _settings(data_dir)
     if not settings.queue_url:

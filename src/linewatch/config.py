@@ -46,6 +46,14 @@ class Settings(BaseSettings):
         "`linewatch worker` processes. Default: a thread of the service runs them",
     )
     queue_name: str = Field("linewatch", description="queue of the job messages; one per linewatch installation")
+    events_url: str | None = Field(
+        None,
+        description="broker that carries events between processes (workers, several service instances): "
+        "redis://... or amqp://...; default: queue_url; none: events stay in the process",
+    )
+    model_cache_size: int = Field(
+        8, ge=1, le=1000, description="loaded models kept in memory (least recently used out)"
+    )
     job_heartbeat_timeout: float = Field(
         120.0, gt=0, description="seconds without a heartbeat before a running job counts as lost (failed)"
     )
@@ -63,14 +71,14 @@ class Settings(BaseSettings):
     qdrant_api_key: str | None = None
     qdrant_collection: str = Field("linewatch", description="Qdrant collection of this installation")
 
-    @field_validator("queue_url", mode="before")
+    @field_validator("queue_url", "events_url", mode="before")
     @classmethod
     def _queue_url(cls, v):
         if v is None or (isinstance(v, str) and not v.strip()):
             return None
         scheme = urlsplit(str(v).strip()).scheme.lower()
         if scheme not in QUEUE_SCHEMES:
-            raise ValueError("queue_url must be redis://host:port/db or amqp://user:password@host:port/vhost")
+            raise ValueError("must be redis://host:port/db or amqp://user:password@host:port/vhost")
         return str(v).strip()
 
     @field_validator("queue_name")
@@ -97,6 +105,11 @@ class Settings(BaseSettings):
     @property
     def blobs(self) -> str:
         return self.blob_url or str((self.data_dir / "blobs").resolve())
+
+    @property
+    def bus_url(self) -> str | None:
+        """Where events travel between processes: ``events_url``, else the job queue's broker."""
+        return self.events_url or self.queue_url
 
     @property
     def models_dir(self) -> Path:

@@ -366,7 +366,7 @@ def test_oversized_requests(tmp_path):
 
 
 def test_clean_filename():
-    from linewatch.api.inspecting import clean_filename
+    from linewatch.services.inspecting import clean_filename
 
     assert clean_filename("a\x00b\nc.png") == "abc.png"
     assert clean_filename("\ud800.png") == "?.png"

@@ -3,15 +3,13 @@ import io
 import numpy as np
 from PIL import Image
 
-from linewatch.api import heatmaps
+from linewatch.services import heatmaps
 from linewatch.vision.scoring import Prediction
 from linewatch.vision.thresholds import Calibration
 
 
 def _pred(amap: np.ndarray) -> Prediction:
-    return Prediction(
-        path="x", score=1.0, normalized_score=0.7, verdict="anomalous", anomaly_map=amap, regions=[]
-    )
+    return Prediction(path="x", score=1.0, normalized_score=0.7, verdict="anomalous", anomaly_map=amap, regions=[])
 
 
 def _cal() -> Calibration:

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import delete, func, select
 
-from linewatch.api.searching import SearchHub
+from linewatch.services.searching import SearchHub
 from linewatch.store.tables import Inspection, InspectionVectors, ModelVersion
 
 
@@ -282,8 +282,8 @@ def test_backfill_gives_old_inspections_vectors(running, synthetic):
 
 def test_the_qdrant_backend_serves_the_same_api(tmp_path, trained, synthetic):
     pytest.importorskip("qdrant_client", reason="qdrant-client not installed: pip install 'linewatch[search]'")
-    from linewatch.api.searching import SearchHub
     from linewatch.search.qdrant_index import QdrantIndex
+    from linewatch.services.searching import SearchHub
 
     def hub(settings, sessions):  # qdrant-client's local mode: the client code paths of a server, in a folder
         return SearchHub(settings, sessions, open_index=lambda dim, name: QdrantIndex(dim, path=tmp_path / "qd" / name))

@@ -137,7 +137,7 @@ def test_training_runs_on_a_worker(cluster, synthetic):
     with Client.login(cluster.url, "admin", ADMIN_PASSWORD) as lw:
         dataset_id = _dataset(lw, synthetic, 24)
         with _ws(lw, cluster.url) as ws:
-            # full size, so the job outlasts several of the relay's one-second looks and progress shows between
+            # full size, so progress events from the worker show between queued and succeeded
             job = lw.train(dataset_id, image_size=256)
             assert job["status"] == "queued"
             events = _job_events(ws, job["id"], {"succeeded", "failed", "cancelled"})
@@ -261,7 +261,7 @@ def _state(ctx, job_id: int) -> tuple[str, str, str | None]:
 
 
 def test_sweeper_fails_only_jobs_without_a_recent_heartbeat(ctx):
-    from linewatch.api.jobs import fail_lost_jobs
+    from linewatch.services.jobs import fail_lost_jobs
 
     lost = _job(ctx, "running", heartbeat_age=60)
     alive = _job(ctx, "running", heartbeat_age=0.5)
@@ -275,7 +275,7 @@ def test_sweeper_fails_only_jobs_without_a_recent_heartbeat(ctx):
 
 def test_a_job_runs_once(ctx):
     """A message delivered again, or for a job cancelled while queued, does not run it."""
-    from linewatch.api.jobs import JobRunner
+    from linewatch.services.jobs import JobRunner
 
     runner = JobRunner(ctx)
     for status in ("running", "failed", "succeeded", "cancelled"):
@@ -289,39 +289,13 @@ def test_a_job_runs_once(ctx):
     assert runner.run(cancelled) is None
 
 
-def test_relay_publishes_what_other_processes_change(ctx):
-    from sqlalchemy import update
+def test_sweeper_tells_subscribers_of_the_jobs_it_fails(ctx):
+    from linewatch.core.events import JobChanged
+    from linewatch.services.jobs import fail_lost_jobs
 
-    from linewatch.api.jobqueue import JobRelay
-    from linewatch.store.tables import Job
-
-    published = []
-    ctx.events.publish = published.append
-    old = _job(ctx, "succeeded")
-    running = _job(ctx, "running", heartbeat_age=0)
-    relay = JobRelay(ctx)
-    relay.prime()
-    assert relay.poll() == [] and published == []
-
-    def change(job_id, **values):
-        with ctx.sessions() as s, s.begin():
-            s.execute(update(Job).where(Job.id == job_id).values(**values))
-
-    change(running, progress=0.5, message="features 3/6")
-    new = _job(ctx, "queued")
-    events = relay.poll()
-    assert [(e["type"], e["job"]["id"], e["job"]["status"], e["job"]["progress"]) for e in events] == [
-        ("job", running, "running", 0.5),
-        ("job", new, "queued", 0.0),
-    ]
-    assert published == events
-    assert relay.poll() == []
-    change(running, status="failed", message="failed")
-    change(new, status="running", message="started")
-    assert [(e["job"]["id"], e["job"]["status"]) for e in relay.poll()] == [(running, "failed"), (new, "running")]
-    assert running not in relay.seen and old not in relay.seen
-    # a job that ran and finished between two looks is still told
-    quick = _job(ctx, "queued")
-    change(quick, status="succeeded", progress=1.0, message="done")
-    assert [(e["job"]["id"], e["job"]["status"]) for e in relay.poll()] == [(quick, "succeeded")]
-    assert relay.poll() == []
+    seen = []
+    ctx.bus.subscribe(seen.append, JobChanged)
+    lost = _job(ctx, "running", heartbeat_age=60)
+    _job(ctx, "running", heartbeat_age=0.5)
+    fail_lost_jobs(ctx, HEARTBEAT_TIMEOUT)
+    assert [(e.job["id"], e.job["status"]) for e in seen] == [(lost, "failed")]

@@ -15,41 +15,18 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from linewatch import __version__
-from linewatch.api.context import AppContext, Conflict, NotFound
 from linewatch.api.dashboard import mount_dashboard
-from linewatch.api.events import EventHub
-from linewatch.api.jobqueue import QueueJobs, QueueUnavailable
-from linewatch.api.jobs import JobRunner
-from linewatch.api.metrics import Metrics
 from linewatch.api.routes import datasets, inspections, jobs, search, stations, system, users
-from linewatch.api.searching import RecentUploads, SearchHub
 from linewatch.config import Settings
 from linewatch.errors import ImageError, ImageTooLarge, LinewatchError, ModelFileError
-from linewatch.store.blobs import BlobNotFound, BlobStoreUnavailable, open_blob_store
-from linewatch.store.db import DatabaseError, make_engine, migrate, session_factory
+from linewatch.services.context import AppContext, Conflict, NotFound, build_context, start_bus
+from linewatch.services.jobqueue import QueueJobs, QueueUnavailable
+from linewatch.services.jobs import JobRunner
+from linewatch.store.blobs import BlobNotFound, BlobStoreUnavailable
+from linewatch.store.db import DatabaseError
 
 log = logging.getLogger("linewatch.api")
 RETRY_AFTER_S = "5"  # the Retry-After header of 503 answers, in seconds
-
-
-def build_context(settings: Settings) -> AppContext:
-    """Connect to the parts and migrate the database (raises DatabaseError with a clear message)."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    settings.models_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.db_url)
-    migrate(engine)
-    blobs = open_blob_store(
-        settings.blobs,
-        endpoint_url=settings.s3_endpoint_url,
-        access_key=settings.s3_access_key,
-        secret_key=settings.s3_secret_key,
-        region=settings.s3_region,
-    )
-    sessions = session_factory(engine)
-    ctx = AppContext(settings, engine, sessions, blobs, EventHub(settings.event_queue_size), Metrics())
-    ctx.search = SearchHub(settings, sessions)
-    ctx.recent = RecentUploads(sessions)
-    return ctx
 
 
 # errors whose message is the response's detail, by status; a subclass wins over its base
@@ -118,13 +95,34 @@ def _allowed_methods(index: list[tuple[re.Pattern, int, set[str]]], path: str) -
     return ", ".join(sorted(allowed))
 
 
+ROUTERS = (users.router, stations.router, datasets.router, jobs.router, inspections.router, search.router)
+
+
 def create_app(settings: Settings | None = None, context: AppContext | None = None) -> FastAPI:
+    """The service: its parts (``context``, built from ``settings`` when not given) behind the API's routes,
+    the dashboard, the guards and the error mapping."""
     settings = settings or Settings()
     c = context or build_context(settings)
+    app = FastAPI(
+        title="linewatch",
+        version=__version__,
+        description="Inspection service: score part images, store and review inspections, train models.",
+        lifespan=_lifespan(c),
+    )
+    app.state.ctx = c
+    for r in (*ROUTERS, system.router):
+        app.include_router(r)
+    mount_dashboard(app)  # the web dashboard at /, outside the API schema
+    _add_guards(app, settings, c)
+    _add_error_handlers(app)
+    return app
 
+
+def _lifespan(c: AppContext):
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        c.events.bind(asyncio.get_running_loop())
+        c.live.bind(asyncio.get_running_loop())
+        await asyncio.to_thread(start_bus, c)  # events to and from other processes, when a broker is set
         # a job queue (LINEWATCH_QUEUE_URL): `linewatch worker` processes run the jobs; else a thread of ours
         runner = QueueJobs(c) if c.settings.queue_url else JobRunner(c)
         c.jobs = runner
@@ -133,26 +131,13 @@ def create_app(settings: Settings | None = None, context: AppContext | None = No
         yield
         runner.stop()
         await asyncio.to_thread(c.search.stop)
+        await asyncio.to_thread(c.bus.close)
 
-    app = FastAPI(
-        title="linewatch",
-        version=__version__,
-        description="Inspection service: score part images, store and review inspections, train models.",
-        lifespan=lifespan,
-    )
-    app.state.ctx = c
-    for r in (
-        users.router,
-        stations.router,
-        datasets.router,
-        jobs.router,
-        inspections.router,
-        search.router,
-        system.router,
-    ):
-        app.include_router(r)
-    mount_dashboard(app)  # the web dashboard at /, outside the API schema
+    return lifespan
 
+
+def _add_guards(app: FastAPI, settings: Settings, c: AppContext) -> None:
+    """Request size limits, Retry-After on 503, request metrics."""
     # guard_and_measure refuses a declared Content-Length over the limit; this, a body without one (chunked).
     # Added first, so it runs inside guard_and_measure, whose task group would wrap its error.
     app.add_middleware(StreamedBodyLimit, limit=settings.max_upload_bytes)
@@ -175,6 +160,9 @@ def create_app(settings: Settings | None = None, context: AppContext | None = No
         c.metrics.http_latency.labels(request.method, path).observe(time.perf_counter() - started)
         return response
 
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Errors mapped by class to a status and a JSON body; never a traceback, never a 500 for user input."""
     method_index: list[tuple[re.Pattern, int, set[str]]] = []
 
     @app.exception_handler(StarletteHTTPException)
@@ -221,5 +209,3 @@ def create_app(settings: Settings | None = None, context: AppContext | None = No
 
     for cls in STATUS:
         app.add_exception_handler(cls, user_facing)
-
-    return app

@@ -10,8 +10,8 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy.orm import Session
 
 from linewatch.api.auth import Principal, principal_from_api_key, principal_from_token
-from linewatch.api.context import AppContext
 from linewatch.api.schemas import LINE, MAX_ID
+from linewatch.services.context import AppContext
 
 # Path parameters: an id a row can have, a name without control characters (else 422, not a database error).
 Id = Annotated[int, Path(ge=1, le=MAX_ID)]

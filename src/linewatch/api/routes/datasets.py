@@ -12,11 +12,11 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from linewatch.api.auth import Principal
-from linewatch.api.context import AppContext
 from linewatch.api.deps import Id, ctx, db, engineer, viewer
-from linewatch.api.inspecting import clean_filename
 from linewatch.api.schemas import DatasetIn, DatasetOut, UploadOut, errors
 from linewatch.errors import ImageError
+from linewatch.services.context import AppContext
+from linewatch.services.inspecting import clean_filename
 from linewatch.store.tables import Dataset, DatasetImage
 from linewatch.vision.images import IMAGE_SUFFIXES, open_image_bytes
 

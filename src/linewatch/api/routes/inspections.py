@@ -10,11 +10,8 @@ from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from linewatch.api import heatmaps
 from linewatch.api.auth import Principal
-from linewatch.api.context import AppContext
 from linewatch.api.deps import Id, Name, ctx, db, operator, viewer
-from linewatch.api.inspecting import clean_filename, inspect_images, inspection_dict, station_model
 from linewatch.api.schemas import (
     LINE,
     MAX_ID,
@@ -26,6 +23,9 @@ from linewatch.api.schemas import (
     Verdict,
     errors,
 )
+from linewatch.services import heatmaps
+from linewatch.services.context import AppContext
+from linewatch.services.inspecting import clean_filename, inspect_images, inspection_dict, station_model
 from linewatch.store.blobs import BlobNotFound
 from linewatch.store.tables import Inspection, Review, Station
 from linewatch.vision.images import open_image_bytes

@@ -16,12 +16,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from linewatch.api.auth import Principal
-from linewatch.api.context import AppContext
 from linewatch.api.deps import Id, ctx, db, engineer, operator, viewer
-from linewatch.api.inspecting import inspection_dict, station_model
 from linewatch.api.schemas import LINE, InspectionOut, JobOut, TimeFilter, Verdict, errors
-from linewatch.api.searching import defect_matrix, region_box, suggest, vectors_row
 from linewatch.search.index import Filter
+from linewatch.services.context import AppContext
+from linewatch.services.inspecting import inspection_dict, station_model
+from linewatch.services.searching import defect_matrix, region_box, suggest, vectors_row
 from linewatch.store.blobs import BlobNotFound
 from linewatch.store.tables import Inspection, InspectionVectors, Job, Station
 from linewatch.vision.images import open_image_bytes

@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 
 from linewatch.api.auth import principal_from_api_key, principal_from_token
-from linewatch.api.jobqueue import QueueUnavailable, ping_broker
+from linewatch.services.jobqueue import QueueUnavailable, ping_broker
 from linewatch.store.db import DatabaseError, ping
 
 router = APIRouter(tags=["system"])
@@ -61,7 +61,7 @@ async def readyz(request: Request):
 def metrics(request: Request):
     """Prometheus exposition format."""
     c = request.app.state.ctx
-    c.metrics.ws_clients.set(c.events.clients)
+    c.metrics.ws_clients.set(c.live.clients)
     return Response(generate_latest(c.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -92,7 +92,7 @@ async def events(ws: WebSocket):
         await ws.close(code=4401, reason="authentication required")
         return
     await ws.accept()
-    sub = c.events.subscribe()
+    sub = c.live.subscribe()
     try:
         await ws.send_json({"type": "hello", "user": who.name, "role": who.role})
         while True:
@@ -105,4 +105,4 @@ async def events(ws: WebSocket):
     except (WebSocketDisconnect, RuntimeError, asyncio.CancelledError):
         pass
     finally:
-        c.events.unsubscribe(sub)
+        c.live.unsubscribe(sub)

@@ -8,8 +8,8 @@ the same database, blob store and models directory (shared storage, mounted at t
   acknowledging it) finds its job no longer queued and is skipped.
 - A worker refreshes the heartbeat of the job it runs; the service, and each worker, mark failed the running
   jobs whose heartbeat is older than ``job_heartbeat_timeout`` (a worker killed mid-training).
-- Jobs change in other processes, so the service relays their changes to its WebSocket clients: about once a
-  second it reads the jobs not finished yet (and those it saw unfinished) and publishes what changed.
+- Jobs change in other processes: a worker publishes each change on the event bus, which carries it over the
+  same broker (``linewatch.core.transports``) to the service, whose WebSocket clients see it. No polling.
 """
 
 from __future__ import annotations
@@ -24,19 +24,18 @@ import threading
 from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, select, update
 
-from linewatch.api.context import AppContext
-from linewatch.api.jobs import JobRunner, fail_lost_jobs, heartbeat_interval, job_event
 from linewatch.config import Settings
 from linewatch.errors import LinewatchError
+from linewatch.services.context import AppContext
+from linewatch.services.jobs import JobRunner, fail_lost_jobs, heartbeat_interval
 from linewatch.store.tables import Job, ModelVersion, now
 
 log = logging.getLogger("linewatch.queue")
 ACTOR_NAME = "linewatch_run_job"
 TIME_LIMIT_MS = 7 * 24 * 3600 * 1000  # Dramatiq's default (10 minutes) is shorter than a training
 UNFINISHED = ("queued", "running")
-RELAY_INTERVAL = 1.0
 
 
 class QueueUnavailable(LinewatchError):
@@ -131,64 +130,15 @@ def _not_here(job_id: int) -> None:  # the service only sends; workers run the j
     raise RuntimeError("jobs run on linewatch worker processes")
 
 
-class JobRelay:
-    """Publishes to the service's WebSocket clients the job changes made by other processes. ``poll`` reads
-    the unfinished jobs, the ones it last saw unfinished and any new ones: a few rows, not the whole table."""
-
-    def __init__(self, ctx: AppContext):
-        self.ctx = ctx
-        self.seen: dict[int, tuple] = {}  # unfinished jobs: id -> (status, progress, message)
-        self.max_id = 0
-
-    def prime(self) -> None:
-        """Take the current state as known, without publishing it."""
-        with self.ctx.sessions() as s:
-            self.max_id = s.scalar(select(Job.id).order_by(Job.id.desc()).limit(1)) or 0
-        for job in self._read():
-            self._note(job)
-
-    def _read(self) -> list[Job]:
-        conditions = [Job.status.in_(UNFINISHED), Job.id > self.max_id]
-        if self.seen:
-            conditions.append(Job.id.in_(list(self.seen)))
-        with self.ctx.sessions() as s:
-            return list(s.scalars(select(Job).where(or_(*conditions)).order_by(Job.id)).all())
-
-    def _note(self, job: Job) -> bool:
-        """Remember the job's state; whether it changed."""
-        self.max_id = max(self.max_id, job.id)
-        state = (job.status, job.progress, job.message)
-        changed = self.seen.get(job.id) != state
-        if job.status in UNFINISHED:
-            self.seen[job.id] = state
-        else:
-            self.seen.pop(job.id, None)
-        return changed
-
-    def poll(self) -> list[dict]:
-        """Publish the changes since the last poll; the events published."""
-        jobs = self._read()
-        listed = {job.id for job in jobs}
-        for gone in set(self.seen) - listed:  # deleted meanwhile
-            del self.seen[gone]
-        events = [job_event(job) for job in jobs if self._note(job)]
-        for event in events:
-            self.ctx.events.publish(event)
-        self.ctx.metrics.queue_depth.set(sum(1 for job in jobs if job.status == "queued"))
-        self.ctx.metrics.jobs_running.set(sum(1 for job in jobs if job.status == "running"))
-        return events
-
-
 class QueueJobs:
-    """The service's side of a job queue (``ctx.jobs``): ``submit`` sends a message; a thread relays job
-    changes to WebSocket clients and marks failed the jobs of workers that died."""
+    """The service's side of a job queue (``ctx.jobs``): ``submit`` sends a message; a thread marks failed the
+    jobs of workers that died and keeps the queue's gauges (job changes themselves arrive on the event bus)."""
 
     def __init__(self, ctx: AppContext):
         self.ctx = ctx
         self.url = ctx.settings.queue_url or ""
         self.broker = make_broker(ctx.settings)
         self.actor = declare_actor(self.broker, ctx.settings, _not_here)
-        self.relay = JobRelay(ctx)
         self.sweep_interval = heartbeat_interval(ctx.settings)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None  # /readyz checks it is alive
@@ -199,11 +149,7 @@ class QueueJobs:
             self._resend_queued()
         except Exception as e:
             log.warning("%s; training jobs wait until it is back", e)
-        try:
-            self.relay.prime()
-        except Exception as e:
-            log.warning("job relay: %s", _reason(e))
-        self._thread = threading.Thread(target=self._loop, name="linewatch-job-relay", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name="linewatch-job-sweeper", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -241,27 +187,34 @@ class QueueJobs:
             raise QueueUnavailable(f"job {job_id} not started: {reason}; try again") from None
 
     def _loop(self) -> None:
-        since_sweep = 0.0
-        while not self._stop.wait(RELAY_INTERVAL):
+        while not self._stop.wait(self.sweep_interval):
             try:
-                since_sweep += RELAY_INTERVAL
-                if since_sweep >= self.sweep_interval:
-                    since_sweep = 0.0
-                    fail_lost_jobs(self.ctx, self.ctx.settings.job_heartbeat_timeout)
-                self.relay.poll()
+                fail_lost_jobs(self.ctx, self.ctx.settings.job_heartbeat_timeout)
+                self._gauges()
             except Exception as e:  # the database may be back next time
-                log.warning("job relay: %s", _reason(e))
+                log.warning("job sweeper: %s", _reason(e))
+
+    def _gauges(self) -> None:
+        with self.ctx.sessions() as s:
+            counts = dict(
+                s.execute(select(Job.status, func.count()).where(Job.status.in_(UNFINISHED)).group_by(Job.status))
+                .tuples()
+                .all()
+            )
+        self.ctx.metrics.queue_depth.set(counts.get("queued", 0))
+        self.ctx.metrics.jobs_running.set(counts.get("running", 0))
 
 
 def run_worker(settings: Settings, threads: int = 1, announce: Callable[[str], None] = print) -> None:
     """``linewatch worker``: take job messages until SIGINT or SIGTERM. A job running then ends failed."""
     from dramatiq import Worker
 
-    from linewatch.api.app import build_context
+    from linewatch.services.context import build_context, start_bus
 
     broker = make_broker(settings)
     ping_broker(broker, settings.queue_url)
     ctx = build_context(settings)
+    start_bus(ctx)  # job changes reach the service (and every other process) over the broker
     runner = JobRunner(ctx, name=f"{socket.gethostname()}:{os.getpid()}")
     timeout = settings.job_heartbeat_timeout
     fail_lost_jobs(ctx, timeout)
@@ -301,4 +254,5 @@ def run_worker(settings: Settings, threads: int = 1, announce: Callable[[str], N
         try:
             broker.close()
         finally:
+            ctx.bus.close()
             ctx.engine.dispose()

@@ -15,9 +15,10 @@ from PIL import Image
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from linewatch.api.context import AppContext, Conflict, NotFound
-from linewatch.api.heatmaps import encode_map
-from linewatch.api.searching import Entry, vectors_row
+from linewatch.core.events import InspectionStored
+from linewatch.services.context import AppContext, Conflict, NotFound
+from linewatch.services.heatmaps import encode_map
+from linewatch.services.searching import vectors_row
 from linewatch.store.tables import Inspection, InspectionVectors, InspectRequest, ModelVersion, Station
 from linewatch.vision.images import open_image_bytes
 
@@ -149,18 +150,10 @@ def inspect_images(
         if done is None:
             raise
         return done  # a concurrent copy of this request committed first; its blobs are the same content
-    ctx.recent.note(rows)
-    if ctx.search is not None:
-        ctx.search.add([Entry(row, station.name, vec) for row, vec in scored if vec is not None], new=True)
     out = []
-    for row in rows:
-        if row.duplicate_of is None:  # a repeated upload is not a second part: the line's counts skip it
-            ctx.metrics.inspections.labels(station.name, row.verdict).inc()
-        else:
-            ctx.metrics.duplicates.labels(station.name, row.duplicate_kind).inc()
-        ctx.metrics.inspection_latency.labels(station.name).observe(row.latency_ms / 1000)
+    for row, vectors in scored:
         result = inspection_dict(row, station.name)
-        ctx.events.publish({"type": "inspection", "inspection": result})
+        ctx.bus.publish(InspectionStored(inspection=result, stored=(row, station.name, vectors)))
         out.append(result)
     return out
 

@@ -24,9 +24,10 @@ from pathlib import Path
 
 from sqlalchemy import func, select, update
 
-from linewatch.api.context import AppContext
 from linewatch.config import Settings
+from linewatch.core.events import JobChanged
 from linewatch.errors import LinewatchError
+from linewatch.services.context import AppContext
 from linewatch.store.tables import Dataset, DatasetImage, Job, ModelVersion, now
 
 log = logging.getLogger("linewatch.jobs")
@@ -57,18 +58,11 @@ def heartbeat_interval(settings: Settings) -> float:
     return min(10.0, max(0.5, settings.job_heartbeat_timeout / 4))
 
 
-def job_event(job: Job) -> dict:
-    """What WebSocket clients receive when a job changes."""
-    return {
-        "type": "job",
-        "job": {
-            "id": job.id,
-            "kind": job.kind,
-            "status": job.status,
-            "progress": job.progress,
-            "message": job.message,
-        },
-    }
+def job_event(job: Job) -> JobChanged:
+    """The event of a job's change (WebSocket clients receive its ``job``)."""
+    return JobChanged(
+        job={"id": job.id, "kind": job.kind, "status": job.status, "progress": job.progress, "message": job.message}
+    )
 
 
 def fail_lost_jobs(ctx: AppContext, timeout: float | None = None, error: str = WORKER_LOST) -> list[int]:
@@ -97,6 +91,10 @@ def fail_lost_jobs(ctx: AppContext, timeout: float | None = None, error: str = W
                 failed.append(job_id)
     if failed:
         log.warning("marked failed, %s: job %s", error, ", ".join(map(str, failed)))
+        with ctx.sessions() as s:
+            events = [job_event(job) for job in s.scalars(select(Job).where(Job.id.in_(failed))).all()]
+        for event in events:
+            ctx.bus.publish(event)
     return failed
 
 
@@ -142,13 +140,13 @@ class JobRunner:
             except Exception:  # the loop must survive anything a job does
                 log.exception("job %s crashed the runner", job_id)
 
-    def _set(self, job_id: int, **values) -> dict:
+    def _set(self, job_id: int, **values) -> JobChanged:
         with self.ctx.sessions() as s, s.begin():
             job = s.get(Job, job_id)
             for k, v in values.items():
                 setattr(job, k, v)
             event = job_event(job)
-        self.ctx.events.publish(event)
+        self.ctx.bus.publish(event)
         return event
 
     def _claim(self, job_id: int) -> tuple[str, dict] | None:
@@ -178,7 +176,7 @@ class JobRunner:
                 if not taken.rowcount:
                     return None
                 return job.kind, dict(job.params)
-        self.ctx.events.publish(event)
+        self.ctx.bus.publish(event)
         return None
 
     def run(self, job_id: int) -> str | None:
@@ -399,7 +397,7 @@ def run_embedding(ctx: AppContext, job_id: int, params: dict, progress) -> dict:
     """Backfill search vectors: score again, with its own model, every stored inspection that has none (stored
     before search existed, or by a model exported before), store the vectors and index them. Inspections whose
     model is gone or cannot give vectors are counted and left."""
-    from linewatch.api.searching import vectors_row
+    from linewatch.services.searching import vectors_row
     from linewatch.store.tables import Inspection, InspectionVectors, ModelVersion, Station
     from linewatch.vision.images import open_image_bytes
 

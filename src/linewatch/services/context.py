@@ -1,0 +1,146 @@
+"""What the running service holds: settings, database, blob store, loaded models, the event bus and its live
+fan-out, jobs, search, metrics. ``build_context`` connects the parts; the API, the CLI and the workers share it."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from linewatch.config import Settings
+from linewatch.core.events import EventBus
+from linewatch.errors import LinewatchError
+from linewatch.services.live import EventHub
+from linewatch.services.metrics import Metrics
+from linewatch.store.blobs import BlobStore, open_blob_store
+from linewatch.store.db import make_engine, migrate, session_factory
+
+log = logging.getLogger("linewatch.events")
+
+if TYPE_CHECKING:
+    from linewatch.services.jobqueue import QueueJobs
+    from linewatch.services.jobs import JobRunner
+    from linewatch.services.searching import RecentUploads, SearchHub
+
+
+class ModelCache:
+    """Loaded scorers by model version id: the ONNX export when there is one, else the PyTorch model. Holds the
+    ``size`` most recently used; older ones are let go (a station switching models does not grow memory)."""
+
+    def __init__(self, size: int = 8):
+        self.size = size
+        self._models: OrderedDict[int, object] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, model_id: int, path: str | Path):
+        with self._lock:
+            scorer = self._models.get(model_id)
+            if scorer is None:
+                from linewatch.vision.runtime import open_model
+
+                scorer = open_model(path)
+                self._models[model_id] = scorer
+                while len(self._models) > self.size:
+                    self._models.popitem(last=False)
+            else:
+                self._models.move_to_end(model_id)
+            return scorer
+
+    def forget(self, model_id: int) -> None:
+        with self._lock:
+            self._models.pop(model_id, None)
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    blobs: BlobStore
+    bus: EventBus
+    live: EventHub  # the bus's events, fanned out to WebSocket clients
+    metrics: Metrics
+    models: ModelCache = field(default_factory=ModelCache)
+    jobs: JobRunner | QueueJobs | None = None  # set once started
+    search: SearchHub | None = None
+    recent: RecentUploads | None = None  # spotting repeated uploads
+
+
+def build_context(settings: Settings) -> AppContext:
+    """Connect to the parts and migrate the database (raises DatabaseError with a clear message). The bus is
+    connected to other processes (``settings.bus_url``) when ``start_bus`` is called."""
+    from linewatch.services.searching import RecentUploads, SearchHub
+    from linewatch.services.subscribers import subscribe_all
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.models_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.db_url)
+    migrate(engine)
+    blobs = open_blob_store(
+        settings.blobs,
+        endpoint_url=settings.s3_endpoint_url,
+        access_key=settings.s3_access_key,
+        secret_key=settings.s3_secret_key,
+        region=settings.s3_region,
+    )
+    sessions = session_factory(engine)
+    ctx = AppContext(
+        settings,
+        engine,
+        sessions,
+        blobs,
+        EventBus(),
+        EventHub(settings.event_queue_size),
+        Metrics(),
+        models=ModelCache(settings.model_cache_size),
+    )
+    ctx.search = SearchHub(settings, sessions)
+    ctx.recent = RecentUploads(sessions)
+    subscribe_all(ctx)
+    return ctx
+
+
+def start_bus(ctx: AppContext, retry_s: float = 5.0) -> None:
+    """Carry events to and from other processes over ``settings.bus_url`` (Redis or RabbitMQ), when set. A broker
+    that is down now is tried again in the background: events stay in this process until it is back."""
+    url = ctx.settings.bus_url
+    if not url or ctx.bus.transport is not None:
+        return
+    from linewatch.core.transports import TransportUnavailable, make_transport
+
+    transport = make_transport(url, ctx.settings.queue_name)
+
+    def connect() -> bool:
+        try:
+            transport.start(ctx.bus.receive)
+        except TransportUnavailable as e:
+            log.warning("%s; events stay in this process until it is reachable", e)
+            return False
+        ctx.bus.transport = transport
+        return True
+
+    if not connect():
+
+        def retry() -> None:
+            while not connect():
+                time.sleep(retry_s)
+
+        threading.Thread(target=retry, name="linewatch-events-connect", daemon=True).start()
+
+
+class NotFound(LinewatchError):
+    """A resource the request names does not exist (404)."""
+
+
+class Conflict(LinewatchError):
+    """The request conflicts with the current state (409)."""
