@@ -299,3 +299,36 @@ def test_sweeper_tells_subscribers_of_the_jobs_it_fails(ctx):
     _job(ctx, "running", heartbeat_age=0.5)
     fail_lost_jobs(ctx, HEARTBEAT_TIMEOUT)
     assert [(e.job["id"], e.job["status"]) for e in seen] == [(lost, "failed")]
+
+
+def count_to(ctx, job_id: int, params: dict, progress) -> dict:
+    """A job kind of this test: counts, reporting each step of two stages."""
+    for stage in ("first", "second"):
+        for i in range(params["n"]):
+            progress(stage, i + 1, params["n"])
+    return {"counted": params["n"]}
+
+
+def test_an_engine_plugs_its_job_kind_into_the_runner(ctx):
+    from linewatch.core.events import JobChanged
+    from linewatch.services.jobs import JOB_KINDS, JobKind, JobRunner
+    from linewatch.store.tables import Job
+
+    if "test-count" not in JOB_KINDS:
+        JOB_KINDS.add(JobKind("test-count", f"{__name__}:count_to", {"first": (0.0, 0.3), "second": (0.3, 1.0)}))
+    seen = []
+    ctx.bus.subscribe(lambda e: seen.append(dict(e.job)), JobChanged)
+    with ctx.sessions() as s, s.begin():
+        job = Job(kind="test-count", params={"n": 3}, status="queued", message="queued")
+        unknown = Job(kind="simulate-nothing", params={}, status="queued", message="queued")
+        s.add_all([job, unknown])
+    runner = JobRunner(ctx)
+    assert runner.run(job.id) == "succeeded"
+    with ctx.sessions() as s:
+        done = s.get(Job, job.id)
+        assert done.result == {"counted": 3} and done.progress == 1.0
+    progress = [e["progress"] for e in seen if e["id"] == job.id]
+    assert progress == sorted(progress) and progress[-1] == 1.0
+    assert runner.run(unknown.id) == "failed"
+    with ctx.sessions() as s:
+        assert "unknown job kind 'simulate-nothing'" in s.get(Job, unknown.id).error

@@ -118,7 +118,17 @@ CASES = [
 RUNTIME_CASES = CASES  # which engines export is known only once their data is made: the test skips the others
 
 # Known bugs in src/: (engine, method, check) -> reason. The check is marked xfail(strict=True) there.
-KNOWN_BUGS: dict[tuple[str, str, str], str] = {}
+KNOWN_BUGS: dict[tuple[str, str, str], str] = {
+    ("vision", "patchcore", "refit"): (
+        "src/linewatch/vision/detector.py:94-98 caches layer_channels() in self._layer_channels and fit() never "
+        "clears it: after set_params(layers=...) and a refit, predict raises ValueError from embeddings.py:99"
+    ),
+    ("vision", "padim", "refit"): (
+        "src/linewatch/vision/padim.py:81 picks channels_ only when it is None, so a refit keeps the first fit's "
+        "channels (set_params(seed=1) fits another model than Padim(seed=1); after set_params(layers=...) fit "
+        "raises RuntimeError index out of bounds); and the layer_channels cache of detector.py:94-98"
+    ),
+}
 
 
 # -- the machinery --------------------------------------------------------------------------------------------
@@ -383,23 +393,25 @@ def test_predict_does_not_mutate(i, name, engine, fitted):
 
 @pytest.mark.parametrize(("i", "name"), CASES)
 def test_refit_after_set_params_equals_a_fresh_fit(i, name, engine, request):
+    """Fit, use, change parameters with set_params, fit again: the same model as a fresh fit with those
+    parameters (nothing learned or cached from the first fit survives)."""
     cls, data, entry = _cls(i, name), engine(i), _entry(i, name)
     if not data.refit_params:
         pytest.skip("the engine declares no parameters to refit with")
+    _known_bug(request, i, name, "refit")
+    failures = []
     for change in data.refit_params:
-        for check in change:
-            _known_bug(request, i, name, f"refit-{check}")
-    for change in data.refit_params:
-        params = {**_small(data, entry), **change}
         est = cls(**_small(data, entry)).fit(data.train)
         data.outputs(est, data.test)  # used before the change, as a user would
-        est.set_params(**change).fit(data.train)
-        fresh = cls(**params).fit(data.train)
-        assert est.params_ == fresh.params_
-        _assert_unchanged(
-            _learned(fresh, data.volatile), _learned(est, data.volatile), f"refitting after set_params({change})"
-        )
-        _assert_same_outputs(data.outputs(est, data.test), data.outputs(fresh, data.test), rtol=1e-5, atol=1e-6)
+        try:
+            est.set_params(**change).fit(data.train)
+            fresh = cls(**{**_small(data, entry), **change}).fit(data.train)
+            assert est.params_ == fresh.params_
+            _assert_unchanged(_learned(fresh, data.volatile), _learned(est, data.volatile), "the refit")
+            _assert_same_outputs(data.outputs(est, data.test), data.outputs(fresh, data.test), rtol=1e-5, atol=1e-6)
+        except Exception as e:  # every change is tried; the failure lists each that failed
+            failures.append(f"set_params(**{change}) then fit: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+    assert not failures, "\n".join(failures)
 
 
 # -- files and configuration ------------------------------------------------------------------------------------

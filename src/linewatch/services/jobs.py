@@ -1,5 +1,6 @@
-"""Background jobs (training). One code path runs a job, ``JobRunner.run``: on embedded defaults a thread of
-the service calls it; with ``LINEWATCH_QUEUE_URL`` the ``linewatch worker`` processes do (see ``queue.py``).
+"""Background jobs (training, search backfill; the engines add theirs in ``JOB_KINDS``). One code path runs a
+job, ``JobRunner.run``: on embedded defaults a thread of the service calls it; with ``LINEWATCH_QUEUE_URL`` the
+``linewatch worker`` processes do (see ``jobqueue.py``).
 
 A job's state lives in the database: queued -> running -> succeeded | failed | cancelled, with progress
 0..1 and a message. Progress is pushed to WebSocket clients. A running job's heartbeat is refreshed on each
@@ -11,16 +12,16 @@ picks queued ones up again."""
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import logging
 import os
 import queue
-import shutil
 import socket
-import tempfile
 import threading
 import time
 import traceback
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from sqlalchemy import func, select, update
 
@@ -28,16 +29,9 @@ from linewatch.config import Settings
 from linewatch.core.events import JobChanged
 from linewatch.errors import LinewatchError
 from linewatch.services.context import AppContext
-from linewatch.store.tables import Dataset, DatasetImage, Job, ModelVersion, now
+from linewatch.store.tables import Job, ModelVersion, now
 
 log = logging.getLogger("linewatch.jobs")
-STAGE_SPAN = {
-    "features": (0.0, 0.6),
-    "coreset": (0.6, 0.85),
-    "calibrate": (0.85, 0.9),
-    "score": (0.9, 0.95),  # evaluation on a test dataset
-    "export": (0.95, 1.0),
-}
 WORKER_LOST = "the worker stopped while this job ran"
 
 
@@ -51,6 +45,71 @@ class Stopping(Exception):
 
 class Abandoned(Exception):
     """The job is no longer running under this runner (the sweeper gave it up): stop without writing."""
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """A kind of background job an engine provides: ``target`` ("module:function") is called as
+    ``function(ctx, job_id, params, progress) -> result dict`` and reports ``progress(stage, done, total)``;
+    ``stages`` maps each stage to its share of the job's one progress figure (0..1, in order)."""
+
+    name: str
+    target: str
+    stages: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def load(self) -> Callable:
+        module, _, attr = self.target.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+class JobKinds:
+    def __init__(self):
+        self._kinds: dict[str, JobKind] = {}
+
+    def add(self, kind: JobKind) -> JobKind:
+        if kind.name in self._kinds:
+            raise ValueError(f"job kind {kind.name!r} is registered twice")
+        self._kinds[kind.name] = kind
+        return kind
+
+    def __getitem__(self, name: str) -> JobKind:
+        if name not in self._kinds:
+            raise LinewatchError(f"unknown job kind {name!r}: this linewatch runs {', '.join(self._kinds)}")
+        return self._kinds[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._kinds
+
+    def names(self) -> list[str]:
+        return list(self._kinds)
+
+
+#: every job kind the runner can run. An engine adds its kinds here, one line each, pointing at its own module.
+JOB_KINDS = JobKinds()
+JOB_KINDS.add(
+    JobKind(
+        "train",
+        "linewatch.services.training:run_training",
+        {
+            "features": (0.0, 0.6),
+            "coreset": (0.6, 0.85),
+            "calibrate": (0.85, 0.9),
+            "score": (0.9, 0.95),  # evaluation on a test dataset
+            "export": (0.95, 1.0),
+        },
+    )
+)
+JOB_KINDS.add(JobKind("embed", "linewatch.services.embedding:run_embedding", {"embed": (0.0, 1.0)}))
+
+
+def fail_job_outputs(ctx: AppContext, job_id: int) -> None:
+    """What a job that did not succeed leaves behind is marked failed (a model version still "training")."""
+    with ctx.sessions() as s, s.begin():
+        s.execute(
+            update(ModelVersion)
+            .where(ModelVersion.job_id == job_id, ModelVersion.status == "training")
+            .values(status="failed")
+        )
 
 
 def heartbeat_interval(settings: Settings) -> float:
@@ -192,10 +251,8 @@ class JobRunner:
         started = time.perf_counter()
         status = "failed"
         try:
-            runs = {"train": run_training, "embed": run_embedding}
-            if kind not in runs:
-                raise LinewatchError(f"unknown job kind {kind!r}")
-            result = runs[kind](self.ctx, job_id, params, self._progress(job_id))
+            job_kind = JOB_KINDS[kind]
+            result = job_kind.load()(self.ctx, job_id, params, self._progress(job_id, job_kind.stages))
             status = "succeeded"
             self._set(job_id, status=status, progress=1.0, message="done", result=result, finished_at=now())
         except Cancelled:
@@ -216,12 +273,7 @@ class JobRunner:
             seconds = time.perf_counter() - started
             self.ctx.metrics.job_duration.labels(kind, status).observe(seconds)
             if status != "succeeded":
-                with self.ctx.sessions() as s, s.begin():
-                    s.execute(
-                        update(ModelVersion)
-                        .where(ModelVersion.job_id == job_id, ModelVersion.status == "training")
-                        .values(status="failed")
-                    )
+                fail_job_outputs(self.ctx, job_id)
             log.info("job %s %s in %.1f s", job_id, status, seconds)
         return status
 
@@ -245,13 +297,13 @@ class JobRunner:
         threading.Thread(target=beat, name=f"linewatch-heartbeat-{job_id}", daemon=True).start()
         return done
 
-    def _progress(self, job_id: int):
+    def _progress(self, job_id: int, stages: dict[str, tuple[float, float]]):
         last = {"t": 0.0, "stage": None}
 
         def report(stage: str, done: int, total: int) -> None:
             if self._stop.is_set():
                 raise Stopping()
-            lo, hi = STAGE_SPAN.get(stage, (0.0, 1.0))
+            lo, hi = stages.get(stage, (0.0, 1.0))
             value = lo + (hi - lo) * (done / max(total, 1))
             t = time.monotonic()
             if stage == last["stage"] and t - last["t"] < 0.5 and done < total:
@@ -268,188 +320,3 @@ class JobRunner:
             self._set(job_id, progress=round(value, 4), message=f"{stage} {done}/{total}", heartbeat_at=now())
 
         return report
-
-
-def _fetch(ctx: AppContext, images: list[DatasetImage], folder: Path) -> list[Path]:
-    """The dataset's images as files in a temporary folder (the model code reads paths)."""
-    paths = []
-    for i, im in enumerate(images):
-        p = folder / f"{i:06d}_{Path(im.filename).name}"
-        p.write_bytes(ctx.blobs.get(im.sha256))
-        paths.append(p)
-    return paths
-
-
-def _fetch_masks(ctx: AppContext, images: list[DatasetImage], folder: Path) -> list[Path | None]:
-    """The images' ground-truth masks as files (None where an image has none)."""
-    out: list[Path | None] = []
-    for i, im in enumerate(images):
-        if im.mask_sha256 is None:
-            out.append(None)
-            continue
-        p = folder / f"{i:06d}_mask.png"
-        p.write_bytes(ctx.blobs.get(im.mask_sha256))
-        out.append(p)
-    return out
-
-
-def _dataset_images(ctx: AppContext, dataset_id: int, good_only: bool) -> tuple[str, list[DatasetImage]]:
-    with ctx.sessions() as s:
-        dataset = s.get(Dataset, dataset_id)
-        if dataset is None:
-            raise LinewatchError(f"dataset {dataset_id} no longer exists")
-        q = select(DatasetImage).where(DatasetImage.dataset_id == dataset_id)
-        if good_only:
-            q = q.where(DatasetImage.label == "good")
-        return dataset.name, list(s.scalars(q.order_by(DatasetImage.id)).all())
-
-
-class _RecordScores:
-    """The detector as ``evaluate`` sees it, keeping each test image's raw score (for the dashboard's score
-    histogram and ROC curve) as evaluation goes: the images are scored once."""
-
-    def __init__(self, detector):
-        self._detector = detector
-        self.scores: list[float] = []
-
-    def __getattr__(self, name):
-        return getattr(self._detector, name)
-
-    def raw_scores(self, images, progress=None):
-        for item in self._detector.raw_scores(images, progress):
-            self.scores.append(float(item[0]))
-            yield item
-
-
-def test_scores(samples, scores: list[float]) -> list[dict]:
-    """Per test image: its label (good or a defect type) and raw score, at most a few thousand (bounded JSON)."""
-    rows = [{"label": x.label, "score": round(sc, 6)} for x, sc in zip(samples, scores, strict=True)]
-    return rows[:MAX_TEST_SCORES]
-
-
-MAX_TEST_SCORES = 5000
-
-
-def _detector_params(job_params: dict) -> dict:
-    """The detector's parameters of a training job (jobs stored before they were nested carry backbone and
-    image size beside the dataset)."""
-    if "params" in job_params:
-        return dict(job_params["params"])
-    return {k: job_params[k] for k in ("backbone", "image_size") if k in job_params}
-
-
-def run_training(ctx: AppContext, job_id: int, params: dict, progress) -> dict:
-    """Train a model version from a dataset's good images; the version becomes ready with an ONNX export, and
-    with the metrics of an evaluation on ``test_dataset_id``'s labelled images when one is given."""
-    from linewatch.vision.datasets import Dataset as ImageSet
-    from linewatch.vision.datasets import Sample
-    from linewatch.vision.evaluation import evaluate
-    from linewatch.vision.export import export_onnx
-    from linewatch.vision.saving import create_detector, save
-
-    name, images = _dataset_images(ctx, params["dataset_id"], good_only=True)
-    with ctx.sessions() as s:
-        model_id = s.scalar(select(ModelVersion.id).where(ModelVersion.job_id == job_id))
-    if len(images) < 5:
-        raise LinewatchError(f"dataset {name!r} has {len(images)} good images; training needs at least 5")
-    metrics = None
-    with tempfile.TemporaryDirectory(prefix="linewatch-train-") as tmp:
-        det = create_detector(params["method"], **_detector_params(params))
-        det.fit(_fetch(ctx, images, Path(tmp)), progress=progress)
-        if params.get("test_dataset_id"):
-            test_name, test_images = _dataset_images(ctx, params["test_dataset_id"], good_only=False)
-            folder = Path(tmp) / "test"
-            folder.mkdir()
-            paths = _fetch(ctx, test_images, folder)
-            masks = _fetch_masks(ctx, test_images, folder)
-            if not all(m for m, im in zip(masks, test_images, strict=True) if im.label != "good"):
-                masks = [None] * len(masks)  # pixel metrics need every defective image's mask
-            samples = [Sample(p, im.label, m) for p, m, im in zip(paths, masks, test_images, strict=True)]
-            if not any(x.is_anomalous for x in samples) or all(x.is_anomalous for x in samples):
-                raise LinewatchError(f"test dataset {test_name!r} needs both good and defective images to evaluate")
-            recorder = _RecordScores(det)
-            metrics = evaluate(recorder, ImageSet(folder, "folder", [], samples), progress=progress)
-            metrics["test_dataset_id"] = params["test_dataset_id"]
-            if len(recorder.scores) == len(samples):
-                metrics["test_scores"] = test_scores(samples, recorder.scores)
-    final = ctx.settings.models_dir / str(model_id)
-    save(det, final, metrics)
-    progress("export", 0, 1)
-    export_onnx(final)
-    cal = det.calibration_
-    with ctx.sessions() as s, s.begin():
-        mv = s.get(ModelVersion, model_id)
-        mv.status, mv.path = "ready", str(final.resolve())
-        mv.threshold = cal.image_threshold if cal else None
-        mv.metrics = {**(metrics or {}), "training": det.train_info_ | {"skipped": len(det.skipped_)}}
-    return {"model_id": model_id, "train_images": det.train_info_["train_images"]}
-
-
-def remove_model_files(path: str | None) -> None:
-    if path:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-EMBED_BATCH = 16
-
-
-def run_embedding(ctx: AppContext, job_id: int, params: dict, progress) -> dict:
-    """Backfill search vectors: score again, with its own model, every stored inspection that has none (stored
-    before search existed, or by a model exported before), store the vectors and index them. Inspections whose
-    model is gone or cannot give vectors are counted and left."""
-    from linewatch.services.searching import vectors_row
-    from linewatch.store.tables import Inspection, InspectionVectors, ModelVersion, Station
-    from linewatch.vision.images import open_image_bytes
-
-    def todo(session, after: int):
-        q = (
-            select(Inspection, ModelVersion)
-            .join(Station, Station.id == Inspection.station_id)
-            .join(ModelVersion, ModelVersion.id == Inspection.model_id)
-            .outerjoin(InspectionVectors, InspectionVectors.inspection_id == Inspection.id)
-            .where(InspectionVectors.inspection_id.is_(None), Inspection.id > after)
-        )
-        if params.get("station"):
-            q = q.where(Station.name == params["station"])
-        return q
-
-    with ctx.sessions() as s:
-        total = s.scalar(select(func.count()).select_from(todo(s, 0).subquery())) or 0
-    done = embedded = skipped = 0
-    after = 0
-    progress("embed", 0, total)
-    while True:
-        with ctx.sessions() as s:
-            batch = s.execute(todo(s, after).order_by(Inspection.id).limit(EMBED_BATCH)).all()
-        if not batch:
-            break
-        after = batch[-1][0].id
-        rows = []  # (inspection id, its new vectors row)
-        for insp, model in batch:
-            vec = None
-            if model.status == "ready" and model.path:
-                try:
-                    scorer = ctx.models.get(model.id, model.path)
-                    img = open_image_bytes(ctx.blobs.get(insp.image_sha256), f"inspection {insp.id}")
-                    vec = vectors_row(model, scorer.predict([img])[0].embeddings)
-                except LinewatchError as e:
-                    log.warning("inspection %s: no search vectors: %s", insp.id, e)
-            if vec is None:
-                skipped += 1
-                continue
-            vec.inspection_id = insp.id
-            rows.append(vec)
-        if rows:
-            with ctx.sessions() as s, s.begin():
-                present = set(
-                    s.scalars(select(Inspection.id).where(Inspection.id.in_([v.inspection_id for v in rows])))
-                )  # one may have been deleted meanwhile
-                rows = [v for v in rows if v.inspection_id in present]
-                s.add_all(rows)
-            if ctx.search is not None and ctx.search.started:  # a queue worker's hub is not: the service indexes
-                with ctx.sessions() as s:
-                    ctx.search.add(ctx.search.entries(s, [v.inspection_id for v in rows]), new=True)
-            embedded += len(rows)
-        done += len(batch)
-        progress("embed", done, total)
-    return {"embedded": embedded, "skipped": skipped}
