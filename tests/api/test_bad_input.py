@@ -239,7 +239,7 @@ def test_dataset_upload_skips_bombs_and_corrupt_images(api):
 
 
 def test_zip_uploads(api, monkeypatch):
-    from linewatch.api.routes import datasets
+    from linewatch.services import datasets
 
     c, eng = api.client, api.user("engineer")
     ds = c.post("/api/v1/datasets", json={"name": "d"}, headers=eng).json()

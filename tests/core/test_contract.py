@@ -120,26 +120,8 @@ CASES = [
 ]
 RUNTIME_CASES = CASES  # which engines export is known only once their data is made: the test skips the others
 
-_WEIGHTS_PATH = (
-    "src/linewatch/vision/methods.py (DetectorParams.weights) declares weights as str | None and "
-    "core/params.py Spec.validate refuses any non-str for a str (`elif base is str and not isinstance(value, str)`), "
-    "so fit(weights=Path(...)) raises LinewatchError 'weights must be text'; the constructor before the contract "
-    "(08f30cd) took str | Path | None"
-)
 # Known bugs in src/: (engine, method, check) -> reason. The check is marked xfail(strict=True) there.
-KNOWN_BUGS: dict[tuple[str, str, str], str] = {
-    ("vision", "patchcore", "accepted"): _WEIGHTS_PATH,
-    ("vision", "padim", "accepted"): _WEIGHTS_PATH,
-    ("vision", "patchcore", "refit"): (
-        "src/linewatch/vision/detector.py Detector.layer_channels caches in self._layer_channels and fit() never "
-        "clears it: after set_params(layers=...) and a refit, predict raises ValueError from embeddings.py:99"
-    ),
-    ("vision", "padim", "refit"): (
-        "src/linewatch/vision/padim.py Padim._accumulate picks channels_ only `if self.channels_ is None`, so a "
-        "refit keeps the first fit's channels (set_params(seed=1) fits another model than Padim(seed=1); after "
-        "set_params(layers=...) fit raises RuntimeError index out of bounds); and the layer_channels cache of Detector"
-    ),
-}
+KNOWN_BUGS: dict[tuple[str, str, str], str] = {}
 
 
 # -- the machinery --------------------------------------------------------------------------------------------

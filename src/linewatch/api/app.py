@@ -19,7 +19,8 @@ from linewatch.api.dashboard import mount_dashboard
 from linewatch.api.routes import datasets, inspections, jobs, search, stations, system, users
 from linewatch.config import Settings
 from linewatch.errors import ImageError, ImageTooLarge, LinewatchError, ModelFileError
-from linewatch.services.context import AppContext, Conflict, NotFound, build_context, start_bus
+from linewatch.services.context import AppContext, build_context, start_bus
+from linewatch.services.errors import Conflict, NotFound, TooLarge
 from linewatch.services.jobqueue import QueueJobs, QueueUnavailable
 from linewatch.services.jobs import JobRunner
 from linewatch.store.blobs import BlobNotFound, BlobStoreUnavailable
@@ -33,6 +34,7 @@ RETRY_AFTER_S = "5"  # the Retry-After header of 503 answers, in seconds
 STATUS: dict[type[Exception], int] = {
     NotFound: 404,
     Conflict: 409,
+    TooLarge: 413,
     ImageTooLarge: 413,
     ImageError: 400,
     BlobNotFound: 404,

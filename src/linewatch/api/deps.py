@@ -61,3 +61,13 @@ viewer = require("viewer")
 operator = require("operator")
 engineer = require("engineer")
 admin = require("admin")
+
+
+# What a route declares instead of repeating ``Depends``: its database session, the service's parts, and the
+# least role it needs (the principal, checked).
+DB = Annotated[Session, Depends(db)]
+Ctx = Annotated[AppContext, Depends(ctx)]
+Viewer = Annotated[Principal, Depends(viewer)]
+Operator = Annotated[Principal, Depends(operator)]
+Engineer = Annotated[Principal, Depends(engineer)]
+Admin = Annotated[Principal, Depends(admin)]

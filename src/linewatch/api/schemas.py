@@ -220,17 +220,18 @@ def _not_bool(v: Any) -> Any:
     return v
 
 
-_NAME = r"^[A-Za-z0-9_./-]+$"
+_NAME = r"^[A-Za-z0-9_.-]+$"
 
 
 def _param_type(spec) -> Any:
     """A declared parameter's type for the request schema: names restricted to safe characters, numbers that
     refuse booleans (pydantic would read ``false`` as 0)."""
     base = spec.base_type
+    pattern = f"^{spec.param.pattern}$" if spec.param.pattern else _NAME
     if spec.is_list:
-        t = list[Annotated[str, StringConstraints(pattern=_NAME, max_length=100)]]
+        t = list[Annotated[str, StringConstraints(pattern=pattern, max_length=100)]]
     elif base is str:
-        t = Annotated[str, StringConstraints(pattern=_NAME, max_length=300)]
+        t = Annotated[str, StringConstraints(pattern=pattern, max_length=300)]
     elif base in (int, float):
         p = spec.param
         t = Annotated[base, Field(ge=p.ge, le=p.le, gt=p.gt, lt=p.lt), BeforeValidator(_not_bool)]
@@ -246,6 +247,8 @@ def _train_variant(entry) -> type[BaseModel]:
     fields: dict = {"method": (Literal[entry.name], Field(default, description=entry.help))}
     for n, spec in entry.params.exposed().items():
         p = spec.param
+        if not p.api:
+            continue
         fields[n] = (_param_type(spec), Field(p.default, description=p.help))
     return create_model(f"Train{entry.name.title()}In", __base__=_TrainRequest, **fields)
 

@@ -7,6 +7,8 @@ Declarations need no heavy imports: the CLI builds its options without importing
 
 from __future__ import annotations
 
+import os
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -31,6 +33,8 @@ class Param:
     choices: tuple | None = None
     expose: bool = True
     cli_name: str | None = None  # a shorter or established option name (``bank_size`` for ``max_bank``)
+    pattern: str | None = None  # text values (and list items) must match it in full
+    api: bool = True  # False: a local-machine setting (a file path) the command line takes and the API does not
 
 
 @dataclass(frozen=True)
@@ -89,11 +93,19 @@ class Spec:
                 if isinstance(value, bool):
                     raise TypeError
                 value = float(value)
-            elif base is str and not isinstance(value, str):
-                raise TypeError
+            elif base is str:
+                if isinstance(value, os.PathLike):  # a path parameter given as a Path
+                    value = os.fspath(value)
+                if not isinstance(value, str):
+                    raise TypeError
         except (TypeError, ValueError):
             raise LinewatchError(f"{self.name} must be {_type_name(base)}, got {value!r}") from None
         p = self.param
+        if p.pattern is not None:
+            texts = value if isinstance(value, list) else [value] if isinstance(value, str) else []
+            bad = [t for t in texts if not re.fullmatch(p.pattern, t)]
+            if bad:
+                raise LinewatchError(f"{self.name} {bad[0]!r} has characters it cannot have")
         if p.choices is not None and value not in p.choices:
             raise LinewatchError(f"{self.name} must be one of {', '.join(map(str, p.choices))}, got {value!r}")
         if isinstance(value, int | float) and not isinstance(value, bool):

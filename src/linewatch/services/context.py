@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from linewatch.config import Settings
 from linewatch.core.events import EventBus
-from linewatch.errors import LinewatchError
+from linewatch.services.errors import Conflict, NotFound  # noqa: F401  (re-exported)
 from linewatch.services.live import EventHub
 from linewatch.services.metrics import Metrics
 from linewatch.store.blobs import BlobStore, open_blob_store
@@ -136,11 +136,3 @@ def start_bus(ctx: AppContext, retry_s: float = 5.0) -> None:
                 time.sleep(retry_s)
 
         threading.Thread(target=retry, name="linewatch-events-connect", daemon=True).start()
-
-
-class NotFound(LinewatchError):
-    """A resource the request names does not exist (404)."""
-
-
-class Conflict(LinewatchError):
-    """The request conflicts with the current state (409)."""

@@ -132,6 +132,7 @@ class Detector(Estimator, ABC):
     def fit(self, images: Sequence[Source], progress: Progress | None = None, fingerprint: str | None = None):
         p = self.params_ = self._validate_params()
         self.extractor_ = None
+        self._layer_channels = None  # of the previous fit's backbone
         use_all_cores()
         images = list(images)
         if len(images) < MIN_TRAIN_IMAGES:

@@ -8,14 +8,17 @@ from linewatch.core.registry import Registry
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
 DEFAULT_METHOD = "patchcore"
+NAME = r"[A-Za-z0-9_.-]{1,100}"  # a timm model or layer name
 
 
 class DetectorParams(Params):
-    backbone: str = Param(DEFAULT_BACKBONE, "timm model name")
-    layers: list[str] | None = Param(None, "backbone layers to tap, comma separated (default: the backbone's own)")
+    backbone: str = Param(DEFAULT_BACKBONE, "timm model name", pattern=NAME)
+    layers: list[str] | None = Param(
+        None, "backbone layers to tap, comma separated (default: the backbone's own)", pattern=NAME
+    )
     image_size: int = Param(256, "images are resized to N x N", ge=32, le=2048)
     center_crop: int | None = Param(None, "then center-cropped to N x N", ge=32, le=2048)
-    weights: str | None = Param(None, "backbone checkpoint PATH, or 'hub' to download timm's (online)")
+    weights: str | None = Param(None, "backbone checkpoint PATH, or 'hub' to download timm's (online)", api=False)
     holdout: float = Param(0.1, "fraction of good images held out to set the threshold", ge=0, lt=0.9)
     false_alarm_rate: float = Param(0.01, "target false-alarm rate of the threshold", gt=0, lt=1)
     min_region_area: int = Param(16, "smallest defect region kept, input pixels", ge=1)

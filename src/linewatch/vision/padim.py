@@ -72,6 +72,7 @@ class Padim(Detector):
 
     def _start(self, n_images: int) -> None:
         self._pf = self._features()
+        self.channels_ = None  # chosen again from this fit's layers and seed
         self._n = 0
         self._sum = None
         self._outer = None

@@ -2,166 +2,44 @@
 
 from __future__ import annotations
 
-import io
-import zipfile
-from pathlib import PurePosixPath
-
-from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
+from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session
 
-from linewatch.api.auth import Principal
-from linewatch.api.deps import Id, ctx, db, engineer, viewer
+from linewatch.api.deps import DB, Ctx, Engineer, Id, Viewer
 from linewatch.api.schemas import DatasetIn, DatasetOut, UploadOut, errors
-from linewatch.errors import ImageError
-from linewatch.services.context import AppContext
-from linewatch.services.inspecting import clean_filename
-from linewatch.store.tables import Dataset, DatasetImage
-from linewatch.vision.images import IMAGE_SUFFIXES, open_image_bytes
+from linewatch.errors import LinewatchError
+from linewatch.services import datasets
+from linewatch.services.errors import NotFound
 
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"], responses=errors(400, 401, 403, 422))
 NOT_FOUND = errors(404, e404="no such dataset")
-MAX_ZIP_MEMBERS = 20_000
-MAX_MEMBER_BYTES = 100 * 1024 * 1024
-MAX_UNZIPPED_BYTES = 1024**3  # what the images of one zip may unpack to (zip bombs)
-
-
-def _out(session: Session, d: Dataset) -> DatasetOut:
-    n = session.scalar(select(func.count()).select_from(DatasetImage).where(DatasetImage.dataset_id == d.id))
-    return DatasetOut(id=d.id, name=d.name, images=n or 0, created_at=d.created_at)
 
 
 @router.post("", response_model=DatasetOut, status_code=201)
-def create_dataset(body: DatasetIn, who: Principal = Depends(engineer), session: Session = Depends(db)):
-    with session.begin():
-        d = Dataset(name=body.name, created_by=who.user_id)
-        session.add(d)
-    return _out(session, d)
+def create_dataset(body: DatasetIn, who: Engineer, session: DB):
+    return datasets.create(session, body.name, who.user_id)
 
 
 @router.get("", response_model=list[DatasetOut])
-def list_datasets(_=Depends(viewer), session: Session = Depends(db)):
-    return [_out(session, d) for d in session.scalars(select(Dataset).order_by(Dataset.id.desc()))]
+def list_datasets(_: Viewer, session: DB):
+    return datasets.list_all(session)
 
 
 @router.get("/{dataset_id}", response_model=DatasetOut, responses=NOT_FOUND)
-def get_dataset(dataset_id: Id, _=Depends(viewer), session: Session = Depends(db)):
-    d = session.get(Dataset, dataset_id)
-    if d is None:
-        raise HTTPException(404, f"no dataset {dataset_id}")
-    return _out(session, d)
+def get_dataset(dataset_id: Id, _: Viewer, session: DB):
+    return datasets.get(session, dataset_id)
 
 
 @router.delete("/{dataset_id}", status_code=204, responses=NOT_FOUND)
-def delete_dataset(dataset_id: Id, _=Depends(engineer), session: Session = Depends(db)):
-    with session.begin():
-        d = session.get(Dataset, dataset_id)
-        if d is None:
-            raise HTTPException(404, f"no dataset {dataset_id}")
-        session.execute(delete(DatasetImage).where(DatasetImage.dataset_id == dataset_id))
-        session.delete(d)
-
-
-def _is_mask(path: PurePosixPath) -> bool:
-    return "ground_truth" in path.parts or path.stem.endswith("_mask")
-
-
-def _zip_label(path: PurePosixPath, default: str) -> str:
-    """The label of a zip member: its folder's name (``good``, or a defect type as in MVTec's ``test/<type>``;
-    for a mask ``ground_truth/<type>/<stem>_mask.png``, the type)."""
-    return clean_filename(path.parent.name, default)[:100] if path.parent.name else default
-
-
-def _mask_key(label: str, filename: str) -> tuple[str, str]:
-    """What pairs a defective image with its ground-truth mask: its label and file stem (MVTec's layout)."""
-    return label, PurePosixPath(filename).stem.removesuffix("_mask")
-
-
-def _members(upload_name: str, data: bytes, label: str, masks: dict | None = None) -> list[tuple[str, str, bytes]]:
-    """(file name, label, bytes) of an uploaded image, or of each image in an uploaded zip; the zip's
-    ground-truth masks go into ``masks`` by ``_mask_key``."""
-    if not zipfile.is_zipfile(io.BytesIO(data)):
-        return [(upload_name, label, data)]
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as z:
-            infos = [i for i in z.infolist() if not i.is_dir()]
-            if len(infos) > MAX_ZIP_MEMBERS:
-                raise HTTPException(413, f"zip holds {len(infos)} files; at most {MAX_ZIP_MEMBERS}")
-            wanted = []
-            for info in infos:
-                name = PurePosixPath(info.filename)
-                if name.suffix.lower() not in IMAGE_SUFFIXES or name.name.startswith("."):
-                    continue
-                if info.file_size > MAX_MEMBER_BYTES:
-                    raise HTTPException(413, f"{clean_filename(info.filename)} in the zip is over 100 MB")
-                wanted.append((name.name, _zip_label(name, label), info, _is_mask(name)))
-            unzipped = sum(info.file_size for _, _, info, _ in wanted)
-            if unzipped > MAX_UNZIPPED_BYTES:
-                raise HTTPException(413, f"{clean_filename(upload_name)}: the images unpack to over 1 GiB")
-            # Reading stops at each member's declared size (a lying header fails its CRC check).
-            out = []
-            for name, lab, info, is_mask in wanted:
-                if not is_mask:
-                    out.append((name, lab, z.read(info)))
-                elif masks is not None:
-                    masks[_mask_key(lab, name)] = z.read(info)
-    except HTTPException:
-        raise
-    except Exception as e:  # BadZipFile, zlib.error, an encrypted member, an unsupported compression method...
-        raise HTTPException(400, f"{clean_filename(upload_name)}: corrupt or unsupported zip ({e})") from None
-    return out
-
-
-def _store(c: AppContext, dataset_id: int, files: list[tuple[str, str, bytes]], masks: dict | None = None) -> UploadOut:
-    added, skipped, rows, with_mask = 0, [], [], 0
-    masks = masks or {}
-    for raw_name, label, data in files:
-        name = clean_filename(raw_name, "upload")
-        try:
-            img = open_image_bytes(data, name, c.settings.max_image_pixels)
-        except ImageError as e:
-            skipped.append(str(e))
-            continue
-        mask_key = None
-        mask = masks.get(_mask_key(label, raw_name)) if label != "good" else None
-        if mask is not None:
-            try:
-                m = open_image_bytes(mask, f"mask of {name}", c.settings.max_image_pixels)
-                if m.size != img.size:
-                    raise ImageError(f"mask of {name}: {m.width}x{m.height}, the image is {img.width}x{img.height}")
-                mask_key = c.blobs.put(mask)
-                with_mask += 1
-            except ImageError as e:
-                skipped.append(str(e))
-        key = c.blobs.put(data)  # blobs first, then the row that points at them
-        rows.append(
-            DatasetImage(
-                dataset_id=dataset_id,
-                filename=name,
-                sha256=key,
-                width=img.width,
-                height=img.height,
-                label=label,
-                mask_sha256=mask_key,
-            )
-        )
-        added += 1
-    with c.sessions() as s, s.begin():
-        s.add_all(rows)
-    with c.sessions() as s:
-        total = s.scalar(select(func.count()).select_from(DatasetImage).where(DatasetImage.dataset_id == dataset_id))
-    return UploadOut(added=added, skipped=skipped[:50], images=total or 0, masks=with_mask)
-
-
-def _dataset_exists(c: AppContext, dataset_id: int) -> bool:
-    with c.sessions() as s:
-        return s.get(Dataset, dataset_id) is not None
+def delete_dataset(dataset_id: Id, _: Engineer, session: DB):
+    datasets.remove(session, dataset_id)
 
 
 @router.post("/{dataset_id}/images", response_model=UploadOut, responses={**NOT_FOUND, **errors(400, 413)})
 async def upload_images(
     dataset_id: Id,
+    _: Engineer,
+    c: Ctx,
     files: list[UploadFile] = File(min_length=1, description="images, or zip files of images"),
     label: str = Form(
         "good",
@@ -170,20 +48,18 @@ async def upload_images(
         pattern=r"^[A-Za-z0-9_.-]+$",
         description="label of plain image files: good, or a defect type (zip members take their folder's name)",
     ),
-    _=Depends(engineer),
-    c=Depends(ctx),
 ):
     """Images as multipart files; a zip file is unpacked (an MVTec-style zip keeps each image's folder name as its
     label, so a test set of good and defective images can be uploaded at once, and its ``ground_truth/<type>/
     <stem>_mask.png`` masks go with their images: evaluation then reports pixel AUROC and AUPRO too). Unreadable
     images are skipped and listed. Training uses the images labelled good; a labelled set can evaluate a model."""
-    if not await run_in_threadpool(_dataset_exists, c, dataset_id):  # off the event loop: the database may hang
-        raise HTTPException(404, f"no dataset {dataset_id}")
+    if not await run_in_threadpool(datasets.exists, c, dataset_id):  # off the event loop: the database may hang
+        raise NotFound(f"no dataset {dataset_id}")
     members: list[tuple[str, str, bytes]] = []
     masks: dict[tuple[str, str], bytes] = {}
     for f in files:
         data = await f.read()
-        members += _members(f.filename or "upload", data, label, masks)
+        members += datasets.unpack(f.filename or "upload", data, label, masks)
     if not members:
-        raise HTTPException(400, "no image files in the upload")
-    return await run_in_threadpool(_store, c, dataset_id, members, masks)
+        raise LinewatchError("no image files in the upload")
+    return await run_in_threadpool(datasets.store_images, c, dataset_id, members, masks)

@@ -1,0 +1,152 @@
+"""Datasets of labelled images for training and evaluation: created, filled from uploads (files or zips, with
+MVTec-style ground-truth masks), listed, deleted. Images go to the blob store before the rows that point at them."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import PurePosixPath
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from linewatch.errors import ImageError, LinewatchError
+from linewatch.services.context import AppContext
+from linewatch.services.errors import NotFound, TooLarge
+from linewatch.services.inspecting import clean_filename
+from linewatch.store.tables import Dataset, DatasetImage
+from linewatch.vision.images import IMAGE_SUFFIXES, open_image_bytes
+
+MAX_ZIP_MEMBERS = 20_000
+MAX_MEMBER_BYTES = 100 * 1024 * 1024
+MAX_UNZIPPED_BYTES = 1024**3  # what the images of one zip may unpack to (zip bombs)
+
+
+def summary(session: Session, d: Dataset) -> dict:
+    n = session.scalar(select(func.count()).select_from(DatasetImage).where(DatasetImage.dataset_id == d.id))
+    return {"id": d.id, "name": d.name, "images": n or 0, "created_at": d.created_at}
+
+
+def create(session: Session, name: str, user_id: int | None) -> dict:
+    with session.begin():
+        d = Dataset(name=name, created_by=user_id)
+        session.add(d)
+    return summary(session, d)
+
+
+def list_all(session: Session) -> list[dict]:
+    return [summary(session, d) for d in session.scalars(select(Dataset).order_by(Dataset.id.desc()))]
+
+
+def get(session: Session, dataset_id: int) -> dict:
+    d = session.get(Dataset, dataset_id)
+    if d is None:
+        raise NotFound(f"no dataset {dataset_id}")
+    return summary(session, d)
+
+
+def remove(session: Session, dataset_id: int) -> None:
+    with session.begin():
+        d = session.get(Dataset, dataset_id)
+        if d is None:
+            raise NotFound(f"no dataset {dataset_id}")
+        session.execute(delete(DatasetImage).where(DatasetImage.dataset_id == dataset_id))
+        session.delete(d)
+
+
+def exists(c: AppContext, dataset_id: int) -> bool:
+    with c.sessions() as s:
+        return s.get(Dataset, dataset_id) is not None
+
+
+def _is_mask(path: PurePosixPath) -> bool:
+    return "ground_truth" in path.parts or path.stem.endswith("_mask")
+
+
+def _zip_label(path: PurePosixPath, default: str) -> str:
+    """The label of a zip member: its folder's name (``good``, or a defect type as in MVTec's ``test/<type>``;
+    for a mask ``ground_truth/<type>/<stem>_mask.png``, the type)."""
+    return clean_filename(path.parent.name, default)[:100] if path.parent.name else default
+
+
+def _mask_key(label: str, filename: str) -> tuple[str, str]:
+    """What pairs a defective image with its ground-truth mask: its label and file stem (MVTec's layout)."""
+    return label, PurePosixPath(filename).stem.removesuffix("_mask")
+
+
+def unpack(upload_name: str, data: bytes, label: str, masks: dict | None = None) -> list[tuple[str, str, bytes]]:
+    """(file name, label, bytes) of an uploaded image, or of each image in an uploaded zip; the zip's
+    ground-truth masks go into ``masks`` by ``_mask_key``."""
+    if not zipfile.is_zipfile(io.BytesIO(data)):
+        return [(upload_name, label, data)]
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            infos = [i for i in z.infolist() if not i.is_dir()]
+            if len(infos) > MAX_ZIP_MEMBERS:
+                raise TooLarge(f"zip holds {len(infos)} files; at most {MAX_ZIP_MEMBERS}")
+            wanted = []
+            for info in infos:
+                name = PurePosixPath(info.filename)
+                if name.suffix.lower() not in IMAGE_SUFFIXES or name.name.startswith("."):
+                    continue
+                if info.file_size > MAX_MEMBER_BYTES:
+                    raise TooLarge(f"{clean_filename(info.filename)} in the zip is over 100 MB")
+                wanted.append((name.name, _zip_label(name, label), info, _is_mask(name)))
+            unzipped = sum(info.file_size for _, _, info, _ in wanted)
+            if unzipped > MAX_UNZIPPED_BYTES:
+                raise TooLarge(f"{clean_filename(upload_name)}: the images unpack to over 1 GiB")
+            # Reading stops at each member's declared size (a lying header fails its CRC check).
+            out = []
+            for name, lab, info, is_mask in wanted:
+                if not is_mask:
+                    out.append((name, lab, z.read(info)))
+                elif masks is not None:
+                    masks[_mask_key(lab, name)] = z.read(info)
+    except TooLarge:
+        raise
+    except Exception as e:  # BadZipFile, zlib.error, an encrypted member, an unsupported compression method...
+        raise LinewatchError(f"{clean_filename(upload_name)}: corrupt or unsupported zip ({e})") from None
+    return out
+
+
+def store_images(
+    c: AppContext, dataset_id: int, files: list[tuple[str, str, bytes]], masks: dict | None = None
+) -> dict:
+    added, skipped, rows, with_mask = 0, [], [], 0
+    masks = masks or {}
+    for raw_name, label, data in files:
+        name = clean_filename(raw_name, "upload")
+        try:
+            img = open_image_bytes(data, name, c.settings.max_image_pixels)
+        except ImageError as e:
+            skipped.append(str(e))
+            continue
+        mask_key = None
+        mask = masks.get(_mask_key(label, raw_name)) if label != "good" else None
+        if mask is not None:
+            try:
+                m = open_image_bytes(mask, f"mask of {name}", c.settings.max_image_pixels)
+                if m.size != img.size:
+                    raise ImageError(f"mask of {name}: {m.width}x{m.height}, the image is {img.width}x{img.height}")
+                mask_key = c.blobs.put(mask)
+                with_mask += 1
+            except ImageError as e:
+                skipped.append(str(e))
+        key = c.blobs.put(data)  # blobs first, then the row that points at them
+        rows.append(
+            DatasetImage(
+                dataset_id=dataset_id,
+                filename=name,
+                sha256=key,
+                width=img.width,
+                height=img.height,
+                label=label,
+                mask_sha256=mask_key,
+            )
+        )
+        added += 1
+    with c.sessions() as s, s.begin():
+        s.add_all(rows)
+    with c.sessions() as s:
+        total = s.scalar(select(func.count()).select_from(DatasetImage).where(DatasetImage.dataset_id == dataset_id))
+    return {"added": added, "skipped": skipped[:50], "images": total or 0, "masks": with_mask}
