@@ -578,7 +578,7 @@ def users_create(
     require("service", "linewatch users create")
     from sqlalchemy.exc import IntegrityError
 
-    from linewatch.api.auth import create_user
+    from linewatch.services.accounts import create_user
     from linewatch.store.db import make_engine, migrate, session_factory
 
     if password_stdin or not sys.stdin.isatty():

@@ -17,7 +17,7 @@ class Api:
 
     def user(self, role: str) -> dict:
         if role not in self._headers:
-            from linewatch.api.auth import create_user
+            from linewatch.services.accounts import create_user
 
             with self.ctx.sessions() as s, s.begin():
                 create_user(s, f"{role}-user", "password-" + role, role)

@@ -340,7 +340,7 @@ def test_oversized_requests(tmp_path):
     ctx = build_context(settings)
     try:
         with TestClient(create_app(settings, ctx)) as c:
-            from linewatch.api.auth import create_user
+            from linewatch.services.accounts import create_user
 
             with ctx.sessions() as s, s.begin():
                 create_user(s, "eng", "password-eng", "engineer")

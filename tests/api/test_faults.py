@@ -186,7 +186,7 @@ class Service:
 
     def user(self, role: str) -> dict:
         if role not in self.headers:
-            from linewatch.api.auth import create_user
+            from linewatch.services.accounts import create_user
 
             self.passwords[role] = "password-" + role
             with self.ctx.sessions() as s, s.begin():
@@ -504,7 +504,7 @@ def test_concurrent_clients_lose_no_inspection(
     import httpx
     from sqlalchemy import func, select
 
-    from linewatch.api.auth import create_user
+    from linewatch.services.accounts import create_user
     from linewatch.store.blobs import open_blob_store
     from linewatch.store.db import make_engine, migrate, session_factory
     from linewatch.store.tables import Inspection

@@ -45,7 +45,7 @@ def _png(size: tuple[int, int] = (8, 8)) -> bytes:
 
 def _seed(ctx) -> None:
     """One of each row, so that small generated ids (and names like ``cam1``) find something."""
-    from linewatch.api.auth import create_api_key, create_user
+    from linewatch.services.accounts import create_api_key, create_user
     from linewatch.store.tables import Dataset, DatasetImage, Inspection, Job, ModelVersion, Review, Station
 
     image = _png()

@@ -42,7 +42,7 @@ def service(data_dir: Path, hub_factory=None, database_url=None):
 def _login(client, ctx, role: str) -> dict:
     from sqlalchemy.exc import IntegrityError
 
-    from linewatch.api.auth import create_user
+    from linewatch.services.accounts import create_user
 
     with contextlib.suppress(IntegrityError), ctx.sessions() as s, s.begin():
         create_user(s, f"{role}-user", "password-" + role, role)

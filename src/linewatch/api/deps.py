@@ -9,8 +9,8 @@ from fastapi import Depends, HTTPException, Path, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from linewatch.api.auth import Principal, principal_from_api_key, principal_from_token
 from linewatch.api.schemas import LINE, MAX_ID
+from linewatch.services.accounts import Principal, principal_from_api_key, principal_from_token
 from linewatch.services.context import AppContext
 
 # Path parameters: an id a row can have, a name without control characters (else 422, not a database error).

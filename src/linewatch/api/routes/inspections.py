@@ -10,7 +10,6 @@ from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from linewatch.api.auth import Principal
 from linewatch.api.deps import Id, Name, ctx, db, operator, viewer
 from linewatch.api.schemas import (
     LINE,
@@ -24,6 +23,7 @@ from linewatch.api.schemas import (
     errors,
 )
 from linewatch.services import heatmaps
+from linewatch.services.accounts import Principal
 from linewatch.services.context import AppContext
 from linewatch.services.inspecting import clean_filename, inspect_images, inspection_dict, station_model
 from linewatch.store.blobs import BlobNotFound

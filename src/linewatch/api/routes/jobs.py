@@ -6,9 +6,9 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from linewatch.api.auth import Principal
 from linewatch.api.deps import Id, ctx, db, engineer, viewer
 from linewatch.api.schemas import JobOut, TrainIn, errors, training_params
+from linewatch.services.accounts import Principal
 from linewatch.store.tables import Dataset, Job, ModelVersion
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], responses=errors(400, 401, 403, 422))

@@ -15,10 +15,10 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from linewatch.api.auth import Principal
 from linewatch.api.deps import Id, ctx, db, engineer, operator, viewer
 from linewatch.api.schemas import LINE, InspectionOut, JobOut, TimeFilter, Verdict, errors
 from linewatch.search.index import Filter
+from linewatch.services.accounts import Principal
 from linewatch.services.context import AppContext
 from linewatch.services.inspecting import inspection_dict, station_model
 from linewatch.services.searching import defect_matrix, region_box, suggest, vectors_row

@@ -10,9 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from linewatch.api.auth import Principal
 from linewatch.api.deps import Id, Name, db, engineer, viewer
 from linewatch.api.schemas import ActivateIn, ModelOut, StationIn, StationOut, TestScoresOut, errors
+from linewatch.services.accounts import Principal
 from linewatch.store.tables import Activation, ModelVersion, Station
 
 router = APIRouter(prefix="/api/v1", tags=["stations and models"], responses=errors(400, 401, 403, 422))

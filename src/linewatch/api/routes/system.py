@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 
-from linewatch.api.auth import principal_from_api_key, principal_from_token
+from linewatch.services.accounts import principal_from_api_key, principal_from_token
 from linewatch.services.jobqueue import QueueUnavailable, ping_broker
 from linewatch.store.db import DatabaseError, ping
 

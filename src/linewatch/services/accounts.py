@@ -9,9 +9,11 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from linewatch.services.errors import Conflict, NotFound
 from linewatch.store.tables import ROLES, ApiKey, Token, User, now
 
 RANK = {"viewer": 0, "operator": 1, "engineer": 2, "admin": 3}
@@ -113,3 +115,76 @@ def principal_from_api_key(session: Session, secret: str) -> Principal | None:
     if last is None or t - last > LAST_USED_RESOLUTION:  # a write per minute, not per request (a camera's)
         key.last_used_at = t
     return Principal(user.id, f"{user.name}/{key.name}", key.role, "api_key")
+
+
+# -- managing users and keys (admin) ------------------------------------------------------------------------------
+def list_users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.id)).all())
+
+
+def add_user(session: Session, name: str, password: str, role: str) -> User:
+    """A new user; Conflict when the name is taken."""
+    try:
+        with session.begin():
+            return create_user(session, name, password, role)
+    except IntegrityError:
+        raise Conflict(f"user {name!r} already exists") from None
+
+
+def update_user(
+    session: Session,
+    by: Principal,
+    user_id: int,
+    role: str | None = None,
+    active: bool | None = None,
+    password: str | None = None,
+) -> User:
+    """Change a user's role, deactivate or reactivate them, or set a new password. Admins cannot demote or
+    deactivate themselves, and the last active admin stays one, so an admin always remains."""
+    with session.begin():
+        user = session.get(User, user_id)
+        if user is None:
+            raise NotFound(f"no user {user_id}")
+        demoted = (role is not None and role != "admin") or active is False
+        if demoted and user.id == by.user_id:
+            raise Conflict("you cannot demote or deactivate yourself; another admin can")
+        if user.role == "admin" and user.active and demoted:
+            admins = session.scalar(
+                select(func.count()).select_from(User).where(User.role == "admin", User.active.is_(True))
+            )
+            if admins <= 1:
+                raise Conflict(f"{user.name!r} is the last active admin")
+        if role is not None:
+            user.role = role
+        if active is not None:
+            user.active = active
+        if password is not None:
+            user.password_hash = hash_password(password)
+    return user
+
+
+def list_keys(session: Session) -> list[ApiKey]:
+    return list(session.scalars(select(ApiKey).order_by(ApiKey.id)).all())
+
+
+def add_api_key(session: Session, name: str, role: str, by: Principal) -> tuple[str, ApiKey]:
+    with session.begin():
+        return create_api_key(session, name, role, by.user_id)
+
+
+def revoke_key(session: Session, key_id: int) -> None:
+    with session.begin():
+        key = session.get(ApiKey, key_id)
+        if key is None:
+            raise NotFound(f"no API key {key_id}")
+        key.revoked = True
+
+
+def sign_in(session: Session, name: str, password: str, hours: float) -> tuple[str, dt.datetime, str] | None:
+    """(token, expiry, role) for a right name and password, else None."""
+    with session.begin():
+        got = login(session, name, password, hours)
+        if got is None:
+            return None
+        role = session.scalar(select(User.role).where(User.name == name))
+    return got[0], got[1], role
