@@ -1,3 +1,5 @@
+import io
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -48,3 +50,39 @@ def test_maps_return_at_the_original_size_with_center_crop():
     full = pre.map_to_original(amap, 300, 200)
     assert full.shape == (200, 300)
     assert full[100, 150] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "WEBP", "ICO", "TGA", "PPM"])
+def test_only_listed_formats_are_decoded(fmt):
+    from PIL import Image
+
+    from linewatch.errors import ImageError
+    from linewatch.vision.images import open_image_bytes
+
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 32), (200, 10, 10)).save(buf, format=fmt)
+    with pytest.raises(ImageError, match="not a PNG, JPEG, BMP or TIFF image"):
+        open_image_bytes(buf.getvalue(), f"part.{fmt.lower()}")
+
+
+def test_eps_is_never_handed_to_ghostscript(tmp_path):
+    from linewatch.errors import ImageError
+    from linewatch.vision.images import open_image
+
+    eps = tmp_path / "part.png"  # the name lies; the content is PostScript
+    eps.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n")
+    with pytest.raises(ImageError, match="not a PNG, JPEG, BMP or TIFF image"):
+        open_image(eps)
+
+
+@pytest.mark.parametrize(("size", "why"), [((1, 30_000), "side over"), ((100, 6_000), "over 50:1")])
+def test_strips_are_refused_before_decoding(size, why):
+    from PIL import Image
+
+    from linewatch.errors import ImageTooLarge
+    from linewatch.vision.images import open_image_bytes
+
+    buf = io.BytesIO()
+    Image.new("1", size).save(buf, format="PNG")
+    with pytest.raises(ImageTooLarge, match=why):
+        open_image_bytes(buf.getvalue(), "strip.png")

@@ -8,12 +8,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from linewatch.errors import ImageError, ImageTooLarge
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 MAX_PIXELS = 64_000_000  # larger images are refused (decompression bombs)
+MAX_SIDE = 20_000  # a longer side is refused: a 1 x 40M-pixel strip costs like a huge image in every step
+MAX_ASPECT = 50  # long side / short side: no part photo is a thread
+#: the formats decoded; Pillow is never asked to guess among the others (EPS would run Ghostscript, ...)
+FORMATS = ("PNG", "JPEG", "BMP", "TIFF")
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
@@ -22,14 +26,26 @@ def is_image_file(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
 
 
-def _decode(fp, name: str, max_pixels: int, draft_size: int | None) -> Image.Image:
-    """Decode with size checks before any pixel is read; every failure is an ImageError."""
+def formats_text(formats: tuple[str, ...] = FORMATS) -> str:
+    return ", ".join(formats[:-1]) + f" or {formats[-1]}" if len(formats) > 1 else formats[0]
+
+
+def _decode(fp, name: str, max_pixels: int, draft_size: int | None, formats: tuple[str, ...] = FORMATS) -> Image.Image:
+    """Decode an allowed format with size checks before any pixel is read; every failure is an ImageError."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(fp)
-            if img.width * img.height > max_pixels:
-                raise ImageTooLarge(f"{name}: {img.width}x{img.height} is over the limit of {max_pixels:,} pixels")
+            try:
+                img = Image.open(fp, formats=formats)
+            except UnidentifiedImageError:
+                raise ImageError(f"{name}: not a {formats_text(formats)} image") from None
+            w, h = img.size
+            if w * h > max_pixels:
+                raise ImageTooLarge(f"{name}: {w}x{h} is over the limit of {max_pixels:,} pixels")
+            if max(w, h) > MAX_SIDE:
+                raise ImageTooLarge(f"{name}: {w}x{h} has a side over {MAX_SIDE:,} pixels")
+            if min(w, h) < 1 or max(w, h) > MAX_ASPECT * min(w, h):
+                raise ImageTooLarge(f"{name}: {w}x{h} is over {MAX_ASPECT}:1 (not a part photo)")
             original = img.size
             if draft_size and img.format == "JPEG":
                 img.draft("RGB", (draft_size, draft_size))
