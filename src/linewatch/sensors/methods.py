@@ -66,9 +66,9 @@ class StreamParams(Params):
 
     alpha: float = Param(0.01, "weight of a new point in the running mean and variance (about 1/memory)", gt=0, lt=1)
     learning_period: int = Param(300, "points per series before it can alert (its scores still update)", ge=2)
-    short_window: float = Param(0.1, "weight of a new score in the short-term score average", gt=0, le=1)
+    short_window: float = Param(0.3, "weight of a new score in the short-term score average", gt=0, le=1)
     score_alpha: float = Param(0.001, "weight of a new score in the long-term score distribution", gt=0, lt=1)
-    threshold: float = Param(0.9999, "alert when the short-term average's tail probability passes this", gt=0.5, lt=1)
+    threshold: float = Param(3.0, "alert at this surprise: -log10 of the short-term average's tail probability", gt=0)
     clip: float = Param(8.0, "a point moves the running statistics as if it were at most N std away", gt=0)
 
 
