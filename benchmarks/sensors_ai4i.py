@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
@@ -32,7 +31,7 @@ def main() -> None:
     train = train[train["Machine failure"] == 0]
     test = d.iloc[half:]
     y = test["Machine failure"].to_numpy() > 0
-    print(f"AI4I 2020: fit on {len(train)} failure-free rows of UDI 1-{half}, score {len(test)} rows ({y.sum()} failures)")
+    print(f"AI4I 2020: fit on {len(train)} failure-free rows of UDI 1-{half}; {len(test)} scored, {y.sum()} failures")
     print("| method | AUROC | alarms on failures | alarms on normal | " + " | ".join(MODES) + " |")
     print("|---|---|---|---|" + "---|" * len(MODES))
     for m in a.methods.split(","):
@@ -43,8 +42,11 @@ def main() -> None:
         for mode in MODES:
             rows = test[mode].to_numpy() > 0
             modes.append(f"{alarm[rows].sum()}/{rows.sum()}")
-        print(f"| {m} | {roc_auc_score(y, s):.3f} | {alarm[y].mean():.1%} | {alarm[~y].mean():.1%} | "
-              + " | ".join(modes) + " |")
+        print(
+            f"| {m} | {roc_auc_score(y, s):.3f} | {alarm[y].mean():.1%} | {alarm[~y].mean():.1%} | "
+            + " | ".join(modes)
+            + " |"
+        )
 
 
 if __name__ == "__main__":
