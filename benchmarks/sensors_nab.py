@@ -20,9 +20,14 @@ import pandas as pd
 from linewatch.sensors.nab import PROFILES, best_threshold, corpus_score, normalise, sweep_file, window_indices
 from linewatch.sensors.streaming import StreamingDetector
 
-PUBLISHED = {"ARTime": (74.85, 65.15, 80.36), "numenta HTM": (70.10, 63.12, 74.32), "CAD OSE": (69.90, 66.98, 73.18),
-             "KNN CAD": (57.99, 43.41, 64.81), "Random Cut Forest": (51.72, 38.36, 59.75),
-             "Windowed Gaussian": (39.65, 20.87, 47.41)}
+PUBLISHED = {
+    "ARTime": (74.85, 65.15, 80.36),
+    "numenta HTM": (70.10, 63.12, 74.32),
+    "CAD OSE": (69.90, 66.98, 73.18),
+    "KNN CAD": (57.99, 43.41, 64.81),
+    "Random Cut Forest": (51.72, 38.36, 59.75),
+    "Windowed Gaussian": (39.65, 20.87, 47.41),
+}
 
 
 def corpus(root: Path):
@@ -59,8 +64,9 @@ def main() -> None:
     for name, *_ in files:
         cat, base = name.split("/")
         htm[name] = pd.read_csv(nab / "results" / "numenta" / cat / f"numenta_{base}")["anomaly_score"].to_numpy()
-    published_thr = {p: v["threshold"] for p, v in json.loads((nab / "config" / "thresholds.json").read_text())[
-        "numenta"].items()}
+    published_thr = {
+        p: v["threshold"] for p, v in json.loads((nab / "config" / "thresholds.json").read_text())["numenta"].items()
+    }
     rows = []
     r = score_table(htm, files, published_thr)
     rows.append(("numenta HTM, re-scored at NAB's thresholds", r))

@@ -19,10 +19,24 @@ import pandas as pd
 from linewatch.sensors.methods import DEFAULT_METHOD, METHODS
 from linewatch.sensors.metrics import alarm_metrics
 
-SENSORS = ["Accelerometer1RMS", "Accelerometer2RMS", "Current", "Pressure", "Temperature", "Thermocouple",
-           "Voltage", "Volume Flow RateRMS"]
-PUBLISHED = [("Conv-AE", 0.78, 13.55, 28.02), ("MSET", 0.78, 39.73, 14.13), ("T-squared+Q (PCA)", 0.76, 26.62, 24.92),
-             ("LSTM-AE", 0.74, 29.96, 25.92), ("T-squared", 0.66, 19.21, 42.6), ("Isolation forest", 0.29, 2.56, 82.89)]
+SENSORS = [
+    "Accelerometer1RMS",
+    "Accelerometer2RMS",
+    "Current",
+    "Pressure",
+    "Temperature",
+    "Thermocouple",
+    "Voltage",
+    "Volume Flow RateRMS",
+]
+PUBLISHED = [
+    ("Conv-AE", 0.78, 13.55, 28.02),
+    ("MSET", 0.78, 39.73, 14.13),
+    ("T-squared+Q (PCA)", 0.76, 26.62, 24.92),
+    ("LSTM-AE", 0.74, 29.96, 25.92),
+    ("T-squared", 0.66, 19.21, 42.6),
+    ("Isolation forest", 0.29, 2.56, 82.89),
+]
 
 
 def runs(root: Path):

@@ -60,8 +60,24 @@ def test_evaluate_reports_the_alarm_metrics(files, model):
 
 def test_fit_with_a_method_and_parameters(files):
     d, train, _ = files
-    r = runner.invoke(app, ["sensors", "fit", str(train), "--out", str(d / "m2"), "--method", "ecod",
-                            "-p", "windows=5", "-p", "lags=none", "--columns", "a,b"])
+    r = runner.invoke(
+        app,
+        [
+            "sensors",
+            "fit",
+            str(train),
+            "--out",
+            str(d / "m2"),
+            "--method",
+            "ecod",
+            "-p",
+            "windows=5",
+            "-p",
+            "lags=none",
+            "--columns",
+            "a,b",
+        ],
+    )
     assert r.exit_code == 0, r.output
     manifest = json.loads((d / "m2" / "manifest.json").read_text())
     assert manifest["method"] == "ecod" and manifest["sensors"] == ["a", "b"]

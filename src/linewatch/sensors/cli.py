@@ -32,8 +32,10 @@ def user_errors(fn):
 
     return run
 
-app = typer.Typer(help="Sensor anomaly detection: learn normal machine behaviour, score new readings.",
-                  no_args_is_help=True)
+
+app = typer.Typer(
+    help="Sensor anomaly detection: learn normal machine behaviour, score new readings.", no_args_is_help=True
+)
 
 
 def _columns(text: str | None) -> list[str] | None:
@@ -99,9 +101,7 @@ def fit(
     method: Annotated[str, typer.Option(help="detector (linewatch sensors methods)")] = "mahalanobis",
     columns: Annotated[str | None, typer.Option(help="sensor columns, comma separated (default: all numeric)")] = None,
     time_column: Annotated[str | None, typer.Option(help="time column: order checked, gaps detected")] = None,
-    param: Annotated[
-        list[str], typer.Option("--param", "-p", help="method parameter NAME=VALUE (repeatable)")
-    ] = [],  # noqa: B006 - typer needs a literal default
+    param: Annotated[list[str], typer.Option("--param", "-p", help="method parameter NAME=VALUE (repeatable)")] = [],  # noqa: B006 - typer needs a literal default
 ):
     """Learn normal behaviour; the threshold is set on the last rows held out from the fit."""
     from linewatch.core.extras import require
@@ -138,12 +138,15 @@ def _records(det, series):
         scores = det.score_features(feats)
         top = det.top_contributors(det.attribution(feats))
         for stamp, sc, t in zip(s.stamps, scores, top, strict=True):
-            yield s, {
-                "time": _plain(stamp),
-                "score": round(float(sc), 6),
-                "is_anomaly": bool(sc > det.threshold_),
-                "sensors": t,
-            }
+            yield (
+                s,
+                {
+                    "time": _plain(stamp),
+                    "score": round(float(sc), 6),
+                    "is_anomaly": bool(sc > det.threshold_),
+                    "sensors": t,
+                },
+            )
 
 
 def _plain(v):

@@ -128,8 +128,13 @@ class StreamingDetector(Estimator):
         tmp.replace(path / "state.npz")
         write_json_atomic(
             path / "state.json",
-            {"engine": "sensors", "kind": "stream", "format_version": STATE_VERSION, "params": self.config(),
-             "names": self.names_},
+            {
+                "engine": "sensors",
+                "kind": "stream",
+                "format_version": STATE_VERSION,
+                "params": self.config(),
+                "names": self.names_,
+            },
         )
         return path
 

@@ -135,4 +135,3 @@ def load_series(
             labels = lab.to_numpy() > 0
         out.append(Series(f.name, list(columns), values, times, stamps, labels))
     return out
-
