@@ -13,10 +13,14 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from linewatch.core.extras import require
+from linewatch.core.options import with_params
 from linewatch.errors import LinewatchError
+from linewatch.vision.methods import METHODS
 
 app = typer.Typer(
     help="linewatch: learn good parts from photos, find and localise defects.",
@@ -37,9 +41,11 @@ STAGES = {
 }
 
 
-class Method(StrEnum):
-    patchcore = "patchcore"
-    padim = "padim"
+Method = StrEnum("Method", {name: name for name in METHODS.names()})
+
+
+def _methods_help() -> str:
+    return "; ".join(f"{e.name}: {e.help}" for e in METHODS)
 
 
 class Format(StrEnum):
@@ -60,7 +66,7 @@ def user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except LinewatchError as e:
-            err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+            err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err.print("interrupted")
@@ -74,7 +80,7 @@ def user_errors(fn):
             if os.environ.get("LINEWATCH_DEBUG"):
                 raise
             err.print(
-                f"[red]internal error:[/red] {type(e).__name__}: {e} (set LINEWATCH_DEBUG=1 for details)",
+                f"[red]internal error:[/red] {type(e).__name__}: {escape(str(e))} (set LINEWATCH_DEBUG=1 for details)",
                 highlight=False,
                 soft_wrap=True,
             )
@@ -125,48 +131,26 @@ def _fmt(v) -> str:
 
 @app.command()
 @user_errors
+@with_params(METHODS)
 def train(
     data: Annotated[Path, typer.Argument(help="MVTec-layout category, or a folder of good images")],
     out: Annotated[Path, typer.Option("--out", "-o", help="model directory to write")],
-    method: Annotated[Method, typer.Option(help="detector")] = Method.patchcore,
-    backbone: Annotated[str, typer.Option(help="timm model name")] = "efficientnet_lite0",
-    image_size: Annotated[int, typer.Option(help="images are resized to N x N")] = 256,
-    center_crop: Annotated[int | None, typer.Option(help="then center-cropped to N x N")] = None,
-    layers: Annotated[str | None, typer.Option(help="backbone layers to tap, comma separated")] = None,
-    weights: Annotated[
-        str | None, typer.Option(help="backbone checkpoint PATH, or 'hub' to download timm's (online)")
-    ] = None,
-    holdout: Annotated[float, typer.Option(help="fraction of good images held out to set the threshold")] = 0.1,
-    false_alarm_rate: Annotated[float, typer.Option(help="target false-alarm rate of the threshold")] = 0.01,
-    min_region_area: Annotated[int, typer.Option(help="smallest defect region kept, input pixels")] = 16,
-    bank_size: Annotated[int, typer.Option(help="PatchCore: memory bank cap (patches)")] = 2048,
-    batch_size: Annotated[int, typer.Option(help="images per forward pass")] = 8,
+    method: Annotated[Method, typer.Option(help="detector: " + _methods_help())] = Method.patchcore,
     evaluate_after: Annotated[
         bool, typer.Option("--evaluate", help="evaluate on DATA's test images and store the metrics")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
+    **params,
 ):
     """Learn what good parts look like from good images only."""
+    require("vision", "linewatch train")
     from linewatch.vision.datasets import load_dataset
     from linewatch.vision.saving import create_detector, save
 
     ds = load_dataset(data)
     if not ds.train:
         raise LinewatchError(f"no good training images under {data} (expected train/good/ or images)")
-    kwargs = dict(
-        backbone=backbone,
-        image_size=image_size,
-        center_crop=center_crop,
-        weights=weights,
-        holdout=holdout,
-        false_alarm_rate=false_alarm_rate,
-        min_region_area=min_region_area,
-        batch_size=batch_size,
-        layers=[x.strip() for x in layers.split(",") if x.strip()] if layers else None,
-    )
-    if method is Method.patchcore:
-        kwargs["max_bank"] = bank_size
-    det = create_detector(method.value, **kwargs)
+    det = create_detector(method.value, **params)
     with Bars(quiet) as bars:
         det.fit(ds.train, progress=bars, fingerprint=ds.fingerprint())
         metrics = None
@@ -225,6 +209,7 @@ def evaluate(
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ):
     """Image AUROC, pixel AUROC, AUPRO, F1-max and error rates on labelled test images."""
+    require("vision", "linewatch evaluate")
     from linewatch.vision.datasets import load_dataset
     from linewatch.vision.evaluation import evaluate as run_evaluation
     from linewatch.vision.manifest import MANIFEST, read_manifest, write_json_atomic
@@ -288,6 +273,7 @@ def export(
     out_file: Annotated[Path | None, typer.Option("--out", help="file to write (default: MODEL/model.onnx)")] = None,
 ):
     """Export the whole scoring path to ONNX; predict then uses it (ONNX Runtime, no torch needed)."""
+    require("vision", "linewatch export")
     from linewatch.vision.export import export_onnx
 
     path = export_onnx(model, out_file)
@@ -303,6 +289,7 @@ def demo(
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ):
     """The main job on embedded defaults: make a synthetic dataset, train, evaluate, export, predict."""
+    require("vision", "linewatch demo")
     from linewatch.vision.datasets import load_dataset
     from linewatch.vision.evaluation import evaluate as run_evaluation
     from linewatch.vision.export import export_onnx
@@ -367,6 +354,7 @@ def inspect_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines, one per image")] = False,
 ):
     """Send images to a running inspection service: verdict, scores and defect regions, stored for review."""
+    require("client", "linewatch inspect")
     try:
         from linewatch.client import Client
     except ImportError:
@@ -424,6 +412,7 @@ def search_index(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
 ):
     """Embed every image under DATA with MODEL into a search index at OUT (faiss HNSW)."""
+    require("vision", "linewatch search index")
     from linewatch.search.offline import index_folder
 
     started = time.perf_counter()
@@ -452,6 +441,7 @@ def search_query(
     engine: Annotated[Engine, typer.Option(help="auto uses the ONNX export when it has embeddings")] = Engine.auto,
 ):
     """The K nearest indexed images to each query image (by their most similar defect regions)."""
+    require("vision", "linewatch search query")
     from linewatch.search.offline import open_offline_index, query_images
     from linewatch.vision.datasets import expand_inputs
 
@@ -481,6 +471,8 @@ def search_rebuild(
 ):
     """Rebuild the service's search index from its database (the source of truth): every inspection's stored
     vectors. With the embedded index (faiss) stop the service first; a Qdrant index can be rebuilt any time."""
+    require("service", "linewatch search rebuild")
+    require("vision", "linewatch search rebuild")
     from linewatch.api.searching import SearchHub
     from linewatch.store.db import make_engine, migrate, session_factory
 
@@ -533,6 +525,8 @@ def serve(
     LINEWATCH_DATABASE_URL=postgresql+psycopg://user@host/db, LINEWATCH_BLOB_URL=s3://bucket/prefix with
     LINEWATCH_S3_ENDPOINT_URL, LINEWATCH_S3_ACCESS_KEY, LINEWATCH_S3_SECRET_KEY.
     """
+    require("service", "linewatch serve")
+    require("vision", "linewatch serve")
     import uvicorn
 
     from linewatch.api.app import build_context, create_app
@@ -555,6 +549,8 @@ def worker(
     Same settings as the service: its database, blob store and data dir; the models dir (DATA_DIR/models) must
     be storage shared with the service, mounted at the same path. Start as many workers as you like.
     """
+    require("service", "linewatch worker")
+    require("vision", "linewatch worker")
     import logging
 
     from linewatch.api.jobqueue import run_worker
@@ -579,6 +575,7 @@ def users_create(
     data_dir: Annotated[Path | None, typer.Option(help="the service's data dir")] = None,
 ):
     """Create a user (the first admin bootstraps the service). There is no default password."""
+    require("service", "linewatch users create")
     from sqlalchemy.exc import IntegrityError
 
     from linewatch.api.auth import create_user

@@ -332,6 +332,14 @@ def test_scores(samples, scores: list[float]) -> list[dict]:
 MAX_TEST_SCORES = 5000
 
 
+def _detector_params(job_params: dict) -> dict:
+    """The detector's parameters of a training job (jobs stored before they were nested carry backbone and
+    image size beside the dataset)."""
+    if "params" in job_params:
+        return dict(job_params["params"])
+    return {k: job_params[k] for k in ("backbone", "image_size") if k in job_params}
+
+
 def run_training(ctx: AppContext, job_id: int, params: dict, progress) -> dict:
     """Train a model version from a dataset's good images; the version becomes ready with an ONNX export, and
     with the metrics of an evaluation on ``test_dataset_id``'s labelled images when one is given."""
@@ -348,7 +356,7 @@ def run_training(ctx: AppContext, job_id: int, params: dict, progress) -> dict:
         raise LinewatchError(f"dataset {name!r} has {len(images)} good images; training needs at least 5")
     metrics = None
     with tempfile.TemporaryDirectory(prefix="linewatch-train-") as tmp:
-        det = create_detector(params["method"], backbone=params["backbone"], image_size=params["image_size"])
+        det = create_detector(params["method"], **_detector_params(params))
         det.fit(_fetch(ctx, images, Path(tmp)), progress=progress)
         if params.get("test_dataset_id"):
             test_name, test_images = _dataset_images(ctx, params["test_dataset_id"], good_only=False)

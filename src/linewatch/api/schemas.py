@@ -4,9 +4,22 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictBool,
+    StringConstraints,
+    Tag,
+    create_model,
+)
+
+from linewatch.vision.methods import DEFAULT_METHOD, METHODS
 
 Role = Literal["admin", "engineer", "operator", "viewer"]
 Verdict = Literal["good", "anomalous"]
@@ -191,15 +204,72 @@ class UploadOut(BaseModel):
     masks: int = Field(0, description="added defective images that came with a ground-truth mask")
 
 
-class TrainIn(BaseModel):
+class _TrainRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     dataset_id: int = Field(ge=1, le=MAX_ID, description="its images labelled good are the training set")
     test_dataset_id: int | None = Field(
         None, ge=1, le=MAX_ID, description="labelled images (good and defect types) to evaluate the new model on"
     )
     name: str | None = Field(None, min_length=1, max_length=200, pattern=LINE)
-    method: Literal["patchcore", "padim"] = "patchcore"
-    backbone: str = Field("efficientnet_lite0", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
-    image_size: int = Field(256, ge=32, le=1024)
+
+
+def _not_bool(v: Any) -> Any:
+    if isinstance(v, bool):
+        raise ValueError("a number is needed, not true or false")
+    return v
+
+
+_NAME = r"^[A-Za-z0-9_./-]+$"
+
+
+def _param_type(spec) -> Any:
+    """A declared parameter's type for the request schema: names restricted to safe characters, numbers that
+    refuse booleans (pydantic would read ``false`` as 0)."""
+    base = spec.base_type
+    if spec.is_list:
+        t = list[Annotated[str, StringConstraints(pattern=_NAME, max_length=100)]]
+    elif base is str:
+        t = Annotated[str, StringConstraints(pattern=_NAME, max_length=300)]
+    elif base in (int, float):
+        p = spec.param
+        t = Annotated[base, Field(ge=p.ge, le=p.le, gt=p.gt, lt=p.lt), BeforeValidator(_not_bool)]
+    else:
+        t = base
+    return t | None if spec.optional else t
+
+
+def _train_variant(entry) -> type[BaseModel]:
+    """One method's training request: the request fields, the method's name and every exposed parameter from
+    its declaration (``linewatch.vision.methods``), so API training sets what the CLI sets, with the same bounds."""
+    default = entry.name if entry.name == DEFAULT_METHOD else ...
+    fields: dict = {"method": (Literal[entry.name], Field(default, description=entry.help))}
+    for n, spec in entry.params.exposed().items():
+        p = spec.param
+        fields[n] = (_param_type(spec), Field(p.default, description=p.help))
+    return create_model(f"Train{entry.name.title()}In", __base__=_TrainRequest, **fields)
+
+
+def _method_of(body: Any) -> str:
+    method = body.get("method", DEFAULT_METHOD) if isinstance(body, dict) else getattr(body, "method", None)
+    return method if method in METHODS else "unknown"
+
+
+_TRAIN_VARIANTS = tuple(Annotated[_train_variant(e), Tag(e.name)] for e in METHODS)
+#: POST /jobs/train's body: one variant per vision method, told apart by ``method`` (default: patchcore)
+TrainIn = Annotated[
+    Union[_TRAIN_VARIANTS],  # noqa: UP007
+    Discriminator(
+        _method_of,
+        custom_error_type="method",
+        custom_error_message=f"method must be one of {', '.join(METHODS.names())}",
+    ),
+]
+
+
+def training_params(body: BaseModel) -> dict:
+    """The detector parameters of a training request (everything but the request's own fields)."""
+    return body.model_dump(exclude=set(_TrainRequest.model_fields) | {"method"})
 
 
 class JobOut(Orm):

@@ -9,6 +9,7 @@ from linewatch.errors import LinewatchError
 
 EXTRAS: dict[str, tuple[str, ...]] = {
     "runtime": ("onnxruntime",),
+    "client": ("httpx",),
     "vision": ("torch", "torchvision", "timm", "faiss", "sklearn", "scipy", "safetensors", "onnx", "onnxruntime"),
     "service": ("fastapi", "uvicorn", "sqlalchemy", "alembic", "pydantic_settings", "argon2", "multipart", "httpx"),
     "sensors": ("pyod", "sklearn", "scipy", "pandas", "pyarrow"),

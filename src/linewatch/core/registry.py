@@ -49,7 +49,7 @@ class Registry:
             ) from None
 
     def __contains__(self, name: object) -> bool:
-        return name in self._entries
+        return isinstance(name, str) and name in self._entries
 
     def __iter__(self) -> Iterator[Entry]:
         return iter(self._entries.values())

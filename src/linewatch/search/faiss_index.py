@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from linewatch.core.modelfiles import replace_dir
 from linewatch.search.index import (
     FILTER_KEYS,
     TIME_KEY,
@@ -39,7 +40,6 @@ from linewatch.search.index import (
     check_ids,
     normalize,
 )
-from linewatch.vision.manifest import replace_dir
 
 FORMAT = 1
 META, GRAPH, ROWS, PAYLOADS = "meta.json", "hnsw.faiss", "rows.npz", "payloads.jsonl"

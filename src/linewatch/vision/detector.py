@@ -16,11 +16,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from linewatch.core.estimator import Estimator
 from linewatch.errors import DatasetError, LinewatchError
-from linewatch.vision.backbones import DEFAULT_BACKBONE, FeatureExtractor, build_extractor
+from linewatch.vision.backbones import FeatureExtractor, build_extractor
 from linewatch.vision.batches import Source, iter_batches
 from linewatch.vision.datasets import fingerprint as dataset_fingerprint
 from linewatch.vision.images import Preprocess
+from linewatch.vision.methods import DetectorParams
 from linewatch.vision.scoring import Prediction, postprocess
 from linewatch.vision.thresholds import Calibration, calibrate
 
@@ -39,47 +41,30 @@ def use_all_cores() -> int:
     return n
 
 
-class Detector(ABC):
-    method: ClassVar[str] = ""
+class Detector(Estimator, ABC):
+    """Parameters are declared in ``linewatch.vision.methods`` (the constructor is generated from them);
+    ``fit`` validates them and keeps the resolved values (e.g. the backbone's default layers) in ``params_``."""
+
+    engine = "vision"
+    Params = DetectorParams
     default_strides: ClassVar[tuple[int, ...]] = (8, 16)
 
-    def __init__(
-        self,
-        backbone: str = DEFAULT_BACKBONE,
-        layers: list[str] | None = None,
-        image_size: int = 256,
-        center_crop: int | None = None,
-        weights: str | Path | None = None,
-        holdout: float = 0.1,
-        false_alarm_rate: float = 0.01,
-        min_region_area: int = 16,
-        sigma: float = 4.0,
-        batch_size: int = 8,
-        seed: int = 0,
-    ):
-        if image_size < 32 or image_size > 2048:
-            raise LinewatchError(f"image size {image_size} is outside 32..2048")
-        if center_crop is not None and not (32 <= center_crop <= image_size):
-            raise LinewatchError(f"center crop {center_crop} must be between 32 and the image size")
-        if not 0 <= holdout < 0.9:
-            raise LinewatchError("holdout must be a fraction in [0, 0.9)")
-        if not 0 < false_alarm_rate < 1:
-            raise LinewatchError("false-alarm rate must be a fraction in (0, 1)")
-        self.backbone = backbone
-        self.layers = list(layers) if layers else None
-        self.image_size = int(image_size)
-        self.center_crop = center_crop
-        self.weights = weights
-        self.holdout = float(holdout)
-        self.false_alarm_rate = float(false_alarm_rate)
-        self.min_region_area = int(min_region_area)
-        self.sigma = float(sigma)
-        self.batch_size = int(batch_size)
-        self.seed = int(seed)
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.params_: dict | None = None
         self.extractor_: FeatureExtractor | None = None
         self.calibration_: Calibration | None = None
         self.train_info_: dict = {}
         self.skipped_: list[str] = []
+
+    def _check_params(self, values: dict) -> None:
+        crop = values["center_crop"]
+        if crop is not None and crop > values["image_size"]:
+            raise LinewatchError(f"center crop {crop} must be between 32 and the image size ({values['image_size']})")
+
+    @property
+    def is_fitted(self) -> bool:
+        return self.extractor_ is not None and self.params_ is not None
 
     # -- what subclasses provide -------------------------------------------------------------
     @abstractmethod
@@ -102,9 +87,6 @@ class Detector(ABC):
         """The whole scoring path as one torch module, input (B, 3, S, S) -> (scores, maps, features, residuals),
         for export."""
         ...
-
-    def hyperparameters(self) -> dict:
-        return {}
 
     def layer_channels(self) -> tuple[int, ...]:
         """Channels of each tapped backbone layer, in the order the patch features concatenate them."""
@@ -132,38 +114,24 @@ class Detector(ABC):
     # -- the contract ----------------------------------------------------------------------------
     @property
     def preprocess(self) -> Preprocess:
-        return Preprocess(self.image_size, self.center_crop)
-
-    def config(self) -> dict:
-        return {
-            "backbone": self.backbone,
-            "layers": self.extractor_.layers if self.extractor_ is not None else self.layers,
-            "image_size": self.image_size,
-            "center_crop": self.center_crop,
-            "holdout": self.holdout,
-            "false_alarm_rate": self.false_alarm_rate,
-            "min_region_area": self.min_region_area,
-            "sigma": self.sigma,
-            "seed": self.seed,
-            **self.hyperparameters(),
-        }
-
-    def _check_fitted(self) -> None:
-        if self.extractor_ is None:
-            raise LinewatchError(f"this {self.method} detector is not trained yet: call fit() first")
+        p = self.params_ if self.params_ is not None else self.get_params()
+        return Preprocess(p["image_size"], p["center_crop"])
 
     def split(self, images: Sequence[Source]) -> tuple[list[Source], list[Source]]:
         """(train, held-out) with a fixed seed; held-out good images set the thresholds."""
         images = list(images)
-        n_hold = int(round(self.holdout * len(images)))
-        if self.holdout > 0:  # at least a few images, or the threshold is guesswork
+        holdout, seed = self.params_["holdout"], self.params_["seed"]
+        n_hold = int(round(holdout * len(images)))
+        if holdout > 0:  # at least a few images, or the threshold is guesswork
             n_hold = max(n_hold, min(10, len(images) // 4), 1)
-        order = np.random.default_rng(self.seed).permutation(len(images))
+        order = np.random.default_rng(seed).permutation(len(images))
         hold = sorted(order[:n_hold].tolist())
         held = set(hold)
         return [images[i] for i in range(len(images)) if i not in held], [images[i] for i in hold]
 
     def fit(self, images: Sequence[Source], progress: Progress | None = None, fingerprint: str | None = None):
+        p = self.params_ = self._validate_params()
+        self.extractor_ = None
         use_all_cores()
         images = list(images)
         if len(images) < MIN_TRAIN_IMAGES:
@@ -171,12 +139,13 @@ class Detector(ABC):
         started = time.perf_counter()
         train, held = self.split(images)
         self.skipped_ = []
-        self.extractor_ = build_extractor(self.backbone, self.layers, self.default_strides, self.weights)
-        self.layers = self.extractor_.layers
+        extractor = build_extractor(p["backbone"], p["layers"], self.default_strides, p["weights"])
+        p["layers"] = extractor.layers
+        self.extractor_ = extractor  # the subclasses' feature hooks read it during fit
         self._start(len(train))
         done = 0
         with torch.inference_mode():
-            for batch in iter_batches(train, self.preprocess, self.batch_size, skip_bad=True):
+            for batch in iter_batches(train, self.preprocess, p["batch_size"], skip_bad=True):
                 self.skipped_ += batch.skipped
                 if len(batch.sizes):
                     self._accumulate(torch.from_numpy(batch.inputs), progress)
@@ -199,7 +168,7 @@ class Detector(ABC):
                 scores.extend(batch_scores.tolist())
                 peaks.extend(maps.reshape(len(maps), -1).max(1).tolist())
             if scores:
-                self.calibration_ = calibrate(np.array(scores), np.array(peaks), self.false_alarm_rate)
+                self.calibration_ = calibrate(np.array(scores), np.array(peaks), p["false_alarm_rate"])
         self.train_info_ = {
             "images": len(images),
             "train_images": used,
@@ -222,7 +191,7 @@ class Detector(ABC):
         use_all_cores()
         done = 0
         with torch.inference_mode():
-            for batch in iter_batches(list(images), self.preprocess, self.batch_size, skip_bad=skip_bad):
+            for batch in iter_batches(list(images), self.preprocess, self.params_["batch_size"], skip_bad=skip_bad):
                 if len(batch.sizes):
                     out = [t.numpy() for t in self._score(torch.from_numpy(batch.inputs), grids)]
                     per_image = list(zip(out[2], out[3], strict=True)) if grids else [None] * len(batch.sizes)
@@ -254,7 +223,8 @@ class Detector(ABC):
         ``embeddings=False``."""
         self._check_fitted()
         pre = self.preprocess
+        min_area = self.params_["min_region_area"]
         layers = self.residual_layers if embeddings else None
         for scores, maps, sizes, names, grids in self._raw_batches(images, progress, "score", grids=embeddings):
             for score, amap, (w, h), name, g in zip(scores.tolist(), maps, sizes, names, grids, strict=True):
-                yield postprocess(score, amap, self.calibration_, pre, w, h, self.min_region_area, name, g, layers)
+                yield postprocess(score, amap, self.calibration_, pre, w, h, min_area, name, g, layers)

@@ -4,104 +4,35 @@ This module reads and writes manifests and needs neither torch nor onnxruntime."
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
-from linewatch import __version__
+from linewatch.core.modelfiles import (  # noqa: F401  (re-exported for the vision modules)
+    MANIFEST,
+    add_file_entry,
+    checked_file,
+    replace_dir,
+    sha256_file,
+    staging_dir,
+    write_json_atomic,
+)
+from linewatch.core.modelfiles import read_manifest as read_model_manifest
 from linewatch.errors import ModelFileError
+from linewatch.vision.methods import METHODS
 
 FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
 TENSORS = "model.safetensors"
 ONNX_FILE = "model.onnx"
-METHODS = ("patchcore", "padim")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_manifest(model_dir: str | Path) -> dict:
-    """The validated manifest of a model directory; ModelFileError says what is wrong."""
+    """The validated manifest of a vision model directory; ModelFileError says what is wrong."""
     d = Path(model_dir)
-    if not d.exists():
-        raise ModelFileError(f"model not found: {d}")
-    if not d.is_dir():
-        raise ModelFileError(f"a model is a directory with {MANIFEST}; {d} is a file")
-    path = d / MANIFEST
-    if not path.is_file():
-        raise ModelFileError(f"{d} is not a linewatch model: it has no {MANIFEST}")
-    try:
-        m = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ModelFileError(f"{path} is corrupt (not valid JSON: {e})") from None
-    if not isinstance(m, dict) or "format_version" not in m:
-        raise ModelFileError(f"{path} is not a linewatch manifest (no format_version)")
-    version = m["format_version"]
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ModelFileError(
-            f"{d} was written by linewatch {m.get('linewatch_version', '?')} in model format {version}; "
-            f"this linewatch {__version__} reads format {FORMAT_VERSION} or older: upgrade linewatch"
-        )
-    missing = [k for k in ("method", "backbone", "layers", "image_size", "files") if k not in m]
-    if missing:
-        raise ModelFileError(f"{path} lacks {', '.join(missing)}: the model is incomplete")
+    m = read_model_manifest(
+        d,
+        engine="vision",
+        format_version=FORMAT_VERSION,
+        required=("method", "backbone", "layers", "image_size", "files"),
+    )
     if m["method"] not in METHODS:
-        raise ModelFileError(f"{d}: unknown method {m['method']!r} (known: {', '.join(METHODS)})")
+        raise ModelFileError(f"{d}: unknown method {m['method']!r} (known: {', '.join(METHODS.names())})")
     return m
-
-
-def checked_file(model_dir: Path, manifest: dict, key: str) -> Path:
-    """The path of a file listed in the manifest, after checking its sha256."""
-    entry = manifest["files"].get(key)
-    if not entry:
-        raise ModelFileError(f"{model_dir}: the manifest lists no {key} file")
-    path = Path(model_dir) / entry["name"]
-    if not path.is_file():
-        raise ModelFileError(f"{model_dir}: {entry['name']} is missing")
-    if sha256_file(path) != entry["sha256"]:
-        raise ModelFileError(f"{path} is corrupt: its sha256 differs from the manifest's")
-    return path
-
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    """Write to a temporary file beside the target, fsync, then rename over it."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def replace_dir(staging: Path, final: Path) -> None:
-    """Move a fully written staging directory into place; an existing model there is replaced only
-    after the new one is complete."""
-    final = Path(final)
-    if final.exists() and not final.is_dir():
-        raise ModelFileError(f"cannot write a model to {final}: a file is in the way")
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        os.replace(final, old)
-        os.replace(staging, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(staging, final)
-
-
-def add_file_entry(manifest: dict, key: str, path: Path, **extra) -> None:
-    manifest.setdefault("files", {})[key] = {"name": path.name, "sha256": sha256_file(path), **extra}

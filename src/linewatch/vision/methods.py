@@ -7,6 +7,7 @@ from linewatch.core.params import Param, Params
 from linewatch.core.registry import Registry
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
+DEFAULT_METHOD = "patchcore"
 
 
 class DetectorParams(Params):
@@ -28,7 +29,7 @@ class PatchCoreParams(DetectorParams):
     max_bank: int = Param(2048, "PatchCore: memory bank cap (patches)", ge=16, le=1_000_000, cli_name="bank_size")
     num_neighbors: int = Param(9, "PatchCore: bank neighbours that re-weight the image score", ge=1, le=64)
     neighbourhood: int = Param(3, "PatchCore: patch neighbourhood aggregated into each feature", ge=1, le=9)
-    pool_limit: int = Param(400_000, "PatchCore: patches kept in the coreset's candidate pool", ge=1000)
+    pool_limit: int = Param(400_000, "PatchCore: patches kept in the coreset's candidate pool", ge=64)
 
 
 class PadimParams(DetectorParams):

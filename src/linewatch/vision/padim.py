@@ -12,6 +12,7 @@ from linewatch.vision.detector import Detector, Progress
 from linewatch.vision.embeddings import grid_pool
 from linewatch.vision.features import PatchFeatures
 from linewatch.vision.maps import AnomalyMap
+from linewatch.vision.methods import PadimParams
 
 
 class PadimGraph(nn.Module):
@@ -51,16 +52,14 @@ class Padim(Detector):
     method = "padim"
     default_strides = (4, 8, 16)
 
-    def __init__(self, *args, n_features: int = 100, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.n_features = int(n_features)
+    Params = PadimParams
+
+    def __init__(self, **params):
+        super().__init__(**params)
         self.channels_: torch.Tensor | None = None
         self.mean_: torch.Tensor | None = None
         self.inv_cov_: torch.Tensor | None = None
         self._graph: PadimGraph | None = None
-
-    def hyperparameters(self) -> dict:
-        return {"n_features": self.n_features}
 
     @property
     def residual_layers(self) -> tuple[int, ...]:
@@ -81,8 +80,8 @@ class Padim(Detector):
         f = self._pf(x)
         if self.channels_ is None:
             total = f.shape[1]
-            g = torch.Generator().manual_seed(self.seed)
-            k = min(self.n_features, total)
+            g = torch.Generator().manual_seed(self.params_["seed"])
+            k = min(self.params_["n_features"], total)
             self.channels_ = torch.sort(torch.randperm(total, generator=g)[:k]).values
         f = torch.index_select(f, 1, self.channels_).double()
         b, d, h, w = f.shape
@@ -110,7 +109,7 @@ class Padim(Detector):
             self.channels_,
             self.mean_,
             self.inv_cov_,
-            AnomalyMap(self.preprocess.input_size, self.sigma),
+            AnomalyMap(self.preprocess.input_size, self.params_["sigma"]),
         ).eval()
 
     def _score(self, x: torch.Tensor, grids: bool = False) -> tuple[torch.Tensor, ...]:

@@ -17,6 +17,7 @@ from linewatch.vision.detector import Detector, Progress
 from linewatch.vision.embeddings import grid_pool
 from linewatch.vision.features import PatchFeatures
 from linewatch.vision.maps import AnomalyMap
+from linewatch.vision.methods import PatchCoreParams
 
 
 @lru_cache(maxsize=8)
@@ -115,47 +116,26 @@ class PatchCore(Detector):
     # stride 8 + 16, and a small bank costs little accuracy, so the search stays cheap
     default_strides = (4, 8, 16)
 
-    def __init__(
-        self,
-        *args,
-        coreset_ratio: float = 0.01,
-        max_bank: int = 2048,
-        num_neighbors: int = 9,
-        neighbourhood: int = 3,
-        pool_limit: int = 400_000,
-        **kwargs,
-    ):
-        super().__init__(*args, **kwargs)
-        if not 0 < coreset_ratio <= 1:
-            raise ValueError("coreset_ratio must be in (0, 1]")
-        self.coreset_ratio = float(coreset_ratio)
-        self.max_bank = int(max_bank)
-        self.num_neighbors = int(num_neighbors)
-        self.neighbourhood = int(neighbourhood)
-        self.pool_limit = int(pool_limit)
+    Params = PatchCoreParams
+
+    def __init__(self, **params):
+        super().__init__(**params)
         self.memory_bank_: torch.Tensor | None = None
         self.bank_knn_: torch.Tensor | None = None
         self._graph: PatchCoreGraph | None = None
         self._index = None
 
-    def hyperparameters(self) -> dict:
-        return {
-            "coreset_ratio": self.coreset_ratio,
-            "max_bank": self.max_bank,
-            "num_neighbors": self.num_neighbors,
-            "neighbourhood": self.neighbourhood,
-        }
-
     def _features(self) -> PatchFeatures:
-        return PatchFeatures(self.extractor_, self.neighbourhood).eval()
+        return PatchFeatures(self.extractor_, self.params_["neighbourhood"]).eval()
 
     def _start(self, n_images: int) -> None:
         self._pf = self._features()
         side = self.preprocess.input_size
         stride = self.default_strides[0]
         patches = n_images * math.ceil(side / stride) ** 2
-        target = max(1, min(self.max_bank, math.ceil(self.coreset_ratio * patches)))
-        self._coreset = StreamingCoreset(target, min(self.pool_limit, max(patches, 2 * target)), seed=self.seed)
+        p = self.params_
+        target = max(1, min(p["max_bank"], math.ceil(p["coreset_ratio"] * patches)))
+        self._coreset = StreamingCoreset(target, min(p["pool_limit"], max(patches, 2 * target)), seed=p["seed"])
 
     def _accumulate(self, x: torch.Tensor, progress: Progress | None) -> None:
         f = self._pf(x)
@@ -172,7 +152,7 @@ class PatchCore(Detector):
         self._build()
 
     def _bank_neighbours(self, bank: torch.Tensor) -> torch.Tensor:
-        k = min(self.num_neighbors, bank.shape[0])
+        k = min(self.params_["num_neighbors"], bank.shape[0])
         index = faiss.IndexFlatL2(bank.shape[1])
         index.add(bank.numpy())
         _, nn_idx = index.search(bank.numpy(), k)
@@ -185,7 +165,7 @@ class PatchCore(Detector):
             self._features(),
             self.memory_bank_,
             self.bank_knn_,
-            AnomalyMap(self.preprocess.input_size, self.sigma),
+            AnomalyMap(self.preprocess.input_size, self.params_["sigma"]),
         ).eval()
         self._index = faiss.IndexFlatL2(self.memory_bank_.shape[1])
         self._index.add(self.memory_bank_.numpy())

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from linewatch.core.extras import MissingExtra, missing
 from linewatch.errors import LinewatchError, ModelFileError
 from linewatch.vision.batches import Source, iter_batches
 from linewatch.vision.images import Preprocess
@@ -111,11 +112,11 @@ def open_model(model_dir: str | Path, prefer_onnx: bool = True):
             return OnnxModel(model_dir)
         except ImportError:
             pass
-    try:
-        from linewatch.vision.saving import load
-    except ImportError:
-        raise LinewatchError(
-            f"{model_dir} has no ONNX export and PyTorch is not installed: run `linewatch export` where "
-            "linewatch[vision] is installed, or install it here"
-        ) from None
+    if missing("vision"):
+        raise MissingExtra(
+            f"{model_dir} has no ONNX export and the vision extra (PyTorch) is not installed: run "
+            '`linewatch export` where it is, or pip install "linewatch[vision]" here'
+        )
+    from linewatch.vision.saving import load
+
     return load(model_dir)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import tempfile
 from pathlib import Path
 
 from safetensors import SafetensorError
@@ -21,32 +20,29 @@ from linewatch.vision.manifest import (
     checked_file,
     read_manifest,
     replace_dir,
+    staging_dir,
     write_json_atomic,
 )
-from linewatch.vision.padim import Padim
-from linewatch.vision.patchcore import PatchCore
+from linewatch.vision.methods import METHODS
 from linewatch.vision.thresholds import Calibration
 
-DETECTORS: dict[str, type[Detector]] = {"patchcore": PatchCore, "padim": Padim}
 
-
-def create_detector(method: str, **kwargs) -> Detector:
-    if method not in DETECTORS:
-        raise LinewatchError(f"unknown method {method!r}: choose one of {', '.join(DETECTORS)}")
-    return DETECTORS[method](**kwargs)
+def create_detector(method: str, **params) -> Detector:
+    """A new detector of a registered method (``linewatch.vision.methods.METHODS``); unknown names and
+    parameters are the product's error, listing the valid ones."""
+    return METHODS.create(method, **params)
 
 
 def save(detector: Detector, out: str | Path, metrics: dict | None = None) -> Path:
     """Write a trained detector to a model directory; nothing appears under ``out`` until it is whole."""
     detector._check_fitted()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    staging = staging_dir(out)
     tensors = {f"backbone.{k}": v.contiguous() for k, v in detector.extractor_.state_dict().items()}
     tensors.update({f"model.{k}": v.contiguous() for k, v in detector.tensors().items()})
     save_file(tensors, str(staging / TENSORS))
     cfg = detector.config()
     manifest = {
+        "engine": "vision",
         "format_version": FORMAT_VERSION,
         "linewatch_version": __version__,
         "method": detector.method,
@@ -86,11 +82,12 @@ def load(model_dir: str | Path) -> Detector:
             center_crop=m.get("center_crop"),
             **hp,
         )
+        det.params_ = det._validate_params()
         backbone = {k[len("backbone.") :]: v for k, v in tensors.items() if k.startswith("backbone.")}
         learned = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
         det.extractor_ = extractor_from_state(m["backbone"], m["layers"], backbone)
         det._restore(learned)
-    except (TypeError, KeyError, ValueError) as e:
+    except (TypeError, KeyError, ValueError, LinewatchError) as e:
         raise ModelFileError(f"{d}: the model's contents do not match its manifest ({e})") from None
     det.calibration_ = Calibration.from_dict(m["calibration"]) if m.get("calibration") else None
     det.train_info_ = m.get("training") or {}

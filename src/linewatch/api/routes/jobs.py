@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from linewatch.api.auth import Principal
 from linewatch.api.deps import Id, ctx, db, engineer, viewer
-from linewatch.api.schemas import JobOut, TrainIn, errors
+from linewatch.api.schemas import JobOut, TrainIn, errors, training_params
 from linewatch.store.tables import Dataset, Job, ModelVersion
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], responses=errors(400, 401, 403, 422))
@@ -30,7 +30,10 @@ def start_training(body: TrainIn, who: Principal = Depends(engineer), session: S
             raise HTTPException(404, f"no dataset {body.dataset_id}")
         if body.test_dataset_id is not None and session.get(Dataset, body.test_dataset_id) is None:
             raise HTTPException(404, f"no test dataset {body.test_dataset_id}")
-        params = body.model_dump()
+        params = {
+            **body.model_dump(include={"dataset_id", "test_dataset_id", "name", "method"}),
+            "params": training_params(body),
+        }
         job = Job(kind="train", params=params, created_by=who.user_id, message="queued")
         session.add(job)
         session.flush()
