@@ -70,10 +70,12 @@ def test_fit_with_a_method_and_parameters(files):
             str(d / "m2"),
             "--method",
             "ecod",
-            "-p",
-            "windows=5",
-            "-p",
-            "lags=none",
+            "--windows",
+            "5",
+            "--lags",
+            "",
+            "--drift-ratio",
+            "0",
             "--columns",
             "a,b",
         ],
@@ -81,7 +83,8 @@ def test_fit_with_a_method_and_parameters(files):
     assert r.exit_code == 0, r.output
     manifest = json.loads((d / "m2" / "manifest.json").read_text())
     assert manifest["method"] == "ecod" and manifest["sensors"] == ["a", "b"]
-    assert manifest["params"]["windows"] == [5]
+    assert manifest["params"]["windows"] == [5] and manifest["params"]["lags"] == []
+    assert manifest["params"]["drift_ratio"] == 0.0
 
 
 BAD = {
@@ -116,8 +119,10 @@ def test_bad_input_exits_2_with_one_line(case, tmp_path):
     [
         (["--columns", "a,zz"], "no column 'zz'"),
         (["--method", "nosuch"], "choose one of"),
-        (["-p", "windows=0"], "positive"),
-        (["-p", "nosuch=1"], "no parameter"),
+        (["--windows", "0"], "positive"),
+        (["--windows", "ten"], "--windows"),
+        (["--n-estimators", "50"], "does not apply to the mahalanobis method"),
+        (["--nosuch", "1"], "No such option"),
         (["--time-column", "when"], "no time column"),
     ],
 )

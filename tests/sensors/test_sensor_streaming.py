@@ -38,16 +38,30 @@ def test_no_alert_during_the_learning_period():
 
 
 def test_missing_points_leave_the_state_untouched():
-    det = StreamingDetector().start(2).update_many(block(500, 2))[0] is not None
-    assert det
-    d = StreamingDetector().start(2)
+    d = StreamingDetector(suppress=20).start(2)
     d.update_many(block(500, 2))
     before = d.state()
     score, alert = d.update(np.array([np.nan, 10.0]))
     after = d.state()
     assert score[0] == 0 and not alert[0]
-    for k in before:
-        assert after[k][0] == before[k][0] or k == "count" and after[k][0] == before[k][0]
+    assert set(before) == set(after) and "count" in before
+    for k in before:  # every state array, the point count included
+        assert after[k][0] == before[k][0], k
+    assert after["count"][1] == before["count"][1] + 1
+
+
+def test_a_series_with_gaps_scores_as_if_the_gaps_were_not_there():
+    x = block(1500, 1)[:, 0]
+    x[1200:] += 5.0
+    gaps = np.zeros(len(x), dtype=bool)
+    gaps[[5, 50, 400, 401, 402, 1100, 1201]] = True
+    with_gaps = np.where(gaps, np.nan, x)
+    s_gaps, a_gaps = StreamingDetector(suppress=50).start(1).update_many(with_gaps)
+    s_dense, a_dense = StreamingDetector(suppress=50).start(1).update_many(x[~gaps])
+    assert a_dense.any()
+    np.testing.assert_array_equal(s_gaps[~gaps], s_dense)
+    np.testing.assert_array_equal(a_gaps[~gaps], a_dense)
+    assert (s_gaps[gaps] == 0).all() and not a_gaps[gaps].any()
 
 
 def test_checkpoint_and_restore_continue_exactly(tmp_path):

@@ -14,7 +14,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from linewatch.core.options import with_params
 from linewatch.errors import LinewatchError
+from linewatch.sensors.methods import METHODS
 
 err = Console(stderr=True)
 out = Console()
@@ -47,35 +49,6 @@ def _columns(text: str | None) -> list[str] | None:
     return cols
 
 
-def _params(items: list[str]) -> dict[str, str]:
-    params = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise LinewatchError(f"--param takes NAME=VALUE, got {item!r}")
-        params[key.strip().replace("-", "_")] = value.strip()
-    return params
-
-
-def _coerce(spec_params: dict, raw: dict[str, str]) -> dict:
-    """Command-line text to the declared types (lists accept '10,30' and 'none' for empty)."""
-    out_ = {}
-    for k, v in raw.items():
-        spec = spec_params.get(k)
-        if spec is not None and spec.is_list and v.lower() in ("", "none", "[]"):
-            out_[k] = []
-        elif spec is not None and spec.optional and v.lower() == "none":
-            out_[k] = None
-        elif spec is not None and spec.base_type in (int, float) and not spec.is_list:
-            try:
-                out_[k] = spec.base_type(float(v)) if spec.base_type is int and float(v).is_integer() else float(v)
-            except ValueError:
-                raise LinewatchError(f"{k} must be a number, got {v!r}") from None
-        else:
-            out_[k] = v
-    return out_
-
-
 def _load_model(model: Path):
     from linewatch.core.extras import require
 
@@ -95,26 +68,23 @@ def _series(data: Path, det, time_column: str | None, label_column: str | None =
 
 @app.command("fit")
 @user_errors
+@with_params(METHODS)
 def fit(
     data: Annotated[Path, typer.Argument(help="CSV or Parquet file, or a folder of them, of normal operation")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="model directory to write")],
     method: Annotated[str, typer.Option(help="detector (linewatch sensors methods)")] = "mahalanobis",
     columns: Annotated[str | None, typer.Option(help="sensor columns, comma separated (default: all numeric)")] = None,
     time_column: Annotated[str | None, typer.Option(help="time column: order checked, gaps detected")] = None,
-    param: Annotated[list[str], typer.Option("--param", "-p", help="method parameter NAME=VALUE (repeatable)")] = [],  # noqa: B006 - typer needs a literal default
+    **params,
 ):
     """Learn normal behaviour; the threshold is set on the last rows held out from the fit."""
     from linewatch.core.extras import require
-    from linewatch.sensors.methods import METHODS
 
-    entry = METHODS[method]
     require("sensors", "linewatch sensors")
     from linewatch.sensors.saving import save
     from linewatch.sensors.tables import load_series
 
-    raw = _params(param)
-    entry.params.check_names(raw, method)
-    det = entry.load()(**_coerce(entry.params.specs(), raw))
+    det = METHODS[method].load()(**params)
     t0 = time.perf_counter()
     series = load_series(data, columns=_columns(columns), time_column=time_column)
     det.fit([(s.values, s.times) for s in series], sensors=series[0].sensors)

@@ -65,7 +65,15 @@ class SensorDetector(Estimator):
         if n_fit < 20 or not hold_parts:
             raise LinewatchError(f"too few training rows ({sum(len(v) for v, _ in parts)}): give at least 50")
         pipe = FeaturePipeline(
-            p["windows"], p["lags"], p["diffs"], p["normalise"], p["fill_limit"], p["gap_factor"]
+            p["windows"],
+            p["lags"],
+            p["diffs"],
+            p["normalise"],
+            p["fill_limit"],
+            p["gap_factor"],
+            p["drift_ratio"],
+            p["baseline_window"],
+            p["scale_floor"],
         ).fit(fit_parts, sensors)
         train = np.vstack([pipe.transform(v, t) for v, t in fit_parts])
         if len(train) > p["max_train_rows"]:

@@ -40,6 +40,9 @@ class FeaturePipeline:
     normalise: str = "robust"
     fill_limit: int = 5
     gap_factor: float = 5.0
+    drift_ratio: float = 0.0
+    baseline_window: int = 120
+    scale_floor: float = 0.0
 
     def fit(self, parts: list[tuple[np.ndarray, np.ndarray | None]], sensors: list[str]) -> FeaturePipeline:
         """Learn per-sensor scaling and per-feature standardisation from training ``(values, times)`` parts."""
@@ -66,12 +69,39 @@ class FeaturePipeline:
         self.center_, self.scale_ = center, np.where(self.constant_, 1.0, scale)
         steps = [np.diff(t) for _, t in parts if t is not None and len(t) > 1]
         self.step_ = float(np.median(np.concatenate(steps))) if steps else None
+        self.wandering_ = np.zeros(len(sensors), dtype=bool)
+        self.wandering_[~self.constant_] = self._wandering(parts)
         raw = np.vstack([self._raw(v, t) for v, t in parts])
         with np.errstate(all="ignore"):
             mean, std = np.nanmean(raw, axis=0), np.nanstd(raw, axis=0)
         self.feature_mean_ = np.nan_to_num(mean)
-        self.feature_scale_ = np.where(np.nan_to_num(std) > _TINY, np.nan_to_num(std), 1.0)
+        std = np.nan_to_num(std)
+        if self.scale_floor:
+            # a feature's spread is at least scale_floor x its sensor's value spread: a rolling mean or std that
+            # barely moved in training does not turn a small sustained offset into a large deviation
+            k = int((~self.constant_).sum())
+            std = np.maximum(std, self.scale_floor * np.tile(std[:k], len(self.kinds())))
+        self.feature_scale_ = np.where(std > _TINY, std, 1.0)
         return self
+
+    def _wandering(self, parts: list[tuple[np.ndarray, np.ndarray | None]]) -> np.ndarray:
+        """Per kept sensor: does its level wander in the training rows? Its spread over the whole training data
+        against its short-term noise (the spread around a centred 10-row mean, within each segment): about 1 for
+        a sensor whose level is steady, large for one that drifts (a temperature warming up, a slowly moving
+        baseline). Such a sensor's level is judged against its own recent past, not the training level."""
+        if not self.drift_ratio:
+            return np.zeros(int((~self.constant_).sum()), dtype=bool)
+        spread, noise = [], []
+        for v, t in parts:
+            z = self.normalised(np.asarray(v, dtype=float))
+            for s in self.segments(t, len(z)):
+                df = pd.DataFrame(z[s])
+                spread.append(df)
+                noise.append(df - df.rolling(10, center=True, min_periods=1).mean())
+        with np.errstate(all="ignore"):
+            total = pd.concat(spread).std().to_numpy()
+            short = pd.concat(noise).std().to_numpy()
+        return np.nan_to_num(total / np.where(short > _TINY, short, np.inf)) > self.drift_ratio
 
     @property
     def kept(self) -> list[str]:
@@ -121,10 +151,15 @@ class FeaturePipeline:
     def _segment(self, z: np.ndarray) -> np.ndarray:
         df = pd.DataFrame(z).ffill(limit=self.fill_limit) if self.fill_limit else pd.DataFrame(z)
         df = df.fillna(0.0)
-        cols = [df.to_numpy()]
+        wander = self.wandering_[~self.constant_]
+        base = np.zeros(df.shape)
+        if wander.any():
+            b = self.baseline_window
+            base[:, wander] = df.loc[:, wander].rolling(b, min_periods=max(2, b // 4)).mean().to_numpy()
+        cols = [df.to_numpy() - base]
         for w in self.windows:
             roll = df.rolling(w, min_periods=max(2, w // 2))
-            cols += [roll.mean().to_numpy(), roll.std(ddof=0).to_numpy()]
+            cols += [roll.mean().to_numpy() - base, roll.std(ddof=0).to_numpy()]
         cols += [df.shift(k).to_numpy() for k in self.lags]
         cols += [df.diff(k).to_numpy() for k in self.diffs]
         return np.hstack(cols)
@@ -138,6 +173,10 @@ class FeaturePipeline:
             "normalise": self.normalise,
             "fill_limit": self.fill_limit,
             "gap_factor": self.gap_factor,
+            "drift_ratio": self.drift_ratio,
+            "baseline_window": self.baseline_window,
+            "scale_floor": self.scale_floor,
+            "wandering": [bool(w) for w in self.wandering_],
             "sensors": self.sensors_,
             "constant": [bool(c) for c in self.constant_],
             "center": self.center_.tolist(),
@@ -150,7 +189,10 @@ class FeaturePipeline:
     @classmethod
     def from_state(cls, s: dict) -> FeaturePipeline:
         p = cls(s["windows"], s["lags"], s["diffs"], s["normalise"], s["fill_limit"], s["gap_factor"])
+        p.drift_ratio, p.baseline_window = s.get("drift_ratio", 0.0), s.get("baseline_window", 120)
+        p.scale_floor = s.get("scale_floor", 0.0)
         p.sensors_ = list(s["sensors"])
+        p.wandering_ = np.array(s.get("wandering", [False] * len(p.sensors_)), dtype=bool)
         p.constant_ = np.array(s["constant"], dtype=bool)
         p.center_, p.scale_ = np.array(s["center"], dtype=float), np.array(s["scale"], dtype=float)
         p.step_ = s["step"]

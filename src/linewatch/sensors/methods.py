@@ -21,9 +21,18 @@ class SensorParams(Params):
     gap_factor: float = Param(
         5.0, "a time step over N x the training's median step starts a new segment (windows restart)", gt=1
     )
+    drift_ratio: float = Param(
+        2.5,
+        "a sensor whose training spread is over N x its short-term noise is judged against its recent level (0: never)",
+        ge=0,
+    )
+    baseline_window: int = Param(120, "rows of the recent level a wandering sensor is judged against", ge=2)
+    scale_floor: float = Param(
+        0.0, "every feature's spread is taken as at least N x its sensor's value spread (0: its own)", ge=0
+    )
     holdout: float = Param(0.2, "last fraction of the training rows held out to calibrate the threshold", gt=0, lt=0.9)
     false_alarm_rate: float = Param(0.01, "target false-alarm rate on the held-out normal rows", gt=0, lt=0.5)
-    threshold_margin: float = Param(1.0, "the calibrated threshold is multiplied by this", ge=0.5, le=10)
+    threshold_margin: float = Param(2.5, "the calibrated threshold is multiplied by this", ge=0.5, le=10)
     max_train_rows: int = Param(50_000, "training rows kept for the model (evenly spaced when there are more)", ge=100)
     top_sensors: int = Param(3, "sensors named in each alert", ge=1, le=100)
     seed: int = Param(0, "seed of randomised methods", ge=0)
@@ -69,6 +78,9 @@ class StreamParams(Params):
     short_window: float = Param(0.3, "weight of a new score in the short-term score average", gt=0, le=1)
     score_alpha: float = Param(0.001, "weight of a new score in the long-term score distribution", gt=0, lt=1)
     threshold: float = Param(3.0, "alert at this surprise: -log10 of the short-term average's tail probability", gt=0)
+    suppress: int = Param(
+        0, "points after an alert in which the series stays quiet (scores 0): one alert per event", ge=0
+    )
     clip: float = Param(8.0, "a point moves the running statistics as if it were at most N std away", gt=0)
 
 

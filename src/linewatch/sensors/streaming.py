@@ -33,7 +33,7 @@ from linewatch.core.modelfiles import write_json_atomic
 from linewatch.errors import LinewatchError, ModelFileError
 from linewatch.sensors.methods import StreamParams
 
-STATE = ("count", "mean", "var", "short", "long_mean", "long_var", "last_z", "alerts")
+STATE = ("count", "mean", "var", "short", "long_mean", "long_var", "last_z", "alerts", "quiet")
 STATE_VERSION = 1
 
 
@@ -55,6 +55,7 @@ class StreamingDetector(Estimator):
         z = np.zeros(n_series)
         self.count_, self.mean_, self.var_, self.short_ = z.copy(), z.copy(), z.copy(), z.copy()
         self.long_mean_, self.long_var_, self.last_z_, self.alerts_ = z.copy(), z.copy(), z.copy(), z.copy()
+        self.quiet_ = z.copy()
         return self
 
     @property
@@ -100,7 +101,10 @@ class StreamingDetector(Estimator):
         self.long_mean_ = self.long_mean_ + la * ld
         self.long_var_ = (1 - la) * (self.long_var_ + la * ld * ld)
         self.last_z_ = np.where(seen, z, self.last_z_)
-        alert = (score > p["threshold"]) & (count > p["learning_period"])
+        quiet = self.quiet_ > 0
+        alert = (score > p["threshold"]) & (count > p["learning_period"]) & ~quiet
+        score = np.where(quiet & seen, 0.0, score)
+        self.quiet_ = np.where(alert, float(p["suppress"]), np.maximum(self.quiet_ - seen, 0.0))
         self.alerts_ = self.alerts_ + alert
         return score, alert
 
