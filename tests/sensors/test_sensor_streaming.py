@@ -89,3 +89,19 @@ def test_bad_use_is_a_user_error(tmp_path):
         StreamingDetector(alpha=2.0).start(3)
     with pytest.raises(ModelFileError):
         StreamingDetector.load(tmp_path)
+
+
+def test_the_plain_float_loop_matches_the_vectorised_step():
+    x = block(2500, 3)
+    x[2000:, 1] += 3.0
+    x[100:140, 2] = np.nan
+    x[1500, 0] += 50
+    loop = StreamingDetector(suppress=100).start(3)
+    s_loop, a_loop = loop.update_many(x)  # 3 series: one plain-float loop per series
+    step = StreamingDetector(suppress=100).start(3)
+    rows = [step.update(r) for r in x]  # one vectorised step per row
+    assert a_loop[2000:2050, 1].any()
+    np.testing.assert_allclose(s_loop, np.array([r[0] for r in rows]), rtol=1e-9, atol=1e-9)
+    np.testing.assert_array_equal(a_loop, np.array([r[1] for r in rows]))
+    for k, v in loop.state().items():
+        np.testing.assert_allclose(v, step.state()[k], rtol=1e-12, err_msg=k)

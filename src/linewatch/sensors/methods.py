@@ -22,7 +22,7 @@ class SensorParams(Params):
         5.0, "a time step over N x the training's median step starts a new segment (windows restart)", gt=1
     )
     drift_ratio: float = Param(
-        2.5,
+        0.0,
         "a sensor whose training spread is over N x its short-term noise is judged against its recent level (0: never)",
         ge=0,
     )
@@ -32,13 +32,20 @@ class SensorParams(Params):
     )
     holdout: float = Param(0.2, "last fraction of the training rows held out to calibrate the threshold", gt=0, lt=0.9)
     false_alarm_rate: float = Param(0.01, "target false-alarm rate on the held-out normal rows", gt=0, lt=0.5)
-    threshold_margin: float = Param(2.5, "the calibrated threshold is multiplied by this", ge=0.5, le=10)
+    threshold_margin: float = Param(1.0, "the calibrated threshold is multiplied by this", ge=0.5, le=10)
     max_train_rows: int = Param(50_000, "training rows kept for the model (evenly spaced when there are more)", ge=100)
     top_sensors: int = Param(3, "sensors named in each alert", ge=1, le=100)
     seed: int = Param(0, "seed of randomised methods", ge=0)
 
 
 class MahalanobisParams(SensorParams):
+    # a squared distance: 2.5 x the held-out quantile (the held-out rows are few and close in time to the fit)
+    threshold_margin: float = Param(2.5, "the calibrated threshold is multiplied by this", ge=0.5, le=10)
+    drift_ratio: float = Param(
+        2.5,
+        "a sensor whose training spread is over N x its short-term noise is judged against its recent level (0: never)",
+        ge=0,
+    )
     shrinkage: float | None = Param(None, "covariance shrinkage in [0, 1]; default: Ledoit-Wolf's estimate", ge=0, le=1)
 
 

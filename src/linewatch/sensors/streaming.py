@@ -1,5 +1,5 @@
 """A streaming detector for many univariate series at once: every series is a column, every call to ``update``
-is one time step, and the whole state is a handful of float arrays (memory per series is fixed, 64 bytes).
+is one time step, and the whole state is a handful of float arrays (memory per series is fixed, 72 bytes).
 
 Per point and series:
 
@@ -23,6 +23,7 @@ detector as plain arrays, so a restart continues exactly where it stopped.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,18 @@ from linewatch.sensors.methods import StreamParams
 
 STATE = ("count", "mean", "var", "short", "long_mean", "long_var", "last_z", "alerts", "quiet")
 STATE_VERSION = 1
+SCALAR_SERIES = 8  # up to this many series, update_many runs a plain-float loop per series
+_LN10 = math.log(10.0)
+_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+
+
+def _surprise(u: float) -> float:
+    """``-log10`` of the standard normal's upper tail beyond ``u`` (SciPy's ``log_ndtr(-u) / -ln 10``), for one
+    float: ``erfc`` while it does not underflow, then the asymptotic series (relative error below 1e-10)."""
+    if u < 37.0:
+        return -math.log(0.5 * math.erfc(u / math.sqrt(2.0))) / _LN10
+    r = 1.0 / (u * u)
+    return (0.5 * u * u + math.log(u) + _HALF_LOG_2PI - math.log(1 - r + 3 * r * r - 15 * r * r * r)) / _LN10
 
 
 class StreamingDetector(Estimator):
@@ -109,13 +122,93 @@ class StreamingDetector(Estimator):
         return score, alert
 
     def update_many(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Several time steps: ``block`` is (steps, series); returns scores and alerts of the same shape."""
+        """Several time steps: ``block`` is (steps, series); returns scores and alerts of the same shape.
+
+        Few series: each series runs through a plain-float loop (no NumPy call per point); many series: one
+        vectorised step per row. Both compute the same recurrences; they differ only in rounding of the tail
+        probability (``math.erfc`` against SciPy's ``log_ndtr``)."""
+        self._check_fitted()
         block = np.asarray(block, dtype=float)
         if block.ndim == 1:
             block = block[:, None]
+        if block.ndim != 2 or block.shape[1] != len(self.count_):
+            raise LinewatchError(f"expected (steps, {len(self.count_)}) values, got shape {block.shape}")
         scores, alerts = np.empty_like(block), np.zeros(block.shape, dtype=bool)
+        if block.shape[1] <= SCALAR_SERIES:
+            for j in range(block.shape[1]):
+                scores[:, j], alerts[:, j] = self._run_series(j, block[:, j])
+            return scores, alerts
         for i, row in enumerate(block):
             scores[i], alerts[i] = self.update(row)
+        return scores, alerts
+
+    def _run_series(self, j: int, values: np.ndarray) -> tuple[list[float], list[bool]]:
+        """The recurrences of :meth:`update` for series ``j`` over many points, in plain Python floats."""
+        p = self.params_
+        alpha, lp, clip, sw = float(p["alpha"]), int(p["learning_period"]), float(p["clip"]), float(p["short_window"])
+        s_alpha, thr, suppress = float(p["score_alpha"]), float(p["threshold"]), float(p["suppress"])
+        count, mean, var, short = (
+            float(self.count_[j]),
+            float(self.mean_[j]),
+            float(self.var_[j]),
+            float(self.short_[j]),
+        )
+        lmean, lvar, last_z, n_alerts, quiet = (
+            float(self.long_mean_[j]),
+            float(self.long_var_[j]),
+            float(self.last_z_[j]),
+            float(self.alerts_[j]),
+            float(self.quiet_[j]),
+        )
+        sqrt, isfinite = math.sqrt, math.isfinite
+        scores, alerts = [], []
+        for x in values.tolist():
+            if not isfinite(x):
+                scores.append(0.0)
+                alerts.append(False)
+                continue
+            count += 1.0
+            sd = sqrt(var)
+            if count == 1.0:
+                z, mean, var = 0.0, x, 0.0
+            else:
+                if sd > 0:
+                    z = (x - mean) / sd
+                    zc = clip if z > clip else (-clip if z < -clip else z)
+                    xc = mean + zc * sd
+                else:
+                    z = 0.0 if x == mean else (clip if x > mean else -clip)
+                    xc = x
+                a = 1.0 / count if count <= lp else alpha
+                if a < alpha:
+                    a = alpha
+                delta = xc - mean
+                mean = mean + a * delta
+                var = (1 - a) * (var + a * delta * delta)
+            short = short + sw * ((z if z >= 0 else -z) - short)
+            la = 1.0 / count
+            if la < s_alpha:
+                la = s_alpha
+            ld = short - lmean
+            lsd = sqrt(lvar)
+            score = _surprise(ld / lsd) if lsd > 0 else 0.0
+            lmean = lmean + la * ld
+            lvar = (1 - la) * (lvar + la * ld * ld)
+            last_z = z
+            if quiet > 0:
+                scores.append(0.0)
+                alerts.append(False)
+                quiet -= 1.0
+                continue
+            alert = score > thr and count > lp
+            if alert:
+                quiet = suppress
+                n_alerts += 1.0
+            scores.append(score)
+            alerts.append(alert)
+        self.count_[j], self.mean_[j], self.var_[j], self.short_[j] = count, mean, var, short
+        self.long_mean_[j], self.long_var_[j], self.last_z_[j] = lmean, lvar, last_z
+        self.alerts_[j], self.quiet_[j] = n_alerts, quiet
         return scores, alerts
 
     def state(self) -> dict[str, np.ndarray]:
