@@ -28,8 +28,8 @@ def main() -> None:
     rng = np.random.default_rng(0)
     print("| what | figure |")
     print("|---|---|")
-    for n in (1, 100, a.series):
-        block = rng.normal(0, 1, (a.steps if n > 1 else 20_000, n))
+    for n in (1, 8, 100, a.series):
+        block = rng.normal(0, 1, (a.steps if n > 8 else 100_000, n))
         det = StreamingDetector().start(n)
         t0 = time.perf_counter()
         det.update_many(block)

@@ -86,7 +86,7 @@ class StreamParams(Params):
     score_alpha: float = Param(0.001, "weight of a new score in the long-term score distribution", gt=0, lt=1)
     threshold: float = Param(3.0, "alert at this surprise: -log10 of the short-term average's tail probability", gt=0)
     suppress: int = Param(
-        0, "points after an alert in which the series stays quiet (scores 0): one alert per event", ge=0
+        300, "points after an alert in which the series stays quiet (scores 0): one alert per event", ge=0
     )
     clip: float = Param(8.0, "a point moves the running statistics as if it were at most N std away", gt=0)
 
