@@ -598,6 +598,11 @@ def users_create(
     err.print(f"created {role} {name!r}")
 
 
+from linewatch.sensors.cli import app as sensors_app  # noqa: E402 - needs the helpers above
+
+app.add_typer(sensors_app, name="sensors")
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,149 @@
+"""`linewatch sensors ...` end to end on small generated files; bad input exits 2 with one line."""
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from linewatch.cli import app
+
+runner = CliRunner()
+
+
+def write(path, x, times=None, labels=None):
+    head = ["time", "a", "b", "c"] + (["label"] if labels is not None else [])
+    times = np.arange(len(x)) if times is None else times
+    lines = [",".join(head)]
+    for i, row in enumerate(x):
+        cells = [str(times[i]), *(f"{v:.5f}" for v in row)] + ([str(int(labels[i]))] if labels is not None else [])
+        lines.append(",".join(cells))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, normal, faulty):
+    d = tmp_path_factory.mktemp("cli")
+    x, y = faulty
+    return d, write(d / "train.csv", normal), write(d / "test.csv", x, np.arange(1200, 1800), y)
+
+
+@pytest.fixture(scope="module")
+def model(files):
+    d, train, _ = files
+    r = runner.invoke(app, ["sensors", "fit", str(train), "--out", str(d / "m"), "--time-column", "time"])
+    assert r.exit_code == 0, r.output
+    return d / "m"
+
+
+def test_score_prints_a_record_per_row_with_sensors(files, model):
+    _, _, test = files
+    r = runner.invoke(app, ["sensors", "score", str(model), str(test), "--json"])
+    assert r.exit_code == 0, r.output
+    recs = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+    assert len(recs) == 600
+    assert set(recs[0]) == {"time", "score", "is_anomaly", "sensors"}
+    burst = [x for x in recs[200:220] if x["is_anomaly"]]
+    assert len(burst) > 10 and all(x["sensors"][0]["sensor"] == "b" for x in burst)
+    assert recs[0]["time"] == 1200
+
+
+def test_evaluate_reports_the_alarm_metrics(files, model):
+    _, _, test = files
+    r = runner.invoke(app, ["sensors", "evaluate", str(model), str(test), "--labels", "label", "--json"])
+    assert r.exit_code == 0, r.output
+    m = json.loads(r.stdout.strip().splitlines()[-1])
+    assert {"precision", "recall", "f1", "far", "mar"} <= set(m)
+    assert m["recall"] > 0.5 and m["far"] < 0.1
+
+
+def test_fit_with_a_method_and_parameters(files):
+    d, train, _ = files
+    r = runner.invoke(
+        app,
+        [
+            "sensors",
+            "fit",
+            str(train),
+            "--out",
+            str(d / "m2"),
+            "--method",
+            "ecod",
+            "--windows",
+            "5",
+            "--lags",
+            "",
+            "--drift-ratio",
+            "0",
+            "--columns",
+            "a,b",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    manifest = json.loads((d / "m2" / "manifest.json").read_text())
+    assert manifest["method"] == "ecod" and manifest["sensors"] == ["a", "b"]
+    assert manifest["params"]["windows"] == [5] and manifest["params"]["lags"] == []
+    assert manifest["params"]["drift_ratio"] == 0.0
+
+
+BAD = {
+    "unreadable file": ("nope.csv", None, "not found"),
+    "not a table": ("binary.csv", b"\x00\x01\x02\xff\xfe", "cannot read|no numeric"),
+    "no numeric columns": ("text.csv", "time,name\n1,alpha\n2,beta\n", "no numeric"),
+    "all missing": ("empty.csv", "time,a,b\n1,,2\n2,,3\n3,,4\n", "all missing"),
+    "unsorted": ("unsorted.csv", "time,a,b\n3,1,2\n1,1,2\n2,1,2\n", "not sorted"),
+    "duplicate": ("dup.csv", "time,a,b\n1,1,2\n2,1,2\n2,1,2\n", "duplicate"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_exits_2_with_one_line(case, tmp_path):
+    name, content, message = BAD[case]
+    path = tmp_path / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content)
+    r = runner.invoke(app, ["sensors", "fit", str(path), "--out", str(tmp_path / "m"), "--time-column", "time"])
+    assert r.exit_code == 2, r.output
+    assert "Traceback" not in r.output
+    assert len(r.stderr.strip().splitlines()) == 1
+    import re
+
+    assert re.search(message, r.stderr), r.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--columns", "a,zz"], "no column 'zz'"),
+        (["--method", "nosuch"], "choose one of"),
+        (["--windows", "0"], "positive"),
+        (["--windows", "ten"], "--windows"),
+        (["--n-estimators", "50"], "does not apply to the mahalanobis method"),
+        (["--nosuch", "1"], "No such option"),
+        (["--time-column", "when"], "no time column"),
+    ],
+)
+def test_bad_options_exit_2(files, args, message, tmp_path):
+    _, train, _ = files
+    r = runner.invoke(app, ["sensors", "fit", str(train), "--out", str(tmp_path / "m"), *args])
+    assert r.exit_code == 2, r.output
+    assert message in r.stderr
+
+
+def test_scoring_data_without_the_model_sensors_exits_2(files, model, tmp_path):
+    other = tmp_path / "other.csv"
+    other.write_text("time,a,b\n1,1,2\n2,1,2\n")
+    r = runner.invoke(app, ["sensors", "score", str(model), str(other)])
+    assert r.exit_code == 2 and "no column 'c'" in r.stderr
+    r = runner.invoke(app, ["sensors", "score", str(tmp_path / "nomodel"), str(other)])
+    assert r.exit_code == 2 and "model not found" in r.stderr
+
+
+def test_methods_lists_every_registered_method():
+    r = runner.invoke(app, ["sensors", "methods"])
+    assert r.exit_code == 0
+    for name in ("mahalanobis", "iforest", "ecod", "copod", "hbos", "knn", "lof", "pca", "autoencoder", "ensemble"):
+        assert name in r.stdout
