@@ -73,7 +73,7 @@ def service(data_dir: Path):
 
 
 def headers(client, ctx, role: str) -> dict:
-    from linewatch.api.auth import create_user
+    from linewatch.services.accounts import create_user
 
     with ctx.sessions() as s, s.begin():
         create_user(s, f"bench-{role}", "bench-password", role)
