@@ -361,9 +361,10 @@ def test_uploads_stored_by_another_process_count_as_recent(running, synthetic, m
             model_id=row.model_id,
             image_sha256="f" * 64,
             image_phash=row.image_phash,
+            image_fingerprint=row.image_fingerprint,
             heatmap_sha256=row.heatmap_sha256,
-            width=1,
-            height=1,
+            width=row.width,
+            height=row.height,
             score=0.0,
             normalized_score=0.0,
             verdict="good",
@@ -371,12 +372,13 @@ def test_uploads_stored_by_another_process_count_as_recent(running, synthetic, m
             latency_ms=0.0,
         )
         s.add(other)
+        fingerprint = row.image_fingerprint
     monkeypatch.setattr(searching, "REFRESH_S", 0.0)
     ctx.recent.forget()  # this process knew nothing of it
     # same phash, different bytes: the newest near match is the other process's row or the first; both are repeats
-    got = ctx.recent.find(st.id, "e" * 64, row.image_phash, 3600, 4, 500)
+    got = ctx.recent.find(st.id, "e" * 64, row.image_phash, fingerprint, 3600, 16, 500)
     assert got is not None and got[1] == "near"
-    assert ctx.recent.find(st.id, "f" * 64, "0" * 16, 3600, 4, 500) == (other.id, "exact")
+    assert ctx.recent.find(st.id, "f" * 64, "0" * 16, None, 3600, 16, 500) == (other.id, "exact")
 
 
 def test_repeats_are_not_listed_as_similar_defects(running, synthetic):
@@ -396,3 +398,25 @@ def test_repeats_are_not_listed_as_similar_defects(running, synthetic):
     # the original deleted: the repeat stands for it
     assert client.delete(f"/api/v1/inspections/{results[1]['id']}", headers=eng).status_code == 204
     assert again["id"] in similar(results[0]["id"])
+
+
+def test_other_parts_of_one_product_are_not_repeats_but_copies_are(running, part_shot):
+    """Two photos of the same product a perceptual hash cannot tell apart are two parts; the same photo
+    re-encoded or cropped by two pixels is a repeat of the first upload."""
+    client, ctx, eng, op, viewer = running
+
+    def send(img: Image.Image, fmt: str, **kw) -> dict:
+        buf = io.BytesIO()
+        img.save(buf, format=fmt, **kw)
+        files = [("files", (f"part.{fmt.lower()}", buf.getvalue(), f"image/{fmt.lower()}"))]
+        r = client.post("/api/v1/stations/cam1/inspect", files=files, headers=op)
+        assert r.status_code == 200, r.text
+        return r.json()[0]
+
+    one, two = part_shot(4), part_shot(14)
+    first, second = send(one, "PNG"), send(two, "PNG")
+    assert first["duplicate_of"] is None and second["duplicate_of"] is None
+    for copy in (send(one, "JPEG", quality=90), send(one.crop((2, 0, one.width, one.height - 2)), "PNG")):
+        assert copy["duplicate_of"] == first["id"] and copy["duplicate_kind"] == "near"
+    stats = client.get("/api/v1/stats", params={"station": "cam1"}, headers=viewer).json()
+    assert stats["parts"] == 2 and stats["duplicates"] == 2

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from linewatch.api.context import AppContext, Conflict, NotFound
 from linewatch.api.heatmaps import encode_map
 from linewatch.api.searching import Entry, vectors_row
+from linewatch.search.repeats import fingerprint
 from linewatch.store.tables import Inspection, InspectionVectors, InspectRequest, ModelVersion, Station
 from linewatch.vision.images import open_image_bytes
 
@@ -73,12 +74,14 @@ def _score(
     image_key = ctx.blobs.put(data)
     heat_key = ctx.blobs.put(heat)
     assert image_key == sha
+    fp = fingerprint(img)
     latency = (time.perf_counter() - started) * 1000
     row = Inspection(
         station_id=station.id,
         model_id=model.id,
         image_sha256=sha,
         image_phash=perceptual_hash(img),
+        image_fingerprint=fp.to_bytes() if fp is not None else None,
         heatmap_sha256=heat_key,
         filename=filename,
         width=img.width,
@@ -130,6 +133,7 @@ def inspect_images(
                     station.id,
                     row.image_sha256,
                     row.image_phash,
+                    row.image_fingerprint,
                     settings.duplicate_window_s,
                     settings.near_duplicate_bits,
                     settings.duplicate_recent,
