@@ -9,9 +9,7 @@ from linewatch.vision.thresholds import Calibration
 
 
 def _pred(amap: np.ndarray) -> Prediction:
-    return Prediction(
-        path="x", score=1.0, normalized_score=0.7, verdict="anomalous", anomaly_map=amap, regions=[]
-    )
+    return Prediction(path="x", score=1.0, normalized_score=0.7, verdict="anomalous", anomaly_map=amap, regions=[])
 
 
 def _cal() -> Calibration:

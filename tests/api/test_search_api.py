@@ -166,7 +166,10 @@ def test_reviewed_defect_types_become_suggestions(running, synthetic):
     right = total = 0
     for i in range(1, len(results), 2):
         sug = client.get(f"/api/v1/inspections/{results[i]['id']}/suggestion", headers=viewer).json()
-        assert sug["defect_type"] in set(kinds) and 0 < sug["confidence"] <= 1
+        if results[i]["verdict"] == "good":  # nothing found defective: nothing to name
+            assert sug["defect_type"] is None
+            continue
+        assert sug["defect_type"] in set(kinds) and 0 < sug["confidence"] < 1
         assert sum(sug["votes"].values()) > 0 and sug["neighbours"] >= 1
         total += 1
         right += sug["defect_type"] == kinds[i]
@@ -420,3 +423,98 @@ def test_other_parts_of_one_product_are_not_repeats_but_copies_are(running, part
         assert copy["duplicate_of"] == first["id"] and copy["duplicate_kind"] == "near"
     stats = client.get("/api/v1/stats", params={"station": "cam1"}, headers=viewer).json()
     assert stats["parts"] == 2 and stats["duplicates"] == 2
+
+
+def _copies_at(ctx, template_id: int, times: list, verdicts: list[str]) -> None:
+    """Rows like inspection ``template_id`` stored at the given times (a line that ran then)."""
+    with ctx.sessions() as s, s.begin():
+        t = s.get(Inspection, template_id)
+        for i, (at, verdict) in enumerate(zip(times, verdicts, strict=True)):
+            s.add(
+                Inspection(
+                    station_id=t.station_id,
+                    model_id=t.model_id,
+                    image_sha256=f"{i:064x}",
+                    image_phash=t.image_phash,
+                    heatmap_sha256=t.heatmap_sha256,
+                    width=t.width,
+                    height=t.height,
+                    score=t.score,
+                    normalized_score=t.normalized_score,
+                    verdict=verdict,
+                    regions=[],
+                    latency_ms=1.0,
+                    created_at=at,
+                )
+            )
+
+
+def test_throughput_is_parts_over_the_time_the_line_covered(running, synthetic):
+    """50 parts in the last 20 s of a 5-minute period is 2.5 parts/s, not 50 / 300; once the line ran before the
+    period, the whole period counts."""
+    import datetime as dt
+
+    client, ctx, eng, op, viewer = running
+    now = dt.datetime.now(dt.UTC)
+    first = _inspect(client, op, sorted((synthetic / "test" / "good").glob("*.png"))[:1])[0]
+    _copies_at(ctx, first["id"], [now - dt.timedelta(seconds=20 - 0.4 * i) for i in range(49)], ["anomalous"] * 49)
+    period = {"station": "cam1", "since": (now - dt.timedelta(seconds=300)).isoformat()}
+    got = client.get("/api/v1/stats", params=period, headers=viewer).json()
+    assert got["parts"] == 50 and got["anomalous"] == 49 + (first["verdict"] == "anomalous")
+    assert 20 <= got["covered_s"] < 30  # from the first part to now, however long this test took
+    assert got["throughput_per_s"] == pytest.approx(50 / got["covered_s"], rel=1e-3) and got["throughput_per_s"] > 1.6
+    _copies_at(ctx, first["id"], [now - dt.timedelta(seconds=400)], ["good"])  # the line ran before the period
+    got = client.get("/api/v1/stats", params=period, headers=viewer).json()
+    assert got["parts"] == 50 and 300 <= got["covered_s"] < 310
+    assert got["throughput_per_s"] == pytest.approx(50 / got["covered_s"], rel=1e-3)
+    empty = client.get("/api/v1/stats", params={"station": "cam1", "until": "2001-01-01T00:00:00Z"}, headers=viewer)
+    assert empty.json()["throughput_per_s"] is None and empty.json()["covered_s"] is None
+
+
+def test_a_review_is_kept_with_its_reviewer_and_shown_as_the_verdict_that_counts(running, synthetic):
+    client, ctx, eng, op, viewer = running
+    part = _inspect(client, op, sorted((synthetic / "test" / "good").glob("*.png"))[:1])[0]
+    assert part["reviewed"] is False and part["review_verdict"] is None
+    overturn = "good" if part["verdict"] == "anomalous" else "anomalous"
+    body = {
+        "verdict": overturn,
+        "defect_type": "scratch" if overturn == "anomalous" else None,
+        "note": "seen at 3 o'clock",
+    }
+    r = client.post(f"/api/v1/inspections/{part['id']}/reviews", json=body, headers=op)
+    assert r.status_code == 201 and r.json()["reviewer"] == "operator-user"
+    client.post(f"/api/v1/inspections/{part['id']}/reviews", json={**body, "note": "confirmed"}, headers=eng)
+    history = client.get(f"/api/v1/inspections/{part['id']}/reviews", headers=viewer).json()
+    assert [(x["reviewer"], x["verdict"], x["note"]) for x in history] == [
+        ("operator-user", overturn, "seen at 3 o'clock"),
+        ("engineer-user", overturn, "confirmed"),
+    ]
+    got = client.get(f"/api/v1/inspections/{part['id']}", headers=viewer).json()
+    assert got["review_verdict"] == overturn and got["verdict"] == part["verdict"]  # the model's stays as it was
+    listed = client.get("/api/v1/inspections", params={"station": "cam1"}, headers=viewer).json()["items"]
+    assert [x["review_verdict"] for x in listed if x["id"] == part["id"]] == [overturn]
+
+
+def test_suggestions_only_for_defective_parts_and_never_certain_from_one_look_alike(running, synthetic):
+    client, ctx, eng, op, viewer = running
+    defect = _defects(synthetic)[0]
+    goods = sorted((synthetic / "test" / "good").glob("*.png"))
+    results = _inspect(client, op, [defect, *goods])
+    labelled, good = results[0], next(x for x in results[1:] if x["verdict"] == "good")
+    r = client.post(
+        f"/api/v1/inspections/{labelled['id']}/reviews",
+        json={"verdict": "anomalous", "defect_type": "spot"},
+        headers=op,
+    )
+    assert r.status_code == 201
+
+    def suggestion(iid: int) -> dict:
+        return client.get(f"/api/v1/inspections/{iid}/suggestion", headers=viewer).json()
+
+    assert suggestion(good["id"])["defect_type"] is None  # a passing part: no defect type to accept
+    r = client.post(f"/api/v1/inspections/{good['id']}/reviews", json={"verdict": "anomalous"}, headers=op)
+    assert r.status_code == 201
+    sug = suggestion(good["id"])  # reviewed defective: now a suggestion, from its one labelled look-alike
+    assert sug["defect_type"] == "spot" and sug["neighbours"] == 1
+    # one vote of weight ≤ 1 (its similarity) and two pseudo-votes at least: under 2/3, never "100 %"
+    assert 0.5 <= sug["confidence"] < 2 / 3

@@ -190,6 +190,7 @@ def inspection_dict(row: Inspection, station_name: str) -> dict:
         "regions": row.regions,
         "latency_ms": row.latency_ms,
         "reviewed": row.reviewed,
+        "review_verdict": row.review_verdict,
         "defect_type": row.defect_type,
         "duplicate_of": row.duplicate_of,
         "duplicate_kind": row.duplicate_kind,

@@ -271,12 +271,15 @@ class InspectionOut(Orm):
     regions: list[RegionOut]
     latency_ms: float
     reviewed: bool
+    review_verdict: Verdict | None = Field(
+        None, description="the latest review's verdict: what counts once a person has looked (None: not reviewed)"
+    )
     defect_type: str | None = Field(None, description="the latest review's defect type")
     duplicate_of: int | None = Field(
         None, description="the earlier inspection of the same station this upload repeats (a duplicate)"
     )
     duplicate_kind: Literal["exact", "near"] | None = Field(
-        None, description="exact: the same bytes; near: a perceptual hash within the threshold"
+        None, description="exact: the same bytes; near: the same photo re-encoded or cropped by a few pixels"
     )
     created_at: Timestamp
     image_url: str
@@ -299,6 +302,7 @@ class ReviewOut(Orm):
     id: int
     inspection_id: int
     reviewer_id: int | None
+    reviewer: str | None = Field(None, description="the reviewer's user name")
     verdict: Verdict
     defect_type: str | None
     note: str

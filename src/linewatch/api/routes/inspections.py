@@ -27,7 +27,7 @@ from linewatch.api.schemas import (
     errors,
 )
 from linewatch.store.blobs import BlobNotFound
-from linewatch.store.tables import Inspection, Review, Station
+from linewatch.store.tables import Inspection, Review, Station, User
 from linewatch.vision.images import open_image_bytes
 
 router = APIRouter(prefix="/api/v1", tags=["inspections"], responses=errors(400, 401, 403, 422))
@@ -219,13 +219,27 @@ def review(
         )
         session.add(rv)
         row.reviewed = True
+        row.review_verdict = body.verdict
         row.defect_type = body.defect_type if body.verdict == "anomalous" else None
     if c.search is not None:
         c.search.refresh(inspection_id)
-    return rv
+    return _review_dict(rv, who.name)
+
+
+def _review_dict(rv: Review, reviewer: str | None) -> dict:
+    out = ReviewOut.model_validate(rv).model_dump()
+    out["reviewer"] = reviewer
+    return out
 
 
 @router.get("/inspections/{inspection_id}/reviews", response_model=list[ReviewOut], responses=NOT_FOUND)
 def list_reviews(inspection_id: Id, _=Depends(viewer), session: Session = Depends(db)):
+    """Every review of the inspection, oldest first, with the reviewer's user name (None for a deleted user)."""
     _get(session, inspection_id)
-    return session.scalars(select(Review).where(Review.inspection_id == inspection_id).order_by(Review.id)).all()
+    rows = session.execute(
+        select(Review, User.name)
+        .outerjoin(User, User.id == Review.reviewer_id)
+        .where(Review.inspection_id == inspection_id)
+        .order_by(Review.id)
+    ).all()
+    return [_review_dict(rv, name) for rv, name in rows]
