@@ -492,7 +492,10 @@ def test_a_review_is_kept_with_its_reviewer_and_shown_as_the_verdict_that_counts
     got = client.get(f"/api/v1/inspections/{part['id']}", headers=viewer).json()
     assert got["review_verdict"] == overturn and got["verdict"] == part["verdict"]  # the model's stays as it was
     listed = client.get("/api/v1/inspections", params={"station": "cam1"}, headers=viewer).json()["items"]
-    assert [x["review_verdict"] for x in listed if x["id"] == part["id"]] == [overturn]
+    [item] = [x for x in listed if x["id"] == part["id"]]
+    assert item["review_verdict"] == overturn
+    assert (item["review"]["reviewer"], item["review"]["note"]) == ("engineer-user", "confirmed")
+    assert got["review"]["reviewer"] == "engineer-user"
 
 
 def test_suggestions_only_for_defective_parts_and_never_certain_from_one_look_alike(running, synthetic):

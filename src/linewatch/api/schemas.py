@@ -256,6 +256,17 @@ class RegionOut(BaseModel):
     mean_score: float
 
 
+class ReviewOut(Orm):
+    id: int
+    inspection_id: int
+    reviewer_id: int | None
+    reviewer: str | None = Field(None, description="the reviewer's user name")
+    verdict: Verdict
+    defect_type: str | None
+    note: str
+    created_at: Timestamp
+
+
 class InspectionOut(Orm):
     id: int
     station: str
@@ -285,6 +296,9 @@ class InspectionOut(Orm):
     image_url: str
     heatmap_url: str = Field(description="the coloured anomaly map (≤ 256 px; lay it over the image)")
     overlay_url: str = Field(description="the image with the map blended in and the regions boxed")
+    review: ReviewOut | None = Field(
+        None, description="the latest review, with its reviewer (in lists and on one inspection; not in live events)"
+    )
 
 
 class InspectionPage(BaseModel):
@@ -296,14 +310,3 @@ class ReviewIn(BaseModel):
     verdict: Verdict
     defect_type: str | None = Field(None, max_length=100, pattern=LINE)
     note: str = Field("", max_length=5000, pattern=TEXT)
-
-
-class ReviewOut(Orm):
-    id: int
-    inspection_id: int
-    reviewer_id: int | None
-    reviewer: str | None = Field(None, description="the reviewer's user name")
-    verdict: Verdict
-    defect_type: str | None
-    note: str
-    created_at: Timestamp

@@ -82,7 +82,7 @@ def _payloads(insp: Inspection, station: str, row: InspectionVectors) -> list[di
     base = {
         "inspection_id": insp.id,
         "station": station,
-        "verdict": insp.verdict,
+        "verdict": insp.review_verdict or insp.verdict,  # a person's verdict, once reviewed, is the one that counts
         "defect_type": insp.defect_type,
         "time": _utc(insp.created_at).timestamp(),
     }
@@ -179,7 +179,7 @@ class SearchHub:
         return [Entry(insp, name, vec) for insp, name, vec in rows]
 
     def refresh(self, inspection_id: int) -> None:
-        """Re-index one inspection from the database (after a review changed its defect type)."""
+        """Re-index one inspection from the database (after a review changed its verdict or defect type)."""
         with self.sessions() as s:
             self.add(self.entries(s, [inspection_id]))
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Header, HTTPException, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from linewatch.api import heatmaps
@@ -126,8 +126,25 @@ def list_inspections(
     if cursor is not None:
         q = q.where(Inspection.id < cursor)
     rows = session.execute(q.order_by(Inspection.id.desc()).limit(limit + 1)).all()
-    items = [inspection_dict(r, name) for r, name in rows[:limit]]
+    latest = _latest_reviews(session, [r.id for r, _ in rows[:limit] if r.reviewed])
+    items = [{**inspection_dict(r, name), "review": latest.get(r.id)} for r, name in rows[:limit]]
     return {"items": items, "next_cursor": items[-1]["id"] if len(rows) > limit else None}
+
+
+def _latest_reviews(session: Session, inspection_ids: list[int]) -> dict[int, dict]:
+    """The latest review of each of these inspections, with its reviewer's name: what a list or an export shows."""
+    if not inspection_ids:
+        return {}
+    last = (
+        select(func.max(Review.id))
+        .where(Review.inspection_id.in_(inspection_ids))
+        .group_by(Review.inspection_id)
+        .scalar_subquery()
+    )
+    rows = session.execute(
+        select(Review, User.name).outerjoin(User, User.id == Review.reviewer_id).where(Review.id.in_(last))
+    ).all()
+    return {rv.inspection_id: _review_dict(rv, name) for rv, name in rows}
 
 
 def _get(session: Session, inspection_id: int) -> tuple[Inspection, str]:
@@ -143,7 +160,8 @@ def _get(session: Session, inspection_id: int) -> tuple[Inspection, str]:
 
 @router.get("/inspections/{inspection_id}", response_model=InspectionOut, responses=NOT_FOUND)
 def get_inspection(inspection_id: Id, _=Depends(viewer), session: Session = Depends(db)):
-    return inspection_dict(*_get(session, inspection_id))
+    row, name = _get(session, inspection_id)
+    return {**inspection_dict(row, name), "review": _latest_reviews(session, [row.id]).get(row.id)}
 
 
 def _blob(c: AppContext, key: str) -> bytes:
