@@ -521,3 +521,23 @@ def test_suggestions_only_for_defective_parts_and_never_certain_from_one_look_al
     assert sug["defect_type"] == "spot" and sug["neighbours"] == 1
     # one vote of weight ≤ 1 (its similarity) and two pseudo-votes at least: under 2/3, never "100 %"
     assert 0.5 <= sug["confidence"] < 2 / 3
+
+
+def test_similar_defects_follow_the_reviewed_verdict(running, synthetic):
+    """Asking for defects (verdict=anomalous) leaves out a part a reviewer found good, and takes in a part the model
+    passed that a reviewer found defective."""
+    client, ctx, eng, op, viewer = running
+    results = _inspect(client, op, _defects(synthetic)[:4] + sorted((synthetic / "test" / "good").glob("*.png"))[:2])
+    bad = [x for x in results if x["verdict"] == "anomalous"]
+    good = [x for x in results if x["verdict"] == "good"]
+    assert len(bad) >= 2 and good
+    query, cleared, missed = bad[0], bad[1], good[0]
+    for part, verdict in ((cleared, "good"), (missed, "anomalous")):
+        r = client.post(f"/api/v1/inspections/{part['id']}/reviews", json={"verdict": verdict}, headers=op)
+        assert r.status_code == 201
+    hits = client.get(
+        f"/api/v1/inspections/{query['id']}/similar", params={"k": 50, "verdict": "anomalous"}, headers=viewer
+    ).json()
+    ids = {h["inspection"]["id"] for h in hits}
+    assert cleared["id"] not in ids and missed["id"] in ids
+    assert all((h["inspection"]["review_verdict"] or h["inspection"]["verdict"]) == "anomalous" for h in hits)

@@ -67,6 +67,23 @@ test("live line: an inspection sent through the API arrives, counters move, the 
   const late = await inspect(request, auth, "line1", [samples("good")[5]]);
   await expect(rows.first()).toHaveAttribute("data-id", String(late[0].id));
 
+  // the counters are the line's, from the service: after a reload they are what /api/v1/stats says, not 0
+  await page.reload();
+  const since = new Date(Date.now() - 3600_000).toISOString();
+  const stats = await (await request.get(`/api/v1/stats?since=${encodeURIComponent(since)}`, { headers: { Authorization: `Bearer ${auth}` } })).json();
+  expect(stats.parts).toBeGreaterThan(0);
+  await expect(page.getByTestId("count-fail")).toHaveText(String(stats.anomalous));
+  await expect(page.getByTestId("count-pass")).toHaveText(String(stats.good));
+  await expect(page.getByTestId("fail-rate")).toHaveText(`${((100 * stats.anomalous) / stats.parts).toFixed(1)} %`);
+  // throughput over a stated window, parts ÷ the time the line actually ran in it (the story started minutes ago)
+  await expect(page.getByTestId("throughput")).toHaveText(/^\d+\.\d \/ s$/);
+  await expect(page.getByTestId("throughput-hint")).toContainText(`${stats.parts} parts in`);
+  const [value, hint] = await page.evaluate(() =>
+    ["throughput", "throughput-hint"].map((id) => document.querySelector(`[data-testid="${id}"]`)!.textContent!),
+  );
+  const [parts, covered] = hint.match(/(\d+) parts in (\d+) s/)!.slice(1).map(Number);
+  expect(Math.abs(Number(value.split(" ")[0]) - parts / covered)).toBeLessThan(0.06 + (0.6 * parts) / covered ** 2);
+
   // tablet width
   await page.setViewportSize({ width: 820, height: 1180 });
   await shot(page, "04-live-tablet");
@@ -90,8 +107,17 @@ test("inspection detail: image with heatmap and regions, review with the keyboar
   await expect(heat).toHaveCount(0);
   await page.keyboard.press("h");
   await expect(page.getByTestId("heatmap")).toBeVisible();
-  await page.keyboard.press("c"); // confirm the verdict
+  await page.keyboard.press("n");
+  await page.keyboard.type("rim checked under the lamp");
+  await page.keyboard.press("Control+Enter"); // save: the model's verdict confirmed, with a note
   await expect(page.getByTestId("review-done")).toContainText("confirmed");
+  // the review stays on the page: who, the verdict that counts, the note
+  const history = page.getByTestId("review-history");
+  await expect(history).toContainText("operator");
+  await expect(history).toContainText("rim checked under the lamp");
+  await expect(page.getByTestId("review-outcome").first()).toHaveText("confirmed");
+  await page.reload();
+  await expect(page.getByTestId("review-history")).toContainText("rim checked under the lamp");
   const got = await request.get(`/api/v1/inspections/${x.id}`, { headers: { Authorization: `Bearer ${auth}` } });
   expect((await got.json()).reviewed).toBe(true);
   await page.setViewportSize({ width: 820, height: 1180 });
@@ -134,6 +160,8 @@ test("defect search: similar past defects, a suggestion accepted with A, search 
   const strip = page.getByTestId("similar-list");
   await expect(strip.locator(`[data-testid=similar-item][data-id="${a.id}"]`)).toBeVisible();
   await expect(strip.locator(`[data-testid=similar-item][data-id="${a.id}"]`)).toContainText("scratch"); // its reviewed type
+  // similar past defects lists defects only
+  for (const badge of await strip.getByTestId("verdict").all()) await expect(badge).toHaveText("Defect");
   await expect(strip.locator("img").first()).toBeVisible();
   await noSeriousA11yViolations(page, "inspection detail with similar past defects");
   await shot(page, "18-similar-strip");
@@ -147,6 +175,8 @@ test("defect search: similar past defects, a suggestion accepted with A, search 
   const chip = page.getByTestId("suggestion");
   await expect(chip).toBeVisible();
   const suggested = (await page.getByTestId("suggestion-type").textContent())!;
+  await expect(page.getByTestId("suggestion-confidence")).toHaveText(/^\d{1,2} % likely$/); // never "100 %"
+  await expect(page.getByTestId("suggestion-votes")).toContainText(/\d+ reviewed look-alikes? voted/);
   await shot(page, "19-review-suggestion");
   await page.locator("body").press("a");
   await expect(count).toContainText(`${before - 1} to review`);
@@ -182,17 +212,36 @@ test("history: filters, pages and CSV export", async ({ page }) => {
   await expect(page.getByTestId("history-table")).toBeVisible();
   await noSeriousA11yViolations(page, "history");
   await shot(page, "08-history");
+  // reviews show where the verdict is: the outcome beside the verdict that counts, and who reviewed
+  await expect(page.getByTestId("review-outcome").first()).toBeVisible();
+  await expect(page.getByTestId("history-review").first()).toContainText(/operator|engineer/);
+  const exported = page.waitForEvent("download");
+  await page.getByTestId("export-csv").click();
+  const all = readFileSync(await (await exported).path(), "utf8").trim().split(/\r\n/);
+  expect(all[0]).toContain("review_verdict,defect_type,review_note,reviewer,reviewed_at,repeat_of");
+  expect(all.some((l) => /,good,rim checked under the lamp,operator,|,anomalous,[^,]*,rim checked under the lamp,operator,/.test(l))).toBeTruthy();
   await page.getByTestId("filter-verdict").click();
   await page.getByRole("option", { name: "Defect" }).click();
-  await expect(page.getByTestId("history-table").locator("tbody tr").first()).toContainText("Defect");
-  await expect(page.getByTestId("history-table")).not.toContainText("Pass");
+  await expect(page).toHaveURL(/#\/history\?verdict=anomalous$/); // the filter is in the address
+  const table = page.getByTestId("history-table");
+  await expect(table.locator("tbody tr").first()).toContainText("Defect");
+  for (const row of await table.locator("tbody tr").all()) {
+    const text = (await row.textContent())!;
+    expect(text.includes("Defect") || text.includes("overturned"), text).toBeTruthy(); // the model said defect
+  }
+  await page.reload(); // a reload (or a shared link) keeps it
+  await expect(page.getByTestId("filter-verdict")).toHaveValue("Defect");
   const download = page.waitForEvent("download");
   await page.getByTestId("export-csv").click();
   const file = await (await download).path();
   const csv = readFileSync(file, "utf8").trim().split(/\r\n/);
   expect(csv[0]).toContain("id,created_at,station");
+  expect(csv[0]).toContain("review_verdict,defect_type,review_note,reviewer,reviewed_at,repeat_of");
   expect(csv.length).toBeGreaterThan(1);
   expect(csv.slice(1).every((l) => l.includes(",anomalous,"))).toBeTruthy();
+  await page.getByTestId("clear-filters").click();
+  await expect(page).toHaveURL(/#\/history$/);
+  await expect(page.getByTestId("filter-verdict")).toHaveValue("");
 });
 
 test("models: metrics, histogram with threshold and ROC; a viewer cannot activate", async ({ page }) => {

@@ -37,6 +37,15 @@ STAGE_SPAN = {
     "score": (0.9, 0.95),  # evaluation on a test dataset
     "export": (0.95, 1.0),
 }
+# what a person reads for each stage
+STAGE_NAME = {
+    "features": "extracting features",
+    "coreset": "selecting the memory bank",
+    "calibrate": "calibrating the threshold",
+    "score": "scoring the test set",
+    "export": "exporting the model",
+    "embed": "computing search vectors",
+}
 WORKER_LOST = "the worker stopped while this job ran"
 
 
@@ -248,13 +257,16 @@ class JobRunner:
         return done
 
     def _progress(self, job_id: int):
-        last = {"t": 0.0, "stage": None}
+        last = {"t": 0.0, "stage": None, "value": 0.0}
 
         def report(stage: str, done: int, total: int) -> None:
             if self._stop.is_set():
                 raise Stopping()
             lo, hi = STAGE_SPAN.get(stage, (0.0, 1.0))
-            value = lo + (hi - lo) * (done / max(total, 1))
+            # one figure for the whole job that never goes back: a stage met again (features of the held-out
+            # images after the memory bank) holds the bar where it is and names the stage
+            value = max(last["value"], lo + (hi - lo) * (done / max(total, 1)))
+            last["value"] = value
             t = time.monotonic()
             if stage == last["stage"] and t - last["t"] < 0.5 and done < total:
                 return
@@ -267,7 +279,8 @@ class JobRunner:
                 raise Abandoned()
             if row.cancel_requested:
                 raise Cancelled()
-            self._set(job_id, progress=round(value, 4), message=f"{stage} {done}/{total}", heartbeat_at=now())
+            message = f"{STAGE_NAME.get(stage, stage)} {done}/{total}"
+            self._set(job_id, progress=round(value, 4), message=message, heartbeat_at=now())
 
         return report
 

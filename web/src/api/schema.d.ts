@@ -501,7 +501,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Reviews */
+        /**
+         * List Reviews
+         * @description Every review of the inspection, oldest first, with the reviewer's user name (None for a deleted user).
+         */
         get: operations["list_reviews_api_v1_inspections__inspection_id__reviews_get"];
         put?: never;
         /**
@@ -607,7 +610,9 @@ export interface paths {
         };
         /**
          * Stats
-         * @description Counts of the line: parts by verdict, repeated uploads apart (each part counts once).
+         * @description Counts of the line: parts by verdict, repeated uploads apart (each part counts once), and its throughput:
+         *     the parts of the period divided by the part of the period the line covered (a line that started 20 s into a
+         *     5-minute period is measured over those 20 s, not 300).
          */
         get: operations["stats_api_v1_stats_get"];
         put?: never;
@@ -905,6 +910,11 @@ export interface components {
             /** Reviewed */
             reviewed: boolean;
             /**
+             * Review Verdict
+             * @description the latest review's verdict: what counts once a person has looked (None: not reviewed)
+             */
+            review_verdict?: ("good" | "anomalous") | null;
+            /**
              * Defect Type
              * @description the latest review's defect type
              */
@@ -916,7 +926,7 @@ export interface components {
             duplicate_of?: number | null;
             /**
              * Duplicate Kind
-             * @description exact: the same bytes; near: a perceptual hash within the threshold
+             * @description exact: the same bytes; near: the same photo re-encoded or cropped by a few pixels
              */
             duplicate_kind?: ("exact" | "near") | null;
             /**
@@ -936,6 +946,8 @@ export interface components {
              * @description the image with the map blended in and the regions boxed
              */
             overlay_url: string;
+            /** @description the latest review, with its reviewer (in lists and on one inspection; not in live events) */
+            review?: components["schemas"]["ReviewOut"] | null;
         };
         /** InspectionPage */
         InspectionPage: {
@@ -1075,6 +1087,11 @@ export interface components {
             /** Reviewer Id */
             reviewer_id: number | null;
             /**
+             * Reviewer
+             * @description the reviewer's user name
+             */
+            reviewer?: string | null;
+            /**
              * Verdict
              * @enum {string}
              */
@@ -1147,17 +1164,37 @@ export interface components {
              * @description repeated uploads, not counted in parts
              */
             duplicates: number;
+            /**
+             * First At
+             * @description the first part of the period
+             */
+            first_at?: string | null;
+            /**
+             * Last At
+             * @description the last part of the period
+             */
+            last_at?: string | null;
+            /**
+             * Covered S
+             * @description seconds of the period the line actually covered: from its first part (or `since`, when the line was already running before it) to `until` or now, whichever is earlier
+             */
+            covered_s?: number | null;
+            /**
+             * Throughput Per S
+             * @description parts ÷ covered_s (None when nothing was covered)
+             */
+            throughput_per_s?: number | null;
         };
         /** SuggestionOut */
         SuggestionOut: {
             /**
              * Defect Type
-             * @description the suggested defect type; None when no reviewed look-alike is near
+             * @description the suggested defect type; None for a part neither judged nor reviewed defective, and when no reviewed look-alike is near
              */
             defect_type: string | null;
             /**
              * Confidence
-             * @description similarity-weighted share of the nearest reviewed inspections' votes
+             * @description probability-like share of the nearest reviewed inspections' similarity-weighted votes, with one pseudo-vote per known defect type (a single look-alike never reads as certain)
              */
             confidence: number;
             /**
@@ -1169,6 +1206,7 @@ export interface components {
             };
             /**
              * Neighbours
+             * @description how many reviewed look-alikes voted
              * @default 0
              */
             neighbours: number;

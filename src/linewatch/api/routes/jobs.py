@@ -21,9 +21,16 @@ def _default_name(dataset: str, job_id: int) -> str:
     return dataset[: 200 - len(suffix)] + suffix
 
 
-@router.post("/train", response_model=JobOut, status_code=202, responses=errors(404, e404="no such dataset"))
+@router.post(
+    "/train",
+    response_model=JobOut,
+    status_code=202,
+    responses=errors(404, 409, e404="no such dataset", e409="the same training is already queued or running"),
+)
 def start_training(body: TrainIn, who: Principal = Depends(engineer), session: Session = Depends(db), c=Depends(ctx)):
-    """Queue training of a new model version on a dataset's good images; follow it with GET /jobs/{id}."""
+    """Queue training of a new model version on a dataset's good images; follow it with GET /jobs/{id}. The same
+    training (dataset, test set, method, backbone, size, name) while one is queued or running is refused (409):
+    it would only make the same model twice."""
     with session.begin():
         ds = session.get(Dataset, body.dataset_id)
         if ds is None:
@@ -31,6 +38,14 @@ def start_training(body: TrainIn, who: Principal = Depends(engineer), session: S
         if body.test_dataset_id is not None and session.get(Dataset, body.test_dataset_id) is None:
             raise HTTPException(404, f"no test dataset {body.test_dataset_id}")
         params = body.model_dump()
+        active = session.scalars(
+            select(Job).where(Job.kind == "train", Job.status.in_(("queued", "running"))).order_by(Job.id)
+        ).all()
+        same = next((j for j in active if j.params == params), None)
+        if same is not None:
+            raise HTTPException(
+                409, f"the same training is already {same.status} as job #{same.id}: follow it on the Train page"
+            )
         job = Job(kind="train", params=params, created_by=who.user_id, message="queued")
         session.add(job)
         session.flush()
@@ -50,8 +65,17 @@ def start_training(body: TrainIn, who: Principal = Depends(engineer), session: S
 
 
 @router.get("", response_model=list[JobOut])
-def list_jobs(_=Depends(viewer), session: Session = Depends(db), limit: int = Query(50, ge=1, le=500)):
-    return session.scalars(select(Job).order_by(Job.id.desc()).limit(limit)).all()
+def list_jobs(
+    _=Depends(viewer),
+    session: Session = Depends(db),
+    limit: int = Query(50, ge=1, le=500),
+    active: bool = Query(False, description="only jobs queued or running"),
+):
+    """Newest first."""
+    q = select(Job).order_by(Job.id.desc()).limit(limit)
+    if active:
+        q = q.where(Job.status.in_(("queued", "running")))
+    return session.scalars(q).all()
 
 
 # `:int`: only digits match, so /jobs/train is not taken for a job id (GET /jobs/train is 405, not 422).
