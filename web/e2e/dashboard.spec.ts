@@ -279,17 +279,28 @@ test("train: upload good images, choose a test set, watch the progress bar to a 
   await noSeriousA11yViolations(page, "train");
   await shot(page, "11-train");
   await page.getByTestId("start-training").click();
+  await expect(page.getByTestId("upload-bytes").or(page.getByTestId("job-progress"))).toBeVisible(); // bytes sent, then the job
   const bar = page.getByTestId("job-progress");
   await expect(bar).toBeVisible();
-  const seen = new Set<number>();
+  await expect(bar).toBeInViewport(); // at 1280×800, without scrolling
+  await expect(page.getByTestId("job-message")).toContainText("Phase:");
+  // another tab opened while it runs shows the running job and does not offer a second start
+  const other = await page.context().newPage();
+  await other.goto("/#/train");
+  await expect(other.getByTestId("job-progress")).toBeVisible();
+  await expect(other.getByTestId("start-training")).toBeDisabled();
+  await other.close();
+  const seen: number[] = [];
   const done = page.getByTestId("training-done");
   while (!(await done.isVisible())) {
     const v = Number(await bar.getAttribute("data-progress"));
-    if (seen.size === 0 || ![...seen].includes(v)) seen.add(v);
-    if (seen.size === 3) await shot(page, "12-train-progress");
+    if (seen.at(-1) !== v) seen.push(v);
+    if (seen.length === 3) await shot(page, "12-train-progress");
     await page.waitForTimeout(200);
   }
-  expect([...seen].filter((v) => v > 0 && v < 1).length, `progress values seen: ${[...seen]}`).toBeGreaterThan(1);
+  expect(seen, "progress never goes back").toEqual([...seen].sort((a, b) => a - b));
+  expect(seen.filter((v) => v > 0 && v < 1).length, `progress values seen: ${seen}`).toBeGreaterThan(1);
+  await expect(done).toBeInViewport(); // the "version ready" message too
   await shot(page, "13-train-done");
   await page.getByRole("link", { name: "Open it in Models" }).click();
   await expect(page.getByTestId("models-table")).toContainText("good parts");

@@ -312,7 +312,9 @@ export interface paths {
         put?: never;
         /**
          * Start Training
-         * @description Queue training of a new model version on a dataset's good images; follow it with GET /jobs/{id}.
+         * @description Queue training of a new model version on a dataset's good images; follow it with GET /jobs/{id}. The same
+         *     training (dataset, test set, method, backbone, size, name) while one is queued or running is refused (409):
+         *     it would only make the same model twice.
          */
         post: operations["start_training_api_v1_jobs_train_post"];
         delete?: never;
@@ -328,7 +330,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Jobs */
+        /**
+         * List Jobs
+         * @description Newest first.
+         */
         get: operations["list_jobs_api_v1_jobs_get"];
         put?: never;
         post?: never;
@@ -2764,6 +2769,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
+            /** @description the same training is already queued or running */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
             /** @description the request does not match the API (see errors) */
             422: {
                 headers: {
@@ -2779,6 +2793,8 @@ export interface operations {
         parameters: {
             query?: {
                 limit?: number;
+                /** @description only jobs queued or running */
+                active?: boolean;
             };
             header?: never;
             path?: never;
