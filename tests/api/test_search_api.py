@@ -541,3 +541,21 @@ def test_similar_defects_follow_the_reviewed_verdict(running, synthetic):
     ids = {h["inspection"]["id"] for h in hits}
     assert cleared["id"] not in ids and missed["id"] in ids
     assert all((h["inspection"]["review_verdict"] or h["inspection"]["verdict"]) == "anomalous" for h in hits)
+
+
+def test_station_list_says_what_a_rollback_would_bring_back(running, trained):
+    client, ctx, eng, op, viewer = running
+
+    def cam1() -> dict:
+        return next(s for s in client.get("/api/v1/stations", headers=viewer).json() if s["name"] == "cam1")
+
+    first = cam1()["active_model_id"]
+    assert cam1()["previous_model_id"] is None  # one model ever: nothing to roll back to
+    with ctx.sessions() as s, s.begin():
+        mv = ModelVersion(name="m2", method="patchcore", backbone="efficientnet_lite0", image_size=128, status="ready")
+        mv.path = str(trained[1].resolve())
+        s.add(mv)
+    assert client.post(f"/api/v1/models/{mv.id}/activate", json={"station": "cam1"}, headers=eng).status_code == 200
+    assert (cam1()["active_model_id"], cam1()["previous_model_id"]) == (mv.id, first)
+    assert client.post("/api/v1/stations/cam1/rollback", headers=eng).status_code == 200
+    assert (cam1()["active_model_id"], cam1()["previous_model_id"]) == (first, mv.id)

@@ -86,6 +86,7 @@ test("live line: an inspection sent through the API arrives, counters move, the 
 
   // tablet width
   await page.setViewportSize({ width: 820, height: 1180 });
+  await noSeriousA11yViolations(page, "live (tablet)");
   await shot(page, "04-live-tablet");
 });
 
@@ -244,6 +245,52 @@ test("history: filters, pages and CSV export", async ({ page }) => {
   await expect(page.getByTestId("filter-verdict")).toHaveValue("");
 });
 
+test("tablet (820×1180): the review queue shows the part and the decision together; History and Models fit; axe", async ({ page }) => {
+  await page.setViewportSize({ width: 820, height: 1180 });
+  await login(page, "operator");
+  await page.goto("/#/review");
+  await expect(page.getByTestId("inspection-stage")).toBeVisible();
+  await expect(page.getByTestId("inspection-stage")).toBeInViewport({ ratio: 1 });
+  await expect(page.getByRole("button", { name: /^Confirm/ })).toBeInViewport({ ratio: 1 });
+  await expect(page.getByRole("button", { name: /^Overturn/ })).toBeInViewport({ ratio: 1 });
+  await noSeriousA11yViolations(page, "review queue (tablet)");
+  await shot(page, "22-review-tablet");
+  for (const [where, testid] of [
+    ["/#/history", "history-table"],
+    ["/#/models", "models-table"],
+  ]) {
+    await page.goto(where);
+    const table = page.getByTestId(testid);
+    await expect(table.locator("tbody tr").first()).toBeVisible();
+    await page.waitForTimeout(300); // badges laid out
+    const problems = await table.evaluate((t) => {
+      const out: string[] = [];
+      const box = t.parentElement!;
+      if (t.scrollWidth > box.clientWidth + 1) out.push(`table ${t.scrollWidth} px wide in ${box.clientWidth} px: columns off-screen`);
+      if (t.getBoundingClientRect().right > window.innerWidth + 1) out.push("table past the window's right edge");
+      for (const row of Array.from(t.querySelectorAll("tbody tr"))) {
+        const badges = Array.from(row.querySelectorAll(".mantine-Badge-root")) as HTMLElement[];
+        for (const b of badges) {
+          const label = (b.querySelector(".mantine-Badge-label") as HTMLElement) ?? b;
+          if (label.scrollWidth > label.clientWidth + 1) out.push(`clipped badge "${b.textContent}"`);
+        }
+        for (let i = 0; i < badges.length; i++)
+          for (let j = i + 1; j < badges.length; j++) {
+            const a = badges[i].getBoundingClientRect();
+            const c = badges[j].getBoundingClientRect();
+            const w = Math.min(a.right, c.right) - Math.max(a.left, c.left);
+            const h = Math.min(a.bottom, c.bottom) - Math.max(a.top, c.top);
+            if (w > 1 && h > 1) out.push(`badges "${badges[i].textContent}" and "${badges[j].textContent}" overlap`);
+          }
+      }
+      return out;
+    });
+    expect(problems, `${where} at tablet width`).toEqual([]);
+    await noSeriousA11yViolations(page, `${where} (tablet)`);
+    await shot(page, `23-tablet-${testid}`);
+  }
+});
+
 test("models: metrics, histogram with threshold and ROC; a viewer cannot activate", async ({ page }) => {
   await login(page, "viewer");
   await page.goto("/#/models");
@@ -305,17 +352,29 @@ test("train: upload good images, choose a test set, watch the progress bar to a 
   await page.getByRole("link", { name: "Open it in Models" }).click();
   await expect(page.getByTestId("models-table")).toContainText("good parts");
   await expect(page.getByTestId("histogram").locator("canvas")).toBeVisible(); // evaluated on the test set chosen
+  // a station that never changed model has nothing to roll back to
+  await page.getByTestId("activate-station").click();
+  await page.getByRole("option", { name: "line2" }).click();
+  await expect(page.getByTestId("rollback")).toBeDisabled();
   await page.getByTestId("activate-station").click();
   await page.getByRole("option", { name: "line1" }).click();
   const runs = page.getByTestId("station-runs");
-  const before = await runs.textContent();
+  const before = (await runs.textContent())!.match(/runs #\d+ now/)![0];
+  const asked: string[] = [];
+  page.on("dialog", (d) => {
+    asked.push(d.message());
+    d.accept();
+  });
   await page.getByTestId("activate").click();
   await expect(page.getByTestId("models-message")).toContainText("now active on line1");
-  await expect(runs).not.toHaveText(before!);
+  expect(asked.at(-1)).toContain("Activate version");
+  await expect(runs).not.toContainText(before);
+  await expect(page.getByTestId("activate")).toBeDisabled(); // already active there
   await shot(page, "14-models-activated");
   await page.getByTestId("rollback").click();
   await expect(page.getByTestId("models-message")).toContainText("line1 is back on its previous model");
-  await expect(runs).toHaveText(before!);
+  expect(asked.at(-1)).toContain("Roll line1 back");
+  await expect(runs).toContainText(before);
 });
 
 test("admin: users and roles, an API key shown once, stations", async ({ page }) => {
@@ -324,10 +383,14 @@ test("admin: users and roles, an API key shown once, stations", async ({ page })
   await expect(page.getByTestId("users-table")).toContainText("viewer");
   await noSeriousA11yViolations(page, "admin users");
   await shot(page, "15-admin-users");
+  // a usable password field (a named show/hide button), switches that say their state
+  await expect(page.getByRole("button", { name: "Show or hide the characters typed" })).toBeVisible();
+  await expect(page.getByTestId("users-table").getByText("can sign in").first()).toBeVisible();
   await page.getByRole("tab", { name: "API keys" }).click();
   await page.getByLabel("Key name").fill("camera 1");
   await page.getByRole("button", { name: "Create key" }).click();
   await expect(page.getByTestId("new-key-value")).toContainText("lwk_");
+  await expect(page.getByTestId("key-state").first()).toHaveText(/active|revoked/);
   await noSeriousA11yViolations(page, "admin keys");
   await shot(page, "16-admin-keys");
   await page.getByRole("tab", { name: "Stations" }).click();
@@ -336,4 +399,18 @@ test("admin: users and roles, an API key shown once, stations", async ({ page })
   await expect(page.getByTestId("admin-message")).toContainText("Station line3 created");
   await noSeriousA11yViolations(page, "admin stations");
   await shot(page, "17-admin-stations");
+  await page.setViewportSize({ width: 820, height: 1180 });
+  await page.getByRole("tab", { name: "Users and roles" }).click();
+  await expect(page.getByTestId("users-table")).toBeVisible();
+  await noSeriousA11yViolations(page, "admin users (tablet)");
+  // a keyboard user sees where the focus is: Tab from the user name field to the first button, a ring around it
+  await page.getByLabel("User name").focus();
+  for (let i = 0; i < 6 && (await page.evaluate(() => document.activeElement?.tagName)) !== "BUTTON"; i++) await page.keyboard.press("Tab");
+  const ring = await page.evaluate(() => {
+    const st = getComputedStyle(document.activeElement!);
+    return { tag: document.activeElement!.tagName, style: st.outlineStyle, width: parseFloat(st.outlineWidth) };
+  });
+  expect(ring.tag).toBe("BUTTON");
+  expect(ring.style).not.toBe("none");
+  expect(ring.width).toBeGreaterThanOrEqual(2);
 });

@@ -166,6 +166,9 @@ class StationOut(Orm):
     id: int
     name: str
     active_model_id: int | None
+    previous_model_id: int | None = Field(
+        None, description="the model a rollback would bring back (in the station list; None: nothing to roll back to)"
+    )
     created_at: Timestamp
 
 

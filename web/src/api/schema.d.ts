@@ -1146,6 +1146,11 @@ export interface components {
             /** Active Model Id */
             active_model_id: number | null;
             /**
+             * Previous Model Id
+             * @description the model a rollback would bring back (in the station list; None: nothing to roll back to)
+             */
+            previous_model_id?: number | null;
+            /**
              * Created At
              * Format: date-time
              */

@@ -30,7 +30,19 @@ type Review = Schemas["ReviewOut"];
 
 export const DEFECT_TYPES = ["scratch", "spot", "chip", "crack", "dent", "contamination", "missing part"];
 
-function Stage({ x, showHeat, opacity, showBoxes }: { x: Inspection; showHeat: boolean; opacity: number; showBoxes: boolean }) {
+function Stage({
+  x,
+  showHeat,
+  opacity,
+  showBoxes,
+  maxVh = 62,
+}: {
+  x: Inspection;
+  showHeat: boolean;
+  opacity: number;
+  showBoxes: boolean;
+  maxVh?: number; // the image's height at most, in % of the window's
+}) {
   const image = useAuthedImage(x.image_url);
   const heat = useAuthedImage(x.heatmap_url);
   if (image.error) return <Alert color="red">{image.error}</Alert>;
@@ -39,7 +51,7 @@ function Stage({ x, showHeat, opacity, showBoxes }: { x: Inspection; showHeat: b
     <div
       className="lw-stage"
       data-testid="inspection-stage"
-      style={{ aspectRatio: `${x.width} / ${x.height}`, width: `min(100%, calc(62vh * ${ratio.toFixed(4)}))` }}
+      style={{ aspectRatio: `${x.width} / ${x.height}`, width: `min(100%, calc(${maxVh}vh * ${ratio.toFixed(4)}))` }}
     >
       {!image.src && <Loader aria-label="Loading image" m="md" />}
       {image.src && <img src={image.src} alt={`Part image of inspection ${x.id}`} />}
@@ -358,10 +370,12 @@ export function InspectionView({
   x,
   onReviewed,
   below,
+  reviewFirst = false,
 }: {
   x: Inspection;
   onReviewed?: (x: Inspection) => void;
   below?: React.ReactNode; // under the image (the detail page's similar past defects)
+  reviewFirst?: boolean; // the review queue: the decision buttons before the scores, the image small enough to see both
 }) {
   const { me } = useSession();
   const [showHeat, setShowHeat] = useState(true);
@@ -394,6 +408,20 @@ export function InspectionView({
     return () => window.removeEventListener("keydown", onKey);
   }, []);
 
+  const reviewCard = can(me.role, "operator") ? (
+    <ReviewForm
+      x={x}
+      onReviewed={(y) => {
+        setReviewsVersion((v) => v + 1);
+        onReviewed?.(y);
+      }}
+    />
+  ) : (
+    <Text size="sm" c="gray.7">
+      Reviewing needs the operator role.
+    </Text>
+  );
+
   return (
     <Grid>
       <Grid.Col span={{ base: 12, md: 7 }}>
@@ -411,7 +439,7 @@ export function InspectionView({
               {x.station} · {fmtDateTime(x.created_at)}
             </Text>
           </Group>
-          <Stage x={x} showHeat={showHeat} opacity={opacity} showBoxes={showBoxes} />
+          <Stage x={x} showHeat={showHeat} opacity={opacity} showBoxes={showBoxes} maxVh={reviewFirst ? 42 : 62} />
           <Group mt="sm" gap="lg">
             <Switch label="Heatmap (H)" checked={showHeat} onChange={(e) => setShowHeat(e.currentTarget.checked)} data-testid="heatmap-toggle" />
             <Switch label="Region boxes (B)" checked={showBoxes} onChange={(e) => setShowBoxes(e.currentTarget.checked)} />
@@ -437,6 +465,7 @@ export function InspectionView({
       </Grid.Col>
       <Grid.Col span={{ base: 12, md: 5 }}>
         <Stack>
+          {reviewFirst && reviewCard}
           <Card withBorder>
             <Title order={3} size="h4" mb="xs">
               Score
@@ -520,19 +549,7 @@ export function InspectionView({
               </Table>
             )}
           </Card>
-          {can(me.role, "operator") ? (
-            <ReviewForm
-              x={x}
-              onReviewed={(y) => {
-                setReviewsVersion((v) => v + 1);
-                onReviewed?.(y);
-              }}
-            />
-          ) : (
-            <Text size="sm" c="gray.7">
-              Reviewing needs the operator role.
-            </Text>
-          )}
+          {!reviewFirst && reviewCard}
           <ReviewHistory x={x} version={reviewsVersion} />
         </Stack>
       </Grid.Col>

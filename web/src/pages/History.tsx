@@ -192,7 +192,7 @@ export default function HistoryPage() {
       )}
       {page && page.items.length > 0 && (
         <Card withBorder padding={0}>
-          <Table.ScrollContainer minWidth={640}>
+          <Table.ScrollContainer minWidth={520}>
             <Table highlightOnHover striped data-testid="history-table">
               <Table.Thead>
                 <Table.Tr>
@@ -201,9 +201,9 @@ export default function HistoryPage() {
                   <Table.Th>Station</Table.Th>
                   <Table.Th>Verdict</Table.Th>
                   <Table.Th>Score</Table.Th>
-                  <Table.Th>Regions</Table.Th>
+                  <Table.Th visibleFrom="lg">Regions</Table.Th>
                   <Table.Th>Review</Table.Th>
-                  <Table.Th>File</Table.Th>
+                  <Table.Th visibleFrom="lg">File</Table.Th>
                 </Table.Tr>
               </Table.Thead>
               <Table.Tbody>
@@ -212,7 +212,7 @@ export default function HistoryPage() {
                     <Table.Td>
                       <a href={`#/inspections/${x.id}`}>{x.id}</a>
                     </Table.Td>
-                    <Table.Td>{fmtDateTime(x.created_at)}</Table.Td>
+                    <Table.Td style={{ whiteSpace: "nowrap" }}>{fmtDateTime(x.created_at)}</Table.Td>
                     <Table.Td>{x.station}</Table.Td>
                     <Table.Td>
                       <Group gap={4} wrap="nowrap">
@@ -221,7 +221,7 @@ export default function HistoryPage() {
                       </Group>
                     </Table.Td>
                     <Table.Td ff="monospace">{fmtNum(x.normalized_score)}</Table.Td>
-                    <Table.Td>{x.regions.length}</Table.Td>
+                    <Table.Td visibleFrom="lg">{x.regions.length}</Table.Td>
                     <Table.Td>
                       {x.review ? (
                         <Text size="sm" data-testid="history-review">
@@ -234,7 +234,9 @@ export default function HistoryPage() {
                         </Text>
                       )}
                     </Table.Td>
-                    <Table.Td>{x.filename ?? "–"}</Table.Td>
+                    <Table.Td visibleFrom="lg" maw={260} style={{ overflowWrap: "anywhere" }}>
+                      {x.filename ?? "–"}
+                    </Table.Td>
                   </Table.Tr>
                 ))}
               </Table.Tbody>
