@@ -75,6 +75,11 @@ test("live line: an inspection sent through the API arrives, counters move, the 
   await expect(page.getByTestId("count-fail")).toHaveText(String(stats.anomalous));
   await expect(page.getByTestId("count-pass")).toHaveText(String(stats.good));
   await expect(page.getByTestId("fail-rate")).toHaveText(`${((100 * stats.anomalous) / stats.parts).toFixed(1)} %`);
+  // and the Prometheus counters of this (fresh) service count the same parts, repeats apart
+  const metrics = (await (await request.get("/metrics")).text()).split("\n");
+  const counted = (verdict: string) =>
+    metrics.filter((l) => l.startsWith("linewatch_inspections_total{") && l.includes(`verdict="${verdict}"`)).reduce((n, l) => n + Number(l.split(" ").at(-1)), 0);
+  expect([counted("good"), counted("anomalous")]).toEqual([stats.good, stats.anomalous]);
   // throughput over a stated window, parts ÷ the time the line actually ran in it (the story started minutes ago)
   await expect(page.getByTestId("throughput")).toHaveText(/^\d+\.\d \/ s$/);
   await expect(page.getByTestId("throughput-hint")).toContainText(`${stats.parts} parts in`);
@@ -245,52 +250,6 @@ test("history: filters, pages and CSV export", async ({ page }) => {
   await expect(page.getByTestId("filter-verdict")).toHaveValue("");
 });
 
-test("tablet (820×1180): the review queue shows the part and the decision together; History and Models fit; axe", async ({ page }) => {
-  await page.setViewportSize({ width: 820, height: 1180 });
-  await login(page, "operator");
-  await page.goto("/#/review");
-  await expect(page.getByTestId("inspection-stage")).toBeVisible();
-  await expect(page.getByTestId("inspection-stage")).toBeInViewport({ ratio: 1 });
-  await expect(page.getByRole("button", { name: /^Confirm/ })).toBeInViewport({ ratio: 1 });
-  await expect(page.getByRole("button", { name: /^Overturn/ })).toBeInViewport({ ratio: 1 });
-  await noSeriousA11yViolations(page, "review queue (tablet)");
-  await shot(page, "22-review-tablet");
-  for (const [where, testid] of [
-    ["/#/history", "history-table"],
-    ["/#/models", "models-table"],
-  ]) {
-    await page.goto(where);
-    const table = page.getByTestId(testid);
-    await expect(table.locator("tbody tr").first()).toBeVisible();
-    await page.waitForTimeout(300); // badges laid out
-    const problems = await table.evaluate((t) => {
-      const out: string[] = [];
-      const box = t.parentElement!;
-      if (t.scrollWidth > box.clientWidth + 1) out.push(`table ${t.scrollWidth} px wide in ${box.clientWidth} px: columns off-screen`);
-      if (t.getBoundingClientRect().right > window.innerWidth + 1) out.push("table past the window's right edge");
-      for (const row of Array.from(t.querySelectorAll("tbody tr"))) {
-        const badges = Array.from(row.querySelectorAll(".mantine-Badge-root")) as HTMLElement[];
-        for (const b of badges) {
-          const label = (b.querySelector(".mantine-Badge-label") as HTMLElement) ?? b;
-          if (label.scrollWidth > label.clientWidth + 1) out.push(`clipped badge "${b.textContent}"`);
-        }
-        for (let i = 0; i < badges.length; i++)
-          for (let j = i + 1; j < badges.length; j++) {
-            const a = badges[i].getBoundingClientRect();
-            const c = badges[j].getBoundingClientRect();
-            const w = Math.min(a.right, c.right) - Math.max(a.left, c.left);
-            const h = Math.min(a.bottom, c.bottom) - Math.max(a.top, c.top);
-            if (w > 1 && h > 1) out.push(`badges "${badges[i].textContent}" and "${badges[j].textContent}" overlap`);
-          }
-      }
-      return out;
-    });
-    expect(problems, `${where} at tablet width`).toEqual([]);
-    await noSeriousA11yViolations(page, `${where} (tablet)`);
-    await shot(page, `23-tablet-${testid}`);
-  }
-});
-
 test("models: metrics, histogram with threshold and ROC; a viewer cannot activate", async ({ page }) => {
   await login(page, "viewer");
   await page.goto("/#/models");
@@ -375,6 +334,55 @@ test("train: upload good images, choose a test set, watch the progress bar to a 
   await expect(page.getByTestId("models-message")).toContainText("line1 is back on its previous model");
   expect(asked.at(-1)).toContain("Roll line1 back");
   await expect(runs).toContainText(before);
+});
+
+test("tablet (820×1180): the review queue shows the part and the decision together; History and Models fit; axe", async ({ page }) => {
+  await page.setViewportSize({ width: 820, height: 1180 });
+  await login(page, "operator");
+  await page.goto("/#/review");
+  await expect(page.getByTestId("inspection-stage")).toBeVisible();
+  await expect(page.getByTestId("inspection-stage")).toBeInViewport({ ratio: 1 });
+  await expect(page.getByRole("button", { name: /^Confirm/ })).toBeInViewport({ ratio: 1 });
+  await expect(page.getByRole("button", { name: /^Overturn/ })).toBeInViewport({ ratio: 1 });
+  await noSeriousA11yViolations(page, "review queue (tablet)");
+  await shot(page, "22-review-tablet");
+  for (const [where, testid] of [
+    ["/#/history", "history-table"],
+    ["/#/models", "models-table"],
+  ]) {
+    await page.goto(where);
+    const table = page.getByTestId(testid);
+    await expect(table.locator("tbody tr").first()).toBeVisible();
+    await page.waitForTimeout(300); // badges laid out
+    const problems = await table.evaluate((t) => {
+      const out: string[] = [];
+      const box = t.parentElement!;
+      if (t.scrollWidth > box.clientWidth + 1) out.push(`table ${t.scrollWidth} px wide in ${box.clientWidth} px: columns off-screen`);
+      if (t.getBoundingClientRect().right > window.innerWidth + 1) out.push("table past the window's right edge");
+      for (const row of Array.from(t.querySelectorAll("tbody tr"))) {
+        const badges = Array.from(row.querySelectorAll(".mantine-Badge-root")) as HTMLElement[];
+        for (const b of badges) {
+          const label = (b.querySelector(".mantine-Badge-label") as HTMLElement) ?? b;
+          if (label.scrollWidth > label.clientWidth + 1) out.push(`clipped badge "${b.textContent}"`);
+          const r = b.getBoundingClientRect();
+          const cell = b.closest("td")!.getBoundingClientRect();
+          if (r.left < cell.left - 1 || r.right > cell.right + 1) out.push(`badge "${b.textContent}" spills out of its cell`);
+        }
+        for (let i = 0; i < badges.length; i++)
+          for (let j = i + 1; j < badges.length; j++) {
+            const a = badges[i].getBoundingClientRect();
+            const c = badges[j].getBoundingClientRect();
+            const w = Math.min(a.right, c.right) - Math.max(a.left, c.left);
+            const h = Math.min(a.bottom, c.bottom) - Math.max(a.top, c.top);
+            if (w > 1 && h > 1) out.push(`badges "${badges[i].textContent}" and "${badges[j].textContent}" overlap`);
+          }
+      }
+      return out;
+    });
+    expect(problems, `${where} at tablet width`).toEqual([]);
+    await noSeriousA11yViolations(page, `${where} (tablet)`);
+    await shot(page, `23-tablet-${testid}`);
+  }
 });
 
 test("admin: users and roles, an API key shown once, stations", async ({ page }) => {

@@ -20,7 +20,7 @@ import {
 } from "@mantine/core";
 import { useEffect, useRef, useState } from "react";
 import { api, call, can, type Inspection, type Model, type Schemas, type Verdict } from "../api/client";
-import { fmtDateTime, fmtNum } from "../lib/format";
+import { fmtDateTime, fmtNum, modelName } from "../lib/format";
 import { useAuthedImage } from "../lib/images";
 import { useSession } from "../lib/session";
 import { SuggestionChip, useSuggestion } from "./Suggestion";
@@ -490,7 +490,7 @@ export function InspectionView({
                   <Table.Td>Model version</Table.Td>
                   <Table.Td>
                     <a href="#/models">#{x.model_id}</a>
-                    {model && ` · ${model.name} (${model.method}, ${model.backbone}, ${model.image_size} px)`}
+                    {model && ` · ${modelName(model.name)} (${model.method}, ${model.backbone}, ${model.image_size} px)`}
                   </Table.Td>
                 </Table.Tr>
                 <Table.Tr>

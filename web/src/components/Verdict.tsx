@@ -37,7 +37,7 @@ export function VerdictBadge({
   );
   if (!outcome) return badge;
   return (
-    <Group gap={4} wrap="nowrap" style={{ flexShrink: 0 }}>
+    <Group gap={4} wrap="wrap" style={{ rowGap: 2 }}>
       {badge}
       <Badge
         size={size === "lg" || size === "md" ? "sm" : "xs"}

@@ -29,3 +29,9 @@ export function uncertainty(normalized: number): number {
 export function fmtShort(iso: string): string {
   return fmtDateTime(iso).slice(0, 16);
 }
+
+/** A model's name without the " #N" (the training job) a default name ends with: pages show the version number
+ * beside it, and "#5 good parts #3" reads as two versions. */
+export function modelName(name: string): string {
+  return name.replace(/ #\d+$/, "");
+}

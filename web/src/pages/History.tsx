@@ -215,7 +215,7 @@ export default function HistoryPage() {
                     <Table.Td style={{ whiteSpace: "nowrap" }}>{fmtDateTime(x.created_at)}</Table.Td>
                     <Table.Td>{x.station}</Table.Td>
                     <Table.Td>
-                      <Group gap={4} wrap="nowrap">
+                      <Group gap={4} wrap="wrap">
                         <VerdictBadge verdict={x.verdict} review={x.review_verdict} />
                         <DuplicateBadge of={x.duplicate_of} kind={x.duplicate_kind} />
                       </Group>

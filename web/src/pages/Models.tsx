@@ -18,17 +18,12 @@ import { useCallback, useEffect, useMemo, useState } from "react";
 import uPlot from "uplot";
 import { api, call, can, type Model, type Schemas } from "../api/client";
 import { Chart } from "../components/Chart";
-import { fmtDateTime, fmtNum, fmtPct } from "../lib/format";
+import { fmtDateTime, fmtNum, fmtPct, modelName } from "../lib/format";
 import { useRoute } from "../lib/router";
 import { useSession } from "../lib/session";
 import { histogram, roc } from "../lib/stats";
 
 type Metrics = Record<string, unknown>;
-
-/** A model's name without the " #N" a default name ends with: the page shows the version number beside it. */
-export function modelName(name: string): string {
-  return name.replace(/ #\d+$/, "");
-}
 
 function metric(m: Model, key: string): number | null {
   const v = (m.metrics as Metrics | null)?.[key];
