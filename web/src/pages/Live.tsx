@@ -69,7 +69,8 @@ const chartOptions: Omit<uPlot.Options, "width" | "height"> = {
   legend: { show: true, live: false },
   scales: { x: { time: true }, rate: { range: [0, 100] } },
   axes: [
-    {},
+    // the page's one time format (24 h), not uPlot's own "6:45am"
+    { values: (_u, ticks) => ticks.map((t) => fmtTime(new Date(t * 1000).toISOString()).slice(0, 5)) },
     { label: "per minute", size: 50 },
     { scale: "rate", side: 1, label: "defect %", grid: { show: false }, size: 50 },
   ],
@@ -151,7 +152,7 @@ export default function LivePage() {
           testid="throughput"
           hint={
             recent?.covered_s != null
-              ? `${recent.parts} parts in ${Math.round(recent.covered_s)} s the line ran`
+              ? `${recent.parts} parts in ${recent.covered_s < 10 ? recent.covered_s.toFixed(1) : Math.round(recent.covered_s)} s the line ran`
               : "no part in the last 5 min"
           }
         />
