@@ -278,9 +278,7 @@ def main() -> None:
         )
         key = key.json()["key"]
         chance = float(np.mean([(np.array(kinds) == k).sum() - 1 for k in kinds]) / (len(kinds) - 1))
-        print(
-            f"\n{args.category.name}: {len(paths)} defective images, {len(set(kinds))} types, chance {chance:.3f}"
-        )
+        print(f"\n{args.category.name}: {len(paths)} defective images, {len(set(kinds))} types, chance {chance:.3f}")
         print("| labelled | suggestions | accuracy | confidence ≥ 0.6: share, accuracy | ≥ 0.8: share, accuracy |")
         print("|---|---|---|---|---|")
         for name, r in ((f"a random half ({args.splits} splits)", half), ("all others (leave-one-out)", loo)):

@@ -9,7 +9,9 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 BOTTLE = SHARED_DATA / "mvtec_ad" / "bottle"
@@ -239,3 +241,20 @@ def linewatch_processes() -> type[Processes]:
     stopped when the block ends); ``linewatch_processes.cli(*args)`` runs one to its end, ``.env(**settings)`` is
     a clean environment, ``.create_admin(data_dir, password)`` makes the admin user, ``.free_port()``."""
     return Processes
+
+
+def _part_shot(seed: int = 0, noise: float = 3.0, size: int = 200) -> Image.Image:
+    """Another part of one product in the same place: new sensor noise, light 1% brighter or darker, the part
+    a fraction of a pixel elsewhere (one pixel of a line camera's view is a fraction of a millimetre)."""
+    rng = np.random.default_rng(seed)
+    dx, dy = rng.uniform(-1, 1, 2)
+    y, x = (np.mgrid[0:size, 0:size] + np.array([dy, dx])[:, None, None]) / size
+    part = 120 + 60 * np.sin(6 * x) * np.cos(4 * y) + 40 * ((x - 0.5) ** 2 + (y - 0.5) ** 2 < 0.1)
+    shot = part * (1 + 0.01 * rng.choice([-1, 1])) + rng.normal(0, noise, part.shape)
+    return Image.fromarray(np.clip(shot, 0, 255).astype(np.uint8)).convert("RGB")
+
+
+@pytest.fixture(scope="session")
+def part_shot():
+    """`_part_shot`: photos of one product a perceptual hash cannot tell apart."""
+    return _part_shot

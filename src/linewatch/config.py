@@ -61,7 +61,11 @@ class Settings(BaseSettings):
         3600.0, gt=0, description="an upload repeating one of the same station within this many seconds is a duplicate"
     )
     near_duplicate_bits: int = Field(
-        4, ge=-1, le=64, description="perceptual-hash bits apart that still count as a near duplicate; -1: exact only"
+        16,
+        ge=-1,
+        le=64,
+        description="perceptual-hash bits apart within which the images themselves are compared for a near "
+        "duplicate (the same photo re-encoded or cropped by a few pixels); -1: exact only",
     )
     duplicate_recent: int = Field(500, ge=1, description="how many recent inspections a near duplicate is sought in")
     search_backend: Literal["faiss", "qdrant"] = Field(

@@ -166,7 +166,10 @@ def test_reviewed_defect_types_become_suggestions(running, synthetic):
     right = total = 0
     for i in range(1, len(results), 2):
         sug = client.get(f"/api/v1/inspections/{results[i]['id']}/suggestion", headers=viewer).json()
-        assert sug["defect_type"] in set(kinds) and 0 < sug["confidence"] <= 1
+        if results[i]["verdict"] == "good":  # nothing found defective: nothing to name
+            assert sug["defect_type"] is None
+            continue
+        assert sug["defect_type"] in set(kinds) and 0 < sug["confidence"] < 1
         assert sum(sug["votes"].values()) > 0 and sug["neighbours"] >= 1
         total += 1
         right += sug["defect_type"] == kinds[i]
@@ -347,7 +350,7 @@ def test_thumbnail_cache_keeps_recent_ones_within_its_size():
 def test_uploads_stored_by_another_process_count_as_recent(running, synthetic, monkeypatch):
     """A repeat of an image another service process stored (a row this process never wrote) is spotted once the
     per-station cache refreshes."""
-    from linewatch.api import searching
+    from linewatch.services import searching
     from linewatch.store.tables import Station
 
     client, ctx, eng, op, viewer = running
@@ -361,9 +364,10 @@ def test_uploads_stored_by_another_process_count_as_recent(running, synthetic, m
             model_id=row.model_id,
             image_sha256="f" * 64,
             image_phash=row.image_phash,
+            image_fingerprint=row.image_fingerprint,
             heatmap_sha256=row.heatmap_sha256,
-            width=1,
-            height=1,
+            width=row.width,
+            height=row.height,
             score=0.0,
             normalized_score=0.0,
             verdict="good",
@@ -371,12 +375,13 @@ def test_uploads_stored_by_another_process_count_as_recent(running, synthetic, m
             latency_ms=0.0,
         )
         s.add(other)
+        fingerprint = row.image_fingerprint
     monkeypatch.setattr(searching, "REFRESH_S", 0.0)
     ctx.recent.forget()  # this process knew nothing of it
     # same phash, different bytes: the newest near match is the other process's row or the first; both are repeats
-    got = ctx.recent.find(st.id, "e" * 64, row.image_phash, 3600, 4, 500)
+    got = ctx.recent.find(st.id, "e" * 64, row.image_phash, fingerprint, 3600, 16, 500)
     assert got is not None and got[1] == "near"
-    assert ctx.recent.find(st.id, "f" * 64, "0" * 16, 3600, 4, 500) == (other.id, "exact")
+    assert ctx.recent.find(st.id, "f" * 64, "0" * 16, None, 3600, 16, 500) == (other.id, "exact")
 
 
 def test_repeats_are_not_listed_as_similar_defects(running, synthetic):
@@ -396,3 +401,161 @@ def test_repeats_are_not_listed_as_similar_defects(running, synthetic):
     # the original deleted: the repeat stands for it
     assert client.delete(f"/api/v1/inspections/{results[1]['id']}", headers=eng).status_code == 204
     assert again["id"] in similar(results[0]["id"])
+
+
+def test_other_parts_of_one_product_are_not_repeats_but_copies_are(running, part_shot):
+    """Two photos of the same product a perceptual hash cannot tell apart are two parts; the same photo
+    re-encoded or cropped by two pixels is a repeat of the first upload."""
+    client, ctx, eng, op, viewer = running
+
+    def send(img: Image.Image, fmt: str, **kw) -> dict:
+        buf = io.BytesIO()
+        img.save(buf, format=fmt, **kw)
+        files = [("files", (f"part.{fmt.lower()}", buf.getvalue(), f"image/{fmt.lower()}"))]
+        r = client.post("/api/v1/stations/cam1/inspect", files=files, headers=op)
+        assert r.status_code == 200, r.text
+        return r.json()[0]
+
+    one, two = part_shot(4), part_shot(14)
+    first, second = send(one, "PNG"), send(two, "PNG")
+    assert first["duplicate_of"] is None and second["duplicate_of"] is None
+    for copy in (send(one, "JPEG", quality=90), send(one.crop((2, 0, one.width, one.height - 2)), "PNG")):
+        assert copy["duplicate_of"] == first["id"] and copy["duplicate_kind"] == "near"
+    stats = client.get("/api/v1/stats", params={"station": "cam1"}, headers=viewer).json()
+    assert stats["parts"] == 2 and stats["duplicates"] == 2
+
+
+def _copies_at(ctx, template_id: int, times: list, verdicts: list[str]) -> None:
+    """Rows like inspection ``template_id`` stored at the given times (a line that ran then)."""
+    with ctx.sessions() as s, s.begin():
+        t = s.get(Inspection, template_id)
+        for i, (at, verdict) in enumerate(zip(times, verdicts, strict=True)):
+            s.add(
+                Inspection(
+                    station_id=t.station_id,
+                    model_id=t.model_id,
+                    image_sha256=f"{i:064x}",
+                    image_phash=t.image_phash,
+                    heatmap_sha256=t.heatmap_sha256,
+                    width=t.width,
+                    height=t.height,
+                    score=t.score,
+                    normalized_score=t.normalized_score,
+                    verdict=verdict,
+                    regions=[],
+                    latency_ms=1.0,
+                    created_at=at,
+                )
+            )
+
+
+def test_throughput_is_parts_over_the_time_the_line_covered(running, synthetic):
+    """50 parts in the last 20 s of a 5-minute period is 2.5 parts/s, not 50 / 300; once the line ran before the
+    period, the whole period counts."""
+    import datetime as dt
+
+    client, ctx, eng, op, viewer = running
+    now = dt.datetime.now(dt.UTC)
+    first = _inspect(client, op, sorted((synthetic / "test" / "good").glob("*.png"))[:1])[0]
+    _copies_at(ctx, first["id"], [now - dt.timedelta(seconds=20 - 0.4 * i) for i in range(49)], ["anomalous"] * 49)
+    period = {"station": "cam1", "since": (now - dt.timedelta(seconds=300)).isoformat()}
+    got = client.get("/api/v1/stats", params=period, headers=viewer).json()
+    assert got["parts"] == 50 and got["anomalous"] == 49 + (first["verdict"] == "anomalous")
+    assert 20 <= got["covered_s"] < 30  # from the first part to now, however long this test took
+    assert got["throughput_per_s"] == pytest.approx(50 / got["covered_s"], rel=1e-3) and got["throughput_per_s"] > 1.6
+    _copies_at(ctx, first["id"], [now - dt.timedelta(seconds=400)], ["good"])  # the line ran before the period
+    got = client.get("/api/v1/stats", params=period, headers=viewer).json()
+    assert got["parts"] == 50 and 300 <= got["covered_s"] < 310
+    assert got["throughput_per_s"] == pytest.approx(50 / got["covered_s"], rel=1e-3)
+    empty = client.get("/api/v1/stats", params={"station": "cam1", "until": "2001-01-01T00:00:00Z"}, headers=viewer)
+    assert empty.json()["throughput_per_s"] is None and empty.json()["covered_s"] is None
+
+
+def test_a_review_is_kept_with_its_reviewer_and_shown_as_the_verdict_that_counts(running, synthetic):
+    client, ctx, eng, op, viewer = running
+    part = _inspect(client, op, sorted((synthetic / "test" / "good").glob("*.png"))[:1])[0]
+    assert part["reviewed"] is False and part["review_verdict"] is None
+    overturn = "good" if part["verdict"] == "anomalous" else "anomalous"
+    body = {
+        "verdict": overturn,
+        "defect_type": "scratch" if overturn == "anomalous" else None,
+        "note": "seen at 3 o'clock",
+    }
+    r = client.post(f"/api/v1/inspections/{part['id']}/reviews", json=body, headers=op)
+    assert r.status_code == 201 and r.json()["reviewer"] == "operator-user"
+    client.post(f"/api/v1/inspections/{part['id']}/reviews", json={**body, "note": "confirmed"}, headers=eng)
+    history = client.get(f"/api/v1/inspections/{part['id']}/reviews", headers=viewer).json()
+    assert [(x["reviewer"], x["verdict"], x["note"]) for x in history] == [
+        ("operator-user", overturn, "seen at 3 o'clock"),
+        ("engineer-user", overturn, "confirmed"),
+    ]
+    got = client.get(f"/api/v1/inspections/{part['id']}", headers=viewer).json()
+    assert got["review_verdict"] == overturn and got["verdict"] == part["verdict"]  # the model's stays as it was
+    listed = client.get("/api/v1/inspections", params={"station": "cam1"}, headers=viewer).json()["items"]
+    [item] = [x for x in listed if x["id"] == part["id"]]
+    assert item["review_verdict"] == overturn
+    assert (item["review"]["reviewer"], item["review"]["note"]) == ("engineer-user", "confirmed")
+    assert got["review"]["reviewer"] == "engineer-user"
+
+
+def test_suggestions_only_for_defective_parts_and_never_certain_from_one_look_alike(running, synthetic):
+    client, ctx, eng, op, viewer = running
+    defect = _defects(synthetic)[0]
+    goods = sorted((synthetic / "test" / "good").glob("*.png"))
+    results = _inspect(client, op, [defect, *goods])
+    labelled, good = results[0], next(x for x in results[1:] if x["verdict"] == "good")
+    r = client.post(
+        f"/api/v1/inspections/{labelled['id']}/reviews",
+        json={"verdict": "anomalous", "defect_type": "spot"},
+        headers=op,
+    )
+    assert r.status_code == 201
+
+    def suggestion(iid: int) -> dict:
+        return client.get(f"/api/v1/inspections/{iid}/suggestion", headers=viewer).json()
+
+    assert suggestion(good["id"])["defect_type"] is None  # a passing part: no defect type to accept
+    r = client.post(f"/api/v1/inspections/{good['id']}/reviews", json={"verdict": "anomalous"}, headers=op)
+    assert r.status_code == 201
+    sug = suggestion(good["id"])  # reviewed defective: now a suggestion, from its one labelled look-alike
+    assert sug["defect_type"] == "spot" and sug["neighbours"] == 1
+    # one vote of weight ≤ 1 (its similarity) and two pseudo-votes at least: under 2/3, never "100 %"
+    assert 0.5 <= sug["confidence"] < 2 / 3
+
+
+def test_similar_defects_follow_the_reviewed_verdict(running, synthetic):
+    """Asking for defects (verdict=anomalous) leaves out a part a reviewer found good, and takes in a part the model
+    passed that a reviewer found defective."""
+    client, ctx, eng, op, viewer = running
+    results = _inspect(client, op, _defects(synthetic)[:4] + sorted((synthetic / "test" / "good").glob("*.png"))[:2])
+    bad = [x for x in results if x["verdict"] == "anomalous"]
+    good = [x for x in results if x["verdict"] == "good"]
+    assert len(bad) >= 2 and good
+    query, cleared, missed = bad[0], bad[1], good[0]
+    for part, verdict in ((cleared, "good"), (missed, "anomalous")):
+        r = client.post(f"/api/v1/inspections/{part['id']}/reviews", json={"verdict": verdict}, headers=op)
+        assert r.status_code == 201
+    hits = client.get(
+        f"/api/v1/inspections/{query['id']}/similar", params={"k": 50, "verdict": "anomalous"}, headers=viewer
+    ).json()
+    ids = {h["inspection"]["id"] for h in hits}
+    assert cleared["id"] not in ids and missed["id"] in ids
+    assert all((h["inspection"]["review_verdict"] or h["inspection"]["verdict"]) == "anomalous" for h in hits)
+
+
+def test_station_list_says_what_a_rollback_would_bring_back(running, trained):
+    client, ctx, eng, op, viewer = running
+
+    def cam1() -> dict:
+        return next(s for s in client.get("/api/v1/stations", headers=viewer).json() if s["name"] == "cam1")
+
+    first = cam1()["active_model_id"]
+    assert cam1()["previous_model_id"] is None  # one model ever: nothing to roll back to
+    with ctx.sessions() as s, s.begin():
+        mv = ModelVersion(name="m2", method="patchcore", backbone="efficientnet_lite0", image_size=128, status="ready")
+        mv.path = str(trained[1].resolve())
+        s.add(mv)
+    assert client.post(f"/api/v1/models/{mv.id}/activate", json={"station": "cam1"}, headers=eng).status_code == 200
+    assert (cam1()["active_model_id"], cam1()["previous_model_id"]) == (mv.id, first)
+    assert client.post("/api/v1/stations/cam1/rollback", headers=eng).status_code == 200
+    assert (cam1()["active_model_id"], cam1()["previous_model_id"]) == (first, mv.id)

@@ -262,3 +262,37 @@ def test_a_test_set_with_masks_gives_pixel_metrics(api, good_zip, synthetic):
     assert up["masks"] == defective and up["skipped"] == []
     _, m = _train_evaluated(c, eng, train_id, test_id)
     assert 0.5 < m["pixel_auroc"] <= 1.0 and 0.0 < m["aupro"] <= 1.0
+
+
+@pytest.mark.parametrize("api", ["sqlite"], indirect=True)
+def test_the_same_training_twice_is_refused_and_progress_names_its_phase(api, good_zip):
+    c = api.client
+    eng = api.user("engineer")
+    ds = c.post("/api/v1/datasets", json={"name": "washers"}, headers=eng).json()
+    up = c.post(
+        f"/api/v1/datasets/{ds['id']}/images", files=[("files", ("g.zip", good_zip, "application/zip"))], headers=eng
+    )
+    assert up.status_code == 200
+    body = {"dataset_id": ds["id"], "image_size": 64}
+    first = c.post("/api/v1/jobs/train", json=body, headers=eng).json()
+    again = c.post("/api/v1/jobs/train", json=body, headers=eng)
+    assert again.status_code == 409 and f"job #{first['id']}" in again.json()["detail"]
+    assert [j["id"] for j in c.get("/api/v1/jobs", params={"active": True}, headers=eng).json()] == [first["id"]]
+    other = c.post("/api/v1/jobs/train", json={**body, "image_size": 128}, headers=eng)  # another model: queued
+    assert other.status_code == 202
+    messages, progress = [], []
+    for _ in range(1200):
+        j = c.get(f"/api/v1/jobs/{first['id']}", headers=eng).json()
+        messages.append(j["message"])
+        progress.append(j["progress"])
+        if j["status"] in ("succeeded", "failed", "cancelled"):
+            break
+        time.sleep(0.05)
+    assert j["status"] == "succeeded", j
+    assert progress == sorted(progress)
+    from linewatch.services.jobs import JOB_KINDS
+
+    phases = [m for m in messages if m not in ("queued", "started", "done")]
+    names = tuple(JOB_KINDS["train"].names.values())
+    assert phases and all(m.startswith(names) for m in phases), set(messages)  # named phases
+    c.post(f"/api/v1/jobs/{other.json()['id']}/cancel", headers=eng)

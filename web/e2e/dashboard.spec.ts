@@ -67,8 +67,31 @@ test("live line: an inspection sent through the API arrives, counters move, the 
   const late = await inspect(request, auth, "line1", [samples("good")[5]]);
   await expect(rows.first()).toHaveAttribute("data-id", String(late[0].id));
 
+  // the counters are the line's, from the service: after a reload they are what /api/v1/stats says, not 0
+  await page.reload();
+  const since = new Date(Date.now() - 3600_000).toISOString();
+  const stats = await (await request.get(`/api/v1/stats?since=${encodeURIComponent(since)}`, { headers: { Authorization: `Bearer ${auth}` } })).json();
+  expect(stats.parts).toBeGreaterThan(0);
+  await expect(page.getByTestId("count-fail")).toHaveText(String(stats.anomalous));
+  await expect(page.getByTestId("count-pass")).toHaveText(String(stats.good));
+  await expect(page.getByTestId("fail-rate")).toHaveText(`${((100 * stats.anomalous) / stats.parts).toFixed(1)} %`);
+  // and the Prometheus counters of this (fresh) service count the same parts, repeats apart
+  const metrics = (await (await request.get("/metrics")).text()).split("\n");
+  const counted = (verdict: string) =>
+    metrics.filter((l) => l.startsWith("linewatch_inspections_total{") && l.includes(`verdict="${verdict}"`)).reduce((n, l) => n + Number(l.split(" ").at(-1)), 0);
+  expect([counted("good"), counted("anomalous")]).toEqual([stats.good, stats.anomalous]);
+  // throughput over a stated window, parts ÷ the time the line actually ran in it (the story started minutes ago)
+  await expect(page.getByTestId("throughput")).toHaveText(/^\d+\.\d \/ s$/);
+  await expect(page.getByTestId("throughput-hint")).toContainText(`${stats.parts} parts in`);
+  const [value, hint] = await page.evaluate(() =>
+    ["throughput", "throughput-hint"].map((id) => document.querySelector(`[data-testid="${id}"]`)!.textContent!),
+  );
+  const [parts, covered] = hint.match(/(\d+) parts in ([\d.]+) s/)!.slice(1).map(Number);
+  expect(Math.abs(Number(value.split(" ")[0]) - parts / covered)).toBeLessThan(0.06 + (0.6 * parts) / covered ** 2); // rounding
+
   // tablet width
   await page.setViewportSize({ width: 820, height: 1180 });
+  await noSeriousA11yViolations(page, "live (tablet)");
   await shot(page, "04-live-tablet");
 });
 
@@ -90,8 +113,17 @@ test("inspection detail: image with heatmap and regions, review with the keyboar
   await expect(heat).toHaveCount(0);
   await page.keyboard.press("h");
   await expect(page.getByTestId("heatmap")).toBeVisible();
-  await page.keyboard.press("c"); // confirm the verdict
+  await page.keyboard.press("n");
+  await page.keyboard.type("rim checked under the lamp");
+  await page.keyboard.press("Control+Enter"); // save: the model's verdict confirmed, with a note
   await expect(page.getByTestId("review-done")).toContainText("confirmed");
+  // the review stays on the page: who, the verdict that counts, the note
+  const history = page.getByTestId("review-history");
+  await expect(history).toContainText("operator");
+  await expect(history).toContainText("rim checked under the lamp");
+  await expect(page.getByTestId("review-outcome").first()).toHaveText("confirmed");
+  await page.reload();
+  await expect(page.getByTestId("review-history")).toContainText("rim checked under the lamp");
   const got = await request.get(`/api/v1/inspections/${x.id}`, { headers: { Authorization: `Bearer ${auth}` } });
   expect((await got.json()).reviewed).toBe(true);
   await page.setViewportSize({ width: 820, height: 1180 });
@@ -134,6 +166,8 @@ test("defect search: similar past defects, a suggestion accepted with A, search 
   const strip = page.getByTestId("similar-list");
   await expect(strip.locator(`[data-testid=similar-item][data-id="${a.id}"]`)).toBeVisible();
   await expect(strip.locator(`[data-testid=similar-item][data-id="${a.id}"]`)).toContainText("scratch"); // its reviewed type
+  // similar past defects lists defects only
+  for (const badge of await strip.getByTestId("verdict").all()) await expect(badge).toHaveText("Defect");
   await expect(strip.locator("img").first()).toBeVisible();
   await noSeriousA11yViolations(page, "inspection detail with similar past defects");
   await shot(page, "18-similar-strip");
@@ -147,6 +181,8 @@ test("defect search: similar past defects, a suggestion accepted with A, search 
   const chip = page.getByTestId("suggestion");
   await expect(chip).toBeVisible();
   const suggested = (await page.getByTestId("suggestion-type").textContent())!;
+  await expect(page.getByTestId("suggestion-confidence")).toHaveText(/^\d{1,2} % likely$/); // never "100 %"
+  await expect(page.getByTestId("suggestion-votes")).toContainText(/\d+ reviewed look-alikes? voted/);
   await shot(page, "19-review-suggestion");
   await page.locator("body").press("a");
   await expect(count).toContainText(`${before - 1} to review`);
@@ -182,17 +218,36 @@ test("history: filters, pages and CSV export", async ({ page }) => {
   await expect(page.getByTestId("history-table")).toBeVisible();
   await noSeriousA11yViolations(page, "history");
   await shot(page, "08-history");
+  // reviews show where the verdict is: the outcome beside the verdict that counts, and who reviewed
+  await expect(page.getByTestId("review-outcome").first()).toBeVisible();
+  await expect(page.getByTestId("history-review").first()).toContainText(/operator|engineer/);
+  const exported = page.waitForEvent("download");
+  await page.getByTestId("export-csv").click();
+  const all = readFileSync(await (await exported).path(), "utf8").trim().split(/\r\n/);
+  expect(all[0]).toContain("review_verdict,defect_type,review_note,reviewer,reviewed_at,repeat_of");
+  expect(all.some((l) => /,good,rim checked under the lamp,operator,|,anomalous,[^,]*,rim checked under the lamp,operator,/.test(l))).toBeTruthy();
   await page.getByTestId("filter-verdict").click();
   await page.getByRole("option", { name: "Defect" }).click();
-  await expect(page.getByTestId("history-table").locator("tbody tr").first()).toContainText("Defect");
-  await expect(page.getByTestId("history-table")).not.toContainText("Pass");
+  await expect(page).toHaveURL(/#\/history\?verdict=anomalous$/); // the filter is in the address
+  const table = page.getByTestId("history-table");
+  await expect(table.locator("tbody tr").first()).toContainText("Defect");
+  for (const row of await table.locator("tbody tr").all()) {
+    const text = (await row.textContent())!;
+    expect(text.includes("Defect") || text.includes("overturned"), text).toBeTruthy(); // the model said defect
+  }
+  await page.reload(); // a reload (or a shared link) keeps it
+  await expect(page.getByTestId("filter-verdict")).toHaveValue("Defect");
   const download = page.waitForEvent("download");
   await page.getByTestId("export-csv").click();
   const file = await (await download).path();
   const csv = readFileSync(file, "utf8").trim().split(/\r\n/);
   expect(csv[0]).toContain("id,created_at,station");
+  expect(csv[0]).toContain("review_verdict,defect_type,review_note,reviewer,reviewed_at,repeat_of");
   expect(csv.length).toBeGreaterThan(1);
   expect(csv.slice(1).every((l) => l.includes(",anomalous,"))).toBeTruthy();
+  await page.getByTestId("clear-filters").click();
+  await expect(page).toHaveURL(/#\/history$/);
+  await expect(page.getByTestId("filter-verdict")).toHaveValue("");
 });
 
 test("models: metrics, histogram with threshold and ROC; a viewer cannot activate", async ({ page }) => {
@@ -230,32 +285,104 @@ test("train: upload good images, choose a test set, watch the progress bar to a 
   await noSeriousA11yViolations(page, "train");
   await shot(page, "11-train");
   await page.getByTestId("start-training").click();
+  await expect(page.getByTestId("upload-bytes").or(page.getByTestId("job-progress"))).toBeVisible(); // bytes sent, then the job
   const bar = page.getByTestId("job-progress");
   await expect(bar).toBeVisible();
-  const seen = new Set<number>();
+  await expect(bar).toBeInViewport(); // at 1280×800, without scrolling
+  await expect(page.getByTestId("job-message")).toContainText("Phase:");
+  // another tab opened while it runs shows the running job and does not offer a second start
+  const other = await page.context().newPage();
+  await other.goto("/#/train");
+  await expect(other.getByTestId("job-progress")).toBeVisible();
+  await expect(other.getByTestId("start-training")).toBeDisabled();
+  await other.close();
+  const seen: number[] = [];
   const done = page.getByTestId("training-done");
   while (!(await done.isVisible())) {
     const v = Number(await bar.getAttribute("data-progress"));
-    if (seen.size === 0 || ![...seen].includes(v)) seen.add(v);
-    if (seen.size === 3) await shot(page, "12-train-progress");
+    if (seen.at(-1) !== v) seen.push(v);
+    if (seen.length === 3) await shot(page, "12-train-progress");
     await page.waitForTimeout(200);
   }
-  expect([...seen].filter((v) => v > 0 && v < 1).length, `progress values seen: ${[...seen]}`).toBeGreaterThan(1);
+  expect(seen, "progress never goes back").toEqual([...seen].sort((a, b) => a - b));
+  expect(seen.filter((v) => v > 0 && v < 1).length, `progress values seen: ${seen}`).toBeGreaterThan(1);
+  await expect(done).toBeInViewport(); // the "version ready" message too
   await shot(page, "13-train-done");
   await page.getByRole("link", { name: "Open it in Models" }).click();
   await expect(page.getByTestId("models-table")).toContainText("good parts");
   await expect(page.getByTestId("histogram").locator("canvas")).toBeVisible(); // evaluated on the test set chosen
+  // a station that never changed model has nothing to roll back to
+  await page.getByTestId("activate-station").click();
+  await page.getByRole("option", { name: "line2" }).click();
+  await expect(page.getByTestId("rollback")).toBeDisabled();
   await page.getByTestId("activate-station").click();
   await page.getByRole("option", { name: "line1" }).click();
   const runs = page.getByTestId("station-runs");
-  const before = await runs.textContent();
+  const before = (await runs.textContent())!.match(/runs #\d+ now/)![0];
+  const asked: string[] = [];
+  page.on("dialog", (d) => {
+    asked.push(d.message());
+    d.accept();
+  });
   await page.getByTestId("activate").click();
   await expect(page.getByTestId("models-message")).toContainText("now active on line1");
-  await expect(runs).not.toHaveText(before!);
+  expect(asked.at(-1)).toContain("Activate version");
+  await expect(runs).not.toContainText(before);
+  await expect(page.getByTestId("activate")).toBeDisabled(); // already active there
   await shot(page, "14-models-activated");
   await page.getByTestId("rollback").click();
   await expect(page.getByTestId("models-message")).toContainText("line1 is back on its previous model");
-  await expect(runs).toHaveText(before!);
+  expect(asked.at(-1)).toContain("Roll line1 back");
+  await expect(runs).toContainText(before);
+});
+
+test("tablet (820×1180): the review queue shows the part and the decision together; History and Models fit; axe", async ({ page }) => {
+  await page.setViewportSize({ width: 820, height: 1180 });
+  await login(page, "operator");
+  await page.goto("/#/review");
+  await expect(page.getByTestId("inspection-stage")).toBeVisible();
+  await expect(page.getByTestId("inspection-stage")).toBeInViewport({ ratio: 1 });
+  await expect(page.getByRole("button", { name: /^Confirm/ })).toBeInViewport({ ratio: 1 });
+  await expect(page.getByRole("button", { name: /^Overturn/ })).toBeInViewport({ ratio: 1 });
+  await noSeriousA11yViolations(page, "review queue (tablet)");
+  await shot(page, "22-review-tablet");
+  for (const [where, testid] of [
+    ["/#/history", "history-table"],
+    ["/#/models", "models-table"],
+  ]) {
+    await page.goto(where);
+    const table = page.getByTestId(testid);
+    await expect(table.locator("tbody tr").first()).toBeVisible();
+    await page.waitForTimeout(300); // badges laid out
+    const problems = await table.evaluate((t) => {
+      const out: string[] = [];
+      const box = t.parentElement!;
+      if (t.scrollWidth > box.clientWidth + 1) out.push(`table ${t.scrollWidth} px wide in ${box.clientWidth} px: columns off-screen`);
+      if (t.getBoundingClientRect().right > window.innerWidth + 1) out.push("table past the window's right edge");
+      for (const row of Array.from(t.querySelectorAll("tbody tr"))) {
+        const badges = Array.from(row.querySelectorAll(".mantine-Badge-root")) as HTMLElement[];
+        for (const b of badges) {
+          const label = (b.querySelector(".mantine-Badge-label") as HTMLElement) ?? b;
+          if (label.scrollWidth > label.clientWidth + 1) out.push(`clipped badge "${b.textContent}"`);
+          const r = b.getBoundingClientRect();
+          const cell = b.closest("td")!.getBoundingClientRect();
+          if (r.left < cell.left - 1 || r.right > cell.right + 1) out.push(`badge "${b.textContent}" spills out of its cell`);
+        }
+        for (let i = 0; i < badges.length; i++)
+          for (let j = i + 1; j < badges.length; j++) {
+            const a = badges[i].getBoundingClientRect();
+            const c = badges[j].getBoundingClientRect();
+            const w = Math.min(a.right, c.right) - Math.max(a.left, c.left);
+            const h = Math.min(a.bottom, c.bottom) - Math.max(a.top, c.top);
+            if (w > 1 && h > 1) out.push(`badges "${badges[i].textContent}" and "${badges[j].textContent}" overlap`);
+          }
+      }
+      return out;
+    });
+    expect(problems, `${where} at tablet width`).toEqual([]);
+    await noSeriousA11yViolations(page, `${where} (tablet)`);
+    await shot(page, `23-tablet-${testid}`);
+  }
 });
 
 test("admin: users and roles, an API key shown once, stations", async ({ page }) => {
@@ -264,10 +391,14 @@ test("admin: users and roles, an API key shown once, stations", async ({ page })
   await expect(page.getByTestId("users-table")).toContainText("viewer");
   await noSeriousA11yViolations(page, "admin users");
   await shot(page, "15-admin-users");
+  // a usable password field (a named show/hide button), switches that say their state
+  await expect(page.getByRole("button", { name: "Show or hide the characters typed" })).toBeVisible();
+  await expect(page.getByTestId("users-table").getByText("can sign in").first()).toBeVisible();
   await page.getByRole("tab", { name: "API keys" }).click();
   await page.getByLabel("Key name").fill("camera 1");
   await page.getByRole("button", { name: "Create key" }).click();
   await expect(page.getByTestId("new-key-value")).toContainText("lwk_");
+  await expect(page.getByTestId("key-state").first()).toHaveText(/active|revoked/);
   await noSeriousA11yViolations(page, "admin keys");
   await shot(page, "16-admin-keys");
   await page.getByRole("tab", { name: "Stations" }).click();
@@ -276,4 +407,18 @@ test("admin: users and roles, an API key shown once, stations", async ({ page })
   await expect(page.getByTestId("admin-message")).toContainText("Station line3 created");
   await noSeriousA11yViolations(page, "admin stations");
   await shot(page, "17-admin-stations");
+  await page.setViewportSize({ width: 820, height: 1180 });
+  await page.getByRole("tab", { name: "Users and roles" }).click();
+  await expect(page.getByTestId("users-table")).toBeVisible();
+  await noSeriousA11yViolations(page, "admin users (tablet)");
+  // a keyboard user sees where the focus is: Tab from the user name field to the first button, a ring around it
+  await page.getByLabel("User name").focus();
+  for (let i = 0; i < 6 && (await page.evaluate(() => document.activeElement?.tagName)) !== "BUTTON"; i++) await page.keyboard.press("Tab");
+  const ring = await page.evaluate(() => {
+    const st = getComputedStyle(document.activeElement!);
+    return { tag: document.activeElement!.tagName, style: st.outlineStyle, width: parseFloat(st.outlineWidth) };
+  });
+  expect(ring.tag).toBe("BUTTON");
+  expect(ring.style).not.toBe("none");
+  expect(ring.width).toBeGreaterThanOrEqual(2);
 });

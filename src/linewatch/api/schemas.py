@@ -179,6 +179,9 @@ class StationOut(Orm):
     id: int
     name: str
     active_model_id: int | None
+    previous_model_id: int | None = Field(
+        None, description="the model a rollback would bring back (in the station list; None: nothing to roll back to)"
+    )
     created_at: Timestamp
 
 
@@ -329,6 +332,17 @@ class RegionOut(BaseModel):
     mean_score: float
 
 
+class ReviewOut(Orm):
+    id: int
+    inspection_id: int
+    reviewer_id: int | None
+    reviewer: str | None = Field(None, description="the reviewer's user name")
+    verdict: Verdict
+    defect_type: str | None
+    note: str
+    created_at: Timestamp
+
+
 class InspectionOut(Orm):
     id: int
     station: str
@@ -344,17 +358,23 @@ class InspectionOut(Orm):
     regions: list[RegionOut]
     latency_ms: float
     reviewed: bool
+    review_verdict: Verdict | None = Field(
+        None, description="the latest review's verdict: what counts once a person has looked (None: not reviewed)"
+    )
     defect_type: str | None = Field(None, description="the latest review's defect type")
     duplicate_of: int | None = Field(
         None, description="the earlier inspection of the same station this upload repeats (a duplicate)"
     )
     duplicate_kind: Literal["exact", "near"] | None = Field(
-        None, description="exact: the same bytes; near: a perceptual hash within the threshold"
+        None, description="exact: the same bytes; near: the same photo re-encoded or cropped by a few pixels"
     )
     created_at: Timestamp
     image_url: str
     heatmap_url: str = Field(description="the coloured anomaly map (≤ 256 px; lay it over the image)")
     overlay_url: str = Field(description="the image with the map blended in and the regions boxed")
+    review: ReviewOut | None = Field(
+        None, description="the latest review, with its reviewer (in lists and on one inspection; not in live events)"
+    )
 
 
 class InspectionPage(BaseModel):
@@ -366,13 +386,3 @@ class ReviewIn(BaseModel):
     verdict: Verdict
     defect_type: str | None = Field(None, max_length=100, pattern=LINE)
     note: str = Field("", max_length=5000, pattern=TEXT)
-
-
-class ReviewOut(Orm):
-    id: int
-    inspection_id: int
-    reviewer_id: int | None
-    verdict: Verdict
-    defect_type: str | None
-    note: str
-    created_at: Timestamp

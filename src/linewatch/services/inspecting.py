@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from linewatch.core.events import InspectionStored
+from linewatch.search.repeats import fingerprint
 from linewatch.services.context import AppContext, Conflict, NotFound
 from linewatch.services.heatmaps import encode_map
 from linewatch.services.searching import vectors_row
@@ -74,12 +75,14 @@ def _score(
     image_key = ctx.blobs.put(data)
     heat_key = ctx.blobs.put(heat)
     assert image_key == sha
+    fp = fingerprint(img)
     latency = (time.perf_counter() - started) * 1000
     row = Inspection(
         station_id=station.id,
         model_id=model.id,
         image_sha256=sha,
         image_phash=perceptual_hash(img),
+        image_fingerprint=fp.to_bytes() if fp is not None else None,
         heatmap_sha256=heat_key,
         filename=filename,
         width=img.width,
@@ -131,6 +134,7 @@ def inspect_images(
                     station.id,
                     row.image_sha256,
                     row.image_phash,
+                    row.image_fingerprint,
                     settings.duplicate_window_s,
                     settings.near_duplicate_bits,
                     settings.duplicate_recent,
@@ -179,6 +183,7 @@ def inspection_dict(row: Inspection, station_name: str) -> dict:
         "regions": row.regions,
         "latency_ms": row.latency_ms,
         "reviewed": row.reviewed,
+        "review_verdict": row.review_verdict,
         "defect_type": row.defect_type,
         "duplicate_of": row.duplicate_of,
         "duplicate_kind": row.duplicate_kind,

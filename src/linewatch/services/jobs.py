@@ -29,6 +29,7 @@ from linewatch.config import Settings
 from linewatch.core.events import JobChanged
 from linewatch.errors import LinewatchError
 from linewatch.services.context import AppContext
+from linewatch.services.errors import Conflict, NotFound
 from linewatch.store.tables import Job, ModelVersion, now
 
 log = logging.getLogger("linewatch.jobs")
@@ -51,11 +52,13 @@ class Abandoned(Exception):
 class JobKind:
     """A kind of background job an engine provides: ``target`` ("module:function") is called as
     ``function(ctx, job_id, params, progress) -> result dict`` and reports ``progress(stage, done, total)``;
-    ``stages`` maps each stage to its share of the job's one progress figure (0..1, in order)."""
+    ``stages`` maps each stage to its share of the job's one progress figure (0..1, in order), which never goes
+    back; ``names`` says what a person reads for each stage."""
 
     name: str
     target: str
     stages: dict[str, tuple[float, float]] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
 
     def load(self) -> Callable:
         module, _, attr = self.target.partition(":")
@@ -97,9 +100,23 @@ JOB_KINDS.add(
             "score": (0.9, 0.95),  # evaluation on a test dataset
             "export": (0.95, 1.0),
         },
+        {
+            "features": "extracting features",
+            "coreset": "selecting the memory bank",
+            "calibrate": "calibrating the threshold",
+            "score": "scoring the test set",
+            "export": "exporting the model",
+        },
     )
 )
-JOB_KINDS.add(JobKind("embed", "linewatch.services.embedding:run_embedding", {"embed": (0.0, 1.0)}))
+JOB_KINDS.add(
+    JobKind(
+        "embed",
+        "linewatch.services.embedding:run_embedding",
+        {"embed": (0.0, 1.0)},
+        {"embed": "computing search vectors"},
+    )
+)
 
 
 def fail_job_outputs(ctx: AppContext, job_id: int) -> None:
@@ -252,7 +269,7 @@ class JobRunner:
         status = "failed"
         try:
             job_kind = JOB_KINDS[kind]
-            result = job_kind.load()(self.ctx, job_id, params, self._progress(job_id, job_kind.stages))
+            result = job_kind.load()(self.ctx, job_id, params, self._progress(job_id, job_kind))
             status = "succeeded"
             self._set(job_id, status=status, progress=1.0, message="done", result=result, finished_at=now())
         except Cancelled:
@@ -297,14 +314,17 @@ class JobRunner:
         threading.Thread(target=beat, name=f"linewatch-heartbeat-{job_id}", daemon=True).start()
         return done
 
-    def _progress(self, job_id: int, stages: dict[str, tuple[float, float]]):
-        last = {"t": 0.0, "stage": None}
+    def _progress(self, job_id: int, kind: JobKind):
+        last = {"t": 0.0, "stage": None, "value": 0.0}
 
         def report(stage: str, done: int, total: int) -> None:
             if self._stop.is_set():
                 raise Stopping()
-            lo, hi = stages.get(stage, (0.0, 1.0))
-            value = lo + (hi - lo) * (done / max(total, 1))
+            lo, hi = kind.stages.get(stage, (0.0, 1.0))
+            # one figure for the whole job that never goes back: a stage met again (features of the held-out
+            # images after the memory bank) holds the bar where it is and names the stage
+            value = max(last["value"], lo + (hi - lo) * (done / max(total, 1)))
+            last["value"] = value
             t = time.monotonic()
             if stage == last["stage"] and t - last["t"] < 0.5 and done < total:
                 return
@@ -317,6 +337,34 @@ class JobRunner:
                 raise Abandoned()
             if row.cancel_requested:
                 raise Cancelled()
-            self._set(job_id, progress=round(value, 4), message=f"{stage} {done}/{total}", heartbeat_at=now())
+            message = f"{kind.names.get(stage, stage)} {done}/{total}"
+            self._set(job_id, progress=round(value, 4), message=message, heartbeat_at=now())
 
         return report
+
+
+# -- jobs as resources --------------------------------------------------------------------------------------------
+def list_jobs(session, limit: int, active: bool) -> list[Job]:
+    """Newest first; ``active``: only those queued or running."""
+    q = select(Job).order_by(Job.id.desc()).limit(limit)
+    if active:
+        q = q.where(Job.status.in_(("queued", "running")))
+    return list(session.scalars(q).all())
+
+
+def get_job(session, job_id: int) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id}")
+    return job
+
+
+def cancel_job(session, job_id: int) -> Job:
+    """Ask a queued or running job to stop (it ends "cancelled" at its next progress report)."""
+    with session.begin():
+        job = get_job(session, job_id)
+        if job.status not in ("queued", "running"):
+            raise Conflict(f"job {job_id} is already {job.status}")
+        job.cancel_requested = True
+        job.message = "cancelling"
+    return job

@@ -8,10 +8,12 @@ import tempfile
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from linewatch.errors import LinewatchError
 from linewatch.services.context import AppContext
-from linewatch.store.tables import Dataset, DatasetImage, ModelVersion
+from linewatch.services.errors import Conflict, NotFound
+from linewatch.store.tables import Dataset, DatasetImage, Job, ModelVersion
 
 
 def _fetch(ctx: AppContext, images: list[DatasetImage], folder: Path) -> list[Path]:
@@ -132,3 +134,59 @@ def run_training(ctx: AppContext, job_id: int, params: dict, progress) -> dict:
 def remove_model_files(path: str | None) -> None:
     if path:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def _default_name(dataset: str, job_id: int) -> str:
+    """The dataset's name and `` #<job id>``, the name shortened to fit a model name (200 characters)."""
+    suffix = f" #{job_id}"
+    return dataset[: 200 - len(suffix)] + suffix
+
+
+def start_training(
+    ctx: AppContext,
+    session: Session,
+    user_id: int | None,
+    dataset_id: int,
+    test_dataset_id: int | None,
+    name: str | None,
+    method: str,
+    params: dict,
+) -> Job:
+    """Queue a training job and its model version ("training" until the job ends). The same training (dataset,
+    test set, name, method and parameters) while one is queued or running is refused: it would make the same
+    model twice."""
+    job_params = {
+        "dataset_id": dataset_id,
+        "test_dataset_id": test_dataset_id,
+        "name": name,
+        "method": method,
+        "params": params,
+    }
+    with session.begin():
+        ds = session.get(Dataset, dataset_id)
+        if ds is None:
+            raise NotFound(f"no dataset {dataset_id}")
+        if test_dataset_id is not None and session.get(Dataset, test_dataset_id) is None:
+            raise NotFound(f"no test dataset {test_dataset_id}")
+        active = session.scalars(
+            select(Job).where(Job.kind == "train", Job.status.in_(("queued", "running"))).order_by(Job.id)
+        ).all()
+        same = next((j for j in active if j.params == job_params), None)
+        if same is not None:
+            raise Conflict(f"the same training is already {same.status} as job #{same.id}: follow it on the Train page")
+        job = Job(kind="train", params=job_params, created_by=user_id, message="queued")
+        session.add(job)
+        session.flush()
+        session.add(
+            ModelVersion(
+                name=name or _default_name(ds.name, job.id),
+                method=method,
+                backbone=params.get("backbone", ""),
+                image_size=params.get("image_size", 0),
+                dataset_id=ds.id,
+                job_id=job.id,
+                created_by=user_id,
+            )
+        )
+    ctx.jobs.submit(job.id)
+    return job

@@ -138,6 +138,8 @@ class Inspection(Base):
     model_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
     image_sha256: Mapped[str] = mapped_column(String(64), index=True)
     image_phash: Mapped[str] = mapped_column(String(16))
+    # pixels of the image itself (search/repeats.py): what tells a repeated photo from another photo of the same part
+    image_fingerprint: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, deferred=True)
     heatmap_sha256: Mapped[str] = mapped_column(String(64))
     filename: Mapped[str | None] = mapped_column(String(300), nullable=True)
     width: Mapped[int] = mapped_column(Integer)
@@ -148,11 +150,13 @@ class Inspection(Base):
     regions: Mapped[list] = mapped_column(JSON, default=list)
     latency_ms: Mapped[float] = mapped_column(Float)
     reviewed: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the latest review's verdict (None until reviewed): the verdict that counts once a person has looked
+    review_verdict: Mapped[str | None] = mapped_column(String(20), nullable=True)
     # the latest review's defect type (None until a review gives one, or when it overturned to good)
     defect_type: Mapped[str | None] = mapped_column(String(100), nullable=True, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=now)
     # an upload repeating a recent one at the same station: the earlier inspection, and "exact" (same bytes) or
-    # "near" (perceptual hash within the threshold); line statistics count only the first
+    # "near" (the same photo re-encoded or re-cropped); line statistics count only the first
     duplicate_of: Mapped[int | None] = mapped_column(
         ForeignKey("inspections.id", ondelete="SET NULL"), nullable=True, index=True
     )

@@ -38,7 +38,7 @@ def _decode(fp, name: str, max_pixels: int, draft_size: int | None, formats: tup
             try:
                 img = Image.open(fp, formats=formats)
             except UnidentifiedImageError:
-                raise ImageError(f"{name}: not a {formats_text(formats)} image") from None
+                raise ImageError(f"{name}: not a readable image (not a {formats_text(formats)} image)") from None
             w, h = img.size
             if w * h > max_pixels:
                 raise ImageTooLarge(f"{name}: {w}x{h} is over the limit of {max_pixels:,} pixels")

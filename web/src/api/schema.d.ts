@@ -312,7 +312,9 @@ export interface paths {
         put?: never;
         /**
          * Start Training
-         * @description Queue training of a new model version on a dataset's good images; follow it with GET /jobs/{id}.
+         * @description Queue training of a new model version on a dataset's good images; follow it with GET /jobs/{id}. The same
+         *     training (dataset, test set, method, backbone, size, name) while one is queued or running is refused (409):
+         *     it would only make the same model twice.
          */
         post: operations["start_training_api_v1_jobs_train_post"];
         delete?: never;
@@ -328,7 +330,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Jobs */
+        /**
+         * List Jobs
+         * @description Newest first.
+         */
         get: operations["list_jobs_api_v1_jobs_get"];
         put?: never;
         post?: never;
@@ -501,7 +506,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Reviews */
+        /**
+         * List Reviews
+         * @description Every review of the inspection, oldest first, with the reviewer's user name (None for a deleted user).
+         */
         get: operations["list_reviews_api_v1_inspections__inspection_id__reviews_get"];
         put?: never;
         /**
@@ -607,7 +615,9 @@ export interface paths {
         };
         /**
          * Stats
-         * @description Counts of the line: parts by verdict, repeated uploads apart (each part counts once).
+         * @description Counts of the line: parts by verdict, repeated uploads apart (each part counts once), and its throughput:
+         *     the parts of the period divided by the part of the period the line covered (a line that started 20 s into a
+         *     5-minute period is measured over those 20 s, not 300).
          */
         get: operations["stats_api_v1_stats_get"];
         put?: never;
@@ -905,6 +915,11 @@ export interface components {
             /** Reviewed */
             reviewed: boolean;
             /**
+             * Review Verdict
+             * @description the latest review's verdict: what counts once a person has looked (None: not reviewed)
+             */
+            review_verdict?: ("good" | "anomalous") | null;
+            /**
              * Defect Type
              * @description the latest review's defect type
              */
@@ -916,7 +931,7 @@ export interface components {
             duplicate_of?: number | null;
             /**
              * Duplicate Kind
-             * @description exact: the same bytes; near: a perceptual hash within the threshold
+             * @description exact: the same bytes; near: the same photo re-encoded or cropped by a few pixels
              */
             duplicate_kind?: ("exact" | "near") | null;
             /**
@@ -936,6 +951,8 @@ export interface components {
              * @description the image with the map blended in and the regions boxed
              */
             overlay_url: string;
+            /** @description the latest review, with its reviewer (in lists and on one inspection; not in live events) */
+            review?: components["schemas"]["ReviewOut"] | null;
         };
         /** InspectionPage */
         InspectionPage: {
@@ -1075,6 +1092,11 @@ export interface components {
             /** Reviewer Id */
             reviewer_id: number | null;
             /**
+             * Reviewer
+             * @description the reviewer's user name
+             */
+            reviewer?: string | null;
+            /**
              * Verdict
              * @enum {string}
              */
@@ -1124,6 +1146,11 @@ export interface components {
             /** Active Model Id */
             active_model_id: number | null;
             /**
+             * Previous Model Id
+             * @description the model a rollback would bring back (in the station list; None: nothing to roll back to)
+             */
+            previous_model_id?: number | null;
+            /**
              * Created At
              * Format: date-time
              */
@@ -1147,17 +1174,37 @@ export interface components {
              * @description repeated uploads, not counted in parts
              */
             duplicates: number;
+            /**
+             * First At
+             * @description the first part of the period
+             */
+            first_at?: string | null;
+            /**
+             * Last At
+             * @description the last part of the period
+             */
+            last_at?: string | null;
+            /**
+             * Covered S
+             * @description seconds of the period the line actually covered: from its first part (or `since`, when the line was already running before it) to `until` or now, whichever is earlier
+             */
+            covered_s?: number | null;
+            /**
+             * Throughput Per S
+             * @description parts ÷ covered_s (None when nothing was covered)
+             */
+            throughput_per_s?: number | null;
         };
         /** SuggestionOut */
         SuggestionOut: {
             /**
              * Defect Type
-             * @description the suggested defect type; None when no reviewed look-alike is near
+             * @description the suggested defect type; None for a part neither judged nor reviewed defective, and when no reviewed look-alike is near
              */
             defect_type: string | null;
             /**
              * Confidence
-             * @description similarity-weighted share of the nearest reviewed inspections' votes
+             * @description probability-like share of the nearest reviewed inspections' similarity-weighted votes, with one pseudo-vote per known defect type (a single look-alike never reads as certain)
              */
             confidence: number;
             /**
@@ -1169,6 +1216,7 @@ export interface components {
             };
             /**
              * Neighbours
+             * @description how many reviewed look-alikes voted
              * @default 0
              */
             neighbours: number;
@@ -2726,6 +2774,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
+            /** @description the same training is already queued or running */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
             /** @description the request does not match the API (see errors) */
             422: {
                 headers: {
@@ -2741,6 +2798,8 @@ export interface operations {
         parameters: {
             query?: {
                 limit?: number;
+                /** @description only jobs queued or running */
+                active?: boolean;
             };
             header?: never;
             path?: never;

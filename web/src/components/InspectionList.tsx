@@ -57,7 +57,7 @@ export function InspectionList({
               {compact ? (
                 <div style={{ minWidth: 0, flex: 1 }}>
                   <Group gap={6} wrap="nowrap">
-                    <VerdictBadge verdict={x.verdict} />
+                    <VerdictBadge verdict={x.verdict} review={x.review_verdict} />
                     <Text size="sm" fw={600}>
                       #{x.id}
                     </Text>
@@ -69,7 +69,7 @@ export function InspectionList({
                 </div>
               ) : (
                 <>
-                  <VerdictBadge verdict={x.verdict} />
+                  <VerdictBadge verdict={x.verdict} review={x.review_verdict} />
                   <Text size="sm" fw={600} w={64}>
                     #{x.id}
                   </Text>

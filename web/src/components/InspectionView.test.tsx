@@ -41,7 +41,7 @@ function session(role: Role): Session {
 }
 
 // what the service answers: the model, image bytes, the review
-function service(suggestion: unknown = { defect_type: null, confidence: 0, votes: {}, neighbours: 0 }) {
+function service(suggestion: unknown = { defect_type: null, confidence: 0, votes: {}, neighbours: 0 }, reviews: unknown[] = []) {
   const calls: { url: string; method: string; body?: string }[] = [];
   const fetch = vi.fn(async (input: RequestInfo | URL, init?: RequestInit) => {
     const req = input instanceof Request ? input : new Request(new URL(String(input), location.origin), init);
@@ -49,7 +49,7 @@ function service(suggestion: unknown = { defect_type: null, confidence: 0, votes
     calls.push({ url: req.url, method: req.method, body });
     const json = (b: unknown, status = 200) => new Response(JSON.stringify(b), { status, headers: { "Content-Type": "application/json" } });
     if (req.url.endsWith("/models/1")) return json({ id: 1, name: "demo", method: "patchcore", backbone: "b", image_size: 128, threshold: 10 });
-    if (req.url.endsWith("/reviews")) return json({ id: 1 }, 201);
+    if (req.url.endsWith("/reviews")) return req.method === "POST" ? json({ id: 1 }, 201) : json(reviews);
     if (req.url.endsWith("/suggestion")) return json(suggestion);
     return new Response(new Uint8Array([137, 80, 78, 71]), { status: 200, headers: { "Content-Type": "image/png" } });
   });
@@ -58,11 +58,11 @@ function service(suggestion: unknown = { defect_type: null, confidence: 0, votes
   return calls;
 }
 
-function show(role: Role, onReviewed = vi.fn()) {
+function show(role: Role, onReviewed = vi.fn(), part: Inspection = x) {
   render(
     <MantineProvider env="test">
       <SessionContext.Provider value={session(role)}>
-        <InspectionView x={x} onReviewed={onReviewed} />
+        <InspectionView x={part} onReviewed={onReviewed} />
       </SessionContext.Provider>
     </MantineProvider>,
   );
@@ -90,7 +90,7 @@ describe("InspectionView", () => {
     await userEvent.keyboard("2");
     await userEvent.keyboard("{Control>}{Enter}{/Control}");
     await vi.waitFor(() => expect(onReviewed).toHaveBeenCalled());
-    const review = calls.find((c) => c.url.endsWith("/inspections/5/reviews"))!;
+    const review = calls.find((c) => c.url.endsWith("/inspections/5/reviews") && c.method === "POST")!;
     expect(JSON.parse(review.body!)).toEqual({ verdict: "anomalous", defect_type: "spot", note: "" });
     expect(await screen.findByTestId("review-done")).toHaveTextContent("Verdict confirmed as spot.");
   });
@@ -99,8 +99,8 @@ describe("InspectionView", () => {
     const calls = service();
     show("operator");
     await userEvent.keyboard("o");
-    await vi.waitFor(() => expect(calls.some((c) => c.url.endsWith("/reviews"))).toBe(true));
-    expect(JSON.parse(calls.find((c) => c.url.endsWith("/reviews"))!.body!).verdict).toBe("good");
+    await vi.waitFor(() => expect(calls.some((c) => c.url.endsWith("/reviews") && c.method === "POST")).toBe(true));
+    expect(JSON.parse(calls.find((c) => c.url.endsWith("/reviews") && c.method === "POST")!.body!).verdict).toBe("good");
   });
 
   it("shows the suggested defect type; A accepts it: defective, that type, saved", async () => {
@@ -108,10 +108,11 @@ describe("InspectionView", () => {
     const onReviewed = show("operator");
     const chip = await screen.findByTestId("suggestion");
     expect(chip).toHaveTextContent("scratch");
-    expect(chip).toHaveTextContent("82 %");
+    expect(chip).toHaveTextContent("82 % likely");
+    expect(chip).toHaveTextContent("5 reviewed look-alikes voted");
     await userEvent.keyboard("a");
     await vi.waitFor(() => expect(onReviewed).toHaveBeenCalled());
-    const review = calls.find((c) => c.url.endsWith("/inspections/5/reviews"))!;
+    const review = calls.find((c) => c.url.endsWith("/inspections/5/reviews") && c.method === "POST")!;
     expect(JSON.parse(review.body!)).toEqual({ verdict: "anomalous", defect_type: "scratch", note: "" });
     expect(await screen.findByTestId("review-done")).toHaveTextContent("as scratch.");
   });
@@ -123,7 +124,51 @@ describe("InspectionView", () => {
     await userEvent.keyboard("a");
     expect(screen.queryByTestId("suggestion")).not.toBeInTheDocument();
     expect(onReviewed).not.toHaveBeenCalled();
-    expect(calls.some((c) => c.url.endsWith("/reviews"))).toBe(false);
+    expect(calls.some((c) => c.url.endsWith("/reviews") && c.method === "POST")).toBe(false);
+  });
+
+  it("offers no suggestion for a passing part, and A does not make it defective", async () => {
+    const calls = service({ defect_type: "contamination", confidence: 0.6, votes: { contamination: 1 }, neighbours: 1 });
+    const onReviewed = show("operator", vi.fn(), { ...x, verdict: "good", normalized_score: 0.3, regions: [] });
+    await vi.waitFor(() => expect(calls.some((c) => c.url.endsWith("/suggestion"))).toBe(true));
+    await userEvent.keyboard("a");
+    expect(screen.queryByTestId("suggestion")).not.toBeInTheDocument();
+    expect(onReviewed).not.toHaveBeenCalled();
+    expect(calls.some((c) => c.method === "POST")).toBe(false);
+  });
+
+  it("accepting a suggestion that overturns a reviewed pass asks first", async () => {
+    const calls = service({ defect_type: "scratch", confidence: 0.6, votes: { scratch: 1 }, neighbours: 2 });
+    const onReviewed = show("operator", vi.fn(), { ...x, reviewed: true, review_verdict: "good" });
+    await screen.findByTestId("suggestion");
+    await userEvent.keyboard("a");
+    expect(await screen.findByTestId("suggestion-confirm")).toHaveTextContent("Save it as defective (scratch)?");
+    expect(calls.some((c) => c.method === "POST")).toBe(false);
+    await userEvent.click(screen.getByRole("button", { name: "Save as defect" }));
+    await vi.waitFor(() => expect(onReviewed).toHaveBeenCalled());
+    expect(JSON.parse(calls.find((c) => c.method === "POST")!.body!)).toEqual({ verdict: "anomalous", defect_type: "scratch", note: "" });
+  });
+
+  it("shows the review history and the reviewed verdict beside the model's", async () => {
+    service(undefined, [
+      { id: 1, inspection_id: 5, reviewer_id: 2, reviewer: "ben", verdict: "good", defect_type: null, note: "dust", created_at: "2026-01-01T08:01:00Z" },
+      { id: 2, inspection_id: 5, reviewer_id: 3, reviewer: "ann", verdict: "good", defect_type: null, note: "checked by hand", created_at: "2026-01-01T08:02:00Z" },
+    ]);
+    show("viewer", vi.fn(), { ...x, reviewed: true, review_verdict: "good" });
+    const entries = await screen.findAllByTestId("review-entry");
+    expect(entries).toHaveLength(2);
+    expect(entries[0]).toHaveTextContent("ann");
+    expect(entries[0]).toHaveTextContent("checked by hand");
+    expect(entries[1]).toHaveTextContent("ben");
+    expect(screen.getAllByTestId("verdict")[0]).toHaveTextContent("Pass");
+    expect(screen.getAllByTestId("review-outcome")[0]).toHaveTextContent("overturned");
+  });
+
+  it("draws a passing part's regions as below the threshold, not as defects", () => {
+    service();
+    show("viewer", vi.fn(), { ...x, verdict: "good", normalized_score: 0.4 });
+    expect(screen.getByTestId("region-boxes")).toHaveAttribute("data-kind", "below-threshold");
+    expect(screen.getByTestId("regions-below-threshold")).toBeInTheDocument();
   });
 
   it("marks a repeated upload", () => {

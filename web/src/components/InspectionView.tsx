@@ -19,16 +19,30 @@ import {
   Title,
 } from "@mantine/core";
 import { useEffect, useRef, useState } from "react";
-import { api, call, can, type Inspection, type Model, type Verdict } from "../api/client";
-import { fmtDateTime, fmtNum } from "../lib/format";
+import { api, call, can, type Inspection, type Model, type Schemas, type Verdict } from "../api/client";
+import { fmtDateTime, fmtNum, modelName } from "../lib/format";
 import { useAuthedImage } from "../lib/images";
 import { useSession } from "../lib/session";
 import { SuggestionChip, useSuggestion } from "./Suggestion";
 import { DuplicateBadge, VerdictBadge } from "./Verdict";
 
+type Review = Schemas["ReviewOut"];
+
 export const DEFECT_TYPES = ["scratch", "spot", "chip", "crack", "dent", "contamination", "missing part"];
 
-function Stage({ x, showHeat, opacity, showBoxes }: { x: Inspection; showHeat: boolean; opacity: number; showBoxes: boolean }) {
+function Stage({
+  x,
+  showHeat,
+  opacity,
+  showBoxes,
+  maxVh = 62,
+}: {
+  x: Inspection;
+  showHeat: boolean;
+  opacity: number;
+  showBoxes: boolean;
+  maxVh?: number; // the image's height at most, in % of the window's
+}) {
   const image = useAuthedImage(x.image_url);
   const heat = useAuthedImage(x.heatmap_url);
   if (image.error) return <Alert color="red">{image.error}</Alert>;
@@ -37,7 +51,7 @@ function Stage({ x, showHeat, opacity, showBoxes }: { x: Inspection; showHeat: b
     <div
       className="lw-stage"
       data-testid="inspection-stage"
-      style={{ aspectRatio: `${x.width} / ${x.height}`, width: `min(100%, calc(62vh * ${ratio.toFixed(4)}))` }}
+      style={{ aspectRatio: `${x.width} / ${x.height}`, width: `min(100%, calc(${maxVh}vh * ${ratio.toFixed(4)}))` }}
     >
       {!image.src && <Loader aria-label="Loading image" m="md" />}
       {image.src && <img src={image.src} alt={`Part image of inspection ${x.id}`} />}
@@ -50,7 +64,13 @@ function Stage({ x, showHeat, opacity, showBoxes }: { x: Inspection; showHeat: b
         />
       )}
       {showBoxes && (
-        <svg viewBox={`0 0 ${x.width} ${x.height}`} preserveAspectRatio="none" aria-hidden>
+        <svg
+          viewBox={`0 0 ${x.width} ${x.height}`}
+          preserveAspectRatio="none"
+          aria-hidden
+          data-testid="region-boxes"
+          data-kind={defective(x) ? "defect" : "below-threshold"}
+        >
           {x.regions.map((r, i) => (
             <g key={i}>
               <rect
@@ -69,8 +89,9 @@ function Stage({ x, showHeat, opacity, showBoxes }: { x: Inspection; showHeat: b
                 width={r.width}
                 height={r.height}
                 fill="none"
-                stroke="#e03131"
-                strokeDasharray="4 3"
+                // a part that passed has no defect: its highest areas are drawn grey and dotted, not as defects
+                stroke={defective(x) ? "#e03131" : "#868e96"}
+                strokeDasharray={defective(x) ? "4 3" : "1 3"}
                 strokeWidth={2}
                 vectorEffect="non-scaling-stroke"
               />
@@ -90,6 +111,60 @@ function Stage({ x, showHeat, opacity, showBoxes }: { x: Inspection; showHeat: b
         </svg>
       )}
     </div>
+  );
+}
+
+/** Judged or reviewed defective: the verdict that counts is a defect. */
+export function defective(x: Pick<Inspection, "verdict" | "review_verdict">): boolean {
+  return (x.review_verdict ?? x.verdict) === "anomalous";
+}
+
+/** Every review of the inspection, newest first: who, when, verdict, defect type, note. */
+function ReviewHistory({ x, version }: { x: Inspection; version: number }) {
+  const [reviews, setReviews] = useState<Review[] | null>(null);
+  useEffect(() => {
+    let live = true;
+    call(api.GET("/api/v1/inspections/{inspection_id}/reviews", { params: { path: { inspection_id: x.id } } })).then(
+      (got) => live && setReviews(got),
+      () => live && setReviews([]),
+    );
+    return () => {
+      live = false;
+    };
+  }, [x.id, version]);
+  if (!reviews || reviews.length === 0) return null;
+  return (
+    <Card withBorder data-testid="review-history">
+      <Title order={3} size="h4" mb="xs">
+        Reviews ({reviews.length})
+      </Title>
+      <Stack gap="xs">
+        {[...reviews].reverse().map((r, i) => (
+          <div key={r.id} data-testid="review-entry">
+            <Group gap="xs" wrap="wrap">
+              <VerdictBadge verdict={x.verdict} review={r.verdict} size="xs" />
+              {r.defect_type && (
+                <Badge size="xs" color="grape.9" variant="filled">
+                  {r.defect_type}
+                </Badge>
+              )}
+              <Text size="sm" fw={600}>
+                {r.reviewer ?? "a deleted user"}
+              </Text>
+              <Text size="sm" c="gray.7">
+                {fmtDateTime(r.created_at)}
+                {i === 0 && reviews.length > 1 ? " · latest, counts" : ""}
+              </Text>
+            </Group>
+            {r.note && (
+              <Text size="sm" style={{ whiteSpace: "pre-wrap" }} data-testid="review-note">
+                {r.note}
+              </Text>
+            )}
+          </div>
+        ))}
+      </Stack>
+    </Card>
   );
 }
 
@@ -118,6 +193,7 @@ function ReviewForm({ x, onReviewed }: { x: Inspection; onReviewed?: (x: Inspect
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [done, setDone] = useState<string | null>(null);
+  const [confirming, setConfirming] = useState<string | null>(null); // a suggestion whose acceptance overturns a pass
   const noteRef = useRef<HTMLTextAreaElement>(null);
   const defectRef = useRef<HTMLInputElement>(null);
   const suggestion = useSuggestion(x.id);
@@ -128,6 +204,7 @@ function ReviewForm({ x, onReviewed }: { x: Inspection; onReviewed?: (x: Inspect
     setNote("");
     setError(null);
     setDone(null);
+    setConfirming(null);
   }, [x.id, x.verdict]);
 
   async function submit(v: Verdict = verdict, type: string = defect) {
@@ -142,7 +219,8 @@ function ReviewForm({ x, onReviewed }: { x: Inspection; onReviewed?: (x: Inspect
         }),
       );
       setDone((v === x.verdict ? "Verdict confirmed" : "Verdict overturned") + (v === "anomalous" && type.trim() ? ` as ${type.trim()}.` : "."));
-      onReviewed?.({ ...x, reviewed: true });
+      setConfirming(null);
+      onReviewed?.({ ...x, reviewed: true, review_verdict: v, defect_type: v === "anomalous" && type.trim() ? type.trim() : null });
     } catch (e) {
       setError((e as Error).message);
     } finally {
@@ -150,10 +228,18 @@ function ReviewForm({ x, onReviewed }: { x: Inspection; onReviewed?: (x: Inspect
     }
   }
 
-  // the suggested defect type: defective, that type, saved (and on to the next in the queue)
-  function accept(type: string) {
+  // a suggestion names a defect: only for a part judged or reviewed defective
+  const offered = suggestion?.defect_type && (x.verdict === "anomalous" || x.review_verdict === "anomalous") ? suggestion : null;
+
+  // the suggested defect type: defective, that type, saved (and on to the next in the queue); when the verdict that
+  // counts is a pass, saving it as a defect changes the verdict: asked first
+  function accept(type: string, confirmed = false) {
     setVerdict("anomalous");
     setDefect(type);
+    if (!defective(x) && !confirmed) {
+      setConfirming(type);
+      return;
+    }
     submit("anomalous", type);
   }
 
@@ -169,7 +255,7 @@ function ReviewForm({ x, onReviewed }: { x: Inspection; onReviewed?: (x: Inspect
       }
       if (typing || e.ctrlKey || e.metaKey || e.altKey) return;
       if (e.key === "a") {
-        if (suggestion?.defect_type) accept(suggestion.defect_type);
+        if (offered?.defect_type) accept(offered.defect_type);
       } else if (e.key === "c") submit(x.verdict);
       else if (e.key === "o") submit(x.verdict === "good" ? "anomalous" : "good");
       else if (e.key === "g") setVerdict("good");
@@ -201,8 +287,21 @@ function ReviewForm({ x, onReviewed }: { x: Inspection; onReviewed?: (x: Inspect
         }}
       >
         <Stack gap="sm">
-          {suggestion?.defect_type && (
-            <SuggestionChip s={suggestion} onAccept={() => accept(suggestion.defect_type!)} disabled={busy} />
+          {offered?.defect_type && <SuggestionChip s={offered} onAccept={() => accept(offered.defect_type!)} disabled={busy} />}
+          {confirming && (
+            <Alert color="orange" title="This changes the verdict" data-testid="suggestion-confirm">
+              <Text size="sm" mb="xs">
+                The part counts as a pass now. Save it as defective ({confirming})?
+              </Text>
+              <Group gap="xs">
+                <Button size="xs" color="red.9" onClick={() => accept(confirming, true)} loading={busy}>
+                  Save as defect
+                </Button>
+                <Button size="xs" variant="default" onClick={() => setConfirming(null)}>
+                  Cancel
+                </Button>
+              </Group>
+            </Alert>
           )}
           <Group gap="xs">
             <Button color="#237a35" variant={verdict === x.verdict ? "filled" : "default"} onClick={() => submit(x.verdict)} loading={busy}>
@@ -271,16 +370,19 @@ export function InspectionView({
   x,
   onReviewed,
   below,
+  reviewFirst = false,
 }: {
   x: Inspection;
   onReviewed?: (x: Inspection) => void;
   below?: React.ReactNode; // under the image (the detail page's similar past defects)
+  reviewFirst?: boolean; // the review queue: the decision buttons before the scores, the image small enough to see both
 }) {
   const { me } = useSession();
   const [showHeat, setShowHeat] = useState(true);
   const [showBoxes, setShowBoxes] = useState(true);
   const [opacity, setOpacity] = useState(0.5);
   const [model, setModel] = useState<Model | null>(null);
+  const [reviewsVersion, setReviewsVersion] = useState(0);
 
   useEffect(() => {
     let live = true;
@@ -306,6 +408,20 @@ export function InspectionView({
     return () => window.removeEventListener("keydown", onKey);
   }, []);
 
+  const reviewCard = can(me.role, "operator") ? (
+    <ReviewForm
+      x={x}
+      onReviewed={(y) => {
+        setReviewsVersion((v) => v + 1);
+        onReviewed?.(y);
+      }}
+    />
+  ) : (
+    <Text size="sm" c="gray.7">
+      Reviewing needs the operator role.
+    </Text>
+  );
+
   return (
     <Grid>
       <Grid.Col span={{ base: 12, md: 7 }}>
@@ -316,15 +432,14 @@ export function InspectionView({
               <Title order={2} size="h3">
                 Inspection #{x.id}
               </Title>
-              <VerdictBadge verdict={x.verdict} size="lg" />
-              {x.reviewed && <Badge variant="outline" color="gray.8">reviewed</Badge>}
+              <VerdictBadge verdict={x.verdict} review={x.review_verdict} size="lg" />
               <DuplicateBadge of={x.duplicate_of} kind={x.duplicate_kind} size="md" />
             </Group>
             <Text size="sm" c="gray.7">
               {x.station} · {fmtDateTime(x.created_at)}
             </Text>
           </Group>
-          <Stage x={x} showHeat={showHeat} opacity={opacity} showBoxes={showBoxes} />
+          <Stage x={x} showHeat={showHeat} opacity={opacity} showBoxes={showBoxes} maxVh={reviewFirst ? 42 : 62} />
           <Group mt="sm" gap="lg">
             <Switch label="Heatmap (H)" checked={showHeat} onChange={(e) => setShowHeat(e.currentTarget.checked)} data-testid="heatmap-toggle" />
             <Switch label="Region boxes (B)" checked={showBoxes} onChange={(e) => setShowBoxes(e.currentTarget.checked)} />
@@ -350,6 +465,7 @@ export function InspectionView({
       </Grid.Col>
       <Grid.Col span={{ base: 12, md: 5 }}>
         <Stack>
+          {reviewFirst && reviewCard}
           <Card withBorder>
             <Title order={3} size="h4" mb="xs">
               Score
@@ -374,7 +490,7 @@ export function InspectionView({
                   <Table.Td>Model version</Table.Td>
                   <Table.Td>
                     <a href="#/models">#{x.model_id}</a>
-                    {model && ` · ${model.name} (${model.method}, ${model.backbone}, ${model.image_size} px)`}
+                    {model && ` · ${modelName(model.name)} (${model.method}, ${model.backbone}, ${model.image_size} px)`}
                   </Table.Td>
                 </Table.Tr>
                 <Table.Tr>
@@ -399,6 +515,11 @@ export function InspectionView({
             <Text fw={600} mt="sm" size="sm">
               Regions ({x.regions.length})
             </Text>
+            {x.regions.length > 0 && !defective(x) && (
+              <Text size="xs" c="gray.7" data-testid="regions-below-threshold">
+                The part passed: these are its highest areas, below the part's threshold (dotted grey), not defects.
+              </Text>
+            )}
             {x.regions.length === 0 ? (
               <Text size="sm" c="gray.7">
                 No region over the threshold.
@@ -428,13 +549,8 @@ export function InspectionView({
               </Table>
             )}
           </Card>
-          {can(me.role, "operator") ? (
-            <ReviewForm x={x} onReviewed={onReviewed} />
-          ) : (
-            <Text size="sm" c="gray.7">
-              Reviewing needs the operator role.
-            </Text>
-          )}
+          {!reviewFirst && reviewCard}
+          <ReviewHistory x={x} version={reviewsVersion} />
         </Stack>
       </Grid.Col>
     </Grid>

@@ -98,6 +98,7 @@ describe("SimilarStrip", () => {
     expect(url.searchParams.get("k")).toBe("8");
     expect(url.searchParams.get("station")).toBe("line1");
     expect(url.searchParams.get("until")).toBe("2026-01-01T08:00:00Z");
+    expect(url.searchParams.get("verdict")).toBe("anomalous"); // similar past defects: defects only
     // any station, then one region
     await userEvent.click(screen.getByText("Any station"));
     await vi.waitFor(() => expect(calls.filter((c) => c.url.includes("/similar")).length).toBe(2));

@@ -36,7 +36,7 @@ function Match({ m }: { m: Similar }) {
     <a href={`#/inspections/${x.id}`} className="lw-match" data-testid="similar-item" data-id={x.id} aria-label={`Inspection ${x.id}, similarity ${m.similarity.toFixed(2)}`}>
       <BoxedThumb m={m} />
       <Group gap={4} mt={4} wrap="nowrap">
-        <VerdictBadge verdict={x.verdict} size="xs" />
+        <VerdictBadge verdict={x.verdict} review={x.review_verdict} size="xs" />
         <Text size="xs" fw={700} ff="monospace" title="cosine similarity">
           {m.similarity.toFixed(2)}
         </Text>
@@ -80,6 +80,7 @@ export function SimilarStrip({ x }: { x: Inspection }) {
             query: {
               k: K,
               until: x.created_at, // past ones only
+              verdict: "anomalous", // defects: judged or reviewed defective (a review counts over the model)
               ...(region !== "all" ? { region: Number(region) } : {}),
               ...(scope === "station" ? { station: x.station } : {}),
             },

@@ -21,18 +21,20 @@ export function useSuggestion(id: number): Suggestion | null {
   return s;
 }
 
-/** "Looks like: scratch 82 %  [A] accept" — clicking it (or the A key) accepts it. */
+/** "Looks like scratch · 62 % likely · 5 look-alikes voted  [A] accept" — clicking it (or the A key) accepts it. The
+ * service's confidence is smoothed (a single look-alike never reads as certain); the count says how much it rests on. */
 export function SuggestionChip({ s, onAccept, disabled }: { s: Suggestion; onAccept: () => void; disabled?: boolean }) {
   if (!s.defect_type) return null;
   const pct = Math.round(s.confidence * 100);
+  const voted = `${s.neighbours} reviewed look-alike${s.neighbours === 1 ? "" : "s"} voted`;
   return (
     <UnstyledButton
       onClick={onAccept}
       disabled={disabled}
       className="lw-suggestion"
       data-testid="suggestion"
-      aria-label={`Accept the suggested defect type ${s.defect_type} (${pct} % of ${s.neighbours} reviewed look-alikes): saves the review as defective`}
-      title={`A vote of ${s.neighbours} reviewed look-alike${s.neighbours === 1 ? "" : "s"}, weighted by similarity`}
+      aria-label={`Accept the suggested defect type ${s.defect_type} (${pct} % likely, ${voted}): saves the review as defective`}
+      title={`A vote of ${voted}, weighted by similarity, with one pseudo-vote per known defect type`}
     >
       <Group gap={6} wrap="wrap" style={{ whiteSpace: "nowrap" }}>
         <Text size="sm" c="gray.8">
@@ -41,8 +43,11 @@ export function SuggestionChip({ s, onAccept, disabled }: { s: Suggestion; onAcc
         <Badge color="grape.9" variant="filled" size="md" data-testid="suggestion-type" style={{ flexShrink: 0, overflow: "visible" }}>
           {s.defect_type}
         </Badge>
-        <Text size="sm" ff="monospace" data-testid="suggestion-confidence">
-          {pct} %
+        <Text size="sm" data-testid="suggestion-confidence">
+          {pct} % likely
+        </Text>
+        <Text size="xs" c="gray.8" data-testid="suggestion-votes">
+          {voted}
         </Text>
         <Text size="sm" c="gray.8">
           <Kbd>A</Kbd> accept

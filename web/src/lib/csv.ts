@@ -1,18 +1,26 @@
 import type { Inspection } from "../api/client";
 
-const COLUMNS: (keyof Inspection)[] = [
-  "id",
-  "created_at",
-  "station",
-  "filename",
-  "verdict",
-  "score",
-  "normalized_score",
-  "model_id",
-  "reviewed",
-  "latency_ms",
-  "width",
-  "height",
+// one column per field; the review's are the latest review (what counts), the model's verdict stays as it was
+const COLUMNS: [string, (x: Inspection) => unknown][] = [
+  ["id", (x) => x.id],
+  ["created_at", (x) => x.created_at],
+  ["station", (x) => x.station],
+  ["filename", (x) => x.filename],
+  ["verdict", (x) => x.verdict],
+  ["score", (x) => x.score],
+  ["normalized_score", (x) => x.normalized_score],
+  ["model_id", (x) => x.model_id],
+  ["reviewed", (x) => x.reviewed],
+  ["review_verdict", (x) => x.review_verdict],
+  ["defect_type", (x) => x.defect_type],
+  ["review_note", (x) => x.review?.note],
+  ["reviewer", (x) => x.review?.reviewer],
+  ["reviewed_at", (x) => x.review?.created_at],
+  ["repeat_of", (x) => x.duplicate_of],
+  ["latency_ms", (x) => x.latency_ms],
+  ["width", (x) => x.width],
+  ["height", (x) => x.height],
+  ["regions", (x) => x.regions.length],
 ];
 
 function cell(v: unknown): string {
@@ -23,8 +31,7 @@ function cell(v: unknown): string {
 }
 
 export function toCsv(items: Inspection[]): string {
-  const rows = [COLUMNS.join(","), ...items.map((x) => [...COLUMNS.map((c) => cell(x[c])), String(x.regions.length)].join(","))];
-  rows[0] += ",regions";
+  const rows = [COLUMNS.map(([name]) => name).join(","), ...items.map((x) => COLUMNS.map(([, get]) => cell(get(x))).join(","))];
   return rows.join("\r\n") + "\r\n";
 }
 

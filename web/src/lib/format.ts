@@ -1,19 +1,15 @@
+// One time format everywhere: local time, 24 h, year-month-day (2026-12-03 07:30:12); a list of today's parts shows
+// the time of day alone, a narrow card drops the seconds.
+const pad = (n: number) => String(n).padStart(2, "0");
+
 export function fmtTime(iso: string): string {
   const d = new Date(iso);
-  return d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
 
 export function fmtDateTime(iso: string): string {
   const d = new Date(iso);
-  return d.toLocaleString(undefined, {
-    year: "numeric",
-    month: "short",
-    day: "2-digit",
-    hour: "2-digit",
-    minute: "2-digit",
-    second: "2-digit",
-    hour12: false,
-  });
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${fmtTime(iso)}`;
 }
 
 export function fmtNum(v: number | null | undefined, digits = 3): string {
@@ -29,8 +25,13 @@ export function uncertainty(normalized: number): number {
   return Math.abs(normalized - 0.5);
 }
 
-/** Short: "Nov 23, 16:33" (a narrow card's date and time). */
+/** Short: "2026-11-23 16:33" (a narrow card's date and time). */
 export function fmtShort(iso: string): string {
-  const d = new Date(iso);
-  return d.toLocaleString(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", hour12: false });
+  return fmtDateTime(iso).slice(0, 16);
+}
+
+/** A model's name without the " #N" (the training job) a default name ends with: pages show the version number
+ * beside it, and "#5 good parts #3" reads as two versions. */
+export function modelName(name: string): string {
+  return name.replace(/ #\d+$/, "");
 }

@@ -82,6 +82,9 @@ function Users() {
             <PasswordInput
               label="Password"
               placeholder="at least 8 characters"
+              autoComplete="new-password"
+              visibilityToggleButtonProps={{ "aria-label": "Show or hide the characters typed" }}
+              w={220}
               value={password}
               onChange={(e) => setPassword(e.currentTarget.value)}
               required
@@ -128,6 +131,8 @@ function Users() {
                 <Table.Td>
                   <Switch
                     aria-label={`${u.name} may sign in`}
+                    label={u.active ? "can sign in" : "blocked"}
+                    data-testid="user-active"
                     checked={u.active}
                     disabled={u.name === me.name}
                     onChange={(e) =>
@@ -216,8 +221,14 @@ function Keys() {
                   <Table.Td>{k.last_used_at ? fmtDateTime(k.last_used_at) : "never"}</Table.Td>
                   <Table.Td>
                     {k.revoked ? (
-                      <Badge color="gray.7">revoked</Badge>
+                      <Badge color="gray.7" data-testid="key-state">
+                        revoked
+                      </Badge>
                     ) : (
+                      <Group gap="xs" wrap="nowrap">
+                      <Badge color="#237a35" data-testid="key-state">
+                        active
+                      </Badge>
                       <Button
                         size="xs"
                         color="red.9"
@@ -229,6 +240,7 @@ function Keys() {
                       >
                         Revoke
                       </Button>
+                      </Group>
                     )}
                   </Table.Td>
                 </Table.Tr>

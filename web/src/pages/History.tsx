@@ -1,10 +1,10 @@
 import { Alert, Button, Card, Center, Group, Loader, Select, Stack, Table, Text, TextInput, Title } from "@mantine/core";
-import { useCallback, useEffect, useState } from "react";
+import { useCallback, useEffect, useMemo, useState } from "react";
 import { api, call, type Inspection } from "../api/client";
 import { DuplicateBadge, VerdictBadge } from "../components/Verdict";
 import { download, toCsv } from "../lib/csv";
 import { fmtDateTime, fmtNum } from "../lib/format";
-import { navigate } from "../lib/router";
+import { navigate, useRoute } from "../lib/router";
 import { useSession } from "../lib/session";
 
 const PAGE = 50;
@@ -15,6 +15,29 @@ interface Filters {
   reviewed: string | null;
   since: string; // datetime-local value, local time
   until: string;
+}
+
+const NO_FILTERS: Filters = { verdict: null, reviewed: null, since: "", until: "" };
+
+/** The filters kept in the page's address (#/history?verdict=…&reviewed=…&since=…&until=…): a link or a reload shows
+ * the same rows. */
+export function filtersFrom(q: URLSearchParams): Filters {
+  const pick = (k: string, allowed: string[]) => (allowed.includes(q.get(k) ?? "") ? q.get(k) : null);
+  return {
+    verdict: pick("verdict", ["good", "anomalous"]),
+    reviewed: pick("reviewed", ["yes", "no"]),
+    since: q.get("since") ?? "",
+    until: q.get("until") ?? "",
+  };
+}
+
+export function filtersQuery(f: Filters): string {
+  const q = new URLSearchParams();
+  if (f.verdict) q.set("verdict", f.verdict);
+  if (f.reviewed) q.set("reviewed", f.reviewed);
+  if (f.since) q.set("since", f.since);
+  if (f.until) q.set("until", f.until);
+  return q.toString();
 }
 
 function query(station: string | null, f: Filters) {
@@ -29,7 +52,10 @@ function query(station: string | null, f: Filters) {
 
 export default function HistoryPage() {
   const { station, stations, setStation } = useSession();
-  const [filters, setFilters] = useState<Filters>({ verdict: null, reviewed: null, since: "", until: "" });
+  const route = useRoute();
+  const qs = route.query.toString();
+  const filters = useMemo(() => filtersFrom(new URLSearchParams(qs)), [qs]);
+  const active = filtersQuery(filters) !== "";
   const [cursors, setCursors] = useState<(number | undefined)[]>([undefined]); // cursor of each page seen
   const [page, setPage] = useState<{ items: Inspection[]; next_cursor: number | null } | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -57,9 +83,14 @@ export default function HistoryPage() {
     load();
   }, [load]);
 
-  function set<K extends keyof Filters>(k: K, v: Filters[K]) {
-    setFilters((f) => ({ ...f, [k]: v }));
+  function apply(f: Filters) {
+    const q = filtersQuery(f);
+    navigate(`/history${q ? `?${q}` : ""}`, true);
     setCursors([undefined]);
+  }
+
+  function set<K extends keyof Filters>(k: K, v: Filters[K]) {
+    apply({ ...filters, [k]: v });
   }
 
   async function exportCsv() {
@@ -108,7 +139,7 @@ export default function HistoryPage() {
             w={160}
           />
           <Select
-            label="Verdict"
+            label="Model verdict"
             placeholder="Any"
             data={[
               { value: "good", label: "Pass" },
@@ -134,6 +165,9 @@ export default function HistoryPage() {
           />
           <TextInput label="From" type="datetime-local" value={filters.since} onChange={(e) => set("since", e.currentTarget.value)} w={210} />
           <TextInput label="Until" type="datetime-local" value={filters.until} onChange={(e) => set("until", e.currentTarget.value)} w={210} />
+          <Button variant="default" onClick={() => apply(NO_FILTERS)} disabled={!active} data-testid="clear-filters">
+            Clear filters
+          </Button>
         </Group>
         {exporting && (
           <Text size="sm" mt="xs">
@@ -158,7 +192,7 @@ export default function HistoryPage() {
       )}
       {page && page.items.length > 0 && (
         <Card withBorder padding={0}>
-          <Table.ScrollContainer minWidth={640}>
+          <Table.ScrollContainer minWidth={520}>
             <Table highlightOnHover striped data-testid="history-table">
               <Table.Thead>
                 <Table.Tr>
@@ -167,9 +201,9 @@ export default function HistoryPage() {
                   <Table.Th>Station</Table.Th>
                   <Table.Th>Verdict</Table.Th>
                   <Table.Th>Score</Table.Th>
-                  <Table.Th>Regions</Table.Th>
-                  <Table.Th>Reviewed</Table.Th>
-                  <Table.Th>File</Table.Th>
+                  <Table.Th visibleFrom="lg">Regions</Table.Th>
+                  <Table.Th>Review</Table.Th>
+                  <Table.Th visibleFrom="lg">File</Table.Th>
                 </Table.Tr>
               </Table.Thead>
               <Table.Tbody>
@@ -178,18 +212,31 @@ export default function HistoryPage() {
                     <Table.Td>
                       <a href={`#/inspections/${x.id}`}>{x.id}</a>
                     </Table.Td>
-                    <Table.Td>{fmtDateTime(x.created_at)}</Table.Td>
+                    <Table.Td style={{ whiteSpace: "nowrap" }}>{fmtDateTime(x.created_at)}</Table.Td>
                     <Table.Td>{x.station}</Table.Td>
                     <Table.Td>
-                      <Group gap={4} wrap="nowrap">
-                        <VerdictBadge verdict={x.verdict} />
+                      <Group gap={4} wrap="wrap">
+                        <VerdictBadge verdict={x.verdict} review={x.review_verdict} />
                         <DuplicateBadge of={x.duplicate_of} kind={x.duplicate_kind} />
                       </Group>
                     </Table.Td>
                     <Table.Td ff="monospace">{fmtNum(x.normalized_score)}</Table.Td>
-                    <Table.Td>{x.regions.length}</Table.Td>
-                    <Table.Td>{x.reviewed ? "yes" : "no"}</Table.Td>
-                    <Table.Td>{x.filename ?? "–"}</Table.Td>
+                    <Table.Td visibleFrom="lg">{x.regions.length}</Table.Td>
+                    <Table.Td>
+                      {x.review ? (
+                        <Text size="sm" data-testid="history-review">
+                          {x.review.reviewer ?? "–"}
+                          {x.defect_type ? ` · ${x.defect_type}` : ""}
+                        </Text>
+                      ) : (
+                        <Text size="sm" c="gray.7">
+                          {x.reviewed ? "yes" : "no"}
+                        </Text>
+                      )}
+                    </Table.Td>
+                    <Table.Td visibleFrom="lg" maw={260} style={{ overflowWrap: "anywhere" }}>
+                      {x.filename ?? "–"}
+                    </Table.Td>
                   </Table.Tr>
                 ))}
               </Table.Tbody>

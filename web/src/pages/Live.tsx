@@ -1,7 +1,7 @@
-import { Alert, Button, Card, Grid, Group, Paper, SimpleGrid, Stack, Text, Title } from "@mantine/core";
-import { useEffect, useMemo, useSyncExternalStore } from "react";
+import { Alert, Card, Grid, Group, Paper, SegmentedControl, SimpleGrid, Stack, Text, Title } from "@mantine/core";
+import { useEffect, useMemo, useRef, useState, useSyncExternalStore } from "react";
 import type uPlot from "uplot";
-import { api, call, type Inspection } from "../api/client";
+import { api, call, type Inspection, type Schemas } from "../api/client";
 import { Chart } from "../components/Chart";
 import { InspectionList } from "../components/InspectionList";
 import { fmtTime } from "../lib/format";
@@ -9,7 +9,7 @@ import { BUCKET_MS, WINDOW_MS } from "../lib/live";
 import { navigate } from "../lib/router";
 import { useSession } from "../lib/session";
 
-function Stat({ label, value, color, testid }: { label: string; value: string; color?: string; testid: string }) {
+function Stat({ label, value, color, testid, hint }: { label: string; value: string; color?: string; testid: string; hint?: string }) {
   return (
     <Paper withBorder p="sm">
       <Text size="xs" c="gray.7" tt="uppercase" fw={700}>
@@ -18,15 +18,59 @@ function Stat({ label, value, color, testid }: { label: string; value: string; c
       <Text size="xl" fw={700} c={color} data-testid={testid}>
         {value}
       </Text>
+      {hint && (
+        <Text size="xs" c="gray.7" data-testid={`${testid}-hint`}>
+          {hint}
+        </Text>
+      )}
     </Paper>
   );
+}
+
+type LineStats = Schemas["StatsOut"];
+
+export const PERIODS = [
+  { value: "3600", label: "Last hour" },
+  { value: "28800", label: "Last 8 h" },
+  { value: "86400", label: "Last 24 h" },
+];
+export const THROUGHPUT_WINDOW_S = 300;
+
+/** The line's numbers from the service (/api/v1/stats), the same for every viewer and after a reload: asked again
+ * when live inspections arrive (at most once a second) and every 10 s. */
+function useLineStats(station: string | null, seconds: number, version: number): LineStats | null {
+  const [stats, setStats] = useState<LineStats | null>(null);
+  const last = useRef(0);
+  const [tick, setTick] = useState(0);
+  useEffect(() => {
+    const t = setInterval(() => setTick((n) => n + 1), 10_000);
+    return () => clearInterval(t);
+  }, []);
+  useEffect(() => {
+    let live = true;
+    const wait = Math.max(0, last.current + 1000 - Date.now());
+    const t = setTimeout(() => {
+      last.current = Date.now();
+      const since = new Date(Date.now() - seconds * 1000).toISOString();
+      call(api.GET("/api/v1/stats", { params: { query: { ...(station ? { station } : {}), since } } })).then(
+        (got) => live && setStats(got),
+        () => {},
+      );
+    }, wait);
+    return () => {
+      live = false;
+      clearTimeout(t);
+    };
+  }, [station, seconds, version, tick]);
+  return stats;
 }
 
 const chartOptions: Omit<uPlot.Options, "width" | "height"> = {
   legend: { show: true, live: false },
   scales: { x: { time: true }, rate: { range: [0, 100] } },
   axes: [
-    {},
+    // the page's one time format (24 h), not uPlot's own "6:45am"
+    { values: (_u, ticks) => ticks.map((t) => fmtTime(new Date(t * 1000).toISOString()).slice(0, 5)) },
     { label: "per minute", size: 50 },
     { scale: "rate", side: 1, label: "defect %", grid: { show: false }, size: 50 },
   ],
@@ -67,9 +111,10 @@ export default function LivePage() {
   const at = (i: number) => (visible ? visible[i] : store.items.at(i));
 
   const stats = store.statsFor(station);
-  const total = stats.passed + stats.failed;
-  const now = Date.now();
-  const lastMinute = stats.buckets.filter((b) => b.start >= now - 2 * BUCKET_MS);
+  const [period, setPeriod] = useState(PERIODS[0].value);
+  const line = useLineStats(station, Number(period), store.version);
+  const recent = useLineStats(station, THROUGHPUT_WINDOW_S, store.version);
+  const periodLabel = PERIODS.find((p) => p.value === period)!.label.toLowerCase();
   const data = useMemo<uPlot.AlignedData>(() => {
     const end = Math.floor(Date.now() / BUCKET_MS) * BUCKET_MS;
     const xs: number[] = [];
@@ -85,7 +130,6 @@ export default function LivePage() {
     return [xs, tp, rate];
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [station, store.version]);
-  const perSecond = lastMinute.reduce((n, b) => n + b.total, 0) / 120;
 
   return (
     <Stack gap="md">
@@ -95,23 +139,31 @@ export default function LivePage() {
           <Text size="sm" c={state === "open" ? "#237a35" : "red.9"} data-testid="live-state">
             {state === "open" ? "● Live" : state === "connecting" ? "Connecting…" : "● Disconnected"}
           </Text>
-          <Button size="xs" variant="default" onClick={() => store.resetCounters()}>
-            Reset counters
-          </Button>
+          <SegmentedControl size="xs" aria-label="Period of the counters" value={period} onChange={setPeriod} data={PERIODS} data-testid="period" />
         </Group>
       </Group>
       <SimpleGrid cols={{ base: 2, md: 4 }}>
-        <Stat label="Passed" value={String(stats.passed)} color="#237a35" testid="count-pass" />
-        <Stat label="Defects" value={String(stats.failed)} color="red.9" testid="count-fail" />
-        <Stat label="Defect rate" value={total ? `${((100 * stats.failed) / total).toFixed(1)} %` : "–"} testid="fail-rate" />
-        <Stat label="Throughput" value={`${perSecond.toFixed(1)} / s`} testid="throughput" />
+        <Stat label="Passed" value={line ? String(line.good) : "…"} color="#237a35" testid="count-pass" />
+        <Stat label="Defects" value={line ? String(line.anomalous) : "…"} color="red.9" testid="count-fail" />
+        <Stat label="Defect rate" value={line?.defect_rate != null ? `${(100 * line.defect_rate).toFixed(1)} %` : "–"} testid="fail-rate" />
+        <Stat
+          label="Throughput, last 5 min"
+          value={recent?.throughput_per_s != null ? `${recent.throughput_per_s.toFixed(1)} / s` : "–"}
+          testid="throughput"
+          hint={
+            recent?.covered_s != null
+              ? `${recent.parts} parts in ${recent.covered_s < 10 ? recent.covered_s.toFixed(1) : Math.round(recent.covered_s)} s the line ran`
+              : "no part in the last 5 min"
+          }
+        />
       </SimpleGrid>
-      <Text size="xs" c="gray.7">
-        Counters since {fmtTime(new Date(store.since).toISOString())}
-        {store.duplicates > 0 && (
+      <Text size="xs" c="gray.7" data-testid="counts-note">
+        The line's counts for the {periodLabel}{line?.first_at ? ` (first part ${fmtTime(line.first_at)})` : ""}, from the service: the same
+        for every viewer, in /api/v1/stats, History and the Prometheus metrics
+        {line && line.duplicates > 0 && (
           <>
             {" · "}
-            <span data-testid="duplicates">{store.duplicates}</span> repeated uploads listed but not counted
+            <span data-testid="duplicates">{line.duplicates}</span> repeated uploads listed but not counted
           </>
         )}
         {store.dropped > 0 && ` · ${store.dropped} live events were skipped because they came faster than this page could take them`}

@@ -52,6 +52,7 @@ export function LoginPage({ onLogin }: { onLogin: (token: string) => void }) {
             <PasswordInput
               label="Password"
               autoComplete="current-password"
+              visibilityToggleButtonProps={{ "aria-label": "Show or hide the characters typed" }}
               value={password}
               onChange={(e) => setPassword(e.currentTarget.value)}
               required

@@ -18,7 +18,7 @@ import { useCallback, useEffect, useMemo, useState } from "react";
 import uPlot from "uplot";
 import { api, call, can, type Model, type Schemas } from "../api/client";
 import { Chart } from "../components/Chart";
-import { fmtDateTime, fmtNum, fmtPct } from "../lib/format";
+import { fmtDateTime, fmtNum, fmtPct, modelName } from "../lib/format";
 import { useRoute } from "../lib/router";
 import { useSession } from "../lib/session";
 import { histogram, roc } from "../lib/stats";
@@ -139,6 +139,7 @@ export default function ModelsPage() {
   const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
   const [busy, setBusy] = useState(false);
   const engineer = can(me.role, "engineer");
+  const targetStation = stations.find((s) => s.name === target);
   const wanted = Number(useRoute().query.get("id")); // #/models?id=N opens version N
 
   const load = useCallback(async () => {
@@ -209,20 +210,20 @@ export default function ModelsPage() {
         </Alert>
       ) : (
         <Card withBorder padding={0}>
-          <Table.ScrollContainer minWidth={760}>
+          <Table.ScrollContainer minWidth={520}>
             <Table highlightOnHover data-testid="models-table">
               <Table.Thead>
                 <Table.Tr>
                   <Table.Th>Version</Table.Th>
                   <Table.Th>Status</Table.Th>
-                  <Table.Th>Method</Table.Th>
+                  <Table.Th visibleFrom="lg">Method</Table.Th>
                   <Table.Th>Image AUROC</Table.Th>
-                  <Table.Th>Pixel AUROC</Table.Th>
-                  <Table.Th>AUPRO</Table.Th>
+                  <Table.Th visibleFrom="lg">Pixel AUROC</Table.Th>
+                  <Table.Th visibleFrom="lg">AUPRO</Table.Th>
                   <Table.Th>False alarms</Table.Th>
                   <Table.Th>Misses</Table.Th>
                   <Table.Th>Active on</Table.Th>
-                  <Table.Th>Created</Table.Th>
+                  <Table.Th visibleFrom="lg">Created</Table.Th>
                 </Table.Tr>
               </Table.Thead>
               <Table.Tbody>
@@ -237,10 +238,10 @@ export default function ModelsPage() {
                       <button
                         type="button"
                         onClick={() => setSelected(m.id)}
-                        style={{ all: "unset", cursor: "pointer", fontWeight: 600 }}
+                        className="lw-link-button"
                         aria-pressed={m.id === selected}
                       >
-                        #{m.id} {m.name}
+                        #{m.id} {modelName(m.name)}
                       </button>
                     </Table.Td>
                     <Table.Td>
@@ -248,16 +249,16 @@ export default function ModelsPage() {
                         {m.status}
                       </Badge>
                     </Table.Td>
-                    <Table.Td>
+                    <Table.Td visibleFrom="lg">
                       {m.method} · {m.backbone} · {m.image_size}px
                     </Table.Td>
                     <Table.Td>{fmtNum(metric(m, "image_auroc"))}</Table.Td>
-                    <Table.Td>{fmtNum(metric(m, "pixel_auroc"))}</Table.Td>
-                    <Table.Td>{fmtNum(metric(m, "aupro"))}</Table.Td>
+                    <Table.Td visibleFrom="lg">{fmtNum(metric(m, "pixel_auroc"))}</Table.Td>
+                    <Table.Td visibleFrom="lg">{fmtNum(metric(m, "aupro"))}</Table.Td>
                     <Table.Td>{fmtPct(metric(m, "false_alarm_rate"))}</Table.Td>
                     <Table.Td>{fmtPct(metric(m, "miss_rate"))}</Table.Td>
                     <Table.Td>{m.stations.length ? m.stations.join(", ") : "–"}</Table.Td>
-                    <Table.Td>{fmtDateTime(m.created_at)}</Table.Td>
+                    <Table.Td visibleFrom="lg">{fmtDateTime(m.created_at)}</Table.Td>
                   </Table.Tr>
                 ))}
               </Table.Tbody>
@@ -271,7 +272,7 @@ export default function ModelsPage() {
             <Card withBorder>
               <Group justify="space-between" mb="sm">
                 <Title order={3} size="h4">
-                  Version #{model.id}: {model.name}
+                  Version #{model.id}: {modelName(model.name)}
                 </Title>
                 <Text size="sm" c="gray.7">
                   threshold {fmtNum(model.threshold, 4)}
@@ -290,10 +291,13 @@ export default function ModelsPage() {
                     data-testid="activate-station"
                   />
                   <Button
-                    disabled={!target || model.status !== "ready"}
+                    disabled={!target || model.status !== "ready" || targetStation?.active_model_id === model.id}
                     loading={busy}
                     data-testid="activate"
                     onClick={() =>
+                      confirm(
+                        `Activate version #${model.id} on ${target}? Its next inspections are scored by this model.`,
+                      ) &&
                       act(
                         () =>
                           call(
@@ -310,10 +314,11 @@ export default function ModelsPage() {
                   </Button>
                   <Button
                     variant="default"
-                    disabled={!target}
+                    disabled={!target || targetStation?.previous_model_id == null}
                     loading={busy}
                     data-testid="rollback"
                     onClick={() =>
+                      confirm(`Roll ${target} back to version #${targetStation?.previous_model_id}?`) &&
                       act(
                         () => call(api.POST("/api/v1/stations/{name}/rollback", { params: { path: { name: target! } } })),
                         `${target} is back on its previous model.`,
@@ -324,7 +329,9 @@ export default function ModelsPage() {
                   </Button>
                   {target && (
                     <Text size="sm" c="gray.7" data-testid="station-runs">
-                      {target} runs #{stations.find((s) => s.name === target)?.active_model_id ?? "nothing"} now
+                      {target} runs #{targetStation?.active_model_id ?? "nothing"} now
+                      {targetStation?.active_model_id === model.id ? " (this version)" : ""}
+                      {targetStation?.previous_model_id == null ? " · nothing to roll back to" : ` · a rollback brings back #${targetStation.previous_model_id}`}
                     </Text>
                   )}
                 </Group>

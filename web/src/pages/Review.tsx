@@ -120,7 +120,7 @@ export default function ReviewPage() {
         </Alert>
       ) : (
         <Grid>
-          <Grid.Col span={{ base: 12, lg: 3 }}>
+          <Grid.Col span={{ base: 12, lg: 3 }} order={{ base: 2, lg: 1 }}>
             <Card withBorder padding={0}>
               <Text fw={600} px="sm" py={6}>
                 Most uncertain first
@@ -136,8 +136,9 @@ export default function ReviewPage() {
               />
             </Card>
           </Grid.Col>
-          <Grid.Col span={{ base: 12, lg: 9 }}>
-            {current && <InspectionView key={current.id} x={current} onReviewed={reviewed} />}
+          {/* on a tablet the part and the decision come first, the queue below */}
+          <Grid.Col span={{ base: 12, lg: 9 }} order={{ base: 1, lg: 2 }}>
+            {current && <InspectionView key={current.id} x={current} onReviewed={reviewed} reviewFirst />}
           </Grid.Col>
         </Grid>
       )}

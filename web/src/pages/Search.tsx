@@ -45,7 +45,7 @@ function MatchCard({ m, opacity }: { m: Similar; opacity: number }) {
       </a>
       <Group justify="space-between" mt={6} wrap="nowrap">
         <Group gap={4} wrap="nowrap">
-          <VerdictBadge verdict={x.verdict} />
+          <VerdictBadge verdict={x.verdict} review={x.review_verdict} />
           <a href={`#/inspections/${x.id}`}>
             <Text span size="sm" fw={600}>
               #{x.id}

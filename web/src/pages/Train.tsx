@@ -38,20 +38,37 @@ function batches(files: File[]): File[][] {
   return out;
 }
 
-async function upload(datasetId: number, files: File[], onProgress: (done: number) => void) {
+/** "1.2 MB" */
+export function fmtBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MB`;
+}
+
+async function upload(datasetId: number, files: File[], onProgress: (sent: number, total: number) => void) {
   let added = 0;
   const skipped: string[] = [];
-  let done = 0;
+  let sent = 0;
+  const total = files.reduce((n, f) => n + f.size, 0);
+  onProgress(0, total);
   for (const batch of batches(files)) {
     const form = new FormData();
     batch.forEach((f) => form.append("files", f, f.name));
     const r = await postForm<Schemas["UploadOut"]>(`/api/v1/datasets/${datasetId}/images`, form);
     added += r.added;
     skipped.push(...r.skipped);
-    done += batch.length;
-    onProgress(done);
+    sent += batch.reduce((n, f) => n + f.size, 0);
+    onProgress(sent, total);
   }
   return { added, skipped };
+}
+
+/** A job's progress never shown going back: the same job's newer report keeps the larger figure. */
+export function forward(cur: JobEvent | null, next: JobEvent): JobEvent {
+  if (cur && cur.id === next.id && cur.progress > next.progress && !FINISHED.includes(next.status)) {
+    return { ...next, progress: cur.progress };
+  }
+  return next;
 }
 
 const FINISHED = ["succeeded", "failed", "cancelled"];
@@ -68,7 +85,8 @@ export default function TrainPage() {
   const [backbone, setBackbone] = useState<string>("efficientnet_lite0");
   const [size, setSize] = useState<string>("256");
   const [status, setStatus] = useState<string | null>(null);
-  const [uploadPct, setUploadPct] = useState<number | null>(null);
+  const [uploaded, setUploaded] = useState<{ sent: number; total: number } | null>(null);
+  const [active, setActive] = useState<Job[]>([]);
   const [error, setError] = useState<string | null>(null);
   const [job, setJob] = useState<JobEvent | null>(null);
   const [finished, setFinished] = useState<Job | null>(null);
@@ -77,19 +95,33 @@ export default function TrainPage() {
 
   useEffect(() => {
     call(api.GET("/api/v1/datasets")).then(setDatasets, () => {});
+    // a job already queued or running (started here before, or by someone else): shown and followed
+    call(api.GET("/api/v1/jobs", { params: { query: { active: true } } })).then(
+      (jobs) => {
+        const train = jobs.filter((j) => j.kind === "train");
+        setActive(train);
+        if (train.length && jobId.current === null) {
+          jobId.current = train[0].id;
+          setJob(train[0]);
+          setBusy(true);
+          setStatus(`Training job #${train[0].id} is ${train[0].status}.`);
+        }
+      },
+      () => {},
+    );
   }, []);
 
   // progress: live job events, and a poll in case the live connection is down
   useEffect(() => {
     const onJob = (j: JobEvent) => {
-      if (j.id === jobId.current) setJob(j);
+      if (j.id === jobId.current) setJob((cur) => forward(cur, j));
     };
     stream.jobs.add(onJob);
     const poll = setInterval(async () => {
       if (jobId.current === null) return;
       try {
         const j = await call(api.GET("/api/v1/jobs/{job_id}", { params: { path: { job_id: jobId.current } } }));
-        setJob((cur) => (cur && cur.progress > j.progress && !FINISHED.includes(j.status) ? cur : j));
+        setJob((cur) => forward(cur, j));
       } catch {
         /* the next poll tries again */
       }
@@ -107,6 +139,7 @@ export default function TrainPage() {
       setFinished(j);
       jobId.current = null;
       setBusy(false);
+      setActive((a) => a.filter((x) => x.id !== id));
     });
   }, [job]);
 
@@ -124,19 +157,17 @@ export default function TrainPage() {
       }
       if (good.length) {
         setStatus("Uploading good images…");
-        setUploadPct(0);
-        const r = await upload(datasetId, good, (n) => setUploadPct((100 * n) / good.length));
+        const r = await upload(datasetId, good, (sent, total) => setUploaded({ sent, total }));
         setStatus(`Uploaded ${r.added} good images${r.skipped.length ? `; skipped ${r.skipped.length}: ${r.skipped.slice(0, 3).join("; ")}` : ""}.`);
       }
       let testId: number | null = testExisting ? Number(testExisting) : null;
       if (!testId && test.length) {
         const ds = await call(api.POST("/api/v1/datasets", { body: { name: `${name.trim() || "good parts"} (test)` } }));
         testId = ds.id;
-        setUploadPct(0);
         setStatus("Uploading the test set…");
-        await upload(testId, test, (n) => setUploadPct((100 * n) / test.length));
+        await upload(testId, test, (sent, total) => setUploaded({ sent, total }));
       }
-      setUploadPct(null);
+      setUploaded(null);
       const j = await call(
         api.POST("/api/v1/jobs/train", {
           body: {
@@ -156,7 +187,7 @@ export default function TrainPage() {
       call(api.GET("/api/v1/datasets")).then(setDatasets, () => {});
     } catch (e) {
       setError((e as Error).message);
-      setUploadPct(null);
+      setUploaded(null);
       setBusy(false);
     }
   }
@@ -175,6 +206,67 @@ export default function TrainPage() {
   return (
     <Stack>
       <Title order={2}>Train a model</Title>
+      {active.length > 1 && (
+        <Alert color="blue" title="Training jobs queued or running" data-testid="active-jobs">
+          {active.map((j) => `#${j.id} ${j.status}${j.message ? ` (${j.message})` : ""}`).join(" · ")}. A new job waits for these.
+        </Alert>
+      )}
+      {error && (
+        <Alert color="red" title="Training did not start" role="alert">
+          {error}
+        </Alert>
+      )}
+      {(status || job) && (
+        <Card withBorder data-testid="training-progress">
+          {status && <Text size="sm">{status}</Text>}
+          {uploaded && (
+            <>
+              <Progress value={uploaded.total ? (100 * uploaded.sent) / uploaded.total : 0} mt="xs" aria-label="upload progress" />
+              <Text size="sm" mt={4} data-testid="upload-bytes">
+                {fmtBytes(uploaded.sent)} of {fmtBytes(uploaded.total)} sent
+              </Text>
+            </>
+          )}
+          {job && (
+            <>
+              <Group justify="space-between" mt="sm">
+                <Text fw={600}>
+                  Job #{job.id}: {job.status}
+                </Text>
+                <Text size="sm" data-testid="job-message">
+                  {FINISHED.includes(job.status) ? job.message : `Phase: ${job.message}`} · {Math.round(job.progress * 100)} %
+                </Text>
+              </Group>
+              <Progress
+                value={job.progress * 100}
+                mt="xs"
+                size="xl"
+                striped={!FINISHED.includes(job.status)}
+                animated={!FINISHED.includes(job.status)}
+                color={job.status === "failed" ? "red" : job.status === "succeeded" ? "green" : "blue"}
+                aria-label="training progress"
+                data-testid="job-progress"
+                data-progress={job.progress}
+              />
+            </>
+          )}
+          {finished?.status === "succeeded" && (
+            <Alert color="green" mt="sm" title="Training finished" data-testid="training-done">
+              Model version #{modelId} is ready. <Anchor href={`#/models?id=${modelId}`} inherit>Open it in Models</Anchor> to look at it and activate it on a station.
+            </Alert>
+          )}
+          {finished?.status === "failed" && (
+            <Alert color="red" mt="sm" title="Training failed">
+              {finished.error}
+            </Alert>
+          )}
+          {finished?.status === "cancelled" && (
+            <Alert color="yellow" mt="sm">
+              Training was cancelled.
+            </Alert>
+          )}
+        </Card>
+      )}
       <Grid>
         <Grid.Col span={{ base: 12, md: 7 }}>
           <Card withBorder>
@@ -253,63 +345,19 @@ export default function TrainPage() {
                 Start training
               </Button>
               {busy && jobId.current !== null && (
-                <Button variant="default" color="red" onClick={cancel}>
-                  Cancel training
-                </Button>
+                <>
+                  <Text size="sm" c="gray.7" data-testid="start-blocked">
+                    Job #{jobId.current} is {job?.status ?? "running"}: its progress is at the top of the page.
+                  </Text>
+                  <Button variant="default" color="red" onClick={cancel}>
+                    Cancel training
+                  </Button>
+                </>
               )}
             </Stack>
           </Card>
         </Grid.Col>
       </Grid>
-      {error && (
-        <Alert color="red" title="Training did not start" role="alert">
-          {error}
-        </Alert>
-      )}
-      {(status || job) && (
-        <Card withBorder data-testid="training-progress">
-          {status && <Text size="sm">{status}</Text>}
-          {uploadPct !== null && <Progress value={uploadPct} mt="xs" aria-label="upload progress" />}
-          {job && (
-            <>
-              <Group justify="space-between" mt="sm">
-                <Text fw={600}>
-                  Job #{job.id}: {job.status}
-                </Text>
-                <Text size="sm" data-testid="job-message">
-                  {job.message} · {Math.round(job.progress * 100)} %
-                </Text>
-              </Group>
-              <Progress
-                value={job.progress * 100}
-                mt="xs"
-                size="xl"
-                striped={!FINISHED.includes(job.status)}
-                animated={!FINISHED.includes(job.status)}
-                color={job.status === "failed" ? "red" : job.status === "succeeded" ? "green" : "blue"}
-                aria-label="training progress"
-                data-testid="job-progress"
-                data-progress={job.progress}
-              />
-            </>
-          )}
-          {finished?.status === "succeeded" && (
-            <Alert color="green" mt="sm" title="Training finished" data-testid="training-done">
-              Model version #{modelId} is ready. <Anchor href={`#/models?id=${modelId}`} inherit>Open it in Models</Anchor> to look at it and activate it on a station.
-            </Alert>
-          )}
-          {finished?.status === "failed" && (
-            <Alert color="red" mt="sm" title="Training failed">
-              {finished.error}
-            </Alert>
-          )}
-          {finished?.status === "cancelled" && (
-            <Alert color="yellow" mt="sm">
-              Training was cancelled.
-            </Alert>
-          )}
-        </Card>
-      )}
     </Stack>
   );
 }

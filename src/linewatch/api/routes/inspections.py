@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Header, HTTPException, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from linewatch.api.deps import Id, Name, ctx, db, operator, viewer
@@ -27,7 +27,7 @@ from linewatch.services.accounts import Principal
 from linewatch.services.context import AppContext
 from linewatch.services.inspecting import clean_filename, inspect_images, inspection_dict, station_model
 from linewatch.store.blobs import BlobNotFound
-from linewatch.store.tables import Inspection, Review, Station
+from linewatch.store.tables import Inspection, Review, Station, User
 from linewatch.vision.images import open_image_bytes
 
 router = APIRouter(prefix="/api/v1", tags=["inspections"], responses=errors(400, 401, 403, 422))
@@ -126,8 +126,25 @@ def list_inspections(
     if cursor is not None:
         q = q.where(Inspection.id < cursor)
     rows = session.execute(q.order_by(Inspection.id.desc()).limit(limit + 1)).all()
-    items = [inspection_dict(r, name) for r, name in rows[:limit]]
+    latest = _latest_reviews(session, [r.id for r, _ in rows[:limit] if r.reviewed])
+    items = [{**inspection_dict(r, name), "review": latest.get(r.id)} for r, name in rows[:limit]]
     return {"items": items, "next_cursor": items[-1]["id"] if len(rows) > limit else None}
+
+
+def _latest_reviews(session: Session, inspection_ids: list[int]) -> dict[int, dict]:
+    """The latest review of each of these inspections, with its reviewer's name: what a list or an export shows."""
+    if not inspection_ids:
+        return {}
+    last = (
+        select(func.max(Review.id))
+        .where(Review.inspection_id.in_(inspection_ids))
+        .group_by(Review.inspection_id)
+        .scalar_subquery()
+    )
+    rows = session.execute(
+        select(Review, User.name).outerjoin(User, User.id == Review.reviewer_id).where(Review.id.in_(last))
+    ).all()
+    return {rv.inspection_id: _review_dict(rv, name) for rv, name in rows}
 
 
 def _get(session: Session, inspection_id: int) -> tuple[Inspection, str]:
@@ -143,7 +160,8 @@ def _get(session: Session, inspection_id: int) -> tuple[Inspection, str]:
 
 @router.get("/inspections/{inspection_id}", response_model=InspectionOut, responses=NOT_FOUND)
 def get_inspection(inspection_id: Id, _=Depends(viewer), session: Session = Depends(db)):
-    return inspection_dict(*_get(session, inspection_id))
+    row, name = _get(session, inspection_id)
+    return {**inspection_dict(row, name), "review": _latest_reviews(session, [row.id]).get(row.id)}
 
 
 def _blob(c: AppContext, key: str) -> bytes:
@@ -219,13 +237,27 @@ def review(
         )
         session.add(rv)
         row.reviewed = True
+        row.review_verdict = body.verdict
         row.defect_type = body.defect_type if body.verdict == "anomalous" else None
     if c.search is not None:
         c.search.refresh(inspection_id)
-    return rv
+    return _review_dict(rv, who.name)
+
+
+def _review_dict(rv: Review, reviewer: str | None) -> dict:
+    out = ReviewOut.model_validate(rv).model_dump()
+    out["reviewer"] = reviewer
+    return out
 
 
 @router.get("/inspections/{inspection_id}/reviews", response_model=list[ReviewOut], responses=NOT_FOUND)
 def list_reviews(inspection_id: Id, _=Depends(viewer), session: Session = Depends(db)):
+    """Every review of the inspection, oldest first, with the reviewer's user name (None for a deleted user)."""
     _get(session, inspection_id)
-    return session.scalars(select(Review).where(Review.inspection_id == inspection_id).order_by(Review.id)).all()
+    rows = session.execute(
+        select(Review, User.name)
+        .outerjoin(User, User.id == Review.reviewer_id)
+        .where(Review.inspection_id == inspection_id)
+        .order_by(Review.id)
+    ).all()
+    return [_review_dict(rv, name) for rv, name in rows]

@@ -3,6 +3,7 @@ statistics without repeated uploads, thumbnails, deleting an inspection, and the
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import threading
 from collections import OrderedDict
@@ -16,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from linewatch.api.deps import Id, ctx, db, engineer, operator, viewer
-from linewatch.api.schemas import LINE, InspectionOut, JobOut, TimeFilter, Verdict, errors
+from linewatch.api.schemas import LINE, InspectionOut, JobOut, TimeFilter, Timestamp, Verdict, errors
 from linewatch.search.index import Filter
 from linewatch.services.accounts import Principal
 from linewatch.services.context import AppContext
@@ -41,10 +42,16 @@ class SimilarOut(BaseModel):
 
 
 class SuggestionOut(BaseModel):
-    defect_type: str | None = Field(description="the suggested defect type; None when no reviewed look-alike is near")
-    confidence: float = Field(description="similarity-weighted share of the nearest reviewed inspections' votes")
+    defect_type: str | None = Field(
+        description="the suggested defect type; None for a part neither judged nor reviewed defective, and when no "
+        "reviewed look-alike is near"
+    )
+    confidence: float = Field(
+        description="probability-like share of the nearest reviewed inspections' similarity-weighted votes, with "
+        "one pseudo-vote per known defect type (a single look-alike never reads as certain)"
+    )
     votes: dict[str, float] = {}
-    neighbours: int = 0
+    neighbours: int = Field(0, description="how many reviewed look-alikes voted")
 
 
 class DuplicatesOut(BaseModel):
@@ -58,6 +65,14 @@ class StatsOut(BaseModel):
     anomalous: int
     defect_rate: float | None
     duplicates: int = Field(description="repeated uploads, not counted in parts")
+    first_at: Timestamp | None = Field(None, description="the first part of the period")
+    last_at: Timestamp | None = Field(None, description="the last part of the period")
+    covered_s: float | None = Field(
+        None,
+        description="seconds of the period the line actually covered: from its first part (or `since`, when the "
+        "line was already running before it) to `until` or now, whichever is earlier",
+    )
+    throughput_per_s: float | None = Field(None, description="parts ÷ covered_s (None when nothing was covered)")
 
 
 class BackfillIn(BaseModel):
@@ -221,25 +236,55 @@ def stats(
     _=Depends(viewer),
     session: Session = Depends(db),
 ):
-    """Counts of the line: parts by verdict, repeated uploads apart (each part counts once)."""
-    q = select(Inspection.verdict, Inspection.duplicate_of.is_(None), func.count()).join(
-        Station, Station.id == Inspection.station_id
-    )
+    """Counts of the line: parts by verdict, repeated uploads apart (each part counts once), and its throughput:
+    the parts of the period divided by the part of the period the line covered (a line that started 20 s into a
+    5-minute period is measured over those 20 s, not 300)."""
+    scope = select(Inspection).join(Station, Station.id == Inspection.station_id)
     if station is not None:
-        q = q.where(Station.name == station)
-    if since is not None:
-        q = q.where(Inspection.created_at >= since)
+        scope = scope.where(Station.name == station)
     if until is not None:
-        q = q.where(Inspection.created_at < until)
+        scope = scope.where(Inspection.created_at < until)
+    ran_before = False
+    if since is not None:
+        before = scope.where(Inspection.created_at < since).with_only_columns(Inspection.id).limit(1)
+        ran_before = session.scalar(before) is not None
+        scope = scope.where(Inspection.created_at >= since)
+    q = scope.with_only_columns(
+        Inspection.verdict,
+        Inspection.duplicate_of.is_(None),
+        func.count(),
+        func.min(Inspection.created_at),
+        func.max(Inspection.created_at),
+    )
     counts = {"good": 0, "anomalous": 0}
     dups = 0
-    for verdict, first, n in session.execute(q.group_by(Inspection.verdict, Inspection.duplicate_of.is_(None))):
+    first_at = last_at = None
+    for verdict, first, n, lo, hi in session.execute(q.group_by(Inspection.verdict, Inspection.duplicate_of.is_(None))):
         if first:
             counts[verdict] = counts.get(verdict, 0) + n
+            first_at = lo if first_at is None else min(first_at, lo)
+            last_at = hi if last_at is None else max(last_at, hi)
         else:
             dups += n
     parts = counts["good"] + counts["anomalous"]
-    return {**counts, "parts": parts, "defect_rate": counts["anomalous"] / parts if parts else None, "duplicates": dups}
+    now = dt.datetime.now(dt.UTC)
+    end = min(until, now) if until is not None else now
+    start = since if (ran_before and since is not None) else (_utc(first_at) if first_at is not None else None)
+    covered = (end - start).total_seconds() if start is not None else None
+    return {
+        **counts,
+        "parts": parts,
+        "defect_rate": counts["anomalous"] / parts if parts else None,
+        "duplicates": dups,
+        "first_at": first_at,
+        "last_at": last_at,
+        "covered_s": round(covered, 3) if covered is not None and covered > 0 else None,
+        "throughput_per_s": parts / covered if covered is not None and covered > 0 else None,
+    }
+
+
+def _utc(t: dt.datetime) -> dt.datetime:
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
 class _Thumbnails:

@@ -21,7 +21,21 @@ NOT_FOUND = errors(404)
 
 @router.get("/stations", response_model=list[StationOut])
 def list_stations(_=Depends(viewer), session: Session = Depends(db)):
-    return session.scalars(select(Station).order_by(Station.name)).all()
+    stations = session.scalars(select(Station).order_by(Station.name)).all()
+    history: dict[int, list[int]] = {}
+    for station_id, model_id in session.execute(
+        select(Activation.station_id, Activation.model_id).order_by(Activation.id.desc())
+    ):
+        history.setdefault(station_id, []).append(model_id)
+    return [
+        {**StationOut.model_validate(st).model_dump(), "previous_model_id": _previous(st, history.get(st.id, []))}
+        for st in stations
+    ]
+
+
+def _previous(st: Station, activated: list[int]) -> int | None:
+    """The model a rollback would bring back: the newest activation of another model than the active one."""
+    return next((m for m in activated if m != st.active_model_id), None)
 
 
 @router.post("/stations", response_model=StationOut, status_code=201, responses=errors(409, e409="exists"))
@@ -103,7 +117,7 @@ def rollback(name: Name, who: Principal = Depends(engineer), session: Session = 
         history = session.scalars(
             select(Activation).where(Activation.station_id == st.id).order_by(Activation.id.desc())
         ).all()
-        previous = next((a.model_id for a in history if a.model_id != st.active_model_id), None)
+        previous = _previous(st, [a.model_id for a in history])
         if previous is None:
             raise HTTPException(409, f"station {name!r} has no earlier model to roll back to")
         st.active_model_id = previous
