@@ -337,9 +337,9 @@ def test_search_rebuild_command(tmp_path, trained, synthetic):
 
 
 def test_thumbnail_cache_keeps_recent_ones_within_its_size():
-    from linewatch.api.routes.search import _Thumbnails
+    from linewatch.services.thumbnails import Thumbnails
 
-    cache = _Thumbnails(max_bytes=10)
+    cache = Thumbnails(max_bytes=10)
     cache.put("a", b"12345")
     cache.put("b", b"12345")
     assert cache.get("a") == b"12345"  # now the most recent

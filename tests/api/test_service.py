@@ -168,10 +168,22 @@ def test_websocket_pushes_inspections_and_job_progress(api, good_zip, synthetic)
         assert "job" in kinds
         c.post("/api/v1/stations", json={"name": "cam"}, headers=eng)
         c.post(f"/api/v1/models/{model_id}/activate", json={"station": "cam"}, headers=eng)
+        ev = ws.receive_json()
+        assert ev == {"type": "model_activated", "station": "cam", "model_id": model_id, "previous_model_id": None}
         files = [("files", ("x.png", (synthetic / "test" / "chip" / "000.png").read_bytes(), "image/png"))]
         ins = c.post("/api/v1/stations/cam/inspect", files=files, headers=api.user("operator")).json()[0]
         ev = ws.receive_json()
         assert ev["type"] == "inspection" and ev["inspection"]["id"] == ins["id"]
+        c.post(
+            f"/api/v1/inspections/{ins['id']}/reviews",
+            json={"verdict": "anomalous", "defect_type": "chip"},
+            headers=api.user("operator"),
+        )
+        ev = ws.receive_json()
+        assert ev == {"type": "review", "inspection_id": ins["id"], "verdict": "anomalous", "defect_type": "chip"}
+        c.delete(f"/api/v1/inspections/{ins['id']}", headers=eng)
+        ev = ws.receive_json()
+        assert ev["type"] == "inspection_deleted" and ev["inspection_id"] == ins["id"] and "vectors" not in ev
 
 
 def test_websocket_refuses_without_auth(api):

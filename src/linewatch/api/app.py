@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from linewatch import __version__
 from linewatch.api.dashboard import mount_dashboard
-from linewatch.api.routes import datasets, inspections, jobs, search, stations, system, users
+from linewatch.api.routes import datasets, inspections, jobs, search, stations, stats, system, users
 from linewatch.config import Settings
 from linewatch.errors import ImageError, ImageTooLarge, LinewatchError, ModelFileError
 from linewatch.services.context import AppContext, build_context, start_bus
@@ -97,7 +97,15 @@ def _allowed_methods(index: list[tuple[re.Pattern, int, set[str]]], path: str) -
     return ", ".join(sorted(allowed))
 
 
-ROUTERS = (users.router, stations.router, datasets.router, jobs.router, inspections.router, search.router)
+ROUTERS = (
+    users.router,
+    stations.router,
+    datasets.router,
+    jobs.router,
+    inspections.router,
+    search.router,
+    stats.router,
+)
 
 
 def create_app(settings: Settings | None = None, context: AppContext | None = None) -> FastAPI:

@@ -84,6 +84,9 @@ class InspectionReviewed(Event):
 class InspectionDeleted(Event):
     type: ClassVar[str] = "inspection_deleted"
     inspection_id: int
+    station_id: int | None = None
+    promoted_id: int | None = None  # its first repeat, an original now
+    vectors: Any = local()  # its search vectors' row, for the index of this process
 
 
 @dataclass(frozen=True, kw_only=True)

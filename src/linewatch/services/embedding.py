@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from linewatch.errors import LinewatchError
 from linewatch.services.context import AppContext
-from linewatch.store.tables import ModelVersion
+from linewatch.store.tables import Job, ModelVersion
 
 log = logging.getLogger("linewatch.jobs")
 EMBED_BATCH = 16
@@ -74,3 +74,12 @@ def run_embedding(ctx: AppContext, job_id: int, params: dict, progress) -> dict:
         done += len(batch)
         progress("embed", done, total)
     return {"embedded": embedded, "skipped": skipped}
+
+
+def start_backfill(ctx: AppContext, session, user_id: int | None, params: dict) -> Job:
+    """Queue a job giving search vectors to every stored inspection without them (scored again by its own model)."""
+    with session.begin():
+        job = Job(kind="embed", params=params, created_by=user_id, message="queued")
+        session.add(job)
+    ctx.jobs.submit(job.id)
+    return job

@@ -3,7 +3,7 @@ of being called inline by whoever made it happen."""
 
 from __future__ import annotations
 
-from linewatch.core.events import Event, InspectionStored
+from linewatch.core.events import Event, InspectionDeleted, InspectionReviewed, InspectionStored
 from linewatch.services.context import AppContext
 
 
@@ -13,6 +13,9 @@ def subscribe_all(ctx: AppContext) -> None:
     bus.subscribe(lambda event: _count_inspection(ctx, event), InspectionStored, local_only=True)
     bus.subscribe(lambda event: _index_inspection(ctx, event), InspectionStored, local_only=True)
     bus.subscribe(lambda event: _remember_upload(ctx, event), InspectionStored, local_only=True)
+    # the index payload follows the review (defect type, verdict); it reads the database, so any process's review
+    bus.subscribe(lambda event: _refresh_index(ctx, event), InspectionReviewed)
+    bus.subscribe(lambda event: _forget_inspection(ctx, event), InspectionDeleted, local_only=True)
 
 
 def _count_inspection(ctx: AppContext, event: Event) -> None:
@@ -31,6 +34,21 @@ def _index_inspection(ctx: AppContext, event: Event) -> None:
     row, station, vectors = event.stored
     if ctx.search is not None and vectors is not None:
         ctx.search.add([Entry(row, station, vectors)], new=True)
+
+
+def _refresh_index(ctx: AppContext, event: Event) -> None:
+    if ctx.search is not None and ctx.search.started:
+        ctx.search.refresh(event.inspection_id)
+
+
+def _forget_inspection(ctx: AppContext, event: Event) -> None:
+    if ctx.recent is not None and event.station_id is not None:
+        ctx.recent.forget(event.station_id)
+    if ctx.search is not None:
+        if event.vectors is not None:
+            ctx.search.remove([event.vectors])
+        if event.promoted_id is not None:  # the first repeat is an original now: searchable in its place
+            ctx.search.refresh(event.promoted_id)
 
 
 def _remember_upload(ctx: AppContext, event: Event) -> None:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Header, HTTPException, Query, UploadFile
+from fastapi import APIRouter, File, Header, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
-from linewatch.api.deps import Id, Name, ctx, db, operator, viewer
+from linewatch.api.deps import DB, Ctx, Engineer, Id, Name, Operator, Viewer
 from linewatch.api.schemas import (
     LINE,
     MAX_ID,
@@ -22,13 +20,10 @@ from linewatch.api.schemas import (
     Verdict,
     errors,
 )
-from linewatch.services import heatmaps
-from linewatch.services.accounts import Principal
-from linewatch.services.context import AppContext
-from linewatch.services.inspecting import clean_filename, inspect_images, inspection_dict, station_model
-from linewatch.store.blobs import BlobNotFound
-from linewatch.store.tables import Inspection, Review, Station, User
-from linewatch.vision.images import open_image_bytes
+from linewatch.errors import LinewatchError
+from linewatch.services import heatmaps, inspections, thumbnails
+from linewatch.services.errors import TooLarge
+from linewatch.services.inspecting import clean_filename, inspect_images, station_model
 
 router = APIRouter(prefix="/api/v1", tags=["inspections"], responses=errors(400, 401, 403, 422))
 NOT_FOUND = errors(404, e404="no such inspection, or its stored image is missing")
@@ -58,6 +53,8 @@ PNG = {"content": {"image/png": {"schema": {"type": "string", "format": "binary"
 )
 async def inspect(
     station: Name,
+    _: Operator,
+    c: Ctx,
     files: list[UploadFile] = File(min_length=1, description="part images (PNG, JPEG, BMP, TIFF)"),
     idempotency_key: Annotated[
         str | None,
@@ -70,8 +67,6 @@ async def inspect(
             "answered with the inspections first stored, without storing the images twice",
         ),
     ] = None,
-    _=Depends(operator),
-    c: AppContext = Depends(ctx),
 ):
     """Score one or many images with the station's active model; each is stored with its heatmap. All or
     nothing: an error answer means no image of the request was stored as an inspection, so it can be sent again.
@@ -82,17 +77,17 @@ async def inspect(
         name = clean_filename(f.filename)
         data = await f.read()
         if len(data) > c.settings.max_upload_bytes:
-            raise HTTPException(413, f"{name or 'upload'}: {len(data):,} bytes is over the limit")
+            raise TooLarge(f"{name or 'upload'}: {len(data):,} bytes is over the limit")
         if not data:
-            raise HTTPException(400, f"{name or 'upload'}: empty file")
+            raise LinewatchError(f"{name or 'upload'}: empty file")
         uploads.append((name, data))
     return await run_in_threadpool(inspect_images, c, st, model, uploads, idempotency_key)
 
 
 @router.get("/inspections", response_model=InspectionPage)
 def list_inspections(
-    _=Depends(viewer),
-    session: Session = Depends(db),
+    _: Viewer,
+    session: DB,
     station: str | None = Query(None, min_length=1, max_length=100, pattern=LINE),
     verdict: Verdict | None = None,
     reviewed: bool | None = None,
@@ -106,69 +101,24 @@ def list_inspections(
     limit: int = Query(50, ge=1, le=500),
 ):
     """Newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
-    q = select(Inspection, Station.name).join(Station, Station.id == Inspection.station_id)
-    if station is not None:
-        q = q.where(Station.name == station)
-    if verdict is not None:
-        q = q.where(Inspection.verdict == verdict)
-    if reviewed is not None:
-        q = q.where(Inspection.reviewed.is_(reviewed))
-    if defect_type is not None:
-        q = q.where(Inspection.defect_type == defect_type)
-    if since is not None:
-        q = q.where(Inspection.created_at >= since)
-    if until is not None:
-        q = q.where(Inspection.created_at < until)
-    if min_score is not None:
-        q = q.where(Inspection.normalized_score >= min_score)
-    if max_score is not None:
-        q = q.where(Inspection.normalized_score <= max_score)
-    if cursor is not None:
-        q = q.where(Inspection.id < cursor)
-    rows = session.execute(q.order_by(Inspection.id.desc()).limit(limit + 1)).all()
-    latest = _latest_reviews(session, [r.id for r, _ in rows[:limit] if r.reviewed])
-    items = [{**inspection_dict(r, name), "review": latest.get(r.id)} for r, name in rows[:limit]]
-    return {"items": items, "next_cursor": items[-1]["id"] if len(rows) > limit else None}
-
-
-def _latest_reviews(session: Session, inspection_ids: list[int]) -> dict[int, dict]:
-    """The latest review of each of these inspections, with its reviewer's name: what a list or an export shows."""
-    if not inspection_ids:
-        return {}
-    last = (
-        select(func.max(Review.id))
-        .where(Review.inspection_id.in_(inspection_ids))
-        .group_by(Review.inspection_id)
-        .scalar_subquery()
+    return inspections.page(
+        session,
+        station=station,
+        verdict=verdict,
+        reviewed=reviewed,
+        defect_type=defect_type,
+        since=since,
+        until=until,
+        min_score=min_score,
+        max_score=max_score,
+        cursor=cursor,
+        limit=limit,
     )
-    rows = session.execute(
-        select(Review, User.name).outerjoin(User, User.id == Review.reviewer_id).where(Review.id.in_(last))
-    ).all()
-    return {rv.inspection_id: _review_dict(rv, name) for rv, name in rows}
-
-
-def _get(session: Session, inspection_id: int) -> tuple[Inspection, str]:
-    row = session.execute(
-        select(Inspection, Station.name)
-        .join(Station, Station.id == Inspection.station_id)
-        .where(Inspection.id == inspection_id)
-    ).first()
-    if row is None:
-        raise HTTPException(404, f"no inspection {inspection_id}")
-    return row[0], row[1]
 
 
 @router.get("/inspections/{inspection_id}", response_model=InspectionOut, responses=NOT_FOUND)
-def get_inspection(inspection_id: Id, _=Depends(viewer), session: Session = Depends(db)):
-    row, name = _get(session, inspection_id)
-    return {**inspection_dict(row, name), "review": _latest_reviews(session, [row.id]).get(row.id)}
-
-
-def _blob(c: AppContext, key: str) -> bytes:
-    try:
-        return c.blobs.get(key)
-    except BlobNotFound:
-        raise HTTPException(404, "the stored image is missing") from None
+def get_inspection(inspection_id: Id, _: Viewer, session: DB):
+    return inspections.one(session, inspection_id)
 
 
 def _media(data: bytes) -> str:
@@ -183,81 +133,62 @@ def _media(data: bytes) -> str:
     return "application/octet-stream"
 
 
+IMMUTABLE = {"Cache-Control": "private, max-age=31536000, immutable"}
+
+
 @router.get("/inspections/{inspection_id}/image", response_class=Response, responses={200: IMAGE, **NOT_FOUND})
-async def get_image(inspection_id: Id, _=Depends(viewer), session: Session = Depends(db), c=Depends(ctx)):
-    row, _name = await run_in_threadpool(_get, session, inspection_id)  # off the event loop: the database may hang
-    data = await run_in_threadpool(_blob, c, row.image_sha256)
-    return Response(data, media_type=_media(data), headers={"Cache-Control": "private, max-age=31536000, immutable"})
+async def get_image(inspection_id: Id, _: Viewer, session: DB, c: Ctx):
+    # off the event loop: the database and the blob store may hang
+    row, _name = await run_in_threadpool(inspections.stored, session, inspection_id)
+    data = await run_in_threadpool(inspections.blob, c, row.image_sha256)
+    return Response(data, media_type=_media(data), headers=IMMUTABLE)
 
 
 @router.get("/inspections/{inspection_id}/heatmap", response_class=Response, responses={200: PNG, **NOT_FOUND})
-async def get_heatmap(inspection_id: Id, _=Depends(viewer), session: Session = Depends(db), c=Depends(ctx)):
+async def get_heatmap(inspection_id: Id, _: Viewer, session: DB, c: Ctx):
     """The anomaly map coloured (blue normal, yellow at the threshold, red far above), at most 256 px on its longer
     side: stretch it over the image to overlay it."""
-    row, _name = await run_in_threadpool(_get, session, inspection_id)  # off the event loop: the database may hang
-    data = await run_in_threadpool(_blob, c, row.heatmap_sha256)
+    row, _name = await run_in_threadpool(inspections.stored, session, inspection_id)
+    data = await run_in_threadpool(inspections.blob, c, row.heatmap_sha256)
     png = await run_in_threadpool(heatmaps.colored, data)
-    return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=31536000, immutable"})
-
-
-def _overlay(c: AppContext, row: Inspection) -> bytes:
-    data = _blob(c, row.heatmap_sha256)
-    if not heatmaps.is_map(data):
-        return data
-    image = open_image_bytes(_blob(c, row.image_sha256), "stored image", c.settings.max_image_pixels)
-    return heatmaps.blended(image, data, row.regions or [])
+    return Response(png, media_type="image/png", headers=IMMUTABLE)
 
 
 @router.get("/inspections/{inspection_id}/overlay", response_class=Response, responses={200: PNG, **NOT_FOUND})
-async def get_overlay(inspection_id: Id, _=Depends(viewer), session: Session = Depends(db), c=Depends(ctx)):
+async def get_overlay(inspection_id: Id, _: Viewer, session: DB, c: Ctx):
     """The image at its own size with the coloured anomaly map blended in where it is high and the regions boxed."""
-    row, _name = await run_in_threadpool(_get, session, inspection_id)  # off the event loop: the database may hang
-    png = await run_in_threadpool(_overlay, c, row)
-    return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=31536000, immutable"})
+    row, _name = await run_in_threadpool(inspections.stored, session, inspection_id)
+    png = await run_in_threadpool(inspections.overlay, c, row)
+    return Response(png, media_type="image/png", headers=IMMUTABLE)
 
 
 @router.post("/inspections/{inspection_id}/reviews", response_model=ReviewOut, status_code=201, responses=NOT_FOUND)
-def review(
-    inspection_id: Id,
-    body: ReviewIn,
-    who: Principal = Depends(operator),
-    session: Session = Depends(db),
-    c: AppContext = Depends(ctx),
-):
+def review(inspection_id: Id, body: ReviewIn, who: Operator, session: DB, c: Ctx):
     """Confirm or overturn the verdict; the latest review counts (its defect type is what search filters on and
     what suggestions for look-alikes are drawn from)."""
-    with session.begin():
-        row, _name = _get(session, inspection_id)
-        rv = Review(
-            inspection_id=row.id,
-            reviewer_id=who.user_id,
-            verdict=body.verdict,
-            defect_type=body.defect_type,
-            note=body.note,
-        )
-        session.add(rv)
-        row.reviewed = True
-        row.review_verdict = body.verdict
-        row.defect_type = body.defect_type if body.verdict == "anomalous" else None
-    if c.search is not None:
-        c.search.refresh(inspection_id)
-    return _review_dict(rv, who.name)
-
-
-def _review_dict(rv: Review, reviewer: str | None) -> dict:
-    out = ReviewOut.model_validate(rv).model_dump()
-    out["reviewer"] = reviewer
-    return out
+    return inspections.review(session, c.bus, inspection_id, who, body.verdict, body.defect_type, body.note)
 
 
 @router.get("/inspections/{inspection_id}/reviews", response_model=list[ReviewOut], responses=NOT_FOUND)
-def list_reviews(inspection_id: Id, _=Depends(viewer), session: Session = Depends(db)):
+def list_reviews(inspection_id: Id, _: Viewer, session: DB):
     """Every review of the inspection, oldest first, with the reviewer's user name (None for a deleted user)."""
-    _get(session, inspection_id)
-    rows = session.execute(
-        select(Review, User.name)
-        .outerjoin(User, User.id == Review.reviewer_id)
-        .where(Review.inspection_id == inspection_id)
-        .order_by(Review.id)
-    ).all()
-    return [_review_dict(rv, name) for rv, name in rows]
+    return inspections.reviews(session, inspection_id)
+
+
+@router.get(
+    "/inspections/{inspection_id}/thumbnail",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}}, **NOT_FOUND},
+)
+async def thumbnail(inspection_id: Id, _: Viewer, session: DB, c: Ctx):
+    """The inspected image, at most 192 px on its longer side, JPEG."""
+    row, _name = await run_in_threadpool(inspections.stored, session, inspection_id)
+    jpeg = await run_in_threadpool(thumbnails.thumbnail, c, row.image_sha256)
+    return Response(jpeg, media_type="image/jpeg", headers=IMMUTABLE)
+
+
+@router.delete("/inspections/{inspection_id}", status_code=204, responses=NOT_FOUND)
+def delete_inspection(inspection_id: Id, _: Engineer, session: DB, c: Ctx):
+    """Delete an inspection, its reviews and its search vectors, and take it out of the search index. Its image
+    and heatmap blobs stay (content-addressed: another inspection may hold the same bytes)."""
+    inspections.delete(session, c.bus, inspection_id)
