@@ -598,6 +598,9 @@ def users_create(
     err.print(f"created {role} {name!r}")
 
 
+app.add_typer(__import__("linewatch.scheduling.cli").scheduling.cli.schedule_app, name="schedule")
+
+
 def main() -> None:
     app()
 

@@ -15,20 +15,23 @@ from dataclasses import dataclass
 
 from ortools.sat.python import cp_model
 
+from linewatch.scheduling.methods import OBJECTIVES
 from linewatch.scheduling.model import Instance, InstanceError
 from linewatch.scheduling.plan import Assignment, Plan
-from linewatch.scheduling.rules import best_rule, objective_value
-
-OBJECTIVES = ("makespan", "tardiness", "weighted", "lexicographic")
+from linewatch.scheduling.rules import best_rule
 
 
 @dataclass
 class ChangeCost:
-    """What changing the previous plan costs, per operation moved to another machine and per time unit of shift."""
+    """What changing ``previous`` costs in objective units: per operation moved to another machine and per time unit
+    an operation's start shifts (the model scales everything by ``CHANGE_SCALE`` to keep integer coefficients)."""
 
     previous: Plan
-    per_move: int = 10
-    per_shift: int = 1
+    per_move: float = 5.0
+    per_shift: float = 0.01
+
+
+CHANGE_SCALE = 100
 
 
 class _Incumbents(cp_model.CpSolverSolutionCallback):
@@ -142,14 +145,16 @@ class _Model:
         if name == "tardiness":
             return self.tardiness
         if name == "weighted":
-            return round(weights[0] * self.scale) * self.makespan + round(weights[1]) * self.tardiness
+            # both weights to hundredths; the tardiness terms already carry ``scale``
+            return round(100 * weights[0] * self.scale) * self.makespan + round(100 * weights[1]) * self.tardiness
         raise ValueError(name)
 
     def change_cost(self, cost: ChangeCost, horizon: int):
         """Moves and start shifts of the not-fixed operations against the previous plan."""
         m = self.m
-        terms = []
-        moved = []
+        terms: list = []
+        moved: list = []
+        per_move, per_shift = round(cost.per_move * CHANGE_SCALE), round(cost.per_shift * CHANGE_SCALE)
         for a in cost.previous.assignments:
             key = (a.job, a.index)
             if key in self.fixed or key not in self.start:
@@ -159,12 +164,12 @@ class _Model:
                 moved.append(1)
             elif not isinstance(pres, int):
                 moved.append(1 - pres)
-            if cost.per_shift:
+            if per_shift:
                 d = m.new_int_var(0, horizon + abs(a.start), "")
                 m.add_abs_equality(d, self.start[key] - a.start)
-                terms.append(cost.per_shift * d)
-        if cost.per_move:
-            terms += [cost.per_move * x for x in moved]
+                terms.append(per_shift * d)
+        if per_move:
+            terms += [per_move * x for x in moved]
         return sum(terms) if terms else 0
 
     def hint(self, plan: Plan) -> None:
@@ -187,7 +192,8 @@ class _Model:
                 out.append(self.fixed[(j, k)])
                 continue
             mach = next(
-                o.machine for o in self.inst.jobs[j].operations[k].options
+                o.machine
+                for o in self.inst.jobs[j].operations[k].options
                 if (lit := self.present[(j, k, o.machine)]) == 1 or (not isinstance(lit, int) and solver.value(lit))
             )
             out.append(Assignment(j, k, mach, solver.value(s), solver.value(self.end[(j, k)])))
@@ -201,6 +207,9 @@ def _params(time_limit: float, workers: int, seed: int, log: bool) -> cp_model.C
     p.num_workers = workers
     p.random_seed = seed
     p.log_search_progress = log
+    # The stronger (edge-finding style) no-overlap propagation: on 2 workers it proves ft10 optimal in ~6 s where the
+    # default settings leave the bound at ~820 after 20 s, and it finds ta01's optimum within 30 s.
+    p.use_strong_propagation_in_disjunctive = True
     return solver
 
 
@@ -210,7 +219,9 @@ def solve_cpsat(
     objective: str = "makespan",
     time_limit: float = 10.0,
     workers: int = 2,
-    weights: tuple[float, float] = (1.0, 1.0),
+    weights: tuple[float, float] | None = None,
+    makespan_weight: float = 1.0,
+    tardiness_weight: float = 1.0,
     seed: int = 0,
     fixed: Iterable[Assignment] = (),
     now: int = 0,
@@ -219,17 +230,18 @@ def solve_cpsat(
     log: bool = False,
     report: Callable[[float, float, float], None] | None = None,
 ) -> Plan:
-    """The best plan CP-SAT finds in ``time_limit`` seconds (never worse than the best rule's, which is its hint
-    unless ``start`` gives one), with its proven bound and status (optimal when proven)."""
+    """The best plan CP-SAT finds in ``time_limit`` seconds (never worse than its hint: ``start``, or else the best
+    dispatching rule's plan), with its proven bound and status (optimal when proven)."""
     if objective not in OBJECTIVES:
         raise InstanceError(f"unknown objective {objective!r}: choose one of {', '.join(OBJECTIVES)}")
     t0 = time.perf_counter()
+    weights = weights or (makespan_weight, tardiness_weight)
     fixed = list(fixed)
-    rule_plan, _ = best_rule(inst, objective, fixed=fixed, now=now, weights=weights)
-    if start is not None and objective_value(start, objective, weights) < objective_value(rule_plan, objective, weights):
-        incumbent = start
+    if start is None:
+        rule_plan, _ = best_rule(inst, objective, fixed=fixed, now=now, weights=weights)
     else:
-        incumbent = rule_plan
+        rule_plan = start
+    incumbent = rule_plan
     horizon = inst.horizon() + now
     if start is not None:
         horizon = max(horizon, start.makespan)
@@ -242,7 +254,7 @@ def solve_cpsat(
         if remaining <= 0.01:
             break
         goal = model.objective(phase, weights)
-        total = goal + (model.change_cost(change, horizon) if change is not None else 0)
+        total = CHANGE_SCALE * goal + model.change_cost(change, horizon) if change is not None else goal
         model.m.minimize(total)
         model.hint(best_plan)
         solver = _params(remaining if i == len(phases) - 1 else remaining / 2, workers, seed, log)

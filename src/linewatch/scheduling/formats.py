@@ -64,7 +64,7 @@ def _ints(line: str, where: str, lineno: int) -> list[int]:
 
 
 def parse_jsplib(text: str, where: str = "instance") -> Instance:
-    rows = [(i + 1, line) for i, line in enumerate(text.splitlines()) if line.strip() and not line.lstrip()[0] == "#"]
+    rows = [(i + 1, line) for i, line in enumerate(text.splitlines()) if line.strip() and line.lstrip()[0] != "#"]
     if not rows:
         raise InstanceError(f"{where} is empty: expected 'jobs machines' and one line per job")
     head = _ints(rows[0][1], where, rows[0][0])
@@ -147,7 +147,7 @@ def instance_from_json(doc: Any, where: str = "instance") -> Instance:
             octx = f"{ctx} operation {k}"
             if not isinstance(od, dict):
                 raise InstanceError(f"{where}: {octx} is not an object")
-            raw = od["options"] if "options" in od else [od]
+            raw = od.get("options", [od])
             if not isinstance(raw, list):
                 raise InstanceError(f"{where}: {octx} 'options' must be a list")
             opts = []
@@ -172,7 +172,9 @@ def instance_from_json(doc: Any, where: str = "instance") -> Instance:
         end = wd.get("end")
         if end is not None and (isinstance(end, bool) or not isinstance(end, int)):
             raise InstanceError(f"{where}: unavailability window {i} 'end' must be a whole number or null")
-        windows.append(Window(machine(wd["machine"], f"window {i}"), _field(wd, "start", int, f"{where} window {i}"), end))
+        windows.append(
+            Window(machine(wd["machine"], f"window {i}"), _field(wd, "start", int, f"{where} window {i}"), end)
+        )
     setups = {}
     for key, table in _field(doc, "setups", dict, where, {}).items():
         mach = machine(int(key) if key.isdigit() else key, "setups")
@@ -187,6 +189,7 @@ def instance_from_json(doc: Any, where: str = "instance") -> Instance:
 
 def instance_to_json(inst: Instance) -> dict:
     """Our JSON document for an instance (machines by number; names kept in 'machines' when present)."""
+
     def op(o: Operation) -> dict:
         if len(o.options) == 1:
             return {"machine": o.options[0].machine, "duration": o.options[0].duration}

@@ -131,9 +131,7 @@ class Instance:
                     seen.add(o.machine)
                     if o.duration < 0:
                         raise InstanceError(f"{where} has a negative duration {o.duration} on machine {o.machine}")
-                if all(o.machine in down_forever for o in op.options) and any(
-                    o.duration > 0 for o in op.options
-                ):
+                if all(o.machine in down_forever for o in op.options) and any(o.duration > 0 for o in op.options):
                     ms = ", ".join(str(o.machine) for o in op.options)
                     raise InstanceError(f"{where} has no machine available: machine(s) {ms} down indefinitely")
         for mach, table in self.setups.items():

@@ -69,7 +69,8 @@ class Plan:
 
     def late_jobs(self) -> list[int]:
         return [
-            j for j, (job, end) in enumerate(zip(self.instance.jobs, self.job_ends(), strict=True))
+            j
+            for j, (job, end) in enumerate(zip(self.instance.jobs, self.job_ends(), strict=True))
             if job.due is not None and end > job.due
         ]
 
@@ -119,13 +120,14 @@ class Plan:
 
 def plan_from_json(doc: Any, where: str = "plan") -> Plan:
     if not isinstance(doc, dict) or doc.get("format") != PLAN_FORMAT:
-        raise PlanError(f"{where} is not a linewatch plan (expected \"format\": \"{PLAN_FORMAT}\")")
+        raise PlanError(f'{where} is not a linewatch plan (expected "format": "{PLAN_FORMAT}")')
     version = doc.get("format_version")
     if not isinstance(version, int) or version < 1:
         raise PlanError(f"{where} has no valid format_version")
     if version > PLAN_VERSION:
         raise PlanError(
-            f"{where} is plan format version {version}, newer than this linewatch reads ({PLAN_VERSION}): upgrade linewatch"
+            f"{where} is plan format version {version}, newer than this linewatch reads ({PLAN_VERSION}): "
+            "upgrade linewatch"
         )
     try:
         inst = instance_from_json(doc["instance_data"], where=f"{where} instance").validate()
@@ -207,7 +209,7 @@ def check_plan(plan: Plan, instance: Instance | None = None) -> list[str]:
     for m, ops in by_machine.items():
         ops.sort(key=lambda a: (a.start, a.end))
         setup = inst.setups.get(m)
-        for a, b in zip(ops, ops[1:]):
+        for a, b in zip(ops, ops[1:], strict=False):
             need = setup[a.job][b.job] if setup else 0
             if b.start < a.end + need:
                 problems.append(

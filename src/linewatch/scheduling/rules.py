@@ -104,7 +104,9 @@ def dispatch(
             p = -(job.weight / max(d, 1)) * (0.0 if slack == INF else math.exp(-slack / (ATC_K * max(mean_d, 1e-9))))
         return (p, -remaining[j], j)
 
-    cand: dict[int, tuple[float, float, int, int]] = {j: candidate(j) for j in range(n) if nxt[j] < len(jobs[j].operations)}
+    cand: dict[int, tuple[float, float, int, int]] = {
+        j: candidate(j) for j in range(n) if nxt[j] < len(jobs[j].operations)
+    }
     while cand:
         c_star = min(c[1] for c in cand.values())
         m_star = min(c[2] for c in cand.values() if c[1] == c_star)
@@ -128,8 +130,15 @@ def dispatch(
         for j in cand:
             if j != pick and mach in jobs[j].operations[nxt[j]].machines:
                 cand[j] = candidate(j)
-    return Plan(inst, out, objective=objective, solver=f"rule:{rule}", status="feasible", wall_s=time.perf_counter() - t0,
-                now=now)
+    return Plan(
+        inst,
+        out,
+        objective=objective,
+        solver=f"rule:{rule}",
+        status="feasible",
+        wall_s=time.perf_counter() - t0,
+        now=now,
+    )
 
 
 def raise_unplannable(inst: Instance, cand: dict) -> None:
@@ -162,6 +171,27 @@ def best_rule(
 ) -> tuple[Plan, dict[str, Plan]]:
     """The best plan over the rules for an objective, and every rule's plan."""
     fixed = list(fixed)
+    if not any(j.due is not None for j in inst.jobs):
+        # without due dates EDD, CR and ATC all fall back to their tie-break (MWKR): skip the repeats
+        rules = [r for r in rules if r not in ("edd", "cr", "atc")] or ["mwkr"]
     plans = {r: dispatch(inst, r, objective=objective, fixed=fixed, now=now) for r in rules}
     best = min(plans.values(), key=lambda p: objective_value(p, objective, weights))
     return best, plans
+
+
+def solve_rules(
+    inst: Instance,
+    *,
+    objective: str = "makespan",
+    rule: str = "best",
+    makespan_weight: float = 1.0,
+    tardiness_weight: float = 1.0,
+) -> Plan:
+    """The registry's entry point: one rule's plan, or the best over all rules for the objective."""
+    weights = (makespan_weight, tardiness_weight)
+    if rule == "best":
+        plan = best_rule(inst, objective, weights=weights)[0]
+    else:
+        plan = dispatch(inst, rule, objective=objective)
+    plan.status = "rule"
+    return plan
