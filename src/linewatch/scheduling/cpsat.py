@@ -194,10 +194,15 @@ class _Model:
             mach = next(
                 o.machine
                 for o in self.inst.jobs[j].operations[k].options
-                if (lit := self.present[(j, k, o.machine)]) == 1 or (not isinstance(lit, int) and solver.value(lit))
+                if _chosen(solver, self.present[(j, k, o.machine)])
             )
             out.append(Assignment(j, k, mach, solver.value(s), solver.value(self.end[(j, k)])))
         return out
+
+
+def _chosen(solver: cp_model.CpSolver, lit) -> bool:
+    """Whether a machine option is taken: a constant 1 (the only option) or a true presence literal."""
+    return lit == 1 if isinstance(lit, int) else bool(solver.boolean_value(lit))
 
 
 def _params(time_limit: float, workers: int, seed: int, log: bool) -> cp_model.CpSolver:
