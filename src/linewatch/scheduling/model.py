@@ -104,7 +104,9 @@ class Instance:
             raise InstanceError("the instance has no jobs")
         if self.machine_names is not None and len(self.machine_names) != m:
             raise InstanceError(f"{len(self.machine_names)} machine names for {m} machines")
-        down_forever = {w.machine: w.start for w in self.unavailable if w.end is None}
+        # down for good from the outset: an operation with only such machines can never run (a machine that goes down
+        # later may still serve operations before then; the planners report those that cannot fit)
+        down_forever = {w.machine for w in self.unavailable if w.end is None and w.start <= 0}
         for w in self.unavailable:
             if not 0 <= w.machine < m:
                 raise InstanceError(f"unavailability window on unknown machine {w.machine} (machines are 0..{m - 1})")

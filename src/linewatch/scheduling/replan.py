@@ -204,6 +204,15 @@ def apply_event(plan: Plan, ev: Event) -> tuple[Instance, list[Assignment], list
         inst.validate()
     except InstanceError as e:
         raise EventError(f"after the event: {e}") from None
+    gone = {w.machine for w in inst.unavailable if w.end is None and w.start <= now}
+    kept = {(a.job, a.index) for a in started}
+    for j, job in enumerate(inst.jobs):
+        for k, op in enumerate(job.operations):
+            if (j, k) not in kept and all(o.machine in gone for o in op.options):
+                raise EventError(
+                    f"after the event, job {inst.job_label(j)} operation {k} has no machine left: "
+                    f"machine(s) {', '.join(map(str, op.machines))} down indefinitely"
+                )
     return inst, started, interrupted
 
 
