@@ -71,6 +71,9 @@ def test_tardiness_objective_is_optimal_and_differs_from_makespan():
     assert by_ms.makespan <= plan.makespan
     lex = assert_feasible(solve_cpsat(inst, objective="lexicographic", time_limit=10, workers=1))
     assert lex.weighted_tardiness == 0 and lex.makespan <= plan.makespan
+    mixed = assert_feasible(solve_cpsat(inst, objective="weighted", weights=(1.0, 0.5), time_limit=10, workers=1))
+    assert mixed.value() == mixed.makespan + 0.5 * mixed.weighted_tardiness
+    assert mixed.status == "optimal" and mixed.bound == mixed.value()
 
 
 def test_windows_releases_and_setups_are_respected_by_the_solver():

@@ -270,12 +270,13 @@ def solve_cpsat(
             best_plan = Plan(inst, model.plan(solver, best_plan), objective=objective, now=now)
             status_name = "optimal" if status == cp_model.OPTIMAL else "feasible"
             if change is None and phase == objective:
-                bound = solver.best_objective_bound / (model.scale if phase == "tardiness" else 1)
+                divisor = {"makespan": 1, "tardiness": model.scale, "weighted": 100 * model.scale}[phase]
+                bound = solver.best_objective_bound / divisor
         elif status == cp_model.INFEASIBLE:
             raise InstanceError("the instance has no feasible plan (the windows or fixed operations leave no room)")
         if len(phases) > 1 and i == 0:
             model.m.add(goal <= round(best_plan.weighted_tardiness * model.scale))
-    best_plan.objective, best_plan.now = objective, now
+    best_plan.objective, best_plan.now, best_plan.weights = objective, now, weights
     best_plan.solver = "cpsat" if best_plan is not incumbent else incumbent.solver or "cpsat"
     best_plan.status = status_name if best_plan is not incumbent or status_name == "optimal" else "rule"
     best_plan.bound = bound

@@ -44,6 +44,7 @@ class Plan:
     status: str = ""  # optimal, feasible, rule, ...
     wall_s: float = 0.0
     now: int = 0  # for replanned plans: the time of the event
+    weights: tuple[float, float] = (1.0, 1.0)  # makespan and tardiness weights of the weighted objective
     meta: dict[str, Any] = field(default_factory=dict)
 
     def by_op(self) -> dict[tuple[int, int], Assignment]:
@@ -75,10 +76,13 @@ class Plan:
         ]
 
     def value(self, objective: str | None = None) -> float:
-        """The plan's value of an objective (makespan or weighted tardiness; see solver for combinations)."""
+        """The plan's value of an objective: makespan, weighted tardiness, their weighted sum (``weights``), or for
+        lexicographic its first criterion, tardiness (the makespan is reported beside it)."""
         obj = objective or self.objective
-        if obj == "tardiness":
+        if obj in ("tardiness", "lexicographic"):
             return self.weighted_tardiness
+        if obj == "weighted":
+            return self.weights[0] * self.makespan + self.weights[1] * self.weighted_tardiness
         return float(self.makespan)
 
     @property
@@ -93,6 +97,7 @@ class Plan:
         return {
             "instance": self.instance.name,
             "objective": self.objective,
+            **({"weights": list(self.weights)} if self.objective == "weighted" else {}),
             "value": self.value(),
             "makespan": self.makespan,
             "weighted_tardiness": self.weighted_tardiness,
@@ -147,6 +152,7 @@ def plan_from_json(doc: Any, where: str = "plan") -> Plan:
         bound=doc.get("bound"),
         status=str(doc.get("status", "")),
         now=int(doc.get("now", 0)),
+        weights=tuple(doc.get("weights", (1.0, 1.0))),
     )
     problems = check_plan(plan)
     if problems:

@@ -27,7 +27,7 @@ from linewatch.errors import LinewatchError
 from linewatch.scheduling.formats import instance_from_json
 from linewatch.scheduling.model import Instance, InstanceError, Operation, Option, Window
 from linewatch.scheduling.plan import Assignment, Plan
-from linewatch.scheduling.rules import INF, _fits, best_rule, objective_value
+from linewatch.scheduling.rules import INF, _fits, best_rule
 
 EVENT_TYPES = ("machine_down", "machine_up", "rush_order", "operation_delayed")
 
@@ -316,8 +316,13 @@ def replan(
     inst, fixed, interrupted = apply_event(plan, event)
     now = event.time
 
-    def total(p: Plan) -> float:
-        return objective_value(p, obj)[0] + compare(plan, p).cost(cost)
+    def total(p: Plan) -> tuple:
+        """How the replan ranks plans: the objective plus the change cost (lexicographic: tardiness first)."""
+        change = compare(plan, p).cost(cost)
+        if obj == "lexicographic":
+            return (p.weighted_tardiness, p.makespan + change)
+        p.weights = plan.weights
+        return (p.value(obj) + change,)
 
     first = right_shift(plan, inst, fixed, now)
     first_s = time.perf_counter() - t0
@@ -326,7 +331,7 @@ def replan(
         from linewatch.scheduling.cpsat import ChangeCost as SolverCost
         from linewatch.scheduling.cpsat import solve_cpsat
 
-        start = min([first, best_rule(inst, obj, fixed=fixed, now=now)[0]], key=total)
+        start = min([first, best_rule(inst, obj, fixed=fixed, now=now, weights=plan.weights)[0]], key=total)
         remaining = max(0.05, time_limit - (time.perf_counter() - t0))
         solved = solve_cpsat(
             inst,
@@ -337,6 +342,7 @@ def replan(
             now=now,
             start=start,
             change=SolverCost(plan, cost.per_move, cost.per_shift),
+            weights=plan.weights,
         )
         final = min([solved, start], key=total)
     final.objective, final.now = obj, now

@@ -193,5 +193,5 @@ def solve_rules(
         plan = best_rule(inst, objective, weights=weights)[0]
     else:
         plan = dispatch(inst, rule, objective=objective)
-    plan.status = "rule"
+    plan.status, plan.weights = "rule", weights
     return plan
