@@ -601,6 +601,7 @@ def users_create(
 from linewatch.sensors.cli import app as sensors_app  # noqa: E402 - needs the helpers above
 
 app.add_typer(sensors_app, name="sensors")
+app.add_typer(__import__("linewatch.scheduling.cli").scheduling.cli.schedule_app, name="schedule")
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "sensors": ("pyod", "sklearn", "scipy", "pandas", "pyarrow"),
     "search": ("qdrant_client",),
     "clip": ("open_clip",),
+    "scheduling": ("ortools",),
 }
 
 
