@@ -598,10 +598,11 @@ def users_create(
     err.print(f"created {role} {name!r}")
 
 
-from linewatch.sensors.cli import app as sensors_app  # noqa: E402 - needs the helpers above
+from linewatch.scheduling.cli import schedule_app  # noqa: E402 - the engines' sub-apps need the helpers above
+from linewatch.sensors.cli import app as sensors_app  # noqa: E402
 
 app.add_typer(sensors_app, name="sensors")
-app.add_typer(__import__("linewatch.scheduling.cli").scheduling.cli.schedule_app, name="schedule")
+app.add_typer(schedule_app, name="schedule")
 
 
 def main() -> None:
