@@ -38,7 +38,7 @@ def seed(data_dir: Path, images: Path) -> None:
     from fastapi.testclient import TestClient
 
     from linewatch.api.app import build_context, create_app
-    from linewatch.api.auth import create_user
+    from linewatch.services.accounts import create_user
     from linewatch.config import Settings
     from linewatch.vision.synthetic import make_dataset
 
