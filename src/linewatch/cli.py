@@ -20,6 +20,7 @@ from rich.table import Table
 from linewatch.core.extras import require
 from linewatch.core.options import with_params
 from linewatch.errors import LinewatchError
+from linewatch.maintenance.cli import app as _maintenance_app
 from linewatch.vision.methods import METHODS
 
 app = typer.Typer(
@@ -596,6 +597,9 @@ def users_create(
     except IntegrityError:
         raise LinewatchError(f"user {name!r} already exists") from None
     err.print(f"created {role} {name!r}")
+
+
+app.add_typer(_maintenance_app, name="maintenance")
 
 
 def main() -> None:

@@ -1,0 +1,206 @@
+"""Remaining useful life from multivariate sensor histories: an ensemble of small 1-D CNNs over the last
+``window`` cycles, trained on the piecewise-linear target (RUL capped at ``rul_cap``), with conformal intervals.
+
+The ensemble is built by unit folds: member k is trained without fold k's units, so every training unit gets a
+prediction from a model that never saw it. Those out-of-fold predictions calibrate the intervals (split by unit,
+not by row: rows of one engine are not independent) and give an honest validation error, at the cost of
+nothing beyond the ensemble itself. The prediction is the members' mean."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from linewatch.core.estimator import Estimator
+from linewatch.errors import LinewatchError
+from linewatch.maintenance.intervals import apply_intervals, fit_intervals
+from linewatch.maintenance.methods import RulParams
+from linewatch.maintenance.regimes import fit_regimes, normalise
+from linewatch.maintenance.tables import Histories, histories, read_histories
+
+
+@dataclass
+class RulPrediction:
+    """One row per predicted cycle (each unit's last cycle unless all cycles were asked for)."""
+
+    unit: np.ndarray
+    cycle: np.ndarray
+    rul: np.ndarray
+    rul_low: np.ndarray
+    rul_high: np.ndarray
+
+    def records(self) -> list[dict[str, Any]]:
+        return [
+            {"unit": int(u), "cycle": float(c), "rul": round(float(r), 3), "rul_low": round(float(lo), 3),
+             "rul_high": round(float(hi), 3)}
+            for u, c, r, lo, hi in zip(self.unit, self.cycle, self.rul, self.rul_low, self.rul_high, strict=True)
+        ]
+
+
+def as_histories(data: Any, **names) -> Histories:
+    """Histories from a Histories, a DataFrame or a file path."""
+    if isinstance(data, Histories):
+        if names.get("sensor_names") is not None and data.sensor_names != names["sensor_names"]:
+            raise LinewatchError(f"the data's sensors {data.sensor_names} differ from the model's "
+                                 f"{names['sensor_names']}")
+        return data
+    if isinstance(data, pd.DataFrame):
+        return histories(data, "the table", **names)
+    if isinstance(data, str) or hasattr(data, "__fspath__"):
+        return read_histories(data, **names)
+    raise LinewatchError(f"maintenance data must be a file path, a DataFrame or Histories, not {type(data).__name__}")
+
+
+def smooth(features: np.ndarray, starts: np.ndarray, weight: float) -> np.ndarray:
+    """Exponential smoothing along each unit's cycles (causal: a cycle sees only the past)."""
+    if weight >= 1.0:
+        return features
+    out = features.copy()
+    for s, e in zip(starts[:-1], starts[1:], strict=True):
+        for t in range(s + 1, e):
+            out[t] = weight * features[t] + (1 - weight) * out[t - 1]
+    return out
+
+
+def windows(features: np.ndarray, starts: np.ndarray, window: int) -> np.ndarray:
+    """(rows, window, features): the ``window`` cycles ending at every row, left-padded with the unit's first
+    reading when its history is shorter (test engines can be cut after a few cycles)."""
+    parts = []
+    for s, e in zip(starts[:-1], starts[1:], strict=True):
+        x = features[s:e]
+        padded = np.concatenate([np.repeat(x[:1], window - 1, axis=0), x])
+        parts.append(np.lib.stride_tricks.sliding_window_view(padded, window, axis=0).transpose(0, 2, 1))
+    return np.ascontiguousarray(np.concatenate(parts)).astype(np.float32)
+
+
+def _net(n_features: int, window: int, channels: int):
+    from torch import nn
+
+    return nn.Sequential(
+        nn.Conv1d(n_features, channels, 5, padding=2),
+        nn.ReLU(),
+        nn.Conv1d(channels, channels, 5, padding=2),
+        nn.ReLU(),
+        nn.Conv1d(channels, channels, 5, padding=2),
+        nn.ReLU(),
+        nn.Conv1d(channels, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Dropout(0.2),
+        nn.Linear(8 * window, 64),
+        nn.ReLU(),
+        nn.Linear(64, 1),
+    )
+
+
+class RulCNN(Estimator):
+    engine = "maintenance"
+    method = "cnn"
+    Params = RulParams
+
+    def fit(self, data: Any, progress=None) -> RulCNN:
+        """Learn from run-to-failure histories (each unit's RUL is cycles to its last one unless the table has a
+        ``rul`` column). ``progress(stage, done, total)`` is called after each member's epoch."""
+        self.params_ = None
+        p = self._validate_params()
+        h = as_histories(data)
+        starts = h.starts()
+        n_units = len(starts) - 1
+        if n_units < p["folds"]:
+            raise LinewatchError(f"{n_units} unit(s) in the training data; the {p['folds']} folds need one each at "
+                                 "least (use fewer --folds or more units)")
+        t0 = time.perf_counter()
+        regimes = fit_regimes(h.settings, h.sensors, p["max_regimes"], p["seed"])
+        x = windows(smooth(normalise(h.settings, h.sensors, regimes), starts, p["smoothing"]), starts, p["window"])
+        if x.shape[2] == 0:
+            raise LinewatchError("every sensor is constant in the training data: nothing to learn from")
+        truth = h.rul_to_failure()
+        y = np.minimum(truth, p["rul_cap"]) / p["rul_cap"]
+        unit_of_row = np.repeat(np.arange(n_units), np.diff(starts))
+        fold_of_unit = np.random.default_rng(p["seed"]).permutation(n_units) % p["folds"]
+        fold = fold_of_unit[unit_of_row]
+        members, oof = [], np.zeros(len(y))
+        for k in range(p["folds"]):
+            net = self._train(x[fold != k], y[fold != k], p, seed=p["seed"] * 1000 + k,
+                              report=(lambda e, k=k: progress("train", k * p["epochs"] + e, p["folds"] * p["epochs"]))
+                              if progress else None)
+            members.append(net)
+            oof[fold == k] = _predict(net, x[fold == k]) * p["rul_cap"]
+        oof = np.clip(oof, 0, None)
+        capped = np.minimum(truth, p["rul_cap"])
+        last = starts[1:] - 1
+        self.regimes_ = regimes
+        self.members_ = members
+        self.intervals_ = fit_intervals(oof, truth, p["coverage"])
+        self.sensor_names_ = list(h.sensor_names)
+        self.setting_names_ = list(h.setting_names)
+        self.train_info_ = {
+            "units": n_units,
+            "rows": len(y),
+            "regimes": len(regimes["centers"]),
+            "sensors_used": int(regimes["keep"].sum()),
+            "oof_rmse": float(np.sqrt(np.mean((oof - capped) ** 2))),
+            "oof_rmse_near_failure": float(np.sqrt(np.mean((oof - capped)[truth < 50] ** 2))),
+            "oof_last_cycle_mae": float(np.mean(np.abs(oof[last] - truth[last]))),
+            "seconds": round(time.perf_counter() - t0, 2),
+        }
+        self.params_ = p
+        return self
+
+    @staticmethod
+    def _train(x: np.ndarray, y: np.ndarray, p: dict[str, Any], seed: int, report=None):
+        import torch
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            net = _net(x.shape[2], p["window"], p["channels"])
+            xt, yt = torch.from_numpy(x).transpose(1, 2).contiguous(), torch.from_numpy(y.astype(np.float32))
+            opt = torch.optim.Adam(net.parameters(), lr=p["learning_rate"])
+            steps = p["epochs"] * max(1, -(-len(xt) // p["batch_size"]))
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+            gen = torch.Generator().manual_seed(seed)
+            net.train()
+            for epoch in range(p["epochs"]):
+                order = torch.randperm(len(xt), generator=gen)
+                for i in range(0, len(xt), p["batch_size"]):
+                    idx = order[i : i + p["batch_size"]]
+                    loss = torch.nn.functional.mse_loss(net(xt[idx]).squeeze(1), yt[idx])
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                    sched.step()
+                if report:
+                    report(epoch + 1)
+        net.eval()
+        for q in net.parameters():
+            q.requires_grad_(False)
+        return net
+
+    def predict(self, data: Any, all_cycles: bool = False) -> RulPrediction:
+        """RUL with its interval at each unit's last cycle (or at every cycle)."""
+        self._check_fitted()
+        p = self.params_
+        h = as_histories(data, sensor_names=self.sensor_names_, setting_names=self.setting_names_)
+        starts = h.starts()
+        x = windows(smooth(normalise(h.settings, h.sensors, self.regimes_), starts, p["smoothing"]), starts,
+                    p["window"])
+        rows = np.arange(len(x)) if all_cycles else starts[1:] - 1
+        x = x[rows]
+        pred = np.mean([_predict(m, x) for m in self.members_], axis=0) * p["rul_cap"]
+        pred = np.clip(pred, 0, None)
+        low, high = apply_intervals(pred, self.intervals_)
+        return RulPrediction(h.units[rows], h.cycles[rows], pred, low, high)
+
+
+def _predict(net, x: np.ndarray, batch: int = 4096) -> np.ndarray:
+    import torch
+
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(x), batch):
+            out.append(net(torch.from_numpy(x[i : i + batch]).transpose(1, 2)).squeeze(1).numpy())
+    return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
