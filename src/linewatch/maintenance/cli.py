@@ -89,11 +89,15 @@ def fit(
     if (name == "cnn") != (target is Target.rul):
         raise LinewatchError(f"the {name} method does not predict --target {target}")
     model = METHODS.create(name, **params)
+    model._validate_params()  # a bad option is reported before the data is read
     if name == "cnn":
+        from linewatch.maintenance.rul import as_histories
+
+        histories = as_histories(data)  # read (and refused) before the progress bar starts
         with Progress("training", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err,
                       disable=quiet) as bar:
             task = bar.add_task("train", total=None)
-            model.fit(data, progress=lambda _s, done, total: bar.update(task, completed=done, total=total))
+            model.fit(histories, progress=lambda _s, done, total: bar.update(task, completed=done, total=total))
     else:
         model.fit(data)
     save(model, out_dir)

@@ -20,6 +20,7 @@ class RulParams(Params):
     channels: int = Param(32, "convolution channels", ge=4, le=512)
     coverage: float = Param(0.9, "nominal coverage of the RUL intervals", gt=0, lt=1)
     max_regimes: int = Param(8, "most operating regimes looked for in the settings columns", ge=1, le=32)
+    age: bool = Param(False, "also feed the cycle number (age) to the network")
     smoothing: float = Param(0.1, "exponential smoothing weight of each new sensor reading (1: none)", gt=0, le=1)
     seed: int = Param(0, "seed of the folds, the initial weights and the shuffling", ge=0)
 

@@ -115,9 +115,9 @@ class RulCNN(Estimator):
                                  "least (use fewer --folds or more units)")
         t0 = time.perf_counter()
         regimes = fit_regimes(h.settings, h.sensors, p["max_regimes"], p["seed"])
-        x = windows(smooth(normalise(h.settings, h.sensors, regimes), starts, p["smoothing"]), starts, p["window"])
-        if x.shape[2] == 0:
+        if not regimes["keep"].any():
             raise LinewatchError("every sensor is constant in the training data: nothing to learn from")
+        x = _inputs(h, regimes, p)
         truth = h.rul_to_failure()
         y = np.minimum(truth, p["rul_cap"]) / p["rul_cap"]
         unit_of_row = np.repeat(np.arange(n_units), np.diff(starts))
@@ -186,14 +186,22 @@ class RulCNN(Estimator):
         p = self.params_
         h = as_histories(data, sensor_names=self.sensor_names_, setting_names=self.setting_names_)
         starts = h.starts()
-        x = windows(smooth(normalise(h.settings, h.sensors, self.regimes_), starts, p["smoothing"]), starts,
-                    p["window"])
+        x = _inputs(h, self.regimes_, p)
         rows = np.arange(len(x)) if all_cycles else starts[1:] - 1
         x = x[rows]
         pred = np.mean([_predict(m, x) for m in self.members_], axis=0) * p["rul_cap"]
         pred = np.clip(pred, 0, None)
         low, high = apply_intervals(pred, self.intervals_)
         return RulPrediction(h.units[rows], h.cycles[rows], pred, low, high)
+
+
+def _inputs(h: Histories, regimes: dict[str, np.ndarray], p: dict[str, Any]) -> np.ndarray:
+    """The network's input windows: smoothed per-regime sensors, and the cycle in units of the cap if asked."""
+    starts = h.starts()
+    z = smooth(normalise(h.settings, h.sensors, regimes), starts, p["smoothing"])
+    if p["age"]:
+        z = np.hstack([z, (h.cycles / p["rul_cap"]).astype(np.float32)[:, None]])
+    return windows(z, starts, p["window"])
 
 
 def _predict(net, x: np.ndarray, batch: int = 4096) -> np.ndarray:

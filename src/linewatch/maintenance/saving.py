@@ -34,8 +34,9 @@ def _flatten(model) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         arrays.update({f"intervals.{k}": np.asarray(v) for k, v in model.intervals_.items()})
         for i, net in enumerate(model.members_):
             arrays.update({f"member{i}.{k}": v.detach().numpy() for k, v in net.state_dict().items()})
+        inputs = int(model.regimes_["keep"].sum()) + int(model.params_["age"])
         meta = {"sensor_names": model.sensor_names_, "setting_names": model.setting_names_,
-                "members": len(model.members_), "n_features": int(model.regimes_["keep"].sum())}
+                "members": len(model.members_), "n_features": inputs}
     else:
         for name, members in model.forests_.items():
             for i, forest in enumerate(members):

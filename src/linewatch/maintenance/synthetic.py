@@ -12,10 +12,11 @@ def run_to_failure(n_units: int = 30, *, regimes: int = 1, seed: int = 0, min_li
                    max_life: int = 130, n_sensors: int = 6, cut: bool = False) -> tuple[pd.DataFrame, np.ndarray]:
     """(table with unit, cycle, setting_1..2, sensor_1..n; true RUL per unit at its last row). With ``cut`` each
     history stops at a random cycle before failure, as C-MAPSS's test files do; otherwise it runs to failure."""
+    fleet = np.random.default_rng(12345)  # the fleet (its regimes and sensors) is the same whatever the seed
+    points = fleet.uniform(-3, 3, size=(regimes, 2)) if regimes > 1 else np.zeros((1, 2))
+    level = fleet.normal(0, 5, size=(regimes, n_sensors))
+    sens = fleet.uniform(0.5, 2.0, n_sensors) * fleet.choice([-1, 1], n_sensors)
     rng = np.random.default_rng(seed)
-    points = rng.uniform(-3, 3, size=(regimes, 2)) if regimes > 1 else np.zeros((1, 2))
-    level = rng.normal(0, 5, size=(regimes, n_sensors))
-    sens = rng.uniform(0.5, 2.0, n_sensors) * rng.choice([-1, 1], n_sensors)
     frames, truth = [], []
     for u in range(1, n_units + 1):
         life = int(rng.integers(min_life, max_life + 1))
