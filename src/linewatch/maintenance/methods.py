@@ -18,6 +18,11 @@ class RulParams(Params):
     batch_size: int = Param(256, "windows per optimisation step", ge=8, le=8192)
     learning_rate: float = Param(2e-3, "Adam learning rate (cosine-decayed to zero)", gt=0, le=1)
     channels: int = Param(32, "convolution channels", ge=4, le=512)
+    blend: float | None = Param(
+        None, "weight of boosted trees on window features against the CNNs (default: chosen on held-out units)",
+        ge=0, le=1,
+    )
+    tree_iter: int = Param(300, "boosting iterations of each tree member", ge=1, le=5000)
     coverage: float = Param(0.9, "nominal coverage of the RUL intervals", gt=0, lt=1)
     max_regimes: int = Param(8, "most operating regimes looked for in the settings columns", ge=1, le=32)
     age: bool = Param(False, "also feed the cycle number (age) to the network")

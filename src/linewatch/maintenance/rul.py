@@ -1,5 +1,8 @@
 """Remaining useful life from multivariate sensor histories: an ensemble of small 1-D CNNs over the last
-``window`` cycles, trained on the piecewise-linear target (RUL capped at ``rul_cap``), with conformal intervals.
+``window`` cycles, blended with gradient-boosted trees on summaries of the same windows (last value, mean, slopes,
+age), trained on the piecewise-linear target (RUL capped at ``rul_cap``), with conformal intervals.
+The two model kinds err differently (the trees use the age and are sharp on noisy sensors, the CNNs read the
+shape of the window), so their blend is better than either; the weight is chosen on held-out units.
 
 The ensemble is built by unit folds: member k is trained without fold k's units, so every training unit gets a
 prediction from a model that never saw it. Those out-of-fold predictions calibrate the intervals (split by unit,
@@ -21,6 +24,7 @@ from linewatch.maintenance.intervals import apply_intervals, fit_intervals
 from linewatch.maintenance.methods import RulParams
 from linewatch.maintenance.regimes import fit_regimes, normalise
 from linewatch.maintenance.tables import Histories, histories, read_histories
+from linewatch.maintenance.trees import forest_arrays, forest_raw
 
 
 @dataclass
@@ -123,18 +127,30 @@ class RulCNN(Estimator):
         unit_of_row = np.repeat(np.arange(n_units), np.diff(starts))
         fold_of_unit = np.random.default_rng(p["seed"]).permutation(n_units) % p["folds"]
         fold = fold_of_unit[unit_of_row]
-        members, oof = [], np.zeros(len(y))
+        feats = window_features(x, h.cycles, p)
+        members, trees, oof, oof_trees = [], [], np.zeros(len(y)), np.zeros(len(y))
         for k in range(p["folds"]):
+            trees.append(_fit_trees(feats[fold != k], y[fold != k] * p["rul_cap"], p))
+            oof_trees[fold == k] = forest_raw(trees[-1], feats[fold == k])
             net = self._train(x[fold != k], y[fold != k], p, seed=p["seed"] * 1000 + k,
                               report=(lambda e, k=k: progress("train", k * p["epochs"] + e, p["folds"] * p["epochs"]))
                               if progress else None)
             members.append(net)
             oof[fold == k] = _predict(net, x[fold == k]) * p["rul_cap"]
-        oof = np.clip(oof, 0, None)
         capped = np.minimum(truth, p["rul_cap"])
+        degrading = truth <= p["rul_cap"]  # where the target is the data's, not the cap's
+        blend = p["blend"]
+        if blend is None:
+            grid = np.linspace(0, 1, 11)
+            errs = [np.mean(((1 - w) * oof + w * oof_trees - capped)[degrading] ** 2) for w in grid]
+            blend = float(grid[int(np.argmin(errs))])
+        cnn_only = oof
+        oof = np.clip((1 - blend) * oof + blend * oof_trees, 0, None)
         last = starts[1:] - 1
         self.regimes_ = regimes
         self.members_ = members
+        self.trees_ = trees
+        self.blend_ = blend
         self.intervals_ = fit_intervals(oof, truth, p["coverage"])
         self.sensor_names_ = list(h.sensor_names)
         self.setting_names_ = list(h.setting_names)
@@ -144,7 +160,10 @@ class RulCNN(Estimator):
             "regimes": len(regimes["centers"]),
             "sensors_used": int(regimes["keep"].sum()),
             "oof_rmse": float(np.sqrt(np.mean((oof - capped) ** 2))),
-            "oof_rmse_near_failure": float(np.sqrt(np.mean((oof - capped)[truth < 50] ** 2))),
+            "oof_rmse_degrading": float(np.sqrt(np.mean((oof - capped)[degrading] ** 2))),
+            "oof_rmse_degrading_cnn": float(np.sqrt(np.mean((cnn_only - capped)[degrading] ** 2))),
+            "oof_rmse_degrading_trees": float(np.sqrt(np.mean((oof_trees - capped)[degrading] ** 2))),
+            "blend": blend,
             "oof_last_cycle_mae": float(np.mean(np.abs(oof[last] - truth[last]))),
             "seconds": round(time.perf_counter() - t0, 2),
         }
@@ -189,10 +208,33 @@ class RulCNN(Estimator):
         x = _inputs(h, self.regimes_, p)
         rows = np.arange(len(x)) if all_cycles else starts[1:] - 1
         x = x[rows]
-        pred = np.mean([_predict(m, x) for m in self.members_], axis=0) * p["rul_cap"]
-        pred = np.clip(pred, 0, None)
+        cnn = np.mean([_predict(m, x) for m in self.members_], axis=0) * p["rul_cap"]
+        feats = window_features(x, h.cycles[rows], p)
+        boosted = np.mean([forest_raw(t, feats) for t in self.trees_], axis=0)
+        pred = np.clip((1 - self.blend_) * cnn + self.blend_ * boosted, 0, None)
         low, high = apply_intervals(pred, self.intervals_)
         return RulPrediction(h.units[rows], h.cycles[rows], pred, low, high)
+
+
+def window_features(x: np.ndarray, cycles: np.ndarray, p: dict[str, Any]) -> np.ndarray:
+    """Per window: each input's last value, mean, and least-squares slope over the window and its last third,
+    and the age in cycles: what a tree needs to see a trend it cannot compute itself."""
+    x = x[:, :, : x.shape[2] - int(p["age"])]  # the age column (if any) is given once, unsmoothed
+    w = x.shape[1]
+    t = np.arange(w) - (w - 1) / 2
+    short = max(3, w // 3)
+    ts = np.arange(short) - (short - 1) / 2
+    slope = np.einsum("nwf,w->nf", x, t) / (t**2).sum()
+    slope_short = np.einsum("nwf,w->nf", x[:, -short:], ts) / (ts**2).sum()
+    return np.hstack([x[:, -1], x.mean(axis=1), slope, slope_short, cycles[:, None]]).astype(np.float64)
+
+
+def _fit_trees(feats: np.ndarray, y: np.ndarray, p: dict[str, Any]) -> dict[str, np.ndarray]:
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    reg = HistGradientBoostingRegressor(max_iter=p["tree_iter"], learning_rate=0.05, max_leaf_nodes=31,
+                                        early_stopping=False, random_state=p["seed"]).fit(feats, y)
+    return forest_arrays(reg)
 
 
 def _inputs(h: Histories, regimes: dict[str, np.ndarray], p: dict[str, Any]) -> np.ndarray:

@@ -34,9 +34,11 @@ def _flatten(model) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         arrays.update({f"intervals.{k}": np.asarray(v) for k, v in model.intervals_.items()})
         for i, net in enumerate(model.members_):
             arrays.update({f"member{i}.{k}": v.detach().numpy() for k, v in net.state_dict().items()})
+        for i, forest in enumerate(model.trees_):
+            arrays.update({f"trees{i}.{k}": v for k, v in forest.items()})
         inputs = int(model.regimes_["keep"].sum()) + int(model.params_["age"])
         meta = {"sensor_names": model.sensor_names_, "setting_names": model.setting_names_,
-                "members": len(model.members_), "n_features": inputs}
+                "members": len(model.members_), "n_features": inputs, "blend": model.blend_}
     else:
         for name, members in model.forests_.items():
             for i, forest in enumerate(members):
@@ -117,6 +119,8 @@ def _restore(model, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None
                 q.requires_grad_(False)
             members.append(net)
         model.members_ = members
+        model.trees_ = [_prefixed(arrays, f"trees{i}.") for i in range(meta["members"])]
+        model.blend_ = float(meta["blend"])
         model.sensor_names_ = list(meta["sensor_names"])
         model.setting_names_ = list(meta["setting_names"])
     else:

@@ -8,7 +8,8 @@ import numpy as np
 
 
 def forest_arrays(clf) -> dict[str, np.ndarray]:
-    """The nodes of every tree of a binary HistGradientBoostingClassifier, concatenated (children re-indexed)."""
+    """The nodes of every tree of a binary HistGradientBoostingClassifier or a HistGradientBoostingRegressor,
+    concatenated (children re-indexed)."""
     nodes = [tree.nodes for (tree,) in clf._predictors]
     if any(n["is_categorical"].any() for n in nodes):
         raise ValueError("categorical splits are not supported; encode categories as numbers")
