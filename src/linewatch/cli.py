@@ -598,11 +598,13 @@ def users_create(
     err.print(f"created {role} {name!r}")
 
 
-from linewatch.scheduling.cli import schedule_app  # noqa: E402 - the engines' sub-apps need the helpers above
+from linewatch.maintenance.cli import app as maintenance_app  # noqa: E402 - the engines' sub-apps need the above
+from linewatch.scheduling.cli import schedule_app  # noqa: E402
 from linewatch.sensors.cli import app as sensors_app  # noqa: E402
 
 app.add_typer(sensors_app, name="sensors")
 app.add_typer(schedule_app, name="schedule")
+app.add_typer(maintenance_app, name="maintenance")
 
 
 def main() -> None:

@@ -26,6 +26,7 @@ from linewatch.core.modelfiles import MANIFEST
 from linewatch.core.params import Spec
 from linewatch.core.registry import Entry, Registry
 from linewatch.errors import LinewatchError, ModelFileError
+from linewatch.maintenance.methods import METHODS as MAINTENANCE_METHODS
 from linewatch.sensors.methods import METHODS as SENSOR_METHODS
 from linewatch.vision.methods import METHODS as VISION_METHODS
 
@@ -143,9 +144,39 @@ def make_sensors_data(tmp: Path) -> EngineData:
     )
 
 
+def make_maintenance_data(tmp: Path) -> EngineData:
+    """Run-to-failure histories with a 0/1 ``failure`` column (failure within 10 cycles): the RUL method reads the
+    histories and ignores the label, the failure-risk method learns the label from the readings."""
+    from linewatch.maintenance.saving import load, save
+    from linewatch.maintenance.synthetic import run_to_failure
+
+    train, _ = run_to_failure(8, seed=0, min_life=25, max_life=40, n_sensors=3)
+    train["failure"] = (train.groupby("unit")["cycle"].transform("max") - train["cycle"] < 10).astype(int)
+    test, _ = run_to_failure(4, seed=1, min_life=25, max_life=40, n_sensors=3, cut=True)
+
+    def outputs(model, data) -> dict[str, np.ndarray]:
+        p = model.predict(data)
+        if model.method == "cnn":
+            return {"unit": p.unit, "rul": p.rul, "rul_low": p.rul_low, "rul_high": p.rul_high}
+        return {"unit": p.ids, "failure_probability": p.probability}
+
+    return EngineData(
+        train=train,
+        test=test,
+        params={"window": 5, "epochs": 2, "folds": 2, "channels": 4, "max_regimes": 2, "max_iter": 5},
+        save=save,
+        load=load,
+        outputs=outputs,
+        needs_fit=[lambda est, tmp: est.predict(test), lambda est, tmp: save(est, tmp / "unfitted")],
+        refit_params=[{"seed": 1, "folds": 3}],
+        volatile=("train_info_.seconds",),
+    )
+
+
 ENGINES: list[tuple[Registry, Callable[[Path], EngineData]]] = [
     (VISION_METHODS, make_vision_data),
     (SENSOR_METHODS, make_sensors_data),
+    (MAINTENANCE_METHODS, make_maintenance_data),
 ]
 
 CASES = [

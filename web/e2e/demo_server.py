@@ -38,8 +38,8 @@ def seed(data_dir: Path, images: Path) -> None:
     from fastapi.testclient import TestClient
 
     from linewatch.api.app import build_context, create_app
-    from linewatch.services.accounts import create_user
     from linewatch.config import Settings
+    from linewatch.services.accounts import create_user
     from linewatch.vision.synthetic import make_dataset
 
     settings = Settings(data_dir=data_dir, database_url=None, blob_url=None, queue_url=None)

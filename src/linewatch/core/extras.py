@@ -13,6 +13,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "vision": ("torch", "torchvision", "timm", "faiss", "sklearn", "scipy", "safetensors", "onnx", "onnxruntime"),
     "service": ("fastapi", "uvicorn", "sqlalchemy", "alembic", "pydantic_settings", "argon2", "multipart", "httpx"),
     "sensors": ("pyod", "sklearn", "scipy", "pandas", "pyarrow"),
+    "maintenance": ("torch", "sklearn", "scipy", "pandas", "pyarrow", "safetensors"),
     "search": ("qdrant_client",),
     "clip": ("open_clip",),
     "scheduling": ("ortools",),

@@ -1,0 +1,188 @@
+"""``linewatch maintenance``: fit, predict and evaluate remaining-useful-life and failure-risk models."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from linewatch.core.extras import require
+from linewatch.core.options import with_params
+from linewatch.errors import LinewatchError
+from linewatch.maintenance.methods import METHODS, TARGET_METHOD
+
+app = typer.Typer(
+    help="Predictive maintenance: remaining useful life with intervals, failure risk.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+err = Console(stderr=True)
+out = Console()
+
+
+class Target(StrEnum):
+    rul = "rul"
+    failure = "failure"
+
+
+Method = StrEnum("Method", {name: name for name in METHODS.names()})
+
+
+def user_errors(fn):
+    """The product's errors as one line and exit 2; anything else one line and exit 1 (LINEWATCH_DEBUG=1 raises).
+    Defined here rather than imported from linewatch.cli, which imports this module."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except LinewatchError as e:
+            err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as e:
+            if os.environ.get("LINEWATCH_DEBUG"):
+                raise
+            err.print(
+                f"[red]internal error:[/red] {type(e).__name__}: {escape(str(e))} (set LINEWATCH_DEBUG=1 for details)",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+@app.command("fit")
+@user_errors
+@with_params(METHODS)
+def fit(
+    data: Annotated[Path, typer.Argument(help="training data: C-MAPSS text, CSV or Parquet")],
+    out_dir: Annotated[Path, typer.Option("--out", help="model directory to write")],
+    target: Annotated[Target, typer.Option(help="rul: run-to-failure histories; failure: labelled readings")] = (
+        Target.rul
+    ),
+    method: Annotated[Method | None, typer.Option(help="default: the target's (cnn for rul, boosted for failure)")] = (
+        None
+    ),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+    **params,
+):
+    """Learn a model: RUL from run-to-failure histories (unit, cycle, settings, sensors), or failure risk from
+    readings with 0/1 failure labels (rows in time order)."""
+    require("maintenance", "linewatch maintenance")
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from linewatch.maintenance.saving import save
+
+    name = str(method) if method else TARGET_METHOD[target]
+    if (name == "cnn") != (target is Target.rul):
+        raise LinewatchError(f"the {name} method does not predict --target {target}")
+    model = METHODS.create(name, **params)
+    model._validate_params()  # a bad option is reported before the data is read
+    if name == "cnn":
+        from linewatch.maintenance.rul import as_histories
+
+        histories = as_histories(data)  # read (and refused) before the progress bar starts
+        with Progress(
+            "training", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, disable=quiet
+        ) as bar:
+            task = bar.add_task("train", total=None)
+            model.fit(histories, progress=lambda _s, done, total: bar.update(task, completed=done, total=total))
+    else:
+        model.fit(data)
+    save(model, out_dir)
+    info = model.train_info_
+    err.print(f"saved {name} model to {out_dir} ({info['seconds']} s)", highlight=False)
+
+
+def _load(model_dir: Path):
+    from linewatch.maintenance.saving import load
+
+    return load(model_dir)
+
+
+@app.command("predict")
+@user_errors
+def predict(
+    model_dir: Annotated[Path, typer.Argument(help="model directory")],
+    data: Annotated[Path, typer.Argument(help="data: C-MAPSS text, CSV or Parquet")],
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
+    all_cycles: Annotated[bool, typer.Option("--all-cycles", help="RUL at every cycle, not only the last")] = False,
+):
+    """RUL with its interval at each unit's last cycle, or the failure probability of each row."""
+    require("maintenance", "linewatch maintenance")
+    model = _load(model_dir)
+    if model.method == "cnn":
+        records = model.predict(data, all_cycles=all_cycles).records()
+        columns = ["unit", "cycle", "rul", "rul_low", "rul_high"]
+    else:
+        records = model.predict(data).records()
+        columns = ["unit", "failure_probability", *(["modes"] if records and "modes" in records[0] else [])]
+    if as_json:
+        for rec in records:
+            print(json.dumps(rec))
+        return
+    table = Table(*columns)
+    for rec in records:
+        table.add_row(*(json.dumps(rec[c]) if isinstance(rec[c], dict) else f"{rec[c]:g}" for c in columns))
+    out.print(table)
+
+
+@app.command("evaluate")
+@user_errors
+def evaluate(
+    model_dir: Annotated[Path, typer.Argument(help="model directory")],
+    data: Annotated[Path, typer.Argument(help="test data")],
+    truth: Annotated[
+        Path | None,
+        typer.Option(
+            help="true RUL per unit (C-MAPSS RUL_FDxxx.txt or unit,rul table); failure models read the labels from DATA"
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the figures as one JSON object")] = False,
+):
+    """RUL: RMSE, NASA score and interval coverage at each unit's last cycle. Failure: ROC-AUC, PR-AUC, recall,
+    precision and Brier score of any failure and of each mode."""
+    require("maintenance", "linewatch maintenance")
+    from linewatch.maintenance.metrics import failure_metrics, rul_metrics
+
+    model = _load(model_dir)
+    if model.method == "cnn":
+        if truth is None:
+            raise LinewatchError("a RUL model is evaluated against --truth FILE (true RUL per unit)")
+        from linewatch.maintenance.tables import read_truth
+
+        p = model.predict(data)
+        result = rul_metrics(p.rul, p.rul_low, p.rul_high, read_truth(truth, p.unit))
+        result["nominal_coverage"] = model.params_["coverage"]
+    else:
+        from linewatch.maintenance.failure import as_table
+
+        df = as_table(data)
+        p = model.predict(df)
+        for c in (model.target_, *model.modes_):
+            if c not in df.columns:
+                raise LinewatchError(f"{data} has no label column {c!r} to evaluate against")
+        result = {"failure": failure_metrics(p.probability, df[model.target_].to_numpy())}
+        result.update({m: failure_metrics(p.modes[m], df[m].to_numpy()) for m in model.modes_})
+    if as_json:
+        print(json.dumps(result))
+        return
+    table = Table("figure", "value")
+    for k, v in result.items():
+        table.add_row(k, json.dumps(v) if isinstance(v, dict) else f"{v:.4g}")
+    out.print(table)

@@ -1,0 +1,111 @@
+"""RUL: regimes, windows, intervals and the whole estimator on small generated run-to-failure fleets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from linewatch.maintenance.intervals import apply_intervals, fit_intervals
+from linewatch.maintenance.metrics import nasa_score, rul_metrics
+from linewatch.maintenance.regimes import fit_regimes, normalise
+from linewatch.maintenance.rul import RulCNN, windows
+from linewatch.maintenance.synthetic import run_to_failure
+from linewatch.maintenance.tables import histories
+
+SMALL = {"window": 10, "epochs": 15, "folds": 2, "channels": 8, "max_regimes": 6, "batch_size": 64}
+
+
+def test_regimes_are_found_when_settings_cluster_and_not_in_noise():
+    multi, _ = run_to_failure(10, regimes=4, seed=3)
+    h = histories(multi)
+    state = fit_regimes(h.settings, h.sensors, max_regimes=8, seed=0)
+    assert len(state["centers"]) == 4
+    z = normalise(h.settings, h.sensors, state)
+    # within each regime the sensors are centred, so the regime's level no longer dominates the spread
+    assert z.std(axis=0).max() < 2.0 and h.sensors.std(axis=0).max() > 3.0
+    single, _ = run_to_failure(10, regimes=1, seed=3)
+    h1 = histories(single)
+    assert len(fit_regimes(h1.settings, h1.sensors, max_regimes=8, seed=0)["centers"]) == 1
+
+
+def test_constant_sensors_are_dropped():
+    df, _ = run_to_failure(6, seed=0)
+    df["sensor_flat"] = 518.67
+    h = histories(df)
+    state = fit_regimes(h.settings, h.sensors, 4, 0)
+    assert state["keep"].tolist() == [1] * (h.sensors.shape[1] - 1) + [0]
+
+
+def test_windows_pad_short_histories_with_the_first_reading():
+    x = np.arange(12, dtype=np.float32).reshape(6, 2)  # unit A: 2 rows, unit B: 4 rows
+    w = windows(x, np.array([0, 2, 6]), 3)
+    assert w.shape == (6, 3, 2)
+    np.testing.assert_array_equal(w[0], [[0, 1], [0, 1], [0, 1]])
+    np.testing.assert_array_equal(w[1], [[0, 1], [0, 1], [2, 3]])
+    np.testing.assert_array_equal(w[5], [[6, 7], [8, 9], [10, 11]])  # never reaches into unit A
+
+
+def test_conformal_intervals_cover_at_the_nominal_rate_on_exchangeable_data():
+    rng = np.random.default_rng(0)
+    pred = rng.uniform(0, 125, 6000)
+    truth = pred + rng.normal(0, 2 + pred / 10)  # errors grow with the prediction
+    state = fit_intervals(pred[:3000], truth[:3000], coverage=0.9)
+    low, high = apply_intervals(pred[3000:], state)
+    cov = np.mean((low <= truth[3000:]) & (truth[3000:] <= high))
+    assert 0.87 <= cov <= 0.93
+    near, far = apply_intervals(np.array([5.0, 120.0]), state)[1] - apply_intervals(np.array([5.0, 120.0]), state)[0]
+    assert near < far / 2  # narrower where the prediction says failure is near
+
+
+def test_nasa_score_punishes_late_more_than_early():
+    assert nasa_score(np.array([10.0]), np.array([0.0])) == pytest.approx(np.e - 1)
+    assert nasa_score(np.array([0.0]), np.array([13.0])) == pytest.approx(np.e - 1)
+    assert nasa_score(np.array([10.0]), np.array([0.0])) > nasa_score(np.array([0.0]), np.array([10.0]))
+
+
+@pytest.fixture(scope="module")
+def fleet():
+    train, _ = run_to_failure(16, regimes=3, seed=0, n_sensors=4)
+    test, truth = run_to_failure(16, regimes=3, seed=1, n_sensors=4, cut=True)
+    return train, test, truth
+
+
+@pytest.fixture(scope="module")
+def fitted(fleet):
+    return RulCNN(**SMALL).fit(fleet[0])
+
+
+def test_rul_model_learns_degradation_under_several_regimes(fleet, fitted):
+    _, test, truth = fleet
+    assert fitted.train_info_["regimes"] == 3
+    p = fitted.predict(test)
+    assert p.unit.tolist() == list(range(1, 17))
+    m = rul_metrics(p.rul, p.rul_low, p.rul_high, truth)
+    baseline = np.sqrt(np.mean((np.minimum(truth, 125) - np.mean(np.minimum(truth, 125))) ** 2))
+    assert m["rmse"] < 0.6 * baseline, (m, baseline)
+    assert np.all(p.rul_low <= p.rul) and np.all(p.rul <= p.rul_high) and np.all(p.rul_low >= 0)
+
+
+def test_all_cycles_gives_one_row_per_cycle_ending_with_the_last(fleet, fitted):
+    _, test, _ = fleet
+    every = fitted.predict(test, all_cycles=True)
+    last = fitted.predict(test)
+    assert len(every.rul) == len(test)
+    ends = np.flatnonzero(np.diff(np.append(every.unit, -1)))
+    np.testing.assert_allclose(every.rul[ends], last.rul)
+
+
+def test_predict_refuses_data_without_the_models_sensors(fleet, fitted):
+    from linewatch.errors import LinewatchError
+
+    _, test, _ = fleet
+    with pytest.raises(LinewatchError, match="sensor_2"):
+        fitted.predict(test.drop(columns=["sensor_2"]))
+
+
+def test_fewer_units_than_folds_is_a_clear_error():
+    from linewatch.errors import LinewatchError
+
+    df, _ = run_to_failure(2, seed=0)
+    with pytest.raises(LinewatchError, match="folds"):
+        RulCNN(**{**SMALL, "folds": 3}).fit(df)
