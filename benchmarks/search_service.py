@@ -115,7 +115,9 @@ def suggestions(client, ctx, op: dict, ids: list[int], kinds: list[str], splits:
     for _ in range(splits):
         with ctx.sessions() as s, s.begin():
             s.execute(delete(Review))
-            s.execute(update(Inspection).values(reviewed=False))
+            s.execute(update(Inspection).values(reviewed=False, review_verdict=None, defect_type=None))
+        for iid in ids:  # and from the index: an earlier split's labels must not vote
+            ctx.search.refresh(iid)
         order = list(range(len(ids)))
         rng.shuffle(order)
         labelled, rest = order[: len(ids) // 2], order[len(ids) // 2 :]

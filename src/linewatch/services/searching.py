@@ -26,6 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from linewatch.errors import LinewatchError
+from linewatch.search.calibration import MIN_OUTCOMES, Calibration, fit
 from linewatch.search.index import Filter, SearchIndexError, VectorIndex, point_id
 from linewatch.search.repeats import SAME_PHOTO_RMS, Fingerprint, differences
 from linewatch.store.tables import Inspection, InspectionVectors, ModelVersion, Station
@@ -119,6 +120,7 @@ class SearchHub:
         self.started = False
         self._vectors_seen = -1  # rows of inspection_vectors when last reconciled
         self._held: contextlib.ExitStack | None = None  # the embedded index's folder lock, while started
+        self.calibrations: dict[tuple[str, int], _Fitted] = {}  # suggestion calibration maps, by space and k
 
     # --- indexes ---
 
@@ -347,12 +349,70 @@ def _all_ids(idx: VectorIndex) -> list[int]:
 @dataclass
 class Suggestion:
     defect_type: str
-    confidence: float  # its similarity-weighted share of the votes, one pseudo-vote per known type added
+    confidence: float  # the chance it is right: ``share`` through the installation's calibration map
     votes: dict[str, float]
     neighbours: int  # the look-alikes that voted
+    share: float = 0.0  # the winner's smoothed share of the votes (the confidence before calibration)
+    calibrated_on: int = 0  # reviewed inspections the map was fitted on (0: none yet, ``confidence`` is ``share``)
 
 
 SUGGEST_K = 5
+CALIBRATE_MAX = 500  # the most recent reviewed inspections the calibration map is fitted on
+
+
+def _vote(hub: SearchHub, row: InspectionVectors, types: list[str], k: int, exclude: int):
+    """(winner, smoothed share, votes, voters) of the ``k`` nearest reviewed look-alikes; None when none voted."""
+    hits = hub.search(row.space, row.defect_dim, defect_matrix(row), k, Filter(defect_type=types), exclude)
+    votes: dict[str, float] = {}
+    for _, sim, payload in hits:
+        if payload.get("defect_type"):
+            votes[payload["defect_type"]] = votes.get(payload["defect_type"], 0.0) + max(sim, 0.0)
+    if not votes:
+        return None
+    best = max(votes, key=votes.get)
+    voters = sum(1 for _, _, payload in hits if payload.get("defect_type"))
+    share = (votes[best] + 1) / (sum(votes.values()) + max(len(types), 2))
+    return best, share, votes, voters
+
+
+@dataclass
+class _Fitted:
+    labels: dict[int, str]  # the reviewed types it was fitted on, by inspection id
+    calibration: Calibration | None
+
+
+def calibration(hub: SearchHub, session: Session, space: str, types: list[str], k: int) -> Calibration | None:
+    """The installation's calibration map for suggestions in ``space``: every reviewed inspection (the latest
+    ``CALIBRATE_MAX``) asks for a suggestion from the others (leave-one-out), and the map from share to being right
+    is fitted on those outcomes (``linewatch.search.calibration``). Refitted when a tenth of the labels (at least
+    one) changed since the last fit; None while too few reviewed inspections exist."""
+    labels = dict(
+        session.execute(
+            select(Inspection.id, Inspection.defect_type)
+            .join(InspectionVectors, InspectionVectors.inspection_id == Inspection.id)
+            .where(Inspection.defect_type.is_not(None), InspectionVectors.space == space)
+            .order_by(Inspection.id.desc())
+            .limit(CALIBRATE_MAX)
+        ).all()
+    )
+    key = (space, k)
+    with hub._lock:
+        fitted = hub.calibrations.get(key)
+    if fitted is not None:
+        changed = sum(fitted.labels.get(i) != t for i, t in labels.items()) + len(fitted.labels.keys() - labels.keys())
+        if changed < max(1, len(fitted.labels) // 10):
+            return fitted.calibration
+    scores, right = [], []
+    if len(labels) >= MIN_OUTCOMES:
+        for row in session.scalars(select(InspectionVectors).where(InspectionVectors.inspection_id.in_(labels))):
+            got = _vote(hub, row, types, k, row.inspection_id)
+            if got is not None:
+                scores.append(got[1])
+                right.append(got[0] == labels[row.inspection_id])
+    fitted = _Fitted(labels, fit(scores, right))
+    with hub._lock:
+        hub.calibrations[key] = fitted
+    return fitted.calibration
 
 
 def suggest(hub: SearchHub, session: Session, inspection_id: int, k: int = SUGGEST_K) -> Suggestion | None:
@@ -360,9 +420,12 @@ def suggest(hub: SearchHub, session: Session, inspection_id: int, k: int = SUGGE
     k-nearest-neighbour vote over region vectors, each neighbour weighted by its similarity. None for a part
     nobody found defective (a good part has no defect to name) and when no reviewed inspection is near.
 
-    The confidence is the winner's share of the votes after one pseudo-vote for every defect type reviewed so far
-    (Laplace smoothing): one look-alike among three known types reads 50 %, not 100 %; five close ones that agree
-    read 5 / 8 and more as they are closer."""
+    The share is the winner's share of the votes after one pseudo-vote for every defect type reviewed so far
+    (Laplace smoothing): one look-alike among three known types reads 50 %, not 100 %. The confidence is the
+    chance that the suggestion is right: the share through a monotone map fitted on this installation's own
+    reviewed inspections (each one's leave-one-out suggestion against its reviewed type; ``calibration``), the
+    share itself while fewer than 20 are reviewed. The map never reaches 0 or 1, and a vote of fewer look-alikes
+    than ``k`` (n of them) reads at most (n + 1) / (n + 2), the rule of succession: one look-alike never above 2/3."""
     insp = session.get(Inspection, inspection_id)
     if insp is None or "anomalous" not in (insp.verdict, insp.review_verdict):
         return None
@@ -372,17 +435,14 @@ def suggest(hub: SearchHub, session: Session, inspection_id: int, k: int = SUGGE
     types = [t for t in session.scalars(select(Inspection.defect_type).distinct()) if t]
     if not types:
         return None
-    hits = hub.search(row.space, row.defect_dim, defect_matrix(row), k, Filter(defect_type=types), inspection_id)
-    votes: dict[str, float] = {}
-    for _, sim, payload in hits:
-        if payload.get("defect_type"):
-            votes[payload["defect_type"]] = votes.get(payload["defect_type"], 0.0) + max(sim, 0.0)
-    if not votes:
+    got = _vote(hub, row, types, k, inspection_id)
+    if got is None:
         return None
-    best = max(votes, key=votes.get)
-    voters = sum(1 for _, _, payload in hits if payload.get("defect_type"))
-    confidence = (votes[best] + 1) / (sum(votes.values()) + max(len(types), 2))
-    return Suggestion(best, confidence, votes, voters)
+    best, share, votes, voters = got
+    cal = calibration(hub, session, row.space, types, k)
+    confidence = cal(share) if cal is not None else share
+    confidence = min(max(confidence, 0.0), 1.0 if voters >= k else (voters + 1) / (voters + 2))
+    return Suggestion(best, confidence, votes, voters, share, cal.outcomes if cal is not None else 0)
 
 
 # --- duplicates ---

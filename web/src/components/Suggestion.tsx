@@ -22,7 +22,8 @@ export function useSuggestion(id: number): Suggestion | null {
 }
 
 /** "Looks like scratch · 62 % likely · 5 look-alikes voted  [A] accept" — clicking it (or the A key) accepts it. The
- * service's confidence is smoothed (a single look-alike never reads as certain); the count says how much it rests on. */
+ * service's confidence is the chance it is right, calibrated on this installation's reviews (a single look-alike
+ * never reads as certain); the count says how much it rests on. */
 export function SuggestionChip({ s, onAccept, disabled }: { s: Suggestion; onAccept: () => void; disabled?: boolean }) {
   if (!s.defect_type) return null;
   const pct = Math.round(s.confidence * 100);

@@ -37,8 +37,10 @@ class SuggestionOut(BaseModel):
         "reviewed look-alike is near"
     )
     confidence: float = Field(
-        description="probability-like share of the nearest reviewed inspections' similarity-weighted votes, with "
-        "one pseudo-vote per known defect type (a single look-alike never reads as certain)"
+        description="the chance that the suggestion is right, 0..1: the winner's share of the nearest reviewed "
+        "inspections' similarity-weighted votes (one pseudo-vote per known defect type) through a monotone map fitted "
+        "on this installation's reviewed inspections (leave-one-out; the share itself below 20 reviews); never 0 or "
+        "1, and a single look-alike never reads above 2/3"
     )
     votes: dict[str, float] = {}
     neighbours: int = Field(0, description="how many reviewed look-alikes voted")
