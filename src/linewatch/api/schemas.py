@@ -245,14 +245,17 @@ def _param_type(spec) -> Any:
 
 def _train_variant(entry) -> type[BaseModel]:
     """One method's training request: the request fields, the method's name and every exposed parameter from
-    its declaration (``linewatch.vision.methods``), so API training sets what the CLI sets, with the same bounds."""
+    its declaration (``linewatch.vision.methods``), so API training sets what the CLI sets, with the same bounds.
+    A parameter left out (or null) takes the method's default, which its description names."""
     default = entry.name if entry.name == DEFAULT_METHOD else ...
     fields: dict = {"method": (Literal[entry.name], Field(default, description=entry.help))}
     for n, spec in entry.params.exposed().items():
         p = spec.param
         if not p.api:
             continue
-        fields[n] = (_param_type(spec), Field(p.default, description=p.help))
+        t = _param_type(spec)
+        shown = "none" if p.default is None else ",".join(map(str, p.default)) if spec.is_list else p.default
+        fields[n] = (t if spec.optional else t | None, Field(None, description=f"{p.help} (default: {shown})"))
     return create_model(f"Train{entry.name.title()}In", __base__=_TrainRequest, **fields)
 
 
@@ -274,8 +277,8 @@ TrainIn = Annotated[
 
 
 def training_params(body: BaseModel) -> dict:
-    """The detector parameters of a training request (everything but the request's own fields)."""
-    return body.model_dump(exclude=set(_TrainRequest.model_fields) | {"method"})
+    """The detector parameters a training request sets (the others take the method's defaults)."""
+    return body.model_dump(exclude=set(_TrainRequest.model_fields) | {"method"}, exclude_none=True)
 
 
 class JobOut(Orm):

@@ -14,6 +14,7 @@ from linewatch.errors import LinewatchError
 from linewatch.services.context import AppContext
 from linewatch.services.errors import Conflict, NotFound
 from linewatch.store.tables import Dataset, DatasetImage, Job, ModelVersion
+from linewatch.vision.methods import METHODS
 
 
 def _fetch(ctx: AppContext, images: list[DatasetImage], folder: Path) -> list[Path]:
@@ -155,6 +156,7 @@ def start_training(
     """Queue a training job and its model version ("training" until the job ends). The same training (dataset,
     test set, name, method and parameters) while one is queued or running is refused: it would make the same
     model twice."""
+    resolved = {**METHODS[method].params.defaults(), **params}
     job_params = {
         "dataset_id": dataset_id,
         "test_dataset_id": test_dataset_id,
@@ -181,8 +183,8 @@ def start_training(
             ModelVersion(
                 name=name or _default_name(ds.name, job.id),
                 method=method,
-                backbone=params.get("backbone", ""),
-                image_size=params.get("image_size", 0),
+                backbone=resolved["backbone"],
+                image_size=resolved["image_size"],
                 dataset_id=ds.id,
                 job_id=job.id,
                 created_by=user_id,
