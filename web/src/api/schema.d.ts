@@ -313,7 +313,7 @@ export interface paths {
         /**
          * Start Training
          * @description Queue training of a new model version on a dataset's good images; follow it with GET /jobs/{id}. The same
-         *     training (dataset, test set, method, backbone, size, name) while one is queued or running is refused (409):
+         *     training (dataset, test set, name, method and parameters) while one is queued or running is refused (409):
          *     it would only make the same model twice.
          */
         post: operations["start_training_api_v1_jobs_train_post"];
@@ -524,6 +524,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/inspections/{inspection_id}/thumbnail": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Thumbnail
+         * @description The inspected image, at most 192 px on its longer side, JPEG.
+         */
+        get: operations["thumbnail_api_v1_inspections__inspection_id__thumbnail_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/inspections/{inspection_id}/similar": {
         parameters: {
             query?: never;
@@ -606,6 +626,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/search/backfill": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Backfill
+         * @description Queue a job giving search vectors to every stored inspection without them (scored again by its own
+         *     model); follow it with GET /jobs/{id}.
+         */
+        post: operations["backfill_api_v1_search_backfill_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/stats": {
         parameters: {
             query?: never;
@@ -622,47 +663,6 @@ export interface paths {
         get: operations["stats_api_v1_stats_get"];
         put?: never;
         post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/inspections/{inspection_id}/thumbnail": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * Thumbnail
-         * @description The inspected image, at most 192 px on its longer side, JPEG.
-         */
-        get: operations["thumbnail_api_v1_inspections__inspection_id__thumbnail_get"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/search/backfill": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Backfill
-         * @description Queue a job giving search vectors to every stored inspection without them (scored again by its own
-         *     model); follow it with GET /jobs/{id}.
-         */
-        post: operations["backfill_api_v1_search_backfill_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1204,7 +1204,7 @@ export interface components {
             defect_type: string | null;
             /**
              * Confidence
-             * @description probability-like share of the nearest reviewed inspections' similarity-weighted votes, with one pseudo-vote per known defect type (a single look-alike never reads as certain)
+             * @description the chance that the suggestion is right, 0..1: the winner's share of the nearest reviewed inspections' similarity-weighted votes (one pseudo-vote per known defect type) through a monotone map fitted on this installation's reviewed inspections (leave-one-out; the share itself below 20 reviews); never 0 or 1, and a single look-alike never reads above 2/3
              */
             confidence: number;
             /**
@@ -1267,8 +1267,8 @@ export interface components {
              */
             role: "admin" | "engineer" | "operator" | "viewer";
         };
-        /** TrainIn */
-        TrainIn: {
+        /** TrainPadimIn */
+        TrainPadimIn: {
             /**
              * Dataset Id
              * @description its images labelled good are the training set
@@ -1283,20 +1283,162 @@ export interface components {
             name?: string | null;
             /**
              * Method
-             * @default patchcore
-             * @enum {string}
+             * @description a Gaussian per patch position
+             * @constant
              */
-            method: "patchcore" | "padim";
+            method: "padim";
             /**
              * Backbone
-             * @default efficientnet_lite0
+             * @description timm model name (default: efficientnet_lite0)
              */
-            backbone: string;
+            backbone?: string | null;
+            /**
+             * Layers
+             * @description backbone layers to tap, comma separated (default: the backbone's own) (default: none)
+             */
+            layers?: string[] | null;
             /**
              * Image Size
-             * @default 256
+             * @description images are resized to N x N (default: 256)
              */
-            image_size: number;
+            image_size?: number | null;
+            /**
+             * Center Crop
+             * @description then center-cropped to N x N (default: none)
+             */
+            center_crop?: number | null;
+            /**
+             * Holdout
+             * @description fraction of good images held out to set the threshold (default: 0.1)
+             */
+            holdout?: number | null;
+            /**
+             * False Alarm Rate
+             * @description target false-alarm rate of the threshold (default: 0.01)
+             */
+            false_alarm_rate?: number | null;
+            /**
+             * Min Region Area
+             * @description smallest defect region kept, input pixels (default: 16)
+             */
+            min_region_area?: number | null;
+            /**
+             * Sigma
+             * @description Gaussian smoothing of the anomaly map, input pixels (default: 4.0)
+             */
+            sigma?: number | null;
+            /**
+             * Batch Size
+             * @description images per forward pass (default: 8)
+             */
+            batch_size?: number | null;
+            /**
+             * Seed
+             * @description seed of the held-out split and the coreset (default: 0)
+             */
+            seed?: number | null;
+            /**
+             * N Features
+             * @description PaDiM: random feature channels kept (default: 100)
+             */
+            n_features?: number | null;
+        };
+        /** TrainPatchcoreIn */
+        TrainPatchcoreIn: {
+            /**
+             * Dataset Id
+             * @description its images labelled good are the training set
+             */
+            dataset_id: number;
+            /**
+             * Test Dataset Id
+             * @description labelled images (good and defect types) to evaluate the new model on
+             */
+            test_dataset_id?: number | null;
+            /** Name */
+            name?: string | null;
+            /**
+             * Method
+             * @description nearest-neighbour memory bank of good patches (the default)
+             * @default patchcore
+             * @constant
+             */
+            method: "patchcore";
+            /**
+             * Backbone
+             * @description timm model name (default: efficientnet_lite0)
+             */
+            backbone?: string | null;
+            /**
+             * Layers
+             * @description backbone layers to tap, comma separated (default: the backbone's own) (default: none)
+             */
+            layers?: string[] | null;
+            /**
+             * Image Size
+             * @description images are resized to N x N (default: 256)
+             */
+            image_size?: number | null;
+            /**
+             * Center Crop
+             * @description then center-cropped to N x N (default: none)
+             */
+            center_crop?: number | null;
+            /**
+             * Holdout
+             * @description fraction of good images held out to set the threshold (default: 0.1)
+             */
+            holdout?: number | null;
+            /**
+             * False Alarm Rate
+             * @description target false-alarm rate of the threshold (default: 0.01)
+             */
+            false_alarm_rate?: number | null;
+            /**
+             * Min Region Area
+             * @description smallest defect region kept, input pixels (default: 16)
+             */
+            min_region_area?: number | null;
+            /**
+             * Sigma
+             * @description Gaussian smoothing of the anomaly map, input pixels (default: 4.0)
+             */
+            sigma?: number | null;
+            /**
+             * Batch Size
+             * @description images per forward pass (default: 8)
+             */
+            batch_size?: number | null;
+            /**
+             * Seed
+             * @description seed of the held-out split and the coreset (default: 0)
+             */
+            seed?: number | null;
+            /**
+             * Coreset Ratio
+             * @description PatchCore: memory bank as a fraction of the training patches (default: 0.01)
+             */
+            coreset_ratio?: number | null;
+            /**
+             * Max Bank
+             * @description PatchCore: memory bank cap (patches) (default: 2048)
+             */
+            max_bank?: number | null;
+            /**
+             * Num Neighbors
+             * @description PatchCore: bank neighbours that re-weight the image score (default: 9)
+             */
+            num_neighbors?: number | null;
+            /**
+             * Neighbourhood
+             * @description PatchCore: patch neighbourhood aggregated into each feature (default: 3)
+             */
+            neighbourhood?: number | null;
+            /**
+             * Pool Limit
+             * @description PatchCore: patches kept in the coreset's candidate pool (default: 400000)
+             */
+            pool_limit?: number | null;
         };
         /** UploadOut */
         UploadOut: {
@@ -2725,7 +2867,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["TrainIn"];
+                "application/json": components["schemas"]["TrainPatchcoreIn"] | components["schemas"]["TrainPadimIn"];
             };
         };
         responses: {
@@ -3274,7 +3416,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description no such inspection */
+            /** @description no such inspection, or its stored image is missing */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3588,6 +3730,73 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ReviewOut"];
+                };
+            };
+            /** @description bad request: a body that cannot be parsed (not UTF-8, broken multipart) or an invalid Content-Length */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description authentication required, or the token or API key is invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the caller's role is too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description no such inspection, or its stored image is missing */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the request does not match the API (see errors) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorOut"];
+                };
+            };
+        };
+    };
+    thumbnail_api_v1_inspections__inspection_id__thumbnail_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                inspection_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/jpeg": string;
                 };
             };
             /** @description bad request: a body that cannot be parsed (not UTF-8, broken multipart) or an invalid Content-Length */
@@ -3958,6 +4167,66 @@ export interface operations {
             };
         };
     };
+    backfill_api_v1_search_backfill_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BackfillIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobOut"];
+                };
+            };
+            /** @description bad request: a body that cannot be parsed (not UTF-8, broken multipart) or an invalid Content-Length */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description authentication required, or the token or API key is invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the caller's role is too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the request does not match the API (see errors) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorOut"];
+                };
+            };
+        };
+    };
     stats_api_v1_stats_get: {
         parameters: {
             query?: {
@@ -3980,133 +4249,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["StatsOut"];
-                };
-            };
-            /** @description bad request: a body that cannot be parsed (not UTF-8, broken multipart) or an invalid Content-Length */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description authentication required, or the token or API key is invalid or expired */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description the caller's role is too low */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description the request does not match the API (see errors) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ValidationErrorOut"];
-                };
-            };
-        };
-    };
-    thumbnail_api_v1_inspections__inspection_id__thumbnail_get: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                inspection_id: number;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "image/jpeg": string;
-                };
-            };
-            /** @description bad request: a body that cannot be parsed (not UTF-8, broken multipart) or an invalid Content-Length */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description authentication required, or the token or API key is invalid or expired */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description the caller's role is too low */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description no such inspection */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorOut"];
-                };
-            };
-            /** @description the request does not match the API (see errors) */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ValidationErrorOut"];
-                };
-            };
-        };
-    };
-    backfill_api_v1_search_backfill_post: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["BackfillIn"];
-            };
-        };
-        responses: {
-            /** @description Successful Response */
-            202: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["JobOut"];
                 };
             };
             /** @description bad request: a body that cannot be parsed (not UTF-8, broken multipart) or an invalid Content-Length */
