@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import functools
 import json
-import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from linewatch.console import err, out, user_errors
 from linewatch.core.extras import require
 from linewatch.core.options import with_params
 from linewatch.errors import LinewatchError
@@ -25,8 +22,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-err = Console(stderr=True)
-out = Console()
 
 
 class Target(StrEnum):
@@ -35,35 +30,6 @@ class Target(StrEnum):
 
 
 Method = StrEnum("Method", {name: name for name in METHODS.names()})
-
-
-def user_errors(fn):
-    """The product's errors as one line and exit 2; anything else one line and exit 1 (LINEWATCH_DEBUG=1 raises).
-    Defined here rather than imported from linewatch.cli, which imports this module."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except LinewatchError as e:
-            err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-        except KeyboardInterrupt:
-            err.print("interrupted")
-            raise typer.Exit(130) from None
-        except (typer.Exit, typer.Abort):
-            raise
-        except Exception as e:
-            if os.environ.get("LINEWATCH_DEBUG"):
-                raise
-            err.print(
-                f"[red]internal error:[/red] {type(e).__name__}: {escape(str(e))} (set LINEWATCH_DEBUG=1 for details)",
-                highlight=False,
-                soft_wrap=True,
-            )
-            raise typer.Exit(1) from None
-
-    return wrapper
 
 
 @app.command("fit")

@@ -3,14 +3,13 @@ with one ``add_typer`` line; this module imports nothing from ``linewatch.cli`` 
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
+from linewatch.console import out, user_errors
 from linewatch.core.extras import require
 from linewatch.core.options import with_params
 from linewatch.scheduling.methods import SOLVERS, ReplanParams
@@ -19,20 +18,6 @@ schedule_app = typer.Typer(
     help="Job-shop scheduling: plans with CP-SAT or dispatching rules, and replanning after an event.",
     no_args_is_help=True,
 )
-out = Console()
-err = Console(stderr=True)
-
-
-def user_errors(fn):
-    """The main CLI's error handling (one line, exit 2 for user errors), looked up when the command runs."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from linewatch.cli import user_errors as handle
-
-        return handle(fn)(*args, **kwargs)
-
-    return wrapper
 
 
 def _human(plan, changes: dict | None = None) -> None:

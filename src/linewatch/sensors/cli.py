@@ -4,7 +4,6 @@ commands, so `linewatch --help` stays fast. Registered on the root app in ``line
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import time
@@ -12,28 +11,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from linewatch.console import err, out, user_errors
 from linewatch.core.options import with_params
 from linewatch.errors import LinewatchError
 from linewatch.sensors.methods import METHODS
-
-err = Console(stderr=True)
-out = Console()
-
-
-def user_errors(fn):
-    """The root command line's handling of errors (one line, exit 2 for a user's), looked up when the command
-    runs: importing ``linewatch.cli`` here would be circular (it registers this sub-app)."""
-
-    @functools.wraps(fn)
-    def run(*args, **kwargs):
-        from linewatch.cli import user_errors as root
-
-        return root(fn)(*args, **kwargs)
-
-    return run
-
 
 app = typer.Typer(
     help="Sensor anomaly detection: learn normal machine behaviour, score new readings.", no_args_is_help=True
