@@ -9,6 +9,8 @@ scores it had when saved (see :mod:`linewatch.sensors.saving`).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import numpy as np
 
 from linewatch.core.estimator import Estimator
@@ -29,7 +31,7 @@ from linewatch.sensors.thresholds import calibrate
 Part = tuple[np.ndarray, "np.ndarray | None"]
 
 
-class SensorDetector(Estimator):
+class SensorDetector(Estimator, ABC):
     """``fit(values, times)`` on normal rows; ``score`` / ``predict`` / ``attribution`` on new rows.
 
     ``values`` is an ``(n, sensors)`` array (NaN for missing) or a list of ``(values, times)`` parts (files that
@@ -41,11 +43,11 @@ class SensorDetector(Estimator):
     Params = SensorParams
 
     # -- what an adapter provides --------------------------------------------------------------------------
-    def _fit_model(self, features: np.ndarray) -> object:
-        raise NotImplementedError
+    @abstractmethod
+    def _fit_model(self, features: np.ndarray) -> object: ...
 
-    def _score_model(self, model: object, features: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+    @abstractmethod
+    def _score_model(self, model: object, features: np.ndarray) -> np.ndarray: ...
 
     # -- the contract ---------------------------------------------------------------------------------------
     def fit(self, values, times: np.ndarray | None = None, *, sensors: list[str] | None = None):
@@ -165,11 +167,12 @@ class Mahalanobis(SensorDetector):
 class PyodDetector(SensorDetector):
     """An adapter to one PyOD algorithm: subclasses name it and map our parameters to its constructor."""
 
-    def _make(self):
-        raise NotImplementedError
+    @abstractmethod
+    def _make(self, features: np.ndarray):
+        """The unfitted PyOD model for these training features."""
 
     def _fit_model(self, features):
-        return self._make().fit(features)
+        return self._make(features).fit(features)
 
     def _score_model(self, model, features):
         return model.decision_function(features)
@@ -179,12 +182,12 @@ class IForest(PyodDetector):
     method = "iforest"
     Params = IForestParams
 
-    def _fit_model(self, features):
+    def _make(self, features):
         from pyod.models.iforest import IForest as M
 
         p = self.params_
         n = min(p["max_samples"], len(features))
-        return M(n_estimators=p["n_estimators"], max_samples=n, random_state=p["seed"], n_jobs=1).fit(features)
+        return M(n_estimators=p["n_estimators"], max_samples=n, random_state=p["seed"], n_jobs=1)
 
 
 class TailProbabilities:
@@ -241,7 +244,7 @@ class HBOS(PyodDetector):
     method = "hbos"
     Params = HBOSParams
 
-    def _make(self):
+    def _make(self, features):
         from pyod.models.hbos import HBOS as M
 
         return M(n_bins=self.params_["n_bins"])
@@ -251,7 +254,7 @@ class KNN(PyodDetector):
     method = "knn"
     Params = NeighboursParams
 
-    def _make(self):
+    def _make(self, features):
         from pyod.models.knn import KNN as M
 
         return M(n_neighbors=self.params_["n_neighbors"])
@@ -263,7 +266,7 @@ class LOF(PyodDetector):
     method = "lof"
     Params = NeighboursParams
 
-    def _make(self):
+    def _make(self, features):
         from pyod.models.lof import LOF as M
 
         return M(n_neighbors=self.params_["n_neighbors"], novelty=True)
@@ -273,7 +276,7 @@ class PCA(PyodDetector):
     method = "pca"
     Params = PCAParams
 
-    def _make(self):
+    def _make(self, features):
         from pyod.models.pca import PCA as M
 
         n = self.params_["n_components"]
@@ -284,7 +287,7 @@ class AutoEncoder(PyodDetector):
     method = "autoencoder"
     Params = AutoEncoderParams
 
-    def _make(self):
+    def _make(self, features):
         from pyod.models.auto_encoder import AutoEncoder as M
 
         p = self.params_
@@ -303,7 +306,7 @@ class AutoEncoder(PyodDetector):
         import torch
 
         torch.manual_seed(self.params_["seed"])
-        return self._make().fit(features.astype(np.float32))
+        return self._make(features).fit(features.astype(np.float32))
 
     def _score_model(self, model, features):
         return model.decision_function(features.astype(np.float32))
