@@ -75,6 +75,38 @@ class Settings(BaseSettings):
     qdrant_api_key: str | None = None
     qdrant_collection: str = Field("linewatch", description="Qdrant collection of this installation")
 
+    # -- machines: sensor readings, their storage and alerts ---------------------------------------------------
+    mqtt_url: str | None = Field(
+        None,
+        description="plant MQTT broker to take readings from: mqtt://host:1883 (mqtts:// for TLS, "
+        "mqtt://user:password@host:1883); none: readings arrive over HTTP only",
+    )
+    mqtt_topic_prefix: str = Field(
+        "linewatch", description="readings are published on <prefix>/<line>/<machine>", pattern=r"^[^#+\x00]+$"
+    )
+    mqtt_client_id: str = Field(
+        "linewatch-service",
+        description="MQTT client id: the broker keeps this id's session (QoS 1 readings queued while the service "
+        "is down); give each service instance its own",
+    )
+    readings_bus_url: str | None = Field(
+        None,
+        description="NATS JetStream server (nats://host:4222) between MQTT and the ingesters, for several service "
+        "instances: readings are kept in a stream until an ingester stored them",
+    )
+    readings_retention_days: float = Field(
+        30.0, gt=0, description="raw readings are kept this long; per-minute and per-hour roll-ups beyond it"
+    )
+    rollup_retention_days: float = Field(400.0, gt=0, description="per-minute roll-ups are kept this long")
+    max_future_s: float = Field(
+        300.0, ge=0, description="a reading stamped further than this in the future is refused (a dead letter)"
+    )
+    alert_quiet_s: float = Field(
+        60.0, gt=0, description="an alert closes after this many seconds (reading time) without an anomalous reading"
+    )
+    ingest_batch: int = Field(20_000, ge=1, description="readings stored per database transaction at most")
+    ingest_flush_ms: float = Field(50.0, gt=0, description="longest a reading waits to be stored, in ms")
+
     @field_validator("queue_url", "events_url", mode="before")
     @classmethod
     def _queue_url(cls, v):

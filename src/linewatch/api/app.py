@@ -16,13 +16,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from linewatch import __version__
 from linewatch.api.dashboard import mount_dashboard
-from linewatch.api.routes import datasets, inspections, jobs, search, stations, stats, system, users
+from linewatch.api.routes import datasets, inspections, jobs, machines, search, stations, stats, system, users
 from linewatch.config import Settings
 from linewatch.errors import ImageError, ImageTooLarge, LinewatchError, ModelFileError
 from linewatch.services.context import AppContext, build_context, start_bus
 from linewatch.services.errors import Conflict, NotFound, TooLarge
+from linewatch.services.ingest import Ingester
 from linewatch.services.jobqueue import QueueJobs, QueueUnavailable
 from linewatch.services.jobs import JobRunner
+from linewatch.services.mqtt import ReadingSources
 from linewatch.store.blobs import BlobNotFound, BlobStoreUnavailable
 from linewatch.store.db import DatabaseError
 
@@ -105,6 +107,7 @@ ROUTERS = (
     inspections.router,
     search.router,
     stats.router,
+    machines.router,
 )
 
 
@@ -138,7 +141,14 @@ def _lifespan(c: AppContext):
         c.jobs = runner
         runner.start()
         await asyncio.to_thread(c.search.start)  # adds what the search index lacks, then saves in the background
+        # sensor readings: the ingester, then its inputs (MQTT, NATS) when the settings name a broker
+        c.ingester = Ingester(c)
+        await asyncio.to_thread(c.ingester.start)
+        c.sources = ReadingSources(c.settings, c.ingester)
+        await asyncio.to_thread(c.sources.start)
         yield
+        await asyncio.to_thread(c.sources.stop)
+        await asyncio.to_thread(c.ingester.stop)  # stores what is queued, checkpoints the running models
         runner.stop()
         await asyncio.to_thread(c.search.stop)
         await asyncio.to_thread(c.bus.close)

@@ -389,3 +389,144 @@ class ReviewIn(BaseModel):
     verdict: Verdict
     defect_type: str | None = Field(None, max_length=100, pattern=LINE)
     note: str = Field("", max_length=5000, pattern=TEXT)
+
+
+# -- machines, readings, alerts ---------------------------------------------------------------------------------------
+class LineIn(BaseModel):
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._:@()-]{0,99}$")
+    description: str = Field("", max_length=2000, pattern=TEXT)
+
+
+class LineOut(Orm):
+    id: int
+    name: str
+    description: str
+    machines: int = 0
+    created_at: Timestamp
+
+
+class SensorOut(Orm):
+    name: str
+    unit: str
+    low: float | None
+    high: float | None
+
+
+class MachineOut(BaseModel):
+    id: int
+    name: str
+    line: str
+    type: str
+    description: str
+    stations: list[str]
+    sensors: list[SensorOut]
+    active_model_id: int | None
+    previous_model_id: int | None = Field(None, description="the model a rollback would bring back")
+    health: float | None = Field(description="0 (alerting) to 1 (normal), from the active model's recent scores")
+    health_at: Timestamp | None
+    last_reading_at: Timestamp | None
+    open_alerts: int
+    created_at: Timestamp
+
+
+class ImportOut(BaseModel):
+    lines: int
+    created: list[str]
+    updated: list[str]
+
+
+class IngestOut(BaseModel):
+    stored: int = Field(description="readings stored")
+    duplicates: int = Field(description="readings already stored (the same sensor and time), not stored again")
+    refused: int = Field(description="readings refused (kept as dead letters with the reason)")
+    reasons: dict[str, int]
+
+
+class SeriesOut(BaseModel):
+    sensor: str = Field(description="the sensor, or _score: the machine's anomaly score")
+    unit: str
+    t: list[float] = Field(description="bucket start times, seconds since the epoch")
+    n: list[int] = Field(description="readings in each bucket")
+    mean: list[float]
+    min: list[float]
+    max: list[float]
+
+
+class ReadingsOut(BaseModel):
+    machine: str
+    start: Timestamp
+    end: Timestamp
+    resolution: Literal["raw", "1m", "1h"] = Field(description="what was read: raw readings or a roll-up")
+    step_s: float = Field(description="bucket width in seconds")
+    threshold: float | None = Field(description="the active model's alert threshold on the _score series")
+    series: list[SeriesOut]
+
+
+class MachineTrainIn(BaseModel):
+    start: TimeFilter = Field(None, description="first reading time to train on; default: a week before end")
+    end: TimeFilter = Field(None, description="end of the training readings; default: now")
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="streaming detector parameters (linewatch sensors methods: stream); left out: the defaults",
+    )
+
+
+class MachineModelOut(Orm):
+    id: int
+    machine: str = ""
+    version: int
+    method: str
+    params: dict
+    sensors: list[str]
+    status: str
+    metrics: dict | None
+    source: dict
+    job_id: int | None
+    created_at: Timestamp
+    active: bool = False
+
+
+class AlertOut(BaseModel):
+    id: int
+    machine: str
+    kind: str
+    status: Literal["open", "closed"]
+    opened_at: Timestamp
+    last_at: Timestamp
+    closed_at: Timestamp | None
+    peak_score: float
+    anomalous_readings: int
+    sensors: list[dict] = Field(description="the sensors that drove it, the most anomalous first")
+    model_id: int | None
+    acknowledged: bool
+    acknowledged_by: str | None
+    acknowledged_at: Timestamp | None
+
+
+class CommentIn(BaseModel):
+    text: str = Field(min_length=1, max_length=5000, pattern=TEXT)
+
+
+class AcknowledgeIn(BaseModel):
+    comment: str | None = Field(None, max_length=5000, pattern=TEXT)
+
+
+class CommentOut(BaseModel):
+    id: int
+    user: str | None
+    text: str
+    created_at: Timestamp
+
+
+class AlertDetailOut(AlertOut):
+    comments: list[CommentOut]
+
+
+class DeadLetterOut(Orm):
+    id: int
+    source: str
+    topic: str
+    reason: str
+    count: int
+    payload: str
+    created_at: Timestamp

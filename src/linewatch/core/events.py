@@ -103,6 +103,46 @@ class ModelActivated(Event):
     previous_model_id: int | None = None
 
 
+# -- machines: their definitions, models, alerts and live state ------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class MachinesChanged(Event):
+    """Lines, machines or sensors were created, changed or deleted: ingesters reload what they know."""
+
+    type: ClassVar[str] = "machines_changed"
+    machines: list[str]
+    change: str  # created, updated, deleted, imported
+
+
+@dataclass(frozen=True, kw_only=True)
+class MachineModelActivated(Event):
+    type: ClassVar[str] = "machine_model_activated"
+    machine: str
+    model_id: int
+    previous_model_id: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertChanged(Event):
+    type: ClassVar[str] = "alert"
+    alert: dict
+    change: str  # opened, extended, closed, acknowledged, commented
+
+
+@dataclass(frozen=True, kw_only=True)
+class MachineState(Event):
+    """A machine's latest readings and health, at most about once a second per machine."""
+
+    type: ClassVar[str] = "machine_state"
+    machine: str
+    line: str
+    time: float  # the newest reading's time, seconds since the epoch
+    health: float | None
+    score: float | None  # the anomaly score of the newest scored time step
+    values: dict  # sensor name -> newest value
+    readings: int  # readings stored since the previous state event
+    open_alert_id: int | None = None
+
+
 # -- the bus ------------------------------------------------------------------------------------------------------
 class Transport(Protocol):
     """Carries event messages between processes."""

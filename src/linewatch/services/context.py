@@ -25,8 +25,10 @@ from linewatch.store.db import make_engine, migrate, session_factory
 log = logging.getLogger("linewatch.events")
 
 if TYPE_CHECKING:
+    from linewatch.services.ingest import Ingester
     from linewatch.services.jobqueue import QueueJobs
     from linewatch.services.jobs import JobRunner
+    from linewatch.services.mqtt import ReadingSources
     from linewatch.services.searching import RecentUploads, SearchHub
 
 
@@ -74,6 +76,8 @@ class AppContext:
     jobs: JobRunner | QueueJobs | None = None  # set once started
     search: SearchHub | None = None
     recent: RecentUploads | None = None  # spotting repeated uploads
+    ingester: Ingester | None = None  # sensor readings: stored, scored, alerts (set once started)
+    sources: ReadingSources | None = None  # MQTT / NATS inputs of the ingester
 
 
 def build_context(settings: Settings) -> AppContext:

@@ -30,7 +30,7 @@ from linewatch.core.events import JobChanged
 from linewatch.errors import LinewatchError
 from linewatch.services.context import AppContext
 from linewatch.services.errors import Conflict, NotFound
-from linewatch.store.tables import Job, ModelVersion, now
+from linewatch.store.tables import Job, MachineModel, ModelVersion, now
 
 log = logging.getLogger("linewatch.jobs")
 WORKER_LOST = "the worker stopped while this job ran"
@@ -117,16 +117,26 @@ JOB_KINDS.add(
         {"embed": "computing search vectors"},
     )
 )
+JOB_KINDS.add(
+    JobKind(
+        "sensor_train",
+        "linewatch.services.machine_models:run_sensor_training",
+        {"read": (0.0, 0.1), "warm": (0.1, 0.95), "save": (0.95, 1.0)},
+        {"read": "reading the training readings", "warm": "learning the sensors' normal behaviour", "save": "saving"},
+    )
+)
 
 
 def fail_job_outputs(ctx: AppContext, job_id: int) -> None:
     """What a job that did not succeed leaves behind is marked failed (a model version still "training")."""
     with ctx.sessions() as s, s.begin():
-        s.execute(
-            update(ModelVersion)
-            .where(ModelVersion.job_id == job_id, ModelVersion.status == "training")
-            .values(status="failed")
-        )
+        _fail_outputs(s, job_id)
+
+
+def _fail_outputs(s, job_id: int) -> None:
+    """Inside the caller's transaction: the job's model versions (vision or machine) still "training", failed."""
+    for table in (ModelVersion, MachineModel):
+        s.execute(update(table).where(table.job_id == job_id, table.status == "training").values(status="failed"))
 
 
 def heartbeat_interval(settings: Settings) -> float:
@@ -159,11 +169,7 @@ def fail_lost_jobs(ctx: AppContext, timeout: float | None = None, error: str = W
                 .values(status="failed", message="failed", error=error, finished_at=now())
             )
             if done.rowcount:
-                s.execute(
-                    update(ModelVersion)
-                    .where(ModelVersion.job_id == job_id, ModelVersion.status == "training")
-                    .values(status="failed")
-                )
+                _fail_outputs(s, job_id)
                 failed.append(job_id)
     if failed:
         log.warning("marked failed, %s: job %s", error, ", ".join(map(str, failed)))
@@ -235,11 +241,7 @@ class JobRunner:
                 return None
             if job.cancel_requested:
                 job.status, job.message, job.finished_at = "cancelled", "cancelled", now()
-                s.execute(
-                    update(ModelVersion)
-                    .where(ModelVersion.job_id == job_id, ModelVersion.status == "training")
-                    .values(status="failed")
-                )
+                _fail_outputs(s, job_id)
                 event = job_event(job)
             else:
                 t = now()

@@ -54,3 +54,26 @@ class Metrics:
         )
         self.ws_clients = Gauge("linewatch_websocket_clients", "Connected WebSocket clients", registry=r)
         self.ws_dropped = Counter("linewatch_websocket_dropped_events", "Events dropped for slow clients", registry=r)
+        # machines
+        self.readings = Counter(
+            "linewatch_readings_ingested",
+            "Sensor readings stored, by source (mqtt, nats, http, import)",
+            ["source"],
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "linewatch_dead_letters",
+            "Readings refused at ingest, by source and reason",
+            ["source", "reason"],
+            registry=r,
+        )
+        self.ingest_lag = Histogram(
+            "linewatch_ingest_lag_seconds",
+            "Time from a message's arrival to its readings' commit",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+            registry=r,
+        )
+        self.alerts_open = Gauge("linewatch_alerts_open", "Machine alerts open now", registry=r)
+        self.machine_health = Gauge(
+            "linewatch_machine_health", "Machine health, 0 (alerting) to 1", ["machine"], registry=r
+        )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -200,4 +200,162 @@ class Review(Base):
     verdict: Mapped[str] = mapped_column(String(20))
     defect_type: Mapped[str | None] = mapped_column(String(100), nullable=True)
     note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=now)
+
+
+# -- machines and their sensors (the line service) ------------------------------------------------------------------
+class Line(Base):
+    __tablename__ = "lines"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=now)
+
+
+class Machine(Base):
+    __tablename__ = "machines"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    line_id: Mapped[int] = mapped_column(ForeignKey("lines.id"), index=True)
+    type: Mapped[str] = mapped_column(String(100), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    stations: Mapped[list] = mapped_column(JSON, default=list)  # names of the inspection stations it feeds
+    active_model_id: Mapped[int | None] = mapped_column(
+        ForeignKey("machine_models.id", use_alter=True, name="fk_machines_active_model"), nullable=True
+    )
+    health: Mapped[float | None] = mapped_column(Float, nullable=True)  # 0..1, from the active model's scores
+    health_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    last_reading_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=now)
+
+
+SENSOR_KINDS = ("sensor", "score")  # "score": the machine's anomaly score, stored as a series like a sensor's
+
+
+class Sensor(Base):
+    __tablename__ = "sensors"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    machine_id: Mapped[int] = mapped_column(ForeignKey("machines.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(10), default="sensor")
+    unit: Mapped[str] = mapped_column(String(30), default="")
+    low: Mapped[float | None] = mapped_column(Float, nullable=True)  # expected range
+    high: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=now)
+
+    __table_args__ = (Index("ux_sensors_machine_name", "machine_id", "name", unique=True),)
+
+
+class Reading(Base):
+    """One value of one sensor: time in integer milliseconds since the epoch (UTC). The primary key makes a
+    reading delivered twice (MQTT QoS 1 redelivery, a retried POST) stored once. No foreign key: a check per row
+    costs ingest throughput, and sensors are deleted with their readings by the service."""
+
+    __tablename__ = "readings"
+    sensor_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ts: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    value: Mapped[float] = mapped_column(Float)
+    __table_args__ = {"sqlite_with_rowid": False}
+
+
+class ReadingMinute(Base):
+    """Per sensor and minute: count, sum, min and max of its readings (``bucket`` in ms, the minute's start);
+    kept up to date as readings are stored, and kept after the raw readings are pruned."""
+
+    __tablename__ = "readings_1m"
+    sensor_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
+    vsum: Mapped[float] = mapped_column(Float)
+    vmin: Mapped[float] = mapped_column(Float)
+    vmax: Mapped[float] = mapped_column(Float)
+    __table_args__ = {"sqlite_with_rowid": False}
+
+
+class ReadingHour(Base):
+    """As ``ReadingMinute``, per hour: a month's chart reads 720 rows per sensor."""
+
+    __tablename__ = "readings_1h"
+    sensor_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
+    vsum: Mapped[float] = mapped_column(Float)
+    vmin: Mapped[float] = mapped_column(Float)
+    vmax: Mapped[float] = mapped_column(Float)
+    __table_args__ = {"sqlite_with_rowid": False}
+
+
+class DeadLetter(Base):
+    """Readings refused at ingest (not JSON, unknown machine or sensor, wrong types, NaN, far future), with why."""
+
+    __tablename__ = "dead_letters"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(20))  # mqtt, http, import
+    topic: Mapped[str] = mapped_column(String(300), default="")
+    reason: Mapped[str] = mapped_column(Text)
+    count: Mapped[int] = mapped_column(Integer, default=1)  # readings refused for this reason in the message
+    payload: Mapped[str] = mapped_column(Text, default="")  # the message, cut at 4 KB
+    created_at: Mapped[dt.datetime] = mapped_column(default=now, index=True)
+
+
+class MachineModel(Base):
+    """A version of a machine's sensor model (a streaming detector warmed on its readings)."""
+
+    __tablename__ = "machine_models"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    machine_id: Mapped[int] = mapped_column(ForeignKey("machines.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    method: Mapped[str] = mapped_column(String(30))
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    sensors: Mapped[list] = mapped_column(JSON, default=list)  # sensor names, in the model's column order
+    status: Mapped[str] = mapped_column(String(20), default="training")  # training, ready, failed
+    metrics: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    path: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    source: Mapped[dict] = mapped_column(JSON, default=dict)  # the readings' time range, or the uploaded file
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"), nullable=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=now)
+
+
+class MachineActivation(Base):
+    __tablename__ = "machine_activations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    machine_id: Mapped[int] = mapped_column(ForeignKey("machines.id", ondelete="CASCADE"), index=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("machine_models.id", ondelete="CASCADE"))
+    activated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=now)
+
+
+class Alert(Base):
+    """An anomaly on a machine: opened by an anomalous reading, extended by later ones, closed after a quiet
+    period (reading time); operators acknowledge and comment."""
+
+    __tablename__ = "alerts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    machine_id: Mapped[int] = mapped_column(ForeignKey("machines.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20), default="anomaly")
+    status: Mapped[str] = mapped_column(String(10), default="open")  # open, closed
+    opened_at: Mapped[dt.datetime] = mapped_column()  # time of the first anomalous reading
+    last_at: Mapped[dt.datetime] = mapped_column()  # time of the latest anomalous reading
+    closed_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    peak_score: Mapped[float] = mapped_column(Float)
+    anomalous_readings: Mapped[int] = mapped_column(Integer, default=1)
+    sensors: Mapped[list] = mapped_column(JSON, default=list)  # [{"sensor", "score"}], the most anomalous first
+    model_id: Mapped[int | None] = mapped_column(ForeignKey("machine_models.id", ondelete="SET NULL"), nullable=True)
+    acknowledged_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=now)
+
+    __table_args__ = (
+        Index("ix_alerts_machine_time", "machine_id", "opened_at"),
+        Index("ix_alerts_status", "status"),
+    )
+
+
+class AlertComment(Base):
+    __tablename__ = "alert_comments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=now)

@@ -1,0 +1,374 @@
+"""Machine sensor models: trained as background jobs (job kind ``sensor_train``) from a machine's stored readings
+in a time range or from an uploaded CSV/Parquet file, versioned, activated and rolled back like vision models,
+and run live by the ingester (:class:`MachineScorer`).
+
+A machine's model is the sensor engine's :class:`~linewatch.sensors.streaming.StreamingDetector`, one series per
+sensor, warmed on the training readings: it starts live with its learning period behind it, its running
+statistics at the machine's normal level, and keeps adapting to slow drift as it scores. Its directory is the
+detector's checkpoint (``state.json`` manifest + ``state.npz`` arrays; no pickle).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from linewatch.core.events import EventBus, MachineModelActivated
+from linewatch.core.modelfiles import replace_dir, staging_dir, write_json_atomic
+from linewatch.errors import LinewatchError, ModelFileError
+from linewatch.services import machines as machines_svc
+from linewatch.services.context import AppContext
+from linewatch.services.errors import Conflict, NotFound
+from linewatch.store.tables import Job, Machine, MachineActivation, MachineModel, Sensor
+
+# the service's defaults for a machine's detector: one alert per anomalous time step (the service groups them
+# into alerts by its quiet period), everything else the engine's defaults
+SERVICE_DEFAULTS = {"suppress": 0}
+MAX_TRAIN_ROWS = 5_000_000  # time steps a training job reads at most (the newest kept)
+CHUNK = 20_000
+
+
+def _detector(params: dict):
+    from linewatch.sensors.streaming import StreamingDetector
+
+    return StreamingDetector(**{**SERVICE_DEFAULTS, **params})
+
+
+def check_params(params: dict) -> dict:
+    """The detector's parameters as given, checked now (a bad one is a 400 before any job starts)."""
+    det = _detector(params)
+    try:
+        det._validate_params()
+    except (TypeError, ValueError) as e:
+        raise LinewatchError(f"invalid sensor model parameter: {e}") from None
+    return det.config()
+
+
+def _write_dir(target: Path, write) -> None:
+    """``write(folder)`` into a staging folder, then moved over ``target``: never a half-written model."""
+    tmp = staging_dir(target)
+    try:
+        write(tmp)
+        replace_dir(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+# -- training -----------------------------------------------------------------------------------------------------
+def wide_from_readings(ctx: AppContext, sensor_ids: dict[str, int], start_ms: int, end_ms: int):
+    """The stored readings of the sensors in [start, end) as (times ms, values (steps, sensors)), NaN where a
+    sensor has no reading at a time step."""
+    cols = list(sensor_ids)
+    index = {sid: j for j, sid in enumerate(sensor_ids.values())}
+    ids = ",".join(str(int(s)) for s in sensor_ids.values())
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                f"SELECT sensor_id, ts, value FROM readings WHERE sensor_id IN ({ids}) AND ts >= :a AND ts < :b "
+                "ORDER BY ts"
+            ),
+            {"a": start_ms, "b": end_ms},
+        ).all()
+    if not rows:
+        return np.empty(0, np.int64), np.empty((0, len(cols)))
+    sid, ts, val = (np.array(c) for c in zip(*rows, strict=True))
+    steps, inverse = np.unique(ts.astype(np.int64), return_inverse=True)
+    block = np.full((len(steps), len(cols)), np.nan)
+    block[inverse, np.array([index[int(s)] for s in sid])] = val.astype(float)
+    return steps, block
+
+
+def wide_from_file(data: bytes, filename: str, sensors: list[str]):
+    """An uploaded CSV or Parquet table: a time column (``time``, ``timestamp`` or the first) and one column per
+    sensor of the machine (others ignored)."""
+    from linewatch.core.extras import require
+
+    require("sensors", "training a machine model from a file")
+    import pandas as pd
+
+    try:
+        if filename.lower().endswith((".parquet", ".pq")):
+            frame = pd.read_parquet(io.BytesIO(data))
+        else:
+            frame = pd.read_csv(io.BytesIO(data))
+    except Exception as e:  # pandas raises many kinds on a bad file
+        raise LinewatchError(f"cannot read {filename or 'the file'} as CSV or Parquet: {e}") from None
+    return frame_to_wide(frame, sensors, filename)
+
+
+def frame_to_wide(frame, sensors: list[str], filename: str = "the file"):
+    import pandas as pd
+
+    time_col = next((c for c in ("time", "timestamp", "ts", "datetime") if c in frame.columns), frame.columns[0])
+    known = [s for s in sensors if s in frame.columns]
+    if not known:
+        raise LinewatchError(f"{filename} has no column named like a sensor of the machine ({', '.join(sensors)})")
+    t = frame[time_col]
+    if pd.api.types.is_numeric_dtype(t):
+        ms = (t.astype(float) * 1000).round()
+    else:
+        parsed = pd.to_datetime(t, utc=True, errors="coerce")
+        if parsed.isna().all():
+            raise LinewatchError(f"{filename}: the time column {time_col!r} holds no readable times")
+        ms = (parsed.astype("int64") // 1_000_000).where(parsed.notna())
+    ok = ms.notna().to_numpy()
+    block = np.full((len(frame), len(sensors)), np.nan)
+    for j, s in enumerate(sensors):
+        if s in frame.columns:
+            block[:, j] = pd.to_numeric(frame[s], errors="coerce").to_numpy(dtype=float)
+    steps = ms.to_numpy()[ok].astype(np.int64)
+    block = block[ok]
+    order = np.argsort(steps, kind="stable")
+    return steps[order], block[order]
+
+
+def start_training(
+    session: Session,
+    ctx: AppContext,
+    machine_name: str,
+    params: dict,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    upload: tuple[str, bytes] | None,
+    user_id: int | None,
+) -> Job:
+    """A queued ``sensor_train`` job and its model version (status "training")."""
+    config = check_params(params)
+    with session.begin():
+        m = machines_svc.machine(session, machine_name)
+        sensors = [s.name for s in machines_svc.sensors_of(session, m.id)]
+        if not sensors:
+            raise Conflict(f"machine {machine_name!r} has no sensors")
+        source: dict = {}
+        if upload is not None:
+            name, data = upload
+            sha = ctx.blobs.put(data)
+            source = {"file": name, "sha256": sha, "bytes": len(data)}
+        else:
+            end = end or dt.datetime.now(dt.UTC)
+            start = start or end - dt.timedelta(days=7)
+            if start >= end:
+                raise LinewatchError("the training range is empty: start must be before end")
+            source = {"start": start.isoformat(), "end": end.isoformat()}
+        version = (
+            session.scalar(select(func.max(MachineModel.version)).where(MachineModel.machine_id == m.id)) or 0
+        ) + 1
+        job = Job(kind="sensor_train", params={}, created_by=user_id)
+        session.add(job)
+        session.flush()
+        mm = MachineModel(
+            machine_id=m.id,
+            version=version,
+            method="stream",
+            params=config,
+            sensors=sensors,
+            status="training",
+            source=source,
+            job_id=job.id,
+            created_by=user_id,
+        )
+        session.add(mm)
+        session.flush()
+        job.params = {"machine_model_id": mm.id, "machine": m.name}
+    ctx.jobs.submit(job.id)
+    return job
+
+
+def run_sensor_training(ctx: AppContext, job_id: int, params: dict, progress) -> dict:
+    """Job kind ``sensor_train``: warm the machine's detector on its readings, measure it, save, mark ready."""
+    started = time.perf_counter()
+    with ctx.sessions() as s:
+        mm = s.get(MachineModel, params["machine_model_id"])
+        if mm is None:
+            raise LinewatchError("the machine model version no longer exists")
+        sensor_rows = s.scalars(
+            select(Sensor).where(
+                Sensor.machine_id == mm.machine_id, Sensor.kind == "sensor", Sensor.name.in_(mm.sensors)
+            )
+        ).all()
+        machine_name = s.get(Machine, mm.machine_id).name
+    by_name = {r.name: r.id for r in sensor_rows}
+    names = [n for n in mm.sensors if n in by_name]
+    if not names:
+        raise LinewatchError("the machine's sensors were deleted")
+    progress("read", 0, 1)
+    if "sha256" in mm.source:
+        steps, block = wide_from_file(ctx.blobs.get(mm.source["sha256"]), mm.source.get("file", ""), names)
+    else:
+        a = int(dt.datetime.fromisoformat(mm.source["start"]).timestamp() * 1000)
+        b = int(dt.datetime.fromisoformat(mm.source["end"]).timestamp() * 1000)
+        steps, block = wide_from_readings(ctx, {n: by_name[n] for n in names}, a, b)
+    if len(steps) > MAX_TRAIN_ROWS:
+        steps, block = steps[-MAX_TRAIN_ROWS:], block[-MAX_TRAIN_ROWS:]
+    progress("read", 1, 1)
+    det = _detector(mm.params).start(len(names), names)
+    lp = det.params_["learning_period"]
+    present = np.isfinite(block).sum(axis=0)
+    if len(steps) == 0 or present.max() <= lp:
+        raise LinewatchError(
+            f"too few readings to train on: {int(present.max()) if len(steps) else 0} for the best-covered sensor, "
+            f"the detector learns from the first {lp} (learning_period): widen the time range"
+        )
+    alerts = np.zeros(len(names))
+    for i in range(0, len(steps), CHUNK):
+        _, al = det.update_many(block[i : i + CHUNK])
+        alerts += al.sum(axis=0)
+        progress("warm", min(i + CHUNK, len(steps)), len(steps))
+    after = np.maximum(present - lp, 1)
+    metrics = {
+        "time_steps": int(len(steps)),
+        "readings": int(present.sum()),
+        "from": dt.datetime.fromtimestamp(steps[0] / 1000, dt.UTC).isoformat(),
+        "to": dt.datetime.fromtimestamp(steps[-1] / 1000, dt.UTC).isoformat(),
+        "threshold": float(det.params_["threshold"]),
+        "training_seconds": round(time.perf_counter() - started, 3),
+        # how often each sensor alerted on the training readings after its learning period: the false-alarm
+        # rate to expect if those readings were normal
+        "sensors": [
+            {
+                "sensor": n,
+                "readings": int(present[j]),
+                "mean": float(det.mean_[j]),
+                "std": float(np.sqrt(det.var_[j])),
+                "alert_rate": float(alerts[j] / after[j]),
+            }
+            for j, n in enumerate(names)
+        ],
+        "alert_rate": float(alerts.sum() / after.sum()),
+    }
+    progress("save", 0, 1)
+    target = ctx.settings.models_dir / "machines" / machine_name / f"v{mm.version}-{mm.id}"
+    _write_dir(target, det.save)
+    with ctx.sessions() as s, s.begin():
+        row = s.get(MachineModel, mm.id)
+        row.status, row.metrics, row.path, row.sensors = "ready", metrics, str(target), names
+    progress("save", 1, 1)
+    return {
+        "machine_model_id": mm.id,
+        "machine": machine_name,
+        "version": mm.version,
+        **{k: metrics[k] for k in ("time_steps", "readings", "alert_rate")},
+    }
+
+
+# -- versions and activation ---------------------------------------------------------------------------------------
+def list_models(session: Session, machine_name: str) -> list[MachineModel]:
+    m = machines_svc.machine(session, machine_name)
+    return list(
+        session.scalars(select(MachineModel).where(MachineModel.machine_id == m.id).order_by(MachineModel.id.desc()))
+    )
+
+
+def get_model(session: Session, model_id: int) -> MachineModel:
+    mm = session.get(MachineModel, model_id)
+    if mm is None:
+        raise NotFound(f"no machine model {model_id}")
+    return mm
+
+
+def _previous(session: Session, m: Machine) -> int | None:
+    history = session.scalars(
+        select(MachineActivation.model_id)
+        .where(MachineActivation.machine_id == m.id)
+        .order_by(MachineActivation.id.desc())
+    ).all()
+    return next((mid for mid in history if mid != m.active_model_id), None)
+
+
+def previous_models(session: Session) -> dict[int, int | None]:
+    """Per machine id, the model a rollback would bring back."""
+    out: dict[int, list[int]] = {}
+    for machine_id, model_id in session.execute(
+        select(MachineActivation.machine_id, MachineActivation.model_id).order_by(MachineActivation.id.desc())
+    ):
+        out.setdefault(machine_id, []).append(model_id)
+    active = dict(session.execute(select(Machine.id, Machine.active_model_id)).all())
+    return {mid: next((x for x in hist if x != active.get(mid)), None) for mid, hist in out.items()}
+
+
+def activate(session: Session, bus: EventBus, model_id: int, user_id: int | None) -> Machine:
+    with session.begin():
+        mm = get_model(session, model_id)
+        if mm.status != "ready":
+            raise Conflict(f"machine model {model_id} is {mm.status}, not ready")
+        m = session.get(Machine, mm.machine_id)
+        before = m.active_model_id
+        m.active_model_id = mm.id
+        session.add(MachineActivation(machine_id=m.id, model_id=mm.id, activated_by=user_id))
+    bus.publish(MachineModelActivated(machine=m.name, model_id=mm.id, previous_model_id=before))
+    return m
+
+
+def rollback(session: Session, bus: EventBus, machine_name: str, user_id: int | None) -> Machine:
+    with session.begin():
+        m = machines_svc.machine(session, machine_name)
+        previous = _previous(session, m)
+        if previous is None:
+            raise Conflict(f"machine {machine_name!r} has no earlier model to roll back to")
+        before = m.active_model_id
+        m.active_model_id = previous
+        session.add(MachineActivation(machine_id=m.id, model_id=previous, activated_by=user_id))
+    bus.publish(MachineModelActivated(machine=m.name, model_id=previous, previous_model_id=before))
+    return m
+
+
+# -- live scoring --------------------------------------------------------------------------------------------------
+class MachineScorer:
+    """A machine's active model, running: scores readings per sensor in time order, remembers each sensor's
+    newest scored time (older readings are stored but not scored), checkpoints its state."""
+
+    def __init__(self, model_id: int, detector, last_ts: np.ndarray):
+        self.model_id = model_id
+        self.det = detector
+        self.names: list[str] = list(detector.names_)
+        self.column = {n: j for j, n in enumerate(self.names)}
+        self.last_ts = last_ts
+        self.threshold = float(detector.params_["threshold"])
+
+    @classmethod
+    def open(cls, model_id: int, model_path: str, live_dir: Path) -> MachineScorer:
+        """The live checkpoint of this model when there is one, else the trained state."""
+        from linewatch.sensors.streaming import StreamingDetector
+
+        live = live_dir / str(model_id)
+        if (live / "state.json").is_file():
+            try:
+                det = StreamingDetector.load(live)
+                last = np.array(json.loads((live / "last_ts.json").read_text()), dtype=np.int64)
+                if len(last) == det.n_series:
+                    return cls(model_id, det, last)
+            except (ModelFileError, OSError, ValueError):
+                pass  # an unreadable checkpoint: start again from the trained state
+        det = StreamingDetector.load(Path(model_path))
+        return cls(model_id, det, np.full(det.n_series, -1, dtype=np.int64))
+
+    def checkpoint(self, live_dir: Path) -> None:
+        def write(tmp: Path) -> None:
+            self.det.save(tmp)
+            write_json_atomic(tmp / "last_ts.json", self.last_ts.tolist())
+
+        _write_dir(live_dir / str(self.model_id), write)
+
+    def score(self, cols: np.ndarray, ts: np.ndarray, values: np.ndarray):
+        """Readings (column index, time ms, value) of one batch: (time steps, machine score per step, per-sensor
+        scores (steps, sensors), whether each step alerts). Readings not newer than their sensor's last scored
+        one are skipped."""
+        fresh = ts > self.last_ts[cols]
+        cols, ts, values = cols[fresh], ts[fresh], values[fresh]
+        if not len(ts):
+            return np.empty(0, np.int64), np.empty(0), np.empty((0, len(self.names))), np.empty(0, bool)
+        steps, inverse = np.unique(ts, return_inverse=True)
+        block = np.full((len(steps), len(self.names)), np.nan)
+        block[inverse, cols] = values
+        scores, alerts = self.det.update_many(block)
+        np.maximum.at(self.last_ts, cols, ts)
+        return steps, scores.max(axis=1), scores, alerts.any(axis=1)

@@ -1,0 +1,280 @@
+"""Machines in the service through its API: definitions, readings in and out, models, alerts, roles."""
+
+from __future__ import annotations
+
+import io
+import time
+
+import numpy as np
+import pytest
+
+T0 = time.time() - 3 * 3600  # readings three hours ago: inside the future limit and the retention
+
+PRESS = {
+    "name": "press-1",
+    "line": "line-1",
+    "type": "hydraulic press",
+    "stations": ["cam-1"],
+    "sensors": [
+        {"name": "oil_temp", "unit": "degC", "low": 0, "high": 200},
+        {"name": "pressure", "unit": "bar"},
+    ],
+}
+
+
+def _setup(api) -> dict:
+    eng = api.user("engineer")
+    assert api.client.post("/api/v1/lines", json={"name": "line-1"}, headers=eng).status_code == 201
+    r = api.client.post("/api/v1/machines", json=PRESS, headers=eng)
+    assert r.status_code == 201, r.text
+    return eng
+
+
+def _normal(n: int, start: float = T0, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    t = (start + np.arange(n)).tolist()
+    return {
+        "time": t,
+        "values": {
+            "oil_temp": (70 + rng.normal(0, 0.5, n)).round(3).tolist(),
+            "pressure": (3 + rng.normal(0, 0.05, n)).round(4).tolist(),
+        },
+    }
+
+
+def _wait_job(api, job_id: int, headers: dict) -> dict:
+    for _ in range(600):
+        job = api.client.get(f"/api/v1/jobs/{job_id}", headers=headers).json()
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            return job
+        time.sleep(0.05)
+    raise AssertionError("the job did not finish")
+
+
+def test_machines_are_resources_with_roles(api):
+    eng = _setup(api)
+    viewer, op = api.user("viewer"), api.user("operator")
+    c = api.client
+    assert c.post("/api/v1/machines", json={**PRESS, "name": "x"}, headers=viewer).status_code == 403
+    assert c.post("/api/v1/machines", json={**PRESS, "name": "x"}, headers=op).status_code == 403
+    assert c.post("/api/v1/machines", json=PRESS, headers=eng).status_code == 409
+    assert c.post("/api/v1/machines", json={**PRESS, "name": "y", "line": "nope"}, headers=eng).status_code == 404
+    got = c.get("/api/v1/machines/press-1", headers=viewer).json()
+    assert got["line"] == "line-1" and got["stations"] == ["cam-1"]
+    assert [s["name"] for s in got["sensors"]] == ["oil_temp", "pressure"]  # the _score series is not a sensor
+    assert got["health"] is None and got["open_alerts"] == 0
+    lines = c.get("/api/v1/lines", headers=viewer).json()
+    assert lines[0]["name"] == "line-1" and lines[0]["machines"] == 1
+    # a bad field names itself
+    bad = c.post(
+        "/api/v1/machines", json={**PRESS, "name": "z", "sensors": [{"name": "a", "low": 5, "high": 1}]}, headers=eng
+    )
+    assert bad.status_code == 422 and "above high" in bad.text
+    changed = {**PRESS, "sensors": [PRESS["sensors"][0]]}
+    r = c.put("/api/v1/machines/press-1", json=changed, headers=eng)
+    assert r.status_code == 200 and [s["name"] for s in r.json()["sensors"]] == ["oil_temp"]
+    assert c.delete("/api/v1/machines/press-1", headers=op).status_code == 403
+    assert c.delete("/api/v1/machines/press-1", headers=eng).status_code == 204
+    assert c.get("/api/v1/machines/press-1", headers=viewer).status_code == 404
+
+
+def test_import_file_creates_and_updates_and_names_bad_fields(api):
+    eng = api.user("engineer")
+    c = api.client
+    yaml_text = b"""
+lines:
+  - name: line-2
+    machines:
+      - name: oven-1
+        type: oven
+        sensors:
+          - {name: temp, unit: degC, low: 100, high: 300}
+      - name: oven-2
+        sensors: [{name: temp}]
+"""
+    r = c.post("/api/v1/machines/import", files={"file": ("plant.yaml", yaml_text)}, headers=eng)
+    assert r.status_code == 200, r.text
+    assert r.json()["created"] == ["oven-1", "oven-2"]
+    r = c.post("/api/v1/machines/import", files={"file": ("plant.yaml", yaml_text)}, headers=eng)
+    assert r.json()["updated"] == ["oven-1", "oven-2"]
+    bad = yaml_text.replace(b"low: 100", b"low: hot")
+    r = c.post("/api/v1/machines/import", files={"file": ("plant.yaml", bad)}, headers=eng)
+    assert r.status_code == 400
+    assert "lines[0].machines[0].sensors[0].low" in r.json()["detail"]
+    r = c.post("/api/v1/machines/import", files={"file": ("plant.yaml", b"lines: [")}, headers=eng)
+    assert r.status_code == 400 and "not valid YAML" in r.json()["detail"]
+
+
+def test_readings_in_and_out_with_duplicates_and_dead_letters(api):
+    eng = _setup(api)
+    op, viewer = api.user("operator"), api.user("viewer")
+    c = api.client
+    assert c.post("/api/v1/machines/press-1/readings", json=_normal(5), headers=viewer).status_code == 403
+    r = c.post("/api/v1/machines/press-1/readings", json=_normal(600), headers=op)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"stored": 1200, "duplicates": 0, "refused": 0, "reasons": {}}
+    again = c.post("/api/v1/machines/press-1/readings", json=_normal(600), headers=op).json()
+    assert again["stored"] == 0 and again["duplicates"] == 1200
+    mixed = [
+        {"sensor": "oil_temp", "time": T0 + 1000, "value": 71.0},
+        {"sensor": "nope", "time": T0 + 1000, "value": 1.0},
+        {"sensor": "pressure", "time": T0 + 1000, "value": "high"},
+        {"sensor": "pressure", "time": time.time() + 86400, "value": 3.0},
+    ]
+    out = c.post("/api/v1/machines/press-1/readings", json=mixed, headers=op).json()
+    assert out["stored"] == 1 and out["refused"] == 3
+    assert set(out["reasons"]) == {
+        "unknown sensor 'nope' of machine 'press-1'",
+        "value not a finite number",
+        "time too far in the future",
+    }
+    none = c.post("/api/v1/machines/press-1/readings", json=[{"sensor": "nope", "value": 1}], headers=op)
+    assert none.status_code == 422 and "no reading stored" in none.json()["detail"]
+    assert c.post("/api/v1/machines/nope/readings", json=_normal(2), headers=op).status_code == 404
+    dead = c.get("/api/v1/dead-letters", headers=eng).json()
+    assert {d["reason"] for d in dead} >= {"value not a finite number", "time too far in the future"}
+    assert c.get("/api/v1/dead-letters", headers=op).status_code == 403
+
+    start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(T0 - 60))
+    end = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(T0 + 540))
+    q = c.get(
+        "/api/v1/machines/press-1/readings",
+        params={"sensors": "oil_temp,pressure", "start": start, "end": end, "points": 1000},
+        headers=viewer,
+    ).json()
+    assert q["resolution"] == "raw" and q["step_s"] <= 1.0
+    temp = q["series"][0]
+    assert temp["sensor"] == "oil_temp" and temp["unit"] == "degC"
+    assert sum(temp["n"]) == 540  # the readings inside [start, end)
+    assert abs(np.mean(temp["mean"]) - 70) < 0.2
+    # a long range reads the per-minute roll-up: the same readings, in buckets
+    day = c.get(
+        "/api/v1/machines/press-1/readings",
+        params={
+            "sensors": "oil_temp",
+            "start": start,
+            "end": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(T0 + 86400)),
+            "points": 100,
+        },
+        headers=viewer,
+    ).json()
+    assert day["resolution"] == "1m" and sum(day["series"][0]["n"]) == 601
+    assert min(day["series"][0]["min"]) == pytest.approx(min(temp["min"]))
+    bad = c.get("/api/v1/machines/press-1/readings", params={"sensors": "nope"}, headers=viewer)
+    assert bad.status_code == 400 and "no sensor 'nope'" in bad.json()["detail"]
+
+
+def test_history_import_csv(api):
+    _setup(api)
+    op = api.user("operator")
+    rows = ["time,oil_temp,pressure"] + [f"{T0 + i},{70 + i % 3},{3.0}" for i in range(100)]
+    r = api.client.post(
+        "/api/v1/machines/press-1/readings/import",
+        files={"file": ("history.csv", "\n".join(rows).encode())},
+        headers=op,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["stored"] == 200
+    r = api.client.post(
+        "/api/v1/machines/press-1/readings/import", files={"file": ("x.csv", b"\x00\x01garbage")}, headers=op
+    )
+    assert r.status_code == 400
+
+
+def test_model_training_activation_alerts_and_acknowledgement(api):
+    eng = _setup(api)
+    op, viewer = api.user("operator"), api.user("viewer")
+    c = api.client
+    assert c.post("/api/v1/machines/press-1/readings", json=_normal(2000), headers=op).status_code == 200
+    start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(T0 - 1))
+    end = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(T0 + 2000))
+    assert (
+        c.post("/api/v1/machines/press-1/models/train", json={"start": start, "end": end}, headers=op).status_code
+        == 403
+    )
+    bad = c.post("/api/v1/machines/press-1/models/train", json={"params": {"alpha": 7}}, headers=eng)
+    assert bad.status_code == 400
+    r = c.post("/api/v1/machines/press-1/models/train", json={"start": start, "end": end}, headers=eng)
+    assert r.status_code == 202, r.text
+    job = _wait_job(api, r.json()["id"], eng)
+    assert job["status"] == "succeeded", job
+    models = c.get("/api/v1/machines/press-1/models", headers=viewer).json()
+    assert len(models) == 1 and models[0]["status"] == "ready" and models[0]["metrics"]["time_steps"] == 2000
+    assert models[0]["metrics"]["alert_rate"] < 0.01
+    m = c.post(f"/api/v1/machine-models/{models[0]['id']}/activate", headers=eng).json()
+    assert m["active_model_id"] == models[0]["id"]
+
+    # normal readings, then the oil overheats: one alert naming oil_temp, extended, then closed after quiet
+    c.post("/api/v1/machines/press-1/readings", json=_normal(100, T0 + 2000, seed=1), headers=op)
+    hot = _normal(30, T0 + 2100, seed=2)
+    hot["values"]["oil_temp"] = [90.0 + i for i in range(30)]
+    c.post("/api/v1/machines/press-1/readings", json=hot, headers=op)
+    opened = c.get("/api/v1/alerts", params={"machine": "press-1", "status": "open"}, headers=viewer).json()
+    assert len(opened) == 1, opened
+    alert = opened[0]
+    assert alert["sensors"][0]["sensor"] == "oil_temp"
+    assert alert["anomalous_readings"] > 1
+    machine = c.get("/api/v1/machines/press-1", headers=viewer).json()
+    assert machine["open_alerts"] == 1 and machine["health"] < 0.9
+    # quiet for longer than alert_quiet_s: closed
+    c.post("/api/v1/machines/press-1/readings", json=_normal(200, T0 + 2130, seed=3), headers=op)
+    closed = c.get(f"/api/v1/alerts/{alert['id']}", headers=viewer).json()
+    assert closed["status"] == "closed" and closed["closed_at"] is not None
+    # the score series is stored like a sensor's
+    q = c.get(
+        "/api/v1/machines/press-1/readings",
+        params={
+            "sensors": "_score",
+            "start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(T0 + 2000)),
+            "end": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(T0 + 2400)),
+        },
+        headers=viewer,
+    ).json()
+    assert q["threshold"] == 3.0 and max(q["series"][0]["max"]) > 3.0
+
+    assert c.post(f"/api/v1/alerts/{alert['id']}/acknowledge", json={}, headers=viewer).status_code == 403
+    ack = c.post(f"/api/v1/alerts/{alert['id']}/acknowledge", json={"comment": "cooler fan replaced"}, headers=op)
+    assert ack.status_code == 200 and ack.json()["acknowledged_by"] == "operator-user"
+    assert c.post(f"/api/v1/alerts/{alert['id']}/acknowledge", json={}, headers=op).status_code == 409
+    c.post(f"/api/v1/alerts/{alert['id']}/comments", json={"text": "checked again at noon"}, headers=op)
+    detail = c.get(f"/api/v1/alerts/{alert['id']}", headers=viewer).json()
+    assert [x["text"] for x in detail["comments"]] == ["cooler fan replaced", "checked again at noon"]
+
+    # a second version, then roll back to the first
+    r = c.post(
+        "/api/v1/machines/press-1/models/train",
+        json={"start": start, "end": end, "params": {"threshold": 4}},
+        headers=eng,
+    )
+    second = _wait_job(api, r.json()["id"], eng)["result"]["machine_model_id"]
+    c.post(f"/api/v1/machine-models/{second}/activate", headers=eng)
+    back = c.post("/api/v1/machines/press-1/rollback", headers=eng).json()
+    assert back["active_model_id"] == models[0]["id"]
+
+
+def test_range_alert_without_a_model(api):
+    _setup(api)
+    op, viewer = api.user("operator"), api.user("viewer")
+    c = api.client
+    c.post("/api/v1/machines/press-1/readings", json={"sensor": "oil_temp", "time": T0, "value": 250.0}, headers=op)
+    got = c.get("/api/v1/alerts", headers=viewer).json()
+    assert len(got) == 1 and got[0]["sensors"][0] == {"sensor": "oil_temp", "value": 250.0, "reason": "above 200"}
+
+
+def test_training_from_an_uploaded_file(api):
+    eng = _setup(api)
+    rng = np.random.default_rng(0)
+    buf = io.StringIO()
+    buf.write("time,oil_temp,pressure\n")
+    for i in range(1000):
+        buf.write(f"{T0 + i},{70 + rng.normal(0, 0.5):.3f},{3 + rng.normal(0, 0.05):.4f}\n")
+    r = api.client.post(
+        "/api/v1/machines/press-1/models/train-file",
+        files={"file": ("normal.csv", buf.getvalue().encode())},
+        data={"params": '{"learning_period": 100}'},
+        headers=eng,
+    )
+    assert r.status_code == 202, r.text
+    job = _wait_job(api, r.json()["id"], eng)
+    assert job["status"] == "succeeded", job
+    assert job["result"]["time_steps"] == 1000
