@@ -524,6 +524,72 @@ def users_create(
     err.print(f"created {role} {name!r}")
 
 
+machines_app = typer.Typer(help="Lines, machines and sensors of the line service.", no_args_is_help=True)
+app.add_typer(machines_app, name="machines")
+
+
+@machines_app.command("import")
+@user_errors
+def machines_import(
+    file: Annotated[Path, typer.Argument(help="YAML or JSON: lines with their machines and sensors")],
+    data_dir: Annotated[Path | None, typer.Option(help="the service's data dir")] = None,
+):
+    """Create or update lines, machines and sensors from a definition file (nothing is deleted).
+
+    \b
+    lines:
+      - name: line-1
+        machines:
+          - name: press-1
+            type: hydraulic press
+            stations: [camera-1]
+            sensors:
+              - {name: oil_temp, unit: degC, low: 20, high: 90}
+    """
+    require("service", "linewatch machines import")
+    from linewatch.core.events import EventBus
+    from linewatch.services.machines import import_spec, parse_import
+    from linewatch.store.db import make_engine, migrate, session_factory
+
+    try:
+        data = file.read_bytes()
+    except OSError as e:
+        raise LinewatchError(f"cannot read {file}: {e.strerror or e}") from None
+    spec = parse_import(data, str(file))
+    settings = _settings(data_dir)
+    engine = make_engine(settings.db_url)
+    migrate(engine)
+    with session_factory(engine)() as s:
+        got = import_spec(s, EventBus(), spec)
+    engine.dispose()
+    err.print(
+        f"{len(got['created'])} machines created, {len(got['updated'])} updated ({got['lines']} lines in {file})",
+        highlight=False,
+    )
+
+
+@machines_app.command("list")
+@user_errors
+def machines_list(data_dir: Annotated[Path | None, typer.Option(help="the service's data dir")] = None):
+    """The machines, their line, sensors, health and active model."""
+    require("service", "linewatch machines list")
+    from linewatch.services.machines import line_names, list_machines, sensors_of
+    from linewatch.store.db import make_engine, migrate, session_factory
+
+    settings = _settings(data_dir)
+    engine = make_engine(settings.db_url)
+    migrate(engine)
+    table = Table("machine", "line", "type", "sensors", "health", "model")
+    with session_factory(engine)() as s:
+        lines = line_names(s)
+        for m in list_machines(s):
+            sensors = ", ".join(x.name for x in sensors_of(s, m.id))
+            health = "—" if m.health is None else f"{m.health:.2f}"
+            table.add_row(m.name, lines.get(m.line_id, ""), m.type, sensors, health, _fmt(m.active_model_id))
+    engine.dispose()
+    out.print(table)
+
+
 from linewatch.maintenance.cli import app as maintenance_app  # noqa: E402 - the engines' sub-apps need the above
 from linewatch.scheduling.cli import schedule_app  # noqa: E402
 from linewatch.sensors.cli import app as sensors_app  # noqa: E402

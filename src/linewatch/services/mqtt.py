@@ -26,9 +26,12 @@ from linewatch.errors import LinewatchError
 from linewatch.services.ingest import Ingester, Message
 
 log = logging.getLogger("linewatch.mqtt")
-STREAM = "LINEWATCH_READINGS"
-SUBJECT = "linewatch.readings"
-DURABLE = "linewatch-ingest"
+
+
+def jetstream_names(queue_name: str) -> tuple[str, str, str]:
+    """(stream, subject, durable consumer) of an installation (``queue_name``): instances sharing it share them."""
+    safe = queue_name.replace(".", "_")
+    return f"{safe}_readings", f"{queue_name}.readings", f"{safe}-ingest"
 
 
 def broker_address(url: str) -> tuple[str, int, bool, str | None, str | None]:
@@ -109,8 +112,9 @@ class MqttSource:
 class NatsBridge:
     """A JetStream stream between the MQTT subscriber and the ingester (an asyncio loop in its own thread)."""
 
-    def __init__(self, url: str, ingester: Ingester, fetch: int = 200):
+    def __init__(self, url: str, ingester: Ingester, queue_name: str = "linewatch", fetch: int = 200):
         self.url = url
+        self.stream, self.subject, self.durable = jetstream_names(queue_name)
         self.ingester = ingester
         self.fetch = fetch
         self.loop = asyncio.new_event_loop()
@@ -151,11 +155,13 @@ class NatsBridge:
                 self.nc = await nats.connect(self.url, max_reconnect_attempts=-1, connect_timeout=3)
                 self.js = self.nc.jetstream()
                 try:
-                    await self.js.add_stream(StreamConfig(name=STREAM, subjects=[SUBJECT]))
+                    await self.js.add_stream(StreamConfig(name=self.stream, subjects=[self.subject]))
                 except Exception:  # it exists, perhaps with other limits: use it as it is
-                    await self.js.stream_info(STREAM)
+                    await self.js.stream_info(self.stream)
                 sub = await self.js.pull_subscribe(
-                    SUBJECT, durable=DURABLE, config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=60)
+                    self.subject,
+                    durable=self.durable,
+                    config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=60),
                 )
                 break
             except Exception as e:
@@ -196,7 +202,7 @@ class NatsBridge:
                 try:
                     if self.js is None:
                         raise ConnectionError("not connected")
-                    await self.js.publish(SUBJECT, payload, headers={"topic": topic})
+                    await self.js.publish(self.subject, payload, headers={"topic": topic})
                     then()
                     return
                 except Exception as e:
@@ -218,7 +224,7 @@ class ReadingSources:
     def start(self) -> None:
         s = self.settings
         if s.readings_bus_url:
-            self.nats = NatsBridge(s.readings_bus_url, self.ingester)
+            self.nats = NatsBridge(s.readings_bus_url, self.ingester, s.queue_name)
             self.nats.start()
         if s.mqtt_url:
             if self.nats is not None:
