@@ -93,10 +93,22 @@ async def events(ws: WebSocket):
         return
     await ws.accept()
     sub = c.live.subscribe()
+
+    async def client_gone() -> None:
+        # the client closing (or the server shutting down) ends the loop below even when no event comes
+        while (await ws.receive())["type"] != "websocket.disconnect":
+            pass
+
+    gone = asyncio.create_task(client_gone())
     try:
         await ws.send_json({"type": "hello", "user": who.name, "role": who.role})
         while True:
-            event = await sub.queue.get()
+            getter = asyncio.ensure_future(sub.queue.get())
+            await asyncio.wait({getter, gone}, return_when=asyncio.FIRST_COMPLETED)
+            if not getter.done():
+                getter.cancel()
+                break
+            event = getter.result()
             if sub.dropped:
                 n, sub.dropped = sub.dropped, 0
                 c.metrics.ws_dropped.inc(n)
@@ -105,4 +117,5 @@ async def events(ws: WebSocket):
     except (WebSocketDisconnect, RuntimeError, asyncio.CancelledError):
         pass
     finally:
+        gone.cancel()
         c.live.unsubscribe(sub)
