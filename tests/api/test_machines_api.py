@@ -278,3 +278,19 @@ def test_training_from_an_uploaded_file(api):
     job = _wait_job(api, r.json()["id"], eng)
     assert job["status"] == "succeeded", job
     assert job["result"]["time_steps"] == 1000
+
+
+def test_a_deleted_machine_with_an_open_alert_does_not_stop_ingest(api):
+    eng = _setup(api)
+    op = api.user("operator")
+    c = api.client
+    c.post("/api/v1/machines/press-1/readings", json={"sensor": "oil_temp", "time": T0, "value": 250.0}, headers=op)
+    assert c.get("/api/v1/alerts", params={"status": "open"}, headers=eng).json()
+    assert c.delete("/api/v1/machines/press-1", headers=eng).status_code == 204
+    assert c.post("/api/v1/machines", json=PRESS, headers=eng).status_code == 201
+    r = c.post(
+        "/api/v1/machines/press-1/readings", json={"sensor": "oil_temp", "time": T0 + 1, "value": 250.0}, headers=op
+    )
+    assert r.status_code == 200 and r.json()["stored"] == 1
+    alerts = c.get("/api/v1/alerts", headers=eng).json()
+    assert len(alerts) == 1 and alerts[0]["status"] == "open"  # the old machine's alert went with it

@@ -130,6 +130,8 @@ class AlertTracker:
         rows: list[tuple[Alert, str]] = []
         for alert, change, closed_ms in changes:
             row = session.get(Alert, alert.id) if alert.id is not None else None
+            if row is None and alert.id is not None:
+                continue  # deleted meanwhile (its machine was)
             if row is None:
                 row = Alert(
                     machine_id=alert.machine_id,

@@ -136,6 +136,7 @@ class Ingester:
         self._state_at: dict[int, float] = {}
         self._pending_state: dict[int, dict] = {}
         self._reload_models: set[int] = set()
+        self._deleted: set[int] = set()  # machines deleted since the last batch: their state is let go
         self.live_dir = Path(s.data_dir) / "machines" / "live"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -174,7 +175,7 @@ class Ingester:
             for name in event.machines:
                 m = self.directory.machines.get(name)
                 if m is not None:
-                    self._reload_models.add(m.id)
+                    self._deleted.add(m.id)
 
     # -- input --------------------------------------------------------------------------------------------------
     def submit(self, message: Message, timeout: float | None = None) -> None:
@@ -281,6 +282,12 @@ class Ingester:
 
     def process(self, batch: list[Message]) -> None:
         settings = self.ctx.settings
+        while self._deleted:
+            mid = self._deleted.pop()
+            self.alerts.drop(mid)
+            self.scorers.pop(mid, None)
+            self.health.pop(mid, None)
+            self._pending_state.pop(mid, None)
         now_ms = int(time.time() * 1000)
         future_ms = int(settings.max_future_s * 1000)
         outcomes = [Outcome() for _ in batch]
@@ -345,10 +352,7 @@ class Ingester:
                 s.add_all([DeadLetter(**d) for d in dead])
             if len(new):
                 # which message each new reading came from: its (sensor, time) key among the batch's
-                key = rows.sensor * 10**13 + rows.ts  # ms times fit in 13 digits until the year 2286
-                order = np.argsort(key, kind="stable")
-                new_key = new.sensor * 10**13 + new.ts
-                pos = order[np.searchsorted(key[order], new_key)]
+                pos = _positions(rows, new)
                 np.add.at(stored := np.zeros(len(batch), int), owner[pos], 1)
                 new_machine = row_machine[pos]
                 for i, n in enumerate(stored):
@@ -530,6 +534,18 @@ class Ingester:
                 scorer.checkpoint(self.live_dir / str(mid))
             except Exception as e:
                 log.warning("machine %s: live state not checkpointed: %s", mid, e)
+
+
+def _positions(rows: readings.Rows, new: readings.Rows) -> np.ndarray:
+    """Where each new reading is among the batch's rows (the first row with its sensor and time)."""
+    if len(rows) and rows.sensor.max() < 2**21 and rows.ts.max() < 2**42:  # one int64 key: to the year 2109
+        key = (rows.sensor << 42) | rows.ts
+        order = np.argsort(key, kind="stable")
+        return order[np.searchsorted(key[order], (new.sensor << 42) | new.ts)]
+    first: dict[tuple[int, int], int] = {}
+    for i, k in enumerate(zip(rows.sensor.tolist(), rows.ts.tolist(), strict=True)):
+        first.setdefault(k, i)
+    return np.array([first[k] for k in zip(new.sensor.tolist(), new.ts.tolist(), strict=True)], dtype=np.int64)
 
 
 def readings_time(ms: int):
