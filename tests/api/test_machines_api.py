@@ -158,7 +158,7 @@ def test_readings_in_and_out_with_duplicates_and_dead_letters(api):
         },
         headers=viewer,
     ).json()
-    assert day["resolution"] == "1m" and sum(day["series"][0]["n"]) == 601
+    assert day["resolution"] == "10m" and sum(day["series"][0]["n"]) == 601
     assert min(day["series"][0]["min"]) == pytest.approx(min(temp["min"]))
     bad = c.get("/api/v1/machines/press-1/readings", params={"sensors": "nope"}, headers=viewer)
     assert bad.status_code == 400 and "no sensor 'nope'" in bad.json()["detail"]

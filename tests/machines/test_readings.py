@@ -71,3 +71,13 @@ def test_pruning_keeps_the_summary(engine):
         R.delete_sensors(c, [3])
     with engine.connect() as c:
         assert sum(R.query(c, [3], T0, T0 + 600_000, 5, None)[2][3].n) == 0
+
+
+def test_the_cheapest_tier_that_still_draws_the_chart():
+    day = 86_400_000
+    assert R.choose(0, 30 * day, 1000, None) == ("1h", 3_600_000)  # 720 buckets
+    assert R.choose(0, 7 * day, 1000, None) == ("10m", 1_200_000)  # 504 buckets from 1,008 rows
+    assert R.choose(0, day, 1000, None) == ("1m", 120_000)
+    assert R.choose(0, 3_600_000, 1000, None) == ("raw", 3_600)
+    assert R.choose(0, 3_600_000, 1000, raw_since_ms=1) == ("1m", 60_000)  # raw readings pruned there
+    assert R.choose(0, 3_600_000, 1000, raw_since_ms=1, minutes_since_ms=1) == ("10m", 600_000)

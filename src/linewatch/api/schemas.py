@@ -456,7 +456,7 @@ class ReadingsOut(BaseModel):
     machine: str
     start: Timestamp
     end: Timestamp
-    resolution: Literal["raw", "1m", "1h"] = Field(description="what was read: raw readings or a roll-up")
+    resolution: Literal["raw", "1m", "10m", "1h"] = Field(description="what was read: raw readings or a roll-up")
     step_s: float = Field(description="bucket width in seconds")
     threshold: float | None = Field(description="the active model's alert threshold on the _score series")
     series: list[SeriesOut]

@@ -272,6 +272,19 @@ class ReadingMinute(Base):
     __table_args__ = {"sqlite_with_rowid": False}
 
 
+class ReadingTenMinutes(Base):
+    """As ``ReadingMinute``, per ten minutes: a week's chart reads 1,008 rows per sensor."""
+
+    __tablename__ = "readings_10m"
+    sensor_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
+    vsum: Mapped[float] = mapped_column(Float)
+    vmin: Mapped[float] = mapped_column(Float)
+    vmax: Mapped[float] = mapped_column(Float)
+    __table_args__ = {"sqlite_with_rowid": False}
+
+
 class ReadingHour(Base):
     """As ``ReadingMinute``, per hour: a month's chart reads 720 rows per sensor."""
 

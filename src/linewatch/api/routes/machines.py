@@ -300,11 +300,11 @@ def get_readings(
     if unknown:
         raise LinewatchError(f"machine {name!r} has no sensor {', '.join(map(repr, unknown))}")
     s_ms, e_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
-    raw_since = int(
-        (dt.datetime.now(dt.UTC) - dt.timedelta(days=c.settings.readings_retention_days)).timestamp() * 1000
-    )
+    now = dt.datetime.now(dt.UTC)
+    raw_since = int((now - dt.timedelta(days=c.settings.readings_retention_days)).timestamp() * 1000)
+    minutes_since = int((now - dt.timedelta(days=c.settings.rollup_retention_days)).timestamp() * 1000)
     tier, step, series = readings.query(
-        session.connection(), [rows[w].id for w in wanted], s_ms, e_ms, points, raw_since
+        session.connection(), [rows[w].id for w in wanted], s_ms, e_ms, points, raw_since, minutes_since
     )
     threshold = None
     if m.active_model_id is not None:

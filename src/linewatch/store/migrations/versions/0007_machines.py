@@ -1,4 +1,4 @@
-"""lines, machines, sensors, readings with minute and hour roll-ups, dead letters, machine models, alerts
+"""lines, machines, sensors, readings with minute, ten-minute and hour roll-ups, dead letters, machine models, alerts
 
 Revision ID: 0007
 Revises: 0005
@@ -89,6 +89,7 @@ def upgrade() -> None:
         sqlite_with_rowid=False,
     )
     _rollup("readings_1m")
+    _rollup("readings_10m")
     _rollup("readings_1h")
     op.create_table(
         "dead_letters",
@@ -185,6 +186,7 @@ def downgrade() -> None:
         "machine_models",
         "dead_letters",
         "readings_1h",
+        "readings_10m",
         "readings_1m",
         "readings",
         "sensors",
