@@ -16,7 +16,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from linewatch import __version__
 from linewatch.api.dashboard import mount_dashboard
-from linewatch.api.routes import datasets, inspections, jobs, machines, search, stations, stats, system, users
+from linewatch.api.routes import (
+    datasets,
+    inspections,
+    jobs,
+    machines,
+    schedules,
+    search,
+    stations,
+    stats,
+    system,
+    users,
+)
 from linewatch.config import Settings
 from linewatch.errors import ImageError, ImageTooLarge, LinewatchError, ModelFileError
 from linewatch.services.context import AppContext, build_context, start_bus
@@ -108,6 +119,7 @@ ROUTERS = (
     search.router,
     stats.router,
     machines.router,
+    schedules.router,
 )
 
 

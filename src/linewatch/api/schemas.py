@@ -530,3 +530,51 @@ class DeadLetterOut(Orm):
     count: int
     payload: str
     created_at: Timestamp
+
+
+# -- schedules ---------------------------------------------------------------------------------------------------------
+class ScheduleIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200, pattern=LINE)
+    instance: dict[str, Any] | None = Field(
+        None, description="linewatch instance JSON (machines, jobs with operations, due dates, windows, setups)"
+    )
+    text: str | None = Field(
+        None, max_length=5_000_000, description="or the instance as JSPLIB / Taillard text (as the files ship)"
+    )
+
+
+class SolveIn(BaseModel):
+    solver: Literal["cpsat", "rules"] = "cpsat"
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="solver parameters (linewatch schedule solve --help): objective, time_limit, workers, rule, ...",
+    )
+
+
+class ReplanIn(BaseModel):
+    event: dict[str, Any] = Field(
+        description="machine_down {machine, time, until?}, machine_up {machine, time}, rush_order {time, job}, "
+        "operation_delayed {job, index, delay, time}",
+        examples=[{"type": "machine_down", "machine": 3, "time": 120, "until": 300}],
+    )
+    params: dict[str, Any] = Field(default_factory=dict, description="time_limit, workers, per_move, per_shift")
+
+
+class ScheduleOut(Orm):
+    id: int
+    name: str
+    parent_id: int | None
+    solver: str | None
+    params: dict
+    status: str
+    summary: dict | None = Field(description="objective, value, makespan, weighted tardiness, bound, gap, timings")
+    changes: dict | None = Field(description="a replan's: operations moved, shifted, interrupted")
+    event: dict | None
+    active: bool
+    job_id: int | None
+    created_at: Timestamp
+
+
+class ScheduleDetailOut(ScheduleOut):
+    instance: dict
+    plan: dict | None = Field(description="the plan: per operation job, index, machine, start, end")

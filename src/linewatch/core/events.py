@@ -143,6 +143,29 @@ class MachineState(Event):
     open_alert_id: int | None = None
 
 
+# -- scheduling -----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class ScheduleProgress(Event):
+    """A solver's better plan while it runs: elapsed seconds, the incumbent's objective and the proven bound."""
+
+    type: ClassVar[str] = "schedule_progress"
+    schedule_id: int
+    elapsed_s: float
+    value: float
+    bound: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanActivated(Event):
+    """The line's plan is now this schedule."""
+
+    type: ClassVar[str] = "plan_activated"
+    schedule_id: int
+    name: str
+    summary: dict
+    previous_id: int | None = None
+
+
 # -- the bus ------------------------------------------------------------------------------------------------------
 class Transport(Protocol):
     """Carries event messages between processes."""

@@ -30,7 +30,7 @@ from linewatch.core.events import JobChanged
 from linewatch.errors import LinewatchError
 from linewatch.services.context import AppContext
 from linewatch.services.errors import Conflict, NotFound
-from linewatch.store.tables import Job, MachineModel, ModelVersion, now
+from linewatch.store.tables import Job, MachineModel, ModelVersion, Schedule, now
 
 log = logging.getLogger("linewatch.jobs")
 WORKER_LOST = "the worker stopped while this job ran"
@@ -126,6 +126,23 @@ JOB_KINDS.add(
     )
 )
 
+JOB_KINDS.add(
+    JobKind(
+        "schedule_solve",
+        "linewatch.services.schedules:run_solve",
+        {"solve": (0.0, 1.0)},
+        {"solve": "solving (ms of the time limit)"},
+    )
+)
+JOB_KINDS.add(
+    JobKind(
+        "schedule_replan",
+        "linewatch.services.schedules:run_replan",
+        {"solve": (0.0, 1.0)},
+        {"solve": "replanning"},
+    )
+)
+
 
 def fail_job_outputs(ctx: AppContext, job_id: int) -> None:
     """What a job that did not succeed leaves behind is marked failed (a model version still "training")."""
@@ -135,8 +152,8 @@ def fail_job_outputs(ctx: AppContext, job_id: int) -> None:
 
 def _fail_outputs(s, job_id: int) -> None:
     """Inside the caller's transaction: the job's model versions (vision or machine) still "training", failed."""
-    for table in (ModelVersion, MachineModel):
-        s.execute(update(table).where(table.job_id == job_id, table.status == "training").values(status="failed"))
+    for table, running in ((ModelVersion, "training"), (MachineModel, "training"), (Schedule, "solving")):
+        s.execute(update(table).where(table.job_id == job_id, table.status == running).values(status="failed"))
 
 
 def heartbeat_interval(settings: Settings) -> float:

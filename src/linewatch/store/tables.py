@@ -372,3 +372,26 @@ class AlertComment(Base):
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=now)
+
+
+# -- scheduling --------------------------------------------------------------------------------------------------------
+class Schedule(Base):
+    """A job-shop instance and the plan solved for it; a replan is a new schedule whose parent is the plan it
+    repaired (with the event and what changed). One schedule at most is active: the line's plan."""
+
+    __tablename__ = "schedules"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("schedules.id", ondelete="SET NULL"), nullable=True)
+    instance: Mapped[dict] = mapped_column(JSON)  # linewatch's instance JSON
+    event: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # the event a replan answered
+    solver: Mapped[str | None] = mapped_column(String(30), nullable=True)
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(20), default="new")  # new, solving, solved, failed
+    summary: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # objective, value, makespan, bound, gap, ...
+    plan: Mapped[dict | None] = mapped_column(JSON, nullable=True, deferred=True)  # the plan's JSON
+    changes: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # a replan's: moved, shifted, interrupted
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"), nullable=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=now)
