@@ -35,6 +35,7 @@ from linewatch.services.errors import Conflict, NotFound, TooLarge
 from linewatch.services.ingest import Ingester
 from linewatch.services.jobqueue import QueueJobs, QueueUnavailable
 from linewatch.services.jobs import JobRunner
+from linewatch.services.maintenance import MaintenanceWatcher
 from linewatch.services.mqtt import ReadingSources
 from linewatch.store.blobs import BlobNotFound, BlobStoreUnavailable
 from linewatch.store.db import DatabaseError
@@ -158,7 +159,10 @@ def _lifespan(c: AppContext):
         await asyncio.to_thread(c.ingester.start)
         c.sources = ReadingSources(c.settings, c.ingester)
         await asyncio.to_thread(c.sources.start)
+        c.maintenance = MaintenanceWatcher(c)  # maintenance predictions as cycles of readings complete
+        c.maintenance.start()
         yield
+        await asyncio.to_thread(c.maintenance.stop)
         await asyncio.to_thread(c.sources.stop)
         await asyncio.to_thread(c.ingester.stop)  # stores what is queued, checkpoints the running models
         runner.stop()

@@ -422,6 +422,8 @@ class MachineOut(BaseModel):
     sensors: list[SensorOut]
     active_model_id: int | None
     previous_model_id: int | None = Field(None, description="the model a rollback would bring back")
+    maintenance_model_id: int | None = Field(None, description="the maintenance model whose predictions are kept")
+    life_start: Timestamp | None = Field(None, description="the last maintenance: maintenance cycles count from it")
     health: float | None = Field(description="0 (alerting) to 1 (normal), from the active model's recent scores")
     health_at: Timestamp | None
     last_reading_at: Timestamp | None
@@ -475,6 +477,7 @@ class MachineModelOut(Orm):
     id: int
     machine: str = ""
     version: int
+    kind: str = Field(description="anomaly (scores readings), rul (remaining useful life) or failure (risk)")
     method: str
     params: dict
     sensors: list[str]
@@ -578,3 +581,24 @@ class ScheduleOut(Orm):
 class ScheduleDetailOut(ScheduleOut):
     instance: dict
     plan: dict | None = Field(description="the plan: per operation job, index, machine, start, end")
+
+
+class MaintenancePointOut(Orm):
+    time: Timestamp = Field(description="the end of the cycle")
+    cycle: int = Field(description="cycles since the life start, from 1")
+    rul: float | None = Field(description="remaining useful life, in cycles")
+    rul_low: float | None
+    rul_high: float | None
+    failure_probability: float | None
+
+
+class MaintenanceOut(BaseModel):
+    machine: str
+    model: MachineModelOut | None
+    life_start: Timestamp | None
+    cycle_s: float | None = Field(description="seconds of readings per cycle of the model")
+    predictions: list[MaintenancePointOut]
+
+
+class MaintenanceDoneIn(BaseModel):
+    time: TimeFilter = Field(None, description="when the maintenance was done; default: now")

@@ -119,6 +119,24 @@ class MachineModelActivated(Event):
     machine: str
     model_id: int
     previous_model_id: int | None = None
+    kind: str = "anomaly"  # anomaly (scores readings), rul or failure (maintenance predictions)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MaintenancePredicted(Event):
+    """A machine's newest maintenance prediction: RUL in cycles of ``cycle_s`` with its interval, or the failure
+    probability, at the end of cycle ``cycle`` of its life."""
+
+    type: ClassVar[str] = "maintenance"
+    machine: str
+    time: float
+    cycle: int
+    cycle_s: float
+    rul: float | None = None
+    rul_low: float | None = None
+    rul_high: float | None = None
+    failure_probability: float | None = None
+    model_id: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from linewatch.services.ingest import Ingester
     from linewatch.services.jobqueue import QueueJobs
     from linewatch.services.jobs import JobRunner
+    from linewatch.services.maintenance import MaintenanceWatcher
     from linewatch.services.mqtt import ReadingSources
     from linewatch.services.searching import RecentUploads, SearchHub
 
@@ -78,6 +79,7 @@ class AppContext:
     recent: RecentUploads | None = None  # spotting repeated uploads
     ingester: Ingester | None = None  # sensor readings: stored, scored, alerts (set once started)
     sources: ReadingSources | None = None  # MQTT / NATS inputs of the ingester
+    maintenance: MaintenanceWatcher | None = None  # machines' maintenance predictions
 
 
 def build_context(settings: Settings) -> AppContext:

@@ -128,6 +128,14 @@ JOB_KINDS.add(
 
 JOB_KINDS.add(
     JobKind(
+        "maintenance_train",
+        "linewatch.services.maintenance:run_training",
+        {"read": (0.0, 0.05), "fit": (0.05, 1.0)},
+        {"read": "reading the history", "fit": "training"},
+    )
+)
+JOB_KINDS.add(
+    JobKind(
         "schedule_solve",
         "linewatch.services.schedules:run_solve",
         {"solve": (0.0, 1.0)},

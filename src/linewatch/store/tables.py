@@ -223,6 +223,11 @@ class Machine(Base):
     active_model_id: Mapped[int | None] = mapped_column(
         ForeignKey("machine_models.id", use_alter=True, name="fk_machines_active_model"), nullable=True
     )
+    # the maintenance model (remaining useful life or failure risk) whose predictions the service keeps
+    maintenance_model_id: Mapped[int | None] = mapped_column(
+        ForeignKey("machine_models.id", use_alter=True, name="fk_machines_maintenance_model"), nullable=True
+    )
+    life_start: Mapped[dt.datetime | None] = mapped_column(nullable=True)  # the last maintenance: cycles count from it
     health: Mapped[float | None] = mapped_column(Float, nullable=True)  # 0..1, from the active model's scores
     health_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
     last_reading_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
@@ -318,6 +323,7 @@ class MachineModel(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     machine_id: Mapped[int] = mapped_column(ForeignKey("machines.id", ondelete="CASCADE"), index=True)
     version: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(20), default="anomaly")  # anomaly, rul, failure
     method: Mapped[str] = mapped_column(String(30))
     params: Mapped[dict] = mapped_column(JSON, default=dict)
     sensors: Mapped[list] = mapped_column(JSON, default=list)  # sensor names, in the model's column order
@@ -328,6 +334,25 @@ class MachineModel(Base):
     job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"), nullable=True)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=now)
+
+
+class MaintenancePrediction(Base):
+    """A machine's remaining useful life (with its interval) or failure probability at the end of one cycle of
+    its readings, by its maintenance model: the history the dashboard charts."""
+
+    __tablename__ = "maintenance_predictions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    machine_id: Mapped[int] = mapped_column(ForeignKey("machines.id", ondelete="CASCADE"))
+    model_id: Mapped[int | None] = mapped_column(ForeignKey("machine_models.id", ondelete="SET NULL"), nullable=True)
+    time: Mapped[dt.datetime] = mapped_column()  # the cycle's end
+    cycle: Mapped[int] = mapped_column(Integer)  # cycles since the machine's life start, from 1
+    rul: Mapped[float | None] = mapped_column(Float, nullable=True)  # in cycles
+    rul_low: Mapped[float | None] = mapped_column(Float, nullable=True)
+    rul_high: Mapped[float | None] = mapped_column(Float, nullable=True)
+    failure_probability: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=now)
+
+    __table_args__ = (Index("ix_maintenance_predictions_machine_time", "machine_id", "time"),)
 
 
 class MachineActivation(Base):

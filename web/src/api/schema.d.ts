@@ -884,7 +884,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Activate Machine Model */
+        /**
+         * Activate Machine Model
+         * @description An anomaly model scores the machine's readings from now; a maintenance model (rul, failure) makes its
+         *     predictions from now.
+         */
         post: operations["activate_machine_model_api_v1_machine_models__model_id__activate_post"];
         delete?: never;
         options?: never;
@@ -906,6 +910,67 @@ export interface paths {
          * @description Activate the model the machine ran before the current one.
          */
         post: operations["rollback_machine_model_api_v1_machines__name__rollback_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/machines/{name}/maintenance/train-file": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Train Maintenance Model
+         * @description Train a maintenance model for the machine (a background job); activate it to get predictions.
+         */
+        post: operations["train_maintenance_model_api_v1_machines__name__maintenance_train_file_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/machines/{name}/maintenance": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Maintenance
+         * @description The machine's maintenance predictions over time (RUL with its interval, or failure probability).
+         */
+        get: operations["get_maintenance_api_v1_machines__name__maintenance_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/machines/{name}/maintenance/done": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Maintenance Done
+         * @description Record maintenance: the machine's life starts again (its maintenance cycles count from then) and its
+         *     maintenance alerts close.
+         */
+        post: operations["maintenance_done_api_v1_machines__name__maintenance_done_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1423,6 +1488,20 @@ export interface components {
              */
             params: string;
         };
+        /** Body_train_maintenance_model_api_v1_machines__name__maintenance_train_file_post */
+        Body_train_maintenance_model_api_v1_machines__name__maintenance_train_file_post: {
+            /**
+             * File
+             * @description run-to-failure history: unit, cycle and one column per machine sensor
+             */
+            file: string;
+            /**
+             * Params
+             * @description JSON: target (rul or failure), cycle_s (seconds of readings per cycle, default 3600), alert_below_s (a maintenance alert when the RUL's lower bound is under it, default 86400), alert_above (failure probability, default 0.5), and the engine's parameters (linewatch maintenance fit --help)
+             * @default {}
+             */
+            params: string;
+        };
         /** Body_upload_images_api_v1_datasets__dataset_id__images_post */
         Body_upload_images_api_v1_datasets__dataset_id__images_post: {
             /**
@@ -1713,6 +1792,11 @@ export interface components {
             machine: string;
             /** Version */
             version: number;
+            /**
+             * Kind
+             * @description anomaly (scores readings), rul (remaining useful life) or failure (risk)
+             */
+            kind: string;
             /** Method */
             method: string;
             /** Params */
@@ -1767,6 +1851,16 @@ export interface components {
              * @description the model a rollback would bring back
              */
             previous_model_id?: number | null;
+            /**
+             * Maintenance Model Id
+             * @description the maintenance model whose predictions are kept
+             */
+            maintenance_model_id?: number | null;
+            /**
+             * Life Start
+             * @description the last maintenance: maintenance cycles count from it
+             */
+            life_start?: string | null;
             /**
              * Health
              * @description 0 (alerting) to 1 (normal), from the active model's recent scores
@@ -1830,6 +1924,54 @@ export interface components {
             params?: {
                 [key: string]: unknown;
             };
+        };
+        /** MaintenanceDoneIn */
+        MaintenanceDoneIn: {
+            /**
+             * Time
+             * @description when the maintenance was done; default: now
+             */
+            time?: string | null;
+        };
+        /** MaintenanceOut */
+        MaintenanceOut: {
+            /** Machine */
+            machine: string;
+            model: components["schemas"]["MachineModelOut"] | null;
+            /** Life Start */
+            life_start: string | null;
+            /**
+             * Cycle S
+             * @description seconds of readings per cycle of the model
+             */
+            cycle_s: number | null;
+            /** Predictions */
+            predictions: components["schemas"]["MaintenancePointOut"][];
+        };
+        /** MaintenancePointOut */
+        MaintenancePointOut: {
+            /**
+             * Time
+             * Format: date-time
+             * @description the end of the cycle
+             */
+            time: string;
+            /**
+             * Cycle
+             * @description cycles since the life start, from 1
+             */
+            cycle: number;
+            /**
+             * Rul
+             * @description remaining useful life, in cycles
+             */
+            rul: number | null;
+            /** Rul Low */
+            rul_low: number | null;
+            /** Rul High */
+            rul_high: number | null;
+            /** Failure Probability */
+            failure_probability: number | null;
         };
         /** MeOut */
         MeOut: {
@@ -6562,6 +6704,229 @@ export interface operations {
             };
             /** @description no earlier model */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the request does not match the API (see errors) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorOut"];
+                };
+            };
+        };
+    };
+    train_maintenance_model_api_v1_machines__name__maintenance_train_file_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["Body_train_maintenance_model_api_v1_machines__name__maintenance_train_file_post"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobOut"];
+                };
+            };
+            /** @description bad request: a body that cannot be parsed (not UTF-8, broken multipart) or an invalid Content-Length */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description authentication required, or the token or API key is invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the caller's role is too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description too large: the request body or an image */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the request does not match the API (see errors) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorOut"];
+                };
+            };
+        };
+    };
+    get_maintenance_api_v1_machines__name__maintenance_get: {
+        parameters: {
+            query?: {
+                /** @description default: 30 days before end */
+                start?: string | null;
+                /** @description default: now */
+                end?: string | null;
+            };
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MaintenanceOut"];
+                };
+            };
+            /** @description bad request: a body that cannot be parsed (not UTF-8, broken multipart) or an invalid Content-Length */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description authentication required, or the token or API key is invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the caller's role is too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the request does not match the API (see errors) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorOut"];
+                };
+            };
+        };
+    };
+    maintenance_done_api_v1_machines__name__maintenance_done_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["MaintenanceDoneIn"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MachineOut"];
+                };
+            };
+            /** @description bad request: a body that cannot be parsed (not UTF-8, broken multipart) or an invalid Content-Length */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description authentication required, or the token or API key is invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the caller's role is too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description not found */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -26,13 +26,16 @@ from linewatch.api.schemas import (
     MachineModelOut,
     MachineOut,
     MachineTrainIn,
+    MaintenanceDoneIn,
+    MaintenanceOut,
+    MaintenancePointOut,
     ReadingsOut,
     SeriesOut,
     TimeFilter,
     errors,
 )
 from linewatch.errors import LinewatchError
-from linewatch.services import alerts, machine_models, readings
+from linewatch.services import alerts, machine_models, maintenance, readings
 from linewatch.services import machines as svc
 from linewatch.services.context import AppContext
 from linewatch.services.ingest import Outcome
@@ -61,6 +64,8 @@ def _machine_out(session, m: Machine, previous: int | None = None, open_alerts: 
         sensors=svc.sensors_of(session, m.id),
         active_model_id=m.active_model_id,
         previous_model_id=previous,
+        maintenance_model_id=m.maintenance_model_id,
+        life_start=m.life_start,
         health=m.health,
         health_at=m.health_at,
         last_reading_at=m.last_reading_at,
@@ -333,14 +338,17 @@ def get_readings(
 
 
 # -- machine models ---------------------------------------------------------------------------------------------------
-def _model_out(mm: MachineModel, machine: str, active_id: int | None) -> MachineModelOut:
-    return MachineModelOut.model_validate(mm).model_copy(update={"machine": machine, "active": mm.id == active_id})
+def _model_out(mm: MachineModel, machine: str, *active_ids: int | None) -> MachineModelOut:
+    return MachineModelOut.model_validate(mm).model_copy(update={"machine": machine, "active": mm.id in active_ids})
 
 
 @router.get("/machines/{name}/models", response_model=list[MachineModelOut], responses=NOT_FOUND)
 def list_machine_models(name: Name, _: Viewer, session: DB):
     m = svc.machine(session, name)
-    return [_model_out(mm, m.name, m.active_model_id) for mm in machine_models.list_models(session, name)]
+    return [
+        _model_out(mm, m.name, m.active_model_id, m.maintenance_model_id)
+        for mm in machine_models.list_models(session, name)
+    ]
 
 
 @router.post(
@@ -394,7 +402,7 @@ async def train_machine_model_from_file(
 def get_machine_model(model_id: Id, _: Viewer, session: DB):
     mm = machine_models.get_model(session, model_id)
     m = session.get(Machine, mm.machine_id)
-    return _model_out(mm, m.name, m.active_model_id)
+    return _model_out(mm, m.name, m.active_model_id, m.maintenance_model_id)
 
 
 @router.post(
@@ -403,6 +411,13 @@ def get_machine_model(model_id: Id, _: Viewer, session: DB):
     responses=errors(404, 409, e409="the model is not ready"),
 )
 def activate_machine_model(model_id: Id, who: Engineer, session: DB, c: Ctx):
+    """An anomaly model scores the machine's readings from now; a maintenance model (rul, failure) makes its
+    predictions from now."""
+    kind = machine_models.get_model(session, model_id).kind
+    session.rollback()  # the services open their own transaction
+    if kind != "anomaly":
+        m = maintenance.activate(session, c.bus, model_id)
+        return _machine_out(session, m, machine_models.previous_models(session).get(m.id))
     m = machine_models.activate(session, c.bus, model_id, who.user_id)
     return _machine_out(session, m, machine_models.previous_models(session).get(m.id))
 
@@ -416,6 +431,76 @@ def rollback_machine_model(name: Name, who: Engineer, session: DB, c: Ctx):
     """Activate the model the machine ran before the current one."""
     m = machine_models.rollback(session, c.bus, name, who.user_id)
     return _machine_out(session, m, machine_models.previous_models(session).get(m.id))
+
+
+# -- maintenance ----------------------------------------------------------------------------------------------------
+@router.post(
+    "/machines/{name}/maintenance/train-file",
+    response_model=JobOut,
+    status_code=202,
+    responses=errors(404, 413),
+)
+async def train_maintenance_model(
+    name: Name,
+    who: Engineer,
+    c: Ctx,
+    file: UploadFile = File(description="run-to-failure history: unit, cycle and one column per machine sensor"),
+    params: str = Form(
+        "{}",
+        max_length=10_000,
+        description="JSON: target (rul or failure), cycle_s (seconds of readings per cycle, default 3600), "
+        "alert_below_s (a maintenance alert when the RUL's lower bound is under it, default 86400), alert_above "
+        "(failure probability, default 0.5), and the engine's parameters (linewatch maintenance fit --help)",
+    ),
+):
+    """Train a maintenance model for the machine (a background job); activate it to get predictions."""
+    import json
+
+    try:
+        parsed = json.loads(params)
+    except ValueError:
+        raise LinewatchError("params is not a JSON object") from None
+    if not isinstance(parsed, dict):
+        raise LinewatchError("params is not a JSON object")
+    data = await file.read()
+
+    def run():
+        with c.sessions() as session:
+            return maintenance.start_training(
+                session, c, name, (file.filename or "history.csv", data), parsed, who.user_id
+            )
+
+    return await asyncio.to_thread(run)
+
+
+@router.get("/machines/{name}/maintenance", response_model=MaintenanceOut, responses=NOT_FOUND)
+def get_maintenance(
+    name: Name,
+    _: Viewer,
+    session: DB,
+    start: TimeFilter = Query(None, description="default: 30 days before end"),
+    end: TimeFilter = Query(None, description="default: now"),
+):
+    """The machine's maintenance predictions over time (RUL with its interval, or failure probability)."""
+    end = end or dt.datetime.now(dt.UTC)
+    start = start or end - dt.timedelta(days=30)
+    m, rows = maintenance.history(session, name, start, end)
+    mm = session.get(MachineModel, m.maintenance_model_id) if m.maintenance_model_id else None
+    return MaintenanceOut(
+        machine=m.name,
+        model=_model_out(mm, m.name, m.maintenance_model_id) if mm is not None else None,
+        life_start=m.life_start,
+        cycle_s=(mm.params or {}).get("cycle_s") if mm is not None else None,
+        predictions=[MaintenancePointOut.model_validate(r) for r in rows],
+    )
+
+
+@router.post("/machines/{name}/maintenance/done", response_model=MachineOut, responses=NOT_FOUND)
+def maintenance_done(name: Name, who: Operator, session: DB, c: Ctx, body: MaintenanceDoneIn | None = None):
+    """Record maintenance: the machine's life starts again (its maintenance cycles count from then) and its
+    maintenance alerts close."""
+    m = maintenance.maintenance_done(session, c.bus, name, body.time if body else None)
+    return _machine_out(session, m)
 
 
 # -- alerts ------------------------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""lines, machines, sensors, readings with minute, ten-minute and hour roll-ups, dead letters, machine models, alerts
+"""lines, machines, sensors; readings with minute, ten-minute and hour roll-ups; dead letters; machine models
+(anomaly, remaining useful life, failure risk) and their predictions; alerts
 
 Revision ID: 0007
 Revises: 0005
@@ -42,7 +43,12 @@ def upgrade() -> None:
     # machines <-> machine_models refer to each other: SQLite takes the forward reference, PostgreSQL gets the
     # active model's key once both tables exist
     active_fk = (
-        [sa.ForeignKeyConstraint(["active_model_id"], ["machine_models.id"], name="fk_machines_active_model")]
+        [
+            sa.ForeignKeyConstraint(["active_model_id"], ["machine_models.id"], name="fk_machines_active_model"),
+            sa.ForeignKeyConstraint(
+                ["maintenance_model_id"], ["machine_models.id"], name="fk_machines_maintenance_model"
+            ),
+        ]
         if sqlite
         else []
     )
@@ -55,6 +61,8 @@ def upgrade() -> None:
         sa.Column("description", sa.Text(), nullable=False),
         sa.Column("stations", sa.JSON(), nullable=False),
         sa.Column("active_model_id", sa.Integer(), nullable=True),
+        sa.Column("maintenance_model_id", sa.Integer(), nullable=True),
+        sa.Column("life_start", sa.DateTime(timezone=True), nullable=True),
         sa.Column("health", sa.Float(), nullable=True),
         sa.Column("health_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_reading_at", sa.DateTime(timezone=True), nullable=True),
@@ -108,6 +116,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("machine_id", sa.Integer(), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=20), nullable=False),
         sa.Column("method", sa.String(length=30), nullable=False),
         sa.Column("params", sa.JSON(), nullable=False),
         sa.Column("sensors", sa.JSON(), nullable=False),
@@ -126,6 +135,26 @@ def upgrade() -> None:
     op.create_index("ix_machine_models_machine_id", "machine_models", ["machine_id"])
     if not sqlite:
         op.create_foreign_key("fk_machines_active_model", "machines", "machine_models", ["active_model_id"], ["id"])
+        op.create_foreign_key(
+            "fk_machines_maintenance_model", "machines", "machine_models", ["maintenance_model_id"], ["id"]
+        )
+    op.create_table(
+        "maintenance_predictions",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("machine_id", sa.Integer(), nullable=False),
+        sa.Column("model_id", sa.Integer(), nullable=True),
+        sa.Column("time", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("cycle", sa.Integer(), nullable=False),
+        sa.Column("rul", sa.Float(), nullable=True),
+        sa.Column("rul_low", sa.Float(), nullable=True),
+        sa.Column("rul_high", sa.Float(), nullable=True),
+        sa.Column("failure_probability", sa.Float(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["machine_id"], ["machines.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["model_id"], ["machine_models.id"], ondelete="SET NULL"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_maintenance_predictions_machine_time", "maintenance_predictions", ["machine_id", "time"])
     op.create_table(
         "machine_activations",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -179,7 +208,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     if op.get_bind().dialect.name != "sqlite":
         op.drop_constraint("fk_machines_active_model", "machines", type_="foreignkey")
+        op.drop_constraint("fk_machines_maintenance_model", "machines", type_="foreignkey")
     for table in (
+        "maintenance_predictions",
         "alert_comments",
         "alerts",
         "machine_activations",
