@@ -456,12 +456,18 @@ def serve(
     import uvicorn
 
     from linewatch.api.app import build_context, create_app
+    from linewatch.api.server import http_protocol
 
     settings = _settings(data_dir)
     context = build_context(settings)
     app_ = create_app(settings, context)
-    err.print(f"linewatch serving on http://{host}:{port} (data in {settings.data_dir.resolve()}; API docs at /docs)")
-    uvicorn.run(app_, host=host, port=port, log_level="warning", access_log=False)
+    docs = {"public": "API docs at /docs", "auth": "API docs at /docs, signed in", "off": "API docs off"}
+    err.print(
+        f"linewatch serving on http://{host}:{port} (data in {settings.data_dir.resolve()}; "
+        f"{docs[settings.docs_access]})"
+    )
+    # requests the HTTP parser refuses are answered in JSON too
+    uvicorn.run(app_, host=host, port=port, log_level="warning", access_log=False, http=http_protocol())
 
 
 @app.command()

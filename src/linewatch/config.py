@@ -17,13 +17,22 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from linewatch.vision.images import FORMATS, SAFE_FORMATS, parse_formats
 
 QUEUE_SCHEMES = ("redis", "rediss", "amqp", "amqps")
+Access = Literal["public", "auth", "off"]
 
 
 class Settings(BaseSettings):
@@ -39,6 +48,28 @@ class Settings(BaseSettings):
     token_hours: float = Field(12.0, description="lifetime of a login token")
     max_upload_bytes: int = Field(50 * 1024 * 1024, description="largest accepted request body")
     max_image_pixels: int = Field(40_000_000, description="largest accepted image (width x height)")
+    image_formats: Annotated[tuple[str, ...], NoDecode] = Field(
+        FORMATS,
+        description="image formats decoded, everywhere an image is read (comma-separated in the environment); "
+        f"any of {', '.join(SAFE_FORMATS)}",
+    )
+    max_request_files: int = Field(16, ge=1, le=1000, description="most files in one inspect or search request")
+    max_request_pixels: int = Field(
+        48_000_000, ge=1, description="most pixels (width x height, summed over its images) one request may send"
+    )
+    request_time_budget_s: float = Field(
+        30.0, gt=0, description="an inspect request still scoring after this many seconds is refused (413), whole"
+    )
+    login_failures_per_user: int = Field(10, ge=1, description="failed sign-ins of one user name per login_window_s")
+    login_failures_per_client: int = Field(
+        30, ge=1, description="failed sign-ins from one client address per login_window_s"
+    )
+    login_window_s: float = Field(300.0, gt=0, description="window of the sign-in limits; past them: 429")
+    login_concurrency: int = Field(2, ge=1, description="password checks (argon2) run at once; more wait their turn")
+    metrics_access: Access = Field("public", description="/metrics: public, auth (any token or API key) or off")
+    docs_access: Access = Field(
+        "public", description="/docs, /redoc and /openapi.json: public, auth (any token or API key) or off"
+    )
     event_queue_size: int = Field(256, description="per-WebSocket-client queue; oldest events dropped beyond")
     queue_url: str | None = Field(
         None,
@@ -116,6 +147,11 @@ class Settings(BaseSettings):
         if scheme not in QUEUE_SCHEMES:
             raise ValueError("must be redis://host:port/db or amqp://user:password@host:port/vhost")
         return str(v).strip()
+
+    @field_validator("image_formats", mode="before")
+    @classmethod
+    def _image_formats(cls, v):
+        return parse_formats(v)
 
     @field_validator("queue_name")
     @classmethod

@@ -143,13 +143,34 @@ schema.app = PROXY
 
 @schema.parametrize()
 @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), print_blob=True, database=None)
-def test_api_never_fails_on_user_input(case, admin_headers):
+def test_api_never_fails_on_user_input(case, admin_headers, fuzzed_app):
+    _keep_signed_in(admin_headers, fuzzed_app)
     case.call_and_validate(headers=admin_headers)
+
+
+def _keep_signed_in(headers: dict[str, str], fuzzed_app) -> None:
+    """A fuzzed request may sign the admin's token out, or set the admin's password (which ends the user's tokens):
+    sign in again, with the seeded password put back, when the token no longer works."""
+    app, ctx = fuzzed_app
+    with asgi.get_client(app) as client:
+        if client.get("/api/v1/auth/me", headers=headers).status_code == 200:
+            return
+        from sqlalchemy import update
+
+        from linewatch.services.accounts import hash_password
+        from linewatch.store.tables import User
+
+        with ctx.sessions() as s, s.begin():
+            s.execute(update(User).where(User.name == ADMIN).values(password_hash=hash_password(PASSWORD), active=True))
+        r = client.post("/api/v1/auth/login", json={"username": ADMIN, "password": PASSWORD})
+        assert r.status_code == 200, r.text
+        headers["Authorization"] = f"Bearer {r.json()['access_token']}"
 
 
 def test_job_runner_runs_under_the_fuzzed_app(fuzzed_app, admin_headers):
     """The lifespan schemathesis starts is the real one: a submitted job is picked up and finishes."""
     app, _ctx = fuzzed_app
+    _keep_signed_in(admin_headers, fuzzed_app)
     with asgi.get_client(app) as client:
         ds = client.post("/api/v1/datasets", json={"name": "too small"}, headers=admin_headers).json()
         r = client.post("/api/v1/jobs/train", json={"dataset_id": ds["id"], "image_size": 64}, headers=admin_headers)

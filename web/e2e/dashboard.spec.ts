@@ -385,7 +385,12 @@ test("tablet (820×1180): the review queue shows the part and the decision toget
   }
 });
 
-test("admin: users and roles, an API key shown once, stations", async ({ page }) => {
+test("admin: users and roles, an API key shown once, stations, the audit log", async ({ page }) => {
+  // the pages work under the service's Content-Security-Policy: the browser reports no violation
+  const violations: string[] = [];
+  page.on("console", (m) => {
+    if (/Content.Security.Policy/i.test(m.text())) violations.push(m.text());
+  });
   await login(page, "admin");
   await page.goto("/#/admin");
   await expect(page.getByTestId("users-table")).toContainText("viewer");
@@ -407,6 +412,16 @@ test("admin: users and roles, an API key shown once, stations", async ({ page })
   await expect(page.getByTestId("admin-message")).toContainText("Station line3 created");
   await noSeriousA11yViolations(page, "admin stations");
   await shot(page, "17-admin-stations");
+  await page.getByRole("tab", { name: "Audit log" }).click();
+  await expect(page.getByTestId("audit-table")).toContainText("station.create");
+  await expect(page.getByTestId("audit-table")).toContainText("api_key.create");
+  await expect(page.getByTestId("audit-table")).toContainText("auth.login");
+  const exported = page.waitForEvent("download");
+  await page.getByRole("button", { name: "Export CSV" }).click();
+  expect((await exported).suggestedFilename()).toBe("linewatch-audit.csv");
+  await noSeriousA11yViolations(page, "admin audit log");
+  await shot(page, "18-admin-audit");
+  expect(violations).toEqual([]);
   await page.setViewportSize({ width: 820, height: 1180 });
   await page.getByRole("tab", { name: "Users and roles" }).click();
   await expect(page.getByTestId("users-table")).toBeVisible();

@@ -51,22 +51,29 @@ export function App() {
   const [me, setMe] = useState<Me | null>(null);
   const [error, setError] = useState<string | null>(null);
 
-  const logout = useCallback(() => {
+  // the service said the token is no longer valid: forget it
+  const forget = useCallback(() => {
     setToken(null);
     setTok(null);
     setMe(null);
   }, []);
+  // Sign out: the service ends the token too (a copy of it left anywhere stops working), then it is forgotten
+  const logout = useCallback(() => {
+    const t = getToken();
+    if (t) api.POST("/api/v1/auth/logout", { headers: { Authorization: `Bearer ${t}` } }).catch(() => undefined);
+    forget();
+  }, [forget]);
 
-  useEffect(() => onUnauthorized(logout), [logout]);
+  useEffect(() => onUnauthorized(forget), [forget]);
 
   useEffect(() => {
     if (!token) return;
     setError(null);
     call(api.GET("/api/v1/auth/me")).then(
       (m) => setMe({ name: m.name, role: m.role }),
-      (e: ApiError) => (e.status === 401 ? logout() : setError(e.message)),
+      (e: ApiError) => (e.status === 401 ? forget() : setError(e.message)),
     );
-  }, [token, logout]);
+  }, [token, forget]);
 
   if (!token) {
     return (

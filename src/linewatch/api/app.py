@@ -8,15 +8,18 @@ import re
 import time
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from linewatch import __version__
 from linewatch.api.dashboard import mount_dashboard
+from linewatch.api.deps import principal
 from linewatch.api.routes import (
+    audit,
     datasets,
     inspections,
     jobs,
@@ -30,8 +33,9 @@ from linewatch.api.routes import (
 )
 from linewatch.config import Settings
 from linewatch.errors import ImageError, ImageTooLarge, LinewatchError, ModelFileError
+from linewatch.services import audit as audit_log
 from linewatch.services.context import AppContext, build_context, start_bus
-from linewatch.services.errors import Conflict, NotFound, TooLarge
+from linewatch.services.errors import Conflict, NotFound, TooLarge, TooManyRequests
 from linewatch.services.ingest import Ingester
 from linewatch.services.jobqueue import QueueJobs, QueueUnavailable
 from linewatch.services.jobs import JobRunner
@@ -121,7 +125,42 @@ ROUTERS = (
     stats.router,
     machines.router,
     schedules.router,
+    audit.router,
 )
+
+# What a browser may do with the service's pages: its own scripts only (no inline script), styles of its own and
+# inline ones (Mantine sets style attributes and CSS variables), images from itself and data:/blob: URLs (heatmap
+# overlays, previews of files about to be uploaded), requests and the WebSocket to itself; no plugins, no framing.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+    "font-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+# The API documentation pages load Swagger UI and ReDoc from their CDN and start them with an inline script.
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
+    "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; "
+    "font-src 'self' https://fonts.gstatic.com; "
+    "connect-src 'self'; worker-src 'self' blob:; object-src 'none'; base-uri 'self'; frame-ancestors 'none'"
+)
+DOCS_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc")
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+HSTS = "max-age=31536000"  # only on answers sent over TLS (directly, or by a proxy uvicorn trusts)
+
+
+def security_headers(request: Request, response) -> None:
+    headers = response.headers
+    headers.setdefault("Content-Security-Policy", DOCS_CSP if request.url.path in DOCS_PATHS else CSP)
+    for name, value in SECURITY_HEADERS.items():
+        headers.setdefault(name, value)
+    if request.url.scheme in ("https", "wss"):
+        headers.setdefault("Strict-Transport-Security", HSTS)
 
 
 def create_app(settings: Settings | None = None, context: AppContext | None = None) -> FastAPI:
@@ -129,19 +168,41 @@ def create_app(settings: Settings | None = None, context: AppContext | None = No
     the dashboard, the guards and the error mapping."""
     settings = settings or Settings()
     c = context or build_context(settings)
+    public_docs = settings.docs_access == "public"
     app = FastAPI(
         title="linewatch",
         version=__version__,
         description="Inspection service: score part images, store and review inspections, train models.",
         lifespan=_lifespan(c),
+        openapi_url="/openapi.json" if public_docs else None,
+        docs_url="/docs" if public_docs else None,
+        redoc_url="/redoc" if public_docs else None,
     )
     app.state.ctx = c
     for r in (*ROUTERS, system.router):
         app.include_router(r)
+    if settings.docs_access == "auth":
+        _add_docs_behind_auth(app)
     mount_dashboard(app)  # the web dashboard at /, outside the API schema
     _add_guards(app, settings, c)
     _add_error_handlers(app)
     return app
+
+
+def _add_docs_behind_auth(app: FastAPI) -> None:
+    """``docs_access=auth``: the schema and its pages answer only a request with a token or an API key."""
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(principal)])
+    def openapi_json():
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=[Depends(principal)])
+    def docs():
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="linewatch - API")
+
+    @app.get("/redoc", include_in_schema=False, dependencies=[Depends(principal)])
+    def redoc():
+        return get_redoc_html(openapi_url="/openapi.json", title="linewatch - API")
 
 
 def _lifespan(c: AppContext):
@@ -183,11 +244,13 @@ def _add_guards(app: FastAPI, settings: Settings, c: AppContext) -> None:
         length = request.headers.get("content-length")
         if length is not None:
             if not re.fullmatch(r"[0-9]+", length.strip()):
-                return _error(400, "invalid Content-Length")
+                return _with_headers(request, _error(400, "invalid Content-Length"))
             if int(length) > settings.max_upload_bytes:
-                return _error(413, f"request body over {settings.max_upload_bytes:,} bytes")
+                return _with_headers(request, _error(413, f"request body over {settings.max_upload_bytes:,} bytes"))
+        audit_log.CLIENT.set(request.client.host if request.client else None)  # for the audit log's entries
         started = time.perf_counter()
         response = await call_next(request)
+        security_headers(request, response)
         if response.status_code == 503:  # a part is down: tell clients when to try again
             response.headers.setdefault("Retry-After", RETRY_AFTER_S)
         route = request.scope.get("route")
@@ -195,6 +258,11 @@ def _add_guards(app: FastAPI, settings: Settings, c: AppContext) -> None:
         c.metrics.http_requests.labels(request.method, path, str(response.status_code)).inc()
         c.metrics.http_latency.labels(request.method, path).observe(time.perf_counter() - started)
         return response
+
+
+def _with_headers(request: Request, response):
+    security_headers(request, response)
+    return response
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -237,6 +305,10 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ModelFileError)
     async def model_broken(request: Request, exc: ModelFileError):
         return _error(409, f"the model cannot be loaded: {exc}")
+
+    @app.exception_handler(TooManyRequests)
+    async def too_many(request: Request, exc: TooManyRequests):
+        return JSONResponse({"detail": str(exc)}, status_code=429, headers={"Retry-After": str(exc.retry_after)})
 
     async def user_facing(request: Request, exc: Exception):
         # the most specific class of the error that has a status; its message is the detail

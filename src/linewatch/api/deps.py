@@ -57,6 +57,12 @@ def require(role: str):
     return check
 
 
+def station_allowed(who: Principal, station: str) -> None:
+    """403 for an API key scoped to other stations."""
+    if not who.may_use_station(station):
+        raise HTTPException(403, f"this API key may be used at {', '.join(sorted(who.stations or ()))} only")
+
+
 viewer = require("viewer")
 operator = require("operator")
 engineer = require("engineer")

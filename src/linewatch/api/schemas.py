@@ -97,6 +97,7 @@ _ERRORS = {
     409: "conflict with the current state",
     413: "too large: the request body or an image",
     422: "the request does not match the API (see errors)",
+    429: "too many requests; Retry-After says when to try again",
     503: "the database or image store is unavailable; try again",
 }
 
@@ -150,11 +151,18 @@ class MeOut(BaseModel):
     name: str
     role: Role
     via: str
+    stations: list[str] | None = Field(None, description="an API key scoped to stations: those; else None")
+
+
+StationName = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")]
 
 
 class ApiKeyIn(BaseModel):
     name: str = Field(min_length=1, max_length=100, pattern=LINE)
     role: Role
+    stations: list[StationName] | None = Field(
+        None, min_length=1, max_length=100, description="the only stations the key may inspect at; None: any"
+    )
 
 
 class ApiKeyOut(Orm):
@@ -165,6 +173,7 @@ class ApiKeyOut(Orm):
     created_at: Timestamp
     last_used_at: Timestamp | None
     revoked: bool
+    stations: list[str] | None = Field(None, description="the only stations it may inspect at; None: any")
 
 
 class ApiKeyCreated(ApiKeyOut):
@@ -602,3 +611,20 @@ class MaintenanceOut(BaseModel):
 
 class MaintenanceDoneIn(BaseModel):
     time: TimeFilter = Field(None, description="when the maintenance was done; default: now")
+
+
+class AuditEntryOut(BaseModel):
+    id: int
+    created_at: Timestamp
+    actor: str = Field(description="the user, user/key for an API key, or the name tried at a failed sign-in")
+    actor_id: int | None = Field(description="the user's id (None: no such user)")
+    via: str | None = Field(description="token, api_key or password (sign-in)")
+    action: str = Field(description="e.g. auth.login, auth.login_failed, user.update, api_key.create, model.activate")
+    target: str | None = Field(description="what it was done to, e.g. 'user alice', 'inspection 42'")
+    client: str | None = Field(description="the client's address")
+    detail: dict[str, Any] = Field(description="what changed, e.g. role: [old, new]")
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntryOut]
+    next_cursor: int | None = Field(description="pass as cursor for older entries; None: no more")

@@ -61,9 +61,10 @@ def fingerprint(img: Image.Image) -> Fingerprint | None:
     w, h = img.size
     if min(w, h) < (GRID + 1) * _SIDE // 2 + MAX_CROP:
         return None
-    gray = np.asarray(img.convert("L"), dtype=np.uint8)
+    # each window cropped before it is made grey: a camera-sized image is never converted whole
+    half = _SIDE // 2
     windows = [
-        gray[cy - _SIDE // 2 : cy - _SIDE // 2 + _SIDE, cx - _SIDE // 2 : cx - _SIDE // 2 + _SIDE]
+        np.asarray(img.crop((cx - half, cy - half, cx - half + _SIDE, cy - half + _SIDE)).convert("L"), dtype=np.uint8)
         for cy in _centres(h)
         for cx in _centres(w)
     ]

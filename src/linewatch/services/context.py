@@ -25,6 +25,7 @@ from linewatch.store.db import make_engine, migrate, session_factory
 log = logging.getLogger("linewatch.events")
 
 if TYPE_CHECKING:
+    from linewatch.services.accounts import SignIns
     from linewatch.services.ingest import Ingester
     from linewatch.services.jobqueue import QueueJobs
     from linewatch.services.jobs import JobRunner
@@ -80,13 +81,18 @@ class AppContext:
     ingester: Ingester | None = None  # sensor readings: stored, scored, alerts (set once started)
     sources: ReadingSources | None = None  # MQTT / NATS inputs of the ingester
     maintenance: MaintenanceWatcher | None = None  # machines' maintenance predictions
+    logins: SignIns | None = None  # sign-in throttling and admission
 
 
 def build_context(settings: Settings) -> AppContext:
     """Connect to the parts and migrate the database (raises DatabaseError with a clear message). The bus is
     connected to other processes (``settings.bus_url``) when ``start_bus`` is called."""
+    from linewatch.services.accounts import SignIns
     from linewatch.services.searching import RecentUploads, SearchHub
     from linewatch.services.subscribers import subscribe_all
+    from linewatch.vision.images import set_formats
+
+    set_formats(settings.image_formats)  # every image this process reads: uploads, datasets, search
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.models_dir.mkdir(parents=True, exist_ok=True)
@@ -112,6 +118,7 @@ def build_context(settings: Settings) -> AppContext:
     )
     ctx.search = SearchHub(settings, sessions)
     ctx.recent = RecentUploads(sessions)
+    ctx.logins = SignIns(settings)
     subscribe_all(ctx)
     return ctx
 

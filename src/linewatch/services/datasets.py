@@ -11,11 +11,13 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from linewatch.errors import ImageError, LinewatchError
+from linewatch.services import audit
+from linewatch.services.accounts import Principal
 from linewatch.services.context import AppContext
 from linewatch.services.errors import NotFound, TooLarge
 from linewatch.services.inspecting import clean_filename
 from linewatch.store.tables import Dataset, DatasetImage
-from linewatch.vision.images import IMAGE_SUFFIXES, open_image_bytes
+from linewatch.vision.images import image_suffixes, open_image_bytes
 
 MAX_ZIP_MEMBERS = 20_000
 MAX_MEMBER_BYTES = 100 * 1024 * 1024
@@ -31,6 +33,8 @@ def create(session: Session, name: str, user_id: int | None) -> dict:
     with session.begin():
         d = Dataset(name=name, created_by=user_id)
         session.add(d)
+        session.flush()
+        audit.record(session, "dataset.create", actor_id=user_id, target=f"dataset {d.id} {name}")
     return summary(session, d)
 
 
@@ -45,13 +49,14 @@ def get(session: Session, dataset_id: int) -> dict:
     return summary(session, d)
 
 
-def remove(session: Session, dataset_id: int) -> None:
+def remove(session: Session, dataset_id: int, who: Principal | None = None) -> None:
     with session.begin():
         d = session.get(Dataset, dataset_id)
         if d is None:
             raise NotFound(f"no dataset {dataset_id}")
         session.execute(delete(DatasetImage).where(DatasetImage.dataset_id == dataset_id))
         session.delete(d)
+        audit.record(session, "dataset.delete", who, target=f"dataset {dataset_id} {d.name}")
 
 
 def exists(c: AppContext, dataset_id: int) -> bool:
@@ -85,9 +90,10 @@ def unpack(upload_name: str, data: bytes, label: str, masks: dict | None = None)
             if len(infos) > MAX_ZIP_MEMBERS:
                 raise TooLarge(f"zip holds {len(infos)} files; at most {MAX_ZIP_MEMBERS}")
             wanted = []
+            suffixes = image_suffixes()
             for info in infos:
                 name = PurePosixPath(info.filename)
-                if name.suffix.lower() not in IMAGE_SUFFIXES or name.name.startswith("."):
+                if name.suffix.lower() not in suffixes or name.name.startswith("."):
                     continue
                 if info.file_size > MAX_MEMBER_BYTES:
                     raise TooLarge(f"{clean_filename(info.filename)} in the zip is over 100 MB")

@@ -13,3 +13,11 @@ class Conflict(LinewatchError):
 
 class TooLarge(LinewatchError):
     """An upload over a limit (413)."""
+
+
+class TooManyRequests(LinewatchError):
+    """Over a rate limit (429); ``retry_after`` seconds until the next try is taken."""
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -15,13 +15,15 @@ from PIL import Image
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from linewatch.config import Settings
 from linewatch.core.events import InspectionStored
 from linewatch.search.repeats import fingerprint
 from linewatch.services.context import AppContext, Conflict, NotFound
+from linewatch.services.errors import TooLarge
 from linewatch.services.heatmaps import encode_map
 from linewatch.services.searching import vectors_row
 from linewatch.store.tables import Inspection, InspectionVectors, InspectRequest, ModelVersion, Station
-from linewatch.vision.images import open_image_bytes
+from linewatch.vision.images import image_size, open_image_bytes
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_FILENAME = 300  # the filename columns
@@ -34,6 +36,23 @@ def clean_filename(name: str | None, default: str | None = None) -> str | None:
         return default
     cleaned = _CONTROL.sub("", name.encode("utf-8", "replace").decode("utf-8"))[:MAX_FILENAME]
     return cleaned or default
+
+
+def check_request(settings: Settings, uploads: list[tuple[str | None, bytes]]) -> None:
+    """Refuse (413) a request that would cost too much before any image of it is decoded: more files than
+    ``max_request_files``, or more pixels in all than ``max_request_pixels`` (read from the images' headers).
+    Each image's own limits (pixels, side, aspect) are checked again as it is decoded."""
+    if len(uploads) > settings.max_request_files:
+        raise TooLarge(f"{len(uploads)} files in one request; at most {settings.max_request_files}")
+    total = 0
+    for name, data in uploads:
+        w, h = image_size(data, name or "upload", settings.max_image_pixels)
+        total += w * h
+        if total > settings.max_request_pixels:
+            raise TooLarge(
+                f"the request's images hold over {settings.max_request_pixels:,} pixels in all: send fewer or "
+                "smaller images per request"
+            )
 
 
 def perceptual_hash(img: Image.Image) -> str:
@@ -124,7 +143,16 @@ def inspect_images(
         done = _replayed(ctx, station, idempotency_key)
         if done is not None:
             return done
-    scored = [_score(ctx, station, model, data, filename) for filename, data in uploads]
+    check_request(ctx.settings, uploads)
+    deadline = time.monotonic() + ctx.settings.request_time_budget_s
+    scored = []
+    for n, (filename, data) in enumerate(uploads):
+        if n and time.monotonic() > deadline:
+            raise TooLarge(
+                f"the request took over {ctx.settings.request_time_budget_s:g} s ({n} of {len(uploads)} images "
+                "scored, none stored): send fewer images per request"
+            )
+        scored.append(_score(ctx, station, model, data, filename))
     rows = [row for row, _ in scored]
     settings = ctx.settings
     try:

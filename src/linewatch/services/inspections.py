@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from linewatch.core.events import EventBus, InspectionDeleted, InspectionReviewed
-from linewatch.services import heatmaps
+from linewatch.services import audit, heatmaps
 from linewatch.services.accounts import Principal
 from linewatch.services.context import AppContext
 from linewatch.services.errors import NotFound
@@ -139,6 +139,9 @@ def review(
         row.reviewed = True
         row.review_verdict = verdict
         row.defect_type = defect_type if verdict == "anomalous" else None
+        audit.record(
+            session, "inspection.review", who, target=f"inspection {row.id}", verdict=verdict, defect_type=defect_type
+        )
     bus.publish(InspectionReviewed(inspection_id=inspection_id, verdict=verdict, defect_type=row.defect_type))
     return review_dict(rv, who.name)
 
@@ -155,7 +158,7 @@ def reviews(session: Session, inspection_id: int) -> list[dict]:
     return [review_dict(rv, name) for rv, name in rows]
 
 
-def delete(session: Session, bus: EventBus, inspection_id: int) -> None:
+def delete(session: Session, bus: EventBus, inspection_id: int, who: Principal | None = None) -> None:
     """Delete an inspection, its reviews and its search vectors (an ``InspectionDeleted`` event takes it out of
     the search index and the recent-uploads cache). Its image and heatmap blobs stay (content-addressed: another
     inspection may hold the same bytes)."""
@@ -174,6 +177,7 @@ def delete(session: Session, bus: EventBus, inspection_id: int) -> None:
             r.duplicate_of = None if i == 0 else repeats[0].id
             r.duplicate_kind = None if i == 0 else r.duplicate_kind
         session.delete(insp)
+        audit.record(session, "inspection.delete", who, target=f"inspection {inspection_id}", image=insp.image_sha256)
     bus.publish(
         InspectionDeleted(
             inspection_id=inspection_id,

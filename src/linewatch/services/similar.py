@@ -62,6 +62,9 @@ def similar(c: AppContext, session: Session, inspection_id: int, region: int | N
 
 
 def search_upload(c: AppContext, model, station: str, data: bytes, name: str | None, k: int, where: Filter):
+    from linewatch.services.inspecting import check_request
+
+    check_request(c.settings, [(name, data)])
     img = open_image_bytes(data, name or "upload", c.settings.max_image_pixels)
     scorer = c.models.get(model.id, model.path)
     pred = scorer.predict([img])[0]

@@ -10,6 +10,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from linewatch.core.events import EventBus, ModelActivated
+from linewatch.services import audit
+from linewatch.services.accounts import Principal
 from linewatch.services.errors import Conflict, NotFound
 from linewatch.store.tables import Activation, ModelVersion, Station
 
@@ -30,11 +32,13 @@ def list_stations(session: Session) -> list[tuple[Station, int | None]]:
     return [(st, previous_model(st, history.get(st.id, []))) for st in stations]
 
 
-def create_station(session: Session, name: str) -> Station:
+def create_station(session: Session, name: str, who: Principal | None = None) -> Station:
     try:
         with session.begin():
             st = Station(name=name)
             session.add(st)
+            session.flush()
+            audit.record(session, "station.create", who, target=f"station {name}")
     except IntegrityError:
         raise Conflict(f"station {name!r} already exists") from None
     return st
@@ -77,6 +81,9 @@ def activate(session: Session, bus: EventBus, model_id: int, station_name: str, 
             raise Conflict(f"model version {model_id} is {mv.status}, not ready")
         st = station(session, station_name)
         before = _switch(session, st, mv.id, user_id)
+        audit.record(
+            session, "model.activate", actor_id=user_id, target=f"station {st.name}", model=mv.id, previous=before
+        )
     bus.publish(ModelActivated(station=st.name, model_id=mv.id, previous_model_id=before))
     return st
 
@@ -92,6 +99,9 @@ def rollback(session: Session, bus: EventBus, station_name: str, user_id: int | 
         if previous is None:
             raise Conflict(f"station {station_name!r} has no earlier model to roll back to")
         before = _switch(session, st, previous, user_id)
+        audit.record(
+            session, "model.rollback", actor_id=user_id, target=f"station {st.name}", model=previous, previous=before
+        )
     bus.publish(ModelActivated(station=st.name, model_id=previous, previous_model_id=before))
     return st
 

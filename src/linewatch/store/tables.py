@@ -41,7 +41,8 @@ class Token(Base):
 
 
 class ApiKey(Base):
-    """A machine credential (camera, script); shown once, stored as sha256; acts with its own role."""
+    """A machine credential (camera, script); shown once, stored as sha256; acts with its own role, never above
+    its owner's current one."""
 
     __tablename__ = "api_keys"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -53,6 +54,8 @@ class ApiKey(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=now)
     last_used_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the stations it may inspect at (names); None: every station
+    stations: Mapped[list | None] = mapped_column(JSON, nullable=True)
 
 
 class Station(Base):
@@ -420,3 +423,19 @@ class Schedule(Base):
     job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"), nullable=True)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=now)
+
+
+class AuditEvent(Base):
+    """Who did what and when: sign-ins, users, roles, API keys, models, reviews, deletions. The service only ever
+    inserts (triggers refuse UPDATE and DELETE); ``actor_id`` is no foreign key, so an entry outlives its user."""
+
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=now, index=True)
+    actor_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    actor: Mapped[str] = mapped_column(String(200))  # user name, user/key for an API key, or the name tried
+    via: Mapped[str | None] = mapped_column(String(20), nullable=True)  # token, api_key, password, cli
+    action: Mapped[str] = mapped_column(String(50), index=True)
+    target: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)
+    client: Mapped[str | None] = mapped_column(String(100), nullable=True)  # the client's address

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,26 +13,101 @@ from PIL import Image, UnidentifiedImageError
 
 from linewatch.errors import ImageError, ImageTooLarge
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 MAX_PIXELS = 64_000_000  # larger images are refused (decompression bombs)
 MAX_SIDE = 20_000  # a longer side is refused: a 1 x 40M-pixel strip costs like a huge image in every step
 MAX_ASPECT = 50  # long side / short side: no part photo is a thread
-#: the formats decoded; Pillow is never asked to guess among the others (EPS would run Ghostscript, ...)
+#: the formats decoded by default; Pillow is never asked to guess among the others (EPS would run Ghostscript, ...)
 FORMATS = ("PNG", "JPEG", "BMP", "TIFF")
+#: what the list may name (``LINEWATCH_IMAGE_FORMATS``): Pillow's own decoders of common raster formats, none of
+#: which hands the file to another program
+SAFE_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP", "GIF")
+_SUFFIXES = {
+    "PNG": (".png",),
+    "JPEG": (".jpg", ".jpeg"),
+    "BMP": (".bmp",),
+    "TIFF": (".tif", ".tiff"),
+    "WEBP": (".webp",),
+    "GIF": (".gif",),
+}
+_ALIASES = {"JPG": "JPEG", "TIF": "TIFF"}
+_configured: tuple[str, ...] | None = None
+
+
+def parse_formats(value: object) -> tuple[str, ...]:
+    """A list of formats from a setting ("PNG,JPEG", a JSON list, or a sequence): upper case, known, in order."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            import json
+
+            value = json.loads(text)
+        else:
+            value = [v for v in text.replace(";", ",").split(",")]
+    names = [_ALIASES.get(str(v).strip().upper(), str(v).strip().upper()) for v in value]  # type: ignore[union-attr]
+    names = [n for n in names if n]
+    unknown = [n for n in names if n not in SAFE_FORMATS]
+    if unknown:
+        raise ValueError(f"image format {unknown[0]!r} is not one that can be allowed: {', '.join(SAFE_FORMATS)}")
+    if not names:
+        raise ValueError(f"name at least one image format of {', '.join(SAFE_FORMATS)}")
+    return tuple(dict.fromkeys(names))
+
+
+def set_formats(formats: tuple[str, ...] | None) -> None:
+    """Decode ``formats`` from now on in this process (None: back to ``LINEWATCH_IMAGE_FORMATS`` or the default);
+    the service sets its ``image_formats`` setting here."""
+    global _configured
+    _configured = parse_formats(formats) if formats is not None else None
+
+
+def allowed_formats() -> tuple[str, ...]:
+    """The formats decoded: those set by ``set_formats``, else ``LINEWATCH_IMAGE_FORMATS``, else ``FORMATS``."""
+    if _configured is not None:
+        return _configured
+    env = os.environ.get("LINEWATCH_IMAGE_FORMATS", "").strip()
+    return parse_formats(env) if env else FORMATS
+
+
+def image_suffixes() -> set[str]:
+    """File name suffixes of the allowed formats (what a folder of images is listed by)."""
+    return {suffix for f in allowed_formats() for suffix in _SUFFIXES[f]}
+
+
+def __getattr__(name: str):
+    if name == "IMAGE_SUFFIXES":  # the older constant: the suffixes of the formats allowed now
+        return image_suffixes()
+    raise AttributeError(name)
+
+
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 
 def is_image_file(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+    return path.is_file() and path.suffix.lower() in image_suffixes() and not path.name.startswith(".")
 
 
-def formats_text(formats: tuple[str, ...] = FORMATS) -> str:
+def formats_text(formats: tuple[str, ...] | None = None) -> str:
+    formats = formats or allowed_formats()
     return ", ".join(formats[:-1]) + f" or {formats[-1]}" if len(formats) > 1 else formats[0]
 
 
-def _decode(fp, name: str, max_pixels: int, draft_size: int | None, formats: tuple[str, ...] = FORMATS) -> Image.Image:
+def check_size(size: tuple[int, int], name: str, max_pixels: int) -> None:
+    """ImageTooLarge for an image over the pixel limit, with a side over MAX_SIDE or over MAX_ASPECT:1."""
+    w, h = size
+    if w * h > max_pixels:
+        raise ImageTooLarge(f"{name}: {w}x{h} is over the limit of {max_pixels:,} pixels")
+    if max(w, h) > MAX_SIDE:
+        raise ImageTooLarge(f"{name}: {w}x{h} has a side over {MAX_SIDE:,} pixels")
+    if min(w, h) < 1 or max(w, h) > MAX_ASPECT * min(w, h):
+        raise ImageTooLarge(f"{name}: {w}x{h} is over {MAX_ASPECT}:1 (not a part photo)")
+
+
+def _decode(
+    fp, name: str, max_pixels: int, draft_size: int | None, formats: tuple[str, ...] | None = None
+) -> Image.Image:
     """Decode an allowed format with size checks before any pixel is read; every failure is an ImageError."""
+    formats = formats or allowed_formats()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -39,13 +115,7 @@ def _decode(fp, name: str, max_pixels: int, draft_size: int | None, formats: tup
                 img = Image.open(fp, formats=formats)
             except UnidentifiedImageError:
                 raise ImageError(f"{name}: not a readable image (not a {formats_text(formats)} image)") from None
-            w, h = img.size
-            if w * h > max_pixels:
-                raise ImageTooLarge(f"{name}: {w}x{h} is over the limit of {max_pixels:,} pixels")
-            if max(w, h) > MAX_SIDE:
-                raise ImageTooLarge(f"{name}: {w}x{h} has a side over {MAX_SIDE:,} pixels")
-            if min(w, h) < 1 or max(w, h) > MAX_ASPECT * min(w, h):
-                raise ImageTooLarge(f"{name}: {w}x{h} is over {MAX_ASPECT}:1 (not a part photo)")
+            check_size(img.size, name, max_pixels)
             original = img.size
             if draft_size and img.format == "JPEG":
                 img.draft("RGB", (draft_size, draft_size))
@@ -77,6 +147,24 @@ def open_image(source: str | Path | Image.Image, draft_size: int | None = None) 
             raise ImageError(f"not a file: {path}")
         img = _decode(path, name, MAX_PIXELS, draft_size)
     return _to_rgb(img, name)
+
+
+def image_size(data: bytes, name: str = "upload", max_pixels: int | None = None) -> tuple[int, int]:
+    """(width, height) from an upload's header, nothing decoded, after the same checks as decoding (format, pixels,
+    side, aspect): for checking a request's pixel budget before any image of it is decoded."""
+    formats = allowed_formats()
+    try:
+        with Image.open(io.BytesIO(data), formats=formats) as img:
+            check_size(img.size, name, max_pixels or MAX_PIXELS)
+            return img.size
+    except UnidentifiedImageError:
+        raise ImageError(f"{name}: not a readable image (not a {formats_text(formats)} image)") from None
+    except ImageError:
+        raise
+    except Image.DecompressionBombError:
+        raise ImageTooLarge(f"{name}: image is too large to decode safely") from None
+    except Exception as e:
+        raise ImageError(f"{name}: not a readable image ({type(e).__name__}: {e})") from None
 
 
 def open_image_bytes(data: bytes, name: str = "upload", max_pixels: int | None = None) -> Image.Image:

@@ -13,8 +13,33 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Login */
+        /**
+         * Login
+         * @description A login token for a user name and password. Failed sign-ins are limited per user name and per client
+         *     address (``login_failures_per_user``, ``login_failures_per_client`` in ``login_window_s``): past them the
+         *     answer is 429 with Retry-After, whatever the password.
+         */
         post: operations["login_api_v1_auth_login_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/logout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Logout
+         * @description End the login token of this request (the dashboard's Sign out).
+         */
+        post: operations["logout_api_v1_auth_logout_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -71,8 +96,10 @@ export interface paths {
         head?: never;
         /**
          * Update User
-         * @description Change a user's role, deactivate or reactivate them (a deactivated user's tokens and API keys stop
-         *     working), or set a new password. Admins cannot demote or deactivate themselves, so one always remains.
+         * @description Change a user's role, deactivate or reactivate them, or set a new password. A new role applies at once to
+         *     the user's tokens and API keys (a key never acts above its owner's current role); a deactivated user's tokens
+         *     and API keys stop working; a password change, deactivation and reactivation end every login token of the
+         *     user. Admins cannot demote or deactivate themselves, so one always remains.
          */
         patch: operations["update_user_api_v1_users__user_id__patch"];
         trace?: never;
@@ -87,7 +114,11 @@ export interface paths {
         /** List Keys */
         get: operations["list_keys_api_v1_api_keys_get"];
         put?: never;
-        /** Create Key */
+        /**
+         * Create Key
+         * @description A key for a machine (a camera, a script). It acts with its role but never above its owner's current role
+         *     (a demoted owner's keys are demoted too); with ``stations`` it inspects and searches at those stations only.
+         */
         post: operations["create_key_api_v1_api_keys_post"];
         delete?: never;
         options?: never;
@@ -391,6 +422,10 @@ export interface paths {
          * @description Score one or many images with the station's active model; each is stored with its heatmap. All or
          *     nothing: an error answer means no image of the request was stored as an inspection, so it can be sent again.
          *     A client that retries after losing an answer should send an ``Idempotency-Key``.
+         *
+         *     Bounded work: more files than ``max_request_files`` or more pixels in all than ``max_request_pixels`` are
+         *     refused (413) before any image is decoded, and a request still scoring after ``request_time_budget_s`` is
+         *     refused whole.
          */
         post: operations["inspect_api_v1_stations__station__inspect_post"];
         delete?: never;
@@ -1210,6 +1245,48 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Audit Log
+         * @description Newest first: sign-ins and failed sign-ins, users and roles changed, API keys made and revoked, models
+         *     activated and rolled back, reviews, deletions. The service only adds entries; none is ever changed or
+         *     deleted through it.
+         */
+        get: operations["audit_log_api_v1_audit_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/audit/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export Audit Log
+         * @description The whole log (or the entries matching the filters), oldest first, as CSV or JSON Lines, for archiving.
+         */
+        get: operations["export_audit_log_api_v1_audit_export_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -1259,7 +1336,8 @@ export interface paths {
         };
         /**
          * Metrics
-         * @description Prometheus exposition format.
+         * @description Prometheus exposition format. Public unless the ``metrics_access`` setting is ``auth`` (then a token or an
+         *     API key, e.g. Prometheus's ``authorization`` or ``http_headers`` with ``X-API-Key``) or ``off`` (404).
          */
         get: operations["metrics_metrics_get"];
         put?: never;
@@ -1399,6 +1477,11 @@ export interface components {
             /** Revoked */
             revoked: boolean;
             /**
+             * Stations
+             * @description the only stations it may inspect at; None: any
+             */
+            stations?: string[] | null;
+            /**
              * Key
              * @description shown once; only its hash is stored
              */
@@ -1413,6 +1496,11 @@ export interface components {
              * @enum {string}
              */
             role: "admin" | "engineer" | "operator" | "viewer";
+            /**
+             * Stations
+             * @description the only stations the key may inspect at; None: any
+             */
+            stations?: string[] | null;
         };
         /** ApiKeyOut */
         ApiKeyOut: {
@@ -1436,6 +1524,68 @@ export interface components {
             last_used_at: string | null;
             /** Revoked */
             revoked: boolean;
+            /**
+             * Stations
+             * @description the only stations it may inspect at; None: any
+             */
+            stations?: string[] | null;
+        };
+        /** AuditEntryOut */
+        AuditEntryOut: {
+            /** Id */
+            id: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Actor
+             * @description the user, user/key for an API key, or the name tried at a failed sign-in
+             */
+            actor: string;
+            /**
+             * Actor Id
+             * @description the user's id (None: no such user)
+             */
+            actor_id: number | null;
+            /**
+             * Via
+             * @description token, api_key or password (sign-in)
+             */
+            via: string | null;
+            /**
+             * Action
+             * @description e.g. auth.login, auth.login_failed, user.update, api_key.create, model.activate
+             */
+            action: string;
+            /**
+             * Target
+             * @description what it was done to, e.g. 'user alice', 'inspection 42'
+             */
+            target: string | null;
+            /**
+             * Client
+             * @description the client's address
+             */
+            client: string | null;
+            /**
+             * Detail
+             * @description what changed, e.g. role: [old, new]
+             */
+            detail: {
+                [key: string]: unknown;
+            };
+        };
+        /** AuditPage */
+        AuditPage: {
+            /** Items */
+            items: components["schemas"]["AuditEntryOut"][];
+            /**
+             * Next Cursor
+             * @description pass as cursor for older entries; None: no more
+             */
+            next_cursor: number | null;
         };
         /** BackfillIn */
         BackfillIn: {
@@ -1462,7 +1612,7 @@ export interface components {
         Body_inspect_api_v1_stations__station__inspect_post: {
             /**
              * Files
-             * @description part images (PNG, JPEG, BMP, TIFF)
+             * @description part images (PNG, JPEG, BMP or TIFF unless the image_formats setting says otherwise); at most max_request_files of them and max_request_pixels in all
              */
             files: string[];
         };
@@ -1986,6 +2136,11 @@ export interface components {
             role: "admin" | "engineer" | "operator" | "viewer";
             /** Via */
             via: string;
+            /**
+             * Stations
+             * @description an API key scoped to stations: those; else None
+             */
+            stations?: string[] | null;
         };
         /** ModelOut */
         ModelOut: {
@@ -2784,6 +2939,51 @@ export interface operations {
                     "application/json": components["schemas"]["ValidationErrorOut"];
                 };
             };
+            /** @description too many failed sign-ins; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    logout_api_v1_auth_logout_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description authentication required, or the token or API key is invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description an API key cannot sign out */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
         };
     };
     me_api_v1_auth_me_get: {
@@ -3118,6 +3318,15 @@ export interface operations {
             };
             /** @description the caller's role is too low */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description a station named does not exist */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4402,7 +4611,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description the caller's role is too low */
+            /** @description the role is too low, or an API key scoped to other stations */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4429,7 +4638,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description the request or an image is too large (bytes or pixels) */
+            /** @description the request or an image is too large: bytes, pixels, files per request, or the time budget */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -7838,6 +8047,123 @@ export interface operations {
             };
         };
     };
+    audit_log_api_v1_audit_get: {
+        parameters: {
+            query?: {
+                /** @description an action (user.update) or a family of them (user) */
+                action?: string | null;
+                /** @description who */
+                actor?: string | null;
+                /** @description at or after (without an offset: UTC) */
+                since?: string | null;
+                /** @description before (without an offset: UTC) */
+                until?: string | null;
+                /** @description next_cursor of the previous page */
+                cursor?: number | null;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditPage"];
+                };
+            };
+            /** @description authentication required, or the token or API key is invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the caller's role is too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the request does not match the API (see errors) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorOut"];
+                };
+            };
+        };
+    };
+    export_audit_log_api_v1_audit_export_get: {
+        parameters: {
+            query?: {
+                format?: "csv" | "jsonl";
+                /** @description an action (user.update) or a family of them (user) */
+                action?: string | null;
+                /** @description who */
+                actor?: string | null;
+                /** @description at or after (without an offset: UTC) */
+                since?: string | null;
+                /** @description before (without an offset: UTC) */
+                until?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description every matching entry, oldest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": string;
+                    "application/x-ndjson": string;
+                };
+            };
+            /** @description authentication required, or the token or API key is invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the caller's role is too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the request does not match the API (see errors) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorOut"];
+                };
+            };
+        };
+    };
     healthz_healthz_get: {
         parameters: {
             query?: never;
@@ -7896,6 +8222,13 @@ export interface operations {
         responses: {
             /** @description Successful Response */
             200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description metrics_access=auth and no valid token or API key */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };

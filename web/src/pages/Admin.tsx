@@ -6,6 +6,7 @@ import {
   Code,
   CopyButton,
   Group,
+  MultiSelect,
   PasswordInput,
   Select,
   Stack,
@@ -17,7 +18,8 @@ import {
   Title,
 } from "@mantine/core";
 import { useCallback, useEffect, useState } from "react";
-import { api, call, type ApiKey, type Role, type Schemas, type User } from "../api/client";
+import { ApiError, OFFLINE, api, call, errorMessage, getToken, type ApiKey, type Role, type Schemas, type User } from "../api/client";
+import { download } from "../lib/csv";
 import { fmtDateTime } from "../lib/format";
 import { useSession } from "../lib/session";
 
@@ -151,9 +153,11 @@ function Users() {
 }
 
 function Keys() {
+  const { stations } = useSession();
   const [keys, setKeys] = useState<ApiKey[] | null>(null);
   const [name, setName] = useState("");
   const [role, setRole] = useState<Role>("operator");
+  const [scope, setScope] = useState<string[]>([]);
   const [created, setCreated] = useState<Schemas["ApiKeyCreated"] | null>(null);
   const load = useCallback(async () => setKeys(await call(api.GET("/api/v1/api-keys"))), []);
   const { msg, setMsg, run } = useAction(load);
@@ -187,14 +191,26 @@ function Keys() {
           onSubmit={async (e) => {
             e.preventDefault();
             await run(async () => {
-              setCreated(await call(api.POST("/api/v1/api-keys", { body: { name, role } })));
+              const body = { name, role, stations: scope.length ? scope : null };
+              setCreated(await call(api.POST("/api/v1/api-keys", { body })));
               setName("");
+              setScope([]);
             }, `Key ${name} created.`);
           }}
         >
           <Group align="end">
             <TextInput label="Key name" placeholder="e.g. camera line 3" value={name} onChange={(e) => setName(e.currentTarget.value)} required maxLength={100} />
             <Select label="Role" data={ROLES} value={role} onChange={(v) => v && setRole(v as Role)} allowDeselect={false} w={140} />
+            <MultiSelect
+              label="Only at stations"
+              placeholder={scope.length ? undefined : "any station"}
+              data={stations.map((s) => s.name)}
+              value={scope}
+              onChange={setScope}
+              searchable
+              clearable
+              w={240}
+            />
             <Button type="submit">Create key</Button>
           </Group>
         </form>
@@ -208,6 +224,7 @@ function Keys() {
                 <Table.Th>Name</Table.Th>
                 <Table.Th>Prefix</Table.Th>
                 <Table.Th>Role</Table.Th>
+                <Table.Th>Stations</Table.Th>
                 <Table.Th>Last used</Table.Th>
                 <Table.Th>State</Table.Th>
               </Table.Tr>
@@ -218,6 +235,7 @@ function Keys() {
                   <Table.Td>{k.name}</Table.Td>
                   <Table.Td ff="monospace">{k.prefix}…</Table.Td>
                   <Table.Td>{k.role}</Table.Td>
+                  <Table.Td>{k.stations ? k.stations.join(", ") : "any"}</Table.Td>
                   <Table.Td>{k.last_used_at ? fmtDateTime(k.last_used_at) : "never"}</Table.Td>
                   <Table.Td>
                     {k.revoked ? (
@@ -308,6 +326,102 @@ function Stations() {
   );
 }
 
+type AuditEntry = Schemas["AuditEntryOut"];
+
+const AUDIT_FAMILIES = [
+  { value: "", label: "Everything" },
+  { value: "auth", label: "Sign-ins and sign-outs" },
+  { value: "user", label: "Users and roles" },
+  { value: "api_key", label: "API keys" },
+  { value: "model", label: "Models activated and rolled back" },
+  { value: "inspection", label: "Reviews and deletions" },
+  { value: "dataset", label: "Datasets" },
+  { value: "station", label: "Stations" },
+];
+
+function detailText(d: AuditEntry["detail"]): string {
+  return Object.entries(d)
+    .map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(" → ") : String(v)}`)
+    .join("; ");
+}
+
+/** Every audit entry (or the filtered ones) as CSV, from the service's export (the file is the service's). */
+async function exportAudit(action: string) {
+  const q = new URLSearchParams({ format: "csv", ...(action ? { action } : {}) });
+  let r: Response;
+  try {
+    r = await fetch(`/api/v1/audit/export?${q}`, { headers: { Authorization: `Bearer ${getToken() ?? ""}` } });
+  } catch {
+    throw new ApiError(OFFLINE, 0);
+  }
+  if (!r.ok) throw new ApiError(errorMessage(r.status, await r.json().catch(() => undefined)), r.status);
+  download(`linewatch-audit${action ? `-${action}` : ""}.csv`, await r.text());
+}
+
+function Audit() {
+  const [action, setAction] = useState("");
+  const [items, setItems] = useState<AuditEntry[] | null>(null);
+  const [next, setNext] = useState<number | null>(null);
+  const [msg, setMsg] = useState<{ ok: boolean; text: string } | null>(null);
+  const load = useCallback(
+    async (cursor?: number) => {
+      const query = { limit: 100, ...(action ? { action } : {}), ...(cursor ? { cursor } : {}) };
+      const page = await call(api.GET("/api/v1/audit", { params: { query } }));
+      setItems((old) => (cursor && old ? [...old, ...page.items] : page.items));
+      setNext(page.next_cursor ?? null);
+    },
+    [action],
+  );
+  useEffect(() => {
+    load().catch((e) => setMsg({ ok: false, text: (e as Error).message }));
+  }, [load]);
+  return (
+    <Stack>
+      <Feedback msg={msg} onClose={() => setMsg(null)} />
+      <Group align="end">
+        <Select label="Show" data={AUDIT_FAMILIES} value={action} onChange={(v) => setAction(v ?? "")} allowDeselect={false} w={280} />
+        <Button variant="default" onClick={() => exportAudit(action).catch((e) => setMsg({ ok: false, text: (e as Error).message }))}>
+          Export CSV
+        </Button>
+      </Group>
+      {items && items.length === 0 && <Text c="gray.7">Nothing recorded yet.</Text>}
+      {items && items.length > 0 && (
+        <Table.ScrollContainer minWidth={720}>
+          <Table data-testid="audit-table">
+            <Table.Thead>
+              <Table.Tr>
+                <Table.Th>When</Table.Th>
+                <Table.Th>Who</Table.Th>
+                <Table.Th>What</Table.Th>
+                <Table.Th>To</Table.Th>
+                <Table.Th>Details</Table.Th>
+                <Table.Th>From</Table.Th>
+              </Table.Tr>
+            </Table.Thead>
+            <Table.Tbody>
+              {items.map((e) => (
+                <Table.Tr key={e.id}>
+                  <Table.Td>{fmtDateTime(e.created_at)}</Table.Td>
+                  <Table.Td>{e.actor}</Table.Td>
+                  <Table.Td ff="monospace">{e.action}</Table.Td>
+                  <Table.Td>{e.target ?? ""}</Table.Td>
+                  <Table.Td>{detailText(e.detail)}</Table.Td>
+                  <Table.Td ff="monospace">{e.client ?? ""}</Table.Td>
+                </Table.Tr>
+              ))}
+            </Table.Tbody>
+          </Table>
+        </Table.ScrollContainer>
+      )}
+      {next !== null && (
+        <Button variant="default" onClick={() => load(next).catch((e) => setMsg({ ok: false, text: (e as Error).message }))}>
+          Older entries
+        </Button>
+      )}
+    </Stack>
+  );
+}
+
 export default function AdminPage() {
   return (
     <Stack>
@@ -317,6 +431,7 @@ export default function AdminPage() {
           <Tabs.Tab value="users">Users and roles</Tabs.Tab>
           <Tabs.Tab value="keys">API keys</Tabs.Tab>
           <Tabs.Tab value="stations">Stations</Tabs.Tab>
+          <Tabs.Tab value="audit">Audit log</Tabs.Tab>
         </Tabs.List>
         <Tabs.Panel value="users">
           <Users />
@@ -326,6 +441,9 @@ export default function AdminPage() {
         </Tabs.Panel>
         <Tabs.Panel value="stations">
           <Stations />
+        </Tabs.Panel>
+        <Tabs.Panel value="audit">
+          <Audit />
         </Tabs.Panel>
       </Tabs>
     </Stack>

@@ -31,8 +31,8 @@ def get_dataset(dataset_id: Id, _: Viewer, session: DB):
 
 
 @router.delete("/{dataset_id}", status_code=204, responses=NOT_FOUND)
-def delete_dataset(dataset_id: Id, _: Engineer, session: DB):
-    datasets.remove(session, dataset_id)
+def delete_dataset(dataset_id: Id, who: Engineer, session: DB):
+    datasets.remove(session, dataset_id, who)
 
 
 @router.post("/{dataset_id}/images", response_model=UploadOut, responses={**NOT_FOUND, **errors(400, 413)})

@@ -8,7 +8,7 @@ from fastapi import APIRouter, File, Header, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from linewatch.api.deps import DB, Ctx, Engineer, Id, Name, Operator, Viewer
+from linewatch.api.deps import DB, Ctx, Engineer, Id, Name, Operator, Viewer, station_allowed
 from linewatch.api.schemas import (
     LINE,
     MAX_ID,
@@ -42,20 +42,26 @@ PNG = {"content": {"image/png": {"schema": {"type": "string", "format": "binary"
     response_model=list[InspectionOut],
     responses=errors(
         400,
+        403,
         404,
         409,
         413,
         e400="an empty, unreadable or corrupt image",
         e404="unknown station",
         e409="the station has no active model, or it cannot be loaded",
-        e413="the request or an image is too large (bytes or pixels)",
+        e403="the role is too low, or an API key scoped to other stations",
+        e413="the request or an image is too large: bytes, pixels, files per request, or the time budget",
     ),
 )
 async def inspect(
     station: Name,
-    _: Operator,
+    who: Operator,
     c: Ctx,
-    files: list[UploadFile] = File(min_length=1, description="part images (PNG, JPEG, BMP, TIFF)"),
+    files: list[UploadFile] = File(
+        min_length=1,
+        description="part images (PNG, JPEG, BMP or TIFF unless the image_formats setting says otherwise); at most "
+        "max_request_files of them and max_request_pixels in all",
+    ),
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -70,7 +76,14 @@ async def inspect(
 ):
     """Score one or many images with the station's active model; each is stored with its heatmap. All or
     nothing: an error answer means no image of the request was stored as an inspection, so it can be sent again.
-    A client that retries after losing an answer should send an ``Idempotency-Key``."""
+    A client that retries after losing an answer should send an ``Idempotency-Key``.
+
+    Bounded work: more files than ``max_request_files`` or more pixels in all than ``max_request_pixels`` are
+    refused (413) before any image is decoded, and a request still scoring after ``request_time_budget_s`` is
+    refused whole."""
+    station_allowed(who, station)
+    if len(files) > c.settings.max_request_files:
+        raise TooLarge(f"{len(files)} files in one request; at most {c.settings.max_request_files}")
     st, model = await run_in_threadpool(station_model, c, station)
     uploads = []
     for f in files:
@@ -188,7 +201,7 @@ async def thumbnail(inspection_id: Id, _: Viewer, session: DB, c: Ctx):
 
 
 @router.delete("/inspections/{inspection_id}", status_code=204, responses=NOT_FOUND)
-def delete_inspection(inspection_id: Id, _: Engineer, session: DB, c: Ctx):
+def delete_inspection(inspection_id: Id, who: Engineer, session: DB, c: Ctx):
     """Delete an inspection, its reviews and its search vectors, and take it out of the search index. Its image
     and heatmap blobs stay (content-addressed: another inspection may hold the same bytes)."""
-    inspections.delete(session, c.bus, inspection_id)
+    inspections.delete(session, c.bus, inspection_id, who)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, File, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from linewatch.api.deps import DB, Ctx, Engineer, Id, Operator, Viewer
+from linewatch.api.deps import DB, Ctx, Engineer, Id, Operator, Viewer, station_allowed
 from linewatch.api.schemas import LINE, InspectionOut, JobOut, TimeFilter, Verdict, errors
 from linewatch.errors import LinewatchError
 from linewatch.search.index import Filter
@@ -91,7 +91,7 @@ def similar(
 )
 async def search_by_image(
     where: Where,
-    _: Operator,
+    who: Operator,
     c: Ctx,
     file: UploadFile = File(description="a part image: its defects are scored and searched for"),
     model_station: str = Query(
@@ -102,6 +102,7 @@ async def search_by_image(
     """Past inspections whose defects look like the uploaded image's. The image is scored by ``model_station``'s
     active model and not stored; matches come from any station of that model's vector space unless ``station``
     narrows them."""
+    station_allowed(who, model_station)
     _st, model = await run_in_threadpool(station_model, c, model_station)
     data = await file.read()
     if len(data) > c.settings.max_upload_bytes:

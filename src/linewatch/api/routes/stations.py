@@ -24,8 +24,8 @@ def list_stations(_: Viewer, session: DB):
 
 
 @router.post("/stations", response_model=StationOut, status_code=201, responses=errors(409, e409="exists"))
-def create_station(body: StationIn, _: Engineer, session: DB):
-    return stations.create_station(session, body.name)
+def create_station(body: StationIn, who: Engineer, session: DB):
+    return stations.create_station(session, body.name, who)
 
 
 def _model_out(session: Session, mv: ModelVersion) -> ModelOut:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, HTTPException, Request, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 
+from linewatch.api.deps import principal
 from linewatch.services.accounts import principal_from_api_key, principal_from_token
 from linewatch.services.jobqueue import QueueUnavailable, ping_broker
 from linewatch.store.db import DatabaseError, ping
@@ -57,9 +59,27 @@ async def readyz(request: Request):
     )
 
 
-@router.get("/metrics", response_class=Response)
+def metrics_access(request: Request) -> None:
+    """The ``metrics_access`` setting: public (the default), auth (a token or an API key of any role), off. (The
+    headers are read here, not declared: the schema documents /metrics as the default installation has it.)"""
+    access = request.app.state.ctx.settings.metrics_access
+    if access == "off":
+        raise HTTPException(404, "Not Found")
+    if access == "auth":
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        creds = HTTPAuthorizationCredentials(scheme=scheme, credentials=token) if scheme.lower() == "bearer" else None
+        principal(request, creds, request.headers.get("x-api-key"))
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    dependencies=[Depends(metrics_access)],
+    responses={401: {"description": "metrics_access=auth and no valid token or API key"}},
+)
 def metrics(request: Request):
-    """Prometheus exposition format."""
+    """Prometheus exposition format. Public unless the ``metrics_access`` setting is ``auth`` (then a token or an
+    API key, e.g. Prometheus's ``authorization`` or ``http_headers`` with ``X-API-Key``) or ``off`` (404)."""
     c = request.app.state.ctx
     c.metrics.ws_clients.set(c.live.clients)
     return Response(generate_latest(c.metrics.registry), media_type=CONTENT_TYPE_LATEST)
