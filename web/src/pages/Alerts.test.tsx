@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { alert, machine, renderAs, stubFetch } from "../test/machines";
 import AlertsPage from "./Alerts";
 
-describe("AlertsPage", () => {
+describe("AlertsPage", { timeout: 15_000 }, () => {
   afterEach(() => {
     vi.unstubAllGlobals();
     history.replaceState(null, "", "#/");

@@ -62,7 +62,7 @@ const model = {
   active: false,
 };
 
-describe("MachinePage", () => {
+describe("MachinePage", { timeout: 20_000 }, () => {
   afterEach(() => vi.unstubAllGlobals());
 
   it("charts each sensor and the score with about one bucket per pixel, appends live values, re-queries a range", async () => {

@@ -8,7 +8,7 @@ const lines = [
   { id: 2, name: "L2", description: "", machines: 0, created_at: "" },
 ];
 
-describe("MachinesPage", () => {
+describe("MachinesPage", { timeout: 15_000 }, () => {
   afterEach(() => {
     vi.unstubAllGlobals();
     vi.useRealTimers();
