@@ -26,6 +26,7 @@ function brokerProblem(): string | null {
   return null;
 }
 const problem = brokerProblem();
+if (problem) console.warn(`machines story skipped: ${problem}`);
 
 function publish(...args: string[]) {
   const r = spawnSync("python", [HELPER, "--url", URL, "--topic", TOPIC, ...args], { encoding: "utf8", timeout: 120_000 });

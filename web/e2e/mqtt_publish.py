@@ -77,7 +77,7 @@ def main() -> None:
     try:
         c = connect(args.url)
     except OSError as e:
-        print(f"no MQTT broker at {args.url}: {e}", file=sys.stderr)
+        print(e, file=sys.stderr)
         sys.exit(3)
     rng = np.random.default_rng(getattr(args, "seed", 0))
     try:
