@@ -38,7 +38,7 @@ const PAGE = 100;
 function StatusBadges({ a }: { a: MachineAlert }) {
   return (
     <Group gap={4} wrap="nowrap">
-      <Badge color={a.status === "open" ? "red.9" : "gray.7"} variant="filled">
+      <Badge color={a.status === "open" ? "red.9" : "gray.7"} variant="filled" miw={64} style={{ overflow: "visible" }}>
         {a.status}
       </Badge>
       {!a.acknowledged && (
