@@ -42,7 +42,8 @@ def seed(data_dir: Path, images: Path) -> None:
     from linewatch.services.accounts import create_user
     from linewatch.vision.synthetic import make_dataset
 
-    settings = Settings(data_dir=data_dir, database_url=None, blob_url=None, queue_url=None)
+    # seeding takes no readings: the MQTT settings (LINEWATCH_MQTT_*) are for the service it then becomes
+    settings = Settings(data_dir=data_dir, database_url=None, blob_url=None, queue_url=None, mqtt_url=None)
     ctx = build_context(settings)
     with ctx.sessions() as s, s.begin():
         for name in USERS:

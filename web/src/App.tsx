@@ -29,6 +29,9 @@ const ModelsPage = lazy(() => import("./pages/Models"));
 const TrainPage = lazy(() => import("./pages/Train"));
 const AdminPage = lazy(() => import("./pages/Admin"));
 const SearchPage = lazy(() => import("./pages/Search"));
+const MachinesPage = lazy(() => import("./pages/Machines"));
+const MachinePage = lazy(() => import("./pages/Machine"));
+const AlertsPage = lazy(() => import("./pages/Alerts"));
 
 interface Page {
   path: string;
@@ -38,6 +41,8 @@ interface Page {
 
 export const PAGES: Page[] = [
   { path: "live", label: "Live line", role: "viewer" },
+  { path: "machines", label: "Machines", role: "viewer" },
+  { path: "alerts", label: "Alerts", role: "viewer" },
   { path: "review", label: "Review queue", role: "operator" },
   { path: "history", label: "History", role: "viewer" },
   { path: "search", label: "Search by image", role: "viewer" },
@@ -181,6 +186,8 @@ function Shell({ me, token, logout }: { me: Me; token: string; logout: () => voi
   let content: React.ReactNode;
   if (top === "inspections" && route.parts[1]) {
     content = <InspectionPage id={Number(route.parts[1])} />;
+  } else if (top === "machines" && route.parts[1]) {
+    content = <MachinePage key={route.parts[1]} name={decodeURIComponent(route.parts[1])} />;
   } else if (!page) {
     content = <Alert color="yellow" title="Page not found">There is no page at {route.path}.</Alert>;
   } else if (!can(me.role, page.role)) {
@@ -198,6 +205,8 @@ function Shell({ me, token, logout }: { me: Me; token: string; logout: () => voi
       models: <ModelsPage />,
       train: <TrainPage />,
       admin: <AdminPage />,
+      machines: <MachinesPage />,
+      alerts: <AlertsPage />,
     }[page.path];
   }
 

@@ -1,4 +1,5 @@
 import type { Inspection, Job } from "../api/client";
+import type { AlertEvent, MachineStateEvent, MachinesChangedEvent } from "./machines";
 
 // The live event stream (WebSocket /api/v1/events) and what the pages keep of it: a bounded list of the newest
 // inspections, counters, and one-minute buckets of the last hour. Events arrive at any rate; listeners are told
@@ -178,6 +179,9 @@ export class EventStream {
   private stateListeners = new Set<() => void>();
   readonly inspections = new Set<Listener<Inspection>>();
   readonly jobs = new Set<Listener<JobEvent>>();
+  readonly machineStates = new Set<Listener<MachineStateEvent>>();
+  readonly alerts = new Set<Listener<AlertEvent>>();
+  readonly machineChanges = new Set<Listener<MachinesChangedEvent>>();
   readonly store = new LiveStore();
 
   constructor(
@@ -205,7 +209,7 @@ export class EventStream {
     const ws = new WebSocket(`${this.url}?token=${encodeURIComponent(this.token)}`);
     this.ws = ws;
     ws.onmessage = (m) => {
-      let ev: { type: string; inspection?: Inspection; job?: JobEvent; count?: number };
+      let ev: { type: string; inspection?: Inspection; job?: JobEvent; count?: number; alert?: AlertEvent["alert"] };
       try {
         ev = JSON.parse(m.data as string);
       } catch {
@@ -219,6 +223,12 @@ export class EventStream {
         this.inspections.forEach((f) => f(ev.inspection!));
       } else if (ev.type === "job" && ev.job) {
         this.jobs.forEach((f) => f(ev.job!));
+      } else if (ev.type === "machine_state") {
+        this.machineStates.forEach((f) => f(ev as unknown as MachineStateEvent));
+      } else if (ev.type === "alert" && ev.alert) {
+        this.alerts.forEach((f) => f(ev as unknown as AlertEvent));
+      } else if (ev.type === "machines_changed" || ev.type === "machine_model_activated") {
+        this.machineChanges.forEach((f) => f(ev as unknown as MachinesChangedEvent));
       } else if (ev.type === "dropped" && ev.count) {
         this.store.noteDropped(ev.count);
       }

@@ -1,0 +1,405 @@
+import { Alert, Badge, Button, Card, Group, NumberInput, Progress, Stack, Table, Text, TextInput, Title } from "@mantine/core";
+import { useCallback, useEffect, useRef, useState } from "react";
+import { api, call, can, type Job } from "../api/client";
+import { fmtDateTime, fmtNum, fmtPct } from "../lib/format";
+import type { JobEvent } from "../lib/live";
+import type { Machine, MachineModel } from "../lib/machines";
+import { useSession } from "../lib/session";
+
+const FINISHED = ["succeeded", "failed", "cancelled"];
+
+/** A job's progress never shown going back (as on the Train page). */
+function forward(cur: JobEvent | null, next: JobEvent): JobEvent {
+  if (cur && cur.id === next.id && cur.progress > next.progress && !FINISHED.includes(next.status)) return { ...next, progress: cur.progress };
+  return next;
+}
+
+interface SensorMetrics {
+  sensor: string;
+  readings?: number;
+  mean?: number;
+  std?: number;
+  alert_rate?: number;
+}
+
+function num(m: MachineModel, key: string): number | null {
+  const v = (m.metrics as Record<string, unknown> | null)?.[key];
+  return typeof v === "number" ? v : null;
+}
+
+function perSensor(m: MachineModel): SensorMetrics[] {
+  const v = (m.metrics as Record<string, unknown> | null)?.sensors;
+  return Array.isArray(v) ? (v as SensorMetrics[]) : [];
+}
+
+/** A `datetime-local` input's value (local time, minutes) for seconds since the epoch, and back. */
+export function toLocalInput(seconds: number): string {
+  const d = new Date(seconds * 1000);
+  const pad = (n: number) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
+function fromLocalInput(value: string): string | null {
+  const t = new Date(value).getTime();
+  return Number.isNaN(t) ? null : new Date(t).toISOString();
+}
+
+function statusColor(s: string) {
+  return s === "ready" ? "#237a35" : s === "failed" ? "red.9" : "blue.9";
+}
+
+/** The machine's sensor model versions with their metrics; engineers train (a job with progress), activate and roll
+ * back. */
+export function MachineModels({ machine, onChanged, chartRange }: { machine: Machine; onChanged: () => void; chartRange: [number, number] | null }) {
+  const { me, stream } = useSession();
+  const engineer = can(me.role, "engineer");
+  const [models, setModels] = useState<MachineModel[] | null>(null);
+  const [selected, setSelected] = useState<number | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
+  const [busy, setBusy] = useState(false);
+  const now = Date.now() / 1000;
+  const [start, setStart] = useState(toLocalInput(now - 7 * 86400));
+  const [end, setEnd] = useState(toLocalInput(now));
+  const [threshold, setThreshold] = useState<number | string>("");
+  const [learning, setLearning] = useState<number | string>("");
+  const [job, setJob] = useState<JobEvent | null>(null);
+  const [finished, setFinished] = useState<Job | null>(null);
+  const jobId = useRef<number | null>(null);
+  const name = machine.name;
+
+  const load = useCallback(async () => {
+    try {
+      const ms = await call(api.GET("/api/v1/machines/{name}/models", { params: { path: { name } } }));
+      setModels(ms);
+      setSelected((s) => (s !== null && ms.some((m) => m.id === s) ? s : (ms.find((m) => m.active)?.id ?? ms[0]?.id ?? null)));
+    } catch (e) {
+      setError((e as Error).message);
+    }
+  }, [name]);
+  useEffect(() => {
+    load();
+  }, [load, machine.active_model_id]);
+
+  // a training job of this machine already queued or running: followed
+  useEffect(() => {
+    if (!engineer) return;
+    call(api.GET("/api/v1/jobs", { params: { query: { active: true } } })).then(
+      (jobs) => {
+        const mine = jobs.find((j) => j.kind === "sensor_train" && (j.params as { machine?: string }).machine === name);
+        if (mine && jobId.current === null) {
+          jobId.current = mine.id;
+          setJob(mine);
+        }
+      },
+      () => {},
+    );
+  }, [engineer, name]);
+
+  useEffect(() => {
+    const onJob = (j: JobEvent) => {
+      if (j.id === jobId.current) setJob((cur) => forward(cur, j));
+    };
+    stream.jobs.add(onJob);
+    const poll = setInterval(async () => {
+      if (jobId.current === null) return;
+      try {
+        const j = await call(api.GET("/api/v1/jobs/{job_id}", { params: { path: { job_id: jobId.current } } }));
+        setJob((cur) => forward(cur, j));
+      } catch {
+        /* the next poll tries again */
+      }
+    }, 2000);
+    return () => {
+      stream.jobs.delete(onJob);
+      clearInterval(poll);
+    };
+  }, [stream]);
+
+  useEffect(() => {
+    if (!job || !FINISHED.includes(job.status) || jobId.current === null) return;
+    const id = jobId.current;
+    jobId.current = null;
+    call(api.GET("/api/v1/jobs/{job_id}", { params: { path: { job_id: id } } })).then(
+      (j) => {
+        setFinished(j);
+        load();
+      },
+      () => load(),
+    );
+  }, [job, load]);
+
+  async function train() {
+    setMessage(null);
+    setFinished(null);
+    const s = fromLocalInput(start);
+    const e = fromLocalInput(end);
+    if (!s || !e) {
+      setMessage({ ok: false, text: "Choose the start and end of the readings to train on." });
+      return;
+    }
+    const params: Record<string, number> = {};
+    if (threshold !== "") params.threshold = Number(threshold);
+    if (learning !== "") params.learning_period = Number(learning);
+    try {
+      const j = await call(api.POST("/api/v1/machines/{name}/models/train", { params: { path: { name } }, body: { start: s, end: e, params } }));
+      jobId.current = j.id;
+      setJob(j);
+      load();
+    } catch (err) {
+      setMessage({ ok: false, text: (err as Error).message });
+    }
+  }
+
+  async function cancel() {
+    if (!job) return;
+    try {
+      await call(api.POST("/api/v1/jobs/{job_id}/cancel", { params: { path: { job_id: job.id } } }));
+    } catch (e) {
+      setMessage({ ok: false, text: (e as Error).message });
+    }
+  }
+
+  async function act(what: () => Promise<unknown>, ok: string) {
+    setBusy(true);
+    setMessage(null);
+    try {
+      await what();
+      setMessage({ ok: true, text: ok });
+      onChanged();
+      await load();
+    } catch (e) {
+      setMessage({ ok: false, text: (e as Error).message });
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  const model = models?.find((m) => m.id === selected) ?? null;
+  const running = job !== null && !FINISHED.includes(job.status);
+  const result = finished?.result as { version?: number; machine_model_id?: number } | null | undefined;
+
+  return (
+    <Card withBorder data-testid="machine-models">
+      <Group justify="space-between" mb="xs">
+        <Title order={3} size="h4">
+          Sensor model
+        </Title>
+        <Text size="sm" c="gray.7" data-testid="active-model">
+          {machine.active_model_id == null
+            ? "no active model"
+            : `running version ${models?.find((m) => m.id === machine.active_model_id)?.version ?? "?"} (#${machine.active_model_id})`}
+        </Text>
+      </Group>
+      {error && <Alert color="red">{error}</Alert>}
+      {message && (
+        <Alert color={message.ok ? "green" : "red"} mb="xs" withCloseButton closeButtonLabel="Dismiss" onClose={() => setMessage(null)} data-testid="models-message">
+          {message.text}
+        </Alert>
+      )}
+      {engineer && (
+        <Card withBorder mb="sm" data-testid="train-form">
+          <Text fw={600} size="sm" mb={4}>
+            Train a new version on this machine's stored readings
+          </Text>
+          <Group align="flex-end" gap="sm">
+            <TextInput type="datetime-local" label="From" value={start} onChange={(e) => setStart(e.currentTarget.value)} data-testid="train-start" />
+            <TextInput type="datetime-local" label="To" value={end} onChange={(e) => setEnd(e.currentTarget.value)} data-testid="train-end" />
+            <NumberInput label="Threshold" placeholder="default" value={threshold} onChange={setThreshold} min={0} step={0.5} w={110} />
+            <NumberInput label="Learning period" placeholder="default" value={learning} onChange={setLearning} min={2} w={130} />
+            {chartRange && (
+              <Button
+                variant="subtle"
+                size="sm"
+                onClick={() => {
+                  setStart(toLocalInput(chartRange[0]));
+                  setEnd(toLocalInput(chartRange[1] + 60));
+                }}
+              >
+                Use the charts' range
+              </Button>
+            )}
+            <Button onClick={train} disabled={running} loading={running} data-testid="train">
+              Train
+            </Button>
+          </Group>
+          {job && (
+            <Stack gap={4} mt="sm" data-testid="train-progress">
+              <Group justify="space-between">
+                <Text fw={600} size="sm">
+                  Job #{job.id}: {job.status}
+                </Text>
+                <Text size="sm" data-testid="job-message">
+                  {FINISHED.includes(job.status) ? job.message : `Phase: ${job.message || "waiting"}`} · {Math.round(job.progress * 100)} %
+                </Text>
+              </Group>
+              <Progress
+                value={job.progress * 100}
+                size="lg"
+                striped={running}
+                animated={running}
+                color={job.status === "failed" ? "red" : job.status === "succeeded" ? "green" : "blue"}
+                aria-label="sensor model training progress"
+                data-testid="job-progress"
+              />
+              {running && (
+                <Group>
+                  <Button size="xs" variant="default" color="red" onClick={cancel}>
+                    Cancel training
+                  </Button>
+                </Group>
+              )}
+              {finished?.status === "succeeded" && (
+                <Alert color="green" title="Training finished" data-testid="train-done">
+                  Version {result?.version} (#{result?.machine_model_id}) is ready: check its metrics below and activate it.
+                </Alert>
+              )}
+              {finished?.status === "failed" && (
+                <Alert color="red" title="Training failed" data-testid="train-failed">
+                  {finished.error}
+                </Alert>
+              )}
+              {finished?.status === "cancelled" && <Alert color="yellow">Training was cancelled.</Alert>}
+            </Stack>
+          )}
+        </Card>
+      )}
+      {models && models.length === 0 && (
+        <Text size="sm" c="gray.7" data-testid="no-models">
+          No sensor model yet.{engineer ? " Train one on a time range of normal operation." : " An engineer trains one."}
+        </Text>
+      )}
+      {models && models.length > 0 && (
+        <>
+          {engineer && (
+            <Group mb="xs">
+              <Button
+                variant="default"
+                size="xs"
+                disabled={machine.previous_model_id == null}
+                loading={busy}
+                data-testid="rollback"
+                onClick={() =>
+                  confirm(`Roll ${name} back to model #${machine.previous_model_id}?`) &&
+                  act(() => call(api.POST("/api/v1/machines/{name}/rollback", { params: { path: { name } } })), `${name} is back on model #${machine.previous_model_id}.`)
+                }
+              >
+                Roll back
+              </Button>
+              <Text size="xs" c="gray.7">
+                {machine.previous_model_id == null ? "nothing to roll back to" : `a rollback brings back #${machine.previous_model_id}`}
+              </Text>
+            </Group>
+          )}
+          <Table.ScrollContainer minWidth={640}>
+            <Table highlightOnHover data-testid="models-table">
+              <Table.Thead>
+                <Table.Tr>
+                  <Table.Th>Version</Table.Th>
+                  <Table.Th>Status</Table.Th>
+                  <Table.Th>Time steps</Table.Th>
+                  <Table.Th>Readings</Table.Th>
+                  <Table.Th>Alert rate</Table.Th>
+                  <Table.Th>Threshold</Table.Th>
+                  <Table.Th>Trained on</Table.Th>
+                  <Table.Th>Created</Table.Th>
+                  {engineer && <Table.Th>Action</Table.Th>}
+                </Table.Tr>
+              </Table.Thead>
+              <Table.Tbody>
+                {models.map((m) => (
+                  <Table.Tr key={m.id} bg={m.id === selected ? "var(--mantine-color-blue-0)" : undefined} data-testid="model-row" data-id={m.id}>
+                    <Table.Td>
+                      <button type="button" className="lw-link-button" aria-pressed={m.id === selected} onClick={() => setSelected(m.id)}>
+                        v{m.version} (#{m.id})
+                      </button>{" "}
+                      {m.active && (
+                        <Badge color="#237a35" variant="filled" size="sm">
+                          active
+                        </Badge>
+                      )}
+                    </Table.Td>
+                    <Table.Td>
+                      <Badge color={statusColor(m.status)} variant="filled" miw={80} style={{ overflow: "visible" }}>
+                        {m.status}
+                      </Badge>
+                    </Table.Td>
+                    <Table.Td>{num(m, "time_steps") ?? "–"}</Table.Td>
+                    <Table.Td>{num(m, "readings") ?? "–"}</Table.Td>
+                    <Table.Td>{fmtPct(num(m, "alert_rate"), 2)}</Table.Td>
+                    <Table.Td>{fmtNum(num(m, "threshold"), 2)}</Table.Td>
+                    <Table.Td>
+                      {"file" in m.source
+                        ? String(m.source.file)
+                        : m.source.start
+                          ? `${fmtDateTime(String(m.source.start)).slice(0, 16)} to ${fmtDateTime(String(m.source.end)).slice(0, 16)}`
+                          : "–"}
+                    </Table.Td>
+                    <Table.Td>{fmtDateTime(m.created_at)}</Table.Td>
+                    {engineer && (
+                      <Table.Td>
+                        <Button
+                          size="xs"
+                          disabled={m.status !== "ready" || m.active}
+                          loading={busy}
+                          data-testid="activate"
+                          aria-label={`Activate version ${m.version}`}
+                          onClick={() =>
+                            confirm(`Activate version ${m.version} (#${m.id}) on ${name}? Its next readings are scored by it.`) &&
+                            act(() => call(api.POST("/api/v1/machine-models/{model_id}/activate", { params: { path: { model_id: m.id } } })), `Version ${m.version} is now active on ${name}.`)
+                          }
+                        >
+                          Activate
+                        </Button>
+                      </Table.Td>
+                    )}
+                  </Table.Tr>
+                ))}
+              </Table.Tbody>
+            </Table>
+          </Table.ScrollContainer>
+        </>
+      )}
+      {model && model.status === "ready" && (
+        <div data-testid="model-metrics">
+          <Text fw={600} size="sm" mt="sm">
+            Version {model.version}: per sensor, on its training readings
+          </Text>
+          <Text size="xs" c="gray.7" mb={4}>
+            alert rate: how often the sensor alerted after its learning period, the false-alarm rate to expect on normal readings
+            {num(model, "training_seconds") !== null ? ` · trained in ${num(model, "training_seconds")} s` : ""}
+          </Text>
+          <Table.ScrollContainer minWidth={480}>
+            <Table data-testid="sensor-metrics">
+              <Table.Thead>
+                <Table.Tr>
+                  <Table.Th>Sensor</Table.Th>
+                  <Table.Th>Readings</Table.Th>
+                  <Table.Th>Mean</Table.Th>
+                  <Table.Th>Std</Table.Th>
+                  <Table.Th>Alert rate</Table.Th>
+                </Table.Tr>
+              </Table.Thead>
+              <Table.Tbody>
+                {perSensor(model).map((s) => (
+                  <Table.Tr key={s.sensor}>
+                    <Table.Td>{s.sensor}</Table.Td>
+                    <Table.Td>{s.readings ?? "–"}</Table.Td>
+                    <Table.Td>{fmtNum(s.mean, 3)}</Table.Td>
+                    <Table.Td>{fmtNum(s.std, 3)}</Table.Td>
+                    <Table.Td>{fmtPct(s.alert_rate, 2)}</Table.Td>
+                  </Table.Tr>
+                ))}
+              </Table.Tbody>
+            </Table>
+          </Table.ScrollContainer>
+        </div>
+      )}
+      {model && model.status === "failed" && (
+        <Text size="sm" c="red.9" mt="sm">
+          Version {model.version} failed to train.
+        </Text>
+      )}
+    </Card>
+  );
+}

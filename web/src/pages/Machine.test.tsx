@@ -1,0 +1,154 @@
+import { act, screen, within } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import type { LiveSeries } from "../lib/machines";
+import { alert, machine, renderAs, stubFetch } from "../test/machines";
+import MachinePage from "./Machine";
+
+// jsdom has no layout and no canvas: the charts' container is 1000 px wide, and a chart is its data in text
+vi.mock("@mantine/hooks", async (real) => ({
+  ...(await real<typeof import("@mantine/hooks")>()),
+  useElementSize: () => ({ ref: { current: null }, width: 1000, height: 0 }),
+}));
+vi.mock("../components/SensorChart", () => ({
+  SensorChart: ({ series, threshold }: { series: LiveSeries; threshold?: number | null }) => (
+    <div data-testid={`stub-${series.sensor}`}>
+      {series.t.length} buckets, last mean {series.mean.at(-1)}, threshold {String(threshold ?? "none")}
+    </div>
+  ),
+}));
+
+const now = Math.floor(Date.now() / 1000);
+function readings(threshold: number | null, scored = true) {
+  const t = [now - 120, now - 60];
+  return {
+    machine: "press-1",
+    start: new Date((now - 3600) * 1000).toISOString(),
+    end: new Date(now * 1000).toISOString(),
+    resolution: "raw",
+    step_s: 3,
+    threshold,
+    series: [
+      { sensor: "oil_temp", unit: "°C", t, n: [3, 3], mean: [70, 71], min: [69, 70], max: [71, 72] },
+      { sensor: "pressure", unit: "bar", t, n: [3, 3], mean: [3, 3.1], min: [2.9, 3], max: [3.1, 3.2] },
+      scored
+        ? { sensor: "_score", unit: "", t, n: [3, 3], mean: [0.5, 0.7], min: [0.1, 0.2], max: [1, 1.2] }
+        : { sensor: "_score", unit: "", t: [], n: [], mean: [], min: [], max: [] },
+    ],
+  };
+}
+
+const model = {
+  id: 4,
+  machine: "press-1",
+  version: 1,
+  method: "stream",
+  params: {},
+  sensors: ["oil_temp", "pressure"],
+  status: "ready",
+  metrics: {
+    time_steps: 1200,
+    readings: 2400,
+    alert_rate: 0.0012,
+    threshold: 3,
+    sensors: [
+      { sensor: "oil_temp", readings: 1200, mean: 69.99, std: 0.49, alert_rate: 0.001 },
+      { sensor: "pressure", readings: 1200, mean: 3.0, std: 0.05, alert_rate: 0.0014 },
+    ],
+  },
+  source: { start: "2026-12-03T09:00:00Z", end: "2026-12-03T10:00:00Z" },
+  job_id: 9,
+  created_at: "2026-12-03T10:01:00Z",
+  active: false,
+};
+
+describe("MachinePage", { timeout: 20_000 }, () => {
+  afterEach(() => vi.unstubAllGlobals());
+
+  it("charts each sensor and the score with about one bucket per pixel, appends live values, re-queries a range", async () => {
+    const sent = stubFetch({
+      "GET /api/v1/machines/press-1": machine({ active_model_id: 4, health: 0.97 }),
+      "GET /api/v1/alerts": [alert({ id: 5, status: "closed", closed_at: "2026-12-03T10:01:00Z" })],
+      "GET /api/v1/machines/press-1/readings": readings(3),
+      "GET /api/v1/machines/press-1/models": [{ ...model, active: true }],
+    });
+    const { stream } = renderAs("viewer", <MachinePage name="press-1" />);
+    expect(await screen.findByTestId("stub-oil_temp")).toHaveTextContent("2 buckets, last mean 71");
+    expect(screen.getByTestId("stub-_score")).toHaveTextContent("threshold 3");
+    const q = sent.find((s) => s.url.pathname.endsWith("/readings"))!.url.searchParams;
+    expect(q.get("points")).toBe("1000");
+    expect((Date.parse(q.get("end")!) - Date.parse(q.get("start")!)) / 1000).toBeCloseTo(3600, -1);
+    expect(screen.getByTestId("machine-health")).toHaveTextContent("Normal · 97 %");
+    expect(screen.getByTestId("machine-alert-row")).toHaveTextContent("#5");
+
+    // a live state: a new bucket per sensor and for the score, the newest value shown, health follows
+    act(() =>
+      stream.machineStates.forEach((f) =>
+        f({ machine: "press-1", line: "L1", time: now, health: 0.42, score: 4.5, values: { oil_temp: 90.5, pressure: 3.2 }, readings: 2, open_alert_id: 6 }),
+      ),
+    );
+    expect(screen.getByTestId("stub-oil_temp")).toHaveTextContent("3 buckets, last mean 90.5");
+    expect(screen.getByTestId("stub-_score")).toHaveTextContent("3 buckets, last mean 4.5");
+    expect(screen.getAllByTestId("sensor-value")[0]).toHaveTextContent("now 90.5 °C");
+    expect(screen.getByTestId("machine-health")).toHaveTextContent("Alerting · 42 %");
+    // another machine's state changes nothing
+    act(() => stream.machineStates.forEach((f) => f({ machine: "other", line: "L1", time: now, health: 1, score: 0, values: { oil_temp: 1 }, readings: 1, open_alert_id: null })));
+    expect(screen.getByTestId("stub-oil_temp")).toHaveTextContent("last mean 90.5");
+    // a live alert of this machine joins its history
+    act(() => stream.alerts.forEach((f) => f({ change: "opened", alert: alert({ id: 6 }) })));
+    expect(screen.getAllByTestId("machine-alert-row").map((r) => r.getAttribute("data-id"))).toEqual(["6", "5"]);
+
+    // a week: asked again over seven days
+    await userEvent.click(within(screen.getByTestId("range")).getByText("7 d"));
+    await vi.waitFor(() => {
+      const last = sent.filter((s) => s.url.pathname.endsWith("/readings")).at(-1)!.url.searchParams;
+      expect((Date.parse(last.get("end")!) - Date.parse(last.get("start")!)) / 1000).toBeCloseTo(7 * 86400, -1);
+    });
+    // a viewer: no training, activation, rollback or editing
+    expect(screen.getByTestId("model-metrics")).toHaveTextContent("69.990");
+    expect(screen.queryByTestId("train-form")).not.toBeInTheDocument();
+    expect(screen.queryByTestId("activate")).not.toBeInTheDocument();
+    expect(screen.queryByTestId("rollback")).not.toBeInTheDocument();
+    expect(screen.queryByTestId("edit-sensors")).not.toBeInTheDocument();
+  }, 20_000);
+
+  it("an engineer trains a version over a time range and follows the job to the end, then activates it", async () => {
+    let job = { id: 9, kind: "sensor_train", status: "running", progress: 0.3, message: "warm", params: { machine: "press-1" }, result: null, error: null, created_at: "", started_at: null, finished_at: null };
+    let models: unknown[] = [];
+    let active: number | null = null;
+    const sent = stubFetch({
+      "GET /api/v1/machines/press-1": () => machine({ active_model_id: active }),
+      "GET /api/v1/alerts": [],
+      "GET /api/v1/machines/press-1/readings": readings(null, false),
+      "GET /api/v1/machines/press-1/models": () => models,
+      "GET /api/v1/jobs": [],
+      "POST /api/v1/machines/press-1/models/train": () => job,
+      "GET /api/v1/jobs/9": () => job,
+      "POST /api/v1/machine-models/4/activate": () => {
+        active = 4;
+        return machine({ active_model_id: 4 });
+      },
+    });
+    vi.stubGlobal("confirm", () => true);
+    const { stream } = renderAs("engineer", <MachinePage name="press-1" />);
+    expect(await screen.findByTestId("no-models")).toHaveTextContent("Train one");
+    expect(await screen.findByTestId("no-scores")).toHaveTextContent("No active sensor model");
+    await userEvent.click(screen.getByTestId("train"));
+    expect(await screen.findByTestId("train-progress")).toHaveTextContent("Phase: warm · 30 %");
+    const body = sent.find((s) => s.method === "POST")!.body as { start: string; end: string; params: object };
+    expect((Date.parse(body.end) - Date.parse(body.start)) / 86400_000).toBeCloseTo(7, 1); // a week by default
+    expect(body.params).toEqual({});
+    // progress from the live stream, then the job ends
+    act(() => stream.jobs.forEach((f) => f({ ...job, progress: 0.8, message: "save" })));
+    expect(screen.getByTestId("train-progress")).toHaveTextContent("Phase: save · 80 %");
+    job = { ...job, status: "succeeded", progress: 1, message: "done", result: { machine_model_id: 4, version: 1 } as never };
+    models = [model];
+    act(() => stream.jobs.forEach((f) => f(job)));
+    expect(await screen.findByTestId("train-done")).toHaveTextContent("Version 1 (#4) is ready");
+    const row = await screen.findByTestId("model-row");
+    expect(row).toHaveTextContent("1200");
+    expect(row).toHaveTextContent("0.12 %");
+    await userEvent.click(within(row).getByTestId("activate"));
+    expect(await screen.findByTestId("models-message")).toHaveTextContent("Version 1 is now active on press-1");
+  }, 20_000);
+});
