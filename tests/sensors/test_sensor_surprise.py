@@ -51,7 +51,7 @@ def test_a_spike_beyond_the_range_alerts_once():
 
 
 def test_series_are_independent():
-    x = cycles()
+    x = cycles(series=10)  # over 8 series: one vectorised step per row; alone: the plain-float loop
     x[1500:1600, 1] = 50.0
     _, together, _ = alerts_of(x)
     _, alone, _ = alerts_of(x[:, 1:2])
@@ -139,3 +139,20 @@ def test_bad_use_and_bad_checkpoints_are_user_errors(tmp_path):
     (tmp_path / "ck" / "state.json").write_text(json.dumps({**meta, "kind": "stream"}))
     with pytest.raises(ModelFileError, match="stream"):
         SurpriseDetector.load(tmp_path / "ck")
+
+
+def test_the_plain_float_loop_matches_the_vectorised_step_bit_for_bit():
+    x = cycles(1500, 3)
+    x[1000:1100, 1] = 50.0
+    x[100:140, 2] = np.nan
+    x[700, 0] = 5000.0  # the histograms double their bins
+    x[:30, 2] = 7.0  # a constant start: the bins are laid out late
+    loop = SurpriseDetector(learning_period=300).start(3)
+    s_loop, a_loop = loop.update_many(x)  # 3 series: one plain-float loop per series
+    step = SurpriseDetector(learning_period=300).start(3)
+    rows = [step.update(r) for r in x]  # one vectorised step per row
+    assert a_loop[1000:1050, 1].any() and a_loop[700, 0]
+    np.testing.assert_array_equal(s_loop, np.array([r[0] for r in rows]))
+    np.testing.assert_array_equal(a_loop, np.array([r[1] for r in rows]))
+    for k, v in loop.state().items():
+        np.testing.assert_array_equal(v, step.state()[k], err_msg=k)

@@ -46,6 +46,7 @@ from linewatch.errors import LinewatchError, ModelFileError
 from linewatch.sensors.methods import SurpriseParams
 
 STATE_VERSION = 1
+SCALAR_SERIES = 8  # up to this many series, update_many runs a plain-float loop per series
 BINS = 512  # histogram bins per level histogram
 CHANNELS = 4  # new pattern, rare level, rare smoothed level, deviation
 RED, YELLOW, FULL = 5.0, 3.0, 10.0  # surprise (decades): an alarm, what a repeated alarm is lowered to, the cap
@@ -72,6 +73,7 @@ _STATE = {
     "mean": ((), 0.0),
     "var": ((), 0.0),
     "ring": ((CHANNELS, "likelihood_window"), 0.0),
+    "rsum": ((CHANNELS,), 0.0),
     "lmean": ((CHANNELS,), 0.0),
     "lvar": ((CHANNELS,), 0.0),
     "since_red": ((), np.inf),  # points since the last alarm-level surprise
@@ -123,7 +125,7 @@ class SurpriseDetector(Estimator):
 
     def _level_share(self, h: int, x: np.ndarray, ok: np.ndarray, band: np.ndarray) -> np.ndarray:
         """Per series (where ``ok``): the count of earlier values of histogram ``h`` within ``band`` of ``x``."""
-        hist, base, width = self.hist_[:, h], self.h_base_[:, h], self.h_width_[:, h]
+        base, width = self.h_base_[:, h], self.h_width_[:, h]
         out = np.zeros(len(x))
         laid = ok & (width > 0)
         flat = ok & (width == 0)
@@ -137,7 +139,8 @@ class SurpriseDetector(Estimator):
             i1 = np.where(x[rows] - band[rows] >= base[rows] + BINS * w, -1, i1)
             span = int(max((i1 - i0).max() + 1, 1))
             idx = i0[:, None] + np.arange(span)
-            take = np.take_along_axis(hist[rows], np.minimum(idx, BINS - 1), axis=1)
+            flat = ((rows * 2 + h) * BINS)[:, None] + np.minimum(idx, BINS - 1)
+            take = self.hist_.reshape(-1).take(flat)
             out[rows] = np.where(idx <= i1[:, None], take, 0.0).sum(axis=1)
         return out
 
@@ -226,7 +229,10 @@ class SurpriseDetector(Estimator):
         # 2. rare level, 3. rare smoothed level
         k = min(p["smooth"], w)
         have = np.minimum(count, k)
-        smooth = np.where(seen, self.buf_[:, -k:].sum(axis=1) / np.maximum(have, 1), 0.0)
+        total = self.buf_[:, w - k]
+        for c in range(w - k + 1, w):  # summed in this order in both paths (the plain-float loop's too)
+            total = total + self.buf_[:, c]
+        smooth = np.where(seen, total / np.maximum(have, 1), 0.0)
         # (the window's older slots are 0 until filled: the sum over `have` points is the sum of the last k slots)
         self.s_lo_ = np.where(seen, np.minimum(self.s_lo_, smooth), self.s_lo_)
         self.s_hi_ = np.where(seen, np.maximum(self.s_hi_, smooth), self.s_hi_)
@@ -251,8 +257,9 @@ class SurpriseDetector(Estimator):
         avg = p["likelihood_window"]
         slot = ((count - 1) % avg).astype(int)
         rows = np.flatnonzero(seen)
+        self.rsum_[rows] = self.rsum_[rows] + (raw[rows] - self.ring_[rows, :, slot[rows]])
         self.ring_[rows, :, slot[rows]] = raw[rows]
-        m = self.ring_.sum(axis=2) / np.minimum(np.maximum(count, 1), avg)[:, None]
+        m = self.rsum_ / np.minimum(np.maximum(count, 1), avg)[:, None]
         mu = np.maximum(self.lmean_, MEAN_FLOOR)
         sdl = np.sqrt(np.maximum(self.lvar_, VAR_FLOOR))
         tail = log_ndtr(-(m - mu) / sdl) / -_LN10
@@ -286,8 +293,152 @@ class SurpriseDetector(Estimator):
         if block.ndim != 2 or block.shape[1] != len(self.count_):
             raise LinewatchError(f"expected (steps, {len(self.count_)}) values, got shape {block.shape}")
         scores, alerts = np.empty_like(block), np.zeros(block.shape, dtype=bool)
+        if block.shape[1] <= SCALAR_SERIES:
+            for j in range(block.shape[1]):
+                scores[:, j], alerts[:, j] = self._run_series(j, block[:, j])
+            return scores, alerts
         for i, row in enumerate(block):
             scores[i], alerts[i] = self.update(row)
+        return scores, alerts
+
+    def _run_series(self, j: int, values: np.ndarray) -> tuple[list[float], list[bool]]:
+        """The recurrences of :meth:`update` for series ``j`` over many points, in plain Python floats, operation
+        for operation (the same results, bit for bit: tests/sensors/test_sensor_surprise.py)."""
+        p = self.params_
+        w, k, radius, bits = p["window"], min(p["smooth"], p["window"]), p["radius"], p["pattern_bits"]
+        band_share, rare, alpha, avg = p["density_band"], p["rare_share"], p["alpha"], p["likelihood_window"]
+        memory, tolerance, rearm, threshold = p["likelihood_memory"], p["range_tolerance"], p["rearm"], p["threshold"]
+        weights = (1.0, p["level_weight"], p["level_weight"], p["deviation_weight"])
+        mix = [int(m) for m in self._mix[:w]]
+        mask64, shift = 2**64 - 1, 64 - bits
+        count, learning = float(self.count_[j]), float(self.learning_[j])
+        lo, hi = float(self.lo_[j]), float(self.hi_[j])
+        buf = self.buf_[j].tolist()
+        table = bytearray(self.patterns_[j].tobytes())
+        n_patterns = float(self.n_patterns_[j])
+        hist = [self.hist_[j, h].tolist() for h in range(2)]
+        base, width = self.h_base_[j].tolist(), self.h_width_[j].tolist()
+        first, pending = self.h_first_[j].tolist(), self.h_pending_[j].tolist()
+        s_lo, s_hi, mean, var = float(self.s_lo_[j]), float(self.s_hi_[j]), float(self.mean_[j]), float(self.var_[j])
+        ring = self.ring_[j].tolist()
+        rsum, lmean, lvar = self.rsum_[j].tolist(), self.lmean_[j].tolist(), self.lvar_[j].tolist()
+        since_red, n_alerts = float(self.since_red_[j]), float(self.alerts_[j])
+        sqrt, floor, isfinite = math.sqrt, math.floor, math.isfinite
+        scores, alerts = [], []
+        raw = [0.0] * CHANNELS
+        for x in values.tolist():
+            if not isfinite(x):
+                scores.append(0.0)
+                alerts.append(False)
+                continue
+            count += 1.0
+            rng = hi - lo
+            tol = tolerance * rng
+            spatial = count > 1 and rng > 0 and (x > hi + tol or x < lo - tol)
+            lo, hi = min(lo, x), max(hi, x)
+            rng = hi - lo
+            raw[0] = 0.0
+            buf.pop(0)
+            buf.append(x)
+            if count >= w and rng > 0:
+                key = 0
+                for i in range(w):
+                    key += int(floor((buf[i] - lo) / rng / radius)) * mix[i]
+                slot = (((key & mask64) * _GOLDEN) & mask64) >> shift
+                byte, bit = slot >> 3, slot & 7
+                if not (table[byte] >> bit) & 1:
+                    raw[0] = 1.0
+                    table[byte] |= 1 << bit
+                    n_patterns += 1.0
+            total = buf[w - k]
+            for c in range(w - k + 1, w):
+                total = total + buf[c]
+            smooth = total / max(min(count, k), 1.0)
+            s_lo, s_hi = min(s_lo, smooth), max(s_hi, smooth)
+            for h, (val, r) in enumerate(((x, rng), (smooth, s_hi - s_lo))):
+                hh, bw = hist[h], width[h]
+                raw[1 + h] = 0.0
+                if count > 10 and r > 0:
+                    band = band_share * r
+                    if bw == 0:
+                        near = pending[h] if abs(val - first[h]) <= band else 0.0
+                    else:
+                        b0 = base[h]
+                        i0 = min(max(floor((val - band - b0) / bw), 0), BINS - 1)
+                        i1 = min(max(floor((val + band - b0) / bw), -1), BINS - 1)
+                        if val - band >= b0 + BINS * bw:
+                            i1 = -1
+                        near = sum(hh[i0 : i1 + 1]) if i1 >= i0 else 0.0  # whole counts: exact in any order
+                    raw[1 + h] = max(0.0, 1.0 - near / (rare * max(count - 1, 1)))
+                # insert
+                if count == 1:
+                    first[h] = val
+                if bw == 0:
+                    if val == first[h]:
+                        pending[h] += 1
+                        continue
+                    bw = width[h] = abs(val - first[h]) / (BINS / 4)
+                    base[h] = (val + first[h]) / 2 - (BINS / 2) * bw
+                    i = min(max(int((first[h] - base[h]) // bw), 0), BINS - 1)
+                    hh[i] += pending[h]
+                    pending[h] = 0.0
+                while True:
+                    i = floor((val - base[h]) / width[h])
+                    if 0 <= i < BINS:
+                        break
+                    merged = [hh[2 * q] + hh[2 * q + 1] for q in range(BINS // 2)]
+                    zeros = [0.0] * (BINS // 2)
+                    if i >= BINS:
+                        hh[:] = merged + zeros
+                    else:
+                        hh[:] = zeros + merged
+                        base[h] = base[h] - BINS * width[h]
+                    width[h] = 2 * width[h]
+                hh[i] += 1.0
+            sd = sqrt(var)
+            z = abs(x - mean) / sd if sd > 0 else 0.0
+            raw[3] = min(z / 4.0, 1.0)
+            a = max(1.0 / max(count, 1.0), alpha)
+            delta = x - mean
+            mean = mean + a * delta
+            var = (1 - a) * (var + a * delta * delta)
+            slot = int((count - 1) % avg)
+            active = count - 1 >= learning * 0.5
+            la = max(1.0 / max(count, 1.0), 1.0 / memory)
+            s = 0.0
+            for c in range(CHANNELS):
+                rc = ring[c]
+                rsum[c] = rsum[c] + (raw[c] - rc[slot])
+                rc[slot] = raw[c]
+                m = rsum[c] / min(max(count, 1.0), avg)
+                mu = max(lmean[c], MEAN_FLOOR)
+                if active and m > mu:
+                    sdl = sqrt(max(lvar[c], VAR_FLOOR))
+                    s = max(s, float(log_ndtr(-(m - mu) / sdl) / -_LN10) * weights[c])
+                ld = m - lmean[c]
+                lmean[c] = lmean[c] + la * ld
+                lvar[c] = (1 - la) * (lvar[c] + la * ld * ld)
+            since_red += 1.0
+            if s > RED:
+                if since_red <= max(rearm, 1):
+                    s = YELLOW
+                since_red = 0.0
+            learnt = count > learning
+            if spatial and learnt:
+                s = FULL
+            score = min(s, FULL) / FULL
+            alert = learnt and score >= threshold
+            n_alerts += alert
+            scores.append(score)
+            alerts.append(alert)
+        self.count_[j], self.lo_[j], self.hi_[j], self.n_patterns_[j] = count, lo, hi, n_patterns
+        self.buf_[j] = buf
+        self.patterns_[j] = np.frombuffer(bytes(table), dtype=np.uint8)
+        self.hist_[j] = hist
+        self.h_base_[j], self.h_width_[j], self.h_first_[j], self.h_pending_[j] = base, width, first, pending
+        self.s_lo_[j], self.s_hi_[j], self.mean_[j], self.var_[j] = s_lo, s_hi, mean, var
+        self.ring_[j], self.rsum_[j], self.lmean_[j], self.lvar_[j] = ring, rsum, lmean, lvar
+        self.since_red_[j], self.alerts_[j] = since_red, n_alerts
         return scores, alerts
 
     # -- checkpoints -----------------------------------------------------------------------------------------
