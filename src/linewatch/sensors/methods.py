@@ -100,7 +100,7 @@ class SurpriseParams(Params):
     )
     window: int = Param(8, "points in a pattern (the new-pattern score)", ge=2, le=64)
     pattern_bits: int = Param(16, "a table of 2^N bits per series remembers the pattern cells seen", ge=8, le=24)
-    radius: float = Param(0.1, "cell size of a pattern: each point's level in steps of this share of the range", gt=0)
+    radius: float = Param(0.14, "cell size of a pattern: each point's level in steps of this share of the range", gt=0)
     density_band: float = Param(0.02, "earlier points within this share of the range count as the same level", gt=0)
     rare_share: float = Param(0.01, "a level held by fewer than this share of earlier points is rare", gt=0, lt=1)
     smooth: int = Param(6, "points averaged for the rare-smoothed-level score (at most window)", ge=1)
