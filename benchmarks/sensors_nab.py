@@ -1,10 +1,13 @@
 """NAB v1.1 with linewatch's scorer: first re-score the published raw outputs of numenta HTM that ship with the
 data (proof that the scorer matches NAB: HTM is 70.10 / 63.12 / 74.32), then score linewatch's streaming
-detector on the 58 series, point by point, each series learning from nothing.
+detectors on the 58 series, point by point, each series learning from nothing.
 
-    python benchmarks/sensors_nab.py DATA_ROOT [--skip-ours] [-p name=value ...]
+    python benchmarks/sensors_nab.py DATA_ROOT [--detector surprise|stream ...] [--skip-ours] [-p name=value ...]
 
-DATA_ROOT holds factory/nab (e.g. ../shared/data).
+DATA_ROOT holds factory/nab (e.g. ../shared/data). All 58 series stream side by side through one detector, one
+parameter set. The surprise detector gets each series' learning period from NAB's rule (the first 15% of the
+file, at most 750 points: NAB's probationary period, which NAB lets a detector learn from); ``--fixed-learning``
+gives every series the ``learning_period`` parameter instead. Labels are used only by NAB's threshold sweep.
 """
 
 from __future__ import annotations
@@ -17,8 +20,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from linewatch.sensors.nab import PROFILES, best_threshold, corpus_score, normalise, sweep_file, window_indices
+from linewatch.sensors.nab import (
+    PROFILES,
+    best_threshold,
+    corpus_score,
+    normalise,
+    probationary_length,
+    sweep_file,
+    window_indices,
+)
 from linewatch.sensors.streaming import StreamingDetector
+from linewatch.sensors.surprise import SurpriseDetector
 
 PUBLISHED = {
     "ARTime": (74.85, 65.15, 80.36),
@@ -56,7 +68,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("root", type=Path)
     ap.add_argument("--skip-ours", action="store_true")
-    ap.add_argument("-p", "--param", action="append", default=[], help="streaming parameter NAME=VALUE")
+    ap.add_argument("--detector", action="append", choices=("surprise", "stream"), help="default: surprise")
+    ap.add_argument("--fixed-learning", action="store_true", help="every series learns for learning_period points")
+    ap.add_argument("-p", "--param", action="append", default=[], help="detector parameter NAME=VALUE")
     a = ap.parse_args()
     files = list(corpus(a.root))
     nab = a.root / "factory" / "nab"
@@ -78,14 +92,23 @@ def main() -> None:
         block = np.full((longest, len(files)), np.nan)
         for j, (_, _, values, _) in enumerate(files):
             block[: len(values), j] = values
-        t0 = time.perf_counter()
-        det = StreamingDetector(**params).start(len(files))
-        scores, _ = det.update_many(block)
-        secs = time.perf_counter() - t0
-        ours = {name: scores[: len(v), j] for j, (name, _, v, _) in enumerate(files)}
         points = sum(len(v) for _, _, v, _ in files)
-        rows.append((f"linewatch stream (defaults{', ' + str(params) if params else ''})", score_table(ours, files)))
-        print(f"streamed {points} points of {len(files)} series side by side in {secs:.1f} s")
+        for kind in a.detector or ["surprise"]:
+            t0 = time.perf_counter()
+            if kind == "surprise":
+                learning = None if a.fixed_learning else [probationary_length(len(v)) for _, _, v, _ in files]
+                det = SurpriseDetector(**params).start(len(files), learning_periods=learning)
+            else:
+                det = StreamingDetector(**params).start(len(files))
+            scores, _ = det.update_many(block)
+            secs = time.perf_counter() - t0
+            ours = {name: scores[: len(v), j] for j, (name, _, v, _) in enumerate(files)}
+            how = ", ".join(
+                ([str(params)] if params else ["defaults"])
+                + (["learning: 15% of each file"] if kind == "surprise" and not a.fixed_learning else [])
+            )
+            rows.append((f"linewatch {kind} ({how})", score_table(ours, files)))
+            print(f"{kind}: streamed {points} points of {len(files)} series side by side in {secs:.1f} s")
     print("| detector | standard | reward_low_FP | reward_low_FN |")
     print("|---|---|---|---|")
     for label, res in rows:

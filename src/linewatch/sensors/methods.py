@@ -91,6 +91,31 @@ class StreamParams(Params):
     clip: float = Param(8.0, "a point moves the running statistics as if it were at most N std away", gt=0)
 
 
+class SurpriseParams(Params):
+    """The surprise detector (``linewatch.sensors.surprise``): four raw scores per point, HTM's anomaly likelihood on
+    each, one alert per event. The defaults are the ones measured on NAB (docs/benchmarks.md)."""
+
+    learning_period: int = Param(
+        750, "points per series before it can alert (the likelihood starts after half of them)", ge=2
+    )
+    window: int = Param(8, "points in a pattern (the new-pattern score)", ge=2, le=64)
+    pattern_bits: int = Param(16, "a table of 2^N bits per series remembers the pattern cells seen", ge=8, le=24)
+    radius: float = Param(0.14, "cell size of a pattern: each point's level in steps of this share of the range", gt=0)
+    density_band: float = Param(0.02, "earlier points within this share of the range count as the same level", gt=0)
+    rare_share: float = Param(0.01, "a level held by fewer than this share of earlier points is rare", gt=0, lt=1)
+    smooth: int = Param(6, "points averaged for the rare-smoothed-level score (at most window)", ge=1)
+    alpha: float = Param(0.01, "weight of a new point in the running mean and variance (deviation score)", gt=0, lt=1)
+    likelihood_window: int = Param(14, "points in the short-term average of each raw score", ge=1, le=1000)
+    likelihood_memory: int = Param(3000, "memory of the long-term distribution of that average, in points", ge=10)
+    level_weight: float = Param(0.8, "weight of the two rare-level surprises against the new-pattern one", ge=0)
+    deviation_weight: float = Param(0.6, "weight of the deviation surprise against the new-pattern one", ge=0)
+    range_tolerance: float = Param(
+        0.05, "a point beyond the range seen so far by more than this share of it is a full surprise", ge=0
+    )
+    rearm: int = Param(100, "points after an alarm-level surprise in which another counts only as a warning", ge=0)
+    threshold: float = Param(0.5, "alert at this score (surprise / 10: 0.5 is a one-in-100,000 average)", gt=0, le=1)
+
+
 METHODS = Registry("sensors")
 _S = "linewatch.sensors.detectors"
 METHODS.add(
