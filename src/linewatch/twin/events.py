@@ -4,7 +4,8 @@ An event says that ``machine`` entered ``state`` at ``time`` (seconds since the 
 mode, "off shift", ...), which product it is working on from then (``product``), and how many parts it completed
 since its previous event (``good``, ``defective``, and of the defective ones how many went to ``reworked``; the rest
 were scrapped). A machine only completes parts while running, so counts belong to the running interval the event
-ends; an event may repeat the current state just to report counts (or a product change).
+ends; an event may repeat the current state just to report counts (or a product change). The product stays until
+an event names another, and is cleared when the machine is starved (it holds no part).
 
 :class:`StateMachine` applies events one at a time and rejects an impossible one with a reason, leaving the state
 as it was (never applied half-way); :func:`rebuild` replays an event list to the state at any time."""
@@ -205,9 +206,10 @@ class StateMachine:
             return st
         if ev.state != st.state or ev.cause != st.cause:
             st.since = ev.time
+        if ev.product is not None:
             st.product = ev.product
-        elif ev.product is not None:
-            st.product = ev.product
+        elif ev.state == "starved":  # the part in hand (the product) is kept until the machine has none
+            st.product = None
         st.state = ev.state
         st.cause = ev.cause
         st.good += ev.good
