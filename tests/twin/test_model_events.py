@@ -136,9 +136,7 @@ def test_scenarios_override_the_model():
     assert [p.mix for p in new.products] == [0.2, 0.8]
     assert line.buffer_before("cap").capacity == 20  # the base is untouched
     # removing a machine leaves its buffer and inspection behind: the merged model is checked as a whole
-    with pytest.raises(
-        TwinModelError, match=r"scenario 'no camera': buffers\[4\].before: unknown operation 'inspect'"
-    ):
+    with pytest.raises(TwinModelError, match=r"scenario 'no camera': buffers\[4\].before: unknown operation 'inspect'"):
         apply_scenario(
             line, scenario_from_dict({"name": "no camera", "machines": [{"name": "inspector", "remove": True}]})
         )

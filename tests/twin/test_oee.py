@@ -80,6 +80,8 @@ def test_hand_worked_line_and_shifts():
     assert line.availability == pytest.approx((23400 + 28800) / (27000 + 28800), **EXACT)
     assert line.performance == pytest.approx((22500 + 26600) / (23400 + 28800), **EXACT)
     assert line.quality == pytest.approx(73 / 75 * 260 / 266, **EXACT)
+    # output view: 260 good parts out of the oven x the line's ideal cycle (its slowest operation, 100 s) / 8 h
+    assert line.output_oee == pytest.approx(260 * 100 / 28800, **EXACT)
     early, late = rep.shifts
     assert early[0].startswith("early 2024-03-04") and late[0].startswith("late 2024-03-04")
     e_press, l_press = early[3][0], late[3][0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from linewatch.twin.model import DAYS, Line
@@ -21,7 +21,7 @@ class Window:
 
     @property
     def label(self) -> str:
-        return f"{self.shift} {datetime.fromtimestamp(self.start, UTC).strftime('%Y-%m-%d %H:%M')}Z"
+        return self.shift
 
 
 class Calendar:

@@ -18,7 +18,7 @@ from typing import Any
 from linewatch.twin.model import Line, Scenario, apply_scenario, line_from_dict
 
 # the figures summarised across replications (per machine and per buffer ones are added by name)
-SCALARS = ("throughput_per_h", "lead_time_s", "wip", "oee", "good", "scrap", "reworked")
+SCALARS = ("throughput_per_h", "lead_time_s", "wip", "output_oee", "oee", "good", "scrap", "reworked")
 MACHINE = ("utilisation", "blocked", "starved", "down", "oee", "availability", "performance", "quality")
 
 

@@ -21,9 +21,13 @@ spread evenly over it, so a range that cuts an interval takes its share. Time be
 loss APT − Σ PRI·PQ, and the scrap and rework losses Σ PRI·SQ and Σ PRI·RQ; together with the good parts' ideal time
 Σ PRI·GQ they add up to PBT.
 
-The line: availability and effectiveness from the machines' summed times (Σ APT / Σ PBT, Σ PRI·PQ / Σ APT), and the
-quality ratio as the rolled throughput yield, the product of the machines' quality ratios (a part must pass every
-station), so a defect found at one inspection station is not diluted by the machines that cannot see it."""
+The line, two views. As the sum of its work units: availability and effectiveness from the machines' summed times
+(Σ APT / Σ PBT, Σ PRI·PQ / Σ APT), and the quality ratio as the rolled throughput yield, the product of the machines'
+quality ratios (a part must pass every station), so a defect found at one inspection station is not diluted by the
+machines that cannot see it. This view drops when a machine is added in parallel (each of the two idles half the
+time). And by its output (``output_oee``, with a line model): good parts leaving the line × the line's ideal cycle
+time (its slowest operation's nameplate time divided by the machines offering it) / planned operation time, the share
+of the nameplate output delivered, which is the figure to compare what-if scenarios by."""
 
 from __future__ import annotations
 
@@ -122,6 +126,8 @@ class OEE:
     ideal_scrap_s: float = 0.0
     ideal_rework_s: float = 0.0
     quality_override: float | None = None  # the line: rolled throughput yield
+    good_by_product: dict[str | None, float] = field(default_factory=dict)
+    output_oee: float | None = None  # the line: good parts out x the line's ideal cycle / planned operation time
 
     @property
     def pbt_s(self) -> float:
@@ -183,6 +189,7 @@ class OEE:
             "rework": self.rework,
             "ideal_s": self.ideal_s,
             "losses": self.losses(),
+            **({} if self.output_oee is None else {"output_oee": r(self.output_oee)}),
         }
 
 
@@ -232,6 +239,7 @@ def _machine_oee(t: Timeline, a: float, b: float, planned, pstarts, pri) -> OEE:
                 sc = (n_def - t.reworked[i]) * share
                 p = pri(t.machine, t.products[i])
                 o.good += g
+                o.good_by_product[t.products[i]] = o.good_by_product.get(t.products[i], 0.0) + g
                 o.scrap += sc
                 o.rework += rw
                 o.ideal_good_s += p * g
@@ -266,6 +274,26 @@ def _line(name: str, parts: list[OEE]) -> OEE:
             any_q = True
     o.quality_override = q if any_q else None
     return o
+
+
+def _output_oee(line, parts: list[OEE], pot_s: float) -> float | None:
+    """Good parts leaving the line (counted at the machines doing each product's last operation) times the line's
+    ideal cycle for the product (its slowest operation, ideal cycle over the machines that offer it), over the
+    planned operation time: the share of the line's nameplate output it delivered."""
+    if pot_s <= 0:
+        return None
+    by_name = {o.name: o for o in parts}
+    total = 0.0
+    for p in line.product_list:
+        ideal = max(
+            min(m.op(op).ideal_s for m in line.machines_for(op)) / len(line.machines_for(op)) for op in p.routing
+        )
+        for m in line.machines_for(p.routing[-1]):
+            o = by_name.get(m.name)
+            if o is not None:
+                key = p.name if p.name in o.good_by_product else (None if len(line.product_list) == 1 else p.name)
+                total += o.good_by_product.get(key, 0.0) * ideal
+    return total / pot_s
 
 
 @dataclass
@@ -339,7 +367,10 @@ def compute_oee(
         planned = cal.open_intervals(a, b) if cal is not None else [(a, b)]
         pstarts = [x for x, _ in planned]
         ms = [_machine_oee(tl.get(n) or Timeline(n), a, b, planned, pstarts, pri) for n in names]
-        return ms, _line(name or (line.name if line is not None else "line"), ms)
+        total = _line(name or (line.name if line is not None else "line"), ms)
+        if line is not None:
+            total.output_oee = _output_oee(line, ms, sum(y - x for x, y in planned))
+        return ms, total
 
     machines, total = one(start, end)
     shifts = []

@@ -579,6 +579,7 @@ class Simulation:
                 ev, why = rep.rejected[0]
                 raise RuntimeError(f"the simulation made an impossible event: {ev} ({why})")
             res["oee"] = rep.line.oee
+            res["output_oee"] = rep.line.output_oee
             res["line_oee"] = rep.line.to_json()
             for o in rep.machines:
                 machines[o.name].update(
