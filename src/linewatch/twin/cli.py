@@ -260,3 +260,35 @@ def oee(
             highlight=False,
             soft_wrap=True,
         )
+
+
+@twin_app.command()
+@user_errors
+def aas(
+    line: Annotated[Path, typer.Argument(help="line model, YAML or JSON")],
+    live: Annotated[
+        Path | None, typer.Option(help="JSON: machine name -> live properties (state, health, counts, ...)")
+    ] = None,
+    base_id: Annotated[str, typer.Option(help="URN prefix of the identifiers")] = "urn:linewatch",
+    out_path: Annotated[Path | None, typer.Option("--out", help="write here instead of stdout")] = None,
+) -> None:
+    """Export the line's machines (and live properties) as an Asset Administration Shell JSON environment."""
+    require("twin", "linewatch twin aas")
+    from linewatch.twin.aas import export_aas
+    from linewatch.twin.model import _read_doc, _read_file, load_line
+
+    ln = load_line(line)
+    props = None
+    if live is not None:
+        data, name = _read_file(live)
+        props = _read_doc(data, name)
+        if not isinstance(props, dict) or not all(isinstance(v, dict) for v in props.values()):
+            raise LinewatchError(f"{live}: expected a mapping of machine name to a mapping of properties")
+    try:
+        text = export_aas(ln, props, base_id)
+    except ValueError as e:
+        raise LinewatchError(f"{live}: {e}") from None
+    if out_path is not None:
+        out_path.write_text(text, encoding="utf-8")
+    else:
+        print(text)
