@@ -221,3 +221,27 @@ def test_event_files_round_trip_and_bad_rows(tmp_path):
     (tmp_path / "r.jsonl").write_text('{"machine": "m", "time": 0, "state": "down", "defective": 1, "reworked": 2}\n')
     with pytest.raises(EventError, match="reworked: cannot exceed defective"):
         read_events(tmp_path / "r.jsonl")
+
+
+def test_shift_calendar_overnight_and_daylight_saving():
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from linewatch.twin.calendar import Calendar
+    from linewatch.twin.model import line_from_dict
+
+    line = line_from_dict(
+        {
+            "name": "l",
+            "timezone": "Europe/Berlin",
+            "shifts": [{"name": "night", "start": "22:00", "end": "06:00", "days": ["sat"]}],
+            "machines": [{"name": "a", "operation": "x", "cycle_time_s": 1}],
+        }
+    )
+    tz = ZoneInfo("Europe/Berlin")
+    # the night from Saturday 30 March 2024 into Sunday, when clocks go forward: 7 hours, not 8
+    t1 = datetime(2024, 3, 30, 12, tzinfo=tz).timestamp()
+    t2 = datetime(2024, 3, 31, 12, tzinfo=tz).timestamp()
+    (w,) = Calendar(line).windows(t1, t2)
+    assert w.shift == "night 2024-03-30" and w.end - w.start == 7 * 3600
+    assert Calendar(line).open_intervals(t1, w.start + 3600) == [(w.start, w.start + 3600)]

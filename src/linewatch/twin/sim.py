@@ -177,6 +177,7 @@ class _Machine:
         self.rework_fraction = ins.rework_fraction if ins else 0.0
         self.rework_to = ins.rework_to if ins else None
         self.raw = None  # (cumulative weights, products) when this machine makes new parts (saturated line)
+        self.rr = 0  # the next input buffer to look at first (machines with several operations)
         self.state: str | None = None
         self.cause: str | None = None
         self.product: str | None = None
@@ -246,10 +247,16 @@ class _Machine:
                 self.set("idle", start.cause)
         while True:
             if part is None:
-                for b in self.inbufs:
-                    part = b.take()
-                    if part is not None:
-                        break
+                inbufs = self.inbufs
+                if len(inbufs) == 1:
+                    part = inbufs[0].take()
+                else:  # several operations: look at their buffers in turn, starting after the last one served
+                    n = len(inbufs)
+                    for k in range(n):
+                        part = inbufs[(self.rr + k) % n].take()
+                        if part is not None:
+                            self.rr = (self.rr + k + 1) % n
+                            break
                 if part is None and self.raw is not None:
                     cum, prods = self.raw
                     part = sim.new_part(prods[bisect.bisect_right(cum, sim.rng.random() * cum[-1])])
