@@ -114,6 +114,7 @@ def test_oee_table(tmp_path):
         (("simulate", BOTTLING, "--hours", 1, "--warmup", 2), "--warmup must be shorter"),
         (("simulate", BOTTLING, "--start", "yesterday"), "--start: 'yesterday' is not an ISO 8601 time"),
         (("simulate", BOTTLING, "--initial", "{badinit}", "--hours", 1), "buffers.nowhere: unknown buffer"),
+        (("simulate", BOTTLING, "--initial", "{badinit2}", "--hours", 1), "machines.filler.remaining_s: must be"),
         (("oee", "{events}"), "OEE needs each machine's ideal cycle time"),
         (("oee", "{events}", "--ideal", "press=fast"), "--ideal: expected MACHINE=SECONDS"),
         (("oee", "{events}", "--ideal", "press=60", "--from", 100, "--to", 50), "must be after --from"),
@@ -129,6 +130,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path, args, message):
     )
     (tmp_path / "s.yaml").write_text("name: typo\nmachines:\n  - {name: depalletiser, cycle_time_s: 0}\n")
     (tmp_path / "init.yaml").write_text("buffers: {nowhere: 3}\n")
+    (tmp_path / "init2.yaml").write_text("machines: {filler: {state: down, remaining_s: soon}}\n")
     (tmp_path / "e.csv").write_text("machine,time,state\npress,0,running\n")
     (tmp_path / "bad.csv").write_text("machine,time,state\npress,0,running\npress,5,asleep\n")
     (tmp_path / "live.json").write_text('{"mixer": {"state": "running"}}')
@@ -136,6 +138,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path, args, message):
         "bad": "bad.yaml",
         "badscenario": "s.yaml",
         "badinit": "init.yaml",
+        "badinit2": "init2.yaml",
         "events": "e.csv",
         "badevents": "bad.csv",
         "badlive": "live.json",

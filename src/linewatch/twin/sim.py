@@ -126,8 +126,23 @@ class InitialState:
             unknown = set(v) - {"state", "remaining_s", "product", "cause"}
             if unknown:
                 raise TwinModelError(f"initial state: machines.{k}.{sorted(unknown)[0]}: unknown field")
+            if v.get("state", "starved") not in STATES:
+                raise TwinModelError(f"initial state: machines.{k}.state: must be one of {', '.join(STATES)}")
+            rem = v.get("remaining_s", 0.0)
+            if isinstance(rem, bool) or not isinstance(rem, int | float) or not 0 <= rem < math.inf:
+                raise TwinModelError(f"initial state: machines.{k}.remaining_s: must be a number of seconds >= 0")
+            for f in ("product", "cause"):
+                if v.get(f) is not None and not isinstance(v[f], str):
+                    raise TwinModelError(f"initial state: machines.{k}.{f}: must be text")
             ms[k] = MachineStart(**v)
-        return cls(ms, dict(d.get("buffers") or {}))
+        bufs = d.get("buffers") or {}
+        if not isinstance(bufs, dict):
+            raise TwinModelError("initial state: buffers: expected a mapping of buffer name to a count")
+        for k, v in bufs.items():
+            counts = v.values() if isinstance(v, dict) else [v]
+            if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts):
+                raise TwinModelError(f"initial state: buffers.{k}: expected a count >= 0 or {{product: count}}")
+        return cls(ms, dict(bufs))
 
     @classmethod
     def from_status(cls, line: Line, status: dict, at: float, buffers: dict | None = None) -> InitialState:
