@@ -88,6 +88,12 @@ def test_simulate_json_lines_and_table(tmp_path):
     assert 0 < doc["line"]["oee"] <= 1 and doc["rejected"] == []
     r = run("simulate", BOTTLING, "--hours", 2, "--replications", 2, "--start", "2024-01-01T06:00")
     assert r.returncode == 0 and "throughput / h" in r.stdout and "filler utilisation" in r.stdout
+    # one replication in a closed plant (Sunday): no parts, no lead time, no interval -> nulls, strict JSON
+    r = run("simulate", BOTTLING, "--hours", 1, "--replications", 1, "--start", "2024-01-07T06:00", "--json")
+    assert r.returncode == 0, r.stderr
+    rep, summary = (json.loads(x) for x in r.stdout.splitlines())
+    assert rep["lead_time_s"] is None and rep["good"] == 0
+    assert summary["stats"]["throughput_per_h"]["ci_low"] is None
 
 
 def test_oee_table(tmp_path):

@@ -166,15 +166,22 @@ def simulate(
     if json_out:
         for s in summaries:
             for i, r in enumerate(s.results):
-                print(json.dumps({"scenario": s.name, "replication": i, **r}, default=_nan_none))
+                print(json.dumps(_finite({"scenario": s.name, "replication": i, **r}), allow_nan=False))
         for s in summaries:
-            print(json.dumps(s.to_json(), default=_nan_none))
+            print(json.dumps(_finite(s.to_json()), allow_nan=False))
         return
     out.print(_table(summaries, ln))
 
 
-def _nan_none(x):
-    return None
+def _finite(x):
+    """NaN and infinities (a figure without data, an interval from one replication) become null: strict JSON."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_finite(v) for v in x]
+    return x
 
 
 @twin_app.command()
