@@ -64,8 +64,9 @@ def timelines(events: Iterable[StateEvent], machines: Iterable[str] | None = Non
     sm = StateMachine(frozenset(machines) if machines is not None else None)
     tl: dict[str, Timeline] = {}
     rejected: list[tuple[StateEvent, str]] = []
+    problem, update = sm.problem, sm._update
     for ev in sort_events(events):
-        why = sm.offer(ev)
+        why = problem(ev)
         if why is not None:
             rejected.append((ev, why))
             continue
@@ -75,7 +76,7 @@ def timelines(events: Iterable[StateEvent], machines: Iterable[str] | None = Non
         if t.ends:
             t.ends[-1] = ev.time
             t.good[-1], t.defective[-1], t.reworked[-1] = ev.good, ev.defective, ev.reworked
-        cur = sm.status[ev.machine]
+        cur = update(ev)
         t.starts.append(ev.time)
         t.ends.append(INF)
         t.states.append(ev.state)

@@ -16,6 +16,7 @@ with waiting getters and putters (not ``simpy.Store``): fewer events per part, w
 from __future__ import annotations
 
 import bisect
+import gc
 import math
 import random
 from collections import deque
@@ -535,19 +536,27 @@ class Simulation:
         if self.line.arrivals is not None:
             env.process(self._source())
         snap: dict[str, Any] = {}
-        if self.warmup > 0:
-            env.run(until=self.warmup)
-            snap = self._snapshot()
-        step = self.horizon / 20
-        t = self.warmup
-        while t < self.horizon:
-            t = min(self.horizon, t + step)
-            env.run(until=t)
-            if progress is not None:
-                progress(t / self.horizon)
-        for mm in self.machines:
-            mm.flush()
-        return self._result(snap)
+        # the run makes millions of small objects and keeps the events: the cycle collector would rescan them
+        # over and over, for nothing (nothing here is a cycle worth collecting before the end)
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            if self.warmup > 0:
+                env.run(until=self.warmup)
+                snap = self._snapshot()
+            step = self.horizon / 20
+            t = self.warmup
+            while t < self.horizon:
+                t = min(self.horizon, t + step)
+                env.run(until=t)
+                if progress is not None:
+                    progress(t / self.horizon)
+            for mm in self.machines:
+                mm.flush()
+            return self._result(snap)
+        finally:
+            if was_enabled:
+                gc.enable()
 
     def _snapshot(self) -> dict[str, Any]:
         return {
