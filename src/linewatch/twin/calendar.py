@@ -73,6 +73,16 @@ class OpenClock:
         self.always = always
         self.starts = [a for a, _ in intervals]
         self.ends = [b for _, b in intervals]
+        self.before = [0.0]  # open time before each interval starts
+        for a, b in intervals:
+            self.before.append(self.before[-1] + (b - a))
+
+    def open_before(self, t: float) -> float:
+        """Open time from the first interval's start up to t (the line's planned time, cumulative)."""
+        i = bisect.bisect_right(self.starts, t) - 1
+        if i < 0:
+            return 0.0
+        return self.before[i] + min(t, self.ends[i]) - self.starts[i]
 
     def next_open(self, t: float) -> float | None:
         """t if open at t, else the next opening (None: never again in the horizon)."""

@@ -97,6 +97,13 @@ def _table(summaries, line) -> Table:
     for m in names:
         for what in ("utilisation", "blocked", "starved", "down", "oee"):
             t.add_row(f"{m} {what}", *[_fmt(s.stats.get(f"machines.{m}.{what}"), pct=True) for s in summaries])
+    bufs = []
+    for s in summaries:
+        for k in s.results[0]["buffers"]:
+            if k not in bufs and not k.endswith(" input"):  # declared buffers (not the one-place handovers)
+                bufs.append(k)
+    for b in bufs:
+        t.add_row(f"{b} mean level", *[_fmt(s.stats.get(f"buffers.{b}.mean")) for s in summaries])
     return t
 
 

@@ -5,7 +5,9 @@ is none), wait for the shift if the line is closed (idle, "off shift"), run the 
 time to failure counted in running time; the machine is down for the repair and then finishes the cycle), then hand
 the part to the next operation's buffer (blocked while it is full). An inspection station finds a part defective at
 its defect rate; a defective part is reworked (sent back to ``rework_to``, entering that buffer even when it is full,
-so rework loops cannot deadlock) or scrapped. Without ``arrivals`` the machines of a routing's first operation make
+so rework loops cannot deadlock) or scrapped. Outside the shifts a machine finishes the part in hand and is idle
+("off shift") rather than starved; its state shares (utilisation = running, blocked, starved, down) are shares of the
+planned (shift) time after the warm-up. Without ``arrivals`` the machines of a routing's first operation make
 a new part whenever their buffer is empty (a saturated line); with it, a source releases parts at those intervals.
 
 The machines emit the same :class:`~linewatch.twin.events.StateEvent` records as the live twin, so the OEE of a run is
@@ -204,12 +206,18 @@ class _Machine:
 
     # one state change -> one event (counts since the previous event ride along)
     def set(self, state: str, cause: str | None = None, product: str | None = None) -> None:
+        if product is None and state != "starved":
+            product = self.product  # as the state machine does: the product stays until the machine has no part
         if state == self.state and cause == self.cause and product == self.product:
             return
         sim = self.sim
         now = sim.env.now
         if self.state is not None:
-            self.acc[self.state] += now - self.since
+            if sim.clock.always:
+                self.acc[self.state] += now - self.since
+            else:  # only planned (shift) time counts towards the state shares
+                c = sim.clock
+                self.acc[self.state] += c.open_before(sim.t0 + now) - c.open_before(sim.t0 + self.since)
         if sim.record:
             sim.events.append(
                 StateEvent(self.name, sim.t0 + now, state, cause, self.good, self.defective, self.reworked, product)
@@ -236,7 +244,13 @@ class _Machine:
     def times(self) -> dict[str, float]:
         out = dict(self.acc)
         if self.state is not None:
-            out[self.state] += self.sim.env.now - self.since
+            sim = self.sim
+            now = sim.env.now
+            if sim.clock.always:
+                out[self.state] += now - self.since
+            else:
+                c = sim.clock
+                out[self.state] += c.open_before(sim.t0 + now) - c.open_before(sim.t0 + self.since)
         return out
 
     def process(self, start: MachineStart | None):
@@ -277,11 +291,28 @@ class _Machine:
                     cum, prods = self.raw
                     part = sim.new_part(prods[bisect.bisect_right(cum, sim.rng.random() * cum[-1])])
                 if part is None:
-                    self.set("starved")
                     ev = env.event()
                     for b in self.inbufs:
                         b.getters.append(ev)
-                    part = yield ev
+                    if clock.always:
+                        self.set("starved")
+                        part = yield ev
+                    else:  # starved in the shift, idle outside it: wake up at each change until a part comes
+                        while True:
+                            t = t0 + env.now
+                            nxt = clock.next_open(t)
+                            if nxt == t:
+                                self.set("starved")
+                                yield ev | timeout(clock.open_until(t) - t)
+                            elif nxt is None:
+                                self.set("idle", "off shift")
+                                yield ev
+                            else:
+                                self.set("idle", "off shift")
+                                yield ev | timeout(nxt - t)
+                            if ev.triggered:
+                                part = ev.value
+                                break
                 work = self.cycle[part.routing[part.step]]()
             if not finished:
                 if not clock.always:
@@ -570,10 +601,12 @@ class Simulation:
         end = self._snapshot()
         span = self.horizon - self.warmup
         hours = span / 3600.0
+        c = self.clock
+        planned = span if c.always else c.open_before(self.t0 + self.horizon) - c.open_before(self.t0 + self.warmup)
         machines = {}
         for mm in self.machines:
             t1, t0 = end["times"][mm.name], (snap.get("times") or {}).get(mm.name, dict.fromkeys(STATES, 0.0))
-            fr = {s: (t1[s] - t0[s]) / span for s in STATES}
+            fr = {s: (t1[s] - t0[s]) / planned if planned > 0 else math.nan for s in STATES}
             machines[mm.name] = {
                 **fr,
                 "utilisation": fr["running"],
@@ -588,6 +621,7 @@ class Simulation:
             "seed": self.seed,
             "hours": self.horizon / 3600.0,
             "warmup_h": self.warmup / 3600.0,
+            "planned_h": planned / 3600.0,
             "throughput_per_h": good / hours,
             "throughput_by_product": {k: v / hours for k, v in self.exits.items()},
             "good": good,
