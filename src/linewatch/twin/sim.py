@@ -196,6 +196,7 @@ class _Machine:
         self.rework_to = ins.rework_to if ins else None
         self.raw = None  # (cumulative weights, products) when this machine makes new parts (saturated line)
         self.rr = 0  # the next input buffer to look at first (machines with several operations)
+        self.waiting = False  # for a part (starved, or idle off shift)
         self.state: str | None = None
         self.cause: str | None = None
         self.product: str | None = None
@@ -294,25 +295,14 @@ class _Machine:
                     ev = env.event()
                     for b in self.inbufs:
                         b.getters.append(ev)
-                    if clock.always:
+                    # starved in the shift, idle outside it (the shift process switches a waiting machine)
+                    if clock.always or clock.next_open(t0 + env.now) == t0 + env.now:
                         self.set("starved")
-                        part = yield ev
-                    else:  # starved in the shift, idle outside it: wake up at each change until a part comes
-                        while True:
-                            t = t0 + env.now
-                            nxt = clock.next_open(t)
-                            if nxt == t:
-                                self.set("starved")
-                                yield ev | timeout(clock.open_until(t) - t)
-                            elif nxt is None:
-                                self.set("idle", "off shift")
-                                yield ev
-                            else:
-                                self.set("idle", "off shift")
-                                yield ev | timeout(nxt - t)
-                            if ev.triggered:
-                                part = ev.value
-                                break
+                    else:
+                        self.set("idle", "off shift")
+                    self.waiting = True
+                    part = yield ev
+                    self.waiting = False
                 work = self.cycle[part.routing[part.step]]()
             if not finished:
                 if not clock.always:
@@ -551,6 +541,20 @@ class Simulation:
             if ev is not None:
                 yield ev
 
+    def _shifts(self):
+        """At each shift's start and end, machines waiting for parts turn starved or idle (off shift)."""
+        env = self.env
+        for a, b in zip(self.clock.starts, self.clock.ends, strict=True):
+            for at, change in ((a, ("starved", None)), (b, ("idle", "off shift"))):
+                t = at - self.t0
+                if t >= self.horizon:
+                    return
+                if t > env.now:
+                    yield env.timeout(t - env.now)
+                    for mm in self.machines:
+                        if mm.waiting:
+                            mm.set(*change)
+
     # -- running ------------------------------------------------------------------------------------------------
     def run(self, progress=None) -> dict[str, Any]:
         env = self.env
@@ -566,6 +570,8 @@ class Simulation:
             env.process(mm.process(self._initial.machines.get(mm.name)))
         if self.line.arrivals is not None:
             env.process(self._source())
+        if not self.clock.always:
+            env.process(self._shifts())
         snap: dict[str, Any] = {}
         # the run makes millions of small objects and keeps the events: the cycle collector would rescan them
         # over and over, for nothing (nothing here is a cycle worth collecting before the end)
