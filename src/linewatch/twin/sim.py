@@ -489,7 +489,7 @@ class Simulation:
         return Part(product, self.routing[product], step, None)
 
     def _fill(self) -> None:
-        names = {**{b.name: op for op, b in self.bufs.items()}}
+        names = {b.name: op for op, b in self.bufs.items()}
         for name, content in self._initial.buffers.items():
             op = names.get(name)
             if op is None:
