@@ -62,6 +62,9 @@ def test_help_works_without_extras(base_python, tmp_path):
         (["inspect", "--server", "http://127.0.0.1:9", "--api-key", "k", "x.png"], "client"),
         (["schedule", "solve", "instance.txt"], "scheduling"),
         (["schedule", "replan", "plan.json", "event.json"], "scheduling"),
+        (["twin", "validate", "line.yaml"], "twin"),
+        (["twin", "simulate", "line.yaml"], "twin"),
+        (["twin", "oee", "events.csv"], "twin"),
     ],
 )
 def test_command_names_the_missing_extra(base_python, tmp_path, args, extra):

@@ -30,6 +30,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "search": ("qdrant_client",),
     "clip": ("open_clip",),
     "scheduling": ("ortools",),
+    "twin": ("simpy", "pydantic", "yaml", "scipy", "basyx"),
 }
 
 

@@ -1,0 +1,4 @@
+import pytest
+
+pytest.importorskip("simpy")
+pytest.importorskip("yaml")
