@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, func, select, update
 
 from linewatch.core.events import Event, MachineModelActivated, MachinesChanged, MachineState
 from linewatch.services import readings
@@ -41,6 +41,7 @@ log = logging.getLogger("linewatch.ingest")
 QUEUE_MESSAGES = 2_000  # messages waiting at most; a full queue holds the broker back (backpressure)
 STATE_EVERY_S = 1.0  # a machine's state event at most this often
 CHECKPOINT_EVERY_S = 30.0
+TOUCH_EVERY_S = 1.0  # a machine's row (newest reading time, health) is written at most this often
 PRUNE_EVERY_S = 600.0
 RETRY_S = 1.0
 MAX_PAYLOAD_KEPT = 4096
@@ -137,6 +138,8 @@ class Ingester:
         self._pending_state: dict[int, dict] = {}
         self._reload_models: set[int] = set()
         self._deleted: set[int] = set()  # machines deleted since the last batch: their state is let go
+        self._touched: dict[int, int] = {}  # machine id -> newest reading (ms) not yet written to its row
+        self._touched_at: dict[int, float] = {}
         self.live_dir = Path(s.data_dir) / "machines" / "live"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -288,6 +291,7 @@ class Ingester:
             self.scorers.pop(mid, None)
             self.health.pop(mid, None)
             self._pending_state.pop(mid, None)
+            self._touched.pop(mid, None)
         now_ms = int(time.time() * 1000)
         future_ms = int(settings.max_future_s * 1000)
         outcomes = [Outcome() for _ in batch]
@@ -359,7 +363,7 @@ class Ingester:
                     outcomes[i].stored = int(n)
                 if batch[0].score:
                     self._score(conn, new, new_machine)
-                self._touch(s, new, new_machine)
+                self._touch(s, new, new_machine, force=any(m.future is not None for m in batch))
             for i in range(len(batch)):
                 accepted = int((owner == i).sum())
                 outcomes[i].duplicates = accepted - outcomes[i].stored
@@ -465,14 +469,41 @@ class Ingester:
         st = self._pending_state.setdefault(m.id, {"values": {}, "readings": 0, "time": 0})
         st["score"] = score
 
-    def _touch(self, s, new: readings.Rows, new_machine: np.ndarray) -> None:
-        """Each machine's newest reading time and health, in the batch's transaction."""
+    def _touch(self, s, new: readings.Rows, new_machine: np.ndarray, force: bool = False) -> None:
+        """Each machine's newest reading time and health, in the batch's transaction: at most once every
+        ``TOUCH_EVERY_S`` per machine (one statement for all of them), the latest values in between."""
+        t = time.monotonic()
         for mid in np.unique(new_machine):
+            mid = int(mid)
             newest = int(new.ts[new_machine == mid].max())
-            values = {"last_reading_at": readings_time(newest)}
-            if int(mid) in self.health:
-                values |= {"health": round(self.health[int(mid)], 4), "health_at": now()}
-            s.execute(update(Machine).where(Machine.id == int(mid)).values(**values))
+            self._touched[mid] = max(self._touched.get(mid, 0), newest)
+        due = [mid for mid in self._touched if force or t - self._touched_at.get(mid, 0) >= TOUCH_EVERY_S]
+        if not due:
+            return
+        at = now()
+        rows = []
+        for mid in due:
+            h = self.health.get(mid)
+            rows.append(
+                {
+                    "mid": mid,
+                    "last": readings_time(self._touched.pop(mid)),
+                    "health": None if h is None else round(h, 4),
+                    "health_at": None if h is None else at,
+                }
+            )
+            self._touched_at[mid] = t
+        table = Machine.__table__
+        s.connection().execute(
+            update(table)
+            .where(table.c.id == bindparam("mid"))
+            .values(
+                last_reading_at=bindparam("last"),
+                health=func.coalesce(bindparam("health"), table.c.health),
+                health_at=func.coalesce(bindparam("health_at"), table.c.health_at),
+            ),
+            rows,
+        )
 
     def _flush_states(self, force: bool) -> None:
         t = time.monotonic()

@@ -74,25 +74,36 @@ def store(conn: Connection, rows: Rows) -> Rows:
     return new
 
 
+def _cursor(conn: Connection):
+    """The DB-API cursor of the connection's transaction: the hot statements skip SQLAlchemy's row objects."""
+    return conn.connection.dbapi_connection.cursor()
+
+
 def _insert_raw(conn: Connection, rows: Rows) -> Rows:
-    if _sqlite(conn):
-        got: list[tuple] = []
-        data = np.empty((len(rows), 3), dtype=object)
-        data[:, 0], data[:, 1], data[:, 2] = rows.sensor.tolist(), rows.ts.tolist(), rows.value.tolist()
-        for start in range(0, len(rows), SQLITE_ROWS):
-            chunk = data[start : start + SQLITE_ROWS]
-            sql = (
-                "INSERT INTO readings (sensor_id, ts, value) VALUES "
-                + ",".join(["(?,?,?)"] * len(chunk))
-                + " ON CONFLICT DO NOTHING RETURNING sensor_id, ts, value"
+    cur = _cursor(conn)
+    try:
+        if _sqlite(conn):
+            got: list[tuple] = []
+            flat = np.empty(len(rows) * 3, dtype=object)
+            flat[0::3], flat[1::3], flat[2::3] = rows.sensor.tolist(), rows.ts.tolist(), rows.value.tolist()
+            for start in range(0, len(rows), SQLITE_ROWS):
+                n = min(SQLITE_ROWS, len(rows) - start)
+                sql = (
+                    "INSERT INTO readings (sensor_id, ts, value) VALUES "
+                    + ",".join(["(?,?,?)"] * n)
+                    + " ON CONFLICT DO NOTHING RETURNING sensor_id, ts, value"
+                )
+                cur.execute(sql, flat[start * 3 : (start + n) * 3].tolist())
+                got.extend(cur.fetchall())
+        else:
+            cur.execute(
+                "INSERT INTO readings (sensor_id, ts, value) SELECT * FROM unnest(%s::int[], %s::bigint[], "
+                "%s::float8[]) ON CONFLICT DO NOTHING RETURNING sensor_id, ts, value",
+                (rows.sensor.tolist(), rows.ts.tolist(), rows.value.tolist()),
             )
-            got.extend(conn.exec_driver_sql(sql, tuple(chunk.ravel().tolist())).fetchall())
-    else:
-        got = conn.exec_driver_sql(
-            "INSERT INTO readings (sensor_id, ts, value) SELECT * FROM unnest(%s::int[], %s::bigint[], "
-            "%s::float8[]) ON CONFLICT DO NOTHING RETURNING sensor_id, ts, value",
-            (rows.sensor.tolist(), rows.ts.tolist(), rows.value.tolist()),
-        ).fetchall()
+            got = cur.fetchall()
+    finally:
+        cur.close()
     if not got:
         return Rows.empty()
     sensor, ts, value = zip(*got, strict=True)  # plain tuples: NumPy reads them fast (SQLAlchemy rows slowly)
@@ -123,26 +134,31 @@ def rollup(conn: Connection, rows: Rows) -> None:
 
 def _merge(conn: Connection, table: str, agg: tuple[np.ndarray, ...]) -> None:
     cols = [a.tolist() for a in agg]
-    if _sqlite(conn):
-        data = list(zip(*cols, strict=True))
-        for start in range(0, len(data), SQLITE_ROWS // 2):
-            chunk = data[start : start + SQLITE_ROWS // 2]
-            sql = (
-                f"INSERT INTO {table} (sensor_id, bucket, n, vsum, vmin, vmax) VALUES "
-                + ",".join(["(?,?,?,?,?,?)"] * len(chunk))
-                + f" ON CONFLICT (sensor_id, bucket) DO UPDATE SET n = {table}.n + excluded.n, "
-                f"vsum = {table}.vsum + excluded.vsum, vmin = min({table}.vmin, excluded.vmin), "
-                f"vmax = max({table}.vmax, excluded.vmax)"
+    cur = _cursor(conn)
+    try:
+        if _sqlite(conn):
+            flat = [x for row in zip(*cols, strict=True) for x in row]
+            per = SQLITE_ROWS // 2
+            for start in range(0, len(cols[0]), per):
+                n = min(per, len(cols[0]) - start)
+                sql = (
+                    f"INSERT INTO {table} (sensor_id, bucket, n, vsum, vmin, vmax) VALUES "
+                    + ",".join(["(?,?,?,?,?,?)"] * n)
+                    + f" ON CONFLICT (sensor_id, bucket) DO UPDATE SET n = {table}.n + excluded.n, "
+                    f"vsum = {table}.vsum + excluded.vsum, vmin = min({table}.vmin, excluded.vmin), "
+                    f"vmax = max({table}.vmax, excluded.vmax)"
+                )
+                cur.execute(sql, flat[start * 6 : (start + n) * 6])
+        else:
+            cur.execute(
+                f"INSERT INTO {table} (sensor_id, bucket, n, vsum, vmin, vmax) SELECT * FROM unnest(%s::int[], "
+                "%s::bigint[], %s::int[], %s::float8[], %s::float8[], %s::float8[]) ON CONFLICT (sensor_id, bucket) "
+                f"DO UPDATE SET n = {table}.n + excluded.n, vsum = {table}.vsum + excluded.vsum, "
+                f"vmin = LEAST({table}.vmin, excluded.vmin), vmax = GREATEST({table}.vmax, excluded.vmax)",
+                tuple(cols),
             )
-            conn.exec_driver_sql(sql, tuple(x for row in chunk for x in row))
-    else:
-        conn.exec_driver_sql(
-            f"INSERT INTO {table} (sensor_id, bucket, n, vsum, vmin, vmax) SELECT * FROM unnest(%s::int[], "
-            "%s::bigint[], %s::int[], %s::float8[], %s::float8[], %s::float8[]) ON CONFLICT (sensor_id, bucket) "
-            f"DO UPDATE SET n = {table}.n + excluded.n, vsum = {table}.vsum + excluded.vsum, "
-            f"vmin = LEAST({table}.vmin, excluded.vmin), vmax = GREATEST({table}.vmax, excluded.vmax)",
-            tuple(cols),
-        )
+    finally:
+        cur.close()
 
 
 # -- reading back ------------------------------------------------------------------------------------------------
