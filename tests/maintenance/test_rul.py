@@ -77,6 +77,15 @@ def test_conformal_intervals_cover_at_the_nominal_rate_on_exchangeable_data():
     assert near < far / 2  # narrower where the prediction says failure is near
 
 
+def test_an_interval_always_holds_its_prediction_even_when_a_bins_residuals_are_all_positive():
+    pred = np.linspace(0, 125, 400)
+    truth = np.where(pred > 100, pred + 40, pred)  # past the cap the truth runs on: every residual there is > 0
+    state = fit_intervals(pred, truth + np.random.default_rng(0).normal(0, 1, 400), coverage=0.9)
+    assert state["low"][-1] > 0  # the top bin's lower quantile lies above its predictions
+    low, high = apply_intervals(pred, state)
+    assert np.all(low <= pred) and np.all(pred <= high)
+
+
 def test_nasa_score_punishes_late_more_than_early():
     assert nasa_score(np.array([10.0]), np.array([0.0])) == pytest.approx(np.e - 1)
     assert nasa_score(np.array([0.0]), np.array([13.0])) == pytest.approx(np.e - 1)
