@@ -54,6 +54,9 @@ class FailureParams(Params):
     max_leaf_nodes: int = Param(15, "leaves per tree", ge=2, le=1024)
     folds: int = Param(5, "time-ordered blocks: each model holds one out to calibrate the probabilities", ge=2, le=20)
     seed: int = Param(0, "seed of the boosting", ge=0)
+    threads: int = Param(
+        1, "CPU threads of the boosting (0: every core); more than the free cores wait on each other", ge=0, le=256
+    )
 
 
 METHODS = Registry("maintenance")
