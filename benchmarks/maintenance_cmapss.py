@@ -2,7 +2,7 @@
 at its last cycle, compare with RUL_FDxxx.txt. Prints RMSE, NASA score, interval coverage and width, training
 time, and the out-of-fold validation figures the defaults were chosen on (training units only).
 
-    python benchmarks/maintenance_cmapss.py /work/shared/data [FD001 FD003] [--threads 2] [--params JSON]
+    python benchmarks/maintenance_cmapss.py /work/shared/data [FD001 FD003] [--params JSON]
     python benchmarks/maintenance_cmapss.py /work/shared/data --models DIR   # DIR/model-FD001 ... already fitted
 
 With --models the models (e.g. those `linewatch maintenance fit` wrote for the contract check) are loaded, not
@@ -16,8 +16,6 @@ import json
 import time
 from pathlib import Path
 
-import torch
-
 from linewatch.maintenance.metrics import rul_metrics
 from linewatch.maintenance.rul import RulCNN
 from linewatch.maintenance.saving import load
@@ -28,11 +26,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("data_root", type=Path, help="folder holding factory/cmapss (or the cmapss folder itself)")
     ap.add_argument("subsets", nargs="*", default=["FD001", "FD003"])
-    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--params", default="{}", help="JSON object of RulCNN parameters (default: the defaults)")
     ap.add_argument("--models", type=Path, help="folder with model-FDxxx directories to evaluate instead of fitting")
     a = ap.parse_args()
-    torch.set_num_threads(a.threads)
     root = a.data_root / "factory" / "cmapss" if (a.data_root / "factory").is_dir() else a.data_root
     params = json.loads(a.params)
     rows, nominal = [], 0.9
@@ -54,7 +50,7 @@ def main() -> None:
         rows.append((fd, m, info, fit_s, pred_s))
         print(json.dumps({"subset": fd, **m, **{f"train_{k}": v for k, v in info.items()}, "fit_s": fit_s}),
               flush=True)
-    print(f"\nthreads {a.threads}, parameters {params or 'defaults'}, nominal coverage {nominal:.0%}\n")
+    print(f"\nparameters {params or 'defaults'}, nominal coverage {nominal:.0%}\n")
     print("| subset | RMSE | NASA score | coverage | mean width | val RMSE degrading (CNN / trees / blend) | blend | "
           "regimes | train s | predict s |")
     print("|---|---|---|---|---|---|---|---|---|---|")

@@ -163,7 +163,7 @@ def make_maintenance_data(tmp: Path) -> EngineData:
     return EngineData(
         train=train,
         test=test,
-        params={"window": 5, "epochs": 2, "folds": 2, "channels": 4, "max_regimes": 2, "max_iter": 5},
+        params={"window": 5, "epochs": 2, "folds": 2, "channels": 4, "max_regimes": 2, "max_iter": 5, "tree_iter": 5},
         save=save,
         load=load,
         outputs=outputs,

@@ -12,7 +12,7 @@ import pytest
 from linewatch.maintenance.synthetic import machine_readings, run_to_failure
 
 LW = [sys.executable, "-m", "linewatch.cli", "maintenance"]
-TINY = ["--window", "8", "--epochs", "3", "--folds", "2", "--channels", "4", "-q"]
+TINY = ["--window", "8", "--epochs", "3", "--folds", "2", "--channels", "4", "--tree-iter", "20", "-q"]
 
 
 def run(*args, check=True):

@@ -8,11 +8,11 @@ import pytest
 from linewatch.maintenance.intervals import apply_intervals, fit_intervals
 from linewatch.maintenance.metrics import nasa_score, rul_metrics
 from linewatch.maintenance.regimes import fit_regimes, normalise
-from linewatch.maintenance.rul import RulCNN, windows
+from linewatch.maintenance.rul import RulCNN, history_slopes, threads, windows
 from linewatch.maintenance.synthetic import run_to_failure
 from linewatch.maintenance.tables import histories
 
-SMALL = {"window": 10, "epochs": 15, "folds": 2, "channels": 8, "max_regimes": 6, "batch_size": 64}
+SMALL = {"window": 10, "epochs": 15, "folds": 2, "channels": 8, "max_regimes": 6, "batch_size": 64, "tree_iter": 60}
 
 
 def test_regimes_are_found_when_settings_cluster_and_not_in_noise():
@@ -45,6 +45,26 @@ def test_windows_pad_short_histories_with_the_first_reading():
     np.testing.assert_array_equal(w[5], [[6, 7], [8, 9], [10, 11]])  # never reaches into unit A
 
 
+def test_history_slopes_are_least_squares_over_each_units_past_only():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(9, 2))  # unit A: rows 0-3, unit B: rows 4-8
+    got = history_slopes(x, np.array([0, 4, 9]))
+    assert np.all(got[[0, 4]] == 0)  # one cycle: no slope yet
+    for row, start in [(1, 0), (3, 0), (6, 4), (8, 4)]:
+        past = x[start : row + 1]
+        want = np.polyfit(np.arange(len(past)), past, 1)[0]
+        np.testing.assert_allclose(got[row], want, atol=1e-9)
+
+
+def test_threads_are_limited_inside_and_restored_after():
+    import torch
+
+    before = torch.get_num_threads()
+    with threads(1) as n:
+        assert n == 1 and torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+
 def test_conformal_intervals_cover_at_the_nominal_rate_on_exchangeable_data():
     rng = np.random.default_rng(0)
     pred = rng.uniform(0, 125, 6000)
@@ -55,6 +75,15 @@ def test_conformal_intervals_cover_at_the_nominal_rate_on_exchangeable_data():
     assert 0.87 <= cov <= 0.93
     near, far = apply_intervals(np.array([5.0, 120.0]), state)[1] - apply_intervals(np.array([5.0, 120.0]), state)[0]
     assert near < far / 2  # narrower where the prediction says failure is near
+
+
+def test_an_interval_always_holds_its_prediction_even_when_a_bins_residuals_are_all_positive():
+    pred = np.linspace(0, 125, 400)
+    truth = np.where(pred > 100, pred + 40, pred)  # past the cap the truth runs on: every residual there is > 0
+    state = fit_intervals(pred, truth + np.random.default_rng(0).normal(0, 1, 400), coverage=0.9)
+    assert state["low"][-1] > 0  # the top bin's lower quantile lies above its predictions
+    low, high = apply_intervals(pred, state)
+    assert np.all(low <= pred) and np.all(pred <= high)
 
 
 def test_nasa_score_punishes_late_more_than_early():

@@ -147,17 +147,20 @@ class FailureRisk(Estimator):
                 self.categories_[c] = values
         if not self.numeric_:
             raise DataError("the table has no numeric reading columns to learn from")
+        from threadpoolctl import threadpool_limits
+
         x = self._features(df)
         block = np.minimum(np.arange(len(df)) * p["folds"] // len(df), p["folds"] - 1)
         self.forests_, self.scaling_ = {}, {}
-        for name, y in labels.items():
-            members, oof = [], np.zeros(len(y))
-            for k in range(p["folds"]):
-                forest = _fit_forest(x[block != k], y[block != k], p)
-                members.append(forest)
-                oof[block == k] = forest_raw(forest, x[block == k])
-            self.forests_[name] = members
-            self.scaling_[name] = _platt(oof, y)
+        with threadpool_limits(limits=p["threads"] or None):  # the boosting's OpenMP threads
+            for name, y in labels.items():
+                members, oof = [], np.zeros(len(y))
+                for k in range(p["folds"]):
+                    forest = _fit_forest(x[block != k], y[block != k], p)
+                    members.append(forest)
+                    oof[block == k] = forest_raw(forest, x[block == k])
+                self.forests_[name] = members
+                self.scaling_[name] = _platt(oof, y)
         self.target_, self.modes_ = target, modes
         self.train_info_ = {
             "rows": len(df),

@@ -34,5 +34,10 @@ def fit_intervals(pred: np.ndarray, truth: np.ndarray, coverage: float) -> dict[
 
 
 def apply_intervals(pred: np.ndarray, state: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The interval of each prediction, never excluding the prediction itself: in the top bin of a capped target
+    nearly every residual is positive (the truth runs on past the cap), so the lower quantile can lie above the
+    prediction; the interval is then widened down to the prediction rather than stating rul_low > rul."""
     which = np.searchsorted(state["edges"], pred, side="right")
-    return np.maximum(pred + state["low"][which], 0.0), np.maximum(pred + state["high"][which], 0.0)
+    low = np.minimum(pred + state["low"][which], pred)
+    high = np.maximum(pred + state["high"][which], pred)
+    return np.maximum(low, 0.0), np.maximum(high, 0.0)

@@ -16,7 +16,7 @@ class RulParams(Params):
         5, "ensemble members, each trained with one fold of units held out for the intervals", ge=2, le=20
     )
     epochs: int = Param(40, "training passes over the windows, per member", ge=1, le=1000)
-    batch_size: int = Param(256, "windows per optimisation step", ge=8, le=8192)
+    batch_size: int = Param(1024, "windows per optimisation step", ge=8, le=8192)
     learning_rate: float = Param(2e-3, "Adam learning rate (cosine-decayed to zero)", gt=0, le=1)
     channels: int = Param(32, "convolution channels", ge=4, le=512)
     blend: float | None = Param(
@@ -26,11 +26,20 @@ class RulParams(Params):
         le=1,
     )
     tree_iter: int = Param(300, "boosting iterations of each tree member", ge=1, le=5000)
+    history: bool = Param(
+        True, "also give the trees each sensor's slope over the unit's whole history so far (its wear rate)"
+    )
     coverage: float = Param(0.9, "nominal coverage of the RUL intervals", gt=0, lt=1)
     max_regimes: int = Param(8, "most operating regimes looked for in the settings columns", ge=1, le=32)
     age: bool = Param(False, "also feed the cycle number (age) to the network")
     smoothing: float = Param(0.1, "exponential smoothing weight of each new sensor reading (1: none)", gt=0, le=1)
     seed: int = Param(0, "seed of the folds, the initial weights and the shuffling", ge=0)
+    threads: int = Param(
+        1,
+        "CPU threads of training and prediction (0: every core); the networks are small, so one is the cheapest",
+        ge=0,
+        le=256,
+    )
 
 
 class FailureParams(Params):
@@ -45,6 +54,9 @@ class FailureParams(Params):
     max_leaf_nodes: int = Param(15, "leaves per tree", ge=2, le=1024)
     folds: int = Param(5, "time-ordered blocks: each model holds one out to calibrate the probabilities", ge=2, le=20)
     seed: int = Param(0, "seed of the boosting", ge=0)
+    threads: int = Param(
+        1, "CPU threads of the boosting (0: every core); more than the free cores wait on each other", ge=0, le=256
+    )
 
 
 METHODS = Registry("maintenance")

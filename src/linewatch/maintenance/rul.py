@@ -1,6 +1,7 @@
 """Remaining useful life from multivariate sensor histories: an ensemble of small 1-D CNNs over the last
 ``window`` cycles, blended with gradient-boosted trees on summaries of the same windows (last value, mean, slopes,
-age), trained on the piecewise-linear target (RUL capped at ``rul_cap``), with conformal intervals.
+age) and of the unit's whole history so far (each sensor's slope since its first cycle: the engine's wear rate),
+trained on the piecewise-linear target (RUL capped at ``rul_cap``), with conformal intervals.
 The two model kinds err differently (the trees use the age and are sharp on noisy sensors, the CNNs read the
 shape of the window), so their blend is better than either; the weight is chosen on held-out units.
 
@@ -11,7 +12,10 @@ nothing beyond the ensemble itself. The prediction is the members' mean."""
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +52,24 @@ class RulPrediction:
             }
             for u, c, r, lo, hi in zip(self.unit, self.cycle, self.rul, self.rul_low, self.rul_high, strict=True)
         ]
+
+
+@contextmanager
+def threads(n: int) -> Iterator[int]:
+    """Torch and the trees' OpenMP limited to ``n`` threads (0: every core this process may use) while inside,
+    as they were after. The networks are small: with more threads than free cores (a shared machine) the
+    threads wait on each other and a fit takes several times longer for the same work."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    n = n or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        with threadpool_limits(limits=n):
+            yield n
+    finally:
+        torch.set_num_threads(before)
 
 
 def as_histories(data: Any, **names) -> Histories:
@@ -118,6 +140,10 @@ class RulCNN(Estimator):
         self.params_ = None
         p = self._validate_params()
         h = as_histories(data)
+        with threads(p["threads"]):
+            return self._fit(h, p, progress)
+
+    def _fit(self, h: Histories, p: dict[str, Any], progress) -> RulCNN:
         starts = h.starts()
         n_units = len(starts) - 1
         if n_units < p["folds"]:
@@ -129,13 +155,13 @@ class RulCNN(Estimator):
         regimes = fit_regimes(h.settings, h.sensors, p["max_regimes"], p["seed"])
         if not regimes["keep"].any():
             raise LinewatchError("every sensor is constant in the training data: nothing to learn from")
-        x = _inputs(h, regimes, p)
+        x, slopes = _inputs(h, regimes, p)
         truth = h.rul_to_failure()
         y = np.minimum(truth, p["rul_cap"]) / p["rul_cap"]
         unit_of_row = np.repeat(np.arange(n_units), np.diff(starts))
         fold_of_unit = np.random.default_rng(p["seed"]).permutation(n_units) % p["folds"]
         fold = fold_of_unit[unit_of_row]
-        feats = window_features(x, h.cycles, p)
+        feats = window_features(x, h.cycles, p, slopes)
         members, trees, oof, oof_trees = [], [], np.zeros(len(y)), np.zeros(len(y))
         for k in range(p["folds"]):
             trees.append(_fit_trees(feats[fold != k], y[fold != k] * p["rul_cap"], p))
@@ -218,21 +244,42 @@ class RulCNN(Estimator):
         self._check_fitted()
         p = self.params_
         h = as_histories(data, sensor_names=self.sensor_names_, setting_names=self.setting_names_)
+        with threads(p["threads"]):
+            return self._predict(h, p, all_cycles)
+
+    def _predict(self, h: Histories, p: dict[str, Any], all_cycles: bool) -> RulPrediction:
         starts = h.starts()
-        x = _inputs(h, self.regimes_, p)
+        x, slopes = _inputs(h, self.regimes_, p)
         rows = np.arange(len(x)) if all_cycles else starts[1:] - 1
         x = x[rows]
         cnn = np.mean([_predict(m, x) for m in self.members_], axis=0) * p["rul_cap"]
-        feats = window_features(x, h.cycles[rows], p)
+        feats = window_features(x, h.cycles[rows], p, slopes[rows])
         boosted = np.mean([forest_raw(t, feats) for t in self.trees_], axis=0)
         pred = np.clip((1 - self.blend_) * cnn + self.blend_ * boosted, 0, None)
         low, high = apply_intervals(pred, self.intervals_)
         return RulPrediction(h.units[rows], h.cycles[rows], pred, low, high)
 
 
-def window_features(x: np.ndarray, cycles: np.ndarray, p: dict[str, Any]) -> np.ndarray:
+def history_slopes(z: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Each sensor's least-squares slope over its unit's whole history up to every row (causal; 0 at a unit's
+    first cycle). A window sees only recent cycles; the slope since the start says how fast this engine has been
+    wearing, which separates engines whose sensors sit at the same level today."""
+    out = np.zeros(z.shape, dtype=np.float64)
+    for s, e in zip(starts[:-1], starts[1:], strict=True):
+        x = z[s:e].astype(np.float64)
+        n = np.arange(1, e - s + 1, dtype=np.float64)[:, None]
+        t = n - 1
+        mean_t, mean_x = np.cumsum(t, axis=0) / n, np.cumsum(x, axis=0) / n
+        var = np.cumsum(t * t, axis=0) / n - mean_t**2
+        cov = np.cumsum(t * x, axis=0) / n - mean_t * mean_x
+        out[s:e] = np.where(var > 1e-9, cov / np.maximum(var, 1e-9), 0.0)
+    return out
+
+
+def window_features(x: np.ndarray, cycles: np.ndarray, p: dict[str, Any], slopes: np.ndarray) -> np.ndarray:
     """Per window: each input's last value, mean, and least-squares slope over the window and its last third,
-    and the age in cycles: what a tree needs to see a trend it cannot compute itself."""
+    the age in cycles, and ``slopes`` (each sensor's slope over the unit's history so far, or no columns): what a
+    tree needs to see a trend it cannot compute itself."""
     x = x[:, :, : x.shape[2] - int(p["age"])]  # the age column (if any) is given once, unsmoothed
     w = x.shape[1]
     t = np.arange(w) - (w - 1) / 2
@@ -240,7 +287,7 @@ def window_features(x: np.ndarray, cycles: np.ndarray, p: dict[str, Any]) -> np.
     ts = np.arange(short) - (short - 1) / 2
     slope = np.einsum("nwf,w->nf", x, t) / (t**2).sum()
     slope_short = np.einsum("nwf,w->nf", x[:, -short:], ts) / (ts**2).sum()
-    return np.hstack([x[:, -1], x.mean(axis=1), slope, slope_short, cycles[:, None]]).astype(np.float64)
+    return np.hstack([x[:, -1], x.mean(axis=1), slope, slope_short, cycles[:, None], slopes]).astype(np.float64)
 
 
 def _fit_trees(feats: np.ndarray, y: np.ndarray, p: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -252,13 +299,16 @@ def _fit_trees(feats: np.ndarray, y: np.ndarray, p: dict[str, Any]) -> dict[str,
     return forest_arrays(reg)
 
 
-def _inputs(h: Histories, regimes: dict[str, np.ndarray], p: dict[str, Any]) -> np.ndarray:
-    """The network's input windows: smoothed per-regime sensors, and the cycle in units of the cap if asked."""
+def _inputs(h: Histories, regimes: dict[str, np.ndarray], p: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """The network's input windows (smoothed per-regime sensors, and the cycle in units of the cap if asked) and
+    the whole-history slopes of the per-regime sensors for the trees ((rows, 0) when ``history`` is off)."""
     starts = h.starts()
-    z = smooth(normalise(h.settings, h.sensors, regimes), starts, p["smoothing"])
+    z = normalise(h.settings, h.sensors, regimes)
+    slopes = history_slopes(z, starts) if p["history"] else np.zeros((len(z), 0))
+    z = smooth(z, starts, p["smoothing"])
     if p["age"]:
         z = np.hstack([z, (h.cycles / p["rul_cap"]).astype(np.float32)[:, None]])
-    return windows(z, starts, p["window"])
+    return windows(z, starts, p["window"]), slopes
 
 
 def _predict(net, x: np.ndarray, batch: int = 4096) -> np.ndarray:
