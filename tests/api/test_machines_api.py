@@ -69,7 +69,7 @@ def test_machines_are_resources_with_roles(api):
     bad = c.post(
         "/api/v1/machines", json={**PRESS, "name": "z", "sensors": [{"name": "a", "low": 5, "high": 1}]}, headers=eng
     )
-    assert bad.status_code == 422 and "above high" in bad.text
+    assert bad.status_code == 409 and "sensors[0]: low (5) is above high (1)" in bad.json()["detail"]
     changed = {**PRESS, "sensors": [PRESS["sensors"][0]]}
     r = c.put("/api/v1/machines/press-1", json=changed, headers=eng)
     assert r.status_code == 200 and [s["name"] for s in r.json()["sensors"]] == ["oil_temp"]
@@ -193,7 +193,7 @@ def test_model_training_activation_alerts_and_acknowledgement(api):
         == 403
     )
     bad = c.post("/api/v1/machines/press-1/models/train", json={"params": {"alpha": 7}}, headers=eng)
-    assert bad.status_code == 400
+    assert bad.status_code == 422  # out of the parameter's declared bounds
     r = c.post("/api/v1/machines/press-1/models/train", json={"start": start, "end": end}, headers=eng)
     assert r.status_code == 202, r.text
     job = _wait_job(api, r.json()["id"], eng)

@@ -74,11 +74,11 @@ def test_bad_instances_and_events_say_what_is_wrong(api):
         json={"name": "x", "instance": {"machines": 2, "jobs": [{"operations": [{"machine": 5, "duration": 3}]}]}},
         headers=eng,
     )
-    assert r.status_code == 400 and "machine" in r.json()["detail"]
+    assert r.status_code == 409 and "machine" in r.json()["detail"]
     r = c.post("/api/v1/schedules", json={"name": "x", "text": "2 2\n0 -3 1 4\n1 2 0 2\n"}, headers=eng)
-    assert r.status_code == 400
+    assert r.status_code == 409
     r = c.post("/api/v1/schedules", json={"name": "x"}, headers=eng)
-    assert r.status_code == 400
+    assert r.status_code == 409
     sid = c.post("/api/v1/schedules", json={"name": "ft06", "text": FT06}, headers=eng).json()["id"]
     r = c.post(
         f"/api/v1/schedules/{sid}/replan",

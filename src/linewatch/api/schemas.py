@@ -473,11 +473,30 @@ class ReadingsOut(BaseModel):
     series: list[SeriesOut]
 
 
+def _params_model(name: str, params_cls) -> type[BaseModel]:
+    """Every exposed parameter of a declaration, optional, with its bounds: left out, the default."""
+    fields: dict = {}
+    for n, spec in params_cls.exposed().items():
+        p = spec.param
+        t = _param_type(spec)
+        fields[n] = (t if spec.optional else t | None, Field(None, description=f"{p.help} (default: {p.default})"))
+    return create_model(name, __config__=ConfigDict(extra="forbid"), **fields)
+
+
+def _stream_params() -> type[BaseModel]:
+    from linewatch.sensors.methods import StreamParams
+
+    return _params_model("StreamParamsIn", StreamParams)
+
+
+StreamParamsIn = _stream_params()
+
+
 class MachineTrainIn(BaseModel):
     start: TimeFilter = Field(None, description="first reading time to train on; default: a week before end")
     end: TimeFilter = Field(None, description="end of the training readings; default: now")
-    params: dict[str, Any] = Field(
-        default_factory=dict,
+    params: StreamParamsIn = Field(  # type: ignore[valid-type]
+        default_factory=StreamParamsIn,
         description="streaming detector parameters (linewatch sensors methods: stream); left out: the defaults",
     )
 

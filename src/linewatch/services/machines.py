@@ -28,7 +28,7 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -50,22 +50,19 @@ class SensorSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Name
     unit: Annotated[str, StringConstraints(max_length=30, pattern=r"^[^\x00-\x1f\x7f]*$")] = ""
-    low: float | None = Field(None, description="lowest expected value: a reading below it raises an alert")
-    high: float | None = Field(None, description="highest expected value: a reading above it raises an alert")
-
-    @model_validator(mode="after")
-    def _range(self):
-        for v in (self.low, self.high):
-            if v is not None and v != v or v in (float("inf"), float("-inf")):
-                raise ValueError("low and high must be finite numbers")
-        if self.low is not None and self.high is not None and self.low > self.high:
-            raise ValueError(f"low ({self.low}) is above high ({self.high})")
-        return self
+    low: float | None = Field(
+        None, description="lowest expected value: a reading below it raises an alert", allow_inf_nan=False
+    )
+    high: float | None = Field(
+        None, description="highest expected value: a reading above it raises an alert", allow_inf_nan=False
+    )
 
 
-class MachineSpec(BaseModel):
+class MachineUpdate(BaseModel):
+    """A machine's definition (PUT /machines/{name}: the name is the path's)."""
+
     model_config = ConfigDict(extra="forbid")
-    name: Name
+    name: Name | None = Field(None, description="the machine's name: the path's (renaming is not supported)")
     line: Name | None = Field(None, description="the line's name (in an import file, given by the enclosing line)")
     type: Annotated[str, StringConstraints(max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")] = ""
     description: Text = ""
@@ -74,13 +71,26 @@ class MachineSpec(BaseModel):
     )
     sensors: list[SensorSpec] = Field(default_factory=list, max_length=1000)
 
-    @model_validator(mode="after")
-    def _unique(self):
-        names = [s.name for s in self.sensors]
-        dup = {n for n in names if names.count(n) > 1}
-        if dup:
-            raise ValueError(f"sensor names repeated: {', '.join(sorted(dup))}")
-        return self
+
+class MachineSpec(MachineUpdate):
+    name: Name
+
+
+class MachineIn(MachineSpec):
+    """POST /machines: a machine with its line."""
+
+    line: Name = Field(description="the line's name")
+
+
+def check_spec(spec: MachineUpdate, where: str = "") -> None:
+    """What a schema cannot say: sensor names once each, low not above high (Conflict, 409, naming the field)."""
+    names = [x.name for x in spec.sensors]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise Conflict(f"{where}sensors: sensor names repeated: {', '.join(dup)}")
+    for i, x in enumerate(spec.sensors):
+        if x.low is not None and x.high is not None and x.low > x.high:
+            raise Conflict(f"{where}sensors[{i}]: low ({x.low:g}) is above high ({x.high:g})")
 
 
 class LineSpec(BaseModel):
@@ -132,6 +142,14 @@ def parse_import(data: bytes | str, filename: str = "") -> ImportSpec:
     for i, m in enumerate(spec.machines):
         if not m.line:
             raise LinewatchError(f"{filename or 'the file'}: machines[{i}].line: the machine's line is required")
+    try:
+        for i, ln in enumerate(spec.lines):
+            for j, m in enumerate(ln.machines):
+                check_spec(m, f"lines[{i}].machines[{j}].")
+        for i, m in enumerate(spec.machines):
+            check_spec(m, f"machines[{i}].")
+    except Conflict as e:
+        raise LinewatchError(f"{filename or 'the file'}: {e}") from None
     return spec
 
 
@@ -227,6 +245,7 @@ def _upsert(session: Session, spec: MachineSpec, line_name: str, create_line_too
 
 
 def create_machine(session: Session, bus: EventBus, spec: MachineSpec) -> Machine:
+    check_spec(spec)
     if not spec.line:
         raise LinewatchError("a machine needs its line")
     with session.begin():
@@ -237,10 +256,11 @@ def create_machine(session: Session, bus: EventBus, spec: MachineSpec) -> Machin
     return m
 
 
-def update_machine(session: Session, bus: EventBus, name: str, spec: MachineSpec) -> Machine:
-    """Replace the machine's definition; sensors left out are deleted with their readings."""
-    if spec.name != name:
-        raise LinewatchError(f"the body names machine {spec.name!r}, the path {name!r}: renaming is not supported")
+def update_machine(session: Session, bus: EventBus, name: str, spec: MachineUpdate) -> Machine:
+    """Replace the machine's definition (its name stays); sensors left out are deleted with their readings."""
+    if spec.name is not None and spec.name != name:
+        raise Conflict(f"the body names machine {spec.name!r}, the path {name!r}: renaming is not supported")
+    check_spec(spec)
     with session.begin():
         m = machine(session, name)
         m.line_id = _line_id(session, spec.line, create=False) if spec.line else m.line_id

@@ -775,7 +775,8 @@ export interface paths {
         get: operations["get_machine_api_v1_machines__name__get"];
         /**
          * Update Machine
-         * @description Replace the machine's definition; sensors left out are deleted with their readings.
+         * @description Replace the machine's definition (its name is the path's); sensors left out are deleted with their
+         *     readings.
          */
         put: operations["update_machine_api_v1_machines__name__put"];
         post?: never;
@@ -1138,7 +1139,8 @@ export interface paths {
         put?: never;
         /**
          * Create Schedule
-         * @description Store an instance (linewatch JSON or JSPLIB/Taillard text); a bad one is a 400 saying what is wrong.
+         * @description Store an instance (linewatch JSON or JSPLIB/Taillard text). What the schema cannot check (machines that
+         *     exist, durations, the text's format) is a 409 saying what is wrong.
          */
         post: operations["create_schedule_api_v1_schedules_post"];
         delete?: never;
@@ -1931,6 +1933,36 @@ export interface components {
             /** Password */
             password: string;
         };
+        /**
+         * MachineIn
+         * @description POST /machines: a machine with its line.
+         */
+        MachineIn: {
+            /** Name */
+            name: string;
+            /**
+             * Line
+             * @description the line's name
+             */
+            line: string;
+            /**
+             * Type
+             * @default
+             */
+            type: string;
+            /**
+             * Description
+             * @default
+             */
+            description: string;
+            /**
+             * Stations
+             * @description inspection stations this machine feeds
+             */
+            stations?: string[];
+            /** Sensors */
+            sensors?: components["schemas"]["SensorSpec"][];
+        };
         /** MachineModelOut */
         MachineModelOut: {
             /** Id */
@@ -2028,10 +2060,31 @@ export interface components {
              */
             created_at: string;
         };
-        /** MachineSpec */
-        MachineSpec: {
-            /** Name */
-            name: string;
+        /** MachineTrainIn */
+        MachineTrainIn: {
+            /**
+             * Start
+             * @description first reading time to train on; default: a week before end
+             */
+            start?: string | null;
+            /**
+             * End
+             * @description end of the training readings; default: now
+             */
+            end?: string | null;
+            /** @description streaming detector parameters (linewatch sensors methods: stream); left out: the defaults */
+            params?: components["schemas"]["StreamParamsIn"];
+        };
+        /**
+         * MachineUpdate
+         * @description A machine's definition (PUT /machines/{name}: the name is the path's).
+         */
+        MachineUpdate: {
+            /**
+             * Name
+             * @description the machine's name: the path's (renaming is not supported)
+             */
+            name?: string | null;
             /**
              * Line
              * @description the line's name (in an import file, given by the enclosing line)
@@ -2054,26 +2107,6 @@ export interface components {
             stations?: string[];
             /** Sensors */
             sensors?: components["schemas"]["SensorSpec"][];
-        };
-        /** MachineTrainIn */
-        MachineTrainIn: {
-            /**
-             * Start
-             * @description first reading time to train on; default: a week before end
-             */
-            start?: string | null;
-            /**
-             * End
-             * @description end of the training readings; default: now
-             */
-            end?: string | null;
-            /**
-             * Params
-             * @description streaming detector parameters (linewatch sensors methods: stream); left out: the defaults
-             */
-            params?: {
-                [key: string]: unknown;
-            };
         };
         /** MaintenanceDoneIn */
         MaintenanceDoneIn: {
@@ -2567,6 +2600,44 @@ export interface components {
              * @description parts ÷ covered_s (None when nothing was covered)
              */
             throughput_per_s?: number | null;
+        };
+        /** StreamParamsIn */
+        StreamParamsIn: {
+            /**
+             * Alpha
+             * @description weight of a new point in the running mean and variance (about 1/memory) (default: 0.01)
+             */
+            alpha?: number | null;
+            /**
+             * Learning Period
+             * @description points per series before it can alert (its scores still update) (default: 300)
+             */
+            learning_period?: number | null;
+            /**
+             * Short Window
+             * @description weight of a new score in the short-term score average (default: 0.3)
+             */
+            short_window?: number | null;
+            /**
+             * Score Alpha
+             * @description weight of a new score in the long-term score distribution (default: 0.001)
+             */
+            score_alpha?: number | null;
+            /**
+             * Threshold
+             * @description alert at this surprise: -log10 of the short-term average's tail probability (default: 3.0)
+             */
+            threshold?: number | null;
+            /**
+             * Suppress
+             * @description points after an alert in which the series stays quiet (scores 0): one alert per event (default: 300)
+             */
+            suppress?: number | null;
+            /**
+             * Clip
+             * @description a point moves the running statistics as if it were at most N std away (default: 8.0)
+             */
+            clip?: number | null;
         };
         /** SuggestionOut */
         SuggestionOut: {
@@ -5917,7 +5988,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["MachineSpec"];
+                "application/json": components["schemas"]["MachineIn"];
             };
         };
         responses: {
@@ -5966,7 +6037,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description exists */
+            /** @description exists, or the definition conflicts with itself (a sensor named twice, low above high) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -6124,7 +6195,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["MachineSpec"];
+                "application/json": components["schemas"]["MachineUpdate"];
             };
         };
         responses: {
@@ -6166,6 +6237,15 @@ export interface operations {
             };
             /** @description not found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the definition conflicts with itself (a sensor named twice, low above high) */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7661,6 +7741,15 @@ export interface operations {
             };
             /** @description the caller's role is too low */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the instance is not a job shop this linewatch can plan (the detail says why) */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

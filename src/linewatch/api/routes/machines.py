@@ -39,7 +39,7 @@ from linewatch.services import alerts, machine_models, maintenance, readings
 from linewatch.services import machines as svc
 from linewatch.services.context import AppContext
 from linewatch.services.ingest import Outcome
-from linewatch.services.machines import MachineSpec
+from linewatch.services.machines import MachineIn, MachineUpdate
 from linewatch.store.tables import Alert, DeadLetter, Machine, MachineModel
 
 router = APIRouter(prefix="/api/v1", tags=["machines"], responses=errors(400, 401, 403, 422))
@@ -106,9 +106,14 @@ def list_machines(_: Viewer, session: DB, line: str | None = Query(None, max_len
     "/machines",
     response_model=MachineOut,
     status_code=201,
-    responses=errors(404, 409, e404="unknown line", e409="exists"),
+    responses=errors(
+        404,
+        409,
+        e404="unknown line",
+        e409="exists, or the definition conflicts with itself (a sensor named twice, low above high)",
+    ),
 )
-def create_machine(body: MachineSpec, _: Engineer, session: DB, c: Ctx):
+def create_machine(body: MachineIn, _: Engineer, session: DB, c: Ctx):
     m = svc.create_machine(session, c.bus, body)
     return _machine_out(session, m)
 
@@ -137,9 +142,14 @@ def get_machine(name: Name, _: Viewer, session: DB):
     return _machine_out(session, m, machine_models.previous_models(session).get(m.id))
 
 
-@router.put("/machines/{name}", response_model=MachineOut, responses=NOT_FOUND)
-def update_machine(name: Name, body: MachineSpec, _: Engineer, session: DB, c: Ctx):
-    """Replace the machine's definition; sensors left out are deleted with their readings."""
+@router.put(
+    "/machines/{name}",
+    response_model=MachineOut,
+    responses=errors(404, 409, e409="the definition conflicts with itself (a sensor named twice, low above high)"),
+)
+def update_machine(name: Name, body: MachineUpdate, _: Engineer, session: DB, c: Ctx):
+    """Replace the machine's definition (its name is the path's); sensors left out are deleted with their
+    readings."""
     m = svc.update_machine(session, c.bus, name, body)
     return _machine_out(session, m)
 
@@ -360,7 +370,8 @@ def list_machine_models(name: Name, _: Viewer, session: DB):
 def train_machine_model(name: Name, body: MachineTrainIn, who: Engineer, session: DB, c: Ctx):
     """Train a new version of the machine's sensor model on its stored readings in a time range (a background job;
     follow it with GET /jobs/{id})."""
-    return machine_models.start_training(session, c, name, body.params, body.start, body.end, None, who.user_id)
+    params = body.params.model_dump(exclude_none=True)
+    return machine_models.start_training(session, c, name, params, body.start, body.end, None, who.user_id)
 
 
 @router.post(

@@ -8,6 +8,7 @@ from linewatch.api.deps import DB, Ctx, Engineer, Id, Viewer
 from linewatch.api.schemas import JobOut, ReplanIn, ScheduleDetailOut, ScheduleIn, ScheduleOut, SolveIn, errors
 from linewatch.errors import LinewatchError
 from linewatch.services import schedules
+from linewatch.services.errors import Conflict
 
 router = APIRouter(prefix="/api/v1/schedules", tags=["schedules"], responses=errors(400, 401, 403, 422))
 NOT_FOUND = errors(404)
@@ -19,12 +20,21 @@ def list_schedules(_: Viewer, session: DB, limit: int = Query(100, ge=1, le=1000
     return schedules.list_schedules(session, limit)
 
 
-@router.post("", response_model=ScheduleOut, status_code=201)
+@router.post(
+    "",
+    response_model=ScheduleOut,
+    status_code=201,
+    responses=errors(409, e409="the instance is not a job shop this linewatch can plan (the detail says why)"),
+)
 def create_schedule(body: ScheduleIn, who: Engineer, session: DB):
-    """Store an instance (linewatch JSON or JSPLIB/Taillard text); a bad one is a 400 saying what is wrong."""
+    """Store an instance (linewatch JSON or JSPLIB/Taillard text). What the schema cannot check (machines that
+    exist, durations, the text's format) is a 409 saying what is wrong."""
     if (body.instance is None) == (body.text is None):
-        raise LinewatchError("give the instance either as JSON (instance) or as text (text)")
-    return schedules.create_schedule(session, body.name, body.instance, body.text, who.user_id)
+        raise Conflict("give the instance either as JSON (instance) or as text (text)")
+    try:
+        return schedules.create_schedule(session, body.name, body.instance, body.text, who.user_id)
+    except LinewatchError as e:
+        raise Conflict(str(e)) from None
 
 
 @router.get("/active", response_model=ScheduleDetailOut, responses=errors(404, e404="no plan is active"))
