@@ -48,7 +48,7 @@ describe("MaintenanceSection", { timeout: 40_000 }, () => {
   afterEach(() => vi.unstubAllGlobals());
 
   it("shows the RUL now with its interval, charts it in hours or cycles, and follows live predictions", async () => {
-    stubFetch({
+    const sent = stubFetch({
       "GET /api/v1/machines/press-1/maintenance": maintenance([point(1, 40), point(2, 30)]),
       "GET /api/v1/machines/press-1/models": [rulModel, anomalyModel],
     });
@@ -81,6 +81,15 @@ describe("MaintenanceSection", { timeout: 40_000 }, () => {
     expect(head).toHaveAttribute("data-alerting", "yes");
     expect(within(head).getByText("under threshold")).toBeInTheDocument();
     expect(screen.getByTestId("stub-chart")).toHaveTextContent("3 points");
+
+    // cycles skipped (the service sends the newest of a batch): the history is fetched again
+    const before = sent.filter((s) => s.url.pathname.endsWith("/maintenance")).length;
+    act(() => {
+      stream.maintenance.forEach((f) =>
+        f({ machine: "press-1", time: Date.UTC(2026, 11, 3, 10, 9) / 1000, cycle: 9, cycle_s: 60, rul: 5, rul_low: 3, rul_high: 7, failure_probability: null, model_id: 7 }),
+      );
+    });
+    await waitFor(() => expect(sent.filter((s) => s.url.pathname.endsWith("/maintenance")).length).toBe(before + 1));
   });
 
   it("shows the failure risk of a failure model", async () => {

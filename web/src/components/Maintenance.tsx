@@ -220,6 +220,8 @@ export function MaintenanceSection({ machine, onChanged }: { machine: Machine; o
   const [busy, setBusy] = useState(false);
   const [finished, setFinished] = useState<Job | null>(null);
   const state = useSyncExternalStore(stream.subscribeState, stream.getState);
+  const current = useRef<Maintenance | null>(null);
+  current.current = data;
 
   const load = useCallback(async () => {
     try {
@@ -244,6 +246,14 @@ export function MaintenanceSection({ machine, onChanged }: { machine: Machine; o
   useEffect(() => {
     const onEvent = (e: MaintenanceEvent) => {
       if (e.machine !== name) return;
+      // the service publishes the newest prediction of each batch: when cycles were skipped (readings imported, a
+      // reconnect), the history is fetched again
+      const d = current.current;
+      const last = d?.predictions.at(-1);
+      if (d && (!d.model || d.model.id === e.model_id) && e.cycle > (last && last.cycle <= e.cycle ? last.cycle : 0) + 1) {
+        load();
+        return;
+      }
       setData((d) => {
         if (!d) return d;
         // a prediction of another model (one just activated): the page reloads the history instead
