@@ -77,8 +77,8 @@ test("maintenance: train on an uploaded history, activate, RUL live with its int
   await expect(head).toHaveAttribute("data-kind", "rul");
   await expect(head).toContainText(/RUL [\d.]+ cycles/);
   await expect(head).toHaveAttribute("data-alerting", "yes"); // the unit's end: the lower bound under 12 minutes
-  await expect(page.locator('[data-testid="machine-alert-row"] >> text=maintenance').first()).toBeVisible({ timeout: 30_000 });
-  await page.getByRole("radio", { name: "cycles" }).check({ force: true });
+  await expect(page.getByTestId("machine-alert-row").getByTestId("alert-kind").first()).toHaveText("maintenance", { timeout: 30_000 });
+  await page.getByTestId("maintenance-unit").getByText("cycles", { exact: true }).click();
   await expect(chart.getByRole("img")).toHaveAttribute("aria-label", /in cycles/);
   await noSeriousA11yViolations(page, "machine maintenance (predictions)");
   await shot(page, "maintenance-rul");

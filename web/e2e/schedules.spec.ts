@@ -19,18 +19,18 @@ const FT06 = `# ft06 (Fisher and Thompson), 6 jobs x 6 machines, optimum 55
 `;
 
 test("schedules: create, solve with progress, Gantt and KPIs, activate, replan after a machine goes down", async ({ page, browser }) => {
-  test.setTimeout(300_000);
+  test.setTimeout(150_000);
   await login(page, "engineer");
   await page.getByRole("link", { name: "Schedules", exact: true }).click();
   const form = page.getByTestId("schedule-create");
-  await form.getByLabel("Name").fill(`ft06-${RUN}`);
-  await form.getByLabel("Instance").fill(FT06);
+  await form.getByLabel("Name", { exact: true }).fill(`ft06-${RUN}`);
+  await form.getByTestId("schedule-text").fill(FT06);
   await form.getByRole("button", { name: "Create" }).click();
   await expect(page.getByTestId("schedule-title")).toContainText(`ft06-${RUN}`);
   await expect(page.getByTestId("schedule-unsolved")).toBeVisible();
   await noSeriousA11yViolations(page, "schedules (new)");
 
-  await page.getByTestId("schedule-limit").getByRole("textbox").fill("5");
+  await page.getByLabel("Time limit (s)").first().fill("5");
   await page.getByRole("button", { name: "Solve" }).click();
   await expect(page.getByTestId("schedule-solve-progress")).toBeVisible();
   await expect(page.getByTestId("kpi-makespan")).toHaveText("55", { timeout: 60_000 });
@@ -43,7 +43,7 @@ test("schedules: create, solve with progress, Gantt and KPIs, activate, replan a
   // keyboard: Tab into the chart, arrows move between operations, each read out
   const chart = page.getByRole("application", { name: /Plan of ft06/ });
   await chart.focus();
-  await expect(page.getByTestId("gantt-focus")).toContainText(/operation \d on M0: 0 to/);
+  await expect(page.getByTestId("gantt-focus")).toContainText(/operation \d on M0: \d+ to \d+/);
   await page.keyboard.press("ArrowRight");
   await page.keyboard.press("ArrowDown");
   await expect(page.getByTestId("gantt-tip")).toContainText(/on M1:/);

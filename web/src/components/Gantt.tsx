@@ -1,6 +1,6 @@
 import { useElementSize } from "@mantine/hooks";
 import { useEffect, useMemo, useRef, useState } from "react";
-import { type Change, type JobInfo, type Operation, byMachine, jobColor, step } from "../lib/schedules";
+import { type Change, type JobInfo, type Operation, type Window, byMachine, jobColor, step } from "../lib/schedules";
 
 const ROW = 26; // px per machine
 const AXIS = 22; // px of the time axis under the rows
@@ -21,6 +21,7 @@ export interface GanttProps {
   end?: number; // the time axis' end (default: the makespan)
   late?: Map<number, { end: number; due: number }>;
   changes?: Map<string, { change: Change; from: Operation }>;
+  windows?: Window[]; // machines unavailable: hatched grey
   label: string;
   testid?: string;
 }
@@ -42,7 +43,7 @@ export function describeOp(o: Operation, p: Pick<GanttProps, "machines" | "jobs"
  * everywhere, their names only where they fit, the plan's "now" as a dashed line, late jobs' overrun past their due
  * date in red, a replan's moved (thick black outline) and shifted (dashed outline) operations. Hover or focus (Tab,
  * then arrow keys) shows an operation. */
-export function Gantt({ ops, machines, jobs, now, end, late, changes, label, testid = "gantt" }: GanttProps) {
+export function Gantt({ ops, machines, jobs, now, end, late, changes, windows, label, testid = "gantt" }: GanttProps) {
   const { ref, width } = useElementSize();
   const canvas = useRef<HTMLCanvasElement>(null);
   const rows = useMemo(() => byMachine(ops, machines.length), [ops, machines.length]);
@@ -90,6 +91,27 @@ export function Gantt({ ops, machines, jobs, now, end, late, changes, label, tes
       ctx.moveTo(0, m * ROW + 0.5);
       ctx.lineTo(plotW, m * ROW + 0.5);
       ctx.stroke();
+    }
+    // machines unavailable: hatched grey
+    for (const w of windows ?? []) {
+      const x0 = x(w.start);
+      const x1 = x(w.end ?? span);
+      const y = w.machine * ROW + 1;
+      ctx.save();
+      ctx.fillStyle = "#dee2e6";
+      ctx.fillRect(x0, y, x1 - x0, ROW - 2);
+      ctx.beginPath();
+      ctx.rect(x0, y, x1 - x0, ROW - 2);
+      ctx.clip();
+      ctx.strokeStyle = "#868e96";
+      ctx.lineWidth = 1;
+      for (let hx = x0 - ROW; hx < x1; hx += 6) {
+        ctx.beginPath();
+        ctx.moveTo(hx, y + ROW);
+        ctx.lineTo(hx + ROW, y);
+        ctx.stroke();
+      }
+      ctx.restore();
     }
     // bars; a job's name where it fits (measured once per job)
     const widths = new Map<number, number>();
@@ -155,7 +177,7 @@ export function Gantt({ ops, machines, jobs, now, end, late, changes, label, tes
       ctx.restore();
     }
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [rows, width, plotW, height, span, now, late, changes, jobs, focused]);
+  }, [rows, width, plotW, height, span, now, late, changes, windows, jobs, focused]);
 
   function opAt(px: number, py: number): Operation | null {
     const m = Math.floor(py / ROW);

@@ -169,6 +169,7 @@ function TrainForm({ machine, onStarted }: { machine: Machine; onStarted: (j: Jo
           value={file}
           onChange={setFile}
           clearable
+          clearButtonProps={{ "aria-label": "Clear the history file" }}
           w={220}
           data-testid="maintenance-file"
         />
@@ -496,7 +497,7 @@ export function MaintenanceSection({ machine, onChanged }: { machine: Machine; o
         </Table.ScrollContainer>
       )}
 
-      <Modal opened={confirming} onClose={() => setConfirming(false)} title={`Record maintenance on ${name}`} data-testid="maintenance-confirm">
+      <Modal opened={confirming} onClose={() => setConfirming(false)} title={`Record maintenance on ${name}`} closeButtonProps={{ "aria-label": "Close" }} data-testid="maintenance-confirm">
         <Text size="sm" mb="md">
           The machine's life starts again now: cycles count from now and its open maintenance alerts close. Record it only once the maintenance is done.
         </Text>

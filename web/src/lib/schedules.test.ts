@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { addProgress, byMachine, diffPlans, fmtGap, jobColor, jobsOf, kpis, machineNames, step, type Operation } from "./schedules";
+import { addProgress, byMachine, diffPlans, fmtGap, fmtVal, jobColor, jobsOf, kpis, machineNames, step, windowsOf, type Operation } from "./schedules";
 
 const op = (job: number, index: number, machine: number, start: number, end: number): Operation => ({ job, index, machine, start, end });
 
@@ -23,6 +23,10 @@ describe("schedule helpers", () => {
     expect(k).toMatchObject({ bound: 11, gap: 0.0833, value: 12 });
     expect(fmtGap(k.gap)).toBe("8.3 %");
     expect(fmtGap(0)).toBe("0.00 %");
+    expect(fmtVal(70)).toBe("70");
+    expect(fmtVal(12.3456789)).toBe("12.3457");
+    expect(windowsOf({ unavailable: [{ machine: 2, start: 10, end: 30 }] })).toEqual([{ machine: 2, start: 10, end: 30 }]);
+    expect(windowsOf({})).toEqual([]);
   });
 
   it("tells a replan's moved and shifted operations from its parent's", () => {

@@ -179,3 +179,15 @@ export function fmtGap(gap: number | null | undefined): string {
 export function fmtVal(v: number | null | undefined): string {
   return v == null ? "–" : String(Number(v.toPrecision(6)));
 }
+
+export interface Window {
+  machine: number;
+  start: number;
+  end: number | null; // null: indefinitely
+}
+
+/** The machines' unavailable windows (a breakdown a replan planned around, maintenance). */
+export function windowsOf(instance: unknown): Window[] {
+  const w = (instance as { unavailable?: Window[] } | null)?.unavailable;
+  return Array.isArray(w) ? w : [];
+}

@@ -174,9 +174,9 @@ function AlertHistory({ alerts }: { alerts: MachineAlert[] }) {
               <Table.Td>
                 <Anchor href={`#/alerts?id=${a.id}`}>#{a.id}</Anchor>
                 {a.kind !== "anomaly" && (
-                  <Badge ml={6} size="sm" color="grape.9" variant="filled">
+                  <Text span size="xs" c="grape.9" fw={600} ml={6} data-testid="alert-kind">
                     {a.kind}
-                  </Badge>
+                  </Text>
                 )}
               </Table.Td>
               <Table.Td>{fmtDateTime(a.opened_at)}</Table.Td>

@@ -40,6 +40,7 @@ import {
   machineNames,
   operationsOf,
   planNow,
+  windowsOf,
 } from "../lib/schedules";
 import { useSession } from "../lib/session";
 
@@ -168,7 +169,7 @@ function CreateForm({ onCreated }: { onCreated: (s: Schedule) => void }) {
           styles={{ input: { fontFamily: "monospace" } }}
           data-testid="schedule-text"
         />
-        <FileInput label="or upload an instance file" placeholder="Choose a file" value={file} onChange={setFile} clearable data-testid="schedule-file" />
+        <FileInput label="or upload an instance file" placeholder="Choose a file" value={file} onChange={setFile} clearable clearButtonProps={{ "aria-label": "Clear the instance file" }} data-testid="schedule-file" />
         {error && (
           <Alert color="red" data-testid="schedule-create-error">
             {error}
@@ -431,7 +432,7 @@ function Detail({ id, onChanged }: { id: number; onChanged: () => void }) {
                 Plan
               </Title>
               <Text size="xs" c="gray.7">
-                machines × time; jobs coloured alike everywhere; dashed line: now ({planNow(s)}); red: a late job past its due date
+                machines × time; jobs coloured alike everywhere; dashed line: now ({planNow(s)}); red: a late job past its due date; hatched grey: machine down
               </Text>
             </Group>
             <Gantt
@@ -442,6 +443,7 @@ function Detail({ id, onChanged }: { id: number; onChanged: () => void }) {
               end={span}
               late={k.late}
               changes={changes}
+              windows={windowsOf((s.plan as { instance_data?: unknown } | null)?.instance_data ?? s.instance)}
               label={`Plan of ${s.name}: ${ops.length} operations of ${jobs.length} jobs on ${machines.length} machines, makespan ${k.makespan}, ${k.late.size} late jobs${changes ? `, ${changes.size} operations changed from the parent plan` : ""}`}
             />
             {parent && (
@@ -581,6 +583,7 @@ export default function SchedulesPage({ id }: { id: number | null }) {
           )}
           {list && list.length > 0 && (
             <nav aria-label="Schedules">
+              <Table.ScrollContainer minWidth={280}>
               <Table highlightOnHover data-testid="schedule-list">
                 <Table.Thead>
                   <Table.Tr>
@@ -612,6 +615,7 @@ export default function SchedulesPage({ id }: { id: number | null }) {
                   ))}
                 </Table.Tbody>
               </Table>
+              </Table.ScrollContainer>
             </nav>
           )}
           {engineer && (
