@@ -32,6 +32,7 @@ const SearchPage = lazy(() => import("./pages/Search"));
 const MachinesPage = lazy(() => import("./pages/Machines"));
 const MachinePage = lazy(() => import("./pages/Machine"));
 const AlertsPage = lazy(() => import("./pages/Alerts"));
+const SchedulesPage = lazy(() => import("./pages/Schedules"));
 
 interface Page {
   path: string;
@@ -43,6 +44,7 @@ export const PAGES: Page[] = [
   { path: "live", label: "Live line", role: "viewer" },
   { path: "machines", label: "Machines", role: "viewer" },
   { path: "alerts", label: "Alerts", role: "viewer" },
+  { path: "schedules", label: "Schedules", role: "viewer" },
   { path: "review", label: "Review queue", role: "operator" },
   { path: "history", label: "History", role: "viewer" },
   { path: "search", label: "Search by image", role: "viewer" },
@@ -207,6 +209,7 @@ function Shell({ me, token, logout }: { me: Me; token: string; logout: () => voi
       admin: <AdminPage />,
       machines: <MachinesPage />,
       alerts: <AlertsPage />,
+      schedules: <SchedulesPage key="schedules" id={route.parts[1] ? Number(route.parts[1]) : null} />,
     }[page.path];
   }
 

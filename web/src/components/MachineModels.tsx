@@ -70,7 +70,8 @@ export function MachineModels({ machine, onChanged, chartRange }: { machine: Mac
 
   const load = useCallback(async () => {
     try {
-      const ms = await call(api.GET("/api/v1/machines/{name}/models", { params: { path: { name } } }));
+      // the sensor (anomaly) models; maintenance models (rul, failure) are the Maintenance section's
+      const ms = (await call(api.GET("/api/v1/machines/{name}/models", { params: { path: { name } } }))).filter((m) => (m.kind ?? "anomaly") === "anomaly");
       setModels(ms);
       setSelected((s) => (s !== null && ms.some((m) => m.id === s) ? s : (ms.find((m) => m.active)?.id ?? ms[0]?.id ?? null)));
     } catch (e) {

@@ -1,5 +1,7 @@
 import type { Inspection, Job } from "../api/client";
 import type { AlertEvent, MachineStateEvent, MachinesChangedEvent } from "./machines";
+import type { MaintenanceEvent } from "./maintenance";
+import type { PlanActivatedEvent, ScheduleProgressEvent } from "./schedules";
 
 // The live event stream (WebSocket /api/v1/events) and what the pages keep of it: a bounded list of the newest
 // inspections, counters, and one-minute buckets of the last hour. Events arrive at any rate; listeners are told
@@ -182,6 +184,9 @@ export class EventStream {
   readonly machineStates = new Set<Listener<MachineStateEvent>>();
   readonly alerts = new Set<Listener<AlertEvent>>();
   readonly machineChanges = new Set<Listener<MachinesChangedEvent>>();
+  readonly maintenance = new Set<Listener<MaintenanceEvent>>();
+  readonly scheduleProgress = new Set<Listener<ScheduleProgressEvent>>();
+  readonly plans = new Set<Listener<PlanActivatedEvent>>();
   readonly store = new LiveStore();
 
   constructor(
@@ -229,6 +234,12 @@ export class EventStream {
         this.alerts.forEach((f) => f(ev as unknown as AlertEvent));
       } else if (ev.type === "machines_changed" || ev.type === "machine_model_activated") {
         this.machineChanges.forEach((f) => f(ev as unknown as MachinesChangedEvent));
+      } else if (ev.type === "maintenance") {
+        this.maintenance.forEach((f) => f(ev as unknown as MaintenanceEvent));
+      } else if (ev.type === "schedule_progress") {
+        this.scheduleProgress.forEach((f) => f(ev as unknown as ScheduleProgressEvent));
+      } else if (ev.type === "plan_activated") {
+        this.plans.forEach((f) => f(ev as unknown as PlanActivatedEvent));
       } else if (ev.type === "dropped" && ev.count) {
         this.store.noteDropped(ev.count);
       }

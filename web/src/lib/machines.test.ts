@@ -54,6 +54,7 @@ describe("alerts", () => {
   it("says what drove an alert: model scores or a reading out of range", () => {
     expect(drivers(alert({ sensors: [{ sensor: "oil_temp", value: 250, reason: "above 200" }] }))).toBe("oil_temp above 200 (250)");
     expect(drivers(alert({ sensors: [1, 2, 3, 4].map((i) => ({ sensor: `s${i}`, score: i })) }))).toBe("s1 1.0, s2 2.0, s3 3.0 +1");
+    expect(drivers(alert({ sensors: [{ reason: "remaining useful life's lower bound 3 cycles (0.05 h) is under 0.2 h" }] }))).toBe("remaining useful life's lower bound 3 cycles (0.05 h) is under 0.2 h");
   });
 });
 

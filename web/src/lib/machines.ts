@@ -138,6 +138,7 @@ export function alertMatches(a: MachineAlert, f: { machine: string | null; statu
 /** "oil_temp above 200 (250)", "oil_temp 4.2": what drove an alert, short. */
 export function drivers(a: Pick<MachineAlert, "sensors">, max = 3): string {
   const parts = a.sensors.slice(0, max).map((d) => {
+    if (d.sensor == null && typeof d.reason === "string") return d.reason; // a maintenance alert: the reason alone
     const s = String(d.sensor ?? "?");
     if (typeof d.reason === "string") return `${s} ${d.reason}${typeof d.value === "number" ? ` (${d.value})` : ""}`;
     return typeof d.score === "number" ? `${s} ${d.score.toFixed(1)}` : s;

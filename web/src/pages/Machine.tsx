@@ -19,6 +19,7 @@ import { useCallback, useEffect, useMemo, useRef, useState, useSyncExternalStore
 import { api, call, type ApiError } from "../api/client";
 import { HealthBadge } from "../components/Health";
 import { MachineModels } from "../components/MachineModels";
+import { MaintenanceSection } from "../components/Maintenance";
 import { SensorEditor } from "../components/SensorEditor";
 import { type ChartFrame, SensorChart } from "../components/SensorChart";
 import { fmtDateTime, fmtNum } from "../lib/format";
@@ -172,6 +173,11 @@ function AlertHistory({ alerts }: { alerts: MachineAlert[] }) {
             <Table.Tr key={a.id} data-testid="machine-alert-row" data-id={a.id} data-status={a.status}>
               <Table.Td>
                 <Anchor href={`#/alerts?id=${a.id}`}>#{a.id}</Anchor>
+                {a.kind !== "anomaly" && (
+                  <Text span size="xs" c="grape.9" fw={600} ml={6} data-testid="alert-kind">
+                    {a.kind}
+                  </Text>
+                )}
               </Table.Td>
               <Table.Td>{fmtDateTime(a.opened_at)}</Table.Td>
               <Table.Td>{duration(a.opened_at, a.closed_at ?? a.last_at)}</Table.Td>
@@ -402,6 +408,8 @@ export default function MachinePage({ name }: { name: string }) {
           )}
         </div>
       </Card>
+
+      <MaintenanceSection machine={machine} onChanged={loadMachine} />
 
       <Card withBorder>
         <Title order={3} size="h4" mb="xs">

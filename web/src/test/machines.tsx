@@ -4,6 +4,8 @@ import { vi } from "vitest";
 import type { Role } from "../api/client";
 import { LiveStore } from "../lib/live";
 import type { AlertEvent, Machine, MachineAlert, MachineStateEvent, MachinesChangedEvent } from "../lib/machines";
+import type { MaintenanceEvent } from "../lib/maintenance";
+import type { PlanActivatedEvent, ScheduleProgressEvent } from "../lib/schedules";
 import { SessionContext, type Session } from "../lib/session";
 
 // What the machine pages' tests share: a live stream whose events the test sends, a session of a role, a fetch
@@ -16,6 +18,9 @@ export function fakeStream() {
     machineStates: new Set<(e: MachineStateEvent) => void>(),
     alerts: new Set<(e: AlertEvent) => void>(),
     machineChanges: new Set<(e: MachinesChangedEvent) => void>(),
+    maintenance: new Set<(e: MaintenanceEvent) => void>(),
+    scheduleProgress: new Set<(e: ScheduleProgressEvent) => void>(),
+    plans: new Set<(e: PlanActivatedEvent) => void>(),
     state: "open",
     wasLost: false,
     subscribeState: () => () => {},
@@ -56,10 +61,18 @@ export function stubFetch(routes: Record<string, Route>): Sent[] {
   vi.stubGlobal(
     "fetch",
     vi.fn(async (input: RequestInfo | URL, init?: RequestInit) => {
-      const req = input instanceof Request ? input : new Request(String(input), init);
+      const req = input instanceof Request ? input : new Request(new URL(String(input), location.origin), init);
       const url = new URL(req.url, location.origin);
       const text = req.method === "GET" ? "" : await req.text();
-      const s: Sent = { method: req.method, url, body: text ? JSON.parse(text) : undefined };
+      let sentBody: unknown = undefined;
+      if (text) {
+        try {
+          sentBody = JSON.parse(text);
+        } catch {
+          sentBody = text; // a multipart form: its text
+        }
+      }
+      const s: Sent = { method: req.method, url, body: sentBody };
       sent.push(s);
       const key = `${req.method} ${url.pathname}`;
       if (!(key in routes)) return new Response(JSON.stringify({ detail: `no route ${key}` }), { status: 404 });
