@@ -28,7 +28,7 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -46,14 +46,23 @@ Text = Annotated[str, StringConstraints(max_length=2000, pattern=r"^[^\x00-\x08\
 MAX_FILE_BYTES = 5 * 1024 * 1024
 
 
+def _not_bool(v):
+    if isinstance(v, bool):
+        raise ValueError("a number is needed, not true or false")
+    return v
+
+
+Number = Annotated[float, BeforeValidator(_not_bool)]
+
+
 class SensorSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Name
     unit: Annotated[str, StringConstraints(max_length=30, pattern=r"^[^\x00-\x1f\x7f]*$")] = ""
-    low: float | None = Field(
+    low: Number | None = Field(
         None, description="lowest expected value: a reading below it raises an alert", allow_inf_nan=False
     )
-    high: float | None = Field(
+    high: Number | None = Field(
         None, description="highest expected value: a reading above it raises an alert", allow_inf_nan=False
     )
 
