@@ -15,6 +15,7 @@ stay unacknowledged meanwhile); HTTP callers get the error at once.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import logging
 import queue
@@ -438,7 +439,7 @@ class Ingester:
                             if per_sensor[k, j] > 0
                         ]
                         anomalous.append((int(steps[k]), float(machine_score[k]), drivers))
-                    self._note_state(m, steps[-1], float(machine_score[-1]))
+                    self._note_state(m, float(machine_score[-1]))
             for sid, (low, high) in m.ranges.items():
                 here = sensor == sid
                 if not here.any():
@@ -465,7 +466,7 @@ class Ingester:
         if score_rows:
             readings.store(conn, readings.Rows.concat(score_rows))
 
-    def _note_state(self, m: MachineInfo, ms: int, score: float) -> None:
+    def _note_state(self, m: MachineInfo, score: float) -> None:
         st = self._pending_state.setdefault(m.id, {"values": {}, "readings": 0, "time": 0})
         st["score"] = score
 
@@ -579,9 +580,7 @@ def _positions(rows: readings.Rows, new: readings.Rows) -> np.ndarray:
     return np.array([first[k] for k in zip(new.sensor.tolist(), new.ts.tolist(), strict=True)], dtype=np.int64)
 
 
-def readings_time(ms: int):
-    import datetime as dt
-
+def readings_time(ms: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
 
 

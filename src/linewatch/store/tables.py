@@ -266,44 +266,35 @@ class Reading(Base):
     __table_args__ = {"sqlite_with_rowid": False}
 
 
-class ReadingMinute(Base):
+class _Rollup:
+    """A roll-up's columns: per sensor and bucket (ms, the bucket's start), count, sum, min and max."""
+
+    sensor_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
+    vsum: Mapped[float] = mapped_column(Float)
+    vmin: Mapped[float] = mapped_column(Float)
+    vmax: Mapped[float] = mapped_column(Float)
+    __table_args__ = {"sqlite_with_rowid": False}
+
+
+class ReadingMinute(_Rollup, Base):
     """Per sensor and minute: count, sum, min and max of its readings (``bucket`` in ms, the minute's start);
     kept up to date as readings are stored, and kept after the raw readings are pruned."""
 
     __tablename__ = "readings_1m"
-    sensor_id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    n: Mapped[int] = mapped_column(Integer)
-    vsum: Mapped[float] = mapped_column(Float)
-    vmin: Mapped[float] = mapped_column(Float)
-    vmax: Mapped[float] = mapped_column(Float)
-    __table_args__ = {"sqlite_with_rowid": False}
 
 
-class ReadingTenMinutes(Base):
+class ReadingTenMinutes(_Rollup, Base):
     """As ``ReadingMinute``, per ten minutes: a week's chart reads 1,008 rows per sensor."""
 
     __tablename__ = "readings_10m"
-    sensor_id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    n: Mapped[int] = mapped_column(Integer)
-    vsum: Mapped[float] = mapped_column(Float)
-    vmin: Mapped[float] = mapped_column(Float)
-    vmax: Mapped[float] = mapped_column(Float)
-    __table_args__ = {"sqlite_with_rowid": False}
 
 
-class ReadingHour(Base):
+class ReadingHour(_Rollup, Base):
     """As ``ReadingMinute``, per hour: a month's chart reads 720 rows per sensor."""
 
     __tablename__ = "readings_1h"
-    sensor_id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    n: Mapped[int] = mapped_column(Integer)
-    vsum: Mapped[float] = mapped_column(Float)
-    vmin: Mapped[float] = mapped_column(Float)
-    vmax: Mapped[float] = mapped_column(Float)
-    __table_args__ = {"sqlite_with_rowid": False}
 
 
 class DeadLetter(Base):
