@@ -19,6 +19,7 @@ from linewatch.scheduling.methods import OBJECTIVES
 from linewatch.scheduling.model import Instance, InstanceError
 from linewatch.scheduling.plan import Assignment, Plan
 from linewatch.scheduling.rules import best_rule
+from linewatch.scheduling.tabu import applies, tabu_search
 
 
 @dataclass
@@ -228,6 +229,7 @@ def solve_cpsat(
     makespan_weight: float = 1.0,
     tardiness_weight: float = 1.0,
     seed: int = 0,
+    tabu_share: float = 0.5,
     fixed: Iterable[Assignment] = (),
     now: int = 0,
     change: ChangeCost | None = None,
@@ -247,13 +249,24 @@ def solve_cpsat(
     else:
         rule_plan = start
     incumbent = rule_plan
+    tabu_meta, tabu_history = None, []
+    if tabu_share > 0 and time_limit * tabu_share >= 0.2 and applies(inst, objective=objective, fixed=fixed, now=now,
+                                                                      change=change):
+        found = tabu_search(inst, rule_plan, time_limit=time_limit * tabu_share, threads=workers, seed=seed)
+        tabu_meta = {**found.meta, "makespan": found.makespan, "wall_s": round(found.wall_s, 3)}
+        if report:
+            report(time.perf_counter() - t0, found.makespan, found.meta["lower_bound"])
+        if found.makespan < incumbent.makespan:
+            incumbent = start = found
+            tabu_history = [(round(found.meta["best_at_s"] + (time.perf_counter() - t0 - found.wall_s), 3),
+                             float(found.makespan))]
     horizon = inst.horizon() + now
     if start is not None:
         horizon = max(horizon, start.makespan)
     tight = objective == "makespan" and change is None
     model = _Model(inst, incumbent.makespan if tight else max(horizon, incumbent.makespan), fixed, now)
     phases = ["tardiness", "makespan"] if objective == "lexicographic" else [objective]
-    status_name, bound, history, best_plan = "feasible", None, [], incumbent
+    status_name, bound, history, best_plan = "feasible", None, list(tabu_history), incumbent
     for i, phase in enumerate(phases):
         remaining = time_limit - (time.perf_counter() - t0)
         if remaining <= 0.01:
@@ -272,14 +285,22 @@ def solve_cpsat(
             if change is None and phase == objective:
                 divisor = {"makespan": 1, "tardiness": model.scale, "weighted": 100 * model.scale}[phase]
                 bound = solver.best_objective_bound / divisor
+        elif status == cp_model.UNKNOWN and change is None and phase == objective == "makespan":
+            # no better plan than the warm start in time; the bound still holds (and the loads bound the makespan too)
+            bound = max(solver.best_objective_bound, tabu_meta["lower_bound"] if tabu_meta else 0)
         elif status == cp_model.INFEASIBLE:
             raise InstanceError("the instance has no feasible plan (the windows or fixed operations leave no room)")
         if len(phases) > 1 and i == 0:
             model.m.add(goal <= round(best_plan.weighted_tardiness * model.scale))
     best_plan.objective, best_plan.now, best_plan.weights = objective, now, weights
     best_plan.solver = "cpsat" if best_plan is not incumbent else incumbent.solver or "cpsat"
-    best_plan.status = status_name if best_plan is not incumbent or status_name == "optimal" else "rule"
+    if best_plan is not incumbent or status_name == "optimal":
+        best_plan.status = status_name
+    else:
+        best_plan.status = "rule" if incumbent is rule_plan else "feasible"
     best_plan.bound = bound
     best_plan.wall_s = time.perf_counter() - t0
     best_plan.meta = {"incumbents": history, "rule": rule_plan.solver, "rule_value": rule_plan.value(objective)}
+    if tabu_meta is not None:
+        best_plan.meta["tabu"] = tabu_meta
     return best_plan

@@ -25,6 +25,13 @@ class CpsatParams(ObjectiveParams):
     time_limit: float = Param(10.0, "seconds the solver may run", gt=0, le=86400)
     workers: int = Param(2, "solver threads", ge=1, le=64)
     seed: int = Param(0, "solver random seed", ge=0)
+    tabu_share: float = Param(
+        0.5,
+        "share of the time limit given to a tabu search warm start on plain job shops under makespan (needs numba; "
+        "0 = CP-SAT alone)",
+        ge=0,
+        le=1,
+    )
 
 
 class RuleParams(ObjectiveParams):
@@ -43,7 +50,8 @@ SOLVERS.add(
     "cpsat",
     CpsatParams,
     "linewatch.scheduling.cpsat:solve_cpsat",
-    "OR-Tools CP-SAT, warm-started from the best dispatching rule; reports a proven bound",
+    "OR-Tools CP-SAT, warm-started from the best dispatching rule and, on plain job shops, a tabu search; reports a "
+    "proven bound",
     "scheduling",
 )
 SOLVERS.add(

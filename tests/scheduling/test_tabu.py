@@ -1,0 +1,66 @@
+"""The tabu search warm start: feasible plans, never worse than its start, optimal on a tiny instance (checked by
+brute force), and used by CP-SAT only where it applies."""
+
+from __future__ import annotations
+
+import pytest
+
+from linewatch.scheduling import tabu
+from linewatch.scheduling.cpsat import solve_cpsat
+from linewatch.scheduling.generators import random_jobshop
+from linewatch.scheduling.model import Instance, Job, Operation, Option, Window
+from linewatch.scheduling.rules import best_rule
+
+from .conftest import assert_feasible, brute_force
+
+pytestmark = pytest.mark.skipif(not tabu.HAVE_NUMBA, reason="numba is not installed (the scheduling extra)")
+
+
+def test_search_improves_a_rule_plan_and_stays_feasible():
+    inst = random_jobshop(15, 8, seed=3)
+    start, _ = best_rule(inst, "makespan")
+    plan = tabu.tabu_search(inst, start, time_limit=1.0, threads=2, seed=1)
+    assert_feasible(plan, inst)
+    assert plan.solver == "tabu"
+    assert plan.meta["iterations"] > 0
+    lower = plan.meta["lower_bound"]
+    assert lower <= plan.makespan < start.makespan
+
+
+def test_search_reaches_the_optimum_of_a_tiny_instance():
+    inst = random_jobshop(3, 3, seed=7)
+    start, _ = best_rule(inst, "makespan")
+    plan = tabu.tabu_search(inst, start, time_limit=0.5, threads=1, seed=0)
+    assert_feasible(plan, inst)
+    assert plan.makespan == brute_force(inst)
+
+
+def test_releases_are_respected():
+    inst = random_jobshop(6, 4, seed=5)
+    for j, job in enumerate(inst.jobs):
+        job.release = 40 * j
+    start, _ = best_rule(inst, "makespan")
+    plan = tabu.tabu_search(inst, start, time_limit=0.5, threads=1)
+    assert_feasible(plan, inst)
+    assert all(a.start >= inst.jobs[a.job].release for a in plan.assignments)
+
+
+def test_cpsat_uses_the_warm_start_on_plain_job_shops_only():
+    plain = random_jobshop(8, 5, seed=2)
+    plan = solve_cpsat(plain, time_limit=2.0, tabu_share=0.5)
+    assert_feasible(plan, plain)
+    assert plan.meta["tabu"]["makespan"] >= plan.makespan
+    flexible = random_jobshop(6, 4, seed=2, alternatives=2)
+    assert not tabu.applies(flexible)
+    assert "tabu" not in solve_cpsat(flexible, time_limit=1.0, tabu_share=0.5).meta
+    assert "tabu" not in solve_cpsat(plain, time_limit=1.0, tabu_share=0.0).meta
+    assert not tabu.applies(plain, objective="tardiness")
+    down = Instance(plain.jobs, plain.n_machines, unavailable=[Window(0, 10, 20)])
+    assert not tabu.applies(down)
+
+
+def test_without_numba_nothing_applies(monkeypatch):
+    monkeypatch.setattr(tabu, "HAVE_NUMBA", False)
+    inst = Instance([Job([Operation([Option(0, 3)]), Operation([Option(1, 2)])])], 2)
+    assert not tabu.applies(inst)
+    assert "tabu" not in solve_cpsat(inst, time_limit=1.0).meta
