@@ -416,7 +416,7 @@ class Schedule(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=now)
 
 
-# -- the digital twin ---------------------------------------------------------------------------------------------------
+# -- the digital twin ----------------------------------------------------------------------------------------------
 class LineModel(Base):
     """A line's twin model (the library's line document, JSON), one per line; ``version`` counts its changes."""
 
