@@ -510,8 +510,9 @@ class TwinService:
                 continue
             with self.lock:
                 st = twin.sm.status.get(link.machine)
-                # counted no earlier than the machine's last event (a plant clock ahead of ours must not reorder)
-                ts = max(time.time(), st.last_time if st is not None else 0.0)
+                # counted at the machine's latest event (in the running interval it is in), not at our clock: a
+                # plant whose clock differs from ours (or a replay) must never see its next event out of order
+                ts = st.last_time if st is not None else time.time()
             good = ins.get("verdict") == "good"
             obj = {
                 "machine": link.machine,
