@@ -103,18 +103,20 @@ def test_events_are_accepted_or_refused_whole_and_refusals_are_dead_letters(api)
             {"machine": "press", "state": "exploded", "ts": T0 + 70},
             {"buffer": "conveyor", "level": 3, "ts": T0 + 60},
             {"buffer": "conveyor", "level": 9, "ts": T0 + 61},  # over capacity
+            {"machine": "camera", "state": "idle", "ts": T0 + 3, "reason": "nul\u0000in text"},
         ],
     )
     assert r.status_code == 202, r.text
     body = r.json()
     assert body["accepted"] == 4
     reasons = dict((x["index"], x["reason"]) for x in body["rejected"])
-    assert set(reasons) == {1, 3, 5, 6, 8}
+    assert set(reasons) == {1, 3, 5, 6, 8, 9}
     assert reasons[1] == "unknown machine 'welder'"
     assert "blocked right after starved" in reasons[3]
     assert reasons[5].startswith("out of order")
     assert "state: must be one of" in reasons[6]
     assert "capacity 5" in reasons[8]
+    assert reasons[9].startswith("reason: must be one line of text")
     dead = c.get("/api/v1/dead-letters", headers=api.user("engineer")).json()
     assert sorted(d["reason"] for d in dead) == sorted(f"twin: {x}" for x in reasons.values())
     assert all(d["source"] == "http" for d in dead)

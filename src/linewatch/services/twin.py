@@ -157,8 +157,12 @@ def parse_item(obj: Any, now_s: float, max_future_s: float, machine: str | None 
         **{k: obj[k] for k in ("good", "defective", "reworked") if k in obj},
     }
     for k in ("cause", "product"):
-        if d[k] is not None and (not isinstance(d[k], str) or len(d[k]) > (200 if k == "cause" else 100)):
-            raise LinewatchError(f"{'reason' if k == 'cause' else 'job'}: must be text (up to 200 characters)")
+        limit = 200 if k == "cause" else 100
+        if d[k] is not None and (
+            not isinstance(d[k], str) or len(d[k]) > limit or any(ord(ch) < 32 or ord(ch) == 127 for ch in d[k])
+        ):
+            what = "reason" if k == "cause" else "job"
+            raise LinewatchError(f"{what}: must be one line of text (up to {limit} characters)")
     try:
         ev = StateEvent.from_json(d)
     except EventError as e:
@@ -636,8 +640,12 @@ def oee_out(rep) -> dict:
 
 def _dead(source: str, topic: str, reason: str, obj: Any) -> DeadLetter:
     payload = obj if isinstance(obj, str) else json.dumps(obj, default=str)
-    return DeadLetter(
-        source=source[:20], topic=topic[:300], reason=f"twin: {reason}", count=1, payload=payload[:MAX_PAYLOAD_KEPT]
+    return DeadLetter(  # PostgreSQL keeps no NUL in text
+        source=source[:20],
+        topic=topic[:300].replace("\x00", ""),
+        reason=f"twin: {reason}".replace("\x00", ""),
+        count=1,
+        payload=payload[:MAX_PAYLOAD_KEPT].replace("\x00", ""),
     )
 
 
