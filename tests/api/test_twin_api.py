@@ -350,6 +350,11 @@ def test_websocket_receives_twin_events(api):
         assert ev["line"] == "L1" and ev["machine"] == "press" and ev["state"] == "running" and ev["job"] == "bracket"
         assert ev["kind"] == "state" and ev["source"] == "http" and ev["ts"].startswith("2026-01-01T10:00:00")
         assert isinstance(ev["id"], int)
+    aas = api.client.get("/api/v1/lines/L1/aas", headers=api.user("viewer"))
+    assert aas.status_code == 200
+    shells = aas.json()["assetAdministrationShells"]
+    assert len(shells) == 3  # a shell per machine and one for the line
+    assert "running" in aas.text and "bracket" in aas.text  # the press's live state in its OperationalData
 
 
 @pytest.mark.parametrize("api", ["sqlite"], indirect=True)
