@@ -599,12 +599,13 @@ def machines_list(data_dir: Annotated[Path | None, typer.Option(help="the servic
 from linewatch.maintenance.cli import app as maintenance_app  # noqa: E402 - the engines' sub-apps need the above
 from linewatch.scheduling.cli import schedule_app  # noqa: E402
 from linewatch.sensors.cli import app as sensors_app  # noqa: E402
-from linewatch.twin.cli import twin_app  # noqa: E402
+from linewatch.twin.cli import plant_app, twin_app  # noqa: E402
 
 app.add_typer(sensors_app, name="sensors")
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(maintenance_app, name="maintenance")
 app.add_typer(twin_app, name="twin")
+app.add_typer(plant_app, name="plant")
 
 
 def main() -> None:

@@ -306,3 +306,80 @@ def aas(
         out_path.write_text(text, encoding="utf-8")
     else:
         print(text)
+
+
+plant_app = typer.Typer(
+    help="A simulated plant driving a linewatch service (MQTT states and readings, images to inspect).",
+    no_args_is_help=True,
+)
+
+
+@plant_app.command("simulate")
+@user_errors
+def plant_simulate(
+    line: Annotated[Path, typer.Argument(help="line model, YAML or JSON")],
+    speed: Annotated[float, typer.Option(help="times real time (60: an hour in a minute)", min=0.001)] = 60.0,
+    hours: Annotated[float, typer.Option(help="simulated hours, ending now", min=0.001)] = 1.0,
+    mqtt: Annotated[str, typer.Option(help="the service's MQTT broker")] = "mqtt://127.0.0.1:1883",
+    prefix: Annotated[str, typer.Option(help="the service's mqtt_topic_prefix")] = "linewatch",
+    line_name: Annotated[
+        str | None, typer.Option("--line-name", help="the service's line (default: the model's name)")
+    ] = None,
+    url: Annotated[
+        str | None, typer.Option(help="the service (images, its machines' sensors): http://host:8000")
+    ] = None,
+    api_key: Annotated[
+        str | None, typer.Option(help="API key (operator) for --url", envvar="LINEWATCH_API_KEY")
+    ] = None,
+    images: Annotated[
+        Path | None, typer.Option(help="MVTec-layout folder: part images for the inspection stations (needs --url)")
+    ] = None,
+    series: Annotated[
+        Path | None, typer.Option(help="CSV of real sensor series (time + columns): their shapes drive the readings")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="the simulation's seed")] = 0,
+    reading_every: Annotated[float, typer.Option(help="simulated seconds between sensor readings", min=0.1)] = 10.0,
+) -> None:
+    """Simulate the line (its last HOURS, ending now) and replay it into a running service at SPEED x real time:
+    machine states and sensor readings over MQTT, part images to the inspect API."""
+    require("twin", "linewatch plant simulate")
+    from linewatch.twin.model import load_line
+    from linewatch.twin.plant import ImageSource, Plant, Series, mqtt_publisher
+
+    ln = load_line(line)
+    imgs = ImageSource.open(images) if images is not None else None
+    shapes = Series.read(series) if series is not None else None
+    if imgs is not None and url is None:
+        raise LinewatchError("--images needs --url (images go to the service's inspect API)")
+    if api_key is None and url is not None:
+        raise LinewatchError("--url needs --api-key (or LINEWATCH_API_KEY): an operator's API key")
+    client = None
+    if url is not None:
+        from linewatch.client import Client
+
+        client = Client(url, api_key=api_key)
+    publish, close = mqtt_publisher(mqtt)
+    try:
+        plant = Plant(
+            ln,
+            line_name or ln.name,
+            publish,
+            prefix,
+            speed,
+            hours,
+            seed,
+            client,
+            imgs,
+            shapes,
+            reading_every,
+        )
+        with Bars() as bars:
+            stats = plant.run(bars)
+    finally:
+        close()
+        if client is not None:
+            client.close()
+    out.print(
+        f"sent {stats.states:,} state events, {stats.readings:,} readings and {stats.images:,} images"
+        + (f" ({stats.image_errors} images refused; last: {stats.last_error})" if stats.image_errors else "")
+    )
