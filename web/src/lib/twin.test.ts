@@ -127,6 +127,7 @@ describe("segments", () => {
       { ts: at(25), machine: "filler", state: "running", reason: null, job: null }, // repeats the state: continues
       { ts: at(-5), machine: "filler", state: "idle", reason: null, job: null }, // before the range: ignored
       { ts: at(30), machine: "capper", state: "blocked", reason: null, job: null },
+      { ts: at(40), machine: "capper", kind: "health", state: "idle", reason: null, job: null }, // not a state event
     ];
     const s = segments(["filler", "capper", "packer"], events, t0, t0 + 60 * min, new Map([["filler", { state: "starved" }]]));
     expect(s.get("filler")!.map((x) => [x.state, (x.start - t0) / min, (x.end - t0) / min, x.reason])).toEqual([
@@ -168,10 +169,14 @@ describe("live state", () => {
       machines: [{ machine: "filler", state: "running", since: "2026-12-01T05:00:00Z", reason: null, good: 10, defective: 1 }],
       buffers: [],
     };
-    const d = applyEvent(s, { line: "bottling", machine: "filler", ts: "2026-12-01T06:01:00Z", state: "down", reason: "valve jam", good: 3 });
+    const d = applyEvent(s, { line: "bottling", machine: "filler", ts: "2026-12-01T06:01:00Z", kind: "state", state: "down", reason: "valve jam", data: { good: 3 } });
     expect(d.machines[0]).toMatchObject({ state: "down", since: "2026-12-01T06:01:00Z", reason: "valve jam", good: 13, defective: 1 });
     expect(applyEvent(s, { line: "other", machine: "filler", ts: "x", state: "down" })).toBe(s);
     expect(applyEvent(s, { line: "bottling", machine: "nobody", ts: "x", state: "down" })).toBe(s);
+    const h = applyEvent(d, { line: "bottling", machine: "filler", ts: "2026-12-01T06:02:00Z", kind: "health", data: { open_alerts: 1, rul_low: 40 } });
+    expect(h.machines[0]).toMatchObject({ state: "down", health: { open_alerts: 1, rul_low: 40 } });
+    const withBuffer = { ...s, buffers: [{ buffer: "infeed", level: 3, capacity: 30 }] };
+    expect(applyEvent(withBuffer, { line: "bottling", machine: "infeed", ts: "2026-12-01T06:03:00Z", kind: "buffer", data: { level: 12 } }).buffers[0].level).toBe(12);
     expect(fmtDuration(59)).toBe("59 s");
     expect(fmtDuration(3 * 3600 + 300)).toBe("3 h 5 min");
   });
@@ -240,7 +245,7 @@ describe("what-if", () => {
     });
     const raw = parseOverrides('{"buffers": [{"name": "accumulation table", "capacity": 200}, {"name": "capper infeed", "capacity": 5}], "mix": {"water": 0.5}}');
     expect("value" in raw).toBe(true);
-    const merged = mergeOverrides(o, (raw as { value: object }).value);
+    const merged = mergeOverrides(o, (raw as { value: Record<string, unknown> }).value);
     expect(merged.buffers).toEqual([
       { name: "accumulation table", capacity: 200 },
       { name: "capper infeed", capacity: 5 },

@@ -111,18 +111,27 @@ export interface EventsPage {
   items: TwinEventItem[];
   next_cursor: string | null;
 }
-/** `twin_event`: a new state event of a line's machine. */
+/** `twin_event`: a new event of a line's twin history, stored: a machine's state (kind "state", counts in data),
+ * its health (kind "health", data: open_alerts, rul, ...) or a buffer's level (kind "buffer": `machine` is the
+ * buffer, data.level). */
 export interface TwinEvent {
   type?: "twin_event";
+  id?: number;
   line: string;
   machine: string;
   ts: string;
+  kind?: string;
   state?: string | null;
   reason?: string | null;
   job?: string | null;
-  good?: number;
-  defective?: number;
+  data?: Record<string, unknown> | null;
   [k: string]: unknown;
+}
+/** `twin_model`: a line's model was stored (its version) or deleted (version null). */
+export interface TwinModelEvent {
+  type?: "twin_model";
+  line: string;
+  version: number | null;
 }
 
 // -- OEE (src/linewatch/twin/oee.py) --------------------------------------------------------------------------------
@@ -201,11 +210,15 @@ export interface SimulationRequest {
 }
 export interface Simulation {
   id: number;
-  status: string;
+  job_id?: number;
+  line?: string;
+  status: string; // the job's: queued, running, succeeded, failed, cancelled
+  progress?: number;
+  message?: string;
+  error?: string | null;
+  model_version?: number | null;
   request?: SimulationRequest;
   result?: unknown;
-  error?: string | null;
-  job_id?: number;
 }
 
 // -- the API --------------------------------------------------------------------------------------------------------
@@ -219,13 +232,14 @@ const qs = (q: Record<string, string | number | null | undefined>) => {
 
 export const twin = {
   getModel: (line: string) => request<LineModelDoc>("GET", `${base(line)}/model`),
-  putModel: (line: string, model: unknown) => request<LineModelDoc>("PUT", `${base(line)}/model`, { model }),
+  putModel: (line: string, model: unknown) => request<LineModelDoc>("PUT", `${base(line)}/model`, model), // the body is the model
   deleteModel: (line: string) => request<void>("DELETE", `${base(line)}/model`),
   state: (line: string, at?: string) => request<LineState>("GET", `${base(line)}/state${qs({ at })}`),
   events: (line: string, q: { from?: string; to?: string; machine?: string; limit?: number; cursor?: string | null }) =>
     request<EventsPage>("GET", `${base(line)}/events${qs(q)}`),
   oee: (line: string, from: string, to: string) => request<OeeReport>("GET", `${base(line)}/oee${qs({ from, to })}`),
   simulate: (line: string, body: SimulationRequest) => request<{ id: number; job_id: number }>("POST", `${base(line)}/simulations`, body),
+  simulations: (line: string) => request<Simulation[]>("GET", `${base(line)}/simulations${qs({ limit: 20 })}`),
   simulation: (line: string, id: number) => request<Simulation>("GET", `${base(line)}/simulations/${id}`),
 };
 
@@ -414,26 +428,36 @@ export function flowLayout(model: LineModel): FlowLayout {
 }
 
 // -- live state ------------------------------------------------------------------------------------------------------
-/** The state with one live event applied: the machine's state, why, since when, its job, and counts added. */
+/** The state with one live event applied: a machine's state, why, since when, its job, and counts added; a
+ * machine's health; a buffer's level. */
 export function applyEvent(state: LineState, ev: TwinEvent): LineState {
   if (ev.line && state.line && ev.line !== state.line) return state;
+  const data = (ev.data ?? {}) as Record<string, unknown>;
+  const n = (v: unknown) => (typeof v === "number" ? v : 0);
+  const at = ev.ts > state.at ? ev.ts : state.at;
+  if (ev.kind === "buffer") {
+    if (!state.buffers.some((b) => b.buffer === ev.machine)) return state;
+    const level = typeof data.level === "number" ? data.level : null;
+    return { ...state, at, buffers: state.buffers.map((b) => (b.buffer === ev.machine ? { ...b, level } : b)) };
+  }
   let hit = false;
   const machines = state.machines.map((m) => {
     if (m.machine !== ev.machine) return m;
     hit = true;
+    if (ev.kind === "health") return { ...m, health: { ...(m.health ?? {}), ...(data as MachineHealth) } };
     const changes = ev.state && ev.state !== m.state;
     return {
       ...m,
       state: ev.state ?? m.state,
       since: changes ? ev.ts : m.since,
       reason: ev.state ? (ev.reason ?? null) : m.reason,
-      job: ev.job !== undefined ? ev.job : m.job,
-      good: (m.good ?? 0) + (typeof ev.good === "number" ? ev.good : 0),
-      defective: (m.defective ?? 0) + (typeof ev.defective === "number" ? ev.defective : 0),
+      job: ev.job !== undefined && ev.job !== null ? ev.job : m.job,
+      good: (m.good ?? 0) + n(data.good ?? ev.good),
+      defective: (m.defective ?? 0) + n(data.defective ?? ev.defective),
     };
   });
   if (!hit) return state;
-  return { ...state, machines, at: ev.ts > state.at ? ev.ts : state.at };
+  return { ...state, machines, at };
 }
 
 /** "12 s", "4 min", "2 h 5 min", "3 d 4 h": a duration for people. */
@@ -464,7 +488,7 @@ export interface Segment {
  * a new reason or job starts a new one). Events outside the range are ignored. */
 export function segments(
   machines: string[],
-  events: Pick<TwinEventItem, "ts" | "machine" | "state" | "reason" | "job">[],
+  events: (Pick<TwinEventItem, "ts" | "machine" | "state" | "reason" | "job"> & { kind?: string })[],
   from: number,
   to: number,
   initial: Map<string, { state: string | null; reason?: string | null; job?: string | null }> = new Map(),
@@ -475,7 +499,7 @@ export function segments(
     const i = initial.get(m);
     open.set(m, { machine: m, state: i?.state ?? "unknown", start: from, end: to, reason: i?.reason ?? null, job: i?.job ?? null });
   }
-  const sorted = [...events].filter((e) => e.state).sort((a, b) => Date.parse(a.ts) - Date.parse(b.ts));
+  const sorted = [...events].filter((e) => e.state && (e.kind ?? "state") === "state").sort((a, b) => Date.parse(a.ts) - Date.parse(b.ts));
   for (const e of sorted) {
     const t = Date.parse(e.ts);
     if (!(t >= from && t < to)) continue;

@@ -6,7 +6,7 @@ import { LiveStore } from "../lib/live";
 import type { AlertEvent, Machine, MachineAlert, MachineStateEvent, MachinesChangedEvent } from "../lib/machines";
 import type { MaintenanceEvent } from "../lib/maintenance";
 import type { PlanActivatedEvent, ScheduleProgressEvent } from "../lib/schedules";
-import type { TwinEvent } from "../lib/twin";
+import type { TwinEvent, TwinModelEvent } from "../lib/twin";
 import { SessionContext, type Session } from "../lib/session";
 
 // What the machine pages' tests share: a live stream whose events the test sends, a session of a role, a fetch
@@ -23,6 +23,7 @@ export function fakeStream() {
     scheduleProgress: new Set<(e: ScheduleProgressEvent) => void>(),
     plans: new Set<(e: PlanActivatedEvent) => void>(),
     twinEvents: new Set<(e: TwinEvent) => void>(),
+    twinModels: new Set<(e: TwinModelEvent) => void>(),
     state: "open",
     wasLost: false,
     subscribeState: () => () => {},
