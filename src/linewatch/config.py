@@ -135,6 +135,18 @@ class Settings(BaseSettings):
     alert_quiet_s: float = Field(
         60.0, gt=0, description="an alert closes after this many seconds (reading time) without an anomalous reading"
     )
+    # -- the digital twin ------------------------------------------------------------------------------------------
+    replan_on_machine_down: bool = Field(
+        False,
+        description="when a machine of the active plan goes down (a twin state event), start the replan job of the "
+        "active schedule with a machine_down event",
+    )
+    replan_time_unit_s: float = Field(
+        60.0, gt=0, description="seconds per time unit of the plans (plan time 0: its first schedule's creation)"
+    )
+    twin_simulation_workers: int = Field(
+        2, ge=1, le=64, description="parallel processes for the replications of a twin simulation job"
+    )
     ingest_batch: int = Field(20_000, ge=1, description="readings stored per database transaction at most")
     ingest_flush_ms: float = Field(50.0, gt=0, description="longest a reading waits to be stored, in ms")
 

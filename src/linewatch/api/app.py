@@ -29,6 +29,7 @@ from linewatch.api.routes import (
     stations,
     stats,
     system,
+    twin,
     users,
 )
 from linewatch.config import Settings
@@ -41,6 +42,7 @@ from linewatch.services.jobqueue import QueueJobs, QueueUnavailable
 from linewatch.services.jobs import JobRunner
 from linewatch.services.maintenance import MaintenanceWatcher
 from linewatch.services.mqtt import ReadingSources
+from linewatch.services.twin import TwinInbox, TwinModelInvalid, TwinService
 from linewatch.store.blobs import BlobNotFound, BlobStoreUnavailable
 from linewatch.store.db import DatabaseError
 
@@ -125,6 +127,7 @@ ROUTERS = (
     stats.router,
     machines.router,
     schedules.router,
+    twin.router,
     audit.router,
 )
 
@@ -218,13 +221,20 @@ def _lifespan(c: AppContext):
         # sensor readings: the ingester, then its inputs (MQTT, NATS) when the settings name a broker
         c.ingester = Ingester(c)
         await asyncio.to_thread(c.ingester.start)
-        c.sources = ReadingSources(c.settings, c.ingester)
+        # the digital twin: live state rebuilt from the stored events; its MQTT state messages share the broker
+        c.twin = TwinService(c)
+        await asyncio.to_thread(c.twin.start)
+        c.twin_inbox = TwinInbox(c, c.twin)
+        c.twin_inbox.start()
+        c.sources = ReadingSources(c.settings, c.ingester, c.twin_inbox)
         await asyncio.to_thread(c.sources.start)
         c.maintenance = MaintenanceWatcher(c)  # maintenance predictions as cycles of readings complete
         c.maintenance.start()
         yield
         await asyncio.to_thread(c.maintenance.stop)
         await asyncio.to_thread(c.sources.stop)
+        await asyncio.to_thread(c.twin_inbox.stop)
+        c.twin.stop()
         await asyncio.to_thread(c.ingester.stop)  # stores what is queued, checkpoints the running models
         runner.stop()
         await asyncio.to_thread(c.search.stop)
@@ -305,6 +315,10 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ModelFileError)
     async def model_broken(request: Request, exc: ModelFileError):
         return _error(409, f"the model cannot be loaded: {exc}")
+
+    @app.exception_handler(TwinModelInvalid)
+    async def twin_model_invalid(request: Request, exc: TwinModelInvalid):
+        return JSONResponse({"detail": [{"path": p, "message": m} for p, m in exc.errors]}, status_code=422)
 
     @app.exception_handler(TooManyRequests)
     async def too_many(request: Request, exc: TooManyRequests):

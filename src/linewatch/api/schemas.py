@@ -647,3 +647,182 @@ class AuditEntryOut(BaseModel):
 class AuditPage(BaseModel):
     items: list[AuditEntryOut]
     next_cursor: int | None = Field(description="pass as cursor for older entries; None: no more")
+
+
+# -- the digital twin -----------------------------------------------------------------------------------------------
+TwinName = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=LINE)]
+
+
+class TwinModelProblem(BaseModel):
+    path: str = Field(description="where in the line model, e.g. machines[2].cycle_time_s")
+    message: str
+
+
+class TwinModelErrorOut(BaseModel):
+    """A line model (or a scenario) that does not validate: every problem by its path in the document."""
+
+    detail: list[TwinModelProblem]
+
+
+class LineModelOut(BaseModel):
+    line: str
+    version: int = Field(description="1 for the first model of the line, one more for each change")
+    model: dict = Field(description="the line model as stored (linewatch.twin's line document)")
+    updated_at: Timestamp
+
+
+class TwinHealthOut(BaseModel):
+    open_alerts: int = 0
+    rul: float | None = Field(None, description="remaining useful life in cycles (maintenance prediction)")
+    rul_low: float | None = None
+    rul_high: float | None = None
+    failure_probability: float | None = None
+
+
+class TwinMachineOut(BaseModel):
+    machine: str
+    state: str | None = Field(description="running, idle, blocked, starved, down, maintenance; null: no event yet")
+    since: str | None = Field(description="ISO 8601: when it entered the state")
+    reason: str | None = Field(description="why (a failure mode, off shift, ...)")
+    job: str | None = Field(description="what it works on (a product or job name)")
+    good: int
+    defective: int
+    reworked: int = 0
+    health: TwinHealthOut
+
+
+class TwinBufferOut(BaseModel):
+    buffer: str
+    level: int | None = Field(description="the last reported level; null: never reported")
+    capacity: int | None
+
+
+class TwinStateOut(BaseModel):
+    line: str
+    at: str = Field(description="ISO 8601: the time this state is of")
+    machines: list[TwinMachineOut]
+    buffers: list[TwinBufferOut]
+
+
+class TwinEventIn(BaseModel):
+    """A machine's state (``machine``, ``state``) or a buffer's level (``buffer``, ``level``). ``ts``: seconds since
+    the epoch or ISO 8601 (default: now); ``good``/``defective``/``reworked``: parts completed since the machine's
+    previous event (only while running)."""
+
+    model_config = ConfigDict(extra="allow")
+    machine: str | None = None
+    state: str | None = None
+    ts: float | str | None = None
+    reason: str | None = None
+    job: str | None = None
+
+
+class TwinRejectedOut(BaseModel):
+    index: int = Field(description="the event's place in the request (0 for a single event)")
+    reason: str
+
+
+class TwinAcceptedOut(BaseModel):
+    accepted: int
+    rejected: list[TwinRejectedOut]
+
+
+class TwinEventOut(BaseModel):
+    id: int
+    ts: str = Field(description="ISO 8601")
+    machine: str = Field(description="the machine (or, for kind buffer, the buffer)")
+    kind: Literal["state", "health", "buffer"]
+    state: str | None
+    reason: str | None
+    job: str | None
+    source: str = Field(description="mqtt, http, inspection, alert, maintenance")
+    data: dict = Field(description="state: good/defective/reworked; health: open_alerts, rul, ...; buffer: level")
+
+
+class TwinEventsOut(BaseModel):
+    items: list[TwinEventOut]
+    next_cursor: int | None = Field(description="pass as cursor for the next page; null: no more")
+
+
+class OeeFigures(BaseModel):
+    """ISO 22400-2 figures of a machine or of the line (linewatch.twin.oee's JSON): ratios 0..1 (null where
+    undefined), times in seconds, quantities in parts. ``losses``: planned_downtime_s, downtime_s by cause,
+    delay_s (starved, blocked, idle), speed_loss_s, scrap_loss_s, rework_loss_s, no_data_s. The line's figures
+    also have ``output_oee``: good parts out x the line's ideal cycle / planned operation time."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+    oee: float | None
+    availability: float | None
+    performance: float | None
+    quality: float | None
+    planned_operation_s: float
+    planned_busy_s: float
+    production_s: float
+    good: float
+    scrap: float
+    rework: float
+    ideal_s: float
+    losses: dict
+
+
+class OeeMachineOut(OeeFigures):
+    machine: str
+
+
+class OeeShiftOut(OeeFigures):
+    shift: str
+    start: str
+    end: str
+    machines: list[OeeMachineOut]
+
+
+class TwinOeeOut(BaseModel):
+    from_: str = Field(alias="from")
+    to: str
+    line: OeeFigures
+    machines: list[OeeMachineOut]
+    shifts: list[OeeShiftOut]
+    rejected: int = Field(description="stored events the model's state machine refuses now (e.g. after a change)")
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class ScenarioIn(BaseModel):
+    name: TwinName
+    overrides: dict = Field(
+        default_factory=dict,
+        description="changes of the line model (linewatch.twin scenarios: machines/buffers/... merged by name, mix)",
+    )
+
+
+class SimulationIn(BaseModel):
+    hours: float = Field(8.0, gt=0, le=24 * 366, description="simulated horizon")
+    replications: int = Field(10, ge=1, le=500)
+    seed: int = Field(0, ge=0, le=2**63 - 1)
+    from_live: bool = Field(False, description="start from the live state (machines down, buffer levels) and now")
+    scenarios: list[ScenarioIn] = Field(default_factory=list, max_length=20)
+    schedule_id: int | None = Field(None, ge=1, le=MAX_ID, description="not available yet: 409 when given")
+
+
+class SimulationStartedOut(BaseModel):
+    id: int = Field(description="the simulation's id (the same number as its job's)")
+    job_id: int
+
+
+class SimulationOut(BaseModel):
+    id: int
+    job_id: int
+    line: str
+    status: str = Field(description="the job's: queued, running, succeeded, failed, cancelled")
+    progress: float
+    message: str
+    error: str | None
+    model_version: int | None
+    request: dict
+    result: dict | None = Field(
+        description="line, model_version, from_live, start, hours, replications, scenarios: the base first, each "
+        "with its stats (mean, sd, ci_low, ci_high, n) of throughput_per_h, lead_time_s, wip, oee, output_oee, "
+        "machines.<m>.utilisation/blocked/starved/down/oee..., buffers.<b>.mean, and its bottleneck shares"
+    )
+    created_at: Timestamp

@@ -184,6 +184,34 @@ class PlanActivated(Event):
     previous_id: int | None = None
 
 
+# -- the digital twin ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class TwinEventStored(Event):
+    """One event of a line's twin history, stored: a machine's state change or count report (``kind`` state), its
+    health (``health``: open alerts, RUL) or a buffer's level (``buffer``). ``ts`` is ISO 8601."""
+
+    type: ClassVar[str] = "twin_event"
+    id: int
+    line: str
+    machine: str
+    ts: str
+    kind: str
+    state: str | None = None
+    reason: str | None = None
+    job: str | None = None
+    source: str = ""
+    data: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TwinModelChanged(Event):
+    """A line's twin model was stored (``version``) or deleted (``version`` None): twins rebuild that line."""
+
+    type: ClassVar[str] = "twin_model"
+    line: str
+    version: int | None = None
+
+
 # -- the bus ------------------------------------------------------------------------------------------------------
 class Transport(Protocol):
     """Carries event messages between processes."""

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from linewatch.services.maintenance import MaintenanceWatcher
     from linewatch.services.mqtt import ReadingSources
     from linewatch.services.searching import RecentUploads, SearchHub
+    from linewatch.services.twin import TwinInbox, TwinService
 
 
 class ModelCache:
@@ -82,6 +83,8 @@ class AppContext:
     sources: ReadingSources | None = None  # MQTT / NATS inputs of the ingester
     maintenance: MaintenanceWatcher | None = None  # machines' maintenance predictions
     logins: SignIns | None = None  # sign-in throttling and admission
+    twin: TwinService | None = None  # the lines' digital twins: live state from events (set once started)
+    twin_inbox: TwinInbox | None = None  # machine state messages from MQTT
 
 
 def build_context(settings: Settings) -> AppContext:

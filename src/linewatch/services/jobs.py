@@ -151,6 +151,15 @@ JOB_KINDS.add(
     )
 )
 
+JOB_KINDS.add(
+    JobKind(
+        "twin_simulate",
+        "linewatch.services.twin:run_simulation",
+        {"simulate": (0.0, 1.0)},
+        {"simulate": "simulating (replications)"},
+    )
+)
+
 
 def fail_job_outputs(ctx: AppContext, job_id: int) -> None:
     """What a job that did not succeed leaves behind is marked failed (a model version still "training")."""

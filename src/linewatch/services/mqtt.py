@@ -52,11 +52,13 @@ def broker_address(url: str) -> tuple[str, int, bool, str | None, str | None]:
 class MqttSource:
     """Subscribes and hands each message to ``deliver(topic, payload, ack)``; reconnects by itself."""
 
-    def __init__(self, url: str, prefix: str, client_id: str, deliver):
+    def __init__(self, url: str, prefix: str, client_id: str, deliver, states: bool = False):
         import paho.mqtt.client as mqtt
 
         self.host, self.port, tls, user, password = broker_address(url)
         self.topic = f"{prefix.rstrip('/')}/+/+"
+        # machine state messages for the digital twin, on the same connection and session
+        self.state_topic = f"{prefix.rstrip('/')}/+/+/state" if states else None
         self.deliver = deliver
         self.connected = threading.Event()
         self.received = 0
@@ -81,7 +83,7 @@ class MqttSource:
         if reason_code.is_failure:
             log.warning("MQTT broker %s:%s refused the connection: %s", self.host, self.port, reason_code)
             return
-        client.subscribe(self.topic, qos=1)
+        client.subscribe([(t, 1) for t in (self.topic, self.state_topic) if t])
         self.connected.set()
         log.info("MQTT: subscribed to %s on %s:%s", self.topic, self.host, self.port)
 
@@ -213,11 +215,14 @@ class NatsBridge:
 
 
 class ReadingSources:
-    """The service's readings inputs, from settings: MQTT (directly, or through NATS JetStream)."""
+    """The service's readings inputs, from settings: MQTT (directly, or through NATS JetStream). With ``states``
+    (the twin's inbox: ``submit(topic, payload, ack)``), machine state messages on ``<prefix>/<line>/<machine>/state``
+    go to it, directly (not through NATS), acknowledged once their events are stored."""
 
-    def __init__(self, settings, ingester: Ingester):
+    def __init__(self, settings, ingester: Ingester, states=None):
         self.settings = settings
         self.ingester = ingester
+        self.states = states
         self.mqtt: MqttSource | None = None
         self.nats: NatsBridge | None = None
 
@@ -230,14 +235,22 @@ class ReadingSources:
             if self.nats is not None:
                 bridge = self.nats
 
-                def deliver(topic, payload, ack):
+                def readings(topic, payload, ack):
                     bridge.publish(topic, payload, ack)
             else:
 
-                def deliver(topic, payload, ack):
+                def readings(topic, payload, ack):
                     self.ingester.submit(Message("mqtt", topic, payload, ack=ack))
 
-            self.mqtt = MqttSource(s.mqtt_url, s.mqtt_topic_prefix, s.mqtt_client_id, deliver)
+            states = self.states
+
+            def deliver(topic, payload, ack):
+                if states is not None and topic.endswith("/state") and topic.count("/") >= 3:
+                    states.submit(topic, payload, ack)
+                else:
+                    readings(topic, payload, ack)
+
+            self.mqtt = MqttSource(s.mqtt_url, s.mqtt_topic_prefix, s.mqtt_client_id, deliver, states is not None)
             self.mqtt.start()
 
     def stop(self) -> None:

@@ -416,6 +416,43 @@ class Schedule(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=now)
 
 
+# -- the digital twin ----------------------------------------------------------------------------------------------
+class LineModel(Base):
+    """A line's twin model (the library's line document, JSON), one per line; ``version`` counts its changes."""
+
+    __tablename__ = "line_models"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    line_id: Mapped[int] = mapped_column(ForeignKey("lines.id", ondelete="CASCADE"), unique=True)
+    model: Mapped[dict] = mapped_column(JSON)
+    version: Mapped[int] = mapped_column(Integer)
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=now)
+
+
+class TwinEvent(Base):
+    """The twin's history: one change of one machine of a line. ``kind``: ``state`` (a state change or a count
+    report, through the state machine), ``health`` (alerts, maintenance predictions: ``data``), ``buffer``
+    (a buffer's level in ``data``). Time ``ts`` in seconds since the epoch (float: events keep their order)."""
+
+    __tablename__ = "twin_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    line: Mapped[str] = mapped_column(String(100))
+    machine: Mapped[str] = mapped_column(String(100))
+    ts: Mapped[float] = mapped_column(Float)
+    kind: Mapped[str] = mapped_column(String(20))
+    state: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    job: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    source: Mapped[str] = mapped_column(String(20))  # mqtt, http, inspection, alert, maintenance
+    data: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(default=now)
+
+    __table_args__ = (
+        Index("ix_twin_events_line_ts", "line", "ts"),
+        Index("ix_twin_events_line_machine_ts", "line", "machine", "ts"),
+    )
+
+
 class AuditEvent(Base):
     """Who did what and when: sign-ins, users, roles, API keys, models, reviews, deletions. The service only ever
     inserts (triggers refuse UPDATE and DELETE); ``actor_id`` is no foreign key, so an entry outlives its user."""

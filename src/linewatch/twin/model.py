@@ -349,6 +349,22 @@ def line_from_dict(obj: Any, what: str = "the line model") -> Line:
     return line
 
 
+def line_errors(obj: Any) -> list[tuple[str, str]]:
+    """Every problem of a line document as (path, message), in the paths :func:`line_from_dict` names (empty: the
+    document is a valid line model). For callers that list them all (the service's 422 answers)."""
+    if not isinstance(obj, dict):
+        return [("line", "expected a mapping with name and machines")]
+    try:
+        line = Line.model_validate(obj)
+    except ValidationError as e:
+        return [_message(err) for err in e.errors()]
+    out = []
+    for p in check_line(line):
+        where, _, msg = p.partition(": ")
+        out.append((where, msg))
+    return out
+
+
 def check_line(line: Line) -> list[str]:
     """What a field-by-field check cannot see: names used twice, references to unknown operations or machines."""
     problems: list[str] = []
