@@ -318,7 +318,7 @@ export interface FlowLayout {
   columns: string[][]; // the operations of each column
 }
 
-export const MAP = { machineW: 168, machineH: 112, bufferW: 112, bufferH: 64, gapX: 36, gapY: 20, pad: 16 };
+export const MAP = { machineW: 196, machineH: 112, bufferW: 112, bufferH: 64, gapX: 36, gapY: 20, pad: 16 };
 
 /** Machines and buffers as a flow, left to right: each operation sits in the column of its longest path from the
  * start of any routing (parallel routings' operations share a column, like a filler's two products), its input buffer

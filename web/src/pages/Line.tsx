@@ -90,7 +90,7 @@ export default function LinePage({ parts, query }: { parts: string[]; query: URL
         The twin works on the lines of the machines' definitions.{" "}
         {engineer ? (
           <>
-            Create a line on the <Anchor href="#/machines">Machines</Anchor> page (or import a definitions file), then upload its line model here.
+            Create a line on the <Anchor href="#/machines" c="blue.9" fw={600}>Machines</Anchor> page (or import a definitions file), then upload its line model here.
           </>
         ) : (
           "An engineer creates lines and uploads their line models."
@@ -124,7 +124,7 @@ export default function LinePage({ parts, query }: { parts: string[]; query: URL
         <Text size="sm" mt="xs">
           {engineer ? (
             <>
-              Upload or paste it on the <Anchor href={`#/line/${encodeURIComponent(line)}/model`}>Model</Anchor> tab.
+              Upload or paste it on the <Anchor href={`#/line/${encodeURIComponent(line)}/model`} c="blue.9" fw={600}>Model</Anchor> tab.
             </>
           ) : (
             "An engineer uploads it on the Model tab."

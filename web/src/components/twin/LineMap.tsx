@@ -78,7 +78,7 @@ export function describeMachine(name: string, m: MachineState | undefined, now =
   return `${name}: ${st.label}${since}${why}${counts}; ${healthText(m)}`;
 }
 
-function MachineBox({ n, m, prefix, href, now }: { n: FlowNode; m: MachineState | undefined; prefix: string; href: string; now: number }) {
+function MachineBox({ n, m, prefix, href, now, inspects }: { n: FlowNode; m: MachineState | undefined; prefix: string; href: string; now: number; inspects?: string }) {
   const st = stateStyle(m?.state);
   const alerting = (m?.health?.open_alerts ?? 0) > 0;
   const since = m?.since ? fmtDuration((now - Date.parse(m.since)) / 1000) : "";
@@ -93,16 +93,16 @@ function MachineBox({ n, m, prefix, href, now }: { n: FlowNode; m: MachineState 
         {since ? ` · ${since}` : ""}
       </text>
       <text x={n.x + 8} y={n.y + 43} fontSize="14" fontWeight="700" fill="#212529">
-        {clip(n.name, 20)}
+        {clip(n.name, 22)}
       </text>
       <text x={n.x + 8} y={n.y + 61} fontSize="11.5" fill="#495057">
-        {clip(m?.reason ?? (m?.job ? `job ${m.job}` : n.ops.join(", ")), 26)}
+        {clip(m?.reason ?? (m?.job ? `job ${m.job}` : n.ops.join(", ") + (inspects ? ` · inspects (${inspects})` : "")), 30)}
       </text>
       <text x={n.x + 8} y={n.y + 79} fontSize="12" fill="#212529" data-testid="map-counts">
         ✔ {m?.good ?? 0} good · ✖ {m?.defective ?? 0} defective
       </text>
       <text x={n.x + 8} y={n.y + 99} fontSize="11.5" fontWeight={alerting ? 700 : 400} fill={alerting ? "#c92a2a" : "#495057"} data-testid="map-health">
-        {clip(healthText(m), 28)}
+        {clip(healthText(m), 32)}
       </text>
     </a>
   );
@@ -203,7 +203,15 @@ export function LineMap({
         </g>
         {layout.nodes.map((n) =>
           n.kind === "machine" ? (
-            <MachineBox key={n.id} n={n} m={machines.get(n.name)} prefix={prefix} href={machineHref(n.name)} now={now} />
+            <MachineBox
+              key={n.id}
+              n={n}
+              m={machines.get(n.name)}
+              prefix={prefix}
+              href={machineHref(n.name)}
+              now={now}
+              inspects={model.inspections?.find((i) => i.machine === n.name)?.station}
+            />
           ) : (
             <BufferBox key={n.id} n={n} b={buffers.get(n.name)} />
           ),

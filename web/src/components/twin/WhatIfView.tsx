@@ -206,7 +206,7 @@ export function Comparison({ result }: { result: unknown }) {
                     <Table.Td>
                       {m.groups.length > 1 ? `${m.title.replace(" per machine", "")}: ${g.label}` : m.title} ({m.unit})
                       {g.bottleneck?.length ? (
-                        <Badge ml={6} size="xs" color="orange.9" variant="filled">
+                        <Badge ml={6} size="xs" color="#a34100" variant="filled">
                           bottleneck in {g.bottleneck.join(", ")}
                         </Badge>
                       ) : null}
