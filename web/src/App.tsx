@@ -33,6 +33,7 @@ const MachinesPage = lazy(() => import("./pages/Machines"));
 const MachinePage = lazy(() => import("./pages/Machine"));
 const AlertsPage = lazy(() => import("./pages/Alerts"));
 const SchedulesPage = lazy(() => import("./pages/Schedules"));
+const LinePage = lazy(() => import("./pages/Line"));
 
 interface Page {
   path: string;
@@ -42,6 +43,7 @@ interface Page {
 
 export const PAGES: Page[] = [
   { path: "live", label: "Live line", role: "viewer" },
+  { path: "line", label: "Line", role: "viewer" },
   { path: "machines", label: "Machines", role: "viewer" },
   { path: "alerts", label: "Alerts", role: "viewer" },
   { path: "schedules", label: "Schedules", role: "viewer" },
@@ -210,6 +212,7 @@ function Shell({ me, token, logout }: { me: Me; token: string; logout: () => voi
       machines: <MachinesPage />,
       alerts: <AlertsPage />,
       schedules: <SchedulesPage key="schedules" id={route.parts[1] ? Number(route.parts[1]) : null} />,
+      line: <LinePage parts={route.parts} query={route.query} />,
     }[page.path];
   }
 

@@ -18,6 +18,7 @@ const contrast: CSSVariablesResolver = () => ({
   light: {
     "--mantine-color-dimmed": "#495057",
     "--mantine-color-placeholder": "#5c636a",
+    "--mantine-color-error": "#c92a2a", // an input's error text and border: the default red is too pale on white
     "--mantine-color-gray-light-color": "#343a40",
     "--mantine-color-blue-light-color": "#1864ab",
     "--mantine-primary-color-light-color": "#1864ab",

@@ -56,6 +56,7 @@ export class ApiError extends Error {
   constructor(
     message: string,
     readonly status: number,
+    readonly body?: unknown, // the error's body as the service sent it (a 422's field errors)
   ) {
     super(message);
   }
@@ -74,6 +75,15 @@ export function errorMessage(status: number, body: unknown): string {
   const b = body as { detail?: unknown; errors?: { loc: (string | number)[]; msg: string }[] } | undefined;
   if (b && Array.isArray(b.errors) && b.errors.length) {
     return b.errors.map((e) => `${e.loc.filter((x) => x !== "body").join(".")}: ${e.msg}`).join("; ");
+  }
+  if (b && Array.isArray(b.detail) && b.detail.length) {
+    // field errors: [{path, message}] (the twin's model) or FastAPI's [{loc, msg}]
+    return (b.detail as { path?: string; message?: string; loc?: (string | number)[]; msg?: string }[])
+      .map((e) => {
+        const where = e.path ?? (e.loc ?? []).filter((x) => x !== "body").join(".");
+        return `${where ? `${where}: ` : ""}${e.message ?? e.msg ?? ""}`;
+      })
+      .join("; ");
   }
   if (b && typeof b.detail === "string" && b.detail) {
     const d = b.detail;
@@ -118,6 +128,25 @@ export async function postForm<T>(path: string, form: FormData): Promise<T> {
     throw new ApiError(errorMessage(response.status, body), response.status);
   }
   return body as T;
+}
+
+/** JSON to and from a path the generated types may not know yet (or whose body is free-form, like a line model);
+ * the same errors as `call`, the error body kept on the ApiError. */
+export async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  let response: Response;
+  const headers: Record<string, string> = token ? { Authorization: `Bearer ${token}` } : {};
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  try {
+    response = await globalThis.fetch(new Request(new URL(path, location.origin), { method, headers, body: body === undefined ? undefined : JSON.stringify(body) }));
+  } catch {
+    throw new ApiError(OFFLINE, 0);
+  }
+  const data = response.status === 204 ? undefined : await response.json().catch(() => undefined);
+  if (!response.ok) {
+    if (response.status === 401 && token) unauthorizedListeners.forEach((f) => f());
+    throw new ApiError(errorMessage(response.status, data), response.status, data);
+  }
+  return data as T;
 }
 
 const ROLE_RANK: Record<Role, number> = { viewer: 0, operator: 1, engineer: 2, admin: 3 };

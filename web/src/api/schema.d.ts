@@ -1247,6 +1247,161 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/lines/{line}/model": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Model */
+        get: operations["get_model_api_v1_lines__line__model_get"];
+        /**
+         * Put Model
+         * @description Store the line's model (the line is created when missing); the version counts its changes. The live state
+         *     is rebuilt from the stored history under the new model.
+         */
+        put: operations["put_model_api_v1_lines__line__model_put"];
+        post?: never;
+        /**
+         * Delete Model
+         * @description Delete the model (the line's event history stays).
+         */
+        delete: operations["delete_model_api_v1_lines__line__model_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/lines/{line}/state": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get State
+         * @description The live state, or the state at a past time rebuilt from the stored events.
+         */
+        get: operations["get_state_api_v1_lines__line__state_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/lines/{line}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Events
+         * @description The twin's history in time order, a page at a time.
+         */
+        get: operations["list_events_api_v1_lines__line__events_get"];
+        put?: never;
+        /**
+         * Post Events
+         * @description Apply machine state events from the plant. Each is accepted or refused whole: an unknown machine or an
+         *     impossible transition is refused with the reason (and kept as a dead letter).
+         */
+        post: operations["post_events_api_v1_lines__line__events_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/lines/{line}/oee": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Oee
+         * @description OEE (ISO 22400-2) per machine, for the line and per shift over the range, from the stored events, with the
+         *     losses broken down (linewatch.twin.oee's report).
+         */
+        get: operations["get_oee_api_v1_lines__line__oee_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/lines/{line}/simulations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Simulations
+         * @description Newest first.
+         */
+        get: operations["list_simulations_api_v1_lines__line__simulations_get"];
+        put?: never;
+        /**
+         * Start Simulation
+         * @description Simulate the line (replications with confidence intervals) from the live state or empty, with what-if
+         *     scenarios compared side by side; a background job (follow GET /jobs/{job_id} or the WebSocket).
+         */
+        post: operations["start_simulation_api_v1_lines__line__simulations_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/lines/{line}/simulations/{sim_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Simulation */
+        get: operations["get_simulation_api_v1_lines__line__simulations__sim_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/lines/{line}/aas": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Aas
+         * @description The line as an Asset Administration Shell environment (AAS v3 JSON), with each machine's live state, counts
+         *     and health as its OperationalData.
+         */
+        get: operations["get_aas_api_v1_lines__line__aas_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/audit": {
         parameters: {
             query?: never;
@@ -1907,6 +2062,28 @@ export interface components {
              */
             description: string;
         };
+        /** LineModelOut */
+        LineModelOut: {
+            /** Line */
+            line: string;
+            /**
+             * Version
+             * @description 1 for the first model of the line, one more for each change
+             */
+            version: number;
+            /**
+             * Model
+             * @description the line model as stored (linewatch.twin's line document)
+             */
+            model: {
+                [key: string]: unknown;
+            };
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
         /** LineOut */
         LineOut: {
             /** Id */
@@ -2212,6 +2389,121 @@ export interface components {
              */
             stations: string[];
         };
+        /**
+         * OeeFigures
+         * @description ISO 22400-2 figures of a machine or of the line (linewatch.twin.oee's JSON): ratios 0..1 (null where
+         *     undefined), times in seconds, quantities in parts. ``losses``: planned_downtime_s, downtime_s by cause,
+         *     delay_s (starved, blocked, idle), speed_loss_s, scrap_loss_s, rework_loss_s, no_data_s. The line's figures
+         *     also have ``output_oee``: good parts out x the line's ideal cycle / planned operation time.
+         */
+        OeeFigures: {
+            /** Name */
+            name: string;
+            /** Oee */
+            oee: number | null;
+            /** Availability */
+            availability: number | null;
+            /** Performance */
+            performance: number | null;
+            /** Quality */
+            quality: number | null;
+            /** Planned Operation S */
+            planned_operation_s: number;
+            /** Planned Busy S */
+            planned_busy_s: number;
+            /** Production S */
+            production_s: number;
+            /** Good */
+            good: number;
+            /** Scrap */
+            scrap: number;
+            /** Rework */
+            rework: number;
+            /** Ideal S */
+            ideal_s: number;
+            /** Losses */
+            losses: {
+                [key: string]: unknown;
+            };
+        } & {
+            [key: string]: unknown;
+        };
+        /** OeeMachineOut */
+        OeeMachineOut: {
+            /** Name */
+            name: string;
+            /** Oee */
+            oee: number | null;
+            /** Availability */
+            availability: number | null;
+            /** Performance */
+            performance: number | null;
+            /** Quality */
+            quality: number | null;
+            /** Planned Operation S */
+            planned_operation_s: number;
+            /** Planned Busy S */
+            planned_busy_s: number;
+            /** Production S */
+            production_s: number;
+            /** Good */
+            good: number;
+            /** Scrap */
+            scrap: number;
+            /** Rework */
+            rework: number;
+            /** Ideal S */
+            ideal_s: number;
+            /** Losses */
+            losses: {
+                [key: string]: unknown;
+            };
+            /** Machine */
+            machine: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /** OeeShiftOut */
+        OeeShiftOut: {
+            /** Name */
+            name: string;
+            /** Oee */
+            oee: number | null;
+            /** Availability */
+            availability: number | null;
+            /** Performance */
+            performance: number | null;
+            /** Quality */
+            quality: number | null;
+            /** Planned Operation S */
+            planned_operation_s: number;
+            /** Planned Busy S */
+            planned_busy_s: number;
+            /** Production S */
+            production_s: number;
+            /** Good */
+            good: number;
+            /** Scrap */
+            scrap: number;
+            /** Rework */
+            rework: number;
+            /** Ideal S */
+            ideal_s: number;
+            /** Losses */
+            losses: {
+                [key: string]: unknown;
+            };
+            /** Shift */
+            shift: string;
+            /** Start */
+            start: string;
+            /** End */
+            end: string;
+            /** Machines */
+            machines: components["schemas"]["OeeMachineOut"][];
+        } & {
+            [key: string]: unknown;
+        };
         /** ReadingsOut */
         ReadingsOut: {
             /** Machine */
@@ -2327,6 +2619,18 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
+        };
+        /** ScenarioIn */
+        ScenarioIn: {
+            /** Name */
+            name: string;
+            /**
+             * Overrides
+             * @description changes of the line model (linewatch.twin scenarios: machines/buffers/... merged by name, mix)
+             */
+            overrides?: {
+                [key: string]: unknown;
+            };
         };
         /** ScheduleDetailOut */
         ScheduleDetailOut: {
@@ -2521,6 +2825,86 @@ export interface components {
             /** Thumbnail Url */
             thumbnail_url: string;
             inspection: components["schemas"]["InspectionOut"];
+        };
+        /** SimulationIn */
+        SimulationIn: {
+            /**
+             * Hours
+             * @description simulated horizon
+             * @default 8
+             */
+            hours: number;
+            /**
+             * Replications
+             * @default 10
+             */
+            replications: number;
+            /**
+             * Seed
+             * @default 0
+             */
+            seed: number;
+            /**
+             * From Live
+             * @description start from the live state (machines down, buffer levels) and now
+             * @default false
+             */
+            from_live: boolean;
+            /** Scenarios */
+            scenarios?: components["schemas"]["ScenarioIn"][];
+            /**
+             * Schedule Id
+             * @description not available yet: 409 when given
+             */
+            schedule_id?: number | null;
+        };
+        /** SimulationOut */
+        SimulationOut: {
+            /** Id */
+            id: number;
+            /** Job Id */
+            job_id: number;
+            /** Line */
+            line: string;
+            /**
+             * Status
+             * @description the job's: queued, running, succeeded, failed, cancelled
+             */
+            status: string;
+            /** Progress */
+            progress: number;
+            /** Message */
+            message: string;
+            /** Error */
+            error: string | null;
+            /** Model Version */
+            model_version: number | null;
+            /** Request */
+            request: {
+                [key: string]: unknown;
+            };
+            /**
+             * Result
+             * @description line, model_version, from_live, start, hours, replications, scenarios: the base first, each with its stats (mean, sd, ci_low, ci_high, n) of throughput_per_h, lead_time_s, wip, oee, output_oee, machines.<m>.utilisation/blocked/starved/down/oee..., buffers.<b>.mean, and its bottleneck shares
+             */
+            result: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+        };
+        /** SimulationStartedOut */
+        SimulationStartedOut: {
+            /**
+             * Id
+             * @description the simulation's id (the same number as its job's)
+             */
+            id: number;
+            /** Job Id */
+            job_id: number;
         };
         /** SolveIn */
         SolveIn: {
@@ -2883,6 +3267,206 @@ export interface components {
              * @description PatchCore: patches kept in the coreset's candidate pool (default: 400000)
              */
             pool_limit?: number | null;
+        };
+        /** TwinAcceptedOut */
+        TwinAcceptedOut: {
+            /** Accepted */
+            accepted: number;
+            /** Rejected */
+            rejected: components["schemas"]["TwinRejectedOut"][];
+        };
+        /** TwinBufferOut */
+        TwinBufferOut: {
+            /** Buffer */
+            buffer: string;
+            /**
+             * Level
+             * @description the last reported level; null: never reported
+             */
+            level: number | null;
+            /** Capacity */
+            capacity: number | null;
+        };
+        /**
+         * TwinEventIn
+         * @description A machine's state (``machine``, ``state``) or a buffer's level (``buffer``, ``level``). ``ts``: seconds since
+         *     the epoch or ISO 8601 (default: now); ``good``/``defective``/``reworked``: parts completed since the machine's
+         *     previous event (only while running).
+         */
+        TwinEventIn: {
+            /** Machine */
+            machine?: string | null;
+            /** State */
+            state?: string | null;
+            /** Ts */
+            ts?: number | string | null;
+            /** Reason */
+            reason?: string | null;
+            /** Job */
+            job?: string | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /** TwinEventOut */
+        TwinEventOut: {
+            /** Id */
+            id: number;
+            /**
+             * Ts
+             * @description ISO 8601
+             */
+            ts: string;
+            /**
+             * Machine
+             * @description the machine (or, for kind buffer, the buffer)
+             */
+            machine: string;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "state" | "health" | "buffer";
+            /** State */
+            state: string | null;
+            /** Reason */
+            reason: string | null;
+            /** Job */
+            job: string | null;
+            /**
+             * Source
+             * @description mqtt, http, inspection, alert, maintenance
+             */
+            source: string;
+            /**
+             * Data
+             * @description state: good/defective/reworked; health: open_alerts, rul, ...; buffer: level
+             */
+            data: {
+                [key: string]: unknown;
+            };
+        };
+        /** TwinEventsOut */
+        TwinEventsOut: {
+            /** Items */
+            items: components["schemas"]["TwinEventOut"][];
+            /**
+             * Next Cursor
+             * @description pass as cursor for the next page; null: no more
+             */
+            next_cursor: number | null;
+        };
+        /** TwinHealthOut */
+        TwinHealthOut: {
+            /**
+             * Open Alerts
+             * @default 0
+             */
+            open_alerts: number;
+            /**
+             * Rul
+             * @description remaining useful life in cycles (maintenance prediction)
+             */
+            rul?: number | null;
+            /** Rul Low */
+            rul_low?: number | null;
+            /** Rul High */
+            rul_high?: number | null;
+            /** Failure Probability */
+            failure_probability?: number | null;
+        };
+        /** TwinMachineOut */
+        TwinMachineOut: {
+            /** Machine */
+            machine: string;
+            /**
+             * State
+             * @description running, idle, blocked, starved, down, maintenance; null: no event yet
+             */
+            state: string | null;
+            /**
+             * Since
+             * @description ISO 8601: when it entered the state
+             */
+            since: string | null;
+            /**
+             * Reason
+             * @description why (a failure mode, off shift, ...)
+             */
+            reason: string | null;
+            /**
+             * Job
+             * @description what it works on (a product or job name)
+             */
+            job: string | null;
+            /** Good */
+            good: number;
+            /** Defective */
+            defective: number;
+            /**
+             * Reworked
+             * @default 0
+             */
+            reworked: number;
+            health: components["schemas"]["TwinHealthOut"];
+        };
+        /**
+         * TwinModelErrorOut
+         * @description A line model (or a scenario) that does not validate: every problem by its path in the document.
+         */
+        TwinModelErrorOut: {
+            /** Detail */
+            detail: components["schemas"]["TwinModelProblem"][];
+        };
+        /** TwinModelProblem */
+        TwinModelProblem: {
+            /**
+             * Path
+             * @description where in the line model, e.g. machines[2].cycle_time_s
+             */
+            path: string;
+            /** Message */
+            message: string;
+        };
+        /** TwinOeeOut */
+        TwinOeeOut: {
+            /** From */
+            from: string;
+            /** To */
+            to: string;
+            line: components["schemas"]["OeeFigures"];
+            /** Machines */
+            machines: components["schemas"]["OeeMachineOut"][];
+            /** Shifts */
+            shifts: components["schemas"]["OeeShiftOut"][];
+            /**
+             * Rejected
+             * @description stored events the model's state machine refuses now (e.g. after a change)
+             */
+            rejected: number;
+        };
+        /** TwinRejectedOut */
+        TwinRejectedOut: {
+            /**
+             * Index
+             * @description the event's place in the request (0 for a single event)
+             */
+            index: number;
+            /** Reason */
+            reason: string;
+        };
+        /** TwinStateOut */
+        TwinStateOut: {
+            /** Line */
+            line: string;
+            /**
+             * At
+             * @description ISO 8601: the time this state is of
+             */
+            at: string;
+            /** Machines */
+            machines: components["schemas"]["TwinMachineOut"][];
+            /** Buffers */
+            buffers: components["schemas"]["TwinBufferOut"][];
         };
         /** UploadOut */
         UploadOut: {
@@ -8118,6 +8702,764 @@ export interface operations {
             };
             /** @description not solved */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the request does not match the API (see errors) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorOut"];
+                };
+            };
+        };
+    };
+    get_model_api_v1_lines__line__model_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                line: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LineModelOut"];
+                };
+            };
+            /** @description bad request: a body that cannot be parsed (not UTF-8, broken multipart) or an invalid Content-Length */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description authentication required, or the token or API key is invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the caller's role is too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description unknown line, or the line has no twin model */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the request does not match the API (see errors) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorOut"];
+                };
+            };
+        };
+    };
+    put_model_api_v1_lines__line__model_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                line: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    [key: string]: unknown;
+                };
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LineModelOut"];
+                };
+            };
+            /** @description bad request: a body that cannot be parsed (not UTF-8, broken multipart) or an invalid Content-Length */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description authentication required, or the token or API key is invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the caller's role is too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the model is invalid: every problem by its path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TwinModelErrorOut"];
+                };
+            };
+        };
+    };
+    delete_model_api_v1_lines__line__model_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                line: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description bad request: a body that cannot be parsed (not UTF-8, broken multipart) or an invalid Content-Length */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description authentication required, or the token or API key is invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the caller's role is too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description unknown line, or the line has no twin model */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the request does not match the API (see errors) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorOut"];
+                };
+            };
+        };
+    };
+    get_state_api_v1_lines__line__state_get: {
+        parameters: {
+            query?: {
+                /** @description ISO 8601; default: now */
+                at?: string | null;
+            };
+            header?: never;
+            path: {
+                line: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TwinStateOut"];
+                };
+            };
+            /** @description bad request: a body that cannot be parsed (not UTF-8, broken multipart) or an invalid Content-Length */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description authentication required, or the token or API key is invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the caller's role is too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description unknown line, or the line has no twin model */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the request does not match the API (see errors) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorOut"];
+                };
+            };
+        };
+    };
+    list_events_api_v1_lines__line__events_get: {
+        parameters: {
+            query?: {
+                from?: string | null;
+                to?: string | null;
+                machine?: string | null;
+                limit?: number;
+                /** @description next_cursor of the previous page */
+                cursor?: number | null;
+            };
+            header?: never;
+            path: {
+                line: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TwinEventsOut"];
+                };
+            };
+            /** @description bad request: a body that cannot be parsed (not UTF-8, broken multipart) or an invalid Content-Length */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description authentication required, or the token or API key is invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the caller's role is too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description unknown line */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the request does not match the API (see errors) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorOut"];
+                };
+            };
+        };
+    };
+    post_events_api_v1_lines__line__events_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                line: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TwinEventIn"] | components["schemas"]["TwinEventIn"][];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TwinAcceptedOut"];
+                };
+            };
+            /** @description bad request: a body that cannot be parsed (not UTF-8, broken multipart) or an invalid Content-Length */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description authentication required, or the token or API key is invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the caller's role is too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description unknown line, or the line has no twin model */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the request does not match the API (see errors) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorOut"];
+                };
+            };
+        };
+    };
+    get_oee_api_v1_lines__line__oee_get: {
+        parameters: {
+            query?: {
+                /** @description default: 24 hours before to */
+                from?: string | null;
+                /** @description default: now */
+                to?: string | null;
+            };
+            header?: never;
+            path: {
+                line: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TwinOeeOut"];
+                };
+            };
+            /** @description bad request: a body that cannot be parsed (not UTF-8, broken multipart) or an invalid Content-Length */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description authentication required, or the token or API key is invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the caller's role is too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description unknown line, or the line has no twin model */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the request does not match the API (see errors) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorOut"];
+                };
+            };
+        };
+    };
+    list_simulations_api_v1_lines__line__simulations_get: {
+        parameters: {
+            query?: {
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                line: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SimulationOut"][];
+                };
+            };
+            /** @description bad request: a body that cannot be parsed (not UTF-8, broken multipart) or an invalid Content-Length */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description authentication required, or the token or API key is invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the caller's role is too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the request does not match the API (see errors) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorOut"];
+                };
+            };
+        };
+    };
+    start_simulation_api_v1_lines__line__simulations_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                line: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SimulationIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SimulationStartedOut"];
+                };
+            };
+            /** @description bad request: a body that cannot be parsed (not UTF-8, broken multipart) or an invalid Content-Length */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description authentication required, or the token or API key is invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the caller's role is too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description unknown line, or the line has no twin model */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description schedule_id given (not available yet) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the model is invalid: every problem by its path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TwinModelErrorOut"];
+                };
+            };
+        };
+    };
+    get_simulation_api_v1_lines__line__simulations__sim_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                line: string;
+                sim_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SimulationOut"];
+                };
+            };
+            /** @description bad request: a body that cannot be parsed (not UTF-8, broken multipart) or an invalid Content-Length */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description authentication required, or the token or API key is invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the caller's role is too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the request does not match the API (see errors) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorOut"];
+                };
+            };
+        };
+    };
+    get_aas_api_v1_lines__line__aas_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                line: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the AAS v3 JSON environment */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description bad request: a body that cannot be parsed (not UTF-8, broken multipart) or an invalid Content-Length */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description authentication required, or the token or API key is invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the caller's role is too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description unknown line, or the line has no twin model */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -2,6 +2,7 @@ import type { Inspection, Job } from "../api/client";
 import type { AlertEvent, MachineStateEvent, MachinesChangedEvent } from "./machines";
 import type { MaintenanceEvent } from "./maintenance";
 import type { PlanActivatedEvent, ScheduleProgressEvent } from "./schedules";
+import type { TwinEvent, TwinModelEvent } from "./twin";
 
 // The live event stream (WebSocket /api/v1/events) and what the pages keep of it: a bounded list of the newest
 // inspections, counters, and one-minute buckets of the last hour. Events arrive at any rate; listeners are told
@@ -187,6 +188,8 @@ export class EventStream {
   readonly maintenance = new Set<Listener<MaintenanceEvent>>();
   readonly scheduleProgress = new Set<Listener<ScheduleProgressEvent>>();
   readonly plans = new Set<Listener<PlanActivatedEvent>>();
+  readonly twinEvents = new Set<Listener<TwinEvent>>();
+  readonly twinModels = new Set<Listener<TwinModelEvent>>();
   readonly store = new LiveStore();
 
   constructor(
@@ -240,6 +243,10 @@ export class EventStream {
         this.scheduleProgress.forEach((f) => f(ev as unknown as ScheduleProgressEvent));
       } else if (ev.type === "plan_activated") {
         this.plans.forEach((f) => f(ev as unknown as PlanActivatedEvent));
+      } else if (ev.type === "twin_event") {
+        this.twinEvents.forEach((f) => f(ev as unknown as TwinEvent));
+      } else if (ev.type === "twin_model") {
+        this.twinModels.forEach((f) => f(ev as unknown as TwinModelEvent));
       } else if (ev.type === "dropped" && ev.count) {
         this.store.noteDropped(ev.count);
       }

@@ -6,6 +6,7 @@ import { LiveStore } from "../lib/live";
 import type { AlertEvent, Machine, MachineAlert, MachineStateEvent, MachinesChangedEvent } from "../lib/machines";
 import type { MaintenanceEvent } from "../lib/maintenance";
 import type { PlanActivatedEvent, ScheduleProgressEvent } from "../lib/schedules";
+import type { TwinEvent, TwinModelEvent } from "../lib/twin";
 import { SessionContext, type Session } from "../lib/session";
 
 // What the machine pages' tests share: a live stream whose events the test sends, a session of a role, a fetch
@@ -21,6 +22,8 @@ export function fakeStream() {
     maintenance: new Set<(e: MaintenanceEvent) => void>(),
     scheduleProgress: new Set<(e: ScheduleProgressEvent) => void>(),
     plans: new Set<(e: PlanActivatedEvent) => void>(),
+    twinEvents: new Set<(e: TwinEvent) => void>(),
+    twinModels: new Set<(e: TwinModelEvent) => void>(),
     state: "open",
     wasLost: false,
     subscribeState: () => () => {},

@@ -1,0 +1,519 @@
+import {
+  Alert,
+  Anchor,
+  Badge,
+  Button,
+  Card,
+  Checkbox,
+  Grid,
+  Group,
+  NumberInput,
+  Progress,
+  SimpleGrid,
+  Stack,
+  Table,
+  Text,
+  TextInput,
+  Textarea,
+  Title,
+} from "@mantine/core";
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { api, call, can } from "../../api/client";
+import { fmtDateTime } from "../../lib/format";
+import type { JobEvent } from "../../lib/live";
+import { navigate } from "../../lib/router";
+import { useSession } from "../../lib/session";
+import {
+  type LineModelDoc,
+  type ScenarioForm,
+  type Simulation,
+  bottleneckOf,
+  comparison,
+  emptyForm,
+  fmtCi,
+  formOverrides,
+  machineOps,
+  mergeOverrides,
+  parseOverrides,
+  summariesOf,
+  twin,
+} from "../../lib/twin";
+import { CompareChart, ScenarioLegend } from "./Bars";
+
+const FINISHED = ["succeeded", "failed", "cancelled"];
+const blank = (v: number | string): number | "" => (v === "" || v === undefined ? "" : Number(v));
+
+/** The common changes as a form: copies of a machine, buffer capacities, failure rates, defect rates, the mix. */
+function ScenarioFields({ doc, form, setForm }: { doc: LineModelDoc; form: ScenarioForm; setForm: (f: ScenarioForm) => void }) {
+  const m = doc.model;
+  const set = <K extends keyof ScenarioForm>(k: K, key: string, v: ScenarioForm[K][string]) => setForm({ ...form, [k]: { ...form[k], [key]: v } });
+  return (
+    <Stack gap="sm">
+      <Table data-testid="scenario-machines">
+        <Table.Thead>
+          <Table.Tr>
+            <Table.Th>Machine</Table.Th>
+            <Table.Th>Machines to add (in parallel)</Table.Th>
+            <Table.Th>Failure rate ×</Table.Th>
+          </Table.Tr>
+        </Table.Thead>
+        <Table.Tbody>
+          {m.machines.map((mm) => (
+            <Table.Tr key={mm.name}>
+              <Table.Td>
+                {mm.name}{" "}
+                <Text span size="xs" c="dimmed">
+                  {machineOps(mm).join(", ")}
+                </Text>
+              </Table.Td>
+              <Table.Td>
+                <NumberInput
+                  aria-label={`Machines like ${mm.name} to add`}
+                  value={form.extraMachines[mm.name] ?? 0}
+                  onChange={(v) => set("extraMachines", mm.name, Number(v) || 0)}
+                  min={0}
+                  max={5}
+                  w={90}
+                  size="xs"
+                />
+              </Table.Td>
+              <Table.Td>
+                {mm.failures && (Array.isArray(mm.failures) ? mm.failures.length : 1) ? (
+                  <NumberInput
+                    aria-label={`Failure rate of ${mm.name}, times`}
+                    placeholder="1"
+                    value={form.failureFactor[mm.name] ?? ""}
+                    onChange={(v) => set("failureFactor", mm.name, blank(v))}
+                    min={0.01}
+                    max={100}
+                    step={0.1}
+                    decimalScale={2}
+                    w={90}
+                    size="xs"
+                  />
+                ) : (
+                  <Text size="xs" c="dimmed">
+                    no failures modelled
+                  </Text>
+                )}
+              </Table.Td>
+            </Table.Tr>
+          ))}
+        </Table.Tbody>
+      </Table>
+      {(m.buffers?.length ?? 0) > 0 && (
+        <Group gap="sm" data-testid="scenario-buffers">
+          {m.buffers!.map((b) => (
+            <NumberInput
+              key={b.name}
+              label={`Capacity of ${b.name}`}
+              placeholder={b.capacity == null ? "no limit" : String(b.capacity)}
+              value={form.bufferCapacity[b.name] ?? ""}
+              onChange={(v) => set("bufferCapacity", b.name, blank(v))}
+              min={1}
+              max={1_000_000}
+              w={170}
+              size="xs"
+            />
+          ))}
+        </Group>
+      )}
+      {(m.inspections?.length ?? 0) > 0 && (
+        <Group gap="sm">
+          {m.inspections!.map((i) => (
+            <NumberInput
+              key={i.machine}
+              label={`Defect rate at ${i.machine} (0–1)`}
+              placeholder={String(i.defect_rate)}
+              value={form.defectRate[i.machine] ?? ""}
+              onChange={(v) => set("defectRate", i.machine, blank(v))}
+              min={0}
+              max={1}
+              step={0.005}
+              decimalScale={4}
+              w={200}
+              size="xs"
+            />
+          ))}
+        </Group>
+      )}
+      {(m.products?.length ?? 0) > 1 && (
+        <Group gap="sm">
+          {m.products!.map((p) => (
+            <NumberInput
+              key={p.name}
+              label={`Mix share of ${p.name}`}
+              placeholder={String(p.mix ?? 1)}
+              value={form.mix[p.name] ?? ""}
+              onChange={(v) => set("mix", p.name, blank(v))}
+              min={0}
+              step={0.1}
+              decimalScale={3}
+              w={160}
+              size="xs"
+            />
+          ))}
+        </Group>
+      )}
+    </Stack>
+  );
+}
+
+/** The comparison: the charts side by side with their intervals, and the same figures in a table with the
+ * difference to the base. */
+export function Comparison({ result }: { result: unknown }) {
+  const summaries = useMemo(() => summariesOf(result), [result]);
+  const metrics = useMemo(() => comparison(summaries), [summaries]);
+  if (!summaries.length) return <Text size="sm">The simulation gave no scenario results.</Text>;
+  const names = summaries.map((s) => s.scenario);
+  const base = metrics.map((m) => m.groups);
+  return (
+    <Stack data-testid="comparison">
+      <Text size="sm" data-testid="comparison-meta">
+        {summaries[0].replications} replication{summaries[0].replications === 1 ? "" : "s"} of {summaries[0].hours} h per scenario (the same random
+        numbers in each). Bottleneck: {summaries.map((s) => `${s.scenario}: ${bottleneckOf(s) ?? "–"}`).join("; ")}.
+        {summaries[0].replications < 2 ? " One replication gives no confidence interval." : ""}
+      </Text>
+      <ScenarioLegend scenarios={names} />
+      <SimpleGrid cols={{ base: 1, xl: 2 }}>
+        {metrics.map((m) => (
+          <Card withBorder key={m.key}>
+            <Title order={4} size="h6" mb={4}>
+              {m.title} ({m.unit})
+            </Title>
+            <CompareChart metric={m} scenarios={names} />
+          </Card>
+        ))}
+      </SimpleGrid>
+      <Card withBorder>
+        <Title order={4} size="h6" mb={4}>
+          The figures (mean [95 % interval])
+        </Title>
+        <Table.ScrollContainer minWidth={560}>
+          <Table data-testid="comparison-table" striped>
+            <Table.Thead>
+              <Table.Tr>
+                <Table.Th>Figure</Table.Th>
+                {names.map((n) => (
+                  <Table.Th key={n}>{n}</Table.Th>
+                ))}
+              </Table.Tr>
+            </Table.Thead>
+            <Table.Tbody>
+              {metrics.flatMap((m, mi) =>
+                base[mi].map((g) => (
+                  <Table.Tr key={`${m.key}:${g.label}`}>
+                    <Table.Td>
+                      {m.groups.length > 1 ? `${m.title.replace(" per machine", "")}: ${g.label}` : m.title} ({m.unit})
+                      {g.bottleneck?.length ? (
+                        <Badge ml={6} size="xs" color="#a34100" variant="filled">
+                          bottleneck in {g.bottleneck.join(", ")}
+                        </Badge>
+                      ) : null}
+                    </Table.Td>
+                    {g.bars.map((b, i) => {
+                      const d = i > 0 && b.mean != null && g.bars[0].mean != null ? b.mean - g.bars[0].mean : null;
+                      return (
+                        <Table.Td key={b.scenario}>
+                          {fmtCi(b)}
+                          {d != null && (
+                            <Text span size="xs" c="dimmed">
+                              {" "}
+                              ({d >= 0 ? "+" : ""}
+                              {Number(d.toPrecision(3))})
+                            </Text>
+                          )}
+                        </Table.Td>
+                      );
+                    })}
+                  </Table.Tr>
+                )),
+              )}
+            </Table.Tbody>
+          </Table>
+        </Table.ScrollContainer>
+      </Card>
+    </Stack>
+  );
+}
+
+/** What-if: the line model as the base and one scenario of changes (a form for the common ones, JSON for any), run
+ * as replications in a background job followed live, then compared side by side. */
+export function WhatIfView({ line, doc, sim }: { line: string; doc: LineModelDoc; sim: number | null }) {
+  const { me, stream } = useSession();
+  const engineer = can(me.role, "engineer");
+  const [name, setName] = useState("what-if");
+  const [form, setForm] = useState<ScenarioForm>(emptyForm);
+  const [raw, setRaw] = useState("");
+  const [hours, setHours] = useState<number | string>(8);
+  const [replications, setReplications] = useState<number | string>(5);
+  const [seed, setSeed] = useState<number | string>(0);
+  const [fromLive, setFromLive] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [current, setCurrent] = useState<Simulation | null>(null);
+  const [job, setJob] = useState<JobEvent | null>(null);
+  const [recent, setRecent] = useState<Simulation[] | null>(null);
+  const jobId = useRef<number | null>(null);
+
+  const parsed = useMemo(() => parseOverrides(raw), [raw]);
+  const overrides = useMemo(() => ("value" in parsed ? mergeOverrides(formOverrides(doc.model, form), parsed.value) : null), [parsed, doc.model, form]);
+
+  const loadRecent = useCallback(() => {
+    twin.simulations(line).then(setRecent, () => setRecent([]));
+  }, [line]);
+  useEffect(() => loadRecent(), [loadRecent]);
+
+  const loadSim = useCallback(
+    async (id: number) => {
+      try {
+        const s = await twin.simulation(line, id);
+        setCurrent(s);
+        if (!FINISHED.includes(s.status)) {
+          jobId.current = s.job_id ?? s.id;
+          setJob((j) => j ?? { id: s.job_id ?? s.id, kind: "simulation", status: s.status as JobEvent["status"], progress: s.progress ?? 0, message: s.message ?? "" });
+        } else {
+          jobId.current = null;
+          loadRecent();
+        }
+      } catch (e) {
+        setError((e as Error).message);
+      }
+    },
+    [line, loadRecent],
+  );
+  useEffect(() => {
+    setCurrent(null);
+    setJob(null);
+    if (sim != null) loadSim(sim);
+  }, [sim, loadSim]);
+
+  // the job's progress live, a poll as a fallback; its end loads the result
+  useEffect(() => {
+    const onJob = (j: JobEvent) => {
+      if (j.id === jobId.current) setJob(j);
+    };
+    stream.jobs.add(onJob);
+    const poll = setInterval(async () => {
+      if (jobId.current === null) return;
+      try {
+        setJob(await call(api.GET("/api/v1/jobs/{job_id}", { params: { path: { job_id: jobId.current } } })));
+      } catch {
+        /* again at the next poll */
+      }
+    }, 2000);
+    return () => {
+      stream.jobs.delete(onJob);
+      clearInterval(poll);
+    };
+  }, [stream]);
+  useEffect(() => {
+    if (job && FINISHED.includes(job.status) && sim != null && jobId.current === job.id) {
+      jobId.current = null;
+      loadSim(sim);
+    }
+  }, [job, sim, loadSim]);
+
+  async function run(e: React.FormEvent) {
+    e.preventDefault();
+    setError(null);
+    if (!overrides) return setError("The raw overrides are not valid JSON; fix them or clear the box.");
+    if (!name.trim()) return setError("Give the scenario a name.");
+    if (name.trim() === "base") return setError("“base” is the line model itself; name the scenario otherwise.");
+    setBusy(true);
+    try {
+      const r = await twin.simulate(line, {
+        hours: Number(hours),
+        replications: Number(replications),
+        seed: Number(seed),
+        from_live: fromLive,
+        scenarios: [{ name: name.trim(), overrides }],
+      });
+      jobId.current = r.job_id;
+      setJob({ id: r.job_id, kind: "simulation", status: "queued", progress: 0, message: "queued" });
+      navigate(`/line/${encodeURIComponent(line)}/whatif?sim=${r.id}`);
+    } catch (err) {
+      setError((err as Error).message);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  const running = job !== null && !FINISHED.includes(job.status);
+  const empty = overrides !== null && Object.keys(overrides).length === 0;
+
+  return (
+    <Stack data-testid="whatif-view">
+      {engineer ? (
+        <form onSubmit={run} aria-label="What-if simulation">
+          <Grid>
+            <Grid.Col span={{ base: 12, lg: 4 }}>
+              <Card withBorder h="100%" data-testid="scenario-base">
+                <Title order={3} size="h5" mb="xs">
+                  Base: the line model
+                </Title>
+                <Text size="sm">
+                  {line}'s model, version {doc.version}: {doc.model.machines.length} machines, {doc.model.buffers?.length ?? 0} buffers,{" "}
+                  {doc.model.products?.length ?? 1} product{(doc.model.products?.length ?? 1) === 1 ? "" : "s"}
+                  {doc.model.shifts?.length ? `, ${doc.model.shifts.length} shifts` : ""}.
+                </Text>
+                <Text size="sm" c="dimmed" mt="xs">
+                  Both run with the same random numbers, so their difference is the scenario's.
+                </Text>
+                <Stack gap="xs" mt="md">
+                  <Group gap="sm">
+                    <NumberInput label="Hours" value={hours} onChange={setHours} min={0.1} max={24 * 366} w={100} data-testid="sim-hours" />
+                    <NumberInput label="Replications" value={replications} onChange={setReplications} min={1} max={500} w={120} data-testid="sim-replications" />
+                    <NumberInput label="Seed" value={seed} onChange={setSeed} min={0} w={100} data-testid="sim-seed" />
+                  </Group>
+                  <Checkbox
+                    label="Start from the live state (machines down, buffer levels now)"
+                    checked={fromLive}
+                    onChange={(e) => setFromLive(e.currentTarget.checked)}
+                    data-testid="sim-from-live"
+                  />
+                </Stack>
+              </Card>
+            </Grid.Col>
+            <Grid.Col span={{ base: 12, lg: 8 }}>
+              <Card withBorder data-testid="scenario-editor">
+                <Group justify="space-between" mb="xs">
+                  <Title order={3} size="h5">
+                    Scenario
+                  </Title>
+                  <TextInput aria-label="Scenario name" value={name} onChange={(e) => setName(e.currentTarget.value)} w={220} data-testid="scenario-name" />
+                </Group>
+                <ScenarioFields doc={doc} form={form} setForm={setForm} />
+                <Textarea
+                  mt="sm"
+                  label="More overrides (JSON)"
+                  description='Any change of the model, merged over the form: lists by name (machines, buffers, products, shifts; inspections by machine), "like" copies an entry, "remove": true deletes one, "mix" sets shares.'
+                  placeholder='{"machines": [{"name": "capper", "cycle_time_s": 5}]}'
+                  value={raw}
+                  onChange={(e) => setRaw(e.currentTarget.value)}
+                  autosize
+                  minRows={2}
+                  maxRows={10}
+                  classNames={{ input: "lw-json" }}
+                  error={"error" in parsed ? parsed.error : undefined}
+                  data-testid="scenario-raw"
+                />
+                <Text size="sm" fw={600} mt="sm" id="lw-overrides-label">
+                  The scenario's overrides
+                </Text>
+                <pre className="lw-pre" data-testid="scenario-overrides" aria-labelledby="lw-overrides-label" tabIndex={0}>
+                  {overrides ? JSON.stringify(overrides, null, 2) : "–"}
+                </pre>
+                {empty && (
+                  <Text size="xs" c="dimmed">
+                    No change yet: the scenario would be the base again.
+                  </Text>
+                )}
+              </Card>
+            </Grid.Col>
+          </Grid>
+          {error && (
+            <Alert color="red" mt="sm" data-testid="sim-error">
+              {error}
+            </Alert>
+          )}
+          <Group mt="sm">
+            <Button type="submit" loading={busy} disabled={running || !overrides} data-testid="sim-run">
+              Run and compare
+            </Button>
+          </Group>
+        </form>
+      ) : (
+        <Alert color="blue" data-testid="whatif-viewer">
+          Engineers run what-if simulations here. You can read the results of earlier runs below.
+        </Alert>
+      )}
+
+      {job && (current?.id === sim || running) && (
+        <Card withBorder data-testid="sim-progress">
+          <Group justify="space-between">
+            <Text size="sm" fw={600}>
+              Simulation #{sim}: {job.status}
+            </Text>
+            <Text size="sm">
+              {job.message} · {Math.round(job.progress * 100)} %
+            </Text>
+          </Group>
+          <Progress
+            value={job.progress * 100}
+            striped={running}
+            animated={running}
+            color={job.status === "failed" ? "red" : job.status === "succeeded" ? "green" : "blue"}
+            aria-label="Simulation progress"
+            mt={4}
+          />
+        </Card>
+      )}
+      {current && current.status === "failed" && (
+        <Alert color="red" title={`Simulation #${current.id} failed`} data-testid="sim-failed">
+          {current.error ?? current.message ?? "The simulation failed."}
+        </Alert>
+      )}
+      {current && current.status === "succeeded" && (
+        <Card withBorder>
+          <Title order={3} size="h5" mb="xs">
+            Simulation #{current.id}
+            {current.request?.scenarios?.length ? `: base vs ${current.request.scenarios.map((s) => s.name).join(", ")}` : ""}
+          </Title>
+          <Comparison result={current.result} />
+        </Card>
+      )}
+
+      <Card withBorder>
+        <Title order={3} size="h5" mb="xs">
+          Earlier simulations
+        </Title>
+        {recent === null ? (
+          <Text size="sm" c="dimmed">
+            Loading…
+          </Text>
+        ) : recent.length === 0 ? (
+          <Text size="sm" c="dimmed" data-testid="no-simulations">
+            None yet.{engineer ? " Run one above." : ""}
+          </Text>
+        ) : (
+          <Table data-testid="simulation-list">
+            <Table.Thead>
+              <Table.Tr>
+                <Table.Th>Simulation</Table.Th>
+                <Table.Th>Scenarios</Table.Th>
+                <Table.Th>Run</Table.Th>
+                <Table.Th>Status</Table.Th>
+              </Table.Tr>
+            </Table.Thead>
+            <Table.Tbody>
+              {recent.map((s) => (
+                <Table.Tr key={s.id}>
+                  <Table.Td>
+                    <Anchor href={`#/line/${encodeURIComponent(line)}/whatif?sim=${s.id}`} aria-current={s.id === sim ? "page" : undefined}>
+                      #{s.id}
+                    </Anchor>
+                  </Table.Td>
+                  <Table.Td>{["base", ...(s.request?.scenarios ?? []).map((x) => x.name)].join(" vs ")}</Table.Td>
+                  <Table.Td>
+                    {s.request ? `${s.request.hours} h × ${s.request.replications}${s.request.from_live ? ", from live" : ""}` : "–"}
+                    {s.model_version != null ? ` · model v${s.model_version}` : ""}
+                  </Table.Td>
+                  <Table.Td>{s.status}</Table.Td>
+                </Table.Tr>
+              ))}
+            </Table.Tbody>
+          </Table>
+        )}
+      </Card>
+      {!engineer && sim == null && (recent?.length ?? 0) > 0 && (
+        <Text size="sm" c="dimmed">
+          Choose a simulation for its comparison.
+        </Text>
+      )}
+      <Text size="xs" c="dimmed">
+        Model version {doc.version}, updated {fmtDateTime(doc.updated_at)}.
+      </Text>
+    </Stack>
+  );
+}
