@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from linewatch.scheduling.model import Instance
+from linewatch.scheduling.model import Instance, Job, Operation, Option
 from linewatch.scheduling.plan import Assignment, Plan
 
 MAX_OPERATIONS = 4000  # the tabu matrix is n x n int32: 64 MB at this size
@@ -356,6 +356,24 @@ class _Problem:
             for o, (j, k) in enumerate(self.key)
         ]
         return Plan(self.inst, out, objective=like.objective, solver="tabu", status="feasible", weights=like.weights)
+
+
+_warm = False
+
+
+def warm() -> None:
+    """Compile the search once per process (numba caches the machine code on disk, so only the first use on a machine
+    takes a few seconds); solvers call this before their clock starts, so the compile never eats a time limit."""
+    global _warm
+    if _warm or not HAVE_NUMBA:
+        return
+    inst = Instance([Job([Operation([Option(0, 2)]), Operation([Option(1, 1)])]),
+                     Job([Operation([Option(1, 2)]), Operation([Option(0, 1)])])], 2)
+    prob = _Problem(inst)
+    a = [Assignment(0, 0, 0, 0, 2), Assignment(0, 1, 1, 2, 3), Assignment(1, 0, 1, 0, 2), Assignment(1, 1, 0, 2, 3)]
+    nxt, prv = prob.links(Plan(inst, a))
+    _run((prob, nxt, prv, time.perf_counter() + 0.01, 0, 0))
+    _warm = True
 
 
 def _run(args) -> tuple[int, np.ndarray, np.ndarray, int, float]:
