@@ -630,6 +630,23 @@ class MaintenanceOut(BaseModel):
 
 class MaintenanceDoneIn(BaseModel):
     time: TimeFilter = Field(None, description="when the maintenance was done; default: now")
+    failure: bool = Field(
+        False,
+        description="the machine had failed: the life ending here ran to failure, and its stored readings can "
+        "train a remaining-useful-life model (maintenance/train)",
+    )
+    failed_at: TimeFilter = Field(None, description="when it failed (implies failure); default with failure: time")
+
+
+class MaintenanceTrainIn(BaseModel):
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="cycle_s (seconds of readings per cycle, default 3600), alert_below_s (default 86400) and the "
+        "engine's parameters (linewatch maintenance fit --help); the target is rul",
+    )
+    fleet: bool = Field(
+        False, description="also learn from the runs to failure of every machine sharing this machine's type"
+    )
 
 
 class AuditEntryOut(BaseModel):
