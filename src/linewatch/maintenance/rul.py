@@ -193,6 +193,8 @@ class RulCNN(Estimator):
         self.blend_ = blend
         horizon = p["interval_horizon"] if p["interval_horizon"] is not None else median_life(truth, starts)
         self.intervals_ = fit_intervals(oof, truth, p["coverage"], unit_of_row, horizon)
+        # the held-out predictions the intervals were calibrated on (not saved): recalibrate without refitting
+        self.calibration_ = {"pred": oof, "truth": truth, "units": unit_of_row}
         self.sensor_names_ = list(h.sensor_names)
         self.setting_names_ = list(h.setting_names)
         self.train_info_ = {
