@@ -972,6 +972,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/machines/{name}/maintenance/train": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Train Maintenance Model On Readings
+         * @description Train a remaining-useful-life model on the machine's stored readings (a background job): each life that ran
+         *     to failure (recorded by maintenance/done with failure) is one run-to-failure history; with fleet, those of
+         *     every machine of its type too. 409 when fewer runs are recorded than the model's folds.
+         */
+        post: operations["train_maintenance_model_on_readings_api_v1_machines__name__maintenance_train_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/machines/{name}/maintenance": {
         parameters: {
             query?: never;
@@ -1004,7 +1026,8 @@ export interface paths {
         /**
          * Maintenance Done
          * @description Record maintenance: the machine's life starts again (its maintenance cycles count from then) and its
-         *     maintenance alerts close.
+         *     maintenance alerts close. With failure (or failed_at) the life ending here ran to failure: its readings can
+         *     train a RUL model (maintenance/train).
          */
         post: operations["maintenance_done_api_v1_machines__name__maintenance_done_post"];
         delete?: never;
@@ -2115,6 +2138,17 @@ export interface components {
              * @description when the maintenance was done; default: now
              */
             time?: string | null;
+            /**
+             * Failure
+             * @description the machine had failed: the life ending here ran to failure, and its stored readings can train a remaining-useful-life model (maintenance/train)
+             * @default false
+             */
+            failure: boolean;
+            /**
+             * Failed At
+             * @description when it failed (implies failure); default with failure: time
+             */
+            failed_at?: string | null;
         };
         /** MaintenanceOut */
         MaintenanceOut: {
@@ -2155,6 +2189,22 @@ export interface components {
             rul_high: number | null;
             /** Failure Probability */
             failure_probability: number | null;
+        };
+        /** MaintenanceTrainIn */
+        MaintenanceTrainIn: {
+            /**
+             * Params
+             * @description cycle_s (seconds of readings per cycle, default 3600), alert_below_s (default 86400) and the engine's parameters (linewatch maintenance fit --help); the target is rul
+             */
+            params?: {
+                [key: string]: unknown;
+            };
+            /**
+             * Fleet
+             * @description also learn from the runs to failure of every machine sharing this machine's type
+             * @default false
+             */
+            fleet: boolean;
         };
         /** MeOut */
         MeOut: {
@@ -7091,6 +7141,86 @@ export interface operations {
             };
         };
     };
+    train_maintenance_model_on_readings_api_v1_machines__name__maintenance_train_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MaintenanceTrainIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobOut"];
+                };
+            };
+            /** @description bad request: a body that cannot be parsed (not UTF-8, broken multipart) or an invalid Content-Length */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description authentication required, or the token or API key is invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the caller's role is too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description too few runs to failure recorded, or a fleet without a type */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the request does not match the API (see errors) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorOut"];
+                };
+            };
+        };
+    };
     get_maintenance_api_v1_machines__name__maintenance_get: {
         parameters: {
             query?: {
@@ -7216,6 +7346,15 @@ export interface operations {
             };
             /** @description not found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description conflict with the current state */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
