@@ -154,8 +154,12 @@ def test_rul_trained_on_the_stored_readings_of_runs_to_failure(api):
     assert short.status_code == 409 and "2 run(s) to failure" in short.json()["detail"], short.text
     typeless = c.post("/api/v1/machines/lone/maintenance/train", json={"params": params, "fleet": True}, headers=eng)
     assert typeless.status_code == 409 and "no type" in typeless.json()["detail"]
-    bad = c.post("/api/v1/machines/press-1/maintenance/train", json={"params": {"target": "failure"}}, headers=eng)
-    assert bad.status_code == 400 and "target rul" in bad.json()["detail"]
+    for bad in ({"target": "failure"}, {"cycle_s": 0}, {"window": 2}, {"no_such": 1}):
+        r = c.post("/api/v1/machines/press-1/maintenance/train", json={"params": bad}, headers=eng)
+        assert r.status_code == 422, (bad, r.text)
+    late = {"time": early, "failed_at": dt.datetime.fromtimestamp(t0 + 60, dt.UTC).isoformat()}
+    r = c.post("/api/v1/machines/lone/maintenance/done", json=late, headers=op)
+    assert r.status_code == 409 and "repaired after it fails" in r.json()["detail"]
     assert c.post("/api/v1/machines/press-1/maintenance/train", json={}, headers=op).status_code == 403
 
     r = c.post("/api/v1/machines/press-1/maintenance/train", json={"params": params, "fleet": True}, headers=eng)

@@ -638,11 +638,35 @@ class MaintenanceDoneIn(BaseModel):
     failed_at: TimeFilter = Field(None, description="when it failed (implies failure); default with failure: time")
 
 
+def _rul_params() -> type[BaseModel]:
+    """The RUL engine's parameters (``linewatch maintenance fit --help``) and the service's settings of the model."""
+    from linewatch.maintenance.methods import RulParams
+
+    engine = _params_model("RulEngineParams", RulParams)
+    number = BeforeValidator(_not_bool)
+    return create_model(
+        "MaintenanceRulParamsIn",
+        __base__=engine,
+        target=(Literal["rul"] | None, Field(None, description="rul: trained on stored readings, only RUL")),
+        cycle_s=(
+            Annotated[float, Field(ge=1, le=30 * 86400), number] | None,
+            Field(None, description="seconds of readings per cycle (default: 3600)"),
+        ),
+        alert_below_s=(
+            Annotated[float, Field(ge=0, le=1e9), number] | None,
+            Field(None, description="a maintenance alert when the RUL's lower bound is under it (default: 86400)"),
+        ),
+    )
+
+
+MaintenanceRulParamsIn = _rul_params()
+
+
 class MaintenanceTrainIn(BaseModel):
-    params: dict[str, Any] = Field(
-        default_factory=dict,
-        description="cycle_s (seconds of readings per cycle, default 3600), alert_below_s (default 86400) and the "
-        "engine's parameters (linewatch maintenance fit --help); the target is rul",
+    params: MaintenanceRulParamsIn = Field(  # type: ignore[valid-type]
+        default_factory=MaintenanceRulParamsIn,
+        description="the service's cycle_s and alert_below_s, and the engine's parameters (linewatch maintenance "
+        "fit --help); left out: the defaults",
     )
     fleet: bool = Field(
         False, description="also learn from the runs to failure of every machine sharing this machine's type"

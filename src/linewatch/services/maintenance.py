@@ -612,7 +612,7 @@ def maintenance_done(
         m = machines_svc.machine(session, machine_name)
         if failed_at is not None:
             if _ms(failed_at) > _ms(at):
-                raise LinewatchError("failed_at is after the maintenance's time: a machine is repaired after it fails")
+                raise Conflict("failed_at is after the maintenance's time: a machine is repaired after it fails")
             if m.life_start is not None and _ms(failed_at) <= _ms(m.life_start):
                 raise Conflict(
                     f"failed_at is not after the machine's life start ({_dt(_ms(m.life_start)).isoformat()}): "

@@ -2190,15 +2190,113 @@ export interface components {
             /** Failure Probability */
             failure_probability: number | null;
         };
+        /** MaintenanceRulParamsIn */
+        MaintenanceRulParamsIn: {
+            /**
+             * Window
+             * @description cycles of history the network reads per prediction (default: 30)
+             */
+            window?: number | null;
+            /**
+             * Rul Cap
+             * @description training target: RUL capped here (piecewise-linear degradation) (default: 125.0)
+             */
+            rul_cap?: number | null;
+            /**
+             * Folds
+             * @description ensemble members, each trained with one fold of units held out for the intervals (default: 5)
+             */
+            folds?: number | null;
+            /**
+             * Epochs
+             * @description training passes over the windows, per member (default: 40)
+             */
+            epochs?: number | null;
+            /**
+             * Batch Size
+             * @description windows per optimisation step (default: 1024)
+             */
+            batch_size?: number | null;
+            /**
+             * Learning Rate
+             * @description Adam learning rate (cosine-decayed to zero) (default: 0.002)
+             */
+            learning_rate?: number | null;
+            /**
+             * Channels
+             * @description convolution channels (default: 32)
+             */
+            channels?: number | null;
+            /**
+             * Blend
+             * @description weight of boosted trees on window features against the CNNs (default: chosen on held-out units) (default: None)
+             */
+            blend?: number | null;
+            /**
+             * Tree Iter
+             * @description boosting iterations of each tree member (default: 300)
+             */
+            tree_iter?: number | null;
+            /**
+             * History
+             * @description also give the trees each sensor's slope over the unit's whole history so far (its wear rate) (default: True)
+             */
+            history?: boolean | null;
+            /**
+             * Coverage
+             * @description nominal coverage of the RUL intervals (default: 0.9)
+             */
+            coverage?: number | null;
+            /**
+             * Interval Horizon
+             * @description intervals are calibrated for units within this many cycles of failure, one random cut point per held-out unit (default: the training units' median life) (default: None)
+             */
+            interval_horizon?: number | null;
+            /**
+             * Max Regimes
+             * @description most operating regimes looked for in the settings columns (default: 8)
+             */
+            max_regimes?: number | null;
+            /**
+             * Age
+             * @description also feed the cycle number (age) to the network (default: False)
+             */
+            age?: boolean | null;
+            /**
+             * Smoothing
+             * @description exponential smoothing weight of each new sensor reading (1: none) (default: 0.1)
+             */
+            smoothing?: number | null;
+            /**
+             * Seed
+             * @description seed of the folds, the initial weights and the shuffling (default: 0)
+             */
+            seed?: number | null;
+            /**
+             * Threads
+             * @description CPU threads of training and prediction (0: every core); the networks are small, so one is the cheapest (default: 1)
+             */
+            threads?: number | null;
+            /**
+             * Target
+             * @description rul: trained on stored readings, only RUL
+             */
+            target?: "rul" | null;
+            /**
+             * Cycle S
+             * @description seconds of readings per cycle (default: 3600)
+             */
+            cycle_s?: number | null;
+            /**
+             * Alert Below S
+             * @description a maintenance alert when the RUL's lower bound is under it (default: 86400)
+             */
+            alert_below_s?: number | null;
+        };
         /** MaintenanceTrainIn */
         MaintenanceTrainIn: {
-            /**
-             * Params
-             * @description cycle_s (seconds of readings per cycle, default 3600), alert_below_s (default 86400) and the engine's parameters (linewatch maintenance fit --help); the target is rul
-             */
-            params?: {
-                [key: string]: unknown;
-            };
+            /** @description the service's cycle_s and alert_below_s, and the engine's parameters (linewatch maintenance fit --help); left out: the defaults */
+            params?: components["schemas"]["MaintenanceRulParamsIn"];
             /**
              * Fleet
              * @description also learn from the runs to failure of every machine sharing this machine's type

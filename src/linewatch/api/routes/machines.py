@@ -495,7 +495,8 @@ def train_maintenance_model_on_readings(name: Name, who: Engineer, session: DB, 
     """Train a remaining-useful-life model on the machine's stored readings (a background job): each life that ran
     to failure (recorded by maintenance/done with failure) is one run-to-failure history; with fleet, those of
     every machine of its type too. 409 when fewer runs are recorded than the model's folds."""
-    return maintenance.start_training_from_readings(session, c, name, body.params, body.fleet, who.user_id)
+    params = body.params.model_dump(exclude_none=True)
+    return maintenance.start_training_from_readings(session, c, name, params, body.fleet, who.user_id)
 
 
 @router.get("/machines/{name}/maintenance", response_model=MaintenanceOut, responses=NOT_FOUND)
