@@ -630,10 +630,10 @@ class MaintenanceOut(BaseModel):
 
 class MaintenanceDoneIn(BaseModel):
     time: TimeFilter = Field(None, description="when the maintenance was done; default: now")
-    failure: bool = Field(
-        False,
+    failure: bool | None = Field(
+        None,
         description="the machine had failed: the life ending here ran to failure, and its stored readings can "
-        "train a remaining-useful-life model (maintenance/train)",
+        "train a remaining-useful-life model (maintenance/train); default: false",
     )
     failed_at: TimeFilter = Field(None, description="when it failed (implies failure); default with failure: time")
 
@@ -668,8 +668,9 @@ class MaintenanceTrainIn(BaseModel):
         description="the service's cycle_s and alert_below_s, and the engine's parameters (linewatch maintenance "
         "fit --help); left out: the defaults",
     )
-    fleet: bool = Field(
-        False, description="also learn from the runs to failure of every machine sharing this machine's type"
+    fleet: bool | None = Field(
+        None,
+        description="also learn from the runs to failure of every machine sharing this machine's type; default: false",
     )
 
 

@@ -2140,10 +2140,9 @@ export interface components {
             time?: string | null;
             /**
              * Failure
-             * @description the machine had failed: the life ending here ran to failure, and its stored readings can train a remaining-useful-life model (maintenance/train)
-             * @default false
+             * @description the machine had failed: the life ending here ran to failure, and its stored readings can train a remaining-useful-life model (maintenance/train); default: false
              */
-            failure: boolean;
+            failure?: boolean | null;
             /**
              * Failed At
              * @description when it failed (implies failure); default with failure: time
@@ -2299,10 +2298,9 @@ export interface components {
             params?: components["schemas"]["MaintenanceRulParamsIn"];
             /**
              * Fleet
-             * @description also learn from the runs to failure of every machine sharing this machine's type
-             * @default false
+             * @description also learn from the runs to failure of every machine sharing this machine's type; default: false
              */
-            fleet: boolean;
+            fleet?: boolean | null;
         };
         /** MeOut */
         MeOut: {

@@ -496,7 +496,7 @@ def train_maintenance_model_on_readings(name: Name, who: Engineer, session: DB, 
     to failure (recorded by maintenance/done with failure) is one run-to-failure history; with fleet, those of
     every machine of its type too. 409 when fewer runs are recorded than the model's folds."""
     params = body.params.model_dump(exclude_none=True)
-    return maintenance.start_training_from_readings(session, c, name, params, body.fleet, who.user_id)
+    return maintenance.start_training_from_readings(session, c, name, params, bool(body.fleet), who.user_id)
 
 
 @router.get("/machines/{name}/maintenance", response_model=MaintenanceOut, responses=NOT_FOUND)
