@@ -86,6 +86,41 @@ def test_an_interval_always_holds_its_prediction_even_when_a_bins_residuals_are_
     assert np.all(low <= pred) and np.all(pred <= high)
 
 
+def test_every_unit_weighs_one_cut_point_whatever_its_row_count():
+    rng = np.random.default_rng(0)
+    units = np.repeat(np.arange(21), [50] * 20 + [2000])  # twenty short lives and one very long one
+    truth = rng.uniform(0, 40, len(units))
+    pred = truth + np.where(units == 20, rng.normal(0, 30, len(units)), rng.normal(0, 1, len(units)))
+    by_row = fit_intervals(pred, truth, 0.9)
+    by_unit = fit_intervals(pred, truth, 0.9, units=units)
+    width = lambda st: float(np.mean(np.subtract(*apply_intervals(pred, st)[::-1])))  # noqa: E731
+    assert width(by_unit) < width(by_row) / 3  # the long life's 2,000 rows no longer set the width
+    short = units < 20
+    low, high = apply_intervals(pred[short], by_unit)
+    assert np.mean((low <= truth[short]) & (truth[short] <= high)) > 0.8
+
+
+def test_cut_points_further_from_failure_than_the_horizon_do_not_calibrate():
+    """Capped predictions: a healthy-looking unit's truth runs on past the cap. Calibrated on every row of long
+    lives, the top bin's upper end reaches far beyond a unit cut within the horizon; with the horizon, units cut
+    within it are covered near the nominal rate by intervals half as wide."""
+    rng = np.random.default_rng(1)
+    lives = rng.integers(150, 400, 300)
+    units = np.repeat(np.arange(300), lives)
+    truth = np.concatenate([np.arange(n)[::-1] for n in lives]).astype(float)
+    pred = np.clip(np.minimum(truth, 125) + rng.normal(0, 3 + np.minimum(truth, 125) / 10), 0, None)
+    every = fit_intervals(pred, truth, 0.9, units=units)
+    near = fit_intervals(pred, truth, 0.9, units=units, horizon=150)
+    assert every["high"][-1] > 100 > 40 > near["high"][-1]
+    # test units: one cut each, uniform within 150 cycles of failure
+    cut_truth = rng.uniform(0, 150, 4000).round()
+    cut_pred = np.clip(np.minimum(cut_truth, 125) + rng.normal(0, 3 + np.minimum(cut_truth, 125) / 10), 0, None)
+    low, high = apply_intervals(cut_pred, near)
+    assert 0.87 <= np.mean((low <= cut_truth) & (cut_truth <= high)) <= 0.93
+    far_low, far_high = apply_intervals(cut_pred, every)
+    assert np.mean(high - low) < np.mean(far_high - far_low) / 2  # without it: wide, for the same coverage
+
+
 def test_nasa_score_punishes_late_more_than_early():
     assert nasa_score(np.array([10.0]), np.array([0.0])) == pytest.approx(np.e - 1)
     assert nasa_score(np.array([0.0]), np.array([13.0])) == pytest.approx(np.e - 1)
@@ -107,6 +142,8 @@ def fitted(fleet):
 def test_rul_model_learns_degradation_under_several_regimes(fleet, fitted):
     _, test, truth = fleet
     assert fitted.train_info_["regimes"] == 3
+    lives = fleet[0].groupby("unit").cycle.max() - fleet[0].groupby("unit").cycle.min()
+    assert fitted.train_info_["interval_horizon"] == pytest.approx(np.median(lives))  # the default horizon
     p = fitted.predict(test)
     assert p.unit.tolist() == list(range(1, 17))
     m = rul_metrics(p.rul, p.rul_low, p.rul_high, truth)

@@ -630,6 +630,48 @@ class MaintenanceOut(BaseModel):
 
 class MaintenanceDoneIn(BaseModel):
     time: TimeFilter = Field(None, description="when the maintenance was done; default: now")
+    failure: bool | None = Field(
+        None,
+        description="the machine had failed: the life ending here ran to failure, and its stored readings can "
+        "train a remaining-useful-life model (maintenance/train); default: false",
+    )
+    failed_at: TimeFilter = Field(None, description="when it failed (implies failure); default with failure: time")
+
+
+def _rul_params() -> type[BaseModel]:
+    """The RUL engine's parameters (``linewatch maintenance fit --help``) and the service's settings of the model."""
+    from linewatch.maintenance.methods import RulParams
+
+    engine = _params_model("RulEngineParams", RulParams)
+    number = BeforeValidator(_not_bool)
+    return create_model(
+        "MaintenanceRulParamsIn",
+        __base__=engine,
+        target=(Literal["rul"] | None, Field(None, description="rul: trained on stored readings, only RUL")),
+        cycle_s=(
+            Annotated[float, Field(ge=1, le=30 * 86400), number] | None,
+            Field(None, description="seconds of readings per cycle (default: 3600)"),
+        ),
+        alert_below_s=(
+            Annotated[float, Field(ge=0, le=1e9), number] | None,
+            Field(None, description="a maintenance alert when the RUL's lower bound is under it (default: 86400)"),
+        ),
+    )
+
+
+MaintenanceRulParamsIn = _rul_params()
+
+
+class MaintenanceTrainIn(BaseModel):
+    params: MaintenanceRulParamsIn = Field(  # type: ignore[valid-type]
+        default_factory=MaintenanceRulParamsIn,
+        description="the service's cycle_s and alert_below_s, and the engine's parameters (linewatch maintenance "
+        "fit --help); left out: the defaults",
+    )
+    fleet: bool | None = Field(
+        None,
+        description="also learn from the runs to failure of every machine sharing this machine's type; default: false",
+    )
 
 
 class AuditEntryOut(BaseModel):

@@ -30,6 +30,13 @@ class RulParams(Params):
         True, "also give the trees each sensor's slope over the unit's whole history so far (its wear rate)"
     )
     coverage: float = Param(0.9, "nominal coverage of the RUL intervals", gt=0, lt=1)
+    interval_horizon: float | None = Param(
+        None,
+        "intervals are calibrated for units within this many cycles of failure, one random cut point per held-out "
+        "unit (default: the training units' median life)",
+        gt=0,
+        le=1_000_000,
+    )
     max_regimes: int = Param(8, "most operating regimes looked for in the settings columns", ge=1, le=32)
     age: bool = Param(False, "also feed the cycle number (age) to the network")
     smoothing: float = Param(0.1, "exponential smoothing weight of each new sensor reading (1: none)", gt=0, le=1)

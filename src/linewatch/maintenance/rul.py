@@ -24,7 +24,7 @@ import pandas as pd
 
 from linewatch.core.estimator import Estimator
 from linewatch.errors import LinewatchError
-from linewatch.maintenance.intervals import apply_intervals, fit_intervals
+from linewatch.maintenance.intervals import apply_intervals, fit_intervals, median_life
 from linewatch.maintenance.methods import RulParams
 from linewatch.maintenance.regimes import fit_regimes, normalise
 from linewatch.maintenance.tables import Histories, histories, read_histories
@@ -191,7 +191,10 @@ class RulCNN(Estimator):
         self.members_ = members
         self.trees_ = trees
         self.blend_ = blend
-        self.intervals_ = fit_intervals(oof, truth, p["coverage"])
+        horizon = p["interval_horizon"] if p["interval_horizon"] is not None else median_life(truth, starts)
+        self.intervals_ = fit_intervals(oof, truth, p["coverage"], unit_of_row, horizon)
+        # the held-out predictions the intervals were calibrated on (not saved): recalibrate without refitting
+        self.calibration_ = {"pred": oof, "truth": truth, "units": unit_of_row}
         self.sensor_names_ = list(h.sensor_names)
         self.setting_names_ = list(h.setting_names)
         self.train_info_ = {
@@ -205,6 +208,7 @@ class RulCNN(Estimator):
             "oof_rmse_degrading_trees": float(np.sqrt(np.mean((oof_trees - capped)[degrading] ** 2))),
             "blend": blend,
             "oof_last_cycle_mae": float(np.mean(np.abs(oof[last] - truth[last]))),
+            "interval_horizon": float(horizon),
             "seconds": round(time.perf_counter() - t0, 2),
         }
         self.params_ = p

@@ -10,6 +10,11 @@ closed when maintenance is recorded (``maintenance_done``), which also starts a 
 
 The uploaded history's columns must be named like the machine's sensors (a unit and a cycle column besides): the
 model then reads the machine's readings by the same names.
+
+A RUL model can also be trained on the machine's own stored readings (``start_training_from_readings``): each life
+that ran to failure (from one maintenance, or the first reading, to a failure recorded with ``maintenance_done``'s
+``failed_at``) is one run-to-failure history, its readings averaged per cycle exactly as the live predictions read
+them. With ``fleet`` the lives of every machine sharing the machine's type count too.
 """
 
 from __future__ import annotations
@@ -32,7 +37,16 @@ from linewatch.services.alerts import alert_dict
 from linewatch.services.context import AppContext
 from linewatch.services.errors import Conflict
 from linewatch.services.readings import HOUR_MS, MINUTE_MS, TEN_MINUTES_MS
-from linewatch.store.tables import Alert, Job, Machine, MachineModel, MaintenancePrediction, Sensor, now
+from linewatch.store.tables import (
+    Alert,
+    Job,
+    Machine,
+    MachineModel,
+    MaintenanceEvent,
+    MaintenancePrediction,
+    Sensor,
+    now,
+)
 
 log = logging.getLogger("linewatch.maintenance")
 CHECK_EVERY_S = 10.0
@@ -111,11 +125,160 @@ def start_training(
     return job
 
 
+def _fleet(session: Session, m: Machine, fleet: bool) -> list[Machine]:
+    """The machine, or every machine sharing its type (the machine first)."""
+    if not fleet:
+        return [m]
+    if not m.type:
+        raise Conflict(f"machine {m.name!r} has no type: a fleet is the machines sharing a type (set the type)")
+    others = session.scalars(select(Machine).where(Machine.type == m.type, Machine.id != m.id).order_by(Machine.id))
+    return [m, *others]
+
+
+def runs_to_failure(session: Session, machine_ids: list[int]) -> list[tuple[int, int | None, int]]:
+    """Every recorded life that ran to failure: (machine id, its start in ms or None for the machine's first
+    reading, the failure in ms). A life starts at a maintenance (or the first reading) and ends at the next one;
+    it ran to failure when that maintenance records ``failed_at``."""
+    runs = []
+    for mid in machine_ids:
+        start = None
+        for e in session.scalars(
+            select(MaintenanceEvent).where(MaintenanceEvent.machine_id == mid).order_by(MaintenanceEvent.time)
+        ):
+            if e.failed_at is not None:
+                runs.append((mid, start, _ms(e.failed_at)))
+            start = _ms(e.time)
+    return runs
+
+
+def start_training_from_readings(
+    session: Session, ctx: AppContext, machine_name: str, params: dict, fleet: bool, user_id: int | None
+) -> Job:
+    """A ``maintenance_train`` job fitting a RUL model on the stored readings of the machine's (or its fleet's)
+    lives that ran to failure. 409 when fewer are recorded than the model's folds need (one unit per fold)."""
+    from linewatch.core.extras import require
+
+    require("maintenance", "training a maintenance model")
+    own, rest = _service_params(params)
+    if own["target"] != "rul":
+        raise LinewatchError(
+            "training on stored readings makes a remaining-useful-life model (target rul); a failure-risk model "
+            "trains on an uploaded table with failure labels (train-file)"
+        )
+    est = _estimator(own["target"], rest)
+    folds = est._validate_params()["folds"]
+    with session.begin():
+        m = machines_svc.machine(session, machine_name)
+        group = _fleet(session, m, fleet)
+        runs = runs_to_failure(session, [x.id for x in group])
+        if len(runs) < folds:
+            where = f"machine {m.name!r}" if not fleet else f"the {len(group)} machine(s) of type {m.type!r}"
+            raise Conflict(
+                f"{len(runs)} run(s) to failure recorded for {where}; training needs at least {folds} (one per "
+                "fold: fewer folds, or record failures with maintenance done and failed_at"
+                + (", or train on the fleet" if not fleet else "")
+                + ", or upload a run-to-failure history)"
+            )
+        version = (
+            session.scalar(select(func.max(MachineModel.version)).where(MachineModel.machine_id == m.id)) or 0
+        ) + 1
+        job = Job(kind="maintenance_train", params={}, created_by=user_id)
+        session.add(job)
+        session.flush()
+        mm = MachineModel(
+            machine_id=m.id,
+            version=version,
+            kind="rul",
+            method="cnn",
+            params={**own, **rest},
+            sensors=[],
+            status="training",
+            source={"readings": {"machines": [x.name for x in group], "runs_recorded": len(runs)}},
+            job_id=job.id,
+            created_by=user_id,
+        )
+        session.add(mm)
+        session.flush()
+        job.params = {"machine_model_id": mm.id, "machine": m.name}
+    ctx.jobs.submit(job.id)
+    return job
+
+
+def stored_histories(ctx: AppContext, machine: Machine, source: dict, cycle_s: float):
+    """Run-to-failure histories from stored readings: one unit per life that ran to failure, its readings
+    averaged per completed cycle from the life's start (as the live predictions read them), RUL in cycles from
+    each cycle's end to the failure. The sensors are the machine's; a fleet machine lacking one is left out.
+    (histories, what was used and left out)."""
+    import pandas as pd
+
+    from linewatch.maintenance.tables import Histories
+
+    cycle_ms = int(cycle_s * 1000)
+    with ctx.sessions() as s:
+        names = [x.name for x in machines_svc.sensors_of(s, machine.id)]
+        if not names:
+            raise LinewatchError(f"machine {machine.name!r} has no sensors")
+        group = [machine] + [
+            x for x in s.scalars(select(Machine).where(Machine.name.in_(source["machines"]), Machine.id != machine.id))
+        ]
+        ids, skipped = {}, []
+        for x in group:
+            have = {y.name: y.id for y in machines_svc.sensors_of(s, x.id)}
+            lack = [n for n in names if n not in have]
+            if lack:
+                skipped.append(f"{x.name}: no sensor {lack[0]!r}")
+            else:
+                ids[x.id] = (x.name, [have[n] for n in names])
+        runs = runs_to_failure(s, list(ids))
+    units, cycles, sensors, rul = [], [], [], []
+    with ctx.engine.connect() as conn:
+        for mid, start, failed in runs:
+            name, sids = ids[mid]
+            if start is None:  # the machine's first life: from its first reading, as the live predictions count
+                found = conn.execute(
+                    text(
+                        f"SELECT min(bucket) FROM readings_1m WHERE sensor_id IN ({','.join(map(str, sids))}) "
+                        "AND bucket < :e"
+                    ),
+                    {"e": failed},
+                ).scalar()
+                if found is None:
+                    skipped.append(f"{name}: no readings before its failure at {_dt(failed).isoformat()}")
+                    continue
+                start = int(found)
+            ks, means = cycle_means(conn, sids, start, cycle_ms, failed)
+            done = start + (ks + 1) * cycle_ms <= failed  # completed cycles only
+            ks, means = ks[done], means[done]
+            if not len(ks):
+                skipped.append(f"{name}: no complete cycle of readings before its failure at {_dt(failed).isoformat()}")
+                continue
+            filled = pd.DataFrame(means).ffill().bfill().to_numpy()
+            if np.isnan(filled).any():
+                bad = names[int(np.flatnonzero(np.isnan(filled).any(axis=0))[0])]
+                skipped.append(f"{name}: no reading of {bad!r} in the life failing at {_dt(failed).isoformat()}")
+                continue
+            units.append(np.full(len(ks), len(units) + 1, dtype=np.int64))
+            cycles.append((ks + 1).astype(np.float64))
+            sensors.append(filled)
+            rul.append((failed - (start + (ks + 1) * cycle_ms)) / cycle_ms)
+    info = {"runs": len(units), "machines": sorted({v[0] for v in ids.values()}), "left_out": skipped[:20]}
+    if not units:
+        raise LinewatchError("no run to failure with readings: " + "; ".join(skipped[:3]))
+    h = Histories(
+        np.concatenate(units),
+        np.concatenate(cycles),
+        np.zeros((sum(len(u) for u in units), 0)),
+        np.concatenate(sensors),
+        [],
+        names,
+        np.concatenate(rul),
+    )
+    return h, info
+
+
 def run_training(ctx: AppContext, job_id: int, params: dict, progress) -> dict:
-    """Job kind ``maintenance_train``: fit the engine's model on the uploaded history; its columns must be the
-    machine's sensors."""
-    from linewatch.core.modelfiles import replace_dir, staging_dir
-    from linewatch.maintenance.saving import save
+    """Job kind ``maintenance_train``: fit the engine's model on the uploaded history (its columns must be the
+    machine's sensors) or on the stored readings of lives that ran to failure."""
     from linewatch.maintenance.tables import read_table
 
     started = time.perf_counter()
@@ -127,15 +290,37 @@ def run_training(ctx: AppContext, job_id: int, params: dict, progress) -> dict:
         sensors = {x.name for x in machines_svc.sensors_of(s, machine.id)}
     own, rest = _service_params(mm.params)
     progress("read", 0, 1)
+    if "readings" in mm.source:
+        frame, used = stored_histories(ctx, machine, mm.source["readings"], own["cycle_s"])
+        est = _estimator(own["target"], rest)
+        folds = est._validate_params()["folds"]
+        if used["runs"] < folds:
+            raise LinewatchError(
+                f"{used['runs']} run(s) to failure have readings; training needs at least {folds} (one per fold)"
+                + (f"; left out: {'; '.join(used['left_out'][:3])}" if used["left_out"] else "")
+            )
+    else:
+        used = None
+        frame = _uploaded_frame(ctx, mm, job_id, read_table)
+    progress("read", 1, 1)
+    return _fit_and_store(ctx, mm, machine, sensors, own, rest, frame, used, started, progress)
+
+
+def _uploaded_frame(ctx: AppContext, mm: MachineModel, job_id: int, read_table):
     suffix = Path(mm.source.get("file", "")).suffix.lower() or ".csv"
     tmp = Path(ctx.settings.data_dir) / "tmp" / f"maintenance-{job_id}{suffix}"
     tmp.parent.mkdir(parents=True, exist_ok=True)
     tmp.write_bytes(ctx.blobs.get(mm.source["sha256"]))
     try:
-        frame = read_table(tmp)
+        return read_table(tmp)
     finally:
         tmp.unlink(missing_ok=True)
-    progress("read", 1, 1)
+
+
+def _fit_and_store(ctx, mm, machine, sensors, own, rest, frame, used, started, progress) -> dict:
+    from linewatch.core.modelfiles import replace_dir, staging_dir
+    from linewatch.maintenance.saving import save
+
     est = _estimator(own["target"], rest)
     progress("fit", 0, 1)
     if own["target"] == "rul":
@@ -160,6 +345,8 @@ def run_training(ctx: AppContext, job_id: int, params: dict, progress) -> dict:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     metrics = {"training_seconds": round(time.perf_counter() - started, 2), **dict(est.train_info_)}
+    if used is not None:
+        metrics["readings"] = used
     with ctx.sessions() as s, s.begin():
         row = s.get(MachineModel, mm.id)
         row.status, row.metrics, row.path, row.sensors = "ready", _jsonable(metrics), str(target / "model"), columns
@@ -408,13 +595,34 @@ class MaintenanceWatcher:
         return [AlertChanged(alert=alert_dict(open_alert, name), change=change)]
 
 
-def maintenance_done(session: Session, bus: EventBus, machine_name: str, at: dt.datetime | None) -> Machine:
+def maintenance_done(
+    session: Session,
+    bus: EventBus,
+    machine_name: str,
+    at: dt.datetime | None,
+    failed_at: dt.datetime | None = None,
+    user_id: int | None = None,
+) -> Machine:
     """Maintenance was done: the machine's life starts again (cycles count from ``at``), its maintenance alerts
-    close."""
+    close. ``failed_at``: the machine had failed then, so the life ending here ran to failure (its readings can
+    train a RUL model)."""
     at = at or now()
     events = []
     with session.begin():
         m = machines_svc.machine(session, machine_name)
+        if failed_at is not None:
+            if _ms(failed_at) > _ms(at):
+                raise Conflict("failed_at is after the maintenance's time: a machine is repaired after it fails")
+            if m.life_start is not None and _ms(failed_at) <= _ms(m.life_start):
+                raise Conflict(
+                    f"failed_at is not after the machine's life start ({_dt(_ms(m.life_start)).isoformat()}): "
+                    "a life ends after it starts"
+                )
+        if m.life_start is not None and _ms(at) < _ms(m.life_start):
+            raise Conflict(
+                f"the maintenance's time is before the machine's last one ({_dt(_ms(m.life_start)).isoformat()})"
+            )
+        session.add(MaintenanceEvent(machine_id=m.id, time=at, failed_at=failed_at, created_by=user_id))
         m.life_start = at
         for a in session.scalars(
             select(Alert).where(Alert.machine_id == m.id, Alert.kind == "maintenance", Alert.status == "open")

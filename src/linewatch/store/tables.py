@@ -349,6 +349,22 @@ class MaintenancePrediction(Base):
     __table_args__ = (Index("ix_maintenance_predictions_machine_time", "machine_id", "time"),)
 
 
+class MaintenanceEvent(Base):
+    """Maintenance done on a machine: a new life starts at ``time``. With ``failed_at`` the machine had failed
+    then, so the life that ends here ran to failure: the stored readings of such lives train a remaining-useful-life
+    model (``maintenance`` then is the repair). Without it the life ended in preventive maintenance."""
+
+    __tablename__ = "maintenance_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    machine_id: Mapped[int] = mapped_column(ForeignKey("machines.id", ondelete="CASCADE"))
+    time: Mapped[dt.datetime] = mapped_column()  # when the maintenance was done: the next life's start
+    failed_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)  # when it failed (a run to failure)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=now)
+
+    __table_args__ = (Index("ix_maintenance_events_machine_time", "machine_id", "time"),)
+
+
 class MachineActivation(Base):
     __tablename__ = "machine_activations"
     id: Mapped[int] = mapped_column(primary_key=True)

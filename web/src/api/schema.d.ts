@@ -972,6 +972,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/machines/{name}/maintenance/train": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Train Maintenance Model On Readings
+         * @description Train a remaining-useful-life model on the machine's stored readings (a background job): each life that ran
+         *     to failure (recorded by maintenance/done with failure) is one run-to-failure history; with fleet, those of
+         *     every machine of its type too. 409 when fewer runs are recorded than the model's folds.
+         */
+        post: operations["train_maintenance_model_on_readings_api_v1_machines__name__maintenance_train_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/machines/{name}/maintenance": {
         parameters: {
             query?: never;
@@ -1004,7 +1026,8 @@ export interface paths {
         /**
          * Maintenance Done
          * @description Record maintenance: the machine's life starts again (its maintenance cycles count from then) and its
-         *     maintenance alerts close.
+         *     maintenance alerts close. With failure (or failed_at) the life ending here ran to failure: its readings can
+         *     train a RUL model (maintenance/train).
          */
         post: operations["maintenance_done_api_v1_machines__name__maintenance_done_post"];
         delete?: never;
@@ -2292,6 +2315,16 @@ export interface components {
              * @description when the maintenance was done; default: now
              */
             time?: string | null;
+            /**
+             * Failure
+             * @description the machine had failed: the life ending here ran to failure, and its stored readings can train a remaining-useful-life model (maintenance/train); default: false
+             */
+            failure?: boolean | null;
+            /**
+             * Failed At
+             * @description when it failed (implies failure); default with failure: time
+             */
+            failed_at?: string | null;
         };
         /** MaintenanceOut */
         MaintenanceOut: {
@@ -2332,6 +2365,119 @@ export interface components {
             rul_high: number | null;
             /** Failure Probability */
             failure_probability: number | null;
+        };
+        /** MaintenanceRulParamsIn */
+        MaintenanceRulParamsIn: {
+            /**
+             * Window
+             * @description cycles of history the network reads per prediction (default: 30)
+             */
+            window?: number | null;
+            /**
+             * Rul Cap
+             * @description training target: RUL capped here (piecewise-linear degradation) (default: 125.0)
+             */
+            rul_cap?: number | null;
+            /**
+             * Folds
+             * @description ensemble members, each trained with one fold of units held out for the intervals (default: 5)
+             */
+            folds?: number | null;
+            /**
+             * Epochs
+             * @description training passes over the windows, per member (default: 40)
+             */
+            epochs?: number | null;
+            /**
+             * Batch Size
+             * @description windows per optimisation step (default: 1024)
+             */
+            batch_size?: number | null;
+            /**
+             * Learning Rate
+             * @description Adam learning rate (cosine-decayed to zero) (default: 0.002)
+             */
+            learning_rate?: number | null;
+            /**
+             * Channels
+             * @description convolution channels (default: 32)
+             */
+            channels?: number | null;
+            /**
+             * Blend
+             * @description weight of boosted trees on window features against the CNNs (default: chosen on held-out units) (default: None)
+             */
+            blend?: number | null;
+            /**
+             * Tree Iter
+             * @description boosting iterations of each tree member (default: 300)
+             */
+            tree_iter?: number | null;
+            /**
+             * History
+             * @description also give the trees each sensor's slope over the unit's whole history so far (its wear rate) (default: True)
+             */
+            history?: boolean | null;
+            /**
+             * Coverage
+             * @description nominal coverage of the RUL intervals (default: 0.9)
+             */
+            coverage?: number | null;
+            /**
+             * Interval Horizon
+             * @description intervals are calibrated for units within this many cycles of failure, one random cut point per held-out unit (default: the training units' median life) (default: None)
+             */
+            interval_horizon?: number | null;
+            /**
+             * Max Regimes
+             * @description most operating regimes looked for in the settings columns (default: 8)
+             */
+            max_regimes?: number | null;
+            /**
+             * Age
+             * @description also feed the cycle number (age) to the network (default: False)
+             */
+            age?: boolean | null;
+            /**
+             * Smoothing
+             * @description exponential smoothing weight of each new sensor reading (1: none) (default: 0.1)
+             */
+            smoothing?: number | null;
+            /**
+             * Seed
+             * @description seed of the folds, the initial weights and the shuffling (default: 0)
+             */
+            seed?: number | null;
+            /**
+             * Threads
+             * @description CPU threads of training and prediction (0: every core); the networks are small, so one is the cheapest (default: 1)
+             */
+            threads?: number | null;
+            /**
+             * Target
+             * @description rul: trained on stored readings, only RUL
+             */
+            target?: "rul" | null;
+            /**
+             * Cycle S
+             * @description seconds of readings per cycle (default: 3600)
+             */
+            cycle_s?: number | null;
+            /**
+             * Alert Below S
+             * @description a maintenance alert when the RUL's lower bound is under it (default: 86400)
+             */
+            alert_below_s?: number | null;
+        };
+        /** MaintenanceTrainIn */
+        MaintenanceTrainIn: {
+            /** @description the service's cycle_s and alert_below_s, and the engine's parameters (linewatch maintenance fit --help); left out: the defaults */
+            params?: components["schemas"]["MaintenanceRulParamsIn"];
+            /**
+             * Fleet
+             * @description also learn from the runs to failure of every machine sharing this machine's type; default: false
+             */
+            fleet?: boolean | null;
         };
         /** MeOut */
         MeOut: {
@@ -7675,6 +7821,86 @@ export interface operations {
             };
         };
     };
+    train_maintenance_model_on_readings_api_v1_machines__name__maintenance_train_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MaintenanceTrainIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobOut"];
+                };
+            };
+            /** @description bad request: a body that cannot be parsed (not UTF-8, broken multipart) or an invalid Content-Length */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description authentication required, or the token or API key is invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the caller's role is too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description too few runs to failure recorded, or a fleet without a type */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the request does not match the API (see errors) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorOut"];
+                };
+            };
+        };
+    };
     get_maintenance_api_v1_machines__name__maintenance_get: {
         parameters: {
             query?: {
@@ -7800,6 +8026,15 @@ export interface operations {
             };
             /** @description not found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description conflict with the current state */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

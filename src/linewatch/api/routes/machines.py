@@ -29,6 +29,7 @@ from linewatch.api.schemas import (
     MaintenanceDoneIn,
     MaintenanceOut,
     MaintenancePointOut,
+    MaintenanceTrainIn,
     ReadingsOut,
     SeriesOut,
     TimeFilter,
@@ -484,6 +485,20 @@ async def train_maintenance_model(
     return await asyncio.to_thread(run)
 
 
+@router.post(
+    "/machines/{name}/maintenance/train",
+    response_model=JobOut,
+    status_code=202,
+    responses=errors(404, 409, e409="too few runs to failure recorded, or a fleet without a type"),
+)
+def train_maintenance_model_on_readings(name: Name, who: Engineer, session: DB, c: Ctx, body: MaintenanceTrainIn):
+    """Train a remaining-useful-life model on the machine's stored readings (a background job): each life that ran
+    to failure (recorded by maintenance/done with failure) is one run-to-failure history; with fleet, those of
+    every machine of its type too. 409 when fewer runs are recorded than the model's folds."""
+    params = body.params.model_dump(exclude_none=True)
+    return maintenance.start_training_from_readings(session, c, name, params, bool(body.fleet), who.user_id)
+
+
 @router.get("/machines/{name}/maintenance", response_model=MaintenanceOut, responses=NOT_FOUND)
 def get_maintenance(
     name: Name,
@@ -506,11 +521,15 @@ def get_maintenance(
     )
 
 
-@router.post("/machines/{name}/maintenance/done", response_model=MachineOut, responses=NOT_FOUND)
+@router.post("/machines/{name}/maintenance/done", response_model=MachineOut, responses=errors(404, 409))
 def maintenance_done(name: Name, who: Operator, session: DB, c: Ctx, body: MaintenanceDoneIn | None = None):
     """Record maintenance: the machine's life starts again (its maintenance cycles count from then) and its
-    maintenance alerts close."""
-    m = maintenance.maintenance_done(session, c.bus, name, body.time if body else None)
+    maintenance alerts close. With failure (or failed_at) the life ending here ran to failure: its readings can
+    train a RUL model (maintenance/train)."""
+    body = body or MaintenanceDoneIn()
+    at = body.time or dt.datetime.now(dt.UTC)
+    failed_at = body.failed_at or (at if body.failure else None)
+    m = maintenance.maintenance_done(session, c.bus, name, at, failed_at, who.user_id)
     return _machine_out(session, m)
 
 
