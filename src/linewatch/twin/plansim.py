@@ -148,7 +148,7 @@ class PlanRun:
         self.release = release
         self.durations = durations
         self.initial = initial or InitialState()
-        for name, st in self.initial.machines.items():
+        for name in self.initial.machines:
             try:
                 line.machine(name)
             except KeyError:
