@@ -170,6 +170,7 @@ function ScenarioFields({ doc, form, setForm }: { doc: LineModelDoc; form: Scena
  * difference to the base. */
 export function Comparison({ result }: { result: unknown }) {
   const summaries = useMemo(() => summariesOf(result), [result]);
+  const isPlan = planOf(result) !== null;
   const unit = unitLabel(planOf(result)?.time_unit_s ?? 60);
   const metrics = useMemo(() => comparison(summaries, unit), [summaries, unit]);
   if (!summaries.length) return <Text size="sm">The simulation gave no scenario results.</Text>;
@@ -178,8 +179,8 @@ export function Comparison({ result }: { result: unknown }) {
   return (
     <Stack data-testid="comparison">
       <Text size="sm" data-testid="comparison-meta">
-        {summaries[0].replications} replication{summaries[0].replications === 1 ? "" : "s"} of {summaries[0].hours} h per scenario (the same random
-        numbers in each). Bottleneck: {summaries.map((s) => `${s.scenario}: ${bottleneckOf(s) ?? "–"}`).join("; ")}.
+        {summaries[0].replications} replication{summaries[0].replications === 1 ? "" : "s"}{" "}
+        {isPlan ? "of the plan" : `of ${Number(summaries[0].hours.toPrecision(3))} h`} per scenario (the same random numbers in each). Bottleneck: {summaries.map((s) => `${s.scenario}: ${bottleneckOf(s) ?? "–"}`).join("; ")}.
         {summaries[0].replications < 2 ? " One replication gives no confidence interval." : ""}
       </Text>
       <ScenarioLegend scenarios={names} />
@@ -614,7 +615,9 @@ export function WhatIfView({ line, doc, sim }: { line: string; doc: LineModelDoc
                     {s.request?.schedule_id ? ` · schedule #${s.request.schedule_id}'s plan` : ""}
                   </Table.Td>
                   <Table.Td>
-                    {s.request ? `${s.request.hours} h × ${s.request.replications}${s.request.from_live ? ", from live" : ""}` : "–"}
+                    {s.request
+                      ? `${s.request.schedule_id ? "the plan" : `${s.request.hours} h`} × ${s.request.replications}${s.request.from_live ? ", from live" : ""}`
+                      : "–"}
                     {s.model_version != null ? ` · model v${s.model_version}` : ""}
                   </Table.Td>
                   <Table.Td>{s.status}</Table.Td>
