@@ -241,7 +241,8 @@ def test_simulation_job_from_the_live_state_with_a_scenario(api):
     }
     r = c.post("/api/v1/lines/L1/simulations", json=bad, headers=eng)
     assert r.status_code == 422 and r.json()["detail"][0]["path"] == "scenarios[0].overrides"
-    assert c.post("/api/v1/lines/L1/simulations", json={"schedule_id": 1}, headers=eng).status_code == 409
+    r = c.post("/api/v1/lines/L1/simulations", json={"schedule_id": 99}, headers=eng)
+    assert r.status_code == 404 and r.json()["detail"] == "no schedule 99"
     req = {
         "hours": 2,
         "replications": 3,
@@ -355,6 +356,77 @@ def test_websocket_receives_twin_events(api):
     shells = aas.json()["assetAdministrationShells"]
     assert len(shells) == 3  # a shell per machine and one for the line
     assert "running" in aas.text and "bracket" in aas.text  # the press's live state in its OperationalData
+
+
+@pytest.mark.parametrize("api", ["sqlite"], indirect=True)
+def test_simulation_of_a_schedules_plan_from_the_live_state(api):
+    api.ctx.settings.twin_simulation_workers = 1
+    c, eng = api.client, api.user("engineer")
+    _put(api)
+    jobs = [
+        {"name": f"J{j}", "due": 13, "operations": [{"machine": 0, "duration": 5}, {"machine": 1, "duration": 3}]}
+        for j in range(3)
+    ]
+    sid = c.post(
+        "/api/v1/schedules",
+        json={"name": "shift plan", "instance": {"machines": ["press", "camera"], "jobs": jobs}},
+        headers=eng,
+    ).json()["id"]
+    r = c.post("/api/v1/lines/L1/simulations", json={"schedule_id": sid}, headers=eng)
+    assert r.status_code == 409 and r.json()["detail"].startswith(f"schedule {sid} has no plan yet")
+    solve = c.post(f"/api/v1/schedules/{sid}/solve", json={"solver": "rules"}, headers=eng).json()
+    assert _wait(api, solve["id"])["status"] == "succeeded"
+    other = c.post(
+        "/api/v1/schedules",
+        json={"name": "welding", "instance": {"machines": ["press", "welder"], "jobs": jobs}},
+        headers=eng,
+    ).json()["id"]
+    assert _wait(api, c.post(f"/api/v1/schedules/{other}/solve", json={"solver": "rules"}, headers=eng).json()["id"])
+    r = c.post("/api/v1/lines/L1/simulations", json={"schedule_id": other}, headers=eng)
+    assert r.status_code == 409 and "'welder' is not in the line model" in r.json()["detail"]
+    bad = {
+        "schedule_id": sid,
+        "scenarios": [
+            {
+                "name": "no camera",
+                "overrides": {
+                    "machines": [
+                        {"name": "camera", "remove": True},
+                        {"name": "cam2", "operation": "inspect", "cycle_time_s": 8},
+                    ],
+                    "inspections": [{"machine": "camera", "remove": True}],
+                },
+            }
+        ],
+    }
+    r = c.post("/api/v1/lines/L1/simulations", json=bad, headers=eng)
+    assert r.status_code == 422 and "'camera' is not in the line model" in r.json()["detail"][0]["message"]
+
+    # the press is down now (a 5 min repair, 1 min gone): the plan (press 5 + camera 3 per job, minutes) starts late
+    _post(api, [{"machine": "press", "state": "down", "ts": time.time() - 60, "reason": "jam"}])
+    req = {
+        "replications": 4,
+        "seed": 3,
+        "from_live": True,
+        "schedule_id": sid,
+        "scenarios": [{"name": "faster press", "overrides": {"machines": [{"name": "press", "cycle_time_s": 6}]}}],
+    }
+    r = c.post("/api/v1/lines/L1/simulations", json=req, headers=eng)
+    assert r.status_code == 202, r.text
+    assert _wait(api, r.json()["job_id"])["status"] == "succeeded"
+    res = c.get(f"/api/v1/lines/L1/simulations/{r.json()['id']}", headers=api.user("viewer")).json()["result"]
+    plan = res["plan"]
+    assert plan["schedule_id"] == sid and plan["schedule"] == "shift plan" and plan["time_unit_s"] == 60
+    assert plan["planned"]["makespan"] == 18 and plan["planned"]["late_jobs"] == 1 and plan["planned"]["late"] == ["J2"]
+    mk = plan["simulated"]["makespan"]
+    assert mk["n"] == 4 and mk["ci_low"] <= mk["mean"] <= mk["ci_high"]
+    assert mk["mean"] > 18 + 3.5  # the press's first operation waits for the repair (about 4 more minutes)
+    assert plan["simulated"]["late_jobs"]["mean"] >= 1 and plan["late_share"] == 1
+    assert [j["job"] for j in plan["jobs"]] == ["J0", "J1", "J2"] and plan["jobs"][0]["lateness"]["mean"] > 3.5
+    base, faster = res["scenarios"]
+    assert (base["scenario"], faster["scenario"]) == ("base", "faster press") and res["from_live"] is True
+    assert base["stats"]["makespan"] == mk and "machines.press.utilisation" in base["stats"]
+    assert base["planned"]["makespan"] == faster["planned"]["makespan"] == 18
 
 
 @pytest.mark.parametrize("api", ["sqlite"], indirect=True)

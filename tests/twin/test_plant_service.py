@@ -4,8 +4,10 @@ sensor readings arrive). Skipped with the reason when no broker runs here."""
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
+import math
 import socket
 import time
 import uuid
@@ -33,7 +35,7 @@ LINE = {
             "cycle_time_s": 10,
             "failures": [{"cause": "jam", "mtbf_h": 0.05, "mttr_min": 1}],
         },
-        {"name": "camera", "operation": "inspect", "cycle_time_s": 8},
+        {"name": "camera", "operation": "inspect", "cycle_time_s": 12},  # the bottleneck: the conveyor fills
     ],
     "buffers": [{"name": "conveyor", "before": "inspect", "capacity": 5}],
 }
@@ -138,7 +140,7 @@ def test_state_messages_over_mqtt_are_stored_or_dead_lettered(tmp_path):
 
 
 @needs_mqtt
-def test_plant_simulate_drives_the_service_with_states_and_readings(tmp_path):
+def test_plant_simulate_drives_the_service_with_states_buffer_levels_and_readings(tmp_path):
     from fastapi.testclient import TestClient
     from sqlalchemy import text
 
@@ -166,10 +168,22 @@ def test_plant_simulate_drives_the_service_with_states_and_readings(tmp_path):
         )
         stats = plant.run()
         close()
-        assert stats.states > 20 and stats.readings == 61 and stats.images == 0
+        assert stats.states > 20 and stats.readings == 61 and stats.images == 0 and stats.buffer_levels > 5
         # every state sent is stored (the readings drifting before failures also open alerts: health events)
         _until(lambda: len([e for e in _rows(ctx, TwinEvent) if e.kind == "state"]) == stats.states, timeout=60)
         assert any(e.kind == "health" and e.source == "alert" for e in _rows(ctx, TwinEvent))
+        # the conveyor's levels, as the simulation had them at each sample (none refused: within its capacity)
+        _until(lambda: len([e for e in _rows(ctx, TwinEvent) if e.kind == "buffer"]) == stats.buffer_levels)
+        rows = sorted((e for e in _rows(ctx, TwinEvent) if e.kind == "buffer"), key=lambda e: e.ts)
+        levels = [e.data["level"] for e in rows]
+        assert {e.machine for e in rows} == {"conveyor"}
+        assert all(0 <= v <= 5 for v in levels) and len(set(levels)) > 1
+        cap, log = plant.buffer_logs["conveyor"]
+        for e in rows:  # each level sent is the simulation's at that time
+            k = bisect.bisect_right(log, (e.ts + 0.001, math.inf)) - 1
+            assert e.data["level"] == min(cap, log[k][1] if k >= 0 else 0)
+        state = client.get("/api/v1/lines/L1/state", headers=headers).json()
+        assert state["buffers"] == [{"buffer": "conveyor", "level": levels[-1], "capacity": 5}]
 
         def readings():
             with ctx.engine.connect() as c:

@@ -140,3 +140,37 @@ test("twin: a viewer reads the map, the model and earlier simulations, and edits
   await expect(page.getByTestId("simulation-list")).toContainText("second welder");
   await noSeriousA11yViolations(page, "what-if (viewer)");
 });
+
+test("twin: an engineer runs a schedule's plan on the line and sees how it holds up", async ({ page, request }) => {
+  test.setTimeout(120_000);
+  const h = { Authorization: `Bearer ${await token(request, "engineer")}` };
+  const jobs = [0, 1, 2].map((j) => ({
+    name: `J${j}`,
+    due: 20,
+    operations: [
+      { machine: "cutter", duration: 4 },
+      { machine: "welder", duration: 5 },
+      { machine: "packer", duration: 3 },
+    ],
+  }));
+  const name = `plan-${RUN}`;
+  const made = await request.post("/api/v1/schedules", { headers: h, data: { name, instance: { machines: ["cutter", "welder", "packer"], jobs } } });
+  expect(made.status(), await made.text()).toBe(201);
+  const id = (await made.json()).id;
+  expect((await request.post(`/api/v1/schedules/${id}/solve`, { headers: h, data: { solver: "rules" } })).ok()).toBeTruthy();
+  await expect.poll(async () => (await (await request.get(`/api/v1/schedules/${id}`, { headers: h })).json()).status, { timeout: 60_000 }).toBe("solved");
+
+  await login(page, "engineer");
+  await page.goto(`/#/line/${encodeURIComponent(LINE)}/whatif`);
+  await page.getByTestId("sim-schedule").click(); // enabled once the solved schedules are loaded
+  await page.getByRole("option", { name: `#${id} ${name}` }).click();
+  await page.getByLabel("Replications").fill("3");
+  await expect(page.getByTestId("sim-run")).toHaveText("Run the plan");
+  await page.getByTestId("sim-run").click();
+  await expect(page.getByTestId("plan-result")).toBeVisible({ timeout: 120_000 });
+  await expect(page.getByTestId("plan-result")).toContainText(`How schedule #${id} “${name}” holds up on the line`);
+  await expect(page.getByTestId("plan-table")).toContainText("Makespan (min)");
+  await expect(page.getByTestId("compare-makespan")).toBeVisible();
+  await noSeriousA11yViolations(page, "what-if (a schedule's plan)");
+  await shot(page, "twin-whatif-plan");
+});

@@ -844,7 +844,22 @@ class SimulationIn(BaseModel):
     seed: int = Field(0, ge=0, le=2**63 - 1)
     from_live: bool = Field(False, description="start from the live state (machines down, buffer levels) and now")
     scenarios: list[ScenarioIn] = Field(default_factory=list, max_length=20)
-    schedule_id: int | None = Field(None, ge=1, le=MAX_ID, description="not available yet: 409 when given")
+    schedule_id: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_ID,
+        description="run this schedule's plan on the line (and each scenario) instead of the product mix: each "
+        "machine works through its planned operations in the plan's order, with the model's failures, shifts and "
+        "inspections; 409 when the schedule has no plan yet or names machines the model lacks",
+    )
+    plan_release: Literal["planned", "earliest"] = Field(
+        "planned", description="with schedule_id: jobs start at their planned start, or at their release time"
+    )
+    plan_durations: Literal["plan", "variability", "speed"] = Field(
+        "variability",
+        description="with schedule_id: the plan's durations, or scaled by a draw of the machine's cycle time over "
+        "its mean (variability) or over its ideal cycle time (speed)",
+    )
 
 
 class SimulationStartedOut(BaseModel):
@@ -865,6 +880,12 @@ class SimulationOut(BaseModel):
     result: dict | None = Field(
         description="line, model_version, from_live, start, hours, replications, scenarios: the base first, each "
         "with its stats (mean, sd, ci_low, ci_high, n) of throughput_per_h, lead_time_s, wip, oee, output_oee, "
-        "machines.<m>.utilisation/blocked/starved/down/oee..., buffers.<b>.mean, and its bottleneck shares"
+        "machines.<m>.utilisation/blocked/starved/down/oee..., buffers.<b>.mean, and its bottleneck shares. With a "
+        "schedule_id: the scenarios' stats are the plan run's (makespan, weighted_tardiness, tardiness, late_jobs, "
+        "scrapped, unfinished, downtime, failures, machines.<m>.utilisation/down/setup/waiting; times in plan units), "
+        "each with its planned figures and jobs, and a plan section: schedule_id, schedule, objective, solver, "
+        "time_unit_s, release, durations, planned (makespan, weighted_tardiness, tardiness, late_jobs, late), "
+        "simulated (the base's stats of those figures), late_share (replications with a late job) and jobs (each "
+        "job's planned_end, due, end and lateness stats, late_share, scrapped_share)"
     )
     created_at: Timestamp

@@ -841,31 +841,52 @@ def live_initial(twin: LineTwin, at: float) -> dict:
     }
 
 
+def schedule_plan(ctx: AppContext, schedule_id: int, model) -> dict:
+    """What a simulation of a schedule's plan needs: the schedule's plan document, checked against the line model
+    (NotFound: no such schedule; Conflict: no plan yet, or machines the model lacks)."""
+    from linewatch.services import schedules
+    from linewatch.services.errors import Conflict
+    from linewatch.twin.model import TwinModelError
+    from linewatch.twin.plansim import as_plan, check_machines
+
+    with ctx.sessions() as s:
+        row = schedules.get_schedule(s, schedule_id)
+        if row.plan is None or row.status != "solved":
+            what = "is being solved" if row.status == "solving" else f"is {row.status or 'not solved'}"
+            raise Conflict(f"schedule {schedule_id} has no plan yet ({what}): solve it, then simulate its plan")
+        name, doc = row.name, row.plan
+    try:
+        check_machines(model, as_plan(doc))
+    except TwinModelError as e:
+        raise Conflict(f"schedule {schedule_id}: {e}") from None
+    return {"id": schedule_id, "name": name, "plan": doc, "time_unit_s": ctx.settings.replan_time_unit_s}
+
+
 def start_simulation(ctx: AppContext, line: str, request: dict, user_id: int | None):
     """Queue a simulation job of the line's model (its version now), from the live state when ``from_live``, with
     the scenarios compared to it. Bad scenarios are TwinModelInvalid now, not a failed job."""
     from linewatch.store.tables import Job
     from linewatch.twin.model import TwinModelError, apply_scenario, scenario_from_dict
 
-    if request.get("schedule_id") is not None:
-        from linewatch.services.errors import Conflict
-
-        raise Conflict(
-            "following a schedule's plan in the simulation is not available yet: leave schedule_id out "
-            "(the simulation releases parts by the model's product mix)"
-        )
     twin = ctx.twin.twin(line)
     with ctx.twin.lock:
         model_doc, version, model = twin.model.source(), twin.version, twin.model
         at = time.time()
         initial = live_initial(twin, at) if request.get("from_live") else None
+    schedule = None
+    if request.get("schedule_id") is not None:
+        schedule = schedule_plan(ctx, int(request["schedule_id"]), model)
     names = set()
     for i, sc in enumerate(request.get("scenarios") or []):
         if sc["name"] in names or sc["name"] == "base":
             raise TwinModelInvalid([(f"scenarios[{i}].name", f"{sc['name']!r} is used twice (base is the model)")])
         names.add(sc["name"])
         try:
-            apply_scenario(model, scenario_from_dict({"name": sc["name"], **(sc.get("overrides") or {})}))
+            changed = apply_scenario(model, scenario_from_dict({"name": sc["name"], **(sc.get("overrides") or {})}))
+            if schedule is not None:
+                from linewatch.twin.plansim import as_plan, check_machines
+
+                check_machines(changed, as_plan(schedule["plan"]))
         except TwinModelError as e:
             raise TwinModelInvalid([(f"scenarios[{i}].overrides", str(e))]) from None
     params = {
@@ -875,6 +896,7 @@ def start_simulation(ctx: AppContext, line: str, request: dict, user_id: int | N
         "request": request,
         "initial": initial,
         "start": at if request.get("from_live") else None,
+        "schedule": schedule,
     }
     with ctx.sessions() as s, s.begin():
         job = Job(kind=SIM_KIND, params=_finite(params), created_by=user_id)
@@ -911,6 +933,8 @@ def run_simulation(ctx: AppContext, job_id: int, params: dict, progress) -> dict
         kw["initial"] = initial
     if params.get("start") is not None:
         kw["start"] = float(params["start"])
+    if params.get("schedule"):
+        return _run_plan_simulation(params, line, scenarios, kw, progress)
     workers = min(ctx.settings.twin_simulation_workers, n)
     try:
         summaries = compare(line, scenarios, req["hours"], n, req["seed"], workers, report, **kw)
@@ -925,6 +949,65 @@ def run_simulation(ctx: AppContext, job_id: int, params: dict, progress) -> dict
             "hours": req["hours"],
             "replications": n,
             "scenarios": [s.to_json() for s in summaries],
+        }
+    )
+
+
+PLAN_FIGURES = ("makespan", "weighted_tardiness", "tardiness", "late_jobs", "scrapped", "unfinished", "downtime")
+
+
+def _run_plan_simulation(params: dict, line, scenarios: list, kw: dict, progress) -> dict:
+    """The schedule's plan run on the base model and each scenario (same seeds): ``scenarios`` in the simulation
+    result's shape (their stats the plan run's figures) and a ``plan`` section, the plan's own figures beside the
+    base's simulated ones (means with confidence intervals) and each job's lateness."""
+    from linewatch.twin.model import TwinModelError, apply_scenario
+    from linewatch.twin.plansim import as_plan, run_plan
+
+    req = params["request"]
+    sched = params["schedule"]
+    n = req["replications"]
+    kw = {k: v for k, v in kw.items() if k in ("initial", "start")}
+    kw.update(
+        time_unit_s=float(sched["time_unit_s"]),
+        release=req.get("plan_release") or "planned",
+        durations=req.get("plan_durations") or "variability",
+    )
+    try:
+        plan = as_plan(sched["plan"])
+        lines = [("base", line)] + [(s.name, apply_scenario(line, s)) for s in scenarios]
+        total = n * len(lines)
+        progress("simulate", 0, total)
+        summaries = []
+        for i, (name, ln) in enumerate(lines):
+            cb = lambda d, _t, _i=i: progress("simulate", _i * n + d, total)  # noqa: E731
+            summaries.append(run_plan(ln, plan, n, req["seed"], cb, name=name, **kw))
+    except TwinModelError as e:
+        raise LinewatchError(str(e)) from None
+    base = summaries[0]
+    planned = base.planned
+    return _finite(
+        {
+            "line": params["line"],
+            "model_version": params["model_version"],
+            "from_live": bool(params.get("initial")),
+            "start": iso(params["start"]) if params.get("start") is not None else None,
+            "hours": base.hours,
+            "replications": n,
+            "scenarios": [s.to_json() for s in summaries],
+            "plan": {
+                "schedule_id": sched["id"],
+                "schedule": sched["name"],
+                "objective": plan.objective,
+                "solver": plan.solver,
+                "time_unit_s": float(sched["time_unit_s"]),
+                "release": kw["release"],
+                "durations": kw["durations"],
+                "planned": {k: planned[k] for k in ("makespan", "weighted_tardiness", "tardiness", "late_jobs")}
+                | {"late": planned["late"]},
+                "simulated": {k: base.stats[k].to_json() for k in PLAN_FIGURES},
+                "late_share": sum(1 for r in base.results if r["late_jobs"] > 0) / n,
+                "jobs": base.jobs,
+            },
         }
     )
 

@@ -10,6 +10,8 @@
 - ``sim``: the SimPy simulation generated from the model (needs the ``twin`` extra), started empty or from a
   given state; it emits the same state events, so OEE is computed by the same code.
 - ``experiments``: replications (in parallel processes) with confidence intervals, scenarios side by side.
+- ``plansim``: a schedule's plan run on the line (the plan's machine sequences, the model's failures, shifts and
+  inspections): realised makespan, tardiness and lateness with confidence intervals beside the plan's figures.
 - ``aas``: Asset Administration Shell export (basyx-python-sdk).
 
 Import the submodules you need; this package imports nothing heavy."""

@@ -309,7 +309,7 @@ def aas(
 
 
 plant_app = typer.Typer(
-    help="A simulated plant driving a linewatch service (MQTT states and readings, images to inspect).",
+    help="A simulated plant driving a linewatch service (MQTT states, buffer levels and readings, images to inspect).",
     no_args_is_help=True,
 )
 
@@ -338,10 +338,12 @@ def plant_simulate(
         Path | None, typer.Option(help="CSV of real sensor series (time + columns): their shapes drive the readings")
     ] = None,
     seed: Annotated[int, typer.Option(help="the simulation's seed")] = 0,
-    reading_every: Annotated[float, typer.Option(help="simulated seconds between sensor readings", min=0.1)] = 10.0,
+    reading_every: Annotated[
+        float, typer.Option(help="simulated seconds between sensor readings (and buffer levels)", min=0.1)
+    ] = 10.0,
 ) -> None:
     """Simulate the line (its last HOURS, ending now) and replay it into a running service at SPEED x real time:
-    machine states and sensor readings over MQTT, part images to the inspect API."""
+    machine states, buffer levels and sensor readings over MQTT, part images to the inspect API."""
     require("twin", "linewatch plant simulate")
     from linewatch.twin.model import load_line
     from linewatch.twin.plant import ImageSource, Plant, Series, mqtt_publisher
@@ -380,6 +382,7 @@ def plant_simulate(
         if client is not None:
             client.close()
     out.print(
-        f"sent {stats.states:,} state events, {stats.readings:,} readings and {stats.images:,} images"
+        f"sent {stats.states:,} state events, {stats.buffer_levels:,} buffer levels, {stats.readings:,} readings "
+        f"and {stats.images:,} images"
         + (f" ({stats.image_errors} images refused; last: {stats.last_error})" if stats.image_errors else "")
     )

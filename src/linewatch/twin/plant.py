@@ -11,6 +11,9 @@ speed would give:
   sensors (asked from the service): around the middle of each sensor's expected range, or replaying the shape of a
   real series (``series``: a CSV with a time column and one column per series, rescaled to the range), drifting
   out of range in the minutes before each failure the simulation injects, and flat while the machine is down;
+- buffer levels over MQTT on ``<prefix>/<line>/<buffer>/state`` (``{"level", "time"}``) for the buffers the model
+  declares, sampled with the readings (every ``reading_every_s`` simulated seconds, when the level changed), at
+  most the buffer's capacity (the simulation lets reworked parts in over it; a real buffer cannot hold them);
 - part images to the inspect API of each inspection station of the model (``images``: an MVTec-layout folder,
   ``train/good`` and ``test/good`` as good parts, ``test/<defect>`` as defective ones), defective as often as the
   simulation finds parts defective there (the station's ``defect_rate``). The service counts those parts at the
@@ -108,6 +111,7 @@ class Stats:
     states: int = 0
     readings: int = 0
     images: int = 0
+    buffer_levels: int = 0
     image_errors: int = 0
     last_error: str | None = None
     by_machine: dict[str, int] = field(default_factory=dict)
@@ -209,14 +213,19 @@ class Plant:
     def events(self, start: float):
         from linewatch.twin.sim import Simulation
 
-        sim = Simulation(self.line, self.hours, seed=self.seed, start=start)
+        sim = Simulation(self.line, self.hours, seed=self.seed, start=start, record_buffers=True)
         sim.run()
+        self.buffer_logs = {
+            b.name: (b.cap, [(sim.t0 + t, level) for t, level in b.log]) for b in sim.bufs.values() if b.log is not None
+        }
         return sim.events
 
     def run(self, progress: Callable[[str, int, int], None] | None = None) -> Stats:
         start_wall = self.clock()
         t0 = start_wall - self.hours * 3600.0  # the simulated hours end now: every time sent is in the past
+        self.buffer_logs: dict[str, tuple[int | None, list[tuple[float, int]]]] = {}
         events = self.events(t0)
+        sent_levels: dict[str, int] = {}
         sensors = self._sensors()
         counted_by_service = {i.machine: i for i in self.line.inspections} if self.images is not None else {}
         failures = sorted((e.time, e.machine) for e in events if e.state == "down")
@@ -246,6 +255,7 @@ class Plant:
             else:
                 j += 1
                 self._readings(sensors, t, state_now, fail_times)
+                self._levels(t, sent_levels)
             step = int(10 * (t - t0) / total_s)
             if progress is not None and step != done_steps:
                 done_steps = step
@@ -282,6 +292,21 @@ class Plant:
                 f"{self.prefix}/{self.line_name}/{machine}", json.dumps({"time": round(t, 3), "values": values})
             )
             self.stats.readings += len(values)
+
+    def _levels(self, t: float, sent: dict[str, int]) -> None:
+        """Each model buffer's level at ``t`` (the last change at or before it), sent when it changed."""
+        for name, (cap, log) in self.buffer_logs.items():
+            k = bisect.bisect_right(log, (t, math.inf)) - 1
+            level = log[k][1] if k >= 0 else 0
+            if cap is not None:
+                level = min(level, cap)
+            if sent.get(name) == level:
+                continue
+            sent[name] = level
+            self.publish(
+                f"{self.prefix}/{self.line_name}/{name}/state", json.dumps({"level": level, "time": round(t, 3)})
+            )
+            self.stats.buffer_levels += 1
 
     def _inspect(self, station: str, good: int, defective: int) -> None:
         picks = [(self.rng.choice(self.images.good)) for _ in range(good)]

@@ -47,7 +47,7 @@ class Part:
 class Buf:
     """A FIFO buffer with a capacity (None: unlimited), time-weighted level statistics, waiting getters and putters."""
 
-    __slots__ = ("name", "cap", "items", "getters", "putters", "area", "last", "env", "peak")
+    __slots__ = ("name", "cap", "items", "getters", "putters", "area", "last", "env", "peak", "log")
 
     def __init__(self, env, name: str, cap: int | None):
         self.env = env
@@ -59,6 +59,7 @@ class Buf:
         self.area = 0.0
         self.last = 0.0
         self.peak = 0
+        self.log: list[tuple[float, int]] | None = None  # (time, level) at each change, when asked for
 
     def _track(self) -> None:
         now = self.env.now
@@ -78,6 +79,8 @@ class Buf:
             self.items.append(part)
             if len(self.items) > self.peak:
                 self.peak = len(self.items)
+            if self.log is not None:
+                self.log.append((self.env.now, len(self.items)))
             return None
         ev = self.env.event()
         self.putters.append((ev, part))
@@ -92,6 +95,8 @@ class Buf:
             ev, p = self.putters.popleft()
             self.items.append(p)
             ev.succeed()
+        elif self.log is not None:
+            self.log.append((self.env.now, len(self.items)))
         return part
 
     def level_area(self) -> float:
@@ -377,7 +382,8 @@ class _Machine:
 
 
 class Simulation:
-    """One run of a line model. ``run()`` returns the result dict (and keeps ``events`` when ``record``)."""
+    """One run of a line model. ``run()`` returns the result dict (and keeps ``events`` when ``record``, and each
+    of the model's buffers' levels at every change, ``(time, level)`` in ``bufs[op].log``, when ``record_buffers``)."""
 
     def __init__(
         self,
@@ -388,6 +394,7 @@ class Simulation:
         initial: InitialState | None = None,
         start: str | float | datetime | None = None,
         record: bool = True,
+        record_buffers: bool = False,
     ):
         import simpy
 
@@ -415,6 +422,8 @@ class Simulation:
             name = b.name if b is not None else f"{op} input"
             self.bufs[op] = Buf(self.env, name, b.capacity if b is not None else 1)
             self.buf_names[name] = op
+            if record_buffers and b is not None:
+                self.bufs[op].log = []  # the model's buffers' levels at each change (the plant sends them)
         self.machines = []
         for m in line.machines:
             self.machines.append(_Machine(self, m, [o.name for o in m.ops]))

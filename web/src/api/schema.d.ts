@@ -1378,7 +1378,9 @@ export interface paths {
         /**
          * Start Simulation
          * @description Simulate the line (replications with confidence intervals) from the live state or empty, with what-if
-         *     scenarios compared side by side; a background job (follow GET /jobs/{job_id} or the WebSocket).
+         *     scenarios compared side by side; a background job (follow GET /jobs/{job_id} or the WebSocket). With a
+         *     ``schedule_id``, the schedule's plan is run on the line instead of the product mix: how the plan holds up
+         *     (realised makespan and tardiness beside the planned ones).
          */
         post: operations["start_simulation_api_v1_lines__line__simulations_post"];
         delete?: never;
@@ -3000,9 +3002,23 @@ export interface components {
             scenarios?: components["schemas"]["ScenarioIn"][];
             /**
              * Schedule Id
-             * @description not available yet: 409 when given
+             * @description run this schedule's plan on the line (and each scenario) instead of the product mix: each machine works through its planned operations in the plan's order, with the model's failures, shifts and inspections; 409 when the schedule has no plan yet or names machines the model lacks
              */
             schedule_id?: number | null;
+            /**
+             * Plan Release
+             * @description with schedule_id: jobs start at their planned start, or at their release time
+             * @default planned
+             * @enum {string}
+             */
+            plan_release: "planned" | "earliest";
+            /**
+             * Plan Durations
+             * @description with schedule_id: the plan's durations, or scaled by a draw of the machine's cycle time over its mean (variability) or over its ideal cycle time (speed)
+             * @default variability
+             * @enum {string}
+             */
+            plan_durations: "plan" | "variability" | "speed";
         };
         /** SimulationOut */
         SimulationOut: {
@@ -3031,7 +3047,7 @@ export interface components {
             };
             /**
              * Result
-             * @description line, model_version, from_live, start, hours, replications, scenarios: the base first, each with its stats (mean, sd, ci_low, ci_high, n) of throughput_per_h, lead_time_s, wip, oee, output_oee, machines.<m>.utilisation/blocked/starved/down/oee..., buffers.<b>.mean, and its bottleneck shares
+             * @description line, model_version, from_live, start, hours, replications, scenarios: the base first, each with its stats (mean, sd, ci_low, ci_high, n) of throughput_per_h, lead_time_s, wip, oee, output_oee, machines.<m>.utilisation/blocked/starved/down/oee..., buffers.<b>.mean, and its bottleneck shares. With a schedule_id: the scenarios' stats are the plan run's (makespan, weighted_tardiness, tardiness, late_jobs, scrapped, unfinished, downtime, failures, machines.<m>.utilisation/down/setup/waiting; times in plan units), each with its planned figures and jobs, and a plan section: schedule_id, schedule, objective, solver, time_unit_s, release, durations, planned (makespan, weighted_tardiness, tardiness, late_jobs, late), simulated (the base's stats of those figures), late_share (replications with a late job) and jobs (each job's planned_end, due, end and lateness stats, late_share, scrapped_share)
              */
             result: {
                 [key: string]: unknown;
@@ -9549,7 +9565,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description unknown line, or the line has no twin model */
+            /** @description unknown line, the line has no twin model, or unknown schedule */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -9558,7 +9574,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description schedule_id given (not available yet) */
+            /** @description the schedule has no plan yet, or its plan names machines the line model lacks */
             409: {
                 headers: {
                     [name: string]: unknown;

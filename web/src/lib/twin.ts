@@ -207,6 +207,8 @@ export interface SimulationRequest {
   from_live: boolean;
   scenarios: { name: string; overrides: Overrides }[];
   schedule_id?: number | null;
+  plan_release?: "planned" | "earliest";
+  plan_durations?: "plan" | "variability" | "speed";
 }
 export interface Simulation {
   id: number;
@@ -759,7 +761,7 @@ export function bottleneckOf(s: ScenarioSummary): string | null {
 
 /** The comparison's charts: the line's figures side by side per scenario, each with its confidence interval, then
  * utilisation and blocking per machine, the bottleneck marked. */
-export function comparison(summaries: ScenarioSummary[]): CompareMetric[] {
+export function comparison(summaries: ScenarioSummary[], unit = "min"): CompareMetric[] {
   const bar = (s: ScenarioSummary, key: string, scale = 1): CompareBar => {
     const st = s.stats[key];
     const m = num(st?.mean);
@@ -792,6 +794,16 @@ export function comparison(summaries: ScenarioSummary[]): CompareMetric[] {
       bottleneck: summaries.filter((s) => bottlenecks.get(s.scenario) === m).map((s) => s.scenario),
     })),
   });
+  if (summaries.some((s) => s.stats.makespan)) {
+    // a schedule's plan run on the line: its figures, in the plan's time unit
+    const plan = [
+      scalar("makespan", "Makespan", unit),
+      scalar("weighted_tardiness", "Weighted tardiness", unit),
+      scalar("late_jobs", "Late jobs", "jobs"),
+    ];
+    if (machines.length) plan.push(perMachine("utilisation", "Utilisation per machine"), perMachine("down", "Down per machine"));
+    return plan;
+  }
   const out = [
     scalar("throughput_per_h", "Throughput", "parts/h"),
     scalar("lead_time_s", "Lead time", "min", 1 / 60),
@@ -800,6 +812,91 @@ export function comparison(summaries: ScenarioSummary[]): CompareMetric[] {
   if (summaries.some((s) => s.stats.output_oee)) out.push(scalar("output_oee", "Output OEE", "%", 100));
   if (machines.length) out.push(perMachine("utilisation", "Utilisation per machine"), perMachine("blocked", "Blocked per machine"));
   return out;
+}
+
+// -- a schedule's plan run on the line (src/linewatch/twin/plansim.py; the result's plan section) --------------------
+export interface PlanJob {
+  job: string;
+  due: number | null;
+  weight?: number;
+  planned_end: number;
+  end: StatJson;
+  lateness: StatJson;
+  late_share: number;
+  scrapped_share?: number;
+}
+export interface PlanSection {
+  schedule_id: number;
+  schedule: string;
+  objective?: string;
+  solver?: string;
+  time_unit_s: number;
+  release?: string;
+  durations?: string;
+  planned: { makespan: number; weighted_tardiness: number; tardiness?: number; late_jobs: number; late?: string[] };
+  simulated: Record<string, StatJson>;
+  late_share: number;
+  jobs: PlanJob[];
+}
+
+/** The plan section of a simulation result, or null (a product-mix simulation has none). */
+export function planOf(result: unknown): PlanSection | null {
+  const p = (result as { plan?: unknown } | null)?.plan as PlanSection | undefined;
+  if (!p || typeof p !== "object" || !p.planned || !p.simulated || !Array.isArray(p.jobs)) return null;
+  return p;
+}
+
+/** The plan's time unit in words: "min" for 60 s, "s", "h", else "× 90 s". */
+export function unitLabel(seconds: number | null | undefined): string {
+  if (seconds === 60) return "min";
+  if (seconds === 1) return "s";
+  if (seconds === 3600) return "h";
+  return seconds ? `× ${seconds} s` : "units";
+}
+
+export interface PlanRow {
+  key: string;
+  title: string;
+  unit: string;
+  planned: number;
+  simulated: CompareBar;
+  /** the simulated mean over the planned figure minus one (null when the plan's is 0) */
+  change: number | null;
+}
+
+/** Plan vs simulation, figure by figure: makespan, weighted tardiness, tardiness, late jobs. */
+export function planRows(p: PlanSection): PlanRow[] {
+  const unit = unitLabel(p.time_unit_s);
+  const rows: [string, string, string][] = [
+    ["makespan", "Makespan", unit],
+    ["weighted_tardiness", "Weighted tardiness", unit],
+    ["tardiness", "Tardiness", unit],
+    ["late_jobs", "Late jobs", "jobs"],
+  ];
+  return rows
+    .filter(([k]) => typeof (p.planned as Record<string, unknown>)[k] === "number")
+    .map(([key, title, u]) => {
+      const planned = (p.planned as unknown as Record<string, number>)[key];
+      const st = p.simulated[key];
+      const simulated: CompareBar = { scenario: "simulated", mean: num(st?.mean), low: num(st?.ci_low), high: num(st?.ci_high) };
+      const change = simulated.mean != null && planned !== 0 ? simulated.mean / planned - 1 : null;
+      return { key, title, unit: u, planned, simulated, change };
+    });
+}
+
+/** The jobs at risk: late in any replication or ending later than planned on average, the most often late first. */
+export function jobsAtRisk(p: PlanSection): PlanJob[] {
+  return p.jobs
+    .filter((j) => j.late_share > 0 || (num(j.lateness?.mean) ?? 0) > 0)
+    .sort((a, b) => b.late_share - a.late_share || (num(b.lateness?.mean) ?? 0) - (num(a.lateness?.mean) ?? 0));
+}
+
+/** The schedules whose plan can be run: solved ones, newest first, labelled with their id (and active). */
+export function plannable(list: { id: number; name: string; status: string; active?: boolean }[]): { value: string; label: string }[] {
+  return list
+    .filter((s) => s.status === "solved")
+    .sort((a, b) => b.id - a.id)
+    .map((s) => ({ value: String(s.id), label: `#${s.id} ${s.name}${s.active ? " (active)" : ""}` }));
 }
 
 /** "12.3 [11.9, 12.8]" — a mean with its confidence interval (when there is one). */

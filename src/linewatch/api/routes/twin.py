@@ -142,11 +142,17 @@ async def get_oee(
     "/{line}/simulations",
     response_model=SimulationStartedOut,
     status_code=202,
-    responses={**NOT_FOUND, **errors(409, e409="schedule_id given (not available yet)"), **INVALID_MODEL},
+    responses={
+        **errors(404, e404="unknown line, the line has no twin model, or unknown schedule"),
+        **errors(409, e409="the schedule has no plan yet, or its plan names machines the line model lacks"),
+        **INVALID_MODEL,
+    },
 )
 def start_simulation(line: Name, body: SimulationIn, who: Engineer, c: Ctx):
     """Simulate the line (replications with confidence intervals) from the live state or empty, with what-if
-    scenarios compared side by side; a background job (follow GET /jobs/{job_id} or the WebSocket)."""
+    scenarios compared side by side; a background job (follow GET /jobs/{job_id} or the WebSocket). With a
+    ``schedule_id``, the schedule's plan is run on the line instead of the product mix: how the plan holds up
+    (realised makespan and tardiness beside the planned ones)."""
     job_id = svc.start_simulation(c, line, body.model_dump(), who.user_id)
     return {"id": job_id, "job_id": job_id}
 

@@ -7,7 +7,7 @@ import { renderAs, stubFetch } from "../../test/machines";
 import { MapView } from "./MapView";
 import { ModelView } from "./ModelView";
 import { OeeView } from "./OeeView";
-import { Comparison, WhatIfView } from "./WhatIfView";
+import { Comparison, PlanResult, WhatIfView } from "./WhatIfView";
 
 const now = new Date().toISOString();
 const STATE: LineState = {
@@ -161,6 +161,32 @@ describe("what-if", { timeout: 15_000 }, () => {
     expect(screen.getByTestId("comparison-meta")).toHaveTextContent("Bottleneck: base: capper; second capper: filler.");
     const group = within(screen.getByTestId("compare-utilisation")).getAllByTestId("compare-group")[0];
     expect(group).toHaveAttribute("data-bottleneck", "true");
+  });
+
+  it("shows how a schedule's plan holds up: plan vs simulated with intervals, the jobs at risk", () => {
+    const st = (mean: number, half = 1) => ({ mean, sd: half, ci_low: mean - half, ci_high: mean + half, n: 4 });
+    const plan = {
+      schedule_id: 3,
+      schedule: "shift plan",
+      time_unit_s: 60,
+      release: "planned",
+      planned: { makespan: 18, weighted_tardiness: 5, tardiness: 5, late_jobs: 1, late: ["J2"] },
+      simulated: { makespan: st(22), weighted_tardiness: st(20, 2), tardiness: st(20, 2), late_jobs: st(2, 0) },
+      late_share: 0.75,
+      jobs: [
+        { job: "J0", due: 13, planned_end: 8, end: st(8, 0), lateness: st(0, 0), late_share: 0 },
+        { job: "J2", due: 13, planned_end: 18, end: st(22), lateness: st(4), late_share: 1 },
+      ],
+    };
+    renderAs("viewer", <PlanResult plan={plan} />);
+    expect(screen.getByTestId("plan-result")).toHaveTextContent("How schedule #3 “shift plan” holds up on the line");
+    expect(screen.getByTestId("plan-result")).toHaveTextContent("In 75 % of the replications at least one job is late.");
+    const table = screen.getByTestId("plan-table");
+    expect(table).toHaveTextContent("Makespan (min)1822 [21, 23] (+22.2 %)");
+    expect(table).toHaveTextContent("Late jobs (jobs)12");
+    const late = screen.getByTestId("plan-late-jobs");
+    expect(within(late).getAllByRole("row")).toHaveLength(2); // the header and J2 (J0 ends as planned)
+    expect(late).toHaveTextContent("J2131822 [21, 23]4 [3, 5]100 % of runs");
   });
 
   it("runs a scenario from the form, follows its job and shows the comparison; viewers only read", async () => {

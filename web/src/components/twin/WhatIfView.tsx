@@ -9,6 +9,7 @@ import {
   Group,
   NumberInput,
   Progress,
+  Select,
   SimpleGrid,
   Stack,
   Table,
@@ -25,6 +26,7 @@ import { navigate } from "../../lib/router";
 import { useSession } from "../../lib/session";
 import {
   type LineModelDoc,
+  type PlanSection,
   type ScenarioForm,
   type Simulation,
   bottleneckOf,
@@ -32,11 +34,16 @@ import {
   emptyForm,
   fmtCi,
   formOverrides,
+  jobsAtRisk,
   machineOps,
   mergeOverrides,
   parseOverrides,
+  planOf,
+  planRows,
+  plannable,
   summariesOf,
   twin,
+  unitLabel,
 } from "../../lib/twin";
 import { CompareChart, ScenarioLegend } from "./Bars";
 
@@ -163,15 +170,17 @@ function ScenarioFields({ doc, form, setForm }: { doc: LineModelDoc; form: Scena
  * difference to the base. */
 export function Comparison({ result }: { result: unknown }) {
   const summaries = useMemo(() => summariesOf(result), [result]);
-  const metrics = useMemo(() => comparison(summaries), [summaries]);
+  const isPlan = planOf(result) !== null;
+  const unit = unitLabel(planOf(result)?.time_unit_s ?? 60);
+  const metrics = useMemo(() => comparison(summaries, unit), [summaries, unit]);
   if (!summaries.length) return <Text size="sm">The simulation gave no scenario results.</Text>;
   const names = summaries.map((s) => s.scenario);
   const base = metrics.map((m) => m.groups);
   return (
     <Stack data-testid="comparison">
       <Text size="sm" data-testid="comparison-meta">
-        {summaries[0].replications} replication{summaries[0].replications === 1 ? "" : "s"} of {summaries[0].hours} h per scenario (the same random
-        numbers in each). Bottleneck: {summaries.map((s) => `${s.scenario}: ${bottleneckOf(s) ?? "–"}`).join("; ")}.
+        {summaries[0].replications} replication{summaries[0].replications === 1 ? "" : "s"}{" "}
+        {isPlan ? "of the plan" : `of ${Number(summaries[0].hours.toPrecision(3))} h`} per scenario (the same random numbers in each). Bottleneck: {summaries.map((s) => `${s.scenario}: ${bottleneckOf(s) ?? "–"}`).join("; ")}.
         {summaries[0].replications < 2 ? " One replication gives no confidence interval." : ""}
       </Text>
       <ScenarioLegend scenarios={names} />
@@ -237,6 +246,88 @@ export function Comparison({ result }: { result: unknown }) {
   );
 }
 
+/** A schedule's plan on the simulated line: the plan's figures beside the simulated ones (mean [95 % interval]), and
+ * the jobs at risk of being late. */
+export function PlanResult({ plan }: { plan: PlanSection }) {
+  const rows = planRows(plan);
+  const risky = jobsAtRisk(plan);
+  const unit = unitLabel(plan.time_unit_s);
+  return (
+    <Card withBorder data-testid="plan-result" mb="sm">
+      <Title order={4} size="h6" mb={4}>
+        How schedule #{plan.schedule_id} “{plan.schedule}” holds up on the line
+      </Title>
+      <Text size="sm" mb="xs">
+        Each machine works through its planned operations in the plan's order, with the model's failures, shifts and inspections
+        {plan.release === "earliest" ? "; jobs start at their release" : "; jobs start at their planned start"}. In{" "}
+        {plan.late_share > 0 ? `${Math.round(plan.late_share * 100)} % of the replications at least one job is late.` : "no replication is a job late."}
+      </Text>
+      <Table data-testid="plan-table" striped>
+        <Table.Thead>
+          <Table.Tr>
+            <Table.Th>Figure</Table.Th>
+            <Table.Th>Plan</Table.Th>
+            <Table.Th>Simulated (mean [95 % interval])</Table.Th>
+          </Table.Tr>
+        </Table.Thead>
+        <Table.Tbody>
+          {rows.map((r) => (
+            <Table.Tr key={r.key}>
+              <Table.Td>
+                {r.title} ({r.unit})
+              </Table.Td>
+              <Table.Td>{Number(r.planned.toPrecision(4))}</Table.Td>
+              <Table.Td>
+                {fmtCi(r.simulated)}
+                {r.change != null && Math.abs(r.change) >= 0.0005 && (
+                  <Text span size="xs" c="dimmed">
+                    {" "}
+                    ({r.change >= 0 ? "+" : ""}
+                    {(r.change * 100).toFixed(1)} %)
+                  </Text>
+                )}
+              </Table.Td>
+            </Table.Tr>
+          ))}
+        </Table.Tbody>
+      </Table>
+      <Title order={5} size="h6" mt="sm" mb={4}>
+        Jobs at risk
+      </Title>
+      {risky.length === 0 ? (
+        <Text size="sm" data-testid="plan-no-late">
+          Every job ends as planned or earlier in every replication.
+        </Text>
+      ) : (
+        <Table data-testid="plan-late-jobs">
+          <Table.Thead>
+            <Table.Tr>
+              <Table.Th>Job</Table.Th>
+              <Table.Th>Due ({unit})</Table.Th>
+              <Table.Th>Planned end</Table.Th>
+              <Table.Th>Simulated end</Table.Th>
+              <Table.Th>Later than planned by</Table.Th>
+              <Table.Th>Late in</Table.Th>
+            </Table.Tr>
+          </Table.Thead>
+          <Table.Tbody>
+            {risky.slice(0, 20).map((j) => (
+              <Table.Tr key={j.job}>
+                <Table.Td>{j.job}</Table.Td>
+                <Table.Td>{j.due ?? "–"}</Table.Td>
+                <Table.Td>{j.planned_end}</Table.Td>
+                <Table.Td>{fmtCi({ scenario: j.job, mean: j.end.mean, low: j.end.ci_low, high: j.end.ci_high })}</Table.Td>
+                <Table.Td>{fmtCi({ scenario: j.job, mean: j.lateness.mean, low: j.lateness.ci_low, high: j.lateness.ci_high })}</Table.Td>
+                <Table.Td>{Math.round(j.late_share * 100)} % of runs</Table.Td>
+              </Table.Tr>
+            ))}
+          </Table.Tbody>
+        </Table>
+      )}
+    </Card>
+  );
+}
+
 /** What-if: the line model as the base and one scenario of changes (a form for the common ones, JSON for any), run
  * as replications in a background job followed live, then compared side by side. */
 export function WhatIfView({ line, doc, sim }: { line: string; doc: LineModelDoc; sim: number | null }) {
@@ -249,6 +340,8 @@ export function WhatIfView({ line, doc, sim }: { line: string; doc: LineModelDoc
   const [replications, setReplications] = useState<number | string>(5);
   const [seed, setSeed] = useState<number | string>(0);
   const [fromLive, setFromLive] = useState(false);
+  const [scheduleId, setScheduleId] = useState<string | null>(null);
+  const [schedules, setSchedules] = useState<{ value: string; label: string }[]>([]);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const [current, setCurrent] = useState<Simulation | null>(null);
@@ -263,6 +356,13 @@ export function WhatIfView({ line, doc, sim }: { line: string; doc: LineModelDoc
     twin.simulations(line).then(setRecent, () => setRecent([]));
   }, [line]);
   useEffect(() => loadRecent(), [loadRecent]);
+  useEffect(() => {
+    if (!engineer) return;
+    call(api.GET("/api/v1/schedules")).then(
+      (list) => setSchedules(plannable(list)),
+      () => setSchedules([]),
+    );
+  }, [engineer]);
 
   const loadSim = useCallback(
     async (id: number) => {
@@ -318,8 +418,9 @@ export function WhatIfView({ line, doc, sim }: { line: string; doc: LineModelDoc
     e.preventDefault();
     setError(null);
     if (!overrides) return setError("The raw overrides are not valid JSON; fix them or clear the box.");
-    if (!name.trim()) return setError("Give the scenario a name.");
-    if (name.trim() === "base") return setError("“base” is the line model itself; name the scenario otherwise.");
+    const planOnly = scheduleId !== null && Object.keys(overrides).length === 0; // the plan on the model as it is
+    if (!planOnly && !name.trim()) return setError("Give the scenario a name.");
+    if (!planOnly && name.trim() === "base") return setError("“base” is the line model itself; name the scenario otherwise.");
     setBusy(true);
     try {
       const r = await twin.simulate(line, {
@@ -327,7 +428,8 @@ export function WhatIfView({ line, doc, sim }: { line: string; doc: LineModelDoc
         replications: Number(replications),
         seed: Number(seed),
         from_live: fromLive,
-        scenarios: [{ name: name.trim(), overrides }],
+        scenarios: planOnly ? [] : [{ name: name.trim(), overrides }],
+        schedule_id: scheduleId === null ? null : Number(scheduleId),
       });
       jobId.current = r.job_id;
       setJob({ id: r.job_id, kind: "simulation", status: "queued", progress: 0, message: "queued" });
@@ -341,6 +443,7 @@ export function WhatIfView({ line, doc, sim }: { line: string; doc: LineModelDoc
 
   const running = job !== null && !FINISHED.includes(job.status);
   const empty = overrides !== null && Object.keys(overrides).length === 0;
+  const plan = current?.status === "succeeded" ? planOf(current.result) : null;
 
   return (
     <Stack data-testid="whatif-view">
@@ -371,6 +474,17 @@ export function WhatIfView({ line, doc, sim }: { line: string; doc: LineModelDoc
                     checked={fromLive}
                     onChange={(e) => setFromLive(e.currentTarget.checked)}
                     data-testid="sim-from-live"
+                  />
+                  <Select
+                    label="Run a schedule's plan"
+                    description="Instead of the product mix: the plan's jobs on the line, each machine in the plan's order (a scenario is optional)."
+                    placeholder={schedules.length ? "no: the product mix" : "no solved schedule"}
+                    data={schedules}
+                    value={scheduleId}
+                    onChange={setScheduleId}
+                    clearable
+                    disabled={!schedules.length}
+                    data-testid="sim-schedule"
                   />
                 </Stack>
               </Card>
@@ -419,7 +533,7 @@ export function WhatIfView({ line, doc, sim }: { line: string; doc: LineModelDoc
           )}
           <Group mt="sm">
             <Button type="submit" loading={busy} disabled={running || !overrides} data-testid="sim-run">
-              Run and compare
+              {scheduleId !== null && empty ? "Run the plan" : "Run and compare"}
             </Button>
           </Group>
         </form>
@@ -458,8 +572,10 @@ export function WhatIfView({ line, doc, sim }: { line: string; doc: LineModelDoc
         <Card withBorder>
           <Title order={3} size="h5" mb="xs">
             Simulation #{current.id}
-            {current.request?.scenarios?.length ? `: base vs ${current.request.scenarios.map((s) => s.name).join(", ")}` : ""}
+            {plan ? `: schedule #${plan.schedule_id}'s plan` : ""}
+            {current.request?.scenarios?.length ? `${plan ? "," : ":"} base vs ${current.request.scenarios.map((s) => s.name).join(", ")}` : ""}
           </Title>
+          {plan && <PlanResult plan={plan} />}
           <Comparison result={current.result} />
         </Card>
       )}
@@ -494,9 +610,14 @@ export function WhatIfView({ line, doc, sim }: { line: string; doc: LineModelDoc
                       #{s.id}
                     </Anchor>
                   </Table.Td>
-                  <Table.Td>{["base", ...(s.request?.scenarios ?? []).map((x) => x.name)].join(" vs ")}</Table.Td>
                   <Table.Td>
-                    {s.request ? `${s.request.hours} h × ${s.request.replications}${s.request.from_live ? ", from live" : ""}` : "–"}
+                    {["base", ...(s.request?.scenarios ?? []).map((x) => x.name)].join(" vs ")}
+                    {s.request?.schedule_id ? ` · schedule #${s.request.schedule_id}'s plan` : ""}
+                  </Table.Td>
+                  <Table.Td>
+                    {s.request
+                      ? `${s.request.schedule_id ? "the plan" : `${s.request.hours} h`} × ${s.request.replications}${s.request.from_live ? ", from live" : ""}`
+                      : "–"}
                     {s.model_version != null ? ` · model v${s.model_version}` : ""}
                   </Table.Td>
                   <Table.Td>{s.status}</Table.Td>
