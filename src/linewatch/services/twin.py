@@ -663,7 +663,7 @@ def list_events(
     if cursor is not None:
         last = session.get(TwinEvent, cursor)
         if last is None or last.line != line:
-            raise LinewatchError(f"cursor {cursor} is not an event of line {line!r}")
+            raise NotFound(f"cursor {cursor} is not an event of line {line!r}")
         q = q.where((TwinEvent.ts > last.ts) | ((TwinEvent.ts == last.ts) & (TwinEvent.id > last.id)))
     rows = session.scalars(q.order_by(TwinEvent.ts, TwinEvent.id).limit(limit + 1)).all()
     more = len(rows) > limit

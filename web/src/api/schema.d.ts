@@ -9091,13 +9091,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description the model is invalid: every problem by its path */
+            /** @description the request does not match the API, or the model is invalid: every problem by its path */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["TwinModelErrorOut"];
+                    "application/json": components["schemas"]["ValidationErrorOut"] | components["schemas"]["TwinModelErrorOut"];
                 };
             };
         };
@@ -9291,7 +9291,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description unknown line */
+            /** @description unknown line, or a cursor not its own */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -9583,13 +9583,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description the model is invalid: every problem by its path */
+            /** @description the request does not match the API, or the model is invalid: every problem by its path */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["TwinModelErrorOut"];
+                    "application/json": components["schemas"]["ValidationErrorOut"] | components["schemas"]["TwinModelErrorOut"];
                 };
             };
         };

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, File, Form, HTTPException, Query, Response, UploadFile
 from sqlalchemy import func, select
@@ -299,8 +299,8 @@ def get_readings(
     session: DB,
     c: Ctx,
     sensors: str | None = Query(None, max_length=5000, description="comma-separated; default: all and _score"),
-    start: TimeFilter = Query(None, description="default: an hour before end"),
-    end: TimeFilter = Query(None, description="default: now"),
+    start: Annotated[TimeFilter, Query(description="default: an hour before end")] = None,
+    end: Annotated[TimeFilter, Query(description="default: now")] = None,
     points: int = Query(600, ge=10, le=MAX_POINTS, description="buckets per series at most (about a chart's width)"),
 ):
     """Readings over a time range, downsampled to at most ``points`` buckets per sensor (count, mean, min, max):
@@ -504,8 +504,8 @@ def get_maintenance(
     name: Name,
     _: Viewer,
     session: DB,
-    start: TimeFilter = Query(None, description="default: 30 days before end"),
-    end: TimeFilter = Query(None, description="default: now"),
+    start: Annotated[TimeFilter, Query(description="default: 30 days before end")] = None,
+    end: Annotated[TimeFilter, Query(description="default: now")] = None,
 ):
     """The machine's maintenance predictions over time (RUL with its interval, or failure probability)."""
     end = end or dt.datetime.now(dt.UTC)

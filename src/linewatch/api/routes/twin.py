@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Response
 from fastapi.responses import JSONResponse
@@ -22,6 +22,7 @@ from linewatch.api.schemas import (
     TwinModelErrorOut,
     TwinOeeOut,
     TwinStateOut,
+    ValidationErrorOut,
     errors,
 )
 from linewatch.errors import LinewatchError
@@ -31,7 +32,13 @@ from linewatch.services.errors import NotFound
 
 router = APIRouter(prefix="/api/v1/lines", tags=["twin"], responses=errors(400, 401, 403, 422))
 NOT_FOUND = errors(404, e404="unknown line, or the line has no twin model")
-INVALID_MODEL = {422: {"model": TwinModelErrorOut, "description": "the model is invalid: every problem by its path"}}
+INVALID_MODEL = {
+    422: {
+        # a request that is not JSON of the right kind, or a model (scenario) the engine refuses, by its paths
+        "model": ValidationErrorOut | TwinModelErrorOut,
+        "description": "the request does not match the API, or the model is invalid: every problem by its path",
+    }
+}
 MAX_EVENTS = 10_000  # per request
 
 
@@ -71,18 +78,22 @@ def delete_model(line: Name, _: Engineer, c: Ctx):
 
 
 @router.get("/{line}/state", response_model=TwinStateOut, responses=NOT_FOUND)
-def get_state(line: Name, _: Viewer, c: Ctx, at: TimeFilter = Query(None, description="ISO 8601; default: now")):
+def get_state(
+    line: Name, _: Viewer, c: Ctx, at: Annotated[TimeFilter, Query(description="ISO 8601; default: now")] = None
+):
     """The live state, or the state at a past time rebuilt from the stored events."""
     return _twin(c).state(line, _epoch(at))
 
 
-@router.get("/{line}/events", response_model=TwinEventsOut, responses=errors(404, e404="unknown line"))
+@router.get(
+    "/{line}/events", response_model=TwinEventsOut, responses=errors(404, e404="unknown line, or a cursor not its own")
+)
 def list_events(
     line: Name,
     _: Viewer,
     session: DB,
-    from_: TimeFilter = Query(None, alias="from"),
-    to: TimeFilter = Query(None),
+    from_: Annotated[TimeFilter, Query(alias="from")] = None,
+    to: Annotated[TimeFilter, Query()] = None,
     machine: str | None = Query(None, max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$"),
     limit: int = Query(500, ge=1, le=5000),
     cursor: Id | None = Query(None, description="next_cursor of the previous page"),
@@ -128,8 +139,8 @@ async def get_oee(
     line: Name,
     _: Viewer,
     c: Ctx,
-    from_: TimeFilter = Query(None, alias="from", description="default: 24 hours before to"),
-    to: TimeFilter = Query(None, description="default: now"),
+    from_: Annotated[TimeFilter, Query(alias="from", description="default: 24 hours before to")] = None,
+    to: Annotated[TimeFilter, Query(description="default: now")] = None,
 ):
     """OEE (ISO 22400-2) per machine, for the line and per shift over the range, from the stored events, with the
     losses broken down (linewatch.twin.oee's report)."""
