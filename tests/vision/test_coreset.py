@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from linewatch.vision.coreset import StreamingCoreset, greedy_coreset
@@ -22,9 +23,10 @@ def test_pruned_greedy_selects_what_the_plain_loop_selects():
     assert len(set(got)) == 200
 
 
-def test_streaming_keeps_the_pool_bounded_and_covers_outliers():
+@pytest.mark.parametrize("skip_covered", [False, True])
+def test_streaming_keeps_the_pool_bounded_and_covers_outliers(skip_covered):
     g = torch.Generator().manual_seed(0)
-    sc = StreamingCoreset(target=100, pool_limit=1000, proj_dim=None)
+    sc = StreamingCoreset(target=100, pool_limit=1000, proj_dim=None, skip_covered=skip_covered)
     outlier = torch.full((1, 8), 50.0)
     for i in range(30):
         batch = torch.randn(200, 8, generator=g)
@@ -34,5 +36,54 @@ def test_streaming_keeps_the_pool_bounded_and_covers_outliers():
         assert sc._count <= 1000 and sc._pool.shape[0] == 1000
     bank = sc.finish()
     assert bank.shape == (100, 8)
-    assert sc.reductions >= 5
+    assert sc.reductions >= (2 if skip_covered else 5)
     assert torch.cdist(outlier, bank).min() < 1e-5  # a far-away patch always makes it into the bank
+
+
+def _blobs(n: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.randn(30, 8, generator=g) * 4
+    return centers[torch.randint(30, (n,), generator=g)] + torch.randn(n, 8, generator=g)
+
+
+def _covering_radius(points: torch.Tensor, bank: torch.Tensor) -> float:
+    return float(torch.cdist(points, bank).min(1).values.max())
+
+
+def test_skipping_covered_patches_keeps_the_coreset_property():
+    # a stream of 12,000 points through a pool of 1,000: the bank must still cover every point about as well
+    # as exact greedy k-center on all of them at once (which is within 2x of the optimum), with the pool bounded
+    points = _blobs(12_000, 4)
+    sc = StreamingCoreset(target=60, pool_limit=1000, proj_dim=None)
+    for batch in points.split(250):
+        sc.add(batch)
+        assert sc._count <= 1000
+    bank = sc.finish()
+    exact = points[greedy_coreset(points, 60, proj_dim=None, seed=0)]
+    assert bank.shape == (60, 8)
+    assert sc.skipped > 0.5 * sc.seen  # most of the stream never entered the pool...
+    assert sc.reductions < 5  # ...so it was cut back a few times, not once every 1,000 points
+    assert _covering_radius(points, bank) <= 2.0 * _covering_radius(points, exact)
+
+
+def test_covered_check_matches_a_full_search_and_is_deterministic():
+    points = _blobs(3000, 5)
+    banks = []
+    for _ in range(2):
+        sc = StreamingCoreset(target=50, pool_limit=500, proj_dim=4, seed=2, head=8)
+        for batch in points.split(300):
+            sc.add(batch)
+        if not banks:  # the head-first search answers as one search of the whole bank
+            q = sc._project(points)
+            full = ((q[:, None, :] + 0.5 * sc._bank_t_neg2.t()[None]) ** 2).sum(-1).amin(1) > sc._radius2
+            assert torch.equal(sc._uncovered(points), full)
+        banks.append(sc.finish())
+    assert torch.equal(banks[0], banks[1])
+
+
+def test_without_skipping_every_patch_enters_the_pool():
+    points = _blobs(3000, 6)
+    sc = StreamingCoreset(target=50, pool_limit=500, proj_dim=None, skip_covered=False)
+    for batch in points.split(300):
+        sc.add(batch)
+    assert sc.skipped == 0 and sc.reductions == 6  # 3,000 points, 450 new rows per cut

