@@ -54,7 +54,7 @@ def test_skipping_covered_patches_keeps_the_coreset_property():
     # a stream of 12,000 points through a pool of 1,000: the bank must still cover every point about as well
     # as exact greedy k-center on all of them at once (which is within 2x of the optimum), with the pool bounded
     points = _blobs(12_000, 4)
-    sc = StreamingCoreset(target=60, pool_limit=1000, proj_dim=None)
+    sc = StreamingCoreset(target=60, pool_limit=1000, proj_dim=None, skip_covered=True)
     for batch in points.split(250):
         sc.add(batch)
         assert sc._count <= 1000
@@ -70,7 +70,7 @@ def test_covered_check_matches_a_full_search_and_is_deterministic():
     points = _blobs(3000, 5)
     banks = []
     for _ in range(2):
-        sc = StreamingCoreset(target=50, pool_limit=500, proj_dim=4, seed=2, head=8)
+        sc = StreamingCoreset(target=50, pool_limit=500, proj_dim=4, seed=2, head=8, skip_covered=True)
         for batch in points.split(300):
             sc.add(batch)
         if not banks:  # the head-first search answers as one search of the whole bank

@@ -73,13 +73,13 @@ class StreamingCoreset:
     """Collects patch features batch by batch into one preallocated pool of ``pool_limit`` rows and, when
     it is full, reduces it in place to ``target`` rows by greedy k-center (merge and reduce).
 
-    With ``skip_covered`` (the default), once the pool has been reduced, a new patch only enters the pool
-    when it is farther from every bank entry than the bank's covering radius (the largest distance of any
-    pooled patch to its nearest bank entry, measured after that reduction). Patches inside that radius are
-    already as well represented as the ones the bank was chosen from, and greedy k-center would not pick
-    them over what is already farther away; dropping them leaves the pool to the rare patches, so it fills
-    far less often. Up to the first reduction (about 100 images at the defaults) nothing changes. Distances
-    are measured after one fixed random projection to ``proj_dim`` dimensions, in blocks of rows.
+    With ``skip_covered`` (off by default until its accuracy is checked on more than one category), once the pool
+    has been reduced, a new patch only enters the pool when it is farther from every bank entry than the bank's
+    covering radius (the largest distance of any pooled patch to its nearest bank entry, measured after that
+    reduction). Patches inside that radius are already as well represented as the ones the bank was chosen from, and
+    greedy k-center would not pick them over what is already farther away; dropping them leaves the pool to the rare
+    patches, so it fills far less often. Up to the first reduction (about 100 images at the defaults) nothing
+    changes. Distances are measured after one fixed random projection to ``proj_dim`` dimensions, in blocks of rows.
     """
 
     def __init__(
@@ -88,7 +88,7 @@ class StreamingCoreset:
         pool_limit: int = 400_000,
         proj_dim: int | None = 128,
         seed: int = 0,
-        skip_covered: bool = True,
+        skip_covered: bool = False,
         block: int = 4096,
         head: int = 512,
     ):
