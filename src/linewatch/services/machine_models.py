@@ -42,6 +42,12 @@ def _detector(params: dict):
     return StreamingDetector(**{**SERVICE_DEFAULTS, **params})
 
 
+def next_version(session: Session, machine_id: int) -> int:
+    """The version number a machine's next model (of any kind) takes."""
+    latest = session.scalar(select(func.max(MachineModel.version)).where(MachineModel.machine_id == machine_id))
+    return (latest or 0) + 1
+
+
 def check_params(params: dict) -> dict:
     """The detector's parameters as given, checked now (a bad one is a 400 before any job starts)."""
     det = _detector(params)
@@ -159,9 +165,7 @@ def start_training(
             if start >= end:
                 raise LinewatchError("the training range is empty: start must be before end")
             source = {"start": start.isoformat(), "end": end.isoformat()}
-        version = (
-            session.scalar(select(func.max(MachineModel.version)).where(MachineModel.machine_id == m.id)) or 0
-        ) + 1
+        version = next_version(session, m.id)
         job = Job(kind="sensor_train", params={}, created_by=user_id)
         session.add(job)
         session.flush()

@@ -36,6 +36,7 @@ from linewatch.services import machines as machines_svc
 from linewatch.services.alerts import alert_dict
 from linewatch.services.context import AppContext
 from linewatch.services.errors import Conflict
+from linewatch.services.machine_models import next_version
 from linewatch.services.readings import HOUR_MS, MINUTE_MS, TEN_MINUTES_MS
 from linewatch.store.tables import (
     Alert,
@@ -100,28 +101,31 @@ def start_training(
     with session.begin():
         m = machines_svc.machine(session, machine_name)
         sha = ctx.blobs.put(data)
-        version = (
-            session.scalar(select(func.max(MachineModel.version)).where(MachineModel.machine_id == m.id)) or 0
-        ) + 1
-        job = Job(kind="maintenance_train", params={}, created_by=user_id)
-        session.add(job)
-        session.flush()
-        mm = MachineModel(
-            machine_id=m.id,
-            version=version,
-            kind=own["target"],
-            method="cnn" if own["target"] == "rul" else "boosted",
-            params={**own, **rest},
-            sensors=[],
-            status="training",
-            source={"file": name, "sha256": sha, "bytes": len(data)},
-            job_id=job.id,
-            created_by=user_id,
-        )
-        session.add(mm)
-        session.flush()
-        job.params = {"machine_model_id": mm.id, "machine": m.name}
+        job = _queue_training(session, m, own, rest, {"file": name, "sha256": sha, "bytes": len(data)}, user_id)
     ctx.jobs.submit(job.id)
+    return job
+
+
+def _queue_training(session: Session, m: Machine, own: dict, rest: dict, source: dict, user_id: int | None) -> Job:
+    """The machine's next model version, in training, and the ``maintenance_train`` job that fits it."""
+    job = Job(kind="maintenance_train", params={}, created_by=user_id)
+    session.add(job)
+    session.flush()
+    mm = MachineModel(
+        machine_id=m.id,
+        version=next_version(session, m.id),
+        kind=own["target"],
+        method="cnn" if own["target"] == "rul" else "boosted",
+        params={**own, **rest},
+        sensors=[],
+        status="training",
+        source=source,
+        job_id=job.id,
+        created_by=user_id,
+    )
+    session.add(mm)
+    session.flush()
+    job.params = {"machine_model_id": mm.id, "machine": m.name}
     return job
 
 
@@ -179,27 +183,8 @@ def start_training_from_readings(
                 + (", or train on the fleet" if not fleet else "")
                 + ", or upload a run-to-failure history)"
             )
-        version = (
-            session.scalar(select(func.max(MachineModel.version)).where(MachineModel.machine_id == m.id)) or 0
-        ) + 1
-        job = Job(kind="maintenance_train", params={}, created_by=user_id)
-        session.add(job)
-        session.flush()
-        mm = MachineModel(
-            machine_id=m.id,
-            version=version,
-            kind="rul",
-            method="cnn",
-            params={**own, **rest},
-            sensors=[],
-            status="training",
-            source={"readings": {"machines": [x.name for x in group], "runs_recorded": len(runs)}},
-            job_id=job.id,
-            created_by=user_id,
-        )
-        session.add(mm)
-        session.flush()
-        job.params = {"machine_model_id": mm.id, "machine": m.name}
+        source = {"readings": {"machines": [x.name for x in group], "runs_recorded": len(runs)}}
+        job = _queue_training(session, m, own, rest, source, user_id)
     ctx.jobs.submit(job.id)
     return job
 
