@@ -20,13 +20,14 @@ import {
   Textarea,
   Title,
 } from "@mantine/core";
-import { useCallback, useEffect, useMemo, useRef, useState } from "react";
-import { api, call, can, type Job } from "../api/client";
+import { useCallback, useEffect, useMemo, useState } from "react";
+import { api, call, can } from "../api/client";
 import { ConvergenceChart } from "../components/ConvergenceChart";
 import { Gantt } from "../components/Gantt";
 import { fmtDateTime, fmtPct } from "../lib/format";
 import type { JobEvent } from "../lib/live";
 import { navigate } from "../lib/router";
+import { FINISHED, useFollow } from "../lib/useFollow";
 import {
   type Schedule,
   type ScheduleDetail,
@@ -44,53 +45,12 @@ import {
 } from "../lib/schedules";
 import { useSession } from "../lib/session";
 
-const FINISHED = ["succeeded", "failed", "cancelled"];
 const OBJECTIVES = [
   { value: "makespan", label: "makespan" },
   { value: "tardiness", label: "total weighted tardiness" },
   { value: "weighted", label: "weighted (makespan + tardiness)" },
   { value: "lexicographic", label: "tardiness, then makespan" },
 ];
-
-/** A job followed by its events and a poll until it ends; `onEnd` gets the finished job. */
-function useFollow(onEnd: (j: Job) => void) {
-  const { stream } = useSession();
-  const [job, setJob] = useState<JobEvent | null>(null);
-  const id = useRef<number | null>(null);
-  const end = useRef(onEnd);
-  end.current = onEnd;
-  useEffect(() => {
-    const onJob = (j: JobEvent) => {
-      if (j.id === id.current) setJob(j);
-    };
-    stream.jobs.add(onJob);
-    const poll = setInterval(async () => {
-      if (id.current === null) return;
-      try {
-        setJob(await call(api.GET("/api/v1/jobs/{job_id}", { params: { path: { job_id: id.current } } })));
-      } catch {
-        /* again at the next poll */
-      }
-    }, 1500);
-    return () => {
-      stream.jobs.delete(onJob);
-      clearInterval(poll);
-    };
-  }, [stream]);
-  useEffect(() => {
-    if (!job || !FINISHED.includes(job.status) || id.current !== job.id) return;
-    id.current = null;
-    call(api.GET("/api/v1/jobs/{job_id}", { params: { path: { job_id: job.id } } })).then(
-      (j) => end.current(j),
-      () => {},
-    );
-  }, [job]);
-  const follow = useCallback((j: Job) => {
-    id.current = j.id;
-    setJob(j);
-  }, []);
-  return { job, follow, running: job !== null && !FINISHED.includes(job.status) };
-}
 
 function JobLine({ job, what }: { job: JobEvent; what: string }) {
   const running = !FINISHED.includes(job.status);

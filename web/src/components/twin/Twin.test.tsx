@@ -194,6 +194,7 @@ describe("what-if", { timeout: 15_000 }, () => {
     const sent = stubFetch({
       "GET /api/v1/lines/bottling/simulations": [],
       "POST /api/v1/lines/bottling/simulations": { id: 7, job_id: 7 },
+      "GET /api/v1/jobs/7": () => ({ id: 7, kind: "twin_simulate", status, progress: status === "running" ? 0.5 : 1, message: "", params: {}, result: null }),
       "GET /api/v1/lines/bottling/simulations/7": () => ({ id: 7, job_id: 7, status, progress: status === "running" ? 0.5 : 1, message: "", request: { hours: 2, replications: 2, seed: 0, from_live: false, scenarios: [{ name: "what-if", overrides: {} }] }, result: status === "succeeded" ? result : null }),
     });
     location.hash = "#/line/bottling/whatif";

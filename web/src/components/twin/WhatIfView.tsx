@@ -18,12 +18,13 @@ import {
   Textarea,
   Title,
 } from "@mantine/core";
-import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { useCallback, useEffect, useMemo, useState } from "react";
 import { api, call, can } from "../../api/client";
 import { fmtDateTime } from "../../lib/format";
 import type { JobEvent } from "../../lib/live";
 import { navigate } from "../../lib/router";
 import { useSession } from "../../lib/session";
+import { FINISHED, useFollow } from "../../lib/useFollow";
 import {
   type LineModelDoc,
   type PlanSection,
@@ -47,7 +48,6 @@ import {
 } from "../../lib/twin";
 import { CompareChart, ScenarioLegend } from "./Bars";
 
-const FINISHED = ["succeeded", "failed", "cancelled"];
 const blank = (v: number | string): number | "" => (v === "" || v === undefined ? "" : Number(v));
 
 /** The common changes as a form: copies of a machine, buffer capacities, failure rates, defect rates, the mix. */
@@ -331,7 +331,7 @@ export function PlanResult({ plan }: { plan: PlanSection }) {
 /** What-if: the line model as the base and one scenario of changes (a form for the common ones, JSON for any), run
  * as replications in a background job followed live, then compared side by side. */
 export function WhatIfView({ line, doc, sim }: { line: string; doc: LineModelDoc; sim: number | null }) {
-  const { me, stream } = useSession();
+  const { me } = useSession();
   const engineer = can(me.role, "engineer");
   const [name, setName] = useState("what-if");
   const [form, setForm] = useState<ScenarioForm>(emptyForm);
@@ -345,9 +345,11 @@ export function WhatIfView({ line, doc, sim }: { line: string; doc: LineModelDoc
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const [current, setCurrent] = useState<Simulation | null>(null);
-  const [job, setJob] = useState<JobEvent | null>(null);
   const [recent, setRecent] = useState<Simulation[] | null>(null);
-  const jobId = useRef<number | null>(null);
+  // the simulation's job, live; its end loads the result
+  const { job, running, follow, reset } = useFollow(() => {
+    if (sim != null) loadSim(sim);
+  }, 2000);
 
   const parsed = useMemo(() => parseOverrides(raw), [raw]);
   const overrides = useMemo(() => ("value" in parsed ? mergeOverrides(formOverrides(doc.model, form), parsed.value) : null), [parsed, doc.model, form]);
@@ -370,49 +372,21 @@ export function WhatIfView({ line, doc, sim }: { line: string; doc: LineModelDoc
         const s = await twin.simulation(line, id);
         setCurrent(s);
         if (!FINISHED.includes(s.status)) {
-          jobId.current = s.job_id ?? s.id;
-          setJob((j) => j ?? { id: s.job_id ?? s.id, kind: "simulation", status: s.status as JobEvent["status"], progress: s.progress ?? 0, message: s.message ?? "" });
+          follow({ id: s.job_id ?? s.id, kind: "simulation", status: s.status as JobEvent["status"], progress: s.progress ?? 0, message: s.message ?? "" });
         } else {
-          jobId.current = null;
           loadRecent();
         }
       } catch (e) {
         setError((e as Error).message);
       }
     },
-    [line, loadRecent],
+    [line, loadRecent, follow],
   );
   useEffect(() => {
     setCurrent(null);
-    setJob(null);
+    reset();
     if (sim != null) loadSim(sim);
-  }, [sim, loadSim]);
-
-  // the job's progress live, a poll as a fallback; its end loads the result
-  useEffect(() => {
-    const onJob = (j: JobEvent) => {
-      if (j.id === jobId.current) setJob(j);
-    };
-    stream.jobs.add(onJob);
-    const poll = setInterval(async () => {
-      if (jobId.current === null) return;
-      try {
-        setJob(await call(api.GET("/api/v1/jobs/{job_id}", { params: { path: { job_id: jobId.current } } })));
-      } catch {
-        /* again at the next poll */
-      }
-    }, 2000);
-    return () => {
-      stream.jobs.delete(onJob);
-      clearInterval(poll);
-    };
-  }, [stream]);
-  useEffect(() => {
-    if (job && FINISHED.includes(job.status) && sim != null && jobId.current === job.id) {
-      jobId.current = null;
-      loadSim(sim);
-    }
-  }, [job, sim, loadSim]);
+  }, [sim, loadSim, reset]);
 
   async function run(e: React.FormEvent) {
     e.preventDefault();
@@ -431,8 +405,7 @@ export function WhatIfView({ line, doc, sim }: { line: string; doc: LineModelDoc
         scenarios: planOnly ? [] : [{ name: name.trim(), overrides }],
         schedule_id: scheduleId === null ? null : Number(scheduleId),
       });
-      jobId.current = r.job_id;
-      setJob({ id: r.job_id, kind: "simulation", status: "queued", progress: 0, message: "queued" });
+      follow({ id: r.job_id, kind: "simulation", status: "queued", progress: 0, message: "queued" });
       navigate(`/line/${encodeURIComponent(line)}/whatif?sim=${r.id}`);
     } catch (err) {
       setError((err as Error).message);
@@ -441,7 +414,6 @@ export function WhatIfView({ line, doc, sim }: { line: string; doc: LineModelDoc
     }
   }
 
-  const running = job !== null && !FINISHED.includes(job.status);
   const empty = overrides !== null && Object.keys(overrides).length === 0;
   const plan = current?.status === "succeeded" ? planOf(current.result) : null;
 

@@ -1,0 +1,51 @@
+import { useCallback, useEffect, useRef, useState } from "react";
+import { api, call, type Job } from "../api/client";
+import type { JobEvent } from "./live";
+import { useSession } from "./session";
+
+export const FINISHED = ["succeeded", "failed", "cancelled"];
+
+/** A background job followed by its live events and a poll (the fallback) until it ends; `onEnd` gets the finished
+ * job as the API has it. `follow` starts following a job (or the known state of one), `reset` forgets it. */
+export function useFollow(onEnd: (j: Job) => void, pollMs = 1500) {
+  const { stream } = useSession();
+  const [job, setJob] = useState<JobEvent | null>(null);
+  const id = useRef<number | null>(null);
+  const end = useRef(onEnd);
+  end.current = onEnd;
+  useEffect(() => {
+    const onJob = (j: JobEvent) => {
+      if (j.id === id.current) setJob(j);
+    };
+    stream.jobs.add(onJob);
+    const poll = setInterval(async () => {
+      if (id.current === null) return;
+      try {
+        setJob(await call(api.GET("/api/v1/jobs/{job_id}", { params: { path: { job_id: id.current } } })));
+      } catch {
+        /* again at the next poll */
+      }
+    }, pollMs);
+    return () => {
+      stream.jobs.delete(onJob);
+      clearInterval(poll);
+    };
+  }, [stream, pollMs]);
+  useEffect(() => {
+    if (!job || !FINISHED.includes(job.status) || id.current !== job.id) return;
+    id.current = null;
+    call(api.GET("/api/v1/jobs/{job_id}", { params: { path: { job_id: job.id } } })).then(
+      (j) => end.current(j),
+      () => {},
+    );
+  }, [job]);
+  const follow = useCallback((j: JobEvent) => {
+    id.current = j.id;
+    setJob(j);
+  }, []);
+  const reset = useCallback(() => {
+    id.current = null;
+    setJob(null);
+  }, []);
+  return { job, follow, reset, running: job !== null && !FINISHED.includes(job.status) };
+}
