@@ -44,6 +44,9 @@ def test_memory_bank_is_capped(synthetic):
 
     det = PatchCore(image_size=64, max_bank=100, coreset_ratio=1.0, pool_limit=500).fit(ds.train)
     assert det.memory_bank_.shape[0] == 100
+    # training runs the backbone channels_last; the fitted model's weights are back in the layout a loaded one has
+    # (otherwise its scores differ from the same model loaded from disk in the last digits)
+    assert all(p.is_contiguous() for p in det.extractor_.parameters())
 
 
 def test_padim_trains_and_scores(synthetic, tmp_path):

@@ -136,7 +136,9 @@ class PatchCore(Detector):
         patches = n_images * math.ceil(side / stride) ** 2
         p = self.params_
         target = max(1, min(p["max_bank"], math.ceil(p["coreset_ratio"] * patches)))
-        self._coreset = StreamingCoreset(target, min(p["pool_limit"], max(patches, 2 * target)), seed=p["seed"])
+        self._coreset = StreamingCoreset(
+            target, min(p["pool_limit"], max(patches, 2 * target)), seed=p["seed"], skip_covered=p["skip_covered"]
+        )
 
     def _accumulate(self, x: torch.Tensor, progress: Progress | None) -> None:
         f = self._pf(x.contiguous(memory_format=torch.channels_last))
@@ -148,6 +150,9 @@ class PatchCore(Detector):
 
     def _finish(self, progress: Progress | None) -> None:
         self.memory_bank_ = self._coreset.finish(self._wrap(progress)).contiguous()
+        # the conversion above changed the shared extractor's weights in place: put them back, so a fitted model
+        # and the same model loaded from disk compute exactly the same scores
+        self._pf.to(memory_format=torch.contiguous_format)
         del self._coreset, self._pf
         self.bank_knn_ = self._bank_neighbours(self.memory_bank_)
         self._build()
