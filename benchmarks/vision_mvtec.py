@@ -1,6 +1,6 @@
 """Accuracy, speed and memory of linewatch's detectors on every MVTec-layout category under a data root.
 
-    python benchmarks/vision_mvtec.py ../shared/data [--methods patchcore,padim] [--backbone NAME]
+    python benchmarks/vision_mvtec.py ../shared/data [--methods patchcore,padim] [--backbone NAME] [--set P=V]
 
 Each (category, method) runs in its own process, so peak memory is that run's alone. Prints a markdown
 table: image AUROC, pixel AUROC, AUPRO (maps at model input size, as anomalib), training seconds,
@@ -90,9 +90,15 @@ def main() -> None:
     ap.add_argument("--methods", default="patchcore,padim")
     ap.add_argument("--backbone", default=None)
     ap.add_argument("--only", default=None, help="comma-separated category names")
+    ap.add_argument(
+        "--set", action="append", default=[], metavar="PARAM=VALUE", help="a detector parameter (VALUE as JSON)"
+    )
     ap.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     extra = {"backbone": args.backbone} if args.backbone else {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        extra[key] = json.loads(value)
     if args.one:
         with tempfile.TemporaryDirectory() as tmp:
             print(json.dumps(one(Path(args.one[0]), args.one[1], Path(tmp), extra)))
@@ -108,6 +114,8 @@ def main() -> None:
             cmd = [sys.executable, __file__, str(args.root), "--one", str(cat), method]
             if args.backbone:
                 cmd += ["--backbone", args.backbone]
+            for item in args.set:
+                cmd += ["--set", item]
             r = subprocess.run(cmd, capture_output=True, text=True)
             if r.returncode != 0:
                 print(f"{cat.name} {method}: failed\n{r.stderr[-2000:]}", file=sys.stderr)
