@@ -49,16 +49,22 @@ def test_fitted_map_recovers_a_known_miscalibration(truth):
     assert ece < 0.05 and brier < raw_brier
 
 
-def _store(ctx, vectors: np.ndarray, labels: list[str], reviewed: np.ndarray) -> list[int]:
-    """Inspections judged defective with these defect vectors; the ``reviewed`` ones labelled, into the index."""
+def _store(ctx, vectors: np.ndarray, labels: list[str], reviewed: np.ndarray, station: str = "line") -> list[int]:
+    """Inspections at ``station`` judged defective with these defect vectors; the ``reviewed`` ones labelled, into
+    the index."""
+    from sqlalchemy import func, select
+
     from linewatch.store.tables import Inspection, InspectionVectors, ModelVersion, Station
 
     with ctx.sessions() as s, s.begin():
-        st, mv = Station(name="line"), ModelVersion(name="m", method="patchcore", backbone="b", image_size=64)
+        st = Station(name=station)
+        mv = s.scalar(select(ModelVersion).where(ModelVersion.name == "m"))
+        mv = mv or ModelVersion(name="m", method="patchcore", backbone="b", image_size=64)
         s.add_all([st, mv])
         s.flush()
+        first = s.scalar(select(func.count()).select_from(Inspection)) or 0
         ids = []
-        for i, (v, label) in enumerate(zip(vectors, labels, strict=True)):
+        for i, (v, label) in enumerate(zip(vectors, labels, strict=True), start=first):
             insp = Inspection(
                 station_id=st.id,
                 model_id=mv.id,
@@ -72,9 +78,9 @@ def _store(ctx, vectors: np.ndarray, labels: list[str], reviewed: np.ndarray) ->
                 verdict="anomalous",
                 regions=[],
                 latency_ms=1.0,
-                reviewed=bool(reviewed[i]),
-                review_verdict="anomalous" if reviewed[i] else None,
-                defect_type=label if reviewed[i] else None,
+                reviewed=bool(reviewed[i - first]),
+                review_verdict="anomalous" if reviewed[i - first] else None,
+                defect_type=label if reviewed[i - first] else None,
             )
             s.add(insp)
             s.flush()

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from linewatch.errors import LinewatchError
 from linewatch.search.calibration import MIN_OUTCOMES, Calibration, fit
 from linewatch.search.index import Filter, SearchIndexError, VectorIndex, point_id
+from linewatch.search.metric import ReviewMetric
 from linewatch.search.repeats import SAME_PHOTO_RMS, Fingerprint, differences
 from linewatch.store.tables import Inspection, InspectionVectors, ModelVersion, Station
 
@@ -121,6 +122,7 @@ class SearchHub:
         self._vectors_seen = -1  # rows of inspection_vectors when last reconciled
         self._held: contextlib.ExitStack | None = None  # the embedded index's folder lock, while started
         self.calibrations: dict[tuple[str, int], _Fitted] = {}  # suggestion calibration maps, by space and k
+        self.learned: dict[tuple[int, str, int], _Learned] = {}  # review metrics, by station, space and k
 
     # --- indexes ---
 
@@ -354,25 +356,107 @@ class Suggestion:
     neighbours: int  # the look-alikes that voted
     share: float = 0.0  # the winner's smoothed share of the votes (the confidence before calibration)
     calibrated_on: int = 0  # reviewed inspections the map was fitted on (0: none yet, ``confidence`` is ``share``)
+    learned_from: int = 0  # reviewed inspections of the station the vote's metric was fitted on (0: plain similarity)
 
 
 SUGGEST_K = 5
 CALIBRATE_MAX = 500  # the most recent reviewed inspections the calibration map is fitted on
 
 
-def _vote(hub: SearchHub, row: InspectionVectors, types: list[str], k: int, exclude: int):
-    """(winner, smoothed share, votes, voters) of the ``k`` nearest reviewed look-alikes; None when none voted."""
-    hits = hub.search(row.space, row.defect_dim, defect_matrix(row), k, Filter(defect_type=types), exclude)
+def _tally(hits: Iterable[tuple[float, str | None]], types: list[str]):
+    """(winner, smoothed share, votes, voters) of (similarity, defect type) look-alikes; None when none voted."""
     votes: dict[str, float] = {}
-    for _, sim, payload in hits:
-        if payload.get("defect_type"):
-            votes[payload["defect_type"]] = votes.get(payload["defect_type"], 0.0) + max(sim, 0.0)
+    voters = 0
+    for sim, kind in hits:
+        if kind:
+            votes[kind] = votes.get(kind, 0.0) + max(sim, 0.0)
+            voters += 1
     if not votes:
         return None
     best = max(votes, key=votes.get)
-    voters = sum(1 for _, _, payload in hits if payload.get("defect_type"))
     share = (votes[best] + 1) / (sum(votes.values()) + max(len(types), 2))
     return best, share, votes, voters
+
+
+def _vote(hub: SearchHub, row: InspectionVectors, types: list[str], k: int, exclude: int):
+    """(winner, smoothed share, votes, voters) of the ``k`` nearest reviewed look-alikes; None when none voted."""
+    hits = hub.search(row.space, row.defect_dim, defect_matrix(row), k, Filter(defect_type=types), exclude)
+    return _tally(((sim, payload.get("defect_type")) for _, sim, payload in hits), types)
+
+
+# --- a metric learned from a station's reviews ---
+
+LEARN_FOLDS = 5  # the learned vote's calibration: each reviewed inspection is voted on by a metric fitted without it
+
+
+@dataclass
+class _Learned:
+    labels: dict[int, str]  # reviewed inspection id -> type, the metric's training set and the vote's gallery
+    metric: ReviewMetric | None  # None while too few reviews (or types) for one
+    ids: np.ndarray | None = None
+    kinds: np.ndarray | None = None
+    gallery: list[np.ndarray] | None = None  # each reviewed inspection's top region, raw
+    calibration: Calibration | None = None
+
+
+def _knn(sim: np.ndarray, kinds: np.ndarray, k: int) -> list[tuple[float, str]]:
+    top = np.argsort(-sim)[:k]
+    return [(float(sim[j]), str(kinds[j])) for j in top]
+
+
+def learned(hub: SearchHub, session: Session, station_id: int, space: str, types: list[str], k: int) -> _Learned:
+    """The review metric of a station's vectors in ``space`` (``linewatch.search.metric``), fitted on its latest
+    ``CALIBRATE_MAX`` reviewed defective inspections (their top region each) once there are ``MIN_REVIEWS`` of at
+    least two types, with the calibration of the votes it gives (each reviewed inspection voted on by its ``k``
+    nearest other reviewed ones, in a metric fitted on the folds without it). Refitted when a tenth of the labels
+    (at least one) changed, as the plain calibration is."""
+    rows = session.execute(
+        select(Inspection.id, Inspection.defect_type, InspectionVectors)
+        .join(InspectionVectors, InspectionVectors.inspection_id == Inspection.id)
+        .where(
+            Inspection.station_id == station_id,
+            Inspection.defect_type.is_not(None),
+            Inspection.duplicate_of.is_(None),
+            InspectionVectors.space == space,
+        )
+        .order_by(Inspection.id.desc())
+        .limit(CALIBRATE_MAX)
+    ).all()
+    labels = {iid: kind for iid, kind, _ in rows}
+    key = (station_id, space, k)
+    with hub._lock:
+        fitted = hub.learned.get(key)
+    if fitted is not None:
+        changed = sum(fitted.labels.get(i) != t for i, t in labels.items()) + len(fitted.labels.keys() - labels.keys())
+        if changed < max(1, len(fitted.labels) // 10):
+            return fitted
+    if not ReviewMetric.enough(list(labels.values())):
+        fitted = _Learned(labels, None)
+    else:
+        ids = np.array([iid for iid, _, _ in rows])
+        kinds = np.array([kind for _, kind, _ in rows])
+        gallery = [defect_matrix(v)[:1] for _, _, v in rows]
+        tops = np.concatenate(gallery)
+        metric = ReviewMetric().fit(tops, kinds)
+        # calibration outcomes, cross-fitted: a fold's inspections are voted on by a metric that never saw them
+        folds = np.arange(len(ids)) % LEARN_FOLDS
+        scores, right = [], []
+        for f in range(LEARN_FOLDS):
+            held = folds == f
+            if not ReviewMetric.enough(list(kinds[~held])):
+                continue
+            m = ReviewMetric().fit(tops[~held], kinds[~held])
+            sim = m.similarity([tops[i : i + 1] for i in np.flatnonzero(held)], gallery)
+            for row_sim, i in zip(sim, np.flatnonzero(held), strict=True):
+                row_sim[i] = -np.inf  # not its own look-alike
+                got = _tally(_knn(row_sim, kinds, k), types)
+                if got is not None:
+                    scores.append(got[1])
+                    right.append(got[0] == kinds[i])
+        fitted = _Learned(labels, metric, ids, kinds, gallery, fit(scores, right))
+    with hub._lock:
+        hub.learned[key] = fitted
+    return fitted
 
 
 @dataclass
@@ -425,7 +509,11 @@ def suggest(hub: SearchHub, session: Session, inspection_id: int, k: int = SUGGE
     chance that the suggestion is right: the share through a monotone map fitted on this installation's own
     reviewed inspections (each one's leave-one-out suggestion against its reviewed type; ``calibration``), the
     share itself while fewer than 20 are reviewed. The map never reaches 0 or 1, and a vote of fewer look-alikes
-    than ``k`` (n of them) reads at most (n + 1) / (n + 2), the rule of succession: one look-alike never above 2/3."""
+    than ``k`` (n of them) reads at most (n + 1) / (n + 2), the rule of succession: one look-alike never above 2/3.
+
+    Once the inspection's station has ``MIN_REVIEWS`` reviewed defects of two types or more, the look-alikes are
+    its reviewed inspections nearest in the metric learned from them (``learned``), and the confidence goes
+    through that vote's own calibration map."""
     insp = session.get(Inspection, inspection_id)
     if insp is None or "anomalous" not in (insp.verdict, insp.review_verdict):
         return None
@@ -435,14 +523,22 @@ def suggest(hub: SearchHub, session: Session, inspection_id: int, k: int = SUGGE
     types = [t for t in session.scalars(select(Inspection.defect_type).distinct()) if t]
     if not types:
         return None
-    got = _vote(hub, row, types, k, inspection_id)
+    lrn = learned(hub, session, insp.station_id, row.space, types, k)
+    if lrn.metric is not None:  # enough reviews at this station: vote in the space learned from them
+        sim = lrn.metric.similarity([defect_matrix(row)], lrn.gallery)[0]
+        sim[lrn.ids == inspection_id] = -np.inf
+        got = _tally((h for h in _knn(sim, lrn.kinds, k) if np.isfinite(h[0])), types)
+        cal = lrn.calibration
+    else:
+        got = _vote(hub, row, types, k, inspection_id)
+        cal = calibration(hub, session, row.space, types, k)
     if got is None:
         return None
     best, share, votes, voters = got
-    cal = calibration(hub, session, row.space, types, k)
     confidence = cal(share) if cal is not None else share
     confidence = min(max(confidence, 0.0), 1.0 if voters >= k else (voters + 1) / (voters + 2))
-    return Suggestion(best, confidence, votes, voters, share, cal.outcomes if cal is not None else 0)
+    learned_from = len(lrn.labels) if lrn.metric is not None else 0
+    return Suggestion(best, confidence, votes, voters, share, cal.outcomes if cal is not None else 0, learned_from)
 
 
 # --- duplicates ---

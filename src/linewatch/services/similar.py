@@ -88,6 +88,7 @@ def suggestion(c: AppContext, session: Session, inspection_id: int) -> dict:
         "confidence": round(got.confidence, 4),
         "votes": {k: round(v, 4) for k, v in got.votes.items()},
         "neighbours": got.neighbours,
+        "learned_from": got.learned_from,
     }
 
 

@@ -44,6 +44,11 @@ class SuggestionOut(BaseModel):
     )
     votes: dict[str, float] = {}
     neighbours: int = Field(0, description="how many reviewed look-alikes voted")
+    learned_from: int = Field(
+        0,
+        description="reviewed inspections of the station whose labels the look-alikes were found with (a metric "
+        "learned from them once there are 20 of two types or more); 0: plain similarity",
+    )
 
 
 class DuplicatesOut(BaseModel):
