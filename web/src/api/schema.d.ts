@@ -3210,6 +3210,12 @@ export interface components {
              * @default 0
              */
             neighbours: number;
+            /**
+             * Learned From
+             * @description reviewed inspections of the station whose labels the look-alikes were found with (a metric learned from them once there are 20 of two types or more); 0: plain similarity
+             * @default 0
+             */
+            learned_from: number;
         };
         /** TestScore */
         TestScore: {
@@ -3429,6 +3435,11 @@ export interface components {
              * @description PatchCore: patches kept in the coreset's candidate pool (default: 400000)
              */
             pool_limit?: number | null;
+            /**
+             * Skip Covered
+             * @description PatchCore: once the pool was cut, skip patches the bank already covers (faster on large sets) (default: False)
+             */
+            skip_covered?: boolean | null;
         };
         /** TwinAcceptedOut */
         TwinAcceptedOut: {

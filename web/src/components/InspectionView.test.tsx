@@ -110,11 +110,19 @@ describe("InspectionView", () => {
     expect(chip).toHaveTextContent("scratch");
     expect(chip).toHaveTextContent("82 % likely");
     expect(chip).toHaveTextContent("5 reviewed look-alikes voted");
+    expect(chip.getAttribute("title")).not.toContain("learned");
     await userEvent.keyboard("a");
     await vi.waitFor(() => expect(onReviewed).toHaveBeenCalled());
     const review = calls.find((c) => c.url.endsWith("/inspections/5/reviews") && c.method === "POST")!;
     expect(JSON.parse(review.body!)).toEqual({ verdict: "anomalous", defect_type: "scratch", note: "" });
     expect(await screen.findByTestId("review-done")).toHaveTextContent("as scratch.");
+  });
+
+  it("says when the look-alikes were found with a similarity learned from the station's reviews", async () => {
+    service({ defect_type: "dent", confidence: 0.7, votes: { dent: 1 }, neighbours: 5, learned_from: 42 });
+    show("operator");
+    const chip = await screen.findByTestId("suggestion");
+    expect(chip.getAttribute("title")).toContain("learned from this station's 42 reviewed defects");
   });
 
   it("no chip and A does nothing when no reviewed look-alike is near", async () => {

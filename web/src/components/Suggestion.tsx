@@ -28,6 +28,9 @@ export function SuggestionChip({ s, onAccept, disabled }: { s: Suggestion; onAcc
   if (!s.defect_type) return null;
   const pct = Math.round(s.confidence * 100);
   const voted = `${s.neighbours} reviewed look-alike${s.neighbours === 1 ? "" : "s"} voted`;
+  const learned = s.learned_from
+    ? `, found by a similarity learned from this station's ${s.learned_from} reviewed defects`
+    : "";
   return (
     <UnstyledButton
       onClick={onAccept}
@@ -35,7 +38,7 @@ export function SuggestionChip({ s, onAccept, disabled }: { s: Suggestion; onAcc
       className="lw-suggestion"
       data-testid="suggestion"
       aria-label={`Accept the suggested defect type ${s.defect_type} (${pct} % likely, ${voted}): saves the review as defective`}
-      title={`A vote of ${voted}, weighted by similarity, with one pseudo-vote per known defect type`}
+      title={`A vote of ${voted}${learned}, weighted by similarity, with one pseudo-vote per known defect type`}
     >
       <Group gap={6} wrap="wrap" style={{ whiteSpace: "nowrap" }}>
         <Text size="sm" c="gray.8">
