@@ -93,6 +93,14 @@ def train(
     )
     if det.skipped_:
         err.print(f"[yellow]skipped {len(det.skipped_)} unreadable images[/yellow], e.g. {det.skipped_[0]}")
+    check = info.get("self_check")
+    if check:
+        pixel = f", pixel AUROC {check['pixel_auroc']:.3f}" if check.get("pixel_auroc") is not None else ""
+        err.print(
+            f"self-check: defects painted on {check['good']} held-out good images are told apart with image AUROC "
+            f"{check['image_auroc']:.3f}{pixel} ({info['self_check_seconds']:.1f} s)",
+            highlight=False,
+        )
     if metrics:
         _print_metrics(metrics)
 

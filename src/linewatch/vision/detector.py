@@ -170,6 +170,12 @@ class Detector(Estimator, ABC):
                 peaks.extend(maps.reshape(len(maps), -1).max(1).tolist())
             if scores:
                 self.calibration_ = calibrate(np.array(scores), np.array(peaks), p["false_alarm_rate"])
+        check = None
+        if held and p["self_check"]:
+            from linewatch.vision.selfcheck import self_check
+
+            relabel = (lambda _stage, d, t: progress("self-check", d, t)) if progress else None
+            check = self_check(self, held, seed=p["seed"], progress=relabel)
         self.train_info_ = {
             "images": len(images),
             "train_images": used,
@@ -178,6 +184,9 @@ class Detector(Estimator, ABC):
             "seconds": round(time.perf_counter() - started, 2),
             "fingerprint": fingerprint,
         }
+        if check is not None:
+            self.train_info_["self_check"] = check.to_dict()
+            self.train_info_["self_check_seconds"] = self.train_info_["self_check"].pop("seconds")
         return self
 
     def _raw_batches(

@@ -25,6 +25,9 @@ class DetectorParams(Params):
     sigma: float = Param(4.0, "Gaussian smoothing of the anomaly map, input pixels", ge=0, le=64)
     batch_size: int = Param(8, "images per forward pass", ge=1, le=512)
     seed: int = Param(0, "seed of the held-out split and the coreset", ge=0)
+    self_check: bool = Param(
+        True, "after training, score defects painted on the held-out good images (a check needing no real defects)"
+    )
 
 
 class PatchCoreParams(DetectorParams):

@@ -1,0 +1,51 @@
+"""The self-check: defects painted on held-out good images, each with a mask that covers what changed, and the
+training's report of how well the model tells them from the good images."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from linewatch.vision.selfcheck import KINDS, paint, self_check
+
+
+def textured(seed: int, w: int = 300, h: int = 200) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    base = rng.integers(60, 200, (h // 10 + 1, w // 10 + 1, 3)).astype(np.uint8)
+    return Image.fromarray(base).resize((w, h), Image.BICUBIC)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_painted_defect_changes_the_image_where_its_mask_is(kind):
+    img = textured(0)
+    rng = np.random.default_rng(1)
+    out, mask = paint(rng, img, kind)
+    assert out.size == img.size and mask.shape == (img.height, img.width) and mask.dtype == bool
+    assert 0 < mask.mean() < 0.1  # a defect, not the whole part
+    diff = np.abs(np.asarray(out, dtype=np.int16) - np.asarray(img, dtype=np.int16)).max(-1) > 0
+    assert diff[mask].mean() > 0.5  # the mask marks changed pixels ...
+    assert diff[~mask].mean() < 0.02  # ... and the rest of the part is as it was
+    ys, xs = np.nonzero(mask)  # in the central 80 %
+    assert xs.min() >= 0.1 * img.width - 2 and xs.max() <= 0.9 * img.width + 2
+    assert ys.min() >= 0.1 * img.height - 2 and ys.max() <= 0.9 * img.height + 2
+
+
+def test_painting_is_reproducible_and_refuses_unknown_kinds():
+    img = textured(2)
+    a, ma = paint(np.random.default_rng(5), img, "stain")
+    b, mb = paint(np.random.default_rng(5), img, "stain")
+    assert np.array_equal(np.asarray(a), np.asarray(b)) and np.array_equal(ma, mb)
+    with pytest.raises(ValueError, match="unknown defect kind"):
+        paint(np.random.default_rng(0), img, "dent")
+
+
+def test_training_reports_the_self_check(trained, synthetic):
+    det, _ = trained
+    check = det.train_info_["self_check"]
+    assert check["good"] == det.train_info_["holdout_images"] and check["painted"] == check["good"]
+    assert 0.7 < check["image_auroc"] <= 1 and 0.7 < check["pixel_auroc"] <= 1
+    assert det.train_info_["self_check_seconds"] >= 0
+    # the same figure again from the function, and nothing from too few readable images
+    held = det.split(sorted((synthetic / "train" / "good").iterdir()))[1]
+    again = self_check(det, held, seed=det.params_["seed"])
+    assert again.image_auroc == pytest.approx(check["image_auroc"], abs=1e-4)
+    assert self_check(det, [synthetic / "missing.png", held[0]]) is None
