@@ -16,8 +16,10 @@ def run(*args, check=True):
 
 def test_train_evaluate_predict_export(synthetic, tmp_path):
     model = tmp_path / "model"
-    run("train", synthetic, "--out", model, "--image-size", "96", "-q")
+    trained = run("train", synthetic, "--out", model, "--image-size", "96", "-q")
     assert (model / "manifest.json").is_file()
+    check = json.loads((model / "manifest.json").read_text())["training"]["self_check"]
+    assert f"image AUROC {check['image_auroc']:.3f}" in " ".join(trained.stderr.split()) and check["painted"] > 0
     m = json.loads(run("evaluate", model, synthetic, "--json", "-q").stdout.strip().splitlines()[-1])
     for key in ("image_auroc", "pixel_auroc", "aupro", "f1_max", "images", "ms_per_image"):
         assert key in m
@@ -37,6 +39,13 @@ def test_train_evaluate_predict_export(synthetic, tmp_path):
     ]
     for a, b in zip(recs, onnx_recs, strict=True):
         assert abs(a["score"] - b["score"]) < 1e-3 * max(1, abs(a["score"]))
+
+
+def test_a_true_or_false_parameter_turns_off_with_no(synthetic, tmp_path):
+    model = tmp_path / "model"
+    trained = run("train", synthetic, "--out", model, "--image-size", "64", "--no-self-check", "-q")
+    assert "self_check" not in json.loads((model / "manifest.json").read_text())["training"]
+    assert "self-check" not in trained.stderr
 
 
 @pytest.mark.parametrize(

@@ -37,6 +37,14 @@ def option_name(spec: Spec) -> str:
     return "--" + (spec.param.cli_name or spec.name).replace("_", "-")
 
 
+def _declaration(spec: Spec) -> str:
+    """The option's name; a true-or-false parameter gets both ``--name`` and ``--no-name``."""
+    name = option_name(spec)
+    if _option_type(spec) is bool:
+        return f"{name}/--no-{name[2:]}"
+    return name
+
+
 def with_params(registry: Registry, method_arg: str = "method") -> Callable:
     """Decorate a command whose signature ends in ``**params``."""
     owners: dict[str, list[str]] = {}
@@ -57,7 +65,7 @@ def with_params(registry: Registry, method_arg: str = "method") -> Callable:
                 annotation=Annotated[
                     _option_type(spec) | None,
                     typer.Option(
-                        option_name(spec),
+                        _declaration(spec),
                         help=_describe(spec, owners[name], registry.names()),
                         show_default=False,
                         rich_help_panel=f"{registry.engine} parameters",
