@@ -10,6 +10,7 @@ cosine similarities. The learned state is two arrays (no pickle)."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -46,7 +47,9 @@ class ReviewMetric:
                 f"a metric needs {self.min_reviews} reviewed defects of {self.min_types} types or more: "
                 f"got {len(labels)} of {len(set(labels.tolist()))}"
             )
-        lda = LinearDiscriminantAnalysis(solver="eigen", shrinkage="auto").fit(x, labels)
+        with warnings.catch_warnings():  # a type reviewed once has no spread of its own: the shrinkage covers it
+            warnings.simplefilter("ignore", UserWarning)
+            lda = LinearDiscriminantAnalysis(solver="eigen", shrinkage="auto").fit(x, labels)
         k = min(len(lda.classes_) - 1, x.shape[1])
         self.mean_ = x.mean(0).astype(np.float32)
         self.components_ = np.ascontiguousarray(lda.scalings_[:, :k], dtype=np.float32)
