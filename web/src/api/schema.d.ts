@@ -3334,6 +3334,11 @@ export interface components {
              */
             seed?: number | null;
             /**
+             * Self Check
+             * @description after training, score defects painted on the held-out good images (a check needing no real defects) (default: True)
+             */
+            self_check?: boolean | null;
+            /**
              * N Features
              * @description PaDiM: random feature channels kept (default: 100)
              */
@@ -3410,6 +3415,11 @@ export interface components {
              * @description seed of the held-out split and the coreset (default: 0)
              */
             seed?: number | null;
+            /**
+             * Self Check
+             * @description after training, score defects painted on the held-out good images (a check needing no real defects) (default: True)
+             */
+            self_check?: boolean | null;
             /**
              * Coreset Ratio
              * @description PatchCore: memory bank as a fraction of the training patches (default: 0.01)
