@@ -22,6 +22,7 @@ STAGES = {
     "features": "extracting features",
     "coreset": "selecting memory bank",
     "calibrate": "calibrating threshold",
+    "self-check": "self-check",
     "score": "scoring",
 }
 

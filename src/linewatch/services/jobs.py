@@ -96,7 +96,8 @@ JOB_KINDS.add(
         {
             "features": (0.0, 0.6),
             "coreset": (0.6, 0.85),
-            "calibrate": (0.85, 0.9),
+            "calibrate": (0.85, 0.87),
+            "self-check": (0.87, 0.9),
             "score": (0.9, 0.95),  # evaluation on a test dataset
             "export": (0.95, 1.0),
         },
@@ -104,6 +105,7 @@ JOB_KINDS.add(
             "features": "extracting features",
             "coreset": "selecting the memory bank",
             "calibrate": "calibrating the threshold",
+            "self-check": "checking the model on defects painted on held-out good images",
             "score": "scoring the test set",
             "export": "exporting the model",
         },

@@ -73,7 +73,7 @@ class StreamingCoreset:
     """Collects patch features batch by batch into one preallocated pool of ``pool_limit`` rows and, when
     it is full, reduces it in place to ``target`` rows by greedy k-center (merge and reduce).
 
-    With ``skip_covered`` (off by default until its accuracy is checked on more than one category), once the pool
+    With ``skip_covered`` (PatchCore's default since it was checked on bottle and magnetic_tile), once the pool
     has been reduced, a new patch only enters the pool when it is farther from every bank entry than the bank's
     covering radius (the largest distance of any pooled patch to its nearest bank entry, measured after that
     reduction). Patches inside that radius are already as well represented as the ones the bank was chosen from, and

@@ -37,7 +37,7 @@ class PatchCoreParams(DetectorParams):
     neighbourhood: int = Param(3, "PatchCore: patch neighbourhood aggregated into each feature", ge=1, le=9)
     pool_limit: int = Param(400_000, "PatchCore: patches kept in the coreset's candidate pool", ge=64)
     skip_covered: bool = Param(
-        False, "PatchCore: once the pool was cut, skip patches the bank already covers (faster on large sets)"
+        True, "PatchCore: once the pool was cut, skip patches the bank already covers (faster on large sets)"
     )
 
 

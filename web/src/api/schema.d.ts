@@ -3447,7 +3447,7 @@ export interface components {
             pool_limit?: number | null;
             /**
              * Skip Covered
-             * @description PatchCore: once the pool was cut, skip patches the bank already covers (faster on large sets) (default: False)
+             * @description PatchCore: once the pool was cut, skip patches the bank already covers (faster on large sets) (default: True)
              */
             skip_covered?: boolean | null;
         };
