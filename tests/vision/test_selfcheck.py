@@ -49,3 +49,5 @@ def test_training_reports_the_self_check(trained, synthetic):
     again = self_check(det, held, seed=det.params_["seed"])
     assert again.image_auroc == pytest.approx(check["image_auroc"], abs=1e-4)
     assert self_check(det, [synthetic / "missing.png", held[0]]) is None
+    few = self_check(det, held, max_images=3)  # a large hold-out is sampled: memory and time stay flat
+    assert few.good == 3 and few.painted == 3
