@@ -48,6 +48,26 @@ def next_version(session: Session, machine_id: int) -> int:
     return (latest or 0) + 1
 
 
+def queue_model(session: Session, m, job_kind: str, user_id: int | None, **model) -> Job:
+    """The machine's next model version (status "training", with these ``MachineModel`` fields) and the queued job
+    of ``job_kind`` that fits it; the caller submits the job after its transaction commits."""
+    job = Job(kind=job_kind, params={}, created_by=user_id)
+    session.add(job)
+    session.flush()
+    mm = MachineModel(
+        machine_id=m.id,
+        version=next_version(session, m.id),
+        status="training",
+        job_id=job.id,
+        created_by=user_id,
+        **model,
+    )
+    session.add(mm)
+    session.flush()
+    job.params = {"machine_model_id": mm.id, "machine": m.name}
+    return job
+
+
 def check_params(params: dict) -> dict:
     """The detector's parameters as given, checked now (a bad one is a 400 before any job starts)."""
     det = _detector(params)
@@ -165,24 +185,9 @@ def start_training(
             if start >= end:
                 raise LinewatchError("the training range is empty: start must be before end")
             source = {"start": start.isoformat(), "end": end.isoformat()}
-        version = next_version(session, m.id)
-        job = Job(kind="sensor_train", params={}, created_by=user_id)
-        session.add(job)
-        session.flush()
-        mm = MachineModel(
-            machine_id=m.id,
-            version=version,
-            method="stream",
-            params=config,
-            sensors=sensors,
-            status="training",
-            source=source,
-            job_id=job.id,
-            created_by=user_id,
+        job = queue_model(
+            session, m, "sensor_train", user_id, method="stream", params=config, sensors=sensors, source=source
         )
-        session.add(mm)
-        session.flush()
-        job.params = {"machine_model_id": mm.id, "machine": m.name}
     ctx.jobs.submit(job.id)
     return job
 

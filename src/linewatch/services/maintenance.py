@@ -36,7 +36,7 @@ from linewatch.services import machines as machines_svc
 from linewatch.services.alerts import alert_dict
 from linewatch.services.context import AppContext
 from linewatch.services.errors import Conflict
-from linewatch.services.machine_models import next_version
+from linewatch.services.machine_models import queue_model
 from linewatch.services.readings import HOUR_MS, MINUTE_MS, TEN_MINUTES_MS
 from linewatch.store.tables import (
     Alert,
@@ -108,25 +108,17 @@ def start_training(
 
 def _queue_training(session: Session, m: Machine, own: dict, rest: dict, source: dict, user_id: int | None) -> Job:
     """The machine's next model version, in training, and the ``maintenance_train`` job that fits it."""
-    job = Job(kind="maintenance_train", params={}, created_by=user_id)
-    session.add(job)
-    session.flush()
-    mm = MachineModel(
-        machine_id=m.id,
-        version=next_version(session, m.id),
+    return queue_model(
+        session,
+        m,
+        "maintenance_train",
+        user_id,
         kind=own["target"],
         method="cnn" if own["target"] == "rul" else "boosted",
         params={**own, **rest},
         sensors=[],
-        status="training",
         source=source,
-        job_id=job.id,
-        created_by=user_id,
     )
-    session.add(mm)
-    session.flush()
-    job.params = {"machine_model_id": mm.id, "machine": m.name}
-    return job
 
 
 def _fleet(session: Session, m: Machine, fleet: bool) -> list[Machine]:

@@ -400,7 +400,8 @@ class _Learned:
 
 
 def _knn(sim: np.ndarray, kinds: np.ndarray, k: int) -> list[tuple[float, str]]:
-    top = np.argsort(-sim)[:k]
+    """(similarity, type) of the ``k`` most similar; entries set to -inf (the query itself) never count."""
+    top = [j for j in np.argsort(-sim)[: k + 1] if np.isfinite(sim[j])][:k]
     return [(float(sim[j]), str(kinds[j])) for j in top]
 
 
@@ -410,19 +411,20 @@ def learned(hub: SearchHub, session: Session, station_id: int, space: str, types
     least two types, with the calibration of the votes it gives (each reviewed inspection voted on by its ``k``
     nearest other reviewed ones, in a metric fitted on the folds without it). Refitted when a tenth of the labels
     (at least one) changed, as the plain calibration is."""
-    rows = session.execute(
-        select(Inspection.id, Inspection.defect_type, InspectionVectors)
-        .join(InspectionVectors, InspectionVectors.inspection_id == Inspection.id)
-        .where(
-            Inspection.station_id == station_id,
-            Inspection.defect_type.is_not(None),
-            Inspection.duplicate_of.is_(None),
-            InspectionVectors.space == space,
-        )
-        .order_by(Inspection.id.desc())
-        .limit(CALIBRATE_MAX)
-    ).all()
-    labels = {iid: kind for iid, kind, _ in rows}
+    labels = dict(
+        session.execute(
+            select(Inspection.id, Inspection.defect_type)
+            .join(InspectionVectors, InspectionVectors.inspection_id == Inspection.id)
+            .where(
+                Inspection.station_id == station_id,
+                Inspection.defect_type.is_not(None),
+                Inspection.duplicate_of.is_(None),
+                InspectionVectors.space == space,
+            )
+            .order_by(Inspection.id.desc())
+            .limit(CALIBRATE_MAX)
+        ).all()
+    )
     key = (station_id, space, k)
     with hub._lock:
         fitted = hub.learned.get(key)
@@ -432,10 +434,18 @@ def learned(hub: SearchHub, session: Session, station_id: int, space: str, types
             return fitted
     if not ReviewMetric.enough(list(labels.values())):
         fitted = _Learned(labels, None)
-    else:
-        ids = np.array([iid for iid, _, _ in rows])
-        kinds = np.array([kind for _, kind, _ in rows])
-        gallery = [defect_matrix(v)[:1] for _, _, v in rows]
+    else:  # the vectors are read only now, when the metric is (re)fitted
+        vectors = dict(
+            session.execute(
+                select(InspectionVectors.inspection_id, InspectionVectors.defects).where(
+                    InspectionVectors.inspection_id.in_(list(labels))
+                )
+            ).all()
+        )
+        dim = session.scalar(select(InspectionVectors.defect_dim).where(InspectionVectors.space == space).limit(1))
+        ids = np.array(list(labels))
+        kinds = np.array([labels[i] for i in ids])
+        gallery = [np.frombuffer(vectors[i], dtype=np.float32)[:dim][None] for i in ids]
         tops = np.concatenate(gallery)
         metric = ReviewMetric().fit(tops, kinds)
         # calibration outcomes, cross-fitted: a fold's inspections are voted on by a metric that never saw them
@@ -527,7 +537,7 @@ def suggest(hub: SearchHub, session: Session, inspection_id: int, k: int = SUGGE
     if lrn.metric is not None:  # enough reviews at this station: vote in the space learned from them
         sim = lrn.metric.similarity([defect_matrix(row)], lrn.gallery)[0]
         sim[lrn.ids == inspection_id] = -np.inf
-        got = _tally((h for h in _knn(sim, lrn.kinds, k) if np.isfinite(h[0])), types)
+        got = _tally(_knn(sim, lrn.kinds, k), types)
         cal = lrn.calibration
     else:
         got = _vote(hub, row, types, k, inspection_id)

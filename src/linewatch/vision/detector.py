@@ -186,7 +186,7 @@ class Detector(Estimator, ABC):
         }
         if check is not None:
             self.train_info_["self_check"] = check.to_dict()
-            self.train_info_["self_check_seconds"] = self.train_info_["self_check"].pop("seconds")
+            self.train_info_["self_check_seconds"] = round(check.seconds, 2)
         return self
 
     def _raw_batches(
