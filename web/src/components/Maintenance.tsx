@@ -19,7 +19,6 @@ import {
 import { useCallback, useEffect, useMemo, useRef, useState, useSyncExternalStore } from "react";
 import { api, call, can, postForm, type Job } from "../api/client";
 import { fmtDateTime, fmtNum, fmtPct } from "../lib/format";
-import type { JobEvent } from "../lib/live";
 import type { Machine, MachineModel } from "../lib/machines";
 import {
   type Maintenance,
@@ -33,72 +32,24 @@ import {
   ruleOf,
 } from "../lib/maintenance";
 import { useSession } from "../lib/session";
+import { FINISHED, useFollow } from "../lib/useFollow";
 import { MaintenanceChart } from "./MaintenanceChart";
 
-const FINISHED = ["succeeded", "failed", "cancelled"];
-
-function forward(cur: JobEvent | null, next: JobEvent): JobEvent {
-  if (cur && cur.id === next.id && cur.progress > next.progress && !FINISHED.includes(next.status)) return { ...next, progress: cur.progress };
-  return next;
-}
-
-/** A background job followed by its events and a poll; `onFinished` gets the finished job once. */
+/** The machine's `kind` job followed until it ends (one already running when the page opens too); `onFinished` gets
+ * the finished job once. */
 function useJob(kind: string, machine: string, enabled: boolean, onFinished: (j: Job) => void) {
-  const { stream } = useSession();
-  const [job, setJob] = useState<JobEvent | null>(null);
-  const id = useRef<number | null>(null);
-  const done = useRef(onFinished);
-  done.current = onFinished;
-
+  const { job, follow, adopt } = useFollow(onFinished, 2000);
   useEffect(() => {
     if (!enabled) return;
     call(api.GET("/api/v1/jobs", { params: { query: { active: true } } })).then(
       (jobs) => {
         const mine = jobs.find((j) => j.kind === kind && (j.params as { machine?: string }).machine === machine);
-        if (mine && id.current === null) {
-          id.current = mine.id;
-          setJob(mine);
-        }
+        if (mine) adopt(mine);
       },
       () => {},
     );
-  }, [enabled, kind, machine]);
-
-  useEffect(() => {
-    const onJob = (j: JobEvent) => {
-      if (j.id === id.current) setJob((cur) => forward(cur, j));
-    };
-    stream.jobs.add(onJob);
-    const poll = setInterval(async () => {
-      if (id.current === null) return;
-      try {
-        const j = await call(api.GET("/api/v1/jobs/{job_id}", { params: { path: { job_id: id.current } } }));
-        setJob((cur) => forward(cur, j));
-      } catch {
-        /* the next poll tries again */
-      }
-    }, 2000);
-    return () => {
-      stream.jobs.delete(onJob);
-      clearInterval(poll);
-    };
-  }, [stream]);
-
-  useEffect(() => {
-    if (!job || !FINISHED.includes(job.status) || id.current === null) return;
-    const jid = id.current;
-    id.current = null;
-    call(api.GET("/api/v1/jobs/{job_id}", { params: { path: { job_id: jid } } })).then(
-      (j) => done.current(j),
-      () => {},
-    );
-  }, [job]);
-
-  const start = useCallback((j: Job) => {
-    id.current = j.id;
-    setJob(j);
-  }, []);
-  return { job, start };
+  }, [enabled, kind, machine, adopt]);
+  return { job, start: follow };
 }
 
 function cycles(v: number | null): string {
