@@ -91,6 +91,13 @@ def train(
         f"threshold set on {info['holdout_images']} held-out good images -> {out}",
         highlight=False,
     )
+    if det.input_shape_:
+        h, w = det.input_shape_
+        err.print(
+            f"input {w}x{h} pixels (width x height), following the training images' median aspect ratio "
+            f"{info['median_aspect']:.2f} (--no-keep-aspect squashes them to a square)",
+            highlight=False,
+        )
     if det.skipped_:
         err.print(f"[yellow]skipped {len(det.skipped_)} unreadable images[/yellow], e.g. {det.skipped_[0]}")
     check = info.get("self_check")

@@ -18,7 +18,7 @@ Source = str | Path | Image.Image
 
 @dataclass
 class Batch:
-    inputs: np.ndarray  # (B, 3, S, S) float32
+    inputs: np.ndarray  # (B, 3, H, W) float32
     sizes: list[tuple[int, int]]  # original (width, height)
     names: list[str | None]
     skipped: list[str] = field(default_factory=list)  # "path: why" of unreadable images
@@ -32,7 +32,7 @@ def _load(chunk: Sequence[Source], pre: Preprocess, skip_bad: bool) -> Batch:
     arrays, sizes, names, skipped = [], [], [], []
     for src in chunk:
         try:
-            img = open_image(src, draft_size=pre.image_size)
+            img = open_image(src, draft_size=max(pre.resize_hw))
         except ImageError as e:
             if not skip_bad:
                 raise
@@ -41,7 +41,7 @@ def _load(chunk: Sequence[Source], pre: Preprocess, skip_bad: bool) -> Batch:
         arrays.append(pre(img))
         sizes.append(img.info.get("original_size", img.size))
         names.append(_name(src))
-    inputs = np.stack(arrays) if arrays else np.zeros((0, 3, pre.input_size, pre.input_size), np.float32)
+    inputs = np.stack(arrays) if arrays else np.zeros((0, 3, *pre.input_hw), np.float32)
     return Batch(inputs, sizes, names, skipped)
 
 

@@ -21,7 +21,7 @@ from linewatch.errors import DatasetError, LinewatchError
 from linewatch.vision.backbones import FeatureExtractor, build_extractor
 from linewatch.vision.batches import Source, iter_batches
 from linewatch.vision.datasets import fingerprint as dataset_fingerprint
-from linewatch.vision.images import Preprocess
+from linewatch.vision.images import Preprocess, input_shape_for, median_aspect
 from linewatch.vision.methods import DetectorParams
 from linewatch.vision.scoring import Prediction, postprocess
 from linewatch.vision.thresholds import Calibration, calibrate
@@ -54,6 +54,7 @@ class Detector(Estimator, ABC):
         self.params_: dict | None = None
         self.extractor_: FeatureExtractor | None = None
         self.calibration_: Calibration | None = None
+        self.input_shape_: tuple[int, int] | None = None  # (height, width) when not square
         self.train_info_: dict = {}
         self.skipped_: list[str] = []
 
@@ -115,7 +116,7 @@ class Detector(Estimator, ABC):
     @property
     def preprocess(self) -> Preprocess:
         p = self.params_ if self.params_ is not None else self.get_params()
-        return Preprocess(p["image_size"], p["center_crop"])
+        return Preprocess(p["image_size"], p["center_crop"], self.input_shape_)
 
     def split(self, images: Sequence[Source]) -> tuple[list[Source], list[Source]]:
         """(train, held-out) with a fixed seed; held-out good images set the thresholds."""
@@ -140,6 +141,11 @@ class Detector(Estimator, ABC):
         started = time.perf_counter()
         train, held = self.split(images)
         self.skipped_ = []
+        self.input_shape_, aspect = None, None
+        if p["keep_aspect"] and not p["center_crop"]:
+            aspect = median_aspect(train)
+            shape = input_shape_for(aspect or 1.0, p["image_size"])
+            self.input_shape_ = shape if shape[0] != shape[1] else None
         extractor = build_extractor(p["backbone"], p["layers"], self.default_strides, p["weights"])
         p["layers"] = extractor.layers
         self.extractor_ = extractor  # the subclasses' feature hooks read it during fit
@@ -183,6 +189,8 @@ class Detector(Estimator, ABC):
             "skipped": self.skipped_[:20],
             "seconds": round(time.perf_counter() - started, 2),
             "fingerprint": fingerprint,
+            "input_shape": list(self.preprocess.input_hw),
+            "median_aspect": round(aspect, 4) if aspect else None,
         }
         if check is not None:
             self.train_info_["self_check"] = check.to_dict()

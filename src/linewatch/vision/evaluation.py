@@ -42,11 +42,11 @@ def evaluate(model: Scorer, dataset: Dataset, progress: Callable[[str, int, int]
             "or good/ beside one folder per defect type"
         )
     pre = model.preprocess
-    s = pre.input_size
+    hw = pre.input_hw
     n = len(samples)
     scores = np.zeros(n)
-    maps = np.zeros((n, s, s), dtype=np.float32)
-    masks = np.zeros((n, s, s), dtype=bool)
+    maps = np.zeros((n, *hw), dtype=np.float32)
+    masks = np.zeros((n, *hw), dtype=bool)
     have_masks = any(x.mask_path for x in samples)
     started = time.perf_counter()
     for i, (score, amap, (w, h), _name) in enumerate(model.raw_scores([x.path for x in samples], progress)):

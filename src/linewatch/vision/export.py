@@ -28,8 +28,8 @@ def export_onnx(model_dir: str | Path, out: str | Path | None = None, check: boo
     target = Path(out) if out else model_dir / ONNX_FILE
     target.parent.mkdir(parents=True, exist_ok=True)
     graph = det.graph().eval()
-    s = det.preprocess.input_size
-    example = torch.from_numpy(np.random.default_rng(0).standard_normal((1, 3, s, s)).astype(np.float32))
+    h, w = det.preprocess.input_hw
+    example = torch.from_numpy(np.random.default_rng(0).standard_normal((1, 3, h, w)).astype(np.float32))
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
     try:

@@ -187,25 +187,87 @@ def _to_rgb(img: Image.Image, name: str) -> Image.Image:
     return img
 
 
+#: training images whose median aspect ratio (width / height) lies within these bounds get a square input
+SQUARE_ASPECTS = (0.8, 1.25)
+
+
+def input_shape_for(aspect: float, image_size: int, multiple: int = 32) -> tuple[int, int]:
+    """(height, width) of a model input of about ``image_size`` x ``image_size`` pixels with the given aspect ratio
+    (width / height), each side a multiple of ``multiple`` (the backbone's strides divide it); square for aspects
+    within ``SQUARE_ASPECTS``, so near-square parts keep exactly the input they always had."""
+    lo, hi = SQUARE_ASPECTS
+    if not aspect > 0 or lo <= aspect <= hi:
+        return image_size, image_size
+    root = float(np.sqrt(aspect))
+
+    def side(x: float) -> int:
+        return int(max(2 * multiple, round(x / multiple) * multiple))
+
+    return side(image_size / root), side(image_size * root)
+
+
+def median_aspect(sources, limit: int = 500) -> float | None:
+    """The median width / height of up to ``limit`` images (evenly spread), read from their headers (nothing
+    decoded); None when none can be read. Unreadable files are left to the loader, which reports them."""
+    sources = list(sources)
+    if len(sources) > limit:
+        sources = [sources[i] for i in np.linspace(0, len(sources) - 1, limit).round().astype(int)]
+    ratios = []
+    for src in sources:
+        try:
+            if isinstance(src, Image.Image):
+                w, h = src.size
+            else:
+                with Image.open(src, formats=allowed_formats()) as img:
+                    w, h = img.size
+        except Exception:  # noqa: BLE001 - any unreadable header: the loader reports the file
+            continue
+        if w > 0 and h > 0:
+            ratios.append(w / h)
+    return float(np.median(ratios)) if ratios else None
+
+
 @dataclass(frozen=True)
 class Preprocess:
-    """Resize (and optionally center-crop) to the model's input, then ImageNet normalisation."""
+    """Resize to the model's input (``shape``: height x width, else ``image_size`` square; or square then
+    center-cropped), then ImageNet normalisation."""
 
     image_size: int = 256
     center_crop: int | None = None
+    shape: tuple[int, int] | None = None  # (height, width) of a non-square input (never with center_crop)
+
+    def __post_init__(self):
+        if self.shape is not None:
+            object.__setattr__(self, "shape", (int(self.shape[0]), int(self.shape[1])))
+            if self.center_crop:
+                raise ValueError("a center crop needs a square input")
 
     @property
     def input_size(self) -> int:
-        return self.center_crop or self.image_size
+        """The side of a square input (the longer side of a non-square one)."""
+        return max(self.input_hw)
+
+    @property
+    def input_hw(self) -> tuple[int, int]:
+        """(height, width) of the model input."""
+        if self.shape is not None:
+            return self.shape
+        s = self.center_crop or self.image_size
+        return s, s
+
+    @property
+    def resize_hw(self) -> tuple[int, int]:
+        """(height, width) images are resized to, before any crop."""
+        return self.shape if self.shape is not None else (self.image_size, self.image_size)
 
     def __call__(self, img: Image.Image) -> np.ndarray:
         """A float32 CHW array for one RGB image."""
-        s = self.image_size
-        resized = img.resize((s, s), Image.BILINEAR)
+        rh, rw = self.resize_hw
+        resized = img.resize((rw, rh), Image.BILINEAR)
         arr = np.asarray(resized, dtype=np.float32) / 255.0
         if self.center_crop:
             c = self.center_crop
-            top = (s - c) // 2
+            top = (rh - c) // 2
             arr = arr[top : top + c, top : top + c]
         arr = (arr - IMAGENET_MEAN) / IMAGENET_STD
         return np.ascontiguousarray(arr.transpose(2, 0, 1))
@@ -226,19 +288,25 @@ class Preprocess:
     def box_to_original(self, x: int, y: int, w: int, h: int, width: int, height: int) -> tuple[int, int, int, int]:
         """A box in model-input pixels as a box in original-image pixels."""
         off = (self.image_size - self.center_crop) // 2 if self.center_crop else 0
-        sx, sy = width / self.image_size, height / self.image_size
+        rh, rw = self.resize_hw
+        sx, sy = width / rw, height / rh
         x0, y0 = int(np.floor((x + off) * sx)), int(np.floor((y + off) * sy))
         x1 = min(width, int(np.ceil((x + off + w) * sx)))
         y1 = min(height, int(np.ceil((y + off + h) * sy)))
         return x0, y0, max(1, x1 - x0), max(1, y1 - y0)
 
+    def area_scale(self, width: int, height: int) -> float:
+        """Original pixels per model-input pixel."""
+        rh, rw = self.resize_hw
+        return (width * height) / float(rh * rw)
+
     def mask_to_input(self, mask: np.ndarray) -> np.ndarray:
         """A boolean ground-truth mask resized (nearest) to the model's input resolution."""
-        s = self.image_size
-        m = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize((s, s), Image.NEAREST)) > 127
+        rh, rw = self.resize_hw
+        m = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize((rw, rh), Image.NEAREST)) > 127
         if self.center_crop:
             c = self.center_crop
-            top = (s - c) // 2
+            top = (rh - c) // 2
             m = m[top : top + c, top : top + c]
         return m
 

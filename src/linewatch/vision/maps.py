@@ -33,14 +33,15 @@ class GaussianBlur(nn.Module):
 
 
 class AnomalyMap(nn.Module):
-    """(B, h, w) patch scores -> (B, H, W) smoothed map at model input resolution."""
+    """(B, h, w) patch scores -> (B, H, W) smoothed map at model input resolution (``input_size``: a side, or
+    (height, width))."""
 
-    def __init__(self, input_size: int, sigma: float = 4.0):
+    def __init__(self, input_size: int | tuple[int, int], sigma: float = 4.0):
         super().__init__()
-        self.input_size = int(input_size)
+        hw = (input_size, input_size) if isinstance(input_size, int) else input_size
+        self.input_hw = (int(hw[0]), int(hw[1]))
         self.blur = GaussianBlur(sigma)
 
     def forward(self, patch_scores: torch.Tensor) -> torch.Tensor:
-        s = self.input_size
-        m = F.interpolate(patch_scores.unsqueeze(1), size=(s, s), mode="bilinear", align_corners=False)
+        m = F.interpolate(patch_scores.unsqueeze(1), size=self.input_hw, mode="bilinear", align_corners=False)
         return self.blur(m).squeeze(1)

@@ -16,7 +16,12 @@ class DetectorParams(Params):
     layers: list[str] | None = Param(
         None, "backbone layers to tap, comma separated (default: the backbone's own)", pattern=NAME
     )
-    image_size: int = Param(256, "images are resized to N x N", ge=32, le=2048)
+    image_size: int = Param(256, "images are resized to N x N (N x N pixels in all with keep_aspect)", ge=32, le=2048)
+    keep_aspect: bool = Param(
+        True,
+        "inputs follow the training images' median aspect ratio (about N x N pixels in all) instead of being "
+        "squashed to a square; near-square images (4:5 to 5:4) and center crops stay square",
+    )
     center_crop: int | None = Param(None, "then center-cropped to N x N", ge=32, le=2048)
     weights: str | None = Param(None, "backbone checkpoint PATH, or 'hub' to download timm's (online)", api=False)
     holdout: float = Param(0.1, "fraction of good images held out to set the threshold", ge=0, lt=0.9)

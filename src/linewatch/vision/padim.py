@@ -110,7 +110,7 @@ class Padim(Detector):
             self.channels_,
             self.mean_,
             self.inv_cov_,
-            AnomalyMap(self.preprocess.input_size, self.params_["sigma"]),
+            AnomalyMap(self.preprocess.input_hw, self.params_["sigma"]),
         ).eval()
 
     def _score(self, x: torch.Tensor, grids: bool = False) -> tuple[torch.Tensor, ...]:

@@ -131,9 +131,9 @@ class PatchCore(Detector):
     def _start(self, n_images: int) -> None:
         # channels_last: the depthwise convolutions run ~1.5x faster on CPU, and the patches come out as rows
         self._pf = self._features().to(memory_format=torch.channels_last)
-        side = self.preprocess.input_size
+        h, w = self.preprocess.input_hw
         stride = self.default_strides[0]
-        patches = n_images * math.ceil(side / stride) ** 2
+        patches = n_images * math.ceil(h / stride) * math.ceil(w / stride)
         p = self.params_
         target = max(1, min(p["max_bank"], math.ceil(p["coreset_ratio"] * patches)))
         self._coreset = StreamingCoreset(
@@ -171,7 +171,7 @@ class PatchCore(Detector):
             self._features(),
             self.memory_bank_,
             self.bank_knn_,
-            AnomalyMap(self.preprocess.input_size, self.params_["sigma"]),
+            AnomalyMap(self.preprocess.input_hw, self.params_["sigma"]),
         ).eval()
         self._index = faiss.IndexFlatL2(self.memory_bank_.shape[1])
         self._index.add(self.memory_bank_.numpy())

@@ -44,7 +44,10 @@ class OnnxModel:
         hp = self.manifest.get("hyperparameters") or {}
         self.min_region_area = int(hp.get("min_region_area", 0))
         self.batch_size = batch_size
-        self._pre = Preprocess(self.manifest["image_size"], self.manifest.get("center_crop"))
+        shape = self.manifest.get("input_shape")
+        self._pre = Preprocess(
+            self.manifest["image_size"], self.manifest.get("center_crop"), tuple(shape) if shape else None
+        )
         # exports older than the search embeddings have two outputs (score, anomaly map) and no grids
         self.has_embeddings = len(self.session.get_outputs()) >= 4
         self.residual_layers = tuple(self.manifest["files"]["onnx"].get("residual_layers") or ()) or None

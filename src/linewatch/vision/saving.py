@@ -50,6 +50,7 @@ def save(detector: Detector, out: str | Path, metrics: dict | None = None) -> Pa
         "layers": cfg.pop("layers"),
         "image_size": cfg.pop("image_size"),
         "center_crop": cfg.pop("center_crop"),
+        "input_shape": list(detector.input_shape_) if detector.input_shape_ else None,
         "hyperparameters": cfg,
         "calibration": detector.calibration_.to_dict() if detector.calibration_ else None,
         "training": detector.train_info_,
@@ -83,6 +84,10 @@ def load(model_dir: str | Path) -> Detector:
             **hp,
         )
         det.params_ = det._validate_params()
+        shape = m.get("input_shape")
+        det.input_shape_ = (int(shape[0]), int(shape[1])) if shape else None
+        if shape and (len(shape) != 2 or not all(32 <= v <= 4096 for v in det.input_shape_)):
+            raise ValueError(f"input_shape {shape} is not a height and a width of 32 to 4096 pixels")
         backbone = {k[len("backbone.") :]: v for k, v in tensors.items() if k.startswith("backbone.")}
         learned = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
         det.extractor_ = extractor_from_state(m["backbone"], m["layers"], backbone)

@@ -69,7 +69,7 @@ def postprocess(
     norm = float(calibration.normalize(raw_score))
     verdict = ANOMALOUS if raw_score >= calibration.image_threshold else GOOD
     # components of the map at model resolution (the map holds no finer detail), placed on the original
-    area_scale = (width * height) / float(preprocess.image_size**2)
+    area_scale = preprocess.area_scale(width, height)
     found, labels, components = find_components(input_map, calibration.pixel_threshold, min_region_area)
     regions = [
         Region(

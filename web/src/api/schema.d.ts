@@ -3295,9 +3295,14 @@ export interface components {
             layers?: string[] | null;
             /**
              * Image Size
-             * @description images are resized to N x N (default: 256)
+             * @description images are resized to N x N (N x N pixels in all with keep_aspect) (default: 256)
              */
             image_size?: number | null;
+            /**
+             * Keep Aspect
+             * @description inputs follow the training images' median aspect ratio (about N x N pixels in all) instead of being squashed to a square; near-square images (4:5 to 5:4) and center crops stay square (default: True)
+             */
+            keep_aspect?: boolean | null;
             /**
              * Center Crop
              * @description then center-cropped to N x N (default: none)
@@ -3377,9 +3382,14 @@ export interface components {
             layers?: string[] | null;
             /**
              * Image Size
-             * @description images are resized to N x N (default: 256)
+             * @description images are resized to N x N (N x N pixels in all with keep_aspect) (default: 256)
              */
             image_size?: number | null;
+            /**
+             * Keep Aspect
+             * @description inputs follow the training images' median aspect ratio (about N x N pixels in all) instead of being squashed to a square; near-square images (4:5 to 5:4) and center crops stay square (default: True)
+             */
+            keep_aspect?: boolean | null;
             /**
              * Center Crop
              * @description then center-cropped to N x N (default: none)
