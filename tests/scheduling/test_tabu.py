@@ -46,10 +46,11 @@ def test_releases_are_respected():
 
 
 def test_cpsat_uses_the_warm_start_on_plain_job_shops_only():
-    plain = random_jobshop(8, 5, seed=2)
-    plan = solve_cpsat(plain, time_limit=2.0, tabu_share=0.5)
-    assert_feasible(plan, plain)
+    large = random_jobshop(15, 10, seed=2)  # over PROBE_OPERATIONS: no CP-SAT probe first
+    plan = solve_cpsat(large, time_limit=2.0, tabu_share=0.5)
+    assert_feasible(plan, large)
     assert plan.meta["tabu"]["makespan"] >= plan.makespan
+    plain = random_jobshop(8, 5, seed=2)
     flexible = random_jobshop(6, 4, seed=2, alternatives=2)
     assert not tabu.applies(flexible)
     assert "tabu" not in solve_cpsat(flexible, time_limit=1.0, tabu_share=0.5).meta
@@ -64,3 +65,13 @@ def test_without_numba_nothing_applies(monkeypatch):
     inst = Instance([Job([Operation([Option(0, 3)]), Operation([Option(1, 2)])])], 2)
     assert not tabu.applies(inst)
     assert "tabu" not in solve_cpsat(inst, time_limit=1.0).meta
+
+
+def test_a_small_instance_proven_by_cpsat_alone_skips_the_tabu_search():
+    from linewatch.scheduling.cpsat import PROBE_OPERATIONS
+
+    small = random_jobshop(6, 6, seed=3)
+    assert small.n_operations <= PROBE_OPERATIONS and tabu.applies(small)
+    plan = solve_cpsat(small, time_limit=20.0, tabu_share=0.5, workers=1)
+    assert_feasible(plan, small)
+    assert plan.status == "optimal" and plan.bound == plan.makespan and "tabu" not in plan.meta
