@@ -17,6 +17,9 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 BOTTLE = SHARED_DATA / "mvtec_ad" / "bottle"
 
 os.environ.setdefault("LINEWATCH_DEBUG", "")
+# Rich fixes a console's width from COLUMNS when it is created (at linewatch's import), and a pytest-xdist worker may
+# start with COLUMNS=80: every test process gets the same wide consoles, whichever test imports linewatch first
+os.environ["COLUMNS"] = "200"
 
 
 @pytest.fixture(scope="session")
