@@ -10,7 +10,7 @@ from PIL import Image
 from linewatch.vision.datasets import load_dataset
 from linewatch.vision.evaluation import evaluate
 from linewatch.vision.export import export_onnx
-from linewatch.vision.images import Preprocess, input_shape_for, median_aspect
+from linewatch.vision.images import Preprocess, input_shape_for, median_aspect, spread
 from linewatch.vision.padim import Padim
 from linewatch.vision.patchcore import PatchCore
 from linewatch.vision.runtime import OnnxModel, open_model
@@ -77,6 +77,7 @@ def test_median_aspect_reads_headers_and_skips_unreadable(tmp_path):
     assert median_aspect(files) == pytest.approx(2.1)
     assert median_aspect([Image.new("RGB", (50, 100))]) == pytest.approx(0.5)
     assert median_aspect([tmp_path / "bad.png"]) is None
+    assert spread(range(10), 3) == [0, 4, 9] and spread([1, 2], 5) == [1, 2]
 
 
 def test_non_square_preprocess_round_trips_maps_boxes_and_masks():

@@ -252,7 +252,9 @@ def solve_cpsat(
         and time_limit * tabu_share >= 0.2
         and applies(inst, objective=objective, fixed=fixed, now=now, change=change)
     )
+    weights = weights or (makespan_weight, tardiness_weight)
     t0 = time.perf_counter()
+    spent = 0.0  # by the probe below
     if use_tabu and inst.n_operations <= PROBE_OPERATIONS:
         # a small instance: CP-SAT alone often proves it optimal at once (ft06 in 0.03 s), where the tabu search would
         # spend its whole share looking for a plan below a bound that the optimum lies above
@@ -270,11 +272,10 @@ def solve_cpsat(
         )
         if probe.status == "optimal":
             return probe
-        time_limit -= time.perf_counter() - t0
+        spent = time.perf_counter() - t0
     if use_tabu:
         warm()  # compiles once per machine, outside the time limit
-    t0 = time.perf_counter()
-    weights = weights or (makespan_weight, tardiness_weight)
+    t0 = time.perf_counter() - spent  # the probe's time counts (times, the limit, wall_s), a first compile does not
     if start is None:
         rule_plan, _ = best_rule(inst, objective, fixed=fixed, now=now, weights=weights)
     else:
@@ -282,7 +283,7 @@ def solve_cpsat(
     incumbent = rule_plan
     tabu_meta, tabu_history = None, []
     if use_tabu:
-        found = tabu_search(inst, rule_plan, time_limit=time_limit * tabu_share, threads=workers, seed=seed)
+        found = tabu_search(inst, rule_plan, time_limit=(time_limit - spent) * tabu_share, threads=workers, seed=seed)
         tabu_meta = {**found.meta, "makespan": found.makespan, "wall_s": round(found.wall_s, 3)}
         if report:
             report(time.perf_counter() - t0, found.makespan, found.meta["lower_bound"])

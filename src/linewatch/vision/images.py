@@ -206,14 +206,19 @@ def input_shape_for(aspect: float, image_size: int, multiple: int = 32) -> tuple
     return side(image_size / root), side(image_size * root)
 
 
+def spread(items, limit: int) -> list:
+    """At most ``limit`` of ``items``, spread evenly over them (first and last kept)."""
+    items = list(items)
+    if len(items) <= limit:
+        return items
+    return [items[i] for i in np.linspace(0, len(items) - 1, limit).round().astype(int)]
+
+
 def median_aspect(sources, limit: int = 500) -> float | None:
     """The median width / height of up to ``limit`` images (evenly spread), read from their headers (nothing
     decoded); None when none can be read. Unreadable files are left to the loader, which reports them."""
-    sources = list(sources)
-    if len(sources) > limit:
-        sources = [sources[i] for i in np.linspace(0, len(sources) - 1, limit).round().astype(int)]
     ratios = []
-    for src in sources:
+    for src in spread(sources, limit):
         try:
             if isinstance(src, Image.Image):
                 w, h = src.size

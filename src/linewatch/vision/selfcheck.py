@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from linewatch.errors import ImageError
 from linewatch.vision.batches import Source
-from linewatch.vision.images import open_image
+from linewatch.vision.images import open_image, spread
 
 KINDS = ("scratch", "patch", "stain")
 
@@ -123,11 +123,8 @@ def self_check(
     from sklearn.metrics import roc_auc_score
 
     started = time.perf_counter()
-    good = list(good)
-    if len(good) > max_images:
-        good = [good[i] for i in np.linspace(0, len(good) - 1, max_images).round().astype(int)]
     images = []
-    for src in good:
+    for src in spread(good, max_images):
         try:
             images.append(open_image(src))
         except ImageError:
