@@ -160,3 +160,10 @@ def test_a_manifest_with_a_bad_input_shape_is_a_clear_error(long_model, tmp_path
     (model / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ModelFileError, match="input_shape"):
         load(model)
+    for bad in ([96, "192"], [96], "96x192"):
+        manifest["input_shape"] = bad
+        (model / "manifest.json").write_text(json.dumps(manifest))
+        with pytest.raises(ModelFileError, match="input_shape"):
+            load(model)
+        with pytest.raises(ModelFileError, match="input_shape"):
+            open_model(model)  # the runtime reads the same manifest check

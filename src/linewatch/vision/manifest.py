@@ -35,4 +35,9 @@ def read_manifest(model_dir: str | Path) -> dict:
     )
     if m["method"] not in METHODS:
         raise ModelFileError(f"{d}: unknown method {m['method']!r} (known: {', '.join(METHODS.names())})")
+    shape = m.get("input_shape")
+    if shape is not None and not (
+        isinstance(shape, list) and len(shape) == 2 and all(type(v) is int and 32 <= v <= 4096 for v in shape)
+    ):
+        raise ModelFileError(f"{d}: input_shape {shape!r} is not a height and a width of 32 to 4096 pixels")
     return m

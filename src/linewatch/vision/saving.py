@@ -84,10 +84,8 @@ def load(model_dir: str | Path) -> Detector:
             **hp,
         )
         det.params_ = det._validate_params()
-        shape = m.get("input_shape")
-        det.input_shape_ = (int(shape[0]), int(shape[1])) if shape else None
-        if shape and (len(shape) != 2 or not all(32 <= v <= 4096 for v in det.input_shape_)):
-            raise ValueError(f"input_shape {shape} is not a height and a width of 32 to 4096 pixels")
+        shape = m.get("input_shape")  # checked by read_manifest
+        det.input_shape_ = tuple(shape) if shape else None
         backbone = {k[len("backbone.") :]: v for k, v in tensors.items() if k.startswith("backbone.")}
         learned = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
         det.extractor_ = extractor_from_state(m["backbone"], m["layers"], backbone)
