@@ -98,6 +98,21 @@ def train(
             f"{info['median_aspect']:.2f} (--no-keep-aspect squashes them to a square)",
             highlight=False,
         )
+    auto = info.get("auto")
+    if auto:
+        chosen = auto["chosen"]
+        err.print(
+            f"automatic choice ({auto['mode']}, {auto['seconds']:.1f} s in all): bank {chosen['bank']} entries, "
+            f"layers {','.join(chosen['layers'])}: {auto['reason']}",
+            highlight=False,
+        )
+        for c in auto["candidates"]:
+            pixel = f", pixel {c['pixel_auroc']:.3f}" if c["pixel_auroc"] is not None else ""
+            image = f"image {c['image_auroc']:.3f}{pixel}" if c["image_auroc"] is not None else "not checked"
+            err.print(
+                f"  strides {','.join(map(str, c['strides']))}, bank {c['bank']}: self-check {image}",
+                highlight=False,
+            )
     if det.skipped_:
         err.print(f"[yellow]skipped {len(det.skipped_)} unreadable images[/yellow], e.g. {det.skipped_[0]}")
     check = info.get("self_check")

@@ -168,20 +168,8 @@ class Detector(Estimator, ABC):
             raise DatasetError(f"only {used} readable training images; need at least {MIN_TRAIN_IMAGES}{why}")
         with torch.inference_mode():
             self._finish(progress)
-        self.calibration_ = None
-        if held:
-            scores, peaks = [], []
-            for batch_scores, maps, _sizes, _names, _grids in self._raw_batches(held, progress, "calibrate", True):
-                scores.extend(batch_scores.tolist())
-                peaks.extend(maps.reshape(len(maps), -1).max(1).tolist())
-            if scores:
-                self.calibration_ = calibrate(np.array(scores), np.array(peaks), p["false_alarm_rate"])
-        check = None
-        if held and p["self_check"]:
-            from linewatch.vision.selfcheck import self_check
-
-            relabel = (lambda _stage, d, t: progress("self-check", d, t)) if progress else None
-            check = self_check(self, held, seed=p["seed"], progress=relabel)
+        self._calibrate(held, progress)
+        check = self._self_check(held, progress) if held and p["self_check"] else None
         self.train_info_ = {
             "images": len(images),
             "train_images": used,
@@ -196,6 +184,24 @@ class Detector(Estimator, ABC):
             self.train_info_["self_check"] = check.to_dict()
             self.train_info_["self_check_seconds"] = round(check.seconds, 2)
         return self
+
+    def _calibrate(self, held: Sequence[Source], progress: Progress | None = None) -> None:
+        """Set the thresholds from the scores and map peaks of held-out good images (none: no calibration)."""
+        self.calibration_ = None
+        if not held:
+            return
+        scores, peaks = [], []
+        for batch_scores, maps, _sizes, _names, _grids in self._raw_batches(held, progress, "calibrate", True):
+            scores.extend(batch_scores.tolist())
+            peaks.extend(maps.reshape(len(maps), -1).max(1).tolist())
+        if scores:
+            self.calibration_ = calibrate(np.array(scores), np.array(peaks), self.params_["false_alarm_rate"])
+
+    def _self_check(self, held: Sequence[Source], progress: Progress | None = None, per_image: int = 1):
+        from linewatch.vision.selfcheck import self_check
+
+        relabel = (lambda _stage, d, t: progress("self-check", d, t)) if progress else None
+        return self_check(self, held, per_image=per_image, seed=self.params_["seed"], progress=relabel)
 
     def _raw_batches(
         self,

@@ -44,6 +44,13 @@ class PatchCoreParams(DetectorParams):
     skip_covered: bool = Param(
         True, "PatchCore: once the pool was cut, skip patches the bank already covers (faster on large sets)"
     )
+    auto: str = Param(
+        "off",
+        "PatchCore: settings chosen from the good images by the self-check (defects painted on held-out images): "
+        "off; bank = a bank of twice bank_size too, kept when clearly better; full = bank, and the coarser layers "
+        "8,16 too (one more fit)",
+        choices=("off", "bank", "full"),
+    )
 
 
 class PadimParams(DetectorParams):

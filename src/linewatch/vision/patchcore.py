@@ -125,6 +125,19 @@ class PatchCore(Detector):
         self._graph: PatchCoreGraph | None = None
         self._index = None
 
+    def fit(self, images, progress: Progress | None = None, fingerprint: str | None = None):
+        if self.auto != "off":
+            from linewatch.vision.autochoice import fit_auto
+
+            return fit_auto(self, images, progress, fingerprint)
+        return super().fit(images, progress, fingerprint)
+
+    def use_bank(self, bank: torch.Tensor) -> None:
+        """Score with ``bank`` from now on (e.g. the first k entries of the greedy bank), neighbours rebuilt."""
+        self.memory_bank_ = bank.contiguous()
+        self.bank_knn_ = self._bank_neighbours(self.memory_bank_)
+        self._build()
+
     def _features(self) -> PatchFeatures:
         return PatchFeatures(self.extractor_, self.params_["neighbourhood"]).eval()
 

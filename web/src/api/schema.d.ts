@@ -3460,6 +3460,11 @@ export interface components {
              * @description PatchCore: once the pool was cut, skip patches the bank already covers (faster on large sets) (default: True)
              */
             skip_covered?: boolean | null;
+            /**
+             * Auto
+             * @description PatchCore: settings chosen from the good images by the self-check (defects painted on held-out images): off; bank = a bank of twice bank_size too, kept when clearly better; full = bank, and the coarser layers 8,16 too (one more fit) (default: off)
+             */
+            auto?: string | null;
         };
         /** TwinAcceptedOut */
         TwinAcceptedOut: {

@@ -1,0 +1,197 @@
+"""PatchCore's settings chosen from the good images alone: the memory bank's size and, on request, the tapped layers.
+
+Candidates are ranked by the self-check (``linewatch.vision.selfcheck``): defects painted on the held-out good images,
+scored against the same images unpainted, so the choice needs no real defect; the ranking uses how well the painted
+pixels are found (``score_of``). Every candidate is checked on the same
+painted images (one seed), which makes the comparison paired.
+
+- **Bank size** (``auto="bank"``): the greedy coreset picks its entries in order, so one selection of twice
+  ``max_bank`` entries gives both banks: its first half and the whole (the first half is close to, not the same as,
+  a ``max_bank`` run's: the pool keeps other patches for a larger target). Both are checked; the larger bank is kept
+  only when it is clearly better (``margin_for``), because it doubles the search per image. A simple part covered by
+  ``max_bank`` entries keeps them; a varied one (a textured surface, many looks of good) gets the larger bank. When
+  the training set is too small to fill more than ``max_bank`` entries (``coreset_ratio`` of its patches), there is
+  nothing to choose and the fit is the plain one.
+- **Layers** (``auto="full"``): also the coarser layer set (strides 8 and 16, as anomalib taps them) besides the
+  default's finer one (4, 8, 16), one more fit, with the same bank sizes (its share of the fewer patches is scaled
+  up to match). A fine grid localises thin defects sharply; on a busy texture it can
+  also make good patches look rare, which the coarser grid smooths away.
+
+The default candidate (the given layers, ``max_bank`` entries) stays unless another scores clearly higher: by
+``MARGIN``, or by more where few held-out images make the self-check noisy (``margin_for``). A change must pay for
+its cost. The choice, every candidate's figures, the reason and the seconds it
+took go into ``train_info_["auto"]`` (the manifest's ``training``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+from linewatch.vision.batches import Source
+from linewatch.vision.detector import Progress
+
+MARGIN = 0.01  # how much higher a candidate's self-check score must be to replace the default, at least
+NOISE = 0.05  # ... and NOISE / sqrt(held-out images): an AUROC's sampling error shrinks with the square root
+PER_IMAGE = 3  # painted copies per held-out image while choosing (less noise than the plain check's one)
+COARSE = (8, 16)  # the strides of the second layer set
+
+
+@dataclass
+class Trial:
+    layers: list[str]
+    strides: list[int]
+    bank: int
+    image_auroc: float | None
+    pixel_auroc: float | None
+    score: float | None
+
+    def to_dict(self) -> dict:
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+def score_of(check) -> float | None:
+    """What candidates are ranked by: the self-check's pixel AUROC (its image AUROC where it has no pixel figure).
+
+    The pixel AUROC rests on every pixel of every painted image, the image AUROC on a few dozen scores: on bottle the
+    latter moved by 0.03 between two banks that score the same on real defects, and on magnetic_tile it preferred the
+    coarse layers, which are worse on the real test set (AUPRO 0.54 against 0.61). The pixel AUROC ranked all four
+    comparisons measured as the real test set did (docs/benchmarks.md, "Automatic choice")."""
+    if check is None:
+        return None
+    return check.image_auroc if check.pixel_auroc is None else check.pixel_auroc
+
+
+def _relabel(progress: Progress | None, name: str | None) -> Progress | None:
+    if progress is None or name is None:
+        return progress
+    return lambda stage, done, total: progress(f"{stage} ({name})", done, total)
+
+
+def fit_auto(
+    det,
+    images: Sequence[Source],
+    progress: Progress | None = None,
+    fingerprint: str | None = None,
+    on_trial: Callable[[object, Trial], None] | None = None,
+):
+    """Fit ``det`` (a PatchCore with ``auto`` on) with the settings its self-check prefers; returns ``det``.
+
+    ``on_trial(candidate, trial)`` is called with each candidate model as it was checked (a benchmark scores it on
+    real defects there); it must not change the model."""
+    started = time.perf_counter()
+    user = det.get_params()
+    base = det._validate_params()
+    mode = base["auto"]
+    sets: list[tuple[list[str] | None, tuple[int, ...]]] = [(base["layers"], det.default_strides)]
+    if mode == "full" and base["layers"] is None:
+        sets.append((None, COARSE))
+    big = 2 * base["max_bank"]
+    several = len(sets) > 1
+    trials: list[Trial] = []
+    checks = []
+    owners: list[int] = []  # the fitted layer set of each trial
+    fitted = []
+    held: list[Source] = []
+    for layers, strides in sets:
+        # a coarser grid has fewer patches: the same share of them would give a smaller bank, and the bank sizes
+        # compared stay the default's (the bank is what a search costs)
+        ratio = min(1.0, base["coreset_ratio"] * (strides[0] / det.default_strides[0]) ** 2)
+        child = type(det)(
+            **{**base, "auto": "off", "self_check": False, "max_bank": big, "layers": layers, "coreset_ratio": ratio}
+        )
+        if strides != det.default_strides:
+            child.default_strides = strides
+        name = "layers " + ",".join(map(str, strides)) if several else None
+        child.fit(images, _relabel(progress, name), fingerprint)
+        _, held = child.split(images)
+        full = child.memory_bank_.clone()
+        sizes = sorted({min(base["max_bank"], full.shape[0]), full.shape[0]})
+        fitted.append((child, full))
+        if len(sizes) == 1 and not several:
+            break  # nothing to choose: the plain fit
+        for k in sizes:
+            if k != child.memory_bank_.shape[0]:
+                child.use_bank(full[:k])
+            check = child._self_check(held, _relabel(progress, f"{k} entries"), PER_IMAGE) if held else None
+            trials.append(Trial(list(child.params_["layers"]), list(strides), k, *_figures(check), score_of(check)))
+            checks.append(check)
+            owners.append(len(fitted) - 1)
+            if on_trial is not None:
+                on_trial(child, trials[-1])
+
+    if not trials:  # one layer set, one bank size
+        child, _ = fitted[0]
+        reason = (
+            f"no choice: the {child.train_info_['train_images']} training images fill a bank of "
+            f"{child.memory_bank_.shape[0]} entries at most (coreset_ratio), not more than bank_size"
+        )
+        check = child._self_check(held, progress) if held and base["self_check"] else None
+        chosen_i = None
+        child.params_["max_bank"] = base["max_bank"]
+    else:
+        chosen_i, reason = choose(trials, checks[0].good if checks[0] is not None else 1)
+        t = trials[chosen_i]
+        child, full = fitted[owners[chosen_i]]
+        if child.memory_bank_.shape[0] != t.bank:
+            child.use_bank(full[: t.bank])
+        child._calibrate(held, _relabel(progress, "chosen"))
+        check = checks[chosen_i]
+        child.params_["max_bank"] = t.bank
+
+    seconds = round(time.perf_counter() - started, 2)
+    info = dict(child.train_info_)
+    info["seconds"] = seconds
+    info.pop("self_check", None)
+    info.pop("self_check_seconds", None)
+    if check is not None:
+        info["self_check"] = check.to_dict()
+        info["self_check_seconds"] = round(check.seconds, 2)
+    info["auto"] = {
+        "mode": mode,
+        "chosen": {"layers": list(child.params_["layers"]), "bank": int(child.memory_bank_.shape[0])},
+        "reason": reason,
+        "candidates": [t.to_dict() for t in trials],
+        "chosen_candidate": chosen_i,
+        "seconds": seconds,
+    }
+    child.params_["auto"] = mode
+    child.params_["self_check"] = base["self_check"]
+    child.train_info_ = info
+    child.__dict__.pop("default_strides", None)
+    det.__dict__.update(child.__dict__)
+    det.set_params(**user)  # the constructor's parameters stay as given; params_ holds the chosen ones
+    return det
+
+
+def _figures(check) -> tuple[float | None, float | None]:
+    return (check.image_auroc, check.pixel_auroc) if check is not None else (None, None)
+
+
+def margin_for(n_good: int) -> float:
+    """How much higher than the default's a candidate's self-check score must be, with ``n_good`` held-out images:
+    ``MARGIN``, or more where few images make the figure noisy (0.025 with 4 images, 0.011 with 21)."""
+    return max(MARGIN, NOISE / math.sqrt(max(n_good, 1)))
+
+
+def choose(trials: Sequence[Trial], n_good: int = 100) -> tuple[int, str]:
+    """The index of the chosen trial and why. Trial 0 is the default; another replaces it only when its self-check
+    score is at least ``margin_for(n_good)`` higher (the best such one; the earlier, cheaper one on a tie)."""
+    margin = margin_for(n_good)
+    ref = trials[0]
+    if ref.score is None:
+        return 0, "no held-out good images to check candidates on: the default settings stay"
+    others = [i for i, t in enumerate(trials) if i and t.score is not None]
+    if not others:
+        return 0, "no other candidate could be checked: the default settings stay"
+    best = max(others, key=lambda i: (trials[i].score, -i))
+    if trials[best].score >= ref.score + margin:
+        return best, (
+            f"self-check {trials[best].score:.3f} against the default's {ref.score:.3f} (at least {margin:.3f} higher)"
+        )
+    return 0, (
+        f"no candidate scored {margin:.3f} above the default's self-check {ref.score:.3f} "
+        f"(best other: {trials[best].score:.3f})"
+    )

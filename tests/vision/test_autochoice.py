@@ -1,0 +1,117 @@
+"""PatchCore's automatic choice of bank size and layers by the self-check on painted defects."""
+
+import json
+
+import numpy as np
+import pytest
+
+from linewatch.vision.autochoice import MARGIN, Trial, choose, margin_for
+from linewatch.vision.datasets import load_dataset
+from linewatch.vision.patchcore import PatchCore
+from linewatch.vision.saving import load, save
+
+
+def trial(score, bank=2048, strides=(4, 8, 16)):
+    return Trial(["a"], list(strides), bank, score, score, score)
+
+
+def test_the_default_stays_unless_another_candidate_is_clearly_better():
+    assert choose([trial(0.90), trial(0.90 + MARGIN / 2, 4096)])[0] == 0
+    i, why = choose([trial(0.90), trial(0.95, 4096), trial(0.93, 2048, (8, 16))])
+    assert i == 1 and "0.950" in why and "0.900" in why
+    # on a tie the earlier (cheaper) candidate wins
+    assert choose([trial(0.80), trial(0.90, 4096), trial(0.90, 2048, (8, 16))])[0] == 1
+    # nothing to compare against: the default
+    assert choose([trial(None), trial(0.99, 4096)])[0] == 0
+    assert choose([trial(0.5), trial(None, 4096)])[0] == 0
+    # few held-out images: a noisy self-check needs a larger lead
+    assert margin_for(4) == pytest.approx(0.025) and margin_for(10_000) == MARGIN
+    assert choose([trial(0.90), trial(0.92, 4096)], n_good=100)[0] == 1
+    assert choose([trial(0.90), trial(0.92, 4096)], n_good=4)[0] == 0
+
+
+@pytest.fixture(scope="module")
+def full_auto(synthetic, tmp_path_factory):
+    ds = load_dataset(synthetic)
+    det = PatchCore(image_size=128, max_bank=64, auto="full").fit(ds.train)
+    return det, ds, save(det, tmp_path_factory.mktemp("models") / "auto")
+
+
+def test_full_choice_reports_every_candidate_and_keeps_the_chosen_one(full_auto):
+    det, ds, _ = full_auto
+    auto = det.train_info_["auto"]
+    cands = auto["candidates"]
+    # two layer sets, each with the bank of bank_size entries and one of twice as many
+    assert [(c["strides"], c["bank"]) for c in cands] == [
+        ([4, 8, 16], 64),
+        ([4, 8, 16], 128),
+        ([8, 16], 64),
+        ([8, 16], 128),
+    ]
+    assert all(0 <= c["image_auroc"] <= 1 and 0 <= c["pixel_auroc"] <= 1 for c in cands)
+    i = auto["chosen_candidate"]
+    n_good = det.train_info_["self_check"]["good"]
+    assert i == choose([Trial(**c) for c in cands], n_good)[0] and auto["reason"]
+    chosen = cands[i]
+    # the model is the chosen candidate: its bank, its layers, its resolved parameters
+    assert det.memory_bank_.shape[0] == chosen["bank"] == auto["chosen"]["bank"] == det.params_["max_bank"]
+    assert det.params_["layers"] == chosen["layers"] == auto["chosen"]["layers"]
+    assert det.extractor_.layers == chosen["layers"]
+    assert det.train_info_["self_check"]["image_auroc"] == chosen["image_auroc"]
+    # the constructor's parameters stay as given
+    assert det.get_params()["auto"] == "full" and det.get_params()["max_bank"] == 64
+    assert det.get_params()["layers"] is None
+    # thresholds were set with the chosen bank: setting them again gives the same
+    before = det.calibration_.to_dict()
+    _, held = det.split(ds.train)
+    det._calibrate(held)
+    assert det.calibration_.to_dict() == pytest.approx(before)
+
+
+def test_a_chosen_model_saves_and_loads_with_its_reasons(full_auto):
+    det, ds, path = full_auto
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["training"]["auto"]["reason"] == det.train_info_["auto"]["reason"]
+    assert manifest["hyperparameters"]["auto"] == "full"
+    back = load(path)
+    imgs = [s.path for s in ds.test[:4]]
+    a = [p.score for p in det.predict(imgs)]
+    b = [p.score for p in back.predict(imgs)]
+    np.testing.assert_allclose(a, b, rtol=1e-5)
+
+
+def test_bank_choice_on_a_set_too_small_for_a_larger_bank_is_the_plain_fit(synthetic):
+    train = load_dataset(synthetic).train
+    plain = PatchCore(image_size=128).fit(train)
+    auto = PatchCore(image_size=128, auto="bank").fit(train)
+    assert "no choice" in auto.train_info_["auto"]["reason"] and auto.train_info_["auto"]["candidates"] == []
+    assert auto.params_["max_bank"] == plain.params_["max_bank"] == 2048
+    assert np.array_equal(auto.memory_bank_.numpy(), plain.memory_bank_.numpy())
+    assert auto.train_info_["self_check"] == plain.train_info_["self_check"]
+    assert auto.calibration_.to_dict() == plain.calibration_.to_dict()
+
+
+def test_bank_choice_checks_both_sizes(synthetic):
+    det = PatchCore(image_size=128, max_bank=48, auto="bank", self_check=False).fit(load_dataset(synthetic).train)
+    cands = det.train_info_["auto"]["candidates"]
+    assert [c["bank"] for c in cands] == [48, 96] and all(c["strides"] == [4, 8, 16] for c in cands)
+    assert det.memory_bank_.shape[0] == cands[det.train_info_["auto"]["chosen_candidate"]]["bank"]
+    # the choice needs the self-check whatever the setting; the model still reports it
+    assert "self_check" in det.train_info_ and det.params_["self_check"] is False
+
+
+def test_the_command_line_reports_the_choice_and_refuses_an_unknown_mode(synthetic, tmp_path):
+    import subprocess
+    import sys
+
+    lw = [sys.executable, "-m", "linewatch.cli", "train", str(synthetic), "--out", str(tmp_path / "m")]
+    r = subprocess.run(
+        [*lw, "--image-size", "96", "--bank-size", "32", "--auto", "bank", "-q"], capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    auto = json.loads((tmp_path / "m" / "manifest.json").read_text())["training"]["auto"]
+    text = " ".join(r.stderr.split())
+    assert f"automatic choice (bank, {auto['seconds']:.1f} s in all): bank {auto['chosen']['bank']} entries" in text
+    assert auto["reason"] in text and text.count("self-check image") == 2
+    bad = subprocess.run([*lw, "--auto", "always"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and "auto" in bad.stderr
