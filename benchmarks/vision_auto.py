@@ -43,6 +43,7 @@ def run(category: Path, name: str, mode: str, extra: dict) -> tuple[list[dict], 
 
     def on_trial(cand, trial) -> None:
         t0 = time.perf_counter()
+        cand._calibrate(cand.split(ds.train)[1])  # thresholds for the F1 and rates (the fit sets them once, at the end)
         m = evaluate(cand, ds)
         spent[0] += time.perf_counter() - t0
         rows.append(

@@ -51,3 +51,15 @@ def test_training_reports_the_self_check(trained, synthetic):
     assert self_check(det, [synthetic / "missing.png", held[0]]) is None
     few = self_check(det, held, max_images=3)  # a large hold-out is sampled: memory and time stay flat
     assert few.good == 3 and few.painted == 3
+
+
+def test_the_pixel_auroc_is_scikit_learns():
+    from sklearn.metrics import roc_auc_score
+
+    from linewatch.vision.selfcheck import rank_auroc
+
+    rng = np.random.default_rng(3)
+    scores = np.round(rng.normal(size=20_000), 2).astype(np.float32)  # many ties
+    labels = rng.random(20_000) < 0.05
+    scores[labels] += 0.5
+    assert rank_auroc(labels, scores) == pytest.approx(roc_auc_score(labels, scores), abs=1e-9)

@@ -48,6 +48,7 @@ class Detector(Estimator, ABC):
     engine = "vision"
     Params = DetectorParams
     default_strides: ClassVar[tuple[int, ...]] = (8, 16)
+    _calibrate_on_fit = True  # False: the caller sets the thresholds after fit (the automatic choice, once chosen)
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -168,7 +169,8 @@ class Detector(Estimator, ABC):
             raise DatasetError(f"only {used} readable training images; need at least {MIN_TRAIN_IMAGES}{why}")
         with torch.inference_mode():
             self._finish(progress)
-        self._calibrate(held, progress)
+        if self._calibrate_on_fit:
+            self._calibrate(held, progress)
         check = self._self_check(held, progress) if held and p["self_check"] else None
         self.train_info_ = {
             "images": len(images),
@@ -197,11 +199,13 @@ class Detector(Estimator, ABC):
         if scores:
             self.calibration_ = calibrate(np.array(scores), np.array(peaks), self.params_["false_alarm_rate"])
 
-    def _self_check(self, held: Sequence[Source], progress: Progress | None = None, per_image: int = 1):
+    def _self_check(self, held: Sequence[Source], progress: Progress | None = None, per_image: int = 1, prepared=None):
         from linewatch.vision.selfcheck import self_check
 
         relabel = (lambda _stage, d, t: progress("self-check", d, t)) if progress else None
-        return self_check(self, held, per_image=per_image, seed=self.params_["seed"], progress=relabel)
+        return self_check(
+            self, held, per_image=per_image, seed=self.params_["seed"], progress=relabel, prepared=prepared
+        )
 
     def _raw_batches(
         self,

@@ -45,7 +45,7 @@ class PatchCoreParams(DetectorParams):
         True, "PatchCore: once the pool was cut, skip patches the bank already covers (faster on large sets)"
     )
     auto: str = Param(
-        "off",
+        "bank",
         "PatchCore: settings chosen from the good images by the self-check (defects painted on held-out images): "
         "off; bank = a bank of twice bank_size too, kept when clearly better; full = bank, and the coarser layers "
         "8,16 too (one more fit)",
