@@ -109,7 +109,7 @@ def make_vision_data(tmp: Path) -> EngineData:
         refit_params=[{"seed": 1, "layers": ["blocks.1", "blocks.2"]}],
         runtime=runtime,
         accepted=[{"weights": Path(offline_weights_path("efficientnet_lite0"))}],  # a checkpoint as a Path
-        volatile=("train_info_.seconds", "train_info_.self_check_seconds"),
+        volatile=("train_info_.seconds", "train_info_.self_check_seconds", "train_info_.auto.seconds"),
     )
 
 
@@ -289,11 +289,12 @@ def _learned(est: Any, volatile: Sequence[str] = ()) -> dict[str, Any]:
     if isinstance(est, Estimator):
         state["get_params()"] = _frozen(est.get_params())
     for entry in volatile:
-        attr, _, key = entry.partition(".")
-        if not key:
-            state.pop(attr, None)
-        elif isinstance(state.get(attr), dict):
-            state[attr].pop(key, None)
+        *path, key = entry.split(".")
+        node = state
+        for part in path:  # "attr_.key" or a key deeper down, "attr_.outer.key"
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(key, None)
     return state
 
 

@@ -391,7 +391,8 @@ def _run(args) -> tuple[int, np.ndarray, np.ndarray, int, float]:
                         np.zeros(n, np.int64), np.zeros(n, np.int64))
     it, chunk, iterations, best_at = 0, 2000, 0, time.perf_counter()
     rng = np.random.default_rng(seed)
-    while time.perf_counter() < deadline and best > lower:
+    # one chunk at least (a few ms once compiled): under load the first compile can use up a short limit alone
+    while best > lower and (iterations == 0 or time.perf_counter() < deadline):
         before = best
         best, it, _ = _search(
             nxt, prv, prob.job_next, prob.job_prev, prob.dur, prob.release, best_next, best_prev, best, tabu,
