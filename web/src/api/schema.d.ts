@@ -3462,7 +3462,7 @@ export interface components {
             skip_covered?: boolean | null;
             /**
              * Auto
-             * @description PatchCore: settings chosen from the good images by the self-check (defects painted on held-out images): off; bank = a bank of twice bank_size too, kept when clearly better; full = bank, and the coarser layers 8,16 too (one more fit) (default: off)
+             * @description PatchCore: settings chosen from the good images by the self-check (defects painted on held-out images): off; bank = a bank of twice bank_size too, kept when clearly better; full = bank, and the coarser layers 8,16 too (one more fit) (default: bank)
              */
             auto?: string | null;
         };
