@@ -34,8 +34,9 @@ def main() -> None:
     model = FailureRisk().fit(train)
     fit_s = time.perf_counter() - t0
     p = model.predict(test)
-    rows = [("any failure", failure_metrics(p.probability, test[model.target_].to_numpy()),
-             int(train[model.target_].sum()))]
+    rows = [
+        ("any failure", failure_metrics(p.probability, test[model.target_].to_numpy()), int(train[model.target_].sum()))
+    ]
     rows += [(m, failure_metrics(p.modes[m], test[m].to_numpy()), int(train[m].sum())) for m in model.modes_]
     for name, m, _ in rows:
         print(json.dumps({"target": name, **m}))
@@ -43,8 +44,10 @@ def main() -> None:
     print("| target | train positives | test positives | ROC-AUC | PR-AUC | recall@0.5 | precision@0.5 | Brier |")
     print("|---|---|---|---|---|---|---|---|")
     for name, m, tp in rows:
-        print(f"| {name} | {tp} | {m['positives']} | {fmt(m['roc_auc'])} | {fmt(m['pr_auc'])} | {fmt(m['recall'])} | "
-              f"{fmt(m['precision'])} | {m['brier']:.4f} |")
+        print(
+            f"| {name} | {tp} | {m['positives']} | {fmt(m['roc_auc'])} | {fmt(m['pr_auc'])} | {fmt(m['recall'])} | "
+            f"{fmt(m['precision'])} | {m['brier']:.4f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -48,18 +48,21 @@ def main() -> None:
         info = model.train_info_
         nominal = model.params_["coverage"]
         rows.append((fd, m, info, fit_s, pred_s))
-        print(json.dumps({"subset": fd, **m, **{f"train_{k}": v for k, v in info.items()}, "fit_s": fit_s}),
-              flush=True)
+        print(json.dumps({"subset": fd, **m, **{f"train_{k}": v for k, v in info.items()}, "fit_s": fit_s}), flush=True)
     print(f"\nparameters {params or 'defaults'}, nominal coverage {nominal:.0%}\n")
-    print("| subset | RMSE | NASA score | coverage | mean width | interval horizon | val RMSE degrading "
-          "(CNN / trees / blend) | blend | regimes | train s | predict s |")
+    print(
+        "| subset | RMSE | NASA score | coverage | mean width | interval horizon | val RMSE degrading "
+        "(CNN / trees / blend) | blend | regimes | train s | predict s |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for fd, m, info, fit_s, pred_s in rows:
-        print(f"| {fd} | {m['rmse']:.2f} | {m['nasa_score']:.0f} | {m['coverage']:.0%} | "
-              f"{m['mean_interval_width']:.1f} | {info.get('interval_horizon', float('nan')):.0f} | "
-              f"{info['oof_rmse_degrading_cnn']:.2f} / "
-              f"{info['oof_rmse_degrading_trees']:.2f} / {info['oof_rmse_degrading']:.2f} | {info['blend']:.1f} | "
-              f"{info['regimes']} | {fit_s:.0f} | {pred_s:.2f} |")
+        print(
+            f"| {fd} | {m['rmse']:.2f} | {m['nasa_score']:.0f} | {m['coverage']:.0%} | "
+            f"{m['mean_interval_width']:.1f} | {info.get('interval_horizon', float('nan')):.0f} | "
+            f"{info['oof_rmse_degrading_cnn']:.2f} / "
+            f"{info['oof_rmse_degrading_trees']:.2f} / {info['oof_rmse_degrading']:.2f} | {info['blend']:.1f} | "
+            f"{info['regimes']} | {fit_s:.0f} | {pred_s:.2f} |"
+        )
 
 
 if __name__ == "__main__":

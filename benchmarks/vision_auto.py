@@ -19,16 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-
-def parse_set(items: list[str]) -> dict:
-    out = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        try:
-            out[key.replace("-", "_")] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.replace("-", "_")] = value
-    return out
+from vision_bank import parse_set  # benchmarks/ is on the path when a script there runs
 
 
 def run(category: Path, name: str, mode: str, extra: dict) -> tuple[list[dict], dict]:

@@ -35,7 +35,7 @@ def rows_for(category: Path, sizes: list[int], extra: dict) -> list[dict]:
     from linewatch.vision.selfcheck import self_check
 
     ds = load_dataset(category)
-    det = create_detector("patchcore", **{"self_check": False, **extra})
+    det = create_detector("patchcore", **{"self_check": False, "auto": "off", **extra})  # prefixes of one bank
     started = time.perf_counter()
     det.fit(ds.train)
     fit_s = time.perf_counter() - started
@@ -45,9 +45,7 @@ def rows_for(category: Path, sizes: list[int], extra: dict) -> list[dict]:
     for k in sizes:
         if k > full.shape[0]:
             continue
-        det.memory_bank_ = full[:k].contiguous()
-        det.bank_knn_ = det._bank_neighbours(det.memory_bank_)
-        det._build()
+        det.use_bank(full[:k])
         m = evaluate(det, ds)
         check = self_check(det, held, seed=det.params_["seed"])
         rows.append(
