@@ -86,3 +86,40 @@ def test_strips_are_refused_before_decoding(size, why):
     Image.new("1", size).save(buf, format="PNG")
     with pytest.raises(ImageTooLarge, match=why):
         open_image_bytes(buf.getvalue(), "strip.png")
+
+
+@pytest.mark.parametrize(
+    ("mode", "options", "fast"),
+    [
+        ("RGB", {}, True),
+        ("RGB", {"interlace": 1}, True),
+        ("L", {}, True),
+        ("RGBA", {}, False),
+        ("P", {}, False),
+        ("L", {"transparency": 5}, False),
+        ("I;16", {}, False),
+    ],
+)
+def test_png_fast_path_gives_pillows_pixels(tmp_path, monkeypatch, mode, options, fast):
+    rng = np.random.default_rng(1)
+    rgb = Image.fromarray((rng.random((37, 53, 3)) * 255).astype(np.uint8))
+    img = Image.fromarray(np.asarray(rgb)[..., 0].astype(np.uint16) * 200) if mode == "I;16" else rgb.convert(mode)
+    path = tmp_path / "x.png"
+    img.save(path, "PNG", **options)
+    with Image.open(path) as opened:
+        assert (images._png_fast(opened, path) is not None) == (fast and images._spng is not None)
+    got = np.asarray(images.open_image(path))
+    got_bytes = np.asarray(images.open_image_bytes(path.read_bytes()))
+    monkeypatch.setattr(images, "_spng", None)
+    want = np.asarray(images.open_image(path))
+    assert got.shape == want.shape == (37, 53, 3)
+    assert (got == want).all() and (got_bytes == want).all()
+
+
+def test_png_fast_path_reports_a_truncated_file(tmp_path):
+    path = tmp_path / "cut.png"
+    buf = io.BytesIO()
+    Image.fromarray(np.full((64, 64, 3), 7, np.uint8)).save(buf, "PNG")
+    path.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    with pytest.raises(ImageError, match="cut.png"):
+        open_image(path)

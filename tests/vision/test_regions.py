@@ -30,3 +30,21 @@ def test_regions_have_boxes_areas_and_scores():
     assert abs(big.mean_score - (17 + 3) / 18) < 1e-9
     assert [r.area for r in find_regions(amap, 0.5, min_area=2)] == [18]
     assert find_regions(amap, 10.0) == []
+
+
+def test_full_size_map_is_made_on_first_use_only():
+    from linewatch.vision.images import Preprocess
+    from linewatch.vision.scoring import postprocess
+    from linewatch.vision.thresholds import Calibration
+
+    pre = Preprocess(32)
+    amap = np.zeros((32, 32), np.float32)
+    amap[8:16, 8:16] = 5.0
+    cal = Calibration(1.0, 0.5, 1.0, 0.5, 0.01, 10)
+    pred = postprocess(3.0, amap, cal, pre, 90, 60)
+    assert pred.verdict == "anomalous" and len(pred.regions) == 1
+    assert callable(object.__getattribute__(pred, "anomaly_map"))
+    full = pred.anomaly_map
+    assert full.shape == (60, 90) and full.dtype == np.float32
+    np.testing.assert_array_equal(full, pre.map_to_original(amap, 90, 60))
+    assert pred.anomaly_map is full  # made once

@@ -43,6 +43,7 @@ def export_onnx(model_dir: str | Path, out: str | Path | None = None, check: boo
                 output_names=list(OUTPUTS),
                 dynamic_axes={name: {0: "batch"} for name in ("image", *OUTPUTS)},
                 opset_version=OPSET,
+                custom_opsets={"com.microsoft": 1},
                 dynamo=False,
             )
         if check:

@@ -20,6 +20,44 @@ from linewatch.vision.maps import AnomalyMap
 from linewatch.vision.methods import PatchCoreParams
 
 
+class _QuantizedProduct(torch.autograd.Function):
+    """``a @ b + bias`` in 8 bits: ``a`` quantized with a fixed scale and zero point (uint8, as ONNX's
+    QuantizeLinear: values outside the range saturate), ``b`` given as int8 columns with a scale each. The export is
+    QuantizeLinear and ONNX Runtime's ``com.microsoft.MatMulIntegerToFloat`` (integer kernels, VNNI where the CPU
+    has it); here the same arithmetic in float32, where the integer products are exact (|a_q| <= 255,
+    |b_q| <= 127: below 2**24 for up to 518 dimensions). A fixed scale keeps an image's scores independent of the
+    other images in its batch."""
+
+    @staticmethod
+    def forward(ctx, a, a_scale, a_zero, b_q, b_scale, b_zero, bias):  # noqa: ARG004 - b_zero: the export's
+        zero = a_zero.float()
+        a_q = torch.clamp(torch.round(a / a_scale) + zero, 0.0, 255.0) - zero
+        return (a_q @ b_q.float()) * (a_scale * b_scale) + bias
+
+    @staticmethod
+    def symbolic(g, a, a_scale, a_zero, b_q, b_scale, b_zero, bias):
+        a_q = g.op("QuantizeLinear", a, a_scale, a_zero)
+        out = g.op("com.microsoft::MatMulIntegerToFloat", a_q, b_q, a_scale, b_scale, a_zero, b_zero, bias)
+        out.setType(a.type().with_sizes([None, None]))  # (rows of a, bank entries); float32 like a
+        return out
+
+
+def quantize_range(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale, uint8 zero point) mapping the range of ``values`` (and 0) onto 0..255."""
+    lo = torch.clamp(values.min(), max=0.0)
+    hi = torch.clamp(values.max(), min=0.0)
+    scale = (hi - lo) / 255.0
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale)).float()
+    return scale, torch.clamp(torch.round(-lo / scale), 0, 255).to(torch.uint8)
+
+
+def quantize_columns(m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(int8 matrix, float32 scale per column) of a float matrix, symmetric: m ~= q * scale."""
+    scale = m.abs().amax(0) / 127.0
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    return torch.clamp(torch.round(m / scale), -127, 127).to(torch.int8), scale.float()
+
+
 @lru_cache(maxsize=8)
 def _cell_order(h: int, w: int, p: int) -> torch.Tensor:
     """Patch indices (row-major on the h x w grid) sorted by their p x p cell, row-major within each cell."""
@@ -38,13 +76,25 @@ class PatchCoreGraph(nn.Module):
     from anywhere, so the eager path uses faiss and shares everything else.
     """
 
-    def __init__(self, features: PatchFeatures, bank: torch.Tensor, bank_knn: torch.Tensor, anomaly_map):
+    def __init__(
+        self, features: PatchFeatures, bank: torch.Tensor, bank_knn: torch.Tensor, anomaly_map, search: str = "exact"
+    ):
         super().__init__()
         self.features = features
+        self.search = search
         self.register_buffer("bank", bank.contiguous())
         self.register_buffer("bank_sq", (bank * bank).sum(1))
         self.register_buffer("bank_t_neg2", (-2.0 * bank).t().contiguous(), persistent=False)
         self.register_buffer("bank_knn", bank_knn.long())
+        if search == "int8":
+            b_q, b_scale = quantize_columns(self.bank_t_neg2)
+            # patches are quantized on the bank's own range: the greedy coreset holds the training set's extremes
+            q_scale, q_zero = quantize_range(self.bank)
+            self.register_buffer("query_scale", q_scale, persistent=False)
+            self.register_buffer("query_zero", q_zero, persistent=False)
+            self.register_buffer("bank_q", b_q, persistent=False)
+            self.register_buffer("bank_q_scale", b_scale, persistent=False)
+            self.register_buffer("bank_q_zero", torch.zeros_like(b_q[0]), persistent=False)
         self.anomaly_map = anomaly_map
 
     def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
@@ -61,9 +111,20 @@ class PatchCoreGraph(nn.Module):
 
         |q - b|^2 = |b|^2 - 2 q.b + |q|^2: one fused matrix product with the bank term as its bias, the
         minimum over the bank, and |q|^2 added to the minimum only (it is the same for every b).
+
+        With ``search="int8"`` the product runs in 8 bits (``_QuantizedProduct``, ~3x faster on CPUs with integer
+        dot-product instructions) and only picks the nearest entry; its distance is then measured exactly. A
+        quantization error can only pick an entry that is nearly as close as the nearest one.
         """
         b, n, d = q.shape
         flat = q.reshape(b * n, d)
+        if self.search == "int8":
+            partial = _QuantizedProduct.apply(
+                flat, self.query_scale, self.query_zero, self.bank_q, self.bank_q_scale, self.bank_q_zero, self.bank_sq
+            )
+            idx = torch.argmin(partial, dim=1)
+            diff = flat - torch.index_select(self.bank, 0, idx)
+            return (diff * diff).sum(1).reshape(b, n), idx.reshape(b, n)
         partial = torch.addmm(self.bank_sq, flat, self.bank_t_neg2)  # (B*N, M)
         best, idx = torch.topk(partial, 1, dim=1, largest=False)
         d2 = best.squeeze(1) + (flat * flat).sum(1)
@@ -185,6 +246,7 @@ class PatchCore(Detector):
             self.memory_bank_,
             self.bank_knn_,
             AnomalyMap(self.preprocess.input_hw, self.params_["sigma"]),
+            self.params_["search"],
         ).eval()
         self._index = faiss.IndexFlatL2(self.memory_bank_.shape[1])
         self._index.add(self.memory_bank_.numpy())
@@ -194,9 +256,12 @@ class PatchCore(Detector):
         f = g.features(x)
         q, h, w = g.patches(f)
         b, n, d = q.shape
-        d2, idx = self._index.search(np.ascontiguousarray(q.reshape(-1, d).numpy()), 1)
-        d2 = torch.from_numpy(d2[:, 0].reshape(b, n))
-        idx = torch.from_numpy(idx[:, 0].astype(np.int64).reshape(b, n))
+        if g.search == "exact":
+            d2, idx = self._index.search(np.ascontiguousarray(q.reshape(-1, d).numpy()), 1)
+            d2 = torch.from_numpy(d2[:, 0].reshape(b, n))
+            idx = torch.from_numpy(idx[:, 0].astype(np.int64).reshape(b, n))
+        else:  # the graph's own search: the same candidates as its export
+            d2, idx = g.nearest(q)
         scores = g.finish(q, d2, idx, h, w)
         return (*scores, *g.grids(f, idx)) if grids else scores
 

@@ -74,6 +74,8 @@ def load(model_dir: str | Path) -> Detector:
     except (SafetensorError, OSError) as e:
         raise ModelFileError(f"{path} is corrupt: {e}") from None
     hp = dict(m.get("hyperparameters") or {})
+    if m.get("method") == "patchcore":
+        hp.setdefault("search", "exact")  # saved before the int8 search existed: keep scoring exactly as then
     try:
         det = create_detector(
             m["method"],

@@ -3,6 +3,7 @@ defect regions. Shared by the PyTorch and the ONNX Runtime paths, so both report
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,12 +22,21 @@ class Prediction:
     score: float  # raw anomaly score of the method
     normalized_score: float  # in (0, 1); 0.5 is the decision threshold
     verdict: str  # "anomalous" or "good"
-    anomaly_map: np.ndarray  # raw scores per pixel of the original image (float32, H x W)
+    # raw scores per pixel of the original image (float32, H x W); may be given as a function making it, which then
+    # runs on first use only (scoring a stream for verdicts and regions never pays for the full-size map)
+    anomaly_map: np.ndarray | Callable[[], np.ndarray]
     regions: list[Region] = field(default_factory=list)
     path: str | None = None
     # search vectors from the same pass (see linewatch.vision.embeddings); None for a model exported to ONNX
     # before embeddings existed (re-export it)
     embeddings: Embeddings | None = None
+
+    def __getattribute__(self, name):
+        value = object.__getattribute__(self, name)
+        if name == "anomaly_map" and callable(value):
+            value = value()
+            object.__setattr__(self, "anomaly_map", value)
+        return value
 
     @property
     def is_anomalous(self) -> bool:
@@ -58,7 +68,10 @@ def postprocess(
 ) -> Prediction:
     """``grids``: the image's (features, residuals) outputs of the scoring graph, for its embeddings; ``layers``:
     the residuals' channels per backbone layer."""
-    amap = preprocess.map_to_original(input_map, width, height)
+
+    def amap() -> np.ndarray:
+        return preprocess.map_to_original(input_map, width, height)
+
     if calibration is None:  # fitted without held-out images: no threshold yet
         emb = (
             embed(*grids, input_map, np.zeros(input_map.shape, np.int32), [], None, layers)

@@ -1,0 +1,129 @@
+"""PatchCore's nearest-bank-entry search: the int8 product (the default) against the exact float32 one."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from linewatch.vision.images import open_image
+from linewatch.vision.patchcore import PatchCoreGraph, _QuantizedProduct, quantize_columns, quantize_range
+from linewatch.vision.saving import load
+
+
+def _queries(det, images):
+    x = torch.from_numpy(np.stack([det.preprocess(open_image(p)) for p in images]))
+    with torch.inference_mode():
+        q, _, _ = det._graph.embed(x)
+    return q
+
+
+def _test_images(synthetic, n=2):
+    return [p for d in sorted((synthetic / "test").iterdir()) for p in sorted(d.iterdir())[:n]]
+
+
+def test_int8_search_finds_the_nearest_entry_or_one_nearly_as_close(trained, synthetic):
+    det, _ = trained
+    assert det.params_["search"] == "int8"
+    q = _queries(det, _test_images(synthetic))
+    g = det._graph
+    exact = PatchCoreGraph(g.features, g.bank, g.bank_knn, g.anomaly_map, "exact")
+    with torch.inference_mode():
+        d2_q, idx_q = g.nearest(q)
+        d2_e, idx_e = exact.nearest(q)
+    dist_q, dist_e = d2_q.sqrt(), d2_e.clamp(min=0).sqrt()
+    # the int8 distance is an exact distance to a real bank entry: never below the nearest one
+    assert (dist_q >= dist_e - 1e-3 * dist_e.max()).all()
+    assert (dist_q - dist_e).abs().max() <= 0.02 * float(dist_e.max())
+    assert (idx_q == idx_e).float().mean() >= 0.9
+    recomputed = ((q - g.bank[idx_q]) ** 2).sum(-1)
+    torch.testing.assert_close(d2_q, recomputed)
+
+
+def test_quantized_product_matches_onnx_runtime(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    rng = np.random.default_rng(0)
+    a = torch.from_numpy(rng.standard_normal((300, 40)).astype(np.float32) * 3 + 0.5)
+    m = torch.from_numpy(rng.standard_normal((40, 70)).astype(np.float32))
+    b_q, b_scale = quantize_columns(m)
+    bias = torch.from_numpy(rng.standard_normal(70).astype(np.float32))
+    zero = torch.zeros(70, dtype=torch.int8)
+    a_scale, a_zero = quantize_range(a[:200])  # the last rows may fall outside the range: they saturate
+
+    class Product(torch.nn.Module):
+        def forward(self, x):
+            return _QuantizedProduct.apply(x, a_scale, a_zero, b_q, b_scale, zero, bias)
+
+    path = tmp_path / "p.onnx"
+    torch.onnx.export(
+        Product(),
+        (a,),
+        str(path),
+        input_names=["a"],
+        opset_version=17,
+        custom_opsets={"com.microsoft": 1},
+        dynamo=False,
+    )
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"a": a.numpy()})[0]
+    want = Product()(a).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4 * float(np.abs(want).max()))
+    # and the quantized product approximates the float one where nothing saturates
+    assert np.abs(want - (a @ m + bias).numpy())[:200].max() <= 0.05 * float(np.abs(want).max())
+
+
+def test_quantize_range_maps_the_range_and_zero_onto_bytes():
+    scale, zero = quantize_range(torch.tensor([-2.0, 0.5, 3.1]))
+    assert zero.dtype == torch.uint8
+    assert abs(float(-2.0 / scale + zero.float())) <= 0.5 and abs(float(3.1 / scale + zero.float()) - 255) <= 0.5
+    scale, zero = quantize_range(torch.tensor([1.0, 4.0]))  # zero stays representable
+    assert int(zero) == 0 and abs(float(scale) - 4.0 / 255) < 1e-7
+
+
+def test_a_score_does_not_depend_on_the_other_images_in_its_batch(trained, synthetic):
+    det, _ = trained
+    images = _test_images(synthetic, 3)
+    together = [p.score for p in det.predict(images)]
+    alone = [det.predict([p])[0].score for p in images]
+    # float rounding of differently blocked products only (a quantization scale taken from the batch moved scores
+    # by ~2e-3 of their value)
+    np.testing.assert_allclose(together, alone, rtol=1e-5)
+
+
+def test_quantize_columns_round_trips_within_half_a_step():
+    m = torch.tensor([[1.0, -4.0, 0.0], [-0.5, 2.0, 0.0]])
+    q, scale = quantize_columns(m)
+    assert q.dtype == torch.int8 and int(q.abs().max()) == 127
+    assert scale[2] == 1.0  # an all-zero column keeps a usable scale
+    assert ((q.float() * scale - m).abs() <= scale / 2 + 1e-7).all()
+
+
+def test_a_model_saved_before_the_int8_search_keeps_scoring_exactly(trained, synthetic, tmp_path):
+    _, path = trained
+    old = tmp_path / "old"
+    shutil.copytree(path, old)
+    manifest = json.loads((old / "manifest.json").read_text())
+    del manifest["hyperparameters"]["search"]
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    det = load(old)
+    assert det.params_["search"] == "exact" and det._graph.search == "exact"
+    images = _test_images(synthetic, 1)
+    scores = [p.score for p in det.predict(images)]
+    exact = load(path)
+    exact.params_["search"] = "exact"
+    exact._build()
+    assert scores == [p.score for p in exact.predict(images)]
+
+
+def test_exact_search_is_an_option(synthetic):
+    from linewatch.vision.datasets import load_dataset
+    from linewatch.vision.patchcore import PatchCore
+
+    ds = load_dataset(synthetic)
+    det = PatchCore(image_size=96, search="exact", auto="off", self_check=False).fit(ds.train[:8])
+    assert det._graph.search == "exact" and not hasattr(det._graph, "bank_q")
+    fast = PatchCore(image_size=96, search="int8", auto="off", self_check=False).fit(ds.train[:8])
+    images = _test_images(synthetic, 1)
+    a = np.array([p.score for p in det.predict(images)])
+    b = np.array([p.score for p in fast.predict(images)])
+    assert np.all(b >= a - 1e-4 * a.max()) and np.abs(a - b).max() <= 0.02 * a.max()
