@@ -3461,6 +3461,11 @@ export interface components {
              */
             skip_covered?: boolean | null;
             /**
+             * Search
+             * @description PatchCore: nearest-bank-entry search; int8 = an 8-bit product picks the entry and its distance is measured exactly (about 3x faster scoring); exact = float32 throughout (default: int8)
+             */
+            search?: string | null;
+            /**
              * Auto
              * @description PatchCore: settings chosen from the good images by the self-check (defects painted on held-out images): off; bank = a bank of twice bank_size too, kept when clearly better; full = bank, and the coarser layers 8,16 too (one more fit) (default: bank)
              */
