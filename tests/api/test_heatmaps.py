@@ -1,6 +1,7 @@
 import io
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from linewatch.services import heatmaps
@@ -58,3 +59,19 @@ def test_old_overlays_are_served_unchanged():
     assert not heatmaps.is_map(old)
     assert heatmaps.colored(old) == old
     assert heatmaps.blended(Image.new("RGB", (10, 10)), old, []) == old
+
+
+def test_stored_map_comes_from_the_model_map_without_the_full_size_one():
+    from linewatch.vision.images import Preprocess
+    from linewatch.vision.scoring import postprocess
+
+    input_map = np.zeros((64, 64), dtype=np.float32)
+    input_map[20:40, 30:50] = 2.0
+    pred = postprocess(3.0, input_map, _cal(), Preprocess(64), 1800, 1200)
+    data = heatmaps.encode_map(pred, _cal())
+    assert callable(object.__getattribute__(pred, "anomaly_map"))  # the 1800x1200 map was never made
+    fast = np.asarray(Image.open(io.BytesIO(data)), dtype=np.float32)
+    assert fast.shape == (171, 256)
+    slow = np.asarray(Image.open(io.BytesIO(heatmaps.encode_map(_pred(pred.anomaly_map), _cal()))), dtype=np.float32)
+    assert slow.shape == fast.shape
+    assert np.abs(fast - slow).mean() < 2.0 and (fast > 250).sum() == pytest.approx((slow > 250).sum(), rel=0.1)

@@ -34,7 +34,13 @@ def _small(amap: np.ndarray, max_side: int) -> np.ndarray:
 
 def encode_map(pred: Prediction, calibration: Calibration | None, max_side: int = MAX_SIDE) -> bytes:
     """The stored form: the calibrated anomaly map, 8-bit greyscale PNG, longer side ≤ ``max_side``."""
-    small = _small(pred.anomaly_map, max_side)
+    if pred.map_at is not None and pred.size is not None and max(pred.size) > max_side:
+        # straight from the model-resolution map (which holds all the detail there is) to the stored size
+        w, h = pred.size
+        scale = max_side / max(w, h)
+        small = pred.map_at(max(1, round(w * scale)), max(1, round(h * scale))).astype(np.float32, copy=False)
+    else:
+        small = _small(pred.anomaly_map, max_side)
     if calibration is not None:
         norm = calibration.normalize_map(small)
     else:  # an uncalibrated model: the map's own range

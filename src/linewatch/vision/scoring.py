@@ -30,6 +30,10 @@ class Prediction:
     # search vectors from the same pass (see linewatch.vision.embeddings); None for a model exported to ONNX
     # before embeddings existed (re-export it)
     embeddings: Embeddings | None = None
+    # the original image's (width, height) and the map at any size (from the model-resolution map, so a small
+    # picture of it never goes through the full-size one); None where a prediction was built otherwise
+    size: tuple[int, int] | None = field(default=None, repr=False, compare=False)
+    map_at: Callable[[int, int], np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     def __getattribute__(self, name):
         value = object.__getattribute__(self, name)
@@ -69,8 +73,11 @@ def postprocess(
     """``grids``: the image's (features, residuals) outputs of the scoring graph, for its embeddings; ``layers``:
     the residuals' channels per backbone layer."""
 
+    def map_at(w: int, h: int) -> np.ndarray:
+        return preprocess.map_to_original(input_map, w, h)
+
     def amap() -> np.ndarray:
-        return preprocess.map_to_original(input_map, width, height)
+        return map_at(width, height)
 
     if calibration is None:  # fitted without held-out images: no threshold yet
         emb = (
@@ -78,7 +85,7 @@ def postprocess(
             if grids is not None
             else None
         )
-        return Prediction(float(raw_score), float("nan"), GOOD, amap, [], path, emb)
+        return Prediction(float(raw_score), float("nan"), GOOD, amap, [], path, emb, (width, height), map_at)
     norm = float(calibration.normalize(raw_score))
     verdict = ANOMALOUS if raw_score >= calibration.image_threshold else GOOD
     # components of the map at model resolution (the map holds no finer detail), placed on the original
@@ -96,4 +103,4 @@ def postprocess(
     emb = None
     if grids is not None:
         emb = embed(*grids, input_map, labels, components, calibration.pixel_threshold, layers)
-    return Prediction(float(raw_score), norm, verdict, amap, regions, path, emb)
+    return Prediction(float(raw_score), norm, verdict, amap, regions, path, emb, (width, height), map_at)
