@@ -24,15 +24,15 @@ class _QuantizedProduct(torch.autograd.Function):
     """``a @ b + bias`` in 8 bits: ``a`` quantized with a fixed scale and zero point (uint8, as ONNX's
     QuantizeLinear: values outside the range saturate), ``b`` given as int8 columns with a scale each. The export is
     QuantizeLinear and ONNX Runtime's ``com.microsoft.MatMulIntegerToFloat`` (integer kernels, VNNI where the CPU
-    has it); here the same arithmetic in float32, where the integer products are exact (|a_q| <= 255,
-    |b_q| <= 127: below 2**24 for up to 518 dimensions). A fixed scale keeps an image's scores independent of the
-    other images in its batch."""
+    has it); here the same quantized values in one float32 product (equal up to float rounding). A fixed scale keeps
+    an image's scores independent of the other images in its batch."""
 
     @staticmethod
     def forward(ctx, a, a_scale, a_zero, b_q, b_scale, b_zero, bias):  # noqa: ARG004 - b_zero: the export's
         zero = a_zero.float()
         a_q = torch.clamp(torch.round(a / a_scale) + zero, 0.0, 255.0) - zero
-        return (a_q @ b_q.float()) * (a_scale * b_scale) + bias
+        # the scales folded into the small operands: one product with the bias, no pass over the (rows x bank) result
+        return torch.addmm(bias, a_q * a_scale, b_q.float() * b_scale)
 
     @staticmethod
     def symbolic(g, a, a_scale, a_zero, b_q, b_scale, b_zero, bias):
@@ -260,8 +260,9 @@ class PatchCore(Detector):
             d2, idx = self._index.search(np.ascontiguousarray(q.reshape(-1, d).numpy()), 1)
             d2 = torch.from_numpy(d2[:, 0].reshape(b, n))
             idx = torch.from_numpy(idx[:, 0].astype(np.int64).reshape(b, n))
-        else:  # the graph's own search: the same candidates as its export
-            d2, idx = g.nearest(q)
+        else:  # the graph's own search (the same candidates as its export), an image at a time: the (patches x
+            # bank) products of a whole batch would cost hundreds of MB
+            d2, idx = (torch.cat(t) for t in zip(*(g.nearest(q[i : i + 1]) for i in range(b)), strict=True))
         scores = g.finish(q, d2, idx, h, w)
         return (*scores, *g.grids(f, idx)) if grids else scores
 
