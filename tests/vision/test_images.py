@@ -107,10 +107,10 @@ def test_png_fast_path_gives_pillows_pixels(tmp_path, monkeypatch, mode, options
     path = tmp_path / "x.png"
     img.save(path, "PNG", **options)
     with Image.open(path) as opened:
-        assert (images._png_fast(opened, path) is not None) == (fast and images._spng is not None)
+        assert (images._png_fast(opened, path) is not None) == (fast and images._png_decode is not None)
     got = np.asarray(images.open_image(path))
     got_bytes = np.asarray(images.open_image_bytes(path.read_bytes()))
-    monkeypatch.setattr(images, "_spng", None)
+    monkeypatch.setattr(images, "_png_decode", None)
     want = np.asarray(images.open_image(path))
     assert got.shape == want.shape == (37, 53, 3)
     assert (got == want).all() and (got_bytes == want).all()
