@@ -69,7 +69,7 @@ def test_stored_map_comes_from_the_model_map_without_the_full_size_one():
     input_map[20:40, 30:50] = 2.0
     pred = postprocess(3.0, input_map, _cal(), Preprocess(64), 1800, 1200)
     data = heatmaps.encode_map(pred, _cal())
-    assert callable(object.__getattribute__(pred, "anomaly_map"))  # the 1800x1200 map was never made
+    assert "anomaly_map" not in vars(pred)  # the 1800x1200 map was never made
     fast = np.asarray(Image.open(io.BytesIO(data)), dtype=np.float32)
     assert fast.shape == (171, 256)
     slow = np.asarray(Image.open(io.BytesIO(heatmaps.encode_map(_pred(pred.anomaly_map), _cal()))), dtype=np.float32)

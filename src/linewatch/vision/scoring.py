@@ -22,9 +22,9 @@ class Prediction:
     score: float  # raw anomaly score of the method
     normalized_score: float  # in (0, 1); 0.5 is the decision threshold
     verdict: str  # "anomalous" or "good"
-    # raw scores per pixel of the original image (float32, H x W); may be given as a function making it, which then
-    # runs on first use only (scoring a stream for verdicts and regions never pays for the full-size map)
-    anomaly_map: np.ndarray | Callable[[], np.ndarray]
+    # raw scores per pixel of the original image (float32, H x W); None with ``map_at`` and ``size``: made on first use
+    # (scoring a stream for verdicts and regions never pays for the full-size map)
+    anomaly_map: np.ndarray | None
     regions: list[Region] = field(default_factory=list)
     path: str | None = None
     # search vectors from the same pass (see linewatch.vision.embeddings); None for a model exported to ONNX
@@ -35,12 +35,15 @@ class Prediction:
     size: tuple[int, int] | None = field(default=None, repr=False, compare=False)
     map_at: Callable[[int, int], np.ndarray] | None = field(default=None, repr=False, compare=False)
 
-    def __getattribute__(self, name):
-        value = object.__getattribute__(self, name)
-        if name == "anomaly_map" and callable(value):
-            value = value()
-            object.__setattr__(self, "anomaly_map", value)
-        return value
+    def __post_init__(self):
+        if self.anomaly_map is None and self.map_at is not None and self.size is not None:
+            del self.anomaly_map  # looked up through __getattr__ until it is made
+
+    def __getattr__(self, name):  # only for attributes not set: the full-size map before its first use
+        if name == "anomaly_map" and "map_at" in self.__dict__ and self.map_at is not None:
+            self.anomaly_map = self.map_at(*self.size)
+            return self.anomaly_map
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
     def is_anomalous(self) -> bool:
@@ -76,16 +79,13 @@ def postprocess(
     def map_at(w: int, h: int) -> np.ndarray:
         return preprocess.map_to_original(input_map, w, h)
 
-    def amap() -> np.ndarray:
-        return map_at(width, height)
-
     if calibration is None:  # fitted without held-out images: no threshold yet
         emb = (
             embed(*grids, input_map, np.zeros(input_map.shape, np.int32), [], None, layers)
             if grids is not None
             else None
         )
-        return Prediction(float(raw_score), float("nan"), GOOD, amap, [], path, emb, (width, height), map_at)
+        return Prediction(float(raw_score), float("nan"), GOOD, None, [], path, emb, (width, height), map_at)
     norm = float(calibration.normalize(raw_score))
     verdict = ANOMALOUS if raw_score >= calibration.image_threshold else GOOD
     # components of the map at model resolution (the map holds no finer detail), placed on the original
@@ -103,4 +103,4 @@ def postprocess(
     emb = None
     if grids is not None:
         emb = embed(*grids, input_map, labels, components, calibration.pixel_threshold, layers)
-    return Prediction(float(raw_score), norm, verdict, amap, regions, path, emb, (width, height), map_at)
+    return Prediction(float(raw_score), norm, verdict, None, regions, path, emb, (width, height), map_at)
