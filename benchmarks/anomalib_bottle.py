@@ -160,7 +160,8 @@ def train(module, paths: list[Path], batch_size: int = 16) -> None:
     with torch.no_grad():
         for start in range(0, len(paths), batch_size):
             chunk = paths[start : start + batch_size]
-            image = transform(torch.stack([read_image(p, as_tensor=True) for p in chunk]))
+            # one at a time: a category's photos may differ in size (anomalib's datasets transform each item)
+            image = torch.cat([transform(read_image(p, as_tensor=True).unsqueeze(0)) for p in chunk])
             module.training_step(ImageBatch(image=image, image_path=[str(p) for p in chunk]))
             log(f"  features {start + len(chunk)}/{len(paths)}")
     log(f"  coreset subsampling of {sum(e.shape[0] for e in module.model.embedding_store)} patch embeddings")

@@ -51,6 +51,12 @@ def _engine_model(model: Path, engine: Engine):
     return open_model(model, prefer_onnx=engine is Engine.auto)
 
 
+def _px(candidate: dict) -> str:
+    """ ", 320 px" for an automatic choice's candidate with its own input size (older manifests have none)."""
+    size = candidate.get("image_size")
+    return f", {size} px" if size else ""
+
+
 def _fmt(v) -> str:
     return "—" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))
 
@@ -103,14 +109,14 @@ def train(
         chosen = auto["chosen"]
         err.print(
             f"automatic choice ({auto['mode']}, {auto['seconds']:.1f} s in all): bank {chosen['bank']} entries, "
-            f"layers {','.join(chosen['layers'])}: {auto['reason']}",
+            f"layers {','.join(chosen['layers'])}{_px(chosen)}: {auto['reason']}",
             highlight=False,
         )
         for c in auto["candidates"]:
             pixel = f", pixel {c['pixel_auroc']:.3f}" if c["pixel_auroc"] is not None else ""
             image = f"image {c['image_auroc']:.3f}{pixel}" if c["image_auroc"] is not None else "not checked"
             err.print(
-                f"  strides {','.join(map(str, c['strides']))}, bank {c['bank']}: self-check {image}",
+                f"  strides {','.join(map(str, c['strides']))}, bank {c['bank']}{_px(c)}: self-check {image}",
                 highlight=False,
             )
     if det.skipped_:

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from linewatch.vision.autochoice import MARGIN, Trial, choose, margin_for
+from linewatch.vision.autochoice import MARGIN, Trial, choose, finer_size, margin_for
 from linewatch.vision.datasets import load_dataset
 from linewatch.vision.patchcore import PatchCore
 from linewatch.vision.saving import load, save
@@ -41,12 +41,14 @@ def test_full_choice_reports_every_candidate_and_keeps_the_chosen_one(full_auto)
     det, ds, _ = full_auto
     auto = det.train_info_["auto"]
     cands = auto["candidates"]
-    # two layer sets, each with the bank of bank_size entries and one of twice as many
-    assert [(c["strides"], c["bank"]) for c in cands] == [
-        ([4, 8, 16], 64),
-        ([4, 8, 16], 128),
-        ([8, 16], 64),
-        ([8, 16], 128),
+    # two layer sets and a finer input, each with the bank of bank_size entries and one of twice as many
+    assert [(c["strides"], c["bank"], c["image_size"]) for c in cands] == [
+        ([4, 8, 16], 64, 128),
+        ([4, 8, 16], 128, 128),
+        ([8, 16], 64, 128),
+        ([8, 16], 128, 128),
+        ([4, 8, 16], 64, 160),
+        ([4, 8, 16], 128, 160),
     ]
     assert all(0 <= c["image_auroc"] <= 1 and 0 <= c["pixel_auroc"] <= 1 for c in cands)
     i = auto["chosen_candidate"]
@@ -57,6 +59,8 @@ def test_full_choice_reports_every_candidate_and_keeps_the_chosen_one(full_auto)
     assert det.memory_bank_.shape[0] == chosen["bank"] == auto["chosen"]["bank"] == det.params_["max_bank"]
     assert det.params_["layers"] == chosen["layers"] == auto["chosen"]["layers"]
     assert det.extractor_.layers == chosen["layers"]
+    assert det.params_["image_size"] == chosen["image_size"] == auto["chosen"]["image_size"]
+    assert det.preprocess.input_hw == (chosen["image_size"], chosen["image_size"])
     assert det.train_info_["self_check"]["image_auroc"] == chosen["image_auroc"]
     # the constructor's parameters stay as given
     assert det.get_params()["auto"] == "full" and det.get_params()["max_bank"] == 64
@@ -115,3 +119,30 @@ def test_the_command_line_reports_the_choice_and_refuses_an_unknown_mode(synthet
     assert auto["reason"] in text and text.count("self-check image") == 2
     bad = subprocess.run([*lw, "--auto", "always"], capture_output=True, text=True)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "auto" in bad.stderr
+
+
+def test_the_finer_resolution_candidate():
+    assert [finer_size(s) for s in (32, 128, 224, 256, 320, 512)] == [64, 160, 288, 320, 416, 640]
+    assert all(finer_size(s) % 32 == 0 and finer_size(s) > s for s in range(32, 2048, 8))
+
+
+def test_a_chosen_finer_input_is_the_model_everywhere(synthetic, tmp_path, monkeypatch):
+    """Whichever candidate the self-check prefers: force the finer input's larger bank and check that the model,
+    its thresholds, its saved copy and its export all use that input size."""
+    from linewatch.vision import autochoice
+
+    monkeypatch.setattr(autochoice, "choose", lambda trials, n_good=100: (len(trials) - 1, "forced by the test"))
+    ds = load_dataset(synthetic)
+    det = PatchCore(image_size=96, max_bank=32, auto="full", layers=["blocks.2", "blocks.4"]).fit(ds.train)
+    auto = det.train_info_["auto"]
+    # layers given: no coarser layer set, only the finer input
+    assert [(c["bank"], c["image_size"]) for c in auto["candidates"]] == [(32, 96), (64, 96), (32, 128), (64, 128)]
+    assert auto["chosen"] == {"layers": ["blocks.2", "blocks.4"], "bank": 64, "image_size": 128}
+    assert det.params_["image_size"] == 128 and det.get_params()["image_size"] == 96
+    assert det.memory_bank_.shape[0] == 64 and det.preprocess.input_hw == (128, 128)
+    path = save(det, tmp_path / "m")
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["image_size"] == 128 and manifest["training"]["auto"]["chosen"]["image_size"] == 128
+    back = load(path)
+    imgs = [s.path for s in ds.test[:3]]
+    np.testing.assert_allclose([p.score for p in back.predict(imgs)], [p.score for p in det.predict(imgs)], rtol=1e-5)

@@ -16,6 +16,10 @@ painted images (one seed), which makes the comparison paired.
   default's finer one (4, 8, 16), one more fit, with the same bank sizes (its share of the fewer patches is scaled
   up to match). A fine grid localises thin defects sharply; on a busy texture it can
   also make good patches look rare, which the coarser grid smooths away.
+- **Resolution** (``auto="full"``): also a finer input, ``image_size`` times 5/4 (256 -> 320 px; with
+  ``keep_aspect`` as many more pixels in the same shape), the default layers, one more fit with the same bank sizes.
+  Thin defects (cracks, fine scratches) that a 256 px input blurs into a pixel or two cover more patches; each
+  image costs about (5/4)^2 = 1.56 times the patches to score, which is why it too must win by the margin.
 
 The default candidate (the given layers, ``max_bank`` entries) stays unless another scores clearly higher: by
 ``MARGIN``, or by more where few held-out images make the self-check noisy (``margin_for``). A change must pay for
@@ -32,12 +36,14 @@ from dataclasses import asdict, dataclass
 
 from linewatch.vision.batches import Source
 from linewatch.vision.detector import Progress
-from linewatch.vision.selfcheck import prepare
+from linewatch.vision.selfcheck import WORKING, prepare
 
 MARGIN = 0.003  # how much higher a candidate's self-check score must be to replace the default, at least
 NOISE = 0.02  # ... and NOISE / sqrt(held-out images): an AUROC's sampling error shrinks with the square root
 PER_IMAGE = 3  # painted copies per held-out image while choosing (less noise than the plain check's one)
 COARSE = (8, 16)  # the strides of the second layer set
+FINER = 1.25  # the finer resolution candidate, as a multiple of image_size (rounded to 32 px)
+MAX_SIZE = 2048  # image_size's upper bound: no finer candidate above it
 
 
 @dataclass
@@ -48,6 +54,7 @@ class Trial:
     image_auroc: float | None
     pixel_auroc: float | None
     score: float | None
+    image_size: int | None = None  # the candidate's input size (None in manifests from before it was a candidate)
 
     def to_dict(self) -> dict:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -86,9 +93,12 @@ def fit_auto(
     user = det.get_params()
     base = det._validate_params()
     mode = base["auto"]
-    sets: list[tuple[list[str] | None, tuple[int, ...]]] = [(base["layers"], det.default_strides)]
+    size = base["image_size"]
+    sets: list[tuple[list[str] | None, tuple[int, ...], int]] = [(base["layers"], det.default_strides, size)]
     if mode == "full" and base["layers"] is None:
-        sets.append((None, COARSE))
+        sets.append((None, COARSE, size))
+    if mode == "full" and finer_size(size) <= MAX_SIZE:
+        sets.append((base["layers"], det.default_strides, finer_size(size)))
     big = 2 * base["max_bank"]
     several = len(sets) > 1
     trials: list[Trial] = []
@@ -97,17 +107,29 @@ def fit_auto(
     fitted = []
     held: list[Source] = []
     prepared = None  # the painted held-out images, the same for every candidate
-    for layers, strides in sets:
+    for layers, strides, px in sets:
         # a coarser grid has fewer patches: the same share of them would give a smaller bank, and the bank sizes
-        # compared stay the default's (the bank is what a search costs)
+        # compared stay the default's (the bank is what a search costs); a finer input has more, same cap
         ratio = min(1.0, base["coreset_ratio"] * (strides[0] / det.default_strides[0]) ** 2)
+        crop = base["center_crop"] and round(base["center_crop"] * px / size)
         child = type(det)(
-            **{**base, "auto": "off", "self_check": False, "max_bank": big, "layers": layers, "coreset_ratio": ratio}
+            **{
+                **base,
+                "auto": "off",
+                "self_check": False,
+                "max_bank": big,
+                "layers": layers,
+                "coreset_ratio": ratio,
+                "image_size": px,
+                "center_crop": crop or None,
+            }
         )
         if strides != det.default_strides:
             child.default_strides = strides
         child._calibrate_on_fit = False  # thresholds are set once, for the chosen bank
-        name = "layers " + ",".join(map(str, strides)) if several else None
+        name = None
+        if several:
+            name = "layers " + ",".join(map(str, strides)) + (f", {px} px" if px != size else "")
         child.fit(images, _relabel(progress, name), fingerprint)
         _, held = child.split(images)
         full = child.memory_bank_.clone()
@@ -119,10 +141,12 @@ def fit_auto(
             if k != child.memory_bank_.shape[0]:
                 child.use_bank(full[:k])
             if prepared is None and held:
-                prepared = prepare(held, PER_IMAGE, base["seed"])
+                # kept at twice the largest candidate's input side (the finer input's, when there is one)
+                largest = child.preprocess.input_size * max(c[2] for c in sets) / px
+                prepared = prepare(held, PER_IMAGE, base["seed"], max_side=WORKING * math.ceil(largest))
             label = _relabel(progress, f"{k} entries")
             check = child._self_check(held, label, prepared=prepared) if prepared else None
-            trials.append(Trial(list(child.params_["layers"]), list(strides), k, *_figures(check), score_of(check)))
+            trials.append(Trial(list(child.params_["layers"]), list(strides), k, *_figures(check), score_of(check), px))
             checks.append(check)
             owners.append(len(fitted) - 1)
             if on_trial is not None:
@@ -158,7 +182,11 @@ def fit_auto(
         info["self_check_seconds"] = round(check.seconds, 2)
     info["auto"] = {
         "mode": mode,
-        "chosen": {"layers": list(child.params_["layers"]), "bank": int(child.memory_bank_.shape[0])},
+        "chosen": {
+            "layers": list(child.params_["layers"]),
+            "bank": int(child.memory_bank_.shape[0]),
+            "image_size": int(child.params_["image_size"]),
+        },
         "reason": reason,
         "candidates": [t.to_dict() for t in trials],
         "chosen_candidate": chosen_i,
@@ -171,6 +199,12 @@ def fit_auto(
     det.__dict__.update(child.__dict__)
     det.set_params(**user)  # the constructor's parameters stay as given; params_ holds the chosen ones
     return det
+
+
+def finer_size(size: int) -> int:
+    """The finer resolution candidate for ``image_size`` ``size``: ``FINER`` times it, a multiple of 32 px (the
+    backbone's coarsest stride) above ``size`` (a center crop grows in proportion)."""
+    return max((size // 32 + 1) * 32, int(size * FINER / 32 + 0.5) * 32)
 
 
 def _figures(check) -> tuple[float | None, float | None]:

@@ -3467,7 +3467,7 @@ export interface components {
             search?: string | null;
             /**
              * Auto
-             * @description PatchCore: settings chosen from the good images by the self-check (defects painted on held-out images): off; bank = a bank of twice bank_size too, kept when clearly better; full = bank, and the coarser layers 8,16 too (one more fit) (default: bank)
+             * @description PatchCore: settings chosen from the good images by the self-check (defects painted on held-out images): off; bank = a bank of twice bank_size too, kept when clearly better; full = bank, the coarser layers 8,16 and a 5/4 finer input too (two more fits) (default: bank)
              */
             auto?: string | null;
         };
