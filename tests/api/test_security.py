@@ -558,3 +558,45 @@ def test_filenames_are_stored_without_control_characters(tmp_path):
         with ctx.sessions() as s:
             names = sorted(s.scalars(sa.select(DatasetImage.filename)))
         assert names == ["a[31mred.png", "xy.png"]
+
+
+# -- what every camera request reads, kept for a moment ----------------------------------------------------------
+def test_a_revoked_key_stops_at_once_and_a_change_by_another_process_within_the_cache_time(api, monkeypatch):
+    c = api.client
+    admin = api.user("admin")
+    made = c.post("/api/v1/api-keys", json={"name": "cam", "role": "operator"}, headers=admin).json()
+    key = {"X-API-Key": made["key"]}
+    assert c.get("/api/v1/auth/me", headers=key).status_code == 200  # checked once: kept in the cache
+    assert c.delete(f"/api/v1/api-keys/{made['id']}", headers=admin).status_code == 204
+    _error(c.get("/api/v1/auth/me", headers=key), 401)  # this process revoked it: at once
+
+    other = c.post("/api/v1/api-keys", json={"name": "cam2", "role": "operator"}, headers=admin).json()
+    key2 = {"X-API-Key": other["key"]}
+    assert c.get("/api/v1/auth/me", headers=key2).status_code == 200
+    from linewatch.store.tables import ApiKey
+
+    with api.ctx.sessions() as s, s.begin():  # as another process sharing the database would revoke it
+        s.execute(sa.update(ApiKey).where(ApiKey.id == other["id"]).values(revoked=True))
+    assert c.get("/api/v1/auth/me", headers=key2).status_code == 200  # still in this process's cache ...
+    now = time.monotonic()
+    monkeypatch.setattr(time, "monotonic", lambda: now + api.ctx.keys.ttl_s + 0.1)
+    _error(c.get("/api/v1/auth/me", headers=key2), 401)  # ... for ttl_s at most
+    _error(c.get("/api/v1/auth/me", headers={"X-API-Key": "lw_not-a-key"}), 401)
+    assert len(api.ctx.keys._items) == 0  # failures are never kept
+
+
+def test_the_cache_drops_expired_values_and_what_was_read_before_a_clear():
+    from linewatch.services.context import TtlCache
+
+    cache = TtlCache(ttl_s=10, size=2)
+    g = cache.generation()
+    cache.put("a", 1, g)
+    assert cache.get("a") == 1 and cache.get("b") is None
+    late = cache.generation()  # a lookup starts ...
+    cache.clear()  # ... something changes while it reads ...
+    cache.put("b", 2, late)  # ... so what it read is not kept
+    assert cache.get("a") is None and cache.get("b") is None
+    g = cache.generation()
+    for k in "xyz":
+        cache.put(k, k, g)
+    assert cache.get("x") is None and cache.get("z") == "z"  # at most `size` values, the oldest go first

@@ -77,6 +77,29 @@ def test_train_activate_inspect_review(api, good_zip, synthetic):
     metrics = c.get("/metrics").text
     assert 'linewatch_inspections_total{station="cam1"' in metrics
 
+    # the station's model is kept for a moment between images; an activation applies to the very next one
+    from linewatch.store.tables import ModelVersion
+
+    with api.ctx.sessions() as s, s.begin():
+        old = s.get(ModelVersion, model_id)
+        copy = ModelVersion(
+            name=old.name,
+            method=old.method,
+            backbone=old.backbone,
+            image_size=old.image_size,
+            status="ready",
+            threshold=old.threshold,
+            path=old.path,
+        )
+        s.add(copy)
+        s.flush()
+        copy_id = copy.id
+    assert c.post(f"/api/v1/models/{copy_id}/activate", json={"station": "cam1"}, headers=eng).status_code == 200
+    again = c.post("/api/v1/stations/cam1/inspect", files=files[:1], headers=op)
+    assert again.status_code == 200 and again.json()[0]["model_id"] == copy_id
+    assert c.post("/api/v1/stations/cam1/rollback", headers=eng).status_code == 200
+    assert c.post("/api/v1/stations/cam1/inspect", files=files[:1], headers=op).json()[0]["model_id"] == model_id
+
 
 def test_roles_are_enforced(api):
     c = api.client

@@ -8,9 +8,10 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Path, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from linewatch.api.schemas import LINE, MAX_ID
-from linewatch.services.accounts import Principal, principal_from_api_key, principal_from_token
+from linewatch.services.accounts import Principal, key_digest, principal_from_api_key, principal_from_token
 from linewatch.services.context import AppContext
 
 # Path parameters: an id a row can have, a name without control characters (else 422, not a database error).
@@ -30,7 +31,17 @@ def db(request: Request) -> Iterator[Session]:
         yield session
 
 
-def principal(
+def _from_api_key(c: AppContext, key: str) -> Principal | None:
+    with c.sessions() as session, session.begin():
+        return principal_from_api_key(session, key)
+
+
+def _from_token(c: AppContext, token: str) -> Principal | None:
+    with c.sessions() as session, session.begin():
+        return principal_from_token(session, token)
+
+
+async def principal(
     request: Request,
     creds: HTTPAuthorizationCredentials | None = Depends(bearer),
     key: str | None = Depends(api_key_header),
@@ -41,8 +52,17 @@ def principal(
             "authentication required: a Bearer token or an X-API-Key header",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    with request.app.state.ctx.sessions() as session, session.begin():
-        who = principal_from_token(session, creds.credentials) if creds else principal_from_api_key(session, key)
+    c: AppContext = request.app.state.ctx
+    if creds is None:  # an API key: a camera's every request; the cache spares a transaction per image
+        digest = key_digest(key)
+        who = c.keys.get(digest)
+        if who is None:
+            generation = c.keys.generation()
+            who = await run_in_threadpool(_from_api_key, c, key)
+            if who is not None:
+                c.keys.put(digest, who, generation)
+    else:
+        who = await run_in_threadpool(_from_token, c, creds.credentials)
     if who is None:
         raise HTTPException(401, "invalid or expired credentials", headers={"WWW-Authenticate": "Bearer"})
     return who

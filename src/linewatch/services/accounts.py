@@ -134,6 +134,11 @@ def principal_from_token(session: Session, token: str) -> Principal | None:
 LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
 
 
+def key_digest(secret: str) -> str:
+    """What an API key is stored and looked up by (never the secret itself)."""
+    return _digest(secret)
+
+
 def principal_from_api_key(session: Session, secret: str) -> Principal | None:
     row = session.execute(
         select(ApiKey, User).join(User, User.id == ApiKey.created_by).where(ApiKey.key_hash == _digest(secret))

@@ -66,6 +66,51 @@ class ModelCache:
         return len(self._models)
 
 
+class TtlCache:
+    """Values looked up in the database, kept for ``ttl_s`` seconds, for what every request of a camera reads again:
+    its API key (with the key's owner) and its station's active model. Each was a transaction of its own per image,
+    about 1.5 ms of a request on PostgreSQL. Whoever changes what a value was read from clears the cache (``clear``)
+    in this process; a change made by another process is seen within ``ttl_s``. Only successful lookups are kept,
+    so a new station or key is found at once."""
+
+    def __init__(self, ttl_s: float = 2.0, size: int = 1024):
+        self.ttl_s = ttl_s
+        self.size = size
+        self._items: OrderedDict[object, tuple[float, object]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._generation = 0  # a lookup that started before a clear must not store what it read
+
+    def get(self, key):
+        """The value, or None when absent or older than ``ttl_s``."""
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                return None
+            if time.monotonic() - item[0] > self.ttl_s:
+                del self._items[key]
+                return None
+            return item[1]
+
+    def generation(self) -> int:
+        """Pass to ``put``: a value read after this is stored only if nothing cleared the cache in between."""
+        with self._lock:
+            return self._generation
+
+    def put(self, key, value, generation: int) -> None:
+        with self._lock:
+            if generation != self._generation:
+                return
+            self._items[key] = (time.monotonic(), value)
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self._items.clear()
+
+
 @dataclass
 class AppContext:
     settings: Settings
@@ -76,6 +121,8 @@ class AppContext:
     live: EventHub  # the bus's events, fanned out to WebSocket clients
     metrics: Metrics
     models: ModelCache = field(default_factory=ModelCache)
+    keys: TtlCache = field(default_factory=TtlCache)  # API key secret digest -> Principal
+    station_models: TtlCache = field(default_factory=TtlCache)  # station name -> (Station, ModelVersion)
     jobs: JobRunner | QueueJobs | None = None  # set once started
     search: SearchHub | None = None
     recent: RecentUploads | None = None  # spotting repeated uploads

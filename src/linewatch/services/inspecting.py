@@ -63,6 +63,9 @@ def perceptual_hash(img: Image.Image) -> str:
 
 
 def station_model(ctx: AppContext, station_name: str) -> tuple[Station, ModelVersion]:
+    """The station and its active model, ready to score with (NotFound, Conflict otherwise); kept for a moment in
+    ``ctx.station_models`` (an activation clears it)."""
+    generation = ctx.station_models.generation()
     with ctx.sessions() as s:
         row = s.execute(
             select(Station, ModelVersion)
@@ -76,7 +79,8 @@ def station_model(ctx: AppContext, station_name: str) -> tuple[Station, ModelVer
             raise Conflict(f"station {station_name!r} has no active model: activate a model version first")
         if model is None or model.status != "ready" or not model.path:
             raise Conflict(f"the active model of station {station_name!r} is not ready")
-        return station, model
+    ctx.station_models.put(station_name, (station, model), generation)
+    return station, model
 
 
 def _score(

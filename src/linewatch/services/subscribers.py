@@ -3,7 +3,7 @@ of being called inline by whoever made it happen."""
 
 from __future__ import annotations
 
-from linewatch.core.events import Event, InspectionDeleted, InspectionReviewed, InspectionStored
+from linewatch.core.events import Event, InspectionDeleted, InspectionReviewed, InspectionStored, ModelActivated
 from linewatch.services.context import AppContext
 
 
@@ -16,6 +16,8 @@ def subscribe_all(ctx: AppContext) -> None:
     # the index payload follows the review (defect type, verdict); it reads the database, so any process's review
     bus.subscribe(lambda event: _refresh_index(ctx, event), InspectionReviewed)
     bus.subscribe(lambda event: _forget_inspection(ctx, event), InspectionDeleted, local_only=True)
+    # a station's model changed (in any process the bus reaches): its next image is scored with the new one
+    bus.subscribe(lambda event: ctx.station_models.clear(), ModelActivated)
 
 
 def _count_inspection(ctx: AppContext, event: Event) -> None:

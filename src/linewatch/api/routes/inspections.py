@@ -84,7 +84,7 @@ async def inspect(
     station_allowed(who, station)
     if len(files) > c.settings.max_request_files:
         raise TooLarge(f"{len(files)} files in one request; at most {c.settings.max_request_files}")
-    st, model = await run_in_threadpool(station_model, c, station)
+    st, model = c.station_models.get(station) or await run_in_threadpool(station_model, c, station)
     uploads = []
     for f in files:
         name = clean_filename(f.filename)

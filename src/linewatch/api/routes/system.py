@@ -59,7 +59,7 @@ async def readyz(request: Request):
     )
 
 
-def metrics_access(request: Request) -> None:
+async def metrics_access(request: Request) -> None:
     """The ``metrics_access`` setting: public (the default), auth (a token or an API key of any role), off. (The
     headers are read here, not declared: the schema documents /metrics as the default installation has it.)"""
     access = request.app.state.ctx.settings.metrics_access
@@ -68,7 +68,7 @@ def metrics_access(request: Request) -> None:
     if access == "auth":
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         creds = HTTPAuthorizationCredentials(scheme=scheme, credentials=token) if scheme.lower() == "bearer" else None
-        principal(request, creds, request.headers.get("x-api-key"))
+        await principal(request, creds, request.headers.get("x-api-key"))
 
 
 @router.get(

@@ -77,12 +77,16 @@ def create_user(body: UserIn, who: Admin, session: DB):
     response_model=UserOut,
     responses={**AUTH, **errors(404, 409, e404="no such user", e409="one's own role or access, or the last admin")},
 )
-def update_user(user_id: Id, body: UserPatch, who: Admin, session: DB):
+def update_user(user_id: Id, body: UserPatch, who: Admin, session: DB, c: Ctx):
     """Change a user's role, deactivate or reactivate them, or set a new password. A new role applies at once to
     the user's tokens and API keys (a key never acts above its owner's current role); a deactivated user's tokens
     and API keys stop working; a password change, deactivation and reactivation end every login token of the
-    user. Admins cannot demote or deactivate themselves, so one always remains."""
-    return accounts.update_user(session, who, user_id, body.role, body.active, body.password)
+    user. Admins cannot demote or deactivate themselves, so one always remains. (Another server process sharing
+    the database sees a change to a user's API keys within 2 s: it keeps keys it checked that long.)"""
+    try:
+        return accounts.update_user(session, who, user_id, body.role, body.active, body.password)
+    finally:
+        c.keys.clear()
 
 
 @router.get("/api-keys", response_model=list[ApiKeyOut], responses=AUTH)
@@ -104,5 +108,8 @@ def create_key(body: ApiKeyIn, who: Admin, session: DB):
 
 
 @router.delete("/api-keys/{key_id}", status_code=204, responses={**AUTH, **errors(404, e404="no such key")})
-def revoke_key(key_id: Id, who: Admin, session: DB):
-    accounts.revoke_key(session, key_id, who)
+def revoke_key(key_id: Id, who: Admin, session: DB, c: Ctx):
+    try:
+        accounts.revoke_key(session, key_id, who)
+    finally:
+        c.keys.clear()
