@@ -99,7 +99,8 @@ export interface paths {
          * @description Change a user's role, deactivate or reactivate them, or set a new password. A new role applies at once to
          *     the user's tokens and API keys (a key never acts above its owner's current role); a deactivated user's tokens
          *     and API keys stop working; a password change, deactivation and reactivation end every login token of the
-         *     user. Admins cannot demote or deactivate themselves, so one always remains.
+         *     user. Admins cannot demote or deactivate themselves, so one always remains. (Another server process sharing
+         *     the database sees a change to a user's API keys within 2 s: it keeps keys it checked that long.)
          */
         patch: operations["update_user_api_v1_users__user_id__patch"];
         trace?: never;
