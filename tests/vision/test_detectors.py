@@ -42,8 +42,11 @@ def test_memory_bank_is_capped(synthetic):
     ds = load_dataset(synthetic)
     from linewatch.vision.patchcore import PatchCore
 
-    det = PatchCore(image_size=64, max_bank=100, coreset_ratio=1.0, pool_limit=500).fit(ds.train)
+    # the cap itself (the automatic choice may keep a bank of twice the cap: tests/vision/test_autochoice.py)
+    det = PatchCore(image_size=64, max_bank=100, coreset_ratio=1.0, pool_limit=500, auto="off").fit(ds.train)
     assert det.memory_bank_.shape[0] == 100
+    chosen = PatchCore(image_size=64, max_bank=100, coreset_ratio=1.0, pool_limit=500).fit(ds.train)
+    assert chosen.memory_bank_.shape[0] in (100, 200) and chosen.memory_bank_.shape[0] == chosen.params_["max_bank"]
     # training runs the backbone channels_last; the fitted model's weights are back in the layout a loaded one has
     # (otherwise its scores differ from the same model loaded from disk in the last digits)
     assert all(p.is_contiguous() for p in det.extractor_.parameters())
