@@ -127,8 +127,8 @@ def test_the_finer_resolution_candidate():
 
 
 def test_a_chosen_finer_input_is_the_model_everywhere(synthetic, tmp_path, monkeypatch):
-    """Whichever candidate the self-check prefers: force the finer input's larger bank and check that the model,
-    its thresholds, its saved copy and its export all use that input size."""
+    """Whichever candidate the self-check prefers: force the finer input's larger bank and check that the model, its
+    preprocessing, its manifest and its saved and loaded copy all use that input size."""
     from linewatch.vision import autochoice
 
     monkeypatch.setattr(autochoice, "choose", lambda trials, n_good=100: (len(trials) - 1, "forced by the test"))

@@ -31,12 +31,14 @@ def db(request: Request) -> Iterator[Session]:
         yield session
 
 
-def _from_api_key(c: AppContext, key: str) -> Principal | None:
+def lookup_api_key(c: AppContext, key: str) -> Principal | None:
+    """The API key's principal from the database (blocking: run it off the event loop), None if it is not valid."""
     with c.sessions() as session, session.begin():
         return principal_from_api_key(session, key)
 
 
-def _from_token(c: AppContext, token: str) -> Principal | None:
+def lookup_token(c: AppContext, token: str) -> Principal | None:
+    """The login token's principal from the database (blocking), None if it is not valid."""
     with c.sessions() as session, session.begin():
         return principal_from_token(session, token)
 
@@ -58,11 +60,11 @@ async def principal(
         who = c.keys.get(digest)
         if who is None:
             generation = c.keys.generation()
-            who = await run_in_threadpool(_from_api_key, c, key)
+            who = await run_in_threadpool(lookup_api_key, c, key)
             if who is not None:
                 c.keys.put(digest, who, generation)
     else:
-        who = await run_in_threadpool(_from_token, c, creds.credentials)
+        who = await run_in_threadpool(lookup_token, c, creds.credentials)
     if who is None:
         raise HTTPException(401, "invalid or expired credentials", headers={"WWW-Authenticate": "Bearer"})
     return who

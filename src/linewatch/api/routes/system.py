@@ -11,8 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 
-from linewatch.api.deps import principal
-from linewatch.services.accounts import principal_from_api_key, principal_from_token
+from linewatch.api.deps import lookup_api_key, lookup_token, principal
 from linewatch.services.jobqueue import QueueUnavailable, ping_broker
 from linewatch.store.db import DatabaseError, ping
 
@@ -88,8 +87,7 @@ def metrics(request: Request):
 def _ws_principal(c, token: str | None, key: str | None):
     if not token and not key:
         return None
-    with c.sessions() as s, s.begin():
-        return principal_from_token(s, token) if token else principal_from_api_key(s, key)
+    return lookup_token(c, token) if token else lookup_api_key(c, key)
 
 
 @router.websocket("/api/v1/events")
