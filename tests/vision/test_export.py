@@ -4,6 +4,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 from linewatch.vision.export import export_onnx
 from linewatch.vision.runtime import OnnxModel, open_model
@@ -79,3 +80,34 @@ def test_onnx_model_rejects_a_tampered_file(trained, tmp_path):
     (model / "model.onnx").write_bytes(b"broken")
     with pytest.raises(ModelFileError, match="corrupt"):
         OnnxModel(model)
+
+
+class _Grids(torch.nn.Module):
+    """Four outputs shaped like a scoring graph's, the residuals moved in ``moved`` cells of a 16 x 16 grid."""
+
+    def __init__(self, moved: int = 0):
+        super().__init__()
+        self.moved = moved
+
+    def forward(self, x):
+        res = x.mean(1, keepdim=True).expand(-1, 8, -1, -1)
+        if self.moved:
+            shift = torch.zeros_like(res)
+            shift.view(res.shape[0], 8, -1)[:, :, : self.moved] = 5.0
+            res = res + shift
+        return x.amax((1, 2, 3)), x.mean(1), x, res
+
+
+@pytest.mark.parametrize(("moved", "accepted"), [(0, True), (1, True), (5, True), (6, False), (256, False)])
+def test_export_check_allows_a_few_tied_neighbours_but_not_a_wrong_graph(tmp_path, moved, accepted):
+    from linewatch.errors import LinewatchError
+    from linewatch.vision.export import _check
+
+    example = torch.from_numpy(np.random.default_rng(0).standard_normal((1, 3, 16, 16)).astype(np.float32))
+    path = str(tmp_path / "g.onnx")
+    torch.onnx.export(_Grids(), (example,), path, input_names=["image"], opset_version=17, dynamo=False)
+    if accepted:
+        _check(_Grids(moved), path, example)
+    else:
+        with pytest.raises(LinewatchError, match="residuals differs"):
+            _check(_Grids(moved), path, example)

@@ -67,7 +67,15 @@ def _check(graph: torch.nn.Module, path: str, example: torch.Tensor) -> None:
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     got = sess.run(None, {"image": example.numpy()})
     for name, a, b in zip(OUTPUTS, got, want, strict=True):
-        diff = float(np.abs(a - b).max())
         scale = max(1.0, float(np.abs(b).max()))
-        if diff > 1e-3 * scale:
+        off = np.abs(a - b) > 1e-3 * scale
+        if name == "residuals" and off.any():
+            # a patch with two equally near bank entries may pick either one under float rounding (the noise input
+            # is far from every entry, so such ties happen); that moves its one cell, while a wrongly exported
+            # graph moves them all: a few cells (at most 1 in 50) may differ
+            cells = off.any(axis=1)  # (B, h, w)
+            if cells.sum() <= max(1, cells.size // 50):
+                continue
+        if off.any():
+            diff = float(np.abs(a - b).max())
             raise LinewatchError(f"exported ONNX model's {name} differs from PyTorch by {diff:.2e}; not written")
