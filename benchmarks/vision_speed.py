@@ -7,8 +7,8 @@ What is timed, on the category's test images (sorted, each image once, after war
 
 - ``linewatch predict MODEL IMAGES --json`` with the ONNX export, as a user runs it: the marginal cost per image is the
   time between the first and the last printed result over the images between them (file read to verdict, regions
-  and search vectors; process start and model load excluded). Once with the default int8 search and once with the
-  same model set to the exact float32 search.
+  and search vectors; process start and model load excluded). With the model as trained (the default: the
+  coarse-to-fine int8 search) and with the same bank searched at every patch, in 8 bits and exactly in float32.
 - The runtime API (``OnnxModel.iter_predict``) in a fresh process: one station streaming the images, and four
   stations (four processes) sharing the cores, as images per second over all of them.
 - Where each millisecond goes, one image at a time: decode, resize and normalise, the ONNX graph, post-processing.
@@ -67,11 +67,12 @@ def train(category: Path, out: Path) -> None:
     subprocess.run([*linewatch_cli(), "export", str(out)], check=True, capture_output=True)
 
 
-def exact_copy(model: Path, out: Path) -> Path:
-    """The same model set to the exact float32 search, re-exported."""
+def variant(model: Path, out: Path, **search) -> Path:
+    """The same model (same bank) with other search settings, re-exported: ``search="exact"`` (float32
+    throughout), ``search_step=1`` (every patch searched)."""
     shutil.copytree(model, out)
     manifest = json.loads((out / "manifest.json").read_text())
-    manifest["hyperparameters"]["search"] = "exact"
+    manifest["hyperparameters"].update(search)
     manifest["files"].pop("onnx", None)
     (out / "manifest.json").write_text(json.dumps(manifest))
     (out / "model.onnx").unlink(missing_ok=True)
@@ -158,8 +159,10 @@ def breakdown(model: Path, paths: list[str]) -> dict:
     return {k: 1000 * v / len(paths) for k, v in t.items()}
 
 
-def anomalib(python: str, category: Path, cache: Path | None, coreset: float = 0.01) -> dict:
+def anomalib(python: str, category: Path, cache: Path | None, coreset: float = 0.01, random_bank: bool = False) -> dict:
     cmd = [python, str(HERE / "anomalib_bottle.py"), str(category), "--coreset", str(coreset)]
+    if random_bank:
+        cmd.append("--random-bank")
     if cache:
         cmd += ["--cache", str(cache)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -179,6 +182,11 @@ def main() -> None:
         help="anomalib's coreset sampling ratio (default 0.01; anomalib's own default is 0.1, a 10x larger bank whose "
         "selection took 1,807 s on bottle with two cores in ANCHORS.md)",
     )
+    ap.add_argument(
+        "--anomalib-random-bank",
+        action="store_true",
+        help="anomalib's bank a random sample of the coreset's size (same cost per image, no half-hour selection)",
+    )
     ap.add_argument("--stations", type=int, default=4, help="processes sharing the machine (default 4)")
     args = ap.parse_args()
     if not (args.category / "test").is_dir():
@@ -193,19 +201,32 @@ def main() -> None:
             train(args.category, model)
         if not (model / "model.onnx").is_file():
             raise SystemExit(f"error: {model} has no ONNX export: run linewatch export {model}")
-        exact = exact_copy(model, Path(tmp) / "exact")
+        step = json.loads((model / "manifest.json").read_text())["hyperparameters"].get("search_step", 1)
+        others = (
+            [("every patch searched, int8", variant(model, Path(tmp) / "every", search_step=1))] if step > 1 else []
+        )
+        others.append(
+            ("every patch searched, exact", variant(model, Path(tmp) / "exact", search="exact", search_step=1))
+        )
 
         rows = []
         ano = None
         if args.anomalib_python:
-            ano = anomalib(args.anomalib_python, args.category, args.anomalib_cache, args.anomalib_coreset)
+            ano = anomalib(
+                args.anomalib_python,
+                args.category,
+                args.anomalib_cache,
+                args.anomalib_coreset,
+                args.anomalib_random_bank,
+            )
         ref = ano["ms_per_image_mean"] if ano else None
 
         def row(what: str, ms: float, extra: str = "") -> None:
             ratio = f"{ms / ref:.3f}" if ref else "-"
             rows.append(f"| {what} | {ms:.1f} | {1000 / ms:.1f} | {ratio} | {extra} |")
 
-        for name, m in (("int8 search (default)", model), ("exact search", exact)):
+        default = f"coarse to fine (step {step}), int8 (the default)" if step > 1 else "int8 search"
+        for name, m in ((default, model), *others):
             r = cli_marginal(m, paths)
             row(f"`linewatch predict` ONNX, {name}", r["ms"], f"median gap {r['median_ms']:.1f} ms")
         one = stations(model, paths, 1)
@@ -218,7 +239,8 @@ def main() -> None:
         )
         if ano:
             row(
-                f"anomalib 2.7.0 PatchCore ({args.anomalib_coreset:.0%} coreset), file to verdict",
+                f"anomalib 2.7.0 PatchCore ({args.anomalib_coreset:.0%} coreset"
+                f"{', random bank of its size' if args.anomalib_random_bank else ''}), file to verdict",
                 ano["ms_per_image_mean"],
                 f"median {ano['ms_per_image_median']:.1f} ms, forward {ano['forward_ms']:.1f} ms, bank {ano['bank']}",
             )
@@ -228,7 +250,7 @@ def main() -> None:
     print("| path | ms per image | images/s | of anomalib | |")
     print("|---|---|---|---|---|")
     print("\n".join(rows))
-    print("\nOne image at a time in one process (int8 model):\n")
+    print("\nOne image at a time in one process (the model as trained):\n")
     print("| step | ms per image |")
     print("|---|---|")
     for k, v in parts.items():

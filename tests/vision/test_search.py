@@ -72,6 +72,38 @@ def test_quantized_product_matches_onnx_runtime(tmp_path):
     assert np.abs(want - (a @ m + bias).numpy())[:200].max() <= 0.05 * float(np.abs(want).max())
 
 
+def test_quantized_product_does_not_saturate_on_cpus_without_vnni(tmp_path):
+    """The worst case of ``vpmaddubsw`` (AVX2 without VNNI: two uint8 x int8 products summed in an int16): queries
+    at the top of their range against bank columns at their largest magnitude. With 8-bit columns (127) the int16
+    saturated on such CPUs and ONNX Runtime picked other entries than PyTorch; 7-bit columns fit on every CPU."""
+    ort = pytest.importorskip("onnxruntime")
+    a = torch.full((4, 32), 2.0)
+    a[1] = -1.0  # the bottom of the range too
+    m = torch.ones(32, 6)
+    m[:, 1] = -1.0
+    b_q, b_scale = quantize_columns(m)
+    a_scale, a_zero = quantize_range(torch.tensor([-1.0, 2.0]))
+    bias, zero = torch.zeros(6), torch.zeros(6, dtype=torch.int8)
+
+    class Product(torch.nn.Module):
+        def forward(self, x):
+            return _QuantizedProduct.apply(x, a_scale, a_zero, b_q, b_scale, zero, bias)
+
+    path = tmp_path / "p.onnx"
+    torch.onnx.export(
+        Product(),
+        (a,),
+        str(path),
+        input_names=["a"],
+        opset_version=17,
+        custom_opsets={"com.microsoft": 1},
+        dynamo=False,
+    )
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"a": a.numpy()})[0]
+    np.testing.assert_allclose(got, (a @ m).numpy(), rtol=1e-3)
+    np.testing.assert_allclose(got, Product()(a).numpy(), rtol=1e-5)
+
+
 def test_quantize_range_maps_the_range_and_zero_onto_bytes():
     scale, zero = quantize_range(torch.tensor([-2.0, 0.5, 3.1]))
     assert zero.dtype == torch.uint8
@@ -93,7 +125,7 @@ def test_a_score_does_not_depend_on_the_other_images_in_its_batch(trained, synth
 def test_quantize_columns_round_trips_within_half_a_step():
     m = torch.tensor([[1.0, -4.0, 0.0], [-0.5, 2.0, 0.0]])
     q, scale = quantize_columns(m)
-    assert q.dtype == torch.int8 and int(q.abs().max()) == 127
+    assert q.dtype == torch.int8 and int(q.abs().max()) == 63  # 7 bits: no int16 saturation without VNNI
     assert scale[2] == 1.0  # an all-zero column keeps a usable scale
     assert ((q.float() * scale - m).abs() <= scale / 2 + 1e-7).all()
 
@@ -103,14 +135,16 @@ def test_a_model_saved_before_the_int8_search_keeps_scoring_exactly(trained, syn
     old = tmp_path / "old"
     shutil.copytree(path, old)
     manifest = json.loads((old / "manifest.json").read_text())
-    del manifest["hyperparameters"]["search"]
+    del manifest["hyperparameters"]["search"], manifest["hyperparameters"]["search_step"]
     (old / "manifest.json").write_text(json.dumps(manifest))
     det = load(old)
     assert det.params_["search"] == "exact" and det._graph.search == "exact"
+    assert det.params_["search_step"] == 1 and det._graph.step == 1
     images = _test_images(synthetic, 1)
     scores = [p.score for p in det.predict(images)]
     exact = load(path)
     exact.params_["search"] = "exact"
+    exact.params_["search_step"] = 1
     exact._build()
     assert scores == [p.score for p in exact.predict(images)]
 

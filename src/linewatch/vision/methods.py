@@ -50,6 +50,19 @@ class PatchCoreParams(DetectorParams):
         "exactly (the search about 2x faster); exact = float32 throughout",
         choices=("int8", "exact"),
     )
+    search_step: int = Param(
+        2,
+        "PatchCore: coarse-to-fine search; every Nth patch in each direction is searched, the others interpolated "
+        "between them, and the highest-scoring share of those (refine) searched too; 1 = every patch",
+        ge=1,
+        le=4,
+    )
+    refine: float = Param(
+        0.1,
+        "PatchCore: share of the interpolated patches searched too, highest first (with search_step > 1)",
+        ge=0,
+        le=1,
+    )
     auto: str = Param(
         "bank",
         "PatchCore: settings chosen from the good images by the self-check (defects painted on held-out images): "

@@ -51,11 +51,18 @@ def quantize_range(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return scale, torch.clamp(torch.round(-lo / scale), 0, 255).to(torch.uint8)
 
 
+# the bank's int8 columns use 7 bits (-63..63): CPUs without VNNI (AVX2 only) multiply uint8 by int8 with
+# ``vpmaddubsw``, which adds two products into an int16 and saturates there (255 * 127 * 2 > 32767); ONNX Runtime's
+# kernels then pick other entries than the same product computed exactly (121 of 1,152 patches on a noise image).
+# 255 * 63 * 2 = 32,130 always fits, so every CPU computes the same product, as ONNX Runtime's reduce_range does.
+BANK_LEVELS = 63
+
+
 def quantize_columns(m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(int8 matrix, float32 scale per column) of a float matrix, symmetric: m ~= q * scale."""
-    scale = m.abs().amax(0) / 127.0
+    """(int8 matrix, float32 scale per column) of a float matrix, symmetric on 7 bits: m ~= q * scale."""
+    scale = m.abs().amax(0) / BANK_LEVELS
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-    return torch.clamp(torch.round(m / scale), -127, 127).to(torch.int8), scale.float()
+    return torch.clamp(torch.round(m / scale), -BANK_LEVELS, BANK_LEVELS).to(torch.int8), scale.float()
 
 
 @lru_cache(maxsize=8)
@@ -64,6 +71,20 @@ def _cell_order(h: int, w: int, p: int) -> torch.Tensor:
     rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
     cell = (rows // p) * (w // p) + cols // p
     return torch.argsort(cell.reshape(-1) * (h * w) + torch.arange(h * w))
+
+
+@lru_cache(maxsize=8)
+def coarse_layout(h: int, w: int, step: int, refine: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """The coarse-to-fine search's fixed plan for an h x w patch grid: (positions scored first, every ``step``-th
+    patch in each direction; the other positions; each position's scored parent, as an index into the first;
+    how many of the others are re-scored exactly)."""
+    # numpy, not torch: made while an export traces the graph, they must enter it as constants
+    rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+    on = ((rows % step == 0) & (cols % step == 0)).reshape(-1)
+    kept, others = np.flatnonzero(on), np.flatnonzero(~on)
+    parent = ((rows // step) * math.ceil(w / step) + cols // step).reshape(-1)
+    k = int(round(refine * len(others)))
+    return torch.from_numpy(kept), torch.from_numpy(others), torch.from_numpy(parent.astype(np.int64)), k
 
 
 class PatchCoreGraph(nn.Module):
@@ -77,11 +98,20 @@ class PatchCoreGraph(nn.Module):
     """
 
     def __init__(
-        self, features: PatchFeatures, bank: torch.Tensor, bank_knn: torch.Tensor, anomaly_map, search: str = "exact"
+        self,
+        features: PatchFeatures,
+        bank: torch.Tensor,
+        bank_knn: torch.Tensor,
+        anomaly_map,
+        search: str = "exact",
+        step: int = 1,
+        refine: float = 0.0,
     ):
         super().__init__()
         self.features = features
         self.search = search
+        self.step = step
+        self.refine = refine
         self.register_buffer("bank", bank.contiguous())
         self.register_buffer("bank_sq", (bank * bank).sum(1))
         self.register_buffer("bank_t_neg2", (-2.0 * bank).t().contiguous(), persistent=False)
@@ -130,9 +160,43 @@ class PatchCoreGraph(nn.Module):
         d2 = best.squeeze(1) + (flat * flat).sum(1)
         return d2.reshape(b, n), idx.squeeze(1).reshape(b, n)
 
-    def finish(self, q: torch.Tensor, d2: torch.Tensor, idx: torch.Tensor, h: int, w: int):
-        dist = torch.sqrt(torch.clamp(d2, min=0.0))  # (B, N)
-        b = dist.shape[0]
+    def search_patches(self, q: torch.Tensor, h: int, w: int, nearest=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Distance to and index of the nearest bank entry for the (B, h*w) patches of an h x w grid.
+
+        With ``step`` 1 every patch is searched. With ``step`` s > 1 (coarse to fine) every s-th patch in each
+        direction is searched; the others' distances are interpolated bilinearly between them, and the ``refine``
+        share of the others with the highest interpolated distance is searched too. An interpolated value lies
+        between searched ones, so the map's peak is always a searched patch. Each patch's feature averages its
+        3 x 3 neighbourhood (``neighbourhood``), so a defect at an unsearched patch also raises the searched patches
+        around it, and the refinement then searches it. A patch left interpolated takes its parent's nearest entry
+        (for the residual grids).
+        ``nearest`` (default: ``self.nearest``) maps (B, n, D) patches to (squared distances, indices)."""
+        nearest = nearest or self.nearest
+        if self.step == 1:
+            d2, idx = nearest(q)
+            return torch.sqrt(torch.clamp(d2, min=0.0)), idx
+        b, n, d = q.shape
+        s, h, w = self.step, int(h), int(w)  # the input size is fixed in an export: constants there
+        kept, others, parent, k = coarse_layout(h, w, s, self.refine)
+        kd2, kidx = nearest(torch.index_select(q, 1, kept))
+        kdist = torch.sqrt(torch.clamp(kd2, min=0.0))
+        kh, kw = math.ceil(h / s), math.ceil(w / s)
+        up = F.interpolate(
+            kdist.reshape(b, 1, kh, kw), size=((kh - 1) * s + 1, (kw - 1) * s + 1), mode="bilinear", align_corners=True
+        )
+        up = F.pad(up, (0, w - up.shape[-1], 0, h - up.shape[-2]), mode="replicate").reshape(b, n)
+        dist = up.scatter(1, kept.unsqueeze(0).expand(b, -1), kdist)  # the searched values exactly, not re-sampled
+        idx = torch.index_select(kidx, 1, parent)
+        if k:
+            top = torch.topk(torch.index_select(up, 1, others), k, dim=1).indices  # (B, k) into ``others``
+            pos = others[top]
+            rd2, ridx = nearest(torch.gather(q, 1, pos.unsqueeze(-1).expand(b, k, d)))
+            dist = dist.scatter(1, pos, torch.sqrt(torch.clamp(rd2, min=0.0)))
+            idx = idx.scatter(1, pos, ridx)
+        return dist, idx
+
+    def finish(self, q: torch.Tensor, dist: torch.Tensor, idx: torch.Tensor, h: int, w: int):
+        b = dist.shape[0]  # dist, idx: (B, N) distance to and index of each patch's nearest bank entry
         # image score: the most anomalous patch, re-weighted by how isolated its nearest bank entry is
         # among its own neighbours in the bank (eq. 7 of the paper)
         worst = torch.argmax(dist, dim=1, keepdim=True)  # (B, 1)
@@ -167,8 +231,8 @@ class PatchCoreGraph(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         f = self.features(x)
         q, h, w = self.patches(f)
-        d2, idx = self.nearest(q)
-        return (*self.finish(q, d2, idx, h, w), *self.grids(f, idx))
+        dist, idx = self.search_patches(q, h, w)
+        return (*self.finish(q, dist, idx, h, w), *self.grids(f, idx))
 
 
 class PatchCore(Detector):
@@ -247,6 +311,8 @@ class PatchCore(Detector):
             self.bank_knn_,
             AnomalyMap(self.preprocess.input_hw, self.params_["sigma"]),
             self.params_["search"],
+            self.params_["search_step"],
+            self.params_["refine"],
         ).eval()
         self._index = None
         if self.params_["search"] == "exact":  # the int8 search runs in the graph itself
@@ -257,16 +323,21 @@ class PatchCore(Detector):
         g = self._graph
         f = g.features(x)
         q, h, w = g.patches(f)
-        b, n, d = q.shape
-        if g.search == "exact":
-            d2, idx = self._index.search(np.ascontiguousarray(q.reshape(-1, d).numpy()), 1)
-            d2 = torch.from_numpy(d2[:, 0].reshape(b, n))
-            idx = torch.from_numpy(idx[:, 0].astype(np.int64).reshape(b, n))
-        else:  # the graph's own search (the same candidates as its export), an image at a time: the (patches x
-            # bank) products of a whole batch would cost hundreds of MB
-            d2, idx = (torch.cat(t) for t in zip(*(g.nearest(q[i : i + 1]) for i in range(b)), strict=True))
-        scores = g.finish(q, d2, idx, h, w)
+        dist, idx = g.search_patches(q, h, w, self._faiss_nearest if g.search == "exact" else self._nearest_each)
+        scores = g.finish(q, dist, idx, h, w)
         return (*scores, *g.grids(f, idx)) if grids else scores
+
+    def _faiss_nearest(self, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b, n, d = q.shape
+        d2, idx = self._index.search(np.ascontiguousarray(q.reshape(-1, d).numpy()), 1)
+        return torch.from_numpy(d2[:, 0].reshape(b, n)), torch.from_numpy(idx[:, 0].astype(np.int64).reshape(b, n))
+
+    def _nearest_each(self, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The graph's own search (the same candidates as its export), an image at a time: the (patches x bank)
+        products of a whole batch would cost hundreds of MB."""
+        g = self._graph
+        d2, idx = (torch.cat(t) for t in zip(*(g.nearest(q[i : i + 1]) for i in range(q.shape[0])), strict=True))
+        return d2, idx
 
     def graph(self) -> nn.Module:
         self._check_fitted()

@@ -76,6 +76,7 @@ def load(model_dir: str | Path) -> Detector:
     hp = dict(m.get("hyperparameters") or {})
     if m.get("method") == "patchcore":
         hp.setdefault("search", "exact")  # saved before the int8 search existed: keep scoring exactly as then
+        hp.setdefault("search_step", 1)  # saved before the coarse-to-fine search: every patch searched, as then
     try:
         det = create_detector(
             m["method"],

@@ -3467,6 +3467,16 @@ export interface components {
              */
             search?: string | null;
             /**
+             * Search Step
+             * @description PatchCore: coarse-to-fine search; every Nth patch in each direction is searched, the others interpolated between them, and the highest-scoring share of those (refine) searched too; 1 = every patch (default: 2)
+             */
+            search_step?: number | null;
+            /**
+             * Refine
+             * @description PatchCore: share of the interpolated patches searched too, highest first (with search_step > 1) (default: 0.1)
+             */
+            refine?: number | null;
+            /**
              * Auto
              * @description PatchCore: settings chosen from the good images by the self-check (defects painted on held-out images): off; bank = a bank of twice bank_size too, kept when clearly better; full = bank, the coarser layers 8,16 and a 5/4 finer input too (two more fits) (default: bank)
              */
