@@ -1,35 +1,67 @@
 """Turning patch scores into anomaly maps: bilinear upsampling to the input size, then the Gaussian
-smoothing of the PatchCore paper (sigma 4). Plain torch ops, so the ONNX export does the same."""
+smoothing of the PatchCore paper (sigma 4, reflected borders, kernel size 2*ceil(4 sigma)+1 as in anomalib).
+
+Both steps are linear and act on rows and columns separately, so the whole map is one product per side,
+``A_h @ scores @ A_w.T``, with ``A = blur @ upsample`` built once per grid size. The same numbers as upsampling and
+convolving (up to float rounding), in a fraction of the time: two small matrix products instead of a resize and two
+33-tap convolutions over the full-size map (about 2 ms of a 21 ms ONNX graph on bottle)."""
 
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
+import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
-class GaussianBlur(nn.Module):
-    """Separable Gaussian blur with reflected borders; kernel size 2*ceil(4 sigma)+1 as in anomalib."""
+def upsample_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in): PyTorch's bilinear interpolation along one axis (``align_corners=False``)."""
+    scale = n_in / n_out
+    src = np.maximum((np.arange(n_out) + 0.5) * scale - 0.5, 0.0)
+    i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    frac = src - i0
+    m = np.zeros((n_out, n_in))
+    np.add.at(m, (np.arange(n_out), i0), 1.0 - frac)
+    np.add.at(m, (np.arange(n_out), i1), frac)
+    return m
 
-    def __init__(self, sigma: float = 4.0):
-        super().__init__()
-        self.sigma = float(sigma)
-        radius = int(math.ceil(4.0 * sigma)) if sigma > 0 else 0
-        x = torch.arange(-radius, radius + 1, dtype=torch.float32)
-        k = torch.exp(-(x**2) / (2 * sigma**2)) if sigma > 0 else torch.ones(1)
-        k = k / k.sum()
-        self.radius = radius
-        self.register_buffer("kx", k.view(1, 1, 1, -1), persistent=False)
-        self.register_buffer("ky", k.view(1, 1, -1, 1), persistent=False)
 
-    def forward(self, m: torch.Tensor) -> torch.Tensor:  # (B, 1, H, W)
-        if self.radius == 0:
-            return m
-        r = self.radius
-        m = F.conv2d(F.pad(m, (r, r, 0, 0), mode="reflect"), self.kx)
-        return F.conv2d(F.pad(m, (0, 0, r, r), mode="reflect"), self.ky)
+def gaussian_kernel(sigma: float) -> np.ndarray:
+    if sigma <= 0:
+        return np.ones(1)
+    radius = int(math.ceil(4.0 * sigma))
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    k = np.exp(-(x**2) / (2 * sigma**2))
+    return k / k.sum()
+
+
+def blur_matrix(n: int, sigma: float) -> np.ndarray:
+    """(n, n): a 1-D Gaussian blur with reflected borders (``F.pad(mode="reflect")``, reflected again where the
+    kernel is wider than the axis)."""
+    k = gaussian_kernel(sigma)
+    r = len(k) // 2
+    m = np.zeros((n, n))
+    if n == 1:
+        m[0, 0] = 1.0
+        return m
+    period = 2 * (n - 1)
+    for t, weight in enumerate(k):
+        j = (np.arange(n) + t - r) % period
+        j = np.where(j >= n, period - j, j)
+        np.add.at(m, (np.arange(n), j), weight)
+    return m
+
+
+@lru_cache(maxsize=16)
+def map_matrices(h: int, w: int, out_h: int, out_w: int, sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(A_h (out_h, h), A_w (out_w, w)), float32: the map is ``A_h @ scores @ A_w.T``. Built in numpy, so an export
+    tracing the graph takes them as constants."""
+    a_h = blur_matrix(out_h, sigma) @ upsample_matrix(h, out_h)
+    a_w = blur_matrix(out_w, sigma) @ upsample_matrix(w, out_w)
+    return torch.from_numpy(a_h.astype(np.float32)), torch.from_numpy(a_w.T.astype(np.float32).copy())
 
 
 class AnomalyMap(nn.Module):
@@ -40,8 +72,9 @@ class AnomalyMap(nn.Module):
         super().__init__()
         hw = (input_size, input_size) if isinstance(input_size, int) else input_size
         self.input_hw = (int(hw[0]), int(hw[1]))
-        self.blur = GaussianBlur(sigma)
+        self.sigma = float(sigma)
 
     def forward(self, patch_scores: torch.Tensor) -> torch.Tensor:
-        m = F.interpolate(patch_scores.unsqueeze(1), size=self.input_hw, mode="bilinear", align_corners=False)
-        return self.blur(m).squeeze(1)
+        h, w = int(patch_scores.shape[-2]), int(patch_scores.shape[-1])  # fixed in an export
+        a_h, a_w_t = map_matrices(h, w, *self.input_hw, self.sigma)
+        return torch.matmul(torch.matmul(a_h, patch_scores), a_w_t)

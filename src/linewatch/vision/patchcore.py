@@ -87,6 +87,17 @@ def coarse_layout(h: int, w: int, step: int, refine: float) -> tuple[torch.Tenso
     return torch.from_numpy(kept), torch.from_numpy(others), torch.from_numpy(parent.astype(np.int64)), k
 
 
+def _refine_keys(values: torch.Tensor) -> torch.Tensor:
+    """(B, n) int64 ranking keys of the interpolated distances, all distinct: the value rounded down to 1/1024 of
+    the image's highest, then the position (earlier first). PyTorch and ONNX Runtime round floats differently, and a
+    near-tie (a flat background: equal values) ranked by the raw floats could refine other patches in each; with
+    these keys both refine the same ones unless a value lies within rounding of a 1/1024 step."""
+    n = values.shape[1]
+    peak = torch.clamp(values.amax(1, keepdim=True), min=1e-12)
+    level = torch.floor(values / peak * 1024.0).to(torch.int64)
+    return level * n + torch.arange(n - 1, -1, -1, dtype=torch.int64)
+
+
 class PatchCoreGraph(nn.Module):
     """The whole PatchCore scoring path: image -> (image scores, anomaly maps, feature grids, residual grids).
 
@@ -152,9 +163,16 @@ class PatchCoreGraph(nn.Module):
             partial = _QuantizedProduct.apply(
                 flat, self.query_scale, self.query_zero, self.bank_q, self.bank_q_scale, self.bank_q_zero, self.bank_sq
             )
-            idx = torch.argmin(partial, dim=1)
-            diff = flat - torch.index_select(self.bank, 0, idx)
-            return (diff * diff).sum(1).reshape(b, n), idx.reshape(b, n)
+            # the two nearest in 8 bits, then the nearer of them measured exactly: a query element on a rounding
+            # boundary quantizes one step apart in PyTorch and ONNX Runtime (their features differ by float
+            # rounding), which can swap two entries that the 8-bit product finds nearly equally near
+            k = min(2, self.bank.shape[0])
+            cand = torch.topk(partial, k, dim=1, largest=False).indices  # (rows, k)
+            diff = flat.unsqueeze(1) - torch.index_select(self.bank, 0, cand.reshape(-1)).reshape(b * n, k, d)
+            d2c = (diff * diff).sum(-1)
+            best = torch.argmin(d2c, dim=1, keepdim=True)
+            idx = torch.gather(cand, 1, best).squeeze(1)
+            return torch.gather(d2c, 1, best).reshape(b, n), idx.reshape(b, n)
         partial = torch.addmm(self.bank_sq, flat, self.bank_t_neg2)  # (B*N, M)
         best, idx = torch.topk(partial, 1, dim=1, largest=False)
         d2 = best.squeeze(1) + (flat * flat).sum(1)
@@ -188,7 +206,7 @@ class PatchCoreGraph(nn.Module):
         dist = up.scatter(1, kept.unsqueeze(0).expand(b, -1), kdist)  # the searched values exactly, not re-sampled
         idx = torch.index_select(kidx, 1, parent)
         if k:
-            top = torch.topk(torch.index_select(up, 1, others), k, dim=1).indices  # (B, k) into ``others``
+            top = torch.topk(_refine_keys(torch.index_select(up, 1, others)), k, dim=1).indices  # into ``others``
             pos = others[top]
             rd2, ridx = nearest(torch.gather(q, 1, pos.unsqueeze(-1).expand(b, k, d)))
             dist = dist.scatter(1, pos, torch.sqrt(torch.clamp(rd2, min=0.0)))
