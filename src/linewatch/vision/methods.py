@@ -46,8 +46,8 @@ class PatchCoreParams(DetectorParams):
     )
     search: str = Param(
         "int8",
-        "PatchCore: nearest-bank-entry search; int8 = an 8-bit product picks the entry and its distance is measured "
-        "exactly (the search about 2x faster); exact = float32 throughout",
+        "PatchCore: nearest-bank-entry search; int8 = an 8-bit product picks the two nearest entries and both are "
+        "measured exactly (the search about 2x faster); exact = float32 throughout",
         choices=("int8", "exact"),
     )
     search_step: int = Param(

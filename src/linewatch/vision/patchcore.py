@@ -154,8 +154,9 @@ class PatchCoreGraph(nn.Module):
         minimum over the bank, and |q|^2 added to the minimum only (it is the same for every b).
 
         With ``search="int8"`` the product runs in 8 bits (``_QuantizedProduct``, about 2x faster in ONNX Runtime
-        on CPUs with integer dot-product instructions) and only picks the nearest entry; its distance is then
-        measured exactly. A quantization error can only pick an entry that is nearly as close as the nearest one.
+        on CPUs with integer dot-product instructions) and only picks the two nearest entries; their distances are
+        then measured exactly and the nearer is kept. A quantization error can only pick an entry that is nearly as
+        close as the nearest one.
         """
         b, n, d = q.shape
         flat = q.reshape(b * n, d)

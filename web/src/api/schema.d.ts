@@ -3463,7 +3463,7 @@ export interface components {
             skip_covered?: boolean | null;
             /**
              * Search
-             * @description PatchCore: nearest-bank-entry search; int8 = an 8-bit product picks the entry and its distance is measured exactly (the search about 2x faster); exact = float32 throughout (default: int8)
+             * @description PatchCore: nearest-bank-entry search; int8 = an 8-bit product picks the two nearest entries and both are measured exactly (the search about 2x faster); exact = float32 throughout (default: int8)
              */
             search?: string | null;
             /**
