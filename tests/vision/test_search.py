@@ -41,19 +41,13 @@ def test_int8_search_finds_the_nearest_entry_or_one_nearly_as_close(trained, syn
     torch.testing.assert_close(d2_q, recomputed)
 
 
-def test_quantized_product_matches_onnx_runtime(tmp_path):
-    ort = pytest.importorskip("onnxruntime")
-    rng = np.random.default_rng(0)
-    a = torch.from_numpy(rng.standard_normal((300, 40)).astype(np.float32) * 3 + 0.5)
-    m = torch.from_numpy(rng.standard_normal((40, 70)).astype(np.float32))
-    b_q, b_scale = quantize_columns(m)
-    bias = torch.from_numpy(rng.standard_normal(70).astype(np.float32))
-    zero = torch.zeros(70, dtype=torch.int8)
-    a_scale, a_zero = quantize_range(a[:200])  # the last rows may fall outside the range: they saturate
+def _product_both_ways(tmp_path, a, *operands) -> tuple[np.ndarray, np.ndarray]:
+    """``_QuantizedProduct`` of ``a`` with ``operands`` through its ONNX export in ONNX Runtime, and in PyTorch."""
+    import onnxruntime as ort
 
     class Product(torch.nn.Module):
         def forward(self, x):
-            return _QuantizedProduct.apply(x, a_scale, a_zero, b_q, b_scale, zero, bias)
+            return _QuantizedProduct.apply(x, *operands)
 
     path = tmp_path / "p.onnx"
     torch.onnx.export(
@@ -66,7 +60,20 @@ def test_quantized_product_matches_onnx_runtime(tmp_path):
         dynamo=False,
     )
     got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"a": a.numpy()})[0]
-    want = Product()(a).numpy()
+    return got, Product()(a).numpy()
+
+
+def test_quantized_product_matches_onnx_runtime(tmp_path):
+    pytest.importorskip("onnxruntime")
+    rng = np.random.default_rng(0)
+    a = torch.from_numpy(rng.standard_normal((300, 40)).astype(np.float32) * 3 + 0.5)
+    m = torch.from_numpy(rng.standard_normal((40, 70)).astype(np.float32))
+    b_q, b_scale = quantize_columns(m)
+    bias = torch.from_numpy(rng.standard_normal(70).astype(np.float32))
+    zero = torch.zeros(70, dtype=torch.int8)
+    a_scale, a_zero = quantize_range(a[:200])  # the last rows may fall outside the range: they saturate
+
+    got, want = _product_both_ways(tmp_path, a, a_scale, a_zero, b_q, b_scale, zero, bias)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4 * float(np.abs(want).max()))
     # and the quantized product approximates the float one where nothing saturates
     assert np.abs(want - (a @ m + bias).numpy())[:200].max() <= 0.05 * float(np.abs(want).max())
@@ -76,7 +83,7 @@ def test_quantized_product_does_not_saturate_on_cpus_without_vnni(tmp_path):
     """The worst case of ``vpmaddubsw`` (AVX2 without VNNI: two uint8 x int8 products summed in an int16): queries
     at the top of their range against bank columns at their largest magnitude. With 8-bit columns (127) the int16
     saturated on such CPUs and ONNX Runtime picked other entries than PyTorch; 7-bit columns fit on every CPU."""
-    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxruntime")
     a = torch.full((4, 32), 2.0)
     a[1] = -1.0  # the bottom of the range too
     m = torch.ones(32, 6)
@@ -85,23 +92,9 @@ def test_quantized_product_does_not_saturate_on_cpus_without_vnni(tmp_path):
     a_scale, a_zero = quantize_range(torch.tensor([-1.0, 2.0]))
     bias, zero = torch.zeros(6), torch.zeros(6, dtype=torch.int8)
 
-    class Product(torch.nn.Module):
-        def forward(self, x):
-            return _QuantizedProduct.apply(x, a_scale, a_zero, b_q, b_scale, zero, bias)
-
-    path = tmp_path / "p.onnx"
-    torch.onnx.export(
-        Product(),
-        (a,),
-        str(path),
-        input_names=["a"],
-        opset_version=17,
-        custom_opsets={"com.microsoft": 1},
-        dynamo=False,
-    )
-    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"a": a.numpy()})[0]
+    got, want = _product_both_ways(tmp_path, a, a_scale, a_zero, b_q, b_scale, zero, bias)
     np.testing.assert_allclose(got, (a @ m).numpy(), rtol=1e-3)
-    np.testing.assert_allclose(got, Product()(a).numpy(), rtol=1e-5)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
 
 
 def test_quantize_range_maps_the_range_and_zero_onto_bytes():
