@@ -13,6 +13,7 @@ a markdown table: image AUROC, pixel AUROC, AUPRO, and the share of patches sear
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import tempfile
 import time
@@ -58,7 +59,8 @@ def main() -> None:
                 print(f"training {cat.name} with the defaults ...", file=sys.stderr)
                 det = create_detector("patchcore").fit(ds.train)
             h, w = det.preprocess.input_hw
-            grid = (h // 4, w // 4)  # the finest tap's stride
+            stride = det.default_strides[0]  # the finest tap's: the patch grid, as PatchCore's own count
+            grid = (math.ceil(h / stride), math.ceil(w / stride))
             for step, refine in variants:
                 det.params_["search_step"], det.params_["refine"] = step, refine
                 det._build()

@@ -57,8 +57,8 @@ def blur_matrix(n: int, sigma: float) -> np.ndarray:
 
 @lru_cache(maxsize=16)
 def map_matrices(h: int, w: int, out_h: int, out_w: int, sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(A_h (out_h, h), A_w (out_w, w)), float32: the map is ``A_h @ scores @ A_w.T``. Built in numpy, so an export
-    tracing the graph takes them as constants."""
+    """(A_h (out_h, h), A_w.T (w, out_w)), float32: bilinear resizing then the blur (none with ``sigma`` 0) is
+    ``A_h @ x @ A_w.T``. Built in numpy, so an export tracing the graph takes them as constants."""
     a_h = blur_matrix(out_h, sigma) @ upsample_matrix(h, out_h)
     a_w = blur_matrix(out_w, sigma) @ upsample_matrix(w, out_w)
     return torch.from_numpy(a_h.astype(np.float32)), torch.from_numpy(a_w.T.astype(np.float32).copy())
