@@ -75,8 +75,13 @@ def test_covered_check_matches_a_full_search_and_is_deterministic():
             sc.add(batch)
         if not banks:  # the head-first search answers as one search of the whole bank
             q = sc._project(points)
-            full = ((q[:, None, :] + 0.5 * sc._bank_t_neg2.t()[None]) ** 2).sum(-1).amin(1) > sc._radius2
-            assert torch.equal(sc._uncovered(points), full)
+            d2 = ((q[:, None, :] + 0.5 * sc._bank_t_neg2.t()[None]) ** 2).sum(-1).amin(1)
+            got = sc._uncovered(points)
+            # the same sum of products in another order: only a point on the radius itself (within float
+            # rounding, which differs between CPUs' kernels) may land on the other side
+            differ = got != (d2 > sc._radius2)
+            assert got.any() and not got.all()
+            assert bool(((d2[differ] - sc._radius2).abs() <= 1e-4 * sc._radius2).all())
         banks.append(sc.finish())
     assert torch.equal(banks[0], banks[1])
 
