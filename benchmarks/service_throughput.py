@@ -134,7 +134,8 @@ def main() -> None:
         admin = Client.login(url, "bench", "bench-password")
         ds = admin.create_dataset("bench")
         train = sorted((data / "train" / "good").iterdir())
-        admin.upload_images(ds["id"], train)
+        for i in range(0, len(train), 20):  # in parts: a request's body is limited (50 MB by default)
+            admin.upload_images(ds["id"], train[i : i + 20])
         job = admin.train(ds["id"])
         job = admin.wait_for_job(job["id"], timeout=1800)
         model_id = job["result"]["model_id"]

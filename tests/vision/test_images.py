@@ -116,6 +116,36 @@ def test_png_fast_path_gives_pillows_pixels(tmp_path, monkeypatch, mode, options
     assert (got == want).all() and (got_bytes == want).all()
 
 
+def test_a_png_the_fast_decoder_refuses_is_left_to_pillow(tmp_path, monkeypatch):
+    rng = np.random.default_rng(2)
+    want = (rng.random((21, 34, 3)) * 255).astype(np.uint8)
+    path = tmp_path / "x.png"
+    Image.fromarray(want).save(path, "PNG")
+    calls = []
+
+    def refuses(data, height, width, channels):
+        calls.append((height, width, channels))
+        raise ValueError("not for me")
+
+    monkeypatch.setattr(images, "_png_decode", refuses)
+    assert (np.asarray(images.open_image(path)) == want).all()
+    assert (np.asarray(images.open_image_bytes(path.read_bytes())) == want).all()
+    assert calls == [(21, 34, 3), (21, 34, 3)]
+
+
+def test_the_fastest_installed_png_decoder_is_used():
+    try:
+        import kornia_rs.io  # noqa: F401
+    except ImportError:
+        pytest.skip("kornia-rs is not installed: imagecodecs decodes PNGs")
+    assert images._png_decode.__name__ == "decode"  # kornia-rs, not the imagecodecs fallback
+    grey = np.arange(12 * 7, dtype=np.uint8).reshape(12, 7)
+    buf = io.BytesIO()
+    Image.fromarray(grey).save(buf, "PNG")
+    got = images._png_decode(buf.getvalue(), 12, 7, 1)
+    assert got.shape == (12, 7) and (got == grey).all()
+
+
 def test_png_fast_path_reports_a_truncated_file(tmp_path):
     path = tmp_path / "cut.png"
     buf = io.BytesIO()
