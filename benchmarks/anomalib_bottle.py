@@ -138,29 +138,20 @@ def load_offline_weights(module) -> int:
 
 
 def build(coreset: float, method: str = "patchcore"):
+    from anomalib.models import Padim, Patchcore
+
     if method == "padim":
-        from anomalib.models import Padim
-
-        return Padim(
-            backbone=BACKBONE,
-            layers=PADIM_LAYERS,
-            pre_trained=False,
-            n_features=PADIM_FEATURES,
-            pre_processor=Padim.configure_pre_processor(image_size=IMAGE_SIZE),
-            evaluator=False,
-            visualizer=False,
-        )
-    from anomalib.models import Patchcore
-
-    return Patchcore(
+        cls, own = Padim, {"layers": PADIM_LAYERS, "n_features": PADIM_FEATURES}
+    else:
+        cls = Patchcore
+        own = {"layers": LAYERS, "coreset_sampling_ratio": coreset, "num_neighbors": NUM_NEIGHBORS}
+    return cls(
         backbone=BACKBONE,
-        layers=LAYERS,
         pre_trained=False,
-        coreset_sampling_ratio=coreset,
-        num_neighbors=NUM_NEIGHBORS,
-        pre_processor=Patchcore.configure_pre_processor(image_size=IMAGE_SIZE),
+        pre_processor=cls.configure_pre_processor(image_size=IMAGE_SIZE),
         evaluator=False,
         visualizer=False,
+        **own,
     )
 
 
