@@ -92,8 +92,9 @@ def train(
             metrics = evaluate(det, ds, progress=bars)
     save(det, out, metrics)
     info = det.train_info_
+    kept = getattr(det, "method_", None) or det.method  # a method choice says which candidate it kept
     err.print(
-        f"trained {method.value} on {info['train_images']} images in {info['seconds']:.1f} s; "
+        f"trained {kept} on {info['train_images']} images in {info['seconds']:.1f} s; "
         f"threshold set on {info['holdout_images']} held-out good images -> {out}",
         highlight=False,
     )
@@ -119,6 +120,17 @@ def train(
                 f"  strides {','.join(map(str, c['strides']))}, bank {c['bank']}{_px(c)}: self-check {image}",
                 highlight=False,
             )
+    choice = info.get("method_choice")
+    if choice:
+        err.print(
+            f"method chosen: {choice['chosen']} ({choice['seconds']:.1f} s for both): {choice['reason']}",
+            highlight=False,
+        )
+        for c in choice["candidates"]:
+            pixel = f", pixel {c['pixel_auroc']:.3f}" if c["pixel_auroc"] is not None else ""
+            image = f"image {c['image_auroc']:.3f}{pixel}" if c["image_auroc"] is not None else "not checked"
+            bank = f", bank {c['bank']}" if c["bank"] else ""
+            err.print(f"  {c['method']}{bank}: self-check {image}", highlight=False)
     if det.skipped_:
         err.print(f"[yellow]skipped {len(det.skipped_)} unreadable images[/yellow], e.g. {det.skipped_[0]}")
     check = info.get("self_check")

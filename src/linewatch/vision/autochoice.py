@@ -50,11 +50,12 @@ MAX_SIZE = 2048  # image_size's upper bound: no finer candidate above it
 class Trial:
     layers: list[str]
     strides: list[int]
-    bank: int
+    bank: int | None  # None for PaDiM
     image_auroc: float | None
     pixel_auroc: float | None
     score: float | None
     image_size: int | None = None  # the candidate's input size (None in manifests from before it was a candidate)
+    method: str = "patchcore"  # PatchCore's candidates, or PaDiM's in the method choice (``methodchoice``)
 
     def to_dict(self) -> dict:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}

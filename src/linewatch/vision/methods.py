@@ -76,6 +76,10 @@ class PadimParams(DetectorParams):
     n_features: int = Param(100, "PaDiM: random feature channels kept", ge=1, le=2048)
 
 
+class AutoParams(PatchCoreParams):
+    n_features: int = Param(100, "PaDiM: random feature channels kept", ge=1, le=2048)
+
+
 METHODS = Registry("vision")
 METHODS.add(
     "patchcore",
@@ -89,5 +93,12 @@ METHODS.add(
     PadimParams,
     "linewatch.vision.padim:Padim",
     "a Gaussian per patch position",
+    "vision",
+)
+METHODS.add(
+    "auto",
+    AutoParams,
+    "linewatch.vision.methodchoice:MethodChoice",
+    "PatchCore or PaDiM, whichever finds defects painted on held-out good images better (both are fitted)",
     "vision",
 )

@@ -173,7 +173,7 @@ export default function TrainPage() {
           body: {
             dataset_id: datasetId,
             test_dataset_id: testId,
-            method: method as "patchcore" | "padim",
+            method: method as "patchcore" | "padim" | "auto",
             backbone,
             image_size: Number(size),
           },
@@ -320,6 +320,7 @@ export default function TrainPage() {
                 data={[
                   { value: "patchcore", label: "PatchCore (best accuracy)" },
                   { value: "padim", label: "PaDiM (smaller model)" },
+                  { value: "auto", label: "Automatic (fits both, keeps the one that finds painted defects better)" },
                 ]}
                 value={method}
                 onChange={(v) => v && setMethod(v)}
