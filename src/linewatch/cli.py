@@ -120,6 +120,13 @@ def train(
                 f"  strides {','.join(map(str, c['strides']))}, bank {c['bank']}{_px(c)}: self-check {image}",
                 highlight=False,
             )
+    combined = info.get("combined")
+    if combined:
+        err.print(
+            f"combined: PaDiM fitted beside PatchCore in {combined['padim_seconds']:.1f} s; the image score adds both, "
+            "each over its own threshold; the map is PatchCore's",
+            highlight=False,
+        )
     choice = info.get("method_choice")
     if choice:
         err.print(

@@ -114,6 +114,7 @@ def make_vision_data(tmp: Path) -> EngineData:
             "train_info_.self_check_seconds",
             "train_info_.auto.seconds",
             "train_info_.method_choice.seconds",
+            "train_info_.combined.padim_seconds",
         ),
     )
 

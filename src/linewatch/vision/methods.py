@@ -102,3 +102,11 @@ METHODS.add(
     "PatchCore or PaDiM, whichever finds defects painted on held-out good images better (both are fitted)",
     "vision",
 )
+METHODS.add(
+    "combined",
+    AutoParams,
+    "linewatch.vision.methodchoice:Combined",
+    "PatchCore and PaDiM both fitted: the image score adds the two (each over its own threshold), the map is "
+    "PatchCore's",
+    "vision",
+)

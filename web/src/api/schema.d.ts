@@ -3400,6 +3400,142 @@ export interface components {
              */
             n_features?: number | null;
         };
+        /** TrainCombinedIn */
+        TrainCombinedIn: {
+            /**
+             * Dataset Id
+             * @description its images labelled good are the training set
+             */
+            dataset_id: number;
+            /**
+             * Test Dataset Id
+             * @description labelled images (good and defect types) to evaluate the new model on
+             */
+            test_dataset_id?: number | null;
+            /** Name */
+            name?: string | null;
+            /**
+             * Method
+             * @description PatchCore and PaDiM both fitted: the image score adds the two (each over its own threshold), the map is PatchCore's
+             * @constant
+             */
+            method: "combined";
+            /**
+             * Backbone
+             * @description timm model name (default: efficientnet_lite0)
+             */
+            backbone?: string | null;
+            /**
+             * Layers
+             * @description backbone layers to tap, comma separated (default: the backbone's own) (default: none)
+             */
+            layers?: string[] | null;
+            /**
+             * Image Size
+             * @description images are resized to N x N (N x N pixels in all with keep_aspect) (default: 256)
+             */
+            image_size?: number | null;
+            /**
+             * Keep Aspect
+             * @description inputs follow the training images' median aspect ratio (about N x N pixels in all) instead of being squashed to a square; near-square images (4:5 to 5:4) and center crops stay square (default: True)
+             */
+            keep_aspect?: boolean | null;
+            /**
+             * Center Crop
+             * @description then center-cropped to N x N (default: none)
+             */
+            center_crop?: number | null;
+            /**
+             * Holdout
+             * @description fraction of good images held out to set the threshold (default: 0.1)
+             */
+            holdout?: number | null;
+            /**
+             * False Alarm Rate
+             * @description target false-alarm rate of the threshold (default: 0.01)
+             */
+            false_alarm_rate?: number | null;
+            /**
+             * Min Region Area
+             * @description smallest defect region kept, input pixels (default: 16)
+             */
+            min_region_area?: number | null;
+            /**
+             * Sigma
+             * @description Gaussian smoothing of the anomaly map, input pixels (default: 4.0)
+             */
+            sigma?: number | null;
+            /**
+             * Batch Size
+             * @description images per forward pass (default: 8)
+             */
+            batch_size?: number | null;
+            /**
+             * Seed
+             * @description seed of the held-out split and the coreset (default: 0)
+             */
+            seed?: number | null;
+            /**
+             * Self Check
+             * @description after training, score defects painted on the held-out good images (a check needing no real defects) (default: True)
+             */
+            self_check?: boolean | null;
+            /**
+             * Coreset Ratio
+             * @description PatchCore: memory bank as a fraction of the training patches (default: 0.01)
+             */
+            coreset_ratio?: number | null;
+            /**
+             * Max Bank
+             * @description PatchCore: memory bank cap (patches) (default: 2048)
+             */
+            max_bank?: number | null;
+            /**
+             * Num Neighbors
+             * @description PatchCore: bank neighbours that re-weight the image score (default: 9)
+             */
+            num_neighbors?: number | null;
+            /**
+             * Neighbourhood
+             * @description PatchCore: patch neighbourhood aggregated into each feature (default: 3)
+             */
+            neighbourhood?: number | null;
+            /**
+             * Pool Limit
+             * @description PatchCore: patches kept in the coreset's candidate pool (default: 400000)
+             */
+            pool_limit?: number | null;
+            /**
+             * Skip Covered
+             * @description PatchCore: once the pool was cut, skip patches the bank already covers (faster on large sets) (default: True)
+             */
+            skip_covered?: boolean | null;
+            /**
+             * Search
+             * @description PatchCore: nearest-bank-entry search; int8 = an 8-bit product picks the two nearest entries and both are measured exactly (the search about 2x faster); exact = float32 throughout (default: int8)
+             */
+            search?: string | null;
+            /**
+             * Search Step
+             * @description PatchCore: coarse-to-fine search; every Nth patch in each direction is searched, the others interpolated between them, and the highest-scoring share of those (refine) searched too; 1 = every patch (default: 2)
+             */
+            search_step?: number | null;
+            /**
+             * Refine
+             * @description PatchCore: share of the interpolated patches searched too, highest first (with search_step > 1) (default: 0.1)
+             */
+            refine?: number | null;
+            /**
+             * Auto
+             * @description PatchCore: settings chosen from the good images by the self-check (defects painted on held-out images): off; bank = a bank of twice bank_size too, kept when clearly better; full = bank, the coarser layers 8,16 and a 5/4 finer input too (two more fits) (default: bank)
+             */
+            auto?: string | null;
+            /**
+             * N Features
+             * @description PaDiM: random feature channels kept (default: 100)
+             */
+            n_features?: number | null;
+        };
         /** TrainPadimIn */
         TrainPadimIn: {
             /**
@@ -5299,7 +5435,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["TrainPatchcoreIn"] | components["schemas"]["TrainPadimIn"] | components["schemas"]["TrainAutoIn"];
+                "application/json": components["schemas"]["TrainPatchcoreIn"] | components["schemas"]["TrainPadimIn"] | components["schemas"]["TrainAutoIn"] | components["schemas"]["TrainCombinedIn"];
             };
         };
         responses: {

@@ -173,7 +173,7 @@ export default function TrainPage() {
           body: {
             dataset_id: datasetId,
             test_dataset_id: testId,
-            method: method as "patchcore" | "padim" | "auto",
+            method: method as "patchcore" | "padim" | "auto" | "combined",
             backbone,
             image_size: Number(size),
           },
@@ -321,6 +321,7 @@ export default function TrainPage() {
                   { value: "patchcore", label: "PatchCore (best accuracy)" },
                   { value: "padim", label: "PaDiM (smaller model)" },
                   { value: "auto", label: "Automatic (fits both, keeps the one that finds painted defects better)" },
+                  { value: "combined", label: "Combined (PatchCore and PaDiM scores added; textured surfaces)" },
                 ]}
                 value={method}
                 onChange={(v) => v && setMethod(v)}

@@ -1,0 +1,57 @@
+"""method="combined": PatchCore and PaDiM fitted together, the image score their normalised sum, PatchCore's map."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from linewatch.vision.datasets import load_dataset
+from linewatch.vision.export import export_onnx
+from linewatch.vision.images import open_image
+from linewatch.vision.methodchoice import Combined
+from linewatch.vision.padim import Padim
+from linewatch.vision.patchcore import PatchCore
+from linewatch.vision.runtime import OnnxModel
+from linewatch.vision.saving import create_detector, load, save
+
+
+@pytest.fixture(scope="module")
+def combined(synthetic, tmp_path_factory):
+    ds = load_dataset(synthetic)
+    det = create_detector("combined", image_size=96, max_bank=48).fit(ds.train)
+    return det, ds, save(det, tmp_path_factory.mktemp("models") / "combined")
+
+
+def test_the_score_adds_both_models_over_their_thresholds_and_the_map_is_patchcores(combined):
+    det, ds, _ = combined
+    patchcore = PatchCore(image_size=96, max_bank=48, self_check=False).fit(ds.train)
+    padim = Padim(image_size=96, self_check=False).fit(ds.train)
+    assert det.weights_.tolist() == pytest.approx(
+        [1 / patchcore.calibration_.image_threshold, 1 / padim.calibration_.image_threshold]
+    )
+    imgs = [s.path for s in ds.test]
+    a = np.array([p.score for p in patchcore.predict(imgs)])
+    b = np.array([p.score for p in padim.predict(imgs)])
+    got = [p.score for p in det.predict(imgs)]
+    np.testing.assert_allclose(got, a * det.weights_[0].item() + b * det.weights_[1].item(), rtol=1e-5)
+    x = torch.from_numpy(det.preprocess(open_image(imgs[0]))[None])
+    with torch.inference_mode():
+        np.testing.assert_allclose(det._score(x)[1].numpy(), patchcore._score(x)[1].numpy(), rtol=1e-5, atol=1e-6)
+    # thresholds of the sum, set on the held-out good images; the bank chosen is PatchCore's
+    assert det.calibration_ is not None and det.params_["max_bank"] == patchcore.params_["max_bank"]
+    assert det.train_info_["combined"]["weights"] == pytest.approx(det.weights_.tolist(), rel=1e-3)
+
+
+def test_saved_loaded_and_exported_scores_agree(combined):
+    det, ds, path = combined
+    assert json.loads((path / "manifest.json").read_text())["method"] == "combined"
+    back = load(path)
+    assert type(back) is Combined
+    imgs = [s.path for s in ds.test[:6]]
+    want = [p.score for p in det.predict(imgs)]
+    np.testing.assert_allclose([p.score for p in back.predict(imgs)], want, rtol=1e-6)
+    export_onnx(path)
+    onnx = OnnxModel(path)
+    np.testing.assert_allclose([p.score for p in onnx.predict(imgs)], want, rtol=1e-3)
+    assert onnx.predict(imgs[:1])[0].embeddings is not None  # the search vectors come with it
