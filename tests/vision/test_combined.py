@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from linewatch.errors import LinewatchError
 from linewatch.vision.datasets import load_dataset
 from linewatch.vision.export import export_onnx
 from linewatch.vision.images import open_image
@@ -55,3 +56,8 @@ def test_saved_loaded_and_exported_scores_agree(combined):
     onnx = OnnxModel(path)
     np.testing.assert_allclose([p.score for p in onnx.predict(imgs)], want, rtol=1e-3)
     assert onnx.predict(imgs[:1])[0].embeddings is not None  # the search vectors come with it
+
+
+def test_without_held_out_images_there_is_nothing_to_weigh_the_scores_on(synthetic):
+    with pytest.raises(LinewatchError, match="holdout must be > 0"):
+        create_detector("combined", holdout=0).fit(load_dataset(synthetic).train)

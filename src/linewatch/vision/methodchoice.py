@@ -188,6 +188,11 @@ class Combined(Detector):
         self._parts: tuple[Detector, Detector] | None = None
         self._graph: CombinedGraph | None = None
 
+    def _check_params(self, values: dict) -> None:
+        super()._check_params(values)
+        if values["holdout"] <= 0:
+            raise LinewatchError("a combined model weighs its two scores on held-out good images: holdout must be > 0")
+
     @property
     def is_fitted(self) -> bool:
         return super().is_fitted and self._parts is not None
@@ -203,7 +208,7 @@ class Combined(Detector):
         padim = _candidate("padim", {**p, "self_check": False})
         padim.fit(images, _relabel(progress, "padim"), fingerprint)
         cals = (patchcore.calibration_, padim.calibration_)
-        thresholds = [c.image_threshold if c is not None and c.image_threshold > 0 else 1.0 for c in cals]
+        thresholds = [c.image_threshold if c.image_threshold > 0 else 1.0 for c in cals]  # held-out images: always
         self._assemble(patchcore, padim, torch.tensor([1.0 / t for t in thresholds]))
         _, held = patchcore.split(images)
         self._calibrate(held, progress)
