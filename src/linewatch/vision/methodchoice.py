@@ -41,6 +41,24 @@ def _candidate(method: str, params: dict) -> Detector:
     return cls(**{k: v for k, v in params.items() if k in CANDIDATES[method].specs()})
 
 
+def _restored(owner: Detector, method: str, tensors: dict[str, torch.Tensor]) -> Detector:
+    """The ``method`` part of a loaded ``owner`` (its resolved parameters, input and backbone), from the part's
+    tensors (names without the method's prefix)."""
+    part = _candidate(method, owner.params_)
+    part.params_ = {k: v for k, v in owner.params_.items() if k in CANDIDATES[method].specs()}
+    part.input_shape_ = owner.input_shape_
+    part.extractor_ = owner.extractor_
+    part._restore(tensors)
+    return part
+
+
+def _take_resolved(owner: Detector, part: Detector) -> None:
+    """What ``part``'s fit resolved or chose (layers, the bank, the input size) becomes ``owner``'s too."""
+    for k in RESOLVED:
+        if k in part.params_:
+            owner.params_[k] = part.params_[k]
+
+
 class MethodChoice(Detector):
     method = "auto"
     default_strides = (4, 8, 16)
@@ -108,9 +126,7 @@ class MethodChoice(Detector):
 
     def _adopt(self, chosen: Detector) -> None:
         """Score through ``chosen`` from now on; its resolved parameters (layers, the bank chosen) become ours."""
-        for k in RESOLVED:
-            if k in chosen.params_:
-                self.params_[k] = chosen.params_[k]
+        _take_resolved(self, chosen)
         self.extractor_ = chosen.extractor_
         self.input_shape_ = chosen.input_shape_
         self.method_ = chosen.method
@@ -146,12 +162,7 @@ class MethodChoice(Detector):
         if len(methods) != 1 or not methods <= set(CANDIDATES):
             raise ValueError(f"a method choice stores one candidate's state, found {sorted(methods)}")
         method = methods.pop()
-        inner = _candidate(method, self.params_)
-        inner.params_ = {k: v for k, v in self.params_.items() if k in CANDIDATES[method].specs()}
-        inner.input_shape_ = self.input_shape_
-        inner.extractor_ = self.extractor_
-        inner._restore({k.split(".", 1)[1]: v for k, v in tensors.items()})
-        self._adopt(inner)
+        self._adopt(_restored(self, method, {k.split(".", 1)[1]: v for k, v in tensors.items()}))
 
 
 class CombinedGraph(nn.Module):
@@ -208,7 +219,8 @@ class Combined(Detector):
         padim = _candidate("padim", {**p, "self_check": False})
         padim.fit(images, _relabel(progress, "padim"), fingerprint)
         cals = (patchcore.calibration_, padim.calibration_)
-        thresholds = [c.image_threshold if c.image_threshold > 0 else 1.0 for c in cals]  # held-out images: always
+        # both are calibrated (holdout > 0 is required); a zero threshold would divide by zero, so it weighs 1
+        thresholds = [c.image_threshold if c.image_threshold > 0 else 1.0 for c in cals]
         self._assemble(patchcore, padim, torch.tensor([1.0 / t for t in thresholds]))
         _, held = patchcore.split(images)
         self._calibrate(held, progress)
@@ -228,9 +240,7 @@ class Combined(Detector):
 
     def _assemble(self, patchcore: Detector, padim: Detector, weights: torch.Tensor) -> None:
         """Score with both parts from now on; PatchCore's resolved parameters (layers, the bank chosen) are ours."""
-        for k in RESOLVED:
-            if k in patchcore.params_:
-                self.params_[k] = patchcore.params_[k]
+        _take_resolved(self, patchcore)
         if padim.extractor_ is not patchcore.extractor_:  # the same backbone and layers: one copy, as saved
             padim.extractor_ = patchcore.extractor_
             padim._build()
@@ -268,12 +278,8 @@ class Combined(Detector):
         return out
 
     def _restore(self, tensors: dict[str, torch.Tensor]) -> None:
-        parts = []
-        for method in ("patchcore", "padim"):
-            part = _candidate(method, self.params_)
-            part.params_ = {k: v for k, v in self.params_.items() if k in CANDIDATES[method].specs()}
-            part.input_shape_ = self.input_shape_
-            part.extractor_ = self.extractor_
-            part._restore({k[len(method) + 1 :]: v for k, v in tensors.items() if k.startswith(method + ".")})
-            parts.append(part)
+        parts = [
+            _restored(self, m, {k[len(m) + 1 :]: v for k, v in tensors.items() if k.startswith(m + ".")})
+            for m in ("patchcore", "padim")
+        ]
         self._assemble(*parts, tensors["weights"])

@@ -76,9 +76,8 @@ class PadimParams(DetectorParams):
     n_features: int = Param(100, "PaDiM: random feature channels kept", ge=1, le=2048)
 
 
-# the methods that fit both PatchCore and PaDiM (auto, combined) take both's parameters
-class AutoParams(PatchCoreParams):
-    n_features: int = Param(100, "PaDiM: random feature channels kept", ge=1, le=2048)
+class AutoParams(PatchCoreParams, PadimParams):
+    """The parameters of the methods that fit both PatchCore and PaDiM (auto, combined): both's."""
 
 
 METHODS = Registry("vision")

@@ -3345,6 +3345,11 @@ export interface components {
              */
             self_check?: boolean | null;
             /**
+             * N Features
+             * @description PaDiM: random feature channels kept (default: 100)
+             */
+            n_features?: number | null;
+            /**
              * Coreset Ratio
              * @description PatchCore: memory bank as a fraction of the training patches (default: 0.01)
              */
@@ -3394,11 +3399,6 @@ export interface components {
              * @description PatchCore: settings chosen from the good images by the self-check (defects painted on held-out images): off; bank = a bank of twice bank_size too, kept when clearly better; full = bank, the coarser layers 8,16 and a 5/4 finer input too (two more fits) (default: bank)
              */
             auto?: string | null;
-            /**
-             * N Features
-             * @description PaDiM: random feature channels kept (default: 100)
-             */
-            n_features?: number | null;
         };
         /** TrainCombinedIn */
         TrainCombinedIn: {
@@ -3481,6 +3481,11 @@ export interface components {
              */
             self_check?: boolean | null;
             /**
+             * N Features
+             * @description PaDiM: random feature channels kept (default: 100)
+             */
+            n_features?: number | null;
+            /**
              * Coreset Ratio
              * @description PatchCore: memory bank as a fraction of the training patches (default: 0.01)
              */
@@ -3530,11 +3535,6 @@ export interface components {
              * @description PatchCore: settings chosen from the good images by the self-check (defects painted on held-out images): off; bank = a bank of twice bank_size too, kept when clearly better; full = bank, the coarser layers 8,16 and a 5/4 finer input too (two more fits) (default: bank)
              */
             auto?: string | null;
-            /**
-             * N Features
-             * @description PaDiM: random feature channels kept (default: 100)
-             */
-            n_features?: number | null;
         };
         /** TrainPadimIn */
         TrainPadimIn: {
