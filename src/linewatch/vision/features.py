@@ -20,7 +20,10 @@ class PatchFeatures(nn.Module):
         self.pool = nn.AvgPool2d(self.neighbourhood, 1, self.neighbourhood // 2) if self.neighbourhood > 1 else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        maps = self.extractor(x)
+        return self.combine(self.extractor(x))
+
+    def combine(self, maps: list[torch.Tensor]) -> torch.Tensor:
+        """The extractor's tapped maps as one (B, D, h, w) grid (two detectors on one backbone pass share them)."""
         if self.pool is not None:
             maps = [self.pool(m) for m in maps]
         h, w = int(maps[0].shape[-2]), int(maps[0].shape[-1])  # fixed in an export

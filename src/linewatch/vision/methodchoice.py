@@ -176,8 +176,9 @@ class CombinedGraph(nn.Module):
         self.register_buffer("weights", weights.float())
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        score, amap, feats, res = self.patchcore(x)
-        other = self.padim(x)[0]
+        maps = self.patchcore.features.extractor(x)  # one backbone pass for both
+        score, amap, feats, res = self.patchcore.head(self.patchcore.features.combine(maps))
+        other = self.padim.head(self.padim.features.combine(maps))[0]
         return score * self.weights[0] + other * self.weights[1], amap, feats, res
 
 
@@ -262,8 +263,9 @@ class Combined(Detector):
 
     def _score(self, x: torch.Tensor, grids: bool = False) -> tuple[torch.Tensor, ...]:
         patchcore, padim = self._parts
-        out = patchcore._score(x, grids)
-        other = padim._score(x)[0]
+        maps = patchcore.graph().features.extractor(x)  # one backbone pass for both
+        out = patchcore._score_features(patchcore.graph().features.combine(maps), grids)
+        other = padim._score_features(padim.graph().features.combine(maps))[0]
         return (out[0] * self.weights_[0] + other * self.weights_[1], *out[1:])
 
     def graph(self) -> nn.Module:

@@ -74,6 +74,13 @@ class PatchCoreParams(DetectorParams):
 
 class PadimParams(DetectorParams):
     n_features: int = Param(100, "PaDiM: random feature channels kept", ge=1, le=2048)
+    cov_block: int = Param(
+        1,
+        "PaDiM: one covariance per N x N block of patch positions, each position keeping its own mean "
+        "(1 = one per position, as in the paper; larger is cheaper per image)",
+        ge=1,
+        le=16,
+    )
 
 
 class AutoParams(PatchCoreParams, PadimParams):

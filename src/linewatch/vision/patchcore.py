@@ -248,7 +248,10 @@ class PatchCoreGraph(nn.Module):
         return feats.reshape(b, d, gh, gw), res.reshape(b, d, gh, gw)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        f = self.features(x)
+        return self.head(self.features(x))
+
+    def head(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The scoring path from the (B, D, h, w) patch features on."""
         q, h, w = self.patches(f)
         dist, idx = self.search_patches(q, h, w)
         return (*self.finish(q, dist, idx, h, w), *self.grids(f, idx))
@@ -339,8 +342,10 @@ class PatchCore(Detector):
             self._index.add(self.memory_bank_.numpy())
 
     def _score(self, x: torch.Tensor, grids: bool = False) -> tuple[torch.Tensor, ...]:
+        return self._score_features(self._graph.features(x), grids)
+
+    def _score_features(self, f: torch.Tensor, grids: bool = False) -> tuple[torch.Tensor, ...]:
         g = self._graph
-        f = g.features(x)
         q, h, w = g.patches(f)
         dist, idx = g.search_patches(q, h, w, self._faiss_nearest if g.search == "exact" else self._nearest_each)
         scores = g.finish(q, dist, idx, h, w)

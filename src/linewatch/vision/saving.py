@@ -77,6 +77,8 @@ def load(model_dir: str | Path) -> Detector:
     if m.get("method") == "patchcore":
         hp.setdefault("search", "exact")  # saved before the int8 search existed: keep scoring exactly as then
         hp.setdefault("search_step", 1)  # saved before the coarse-to-fine search: every patch searched, as then
+    if m.get("method") in ("padim", "auto", "combined"):
+        hp.setdefault("cov_block", 1)  # saved before shared covariances: one per position, as then
     try:
         det = create_detector(
             m["method"],

@@ -3350,6 +3350,11 @@ export interface components {
              */
             n_features?: number | null;
             /**
+             * Cov Block
+             * @description PaDiM: one covariance per N x N block of patch positions, each position keeping its own mean (1 = one per position, as in the paper; larger is cheaper per image) (default: 1)
+             */
+            cov_block?: number | null;
+            /**
              * Coreset Ratio
              * @description PatchCore: memory bank as a fraction of the training patches (default: 0.01)
              */
@@ -3486,6 +3491,11 @@ export interface components {
              */
             n_features?: number | null;
             /**
+             * Cov Block
+             * @description PaDiM: one covariance per N x N block of patch positions, each position keeping its own mean (1 = one per position, as in the paper; larger is cheaper per image) (default: 1)
+             */
+            cov_block?: number | null;
+            /**
              * Coreset Ratio
              * @description PatchCore: memory bank as a fraction of the training patches (default: 0.01)
              */
@@ -3621,6 +3631,11 @@ export interface components {
              * @description PaDiM: random feature channels kept (default: 100)
              */
             n_features?: number | null;
+            /**
+             * Cov Block
+             * @description PaDiM: one covariance per N x N block of patch positions, each position keeping its own mean (1 = one per position, as in the paper; larger is cheaper per image) (default: 1)
+             */
+            cov_block?: number | null;
         };
         /** TrainPatchcoreIn */
         TrainPatchcoreIn: {
