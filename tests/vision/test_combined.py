@@ -28,14 +28,15 @@ def test_the_score_adds_both_models_over_their_thresholds_and_the_map_is_patchco
     det, ds, _ = combined
     patchcore = PatchCore(image_size=96, max_bank=48, self_check=False).fit(ds.train)
     padim = Padim(image_size=96, self_check=False).fit(ds.train)
+    # the PaDiM part saw PatchCore's channels_last backbone pass: the same features up to float rounding
     assert det.weights_.tolist() == pytest.approx(
-        [1 / patchcore.calibration_.image_threshold, 1 / padim.calibration_.image_threshold]
+        [1 / patchcore.calibration_.image_threshold, 1 / padim.calibration_.image_threshold], rel=1e-4
     )
     imgs = [s.path for s in ds.test]
     a = np.array([p.score for p in patchcore.predict(imgs)])
     b = np.array([p.score for p in padim.predict(imgs)])
     got = [p.score for p in det.predict(imgs)]
-    np.testing.assert_allclose(got, a * det.weights_[0].item() + b * det.weights_[1].item(), rtol=1e-5)
+    np.testing.assert_allclose(got, a * det.weights_[0].item() + b * det.weights_[1].item(), rtol=1e-4)
     x = torch.from_numpy(det.preprocess(open_image(imgs[0]))[None])
     with torch.inference_mode():
         np.testing.assert_allclose(det._score(x)[1].numpy(), patchcore._score(x)[1].numpy(), rtol=1e-5, atol=1e-6)
@@ -61,3 +62,27 @@ def test_saved_loaded_and_exported_scores_agree(combined):
 def test_without_held_out_images_there_is_nothing_to_weigh_the_scores_on(synthetic):
     with pytest.raises(LinewatchError, match="holdout must be > 0"):
         create_detector("combined", holdout=0).fit(load_dataset(synthetic).train)
+
+
+def test_the_padim_part_is_fitted_on_patchcores_backbone_pass(combined):
+    det, ds, _ = combined
+    assert det.train_info_["combined"]["padim_tapped"] is True
+    alone = Padim(image_size=96, self_check=False).fit(ds.train)  # its own pass over the same training images
+    part = det._parts[1]
+    assert torch.equal(part.channels_, alone.channels_)
+    torch.testing.assert_close(part.mean_, alone.mean_, rtol=1e-4, atol=1e-5)
+    rel = torch.linalg.matrix_norm(part.inv_cov_ - alone.inv_cov_) / torch.linalg.matrix_norm(alone.inv_cov_)
+    assert float(rel.max()) < 1e-3
+
+
+def test_a_tap_of_other_settings_is_refused(synthetic):
+    train = load_dataset(synthetic).train
+    padim = Padim(image_size=64, self_check=False)
+    source = PatchCore(image_size=64, max_bank=32, auto="off", self_check=False)
+    source.feature_taps = (padim.tap(),)
+    source.fit(train)
+    other = PatchCore(image_size=96, max_bank=32, auto="off", self_check=False).fit(train)
+    _, held = source.split(train)
+    assert not padim.finish_tap(other, held) and padim.mean_ is None  # another input size: nothing changed
+    assert padim.finish_tap(source, held) and padim.calibration_ is not None
+    assert padim.predict([held[0]])[0].score >= 0

@@ -86,3 +86,28 @@ def test_block_sizes_that_do_not_tile():
     assert block_of(64, 16) == 2
     with pytest.raises(ValueError, match="do not tile"):
         block_of(64, 12)
+
+
+def test_the_gaussians_are_the_training_features_mean_and_covariance(synthetic):
+    """Checked against the features of the training images in float64 (the fit sums float32 products)."""
+    from linewatch.vision.batches import iter_batches
+
+    train = load_dataset(synthetic).train
+    det = Padim(image_size=64, n_features=24, self_check=False).fit(train)
+    used, _ = det.split(train)
+    g = det.graph()
+    with torch.inference_mode():
+        feats = [
+            torch.index_select(g.features(torch.from_numpy(b.inputs)), 1, g.channels)
+            for b in iter_batches(used, det.preprocess, 8)
+        ]
+    x = torch.cat(feats).double()  # (N, D, h, w)
+    n, d = x.shape[:2]
+    x = x.reshape(n, d, -1).permute(2, 0, 1)  # (P, N, D)
+    mean = x.mean(1)
+    centred = x - mean.unsqueeze(1)
+    cov = centred.transpose(1, 2) @ centred / (n - 1) + 0.01 * torch.eye(d, dtype=torch.float64)
+    torch.testing.assert_close(det.mean_.double(), mean, rtol=1e-4, atol=1e-5)
+    got = torch.linalg.inv(det.inv_cov_.double())
+    rel = torch.linalg.matrix_norm(got - cov) / torch.linalg.matrix_norm(cov)
+    assert float(rel.max()) < 1e-3

@@ -128,6 +128,7 @@ def fit_auto(
         if strides != det.default_strides:
             child.default_strides = strides
         child._calibrate_on_fit = False  # thresholds are set once, for the chosen bank
+        child.feature_taps = () if fitted else det.feature_taps  # the default layers and input size
         name = None
         if several:
             name = "layers " + ",".join(map(str, strides)) + (f", {px} px" if px != size else "")

@@ -52,6 +52,11 @@ def _restored(owner: Detector, method: str, tensors: dict[str, torch.Tensor]) ->
     return part
 
 
+def _resolved(params: dict, part: Detector) -> dict:
+    """``params`` with what ``part``'s fit resolved or chose."""
+    return {**params, **{k: part.params_[k] for k in RESOLVED if k in part.params_}}
+
+
 def _take_resolved(owner: Detector, part: Detector) -> None:
     """What ``part``'s fit resolved or chose (layers, the bank, the input size) becomes ``owner``'s too."""
     for k in RESOLVED:
@@ -216,14 +221,19 @@ class Combined(Detector):
         self.extractor_, self._parts, self.weights_ = None, None, None
         images = list(images)
         patchcore = _candidate("patchcore", {**p, "self_check": False})
-        patchcore.fit(images, _relabel(progress, "patchcore"), fingerprint)
         padim = _candidate("padim", {**p, "self_check": False})
-        padim.fit(images, _relabel(progress, "padim"), fingerprint)
+        patchcore.feature_taps = (padim.tap(),)  # PaDiM accumulates from PatchCore's backbone pass
+        patchcore.fit(images, _relabel(progress, "patchcore"), fingerprint)
+        patchcore.feature_taps = ()
+        _, held = patchcore.split(images)
+        if not padim.finish_tap(patchcore, held, _relabel(progress, "padim")):
+            # PatchCore chose another input size or layers than the ones tapped (auto=full): a fit of its own
+            padim = _candidate("padim", {**_resolved(p, patchcore), "self_check": False})
+            padim.fit(images, _relabel(progress, "padim"), fingerprint)
         cals = (patchcore.calibration_, padim.calibration_)
         # both are calibrated (holdout > 0 is required); a zero threshold would divide by zero, so it weighs 1
         thresholds = [c.image_threshold if c.image_threshold > 0 else 1.0 for c in cals]
         self._assemble(patchcore, padim, torch.tensor([1.0 / t for t in thresholds]))
-        _, held = patchcore.split(images)
         self._calibrate(held, progress)
         check = self._self_check(held, progress) if held and p["self_check"] else None
         self.skipped_ = patchcore.skipped_
@@ -231,6 +241,7 @@ class Combined(Detector):
         info["seconds"] = round(time.perf_counter() - started, 2)
         info["combined"] = {
             "padim_seconds": padim.train_info_.get("seconds"),
+            "padim_tapped": bool(padim.train_info_.get("tapped")),
             "weights": [round(float(w), 6) for w in self.weights_],
         }
         if check is not None:

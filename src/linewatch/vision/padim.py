@@ -9,12 +9,15 @@ distances become one matrix product per block instead of a vector-matrix product
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from linewatch.vision.batches import Source
 from linewatch.vision.detector import Detector, Progress
 from linewatch.vision.embeddings import grid_pool
 from linewatch.vision.features import PatchFeatures
@@ -114,35 +117,74 @@ class Padim(Detector):
         self._outer = None
 
     def _accumulate(self, x: torch.Tensor, progress: Progress | None) -> None:
-        f = self._pf(x)
+        self._take(self._pf(x))
+
+    def tap(self) -> Callable[[list[torch.Tensor]], None]:
+        """Accumulate from another detector's backbone pass instead of a fit of its own: the returned callable takes
+        the extractor's tapped maps of each training batch (PatchCore's ``feature_taps``); ``finish_tap`` then ends
+        the fit. Saves PaDiM's own pass over the training images when both are fitted on the same ones."""
+        self.params_ = self._validate_params()
+        self.channels_, self._n, self._sum, self._outer, self._hw = None, 0, None, None, None
+        combiner = PatchFeatures(None, neighbourhood=1)
+        return lambda maps: self._take(combiner.combine(maps))
+
+    def finish_tap(self, source: Detector, held: Sequence[Source], progress: Progress | None = None) -> bool:
+        """End a tapped fit with ``source``'s backbone, layers and input (thresholds set on ``held``); False, and
+        nothing changed, when the tapped maps were not those of ``source``'s chosen settings (then fit instead)."""
+        if self._n == 0:
+            return False
+        h, w = source.preprocess.input_hw
+        stride = source.default_strides[0]
+        grid = (math.ceil(h / stride), math.ceil(w / stride))
+        if self._hw != grid or self._total != sum(source.layer_channels()):
+            return False
+        started = time.perf_counter()
+        self.params_["layers"] = source.params_["layers"]
+        self.params_["image_size"] = source.params_["image_size"]
+        self.extractor_, self.input_shape_ = source.extractor_, source.input_shape_
+        self._pf = None
+        with torch.inference_mode():
+            self._finish(progress)
+        self._calibrate(held, progress)
+        self.skipped_ = list(source.skipped_)
+        self.train_info_ = {"seconds": round(time.perf_counter() - started, 2), "tapped": True}
+        return True
+
+    def _take(self, f: torch.Tensor) -> None:
         if self.channels_ is None:
-            total = f.shape[1]
+            total = self._total = f.shape[1]
             g = torch.Generator().manual_seed(self.params_["seed"])
             k = min(self.params_["n_features"], total)
             self.channels_ = torch.sort(torch.randperm(total, generator=g)[:k]).values
-        f = torch.index_select(f, 1, self.channels_).double()
+        f = torch.index_select(f, 1, self.channels_).float()
         b, d, h, w = f.shape
-        f = f.reshape(b, d, h * w).permute(2, 0, 1)  # (P, B, D)
         if self._sum is None:
-            self._sum = torch.zeros(h * w, d, dtype=torch.float64)
-            self._outer = torch.zeros(h * w, d, d, dtype=torch.float64)
-        self._sum += f.sum(1)
-        self._outer += torch.bmm(f.transpose(1, 2), f)
+            self._hw, self._block = (h, w), fitting_block(h, w, self.params_["cov_block"])
+            # sums are of features minus the first batch's mean (a shift keeps the float32 products exact enough)
+            self._ref = f.mean(0)
+            self._sum = torch.zeros(d, h, w, dtype=torch.float64)
+            self._outer = None
+        s = self._block
+        f = f - self._ref
+        self._sum += f.sum(0)
+        # (B, D, h, w) -> (blocks, D, B * s * s): each block's products in float32, summed in float64
+        rows = f.reshape(b, d, h // s, s, w // s, s).permute(2, 4, 1, 0, 3, 5).reshape(-1, d, b * s * s)
+        outer = torch.bmm(rows, rows.transpose(1, 2)).double()
+        self._outer = outer if self._outer is None else self._outer + outer
         self._n += b
-        self._hw = (h, w)
 
     def _finish(self, progress: Progress | None) -> None:
-        n = self._n
-        mean = self._sum / n
-        scatter = self._outer - n * mean.unsqueeze(2) * mean.unsqueeze(1)  # (P, D, D) around each position's mean
-        (h, w), d = self._hw, mean.shape[1]
-        s = fitting_block(h, w, self.params_["cov_block"])
-        scatter = scatter.reshape(h // s, s, w // s, s, d, d).sum((1, 3)).reshape(-1, d, d)
+        n, s = self._n, self._block
+        (h, w), d = self._hw, self._sum.shape[0]
+        shifted = self._sum / n  # (D, h, w): each position's mean minus the reference
+        m = shifted.reshape(d, h // s, s, w // s, s).permute(1, 3, 0, 2, 4).reshape(-1, d, s * s)
+        # around each position's own mean: sum over the block of (x - m_p)(x - m_p)^T
+        scatter = self._outer - n * torch.bmm(m, m.transpose(1, 2))
         cov = scatter / max(s * s * (n - 1), 1)
         cov += 0.01 * torch.eye(d, dtype=cov.dtype)  # regularisation of the paper
-        self.mean_ = mean.float()
+        self.mean_ = (self._ref.double() + shifted).reshape(d, h * w).t().float().contiguous()
         self.inv_cov_ = torch.linalg.inv(cov).float()
-        del self._sum, self._outer, self._pf
+        del self._sum, self._outer, self._ref, self._pf
         self._build()
 
     def _build(self) -> None:

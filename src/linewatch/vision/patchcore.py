@@ -271,6 +271,9 @@ class PatchCore(Detector):
         self.bank_knn_: torch.Tensor | None = None
         self._graph: PatchCoreGraph | None = None
         self._index = None
+        # callables given the backbone's tapped maps of every training batch (a PaDiM fitted on the same pass);
+        # with ``auto``, only the candidate of the default layers and input size feeds them
+        self.feature_taps: tuple = ()
 
     def fit(self, images, progress: Progress | None = None, fingerprint: str | None = None):
         if self.auto != "off":
@@ -301,7 +304,10 @@ class PatchCore(Detector):
         )
 
     def _accumulate(self, x: torch.Tensor, progress: Progress | None) -> None:
-        f = self._pf(x.contiguous(memory_format=torch.channels_last))
+        maps = self._pf.extractor(x.contiguous(memory_format=torch.channels_last))
+        for tap in self.feature_taps:
+            tap(maps)
+        f = self._pf.combine(maps)
         self._coreset.add(f.permute(0, 2, 3, 1).reshape(-1, f.shape[1]), self._wrap(progress))
 
     @staticmethod
