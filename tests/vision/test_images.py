@@ -6,7 +6,7 @@ from PIL import Image
 
 from linewatch.errors import ImageError
 from linewatch.vision import images
-from linewatch.vision.images import Preprocess, open_image
+from linewatch.vision.images import IMAGENET_MEAN, IMAGENET_STD, Preprocess, open_image
 
 
 @pytest.mark.parametrize(
@@ -153,3 +153,17 @@ def test_png_fast_path_reports_a_truncated_file(tmp_path):
     path.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
     with pytest.raises(ImageError, match="cut.png"):
         open_image(path)
+
+
+@pytest.mark.parametrize("pre", [Preprocess(64), Preprocess(64, center_crop=48), Preprocess(shape=(32, 96))])
+def test_normalisation_by_table_is_the_arithmetic_exactly(pre):
+    rng = np.random.default_rng(3)
+    img = Image.fromarray(rng.integers(0, 256, (150, 200, 3), dtype=np.uint8))
+    rh, rw = pre.resize_hw
+    arr = np.asarray(img.resize((rw, rh), Image.BILINEAR), dtype=np.float32) / 255.0
+    if pre.center_crop:
+        top = (rh - pre.center_crop) // 2
+        arr = arr[top : top + pre.center_crop, top : top + pre.center_crop]
+    want = ((arr - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1)
+    got = pre(img)
+    assert got.dtype == np.float32 and got.flags.c_contiguous and np.array_equal(got, want)
