@@ -16,7 +16,7 @@ from linewatch.console import Bars, err, out, user_errors
 from linewatch.core.extras import require
 from linewatch.core.options import with_params
 from linewatch.errors import LinewatchError
-from linewatch.vision.methods import METHODS
+from linewatch.vision.methods import DEFAULT_METHOD, METHODS
 
 app = typer.Typer(
     help="linewatch: learn good parts from photos, find and localise defects.",
@@ -67,7 +67,7 @@ def _fmt(v) -> str:
 def train(
     data: Annotated[Path, typer.Argument(help="MVTec-layout category, or a folder of good images")],
     out: Annotated[Path, typer.Option("--out", "-o", help="model directory to write")],
-    method: Annotated[Method, typer.Option(help="detector: " + _methods_help())] = Method.patchcore,
+    method: Annotated[Method, typer.Option(help="detector: " + _methods_help())] = Method(DEFAULT_METHOD),
     evaluate_after: Annotated[
         bool, typer.Option("--evaluate", help="evaluate on DATA's test images and store the metrics")
     ] = False,
@@ -286,7 +286,7 @@ def demo(
         err.print(f"generating a synthetic dataset in {data}")
         make_dataset(data)
     ds = load_dataset(data)
-    det = create_detector("patchcore")
+    det = create_detector(DEFAULT_METHOD)
     with Bars(quiet) as bars:
         det.fit(ds.train, progress=bars, fingerprint=ds.fingerprint())
         metrics = run_evaluation(det, ds, progress=bars)

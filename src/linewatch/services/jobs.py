@@ -358,7 +358,9 @@ class JobRunner:
         def report(stage: str, done: int, total: int) -> None:
             if self._stop.is_set():
                 raise Stopping()
-            lo, hi = kind.stages.get(stage, (0.0, 1.0))
+            # a part's stage ("features (patchcore)", from a detector fitting parts) is its stage's span and name
+            base, _, part = stage.partition(" (")
+            lo, hi = kind.stages.get(base, (0.0, 1.0))
             # one figure for the whole job that never goes back: a stage met again (features of the held-out
             # images after the memory bank) holds the bar where it is and names the stage
             value = max(last["value"], lo + (hi - lo) * (done / max(total, 1)))
@@ -375,7 +377,7 @@ class JobRunner:
                 raise Abandoned()
             if row.cancel_requested:
                 raise Cancelled()
-            message = f"{kind.names.get(stage, stage)} {done}/{total}"
+            message = f"{kind.names.get(base, base)}{' (' + part if part else ''} {done}/{total}"
             self._set(job_id, progress=round(value, 4), message=message, heartbeat_at=now())
 
         return report

@@ -7,7 +7,7 @@ from linewatch.core.params import Param, Params
 from linewatch.core.registry import Registry
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
-DEFAULT_METHOD = "patchcore"
+DEFAULT_METHOD = "combined"
 NAME = r"[A-Za-z0-9_.-]{1,100}"  # a timm model or layer name
 
 
@@ -75,9 +75,9 @@ class PatchCoreParams(DetectorParams):
 class PadimParams(DetectorParams):
     n_features: int = Param(100, "PaDiM: random feature channels kept", ge=1, le=2048)
     cov_block: int = Param(
-        1,
+        2,
         "PaDiM: one covariance per N x N block of patch positions, each position keeping its own mean "
-        "(1 = one per position, as in the paper; larger is cheaper per image)",
+        "(1 = one per position, as in the paper: 4x the cost per image)",
         ge=1,
         le=16,
     )
@@ -92,7 +92,7 @@ METHODS.add(
     "patchcore",
     PatchCoreParams,
     "linewatch.vision.patchcore:PatchCore",
-    "nearest-neighbour memory bank of good patches (the default)",
+    "nearest-neighbour memory bank of good patches",
     "vision",
 )
 METHODS.add(
@@ -113,7 +113,7 @@ METHODS.add(
     "combined",
     AutoParams,
     "linewatch.vision.methodchoice:Combined",
-    "PatchCore and PaDiM both fitted: the image score adds the two (each over its own threshold), the map is "
-    "PatchCore's",
+    "PatchCore and PaDiM fitted on one pass: the image score adds the two (each over its own threshold), the map "
+    "is PatchCore's (the default)",
     "vision",
 )

@@ -3351,7 +3351,7 @@ export interface components {
             n_features?: number | null;
             /**
              * Cov Block
-             * @description PaDiM: one covariance per N x N block of patch positions, each position keeping its own mean (1 = one per position, as in the paper; larger is cheaper per image) (default: 1)
+             * @description PaDiM: one covariance per N x N block of patch positions, each position keeping its own mean (1 = one per position, as in the paper: 4x the cost per image) (default: 2)
              */
             cov_block?: number | null;
             /**
@@ -3421,7 +3421,8 @@ export interface components {
             name?: string | null;
             /**
              * Method
-             * @description PatchCore and PaDiM both fitted: the image score adds the two (each over its own threshold), the map is PatchCore's
+             * @description PatchCore and PaDiM fitted on one pass: the image score adds the two (each over its own threshold), the map is PatchCore's (the default)
+             * @default combined
              * @constant
              */
             method: "combined";
@@ -3492,7 +3493,7 @@ export interface components {
             n_features?: number | null;
             /**
              * Cov Block
-             * @description PaDiM: one covariance per N x N block of patch positions, each position keeping its own mean (1 = one per position, as in the paper; larger is cheaper per image) (default: 1)
+             * @description PaDiM: one covariance per N x N block of patch positions, each position keeping its own mean (1 = one per position, as in the paper: 4x the cost per image) (default: 2)
              */
             cov_block?: number | null;
             /**
@@ -3633,7 +3634,7 @@ export interface components {
             n_features?: number | null;
             /**
              * Cov Block
-             * @description PaDiM: one covariance per N x N block of patch positions, each position keeping its own mean (1 = one per position, as in the paper; larger is cheaper per image) (default: 1)
+             * @description PaDiM: one covariance per N x N block of patch positions, each position keeping its own mean (1 = one per position, as in the paper: 4x the cost per image) (default: 2)
              */
             cov_block?: number | null;
         };
@@ -3653,8 +3654,7 @@ export interface components {
             name?: string | null;
             /**
              * Method
-             * @description nearest-neighbour memory bank of good patches (the default)
-             * @default patchcore
+             * @description nearest-neighbour memory bank of good patches
              * @constant
              */
             method: "patchcore";

@@ -81,7 +81,7 @@ export default function TrainPage() {
   const [good, setGood] = useState<File[]>([]);
   const [test, setTest] = useState<File[]>([]);
   const [testExisting, setTestExisting] = useState<string | null>(null);
-  const [method, setMethod] = useState<string>("patchcore");
+  const [method, setMethod] = useState<string>("combined");
   const [backbone, setBackbone] = useState<string>("efficientnet_lite0");
   const [size, setSize] = useState<string>("256");
   const [status, setStatus] = useState<string | null>(null);
@@ -318,10 +318,10 @@ export default function TrainPage() {
               <Select
                 label="Method"
                 data={[
-                  { value: "patchcore", label: "PatchCore (best accuracy)" },
-                  { value: "padim", label: "PaDiM (smaller model)" },
+                  { value: "combined", label: "Combined (PatchCore and PaDiM scores added; the default)" },
+                  { value: "patchcore", label: "PatchCore (faster per image; sharp maps on objects)" },
+                  { value: "padim", label: "PaDiM (fastest to train; aligned surfaces)" },
                   { value: "auto", label: "Automatic (fits both, keeps the one that finds painted defects better)" },
-                  { value: "combined", label: "Combined (PatchCore and PaDiM scores added; textured surfaces)" },
                 ]}
                 value={method}
                 onChange={(v) => v && setMethod(v)}
