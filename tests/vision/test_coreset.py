@@ -92,3 +92,16 @@ def test_without_skipping_every_patch_enters_the_pool():
     for batch in points.split(300):
         sc.add(batch)
     assert sc.skipped == 0 and sc.reductions == 6  # 3,000 points, 450 new rows per cut
+
+
+def test_the_principal_axes_screen_keeps_the_plain_selection():
+    """Points of 96 dimensions: candidates are first screened by their distance along 16 principal axes (a lower
+    bound); the selection is still the plain loop's."""
+    from linewatch.vision.coreset import _principal_head
+
+    g = torch.Generator().manual_seed(2)
+    centers = torch.randn(40, 96, generator=g) * 3
+    points = centers[torch.randint(40, (4000,), generator=g)] + torch.randn(4000, 96, generator=g)
+    assert _principal_head(points, torch.Generator().manual_seed(0)).shape == (4000, 16)
+    got = greedy_coreset(points, 300, proj_dim=None, seed=4).tolist()
+    assert got == _plain_greedy(points, 300, got[0])
