@@ -86,3 +86,16 @@ def test_a_tap_of_other_settings_is_refused(synthetic):
     assert not padim.finish_tap(other, held) and padim.mean_ is None  # another input size: nothing changed
     assert padim.finish_tap(source, held) and padim.calibration_ is not None
     assert padim.predict([held[0]])[0].score >= 0
+
+
+def test_without_a_usable_tap_the_padim_part_is_fitted_on_its_own(synthetic, monkeypatch):
+    """When PatchCore's automatic choice ends on other settings than the tapped ones, PaDiM gets its own fit with
+    PatchCore's resolved layers and input size."""
+    monkeypatch.setattr(Padim, "finish_tap", lambda self, source, held, progress=None: False)
+    train = load_dataset(synthetic).train
+    det = create_detector("combined", image_size=64, max_bank=32, self_check=False).fit(train)
+    assert det.train_info_["combined"]["padim_tapped"] is False
+    patchcore, padim = det._parts
+    assert padim.params_["image_size"] == patchcore.params_["image_size"] == 64
+    assert padim.extractor_ is patchcore.extractor_ and padim.mean_ is not None
+    assert det.predict([train[0]])[0].score > 0
