@@ -40,7 +40,14 @@ class PadimGraph(nn.Module):
         self.register_buffer("mean", mean)  # (P, D)
         # inv_cov: (K, D, D), one per block of positions; its Cholesky factor L (inv = L L^T) turns each
         # Mahalanobis distance into the squared norm of diff @ L
-        self.register_buffer("factor", torch.linalg.cholesky(inv_cov.double()).float())
+        factor = torch.linalg.cholesky(inv_cov.double()).float()  # lower triangular
+        # L is zero above its diagonal: cut into column strips, each strip only needs the rows from its first
+        # column down (a quarter less to read per image with two strips: 15.3 -> 14.3 ms for the combined graph)
+        d = factor.shape[-1]
+        self.starts = [round(d * k / FACTOR_STRIPS) for k in range(FACTOR_STRIPS)]
+        ends = [*self.starts[1:], d]
+        for k, (a, b) in enumerate(zip(self.starts, ends, strict=True)):
+            self.register_buffer(f"factor_{k}", factor[:, a:, a:b].contiguous())
         self.block = block_of(mean.shape[0], inv_cov.shape[0])
         self.anomaly_map = anomaly_map
 
@@ -51,7 +58,10 @@ class PadimGraph(nn.Module):
         gh, gw = h // s, w // s
         # (B, gh, s, gw, s, D) -> (blocks, B * s * s, D): each block's rows against its own factor
         rows = diff.reshape(b, gh, s, gw, s, d).permute(1, 3, 0, 2, 4, 5).reshape(gh * gw, b * s * s, d)
-        m2 = torch.bmm(rows, self.factor).square().sum(-1)  # (blocks, B * s * s)
+        m2 = None  # (blocks, B * s * s)
+        for k, a in enumerate(self.starts):
+            part = torch.bmm(rows[:, :, a:], getattr(self, f"factor_{k}")).square().sum(-1)
+            m2 = part if m2 is None else m2 + part
         m2 = m2.reshape(gh, gw, b, s, s).permute(2, 0, 3, 1, 4).reshape(b, h, w)
         return torch.sqrt(m2)
 
@@ -72,6 +82,9 @@ class PadimGraph(nn.Module):
         if p > 1:
             full, res = F.avg_pool2d(full, p), F.avg_pool2d(res, p)
         return amap.reshape(b, -1).amax(dim=1), amap, full, res
+
+
+FACTOR_STRIPS = 2
 
 
 def block_of(positions: int, blocks: int) -> int:
