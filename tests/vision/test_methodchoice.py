@@ -53,10 +53,14 @@ def test_a_chosen_padim_is_a_plain_padim_everywhere(synthetic, tmp_path, monkeyp
     assert det.params_["n_features"] == 40 and det.get_params()["n_features"] == 40
     assert det.train_info_["method_choice"]["reason"] == "forced by the test"
     _check_saved(det, ds, save(det, tmp_path / "m"), "padim")
-    # the same PaDiM as one fitted alone with the same parameters (the self-check aside, which only reads it)
+    # the same PaDiM as one fitted alone with the same parameters (the self-check aside, which only reads it), up to
+    # float rounding: it was fitted from PatchCore's channels_last backbone pass
+    assert det.chosen.train_info_["tapped"] is True
     alone = Padim(image_size=96, n_features=40).fit(ds.train)
-    assert np.array_equal(alone.mean_.numpy(), det.chosen.mean_.numpy())
-    assert alone.calibration_.to_dict() == pytest.approx(det.calibration_.to_dict())
+    np.testing.assert_allclose(det.chosen.mean_.numpy(), alone.mean_.numpy(), rtol=1e-4, atol=1e-5)
+    # thresholds within 1e-4; the scales (differences of scores) carry that rounding a little further
+    assert alone.calibration_.to_dict() == pytest.approx(det.calibration_.to_dict(), rel=1e-3)
+    assert alone.calibration_.image_threshold == pytest.approx(det.calibration_.image_threshold, rel=1e-4)
 
 
 def test_without_held_out_images_patchcore_stays(synthetic):

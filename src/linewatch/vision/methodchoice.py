@@ -57,6 +57,31 @@ def _resolved(params: dict, part: Detector) -> dict:
     return {**params, **{k: part.params_[k] for k in RESOLVED if k in part.params_}}
 
 
+def _fit_pair(
+    owner: Detector,
+    images: list,
+    progress: Progress | None,
+    fingerprint: str | None,
+    patchcore_params: dict,
+    follow: bool,
+) -> tuple[Detector, Detector | None, list]:
+    """(PatchCore, PaDiM, held-out images) fitted on ``images`` with ``owner``'s parameters. PaDiM accumulates from
+    PatchCore's backbone pass and is fitted only when there are held-out images (it is weighed or checked on them).
+    If PatchCore's automatic choice ended on other settings than the tapped ones, PaDiM gets a fit of its own: with
+    PatchCore's resolved layers and input when ``follow`` (the two score together), else with ``owner``'s."""
+    p = owner.params_
+    _, held = owner.split(images)
+    patchcore = _candidate("patchcore", patchcore_params)
+    padim = _candidate("padim", {**p, "self_check": False}) if held else None
+    patchcore.feature_taps = (padim.tap(),) if padim is not None else ()
+    patchcore.fit(images, _relabel(progress, "patchcore"), fingerprint)
+    patchcore.feature_taps = ()
+    if padim is not None and not padim.finish_tap(patchcore, held, _relabel(progress, "padim")):
+        padim = _candidate("padim", {**(_resolved(p, patchcore) if follow else p), "self_check": False})
+        padim.fit(images, _relabel(progress, "padim"), fingerprint)
+    return patchcore, padim, held
+
+
 def _take_resolved(owner: Detector, part: Detector) -> None:
     """What ``part``'s fit resolved or chose (layers, the bank, the input size) becomes ``owner``'s too."""
     for k in RESOLVED:
@@ -85,16 +110,12 @@ class MethodChoice(Detector):
         p = self.params_ = self._validate_params()
         self.extractor_, self._chosen, self.method_ = None, None, None
         images = list(images)
-        patchcore = _candidate("patchcore", p)
-        patchcore.fit(images, _relabel(progress, "patchcore"), fingerprint)
-        _, held = patchcore.split(images)
+        patchcore, padim, held = _fit_pair(self, images, progress, fingerprint, p, follow=False)
         candidates = [patchcore]
         trials: list[Trial] = []
         chosen_i = 0
         reason = "no held-out good images to check PaDiM against PatchCore on: PatchCore stays"
         if held:
-            padim = _candidate("padim", {**p, "self_check": False})
-            padim.fit(images, _relabel(progress, "padim"), fingerprint)
             candidates.append(padim)
             side = WORKING * max(d.preprocess.input_size for d in candidates)
             painted = prepare(held, PER_IMAGE, p["seed"], max_side=side)
@@ -228,16 +249,9 @@ class Combined(Detector):
         p = self.params_ = self._validate_params()
         self.extractor_, self._parts, self.weights_ = None, None, None
         images = list(images)
-        patchcore = _candidate("patchcore", {**p, "self_check": False})
-        padim = _candidate("padim", {**p, "self_check": False})
-        patchcore.feature_taps = (padim.tap(),)  # PaDiM accumulates from PatchCore's backbone pass
-        patchcore.fit(images, _relabel(progress, "patchcore"), fingerprint)
-        patchcore.feature_taps = ()
-        _, held = patchcore.split(images)
-        if not padim.finish_tap(patchcore, held, _relabel(progress, "padim")):
-            # PatchCore chose another input size or layers than the ones tapped (auto=full): a fit of its own
-            padim = _candidate("padim", {**_resolved(p, patchcore), "self_check": False})
-            padim.fit(images, _relabel(progress, "padim"), fingerprint)
+        patchcore, padim, held = _fit_pair(
+            self, images, progress, fingerprint, {**p, "self_check": False}, follow=True
+        )  # holdout > 0 is required: there are held-out images, so there is a PaDiM
         cals = (patchcore.calibration_, padim.calibration_)
         # both are calibrated (holdout > 0 is required); a zero threshold would divide by zero, so it weighs 1
         thresholds = [c.image_threshold if c.image_threshold > 0 else 1.0 for c in cals]

@@ -124,10 +124,11 @@ class Padim(Detector):
 
     def _start(self, n_images: int) -> None:
         self._pf = self._features()
+        self._reset_sums()
+
+    def _reset_sums(self) -> None:
         self.channels_ = None  # chosen again from this fit's layers and seed
-        self._n = 0
-        self._sum = None
-        self._outer = None
+        self._n, self._sum, self._outer, self._hw = 0, None, None, None
 
     def _accumulate(self, x: torch.Tensor, progress: Progress | None) -> None:
         self._take(self._pf(x))
@@ -137,7 +138,7 @@ class Padim(Detector):
         the extractor's tapped maps of each training batch (PatchCore's ``feature_taps``); ``finish_tap`` then ends
         the fit. Saves PaDiM's own pass over the training images when both are fitted on the same ones."""
         self.params_ = self._validate_params()
-        self.channels_, self._n, self._sum, self._outer, self._hw = None, 0, None, None, None
+        self._reset_sums()
         combiner = PatchFeatures(None, neighbourhood=1)
         return lambda maps: self._take(combiner.combine(maps))
 
