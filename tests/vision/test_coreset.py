@@ -105,3 +105,17 @@ def test_the_principal_axes_screen_keeps_the_plain_selection():
     assert _principal_head(points, torch.Generator().manual_seed(0)).shape == (4000, 16)
     got = greedy_coreset(points, 300, proj_dim=None, seed=4).tolist()
     assert got == _plain_greedy(points, 300, got[0])
+
+
+def test_the_selection_does_not_depend_on_how_many_parts_scan_it():
+    points = _blobs(5000, 7)
+    one = greedy_coreset(points, 120, proj_dim=None, seed=1, threads=1)
+    assert torch.equal(greedy_coreset(points, 120, proj_dim=None, seed=1, threads=3), one)
+    assert one.tolist() == _plain_greedy(points, 120, int(one[0]))
+
+
+def test_progress_is_reported_up_to_the_end():
+    seen = []
+    greedy_coreset(_blobs(2000, 8), 300, proj_dim=None, progress=lambda d, t: seen.append((d, t)))
+    assert seen[-1] == (300, 300) and len(seen) > 50
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
