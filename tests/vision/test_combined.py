@@ -99,3 +99,22 @@ def test_without_a_usable_tap_the_padim_part_is_fitted_on_its_own(synthetic, mon
     assert padim.params_["image_size"] == patchcore.params_["image_size"] == 64
     assert padim.extractor_ is patchcore.extractor_ and padim.mean_ is not None
     assert det.predict([train[0]])[0].score > 0
+
+
+def test_one_pass_over_the_held_out_images_sets_both_parts_and_the_sum(combined):
+    """The parts' thresholds, the weights and the sum's thresholds come from one backbone pass over the held-out
+    images: the same as calibrating each part, then the combined model, on its own pass."""
+    det, ds, _ = combined
+    _, held = det.split(ds.train)
+    patchcore, padim = det._parts
+    got = det.calibration_
+    for part, w in zip((patchcore, padim), det.weights_.tolist(), strict=True):
+        kept = part.calibration_
+        part._calibrate(held)
+        assert part.calibration_.to_dict() == pytest.approx(kept.to_dict(), rel=1e-5)
+        assert 1 / part.calibration_.image_threshold == pytest.approx(w, rel=1e-5)
+    try:
+        det._calibrate(held)
+        assert det.calibration_.to_dict() == pytest.approx(got.to_dict(), rel=1e-5)
+    finally:
+        det.calibration_ = got

@@ -63,3 +63,24 @@ def test_the_pixel_auroc_is_scikit_learns():
     labels = rng.random(20_000) < 0.05
     scores[labels] += 0.5
     assert rank_auroc(labels, scores) == pytest.approx(roc_auc_score(labels, scores), abs=1e-9)
+
+
+def test_models_sharing_a_backbone_are_checked_in_one_pass_with_the_same_figures(synthetic):
+    """Banks of several sizes on one backbone (what the automatic bank choice compares) are checked on one backbone
+    pass per image; each figure is the one a check of that model alone gives."""
+    from linewatch.vision.autochoice import _with_bank
+    from linewatch.vision.patchcore import PatchCore
+    from linewatch.vision.selfcheck import prepare, self_check_many
+
+    images = sorted((synthetic / "train" / "good").iterdir())
+    det = PatchCore(image_size=64, max_bank=64, auto="off", self_check=False).fit(images)
+    full = det.memory_bank_.shape[0]
+    small = _with_bank(det, det.memory_bank_[:8])
+    assert small.extractor_ is det.extractor_ and det.memory_bank_.shape[0] == full > 8  # the fitted model is unchanged
+    prepared = prepare(det.split(images)[1], per_image=2, seed=3)
+    both = self_check_many([det, small], prepared)
+    for model, got in zip([det, small], both, strict=True):
+        alone = self_check(det=model, prepared=prepared)
+        assert (got.image_auroc, got.good, got.painted) == (alone.image_auroc, alone.good, alone.painted)
+        assert got.pixel_auroc == pytest.approx(alone.pixel_auroc, abs=1e-9)
+    assert both[0].pixel_auroc != both[1].pixel_auroc  # a bank of 8 entries finds the painted defects worse

@@ -29,14 +29,17 @@ took go into ``train_info_["auto"]`` (the manifest's ``training``).
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
+import torch
+
 from linewatch.vision.batches import Source
 from linewatch.vision.detector import Progress
-from linewatch.vision.selfcheck import WORKING, prepare
+from linewatch.vision.selfcheck import WORKING, prepare, self_check_many
 
 MARGIN = 0.003  # how much higher a candidate's self-check score must be to replace the default, at least
 NOISE = 0.02  # ... and NOISE / sqrt(held-out images): an AUROC's sampling error shrinks with the square root
@@ -93,6 +96,7 @@ def fit_auto(
     started = time.perf_counter()
     user = det.get_params()
     base = det._validate_params()
+    calibrate = det._calibrate_on_fit  # False: the caller sets the thresholds (a combined model, once for both parts)
     mode = base["auto"]
     size = base["image_size"]
     sets: list[tuple[list[str] | None, tuple[int, ...], int]] = [(base["layers"], det.default_strides, size)]
@@ -139,20 +143,20 @@ def fit_auto(
         fitted.append((child, full))
         if len(sizes) == 1 and not several:
             break  # nothing to choose: the plain fit
-        for k in sizes:
-            if k != child.memory_bank_.shape[0]:
-                child.use_bank(full[:k])
-            if prepared is None and held:
-                # kept at twice the largest candidate's input side (the finer input's, when there is one)
-                largest = child.preprocess.input_size * max(c[2] for c in sets) / px
-                prepared = prepare(held, PER_IMAGE, base["seed"], max_side=WORKING * math.ceil(largest))
-            label = _relabel(progress, f"{k} entries")
-            check = child._self_check(held, label, prepared=prepared) if prepared else None
+        if prepared is None and held:
+            # kept at twice the largest candidate's input side (the finer input's, when there is one)
+            largest = child.preprocess.input_size * max(c[2] for c in sets) / px
+            prepared = prepare(held, PER_IMAGE, base["seed"], max_side=WORKING * math.ceil(largest))
+        # the bank sizes are checked on one backbone pass: a smaller bank is the greedy order's head of the full one
+        banks = [child if k == full.shape[0] else _with_bank(child, full[:k]) for k in sizes]
+        label = _relabel(progress, " and ".join(map(str, sizes)) + " entries")
+        found = self_check_many(banks, prepared, label) if prepared else [None] * len(banks)
+        for k, model, check in zip(sizes, banks, found, strict=True):
             trials.append(Trial(list(child.params_["layers"]), list(strides), k, *_figures(check), score_of(check), px))
             checks.append(check)
             owners.append(len(fitted) - 1)
             if on_trial is not None:
-                on_trial(child, trials[-1])
+                on_trial(model, trials[-1])
 
     if not trials:  # one layer set, one bank size
         child, _ = fitted[0]
@@ -160,7 +164,8 @@ def fit_auto(
             f"no choice: the {child.train_info_['train_images']} training images fill a bank of "
             f"{child.memory_bank_.shape[0]} entries at most (coreset_ratio), not more than bank_size"
         )
-        child._calibrate(held, progress)
+        if calibrate:
+            child._calibrate(held, progress)
         check = child._self_check(held, progress) if held and base["self_check"] else None
         chosen_i = None
         child.params_["max_bank"] = base["max_bank"]
@@ -170,7 +175,8 @@ def fit_auto(
         child, full = fitted[owners[chosen_i]]
         if child.memory_bank_.shape[0] != t.bank:
             child.use_bank(full[: t.bank])
-        child._calibrate(held, _relabel(progress, "chosen"))
+        if calibrate:
+            child._calibrate(held, _relabel(progress, "chosen"))
         check = checks[chosen_i]
         child.params_["max_bank"] = t.bank
 
@@ -201,6 +207,13 @@ def fit_auto(
     det.__dict__.update(child.__dict__)
     det.set_params(**user)  # the constructor's parameters stay as given; params_ holds the chosen ones
     return det
+
+
+def _with_bank(det, bank: torch.Tensor):
+    """A copy of fitted PatchCore ``det`` that scores with ``bank``, sharing its backbone; ``det`` is unchanged."""
+    other = copy.copy(det)
+    other.use_bank(bank)
+    return other
 
 
 def finer_size(size: int) -> int:

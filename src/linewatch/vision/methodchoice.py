@@ -19,15 +19,17 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
 from linewatch.errors import LinewatchError
 from linewatch.vision.autochoice import PER_IMAGE, Trial, _figures, _relabel, choose, score_of
-from linewatch.vision.batches import Source
-from linewatch.vision.detector import Detector, Progress
+from linewatch.vision.batches import Source, iter_batches
+from linewatch.vision.detector import Detector, Progress, use_all_cores
 from linewatch.vision.methods import AutoParams, PadimParams, PatchCoreParams
 from linewatch.vision.selfcheck import WORKING, prepare
+from linewatch.vision.thresholds import calibrate
 
 CANDIDATES = {"patchcore": PatchCoreParams, "padim": PadimParams}
 RESOLVED = ("layers", "max_bank", "image_size")  # what a candidate's fit may resolve or choose
@@ -64,20 +66,26 @@ def _fit_pair(
     fingerprint: str | None,
     patchcore_params: dict,
     follow: bool,
+    calibrate: bool = True,
 ) -> tuple[Detector, Detector | None, list]:
     """(PatchCore, PaDiM, held-out images) fitted on ``images`` with ``owner``'s parameters. PaDiM accumulates from
     PatchCore's backbone pass and is fitted only when there are held-out images (it is weighed or checked on them).
     If PatchCore's automatic choice ended on other settings than the tapped ones, PaDiM gets a fit of its own: with
-    PatchCore's resolved layers and input when ``follow`` (the two score together), else with ``owner``'s."""
+    PatchCore's resolved layers and input when ``follow`` (the two score together), else with ``owner``'s. Without
+    ``calibrate`` neither part sets its thresholds (the caller does, from one pass over the held-out images)."""
     p = owner.params_
     _, held = owner.split(images)
     patchcore = _candidate("patchcore", patchcore_params)
     padim = _candidate("padim", {**p, "self_check": False}) if held else None
+    patchcore._calibrate_on_fit = calibrate
+    if padim is not None:
+        padim._calibrate_on_fit = calibrate
     patchcore.feature_taps = (padim.tap(),) if padim is not None else ()
     patchcore.fit(images, _relabel(progress, "patchcore"), fingerprint)
     patchcore.feature_taps = ()
     if padim is not None and not padim.finish_tap(patchcore, held, _relabel(progress, "padim")):
         padim = _candidate("padim", {**(_resolved(p, patchcore) if follow else p), "self_check": False})
+        padim._calibrate_on_fit = calibrate
         padim.fit(images, _relabel(progress, "padim"), fingerprint)
     return patchcore, padim, held
 
@@ -250,13 +258,9 @@ class Combined(Detector):
         self.extractor_, self._parts, self.weights_ = None, None, None
         images = list(images)
         patchcore, padim, held = _fit_pair(
-            self, images, progress, fingerprint, {**p, "self_check": False}, follow=True
+            self, images, progress, fingerprint, {**p, "self_check": False}, follow=True, calibrate=False
         )  # holdout > 0 is required: there are held-out images, so there is a PaDiM
-        cals = (patchcore.calibration_, padim.calibration_)
-        # both are calibrated (holdout > 0 is required); a zero threshold would divide by zero, so it weighs 1
-        thresholds = [c.image_threshold if c.image_threshold > 0 else 1.0 for c in cals]
-        self._assemble(patchcore, padim, torch.tensor([1.0 / t for t in thresholds]))
-        self._calibrate(held, progress)
+        self._calibrate_both(patchcore, padim, held, progress)
         check = self._self_check(held, progress) if held and p["self_check"] else None
         self.skipped_ = patchcore.skipped_
         info = dict(patchcore.train_info_)
@@ -271,6 +275,46 @@ class Combined(Detector):
             info["self_check_seconds"] = round(check.seconds, 2)
         self.train_info_ = info
         return self
+
+    def _calibrate_both(self, patchcore: Detector, padim: Detector, held: list, progress: Progress | None) -> None:
+        """Both parts' thresholds, the weights and the thresholds of the sum, from one pass over the held-out images
+        (one backbone pass per image feeds both parts, as when scoring): each part's thresholds from its own scores,
+        the weights from those, the sum's from the weighted scores and PatchCore's maps (the combined map)."""
+        parts: list[list[float]] = [[], []]
+        peaks: list[list[float]] = [[], []]
+        self._assemble(patchcore, padim, torch.ones(2))  # the parts side by side, weighed below
+        for scores, maps in self._part_batches(held, progress):
+            for i in range(2):
+                parts[i].extend(scores[i].tolist())
+                peaks[i].extend(maps[i].reshape(len(maps[i]), -1).max(1).tolist())
+        if not parts[0]:  # no held-out image could be read
+            raise LinewatchError("none of the held-out good images could be read to set the thresholds")
+        rate = self.params_["false_alarm_rate"]
+        for part, s, m in zip((patchcore, padim), parts, peaks, strict=True):
+            part.calibration_ = calibrate(np.array(s), np.array(m), rate)
+        # a zero threshold would divide by zero, so it weighs 1
+        cals = (patchcore.calibration_, padim.calibration_)
+        weights = torch.tensor([1.0 / (c.image_threshold if c.image_threshold > 0 else 1.0) for c in cals])
+        self._assemble(patchcore, padim, weights)
+        w = self.weights_.numpy()
+        summed = np.array(parts[0], dtype=np.float32) * w[0] + np.array(parts[1], dtype=np.float32) * w[1]
+        self.calibration_ = calibrate(summed.astype(np.float64), np.array(peaks[0]), rate)
+
+    def _part_batches(self, images: list, progress: Progress | None):
+        """((PatchCore's scores, PaDiM's), (their maps)) per batch of readable ``images``, one backbone pass each."""
+        patchcore, padim = self._parts
+        done = 0
+        use_all_cores()
+        with torch.inference_mode():
+            for batch in iter_batches(images, self.preprocess, self.params_["batch_size"], skip_bad=True):
+                if len(batch.sizes):
+                    maps = patchcore.graph().features.extractor(torch.from_numpy(batch.inputs))
+                    a = patchcore._score_features(patchcore.graph().features.combine(maps))
+                    b = padim._score_features(padim.graph().features.combine(maps))
+                    yield (a[0].numpy(), b[0].numpy()), (a[1].numpy(), b[1].numpy())
+                done += len(batch.sizes) + len(batch.skipped)
+                if progress:
+                    progress("calibrate", done, len(images))
 
     def _assemble(self, patchcore: Detector, padim: Detector, weights: torch.Tensor) -> None:
         """Score with both parts from now on; PatchCore's resolved parameters (layers, the bank chosen) are ours."""

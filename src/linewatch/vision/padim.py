@@ -143,7 +143,8 @@ class Padim(Detector):
         return lambda maps: self._take(combiner.combine(maps))
 
     def finish_tap(self, source: Detector, held: Sequence[Source], progress: Progress | None = None) -> bool:
-        """End a tapped fit with ``source``'s backbone, layers and input (thresholds set on ``held``); False, and
+        """End a tapped fit with ``source``'s backbone, layers and input (thresholds set on ``held`` unless
+        ``_calibrate_on_fit`` is off); False, and
         nothing changed, when the tapped maps were not those of ``source``'s chosen settings (then fit instead)."""
         if self._n == 0:
             return False
@@ -159,7 +160,8 @@ class Padim(Detector):
         self._pf = None
         with torch.inference_mode():
             self._finish(progress)
-        self._calibrate(held, progress)
+        if self._calibrate_on_fit:
+            self._calibrate(held, progress)
         self.skipped_ = list(source.skipped_)
         self.train_info_ = {"seconds": round(time.perf_counter() - started, 2), "tapped": True}
         return True

@@ -193,25 +193,77 @@ def self_check(
     ``prepare``) checks images already painted instead, the same ones for every model it is given to."""
     import time
 
-    from sklearn.metrics import roc_auc_score
-
     started = time.perf_counter()
     if prepared is None:
         prepared = prepare(good, per_image, seed, max_images, WORKING * det.preprocess.input_size)
         if prepared is None:
             return None
-    pre = det.preprocess
-    good_scores = [s for s, *_ in det.raw_scores(prepared.images)]
-    bad_scores, maps, masks = [], [], []
+    check = self_check_many([det], prepared, progress)[0]
+    check.seconds = time.perf_counter() - started
+    return check
+
+
+def self_check_many(dets: Sequence, prepared: Painted, progress=None) -> list[SelfCheck]:
+    """``self_check`` of each of ``dets`` on the same ``prepared`` images. Models that share one backbone and input
+    (PatchCore with banks of several sizes) are scored from one backbone pass per image, and the copies are painted
+    once for all of them; each check's ``seconds`` is then the time of the shared pass."""
+    import time
+
+    from sklearn.metrics import roc_auc_score
+
+    started = time.perf_counter()
+    pre = dets[0].preprocess
+    good_scores = [[s for s, _ in per] for per in zip(*_scored(dets, prepared.images), strict=True)]
+    bad_scores: list[list[float]] = [[] for _ in dets]
+    maps: list[list[np.ndarray]] = [[] for _ in dets]
+    masks = []
     for chunk in prepared.chunks():
-        for (score, amap, *_), (_, mask) in zip(det.raw_scores([img for img, _ in chunk]), chunk, strict=True):
-            bad_scores.append(score)
-            maps.append(amap.astype(np.float32, copy=False))
+        for per, (_, mask) in zip(_scored(dets, [img for img, _ in chunk]), chunk, strict=True):
+            for i, (score, amap) in enumerate(per):
+                bad_scores[i].append(score)
+                maps[i].append(amap.astype(np.float32, copy=False))
             masks.append(pre.mask_to_input(mask))
         if progress:
-            progress("score", len(bad_scores), prepared.painted)
-    y = np.r_[np.zeros(len(good_scores)), np.ones(len(bad_scores))]
-    image = float(roc_auc_score(y, np.r_[good_scores, bad_scores]))
-    maps, masks = np.stack(maps), np.stack(masks)
-    pixel = rank_auroc(masks, maps) if 0 < masks.sum() < masks.size else None
-    return SelfCheck(image, pixel, len(good_scores), len(bad_scores), time.perf_counter() - started)
+            progress("score", len(masks), prepared.painted)
+    masks = np.stack(masks)
+    y = np.r_[np.zeros(len(prepared.images)), np.ones(len(masks))]
+    seconds = time.perf_counter() - started
+    out = []
+    for good, bad, m in zip(good_scores, bad_scores, maps, strict=True):
+        image = float(roc_auc_score(y, np.r_[good, bad]))
+        pixel = rank_auroc(masks, np.stack(m)) if 0 < masks.sum() < masks.size else None
+        out.append(SelfCheck(image, pixel, len(good), len(bad), seconds))
+    return out
+
+
+def _shares_backbone(dets: Sequence) -> bool:
+    first = dets[0]
+    return len(dets) > 1 and all(
+        hasattr(d, "_score_features")
+        and getattr(d, "extractor_", None) is not None
+        and d.extractor_ is first.extractor_
+        and d.preprocess.input_hw == first.preprocess.input_hw
+        and d.params_["center_crop"] == first.params_["center_crop"]
+        for d in dets
+    )
+
+
+def _scored(dets: Sequence, images: list) -> list[tuple[tuple[float, np.ndarray], ...]]:
+    """Per image, each model's (raw score, map at input resolution); one backbone pass per image when they share it."""
+    if not _shares_backbone(dets):
+        per_det = [[(s, m) for s, m, *_ in d.raw_scores(images)] for d in dets]
+        return list(zip(*per_det, strict=True))
+    import torch
+
+    from linewatch.vision.batches import iter_batches
+    from linewatch.vision.detector import use_all_cores
+
+    first = dets[0]
+    out = []
+    use_all_cores()
+    with torch.inference_mode():
+        for batch in iter_batches(images, first.preprocess, first.params_["batch_size"]):
+            maps = first.graph().features.extractor(torch.from_numpy(batch.inputs))
+            res = [d._score_features(d.graph().features.combine(maps)) for d in dets]
+            out += [tuple((float(r[0][i]), r[1][i].numpy()) for r in res) for i in range(len(batch.sizes))]
+    return out
