@@ -24,6 +24,9 @@ from linewatch.vision.features import PatchFeatures
 from linewatch.vision.maps import AnomalyMap
 from linewatch.vision.methods import PadimParams
 
+FACTOR_STRIPS = 2
+FINISH_BLOCKS = 64  # blocks inverted or factored at once (float64 copies of all blocks are large)
+
 
 class PadimGraph(nn.Module):
     def __init__(
@@ -40,7 +43,9 @@ class PadimGraph(nn.Module):
         self.register_buffer("mean", mean)  # (P, D)
         # inv_cov: (K, D, D), one per block of positions; its Cholesky factor L (inv = L L^T) turns each
         # Mahalanobis distance into the squared norm of diff @ L
-        factor = torch.linalg.cholesky(inv_cov.double()).float()  # lower triangular
+        factor = torch.empty_like(inv_cov, dtype=torch.float32)  # lower triangular
+        for lo in range(0, inv_cov.shape[0], FINISH_BLOCKS):  # a few blocks at a time: float64 copies of all are large
+            factor[lo : lo + FINISH_BLOCKS] = torch.linalg.cholesky(inv_cov[lo : lo + FINISH_BLOCKS].double())
         # L is zero above its diagonal: cut into column strips, each strip only needs the rows from its first
         # column down (a quarter less to read per image with two strips: 15.3 -> 14.3 ms for the combined graph)
         d = factor.shape[-1]
@@ -82,9 +87,6 @@ class PadimGraph(nn.Module):
         if p > 1:
             full, res = F.avg_pool2d(full, p), F.avg_pool2d(res, p)
         return amap.reshape(b, -1).amax(dim=1), amap, full, res
-
-
-FACTOR_STRIPS = 2
 
 
 def block_of(positions: int, blocks: int) -> int:
@@ -196,12 +198,17 @@ class Padim(Detector):
         (h, w), d = self._hw, self._sum.shape[0]
         shifted = self._sum / n  # (D, h, w): each position's mean minus the reference
         m = shifted.reshape(d, h // s, s, w // s, s).permute(1, 3, 0, 2, 4).reshape(-1, d, s * s)
-        # around each position's own mean: sum over the block of (x - m_p)(x - m_p)^T
-        scatter = self._outer - n * torch.bmm(m, m.transpose(1, 2))
-        cov = scatter / max(s * s * (n - 1), 1)
-        cov += 0.01 * torch.eye(d, dtype=cov.dtype)  # regularisation of the paper
         self.mean_ = (self._ref.double() + shifted).reshape(d, h * w).t().float().contiguous()
-        self.inv_cov_ = torch.linalg.inv(cov).float()
+        # a few blocks at a time, in float64: the covariances of all blocks at once were four float64 copies of the
+        # sums (330 MB at 256 px), the training's peak memory
+        self.inv_cov_ = torch.empty_like(self._outer)
+        eye = 0.01 * torch.eye(d, dtype=torch.float64)  # regularisation of the paper
+        for lo in range(0, m.shape[0], FINISH_BLOCKS):
+            mb = m[lo : lo + FINISH_BLOCKS]
+            # around each position's own mean: sum over the block of (x - m_p)(x - m_p)^T
+            scatter = self._outer[lo : lo + FINISH_BLOCKS].double() - n * torch.bmm(mb, mb.transpose(1, 2))
+            cov = scatter / max(s * s * (n - 1), 1) + eye
+            self.inv_cov_[lo : lo + FINISH_BLOCKS] = torch.linalg.inv(cov)
         del self._sum, self._outer, self._ref, self._pf
         self._build()
 
