@@ -204,6 +204,7 @@ def fit_auto(
     child.params_["self_check"] = base["self_check"]
     child.train_info_ = info
     child.__dict__.pop("default_strides", None)
+    child.__dict__.pop("_calibrate_on_fit", None)  # the caller's setting stays (a refit calibrates as the first fit)
     det.__dict__.update(child.__dict__)
     det.set_params(**user)  # the constructor's parameters stay as given; params_ holds the chosen ones
     return det
