@@ -119,3 +119,19 @@ def test_progress_is_reported_up_to_the_end():
     greedy_coreset(_blobs(2000, 8), 300, proj_dim=None, progress=lambda d, t: seen.append((d, t)))
     assert seen[-1] == (300, 300) and len(seen) > 50
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_the_covering_radius_is_a_full_searchs_and_the_tiers_cover_the_bank():
+    """The radius searches the bank beyond its first tier only for the rows whose first-tier distance could still be
+    the largest: the same value as a search of the whole bank for every row."""
+    pool = _blobs(2000, 10)
+    bank = pool[greedy_coreset(pool, 50, proj_dim=None, seed=1)]
+    sc = StreamingCoreset(target=50, proj_dim=4, head=8, block=256, skip_covered=True)
+    sc._cover(pool, bank)
+    assert sc._tiers() == [0, 8, 16, 32, 50]
+    q, b = sc._project(pool), sc._project(bank)
+    d2 = torch.cdist(q, b).min(1).values ** 2
+    assert sc._radius2 == pytest.approx(float(d2.max()), rel=1e-4)
+    # every pooled row is within the radius, but the farthest one may land on either side of it by float rounding
+    uncovered = sc._uncovered(pool)
+    assert int(uncovered.sum()) <= 1 and bool(((d2[uncovered] - sc._radius2).abs() <= 1e-4 * sc._radius2).all())

@@ -190,18 +190,31 @@ class StreamingCoreset:
         d2 = torch.addmm(self._bank_sq[lo:hi], q, self._bank_t_neg2[:, lo:hi]).amin(1)
         return d2 + (q * q).sum(1)
 
+    def _tiers(self) -> list[int]:
+        """Bank entry bounds of the tiers searched in turn: the first ``head`` entries, then twice as many each time.
+        The bank is in greedy order, so its first entries already cover most rows."""
+        n = self._bank_sq.shape[0]
+        bounds, hi = [0], min(self.head, n)
+        while True:
+            bounds.append(hi)
+            if hi >= n:
+                return bounds
+            hi = min(2 * hi, n)
+
     def _uncovered(self, x: torch.Tensor) -> torch.Tensor:
-        """Which rows are farther than the covering radius from every bank entry. The bank is in greedy order,
-        so its first entries already cover most rows: the rest of the bank is searched only for those they
-        do not cover (the same answer as one search of the whole bank, at about a third of the work)."""
+        """Which rows are farther than the covering radius from every bank entry. Each tier of the bank (``_tiers``)
+        is searched only for the rows the tiers before it left uncovered: the same answer as one search of the whole
+        bank, at a fraction of the work."""
         out = torch.empty(x.shape[0], dtype=torch.bool)
-        head = min(self.head, self._bank_sq.shape[0])
+        bounds = self._tiers()
         for s in range(0, x.shape[0], self.block):
             q = self._project(x[s : s + self.block])
-            far = self._nearest2(q, 0, head) > self._radius2
-            rest = torch.nonzero(far).squeeze(1)
-            if rest.numel() and head < self._bank_sq.shape[0]:
-                far[rest] = self._nearest2(q[rest], head) > self._radius2
+            far = torch.ones(q.shape[0], dtype=torch.bool)
+            for lo, hi in zip(bounds, bounds[1:], strict=False):
+                rest = torch.nonzero(far).squeeze(1)
+                if not rest.numel():
+                    break
+                far[rest] = self._nearest2(q[rest], lo, hi) > self._radius2
             out[s : s + self.block] = far
         return out
 
@@ -245,10 +258,27 @@ class StreamingCoreset:
         pb = self._project(bank)
         self._bank_t_neg2 = (-2.0 * pb).t().contiguous()
         self._bank_sq = (pb * pb).sum(1)
-        self._radius2 = max(
-            float(self._nearest2(self._project(pool[s : s + self.block])).max())
-            for s in range(0, pool.shape[0], self.block)
-        )
+        self._radius2 = self._covering_radius2(pool)
+
+    def _covering_radius2(self, pool: torch.Tensor) -> float:
+        """The largest squared distance of a pool row to its nearest bank entry. The first tier of the bank gives each
+        row an upper bound of that distance; rows are then searched against the rest in order of their bound, until
+        the bound falls below the largest distance found (no row after it can exceed that): the same radius as a
+        search of the whole bank for every row, at a fraction of the work."""
+        head = self._tiers()[1]
+        blocks = range(0, pool.shape[0], self.block)
+        upper = torch.cat([self._nearest2(self._project(pool[s : s + self.block]), 0, head) for s in blocks])
+        if head >= self._bank_sq.shape[0]:
+            return float(upper.max())
+        order = torch.argsort(upper, descending=True)
+        best = 0.0
+        for s in range(0, order.shape[0], self.block):
+            rows = order[s : s + self.block]
+            if float(upper[rows[0]]) <= best:
+                break
+            rest = self._nearest2(self._project(pool[rows]), head)
+            best = max(best, float(torch.minimum(upper[rows], rest).max()))
+        return best
 
     def finish(self, progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
         if self._pool is None or self._count == 0:
