@@ -13,10 +13,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import cache
 
 import numpy as np
 import torch
-from numba import njit
 
 
 def greedy_coreset(
@@ -53,15 +53,16 @@ def greedy_coreset(
     parts = max(1, threads or min(torch.get_num_threads(), n // 50_000 + 1))  # small sets: one part
     bounds = np.linspace(0, n, parts + 1).astype(np.int64)
     step = max(1, n_select // 100)
+    center_distances, scan = _compiled()
     pool = ThreadPoolExecutor(parts - 1) if parts > 1 else None
     try:
         cur = first
         for i in range(n_select):
             selected[i] = cur
-            _center_distances(pn, selected, i, cur, dc)
+            center_distances(pn, selected, i, cur, dc)
             args = (pn, hn, dist, assign, dc, cur, i)
-            rest = [pool.submit(_scan, *args, bounds[k], bounds[k + 1]) for k in range(1, parts)] if pool else []
-            best, cur = _scan(*args, bounds[0], bounds[1])
+            rest = [pool.submit(scan, *args, bounds[k], bounds[k + 1]) for k in range(1, parts)] if pool else []
+            best, cur = scan(*args, bounds[0], bounds[1])
             for fut in rest:  # the first of equal maxima, as argmax would pick
                 b, a = fut.result()
                 if b > best:
@@ -76,7 +77,16 @@ def greedy_coreset(
     return torch.from_numpy(selected)
 
 
-@njit(cache=True, nogil=True, fastmath=True)
+@cache
+def _compiled():
+    """The loop's two kernels compiled by numba (its machine code is cached on disk). Imported on first use: numba
+    and its LLVM runtime take about 50 MB more in a process, which only training needs."""
+    import numba
+
+    jit = numba.njit(cache=True, nogil=True, fastmath=True)
+    return jit(_center_distances), jit(_scan)
+
+
 def _center_distances(p, selected, i, c, out):  # pragma: no cover - compiled
     """out[j] = distance of point c to center j < i."""
     d = p.shape[1]
@@ -89,7 +99,6 @@ def _center_distances(p, selected, i, c, out):  # pragma: no cover - compiled
         out[j] = math.sqrt(s)
 
 
-@njit(cache=True, nogil=True, fastmath=True)
 def _scan(p, head, dist, assign, dc, c, i, lo, hi):  # pragma: no cover - compiled
     """Points lo:hi after center c (step i) joined: those it is closer to move to it. Returns the largest remaining
     distance and its point (the first of equals).
