@@ -118,3 +118,15 @@ def test_one_pass_over_the_held_out_images_sets_both_parts_and_the_sum(combined)
         assert det.calibration_.to_dict() == pytest.approx(got.to_dict(), rel=1e-5)
     finally:
         det.calibration_ = got
+
+
+def test_held_out_images_that_cannot_be_read_give_a_clear_error_and_change_nothing(combined, tmp_path):
+    det, _, _ = combined
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not a png")
+    patchcore, padim = det._parts
+    before = (det.weights_.clone(), det.calibration_, patchcore.calibration_, padim.calibration_)
+    with pytest.raises(LinewatchError, match="none of the held-out good images could be read"):
+        det._calibrate_both(patchcore, padim, [bad], None)
+    assert torch.equal(det.weights_, before[0])
+    assert (det.calibration_, patchcore.calibration_, padim.calibration_) == before[1:]

@@ -54,14 +54,14 @@ def greedy_coreset(
     bounds = np.linspace(0, n, parts + 1).astype(np.int64)
     step = max(1, n_select // 100)
     center_distances, scan = _compiled()
-    pool = ThreadPoolExecutor(parts - 1) if parts > 1 else None
+    workers = ThreadPoolExecutor(parts - 1) if parts > 1 else None
     try:
         cur = first
         for i in range(n_select):
             selected[i] = cur
             center_distances(pn, selected, i, cur, dc)
             args = (pn, hn, dist, assign, dc, cur, i)
-            rest = [pool.submit(scan, *args, bounds[k], bounds[k + 1]) for k in range(1, parts)] if pool else []
+            rest = [workers.submit(scan, *args, bounds[k], bounds[k + 1]) for k in range(1, parts)] if workers else []
             best, cur = scan(*args, bounds[0], bounds[1])
             for fut in rest:  # the first of equal maxima, as argmax would pick
                 b, a = fut.result()
@@ -70,8 +70,8 @@ def greedy_coreset(
             if progress is not None and i and i % step == 0:
                 progress(i, n_select)
     finally:
-        if pool is not None:
-            pool.shutdown()
+        if workers is not None:
+            workers.shutdown()
     if progress is not None:
         progress(n_select, n_select)
     return torch.from_numpy(selected)

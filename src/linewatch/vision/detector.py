@@ -41,6 +41,14 @@ def use_all_cores() -> int:
     return n
 
 
+def score_on_one_pass(dets: Sequence, x: torch.Tensor, grids: bool = False) -> list[tuple[torch.Tensor, ...]]:
+    """The raw outputs of each of ``dets`` (fitted PatchCore or PaDiM models on one backbone, layers and input) for
+    the batch ``x``, from one backbone pass: ``_score``'s outputs, the search grids for the first model only when
+    ``grids``."""
+    maps = dets[0].graph().features.extractor(x)
+    return [d._score_features(d.graph().features.combine(maps), grids and i == 0) for i, d in enumerate(dets)]
+
+
 class Detector(Estimator, ABC):
     """Parameters are declared in ``linewatch.vision.methods`` (the constructor is generated from them);
     ``fit`` validates them and keeps the resolved values (e.g. the backbone's default layers) in ``params_``."""

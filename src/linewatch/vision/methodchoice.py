@@ -26,7 +26,7 @@ from torch import nn
 from linewatch.errors import LinewatchError
 from linewatch.vision.autochoice import PER_IMAGE, Trial, _figures, _relabel, choose, score_of
 from linewatch.vision.batches import Source, iter_batches
-from linewatch.vision.detector import Detector, Progress, use_all_cores
+from linewatch.vision.detector import Detector, Progress, score_on_one_pass, use_all_cores
 from linewatch.vision.methods import AutoParams, PadimParams, PatchCoreParams
 from linewatch.vision.selfcheck import WORKING, prepare
 from linewatch.vision.thresholds import calibrate
@@ -279,15 +279,23 @@ class Combined(Detector):
     def _calibrate_both(self, patchcore: Detector, padim: Detector, held: list, progress: Progress | None) -> None:
         """Both parts' thresholds, the weights and the thresholds of the sum, from one pass over the held-out images
         (one backbone pass per image feeds both parts, as when scoring): each part's thresholds from its own scores,
-        the weights from those, the sum's from the weighted scores and PatchCore's maps (the combined map)."""
+        the weights from those, the sum's from the weighted scores and PatchCore's maps (the combined map). Nothing
+        is changed when none of the images can be read."""
         parts: list[list[float]] = [[], []]
         peaks: list[list[float]] = [[], []]
-        self._assemble(patchcore, padim, torch.ones(2))  # the parts side by side, weighed below
-        for scores, maps in self._part_batches(held, progress):
-            for i in range(2):
-                parts[i].extend(scores[i].tolist())
-                peaks[i].extend(maps[i].reshape(len(maps[i]), -1).max(1).tolist())
-        if not parts[0]:  # no held-out image could be read
+        done = 0
+        use_all_cores()
+        with torch.inference_mode():
+            for batch in iter_batches(held, patchcore.preprocess, self.params_["batch_size"], skip_bad=True):
+                if len(batch.sizes):
+                    outs = score_on_one_pass((patchcore, padim), torch.from_numpy(batch.inputs))
+                    for i, (scores, maps) in enumerate(outs):
+                        parts[i].extend(scores.tolist())
+                        peaks[i].extend(maps.reshape(len(maps), -1).amax(1).tolist())
+                done += len(batch.sizes) + len(batch.skipped)
+                if progress:
+                    progress("calibrate", done, len(held))
+        if not parts[0]:
             raise LinewatchError("none of the held-out good images could be read to set the thresholds")
         rate = self.params_["false_alarm_rate"]
         for part, s, m in zip((patchcore, padim), parts, peaks, strict=True):
@@ -299,22 +307,6 @@ class Combined(Detector):
         w = self.weights_.numpy()
         summed = np.array(parts[0], dtype=np.float32) * w[0] + np.array(parts[1], dtype=np.float32) * w[1]
         self.calibration_ = calibrate(summed.astype(np.float64), np.array(peaks[0]), rate)
-
-    def _part_batches(self, images: list, progress: Progress | None):
-        """((PatchCore's scores, PaDiM's), (their maps)) per batch of readable ``images``, one backbone pass each."""
-        patchcore, padim = self._parts
-        done = 0
-        use_all_cores()
-        with torch.inference_mode():
-            for batch in iter_batches(images, self.preprocess, self.params_["batch_size"], skip_bad=True):
-                if len(batch.sizes):
-                    maps = patchcore.graph().features.extractor(torch.from_numpy(batch.inputs))
-                    a = patchcore._score_features(patchcore.graph().features.combine(maps))
-                    b = padim._score_features(padim.graph().features.combine(maps))
-                    yield (a[0].numpy(), b[0].numpy()), (a[1].numpy(), b[1].numpy())
-                done += len(batch.sizes) + len(batch.skipped)
-                if progress:
-                    progress("calibrate", done, len(images))
 
     def _assemble(self, patchcore: Detector, padim: Detector, weights: torch.Tensor) -> None:
         """Score with both parts from now on; PatchCore's resolved parameters (layers, the bank chosen) are ours."""
@@ -339,11 +331,8 @@ class Combined(Detector):
     _accumulate = _finish = _start
 
     def _score(self, x: torch.Tensor, grids: bool = False) -> tuple[torch.Tensor, ...]:
-        patchcore, padim = self._parts
-        maps = patchcore.graph().features.extractor(x)  # one backbone pass for both
-        out = patchcore._score_features(patchcore.graph().features.combine(maps), grids)
-        other = padim._score_features(padim.graph().features.combine(maps))[0]
-        return (out[0] * self.weights_[0] + other * self.weights_[1], *out[1:])
+        out, other = score_on_one_pass(self._parts, x, grids)  # one backbone pass for both
+        return (out[0] * self.weights_[0] + other[0] * self.weights_[1], *out[1:])
 
     def graph(self) -> nn.Module:
         self._check_fitted()

@@ -200,7 +200,7 @@ class Padim(Detector):
         m = shifted.reshape(d, h // s, s, w // s, s).permute(1, 3, 0, 2, 4).reshape(-1, d, s * s)
         self.mean_ = (self._ref.double() + shifted).reshape(d, h * w).t().float().contiguous()
         # a few blocks at a time, in float64: the covariances of all blocks at once were four float64 copies of the
-        # sums (330 MB at 256 px), the training's peak memory
+        # sums (330 MB at 256 px)
         self.inv_cov_ = torch.empty_like(self._outer)
         eye = 0.01 * torch.eye(d, dtype=torch.float64)  # regularisation of the paper
         for lo in range(0, m.shape[0], FINISH_BLOCKS):

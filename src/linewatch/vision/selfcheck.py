@@ -256,14 +256,13 @@ def _scored(dets: Sequence, images: list) -> list[tuple[tuple[float, np.ndarray]
     import torch
 
     from linewatch.vision.batches import iter_batches
-    from linewatch.vision.detector import use_all_cores
+    from linewatch.vision.detector import score_on_one_pass, use_all_cores
 
     first = dets[0]
     out = []
     use_all_cores()
     with torch.inference_mode():
         for batch in iter_batches(images, first.preprocess, first.params_["batch_size"]):
-            maps = first.graph().features.extractor(torch.from_numpy(batch.inputs))
-            res = [d._score_features(d.graph().features.combine(maps)) for d in dets]
+            res = score_on_one_pass(dets, torch.from_numpy(batch.inputs))
             out += [tuple((float(r[0][i]), r[1][i].numpy()) for r in res) for i in range(len(batch.sizes))]
     return out
