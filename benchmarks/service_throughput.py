@@ -15,10 +15,12 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -40,21 +42,49 @@ def _body(name: str, data: bytes, boundary: str) -> bytes:
     return head + data + f"\r\n--{boundary}--\r\n".encode()
 
 
-def _client_process(port: int, key: str, bodies: list[bytes], boundary: str, start: int, step: int, window, q):
-    """One client: a kept-alive connection posting ready-made multipart bodies from ``window[0]`` until
-    ``window[1]`` (wall clock);
-    puts its latencies (s) on ``q``. Plain http.client so the load generator spends little of the shared CPU."""
+def _split(data: bytes) -> tuple[bytes, bytes, str]:
+    """``data`` cut where a marker can go without changing the pixels: before a PNG's IEND chunk (a text chunk) or
+    after a JPEG's SOI marker (a comment segment); other formats are sent as they are."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[-12:-8] == b"\x00\x00\x00\x00" and data[-8:-4] == b"IEND":
+        return data[:-12], data[-12:], "png"
+    if data[:2] == b"\xff\xd8":
+        return data[:2], data[2:], "jpeg"
+    return data, b"", ""
+
+
+def _marked(parts: tuple[bytes, bytes, str], mark: bytes) -> bytes:
+    """The image with ``mark`` in a text chunk or comment: the same pixels, different bytes."""
+    head, tail, kind = parts
+    if kind == "png":
+        body = b"tEXt" + b"bench\x00" + mark
+        return head + struct.pack(">I", len(body) - 4) + body + struct.pack(">I", zlib.crc32(body)) + tail
+    if kind == "jpeg":
+        return head + b"\xff\xfe" + struct.pack(">H", len(mark) + 2) + mark + tail
+    return head
+
+
+def _client_process(
+    port: int, key: str, images: list[tuple[str, bytes]], boundary: str, start: int, step: int, window, q, unique
+):
+    """One client: a kept-alive connection posting multipart bodies from ``window[0]`` until ``window[1]`` (wall
+    clock); puts its latencies (s) on ``q``. Plain http.client so the load generator spends little of the shared
+    CPU. With ``unique`` each request's image carries a counter in a text chunk (PNG) or comment (JPEG), as a
+    camera's photos are each new: the service stores and fsyncs every one, where repeated bytes are stored once."""
     import http.client
     import json
 
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     headers = {"X-API-Key": key, "Content-Type": f"multipart/form-data; boundary={boundary}"}
+    parts = [(name, _split(data)) for name, data in images]
     lat, k, failed = [], start, 0
     begin, stop_at = window
     time.sleep(max(0.0, begin - time.time()))
     while time.time() < stop_at:
+        name, split = parts[k % len(parts)]
+        data = _marked(split, f"{os.getpid()}-{k}-{time.time_ns()}".encode()) if unique else b"".join(split[:2])
+        body = _body(name, data, boundary)
         t = time.perf_counter()
-        conn.request("POST", "/api/v1/stations/bench/inspect", body=bodies[k % len(bodies)], headers=headers)
+        conn.request("POST", "/api/v1/stations/bench/inspect", body=body, headers=headers)
         resp = conn.getresponse()
         payload = resp.read()
         if resp.status != 200:
@@ -67,17 +97,21 @@ def _client_process(port: int, key: str, bodies: list[bytes], boundary: str, sta
     q.put((lat, failed))
 
 
-def run_clients(port: int, key: str, images: list[Path], blobs: list[bytes], n: int, seconds: float):
+def run_clients(
+    port: int, key: str, images: list[Path], blobs: list[bytes], n: int, seconds: float, unique: bool = True
+):
     """n client processes inspecting for ``seconds``; (latencies in seconds, wall time, failed requests)."""
     import multiprocessing as mp
 
     boundary = "linewatch-bench-boundary"
-    bodies = [_body(p.name, b, boundary) for p, b in zip(images, blobs, strict=True)]
+    named = [(p.name, b) for p, b in zip(images, blobs, strict=True)]
     ctx = mp.get_context("fork")
     q = ctx.Queue()
     begin = time.time() + 2.0  # all processes started before the clock runs
     procs = [
-        ctx.Process(target=_client_process, args=(port, key, bodies, boundary, i, n, (begin, begin + seconds), q))
+        ctx.Process(
+            target=_client_process, args=(port, key, named, boundary, i, n, (begin, begin + seconds), q, unique)
+        )
         for i in range(n)
     ]
     for p in procs:
@@ -96,6 +130,13 @@ def main() -> None:
     ap.add_argument("--database-url", default=None)
     ap.add_argument("--clients", default="1,4,16")
     ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument(
+        "--repeat",
+        action="store_true",
+        help="send the test images' bytes as they are, so each is stored once (before 2026-12-05 the only way); "
+        "by default every request's image carries a counter in a text chunk or comment, as each new photo of a "
+        "camera is new, and is stored and fsynced",
+    )
     args = ap.parse_args()
 
     from linewatch.client import Client
@@ -158,7 +199,7 @@ def main() -> None:
 
         rows = []
         for n in [int(x) for x in args.clients.split(",")]:
-            lat, wall, failed = run_clients(port, key, images, blobs, n, args.seconds)
+            lat, wall, failed = run_clients(port, key, images, blobs, n, args.seconds, unique=not args.repeat)
             if failed:
                 print(f"{failed} requests failed with {n} clients", file=sys.stderr)
             ms = np.array(lat) * 1000

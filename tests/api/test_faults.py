@@ -644,3 +644,47 @@ def test_proxy_pauses_and_resumes():
                 assert s.recv(4) == b"pong"
         finally:
             proxy.close()
+
+
+def test_a_scoring_error_is_reported_even_when_the_image_store_fails_beside_it(tmp_path, model_dir, synthetic):
+    """The upload is stored and hashed on another thread while the model scores it: when both fail, the answer is
+    scoring's error, the storing has finished before the answer, and no row is stored; when only the store fails,
+    the answer is its 503."""
+    from linewatch.config import Settings
+    from linewatch.errors import ModelFileError
+    from linewatch.store.blobs import BlobStoreUnavailable
+
+    images = _images(synthetic)
+    with _service(Settings(data_dir=tmp_path / "data")) as svc:
+        c = svc.client
+        eng, op = svc.user("engineer"), svc.user("operator")
+        _use_model(svc.ctx.sessions, c, model_dir, eng)
+        finished = []
+
+        def store_down(data: bytes) -> str:
+            time.sleep(0.2)  # slower than the failing scoring below: the answer must wait for it
+            finished.append(len(data))
+            raise BlobStoreUnavailable("the image store is down")
+
+        class Broken:
+            calibration_ = None
+
+            def predict(self, images):
+                raise ModelFileError("the model file is damaged")
+
+        real_get = svc.ctx.models.get
+        svc.ctx.blobs.put = store_down
+        svc.ctx.models.get = lambda model_id, path: Broken()
+        r = c.post("/api/v1/stations/cam1/inspect", files=_files(images[:1]), headers=op)
+        assert r.status_code == 409 and "damaged" in r.json()["detail"], r.text
+        assert finished == [len(images[0][1])]
+        assert _rows(svc.ctx) == []
+
+        svc.ctx.models.get = real_get  # scoring works, the store does not
+        r = c.post("/api/v1/stations/cam1/inspect", files=_files(images[:1]), headers=op)
+        assert r.status_code == 503 and r.headers["Retry-After"], r.text
+        assert _rows(svc.ctx) == []
+        del svc.ctx.blobs.put  # the store is back
+        r = c.post("/api/v1/stations/cam1/inspect", files=_files(images[:1]), headers=op)
+        assert r.status_code == 200, r.text
+        assert [row.id for row in _rows(svc.ctx)] == [r.json()[0]["id"]]

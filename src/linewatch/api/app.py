@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from linewatch import __version__
@@ -157,13 +158,68 @@ SECURITY_HEADERS = {
 HSTS = "max-age=31536000"  # only on answers sent over TLS (directly, or by a proxy uvicorn trusts)
 
 
-def security_headers(request: Request, response) -> None:
-    headers = response.headers
-    headers.setdefault("Content-Security-Policy", DOCS_CSP if request.url.path in DOCS_PATHS else CSP)
+def security_headers(scope, headers: MutableHeaders) -> None:
+    """The security headers an answer to ``scope`` lacks, added to its ``headers``."""
+    headers.setdefault("Content-Security-Policy", DOCS_CSP if scope["path"] in DOCS_PATHS else CSP)
     for name, value in SECURITY_HEADERS.items():
         headers.setdefault(name, value)
-    if request.url.scheme in ("https", "wss"):
+    if scope.get("scheme") in ("https", "wss"):
         headers.setdefault("Strict-Transport-Security", HSTS)
+
+
+class GuardAndMeasure:
+    """Refuses a malformed or too large declared Content-Length (a body without one is counted as it arrives by
+    ``StreamedBodyLimit``), puts the security headers on every answer and Retry-After on a 503, and counts and
+    times requests by route. Plain ASGI: Starlette's ``BaseHTTPMiddleware`` cost about a millisecond a request
+    (it runs the app in a task of its own and passes the answer on through a stream)."""
+
+    def __init__(self, app, settings: Settings, context: AppContext) -> None:
+        self.app = app
+        self.limit = settings.max_upload_bytes
+        self.context = context
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        refusal = self._refusal(scope)
+        if refusal is not None:
+            security_headers(scope, refusal.headers)
+            await refusal(scope, receive, send)
+            return
+        client = scope.get("client")
+        audit_log.CLIENT.set(client[0] if client else None)  # for the audit log's entries
+        started = time.perf_counter()
+        status = 500  # an error that escapes the app is answered 500 by Starlette's outermost middleware
+
+        async def send_with_headers(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = MutableHeaders(scope=message)
+                security_headers(scope, headers)
+                if status == 503:  # a part is down: tell clients when to try again
+                    headers.setdefault("Retry-After", RETRY_AFTER_S)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            path = getattr(scope.get("route"), "path", "unmatched")
+            metrics = self.context.metrics
+            metrics.http_requests.labels(scope["method"], path, str(status)).inc()
+            metrics.http_latency.labels(scope["method"], path).observe(time.perf_counter() - started)
+
+    def _refusal(self, scope) -> JSONResponse | None:
+        length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+        if length is None:
+            return None
+        text = length.decode("latin-1").strip()
+        if not re.fullmatch(r"[0-9]+", text):
+            return _error(400, "invalid Content-Length")
+        if int(text) > self.limit:
+            return _error(413, f"request body over {self.limit:,} bytes")
+        return None
 
 
 def create_app(settings: Settings | None = None, context: AppContext | None = None) -> FastAPI:
@@ -244,35 +300,11 @@ def _lifespan(c: AppContext):
 
 
 def _add_guards(app: FastAPI, settings: Settings, c: AppContext) -> None:
-    """Request size limits, Retry-After on 503, request metrics."""
-    # guard_and_measure refuses a declared Content-Length over the limit; this, a body without one (chunked).
-    # Added first, so it runs inside guard_and_measure, whose task group would wrap its error.
+    """Request size limits, security headers, Retry-After on 503, request metrics."""
+    # GuardAndMeasure refuses a declared Content-Length over the limit; StreamedBodyLimit, a body without one
+    # (chunked). Added first, so it runs inside GuardAndMeasure.
     app.add_middleware(StreamedBodyLimit, limit=settings.max_upload_bytes)
-
-    @app.middleware("http")
-    async def guard_and_measure(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None:
-            if not re.fullmatch(r"[0-9]+", length.strip()):
-                return _with_headers(request, _error(400, "invalid Content-Length"))
-            if int(length) > settings.max_upload_bytes:
-                return _with_headers(request, _error(413, f"request body over {settings.max_upload_bytes:,} bytes"))
-        audit_log.CLIENT.set(request.client.host if request.client else None)  # for the audit log's entries
-        started = time.perf_counter()
-        response = await call_next(request)
-        security_headers(request, response)
-        if response.status_code == 503:  # a part is down: tell clients when to try again
-            response.headers.setdefault("Retry-After", RETRY_AFTER_S)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        c.metrics.http_requests.labels(request.method, path, str(response.status_code)).inc()
-        c.metrics.http_latency.labels(request.method, path).observe(time.perf_counter() - started)
-        return response
-
-
-def _with_headers(request: Request, response):
-    security_headers(request, response)
-    return response
+    app.add_middleware(GuardAndMeasure, settings=settings, context=c)
 
 
 def _add_error_handlers(app: FastAPI) -> None:

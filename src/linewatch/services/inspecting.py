@@ -6,9 +6,9 @@ blobs, never a half one, and no row of a request that failed."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import imagehash
 from PIL import Image
@@ -22,6 +22,7 @@ from linewatch.services.context import AppContext, Conflict, NotFound
 from linewatch.services.errors import TooLarge
 from linewatch.services.heatmaps import encode_map
 from linewatch.services.searching import vectors_row
+from linewatch.store.blobs import BlobStore
 from linewatch.store.tables import Inspection, InspectionVectors, InspectRequest, ModelVersion, Station
 from linewatch.vision.images import image_size, open_image_bytes
 
@@ -83,29 +84,46 @@ def station_model(ctx: AppContext, station_name: str) -> tuple[Station, ModelVer
     return station, model
 
 
+def _keep_and_describe(blobs: BlobStore, data: bytes, img: Image.Image) -> tuple[str, str, bytes | None]:
+    """The uploaded image stored (its key, the SHA-256), its perceptual hash and its repeat fingerprint: the
+    work on an image that does not need its score."""
+    key = blobs.put(data)
+    fp = fingerprint(img)
+    return key, perceptual_hash(img), fp.to_bytes() if fp is not None else None
+
+
+# Storing and hashing an upload runs on one of these while the model scores it: the model's own threads release
+# the GIL, and fsyncing the file is mostly waiting. A few, shared by all requests, so that a burst of requests
+# does not start a thread each.
+_SIDE = ThreadPoolExecutor(max_workers=4, thread_name_prefix="linewatch-upload")
+
+
 def _score(
     ctx: AppContext, station: Station, model: ModelVersion, data: bytes, filename: str | None
 ) -> tuple[Inspection, InspectionVectors | None]:
     """Score one image and store its image and heatmap blobs; the rows it returns (the inspection and its search
-    vectors, None for a model exported before search existed) are not added to any session."""
+    vectors, None for a model exported before search existed) are not added to any session. The image is
+    stored and hashed beside the scoring; a scoring error after the image was stored leaves an unreferenced
+    blob, which the module's order of writes allows."""
     started = time.perf_counter()
     filename = clean_filename(filename)
     img = open_image_bytes(data, filename or "upload", ctx.settings.max_image_pixels)
     scorer = ctx.models.get(model.id, model.path)
-    pred = scorer.predict([img])[0]
-    heat = encode_map(pred, scorer.calibration_)
-    sha = hashlib.sha256(data).hexdigest()
-    image_key = ctx.blobs.put(data)
-    heat_key = ctx.blobs.put(heat)
-    assert image_key == sha
-    fp = fingerprint(img)
+    side = _SIDE.submit(_keep_and_describe, ctx.blobs, data, img)
+    try:
+        pred = scorer.predict([img])[0]
+        heat_key = ctx.blobs.put(encode_map(pred, scorer.calibration_))
+    except BaseException:
+        wait([side])  # nothing of this request runs on after its answer; scoring's error is the one reported
+        raise
+    sha, phash, fp = side.result()  # its error (the store down) is this request's
     latency = (time.perf_counter() - started) * 1000
     row = Inspection(
         station_id=station.id,
         model_id=model.id,
         image_sha256=sha,
-        image_phash=perceptual_hash(img),
-        image_fingerprint=fp.to_bytes() if fp is not None else None,
+        image_phash=phash,
+        image_fingerprint=fp,
         heatmap_sha256=heat_key,
         filename=filename,
         width=img.width,
