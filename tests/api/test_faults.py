@@ -646,10 +646,17 @@ def test_proxy_pauses_and_resumes():
             proxy.close()
 
 
+def _heat_key(ctx, inspection_id: int) -> str:
+    from linewatch.store.tables import Inspection
+
+    with ctx.sessions() as s:
+        return s.get(Inspection, inspection_id).heatmap_sha256
+
+
 def test_a_scoring_error_is_reported_even_when_the_image_store_fails_beside_it(tmp_path, model_dir, synthetic):
     """The upload is stored and hashed on another thread while the model scores it: when both fail, the answer is
     scoring's error, the storing has finished before the answer, and no row is stored; when only the store fails,
-    the answer is its 503."""
+    the answer is its 503, also when only the heatmap (stored while the rows are written) cannot be stored."""
     from linewatch.config import Settings
     from linewatch.errors import ModelFileError
     from linewatch.store.blobs import BlobStoreUnavailable
@@ -684,7 +691,23 @@ def test_a_scoring_error_is_reported_even_when_the_image_store_fails_beside_it(t
         r = c.post("/api/v1/stations/cam1/inspect", files=_files(images[:1]), headers=op)
         assert r.status_code == 503 and r.headers["Retry-After"], r.text
         assert _rows(svc.ctx) == []
+        del svc.ctx.blobs.put
+        real_put = svc.ctx.blobs.put
+
+        def heatmaps_down(data: bytes) -> str:
+            # the upload is stored; the heatmap, stored while the rows are written, is not: nothing is committed
+            if data == images[1][1]:
+                return real_put(data)
+            time.sleep(0.2)
+            raise BlobStoreUnavailable("the image store is down")
+
+        svc.ctx.blobs.put = heatmaps_down
+        r = c.post("/api/v1/stations/cam1/inspect", files=_files(images[1:2]), headers=op)
+        assert r.status_code == 503, r.text
+        assert _rows(svc.ctx) == []
         del svc.ctx.blobs.put  # the store is back
-        r = c.post("/api/v1/stations/cam1/inspect", files=_files(images[:1]), headers=op)
+        r = c.post("/api/v1/stations/cam1/inspect", files=_files(images[:2]), headers=op)
         assert r.status_code == 200, r.text
-        assert [row.id for row in _rows(svc.ctx)] == [r.json()[0]["id"]]
+        assert [row.id for row in _rows(svc.ctx)] == [x["id"] for x in r.json()]
+        for x in r.json():  # both blobs of each inspection are there
+            assert svc.ctx.blobs.exists(x["image_sha256"]) and svc.ctx.blobs.exists(_heat_key(svc.ctx, x["id"]))

@@ -162,3 +162,32 @@ def test_upgrading_fills_the_reviewed_defect_type(backend, tmp_path, request):
         finally:
             engine.dispose()
     assert got == {1: "chip", 2: None}
+
+
+def test_fingerprints_are_stored_uncompressed_on_postgres_and_back_after_a_downgrade(postgres):
+    """Migration 0011: PostgreSQL keeps the repeat fingerprints (pixel windows pglz cannot shrink) without trying to
+    compress them; the downgrade restores the default."""
+    from alembic import command
+
+    def storage(conn) -> str:
+        return conn.execute(
+            text(
+                "SELECT attstorage FROM pg_attribute WHERE attrelid = 'inspections'::regclass "
+                "AND attname = 'image_fingerprint'"
+            )
+        ).scalar_one()
+
+    with postgres.database("lw_storage") as url:
+        engine = db.make_engine(url)
+        try:
+            db.migrate(engine)
+            with engine.connect() as conn:
+                assert storage(conn) == "e"
+            cfg = db._alembic_config(engine)
+            with engine.begin() as conn:
+                cfg.attributes["connection"] = conn
+                command.downgrade(cfg, "0010")
+            with engine.connect() as conn:
+                assert storage(conn) == "x"
+        finally:
+            engine.dispose()

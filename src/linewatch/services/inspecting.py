@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import time
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import imagehash
 from PIL import Image
@@ -22,7 +22,7 @@ from linewatch.services.context import AppContext, Conflict, NotFound
 from linewatch.services.errors import TooLarge
 from linewatch.services.heatmaps import encode_map
 from linewatch.services.searching import vectors_row
-from linewatch.store.blobs import BlobStore
+from linewatch.store.blobs import BlobStore, blob_key
 from linewatch.store.tables import Inspection, InspectionVectors, InspectRequest, ModelVersion, Station
 from linewatch.vision.images import image_size, open_image_bytes
 
@@ -100,11 +100,12 @@ _SIDE = ThreadPoolExecutor(max_workers=4, thread_name_prefix="linewatch-upload")
 
 def _score(
     ctx: AppContext, station: Station, model: ModelVersion, data: bytes, filename: str | None
-) -> tuple[Inspection, InspectionVectors | None]:
-    """Score one image and store its image and heatmap blobs; the rows it returns (the inspection and its search
-    vectors, None for a model exported before search existed) are not added to any session. The image is
-    stored and hashed beside the scoring; a scoring error after the image was stored leaves an unreferenced
-    blob, which the module's order of writes allows."""
+) -> tuple[Inspection, InspectionVectors | None, Future]:
+    """Score one image; the rows it returns (the inspection and its search vectors, None for a model exported
+    before search existed) are not added to any session. The image is stored and hashed beside the scoring, and
+    the heatmap is being stored when this returns: the future says when (its error is the request's), and the
+    rows must not be committed before it is done. A scoring error after the image was stored leaves an
+    unreferenced blob, which the module's order of writes allows."""
     started = time.perf_counter()
     filename = clean_filename(filename)
     img = open_image_bytes(data, filename or "upload", ctx.settings.max_image_pixels)
@@ -112,11 +113,13 @@ def _score(
     side = _SIDE.submit(_keep_and_describe, ctx.blobs, data, img)
     try:
         pred = scorer.predict([img])[0]
-        heat_key = ctx.blobs.put(encode_map(pred, scorer.calibration_))
+        heat = encode_map(pred, scorer.calibration_)
     except BaseException:
         wait([side])  # nothing of this request runs on after its answer; scoring's error is the one reported
         raise
     sha, phash, fp = side.result()  # its error (the store down) is this request's
+    vectors = vectors_row(model, pred.embeddings)
+    stored = _SIDE.submit(ctx.blobs.put, heat)  # nothing below can fail: the caller waits for what it returns
     latency = (time.perf_counter() - started) * 1000
     row = Inspection(
         station_id=station.id,
@@ -124,7 +127,7 @@ def _score(
         image_sha256=sha,
         image_phash=phash,
         image_fingerprint=fp,
-        heatmap_sha256=heat_key,
+        heatmap_sha256=blob_key(heat),
         filename=filename,
         width=img.width,
         height=img.height,
@@ -134,7 +137,7 @@ def _score(
         regions=[r.to_dict() for r in pred.regions],
         latency_ms=round(latency, 2),
     )
-    return row, vectors_row(model, pred.embeddings)
+    return row, vectors, stored
 
 
 def _replayed(ctx: AppContext, station: Station, key: str) -> list[dict] | None:
@@ -167,17 +170,19 @@ def inspect_images(
             return done
     check_request(ctx.settings, uploads)
     deadline = time.monotonic() + ctx.settings.request_time_budget_s
-    scored = []
-    for n, (filename, data) in enumerate(uploads):
-        if n and time.monotonic() > deadline:
-            raise TooLarge(
-                f"the request took over {ctx.settings.request_time_budget_s:g} s ({n} of {len(uploads)} images "
-                "scored, none stored): send fewer images per request"
-            )
-        scored.append(_score(ctx, station, model, data, filename))
-    rows = [row for row, _ in scored]
-    settings = ctx.settings
+    scored, heatmaps = [], []
     try:
+        for n, (filename, data) in enumerate(uploads):
+            if n and time.monotonic() > deadline:
+                raise TooLarge(
+                    f"the request took over {ctx.settings.request_time_budget_s:g} s ({n} of {len(uploads)} images "
+                    "scored, none stored): send fewer images per request"
+                )
+            row, vectors, stored = _score(ctx, station, model, data, filename)
+            scored.append((row, vectors))
+            heatmaps.append(stored)
+        rows = [row for row, _ in scored]
+        settings = ctx.settings
         with ctx.sessions() as s, s.begin():
             for n, (row, vectors) in enumerate(scored):
                 dup = ctx.recent.find(
@@ -199,11 +204,16 @@ def inspect_images(
                     s.add(vectors)
             if idempotency_key is not None:
                 s.add(InspectRequest(station_id=station.id, key=idempotency_key, inspection_ids=[r.id for r in rows]))
+            s.flush()
+            for stored in heatmaps:  # the rows are written but not committed: their heatmaps are stored first
+                stored.result()
     except IntegrityError:
         done = _replayed(ctx, station, idempotency_key) if idempotency_key is not None else None
         if done is None:
             raise
         return done  # a concurrent copy of this request committed first; its blobs are the same content
+    finally:
+        wait(heatmaps)  # on an error too: nothing of this request runs on after its answer
     out = []
     for row, vectors in scored:
         result = inspection_dict(row, station.name)
