@@ -63,6 +63,17 @@ def test_the_pixel_auroc_is_scikit_learns():
     labels = rng.random(20_000) < 0.05
     scores[labels] += 0.5
     assert rank_auroc(labels, scores) == pytest.approx(roc_auc_score(labels, scores), abs=1e-9)
+    # sorting inside the caller's array (the self-check's own maps, in their shape) gives the same, exactly
+    maps, masks = scores.reshape(50, 20, 20), labels.reshape(50, 20, 20)
+    expected = rank_auroc(labels, scores)
+    assert rank_auroc(masks, maps, overwrite=True) == expected
+    scores = np.round(rng.normal(size=20_000), 2).astype(np.float32)
+    labels[0], scores[0] = False, np.inf  # an infinite negative stays a negative
+    maps = scores.reshape(50, 20, 20)
+    kept = maps.copy()
+    expected = rank_auroc(labels, scores)
+    assert np.array_equal(maps, kept)  # not asked to, it leaves the caller's array as it was
+    assert rank_auroc(masks, maps, overwrite=True) == expected
 
 
 def test_models_sharing_a_backbone_are_checked_in_one_pass_with_the_same_figures(synthetic):

@@ -18,6 +18,8 @@ from functools import cache
 import numpy as np
 import torch
 
+from linewatch.vision.heap import release_freed_memory
+
 
 def greedy_coreset(
     points: torch.Tensor,
@@ -250,6 +252,7 @@ class StreamingCoreset:
             features = features[n:]
 
     def _reduce(self, size: int, progress, cover: bool = False) -> None:
+        release_freed_memory()  # the reduction's projected copy of the pool is the largest array of a training
         idx = greedy_coreset(self._pool[: self._count], size, self.proj_dim, self.seed + self.reductions, progress)
         kept = self._pool[idx].clone()
         if cover:

@@ -18,6 +18,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from linewatch.errors import ImageError
 from linewatch.vision.batches import Source
+from linewatch.vision.heap import release_freed_memory
 from linewatch.vision.images import open_image, spread
 
 KINDS = ("scratch", "patch", "stain")
@@ -111,16 +112,26 @@ MAX_IMAGES = 100  # held-out images the check uses at most: enough for the AUROC
 WORKING = 2  # images are kept at most this many times the model's input side (``working_copy``)
 
 
-def rank_auroc(positive: np.ndarray, scores: np.ndarray) -> float:
+def rank_auroc(positive: np.ndarray, scores: np.ndarray, overwrite: bool = False) -> float:
     """ROC AUC as the Mann-Whitney U statistic (ties count a half): the same value as scikit-learn's, faster and in
     far less memory on the millions of pixels of a self-check. Only the negatives are sorted (a copy of their scores);
-    each positive counts the negatives below it and half those equal to it."""
+    each positive counts the negatives below it and half those equal to it. With ``overwrite`` the negatives are
+    sorted inside ``scores`` itself (a contiguous array the caller no longer needs), with no copy: the positives'
+    scores are taken out and their places set to +inf, so that the first values after the sort are the negatives'."""
     pos = np.asarray(positive, dtype=bool).ravel()
-    scores = np.asarray(scores).ravel()
     n1 = int(pos.sum())
     n0 = pos.size - n1
-    neg = np.sort(scores[~pos])
-    p = scores[pos]
+    if overwrite and isinstance(scores, np.ndarray) and scores.flags.c_contiguous and scores.dtype.kind == "f":
+        flat = scores.reshape(-1)  # a view
+        p = flat[pos]
+        flat[pos] = np.inf
+        flat.sort()
+        neg = flat[:n0]
+    else:
+        scores = np.asarray(scores).ravel()
+        neg = scores[~pos]  # a copy, sorted in place: np.sort would make a second one
+        neg.sort()
+        p = scores[pos]
     below = np.searchsorted(neg, p, side="left")
     upto = np.searchsorted(neg, p, side="right")
     u = below.sum(dtype=np.float64) + 0.5 * (upto - below).sum(dtype=np.float64)
@@ -212,26 +223,35 @@ def self_check_many(dets: Sequence, prepared: Painted, progress=None) -> list[Se
     from sklearn.metrics import roc_auc_score
 
     started = time.perf_counter()
+    release_freed_memory()  # before the painted copies' maps, the largest arrays after training's
     pre = dets[0].preprocess
     good_scores = [[s for s, _ in per] for per in zip(*_scored(dets, prepared.images), strict=True)]
     bad_scores: list[list[float]] = [[] for _ in dets]
-    maps: list[list[np.ndarray]] = [[] for _ in dets]
-    masks = []
+    # the painted copies' maps and masks, written in place into one array each (allocated with the first map):
+    # lists stacked at the end held every map twice at the peak
+    maps: list[np.ndarray] = []
+    masks = np.empty(0, bool)
+    n = 0
     for chunk in prepared.chunks():
         for per, (_, mask) in zip(_scored(dets, [img for img, _ in chunk]), chunk, strict=True):
+            if not maps:
+                maps = [np.empty((prepared.painted, *amap.shape), np.float32) for _, amap in per]
+                masks = np.empty((prepared.painted, *per[0][1].shape), bool)
             for i, (score, amap) in enumerate(per):
                 bad_scores[i].append(score)
-                maps[i].append(amap.astype(np.float32, copy=False))
-            masks.append(pre.mask_to_input(mask))
+                maps[i][n] = amap
+            masks[n] = pre.mask_to_input(mask)
+            n += 1
         if progress:
-            progress("score", len(masks), prepared.painted)
-    masks = np.stack(masks)
-    y = np.r_[np.zeros(len(prepared.images)), np.ones(len(masks))]
+            progress("score", n, prepared.painted)
+    masks = masks[:n]
+    y = np.r_[np.zeros(len(prepared.images)), np.ones(n)]
     seconds = time.perf_counter() - started
     out = []
-    for good, bad, m in zip(good_scores, bad_scores, maps, strict=True):
+    for i, (good, bad) in enumerate(zip(good_scores, bad_scores, strict=True)):
         image = float(roc_auc_score(y, np.r_[good, bad]))
-        pixel = rank_auroc(masks, np.stack(m)) if 0 < masks.sum() < masks.size else None
+        pixel = rank_auroc(masks, maps[i][:n], overwrite=True) if 0 < masks.sum() < masks.size else None
+        maps[i] = np.empty(0, np.float32)  # each model's maps freed once counted
         out.append(SelfCheck(image, pixel, len(good), len(bad), seconds))
     return out
 
