@@ -109,6 +109,7 @@ def painted_copies(
 
 
 MAX_IMAGES = 100  # held-out images the check uses at most: enough for the AUROC, and memory stays flat
+CHECK_BATCH = 4  # images per backbone pass while checking: its activations are the check's largest transient
 WORKING = 2  # images are kept at most this many times the model's input side (``working_copy``)
 
 
@@ -242,6 +243,7 @@ def self_check_many(dets: Sequence, prepared: Painted, progress=None) -> list[Se
                 maps[i][n] = amap
             masks[n] = pre.mask_to_input(mask)
             n += 1
+        release_freed_memory()  # each chunk's images, batches and distance products: freed, given back
         if progress:
             progress("score", n, prepared.painted)
     masks = masks[:n]
@@ -282,7 +284,7 @@ def _scored(dets: Sequence, images: list) -> list[tuple[tuple[float, np.ndarray]
     out = []
     use_all_cores()
     with torch.inference_mode():
-        for batch in iter_batches(images, first.preprocess, first.params_["batch_size"]):
+        for batch in iter_batches(images, first.preprocess, min(first.params_["batch_size"], CHECK_BATCH)):
             res = score_on_one_pass(dets, torch.from_numpy(batch.inputs))
             out += [tuple((float(r[0][i]), r[1][i].numpy()) for r in res) for i in range(len(batch.sizes))]
     return out
