@@ -416,13 +416,22 @@ def test_inspect_refuses_too_many_files_and_too_many_pixels_before_decoding(tmp_
 
 
 def test_the_time_budget_refuses_a_slow_request_whole(tmp_path, monkeypatch):
+    from concurrent.futures import Future
+
     from linewatch.services import inspecting
 
     with _client(tmp_path, request_time_budget_s=0.5) as (c, ctx):
         _user(ctx, "op", "operator")
         op = _login(c, "op")
         _station(ctx, "cam", tmp_path)
-        monkeypatch.setattr(inspecting, "_score", lambda *a: time.sleep(0.3) or (None, None))
+
+        def slow(*a):  # an image scored in 0.3 s, its heatmap already stored
+            time.sleep(0.3)
+            stored = Future()
+            stored.set_result("key")
+            return None, None, stored
+
+        monkeypatch.setattr(inspecting, "_score", slow)
         files = [("files", (f"{n}.png", _png(), "image/png")) for n in range(4)]
         detail = _error(c.post("/api/v1/stations/cam/inspect", files=files, headers=op), 413)
         assert "over 0.5 s" in detail and "none stored" in detail
