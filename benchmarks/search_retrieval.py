@@ -10,7 +10,12 @@ test image is a query; its 5 nearest other defective images (by the best region-
 by image embedding) are hits when they share its defect type. Chance is the mean share of same-type others.
 The mask-crop row crops each image around its true mask's bounding box (grown by half its size on every side, at
 least 64 px), scores the crop as a new image and takes its whole-image vector. The blend rows rank by
-``w * region similarity + (1 - w) * whole-image similarity``.
+``w * region similarity + (1 - w) * whole-image similarity``; the standardised blends first turn each query's
+similarities into z-scores over the other images, so that the whole image's narrow range of cosines counts as much
+as the regions' wide one. The detected-crop rows cut each image around its highest-scoring *detected* region (or
+the map's peak), re-embed the crop at 128 px with the model's own backbone layers (each layer mean-pooled and
+L2-normalised) and add that cosine to the region similarity: the issue's crop idea without the true masks. These
+rows are there to decide on categories the defaults were not chosen on (docs/benchmarks.md, "Defect search").
 """
 
 from __future__ import annotations
@@ -68,6 +73,53 @@ def region_similarity(defects: list[np.ndarray]) -> np.ndarray:
         col_best = rows.max(0)
         np.maximum.at(best[i], owner, col_best)
     return best
+
+
+def standardised(sim: np.ndarray) -> np.ndarray:
+    """Each row's similarities as z-scores over the other images (the diagonal, the query itself, left out)."""
+    s = sim.astype(np.float64)
+    np.fill_diagonal(s, np.nan)
+    z = (s - np.nanmean(s, 1, keepdims=True)) / np.maximum(np.nanstd(s, 1, keepdims=True), 1e-9)
+    np.fill_diagonal(z, -np.inf)
+    return z
+
+
+def detected_crops(det, raw, paths: list[Path], size: int = 128, grow: float = 0.5, least: int = 32) -> np.ndarray:
+    """(N, C) unit vectors: each image cut around its highest-scoring detected region (the map's peak when it has
+    none), the box grown by ``grow`` of its side on every side and at least ``least`` model-input pixels, resized to
+    ``size`` px and run through the model's own backbone layers, each layer mean-pooled and L2-normalised."""
+    import torch
+    from PIL import Image
+
+    mean = np.array([0.485, 0.456, 0.406], np.float32)
+    std = np.array([0.229, 0.224, 0.225], np.float32)
+    thr = det.calibration_.pixel_threshold
+    out = []
+    for (amap, _f, _r), path in zip(raw, paths, strict=True):
+        regions, _labels, _comps = find_components(amap, thr, det.min_region_area)
+        if regions:
+            top = max(regions, key=lambda g: g.max_score)
+            x0, y0, x1, y1 = top.x, top.y, top.x + top.width, top.y + top.height
+        else:
+            py, px = np.unravel_index(int(np.argmax(amap)), amap.shape)
+            x0, y0, x1, y1 = px, py, px + 1, py + 1
+        img = Image.open(path).convert("RGB")
+        sx, sy = img.width / amap.shape[1], img.height / amap.shape[0]
+        half = max(max(x1 - x0, y1 - y0) * (0.5 + grow), least / 2)
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        box = (
+            int(max(0, (cx - half) * sx)),
+            int(max(0, (cy - half) * sy)),
+            int(min(img.width, (cx + half) * sx)),
+            int(min(img.height, (cy + half) * sy)),
+        )
+        arr = (np.asarray(img.crop(box).resize((size, size), Image.BILINEAR), np.float32) / 255.0 - mean) / std
+        with torch.inference_mode():
+            maps = det.extractor_(torch.from_numpy(arr.transpose(2, 0, 1).copy())[None])
+        parts = [m.mean((2, 3))[0].numpy() for m in maps]
+        v = np.concatenate([p / max(float(np.linalg.norm(p)), 1e-12) for p in parts])
+        out.append(v / max(float(np.linalg.norm(v)), 1e-12))
+    return np.stack(out)
 
 
 def mask_crops(samples, out: Path, grow: float = 0.5, least: int = 64) -> list[Path]:
@@ -132,6 +184,31 @@ def evaluate(det, samples, name: str, crops: bool = True) -> list[dict]:
                 "p@5": precision_at_5(w * region + (1 - w) * (images @ images.T), labels),
             }
         )
+    for w in (0.8, 0.6):
+        rows.append(
+            {
+                "data": name,
+                "embedding": f"blend, standardised per query: {w} x region + {1 - w:.1f} x whole image",
+                "p@5": precision_at_5(w * standardised(region) + (1 - w) * standardised(images @ images.T), labels),
+            }
+        )
+    if crops:
+        found = detected_crops(det, raw, paths)
+        rows.append(
+            {
+                "data": name,
+                "embedding": "crop around the top detected region",
+                "p@5": precision_at_5(found @ found.T, labels),
+            }
+        )
+        for w in (0.75, 0.5):
+            rows.append(
+                {
+                    "data": name,
+                    "embedding": f"{w} x region + {1 - w} x crop around the top detected region",
+                    "p@5": precision_at_5(w * region + (1 - w) * (found @ found.T), labels),
+                }
+            )
     if crops and all(s.mask_path for s in samples):
         with tempfile.TemporaryDirectory() as tmp:
             _, crop_vecs = vectors(det, grids_of(det, mask_crops(samples, Path(tmp))), DEFAULT_REGION_MODE, None)
