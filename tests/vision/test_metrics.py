@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from linewatch.vision.metrics import aupro, auroc, image_metrics
+from linewatch.vision.metrics import aupro, auroc, image_metrics, rank_auroc
+from linewatch.vision.regions import label
 from linewatch.vision.thresholds import calibrate, f1_optimal_threshold, threshold_at_false_alarm_rate
 
 
@@ -25,6 +26,62 @@ def test_aupro_averages_regions_not_pixels():
     maps[0, 0, [8, 9, 11]] = 0.5  # normal pixels all score above the small region
     # PRO is 0.5 at FPR 0 (one of two regions fully covered), whatever the pixel counts
     assert aupro(masks, maps, max_fpr=0.3) == pytest.approx(0.5)
+
+
+def _aupro_sorting_every_pixel(masks, maps, max_fpr=0.3):
+    """The textbook computation: every pixel sorted (what ``aupro`` computed until it sorted only the pixels that
+    reach the curve)."""
+    masks = np.asarray(masks, dtype=bool)
+    maps = np.asarray(maps, dtype=np.float64)
+    weight = np.zeros(masks.shape)
+    n_regions = 0
+    for i in range(masks.shape[0]):
+        lab, n = label(masks[i], connectivity=8)
+        if n:
+            sizes = np.bincount(lab.ravel())
+            w = np.zeros(n + 1)
+            w[1:] = 1.0 / sizes[1:]
+            weight[i] = w[lab]
+            n_regions += n
+    normal = ~masks
+    order = np.argsort(-maps.ravel(), kind="stable")
+    s = maps.ravel()[order]
+    fpr = np.cumsum(normal.ravel()[order]) / normal.sum()
+    pro = np.cumsum(weight.ravel()[order]) / n_regions
+    last = np.r_[s[1:] != s[:-1], True]
+    fpr, pro = np.r_[0.0, fpr[last]], np.r_[0.0, pro[last]]
+    k = int(np.searchsorted(fpr, max_fpr, side="right"))
+    x, y = fpr[:k], pro[:k]
+    if k < len(fpr) and x[-1] < max_fpr:
+        y_cut = y[-1] + (pro[k] - y[-1]) * (max_fpr - x[-1]) / (fpr[k] - x[-1])
+        x, y = np.r_[x, max_fpr], np.r_[y, y_cut]
+    return float(np.trapezoid(y, x) / max_fpr)
+
+
+@pytest.mark.parametrize("levels", [None, 7])  # continuous scores, and scores on 7 levels (many ties)
+@pytest.mark.parametrize("max_fpr", [0.01, 0.05, 0.3, 0.5, 1.0])
+def test_aupro_on_the_pixels_that_reach_the_curve_is_the_full_sort_bit_for_bit(levels, max_fpr):
+    rng = np.random.default_rng(3)
+    masks = np.zeros((6, 40, 50), dtype=bool)
+    for i in range(4):  # two images without a defect
+        for _ in range(3):
+            y, x = rng.integers(0, 34), rng.integers(0, 44)
+            masks[i, y : y + rng.integers(1, 7), x : x + rng.integers(1, 7)] = True
+    maps = rng.random(masks.shape).astype(np.float32) + 0.6 * masks
+    if levels:
+        maps = np.round(maps * levels) / levels
+    assert aupro(masks, maps, max_fpr) == _aupro_sorting_every_pixel(masks, maps, max_fpr)
+
+
+def test_rank_auroc_is_scikit_learns_and_nan_with_one_class():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(4)
+    labels = rng.random(5000) < 0.1
+    scores = np.round(rng.random(5000) + 0.3 * labels, 2).astype(np.float32)  # ties
+    assert rank_auroc(labels, scores) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+    assert np.isnan(rank_auroc(np.zeros(4, bool), np.arange(4.0)))
+    assert np.isnan(rank_auroc(np.ones(4, bool), np.arange(4.0)))
 
 
 def test_perfect_and_inverted_scores():

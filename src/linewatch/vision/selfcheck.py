@@ -20,6 +20,7 @@ from linewatch.errors import ImageError
 from linewatch.vision.batches import Source
 from linewatch.vision.heap import release_freed_memory
 from linewatch.vision.images import open_image, spread
+from linewatch.vision.metrics import rank_auroc  # noqa: F401  (re-exported: it lived here)
 
 KINDS = ("scratch", "patch", "stain")
 
@@ -111,32 +112,6 @@ def painted_copies(
 MAX_IMAGES = 100  # held-out images the check uses at most: enough for the AUROC, and memory stays flat
 CHECK_BATCH = 4  # images per backbone pass while checking: its activations are the check's largest transient
 WORKING = 2  # images are kept at most this many times the model's input side (``working_copy``)
-
-
-def rank_auroc(positive: np.ndarray, scores: np.ndarray, overwrite: bool = False) -> float:
-    """ROC AUC as the Mann-Whitney U statistic (ties count a half): the same value as scikit-learn's, faster and in
-    far less memory on the millions of pixels of a self-check. Only the negatives are sorted (a copy of their scores);
-    each positive counts the negatives below it and half those equal to it. With ``overwrite`` the negatives are
-    sorted inside ``scores`` itself (a contiguous array the caller no longer needs), with no copy: the positives'
-    scores are taken out and their places set to +inf, so that the first values after the sort are the negatives'."""
-    pos = np.asarray(positive, dtype=bool).ravel()
-    n1 = int(pos.sum())
-    n0 = pos.size - n1
-    if overwrite and isinstance(scores, np.ndarray) and scores.flags.c_contiguous and scores.dtype.kind == "f":
-        flat = scores.reshape(-1)  # a view
-        p = flat[pos]
-        flat[pos] = np.inf
-        flat.sort()
-        neg = flat[:n0]
-    else:
-        scores = np.asarray(scores).ravel()
-        neg = scores[~pos]  # a copy, sorted in place: np.sort would make a second one
-        neg.sort()
-        p = scores[pos]
-    below = np.searchsorted(neg, p, side="left")
-    upto = np.searchsorted(neg, p, side="right")
-    u = below.sum(dtype=np.float64) + 0.5 * (upto - below).sum(dtype=np.float64)
-    return float(u / (n1 * n0))
 
 
 @dataclass
