@@ -56,7 +56,7 @@ def test_training_reports_the_self_check(trained, synthetic):
 def test_the_pixel_auroc_is_scikit_learns():
     from sklearn.metrics import roc_auc_score
 
-    from linewatch.vision.selfcheck import rank_auroc
+    from linewatch.vision.metrics import rank_auroc
 
     rng = np.random.default_rng(3)
     scores = np.round(rng.normal(size=20_000), 2).astype(np.float32)  # many ties

@@ -20,7 +20,7 @@ from linewatch.errors import ImageError
 from linewatch.vision.batches import Source
 from linewatch.vision.heap import release_freed_memory
 from linewatch.vision.images import open_image, spread
-from linewatch.vision.metrics import rank_auroc  # noqa: F401  (re-exported: it lived here)
+from linewatch.vision.metrics import rank_auroc
 
 KINDS = ("scratch", "patch", "stain")
 
