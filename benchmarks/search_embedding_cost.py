@@ -8,7 +8,10 @@ median of the paired differences, and the difference of the fastest runs (the ma
 timings swing by more than what is measured; the fastest run is the one least disturbed):
 - torch: ``_score`` without the grids vs with them (residual gather + two average pools);
 - ONNX Runtime: the model exported the way it was before (score and map only) vs with the two grid outputs;
-- post-processing (regions, map to the original size) without vs with ``embed`` (image, region, peak vectors).
+- post-processing (regions, map to the original size) without vs with ``embed`` (image, region, peak vectors);
+- the crop vector (models with ``search_vectors="crop"``, the default): post-processing with the residual vectors
+  alone vs with the crop of the top region run through the backbone too (``crops.onnx`` in ONNX Runtime, the crop
+  module in torch). ``--search-vectors`` scores the model with the other kind.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ def main() -> None:
     ap.add_argument("--model", type=Path)
     ap.add_argument("--images", type=int, default=12)
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--search-vectors", choices=("regions", "crop"), help="override the model's own")
     ap.add_argument(
         "--cpu",
         action="store_true",
@@ -86,6 +90,12 @@ def main() -> None:
         from linewatch.vision.datasets import load_dataset
 
         model = save(PatchCore().fit(load_dataset(data).train), tmp / "model")
+    if args.search_vectors:
+        import json
+
+        manifest = json.loads((model / "manifest.json").read_text())
+        manifest["hyperparameters"]["search_vectors"] = args.search_vectors
+        (model / "manifest.json").write_text(json.dumps(manifest))
     det = load(model)
     if args.cpu:
         import faiss
@@ -135,6 +145,23 @@ def main() -> None:
         )
         n_regions.append(len(postprocess(*args_).regions))
 
+    # the crop vector: post-processing with the residual vectors vs with the crop's backbone pass too
+    from linewatch.vision.runtime import OnnxModel
+
+    onnx = OnnxModel(model, threads=threads)
+    crop_pairs = {"torch": [], "ONNX": []}
+    if onnx.crop_session is not None:
+        for (score, amap, feats, res), path, x in zip(outs, paths, inputs, strict=True):
+            w, h = open_image(path).size
+            args_ = (float(score[0]), amap[0], det.calibration_, pre, w, h, det.min_region_area, None)
+            g, xi = (feats[0], res[0]), x[0].numpy()
+            for key, vector in (("torch", det._crop_vector(xi)), ("ONNX", onnx._crop_vector(xi))):
+                crop_pairs[key] += _paired_ms(
+                    lambda a=args_, g=g: postprocess(*a, g, layers),
+                    lambda a=args_, g=g, v=vector: postprocess(*a, g, layers, v),
+                    args.reps,
+                )
+
     med = statistics.median
     print(f"model {args.model or 'synthetic default'}: input {s} px, grid {outs[0][2].shape[-1]} x "
           f"{outs[0][2].shape[-2]}, {len(paths)} images ({np.mean(n_regions):.1f} regions on average), "
@@ -146,6 +173,7 @@ def main() -> None:
         ("torch scoring graph", torch_pairs),
         ("ONNX Runtime graph", onnx_pairs),
         ("post-processing (regions, map; + pooling)", post_pairs),
+        *((f"crop vector, {k}", crop_pairs[k]) for k in ("torch", "ONNX") if crop_pairs[k]),
     ):
         fastest = min(b for _, b in pairs) - min(a for a, _ in pairs)
         added[name] = (med(b - a for a, b in pairs), fastest)
@@ -156,7 +184,9 @@ def main() -> None:
     post = added["post-processing (regions, map; + pooling)"]
     for path, key in (("torch", "torch scoring graph"), ("ONNX", "ONNX Runtime graph")):
         a = added[key]
-        print(f"| **added per image, {path} path** | | | **{a[0] + post[0]:+.2f}** | **{a[1] + post[1]:+.2f}** |")
+        c = added.get(f"crop vector, {path}", (0.0, 0.0))
+        total = (a[0] + post[0] + c[0], a[1] + post[1] + c[1])
+        print(f"| **added per image, {path} path** | | | **{total[0]:+.2f}** | **{total[1]:+.2f}** |")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,9 @@ as the regions' wide one. The detected-crop rows cut each image around its highe
 the map's peak), re-embed the crop at 128 px with the model's own backbone layers (each layer mean-pooled and
 L2-normalised) and add that cosine to the region similarity: the issue's crop idea without the true masks. These
 rows are there to decide on categories the defaults were not chosen on (docs/benchmarks.md, "Defect search").
+The first row is what the product itself returns: the model's search vectors through ``iter_predict``, with
+``--search-vectors`` to score a model with the other kind (``crop``, the default since 2026-12-05, blends the
+regions with a re-embedded crop of the top region and the whole image; ``regions``, the residuals alone).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ def grids_of(det, paths: list[Path]) -> list[tuple[np.ndarray, np.ndarray, np.nd
     """(input map, features grid, residuals grid) per image, from the detector's scoring pass."""
     out = []
     for _scores, maps, _sizes, _names, grids in det._raw_batches(paths, None, "score", grids=True):
-        out += [(m, f, r) for m, (f, r) in zip(maps, grids, strict=True)]
+        out += [(m, g[0], g[1]) for m, g in zip(maps, grids, strict=True)]
     return out
 
 
@@ -159,6 +162,16 @@ def evaluate(det, samples, name: str, crops: bool = True) -> list[dict]:
     secs = time.perf_counter() - started
     chance = float(np.mean([(labels == lab).sum() - 1 for lab in labels]) / (len(labels) - 1))
     rows = []
+    started = time.perf_counter()
+    model = [pred.embeddings.defects() for pred in det.iter_predict(paths)]
+    rows.append(
+        {
+            "data": name,
+            "embedding": f"the model's search vectors (search_vectors={det.params_['search_vectors']})",
+            "p@5": precision_at_5(region_similarity(model), labels),
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+    )
     _, images = vectors(det, raw, REGION_MODES[0], None)
     whole = precision_at_5(images @ images.T, labels)
     rows.append({"data": name, "embedding": "whole image (mean of features)", "p@5": whole})
@@ -166,7 +179,7 @@ def evaluate(det, samples, name: str, crops: bool = True) -> list[dict]:
         for cap in (None, 1):
             defects, _ = vectors(det, raw, mode, cap)
             which = "all regions" if cap is None else "top region only"
-            default = " (default)" if mode == DEFAULT_REGION_MODE and cap is None else ""
+            default = " (the regions' default)" if mode == DEFAULT_REGION_MODE and cap is None else ""
             rows.append(
                 {
                     "data": name,
@@ -229,6 +242,11 @@ def main() -> None:
     ap.add_argument("data", nargs="?", type=Path, help="MVTec-layout category")
     ap.add_argument("--model", type=Path, help="trained model dir (default: train one with the defaults)")
     ap.add_argument("--synthetic", action="store_true", help="also (or only) the synthetic generator's defects")
+    ap.add_argument(
+        "--search-vectors",
+        choices=("regions", "crop"),
+        help="score with these search vectors whatever the model was trained with (default: the model's own)",
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     from linewatch.vision.patchcore import PatchCore
@@ -239,12 +257,16 @@ def main() -> None:
     if args.data:
         ds = load_dataset(args.data)
         det = load(args.model) if args.model else PatchCore().fit(ds.train)
+        if args.search_vectors:
+            det.params_["search_vectors"] = args.search_vectors
         rows += evaluate(det, [s for s in ds.test if s.is_anomalous], args.data.name)
     if args.synthetic:
         with tempfile.TemporaryDirectory() as tmp:
             root = make_dataset(Path(tmp) / "washer", n_train=40, n_test_good=0, n_test_defect=20, seed=1)
             ds = load_dataset(root)
             det = PatchCore().fit(ds.train)
+            if args.search_vectors:
+                det.params_["search_vectors"] = args.search_vectors
             rows += evaluate(det, [s for s in ds.test if s.is_anomalous], "synthetic")
     if args.json:
         print(json.dumps(rows))

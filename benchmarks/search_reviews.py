@@ -13,7 +13,8 @@ defective image is a query against those n only, as a station's suggestions are.
 - precision@5: the share of the query's 5 nearest reviewed images that have its type (fewer when n < 5);
 - suggestion accuracy: the similarity-weighted vote of those 5 (as the service votes) names its type.
 
-"raw" ranks by the best region-to-region cosine similarity (today's index); "metric" fits the metric on the n
+``--search-vectors`` picks the vectors (``crop``, the default since 2026-12-05, or ``regions``, the residual vectors
+alone). "raw" ranks by the best region-to-region cosine similarity (today's index); "metric" fits the metric on the n
 reviewed images' top regions and ranks in its space, from ``MIN_REVIEWS`` (20) reviews of two types on, as the
 service does ("–" below). Chance is the share of the query's type among the reviewed.
 """
@@ -28,21 +29,19 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from search_retrieval import grids_of, vectors  # noqa: E402
-
-from linewatch.search.metric import ReviewMetric  # noqa: E402
-from linewatch.vision.datasets import load_dataset  # noqa: E402
-from linewatch.vision.embeddings import DEFAULT_REGION_MODE  # noqa: E402
+from linewatch.search.metric import ReviewMetric
+from linewatch.vision.datasets import load_dataset
 
 
-def category_vectors(root: Path, cache: Path, name: str) -> tuple[list[np.ndarray], np.ndarray]:
-    """(defect vectors per image, labels) of a category's defective test images, cached as npz."""
+def category_vectors(
+    root: Path, cache: Path, name: str, search_vectors: str = "crop"
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """(defect vectors per image, labels) of a category's defective test images, the product's search vectors of
+    the given kind, cached as npz."""
     from linewatch.vision.patchcore import PatchCore
     from linewatch.vision.saving import load, save
 
-    out = cache / f"{name}.npz"
+    out = cache / f"{name}-{search_vectors}.npz"
     if out.exists():
         z = np.load(out)
         counts = z["counts"]
@@ -52,8 +51,9 @@ def category_vectors(root: Path, cache: Path, name: str) -> tuple[list[np.ndarra
     det = load(model) if (model / "manifest.json").exists() else PatchCore().fit(ds.train)
     if not (model / "manifest.json").exists():
         save(det, model)
+    det.params_["search_vectors"] = search_vectors
     samples = [s for s in ds.test if s.is_anomalous]
-    defects, _ = vectors(det, grids_of(det, [s.path for s in samples]), DEFAULT_REGION_MODE, None)
+    defects = [p.embeddings.defects() for p in det.iter_predict([s.path for s in samples])]
     labels = np.array([s.label for s in samples])
     np.savez(out, defects=np.concatenate(defects), counts=[len(d) for d in defects], labels=labels)
     return defects, labels
@@ -120,6 +120,9 @@ def main() -> None:
     ap.add_argument("--splits", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "lw-reviews")
+    ap.add_argument(
+        "--search-vectors", choices=("regions", "crop"), default="crop", help="the vectors' kind (default: crop)"
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
@@ -133,7 +136,7 @@ def main() -> None:
         sets.append(("synthetic", root))
     rows = []
     for name, root in sets:
-        defects, labels = category_vectors(root, args.cache, name)
+        defects, labels = category_vectors(root, args.cache, name, args.search_vectors)
         for n in (int(x) for x in args.reviews.split(",")):
             if n >= len(labels):
                 continue

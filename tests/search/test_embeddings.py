@@ -27,7 +27,7 @@ def test_torch_predictions_carry_embeddings(trained, synthetic):
     det, _ = trained
     feats = sum(det.layer_channels())
     preds = det.predict(_defective(synthetic) + sorted((synthetic / "test" / "good").iterdir())[:2])
-    dim = region_dim(feats, sum(det.residual_layers))
+    dim = region_dim(feats, sum(det.residual_layers), search_vectors=det.params_["search_vectors"])
     for p in preds:
         e = p.embeddings
         assert e is not None
@@ -73,7 +73,7 @@ def test_padim_has_embeddings_on_both_paths(synthetic, tmp_path):
     export_onnx(path)
     got = OnnxModel(path).predict(images)
     for a, b in zip(want, got, strict=True):
-        assert a.embeddings.peak.shape == (region_dim(sum(det.layer_channels()), 40),)
+        assert a.embeddings.peak.shape == (region_dim(sum(det.layer_channels()), 40, search_vectors="crop"),)
         assert np.abs(a.embeddings.defects() - b.embeddings.defects()).max() < 1e-3
 
 
@@ -188,3 +188,119 @@ def test_an_image_without_regions_is_searched_by_its_peak():
 def test_extent_code_compares_sizes():
     codes = extent_code(np.array([0.001, 0.0012, 0.05]))
     assert codes[0] @ codes[1] > 0.9 > codes[0] @ codes[2]
+
+
+# --- crop vectors (search_vectors="crop", the default) ---------------------------------------------------------
+
+
+def test_crop_box_grows_around_the_top_region_and_stays_inside():
+    from linewatch.vision.embeddings import CROP_LEAST, crop_box
+
+    amap = np.zeros((128, 96), np.float32)
+    # the higher-scoring box wins: 10 x 20 at (40, 50), twice its longer side (40) around its centre
+    assert crop_box([(0, 0, 4, 4, 1.0), (40, 50, 10, 20, 3.0)], amap) == (25, 40, 65, 80)
+    # a small region grows to the least side
+    x0, y0, x1, y1 = crop_box([(60, 60, 2, 2, 1.0)], amap)
+    assert (x1 - x0, y1 - y0) == (CROP_LEAST, CROP_LEAST)
+    # at the border the box is cut at the input's edge
+    assert crop_box([(90, 120, 6, 8, 1.0)], amap) == (77, 108, 96, 128)
+    # no region: around the map's highest pixel
+    amap[10, 70] = 5.0
+    x0, y0, x1, y1 = crop_box([], amap)
+    assert x0 <= 70 < x1 and y0 <= 10 < y1 and y0 == 0
+    # an input too small for a crop: all of it
+    assert crop_box([], np.zeros((1, 1), np.float32)) == (0, 0, 1, 1)
+
+
+def test_with_context_blends_the_three_cosines_by_their_weights():
+    from linewatch.vision.embeddings import CONTEXT_WEIGHTS, with_context
+
+    rng = np.random.default_rng(0)
+
+    def unit(*shape):
+        v = rng.standard_normal(shape).astype(np.float32)
+        return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+    r1, r2, c1, c2, i1, i2 = unit(3, 20), unit(2, 20), unit(12), unit(12), unit(12), unit(12)
+    a, b = with_context(r1, c1, i1), with_context(r2, c2, i2)
+    assert a.shape == (3, 44) and _unit(a) and _unit(b)
+    wr, wc, wi = CONTEXT_WEIGHTS
+    want = wr * (r1 @ r2.T) + wc * float(c1 @ c2) + wi * float(i1 @ i2)
+    assert np.allclose(a @ b.T, want, atol=1e-5)
+
+
+def test_crop_vectors_are_the_region_vectors_with_the_crop_and_the_image(trained, synthetic):
+    """A crop model's vectors hold, weighted, exactly its residual vectors, the crop of its top region through the
+    backbone, and its image vector."""
+    import torch
+
+    from linewatch.vision.batches import iter_batches
+    from linewatch.vision.embeddings import CONTEXT_WEIGHTS, crop_box
+
+    _, path = trained
+    det = load(path)
+    assert det.params_["search_vectors"] == "crop"
+    images = _defective(synthetic)[:4]
+    with_crop = det.predict(images)
+    det.params_["search_vectors"] = "regions"
+    plain = det.predict(images)
+    det.params_["search_vectors"] = "crop"
+    inputs = [x for b in iter_batches(images, det.preprocess, 8) for x in b.inputs]
+    thr = det.calibration_.pixel_threshold
+    wr, wc, wi = (float(np.sqrt(w)) for w in CONTEXT_WEIGHTS)
+    for a, p, x in zip(with_crop, plain, inputs, strict=True):
+        e = p.embeddings.defects().shape[1]
+        c = len(a.embeddings.image)
+        v = a.embeddings.defects()
+        assert v.shape[1] == e + 2 * c and _unit(v)
+        assert np.allclose(v[:, :e] / wr, p.embeddings.defects(), atol=1e-5)
+        assert np.allclose(v[:, e + c :] / wi, a.embeddings.image, atol=1e-5)
+        amap = _input_map(det, x)
+        found, _, _ = find_components(amap, thr, det.min_region_area)
+        x0, y0, x1, y1 = crop_box([(r.x, r.y, r.width, r.height, r.max_score) for r in found], amap)
+        with torch.inference_mode():
+            crop = det.crop_graph()(torch.from_numpy(np.ascontiguousarray(x[:, y0:y1, x0:x1]))[None])[0].numpy()
+        assert np.allclose(v[:, e : e + c] / wc, crop[None], atol=1e-5)
+
+
+def _input_map(det, x):
+    import torch
+
+    with torch.inference_mode():
+        return det._score(torch.from_numpy(x)[None])[1][0].numpy()
+
+
+def test_a_model_saved_before_crop_vectors_keeps_its_vectors(trained, synthetic, tmp_path):
+    """No search_vectors in the manifest: the residual vectors, on both paths, as before."""
+    _, path = trained
+    model = tmp_path / "old"
+    shutil.copytree(path, model)
+    manifest = json.loads((model / "manifest.json").read_text())
+    del manifest["hyperparameters"]["search_vectors"]
+    (model / "manifest.json").write_text(json.dumps(manifest))
+    det = load(model)
+    assert det.params_["search_vectors"] == "regions"
+    images = _defective(synthetic)[:2]
+    want = det.predict(images)
+    dim = region_dim(sum(det.layer_channels()), sum(det.residual_layers))
+    assert all(p.embeddings.defects().shape[1] == dim for p in want)
+    export_onnx(model)
+    assert "onnx_crops" not in json.loads((model / "manifest.json").read_text())["files"]
+    got = OnnxModel(model).predict(images)
+    for a, b in zip(want, got, strict=True):
+        assert np.abs(a.embeddings.defects() - b.embeddings.defects()).max() < 1e-3
+
+
+def test_an_export_without_the_crop_graph_says_to_re_export(trained, tmp_path):
+    _, path = trained
+    model = tmp_path / "m"
+    shutil.copytree(path, model)
+    export_onnx(model)
+    manifest = json.loads((model / "manifest.json").read_text())
+    assert manifest["files"]["onnx_crops"]["name"] == "crops.onnx"
+    del manifest["files"]["onnx_crops"]
+    (model / "manifest.json").write_text(json.dumps(manifest))
+    onnx = OnnxModel(model)
+    assert not onnx.has_embeddings
+    with pytest.raises(LinewatchError, match="re-export"):
+        onnx.require_embeddings()

@@ -200,3 +200,19 @@ def extractor_from_state(name: str, layers: list[str], state: dict[str, torch.Te
         raise WeightsError(f"stored backbone weights do not fit {name} tapped at {layers}")
     ext.load_state_dict(state, strict=True)
     return ext.eval()
+
+
+class CropEmbedder(nn.Module):
+    """A crop of the model input (1, 3, h, w), any size, to its search vector (1, C): resized to ``size`` px square
+    (bilinear), run through the extractor's tapped layers, each layer mean-pooled and L2-normalised, then the
+    whole. The torch half of ``linewatch.vision.embeddings``' crop vectors; exported as ``crops.onnx``."""
+
+    def __init__(self, extractor: FeatureExtractor, size: int):
+        super().__init__()
+        self.extractor = extractor
+        self.size = int(size)
+
+    def forward(self, crop: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.interpolate(crop, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        parts = [nn.functional.normalize(m.mean(dim=(2, 3)), dim=1, eps=1e-12) for m in self.extractor(x)]
+        return nn.functional.normalize(torch.cat(parts, dim=1), dim=1, eps=1e-12)

@@ -18,7 +18,7 @@ from torch import nn
 
 from linewatch.core.estimator import Estimator
 from linewatch.errors import DatasetError, LinewatchError
-from linewatch.vision.backbones import FeatureExtractor, build_extractor
+from linewatch.vision.backbones import CropEmbedder, FeatureExtractor, build_extractor
 from linewatch.vision.batches import Source, iter_batches
 from linewatch.vision.datasets import fingerprint as dataset_fingerprint
 from linewatch.vision.images import Preprocess, input_shape_for, median_aspect
@@ -112,6 +112,27 @@ class Detector(Estimator, ABC):
     def residual_layers(self) -> tuple[int, ...]:
         """Channels per backbone layer of the residuals grid (the region embeddings normalise each layer)."""
         return self.layer_channels()
+
+    def crop_graph(self) -> CropEmbedder:
+        """The crop vectors' module (``search_vectors="crop"``), on this model's backbone and layers."""
+        from linewatch.vision.embeddings import CROP_SIZE
+
+        self._check_fitted()
+        cached = getattr(self, "_crop_graph", None)
+        if cached is None or cached.extractor is not self.extractor_:
+            cached = self._crop_graph = CropEmbedder(self.extractor_, CROP_SIZE).eval()
+        return cached
+
+    def _crop_vector(self, image: np.ndarray) -> Callable[[tuple[int, int, int, int]], np.ndarray]:
+        """The crop vector of a box of one preprocessed image (3, H, W)."""
+
+        def vector(box: tuple[int, int, int, int]) -> np.ndarray:
+            x0, y0, x1, y1 = box
+            crop = torch.from_numpy(np.ascontiguousarray(image[:, y0:y1, x0:x1]))[None]
+            with torch.inference_mode():
+                return self.crop_graph()(crop)[0].numpy()
+
+        return vector
 
     @abstractmethod
     def tensors(self) -> dict[str, torch.Tensor]:
@@ -223,14 +244,16 @@ class Detector(Estimator, ABC):
         skip_bad: bool = False,
         grids: bool = False,
     ) -> Iterator[tuple[np.ndarray, np.ndarray, list, list, list]]:
-        """(scores, maps, sizes, names, per image (features, residuals) or None) per batch."""
+        """(scores, maps, sizes, names, per image (features, residuals, preprocessed input) or None) per batch."""
         use_all_cores()
         done = 0
         with torch.inference_mode():
             for batch in iter_batches(list(images), self.preprocess, self.params_["batch_size"], skip_bad=skip_bad):
                 if len(batch.sizes):
                     out = [t.numpy() for t in self._score(torch.from_numpy(batch.inputs), grids)]
-                    per_image = list(zip(out[2], out[3], strict=True)) if grids else [None] * len(batch.sizes)
+                    per_image = (
+                        list(zip(out[2], out[3], batch.inputs, strict=True)) if grids else [None] * len(batch.sizes)
+                    )
                     yield out[0], out[1], batch.sizes, batch.names, per_image
                 done += len(batch.sizes) + len(batch.skipped)
                 if progress:
@@ -261,6 +284,9 @@ class Detector(Estimator, ABC):
         pre = self.preprocess
         min_area = self.params_["min_region_area"]
         layers = self.residual_layers if embeddings else None
+        crops = embeddings and self.params_.get("search_vectors") == "crop"
         for scores, maps, sizes, names, grids in self._raw_batches(images, progress, "score", grids=embeddings):
             for score, amap, (w, h), name, g in zip(scores.tolist(), maps, sizes, names, grids, strict=True):
-                yield postprocess(score, amap, self.calibration_, pre, w, h, min_area, name, g, layers)
+                crop = self._crop_vector(g[2]) if crops else None
+                g = g[:2] if g is not None else None
+                yield postprocess(score, amap, self.calibration_, pre, w, h, min_area, name, g, layers, crop)

@@ -21,6 +21,14 @@ Pooled here, outside the graph:
   component of cells whose mean anomaly is at least (highest + median) / 2 that holds the highest cell, each
   weighted by its height above that level. It exists for every image, so one with no region above the threshold
   can still be searched by its most anomalous spot.
+- with a model's ``search_vectors="crop"`` (the default since 2026-12-05), each region and peak vector also carries
+  the image's **crop** vector and its **image** vector: ``sqrt(0.7) * region ++ sqrt(0.2) * crop ++ sqrt(0.1) *
+  image``, so that the cosine of two such vectors is ``0.7 * region cosine + 0.2 * crop cosine + 0.1 * image
+  cosine`` and any cosine index ranks by that blend. The crop is the model's input cut around the image's
+  highest-scoring region (the map's peak when it has none), grown to twice its side and at least 32 px, resized to
+  96 px and run through the model's own backbone layers, each layer mean-pooled and L2-normalised
+  (``linewatch.vision.backbones.CropEmbedder``; ``crops.onnx`` in an export): what the defect looks like up close,
+  where the residuals say how it differs from the nearest good patch. See docs/benchmarks.md, "Defect search".
 
 All vectors are float32 and L2-normalised: inner product is cosine similarity.
 """
@@ -42,6 +50,13 @@ EXTENT_WEIGHT = 0.5  # the extent code's share of a region vector (its norm befo
 EXTENT_CENTRES = np.arange(-4.5, 0.01, 0.25)  # log10 of the region's share of the image
 EXTENT_WIDTH = 0.5
 TARGET_CELLS = 16  # the grid is about this many cells a side
+SEARCH_VECTORS = ("regions", "crop")  # the models' ``search_vectors`` choices
+CROP_SIZE = 96  # the crop's side in pixels as the backbone sees it
+CROP_GROW = 0.5  # the box grows by this share of its longer side on every side (twice its side in all) ...
+CROP_LEAST = 32  # ... and is at least this many model-input pixels a side
+# shares of the cosine: region (residuals, extent), crop, whole image; chosen on bottle, magnetic_tile and the
+# synthetic set (docs/benchmarks.md, "Defect search")
+CONTEXT_WEIGHTS = (0.7, 0.2, 0.1)
 
 
 def grid_pool(h: int, w: int) -> int:
@@ -133,10 +148,44 @@ def region_vectors(
     raise ValueError(f"unknown region embedding mode {mode!r}: one of {', '.join(REGION_MODES)}")
 
 
-def region_dim(features_dim: int, residuals_dim: int, mode: str = DEFAULT_REGION_MODE) -> int:
-    if mode == "features":
-        return features_dim
-    return residuals_dim + (len(EXTENT_CENTRES) if mode.endswith("-extent") else 0)
+def region_dim(
+    features_dim: int, residuals_dim: int, mode: str = DEFAULT_REGION_MODE, search_vectors: str = "regions"
+) -> int:
+    """The dimension of a region (and peak) vector; ``search_vectors="crop"`` appends the crop and image vectors,
+    ``features_dim`` each (the crop is pooled from the same layers as the features)."""
+    base = (
+        features_dim if mode == "features" else residuals_dim + (len(EXTENT_CENTRES) if mode.endswith("-extent") else 0)
+    )
+    return base + (2 * features_dim if search_vectors == "crop" else 0)
+
+
+def crop_box(boxes: list[tuple[int, int, int, int, float]], input_map: np.ndarray) -> tuple[int, int, int, int]:
+    """The crop of the model input the crop vector is made from, as x0, y0, x1, y1 (input pixels, inside the
+    input): around the highest-scoring of ``boxes`` (x, y, width, height, max score) or, with none, the map's
+    highest pixel, grown by ``CROP_GROW`` of its longer side on every side and at least ``CROP_LEAST`` a side."""
+    height, width = input_map.shape
+    if boxes:
+        x, y, w, h, _ = max(boxes, key=lambda b: b[4])
+        x0, y0, x1, y1 = x, y, x + w, y + h
+    else:
+        py, px = np.unravel_index(int(np.argmax(input_map)), input_map.shape)
+        x0, y0, x1, y1 = int(px), int(py), int(px) + 1, int(py) + 1
+    half = max(max(x1 - x0, y1 - y0) * (0.5 + CROP_GROW), CROP_LEAST / 2)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    box = (int(max(0, cx - half)), int(max(0, cy - half)), int(min(width, cx + half)), int(min(height, cy + half)))
+    if box[2] - box[0] < 2 or box[3] - box[1] < 2:  # an input smaller than a crop: all of it
+        return 0, 0, width, height
+    return box
+
+
+def with_context(vecs: np.ndarray, crop: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """(K, E) unit region vectors with the image's unit crop and image vectors appended, weighted so that inner
+    products blend the three cosines by ``CONTEXT_WEIGHTS``; rows stay unit."""
+    a, b, c = (float(np.sqrt(w)) for w in CONTEXT_WEIGHTS)
+    k = len(vecs)
+    crop = np.broadcast_to(_normalize(crop)[None], (k, crop.shape[-1]))
+    image = np.broadcast_to(_normalize(image)[None], (k, image.shape[-1]))
+    return _normalize(np.concatenate([a * vecs, b * crop, c * image], axis=1))
 
 
 def embed(
@@ -148,10 +197,13 @@ def embed(
     threshold: float | None,
     layers: tuple[int, ...] | None = None,
     mode: str = DEFAULT_REGION_MODE,
+    crop: np.ndarray | None = None,
 ) -> Embeddings:
     """Embeddings of one image from its grids, its anomaly map at model input resolution, and the component
     labels of its regions (``regions.find_components``; ``components[i]`` is region i's label). ``layers``: the
-    residual grid's channel count per backbone layer (``Detector.residual_layers``); None treats it as one."""
+    residual grid's channel count per backbone layer (``Detector.residual_layers``); None treats it as one.
+    ``crop``: the image's crop vector (``crop_box``), appended with the image vector to every region and peak
+    vector (``with_context``); None leaves them as they are (``search_vectors="regions"``)."""
     features = np.asarray(features, dtype=np.float32)
     residuals = np.asarray(residuals, dtype=np.float32)
     layers = tuple(layers) if layers else (residuals.shape[0],)
@@ -191,4 +243,6 @@ def embed(
     weights /= weights.sum(1, keepdims=True)
     area = np.asarray(area) / float(height * width)
     vecs = region_vectors(weights.astype(np.float32), features, residuals, layers, area, mode)
+    if crop is not None:
+        vecs = with_context(vecs, np.asarray(crop, dtype=np.float32), image)
     return Embeddings(image=image, regions=vecs[1:], peak=vecs[0])

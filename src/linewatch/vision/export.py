@@ -15,6 +15,7 @@ from linewatch.vision.manifest import ONNX_FILE, add_file_entry, read_manifest, 
 from linewatch.vision.saving import load
 
 OPSET = 17
+CROPS_FILE = "crops.onnx"  # the crop vectors' graph, for models with search_vectors="crop"
 # the graph's outputs; features and residuals are the search embeddings' grids (models exported before they
 # existed have only the first two)
 OUTPUTS = ("score", "anomaly_map", "features", "residuals")
@@ -52,11 +53,53 @@ def export_onnx(model_dir: str | Path, out: str | Path | None = None, check: boo
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    crops = None
+    if det.params_.get("search_vectors") == "crop":
+        crops = target.with_name(CROPS_FILE if target.name == ONNX_FILE else f"{target.stem}.crops.onnx")
+        _export_crops(det, crops, check)
     if target.parent.resolve() == model_dir.resolve():
         manifest = read_manifest(model_dir)
         add_file_entry(manifest, "onnx", target, opset=OPSET, residual_layers=list(det.residual_layers))
+        if crops is not None:
+            add_file_entry(manifest, "onnx_crops", crops, opset=OPSET)
         write_json_atomic(model_dir / "manifest.json", manifest)
     return target
+
+
+def _export_crops(det, target: Path, check: bool) -> None:
+    """Write the crop vectors' graph (input ``crop`` (B, 3, h, w) of any size, output ``vector`` (B, C))."""
+    graph = det.crop_graph().eval()
+    example = torch.from_numpy(np.random.default_rng(1).standard_normal((1, 3, 40, 56)).astype(np.float32))
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                graph,
+                (example,),
+                tmp,
+                input_names=["crop"],
+                output_names=["vector"],
+                dynamic_axes={"crop": {0: "batch", 2: "height", 3: "width"}, "vector": {0: "batch"}},
+                opset_version=OPSET,
+                dynamo=False,
+            )
+        if check:
+            import onnxruntime as ort
+
+            sess = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"])
+            for shape in ((1, 3, 40, 56), (1, 3, 130, 97)):
+                x = np.random.default_rng(2).standard_normal(shape).astype(np.float32)
+                with torch.inference_mode():
+                    want = graph(torch.from_numpy(x)).numpy()
+                diff = float(np.abs(sess.run(None, {"crop": x})[0] - want).max())
+                if diff > 1e-3:
+                    raise LinewatchError(f"exported crop graph differs from PyTorch by {diff:.2e}; not written")
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _check(graph: torch.nn.Module, path: str, example: torch.Tensor) -> None:

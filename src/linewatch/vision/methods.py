@@ -33,6 +33,12 @@ class DetectorParams(Params):
     self_check: bool = Param(
         True, "after training, score defects painted on the held-out good images (a check needing no real defects)"
     )
+    search_vectors: str = Param(
+        "crop",
+        "defect search vectors: regions = each region's pooled residuals and extent; crop = those blended with a "
+        "crop around the top region re-embedded by the backbone (one more pass at 96 px) and the whole image",
+        choices=("regions", "crop"),
+    )
 
 
 class PatchCoreParams(DetectorParams):

@@ -54,6 +54,17 @@ class OnnxModel:
         # exports older than the search embeddings have two outputs (score, anomaly map) and no grids
         self.has_embeddings = len(self.session.get_outputs()) >= 4
         self.residual_layers = tuple(self.manifest["files"]["onnx"].get("residual_layers") or ()) or None
+        # models whose search vectors carry a crop vector need its graph too (exports since it exists have it)
+        self.crop_session = None
+        if hp.get("search_vectors", "regions") == "crop":
+            if "onnx_crops" in self.manifest["files"]:
+                crops = checked_file(self.model_dir, self.manifest, "onnx_crops")
+                try:
+                    self.crop_session = ort.InferenceSession(str(crops), opts, providers=["CPUExecutionProvider"])
+                except Exception as e:
+                    raise ModelFileError(f"{crops} cannot be loaded by ONNX Runtime: {e}") from None
+            else:
+                self.has_embeddings = False
 
     @property
     def preprocess(self) -> Preprocess:
@@ -70,15 +81,25 @@ class OnnxModel:
     def require_embeddings(self) -> None:
         if not self.has_embeddings:
             raise LinewatchError(
-                f"{self.model_dir / 'model.onnx'} was exported before search embeddings existed: re-export the "
+                f"{self.model_dir / 'model.onnx'} was exported before its search embeddings existed: re-export the "
                 f"model (linewatch export {self.model_dir})"
             )
+
+    def _crop_vector(self, image: np.ndarray):
+        """The crop vector of a box (x0, y0, x1, y1) of one preprocessed image (3, H, W)."""
+
+        def vector(box: tuple[int, int, int, int]) -> np.ndarray:
+            x0, y0, x1, y1 = box
+            crop = np.ascontiguousarray(image[None, :, y0:y1, x0:x1], dtype=np.float32)
+            return self.crop_session.run(None, {"crop": crop})[0][0]
+
+        return vector
 
     def _batches(self, images: Sequence[Source], progress, grids: bool):
         done = 0
         for batch in iter_batches(list(images), self._pre, self.batch_size):
             out = self.run_all(batch.inputs)
-            per_image = list(zip(out[2], out[3], strict=True)) if grids else [None] * len(batch.sizes)
+            per_image = list(zip(out[2], out[3], batch.inputs, strict=True)) if grids else [None] * len(batch.sizes)
             yield from zip(out[0].tolist(), out[1], batch.sizes, batch.names, per_image, strict=True)
             done += len(batch.sizes)
             if progress:
@@ -99,8 +120,20 @@ class OnnxModel:
             self.require_embeddings()
         grids = self.has_embeddings if embeddings is None else embeddings
         for score, amap, (w, h), name, g in self._batches(images, progress, grids):
+            crop = self._crop_vector(g[2]) if g is not None and self.crop_session is not None else None
+            g = g[:2] if g is not None else None
             yield postprocess(
-                score, amap, self.calibration_, self._pre, w, h, self.min_region_area, name, g, self.residual_layers
+                score,
+                amap,
+                self.calibration_,
+                self._pre,
+                w,
+                h,
+                self.min_region_area,
+                name,
+                g,
+                self.residual_layers,
+                crop,
             )
 
     def predict(self, images: Sequence[Source], progress=None, embeddings: bool | None = None) -> list[Prediction]:

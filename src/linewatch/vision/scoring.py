@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from linewatch.vision.embeddings import Embeddings, embed
+from linewatch.vision.embeddings import Embeddings, crop_box, embed
 from linewatch.vision.images import Preprocess
 from linewatch.vision.regions import Region, find_components
 from linewatch.vision.thresholds import Calibration
@@ -72,19 +72,20 @@ def postprocess(
     path: str | None = None,
     grids: tuple[np.ndarray, np.ndarray] | None = None,
     layers: tuple[int, ...] | None = None,
+    crop: Callable[[tuple[int, int, int, int]], np.ndarray] | None = None,
 ) -> Prediction:
     """``grids``: the image's (features, residuals) outputs of the scoring graph, for its embeddings; ``layers``:
-    the residuals' channels per backbone layer."""
+    the residuals' channels per backbone layer; ``crop``: the crop vector of a box of this image's model input
+    (x0, y0, x1, y1), for models whose search vectors carry one (``embeddings.crop_box``)."""
 
     def map_at(w: int, h: int) -> np.ndarray:
         return preprocess.map_to_original(input_map, w, h)
 
     if calibration is None:  # fitted without held-out images: no threshold yet
-        emb = (
-            embed(*grids, input_map, np.zeros(input_map.shape, np.int32), [], None, layers)
-            if grids is not None
-            else None
-        )
+        emb = None
+        if grids is not None:
+            vec = crop(crop_box([], input_map)) if crop is not None else None
+            emb = embed(*grids, input_map, np.zeros(input_map.shape, np.int32), [], None, layers, crop=vec)
         return Prediction(float(raw_score), float("nan"), GOOD, None, [], path, emb, (width, height), map_at)
     norm = float(calibration.normalize(raw_score))
     verdict = ANOMALOUS if raw_score >= calibration.image_threshold else GOOD
@@ -102,5 +103,8 @@ def postprocess(
     ]
     emb = None
     if grids is not None:
-        emb = embed(*grids, input_map, labels, components, calibration.pixel_threshold, layers)
+        vec = None
+        if crop is not None:
+            vec = crop(crop_box([(r.x, r.y, r.width, r.height, r.max_score) for r in found], input_map))
+        emb = embed(*grids, input_map, labels, components, calibration.pixel_threshold, layers, crop=vec)
     return Prediction(float(raw_score), norm, verdict, None, regions, path, emb, (width, height), map_at)

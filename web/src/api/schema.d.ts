@@ -3345,6 +3345,11 @@ export interface components {
              */
             self_check?: boolean | null;
             /**
+             * Search Vectors
+             * @description defect search vectors: regions = each region's pooled residuals and extent; crop = those blended with a crop around the top region re-embedded by the backbone (one more pass at 96 px) and the whole image (default: crop)
+             */
+            search_vectors?: string | null;
+            /**
              * N Features
              * @description PaDiM: random feature channels kept (default: 100)
              */
@@ -3487,6 +3492,11 @@ export interface components {
              */
             self_check?: boolean | null;
             /**
+             * Search Vectors
+             * @description defect search vectors: regions = each region's pooled residuals and extent; crop = those blended with a crop around the top region re-embedded by the backbone (one more pass at 96 px) and the whole image (default: crop)
+             */
+            search_vectors?: string | null;
+            /**
              * N Features
              * @description PaDiM: random feature channels kept (default: 100)
              */
@@ -3628,6 +3638,11 @@ export interface components {
              */
             self_check?: boolean | null;
             /**
+             * Search Vectors
+             * @description defect search vectors: regions = each region's pooled residuals and extent; crop = those blended with a crop around the top region re-embedded by the backbone (one more pass at 96 px) and the whole image (default: crop)
+             */
+            search_vectors?: string | null;
+            /**
              * N Features
              * @description PaDiM: random feature channels kept (default: 100)
              */
@@ -3718,6 +3733,11 @@ export interface components {
              * @description after training, score defects painted on the held-out good images (a check needing no real defects) (default: True)
              */
             self_check?: boolean | null;
+            /**
+             * Search Vectors
+             * @description defect search vectors: regions = each region's pooled residuals and extent; crop = those blended with a crop around the top region re-embedded by the backbone (one more pass at 96 px) and the whole image (default: crop)
+             */
+            search_vectors?: string | null;
             /**
              * Coreset Ratio
              * @description PatchCore: memory bank as a fraction of the training patches (default: 0.01)
