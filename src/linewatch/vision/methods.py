@@ -36,7 +36,7 @@ class DetectorParams(Params):
     search_vectors: str = Param(
         "crop",
         "defect search vectors: regions = each region's pooled residuals and extent; crop = those blended with a "
-        "crop around the top region re-embedded by the backbone (one more pass at 96 px) and the whole image",
+        "crop around the top region re-embedded by the backbone (one more pass at 64 px) and the whole image",
         choices=("regions", "crop"),
     )
 
