@@ -3346,7 +3346,7 @@ export interface components {
             self_check?: boolean | null;
             /**
              * Search Vectors
-             * @description defect search vectors: regions = each region's pooled residuals and extent; crop = those blended with a crop around the top region re-embedded by the backbone (one more pass at 96 px) and the whole image (default: crop)
+             * @description defect search vectors: regions = each region's pooled residuals and extent; crop = those blended with a crop around the top region re-embedded by the backbone (one more pass at 64 px) and the whole image (default: crop)
              */
             search_vectors?: string | null;
             /**
@@ -3493,7 +3493,7 @@ export interface components {
             self_check?: boolean | null;
             /**
              * Search Vectors
-             * @description defect search vectors: regions = each region's pooled residuals and extent; crop = those blended with a crop around the top region re-embedded by the backbone (one more pass at 96 px) and the whole image (default: crop)
+             * @description defect search vectors: regions = each region's pooled residuals and extent; crop = those blended with a crop around the top region re-embedded by the backbone (one more pass at 64 px) and the whole image (default: crop)
              */
             search_vectors?: string | null;
             /**
@@ -3639,7 +3639,7 @@ export interface components {
             self_check?: boolean | null;
             /**
              * Search Vectors
-             * @description defect search vectors: regions = each region's pooled residuals and extent; crop = those blended with a crop around the top region re-embedded by the backbone (one more pass at 96 px) and the whole image (default: crop)
+             * @description defect search vectors: regions = each region's pooled residuals and extent; crop = those blended with a crop around the top region re-embedded by the backbone (one more pass at 64 px) and the whole image (default: crop)
              */
             search_vectors?: string | null;
             /**
@@ -3735,7 +3735,7 @@ export interface components {
             self_check?: boolean | null;
             /**
              * Search Vectors
-             * @description defect search vectors: regions = each region's pooled residuals and extent; crop = those blended with a crop around the top region re-embedded by the backbone (one more pass at 96 px) and the whole image (default: crop)
+             * @description defect search vectors: regions = each region's pooled residuals and extent; crop = those blended with a crop around the top region re-embedded by the backbone (one more pass at 64 px) and the whole image (default: crop)
              */
             search_vectors?: string | null;
             /**
