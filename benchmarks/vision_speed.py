@@ -152,6 +152,7 @@ def breakdown(model: Path, paths: list[str]) -> dict:
             p,
             (out[2][0], out[3][0]),
             m.residual_layers,
+            m._crop_vector(x[0]) if m.crop_session is not None else None,  # the crop's backbone pass, when it has one
         )
         t4 = time.perf_counter()
         for key, dt in zip(t, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
