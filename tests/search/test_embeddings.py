@@ -304,3 +304,32 @@ def test_an_export_without_the_crop_graph_says_to_re_export(trained, tmp_path):
     assert not onnx.has_embeddings
     with pytest.raises(LinewatchError, match="re-export"):
         onnx.require_embeddings()
+
+
+def test_a_failed_crop_export_leaves_the_previous_export_whole(trained, tmp_path, monkeypatch):
+    """The scoring graph is only put in place once the crop graph is written and checked too."""
+    import linewatch.vision.export as export
+
+    _, path = trained
+    model = tmp_path / "m"
+    shutil.copytree(path, model)
+    export_onnx(model)
+    before = {p.name: p.read_bytes() for p in model.iterdir()}
+
+    def broken(graph, tmp):
+        raise LinewatchError("exported crop graph differs from PyTorch by 1.00e+00; not written")
+
+    loaded = export.load
+
+    def changed(model_dir):  # a model whose new graphs differ from the ones exported, so a replacement would show
+        det = loaded(model_dir)
+        with torch.no_grad():
+            next(det.extractor_.parameters()).mul_(1.01)
+        return det
+
+    monkeypatch.setattr(export, "load", changed)
+    monkeypatch.setattr(export, "_check_crops", broken)
+    with pytest.raises(LinewatchError, match="crop graph differs"):
+        export_onnx(model)
+    assert {p.name: p.read_bytes() for p in model.iterdir()} == before  # no temp file left, nothing replaced
+    assert OnnxModel(model).has_embeddings

@@ -22,84 +22,87 @@ OUTPUTS = ("score", "anomaly_map", "features", "residuals")
 
 
 def export_onnx(model_dir: str | Path, out: str | Path | None = None, check: bool = True) -> Path:
-    """Write ``model.onnx`` (or ``out``) and, when it lies in the model directory, list it in the manifest
-    so that predict uses it. With ``check``, ONNX Runtime must reproduce the PyTorch graph on an input."""
+    """Write ``model.onnx`` (or ``out``) and, for models whose search vectors carry a crop, ``crops.onnx`` beside it;
+    when they lie in the model directory, list them in the manifest so that predict uses them. With ``check``, ONNX
+    Runtime must reproduce the PyTorch graphs. Both files are written whole and checked before either replaces
+    what was there."""
     model_dir = Path(model_dir)
     det = load(model_dir)
     target = Path(out) if out else model_dir / ONNX_FILE
     target.parent.mkdir(parents=True, exist_ok=True)
-    graph = det.graph().eval()
-    h, w = det.preprocess.input_hw
-    example = torch.from_numpy(np.random.default_rng(0).standard_normal((1, 3, h, w)).astype(np.float32))
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                graph,
-                (example,),
-                tmp,
-                input_names=["image"],
-                output_names=list(OUTPUTS),
-                dynamic_axes={name: {0: "batch"} for name in ("image", *OUTPUTS)},
-                opset_version=OPSET,
-                custom_opsets={"com.microsoft": 1},
-                dynamo=False,
-            )
-        if check:
-            _check(graph, tmp, example)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     crops = None
     if det.params_.get("search_vectors") == "crop":
         crops = target.with_name(CROPS_FILE if target.name == ONNX_FILE else f"{target.stem}.crops.onnx")
-        _export_crops(det, crops, check)
+    temps: list[str] = []
+    try:
+        graph = det.graph().eval()
+        h, w = det.preprocess.input_hw
+        example = torch.from_numpy(np.random.default_rng(0).standard_normal((1, 3, h, w)).astype(np.float32))
+        temps.append(_temp_beside(target))
+        _to_onnx(
+            graph,
+            example,
+            temps[-1],
+            input_names=["image"],
+            output_names=list(OUTPUTS),
+            dynamic_axes={name: {0: "batch"} for name in ("image", *OUTPUTS)},
+            custom_opsets={"com.microsoft": 1},
+        )
+        if check:
+            _check(graph, temps[-1], example)
+        if crops is not None:
+            crop_graph = det.crop_graph().eval()
+            temps.append(_temp_beside(crops))
+            _to_onnx(
+                crop_graph,
+                torch.zeros(1, 3, 40, 56),
+                temps[-1],
+                input_names=["crop"],
+                output_names=["vector"],
+                dynamic_axes={"crop": {0: "batch", 2: "height", 3: "width"}, "vector": {0: "batch"}},
+            )
+            if check:
+                _check_crops(crop_graph, temps[-1])
+        for tmp, final in zip(temps, (target, crops), strict=False):
+            os.replace(tmp, final)
+    except BaseException:
+        for tmp in temps:
+            Path(tmp).unlink(missing_ok=True)
+        raise
     if target.parent.resolve() == model_dir.resolve():
         manifest = read_manifest(model_dir)
         add_file_entry(manifest, "onnx", target, opset=OPSET, residual_layers=list(det.residual_layers))
+        manifest["files"].pop("onnx_crops", None)
         if crops is not None:
             add_file_entry(manifest, "onnx_crops", crops, opset=OPSET)
         write_json_atomic(model_dir / "manifest.json", manifest)
     return target
 
 
-def _export_crops(det, target: Path, check: bool) -> None:
-    """Write the crop vectors' graph (input ``crop`` (B, 3, h, w) of any size, output ``vector`` (B, C))."""
-    graph = det.crop_graph().eval()
-    example = torch.from_numpy(np.random.default_rng(1).standard_normal((1, 3, 40, 56)).astype(np.float32))
+def _temp_beside(target: Path) -> str:
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                graph,
-                (example,),
-                tmp,
-                input_names=["crop"],
-                output_names=["vector"],
-                dynamic_axes={"crop": {0: "batch", 2: "height", 3: "width"}, "vector": {0: "batch"}},
-                opset_version=OPSET,
-                dynamo=False,
-            )
-        if check:
-            import onnxruntime as ort
+    return tmp
 
-            sess = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"])
-            for shape in ((1, 3, 40, 56), (1, 3, 130, 97)):
-                x = np.random.default_rng(2).standard_normal(shape).astype(np.float32)
-                with torch.inference_mode():
-                    want = graph(torch.from_numpy(x)).numpy()
-                diff = float(np.abs(sess.run(None, {"crop": x})[0] - want).max())
-                if diff > 1e-3:
-                    raise LinewatchError(f"exported crop graph differs from PyTorch by {diff:.2e}; not written")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+def _to_onnx(graph: torch.nn.Module, example: torch.Tensor, path: str, **names) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(graph, (example,), path, opset_version=OPSET, dynamo=False, **names)
+
+
+def _check_crops(graph: torch.nn.Module, path: str) -> None:
+    """The crop graph must match PyTorch at crop sizes other than the one it was traced at."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    for shape in ((1, 3, 40, 56), (1, 3, 130, 97)):
+        x = np.random.default_rng(2).standard_normal(shape).astype(np.float32)
+        with torch.inference_mode():
+            want = graph(torch.from_numpy(x)).numpy()
+        diff = float(np.abs(sess.run(None, {"crop": x})[0] - want).max())
+        if diff > 1e-3:
+            raise LinewatchError(f"exported crop graph differs from PyTorch by {diff:.2e}; not written")
 
 
 def _check(graph: torch.nn.Module, path: str, example: torch.Tensor) -> None:
