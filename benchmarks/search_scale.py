@@ -27,10 +27,11 @@ import time
 
 import numpy as np
 
-from linewatch.vision.embeddings import EXTENT_CENTRES
+from linewatch.vision.embeddings import region_dim
 
-# default region embedding of the default model: 176 residual channels (efficientnet_lite0 taps) + extent code
-DIM = 176 + len(EXTENT_CENTRES)
+# the default model's defect vectors: 176 residual channels (efficientnet_lite0's taps) + the extent code, and with
+# search_vectors="crop" (the default since 2026-12-05) the crop's and the image's 176 channels each: 547
+DIM = region_dim(176, 176, search_vectors="crop")
 
 
 def make_vectors(n: int, dim: int, data: str, alpha: float, seed: int) -> np.ndarray:
@@ -50,19 +51,21 @@ def make_vectors(n: int, dim: int, data: str, alpha: float, seed: int) -> np.nda
     return out
 
 
-def run(n: int, data: str, alpha: float, efs: list[int], m: int, ef_construction: int, n_queries: int) -> list[dict]:
+def run(
+    n: int, data: str, alpha: float, efs: list[int], m: int, ef_construction: int, n_queries: int, dim: int = DIM
+) -> list[dict]:
     import faiss
 
     from linewatch.search import faiss_index as fi
     from linewatch.search.faiss_index import FaissIndex
     from linewatch.search.index import Filter, normalize
 
-    base = make_vectors(n, DIM, data, alpha, seed=0)
-    queries = normalize(make_vectors(n_queries, DIM, data, alpha, seed=1))
+    base = make_vectors(n, dim, data, alpha, seed=0)
+    queries = normalize(make_vectors(n_queries, dim, data, alpha, seed=1))
     stations = ("press-1", "press-2", "lathe")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        index = FaissIndex(os.path.join(tmp, "idx"), DIM, m=m, ef_construction=ef_construction)
+        index = FaissIndex(os.path.join(tmp, "idx"), dim, m=m, ef_construction=ef_construction)
         started = time.perf_counter()
         for s in range(0, n, 10_000):
             chunk = base[s : s + 10_000]
@@ -89,7 +92,7 @@ def run(n: int, data: str, alpha: float, efs: list[int], m: int, ef_construction
                     {
                         "n": n,
                         "data": data if data == "uniform" else f"spectrum a={alpha}",
-                        "dim": DIM,
+                        "dim": dim,
                         "M": m,
                         "efC": ef_construction,
                         "ef": ef or f"auto {fi.auto_ef(n)}",
@@ -115,6 +118,9 @@ def main() -> None:
     ap.add_argument("--m", type=int, default=None)
     ap.add_argument("--ef-construction", type=int, default=None)
     ap.add_argument("--queries", type=int, default=500)
+    ap.add_argument(
+        "--dim", type=int, default=DIM, help=f"vector dimension (default {DIM}, the default model's; 195 without crops)"
+    )
     args = ap.parse_args()
     from linewatch.search import faiss_index as fi
 
@@ -122,7 +128,14 @@ def main() -> None:
     rows = []
     for n in args.n:
         rows += run(
-            n, args.data, args.alpha, efs, args.m or fi.M, args.ef_construction or fi.EF_CONSTRUCTION, args.queries
+            n,
+            args.data,
+            args.alpha,
+            efs,
+            args.m or fi.M,
+            args.ef_construction or fi.EF_CONSTRUCTION,
+            args.queries,
+            args.dim,
         )
     print()
     print("| vectors | data | M / efC / ef | filter | insert /s | p50 ms | p95 ms | recall@10 | bytes/vector |")
