@@ -21,6 +21,7 @@ from linewatch.errors import DatasetError, LinewatchError
 from linewatch.vision.backbones import CropEmbedder, FeatureExtractor, build_extractor
 from linewatch.vision.batches import Source, iter_batches
 from linewatch.vision.datasets import fingerprint as dataset_fingerprint
+from linewatch.vision.embeddings import CROP_SIZE
 from linewatch.vision.images import Preprocess, input_shape_for, median_aspect
 from linewatch.vision.methods import DetectorParams
 from linewatch.vision.scoring import Prediction, postprocess
@@ -115,8 +116,6 @@ class Detector(Estimator, ABC):
 
     def crop_graph(self) -> CropEmbedder:
         """The crop vectors' module (``search_vectors="crop"``), on this model's backbone and layers."""
-        from linewatch.vision.embeddings import CROP_SIZE
-
         self._check_fitted()
         cached = getattr(self, "_crop_graph", None)
         if cached is None or cached.extractor is not self.extractor_:

@@ -50,7 +50,6 @@ EXTENT_WEIGHT = 0.5  # the extent code's share of a region vector (its norm befo
 EXTENT_CENTRES = np.arange(-4.5, 0.01, 0.25)  # log10 of the region's share of the image
 EXTENT_WIDTH = 0.5
 TARGET_CELLS = 16  # the grid is about this many cells a side
-SEARCH_VECTORS = ("regions", "crop")  # the models' ``search_vectors`` choices
 CROP_SIZE = 64  # the crop's side in pixels as the backbone sees it (96 measured the same, at 1.5x the cost)
 CROP_GROW = 0.5  # the box grows by this share of its longer side on every side (twice its side in all) ...
 CROP_LEAST = 32  # ... and is at least this many model-input pixels a side
