@@ -1,20 +1,38 @@
 import numpy as np
+import pytest
 import scipy.ndimage as ndi
 
-from linewatch.vision.regions import find_regions, label
+from linewatch.vision.regions import _fast_labels, _label_numpy, find_regions, label
 
 
-def test_labels_match_scipy_on_random_masks():
+@pytest.mark.parametrize("labeller", [label, _label_numpy], ids=["default", "numpy"])
+def test_labels_match_scipy_on_random_masks(labeller):
     rng = np.random.default_rng(0)
     for _ in range(100):
         mask = rng.random((rng.integers(1, 50), rng.integers(1, 50))) < rng.random()
         for conn, structure in ((8, np.ones((3, 3))), (4, None)):
-            ours, n = label(mask, conn)
+            ours, n = labeller(mask, conn)
             ref, n_ref = ndi.label(mask, structure=structure)
             assert n == n_ref
             # same partition: label pairs map one to one
             pairs = {(a, b) for a, b in zip(ours.ravel(), ref.ravel(), strict=True)}
             assert len(pairs) == n + (1 if (~mask).any() else 0)
+
+
+def test_fast_and_numpy_labels_are_the_same_numbers():
+    """kornia-rs's labels (when installed) and the numpy fallback number components alike (raster order of the
+    first pixel), so regions and their embeddings do not depend on which one ran."""
+    if _fast_labels() is None:
+        pytest.skip("kornia-rs is not installed: only the numpy labelling runs")
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        mask = rng.random((rng.integers(1, 80), rng.integers(1, 80))) < rng.random()
+        for conn in (8, 4):
+            fast, n_fast = label(mask, conn)
+            slow, n_slow = _label_numpy(mask, conn)
+            assert n_fast == n_slow
+            np.testing.assert_array_equal(fast, slow)
+            assert fast.shape == mask.shape
 
 
 def test_regions_have_boxes_areas_and_scores():
