@@ -17,11 +17,17 @@ from linewatch.vision.manifest import checked_file, read_manifest
 from linewatch.vision.scoring import Prediction, postprocess
 from linewatch.vision.thresholds import Calibration
 
+# images per ONNX Runtime call over a stream (a folder, a job): two images per call share one read of the weights
+# (PaDiM's per-position factors are 30 MB) and keep both threads busier, 24.7 -> 21.4 ms of CPU per image for the
+# bottle graph, and the scores are the same bit for bit (docs/benchmarks.md, "Two images per call"); a single upload
+# is still scored alone
+STREAM_BATCH = 2
+
 
 class OnnxModel:
     """A model directory holding ``model.onnx``; the interface of a fitted Detector for scoring."""
 
-    def __init__(self, model_dir: str | Path, threads: int | None = None, batch_size: int = 1):
+    def __init__(self, model_dir: str | Path, threads: int | None = None, batch_size: int = STREAM_BATCH):
         try:
             import onnxruntime as ort
         except ImportError:
@@ -59,8 +65,13 @@ class OnnxModel:
         if hp.get("search_vectors", "regions") == "crop":
             if "onnx_crops" in self.manifest["files"]:
                 crops = checked_file(self.model_dir, self.manifest, "onnx_crops")
+                # one thread: a 64 px crop is too small a graph to split (0.53 ms on one thread, 0.64 on two that
+                # sleep between nodes), and the other core is decoding the next image meanwhile
+                crop_opts = ort.SessionOptions()
+                crop_opts.intra_op_num_threads = 1
+                crop_opts.inter_op_num_threads = 1
                 try:
-                    self.crop_session = ort.InferenceSession(str(crops), opts, providers=["CPUExecutionProvider"])
+                    self.crop_session = ort.InferenceSession(str(crops), crop_opts, providers=["CPUExecutionProvider"])
                 except Exception as e:
                     raise ModelFileError(f"{crops} cannot be loaded by ONNX Runtime: {e}") from None
             else:
