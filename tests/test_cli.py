@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+import zipfile
 
 import pytest
 
@@ -32,13 +33,21 @@ def test_train_evaluate_predict_export(synthetic, tmp_path):
     for rec in recs:
         assert {"path", "score", "normalized_score", "verdict", "regions", "heatmap"} <= set(rec)
     assert len(list(heat.glob("*.png"))) == 4
-    run("export", model, "--format", "onnx")
+    run("export", model, "--format", "onnx", "--bundle", tmp_path / "bundle.zip")
     assert (model / "model.onnx").is_file()
     onnx_recs = [
         json.loads(x) for x in run("predict", model, synthetic / "test" / "spot", "--json").stdout.split("\n") if x
     ]
     for a, b in zip(recs, onnx_recs, strict=True):
         assert abs(a["score"] - b["score"]) < 1e-3 * max(1, abs(a["score"]))
+    with zipfile.ZipFile(tmp_path / "bundle.zip") as z:
+        z.extractall(tmp_path / "unzipped")
+    bundled = [
+        json.loads(x)
+        for x in run("predict", tmp_path / "unzipped", synthetic / "test" / "spot", "--json").stdout.split("\n")
+        if x
+    ]
+    assert [b["score"] for b in bundled] == [b["score"] for b in onnx_recs]
 
 
 def test_a_true_or_false_parameter_turns_off_with_no(synthetic, tmp_path):
@@ -60,6 +69,7 @@ def test_a_true_or_false_parameter_turns_off_with_no(synthetic, tmp_path):
         ["train", "{tmp}/empty", "--out", "{tmp}/m", "--method", "nosuch"],
         ["train", "{tmp}/corrupt", "--out", "{tmp}/m", "--image-size", "5"],
         ["export", "{tmp}/nope", "--format", "onnx"],
+        ["export", "{tmp}/notamodel", "--bundle", "{tmp}/nope/b.zip"],
     ],
 )
 def test_user_errors_exit_2_without_traceback(tmp_path, args):

@@ -252,13 +252,25 @@ def export(
     model: Annotated[Path, typer.Argument(help="model directory")],
     fmt: Annotated[Format, typer.Option("--format", help="export format")] = Format.onnx,
     out_file: Annotated[Path | None, typer.Option("--out", help="file to write (default: MODEL/model.onnx)")] = None,
+    bundle: Annotated[
+        Path | None,
+        typer.Option(help="also write the export as one zip (manifest and graphs) to score with on another machine"),
+    ] = None,
 ):
     """Export the whole scoring path to ONNX; predict then uses it (ONNX Runtime, no torch needed)."""
     require("vision", "linewatch export")
     from linewatch.vision.export import export_onnx
 
+    if bundle is not None and out_file is not None:
+        raise LinewatchError("--bundle zips the model directory's own export: leave out --out")
+    if bundle is not None and not bundle.parent.is_dir():
+        raise LinewatchError(f"cannot write {bundle}: {bundle.parent} is not a folder")
     path = export_onnx(model, out_file)
     err.print(f"exported {fmt.value} -> {path}", highlight=False)
+    if bundle is not None:
+        from linewatch.vision.bundle import write_bundle
+
+        err.print(f"bundle (unzip, then linewatch predict DIR) -> {write_bundle(model, bundle)}", highlight=False)
 
 
 @app.command()

@@ -110,6 +110,7 @@ def _check_ids(c, adm, value: int) -> None:
         ("DELETE", f"/api/v1/datasets/{value}"),
         ("GET", f"/api/v1/models/{value}"),
         ("GET", f"/api/v1/models/{value}/export"),
+        ("GET", f"/api/v1/models/{value}/bundle"),
         ("GET", f"/api/v1/inspections/{value}"),
         ("GET", f"/api/v1/inspections/{value}/image"),
         ("GET", f"/api/v1/inspections/{value}/reviews"),

@@ -5,6 +5,8 @@ import zipfile
 import pytest
 from PIL import Image
 
+from linewatch.vision.runtime import OnnxModel
+
 
 def _train(api, good_zip, headers) -> int:
     c = api.client
@@ -31,7 +33,7 @@ def _train(api, good_zip, headers) -> int:
     return j["result"]["model_id"]
 
 
-def test_train_activate_inspect_review(api, good_zip, synthetic):
+def test_train_activate_inspect_review(api, good_zip, synthetic, tmp_path):
     c = api.client
     eng = api.user("engineer")
     op = api.user("operator")
@@ -74,6 +76,16 @@ def test_train_activate_inspect_review(api, good_zip, synthetic):
     assert [x["id"] for x in unreviewed] == [results[1]["id"]]
     onnx = c.get(f"/api/v1/models/{model_id}/export", headers=op)
     assert onnx.status_code == 200 and len(onnx.content) > 1000
+    # the bundle: unzipped, ONNX Runtime alone gives the service's verdict and score for the same image
+    bundle = c.get(f"/api/v1/models/{model_id}/bundle", headers=op)
+    assert bundle.status_code == 200 and bundle.headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(bundle.content)) as z:
+        z.extractall(tmp_path / "bundle")
+    runtime = OnnxModel(tmp_path / "bundle")
+    assert runtime.has_embeddings
+    again = runtime.predict([synthetic / "test" / "spot" / "000.png"])[0]
+    assert again.verdict == first["verdict"] and again.score == pytest.approx(first["score"], rel=1e-5)
+    assert c.get("/api/v1/models/999999/bundle", headers=op).status_code == 404
     metrics = c.get("/metrics").text
     assert 'linewatch_inspections_total{station="cam1"' in metrics
 

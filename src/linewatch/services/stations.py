@@ -1,5 +1,5 @@
 """Stations (cameras on the line) and the model versions they run: listing, activation and roll back (each an
-``Activation`` row, then a ``ModelActivated`` event), test scores, the ONNX export's file."""
+``Activation`` row, then a ``ModelActivated`` event), test scores, the ONNX export's file and its bundle."""
 
 from __future__ import annotations
 
@@ -112,3 +112,16 @@ def onnx_file(session: Session, model_id: int) -> Path:
     if mv.status != "ready" or not path.is_file():
         raise Conflict(f"model version {model_id} has no ONNX export")
     return path
+
+
+def export_bundle(session: Session, model_id: int, out_dir: Path) -> Path:
+    """The model's ONNX export as a zip in ``out_dir`` (manifest, model.onnx and, where its search vectors have a
+    crop, crops.onnx: ``linewatch.vision.bundle``); Conflict when there is no usable export."""
+    from linewatch.errors import ModelFileError
+    from linewatch.vision.bundle import write_bundle
+
+    model_dir = onnx_file(session, model_id).parent
+    try:
+        return write_bundle(model_dir, Path(out_dir) / f"linewatch-model-{model_id}.zip")
+    except ModelFileError as e:
+        raise Conflict(f"model version {model_id}: {e}") from None

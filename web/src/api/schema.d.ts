@@ -263,9 +263,32 @@ export interface paths {
         };
         /**
          * Download Onnx
-         * @description The model's ONNX export (scores with onnxruntime alone).
+         * @description The model's ONNX graph alone (raw scores, map and search grids; the thresholds, the input shape and, for crop
+         *     search vectors, crops.onnx are in the bundle: ``/models/{model_id}/bundle``).
          */
         get: operations["download_onnx_api_v1_models__model_id__export_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/models/{model_id}/bundle": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download Bundle
+         * @description The model's ONNX export as a zip: manifest.json (thresholds, input size, search settings), model.onnx and,
+         *     for crop search vectors, crops.onnx. Unzipped, it is a model directory that ``linewatch predict`` and
+         *     ``linewatch.vision.runtime.OnnxModel`` score with (ONNX Runtime alone, verdicts and search vectors included).
+         */
+        get: operations["download_bundle_api_v1_models__model_id__bundle_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -5114,6 +5137,82 @@ export interface operations {
                 };
             };
             /** @description the model has no ONNX export */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the request does not match the API (see errors) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorOut"];
+                };
+            };
+        };
+    };
+    download_bundle_api_v1_models__model_id__bundle_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                model_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/zip": string;
+                };
+            };
+            /** @description bad request: a body that cannot be parsed (not UTF-8, broken multipart) or an invalid Content-Length */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description authentication required, or the token or API key is invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the caller's role is too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the model has no usable ONNX export */
             409: {
                 headers: {
                     [name: string]: unknown;

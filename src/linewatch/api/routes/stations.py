@@ -1,10 +1,15 @@
-"""Stations (cameras on the line), model versions, activation and roll back, ONNX download."""
+"""Stations (cameras on the line), model versions, activation and roll back, ONNX download and bundle."""
 
 from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
 
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 from sqlalchemy.orm import Session
+from starlette.background import BackgroundTask
 
 from linewatch.api.deps import DB, Ctx, Engineer, Id, Name, Viewer
 from linewatch.api.schemas import ActivateIn, ModelOut, StationIn, StationOut, TestScoresOut, errors
@@ -82,6 +87,33 @@ def rollback(name: Name, who: Engineer, session: DB, c: Ctx):
     },
 )
 def download_onnx(model_id: Id, _: Viewer, session: DB):
-    """The model's ONNX export (scores with onnxruntime alone)."""
+    """The model's ONNX graph alone (raw scores, map and search grids; the thresholds, the input shape and, for crop
+    search vectors, crops.onnx are in the bundle: ``/models/{model_id}/bundle``)."""
     path = stations.onnx_file(session, model_id)
     return FileResponse(path, media_type="application/octet-stream", filename=f"linewatch-model-{model_id}.onnx")
+
+
+@router.get(
+    "/models/{model_id}/bundle",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}},
+        **errors(404, 409, e409="the model has no usable ONNX export"),
+    },
+)
+def download_bundle(model_id: Id, _: Viewer, session: DB):
+    """The model's ONNX export as a zip: manifest.json (thresholds, input size, search settings), model.onnx and,
+    for crop search vectors, crops.onnx. Unzipped, it is a model directory that ``linewatch predict`` and
+    ``linewatch.vision.runtime.OnnxModel`` score with (ONNX Runtime alone, verdicts and search vectors included)."""
+    work = Path(tempfile.mkdtemp(prefix="linewatch-bundle-"))
+    try:
+        path = stations.export_bundle(session, model_id, work)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return FileResponse(
+        path,
+        media_type="application/zip",
+        filename=path.name,
+        background=BackgroundTask(shutil.rmtree, work, ignore_errors=True),
+    )
