@@ -258,6 +258,11 @@ test("models: metrics, histogram with threshold and ROC; a viewer cannot activat
   await expect(page.getByTestId("histogram").locator("canvas")).toBeVisible();
   await expect(page.getByTestId("roc").locator("canvas")).toBeVisible();
   await expect(page.getByTestId("activate")).toHaveCount(0);
+  // a viewer may take the model away to score with ONNX Runtime: one zip with the manifest and the graphs
+  const [bundle] = await Promise.all([page.waitForEvent("download"), page.getByTestId("download-bundle").click()]);
+  expect(bundle.suggestedFilename()).toBe("linewatch-model-1.zip");
+  const head = readFileSync(await bundle.path()).subarray(0, 2).toString("latin1");
+  expect(head).toBe("PK");
   await noSeriousA11yViolations(page, "models");
   await shot(page, "09-models");
 });

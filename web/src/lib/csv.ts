@@ -35,7 +35,7 @@ export function toCsv(items: Inspection[]): string {
   return rows.join("\r\n") + "\r\n";
 }
 
-export function download(name: string, text: string, type = "text/csv") {
+export function download(name: string, text: BlobPart, type = "text/csv") {
   const url = URL.createObjectURL(new Blob([text], { type }));
   const a = document.createElement("a");
   a.href = url;

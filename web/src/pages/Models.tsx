@@ -16,8 +16,9 @@ import {
 } from "@mantine/core";
 import { useCallback, useEffect, useMemo, useState } from "react";
 import uPlot from "uplot";
-import { api, call, can, type Model, type Schemas } from "../api/client";
+import { ApiError, OFFLINE, api, call, can, errorMessage, getToken, type Model, type Schemas } from "../api/client";
 import { Chart } from "../components/Chart";
+import { download } from "../lib/csv";
 import { fmtDateTime, fmtNum, fmtPct, modelName } from "../lib/format";
 import { useRoute } from "../lib/router";
 import { useSession } from "../lib/session";
@@ -128,6 +129,19 @@ function ScoreCharts({ model }: { model: Model }) {
       </Card>
     </SimpleGrid>
   );
+}
+
+/** The model's ONNX export as one zip (manifest, model.onnx, crops.onnx): unzipped, a model directory that
+ * `linewatch predict` and ONNX Runtime score with on a PC without the service. */
+async function downloadBundle(id: number) {
+  let r: Response;
+  try {
+    r = await fetch(`/api/v1/models/${id}/bundle`, { headers: { Authorization: `Bearer ${getToken() ?? ""}` } });
+  } catch {
+    throw new ApiError(OFFLINE, 0);
+  }
+  if (!r.ok) throw new ApiError(errorMessage(r.status, await r.json().catch(() => undefined)), r.status);
+  download(`linewatch-model-${id}.zip`, await r.blob(), "application/zip");
 }
 
 export default function ModelsPage() {
@@ -274,10 +288,25 @@ export default function ModelsPage() {
                 <Title order={3} size="h4">
                   Version #{model.id}: {modelName(model.name)}
                 </Title>
-                <Text size="sm" c="gray.7">
-                  threshold {fmtNum(model.threshold, 4)}
-                  {metric(model, "images") !== null && ` · evaluated on ${metric(model, "images")} test images`}
-                </Text>
+                <Group gap="sm">
+                  <Text size="sm" c="gray.7">
+                    threshold {fmtNum(model.threshold, 4)}
+                    {metric(model, "images") !== null && ` · evaluated on ${metric(model, "images")} test images`}
+                  </Text>
+                  {model.status === "ready" && (
+                    <Button
+                      size="xs"
+                      variant="default"
+                      data-testid="download-bundle"
+                      title="The ONNX export with its thresholds, as one zip: unzip it and score with linewatch predict on a PC without the service"
+                      onClick={() =>
+                        downloadBundle(model.id).catch((e) => setMessage({ ok: false, text: (e as Error).message }))
+                      }
+                    >
+                      Download for ONNX Runtime (zip)
+                    </Button>
+                  )}
+                </Group>
               </Group>
               {engineer && (
                 <Group align="end" mb="md">
