@@ -230,8 +230,8 @@ def test_with_context_blends_the_three_cosines_by_their_weights():
 
 
 def test_crop_vectors_are_the_region_vectors_with_the_crop_and_the_image(trained, synthetic):
-    """A crop model's vectors hold, weighted, exactly its residual vectors, the crop of its top region through the
-    backbone, and its image vector."""
+    """A crop model's vectors hold, weighted, exactly its residual vectors, the crop of each region (the peak's: the
+    top region's) through the backbone, and its image vector."""
     import torch
 
     from linewatch.vision.batches import iter_batches
@@ -257,10 +257,42 @@ def test_crop_vectors_are_the_region_vectors_with_the_crop_and_the_image(trained
         assert np.allclose(v[:, e + c :] / wi, a.embeddings.image, atol=1e-5)
         amap = _input_map(det, x)
         found, _, _ = find_components(amap, thr, det.min_region_area)
-        x0, y0, x1, y1 = crop_box([(r.x, r.y, r.width, r.height, r.max_score) for r in found], amap)
-        with torch.inference_mode():
-            crop = det.crop_graph()(torch.from_numpy(np.ascontiguousarray(x[:, y0:y1, x0:x1]))[None])[0].numpy()
-        assert np.allclose(v[:, e : e + c] / wc, crop[None], atol=1e-5)
+        boxes = [[(r.x, r.y, r.width, r.height, r.max_score)] for r in found] or [[]]
+        assert len(boxes) == len(v)
+
+        def crop_of(box, amap=amap, x=x):
+            x0, y0, x1, y1 = crop_box(box, amap)
+            with torch.inference_mode():
+                return det.crop_graph()(torch.from_numpy(np.ascontiguousarray(x[:, y0:y1, x0:x1]))[None])[0].numpy()
+
+        for row, box in zip(v, boxes, strict=True):
+            assert np.allclose(row[e : e + c] / wc, crop_of(box), atol=1e-5)
+        assert np.allclose(a.embeddings.peak[e : e + c] / wc, crop_of(boxes[0]), atol=1e-5)
+
+
+def test_each_region_has_its_own_crop_up_to_the_cap():
+    from linewatch.vision.embeddings import CROP_REGIONS
+    from linewatch.vision.regions import Region
+    from linewatch.vision.scoring import region_crops
+
+    amap = np.zeros((256, 256), np.float32)
+    amap[5, 7] = 9.0
+    seen = []
+
+    def crop(box):
+        seen.append(box)
+        return np.full(3, float(len(seen)), np.float32)  # the n-th crop made is all n
+
+    # no region: one crop, around the map's peak
+    assert region_crops([], amap, crop).tolist() == [[1.0] * 3]
+    x0, y0, x1, y1 = seen[0]
+    assert x0 <= 7 < x1 and y0 <= 5 < y1
+    seen.clear()
+    found = [Region(40 * i, 40 * i, width=4, height=4, area=16, max_score=9.0 - i, mean_score=1.0) for i in range(6)]
+    rows = region_crops(found, amap, crop)
+    assert len(seen) == CROP_REGIONS == 4  # one backbone pass per region up to the cap
+    assert rows[:, 0].tolist() == [1, 1, 2, 3, 4, 1, 1]  # the peak, four own crops, then the top region's
+    assert [b[0] <= 40 * i < b[2] for i, b in enumerate(seen)] == [True] * 4  # each around its own region
 
 
 def _input_map(det, x):

@@ -22,11 +22,12 @@ Pooled here, outside the graph:
   weighted by its height above that level. It exists for every image, so one with no region above the threshold
   can still be searched by its most anomalous spot.
 - with a model's ``search_vectors="crop"`` (the default since 2026-12-05), each region and peak vector also carries
-  the image's **crop** vector and its **image** vector: ``sqrt(0.7) * region ++ sqrt(0.2) * crop ++ sqrt(0.1) *
-  image``, so that the cosine of two such vectors is ``0.7 * region cosine + 0.2 * crop cosine + 0.1 * image
-  cosine`` and any cosine index ranks by that blend. The crop is the model's input cut around the image's
-  highest-scoring region (the map's peak when it has none), grown to twice its side and at least 32 px, resized to
-  64 px and run through the model's own backbone layers, each layer mean-pooled and L2-normalised
+  a **crop** vector and the **image** vector: ``sqrt(0.7) * region ++ sqrt(0.2) * crop ++ sqrt(0.1) * image``, so
+  that the cosine of two such vectors is ``0.7 * region cosine + 0.2 * crop cosine + 0.1 * image cosine`` and any
+  cosine index ranks by that blend. A region's crop is the model's input cut around that region (the first
+  ``CROP_REGIONS`` by peak score; the others and the peak vector take the top region's; with no region, around the
+  map's peak), grown to twice its side and at least 32 px, resized to 64 px and run through the model's own backbone
+  layers, each layer mean-pooled and L2-normalised
   (``linewatch.vision.backbones.CropEmbedder``; ``crops.onnx`` in an export): what the defect looks like up close,
   where the residuals say how it differs from the nearest good patch. See docs/benchmarks.md, "Defect search".
 
@@ -53,6 +54,7 @@ TARGET_CELLS = 16  # the grid is about this many cells a side
 CROP_SIZE = 64  # the crop's side in pixels as the backbone sees it (96 measured the same, at 1.5x the cost)
 CROP_GROW = 0.5  # the box grows by this share of its longer side on every side (twice its side in all) ...
 CROP_LEAST = 32  # ... and is at least this many model-input pixels a side
+CROP_REGIONS = 4  # regions with a crop of their own (the highest peaks); the others share the top region's
 # shares of the cosine: region (residuals, extent), crop, whole image; chosen on bottle, magnetic_tile and the
 # synthetic set (docs/benchmarks.md, "Defect search")
 CONTEXT_WEIGHTS = (0.7, 0.2, 0.1)
@@ -178,11 +180,12 @@ def crop_box(boxes: list[tuple[int, int, int, int, float]], input_map: np.ndarra
 
 
 def with_context(vecs: np.ndarray, crop: np.ndarray, image: np.ndarray) -> np.ndarray:
-    """(K, E) unit region vectors with the image's unit crop and image vectors appended, weighted so that inner
-    products blend the three cosines by ``CONTEXT_WEIGHTS``; rows stay unit."""
+    """(K, E) unit region vectors with their unit crop vectors (one per row, or one ``(C,)`` for all) and the
+    image's unit vector appended, weighted so that inner products blend the three cosines by ``CONTEXT_WEIGHTS``;
+    rows stay unit."""
     a, b, c = (float(np.sqrt(w)) for w in CONTEXT_WEIGHTS)
     k = len(vecs)
-    crop = np.broadcast_to(_normalize(crop)[None], (k, crop.shape[-1]))
+    crop = np.broadcast_to(_normalize(crop).reshape(-1, crop.shape[-1]), (k, crop.shape[-1]))
     image = np.broadcast_to(_normalize(image)[None], (k, image.shape[-1]))
     return _normalize(np.concatenate([a * vecs, b * crop, c * image], axis=1))
 
@@ -201,8 +204,9 @@ def embed(
     """Embeddings of one image from its grids, its anomaly map at model input resolution, and the component
     labels of its regions (``regions.find_components``; ``components[i]`` is region i's label). ``layers``: the
     residual grid's channel count per backbone layer (``Detector.residual_layers``); None treats it as one.
-    ``crop``: the image's crop vector (``crop_box``), appended with the image vector to every region and peak
-    vector (``with_context``); None leaves them as they are (``search_vectors="regions"``)."""
+    ``crop``: crop vectors (``crop_box``), appended with the image vector to the region and peak vectors
+    (``with_context``): one ``(C,)`` for all, or ``(1 + len(components), C)``, the peak's first, then each
+    region's; None leaves them as they are (``search_vectors="regions"``)."""
     features = np.asarray(features, dtype=np.float32)
     residuals = np.asarray(residuals, dtype=np.float32)
     layers = tuple(layers) if layers else (residuals.shape[0],)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from linewatch.vision.embeddings import Embeddings, crop_box, embed
+from linewatch.vision.embeddings import CROP_REGIONS, Embeddings, crop_box, embed
 from linewatch.vision.images import Preprocess
 from linewatch.vision.regions import Region, find_components
 from linewatch.vision.thresholds import Calibration
@@ -61,6 +61,19 @@ class Prediction:
         return d
 
 
+def region_crops(
+    found: list[Region], input_map: np.ndarray, crop: Callable[[tuple[int, int, int, int]], np.ndarray]
+) -> np.ndarray:
+    """(1 + len(found), C) crop vectors: the peak's (the top region's crop, or the map's peak's when there is no
+    region), then each region's own crop; regions after the first ``CROP_REGIONS`` (by peak score) share the top
+    region's, which bounds the backbone passes per image."""
+    if not found:
+        return crop(crop_box([], input_map))[None]
+    own = [crop(crop_box([(r.x, r.y, r.width, r.height, r.max_score)], input_map)) for r in found[:CROP_REGIONS]]
+    top = own[0]
+    return np.stack([top, *own, *([top] * (len(found) - len(own)))])
+
+
 def postprocess(
     raw_score: float,
     input_map: np.ndarray,
@@ -105,6 +118,6 @@ def postprocess(
     if grids is not None:
         vec = None
         if crop is not None:
-            vec = crop(crop_box([(r.x, r.y, r.width, r.height, r.max_score) for r in found], input_map))
+            vec = region_crops(found, input_map, crop)
         emb = embed(*grids, input_map, labels, components, calibration.pixel_threshold, layers, crop=vec)
     return Prediction(float(raw_score), norm, verdict, None, regions, path, emb, (width, height), map_at)
