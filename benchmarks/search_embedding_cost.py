@@ -9,9 +9,10 @@ timings swing by more than what is measured; the fastest run is the one least di
 - torch: ``_score`` without the grids vs with them (residual gather + two average pools);
 - ONNX Runtime: the model exported the way it was before (score and map only) vs with the two grid outputs;
 - post-processing (regions, map to the original size) without vs with ``embed`` (image, region, peak vectors);
-- the crop vector (models with ``search_vectors="crop"``, the default): post-processing with the residual vectors
-  alone vs with the crop of the top region run through the backbone too (``crops.onnx`` in ONNX Runtime, the crop
-  module in torch). ``--search-vectors`` scores the model with the other kind.
+- the crop vectors (models with ``search_vectors="crop"``, the default): post-processing with the residual vectors
+  alone vs with each region's crop run through the backbone too (``crops.onnx`` in ONNX Runtime, one crop at a
+  time; in torch, a batch of images' crops in one pass, as ``iter_predict`` does it, per image).
+  ``--search-vectors`` scores the model with the other kind.
 """
 
 from __future__ import annotations
@@ -151,16 +152,34 @@ def main() -> None:
     onnx = OnnxModel(model, threads=threads)
     crop_pairs = {"torch": [], "ONNX": []}
     if onnx.crop_session is not None:
+        items = []
         for (score, amap, feats, res), path, x in zip(outs, paths, inputs, strict=True):
             w, h = open_image(path).size
             args_ = (float(score[0]), amap[0], det.calibration_, pre, w, h, det.min_region_area, None)
             g, xi = (feats[0], res[0]), x[0].numpy()
-            for key, vector in (("torch", det._crop_vector(xi)), ("ONNX", onnx._crop_vector(xi))):
-                crop_pairs[key] += _paired_ms(
-                    lambda a=args_, g=g: postprocess(*a, g, layers),
-                    lambda a=args_, g=g, v=vector: postprocess(*a, g, layers, v),
-                    args.reps,
-                )
+            items.append((args_, g, xi))
+            # ONNX Runtime: one crop at a time, as OnnxModel does it
+            crop_pairs["ONNX"] += _paired_ms(
+                lambda a=args_, g=g: postprocess(*a, g, layers),
+                lambda a=args_, g=g, v=onnx._crop_vector(xi): postprocess(*a, g, layers, v),
+                args.reps,
+            )
+        # PyTorch: as iter_predict does it, every crop of a batch of images in one backbone pass (per image below)
+        bs = det.params_["batch_size"]
+        for lo in range(0, len(items), bs):
+            chunk = items[lo : lo + bs]
+
+            def plain(chunk=chunk):
+                for a, g, _ in chunk:
+                    postprocess(*a, g, layers)
+
+            def more(chunk=chunk):
+                tables = det._batch_crops(np.stack([a[1] for a, _, _ in chunk]), [(None, None, x) for *_, x in chunk])
+                for (a, g, _), table in zip(chunk, tables, strict=True):
+                    postprocess(*a, g, layers, table)
+
+            pairs = _paired_ms(plain, more, args.reps)
+            crop_pairs["torch"] += [(p / len(chunk), m / len(chunk)) for p, m in pairs]
 
     med = statistics.median
     print(f"model {args.model or 'synthetic default'}: input {s} px, grid {outs[0][2].shape[-1]} x "

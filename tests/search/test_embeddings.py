@@ -365,3 +365,17 @@ def test_a_failed_crop_export_leaves_the_previous_export_whole(trained, tmp_path
         export_onnx(model)
     assert {p.name: p.read_bytes() for p in model.iterdir()} == before  # no temp file left, nothing replaced
     assert OnnxModel(model).has_embeddings
+
+
+def test_a_batch_of_crops_gives_each_crop_its_own_vector(trained):
+    """The PyTorch path embeds a batch's crops in one pass: the same vectors as one crop at a time."""
+    _, path = trained
+    graph = load(path).crop_graph()
+    gen = torch.Generator().manual_seed(0)
+    crops = [torch.randn(1, 3, h, w, generator=gen) for h, w in ((32, 32), (70, 41), (128, 96))]
+    with torch.inference_mode():
+        together = graph.many(crops)
+        alone = torch.cat([graph(c) for c in crops])
+    assert together.shape == (3, alone.shape[1])
+    assert torch.allclose(together, alone, atol=1e-5)
+    assert not torch.allclose(together[0], together[1], atol=1e-3)  # not one vector for all

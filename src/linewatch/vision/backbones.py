@@ -213,6 +213,16 @@ class CropEmbedder(nn.Module):
         self.size = int(size)
 
     def forward(self, crop: torch.Tensor) -> torch.Tensor:
-        x = nn.functional.interpolate(crop, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        return self._vectors(self._resized(crop))
+
+    def many(self, crops: list[torch.Tensor]) -> torch.Tensor:
+        """(N, C) vectors of N crops (1, 3, h, w) of any sizes, in one backbone pass: at 64 px a pass is mostly
+        PyTorch's per-module overhead, which a batch shares (the same vectors as one at a time, to float rounding)."""
+        return self._vectors(torch.cat([self._resized(c) for c in crops]))
+
+    def _resized(self, crop: torch.Tensor) -> torch.Tensor:
+        return nn.functional.interpolate(crop, size=(self.size, self.size), mode="bilinear", align_corners=False)
+
+    def _vectors(self, x: torch.Tensor) -> torch.Tensor:
         parts = [nn.functional.normalize(m.mean(dim=(2, 3)), dim=1, eps=1e-12) for m in self.extractor(x)]
         return nn.functional.normalize(torch.cat(parts, dim=1), dim=1, eps=1e-12)

@@ -24,7 +24,7 @@ from linewatch.vision.datasets import fingerprint as dataset_fingerprint
 from linewatch.vision.embeddings import CROP_SIZE
 from linewatch.vision.images import Preprocess, input_shape_for, median_aspect
 from linewatch.vision.methods import DetectorParams
-from linewatch.vision.scoring import Prediction, postprocess
+from linewatch.vision.scoring import Prediction, planned_crop_boxes, postprocess
 from linewatch.vision.thresholds import Calibration, calibrate
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -285,7 +285,26 @@ class Detector(Estimator, ABC):
         layers = self.residual_layers if embeddings else None
         crops = embeddings and self.params_.get("search_vectors") == "crop"
         for scores, maps, sizes, names, grids in self._raw_batches(images, progress, "score", grids=embeddings):
-            for score, amap, (w, h), name, g in zip(scores.tolist(), maps, sizes, names, grids, strict=True):
-                crop = self._crop_vector(g[2]) if crops else None
+            planned = self._batch_crops(maps, grids) if crops else [None] * len(maps)
+            for score, amap, (w, h), name, g, crop in zip(
+                scores.tolist(), maps, sizes, names, grids, planned, strict=True
+            ):
                 g = g[:2] if g is not None else None
                 yield postprocess(score, amap, self.calibration_, pre, w, h, min_area, name, g, layers, crop)
+
+    def _batch_crops(self, maps: np.ndarray, grids: list) -> list[Callable[[tuple[int, int, int, int]], np.ndarray]]:
+        """Per image of a batch, its crop vectors by box: every crop ``postprocess`` will ask for
+        (``planned_crop_boxes``) embedded in one backbone pass for the whole batch."""
+        plans = [planned_crop_boxes(amap, self.calibration_, self.params_["min_region_area"]) for amap in maps]
+        crops = [
+            torch.from_numpy(np.ascontiguousarray(g[2][:, y0:y1, x0:x1]))[None]
+            for g, boxes in zip(grids, plans, strict=True)
+            for x0, y0, x1, y1 in boxes
+        ]
+        with torch.inference_mode():
+            vectors = self.crop_graph().many(crops).numpy()
+        tables, i = [], 0
+        for boxes in plans:
+            tables.append(dict(zip(boxes, vectors[i : i + len(boxes)], strict=True)).__getitem__)
+            i += len(boxes)
+        return tables

@@ -61,15 +61,32 @@ class Prediction:
         return d
 
 
-def region_crops(
-    found: list[Region], input_map: np.ndarray, crop: Callable[[tuple[int, int, int, int]], np.ndarray]
-) -> np.ndarray:
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1 of the model input
+
+
+def crop_boxes(found: list[Region], input_map: np.ndarray) -> list[Box]:
+    """The boxes ``region_crops`` embeds, in order: each of the first ``CROP_REGIONS`` regions' (by peak score), or
+    with no region the map's peak's."""
+    if not found:
+        return [crop_box([], input_map)]
+    return [crop_box([(r.x, r.y, r.width, r.height, r.max_score)], input_map) for r in found[:CROP_REGIONS]]
+
+
+def planned_crop_boxes(input_map: np.ndarray, calibration: Calibration | None, min_region_area: int) -> list[Box]:
+    """The crop boxes ``postprocess`` will ask for with this map, so that a batch's crops can be embedded ahead in
+    one backbone pass (the PyTorch path)."""
+    if calibration is None:
+        return [crop_box([], input_map)]
+    return crop_boxes(find_components(input_map, calibration.pixel_threshold, min_region_area)[0], input_map)
+
+
+def region_crops(found: list[Region], input_map: np.ndarray, crop: Callable[[Box], np.ndarray]) -> np.ndarray:
     """(1 + len(found), C) crop vectors: the peak's (the top region's crop, or the map's peak's when there is no
     region), then each region's own crop; regions after the first ``CROP_REGIONS`` (by peak score) share the top
     region's, which bounds the backbone passes per image."""
+    own = [crop(box) for box in crop_boxes(found, input_map)]
     if not found:
-        return crop(crop_box([], input_map))[None]
-    own = [crop(crop_box([(r.x, r.y, r.width, r.height, r.max_score)], input_map)) for r in found[:CROP_REGIONS]]
+        return own[0][None]
     top = own[0]
     return np.stack([top, *own, *([top] * (len(found) - len(own)))])
 
