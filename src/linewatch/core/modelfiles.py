@@ -9,8 +9,10 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 from linewatch import __version__
 from linewatch.errors import ModelFileError
@@ -74,20 +76,28 @@ def checked_file(model_dir: Path, manifest: dict, key: str) -> Path:
     return path
 
 
-def write_json_atomic(path: Path, data: dict) -> None:
-    """Write to a temporary file beside the target, fsync, then rename over it."""
+@contextmanager
+def atomic_file(path: Path, mode: str = "wb") -> Iterator[IO]:
+    """A file opened in ``mode`` beside ``path``: once the block ends it is flushed, fsynced and renamed over
+    ``path``; if the block fails it is removed, and ``path`` is as it was."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=False)
-            f.write("\n")
+        with os.fdopen(fd, mode) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    """Write to a temporary file beside the target, fsync, then rename over it."""
+    with atomic_file(path, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=False)
+        f.write("\n")
 
 
 def replace_dir(staging: Path, final: Path) -> None:

@@ -12,11 +12,10 @@ only (no torch, no onnxruntime).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
+from linewatch.core.modelfiles import atomic_file
 from linewatch.errors import ModelFileError
 from linewatch.vision.manifest import MANIFEST, checked_file, read_manifest
 
@@ -45,17 +44,8 @@ def write_bundle(model_dir: str | Path, out_file: str | Path) -> Path:
     manifest = read_manifest(d)
     entries = export_entries(d, manifest)
     bundled = {**manifest, "files": {k: manifest["files"][k] for k in entries}}
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as z:
-                z.writestr(MANIFEST, json.dumps(bundled, indent=2) + "\n", compress_type=zipfile.ZIP_DEFLATED)
-                for path in entries.values():
-                    z.write(path, path.name)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(out) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as z:
+        z.writestr(MANIFEST, json.dumps(bundled, indent=2) + "\n", compress_type=zipfile.ZIP_DEFLATED)
+        for path in entries.values():
+            z.write(path, path.name)
     return out
