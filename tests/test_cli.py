@@ -70,6 +70,7 @@ def test_a_true_or_false_parameter_turns_off_with_no(synthetic, tmp_path):
         ["train", "{tmp}/corrupt", "--out", "{tmp}/m", "--image-size", "5"],
         ["export", "{tmp}/nope", "--format", "onnx"],
         ["export", "{tmp}/notamodel", "--bundle", "{tmp}/nope/b.zip"],
+        ["export", "{tmp}/notamodel", "--bundle", "{tmp}/empty"],
     ],
 )
 def test_user_errors_exit_2_without_traceback(tmp_path, args):

@@ -265,6 +265,8 @@ def export(
         raise LinewatchError("--bundle zips the model directory's own export: leave out --out")
     if bundle is not None and not bundle.parent.is_dir():
         raise LinewatchError(f"cannot write {bundle}: {bundle.parent} is not a folder")
+    if bundle is not None and bundle.is_dir():
+        raise LinewatchError(f"cannot write {bundle}: it is a folder (name the zip file, e.g. {bundle / 'model.zip'})")
     path = export_onnx(model, out_file)
     err.print(f"exported {fmt.value} -> {path}", highlight=False)
     if bundle is not None:
