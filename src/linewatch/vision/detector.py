@@ -122,17 +122,6 @@ class Detector(Estimator, ABC):
             cached = self._crop_graph = CropEmbedder(self.extractor_, CROP_SIZE).eval()
         return cached
 
-    def _crop_vector(self, image: np.ndarray) -> Callable[[tuple[int, int, int, int]], np.ndarray]:
-        """The crop vector of a box of one preprocessed image (3, H, W)."""
-
-        def vector(box: tuple[int, int, int, int]) -> np.ndarray:
-            x0, y0, x1, y1 = box
-            crop = torch.from_numpy(np.ascontiguousarray(image[:, y0:y1, x0:x1]))[None]
-            with torch.inference_mode():
-                return self.crop_graph()(crop)[0].numpy()
-
-        return vector
-
     @abstractmethod
     def tensors(self) -> dict[str, torch.Tensor]:
         """Learned state to store, besides the backbone."""
