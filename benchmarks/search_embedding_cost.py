@@ -76,7 +76,7 @@ def main() -> None:
     from linewatch.vision.images import open_image
     from linewatch.vision.patchcore import PatchCore
     from linewatch.vision.saving import load, save
-    from linewatch.vision.scoring import postprocess
+    from linewatch.vision.scoring import map_components, postprocess
     from linewatch.vision.synthetic import make_dataset
 
     threads = 1 if args.cpu else use_all_cores()
@@ -174,9 +174,11 @@ def main() -> None:
                     postprocess(*a, g, layers)
 
             def more(chunk=chunk):
-                tables = det._batch_crops(np.stack([a[1] for a, _, _ in chunk]), [(None, None, x) for *_, x in chunk])
-                for (a, g, _), table in zip(chunk, tables, strict=True):
-                    postprocess(*a, g, layers, table)
+                maps = np.stack([a[1] for a, _, _ in chunk])
+                found = [map_components(m, det.calibration_, det.min_region_area) for m in maps]
+                tables = det._batch_crops(maps, [(None, None, x) for *_, x in chunk], found)
+                for (a, g, _), table, comps in zip(chunk, tables, found, strict=True):
+                    postprocess(*a, g, layers, table, comps)
 
             pairs = _paired_ms(plain, more, args.reps)
             crop_pairs["torch"] += [(p / len(chunk), m / len(chunk)) for p, m in pairs]

@@ -24,7 +24,7 @@ from linewatch.vision.datasets import fingerprint as dataset_fingerprint
 from linewatch.vision.embeddings import CROP_SIZE
 from linewatch.vision.images import Preprocess, input_shape_for, median_aspect
 from linewatch.vision.methods import DetectorParams
-from linewatch.vision.scoring import Prediction, planned_crop_boxes, postprocess
+from linewatch.vision.scoring import Prediction, map_components, planned_crop_boxes, postprocess
 from linewatch.vision.thresholds import Calibration, calibrate
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -274,17 +274,20 @@ class Detector(Estimator, ABC):
         layers = self.residual_layers if embeddings else None
         crops = embeddings and self.params_.get("search_vectors") == "crop"
         for scores, maps, sizes, names, grids in self._raw_batches(images, progress, "score", grids=embeddings):
-            planned = self._batch_crops(maps, grids) if crops else [None] * len(maps)
-            for score, amap, (w, h), name, g, crop in zip(
-                scores.tolist(), maps, sizes, names, grids, planned, strict=True
+            found = [map_components(amap, self.calibration_, min_area) for amap in maps]
+            planned = self._batch_crops(maps, grids, found) if crops else [None] * len(maps)
+            for score, amap, (w, h), name, g, crop, comps in zip(
+                scores.tolist(), maps, sizes, names, grids, planned, found, strict=True
             ):
                 g = g[:2] if g is not None else None
-                yield postprocess(score, amap, self.calibration_, pre, w, h, min_area, name, g, layers, crop)
+                yield postprocess(score, amap, self.calibration_, pre, w, h, min_area, name, g, layers, crop, comps)
 
-    def _batch_crops(self, maps: np.ndarray, grids: list) -> list[Callable[[tuple[int, int, int, int]], np.ndarray]]:
-        """Per image of a batch, its crop vectors by box: every crop ``postprocess`` will ask for
-        (``planned_crop_boxes``) embedded in one backbone pass for the whole batch."""
-        plans = [planned_crop_boxes(amap, self.calibration_, self.params_["min_region_area"]) for amap in maps]
+    def _batch_crops(
+        self, maps: np.ndarray, grids: list, found: list
+    ) -> list[Callable[[tuple[int, int, int, int]], np.ndarray]]:
+        """Per image of a batch, its crop vectors by box: every crop ``postprocess`` will ask for, given the maps'
+        components (``planned_crop_boxes``), embedded in one backbone pass for the whole batch."""
+        plans = [planned_crop_boxes(comps, amap) for comps, amap in zip(found, maps, strict=True)]
         crops = [
             torch.from_numpy(np.ascontiguousarray(g[2][:, y0:y1, x0:x1]))[None]
             for g, boxes in zip(grids, plans, strict=True)

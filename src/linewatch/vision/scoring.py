@@ -72,12 +72,20 @@ def crop_boxes(found: list[Region], input_map: np.ndarray) -> list[Box]:
     return [crop_box([(r.x, r.y, r.width, r.height, r.max_score)], input_map) for r in found[:CROP_REGIONS]]
 
 
-def planned_crop_boxes(input_map: np.ndarray, calibration: Calibration | None, min_region_area: int) -> list[Box]:
-    """The crop boxes ``postprocess`` will ask for with this map, so that a batch's crops can be embedded ahead in
-    one backbone pass (the PyTorch path)."""
+Components = tuple[list[Region], np.ndarray, list[int]]  # ``find_components``: regions, label image, their labels
+
+
+def map_components(input_map: np.ndarray, calibration: Calibration | None, min_region_area: int) -> Components | None:
+    """The regions of a map at model resolution above the pixel threshold (None before there is a threshold)."""
     if calibration is None:
-        return [crop_box([], input_map)]
-    return crop_boxes(find_components(input_map, calibration.pixel_threshold, min_region_area)[0], input_map)
+        return None
+    return find_components(input_map, calibration.pixel_threshold, min_region_area)
+
+
+def planned_crop_boxes(components: Components | None, input_map: np.ndarray) -> list[Box]:
+    """The crop boxes ``postprocess`` will ask for, given the map's ``map_components``, so that a batch's crops can be
+    embedded ahead in one backbone pass (the PyTorch path)."""
+    return crop_boxes(components[0] if components is not None else [], input_map)
 
 
 def region_crops(found: list[Region], input_map: np.ndarray, crop: Callable[[Box], np.ndarray]) -> np.ndarray:
@@ -103,10 +111,12 @@ def postprocess(
     grids: tuple[np.ndarray, np.ndarray] | None = None,
     layers: tuple[int, ...] | None = None,
     crop: Callable[[tuple[int, int, int, int]], np.ndarray] | None = None,
+    found_components: Components | None = None,
 ) -> Prediction:
     """``grids``: the image's (features, residuals) outputs of the scoring graph, for its embeddings; ``layers``:
     the residuals' channels per backbone layer; ``crop``: the crop vector of a box of this image's model input
-    (x0, y0, x1, y1), for models whose search vectors carry one (``embeddings.crop_box``)."""
+    (x0, y0, x1, y1), for models whose search vectors carry one (``embeddings.crop_box``); ``found_components``:
+    this map's ``map_components`` when the caller has them already."""
 
     def map_at(w: int, h: int) -> np.ndarray:
         return preprocess.map_to_original(input_map, w, h)
@@ -114,14 +124,14 @@ def postprocess(
     if calibration is None:  # fitted without held-out images: no threshold yet
         emb = None
         if grids is not None:
-            vec = crop(crop_box([], input_map)) if crop is not None else None
+            vec = crop(planned_crop_boxes(None, input_map)[0]) if crop is not None else None
             emb = embed(*grids, input_map, np.zeros(input_map.shape, np.int32), [], None, layers, crop=vec)
         return Prediction(float(raw_score), float("nan"), GOOD, None, [], path, emb, (width, height), map_at)
     norm = float(calibration.normalize(raw_score))
     verdict = ANOMALOUS if raw_score >= calibration.image_threshold else GOOD
     # components of the map at model resolution (the map holds no finer detail), placed on the original
     area_scale = preprocess.area_scale(width, height)
-    found, labels, components = find_components(input_map, calibration.pixel_threshold, min_region_area)
+    found, labels, components = found_components or map_components(input_map, calibration, min_region_area)
     regions = [
         Region(
             *preprocess.box_to_original(r.x, r.y, r.width, r.height, width, height),
