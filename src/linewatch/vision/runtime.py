@@ -4,14 +4,17 @@ Same outputs as the PyTorch path, through the same post-processing."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
 
 from linewatch.core.extras import MissingExtra, missing
 from linewatch.errors import LinewatchError, ModelFileError
-from linewatch.vision.batches import Source, iter_batches
+from linewatch.vision.batches import Batch, Source, _load, iter_batches
 from linewatch.vision.images import Preprocess
 from linewatch.vision.manifest import checked_file, read_manifest
 from linewatch.vision.scoring import Prediction, postprocess
@@ -22,6 +25,12 @@ from linewatch.vision.thresholds import Calibration
 # bottle graph, and the scores are the same bit for bit (docs/benchmarks.md, "Two images per call"); a single upload
 # is still scored alone
 STREAM_BATCH = 2
+# a stream of more than one batch is scored by two workers, each decoding, scoring and post-processing whole batches
+# through a session of half the threads (one each on two cores), instead of one thread decoding ahead while the
+# caller scores and post-processes on all of them: the cores stay busy while the other worker holds the GIL (the PNG
+# decoder, the post-processing), and one thread per graph spends less CPU than two sharing each node; bottle's stream
+# 28-30 -> 22-25 ms per image on two cores (docs/benchmarks.md, "Two workers"), the same predictions
+STREAM_WORKERS = 2
 
 
 class OnnxModel:
@@ -37,17 +46,10 @@ class OnnxModel:
         self.model_dir = Path(model_dir)
         self.manifest = read_manifest(self.model_dir)
         self.method = self.manifest["method"]
-        path = checked_file(self.model_dir, self.manifest, "onnx")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
-        opts.inter_op_num_threads = 1
-        # idle workers sleep instead of spinning: the spin costs ~0.5 ms of latency when off, but while on it holds the
-        # core a decode thread (or another station's request) needs; 37 -> 28 ms per image over a stream of PNGs
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        except Exception as e:
-            raise ModelFileError(f"{path} cannot be loaded by ONNX Runtime: {e}") from None
+        self._path = checked_file(self.model_dir, self.manifest, "onnx")
+        self.threads = threads or len(os.sched_getaffinity(0))
+        self.session = self._open_session(self.threads)
+        self._stream_session = None  # the workers' session, opened by the first stream (``_worker_session``)
         cal = self.manifest.get("calibration")
         self.calibration_ = Calibration.from_dict(cal) if cal else None
         hp = self.manifest.get("hyperparameters") or {}
@@ -77,6 +79,30 @@ class OnnxModel:
             else:
                 self.has_embeddings = False
 
+    def _open_session(self, threads: int):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        # idle workers sleep instead of spinning: the spin costs ~0.5 ms of latency when off, but while on it holds the
+        # core a decode thread (or another station's request) needs; 37 -> 28 ms per image over a stream of PNGs
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            return ort.InferenceSession(str(self._path), opts, providers=["CPUExecutionProvider"])
+        except Exception as e:
+            raise ModelFileError(f"{self._path} cannot be loaded by ONNX Runtime: {e}") from None
+
+    def _worker_session(self):
+        """The session the stream's workers share: half the threads each (ONNX Runtime runs concurrent calls of one
+        session side by side), opened once, beside the session that scores single images on all the threads."""
+        threads = max(1, self.threads // STREAM_WORKERS)
+        if threads == self.threads:
+            return self.session
+        if self._stream_session is None:
+            self._stream_session = self._open_session(threads)
+        return self._stream_session
+
     @property
     def preprocess(self) -> Preprocess:
         return self._pre
@@ -85,9 +111,9 @@ class OnnxModel:
         """(scores, anomaly maps) of a preprocessed batch."""
         return tuple(self.run_all(inputs)[:2])
 
-    def run_all(self, inputs: np.ndarray) -> list[np.ndarray]:
+    def run_all(self, inputs: np.ndarray, session=None) -> list[np.ndarray]:
         """All graph outputs: scores, maps and (when the export has them) the features and residuals grids."""
-        return self.session.run(None, {"image": np.ascontiguousarray(inputs, dtype=np.float32)})
+        return (session or self.session).run(None, {"image": np.ascontiguousarray(inputs, dtype=np.float32)})
 
     def require_embeddings(self) -> None:
         if not self.has_embeddings:
@@ -106,21 +132,51 @@ class OnnxModel:
 
         return vector
 
-    def _batches(self, images: Sequence[Source], progress, grids: bool):
+    def _stream(self, images: Sequence[Source], progress, work: Callable[[object, Batch], list]) -> Iterator:
+        """``work(session, batch)``'s results for each batch of the images, in order.
+
+        One batch, or one thread: decoded ahead in a thread while the caller's thread runs ``work`` (``iter_batches``).
+        Otherwise ``STREAM_WORKERS`` threads each load and work whole batches, with one more batch queued behind them,
+        so memory stays a few batches whatever the stream's length."""
+        sources = list(images)
+        chunks = [sources[i : i + self.batch_size] for i in range(0, len(sources), self.batch_size)]
         done = 0
-        for batch in iter_batches(list(images), self._pre, self.batch_size):
-            out = self.run_all(batch.inputs)
-            per_image = list(zip(out[2], out[3], batch.inputs, strict=True)) if grids else [None] * len(batch.sizes)
-            yield from zip(out[0].tolist(), out[1], batch.sizes, batch.names, per_image, strict=True)
-            done += len(batch.sizes)
-            if progress:
-                progress("score", done, len(images))
+        if self.threads < 2 or len(chunks) < 2:
+            for batch in iter_batches(sources, self._pre, self.batch_size):
+                yield from work(self.session, batch)
+                done += len(batch.sizes)
+                if progress:
+                    progress("score", done, len(sources))
+            return
+        session = self._worker_session()
+        pool = ThreadPoolExecutor(max_workers=STREAM_WORKERS, thread_name_prefix="linewatch-score")
+
+        def submit(chunk):
+            return pool.submit(lambda: work(session, _load(chunk, self._pre, False)))
+
+        try:
+            rest = iter(chunks)
+            pending = deque(submit(c) for c in islice(rest, STREAM_WORKERS + 1))
+            while pending:
+                results = pending.popleft().result()
+                nxt = next(rest, None)
+                if nxt is not None:
+                    pending.append(submit(nxt))
+                yield from results
+                done += len(results)
+                if progress:
+                    progress("score", done, len(sources))
+        finally:  # an error, or a caller that stops early: nothing more is started, what runs is waited for
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def raw_scores(
         self, images: Sequence[Source], progress=None
     ) -> Iterator[tuple[float, np.ndarray, tuple[int, int], str | None]]:
-        for score, amap, size, name, _grids in self._batches(images, progress, False):
-            yield score, amap, size, name
+        def work(session, batch: Batch) -> list:
+            out = self.run_all(batch.inputs, session)
+            return list(zip(out[0].tolist(), out[1], batch.sizes, batch.names, strict=True))
+
+        return self._stream(images, progress, work)
 
     def iter_predict(
         self, images: Sequence[Source], progress=None, embeddings: bool | None = None
@@ -130,22 +186,30 @@ class OnnxModel:
         if embeddings:
             self.require_embeddings()
         grids = self.has_embeddings if embeddings is None else embeddings
-        for score, amap, (w, h), name, g in self._batches(images, progress, grids):
-            crop = self._crop_vector(g[2]) if g is not None and self.crop_session is not None else None
-            g = g[:2] if g is not None else None
-            yield postprocess(
-                score,
-                amap,
-                self.calibration_,
-                self._pre,
-                w,
-                h,
-                self.min_region_area,
-                name,
-                g,
-                self.residual_layers,
-                crop,
-            )
+
+        def work(session, batch: Batch) -> list[Prediction]:
+            out = self.run_all(batch.inputs, session)
+            preds = []
+            for i, ((w, h), name) in enumerate(zip(batch.sizes, batch.names, strict=True)):
+                crop = self._crop_vector(batch.inputs[i]) if grids and self.crop_session is not None else None
+                preds.append(
+                    postprocess(
+                        out[0][i].item(),
+                        out[1][i],
+                        self.calibration_,
+                        self._pre,
+                        w,
+                        h,
+                        self.min_region_area,
+                        name,
+                        (out[2][i], out[3][i]) if grids else None,
+                        self.residual_layers,
+                        crop,
+                    )
+                )
+            return preds
+
+        return self._stream(images, progress, work)
 
     def predict(self, images: Sequence[Source], progress=None, embeddings: bool | None = None) -> list[Prediction]:
         return list(self.iter_predict(images, progress, embeddings))
