@@ -154,3 +154,50 @@ def test_exact_search_is_an_option(synthetic):
     a = np.array([p.score for p in det.predict(images)])
     b = np.array([p.score for p in fast.predict(images)])
     assert np.all(b >= a - 1e-4 * a.max()) and np.abs(a - b).max() <= 0.02 * a.max()
+
+
+def test_two_smallest_by_groups_is_topk_of_the_whole_row(tmp_path):
+    from linewatch.vision.patchcore import two_smallest
+
+    rng = np.random.default_rng(3)
+    values = torch.from_numpy(rng.standard_normal((500, 256)).astype(np.float32))
+    # rows whose two smallest share a group, sit in two groups, or lie in the last group
+    values[0, 7], values[0, 9] = -50.0, -49.0
+    values[1, 3], values[1, 200] = -50.0, -49.0
+    values[2, 255], values[2, 254] = -50.0, -49.0
+    want = torch.topk(values, 2, dim=1, largest=False).indices
+    assert torch.equal(two_smallest(values, 32), want)
+    assert torch.equal(two_smallest(values, 16), want)
+
+    pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
+
+    class Pick(torch.nn.Module):
+        def forward(self, x):
+            return two_smallest(x)
+
+    path = tmp_path / "pick.onnx"
+    torch.onnx.export(Pick(), (values,), str(path), input_names=["x"], dynamic_axes={"x": {0: "rows"}}, dynamo=False)
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": values.numpy()})[0]
+    np.testing.assert_array_equal(got, want.numpy())
+
+
+@pytest.mark.parametrize("entries", [200, 256, 100])  # padded to whole groups, a whole number of groups, too few
+def test_int8_search_of_any_bank_size_finds_the_nearest_of_the_two_8bit_nearest(entries):
+    from linewatch.vision.maps import AnomalyMap
+
+    rng = np.random.default_rng(entries)
+    bank = torch.from_numpy(rng.standard_normal((entries, 24)).astype(np.float32))
+    q = bank[rng.integers(0, entries, 300)] + 0.05 * torch.from_numpy(rng.standard_normal((300, 24)).astype(np.float32))
+    g = PatchCoreGraph(None, bank, torch.zeros(entries, 1, dtype=torch.long), AnomalyMap(16), "int8")
+    assert g.grouped == (entries >= 128)
+    assert g.bank_q.shape[1] % 32 == 0 or not g.grouped
+    d2, idx = g.nearest(q[None])
+    partial = _QuantizedProduct.apply(
+        q, g.query_scale, g.query_zero, g.bank_q, g.bank_q_scale, g.bank_q_zero, g.bank_q_bias
+    )
+    cand = torch.topk(partial, 2, dim=1, largest=False).indices  # the whole row's two nearest, padding included
+    assert (cand < entries).all()  # a padding column is never among them
+    exact = ((q[:, None, :] - bank[cand]) ** 2).sum(-1)
+    torch.testing.assert_close(d2[0], exact.min(1).values)
+    assert torch.equal(idx[0], cand.gather(1, exact.argmin(1, keepdim=True)).squeeze(1))

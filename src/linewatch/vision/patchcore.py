@@ -65,6 +65,25 @@ def quantize_columns(m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.clamp(torch.round(m / scale), -BANK_LEVELS, BANK_LEVELS).to(torch.int8), scale.float()
 
 
+# the two nearest entries of a row of the 8-bit product are found group by group: the minimum of each group of
+# ``NEAREST_GROUP`` consecutive entries (ReduceMin), the two groups with the lowest, then the two lowest of those
+# groups' entries. The same two entries as one TopK over the whole row (the nearest is its group's minimum, the second
+# is in the same group or is the next group's minimum), at a fraction of ONNX Runtime's TopK cost: 1,331 rows against
+# 2,048 entries 2.6 -> 1.7 ms, against 4,096 entries 9.2 -> 2.5 ms (one thread)
+NEAREST_GROUP = 32
+
+
+def two_smallest(values: torch.Tensor, group: int = NEAREST_GROUP) -> torch.Tensor:
+    """(R, 2) column indices of the two smallest values of each row of ``values`` (R, M), M a multiple of ``group``
+    (at least two groups), nearest first: ``torch.topk(values, 2, largest=False).indices`` by groups."""
+    r, m = values.shape
+    groups = values.reshape(r, m // group, group)
+    best = torch.topk(groups.amin(2), 2, dim=1, largest=False).indices  # (R, 2) the two groups with the lowest
+    both = torch.gather(groups, 1, best.unsqueeze(-1).expand(r, 2, group)).reshape(r, 2 * group)
+    pos = torch.topk(both, 2, dim=1, largest=False).indices  # (R, 2) into the two groups' entries
+    return torch.gather(best, 1, torch.div(pos, group, rounding_mode="floor")) * group + pos % group
+
+
 @lru_cache(maxsize=8)
 def _cell_order(h: int, w: int, p: int) -> torch.Tensor:
     """Patch indices (row-major on the h x w grid) sorted by their p x p cell, row-major within each cell."""
@@ -121,6 +140,7 @@ class PatchCoreGraph(nn.Module):
         super().__init__()
         self.features = features
         self.search = search
+        self.grouped = False  # the 8-bit search's two nearest found by groups (``two_smallest``)
         self.step = step
         self.refine = refine
         self.register_buffer("bank", bank.contiguous())
@@ -133,9 +153,20 @@ class PatchCoreGraph(nn.Module):
             q_scale, q_zero = quantize_range(self.bank)
             self.register_buffer("query_scale", q_scale, persistent=False)
             self.register_buffer("query_zero", q_zero, persistent=False)
+            # the bank padded to whole groups for ``two_smallest`` (a bank of fewer than four groups is not grouped):
+            # the padding columns are zero with a bias no product reaches, so they are never among the nearest
+            m = b_q.shape[1]
+            self.grouped = m >= 4 * NEAREST_GROUP
+            pad = (-m) % NEAREST_GROUP if self.grouped else 0
+            bias = self.bank_sq
+            if pad:
+                b_q = torch.cat([b_q, torch.zeros(b_q.shape[0], pad, dtype=b_q.dtype)], 1)
+                b_scale = torch.cat([b_scale, torch.ones(pad, dtype=b_scale.dtype)])
+                bias = torch.cat([bias, torch.full((pad,), 1e30, dtype=bias.dtype)])
             self.register_buffer("bank_q", b_q, persistent=False)
             self.register_buffer("bank_q_scale", b_scale, persistent=False)
             self.register_buffer("bank_q_zero", torch.zeros_like(b_q[0]), persistent=False)
+            self.register_buffer("bank_q_bias", bias, persistent=False)
         self.anomaly_map = anomaly_map
 
     def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
@@ -161,14 +192,13 @@ class PatchCoreGraph(nn.Module):
         b, n, d = q.shape
         flat = q.reshape(b * n, d)
         if self.search == "int8":
-            partial = _QuantizedProduct.apply(
-                flat, self.query_scale, self.query_zero, self.bank_q, self.bank_q_scale, self.bank_q_zero, self.bank_sq
-            )
+            q_args = (self.query_scale, self.query_zero, self.bank_q, self.bank_q_scale, self.bank_q_zero)
+            partial = _QuantizedProduct.apply(flat, *q_args, self.bank_q_bias)
             # the two nearest in 8 bits, then the nearer of them measured exactly: a query element on a rounding
             # boundary quantizes one step apart in PyTorch and ONNX Runtime (their features differ by float
             # rounding), which can swap two entries that the 8-bit product finds nearly equally near
             k = min(2, self.bank.shape[0])
-            cand = torch.topk(partial, k, dim=1, largest=False).indices  # (rows, k)
+            cand = two_smallest(partial) if self.grouped else torch.topk(partial, k, dim=1, largest=False).indices
             diff = flat.unsqueeze(1) - torch.index_select(self.bank, 0, cand.reshape(-1)).reshape(b * n, k, d)
             d2c = (diff * diff).sum(-1)
             best = torch.argmin(d2c, dim=1, keepdim=True)
