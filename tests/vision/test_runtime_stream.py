@@ -2,6 +2,7 @@
 
 import shutil
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -82,3 +83,19 @@ def test_the_workers_share_the_threads(exported, monkeypatch):
     assert m.session.get_session_options().intra_op_num_threads == 4
     single = OnnxModel(exported, threads=1)
     assert single._worker_session() is single.session
+
+
+def test_images_scored_at_the_same_time_share_the_cores(exported, images):
+    m = OnnxModel(exported, threads=2)
+    # another upload while the first is scored: the workers' half of the threads
+    with m._single_session() as first, m._single_session() as second:
+        assert first is m.session
+        assert second is m._worker_session() and second is not m.session
+    with m._single_session() as alone:  # nothing else in flight again: all the threads
+        assert alone is m.session
+    alone_preds = [m.predict([p])[0] for p in images[:8]]
+    with ThreadPoolExecutor(4) as pool:  # four cameras at once: the same answers as one at a time
+        together = list(pool.map(lambda p: m.predict([p])[0], images[:8]))
+    for a, b in zip(together, alone_preds, strict=True):
+        _same(a, b)
+    assert m._single_calls == 0

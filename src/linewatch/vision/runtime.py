@@ -4,9 +4,11 @@ Same outputs as the PyTorch path, through the same post-processing."""
 from __future__ import annotations
 
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
 
@@ -50,6 +52,8 @@ class OnnxModel:
         self.threads = threads or len(os.sched_getaffinity(0))
         self.session = self._open_session(self.threads)
         self._stream_session = None  # the workers' session, opened by the first stream (``_worker_session``)
+        self._lock = threading.Lock()
+        self._single_calls = 0  # single batches being scored now (``_single_session``)
         cal = self.manifest.get("calibration")
         self.calibration_ = Calibration.from_dict(cal) if cal else None
         hp = self.manifest.get("hyperparameters") or {}
@@ -99,9 +103,24 @@ class OnnxModel:
         threads = max(1, self.threads // STREAM_WORKERS)
         if threads == self.threads:
             return self.session
-        if self._stream_session is None:
-            self._stream_session = self._open_session(threads)
+        with self._lock:
+            if self._stream_session is None:
+                self._stream_session = self._open_session(threads)
         return self._stream_session
+
+    @contextmanager
+    def _single_session(self):
+        """The session for one batch scored on its own (an upload): all the threads when it is the only one, the
+        workers' half when another is being scored at the same time (a service with several cameras), so that
+        concurrent calls share the cores instead of each splitting every node over all of them."""
+        with self._lock:
+            others = self._single_calls
+            self._single_calls += 1
+        try:
+            yield self.session if others == 0 else self._worker_session()
+        finally:
+            with self._lock:
+                self._single_calls -= 1
 
     @property
     def preprocess(self) -> Preprocess:
@@ -135,13 +154,24 @@ class OnnxModel:
     def _stream(self, images: Sequence[Source], progress, work: Callable[[object, Batch], list]) -> Iterator:
         """``work(session, batch)``'s results for each batch of the images, in order.
 
-        One batch, or one thread: decoded ahead in a thread while the caller's thread runs ``work`` (``iter_batches``).
-        Otherwise ``STREAM_WORKERS`` threads each load and work whole batches, with one more batch queued behind them,
-        so memory stays a few batches whatever the stream's length."""
+        One batch: in the caller's thread (``_single_session``). One thread: decoded ahead in a thread while the
+        caller's thread runs ``work`` (``iter_batches``). Otherwise ``STREAM_WORKERS`` threads each load and work
+        whole batches, with one more batch queued behind them, so memory stays a few batches whatever the stream's
+        length."""
         sources = list(images)
         chunks = [sources[i : i + self.batch_size] for i in range(0, len(sources), self.batch_size)]
         done = 0
-        if self.threads < 2 or len(chunks) < 2:
+        if not chunks:
+            return
+        if len(chunks) == 1:
+            batch = _load(chunks[0], self._pre, False)
+            with self._single_session() as session:
+                results = work(session, batch)
+            yield from results
+            if progress:
+                progress("score", len(results), len(sources))
+            return
+        if self.threads < 2:
             for batch in iter_batches(sources, self._pre, self.batch_size):
                 yield from work(self.session, batch)
                 done += len(batch.sizes)
