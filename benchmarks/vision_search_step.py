@@ -61,14 +61,18 @@ def main() -> None:
             h, w = det.preprocess.input_hw
             stride = det.default_strides[0]  # the finest tap's: the patch grid, as PatchCore's own count
             grid = (math.ceil(h / stride), math.ceil(w / stride))
+            # a combined model's search is its PatchCore part's: set there, and the combined graph built again
+            part = det._parts[0] if det.method == "combined" else det
             for step, refine in variants:
-                det.params_["search_step"], det.params_["refine"] = step, refine
-                det._build()
+                part.params_["search_step"], part.params_["refine"] = step, refine
+                part._build()
+                if part is not det:
+                    det._assemble(*det._parts, det.weights_)
                 t = time.perf_counter()
                 r = evaluate(det, ds)
                 share = searched_share(*grid, step, refine)
                 rows.append(
-                    f"| {cat.name} | {det.memory_bank_.shape[0]} | {step} | {refine:g} | {share:.0%} | "
+                    f"| {cat.name} | {part.memory_bank_.shape[0]} | {step} | {refine:g} | {share:.0%} | "
                     f"{r['image_auroc']:.4f} | {r['pixel_auroc']:.4f} | {r['aupro']:.4f} | "
                     f"{time.perf_counter() - t:.0f} |"
                 )
