@@ -31,7 +31,8 @@ STREAM_BATCH = 2
 # through a session of half the threads (one each on two cores), instead of one thread decoding ahead while the
 # caller scores and post-processes on all of them: the cores stay busy while the other worker holds the GIL (the PNG
 # decoder, the post-processing), and one thread per graph spends less CPU than two sharing each node; bottle's stream
-# 28-30 -> 22-25 ms per image on two cores (docs/benchmarks.md, "Two workers"), the same predictions
+# 26-28 -> 24-26 ms per image on two cores, 48-50 -> 43-45 ms of CPU (docs/benchmarks.md, "Two workers"), the same
+# predictions
 STREAM_WORKERS = 2
 
 
