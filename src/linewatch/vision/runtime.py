@@ -34,6 +34,9 @@ STREAM_BATCH = 2
 # 26-28 -> 24-26 ms per image on two cores, 48-50 -> 43-45 ms of CPU (docs/benchmarks.md, "Two workers"), the same
 # predictions
 STREAM_WORKERS = 2
+# guards each model's count of single calls in flight and the opening of its workers' session (short critical
+# sections; one lock for all models keeps a model's attributes its learned state and its sessions)
+_LOCK = threading.Lock()
 
 
 class OnnxModel:
@@ -53,7 +56,6 @@ class OnnxModel:
         self.threads = threads or len(os.sched_getaffinity(0))
         self.session = self._open_session(self.threads)
         self._stream_session = None  # the workers' session, opened by the first stream (``_worker_session``)
-        self._lock = threading.Lock()
         self._single_calls = 0  # single batches being scored now (``_single_session``)
         cal = self.manifest.get("calibration")
         self.calibration_ = Calibration.from_dict(cal) if cal else None
@@ -104,7 +106,7 @@ class OnnxModel:
         threads = max(1, self.threads // STREAM_WORKERS)
         if threads == self.threads:
             return self.session
-        with self._lock:
+        with _LOCK:
             if self._stream_session is None:
                 self._stream_session = self._open_session(threads)
         return self._stream_session
@@ -114,13 +116,13 @@ class OnnxModel:
         """The session for one batch scored on its own (an upload): all the threads when it is the only one, the
         workers' half when another is being scored at the same time (a service with several cameras), so that
         concurrent calls share the cores instead of each splitting every node over all of them."""
-        with self._lock:
+        with _LOCK:
             others = self._single_calls
             self._single_calls += 1
         try:
             yield self.session if others == 0 else self._worker_session()
         finally:
-            with self._lock:
+            with _LOCK:
                 self._single_calls -= 1
 
     @property
