@@ -55,3 +55,85 @@ def test_unreadable_or_unknown_weights(tmp_path):
         create_backbone("resnet18")
     with pytest.raises(WeightsError, match="unknown backbone"):
         create_backbone("no_such_net")
+
+
+def test_the_extractor_folds_its_batch_norms_for_inference_and_keeps_its_own_weights():
+    from linewatch.vision.backbones import build_extractor
+
+    ext = build_extractor("efficientnet_lite0", None, (4, 8, 16))
+    keys = set(ext.state_dict())
+    x = torch.randn(2, 3, 64, 96)
+    with torch.inference_mode():
+        plain = [ext.body(x)[layer] for layer in ext.layers]
+        fast = ext(x)
+        folded = ext._inference_body()
+    for a, b in zip(plain, fast, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4 * float(a.abs().max()))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())  # every one folded
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in ext.modules())  # the saved body keeps them
+    assert set(ext.state_dict()) == keys  # the folded copy is not part of what is saved
+
+    # the body's memory format or weights change (training converts it to channels_last): folded again from them
+    ext.to(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        again = ext(x.contiguous(memory_format=torch.channels_last))
+        assert ext._inference_body() is not folded
+    for a, b in zip(plain, again, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4 * float(a.abs().max()))
+    ext.to(memory_format=torch.contiguous_format)
+    state = {k: v.clone() for k, v in ext.state_dict().items()}
+    state[next(k for k in state if k.endswith("bn1.running_mean"))] += 1.0
+    ext.load_state_dict(state)
+    with torch.inference_mode():
+        moved = [ext.body(x)[layer] for layer in ext.layers]
+        for a, b in zip(moved, ext(x), strict=True):
+            torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4 * float(a.abs().max()))
+
+
+def test_only_a_batch_norm_that_alone_reads_a_convolution_is_folded():
+    from torch import fx, nn
+
+    from linewatch.vision.backbones import fold_batchnorm
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.bn_a = nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4)
+            self.b, self.bn_b = nn.Conv2d(4, 4, 1), nn.BatchNorm2d(4)  # b's output is read twice
+            self.bn_c = nn.BatchNorm2d(4)  # after an addition, not a convolution
+
+        def forward(self, x):
+            y = self.bn_a(self.a(x))
+            z = self.b(y)
+            return self.bn_c(self.bn_b(z) + z)
+
+    net = Net().eval()
+    for bn in (net.bn_a, net.bn_b, net.bn_c):
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+        bn.weight.data.uniform_(0.5, 2)
+        bn.bias.data.uniform_(-1, 1)
+    traced = fx.symbolic_trace(net)
+    folded = fold_batchnorm(traced)
+    assert isinstance(folded.bn_a, nn.Identity)
+    assert isinstance(folded.bn_b, nn.BatchNorm2d) and isinstance(folded.bn_c, nn.BatchNorm2d)
+    x = torch.randn(2, 3, 8, 8)
+    with torch.inference_mode():
+        torch.testing.assert_close(folded(x), net(x), rtol=1e-5, atol=1e-5)
+    assert isinstance(traced.bn_a, nn.BatchNorm2d)  # a copy: the original is untouched
+
+
+def test_a_fit_runs_the_backbone_unfolded_and_scoring_runs_it_folded(synthetic, monkeypatch):
+    """What a model learns (its bank, its automatic choices) must not move with the folding's float rounding."""
+    from linewatch.vision import backbones
+    from linewatch.vision.datasets import load_dataset
+    from linewatch.vision.patchcore import PatchCore
+
+    folds = []
+    real = backbones.fold_batchnorm
+    monkeypatch.setattr(backbones, "fold_batchnorm", lambda body: folds.append(1) or real(body))
+    ds = load_dataset(synthetic)
+    det = PatchCore(image_size=64).fit(ds.train[:10])
+    assert folds == []
+    det.predict([ds.test[0].path])
+    assert folds == [1]

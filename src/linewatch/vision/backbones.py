@@ -11,7 +11,10 @@ so a network never runs with silently random weights.
 
 from __future__ import annotations
 
+import copy
 import importlib
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -160,6 +163,22 @@ def default_layers(model: nn.Module, strides: tuple[int, ...]) -> list[str]:
     return [by_stride[s] for s in strides]
 
 
+_FITTING = threading.local()
+
+
+@contextmanager
+def unfolded():
+    """Within (in this thread), extractors run their body as it is, batch norms and all: a fit runs so, so that what a
+    model learns (the bank's greedy picks, the automatic choice's self-checks) is exactly what it was before the
+    folding existed; folding's float rounding (2e-6) moved magnetic_tile's bank choice. Scoring runs folded."""
+    before = getattr(_FITTING, "on", False)
+    _FITTING.on = True
+    try:
+        yield
+    finally:
+        _FITTING.on = before
+
+
 class FeatureExtractor(nn.Module):
     """The backbone cut after the last tapped layer; returns the tapped feature maps in order."""
 
@@ -176,10 +195,71 @@ class FeatureExtractor(nn.Module):
         self.body.eval()
         for p in self.body.parameters():
             p.requires_grad_(False)
+        # the body with its batch norms folded into the convolutions, for inference: not a submodule, so the saved
+        # weights and a conversion of the module's memory format stay the body's; made again when they change
+        self.__dict__["_folded"] = None
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        out = self.body(x)
+        # an export traces the body as it is (ONNX Runtime folds the batch norms itself)
+        plain = self.training or getattr(_FITTING, "on", False) or torch.jit.is_tracing()
+        out = (self.body if plain or torch.onnx.is_in_onnx_export() else self._inference_body())(x)
         return [out[layer] for layer in self.layers]
+
+    def _inference_body(self) -> nn.Module:
+        """The folded body (``fold_batchnorm``) of the body's current weights and memory format, made again when the
+        weights are loaded or converted (keyed on the first weight's storage, version and strides): 12-30% less time
+        for the same features to float rounding (2e-6 of their scale)."""
+        w = next(self.body.parameters(), None)
+        if w is None:
+            return self.body
+        key = (w.data_ptr(), w._version, w.stride(), w.dtype, w.device)
+        cached = self.__dict__.get("_folded")
+        if cached is None or cached[0] != key:
+            cached = (key, fold_batchnorm(self.body))
+            self.__dict__["_folded"] = cached
+        return cached[1]
+
+
+def fold_batchnorm(body: nn.Module) -> nn.Module:
+    """A copy of a traced (``torch.fx``) body in which each batch norm that only reads a convolution's output is
+    folded into that convolution's weights and bias; timm's ``BatchNormAct2d`` keeps its activation. Batch norms of
+    other kinds, or after anything else, are left as they are."""
+    from torch import fx
+
+    try:
+        from timm.layers import BatchNormAct2d
+    except ImportError:  # pragma: no cover - timm without it
+        BatchNormAct2d = None  # noqa: N806
+    folded = copy.deepcopy(body)
+    if not isinstance(folded, fx.GraphModule):
+        return folded
+    modules = dict(folded.named_modules())
+    with torch.no_grad():
+        for node in folded.graph.nodes:
+            if node.op != "call_module":
+                continue
+            bn = modules[node.target]
+            plain = type(bn) is nn.BatchNorm2d
+            with_act = BatchNormAct2d is not None and type(bn) is BatchNormAct2d
+            if not (plain or with_act) or bn.running_mean is None or not node.args:
+                continue
+            src = node.args[0]
+            if not (isinstance(src, fx.Node) and src.op == "call_module" and len(src.users) == 1):
+                continue
+            conv = modules[src.target]
+            if type(conv) is not nn.Conv2d:
+                continue
+            scale = torch.rsqrt(bn.running_var + bn.eps)
+            if bn.affine:
+                scale = scale * bn.weight
+            bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+            shift = (bias - bn.running_mean) * scale + (bn.bias if bn.affine else 0.0)
+            conv.weight.mul_(scale.reshape(-1, 1, 1, 1).to(conv.weight.dtype))
+            conv.bias = nn.Parameter(shift.to(conv.weight.dtype), requires_grad=False)
+            tail = nn.Sequential(bn.drop, bn.act) if with_act else nn.Identity()
+            parent, _, name = node.target.rpartition(".")
+            setattr(folded.get_submodule(parent) if parent else folded, name, tail)
+    return folded.eval()
 
 
 def build_extractor(

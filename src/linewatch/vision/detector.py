@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from abc import ABC, abstractmethod
@@ -18,7 +19,7 @@ from torch import nn
 
 from linewatch.core.estimator import Estimator
 from linewatch.errors import DatasetError, LinewatchError
-from linewatch.vision.backbones import CropEmbedder, FeatureExtractor, build_extractor
+from linewatch.vision.backbones import CropEmbedder, FeatureExtractor, build_extractor, unfolded
 from linewatch.vision.batches import Source, iter_batches
 from linewatch.vision.datasets import fingerprint as dataset_fingerprint
 from linewatch.vision.embeddings import CROP_SIZE
@@ -29,6 +30,18 @@ from linewatch.vision.thresholds import Calibration, calibrate
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 MIN_TRAIN_IMAGES = 5
+
+
+def fits_unfolded(fit):
+    """A ``fit`` that runs the backbone with its batch norms (``backbones.unfolded``): what a model learns does not
+    depend on the folding that speeds up its scoring."""
+
+    @functools.wraps(fit)
+    def wrapper(self, *args, **kwargs):
+        with unfolded():
+            return fit(self, *args, **kwargs)
+
+    return wrapper
 
 
 def use_all_cores() -> int:
@@ -148,6 +161,7 @@ class Detector(Estimator, ABC):
         held = set(hold)
         return [images[i] for i in range(len(images)) if i not in held], [images[i] for i in hold]
 
+    @fits_unfolded
     def fit(self, images: Sequence[Source], progress: Progress | None = None, fingerprint: str | None = None):
         p = self.params_ = self._validate_params()
         self.extractor_ = None
