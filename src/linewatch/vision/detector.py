@@ -33,8 +33,9 @@ MIN_TRAIN_IMAGES = 5
 
 
 def fits_unfolded(fit):
-    """A ``fit`` that runs the backbone with its batch norms (``backbones.unfolded``): what a model learns does not
-    depend on the folding that speeds up its scoring."""
+    """A ``fit``, or a step of one that sets learned state (thresholds, the self-check), that runs the backbone with
+    its batch norms (``backbones.unfolded``): what a model learns does not depend on the folding that speeds up its
+    scoring."""
 
     @functools.wraps(fit)
     def wrapper(self, *args, **kwargs):
@@ -218,6 +219,7 @@ class Detector(Estimator, ABC):
             self.train_info_["self_check_seconds"] = round(check.seconds, 2)
         return self
 
+    @fits_unfolded
     def _calibrate(self, held: Sequence[Source], progress: Progress | None = None) -> None:
         """Set the thresholds from the scores and map peaks of held-out good images (none: no calibration)."""
         self.calibration_ = None
@@ -230,6 +232,7 @@ class Detector(Estimator, ABC):
         if scores:
             self.calibration_ = calibrate(np.array(scores), np.array(peaks), self.params_["false_alarm_rate"])
 
+    @fits_unfolded
     def _self_check(self, held: Sequence[Source], progress: Progress | None = None, per_image: int = 1, prepared=None):
         from linewatch.vision.selfcheck import self_check
 
