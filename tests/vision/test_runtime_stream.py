@@ -77,7 +77,7 @@ def test_a_caller_that_stops_early_leaves_no_worker_running(exported, images):
     assert not [t for t in threading.enumerate() if t.name.startswith("linewatch-score")]
 
 
-def test_the_workers_share_the_threads(exported, monkeypatch):
+def test_the_workers_share_the_threads(exported):
     m = OnnxModel(exported, threads=4)
     assert m._worker_session().get_session_options().intra_op_num_threads == 4 // runtime.STREAM_WORKERS
     assert m.session.get_session_options().intra_op_num_threads == 4

@@ -200,9 +200,11 @@ class FeatureExtractor(nn.Module):
         self.__dict__["_folded"] = None
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        # an export traces the body as it is (ONNX Runtime folds the batch norms itself)
-        plain = self.training or getattr(_FITTING, "on", False) or torch.jit.is_tracing()
-        out = (self.body if plain or torch.onnx.is_in_onnx_export() else self._inference_body())(x)
+        # the body as it is: in training mode, in a fit (``unfolded``), and in an export's trace (ONNX Runtime folds
+        # the batch norms itself); the folded copy otherwise
+        tracing = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+        as_is = self.training or getattr(_FITTING, "on", False) or tracing
+        out = (self.body if as_is else self._inference_body())(x)
         return [out[layer] for layer in self.layers]
 
     def _inference_body(self) -> nn.Module:

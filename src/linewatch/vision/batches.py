@@ -28,7 +28,9 @@ def _name(src: Source) -> str | None:
     return None if isinstance(src, Image.Image) else str(src)
 
 
-def _load(chunk: Sequence[Source], pre: Preprocess, skip_bad: bool) -> Batch:
+def load_batch(chunk: Sequence[Source], pre: Preprocess, skip_bad: bool = False) -> Batch:
+    """One batch: the images decoded and preprocessed, in order; an unreadable one raises, or with ``skip_bad`` is
+    listed in ``skipped``."""
     arrays, sizes, names, skipped = [], [], [], []
     for src in chunk:
         try:
@@ -53,12 +55,12 @@ def iter_batches(
     if not chunks:
         return
     if len(chunks) == 1:  # nothing to overlap with: no thread (a service scoring one upload at a time)
-        yield _load(chunks[0], pre, skip_bad)
+        yield load_batch(chunks[0], pre, skip_bad)
         return
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(_load, chunks[0], pre, skip_bad)
+        pending = pool.submit(load_batch, chunks[0], pre, skip_bad)
         for nxt in chunks[1:]:
             current = pending.result()
-            pending = pool.submit(_load, nxt, pre, skip_bad)
+            pending = pool.submit(load_batch, nxt, pre, skip_bad)
             yield current
         yield pending.result()

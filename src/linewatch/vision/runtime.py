@@ -16,7 +16,7 @@ import numpy as np
 
 from linewatch.core.extras import MissingExtra, missing
 from linewatch.errors import LinewatchError, ModelFileError
-from linewatch.vision.batches import Batch, Source, _load, iter_batches
+from linewatch.vision.batches import Batch, Source, iter_batches, load_batch
 from linewatch.vision.images import Preprocess
 from linewatch.vision.manifest import checked_file, read_manifest
 from linewatch.vision.scoring import Prediction, postprocess
@@ -167,7 +167,7 @@ class OnnxModel:
         if not chunks:
             return
         if len(chunks) == 1:
-            batch = _load(chunks[0], self._pre, False)
+            batch = load_batch(chunks[0], self._pre)
             with self._single_session() as session:
                 results = work(session, batch)
             yield from results
@@ -185,7 +185,7 @@ class OnnxModel:
         pool = ThreadPoolExecutor(max_workers=STREAM_WORKERS, thread_name_prefix="linewatch-score")
 
         def submit(chunk):
-            return pool.submit(lambda: work(session, _load(chunk, self._pre, False)))
+            return pool.submit(lambda: work(session, load_batch(chunk, self._pre)))
 
         try:
             rest = iter(chunks)
