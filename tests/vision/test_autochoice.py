@@ -5,29 +5,57 @@ import json
 import numpy as np
 import pytest
 
-from linewatch.vision.autochoice import MARGIN, Trial, choose, finer_size, margin_for
+from linewatch.vision.autochoice import MARGIN, SATURATED, Trial, choose, finer_size, margin_for
 from linewatch.vision.datasets import load_dataset
 from linewatch.vision.patchcore import PatchCore
 from linewatch.vision.saving import load, save
 
 
 def trial(score, bank=2048, strides=(4, 8, 16)):
-    return Trial(["a"], list(strides), bank, score, score, score)
+    return Trial([f"stride{s}" for s in strides], list(strides), bank, score, score, score)
 
 
 def test_the_default_stays_unless_another_candidate_is_clearly_better():
-    assert choose([trial(0.90), trial(0.90 + MARGIN / 2, 4096)])[0] == 0
+    hi = SATURATED + 0.005  # a saturated self-check: the larger bank too must win by the margin
+    assert choose([trial(hi), trial(hi + MARGIN / 2, 4096)])[0] == 0
     i, why = choose([trial(0.90), trial(0.95, 4096), trial(0.93, 2048, (8, 16))])
     assert i == 1 and "0.950" in why and "0.900" in why
+    i, why = choose([trial(0.90), trial(0.89, 2048, (8, 16)), trial(0.92, 2048, (8, 16))])
+    assert i == 2 and "0.920" in why and "0.900" in why
     # on a tie the earlier (cheaper) candidate wins
-    assert choose([trial(0.80), trial(0.90, 4096), trial(0.90, 2048, (8, 16))])[0] == 1
+    assert choose([trial(0.80), trial(0.80, 2048, (8, 16)), trial(0.90, 4096), trial(0.90, 2048, (8, 16))])[0] == 2
+    assert choose([trial(0.80), trial(0.90, 2048, (8, 16)), trial(0.90, 4096, (8, 16))])[0] == 1
     # nothing to compare against: the default
     assert choose([trial(None), trial(0.99, 4096)])[0] == 0
     assert choose([trial(0.5), trial(None, 4096)])[0] == 0
     # few held-out images: a noisy self-check needs a larger lead
     assert margin_for(4) == pytest.approx(0.01) and margin_for(10_000) == MARGIN
-    assert choose([trial(0.90), trial(0.906, 4096)], n_good=100)[0] == 1
-    assert choose([trial(0.90), trial(0.906, 4096)], n_good=4)[0] == 0
+    assert choose([trial(0.985), trial(0.991, 4096)], n_good=100)[0] == 1
+    assert choose([trial(0.985), trial(0.991, 4096)], n_good=4)[0] == 0
+
+
+def test_below_saturation_the_larger_bank_stays_unless_clearly_worse():
+    # magnetic_tile's fourth fit: the default 0.9445, its larger bank 0.9435 (better on real defects)
+    i, why = choose([trial(0.9445), trial(0.9435, 4096)], n_good=76)
+    assert i == 1 and "below" in why and "4096" in why
+    assert choose([trial(0.90), trial(0.90 - MARGIN * 1.5, 4096)])[0] == 0  # clearly worse: the default
+    assert choose([trial(0.90), trial(0.90 + MARGIN / 2, 4096)])[0] == 1
+    # the margin grows with few held-out images, so "clearly worse" does too
+    assert choose([trial(0.90), trial(0.895, 4096)], n_good=4)[0] == 1
+    assert choose([trial(0.90), trial(0.895, 4096)], n_good=100)[0] == 0
+    # only the same layers and input with a larger bank: not another layer set, size or method
+    assert choose([trial(0.90), trial(0.90, 4096, (8, 16))])[0] == 0
+    finer = Trial(["stride4", "stride8", "stride16"], [4, 8, 16], 4096, 0.9, 0.9, 0.9, image_size=320)
+    assert (
+        choose([Trial(["stride4", "stride8", "stride16"], [4, 8, 16], 2048, 0.9, 0.9, 0.9, image_size=256), finer])[0]
+        == 0
+    )
+    padim = Trial(["stride4", "stride8", "stride16"], [4, 8, 16], None, 0.9, 0.9, 0.9, method="padim")
+    assert choose([trial(0.90), padim])[0] == 0
+    # another candidate must then beat the larger bank by the margin, not the default
+    assert choose([trial(0.90), trial(0.905, 4096), trial(0.906, 2048, (8, 16))])[0] == 1
+    i, why = choose([trial(0.90), trial(0.905, 4096), trial(0.909, 2048, (8, 16))])
+    assert i == 2 and "larger bank" in why
 
 
 @pytest.fixture(scope="module")
