@@ -58,9 +58,9 @@ def test_unreadable_or_unknown_weights(tmp_path):
 
 
 def test_the_extractor_folds_its_batch_norms_for_inference_and_keeps_its_own_weights():
-    from linewatch.vision.backbones import build_extractor
+    from linewatch.vision.backbones import build_extractor, unfolded
 
-    ext = build_extractor("efficientnet_lite0", None, (4, 8, 16))
+    ext = build_extractor("efficientnet_lite0", None, (4, 8, 16)).eval()
     keys = set(ext.state_dict())
     x = torch.randn(2, 3, 64, 96)
     with torch.inference_mode():
@@ -69,6 +69,12 @@ def test_the_extractor_folds_its_batch_norms_for_inference_and_keeps_its_own_wei
         folded = ext._inference_body()
     for a, b in zip(plain, fast, strict=True):
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4 * float(a.abs().max()))
+    # scoring runs in channels-last memory (faster depthwise convolutions); a fit's pass runs the body as it is
+    assert all(f.is_contiguous(memory_format=torch.channels_last) for f in fast)
+    with unfolded(), torch.inference_mode():
+        as_is = ext(x)
+    for a, b in zip(plain, as_is, strict=True):
+        assert torch.equal(a, b) and b.is_contiguous()
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())  # every one folded
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in ext.modules())  # the saved body keeps them
     assert set(ext.state_dict()) == keys  # the folded copy is not part of what is saved
