@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import copy
 import importlib
-import threading
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -163,22 +161,6 @@ def default_layers(model: nn.Module, strides: tuple[int, ...]) -> list[str]:
     return [by_stride[s] for s in strides]
 
 
-_FITTING = threading.local()
-
-
-@contextmanager
-def unfolded():
-    """Within (in this thread), extractors run their body as it is, batch norms and all: a fit runs so, so that what a
-    model learns (the bank's greedy picks, the automatic choice's self-checks) is exactly what it was before the
-    folding existed; folding's float rounding (2e-6) moved magnetic_tile's bank choice. Scoring runs folded."""
-    before = getattr(_FITTING, "on", False)
-    _FITTING.on = True
-    try:
-        yield
-    finally:
-        _FITTING.on = before
-
-
 class FeatureExtractor(nn.Module):
     """The backbone cut after the last tapped layer; returns the tapped feature maps in order."""
 
@@ -200,10 +182,9 @@ class FeatureExtractor(nn.Module):
         self.__dict__["_folded"] = None
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        # the body as it is: in training mode, in a fit (``unfolded``), and in an export's trace (ONNX Runtime folds
-        # the batch norms itself); the folded copy otherwise
-        tracing = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
-        as_is = self.training or getattr(_FITTING, "on", False) or tracing
+        # the body as it is in training mode and in an export's trace (ONNX Runtime folds the batch norms itself);
+        # otherwise the folded copy, fits included (their thresholds and self-checks see the numbers scoring sees)
+        as_is = self.training or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
         if not as_is and x.dim() == 4:
             # channels last: the depthwise convolutions run faster on CPU (as in a fit's own pass, ``_start``)
             x = x.contiguous(memory_format=torch.channels_last)

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 from abc import ABC, abstractmethod
@@ -19,7 +18,7 @@ from torch import nn
 
 from linewatch.core.estimator import Estimator
 from linewatch.errors import DatasetError, LinewatchError
-from linewatch.vision.backbones import CropEmbedder, FeatureExtractor, build_extractor, unfolded
+from linewatch.vision.backbones import CropEmbedder, FeatureExtractor, build_extractor
 from linewatch.vision.batches import Source, iter_batches
 from linewatch.vision.datasets import fingerprint as dataset_fingerprint
 from linewatch.vision.embeddings import CROP_SIZE
@@ -30,19 +29,6 @@ from linewatch.vision.thresholds import Calibration, calibrate
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 MIN_TRAIN_IMAGES = 5
-
-
-def fits_unfolded(fit):
-    """A ``fit``, or a step of one that sets learned state (thresholds, the self-check), that runs the backbone with
-    its batch norms (``backbones.unfolded``): what a model learns does not depend on the folding that speeds up its
-    scoring."""
-
-    @functools.wraps(fit)
-    def wrapper(self, *args, **kwargs):
-        with unfolded():
-            return fit(self, *args, **kwargs)
-
-    return wrapper
 
 
 def use_all_cores() -> int:
@@ -162,7 +148,6 @@ class Detector(Estimator, ABC):
         held = set(hold)
         return [images[i] for i in range(len(images)) if i not in held], [images[i] for i in hold]
 
-    @fits_unfolded
     def fit(self, images: Sequence[Source], progress: Progress | None = None, fingerprint: str | None = None):
         p = self.params_ = self._validate_params()
         self.extractor_ = None
@@ -219,7 +204,6 @@ class Detector(Estimator, ABC):
             self.train_info_["self_check_seconds"] = round(check.seconds, 2)
         return self
 
-    @fits_unfolded
     def _calibrate(self, held: Sequence[Source], progress: Progress | None = None) -> None:
         """Set the thresholds from the scores and map peaks of held-out good images (none: no calibration)."""
         self.calibration_ = None
@@ -232,7 +216,6 @@ class Detector(Estimator, ABC):
         if scores:
             self.calibration_ = calibrate(np.array(scores), np.array(peaks), self.params_["false_alarm_rate"])
 
-    @fits_unfolded
     def _self_check(self, held: Sequence[Source], progress: Progress | None = None, per_image: int = 1, prepared=None):
         from linewatch.vision.selfcheck import self_check
 

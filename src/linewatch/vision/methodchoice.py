@@ -26,7 +26,7 @@ from torch import nn
 from linewatch.errors import LinewatchError
 from linewatch.vision.autochoice import PER_IMAGE, Trial, _figures, _relabel, choose, score_of
 from linewatch.vision.batches import Source, iter_batches
-from linewatch.vision.detector import Detector, Progress, fits_unfolded, score_on_one_pass, use_all_cores
+from linewatch.vision.detector import Detector, Progress, score_on_one_pass, use_all_cores
 from linewatch.vision.methods import AutoParams, PadimParams, PatchCoreParams
 from linewatch.vision.selfcheck import WORKING, prepare
 from linewatch.vision.thresholds import calibrate
@@ -112,7 +112,6 @@ class MethodChoice(Detector):
     def is_fitted(self) -> bool:
         return super().is_fitted and self._chosen is not None
 
-    @fits_unfolded
     def fit(self, images: Sequence[Source], progress: Progress | None = None, fingerprint: str | None = None):
         """Fit PatchCore and PaDiM on ``images`` and keep the one the self-check prefers; returns ``self``."""
         started = time.perf_counter()
@@ -252,7 +251,6 @@ class Combined(Detector):
     def is_fitted(self) -> bool:
         return super().is_fitted and self._parts is not None
 
-    @fits_unfolded
     def fit(self, images: Sequence[Source], progress: Progress | None = None, fingerprint: str | None = None):
         """Fit PatchCore (with its automatic choices) and PaDiM, weigh their scores, set the thresholds of the sum."""
         started = time.perf_counter()

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from linewatch.vision.coreset import StreamingCoreset
-from linewatch.vision.detector import Detector, Progress, fits_unfolded
+from linewatch.vision.detector import Detector, Progress
 from linewatch.vision.embeddings import grid_pool
 from linewatch.vision.features import PatchFeatures
 from linewatch.vision.maps import AnomalyMap
@@ -305,7 +305,6 @@ class PatchCore(Detector):
         # with ``auto``, only the candidate of the default layers and input size feeds them
         self.feature_taps: tuple = ()
 
-    @fits_unfolded
     def fit(self, images, progress: Progress | None = None, fingerprint: str | None = None):
         if self.auto != "off":
             from linewatch.vision.autochoice import fit_auto
