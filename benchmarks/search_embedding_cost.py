@@ -2,6 +2,11 @@
 
     python benchmarks/search_embedding_cost.py --model MODEL_DIR [--images N]
     python benchmarks/search_embedding_cost.py              # trains a default PatchCore on the synthetic generator
+    python benchmarks/search_embedding_cost.py --model MODEL_DIR --data ../shared/data/mvtec_ad/bottle/test
+
+``--data`` scores the images of a folder (its test images, say: N spread evenly over them) instead of the synthetic
+generator's, so that a model's regions are those of its own part (a bottle model on generated washers finds large
+regions everywhere, and the embeddings' cost grows with the regions' pixels).
 
 Per image, batch size 1; "without" and "with" run alternately (ABBA), and the added cost is reported two ways: the
 median of the paired differences, and the difference of the fastest runs (the machine is shared, so single
@@ -57,6 +62,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", type=Path)
     ap.add_argument("--images", type=int, default=12)
+    ap.add_argument("--data", type=Path, help="a folder of images to score (default: the synthetic generator's)")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--search-vectors", choices=("regions", "crop"), help="override the model's own")
     ap.add_argument(
@@ -104,7 +110,12 @@ def main() -> None:
         torch.set_num_threads(1)
         faiss.omp_set_num_threads(1)
     pre = det.preprocess
-    paths = sorted((data / "test").rglob("*.png"))[: args.images]
+    if args.data:
+        from linewatch.vision.images import is_image_file, spread
+
+        paths = list(spread(sorted(p for p in args.data.rglob("*") if is_image_file(p)), args.images))
+    else:
+        paths = sorted((data / "test").rglob("*.png"))[: args.images]
     inputs = [torch.from_numpy(pre(open_image(p))[None]) for p in paths]
 
     # torch graph: without vs with the grids
@@ -184,8 +195,9 @@ def main() -> None:
             crop_pairs["torch"] += [(p / len(chunk), m / len(chunk)) for p, m in pairs]
 
     med = statistics.median
-    print(f"model {args.model or 'synthetic default'}: input {s} px, grid {outs[0][2].shape[-1]} x "
-          f"{outs[0][2].shape[-2]}, {len(paths)} images ({np.mean(n_regions):.1f} regions on average), "
+    print(f"model {args.model or 'synthetic default'} on {args.data or 'generated images'}: input {s} px, "
+          f"grid {outs[0][2].shape[-1]} x {outs[0][2].shape[-2]}, {len(paths)} images "
+          f"({np.mean(n_regions):.1f} regions on average), "
           f"{threads} threads, {'CPU' if args.cpu else 'wall'} time")  # fmt: skip
     print("| step | without, ms (median) | with, ms (median) | added, ms (median of pairs) | added, ms (fastest) |")
     print("|---|---:|---:|---:|---:|")
