@@ -142,3 +142,24 @@ def test_a_fit_runs_the_folded_backbone_as_scoring_does(synthetic, monkeypatch):
     scores = [p.score for p in det.predict(ds.train[:3])]
     assert len(bodies) <= folded + 1  # folded again at most once, for the weights' memory format after the fit
     assert det.calibration_ is not None and all(np.isfinite(scores))
+
+
+def test_training_imports_leave_out_what_its_peak_memory_need_not_hold():
+    """Triton (torch's GPU kernel compiler) stays unloaded without a GPU, scikit-learn until a metric is computed."""
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, torch; import linewatch.vision.patchcore, linewatch.vision.selfcheck, timm; "
+        "print(torch.cuda.is_available(), sys.modules.get('triton', 'absent') is None, 'sklearn' in sys.modules)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "LINEWATCH_LOAD_TRITON"}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True)
+    gpu, blocked, sklearn = out.stdout.split()
+    assert sklearn == "False"
+    assert blocked == ("False" if gpu == "True" else "True")
+    kept = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env={**env, "LINEWATCH_LOAD_TRITON": "1"}
+    )
+    assert kept.stdout.split()[1] == "False"  # the escape hatch leaves it importable

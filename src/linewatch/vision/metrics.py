@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 from linewatch.vision.regions import label
 from linewatch.vision.thresholds import f1_optimal_threshold
 
 
 def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score  # here, not at import: 120 MB that a training's peak need not hold
+
     labels = np.asarray(labels).ravel().astype(bool)
     if labels.all() or not labels.any():
         return float("nan")  # undefined with one class
