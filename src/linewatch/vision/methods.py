@@ -72,7 +72,7 @@ class PatchCoreParams(DetectorParams):
     auto: str = Param(
         "bank",
         "PatchCore: settings chosen from the good images by the self-check (defects painted on held-out images): "
-        "off; bank = a bank of twice bank_size too, kept when clearly better (or no worse, below a saturated "
+        "off; bank = a bank of twice bank_size too, kept when clearly better (or not clearly worse, below a saturated "
         "self-check); full = bank, the coarser layers "
         "8,16 and a 5/4 finer input too (two more fits)",
         choices=("off", "bank", "full"),

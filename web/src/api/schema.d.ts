@@ -3429,7 +3429,7 @@ export interface components {
             refine?: number | null;
             /**
              * Auto
-             * @description PatchCore: settings chosen from the good images by the self-check (defects painted on held-out images): off; bank = a bank of twice bank_size too, kept when clearly better (or no worse, below a saturated self-check); full = bank, the coarser layers 8,16 and a 5/4 finer input too (two more fits) (default: bank)
+             * @description PatchCore: settings chosen from the good images by the self-check (defects painted on held-out images): off; bank = a bank of twice bank_size too, kept when clearly better (or not clearly worse, below a saturated self-check); full = bank, the coarser layers 8,16 and a 5/4 finer input too (two more fits) (default: bank)
              */
             auto?: string | null;
         };
@@ -3576,7 +3576,7 @@ export interface components {
             refine?: number | null;
             /**
              * Auto
-             * @description PatchCore: settings chosen from the good images by the self-check (defects painted on held-out images): off; bank = a bank of twice bank_size too, kept when clearly better (or no worse, below a saturated self-check); full = bank, the coarser layers 8,16 and a 5/4 finer input too (two more fits) (default: bank)
+             * @description PatchCore: settings chosen from the good images by the self-check (defects painted on held-out images): off; bank = a bank of twice bank_size too, kept when clearly better (or not clearly worse, below a saturated self-check); full = bank, the coarser layers 8,16 and a 5/4 finer input too (two more fits) (default: bank)
              */
             auto?: string | null;
         };
@@ -3808,7 +3808,7 @@ export interface components {
             refine?: number | null;
             /**
              * Auto
-             * @description PatchCore: settings chosen from the good images by the self-check (defects painted on held-out images): off; bank = a bank of twice bank_size too, kept when clearly better (or no worse, below a saturated self-check); full = bank, the coarser layers 8,16 and a 5/4 finer input too (two more fits) (default: bank)
+             * @description PatchCore: settings chosen from the good images by the self-check (defects painted on held-out images): off; bank = a bank of twice bank_size too, kept when clearly better (or not clearly worse, below a saturated self-check); full = bank, the coarser layers 8,16 and a 5/4 finer input too (two more fits) (default: bank)
              */
             auto?: string | null;
         };
