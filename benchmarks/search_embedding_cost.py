@@ -114,6 +114,8 @@ def main() -> None:
         from linewatch.vision.images import is_image_file, spread
 
         paths = list(spread(sorted(p for p in args.data.rglob("*") if is_image_file(p)), args.images))
+        if not paths:
+            raise SystemExit(f"no images under {args.data}")
     else:
         paths = sorted((data / "test").rglob("*.png"))[: args.images]
     inputs = [torch.from_numpy(pre(open_image(p))[None]) for p in paths]

@@ -3,19 +3,19 @@
     python benchmarks/vision_bank_steadiness.py ../shared/data/magnetic_tile/magnetic_tile [--fits 4] [--synthetic]
 
 For each category, ``--fits`` PatchCore fits with a greedy bank of twice ``max_bank`` entries, as the automatic choice
-makes them, each one differing from the first by float rounding only: fit 0 as the product runs it; fit 1 with the
-backbone's batch norms folded (what scoring runs: 2e-6 of the features' scale); fits 2 and more with the backbone's
-weights scaled by 1 + 1e-6 noise (seeded by the fit's number). Each fit's two banks (the greedy order's first half
-and the whole) are checked on the same painted held-out images as the choice checks them (pixel AUROC, all kinds and
-per kind) and scored on the category's real test set at model input size; the rules' choices are printed beside
-them: ``choose`` (the committed rule) and the earlier rule (the larger bank only when its self-check is higher by the
-margin). Prints a markdown table.
+makes them, each one differing from the first by float rounding only: fit 0 as the product runs it (the batch norms
+folded into the convolutions); fit 1 with the backbone's batch norms as they are (2e-6 of the features' scale; fits
+ran so before 2026-12-05's fourth run, when fit 0 and fit 1 were the other way round); fits 2 and more with the
+backbone's weights scaled by 1 + 1e-6 noise (seeded by the fit's number). Each fit's two banks (the greedy
+order's first half and the whole) are checked on the same painted held-out images as the choice checks them (pixel
+AUROC, all kinds and per kind) and scored on the category's real test set at model input size; the rules' choices
+are printed beside them: ``choose`` (the committed rule) and the earlier rule (the larger bank only when its
+self-check is higher by the margin). Prints a markdown table.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import tempfile
 from pathlib import Path
 
@@ -24,17 +24,17 @@ import torch
 
 
 def one_fit(category: Path, fit: int) -> list[dict]:
-    import linewatch.vision.detector as detmod
     from linewatch.vision.autochoice import PER_IMAGE, Trial, _with_bank, choose, margin_for
+    from linewatch.vision.backbones import FeatureExtractor
     from linewatch.vision.datasets import load_dataset
     from linewatch.vision.evaluation import evaluate
     from linewatch.vision.metrics import rank_auroc
     from linewatch.vision.patchcore import PatchCore
     from linewatch.vision.selfcheck import KINDS, WORKING, _scored, prepare
 
-    saved = detmod.unfolded
+    folded = FeatureExtractor._inference_body
     if fit == 1:
-        detmod.unfolded = contextlib.nullcontext  # the fit runs the folded body
+        FeatureExtractor._inference_body = lambda self: self.body  # the fit runs the body as it is
     ds = load_dataset(category)
     det = PatchCore(auto="off", self_check=False)
     size = det.get_params()["max_bank"]
@@ -54,7 +54,7 @@ def one_fit(category: Path, fit: int) -> list[dict]:
     try:
         det.fit(ds.train)
     finally:
-        detmod.unfolded = saved
+        FeatureExtractor._inference_body = folded  # the checks and the real test set: as the product scores
     _, held = det.split(ds.train)
     full = det.memory_bank_.clone()
     k = min(size, full.shape[0])
@@ -80,7 +80,8 @@ def one_fit(category: Path, fit: int) -> list[dict]:
         row.update(image=real["image_auroc"], pixel=real["pixel_auroc"], aupro=real["aupro"])
         rows.append(row)
     layers = list(det.params_["layers"])
-    trials = [Trial(layers, [4, 8, 16], r["bank"], None, r["self"], r["self"], 256) for r in rows]
+    strides, px = list(det.default_strides), det.params_["image_size"]
+    trials = [Trial(layers, strides, r["bank"], None, r["self"], r["self"], px) for r in rows]
     now = choose(trials, len(painted.images))[0]
     before = 1 if rows[1]["self"] >= rows[0]["self"] + margin_for(len(painted.images)) else 0
     for i, r in enumerate(rows):
