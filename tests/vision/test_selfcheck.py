@@ -95,3 +95,22 @@ def test_models_sharing_a_backbone_are_checked_in_one_pass_with_the_same_figures
         assert (got.image_auroc, got.good, got.painted) == (alone.image_auroc, alone.good, alone.painted)
         assert got.pixel_auroc == pytest.approx(alone.pixel_auroc, abs=1e-9)
     assert both[0].pixel_auroc != both[1].pixel_auroc  # a bank of 8 entries finds the painted defects worse
+
+
+def test_a_training_with_its_self_check_and_an_evaluation_leave_scikit_learn_unimported(synthetic):
+    """The image AUROC is ``rank_auroc``: importing scikit-learn took 1-3 s of every training (and 120 MB)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from linewatch.vision.datasets import load_dataset\n"
+        "from linewatch.vision.evaluation import evaluate\n"
+        "from linewatch.vision.patchcore import PatchCore\n"
+        f"ds = load_dataset({str(synthetic)!r})\n"
+        "det = PatchCore(image_size=64, auto='off').fit(ds.train)\n"
+        "m = evaluate(det, ds)\n"
+        "print(det.train_info_['self_check']['image_auroc'] > 0, m['image_auroc'] > 0, 'sklearn' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "True", "False"], out.stderr[-2000:]

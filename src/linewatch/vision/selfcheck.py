@@ -196,8 +196,6 @@ def self_check_many(dets: Sequence, prepared: Painted, progress=None) -> list[Se
     once for all of them; each check's ``seconds`` is then the time of the shared pass."""
     import time
 
-    from sklearn.metrics import roc_auc_score
-
     started = time.perf_counter()
     release_freed_memory()  # before the painted copies' maps, the largest arrays after training's
     pre = dets[0].preprocess
@@ -226,7 +224,7 @@ def self_check_many(dets: Sequence, prepared: Painted, progress=None) -> list[Se
     seconds = time.perf_counter() - started
     out = []
     for i, (good, bad) in enumerate(zip(good_scores, bad_scores, strict=True)):
-        image = float(roc_auc_score(y, np.r_[good, bad]))
+        image = rank_auroc(y, np.r_[good, bad])
         pixel = rank_auroc(masks, maps[i][:n], overwrite=True) if 0 < masks.sum() < masks.size else None
         maps[i] = np.empty(0, np.float32)  # each model's maps freed once counted
         out.append(SelfCheck(image, pixel, len(good), len(bad), seconds))
