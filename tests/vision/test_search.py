@@ -201,3 +201,75 @@ def test_int8_search_of_any_bank_size_finds_the_nearest_of_the_two_8bit_nearest(
     exact = ((q[:, None, :] - bank[cand]) ** 2).sum(-1)
     torch.testing.assert_close(d2[0], exact.min(1).values)
     assert torch.equal(idx[0], cand.gather(1, exact.argmin(1, keepdim=True)).squeeze(1))
+
+
+def test_k_smallest_by_groups_is_topk_of_the_whole_row(tmp_path):
+    from linewatch.vision.patchcore import k_smallest
+
+    rng = np.random.default_rng(5)
+    values = torch.from_numpy(rng.standard_normal((400, 256)).astype(np.float32))
+    values[0, 7], values[0, 9], values[0, 11], values[0, 13] = -50.0, -49.0, -48.0, -47.0  # four in one group
+    values[1, 3], values[1, 100], values[1, 200], values[1, 255] = -50.0, -49.0, -48.0, -47.0  # four groups
+    for k in (1, 4, 6):
+        want = torch.topk(values, k, dim=1, largest=False).indices
+        assert torch.equal(k_smallest(values, k, 32), want)
+
+    pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
+
+    class Pick(torch.nn.Module):
+        def forward(self, x):
+            return k_smallest(x, 4)
+
+    path = tmp_path / "pick4.onnx"
+    torch.onnx.export(Pick(), (values,), str(path), input_names=["x"], dynamic_axes={"x": {0: "rows"}}, dynamo=False)
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": values.numpy()})[0]
+    np.testing.assert_array_equal(got, torch.topk(values, 4, dim=1, largest=False).indices.numpy())
+
+
+@pytest.mark.parametrize("entries", [200, 256, 100, 3])  # padded to whole groups, whole groups, too few, tiny
+def test_pca_search_measures_its_candidates_exactly_and_mostly_finds_the_nearest(entries):
+    """The principal-axes search picks entries along the bank's first axes, measures them exactly: the distance it
+    returns is the exact distance to the entry it returns, never below the true nearest, and on clustered data it is
+    the nearest for nearly every row. A padding column is never picked."""
+    from linewatch.vision.maps import AnomalyMap
+    from linewatch.vision.patchcore import PCA_AXES, PCA_CANDIDATES
+
+    rng = np.random.default_rng(entries)
+    d = 96  # more dimensions than the axes kept
+    bank = torch.from_numpy(rng.standard_normal((entries, d)).astype(np.float32))
+    q = bank[rng.integers(0, entries, 300)] + 0.1 * torch.from_numpy(rng.standard_normal((300, d)).astype(np.float32))
+    g = PatchCoreGraph(None, bank, torch.zeros(entries, 1, dtype=torch.long), AnomalyMap(16), "pca")
+    assert g.pca_axes.shape == (d, min(PCA_AXES, d)) and g.candidates == min(PCA_CANDIDATES, entries)
+    assert g.grouped == (entries >= 128) and (g.pca_t_neg2.shape[1] % 32 == 0 or not g.grouped)
+    d2, idx = g.nearest(q[None])
+    d2, idx = d2[0], idx[0]
+    assert (idx < entries).all()
+    np.testing.assert_allclose(d2, ((q - bank[idx]) ** 2).sum(1), rtol=1e-4, atol=1e-4)
+    true = torch.cdist(q, bank).min(1).values ** 2
+    assert (d2 >= true - 1e-3).all()
+    assert (d2 <= true + 1e-3).float().mean() >= 0.99
+
+
+def test_pca_search_is_an_option_scored_alike_in_pytorch_and_onnx(synthetic, tmp_path):
+    """A model trained with ``search="pca"`` saves it, scores near the exact search and exports with parity."""
+    pytest.importorskip("onnxruntime")
+    from linewatch.vision.datasets import load_dataset
+    from linewatch.vision.export import export_onnx
+    from linewatch.vision.patchcore import PatchCore
+    from linewatch.vision.runtime import OnnxModel
+    from linewatch.vision.saving import load, save
+
+    ds = load_dataset(synthetic)
+    det = PatchCore(image_size=96, search="pca", auto="off", self_check=False).fit(ds.train[:8])
+    assert det._graph.search == "pca" and not hasattr(det._graph, "bank_q")
+    exact = PatchCore(image_size=96, search="exact", auto="off", self_check=False).fit(ds.train[:8])
+    images = _test_images(synthetic, 2)
+    a = np.array([p.score for p in exact.predict(images)])
+    b = np.array([p.score for p in det.predict(images)])
+    assert np.all(b >= a - 1e-4 * a.max()) and np.abs(a - b).max() <= 0.02 * a.max()
+    path = save(det, tmp_path / "pca")
+    assert load(path).params_["search"] == "pca"
+    export_onnx(path)  # checks ONNX Runtime against PyTorch
+    onnx_scores = np.array([p.score for p in OnnxModel(path).predict(images)])
+    np.testing.assert_allclose(onnx_scores, b, rtol=1e-3, atol=1e-4)

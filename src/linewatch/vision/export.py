@@ -46,7 +46,8 @@ def export_onnx(model_dir: str | Path, out: str | Path | None = None, check: boo
             input_names=["image"],
             output_names=list(OUTPUTS),
             dynamic_axes={name: {0: "batch"} for name in ("image", *OUTPUTS)},
-            custom_opsets={"com.microsoft": 1},
+            # the 8-bit search's product is ONNX Runtime's own operator; other graphs are plain ONNX
+            custom_opsets={"com.microsoft": 1} if det.params_.get("search") == "int8" else None,
         )
         if check:
             _check(graph, temps[-1], example)

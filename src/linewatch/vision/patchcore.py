@@ -84,6 +84,35 @@ def two_smallest(values: torch.Tensor, group: int = NEAREST_GROUP) -> torch.Tens
     return torch.gather(best, 1, torch.div(pos, group, rounding_mode="floor")) * group + pos % group
 
 
+def k_smallest(values: torch.Tensor, k: int, group: int = NEAREST_GROUP) -> torch.Tensor:
+    """(R, k) column indices of the ``k`` smallest values of each row of ``values`` (R, M), M a multiple of ``group``
+    (at least ``k`` groups), nearest first, by groups as ``two_smallest``: the k smallest values lie in the k groups
+    with the lowest minima (a group holding one of them has its minimum at or below the k-th smallest)."""
+    r, m = values.shape
+    groups = values.reshape(r, m // group, group)
+    best = torch.topk(groups.amin(2), k, dim=1, largest=False).indices  # (R, k)
+    many = torch.gather(groups, 1, best.unsqueeze(-1).expand(r, k, group)).reshape(r, k * group)
+    pos = torch.topk(many, k, dim=1, largest=False).indices
+    return torch.gather(best, 1, torch.div(pos, group, rounding_mode="floor")) * group + pos % group
+
+
+# ``search="pca"``: candidates from the product along the bank's first principal axes, then measured exactly. On a CPU
+# without VNNI (AVX2 only) ONNX Runtime's 8-bit product is hardly faster than float32 (1,331 patches x 176 dims x 2,048
+# entries: 27 against 31 ms), while along 64 axes it takes 13 ms; the 4 nearest there hold the true nearest entry more
+# often than the 8-bit product's two do (``python benchmarks/vision_search_pca.py``)
+PCA_AXES = 64
+PCA_CANDIDATES = 4
+
+
+def principal_axes(bank: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean (D,), axes (D, k)) of the bank's ``k`` principal axes (largest variance last), in float64 for a stable
+    eigendecomposition."""
+    mean = bank.double().mean(0)
+    c = bank.double() - mean
+    _, vectors = torch.linalg.eigh(c.T @ c)  # ascending eigenvalues
+    return mean.float(), vectors[:, -k:].float().contiguous()
+
+
 @lru_cache(maxsize=8)
 def _cell_order(h: int, w: int, p: int) -> torch.Tensor:
     """Patch indices (row-major on the h x w grid) sorted by their p x p cell, row-major within each cell."""
@@ -147,6 +176,25 @@ class PatchCoreGraph(nn.Module):
         self.register_buffer("bank_sq", (bank * bank).sum(1))
         self.register_buffer("bank_t_neg2", (-2.0 * bank).t().contiguous(), persistent=False)
         self.register_buffer("bank_knn", bank_knn.long())
+        self.candidates = 2  # the 8-bit search's candidates; the principal-axes search's: PCA_CANDIDATES
+        if search == "pca":
+            k = min(PCA_AXES, bank.shape[1])
+            mean, axes = principal_axes(bank, k)
+            centred = bank - mean
+            t_neg2 = (-2.0 * (centred @ axes)).t().contiguous()  # (k, M)
+            bias = (centred * centred).sum(1)  # |b - mean|^2: with |q - mean|^2 left out, the same ranking as
+            # |q - b|^2 would give were q and b alike off the axes
+            m = t_neg2.shape[1]
+            self.candidates = min(PCA_CANDIDATES, m)
+            self.grouped = m >= max(4, self.candidates) * NEAREST_GROUP
+            pad = (-m) % NEAREST_GROUP if self.grouped else 0
+            if pad:  # zero columns with a bias no product reaches: never among the candidates
+                t_neg2 = torch.cat([t_neg2, torch.zeros(t_neg2.shape[0], pad)], 1)
+                bias = torch.cat([bias, torch.full((pad,), 1e30)])
+            self.register_buffer("pca_mean", mean, persistent=False)
+            self.register_buffer("pca_axes", axes, persistent=False)
+            self.register_buffer("pca_t_neg2", t_neg2, persistent=False)
+            self.register_buffer("pca_bias", bias, persistent=False)
         if search == "int8":
             b_q, b_scale = quantize_columns(self.bank_t_neg2)
             # patches are quantized on the bank's own range: the greedy coreset holds the training set's extremes
@@ -187,18 +235,25 @@ class PatchCoreGraph(nn.Module):
         With ``search="int8"`` the product runs in 8 bits (``_QuantizedProduct``, about 2x faster in ONNX Runtime
         on CPUs with integer dot-product instructions) and only picks the two nearest entries; their distances are
         then measured exactly and the nearer is kept. A quantization error can only pick an entry that is nearly as
-        close as the nearest one.
+        close as the nearest one. With ``search="pca"`` the product is taken along the bank's ``PCA_AXES`` principal
+        axes and picks ``PCA_CANDIDATES`` entries, measured exactly the same way.
         """
         b, n, d = q.shape
         flat = q.reshape(b * n, d)
-        if self.search == "int8":
-            q_args = (self.query_scale, self.query_zero, self.bank_q, self.bank_q_scale, self.bank_q_zero)
-            partial = _QuantizedProduct.apply(flat, *q_args, self.bank_q_bias)
-            # the two nearest in 8 bits, then the nearer of them measured exactly: a query element on a rounding
-            # boundary quantizes one step apart in PyTorch and ONNX Runtime (their features differ by float
-            # rounding), which can swap two entries that the 8-bit product finds nearly equally near
-            k = min(2, self.bank.shape[0])
-            cand = two_smallest(partial) if self.grouped else torch.topk(partial, k, dim=1, largest=False).indices
+        if self.search in ("int8", "pca"):
+            if self.search == "int8":
+                q_args = (self.query_scale, self.query_zero, self.bank_q, self.bank_q_scale, self.bank_q_zero)
+                partial = _QuantizedProduct.apply(flat, *q_args, self.bank_q_bias)
+            else:
+                partial = torch.addmm(self.pca_bias, (flat - self.pca_mean) @ self.pca_axes, self.pca_t_neg2)
+            # the nearest in 8 bits (or along the principal axes), then the nearest of them measured exactly: a query
+            # element on a rounding boundary quantizes one step apart in PyTorch and ONNX Runtime (their features
+            # differ by float rounding), which can swap two entries that the 8-bit product finds nearly equally near
+            k = min(self.candidates, self.bank.shape[0])
+            if not self.grouped:
+                cand = torch.topk(partial, k, dim=1, largest=False).indices
+            else:
+                cand = two_smallest(partial) if k == 2 else k_smallest(partial, k)
             diff = flat.unsqueeze(1) - torch.index_select(self.bank, 0, cand.reshape(-1)).reshape(b * n, k, d)
             d2c = (diff * diff).sum(-1)
             best = torch.argmin(d2c, dim=1, keepdim=True)
