@@ -53,7 +53,7 @@ class PatchCoreParams(DetectorParams):
     search: str = Param(
         "int8",
         "PatchCore: nearest-bank-entry search; int8 = an 8-bit product picks the two nearest entries and both are "
-        "measured exactly (the search about 2x faster); pca = a product along the bank's 64 principal axes picks 8, "
+        "measured exactly (the search about 2x faster); pca = a product along the bank's 64 principal axes picks four, "
         "measured exactly (faster than int8 on CPUs without VNNI); exact = float32 throughout",
         choices=("int8", "pca", "exact"),
     )
