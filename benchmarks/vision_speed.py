@@ -8,7 +8,8 @@ What is timed, on the category's test images (sorted, each image once, after war
 - ``linewatch predict MODEL IMAGES --json`` with the ONNX export, as a user runs it: the marginal cost per image is the
   time between the first and the last printed result over the images between them (file read to verdict, regions
   and search vectors; process start and model load excluded). With the model as trained (the default: the
-  coarse-to-fine int8 search) and with the same bank searched at every patch, in 8 bits and exactly in float32.
+  coarse-to-fine int8 search) and with the same bank searched at every patch, with the model's search and exactly in
+  float32.
 - The runtime API (``OnnxModel.iter_predict``) in a fresh process: one station streaming the images, and four
   stations (four processes) sharing the cores, as images per second over all of them.
 - Where each millisecond goes, one image at a time: decode, resize and normalise, the ONNX graph, post-processing.
@@ -208,9 +209,10 @@ def main() -> None:
             train(args.category, model)
         if not (model / "model.onnx").is_file():
             raise SystemExit(f"error: {model} has no ONNX export: run linewatch export {model}")
-        step = json.loads((model / "manifest.json").read_text())["hyperparameters"].get("search_step", 1)
+        hp = json.loads((model / "manifest.json").read_text())["hyperparameters"]
+        step, mode = hp.get("search_step", 1), hp.get("search", "exact")
         others = (
-            [("every patch searched, int8", variant(model, Path(tmp) / "every", search_step=1))] if step > 1 else []
+            [(f"every patch searched, {mode}", variant(model, Path(tmp) / "every", search_step=1))] if step > 1 else []
         )
         others.append(
             ("every patch searched, exact", variant(model, Path(tmp) / "exact", search="exact", search_step=1))
@@ -232,7 +234,8 @@ def main() -> None:
             ratio = f"{ms / ref:.3f}" if ref else "-"
             rows.append(f"| {what} | {ms:.1f} | {1000 / ms:.1f} | {ratio} | {extra} |")
 
-        default = f"coarse to fine (step {step}), int8 (the default)" if step > 1 else "int8 search"
+        label = f"{mode} (the default)" if mode == "int8" else mode
+        default = f"coarse to fine (step {step}), {label}" if step > 1 else f"{label} search"
         for name, m in ((default, model), *others):
             r = cli_marginal(m, paths)
             median = f"median {r['median_ms']:.1f} ms ({WINDOW}-result windows)"
