@@ -25,15 +25,7 @@ from pathlib import Path
 
 MODES = ("int8", "pca", "exact")
 
-
-def set_search(det, mode: str) -> None:
-    """Score ``det`` with ``mode`` (a combined model's search is its PatchCore part's: set there, the whole rebuilt)."""
-    part = det._parts[0] if det.method == "combined" else det
-    part.params_["search"] = mode
-    part._build()
-    if part is not det:
-        det._assemble(*det._parts, det.weights_)
-    det.params_["search"] = mode
+from vision_search_step import models, set_search  # noqa: E402  (benchmarks/ is on the path when a script there runs)
 
 
 def search_errors(det, samples) -> dict[str, tuple[float, float, float]]:
@@ -57,7 +49,7 @@ def search_errors(det, samples) -> dict[str, tuple[float, float, float]]:
     )
     out = {}
     for mode in MODES:
-        set_search(det, mode)
+        set_search(det, search=mode)
         with torch.inference_mode():
             d2, _ = part.graph().nearest(q[None])
         d = torch.sqrt(torch.clamp(d2[0], min=0.0))
@@ -96,30 +88,17 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3, help="alternating timing rounds of 20 calls per mode")
     args = ap.parse_args()
 
-    from linewatch.vision.datasets import load_dataset
     from linewatch.vision.evaluation import evaluate
     from linewatch.vision.export import export_onnx
-    from linewatch.vision.saving import create_detector, load, save
+    from linewatch.vision.saving import save
 
     accuracy, errors, costs = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
-        cats = list(args.categories)
-        if args.synthetic:
-            from linewatch.vision.synthetic import make_dataset
-
-            cats.append(make_dataset(Path(tmp) / "synthetic", n_train=150, n_test_good=20, n_test_defect=10, seed=1))
-        for i, cat in enumerate(cats):
-            ds = load_dataset(cat)
-            if i < len(args.model):
-                det = load(args.model[i])
-            else:
-                print(f"training {cat.name} with the defaults ...", file=sys.stderr)
-                det = create_detector("combined").fit(ds.train)
-            part = det._parts[0] if det.method == "combined" else det
-            bank = part.memory_bank_.shape[0]
+        for cat, ds, det in models(args.categories, args.model, args.synthetic, tmp):
             paths = {}
             for mode in MODES:
-                set_search(det, mode)
+                part = set_search(det, search=mode)
+                bank = part.memory_bank_.shape[0]
                 t = time.perf_counter()
                 r = evaluate(det, ds)
                 accuracy.append(
@@ -127,8 +106,7 @@ def main() -> None:
                     f"{r['aupro']:.4f} | {time.perf_counter() - t:.0f} |"
                 )
                 print(accuracy[-1], file=sys.stderr, flush=True)
-                model_dir = save(det, Path(tmp) / f"{cat.name}-{mode}")
-                paths[mode] = export_onnx(model_dir)
+                paths[mode] = export_onnx(save(det, Path(tmp) / f"{cat.name}-{mode}"))
             for mode, (share, worst, mean) in search_errors(det, ds.test).items():
                 errors.append(f"| {cat.name} | {mode} | {share:.4f} | {worst:.4f} | {mean:.2e} |")
             hw = det.preprocess.input_hw
@@ -140,7 +118,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     print("\n".join(accuracy))
     print()
-    print("| category | search | patches given another entry | largest excess | mean excess |")
+    print("| category | search | patches given a farther entry (> 1e-4) | largest excess | mean excess |")
     print("|---|---|---|---|---|")
     print("\n".join(errors))
     print()

@@ -3,7 +3,8 @@
     python benchmarks/vision_search_step.py CATEGORY [CATEGORY ...] [--model DIR ...] [--synthetic]
         [--variants 1:0,2:0,2:0.1,2:0.2]
 
-Each category is trained once with the defaults (or ``--model`` gives trained models, one per category, in order);
+Each category is trained once with the defaults (``combined``; or ``--model`` gives trained models, one per category,
+in order);
 then the same bank is evaluated (``linewatch evaluate``'s metrics, PyTorch path) with each ``step:refine`` variant:
 ``search_step`` (1 = every patch searched) and ``refine`` (share of the interpolated patches searched too). Prints
 a markdown table: image AUROC, pixel AUROC, AUPRO, and the share of patches searched per image.
@@ -29,6 +30,40 @@ def searched_share(h: int, w: int, step: int, refine: float) -> float:
     return (len(kept) + k) / (h * w)
 
 
+def set_search(det, **params):
+    """Score ``det`` with other search ``params`` (a combined model's search is its PatchCore part's: set there, and
+    the combined graph built again); returns the PatchCore part."""
+    part = det._parts[0] if det.method == "combined" else det
+    part.params_.update(params)
+    part._build()
+    if part is not det:
+        det._assemble(*det._parts, det.weights_)
+    det.params_.update(params)
+    return part
+
+
+def models(categories: list[Path], given: list[Path], synthetic: bool, tmp: str):
+    """(category, its dataset, a model) for each category in order (the generated one last with ``synthetic``): the
+    ``given`` models in order, the rest trained with the defaults."""
+    from linewatch.vision.datasets import load_dataset
+    from linewatch.vision.saving import create_detector, load
+
+    cats = list(categories)
+    if synthetic:
+        from linewatch.vision.synthetic import make_dataset
+
+        # as benchmarks/vision_auto.py: enough good images that a bank of twice the default size can fill
+        cats.append(make_dataset(Path(tmp) / "synthetic", n_train=150, n_test_good=20, n_test_defect=10, seed=1))
+    for i, cat in enumerate(cats):
+        ds = load_dataset(cat)
+        if i < len(given):
+            det = load(given[i])
+        else:
+            print(f"training {cat.name} with the defaults ...", file=sys.stderr)
+            det = create_detector("combined").fit(ds.train)
+        yield cat, ds, det
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("categories", type=Path, nargs="*", help="MVTec-layout categories")
@@ -37,37 +72,17 @@ def main() -> None:
     ap.add_argument("--variants", default="1:0,2:0,2:0.1,2:0.2", help="step:refine pairs, comma separated")
     args = ap.parse_args()
 
-    from linewatch.vision.datasets import load_dataset
     from linewatch.vision.evaluation import evaluate
-    from linewatch.vision.saving import create_detector, load
 
     variants = [(int(a), float(b)) for a, b in (v.split(":") for v in args.variants.split(","))]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        cats = list(args.categories)
-        if args.synthetic:
-            from linewatch.vision.synthetic import make_dataset
-
-            # as benchmarks/vision_auto.py: enough good images that a bank of twice the default size can fill
-            root = Path(tmp) / "synthetic"
-            cats.append(make_dataset(root, n_train=150, n_test_good=20, n_test_defect=10, seed=1))
-        for i, cat in enumerate(cats):
-            ds = load_dataset(cat)
-            if i < len(args.model):
-                det = load(args.model[i])
-            else:
-                print(f"training {cat.name} with the defaults ...", file=sys.stderr)
-                det = create_detector("patchcore").fit(ds.train)
+        for cat, ds, det in models(args.categories, args.model, args.synthetic, tmp):
             h, w = det.preprocess.input_hw
             stride = det.default_strides[0]  # the finest tap's: the patch grid, as PatchCore's own count
             grid = (math.ceil(h / stride), math.ceil(w / stride))
-            # a combined model's search is its PatchCore part's: set there, and the combined graph built again
-            part = det._parts[0] if det.method == "combined" else det
             for step, refine in variants:
-                part.params_["search_step"], part.params_["refine"] = step, refine
-                part._build()
-                if part is not det:
-                    det._assemble(*det._parts, det.weights_)
+                part = set_search(det, search_step=step, refine=refine)
                 t = time.perf_counter()
                 r = evaluate(det, ds)
                 share = searched_share(*grid, step, refine)

@@ -145,7 +145,8 @@ def test_a_fit_runs_the_folded_backbone_as_scoring_does(synthetic, monkeypatch):
 
 
 def test_training_imports_leave_out_what_its_peak_memory_need_not_hold():
-    """Triton (torch's GPU kernel compiler) stays unloaded without a GPU, scikit-learn until a metric is computed."""
+    """Triton (torch's GPU kernel compiler) stays unloaded without a GPU, and importing the training modules loads no
+    scikit-learn (nor does a training or an evaluation: ``test_selfcheck``)."""
     import os
     import subprocess
     import sys

@@ -142,18 +142,32 @@ def test_a_model_saved_before_the_int8_search_keeps_scoring_exactly(trained, syn
     assert scores == [p.score for p in exact.predict(images)]
 
 
-def test_exact_search_is_an_option(synthetic):
+def _small(synthetic, search: str):
+    """A PatchCore at 96 px on 8 synthetic good images with ``search``."""
     from linewatch.vision.datasets import load_dataset
     from linewatch.vision.patchcore import PatchCore
 
-    ds = load_dataset(synthetic)
-    det = PatchCore(image_size=96, search="exact", auto="off", self_check=False).fit(ds.train[:8])
-    assert det._graph.search == "exact" and not hasattr(det._graph, "bank_q")
-    fast = PatchCore(image_size=96, search="int8", auto="off", self_check=False).fit(ds.train[:8])
-    images = _test_images(synthetic, 1)
-    a = np.array([p.score for p in det.predict(images)])
-    b = np.array([p.score for p in fast.predict(images)])
+    train = load_dataset(synthetic).train[:8]
+    return PatchCore(image_size=96, search=search, auto="off", self_check=False).fit(train)
+
+
+@pytest.fixture(scope="module")
+def small_exact(synthetic):
+    return _small(synthetic, "exact")
+
+
+def _assert_near_exact(exact, det, images) -> np.ndarray:
+    """``det``'s scores of ``images``: never below the exact search's (it finds no entry nearer than the nearest) and
+    within 2 % of their scale."""
+    a = np.array([p.score for p in exact.predict(images)])
+    b = np.array([p.score for p in det.predict(images)])
     assert np.all(b >= a - 1e-4 * a.max()) and np.abs(a - b).max() <= 0.02 * a.max()
+    return b
+
+
+def test_exact_search_is_an_option(synthetic, small_exact):
+    assert small_exact._graph.search == "exact" and not hasattr(small_exact._graph, "bank_q")
+    _assert_near_exact(small_exact, _small(synthetic, "int8"), _test_images(synthetic, 1))
 
 
 def test_two_smallest_by_groups_is_topk_of_the_whole_row(tmp_path):
@@ -251,25 +265,19 @@ def test_pca_search_measures_its_candidates_exactly_and_mostly_finds_the_nearest
     assert (d2 <= true + 1e-3).float().mean() >= 0.99
 
 
-def test_pca_search_is_an_option_scored_alike_in_pytorch_and_onnx(synthetic, tmp_path):
+def test_pca_search_is_an_option_scored_alike_in_pytorch_and_onnx(synthetic, small_exact, tmp_path):
     """A model trained with ``search="pca"`` saves it, scores near the exact search and exports with parity."""
     pytest.importorskip("onnxruntime")
-    from linewatch.vision.datasets import load_dataset
     from linewatch.vision.export import export_onnx
-    from linewatch.vision.patchcore import PatchCore
     from linewatch.vision.runtime import OnnxModel
-    from linewatch.vision.saving import load, save
+    from linewatch.vision.saving import save
 
-    ds = load_dataset(synthetic)
-    det = PatchCore(image_size=96, search="pca", auto="off", self_check=False).fit(ds.train[:8])
+    det = _small(synthetic, "pca")
     assert det._graph.search == "pca" and not hasattr(det._graph, "bank_q")
-    exact = PatchCore(image_size=96, search="exact", auto="off", self_check=False).fit(ds.train[:8])
     images = _test_images(synthetic, 2)
-    a = np.array([p.score for p in exact.predict(images)])
-    b = np.array([p.score for p in det.predict(images)])
-    assert np.all(b >= a - 1e-4 * a.max()) and np.abs(a - b).max() <= 0.02 * a.max()
+    scores = _assert_near_exact(small_exact, det, images)
     path = save(det, tmp_path / "pca")
     assert load(path).params_["search"] == "pca"
     export_onnx(path)  # checks ONNX Runtime against PyTorch
     onnx_scores = np.array([p.score for p in OnnxModel(path).predict(images)])
-    np.testing.assert_allclose(onnx_scores, b, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(onnx_scores, scores, rtol=1e-3, atol=1e-4)

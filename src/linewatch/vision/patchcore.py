@@ -113,6 +113,22 @@ def principal_axes(bank: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tens
     return mean.float(), vectors[:, -k:].float().contiguous()
 
 
+def pad_to_groups(columns: torch.Tensor, bias: torch.Tensor, minimum: int = 4, scale: torch.Tensor | None = None):
+    """(grouped, columns, bias, scale) of a search's product ``q @ columns + bias`` (columns: one per bank entry) made
+    ready for ``two_smallest`` / ``k_smallest``: a bank of at least ``minimum`` groups is padded to whole groups with
+    zero columns (scale 1) whose bias no product reaches, so they are never among the nearest; a smaller one is not
+    grouped and stays as it is (a TopK over the row)."""
+    m = columns.shape[1]
+    grouped = m >= minimum * NEAREST_GROUP
+    pad = (-m) % NEAREST_GROUP if grouped else 0
+    if pad:
+        columns = torch.cat([columns, torch.zeros(columns.shape[0], pad, dtype=columns.dtype)], 1)
+        bias = torch.cat([bias, torch.full((pad,), 1e30, dtype=bias.dtype)])
+        if scale is not None:
+            scale = torch.cat([scale, torch.ones(pad, dtype=scale.dtype)])
+    return grouped, columns, bias, scale
+
+
 @lru_cache(maxsize=8)
 def _cell_order(h: int, w: int, p: int) -> torch.Tensor:
     """Patch indices (row-major on the h x w grid) sorted by their p x p cell, row-major within each cell."""
@@ -169,7 +185,7 @@ class PatchCoreGraph(nn.Module):
         super().__init__()
         self.features = features
         self.search = search
-        self.grouped = False  # the 8-bit search's two nearest found by groups (``two_smallest``)
+        self.grouped = False  # the 8-bit or principal-axes search's nearest found by groups (``pad_to_groups``)
         self.step = step
         self.refine = refine
         self.register_buffer("bank", bank.contiguous())
@@ -184,13 +200,8 @@ class PatchCoreGraph(nn.Module):
             t_neg2 = (-2.0 * (centred @ axes)).t().contiguous()  # (k, M)
             bias = (centred * centred).sum(1)  # |b - mean|^2: with |q - mean|^2 left out, the same ranking as
             # |q - b|^2 would give were q and b alike off the axes
-            m = t_neg2.shape[1]
-            self.candidates = min(PCA_CANDIDATES, m)
-            self.grouped = m >= max(4, self.candidates) * NEAREST_GROUP
-            pad = (-m) % NEAREST_GROUP if self.grouped else 0
-            if pad:  # zero columns with a bias no product reaches: never among the candidates
-                t_neg2 = torch.cat([t_neg2, torch.zeros(t_neg2.shape[0], pad)], 1)
-                bias = torch.cat([bias, torch.full((pad,), 1e30)])
+            self.candidates = min(PCA_CANDIDATES, t_neg2.shape[1])
+            self.grouped, t_neg2, bias, _ = pad_to_groups(t_neg2, bias, max(4, self.candidates))
             self.register_buffer("pca_mean", mean, persistent=False)
             self.register_buffer("pca_axes", axes, persistent=False)
             self.register_buffer("pca_t_neg2", t_neg2, persistent=False)
@@ -201,16 +212,8 @@ class PatchCoreGraph(nn.Module):
             q_scale, q_zero = quantize_range(self.bank)
             self.register_buffer("query_scale", q_scale, persistent=False)
             self.register_buffer("query_zero", q_zero, persistent=False)
-            # the bank padded to whole groups for ``two_smallest`` (a bank of fewer than four groups is not grouped):
-            # the padding columns are zero with a bias no product reaches, so they are never among the nearest
-            m = b_q.shape[1]
-            self.grouped = m >= 4 * NEAREST_GROUP
-            pad = (-m) % NEAREST_GROUP if self.grouped else 0
-            bias = self.bank_sq
-            if pad:
-                b_q = torch.cat([b_q, torch.zeros(b_q.shape[0], pad, dtype=b_q.dtype)], 1)
-                b_scale = torch.cat([b_scale, torch.ones(pad, dtype=b_scale.dtype)])
-                bias = torch.cat([bias, torch.full((pad,), 1e30, dtype=bias.dtype)])
+            # the bank padded to whole groups for ``two_smallest`` (a bank of fewer than four groups is not grouped)
+            self.grouped, b_q, bias, b_scale = pad_to_groups(b_q, self.bank_sq, scale=b_scale)
             self.register_buffer("bank_q", b_q, persistent=False)
             self.register_buffer("bank_q_scale", b_scale, persistent=False)
             self.register_buffer("bank_q_zero", torch.zeros_like(b_q[0]), persistent=False)
