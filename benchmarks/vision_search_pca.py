@@ -25,7 +25,7 @@ from pathlib import Path
 
 MODES = ("int8", "pca", "exact")
 
-from vision_search_step import models, set_search  # noqa: E402  (benchmarks/ is on the path when a script there runs)
+from vision_search_step import models  # noqa: E402  (benchmarks/ is on the path when a script there runs)
 
 
 def search_errors(det, samples) -> dict[str, tuple[float, float, float]]:
@@ -33,6 +33,7 @@ def search_errors(det, samples) -> dict[str, tuple[float, float, float]]:
     import torch
 
     from linewatch.vision.batches import iter_batches
+    from linewatch.vision.methodchoice import set_search
 
     part = det._parts[0] if det.method == "combined" else det
     rows = []
@@ -90,6 +91,7 @@ def main() -> None:
 
     from linewatch.vision.evaluation import evaluate
     from linewatch.vision.export import export_onnx
+    from linewatch.vision.methodchoice import set_search
     from linewatch.vision.saving import save
 
     accuracy, errors, costs = [], [], []

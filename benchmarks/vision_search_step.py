@@ -30,18 +30,6 @@ def searched_share(h: int, w: int, step: int, refine: float) -> float:
     return (len(kept) + k) / (h * w)
 
 
-def set_search(det, **params):
-    """Score ``det`` with other search ``params`` (a combined model's search is its PatchCore part's: set there, and
-    the combined graph built again); returns the PatchCore part."""
-    part = det._parts[0] if det.method == "combined" else det
-    part.params_.update(params)
-    part._build()
-    if part is not det:
-        det._assemble(*det._parts, det.weights_)
-    det.params_.update(params)
-    return part
-
-
 def models(categories: list[Path], given: list[Path], synthetic: bool, tmp: str):
     """(category, its dataset, a model) for each category in order (the generated one last with ``synthetic``): the
     ``given`` models in order, the rest trained with the defaults."""
@@ -73,6 +61,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from linewatch.vision.evaluation import evaluate
+    from linewatch.vision.methodchoice import set_search
 
     variants = [(int(a), float(b)) for a, b in (v.split(":") for v in args.variants.split(","))]
     rows = []

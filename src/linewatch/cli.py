@@ -16,6 +16,7 @@ from linewatch.console import Bars, err, out, user_errors
 from linewatch.core.extras import require
 from linewatch.core.options import with_params
 from linewatch.errors import LinewatchError
+from linewatch.vision.cpu import SEARCH_MODES
 from linewatch.vision.methods import DEFAULT_METHOD, METHODS
 
 app = typer.Typer(
@@ -35,6 +36,9 @@ def _methods_help() -> str:
 
 class Format(StrEnum):
     onnx = "onnx"
+
+
+SearchMode = StrEnum("SearchMode", {m: m for m in SEARCH_MODES})  # PatchCore's bank search (export --search)
 
 
 class Engine(StrEnum):
@@ -120,6 +124,9 @@ def train(
                 f"  strides {','.join(map(str, c['strides']))}, bank {c['bank']}{_px(c)}: self-check {image}",
                 highlight=False,
             )
+    search = info.get("search")
+    if search:
+        err.print(f"bank search: {search['chosen']}, {search['reason']} (--search picks another)", highlight=False)
     combined = info.get("combined")
     if combined:
         err.print(
@@ -256,6 +263,13 @@ def export(
         Path | None,
         typer.Option(help="also write the export as one zip (manifest and graphs) to score with on another machine"),
     ] = None,
+    search: Annotated[
+        SearchMode | None,
+        typer.Option(
+            help="PatchCore's bank search for the CPU the model will run on (auto: this CPU's; int8 where it has "
+            "VNNI, else pca); the model's manifest takes it too. Default: the model's own"
+        ),
+    ] = None,
 ):
     """Export the whole scoring path to ONNX; predict then uses it (ONNX Runtime, no torch needed)."""
     require("vision", "linewatch export")
@@ -267,7 +281,7 @@ def export(
         raise LinewatchError(f"cannot write {bundle}: {bundle.parent} is not a folder")
     if bundle is not None and bundle.is_dir():
         raise LinewatchError(f"cannot write {bundle}: it is a folder (name the zip file, e.g. {bundle / 'model.zip'})")
-    path = export_onnx(model, out_file)
+    path = export_onnx(model, out_file, search=search.value if search else None)
     err.print(f"exported {fmt.value} -> {path}", highlight=False)
     if bundle is not None:
         from linewatch.vision.bundle import write_bundle

@@ -141,8 +141,11 @@ def test_the_command_line_reports_the_choice_and_refuses_an_unknown_mode(synthet
         [*lw, "--image-size", "96", "--bank-size", "32", "--auto", "bank", "-q"], capture_output=True, text=True
     )
     assert r.returncode == 0, r.stderr[-2000:]
-    auto = json.loads((tmp_path / "m" / "manifest.json").read_text())["training"]["auto"]
+    training = json.loads((tmp_path / "m" / "manifest.json").read_text())["training"]
+    auto = training["auto"]
     text = " ".join(r.stderr.split())
+    # and the bank search this CPU picked (``search="auto"``), with why
+    assert f"bank search: {training['search']['chosen']}, {training['search']['reason']}" in text
     assert f"automatic choice (bank, {auto['seconds']:.1f} s in all): bank {auto['chosen']['bank']} entries" in text
     assert auto["reason"] in text and text.count("self-check image") == 2
     bad = subprocess.run([*lw, "--auto", "always"], capture_output=True, text=True)

@@ -204,7 +204,8 @@ def fit_auto(
     }
     child.params_["auto"] = mode
     child.params_["self_check"] = base["self_check"]
-    child.train_info_ = info
+    child._search_why = getattr(det, "_search_why", None)  # how the caller's ``search="auto"`` was resolved
+    child.train_info_ = child._noted(info)
     child.__dict__.pop("default_strides", None)
     child.__dict__.pop("_calibrate_on_fit", None)  # the caller's setting stays (a refit calibrates as the first fit)
     det.__dict__.update(child.__dict__)

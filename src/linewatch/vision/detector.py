@@ -20,6 +20,7 @@ from linewatch.core.estimator import Estimator
 from linewatch.errors import DatasetError, LinewatchError
 from linewatch.vision.backbones import CropEmbedder, FeatureExtractor, build_extractor
 from linewatch.vision.batches import Source, iter_batches
+from linewatch.vision.cpu import resolve_search
 from linewatch.vision.datasets import fingerprint as dataset_fingerprint
 from linewatch.vision.embeddings import CROP_SIZE
 from linewatch.vision.images import Preprocess, input_shape_for, median_aspect
@@ -72,6 +73,15 @@ class Detector(Estimator, ABC):
         crop = values["center_crop"]
         if crop is not None and crop > values["image_size"]:
             raise LinewatchError(f"center crop {crop} must be between 32 and the image size ({values['image_size']})")
+        if "search" in values:  # PatchCore's search: ``auto`` follows this CPU, and the model keeps what it chose
+            values["search"], self._search_why = resolve_search(values["search"])
+
+    def _noted(self, info: dict) -> dict:
+        """``info`` (a fit's ``train_info_``) with how ``search="auto"`` was resolved, when it was."""
+        why = getattr(self, "_search_why", None)
+        if why and self.params_ is not None:
+            info["search"] = {"asked": "auto", "chosen": self.params_["search"], "reason": why}
+        return info
 
     @property
     def is_fitted(self) -> bool:
@@ -202,6 +212,7 @@ class Detector(Estimator, ABC):
         if check is not None:
             self.train_info_["self_check"] = check.to_dict()
             self.train_info_["self_check_seconds"] = round(check.seconds, 2)
+        self._noted(self.train_info_)
         return self
 
     def _calibrate(self, held: Sequence[Source], progress: Progress | None = None) -> None:

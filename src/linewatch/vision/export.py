@@ -21,14 +21,27 @@ CROPS_FILE = "crops.onnx"  # the crop vectors' graph, for models with search_vec
 OUTPUTS = ("score", "anomaly_map", "features", "residuals")
 
 
-def export_onnx(model_dir: str | Path, out: str | Path | None = None, check: bool = True) -> Path:
+def export_onnx(
+    model_dir: str | Path, out: str | Path | None = None, check: bool = True, search: str | None = None
+) -> Path:
     """Write ``model.onnx`` (or ``out``) and, for models whose search vectors carry a crop, ``crops.onnx`` beside it;
     when they lie in the model directory, list them in the manifest so that predict uses them. With ``check``, ONNX
     Runtime must reproduce the PyTorch graphs. Both files are written whole and checked before either replaces
-    what was there."""
+    what was there.
+
+    ``search`` (``auto``, ``int8``, ``pca``, ``exact``) changes the model's bank search for the CPU it will run on
+    (``auto``: this one): the export and the model's own manifest both take it, so the PyTorch path scores the same;
+    the bank and thresholds stay. Only for the model directory's own export."""
     model_dir = Path(model_dir)
     det = load(model_dir)
     target = Path(out) if out else model_dir / ONNX_FILE
+    own = target.parent.resolve() == model_dir.resolve()
+    if search is not None:
+        if not own:
+            raise LinewatchError("--search changes the model's own export and manifest: leave out --out")
+        from linewatch.vision.methodchoice import set_search
+
+        set_search(det, search=search)
     target.parent.mkdir(parents=True, exist_ok=True)
     crops = None
     if det.params_.get("search_vectors") == "crop":
@@ -70,9 +83,11 @@ def export_onnx(model_dir: str | Path, out: str | Path | None = None, check: boo
         for tmp in temps:
             Path(tmp).unlink(missing_ok=True)
         raise
-    if target.parent.resolve() == model_dir.resolve():
+    if own:
         manifest = read_manifest(model_dir)
         add_file_entry(manifest, "onnx", target, opset=OPSET, residual_layers=list(det.residual_layers))
+        if search is not None:
+            manifest["hyperparameters"]["search"] = det.params_["search"]
         manifest["files"].pop("onnx_crops", None)
         if crops is not None:
             add_file_entry(manifest, "onnx_crops", crops, opset=OPSET)

@@ -26,6 +26,7 @@ from torch import nn
 from linewatch.errors import LinewatchError
 from linewatch.vision.autochoice import PER_IMAGE, Trial, _figures, _relabel, choose, score_of
 from linewatch.vision.batches import Source, iter_batches
+from linewatch.vision.cpu import resolve_search
 from linewatch.vision.detector import Detector, Progress, score_on_one_pass, use_all_cores
 from linewatch.vision.methods import AutoParams, PadimParams, PatchCoreParams
 from linewatch.vision.selfcheck import WORKING, prepare
@@ -155,7 +156,7 @@ class MethodChoice(Detector):
         self._adopt(chosen)
         self.calibration_ = chosen.calibration_
         self.skipped_ = chosen.skipped_
-        self.train_info_ = info
+        self.train_info_ = self._noted(info)
         return self
 
     def _adopt(self, chosen: Detector) -> None:
@@ -273,7 +274,7 @@ class Combined(Detector):
         if check is not None:
             info["self_check"] = check.to_dict()
             info["self_check_seconds"] = round(check.seconds, 2)
-        self.train_info_ = info
+        self.train_info_ = self._noted(info)
         return self
 
     def _calibrate_both(self, patchcore: Detector, padim: Detector, held: list, progress: Progress | None) -> None:
@@ -351,3 +352,30 @@ class Combined(Detector):
             for m in ("patchcore", "padim")
         ]
         self._assemble(*parts, tensors["weights"])
+
+
+SEARCH_SETTINGS = ("search", "search_step", "refine")  # how PatchCore searches its bank: not learned, changeable
+
+
+def set_search(det: Detector, **settings) -> Detector:
+    """Score the fitted ``det`` with other bank-search ``settings`` (``search``, ``search_step``, ``refine``) from now
+    on: PatchCore's, alone, as a combined model's part or as a method choice's pick; the bank and thresholds stay.
+    ``search="auto"`` resolves for this CPU. Returns the PatchCore that searches."""
+    unknown = set(settings) - set(SEARCH_SETTINGS)
+    if unknown:
+        names = ", ".join(sorted(unknown))
+        raise LinewatchError(f"not a search setting: {names} (the settings: {', '.join(SEARCH_SETTINGS)})")
+    if "search" in settings:
+        settings["search"] = resolve_search(settings["search"])[0]
+    inner = det.chosen if isinstance(det, MethodChoice) else det
+    inner._check_fitted()
+    part = inner._parts[0] if isinstance(inner, Combined) else inner
+    if "search" not in part.params_:
+        raise LinewatchError(f"this {part.method} model has no memory bank to search (PatchCore and combined do)")
+    part.params_.update(settings)
+    part._build()
+    if part is not inner:
+        inner._assemble(*inner._parts, inner.weights_)
+    for d in (det, inner):
+        d.params_.update(settings)
+    return part

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from linewatch.core.params import Param, Params
 from linewatch.core.registry import Registry
+from linewatch.vision.cpu import SEARCH_MODES
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
 DEFAULT_METHOD = "combined"
@@ -51,11 +52,12 @@ class PatchCoreParams(DetectorParams):
         True, "PatchCore: once the pool was cut, skip patches the bank already covers (faster on large sets)"
     )
     search: str = Param(
-        "int8",
+        "auto",
         "PatchCore: nearest-bank-entry search; int8 = an 8-bit product picks the two nearest entries and both are "
         "measured exactly (the search about 2x faster); pca = a product along the bank's 64 principal axes picks four, "
-        "measured exactly (faster than int8 on CPUs without VNNI); exact = float32 throughout",
-        choices=("int8", "pca", "exact"),
+        "measured exactly (faster than int8 on CPUs without VNNI); exact = float32 throughout; auto = int8 where the "
+        "training CPU has 8-bit dot products (VNNI, AMX, Arm's dot product), else pca",
+        choices=SEARCH_MODES,
     )
     search_step: int = Param(
         2,

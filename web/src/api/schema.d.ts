@@ -3414,7 +3414,7 @@ export interface components {
             skip_covered?: boolean | null;
             /**
              * Search
-             * @description PatchCore: nearest-bank-entry search; int8 = an 8-bit product picks the two nearest entries and both are measured exactly (the search about 2x faster); pca = a product along the bank's 64 principal axes picks four, measured exactly (faster than int8 on CPUs without VNNI); exact = float32 throughout (default: int8)
+             * @description PatchCore: nearest-bank-entry search; int8 = an 8-bit product picks the two nearest entries and both are measured exactly (the search about 2x faster); pca = a product along the bank's 64 principal axes picks four, measured exactly (faster than int8 on CPUs without VNNI); exact = float32 throughout; auto = int8 where the training CPU has 8-bit dot products (VNNI, AMX, Arm's dot product), else pca (default: auto)
              */
             search?: string | null;
             /**
@@ -3561,7 +3561,7 @@ export interface components {
             skip_covered?: boolean | null;
             /**
              * Search
-             * @description PatchCore: nearest-bank-entry search; int8 = an 8-bit product picks the two nearest entries and both are measured exactly (the search about 2x faster); pca = a product along the bank's 64 principal axes picks four, measured exactly (faster than int8 on CPUs without VNNI); exact = float32 throughout (default: int8)
+             * @description PatchCore: nearest-bank-entry search; int8 = an 8-bit product picks the two nearest entries and both are measured exactly (the search about 2x faster); pca = a product along the bank's 64 principal axes picks four, measured exactly (faster than int8 on CPUs without VNNI); exact = float32 throughout; auto = int8 where the training CPU has 8-bit dot products (VNNI, AMX, Arm's dot product), else pca (default: auto)
              */
             search?: string | null;
             /**
@@ -3793,7 +3793,7 @@ export interface components {
             skip_covered?: boolean | null;
             /**
              * Search
-             * @description PatchCore: nearest-bank-entry search; int8 = an 8-bit product picks the two nearest entries and both are measured exactly (the search about 2x faster); pca = a product along the bank's 64 principal axes picks four, measured exactly (faster than int8 on CPUs without VNNI); exact = float32 throughout (default: int8)
+             * @description PatchCore: nearest-bank-entry search; int8 = an 8-bit product picks the two nearest entries and both are measured exactly (the search about 2x faster); pca = a product along the bank's 64 principal axes picks four, measured exactly (faster than int8 on CPUs without VNNI); exact = float32 throughout; auto = int8 where the training CPU has 8-bit dot products (VNNI, AMX, Arm's dot product), else pca (default: auto)
              */
             search?: string | null;
             /**
