@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from linewatch.console import Bars, err, out, user_errors
@@ -232,6 +233,9 @@ def predict(
     from linewatch.vision.overlay import save_overlay
 
     scorer = _engine_model(model, engine)
+    hint = getattr(scorer, "search_hint", None)  # an export whose search is not this CPU's fastest
+    if hint:
+        err.print(f"[yellow]{escape(hint.replace('MODEL', str(model)))}[/yellow]", highlight=False)
     paths = expand_inputs(images)
     table = None if as_json else Table("image", "verdict", "score", "normalised", "regions")
     for pred in scorer.iter_predict(paths):

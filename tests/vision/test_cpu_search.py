@@ -178,3 +178,81 @@ def test_export_search_is_refused_where_it_cannot_apply(small_int8, synthetic, t
     r = subprocess.run([*lw, str(model), "--search", "pca"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     assert load(model).params_["search"] == "pca"
+
+
+@pytest.mark.parametrize(
+    ("search", "flags", "says"),
+    [
+        ("int8", {"avx2"}, "--search pca"),  # trained where VNNI is, scored where it is not
+        ("pca", {"avx512_vnni"}, "--search int8"),
+        ("exact", {"avx2"}, "--search pca"),
+        (None, {"avx512_vnni"}, "--search int8"),  # saved before the searches existed: exact
+        ("int8", {"avx512_vnni"}, None),
+        ("pca", {"avx2"}, None),
+    ],
+)
+def test_a_hint_names_the_faster_search_for_this_cpu(search, flags, says):
+    from linewatch.vision.cpu import search_hint
+
+    hint = search_hint(search, flags)
+    assert (hint is None) == (says is None)
+    if says:
+        assert says in hint and "linewatch export MODEL" in hint
+
+
+def test_scoring_an_export_made_for_another_cpu_says_how_to_retarget_it(small_int8, synthetic, tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    from typer.testing import CliRunner
+
+    from linewatch.cli import app
+    from linewatch.vision.export import export_onnx
+    from linewatch.vision.runtime import OnnxModel
+
+    model = tmp_path / "m"
+    shutil.copytree(small_int8, model)
+    export_onnx(model)
+    image = str(next((synthetic / "test" / "good").iterdir()))
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: {"avx2", "fma"})
+    assert OnnxModel(model).search == "int8" and "--search pca" in OnnxModel(model).search_hint
+    r = CliRunner().invoke(app, ["predict", str(model), image, "--json"])
+    assert r.exit_code == 0, r.output
+    assert f"linewatch export {model} --search pca" in " ".join(r.stderr.split())
+    assert json.loads(r.stdout.strip().splitlines()[-1])["verdict"]  # stdout holds the results alone
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: {"avx2", "avx512_vnni"})
+    assert OnnxModel(model).search_hint is None
+    r = CliRunner().invoke(app, ["predict", str(model), image, "--json"])
+    assert r.exit_code == 0 and "--search" not in r.stderr
+    export_onnx(model, search="pca")  # retargeted: no hint on the CPU it was retargeted for
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: {"avx2", "fma"})
+    assert OnnxModel(model).search_hint is None
+
+
+def test_a_model_without_a_bank_has_no_search_to_hint_at(synthetic, tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    from linewatch.vision.datasets import load_dataset
+    from linewatch.vision.export import export_onnx
+    from linewatch.vision.padim import Padim
+    from linewatch.vision.runtime import OnnxModel
+    from linewatch.vision.saving import save
+
+    path = save(Padim(image_size=96).fit(load_dataset(synthetic).train[:8]), tmp_path / "padim")
+    export_onnx(path)
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: set())
+    m = OnnxModel(path)
+    assert m.search is None and m.search_hint is None
+
+
+def test_the_service_logs_the_hint_when_it_loads_such_a_model(small_int8, tmp_path, monkeypatch, caplog):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("sqlalchemy")
+    from linewatch.services.context import ModelCache
+    from linewatch.vision.export import export_onnx
+
+    model = tmp_path / "m"
+    shutil.copytree(small_int8, model)
+    export_onnx(model)
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: {"avx2"})
+    with caplog.at_level("WARNING", logger="linewatch.models"):
+        ModelCache().get(7, model)
+    assert "model version 7: this model searches its bank in 8 bits" in caplog.text
+    assert f"linewatch export {model} --search pca" in caplog.text

@@ -51,6 +51,11 @@ class ModelCache:
                 from linewatch.vision.runtime import open_model
 
                 scorer = open_model(path)
+                hint = getattr(scorer, "search_hint", None)  # an export made for another kind of CPU
+                if hint:
+                    logging.getLogger("linewatch.models").warning(
+                        "model version %s: %s", model_id, hint.replace("MODEL", str(path))
+                    )
                 self._models[model_id] = scorer
                 while len(self._models) > self.size:
                     self._models.popitem(last=False)

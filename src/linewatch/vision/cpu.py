@@ -44,3 +44,20 @@ def resolve_search(mode: str, flags: set[str] | None = None) -> tuple[str, str |
         "this CPU has no 8-bit dot products (VNNI, AMX or Arm's dot product): the product along the bank's principal "
         "axes is the fastest"
     )
+
+
+def search_hint(search: str | None, flags: set[str] | None = None) -> str | None:
+    """A line for a user scoring a model whose bank search is not this CPU's fastest (a model trained on another kind
+    of machine, or saved before the faster searches), saying how to re-export it; None when it is. ``search``: the
+    model's (None: saved before the searches existed, so exact)."""
+    search = search or "exact"
+    best, _ = resolve_search("auto", flags)
+    if search == best:
+        return None
+    if search == "exact":
+        why = "searches its memory bank in float32"
+    elif best == "pca":
+        why = "searches its bank in 8 bits, which this CPU has no fast instructions for (no VNNI)"
+    else:
+        why = "searches its bank along principal axes, while this CPU has fast 8-bit instructions (VNNI)"
+    return f"this model {why}: `linewatch export MODEL --search {best}` makes it faster here"

@@ -17,6 +17,7 @@ import numpy as np
 from linewatch.core.extras import MissingExtra, missing
 from linewatch.errors import LinewatchError, ModelFileError
 from linewatch.vision.batches import Batch, Source, iter_batches, load_batch
+from linewatch.vision.cpu import search_hint
 from linewatch.vision.images import Preprocess
 from linewatch.vision.manifest import checked_file, read_manifest
 from linewatch.vision.scoring import Prediction, postprocess
@@ -61,6 +62,11 @@ class OnnxModel:
         self.calibration_ = Calibration.from_dict(cal) if cal else None
         hp = self.manifest.get("hyperparameters") or {}
         self.min_region_area = int(hp.get("min_region_area", 0))
+        # the bank search of a model with a memory bank (None: PaDiM's has none); saved before the searches: exact
+        chosen = self.method
+        if chosen == "auto":  # a method choice: the candidate it kept
+            chosen = ((self.manifest.get("training") or {}).get("method_choice") or {}).get("chosen")
+        self.search = hp.get("search", "exact") if chosen in ("patchcore", "combined") else None
         self.batch_size = batch_size
         shape = self.manifest.get("input_shape")
         self._pre = Preprocess(
@@ -128,6 +134,11 @@ class OnnxModel:
     @property
     def preprocess(self) -> Preprocess:
         return self._pre
+
+    @property
+    def search_hint(self) -> str | None:
+        """How to make this model's bank search faster on this CPU (``cpu.search_hint``), or None."""
+        return search_hint(self.search) if self.search else None
 
     def run(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(scores, anomaly maps) of a preprocessed batch."""
