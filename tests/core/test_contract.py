@@ -28,6 +28,7 @@ from linewatch.core.registry import Entry, Registry
 from linewatch.errors import LinewatchError, ModelFileError
 from linewatch.maintenance.methods import METHODS as MAINTENANCE_METHODS
 from linewatch.sensors.methods import METHODS as SENSOR_METHODS
+from linewatch.vision.cpu import resolve_search
 from linewatch.vision.methods import METHODS as VISION_METHODS
 
 
@@ -41,7 +42,7 @@ class EngineData:
     save: Callable[[Any, Path], Path]
     load: Callable[[Path], Any]
     outputs: Callable[[Any, Sequence], dict[str, np.ndarray]]  # what a user reads from a fitted model
-    # parameters ``fit`` resolves from their default: name -> check(fitted estimator, resolved value)
+    # parameters ``fit`` resolves from their default (None or "auto"): name -> check(fitted estimator, resolved value)
     resolved: dict[str, Callable[[Any, Any], bool]] = field(default_factory=dict)
     # uses of a model that need it fitted: each gets (estimator, scratch dir)
     needs_fit: list[Callable[[Any, Path], Any]] = field(default_factory=list)
@@ -97,7 +98,11 @@ def make_vision_data(tmp: Path) -> EngineData:
         save=save,
         load=load,
         outputs=outputs,
-        resolved={"layers": lambda est, v: isinstance(v, list) and len(v) > 0 and v == est.extractor_.layers},
+        resolved={
+            "layers": lambda est, v: isinstance(v, list) and len(v) > 0 and v == est.extractor_.layers,
+            # PatchCore's bank search: ``auto`` becomes this CPU's faster one
+            "search": lambda est, v: v == resolve_search("auto")[0],
+        },
         needs_fit=[
             lambda est, tmp: est.predict(test),
             lambda est, tmp: list(est.raw_scores(test)),
@@ -459,7 +464,7 @@ def test_fit_returns_self_and_keeps_resolved_params(i, name, engine, fitted):
     assert est.get_params() == given, "fit changed the constructor's parameters"
     assert set(est.params_) == set(entry.params.specs())
     for pname, spec in entry.params.specs().items():
-        if pname in data.resolved and given[pname] is None:
+        if pname in data.resolved and given[pname] in (None, "auto"):
             assert data.resolved[pname](est, est.params_[pname]), f"{pname} resolved to {est.params_[pname]!r}"
         else:
             assert est.params_[pname] == spec.validate(given[pname]), pname
