@@ -234,7 +234,9 @@ def main() -> None:
             ratio = f"{ms / ref:.3f}" if ref else "-"
             rows.append(f"| {what} | {ms:.1f} | {1000 / ms:.1f} | {ratio} | {extra} |")
 
-        label = f"{mode} (the default)" if mode == "int8" else mode
+        from linewatch.vision.cpu import resolve_search
+
+        label = f"{mode} (the default on this CPU)" if mode == resolve_search("auto")[0] else mode
         default = f"coarse to fine (step {step}), {label}" if step > 1 else f"{label} search"
         for name, m in ((default, model), *others):
             r = cli_marginal(m, paths)
