@@ -42,6 +42,7 @@ def test_the_detector_becomes_the_candidate_the_self_check_prefers(synthetic, tm
     # the kept self-check is the chosen candidate's, on the painted copies both were checked on
     assert det.train_info_["self_check"]["pixel_auroc"] == cands[i]["pixel_auroc"]
     assert det.calibration_ is not None
+    assert ("search" in det.train_info_) == (i == 0)  # the note of the search auto picked: PatchCore's only
     _check_saved(det, ds, save(det, tmp_path / "m"), det.method_)
 
 
@@ -52,6 +53,7 @@ def test_a_chosen_padim_is_a_plain_padim_everywhere(synthetic, tmp_path, monkeyp
     assert type(det.chosen) is Padim and det.method_ == "padim" and det.chosen.channels_.numel() == 40
     assert det.params_["n_features"] == 40 and det.get_params()["n_features"] == 40
     assert det.train_info_["method_choice"]["reason"] == "forced by the test"
+    assert "search" not in det.train_info_  # a PaDiM has no bank to search: no note of the search auto picked
     _check_saved(det, ds, save(det, tmp_path / "m"), "padim")
     # the same PaDiM as one fitted alone with the same parameters (the self-check aside, which only reads it), up to
     # float rounding: it was fitted from PatchCore's channels_last backbone pass

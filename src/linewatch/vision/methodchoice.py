@@ -156,7 +156,7 @@ class MethodChoice(Detector):
         self._adopt(chosen)
         self.calibration_ = chosen.calibration_
         self.skipped_ = chosen.skipped_
-        self.train_info_ = self._noted(info)
+        self.train_info_ = self._noted(info) if "search" in chosen.params_ else info  # PaDiM searches no bank
         return self
 
     def _adopt(self, chosen: Detector) -> None:
