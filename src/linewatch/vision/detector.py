@@ -73,6 +73,8 @@ class Detector(Estimator, ABC):
         crop = values["center_crop"]
         if crop is not None and crop > values["image_size"]:
             raise LinewatchError(f"center crop {crop} must be between 32 and the image size ({values['image_size']})")
+        if 0 < values["reducing_gap"] <= 1:
+            raise LinewatchError(f"reducing_gap must be 0 (one resize) or above 1, not {values['reducing_gap']:g}")
         if "search" in values:  # PatchCore's search: ``auto`` follows this CPU, and the model keeps what it chose
             values["search"], self._search_why = resolve_search(values["search"])
 
@@ -144,7 +146,7 @@ class Detector(Estimator, ABC):
     @property
     def preprocess(self) -> Preprocess:
         p = self.params_ if self.params_ is not None else self.get_params()
-        return Preprocess(p["image_size"], p["center_crop"], self.input_shape_)
+        return Preprocess(p["image_size"], p["center_crop"], self.input_shape_, p["reducing_gap"] or None)
 
     def split(self, images: Sequence[Source]) -> tuple[list[Source], list[Source]]:
         """(train, held-out) with a fixed seed; held-out good images set the thresholds."""

@@ -293,11 +293,14 @@ def median_aspect(sources, limit: int = 500) -> float | None:
 @dataclass(frozen=True)
 class Preprocess:
     """Resize to the model's input (``shape``: height x width, else ``image_size`` square; or square then
-    center-cropped), then ImageNet normalisation."""
+    center-cropped; in two steps for large images with ``reducing_gap``), then ImageNet normalisation."""
 
     image_size: int = 256
     center_crop: int | None = None
     shape: tuple[int, int] | None = None  # (height, width) of a non-square input (never with center_crop)
+    # Pillow's ``reducing_gap``: an image more than this many times the input size is first shrunk by a whole
+    # factor (a box filter, ``Image.reduce``), then resized the rest of the way; None: one antialiased resize
+    reducing_gap: float | None = None
 
     def __post_init__(self):
         if self.shape is not None:
@@ -326,7 +329,7 @@ class Preprocess:
     def __call__(self, img: Image.Image) -> np.ndarray:
         """A float32 CHW array for one RGB image."""
         rh, rw = self.resize_hw
-        arr = np.asarray(img.resize((rw, rh), Image.BILINEAR))
+        arr = np.asarray(img.resize((rw, rh), Image.BILINEAR, reducing_gap=self.reducing_gap))
         if self.center_crop:
             c = self.center_crop
             top = (rh - c) // 2

@@ -24,6 +24,13 @@ class DetectorParams(Params):
         "squashed to a square; near-square images (4:5 to 5:4) and center crops stay square",
     )
     center_crop: int | None = Param(None, "then center-cropped to N x N", ge=32, le=2048)
+    reducing_gap: float = Param(
+        1.5,
+        "an image more than this many times the input size is first shrunk by a whole factor (a box filter), then "
+        "resized the rest of the way (Pillow's reducing_gap: 3x faster for a 5 MP photo); 0 = one antialiased resize",
+        ge=0,
+        le=16,
+    )
     weights: str | None = Param(None, "backbone checkpoint PATH, or 'hub' to download timm's (online)", api=False)
     holdout: float = Param(0.1, "fraction of good images held out to set the threshold", ge=0, lt=0.9)
     false_alarm_rate: float = Param(0.01, "target false-alarm rate of the threshold", gt=0, lt=1)

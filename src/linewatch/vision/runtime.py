@@ -70,7 +70,10 @@ class OnnxModel:
         self.batch_size = batch_size
         shape = self.manifest.get("input_shape")
         self._pre = Preprocess(
-            self.manifest["image_size"], self.manifest.get("center_crop"), tuple(shape) if shape else None
+            self.manifest["image_size"],
+            self.manifest.get("center_crop"),
+            tuple(shape) if shape else None,
+            hp.get("reducing_gap") or None,  # saved before the two-step resize: one resize, as then
         )
         # exports older than the search embeddings have two outputs (score, anomaly map) and no grids
         self.has_embeddings = len(self.session.get_outputs()) >= 4

@@ -75,6 +75,7 @@ def load(model_dir: str | Path) -> Detector:
         raise ModelFileError(f"{path} is corrupt: {e}") from None
     hp = dict(m.get("hyperparameters") or {})
     hp.setdefault("search_vectors", "regions")  # saved before the crop vectors: its search vectors stay as they were
+    hp.setdefault("reducing_gap", 0.0)  # saved before the two-step resize: one antialiased resize, as then
     if m.get("method") == "patchcore":
         hp.setdefault("search", "exact")  # saved before the int8 search existed: keep scoring exactly as then
         hp.setdefault("search_step", 1)  # saved before the coarse-to-fine search: every patch searched, as then
