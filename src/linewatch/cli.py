@@ -48,6 +48,13 @@ class Engine(StrEnum):
     onnx = "onnx"
 
 
+def _search_hint(scorer, model: Path) -> None:
+    """Say how to re-export an export whose bank search is not this CPU's fastest (``OnnxModel.search_hint``)."""
+    hint = getattr(scorer, "search_hint", None)
+    if hint:
+        err.print(f"[yellow]{escape(hint.replace('MODEL', str(model)))}[/yellow]", highlight=False)
+
+
 def _engine_model(model: Path, engine: Engine):
     from linewatch.vision.runtime import OnnxModel, open_model
 
@@ -204,6 +211,7 @@ def evaluate(
     from linewatch.vision.manifest import MANIFEST, read_manifest, write_json_atomic
 
     scorer = _engine_model(model, engine)
+    _search_hint(scorer, model)
     ds = load_dataset(data)
     with Bars(quiet or as_json) as bars:
         metrics = run_evaluation(scorer, ds, progress=bars)
@@ -233,9 +241,7 @@ def predict(
     from linewatch.vision.overlay import save_overlay
 
     scorer = _engine_model(model, engine)
-    hint = getattr(scorer, "search_hint", None)  # an export whose search is not this CPU's fastest
-    if hint:
-        err.print(f"[yellow]{escape(hint.replace('MODEL', str(model)))}[/yellow]", highlight=False)
+    _search_hint(scorer, model)
     paths = expand_inputs(images)
     table = None if as_json else Table("image", "verdict", "score", "normalised", "regions")
     for pred in scorer.iter_predict(paths):

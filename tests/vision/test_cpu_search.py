@@ -218,6 +218,9 @@ def test_scoring_an_export_made_for_another_cpu_says_how_to_retarget_it(small_in
     assert r.exit_code == 0, r.output
     assert f"linewatch export {model} --search pca" in " ".join(r.stderr.split())
     assert json.loads(r.stdout.strip().splitlines()[-1])["verdict"]  # stdout holds the results alone
+    r = CliRunner().invoke(app, ["evaluate", str(model), str(synthetic), "--engine", "onnx"])
+    assert r.exit_code == 0, r.output
+    assert f"linewatch export {model} --search pca" in " ".join(r.stderr.split())
     monkeypatch.setattr(cpu, "cpu_flags", lambda: {"avx2", "avx512_vnni"})
     assert OnnxModel(model).search_hint is None
     r = CliRunner().invoke(app, ["predict", str(model), image, "--json"])
