@@ -35,7 +35,7 @@ def search_errors(det, samples) -> dict[str, tuple[float, float, float]]:
     from linewatch.vision.batches import iter_batches
     from linewatch.vision.methodchoice import set_search
 
-    part = det._parts[0] if det.method == "combined" else det
+    part = set_search(det, search=MODES[0])  # the PatchCore that searches (the patches do not depend on the search)
     rows = []
     with torch.inference_mode():
         for batch in iter_batches([s.path for s in samples], det.preprocess, 8):

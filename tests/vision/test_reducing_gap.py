@@ -68,3 +68,25 @@ def test_a_model_saved_before_keeps_one_resize_on_both_paths(trained, tmp_path):
     new = load(path)
     assert new.params_["reducing_gap"] == 1.5 and new.preprocess.reducing_gap == 1.5
     assert not np.array_equal(new.preprocess(photo), det.preprocess(photo))
+
+
+def test_a_manifest_with_an_impossible_setting_is_a_clear_error(trained, tmp_path):
+    """Pillow refuses a gap of 1 or less while resizing; a hand-edited manifest says so when the model opens."""
+    pytest.importorskip("onnxruntime")
+    from linewatch.errors import ModelFileError
+    from linewatch.vision.export import export_onnx
+    from linewatch.vision.runtime import OnnxModel
+    from linewatch.vision.saving import load
+
+    _, path = trained
+    model = tmp_path / "m"
+    shutil.copytree(path, model)
+    export_onnx(model)
+    manifest = json.loads((model / "manifest.json").read_text())
+    for bad in (0.5, "fast", 40):
+        manifest["hyperparameters"]["reducing_gap"] = bad
+        (model / "manifest.json").write_text(json.dumps(manifest))
+        with pytest.raises(ModelFileError, match="reducing_gap"):
+            OnnxModel(model)
+        with pytest.raises(ModelFileError):
+            load(model)

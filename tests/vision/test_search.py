@@ -28,7 +28,7 @@ def test_int8_search_finds_the_nearest_entry_or_one_nearly_as_close(trained, syn
     det, _ = trained
     q = _queries(det, _test_images(synthetic))
     d = det._graph
-    g = PatchCoreGraph(d.features, d.bank, d.bank_knn, d.anomaly_map, "int8")  # whichever this CPU's default is
+    g = PatchCoreGraph(d.features, d.bank, d.bank_knn, d.anomaly_map, "int8")  # int8, whatever auto chose here
     exact = PatchCoreGraph(g.features, g.bank, g.bank_knn, g.anomaly_map, "exact")
     with torch.inference_mode():
         d2_q, idx_q = g.nearest(q)
@@ -171,8 +171,9 @@ def test_exact_search_is_an_option(synthetic, small_exact):
     _assert_near_exact(small_exact, _small(synthetic, "int8"), _test_images(synthetic, 1))
 
 
-def test_two_smallest_by_groups_is_topk_of_the_whole_row(tmp_path):
-    from linewatch.vision.patchcore import two_smallest
+def test_the_two_smallest_by_groups_are_topk_of_the_whole_row(tmp_path):
+    """``k_smallest`` with k = 2, the int8 search's candidates."""
+    from linewatch.vision.patchcore import k_smallest
 
     rng = np.random.default_rng(3)
     values = torch.from_numpy(rng.standard_normal((500, 256)).astype(np.float32))
@@ -181,15 +182,15 @@ def test_two_smallest_by_groups_is_topk_of_the_whole_row(tmp_path):
     values[1, 3], values[1, 200] = -50.0, -49.0
     values[2, 255], values[2, 254] = -50.0, -49.0
     want = torch.topk(values, 2, dim=1, largest=False).indices
-    assert torch.equal(two_smallest(values, 32), want)
-    assert torch.equal(two_smallest(values, 16), want)
+    assert torch.equal(k_smallest(values, 2, 32), want)
+    assert torch.equal(k_smallest(values, 2, 16), want)
 
     pytest.importorskip("onnxruntime")
     import onnxruntime as ort
 
     class Pick(torch.nn.Module):
         def forward(self, x):
-            return two_smallest(x)
+            return k_smallest(x, 2)
 
     path = tmp_path / "pick.onnx"
     torch.onnx.export(Pick(), (values,), str(path), input_names=["x"], dynamic_axes={"x": {0: "rows"}}, dynamo=False)

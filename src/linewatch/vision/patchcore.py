@@ -65,34 +65,24 @@ def quantize_columns(m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.clamp(torch.round(m / scale), -BANK_LEVELS, BANK_LEVELS).to(torch.int8), scale.float()
 
 
-# the two nearest entries of a row of the 8-bit product are found group by group: the minimum of each group of
-# ``NEAREST_GROUP`` consecutive entries (ReduceMin), the two groups with the lowest, then the two lowest of those
-# groups' entries. The same two entries as one TopK over the whole row (the nearest is its group's minimum, the second
-# is in the same group or is the next group's minimum), at a fraction of ONNX Runtime's TopK cost: 1,331 rows against
-# 2,048 entries 2.6 -> 1.7 ms, against 4,096 entries 9.2 -> 2.5 ms (one thread)
+# the k nearest entries of a row of a search's product (the 8-bit search's two, the principal-axes search's four) are
+# found group by group: the minimum of each group of ``NEAREST_GROUP`` consecutive entries (ReduceMin), the k groups
+# with the lowest, then the k lowest of those groups' entries. The same entries as one TopK over the whole row, at a
+# fraction of ONNX Runtime's TopK cost: the two nearest of 1,331 rows against 2,048 entries 2.6 -> 1.7 ms, against
+# 4,096 entries 9.2 -> 2.5 ms (one thread)
 NEAREST_GROUP = 32
-
-
-def two_smallest(values: torch.Tensor, group: int = NEAREST_GROUP) -> torch.Tensor:
-    """(R, 2) column indices of the two smallest values of each row of ``values`` (R, M), M a multiple of ``group``
-    (at least two groups), nearest first: ``torch.topk(values, 2, largest=False).indices`` by groups."""
-    r, m = values.shape
-    groups = values.reshape(r, m // group, group)
-    best = torch.topk(groups.amin(2), 2, dim=1, largest=False).indices  # (R, 2) the two groups with the lowest
-    both = torch.gather(groups, 1, best.unsqueeze(-1).expand(r, 2, group)).reshape(r, 2 * group)
-    pos = torch.topk(both, 2, dim=1, largest=False).indices  # (R, 2) into the two groups' entries
-    return torch.gather(best, 1, torch.div(pos, group, rounding_mode="floor")) * group + pos % group
 
 
 def k_smallest(values: torch.Tensor, k: int, group: int = NEAREST_GROUP) -> torch.Tensor:
     """(R, k) column indices of the ``k`` smallest values of each row of ``values`` (R, M), M a multiple of ``group``
-    (at least ``k`` groups), nearest first, by groups as ``two_smallest``: the k smallest values lie in the k groups
-    with the lowest minima (a group holding one of them has its minimum at or below the k-th smallest)."""
+    (at least ``k`` groups), nearest first: ``torch.topk(values, k, largest=False).indices`` by groups. The k smallest
+    values lie in the k groups with the lowest minima (a group holding one of them has its minimum at or below the
+    k-th smallest)."""
     r, m = values.shape
     groups = values.reshape(r, m // group, group)
-    best = torch.topk(groups.amin(2), k, dim=1, largest=False).indices  # (R, k)
+    best = torch.topk(groups.amin(2), k, dim=1, largest=False).indices  # (R, k) the k groups with the lowest
     many = torch.gather(groups, 1, best.unsqueeze(-1).expand(r, k, group)).reshape(r, k * group)
-    pos = torch.topk(many, k, dim=1, largest=False).indices
+    pos = torch.topk(many, k, dim=1, largest=False).indices  # (R, k) into those groups' entries
     return torch.gather(best, 1, torch.div(pos, group, rounding_mode="floor")) * group + pos % group
 
 
@@ -115,7 +105,7 @@ def principal_axes(bank: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tens
 
 def pad_to_groups(columns: torch.Tensor, bias: torch.Tensor, minimum: int = 4, scale: torch.Tensor | None = None):
     """(grouped, columns, bias, scale) of a search's product ``q @ columns + bias`` (columns: one per bank entry) made
-    ready for ``two_smallest`` / ``k_smallest``: a bank of at least ``minimum`` groups is padded to whole groups with
+    ready for ``k_smallest``: a bank of at least ``minimum`` groups is padded to whole groups with
     zero columns (scale 1) whose bias no product reaches, so they are never among the nearest; a smaller one is not
     grouped and stays as it is (a TopK over the row)."""
     m = columns.shape[1]
@@ -212,7 +202,7 @@ class PatchCoreGraph(nn.Module):
             q_scale, q_zero = quantize_range(self.bank)
             self.register_buffer("query_scale", q_scale, persistent=False)
             self.register_buffer("query_zero", q_zero, persistent=False)
-            # the bank padded to whole groups for ``two_smallest`` (a bank of fewer than four groups is not grouped)
+            # the bank padded to whole groups for ``k_smallest`` (a bank of fewer than four groups is not grouped)
             self.grouped, b_q, bias, b_scale = pad_to_groups(b_q, self.bank_sq, scale=b_scale)
             self.register_buffer("bank_q", b_q, persistent=False)
             self.register_buffer("bank_q_scale", b_scale, persistent=False)
@@ -253,10 +243,7 @@ class PatchCoreGraph(nn.Module):
             # element on a rounding boundary quantizes one step apart in PyTorch and ONNX Runtime (their features
             # differ by float rounding), which can swap two entries that the 8-bit product finds nearly equally near
             k = min(self.candidates, self.bank.shape[0])
-            if not self.grouped:
-                cand = torch.topk(partial, k, dim=1, largest=False).indices
-            else:
-                cand = two_smallest(partial) if k == 2 else k_smallest(partial, k)
+            cand = k_smallest(partial, k) if self.grouped else torch.topk(partial, k, dim=1, largest=False).indices
             diff = flat.unsqueeze(1) - torch.index_select(self.bank, 0, cand.reshape(-1)).reshape(b * n, k, d)
             d2c = (diff * diff).sum(-1)
             best = torch.argmin(d2c, dim=1, keepdim=True)

@@ -40,6 +40,20 @@ STREAM_WORKERS = 2
 _LOCK = threading.Lock()
 
 
+def _reducing_gap(model_dir: Path, value) -> float | None:
+    """The manifest's ``reducing_gap`` for ``Preprocess`` (None: one resize; saved before the setting, or 0), checked
+    as training checks it: Pillow would refuse an impossible one only when the first image is resized."""
+    if not value:
+        return None
+    try:
+        gap = float(value)
+    except (TypeError, ValueError):
+        gap = float("nan")
+    if not 1 < gap <= 16:
+        raise ModelFileError(f"{model_dir}: the manifest's reducing_gap {value!r} is not 0 or above 1 (at most 16)")
+    return gap
+
+
 class OnnxModel:
     """A model directory holding ``model.onnx``; the interface of a fitted Detector for scoring."""
 
@@ -69,11 +83,9 @@ class OnnxModel:
         self.search = hp.get("search", "exact") if chosen in ("patchcore", "combined") else None
         self.batch_size = batch_size
         shape = self.manifest.get("input_shape")
+        gap = _reducing_gap(self.model_dir, hp.get("reducing_gap"))
         self._pre = Preprocess(
-            self.manifest["image_size"],
-            self.manifest.get("center_crop"),
-            tuple(shape) if shape else None,
-            hp.get("reducing_gap") or None,  # saved before the two-step resize: one resize, as then
+            self.manifest["image_size"], self.manifest.get("center_crop"), tuple(shape) if shape else None, gap
         )
         # exports older than the search embeddings have two outputs (score, anomaly map) and no grids
         self.has_embeddings = len(self.session.get_outputs()) >= 4
