@@ -184,18 +184,24 @@ def test_the_two_smallest_by_groups_are_topk_of_the_whole_row(tmp_path):
     want = torch.topk(values, 2, dim=1, largest=False).indices
     assert torch.equal(k_smallest(values, 2, 32), want)
     assert torch.equal(k_smallest(values, 2, 16), want)
+    _assert_k_smallest_in_onnx_runtime(values, 2, tmp_path)
 
+
+def _assert_k_smallest_in_onnx_runtime(values: torch.Tensor, k: int, tmp_path) -> None:
+    """``k_smallest(values, k)`` exported and run by ONNX Runtime is the whole rows' TopK too."""
     pytest.importorskip("onnxruntime")
     import onnxruntime as ort
 
+    from linewatch.vision.patchcore import k_smallest
+
     class Pick(torch.nn.Module):
         def forward(self, x):
-            return k_smallest(x, 2)
+            return k_smallest(x, k)
 
-    path = tmp_path / "pick.onnx"
+    path = tmp_path / f"pick{k}.onnx"
     torch.onnx.export(Pick(), (values,), str(path), input_names=["x"], dynamic_axes={"x": {0: "rows"}}, dynamo=False)
     got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": values.numpy()})[0]
-    np.testing.assert_array_equal(got, want.numpy())
+    np.testing.assert_array_equal(got, torch.topk(values, k, dim=1, largest=False).indices.numpy())
 
 
 @pytest.mark.parametrize("entries", [200, 256, 100])  # padded to whole groups, a whole number of groups, too few
@@ -229,18 +235,7 @@ def test_k_smallest_by_groups_is_topk_of_the_whole_row(tmp_path):
     for k in (1, 4, 6):
         want = torch.topk(values, k, dim=1, largest=False).indices
         assert torch.equal(k_smallest(values, k, 32), want)
-
-    pytest.importorskip("onnxruntime")
-    import onnxruntime as ort
-
-    class Pick(torch.nn.Module):
-        def forward(self, x):
-            return k_smallest(x, 4)
-
-    path = tmp_path / "pick4.onnx"
-    torch.onnx.export(Pick(), (values,), str(path), input_names=["x"], dynamic_axes={"x": {0: "rows"}}, dynamo=False)
-    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": values.numpy()})[0]
-    np.testing.assert_array_equal(got, torch.topk(values, 4, dim=1, largest=False).indices.numpy())
+    _assert_k_smallest_in_onnx_runtime(values, 4, tmp_path)
 
 
 @pytest.mark.parametrize("entries", [200, 256, 100, 3])  # padded to whole groups, whole groups, too few, tiny
