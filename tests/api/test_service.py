@@ -293,6 +293,46 @@ def test_training_with_a_labelled_test_set_stores_its_metrics(api, good_zip, syn
     assert sum(b > g for b in bad for g in good) / (len(bad) * len(good)) == pytest.approx(m["image_auroc"], abs=1e-4)
 
 
+def test_the_bank_search_is_chosen_for_the_services_cpu_not_the_workers(api, good_zip, monkeypatch):
+    """A cluster's worker may run on another kind of CPU than the service that scores the model: ``search="auto"`` is
+    resolved when the training is queued, on the service, and the manifest says so; an explicit search stays."""
+    import json
+
+    from linewatch.services import training
+    from linewatch.vision.cpu import resolve_search
+
+    mine = resolve_search("auto")[0]  # what a fit on this machine (the worker here) would choose by itself
+    other = "pca" if mine == "int8" else "int8"
+    monkeypatch.setattr(training, "resolve_search", lambda mode: (other, "a CPU of the other kind"))
+    c = api.client
+    eng = api.user("engineer")
+    ds, _ = _dataset(c, eng, "train", good_zip)
+
+    def trained(body: dict) -> tuple[dict, dict]:
+        job = c.post("/api/v1/jobs/train", json={"dataset_id": ds, "image_size": 64, **body}, headers=eng)
+        assert job.status_code == 202, job.text
+        for _ in range(600):
+            j = c.get(f"/api/v1/jobs/{job.json()['id']}", headers=eng).json()
+            if j["status"] not in ("queued", "running"):
+                break
+            time.sleep(0.1)
+        assert j["status"] == "succeeded", j
+        folder = api.ctx.settings.models_dir / str(j["result"]["model_id"])
+        return folder, json.loads((folder / "manifest.json").read_text())
+
+    folder, manifest = trained({})
+    assert manifest["hyperparameters"]["search"] == other
+    assert manifest["training"]["search"] == {
+        "asked": "auto",
+        "chosen": other,
+        "reason": "the service's CPU: a CPU of the other kind",
+    }
+    assert OnnxModel(folder).search == other  # the export searches as the service's CPU prefers
+    _, manifest = trained({"search": "exact"})
+    assert manifest["hyperparameters"]["search"] == "exact"
+    assert "search" not in manifest["training"]
+
+
 def test_a_test_set_with_masks_gives_pixel_metrics(api, good_zip, synthetic):
     c = api.client
     eng = api.user("engineer")

@@ -14,6 +14,7 @@ from linewatch.errors import LinewatchError
 from linewatch.services.context import AppContext
 from linewatch.services.errors import Conflict, NotFound
 from linewatch.store.tables import Dataset, DatasetImage, Job, ModelVersion
+from linewatch.vision.cpu import resolve_search
 from linewatch.vision.methods import METHODS
 
 
@@ -85,6 +86,12 @@ def _detector_params(job_params: dict) -> dict:
     return {k: job_params[k] for k in ("backbone", "image_size") if k in job_params}
 
 
+def _searches_bank(det) -> bool:
+    """Whether a fitted detector scores with a PatchCore bank search (not PaDiM, nor a method choice that kept it)."""
+    method = getattr(det, "method_", None) or det.method  # a method choice: the candidate it kept
+    return method in ("patchcore", "combined") and "search" in (det.params_ or {})
+
+
 def run_training(ctx: AppContext, job_id: int, params: dict, progress) -> dict:
     """Train a model version from a dataset's good images; the version becomes ready with an ONNX export, and
     with the metrics of an evaluation on ``test_dataset_id``'s labelled images when one is given."""
@@ -103,6 +110,8 @@ def run_training(ctx: AppContext, job_id: int, params: dict, progress) -> dict:
     with tempfile.TemporaryDirectory(prefix="linewatch-train-") as tmp:
         det = create_detector(params["method"], **_detector_params(params))
         det.fit(_fetch(ctx, images, Path(tmp)), progress=progress)
+        if params.get("search") and _searches_bank(det):  # ``auto`` resolved by the service (start_training)
+            det.train_info_["search"] = dict(params["search"])
         if params.get("test_dataset_id"):
             test_name, test_images = _dataset_images(ctx, params["test_dataset_id"], good_only=False)
             folder = Path(tmp) / "test"
@@ -157,6 +166,13 @@ def start_training(
     test set, name, method and parameters) while one is queued or running is refused: it would make the same
     model twice."""
     resolved = {**METHODS[method].params.defaults(), **params}
+    search = None
+    if resolved.get("search") == "auto":
+        # the bank search that suits the CPU scoring the model, this service's, not that of a worker on another
+        # machine (a cluster's training node): decided here, and the manifest says so
+        chosen, why = resolve_search("auto")
+        params = {**params, "search": chosen}
+        search = {"asked": "auto", "chosen": chosen, "reason": f"the service's CPU: {why}"}
     job_params = {
         "dataset_id": dataset_id,
         "test_dataset_id": test_dataset_id,
@@ -164,6 +180,8 @@ def start_training(
         "method": method,
         "params": params,
     }
+    if search is not None:
+        job_params["search"] = search
     with session.begin():
         ds = session.get(Dataset, dataset_id)
         if ds is None:
