@@ -1,11 +1,14 @@
 """Accuracy, speed and memory of linewatch's detectors on every MVTec-layout category under a data root.
 
-    python benchmarks/vision_mvtec.py ../shared/data [--methods patchcore,padim] [--backbone NAME] [--set P=V]
+    python benchmarks/vision_mvtec.py ../shared/data [--methods patchcore,padim] [--backbone NAME] [--set P=V] \
+        [--synthetic]
 
 Each (category, method) runs in its own process, so peak memory is that run's alone. Prints a markdown
 table: image AUROC, pixel AUROC, AUPRO (maps at model input size, as anomalib), training seconds,
 ms per image with PyTorch (decode + resize + forward, batches of 8) and ONNX Runtime (batch 1: forward
-only, and end to end from the PNG file to verdict and regions), ONNX parity, and peak RSS.
+only, and end to end from the PNG file to verdict and regions), ONNX parity, and peak RSS. ``--synthetic`` adds the
+project's generated category (``synthetic.make_dataset``, seed 1: 150 good training images, 20 good and 10 of each
+defect type in the test set, as ``vision_auto.py`` makes it).
 """
 
 from __future__ import annotations
@@ -24,6 +27,11 @@ def categories(root: Path) -> list[Path]:
     return sorted(
         p.parent.parent for p in root.rglob("train/good") if p.is_dir() and (p.parent.parent / "test").is_dir()
     )
+
+
+def label_of(category: Path) -> str:
+    """A category's name in the table: its last two folders (``mvtec_ad/bottle``)."""
+    return str(category.relative_to(category.parent.parent))
 
 
 def one(category: Path, method: str, workdir: Path, extra: dict) -> dict:
@@ -66,7 +74,7 @@ def one(category: Path, method: str, workdir: Path, extra: dict) -> dict:
     onnx_e2e = (time.perf_counter() - t) / len(images) * 1000
     m_onnx = evaluate(onnx, ds)
     return {
-        "category": str(category.relative_to(category.parent.parent)),
+        "category": label_of(category),
         "method": method,
         "train_images": det.train_info_["train_images"],
         "image_auroc": m["image_auroc"],
@@ -93,6 +101,7 @@ def main() -> None:
     ap.add_argument(
         "--set", action="append", default=[], metavar="PARAM=VALUE", help="a detector parameter (VALUE as JSON)"
     )
+    ap.add_argument("--synthetic", action="store_true", help="add the generated category (seed 1)")
     ap.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     extra = {"backbone": args.backbone} if args.backbone else {}
@@ -106,6 +115,11 @@ def main() -> None:
     cats = categories(args.root)
     if args.only:
         cats = [c for c in cats if c.name in args.only.split(",")]
+    tmp = tempfile.TemporaryDirectory() if args.synthetic else None
+    if tmp is not None:
+        from linewatch.vision.synthetic import make_dataset
+
+        cats.append(make_dataset(Path(tmp.name) / "generated" / "synthetic", 150, 20, 10, seed=1))
     if not cats:
         sys.exit(f"no MVTec-layout categories (train/good + test) under {args.root}")
     rows = []
@@ -123,6 +137,8 @@ def main() -> None:
             row = json.loads(r.stdout.strip().splitlines()[-1])
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
+    if tmp is not None:
+        tmp.cleanup()
     cols = [
         ("category", "category"),
         ("method", "method"),
