@@ -1,6 +1,8 @@
 import io
+import json
 import time
 import zipfile
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -240,18 +242,22 @@ def _dataset(c, eng: dict, name: str, zip_bytes: bytes) -> tuple[int, dict]:
     return ds["id"], up.json()
 
 
-def _train_evaluated(c, eng: dict, train_id: int, test_id: int) -> tuple[int, dict]:
-    """Train on one dataset, evaluate on another: the new version's id and metrics."""
-    job = c.post(
-        "/api/v1/jobs/train", json={"dataset_id": train_id, "test_dataset_id": test_id, "image_size": 64}, headers=eng
-    ).json()
+def _trained(c, eng: dict, body: dict) -> int:
+    """Queue a training with ``body``, wait for it to succeed: the new version's id."""
+    job = c.post("/api/v1/jobs/train", json=body, headers=eng)
+    assert job.status_code == 202, job.text
     for _ in range(600):
-        j = c.get(f"/api/v1/jobs/{job['id']}", headers=eng).json()
+        j = c.get(f"/api/v1/jobs/{job.json()['id']}", headers=eng).json()
         if j["status"] not in ("queued", "running"):
             break
         time.sleep(0.1)
     assert j["status"] == "succeeded", j
-    model_id = j["result"]["model_id"]
+    return j["result"]["model_id"]
+
+
+def _train_evaluated(c, eng: dict, train_id: int, test_id: int) -> tuple[int, dict]:
+    """Train on one dataset, evaluate on another: the new version's id and metrics."""
+    model_id = _trained(c, eng, {"dataset_id": train_id, "test_dataset_id": test_id, "image_size": 64})
     return model_id, c.get(f"/api/v1/models/{model_id}", headers=eng).json()["metrics"]
 
 
@@ -296,8 +302,6 @@ def test_training_with_a_labelled_test_set_stores_its_metrics(api, good_zip, syn
 def test_the_bank_search_is_chosen_for_the_services_cpu_not_the_workers(api, good_zip, monkeypatch):
     """A cluster's worker may run on another kind of CPU than the service that scores the model: ``search="auto"`` is
     resolved when the training is queued, on the service, and the manifest says so; an explicit search stays."""
-    import json
-
     from linewatch.services import training
     from linewatch.vision.cpu import resolve_search
 
@@ -308,16 +312,8 @@ def test_the_bank_search_is_chosen_for_the_services_cpu_not_the_workers(api, goo
     eng = api.user("engineer")
     ds, _ = _dataset(c, eng, "train", good_zip)
 
-    def trained(body: dict) -> tuple[dict, dict]:
-        job = c.post("/api/v1/jobs/train", json={"dataset_id": ds, "image_size": 64, **body}, headers=eng)
-        assert job.status_code == 202, job.text
-        for _ in range(600):
-            j = c.get(f"/api/v1/jobs/{job.json()['id']}", headers=eng).json()
-            if j["status"] not in ("queued", "running"):
-                break
-            time.sleep(0.1)
-        assert j["status"] == "succeeded", j
-        folder = api.ctx.settings.models_dir / str(j["result"]["model_id"])
+    def trained(body: dict) -> tuple[Path, dict]:
+        folder = api.ctx.settings.models_dir / str(_trained(c, eng, {"dataset_id": ds, "image_size": 64, **body}))
         return folder, json.loads((folder / "manifest.json").read_text())
 
     folder, manifest = trained({})
