@@ -29,11 +29,6 @@ def categories(root: Path) -> list[Path]:
     )
 
 
-def label_of(category: Path) -> str:
-    """A category's name in the table: its last two folders (``mvtec_ad/bottle``)."""
-    return str(category.relative_to(category.parent.parent))
-
-
 def one(category: Path, method: str, workdir: Path, extra: dict) -> dict:
     import numpy as np
 
@@ -74,7 +69,7 @@ def one(category: Path, method: str, workdir: Path, extra: dict) -> dict:
     onnx_e2e = (time.perf_counter() - t) / len(images) * 1000
     m_onnx = evaluate(onnx, ds)
     return {
-        "category": label_of(category),
+        "category": str(category.relative_to(category.parent.parent)),
         "method": method,
         "train_images": det.train_info_["train_images"],
         "image_auroc": m["image_auroc"],

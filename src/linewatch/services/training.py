@@ -86,12 +86,6 @@ def _detector_params(job_params: dict) -> dict:
     return {k: job_params[k] for k in ("backbone", "image_size") if k in job_params}
 
 
-def _searches_bank(det) -> bool:
-    """Whether a fitted detector scores with a PatchCore bank search (not PaDiM, nor a method choice that kept it)."""
-    method = getattr(det, "method_", None) or det.method  # a method choice: the candidate it kept
-    return method in ("patchcore", "combined") and "search" in (det.params_ or {})
-
-
 def run_training(ctx: AppContext, job_id: int, params: dict, progress) -> dict:
     """Train a model version from a dataset's good images; the version becomes ready with an ONNX export, and
     with the metrics of an evaluation on ``test_dataset_id``'s labelled images when one is given."""
@@ -99,6 +93,7 @@ def run_training(ctx: AppContext, job_id: int, params: dict, progress) -> dict:
     from linewatch.vision.datasets import Sample
     from linewatch.vision.evaluation import evaluate
     from linewatch.vision.export import export_onnx
+    from linewatch.vision.methodchoice import MethodChoice
     from linewatch.vision.saving import create_detector, save
 
     name, images = _dataset_images(ctx, params["dataset_id"], good_only=True)
@@ -110,7 +105,8 @@ def run_training(ctx: AppContext, job_id: int, params: dict, progress) -> dict:
     with tempfile.TemporaryDirectory(prefix="linewatch-train-") as tmp:
         det = create_detector(params["method"], **_detector_params(params))
         det.fit(_fetch(ctx, images, Path(tmp)), progress=progress)
-        if params.get("search") and _searches_bank(det):  # ``auto`` resolved by the service (start_training)
+        scorer = det.chosen if isinstance(det, MethodChoice) else det  # a method choice: the candidate it kept
+        if params.get("search") and "search" in scorer.params_:  # ``auto`` resolved by the service (start_training)
             det.train_info_["search"] = dict(params["search"])
         if params.get("test_dataset_id"):
             test_name, test_images = _dataset_images(ctx, params["test_dataset_id"], good_only=False)
