@@ -52,8 +52,25 @@ def test_cpu_flags_read_x86_and_arm_cpuinfo_and_fall_back_to_numpy(tmp_path):
     assert resolve_search("auto", cpu_flags(str(path)))[0] == "int8"
     path.write_text(X86_AVX2)
     assert resolve_search("auto", cpu_flags(str(path)))[0] == "pca"
-    # no such file (Windows, macOS): numpy's runtime dispatch names, which this machine's numpy has too
+    # no such file (Windows, macOS): torch's capabilities (cpuinfo), else numpy's runtime dispatch names
     fallback = cpu_flags(str(tmp_path / "missing"))
+    assert fallback == {k for k, v in torch.cpu.get_capabilities().items() if v is True}
+    assert ("avx2" in fallback) == bool(torch.cpu.get_capabilities().get("avx2"))
+
+
+def test_without_cpuinfo_torch_tells_avx_vnni_and_arms_dot_product_and_numpy_is_the_last_resort(tmp_path, monkeypatch):
+    missing = str(tmp_path / "missing")
+    # an Alder Lake desktop on Windows: numpy's table has no AVX-VNNI, torch's cpuinfo has
+    alder = {"avx2": True, "avx_vnni": True, "avx512_vnni": False, "amx_int8": False, "l2_cache_size": 1 << 20}
+    monkeypatch.setattr(cpu, "_torch_capabilities", lambda: alder)
+    assert cpu_flags(missing) == {"avx2", "avx_vnni"}
+    assert resolve_search("auto", cpu_flags(missing))[0] == "int8"
+    monkeypatch.setattr(cpu, "_torch_capabilities", lambda: {"neon": True, "dot": True, "sve": False})
+    assert resolve_search("auto", cpu_flags(missing))[0] == "int8"  # an Arm Mac or Windows on Arm
+    monkeypatch.setattr(cpu, "_torch_capabilities", lambda: {"avx2": True, "avx_vnni": False, "fma3": True})
+    assert resolve_search("auto", cpu_flags(missing))[0] == "pca"
+    monkeypatch.setattr(cpu, "_torch_capabilities", lambda: None)  # no torch (an ONNX-only install)
+    fallback = cpu_flags(missing)
     assert fallback and fallback == {f.upper() for f in fallback}
 
 

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 SEARCH_MODES = ("auto", "int8", "pca", "exact")  # PatchCore's ``search`` parameter
 
-# CPU features (/proc/cpuinfo's names, numpy's where there is no /proc) with 8-bit dot products that ONNX Runtime's
-# integer kernels use: x86 VNNI (AVX-512 or AVX) or AMX, Arm's dot product
+# CPU features with 8-bit dot products that ONNX Runtime's integer kernels use: x86 VNNI (AVX-512 or AVX) or AMX,
+# Arm's dot product. Named as /proc/cpuinfo names them (torch's cpuinfo uses the same x86 names, and ``dot`` for Arm's),
+# or as numpy's dispatch table does (upper case, and without AVX-VNNI: the last resort)
 _DOT8_LINUX = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp")
+_DOT8_TORCH = ("dot",)
 _DOT8_NUMPY = ("AVX512VNNI", "ASIMDDP")
 
 
 def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> set[str]:
-    """This CPU's feature names: ``cpuinfo``'s first ``flags`` (x86) or ``Features`` (Arm) line, lower case, or
-    numpy's runtime dispatch table where there is no such file (its names upper case)."""
+    """This CPU's feature names: ``cpuinfo``'s first ``flags`` (x86) or ``Features`` (Arm) line, lower case; where
+    there is no such file (Windows, macOS), torch's CPU capabilities (the cpuinfo library, which reads the CPU itself
+    and knows AVX-VNNI and AMX), else numpy's runtime dispatch table (its names upper case; it has no AVX-VNNI, so an
+    Alder Lake PC without torch reads as a CPU without 8-bit dot products)."""
     try:
         with open(cpuinfo, encoding="utf-8", errors="replace") as f:
             for line in f:
@@ -21,11 +25,24 @@ def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> set[str]:
                     return set(value.lower().split())
     except OSError:
         pass
+    caps = _torch_capabilities()
+    if caps:
+        return {k for k, v in caps.items() if v is True}
     try:
         from numpy._core._multiarray_umath import __cpu_features__
     except ImportError:  # pragma: no cover - numpy moved it
         return set()
     return {k for k, v in __cpu_features__.items() if v}
+
+
+def _torch_capabilities() -> dict | None:
+    """torch's ``torch.cpu.get_capabilities()`` (the pinned torch has it), or None without torch or that function."""
+    try:
+        import torch.cpu
+
+        return dict(torch.cpu.get_capabilities())
+    except (ImportError, AttributeError, RuntimeError):
+        return None
 
 
 def resolve_search(mode: str, flags: set[str] | None = None) -> tuple[str, str | None]:
@@ -37,7 +54,7 @@ def resolve_search(mode: str, flags: set[str] | None = None) -> tuple[str, str |
     if mode != "auto":
         return mode, None
     flags = cpu_flags() if flags is None else flags
-    found = sorted({f for f in flags if f in _DOT8_LINUX or f in _DOT8_NUMPY})
+    found = sorted({f for f in flags if f in _DOT8_LINUX or f in _DOT8_TORCH or f in _DOT8_NUMPY})
     if found:
         return "int8", f"this CPU has 8-bit dot products ({', '.join(found)}): the 8-bit product is the fastest"
     return "pca", (
