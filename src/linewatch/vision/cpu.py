@@ -41,7 +41,7 @@ def _torch_capabilities() -> dict | None:
         import torch.cpu
 
         return dict(torch.cpu.get_capabilities())
-    except (ImportError, AttributeError, RuntimeError):
+    except (ImportError, OSError, AttributeError, RuntimeError):  # OSError: a torch whose DLLs fail to load (Windows)
         return None
 
 
