@@ -159,8 +159,9 @@ def train(
     if check:
         pixel = f", pixel AUROC {check['pixel_auroc']:.3f}" if check.get("pixel_auroc") is not None else ""
         err.print(
-            f"self-check: defects painted on {check['good']} held-out good images are told apart with image AUROC "
-            f"{check['image_auroc']:.3f}{pixel} ({info['self_check_seconds']:.1f} s)",
+            f"self-check: {check['painted']} copies of {check['good']} held-out good images with defects painted on "
+            f"them are told apart with image AUROC {check['image_auroc']:.3f}{pixel} "
+            f"({info['self_check_seconds']:.1f} s)",
             highlight=False,
         )
     if metrics:

@@ -1,12 +1,14 @@
 """method="combined": PatchCore and PaDiM fitted together, the image score their normalised sum, PatchCore's map."""
 
 import json
+import math
 
 import numpy as np
 import pytest
 import torch
 
 from linewatch.errors import LinewatchError
+from linewatch.vision.autochoice import PER_IMAGE
 from linewatch.vision.datasets import load_dataset
 from linewatch.vision.export import export_onnx
 from linewatch.vision.images import open_image
@@ -15,6 +17,7 @@ from linewatch.vision.padim import Padim
 from linewatch.vision.patchcore import PatchCore
 from linewatch.vision.runtime import OnnxModel
 from linewatch.vision.saving import create_detector, load, save
+from linewatch.vision.selfcheck import WORKING, prepare, self_check
 
 
 @pytest.fixture(scope="module")
@@ -130,3 +133,32 @@ def test_held_out_images_that_cannot_be_read_give_a_clear_error_and_change_nothi
         det._calibrate_both(patchcore, padim, [bad], None)
     assert torch.equal(det.weights_, before[0])
     assert (det.calibration_, patchcore.calibration_, padim.calibration_) == before[1:]
+
+
+def test_the_self_check_is_the_bank_choices_pass_with_padim_scored_in_it(combined):
+    """PaDiM is scored in PatchCore's bank-choice pass, and the combined model's self-check is made from that pass:
+    the same figures as a check of the final model on the same painted images (three copies of each held-out one)."""
+    det, ds, _ = combined
+    reported = det.train_info_["self_check"]
+    assert det.train_info_["auto"]["candidates"]  # the fixture's fit made a bank choice
+    _, held = det.split(ds.train)
+    painted = prepare(held, PER_IMAGE, det.params_["seed"], max_side=WORKING * math.ceil(det.preprocess.input_size))
+    fresh = self_check(det, prepared=painted).to_dict()
+    assert reported["painted"] == PER_IMAGE * reported["good"] == fresh["painted"]
+    assert fresh == pytest.approx(reported, abs=1e-4)
+    assert "_choice_scores" not in det._parts[0].__dict__  # used once, not kept with the model
+
+
+def test_a_combined_fit_makes_no_self_check_pass_of_its_own_after_a_bank_choice(synthetic, monkeypatch):
+    def second_pass(*args, **kwargs):
+        raise AssertionError("a self-check pass of its own")
+
+    monkeypatch.setattr(Combined, "_self_check", second_pass)
+    det = create_detector("combined", image_size=96, max_bank=48).fit(load_dataset(synthetic).train)
+    assert det.train_info_["self_check"]["painted"] == PER_IMAGE * det.train_info_["self_check"]["good"]
+
+
+def test_without_a_bank_choice_the_self_check_is_a_pass_of_its_own(synthetic):
+    det = create_detector("combined", image_size=96, max_bank=48, auto="off").fit(load_dataset(synthetic).train)
+    check = det.train_info_["self_check"]
+    assert check["painted"] == check["good"] > 0 and check["image_auroc"] is not None

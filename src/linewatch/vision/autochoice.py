@@ -114,6 +114,11 @@ def fit_auto(
     fitted = []
     held: list[Source] = []
     prepared = None  # the painted held-out images, the same for every candidate
+    # a model fitted on the default candidate's tapped pass (a combined model's PaDiM), scored in the bank choice's
+    # pass so that the caller's final check needs no pass of its own (``choice_companion``); one layer set only
+    companion = getattr(det, "choice_companion", None) if len(sets) == 1 else None
+    extra: list = []
+    raw: list = []  # per bank size then the companion: (good, painted) raw image scores
     for layers, strides, px in sets:
         # a coarser grid has fewer patches: the same share of them would give a smaller bank, and the bank sizes
         # compared stay the default's (the bank is what a search costs); a finer input has more, same cap
@@ -152,7 +157,9 @@ def fit_auto(
         # the bank sizes are checked on one backbone pass: a smaller bank is the greedy order's head of the full one
         banks = [child if k == full.shape[0] else _with_bank(child, full[:k]) for k in sizes]
         label = _relabel(progress, " and ".join(map(str, sizes)) + " entries")
-        found = self_check_many(banks, prepared, label) if prepared else [None] * len(banks)
+        if prepared and companion is not None:
+            extra = [m for m in (companion(child),) if m is not None]
+        found = self_check_many(banks, prepared, label, extra, raw) if prepared else [None] * len(banks)
         for k, model, check in zip(sizes, banks, found, strict=True):
             trials.append(Trial(list(child.params_["layers"]), list(strides), k, *_figures(check), score_of(check), px))
             checks.append(check)
@@ -181,6 +188,8 @@ def fit_auto(
             child._calibrate(held, _relabel(progress, "chosen"))
         check = checks[chosen_i]
         child.params_["max_bank"] = t.bank
+        if extra and check is not None:
+            child._choice_scores = ChoiceScores(check, raw[chosen_i], extra[0], raw[-1])
 
     seconds = round(time.perf_counter() - started, 2)
     info = dict(child.train_info_)
@@ -211,6 +220,17 @@ def fit_auto(
     det.__dict__.update(child.__dict__)
     det.set_params(**user)  # the constructor's parameters stay as given; params_ holds the chosen ones
     return det
+
+
+@dataclass
+class ChoiceScores:
+    """The chosen candidate's self-check from the bank choice's pass, with the raw image scores behind it and those of
+    the companion scored beside it (``choice_companion``): each a (held-out good images, painted copies) pair."""
+
+    check: object  # the chosen candidate's SelfCheck
+    scores: tuple[list[float], list[float]]
+    companion: object
+    companion_scores: tuple[list[float], list[float]]
 
 
 def _with_bank(det, bank: torch.Tensor):

@@ -29,7 +29,8 @@ from linewatch.vision.batches import Source, iter_batches
 from linewatch.vision.cpu import resolve_search
 from linewatch.vision.detector import Detector, Progress, score_on_one_pass, use_all_cores
 from linewatch.vision.methods import AutoParams, PadimParams, PatchCoreParams
-from linewatch.vision.selfcheck import WORKING, prepare
+from linewatch.vision.metrics import rank_auroc
+from linewatch.vision.selfcheck import WORKING, SelfCheck, prepare
 from linewatch.vision.thresholds import calibrate
 
 CANDIDATES = {"patchcore": PatchCoreParams, "padim": PadimParams}
@@ -68,12 +69,15 @@ def _fit_pair(
     patchcore_params: dict,
     follow: bool,
     calibrate: bool = True,
+    companion: bool = False,
 ) -> tuple[Detector, Detector | None, list]:
     """(PatchCore, PaDiM, held-out images) fitted on ``images`` with ``owner``'s parameters. PaDiM accumulates from
     PatchCore's backbone pass and is fitted only when there are held-out images (it is weighed or checked on them).
     If PatchCore's automatic choice ended on other settings than the tapped ones, PaDiM gets a fit of its own: with
     PatchCore's resolved layers and input when ``follow`` (the two score together), else with ``owner``'s. Without
-    ``calibrate`` neither part sets its thresholds (the caller does, from one pass over the held-out images)."""
+    ``calibrate`` neither part sets its thresholds (the caller does, from one pass over the held-out images). With
+    ``companion``, PaDiM is finished before PatchCore's bank choice and scored in its self-check pass
+    (``PatchCore.choice_companion``), where that pass is made."""
     p = owner.params_
     _, held = owner.split(images)
     patchcore = _candidate("patchcore", patchcore_params)
@@ -82,9 +86,17 @@ def _fit_pair(
     if padim is not None:
         padim._calibrate_on_fit = calibrate
     patchcore.feature_taps = (padim.tap(),) if padim is not None else ()
+    tapped = False
+
+    def finish(source: Detector) -> Detector | None:
+        nonlocal tapped
+        tapped = padim.finish_tap(source, held, _relabel(progress, "padim"))
+        return padim if tapped else None
+
+    patchcore.choice_companion = finish if companion and padim is not None else None
     patchcore.fit(images, _relabel(progress, "patchcore"), fingerprint)
-    patchcore.feature_taps = ()
-    if padim is not None and not padim.finish_tap(patchcore, held, _relabel(progress, "padim")):
+    patchcore.feature_taps, patchcore.choice_companion = (), None
+    if padim is not None and not tapped and not padim.finish_tap(patchcore, held, _relabel(progress, "padim")):
         padim = _candidate("padim", {**(_resolved(p, patchcore) if follow else p), "self_check": False})
         padim._calibrate_on_fit = calibrate
         padim.fit(images, _relabel(progress, "padim"), fingerprint)
@@ -259,10 +271,19 @@ class Combined(Detector):
         self.extractor_, self._parts, self.weights_ = None, None, None
         images = list(images)
         patchcore, padim, held = _fit_pair(
-            self, images, progress, fingerprint, {**p, "self_check": False}, follow=True, calibrate=False
+            self,
+            images,
+            progress,
+            fingerprint,
+            {**p, "self_check": False},
+            follow=True,
+            calibrate=False,
+            companion=bool(p["self_check"]),
         )  # holdout > 0 is required: there are held-out images, so there is a PaDiM
         self._calibrate_both(patchcore, padim, held, progress)
-        check = self._self_check(held, progress) if held and p["self_check"] else None
+        check = None
+        if held and p["self_check"]:
+            check = self._check_from_choice(patchcore, padim) or self._self_check(held, progress)
         self.skipped_ = patchcore.skipped_
         info = dict(patchcore.train_info_)
         info["seconds"] = round(time.perf_counter() - started, 2)
@@ -276,6 +297,22 @@ class Combined(Detector):
             info["self_check_seconds"] = round(check.seconds, 2)
         self.train_info_ = self._noted(info)
         return self
+
+    def _check_from_choice(self, patchcore: Detector, padim: Detector) -> SelfCheck | None:
+        """The self-check of the combined model from PatchCore's bank choice, where PaDiM was scored in the same pass
+        (``PatchCore.choice_companion``): the image AUROC of both parts' raw scores weighed as the graph weighs them,
+        on the choice's painted images (three copies of each held-out image); the pixel AUROC is the chosen bank's,
+        since the map is PatchCore's. None when there was no such pass."""
+        found = patchcore.__dict__.pop("_choice_scores", None)
+        if found is None or found.companion is not padim:
+            return None
+        w = self.weights_.numpy()
+        (good, bad), (other_good, other_bad) = found.scores, found.companion_scores
+        good_sum = np.array(good, np.float32) * w[0] + np.array(other_good, np.float32) * w[1]
+        bad_sum = np.array(bad, np.float32) * w[0] + np.array(other_bad, np.float32) * w[1]
+        y = np.r_[np.zeros(len(good_sum)), np.ones(len(bad_sum))]
+        image = rank_auroc(y, np.r_[good_sum, bad_sum])
+        return SelfCheck(image, found.check.pixel_auroc, len(good_sum), len(bad_sum), found.check.seconds)
 
     def _calibrate_both(self, patchcore: Detector, padim: Detector, held: list, progress: Progress | None) -> None:
         """Both parts' thresholds, the weights and the thresholds of the sum, from one pass over the held-out images

@@ -349,6 +349,10 @@ class PatchCore(Detector):
         # callables given the backbone's tapped maps of every training batch (a PaDiM fitted on the same pass);
         # with ``auto``, only the candidate of the default layers and input size feeds them
         self.feature_taps: tuple = ()
+        # with ``auto`` and one layer set: called with the candidate that fed ``feature_taps`` before the bank choice's
+        # self-check pass, it returns a model fitted on them to score in that pass (or None); the chosen bank's and
+        # its raw scores are then left in ``_choice_scores`` (``autochoice.ChoiceScores``)
+        self.choice_companion = None
 
     def fit(self, images, progress: Progress | None = None, fingerprint: str | None = None):
         if self.auto != "off":

@@ -190,30 +190,38 @@ def self_check(
     return check
 
 
-def self_check_many(dets: Sequence, prepared: Painted, progress=None) -> list[SelfCheck]:
+def self_check_many(
+    dets: Sequence, prepared: Painted, progress=None, extra: Sequence = (), raw: list | None = None
+) -> list[SelfCheck]:
     """``self_check`` of each of ``dets`` on the same ``prepared`` images. Models that share one backbone and input
     (PatchCore with banks of several sizes) are scored from one backbone pass per image, and the copies are painted
-    once for all of them; each check's ``seconds`` is then the time of the shared pass."""
+    once for all of them; each check's ``seconds`` is then the time of the shared pass.
+
+    ``extra`` models are scored in the same pass for their image scores only (a combined model's PaDiM: its check is
+    made later from both parts' scores). ``raw``, when given, receives the raw image scores of every model, ``dets``
+    then ``extra``: one (held-out good images' scores, painted copies' scores) pair each."""
     import time
 
     started = time.perf_counter()
     release_freed_memory()  # before the painted copies' maps, the largest arrays after training's
     pre = dets[0].preprocess
-    good_scores = [[s for s, _ in per] for per in zip(*_scored(dets, prepared.images), strict=True)]
-    bad_scores: list[list[float]] = [[] for _ in dets]
+    everyone = [*dets, *extra]
+    good_scores = [[s for s, _ in per] for per in zip(*_scored(everyone, prepared.images), strict=True)]
+    bad_scores: list[list[float]] = [[] for _ in everyone]
     # the painted copies' maps and masks, written in place into one array each (allocated with the first map):
     # lists stacked at the end held every map twice at the peak
     maps: list[np.ndarray] = []
     masks = np.empty(0, bool)
     n = 0
     for chunk in prepared.chunks():
-        for per, (_, mask) in zip(_scored(dets, [img for img, _ in chunk]), chunk, strict=True):
+        for per, (_, mask) in zip(_scored(everyone, [img for img, _ in chunk]), chunk, strict=True):
             if not maps:
-                maps = [np.empty((prepared.painted, *amap.shape), np.float32) for _, amap in per]
+                maps = [np.empty((prepared.painted, *amap.shape), np.float32) for _, amap in per[: len(dets)]]
                 masks = np.empty((prepared.painted, *per[0][1].shape), bool)
             for i, (score, amap) in enumerate(per):
                 bad_scores[i].append(score)
-                maps[i][n] = amap
+                if i < len(dets):
+                    maps[i][n] = amap
             masks[n] = pre.mask_to_input(mask)
             n += 1
         release_freed_memory()  # each chunk's images, batches and distance products: freed, given back
@@ -222,8 +230,10 @@ def self_check_many(dets: Sequence, prepared: Painted, progress=None) -> list[Se
     masks = masks[:n]
     y = np.r_[np.zeros(len(prepared.images)), np.ones(n)]
     seconds = time.perf_counter() - started
+    if raw is not None:
+        raw.extend(zip(good_scores, bad_scores, strict=True))
     out = []
-    for i, (good, bad) in enumerate(zip(good_scores, bad_scores, strict=True)):
+    for i, (good, bad) in enumerate(zip(good_scores[: len(dets)], bad_scores[: len(dets)], strict=True)):
         image = rank_auroc(y, np.r_[good, bad])
         pixel = rank_auroc(masks, maps[i][:n], overwrite=True) if 0 < masks.sum() < masks.size else None
         maps[i] = np.empty(0, np.float32)  # each model's maps freed once counted
