@@ -43,7 +43,7 @@ def test_a_search_asked_for_stays_whatever_the_cpu(mode):
     assert resolve_search(mode, set()) == (mode, None)
 
 
-def test_cpu_flags_read_x86_and_arm_cpuinfo_and_fall_back_to_numpy(tmp_path):
+def test_cpu_flags_read_x86_and_arm_cpuinfo_and_fall_back_to_torchs_capabilities(tmp_path):
     for text, has in ((X86_VNNI, "avx512_vnni"), (X86_AVX2, "avx2"), (ARM, "asimddp")):
         path = tmp_path / "cpuinfo"
         path.write_text(text)

@@ -39,8 +39,8 @@ from dataclasses import asdict, dataclass
 import torch
 
 from linewatch.vision.batches import Source
-from linewatch.vision.detector import Progress
-from linewatch.vision.selfcheck import WORKING, prepare, self_check_many
+from linewatch.vision.detector import Detector, Progress
+from linewatch.vision.selfcheck import WORKING, SelfCheck, prepare, self_check_many
 
 MARGIN = 0.003  # how much higher a candidate's self-check score must be to replace the default, at least
 SATURATED = 0.98  # a default self-check this high leaves a larger bank no room to show a gain (``choose``)
@@ -158,7 +158,8 @@ def fit_auto(
         banks = [child if k == full.shape[0] else _with_bank(child, full[:k]) for k in sizes]
         label = _relabel(progress, " and ".join(map(str, sizes)) + " entries")
         if prepared and companion is not None:
-            extra = [m for m in (companion(child),) if m is not None]
+            scored_beside = companion(child)
+            extra = [scored_beside] if scored_beside is not None else []
         found = self_check_many(banks, prepared, label, extra, raw) if prepared else [None] * len(banks)
         for k, model, check in zip(sizes, banks, found, strict=True):
             trials.append(Trial(list(child.params_["layers"]), list(strides), k, *_figures(check), score_of(check), px))
@@ -227,9 +228,9 @@ class ChoiceScores:
     """The chosen candidate's self-check from the bank choice's pass, with the raw image scores behind it and those of
     the companion scored beside it (``choice_companion``): each a (held-out good images, painted copies) pair."""
 
-    check: object  # the chosen candidate's SelfCheck
+    check: SelfCheck  # the chosen candidate's
     scores: tuple[list[float], list[float]]
-    companion: object
+    companion: Detector
     companion_scores: tuple[list[float], list[float]]
 
 
