@@ -84,3 +84,25 @@ def test_int8_search_goes_through_the_same_plan():
     exact = _graph(bank, 2, 0.2).search_patches(q, 8, 8)
     fast = _graph(bank, 2, 0.2, "int8").search_patches(q, 8, 8)
     assert (fast[0] >= exact[0] - 1e-4).all() and (fast[0] - exact[0]).abs().max() <= 0.05 * float(exact[0].max())
+
+
+@pytest.mark.parametrize("search", ["exact", "int8", "pca"])
+@pytest.mark.parametrize(("h", "w", "step", "refine"), [(8, 8, 1, 0.0), (7, 10, 2, 0.25), (9, 9, 3, 0.1), (1, 5, 2, 0.5)])
+def test_the_feature_map_gives_what_its_patch_rows_give(h, w, step, refine, search):
+    """The graph hands the search its (B, D, h, w) feature map, and only the patches searched become rows (a strided
+    slice for the coarse grid, a gather for the refined ones and the image score's worst patch): the same distances,
+    entries and scores, bit for bit, as from all the patch rows."""
+    rng = np.random.default_rng(5)
+    f = torch.from_numpy(rng.standard_normal((2, 40, h, w)).astype(np.float32))
+    bank = torch.from_numpy(rng.standard_normal((160, 40)).astype(np.float32))
+    knn = torch.from_numpy(np.argsort(rng.random((160, 3)), axis=0).astype(np.int64))
+    knn[:, 0] = torch.arange(160)
+    g = PatchCoreGraph(torch.nn.Identity(), bank, knn, _Map(), search, step, refine)
+    rows = g.patches(f)[0]
+    want_d, want_i = g.search_patches(rows, h, w)
+    got_d, got_i = g.search_patches(f, h, w)
+    assert torch.equal(got_d, want_d) and torch.equal(got_i, want_i)
+    for got, want in zip(g.finish(f, got_d, got_i, h, w), g.finish(rows, want_d, want_i, h, w), strict=True):
+        assert torch.equal(got, want)
+    pos = torch.tensor([[0, h * w - 1], [h * w // 2, 1 % (h * w)]])
+    assert torch.equal(g.rows_at(f, pos), g.rows_at(rows, pos))

@@ -254,8 +254,21 @@ class PatchCoreGraph(nn.Module):
         d2 = best.squeeze(1) + (flat * flat).sum(1)
         return d2.reshape(b, n), idx.squeeze(1).reshape(b, n)
 
+    @staticmethod
+    def rows_at(q: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        """(B, k, D) rows of the patches at positions ``pos`` (B, k) of ``q``: (B, h*w, D) patch rows, or the
+        (B, D, h, w) feature map they come from (then only those patches are transposed to rows)."""
+        if q.dim() == 3:
+            return torch.gather(q, 1, pos.unsqueeze(-1).expand(-1, -1, q.shape[-1]))
+        b, d = q.shape[0], q.shape[1]
+        cols = torch.gather(q.reshape(b, d, -1), 2, pos.unsqueeze(1).expand(-1, d, -1))  # (B, D, k)
+        return cols.transpose(1, 2)
+
     def search_patches(self, q: torch.Tensor, h: int, w: int, nearest=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Distance to and index of the nearest bank entry for the (B, h*w) patches of an h x w grid.
+        """Distance to and index of the nearest bank entry for the (B, h*w) patches of an h x w grid, from their
+        (B, h*w, D) rows or from the (B, D, h, w) feature map itself. From the map, only the patches searched are
+        transposed to rows: with a coarse-to-fine ``step`` a quarter of them and the refined ones, not the whole map
+        (bottle's graph: 0.6 ms per image of transposing on one thread, ``docs/benchmarks.md``).
 
         With ``step`` 1 every patch is searched. With ``step`` s > 1 (coarse to fine) every s-th patch in each
         direction is searched; the others' distances are interpolated bilinearly between them, and the ``refine``
@@ -267,12 +280,15 @@ class PatchCoreGraph(nn.Module):
         ``nearest`` (default: ``self.nearest``) maps (B, n, D) patches to (squared distances, indices)."""
         nearest = nearest or self.nearest
         if self.step == 1:
-            d2, idx = nearest(q)
+            d2, idx = nearest(q if q.dim() == 3 else self.patches(q)[0])
             return torch.sqrt(torch.clamp(d2, min=0.0)), idx
-        b, n, d = q.shape
+        b = q.shape[0]
         s, h, w = self.step, int(h), int(w)  # the input size is fixed in an export: constants there
+        n = h * w
         kept, others, parent, k = coarse_layout(h, w, s, self.refine)
-        kd2, kidx = nearest(torch.index_select(q, 1, kept))
+        # every s-th patch in each direction, in ``kept``'s order (row-major): a strided slice of the map
+        coarse = torch.index_select(q, 1, kept) if q.dim() == 3 else self.patches(q[:, :, ::s, ::s])[0]
+        kd2, kidx = nearest(coarse)
         kdist = torch.sqrt(torch.clamp(kd2, min=0.0))
         kh, kw = math.ceil(h / s), math.ceil(w / s)
         up = F.interpolate(
@@ -284,13 +300,15 @@ class PatchCoreGraph(nn.Module):
         if k:
             top = torch.topk(_refine_keys(torch.index_select(up, 1, others)), k, dim=1).indices  # into ``others``
             pos = others[top]
-            rd2, ridx = nearest(torch.gather(q, 1, pos.unsqueeze(-1).expand(b, k, d)))
+            rd2, ridx = nearest(self.rows_at(q, pos))
             dist = dist.scatter(1, pos, torch.sqrt(torch.clamp(rd2, min=0.0)))
             idx = idx.scatter(1, pos, ridx)
         return dist, idx
 
     def finish(self, q: torch.Tensor, dist: torch.Tensor, idx: torch.Tensor, h: int, w: int):
-        b = dist.shape[0]  # dist, idx: (B, N) distance to and index of each patch's nearest bank entry
+        """(image scores, anomaly maps) from the patches' distances to and indices of their nearest bank entries,
+        dist and idx (B, h*w); ``q``: the patch rows or the feature map, as ``search_patches`` takes them."""
+        b = dist.shape[0]
         # image score: the most anomalous patch, re-weighted by how isolated its nearest bank entry is
         # among its own neighbours in the bank (eq. 7 of the paper)
         worst = torch.argmax(dist, dim=1, keepdim=True)  # (B, 1)
@@ -298,7 +316,7 @@ class PatchCoreGraph(nn.Module):
         if self.bank_knn.shape[1] > 1:
             m_star = torch.gather(idx, 1, worst).squeeze(1)  # (B,)
             support = self.bank_knn[m_star]  # (B, k), support[:, 0] is m_star itself
-            feat = torch.gather(q, 1, worst.unsqueeze(-1).expand(b, 1, q.shape[-1]))  # (B, 1, D)
+            feat = self.rows_at(q, worst)  # (B, 1, D)
             diff = self.bank[support] - feat  # (B, k, D)
             dists = torch.sqrt(torch.clamp((diff * diff).sum(-1), min=0.0))
             weight = 1.0 - torch.softmax(dists, dim=1)[:, 0]
@@ -327,9 +345,9 @@ class PatchCoreGraph(nn.Module):
 
     def head(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """The scoring path from the (B, D, h, w) patch features on."""
-        q, h, w = self.patches(f)
-        dist, idx = self.search_patches(q, h, w)
-        return (*self.finish(q, dist, idx, h, w), *self.grids(f, idx))
+        h, w = f.shape[-2], f.shape[-1]
+        dist, idx = self.search_patches(f, h, w)
+        return (*self.finish(f, dist, idx, h, w), *self.grids(f, idx))
 
 
 class PatchCore(Detector):
@@ -431,9 +449,9 @@ class PatchCore(Detector):
 
     def _score_features(self, f: torch.Tensor, grids: bool = False) -> tuple[torch.Tensor, ...]:
         g = self._graph
-        q, h, w = g.patches(f)
-        dist, idx = g.search_patches(q, h, w, self._faiss_nearest if g.search == "exact" else self._nearest_each)
-        scores = g.finish(q, dist, idx, h, w)
+        h, w = f.shape[-2], f.shape[-1]
+        dist, idx = g.search_patches(f, h, w, self._faiss_nearest if g.search == "exact" else self._nearest_each)
+        scores = g.finish(f, dist, idx, h, w)
         return (*scores, *g.grids(f, idx)) if grids else scores
 
     def _faiss_nearest(self, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
