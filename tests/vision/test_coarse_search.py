@@ -87,7 +87,9 @@ def test_int8_search_goes_through_the_same_plan():
 
 
 @pytest.mark.parametrize("search", ["exact", "int8", "pca"])
-@pytest.mark.parametrize(("h", "w", "step", "refine"), [(8, 8, 1, 0.0), (7, 10, 2, 0.25), (9, 9, 3, 0.1), (1, 5, 2, 0.5)])
+@pytest.mark.parametrize(
+    ("h", "w", "step", "refine"), [(8, 8, 1, 0.0), (7, 10, 2, 0.25), (9, 9, 3, 0.1), (1, 5, 2, 0.5)]
+)
 def test_the_feature_map_gives_what_its_patch_rows_give(h, w, step, refine, search):
     """The graph hands the search its (B, D, h, w) feature map, and only the patches searched become rows (a strided
     slice for the coarse grid, a gather for the refined ones and the image score's worst patch): the same distances,
