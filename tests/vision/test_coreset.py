@@ -135,3 +135,29 @@ def test_the_covering_radius_is_a_full_searchs_and_the_tiers_cover_the_bank():
     # every pooled row is within the radius, but the farthest one may land on either side of it by float rounding
     uncovered = sc._uncovered(pool)
     assert int(uncovered.sum()) <= 1 and bool(((d2[uncovered] - sc._radius2).abs() <= 1e-4 * sc._radius2).all())
+
+
+def test_the_16_bit_principal_coordinates_keep_a_lower_bound_and_the_plain_selection():
+    """The screen's principal coordinates are stored in 16 bits; less the margin, a distance measured on them never
+    exceeds the true one, even when one far outlier makes the steps coarse, and the selection stays the plain loop's."""
+    import numpy as np
+
+    from linewatch.vision.coreset import _quantized_head
+
+    rng = np.random.default_rng(3)
+    head = rng.standard_normal((5000, 16)).astype(np.float32) * rng.uniform(0.01, 10, 16).astype(np.float32)
+    head[7] *= 2000.0  # one outlier: the scale of every axis is set by it
+    q, scale, margin = _quantized_head(head)
+    assert q.dtype == np.int16 and margin > 0
+    a, b = rng.integers(0, 5000, 20000), rng.integers(0, 5000, 20000)
+    true = np.linalg.norm(head[a].astype(np.float64) - head[b], axis=1)
+    coded = np.linalg.norm((q[a].astype(np.float64) - q[b]) * scale, axis=1)
+    assert (coded - margin <= true).all()
+    assert (np.abs(coded - true) <= margin).all()
+
+    g = torch.Generator().manual_seed(6)
+    centers = torch.randn(30, 64, generator=g) * 3
+    points = centers[torch.randint(30, (3000,), generator=g)] + torch.randn(3000, 64, generator=g)
+    points[11] *= 500.0
+    got = greedy_coreset(points, 250, proj_dim=None, seed=2).tolist()
+    assert got == _plain_greedy(points, 250, got[0])

@@ -47,7 +47,8 @@ def greedy_coreset(
     first = int(torch.randint(n, (1,), generator=g))
     head = _principal_head(p, g)  # (n, m): the points' first principal coordinates
     pn = p.contiguous().numpy()
-    hn = head.numpy() if head is not None else np.zeros((n, 0), np.float32)
+    hn, hscale, margin = _quantized_head(head.numpy() if head is not None else np.zeros((n, 0), np.float32))
+    del head
     selected = np.empty(n_select, np.int64)
     dist = np.full(n, np.inf, np.float32)  # each point's distance to its nearest center so far
     assign = np.zeros(n, np.int32)  # ... and that center's step
@@ -62,7 +63,7 @@ def greedy_coreset(
         for i in range(n_select):
             selected[i] = cur
             center_distances(pn, selected, i, cur, dc)
-            args = (pn, hn, dist, assign, dc, cur, i)
+            args = (pn, hn, hscale, margin, dist, assign, dc, cur, i)
             rest = [workers.submit(scan, *args, bounds[k], bounds[k + 1]) for k in range(1, parts)] if workers else []
             best, cur = scan(*args, bounds[0], bounds[1])
             for fut in rest:  # the first of equal maxima, as argmax would pick
@@ -101,15 +102,17 @@ def _center_distances(p, selected, i, c, out):  # pragma: no cover - compiled
         out[j] = math.sqrt(s)
 
 
-def _scan(p, head, dist, assign, dc, c, i, lo, hi):  # pragma: no cover - compiled
+def _scan(p, head, scale, margin, dist, assign, dc, c, i, lo, hi):  # pragma: no cover - compiled
     """Points lo:hi after center c (step i) joined: those it is closer to move to it. Returns the largest remaining
     distance and its point (the first of equals).
 
     The triangle inequality skips a point that the new center cannot get closer to (its distance to the point's own
     center is at least twice the point's distance to that center), and the distance along the first principal axes
     (``head``, a lower bound of the whole distance: an orthogonal projection) skips most of the rest after reading
-    16 coordinates; a small margin keeps float rounding on the safe side. On magnetic_tile's textured patches half
-    the points pass the first test at each step and a sixth of those the second."""
+    16 coordinates. The head is stored in 16 bits (``_quantized_head``): ``margin`` bounds what that rounding can
+    take off a distance, and a small relative margin keeps float rounding on the safe side, so the bound never skips
+    a point the whole distance would move. On magnetic_tile's textured patches half the points pass the first test
+    at each step, a sixth of those the second, and one in thirty of those moves."""
     d = p.shape[1]
     m = head.shape[1]
     best = np.float32(-1.0)
@@ -119,9 +122,10 @@ def _scan(p, head, dist, assign, dc, c, i, lo, hi):  # pragma: no cover - compil
         if dc[assign[k]] < 2 * dk:
             lower = np.float32(0.0)
             for t in range(m):
-                v = head[k, t] - head[c, t]
+                v = np.float32(head[k, t] - head[c, t]) * scale[t]
                 lower += v * v
-            if lower < dk * dk * np.float32(1 + 1e-4):
+            bound = dk * np.float32(1 + 1e-4) + margin
+            if lower < bound * bound:
                 s = np.float32(0.0)
                 for t in range(d):
                     v = p[k, t] - p[c, t]
@@ -135,6 +139,20 @@ def _scan(p, head, dist, assign, dc, c, i, lo, hi):  # pragma: no cover - compil
             best = dk
             arg = k
     return best, arg
+
+
+def _quantized_head(head: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.float32]:
+    """(int16 coordinates, float32 scale per axis, margin) of the (n, m) principal coordinates: head ~= q * scale.
+    Rounding moves each coordinate by at most half a step (0.51 with the division's own rounding), so a point moves
+    by at most 0.51 * |scale| and a distance between two by twice that: ``margin``. A distance measured on the 16-bit
+    coordinates, less the margin, is still a lower bound of the true one. Half the bytes of float32 to read at each
+    step of the selection, in its most read array: one reduction of magnetic_tile's 400,000 patches about 10 % faster,
+    the same selection (docs/benchmarks.md)."""
+    peak = np.abs(head).max(0) if head.shape[0] else np.zeros(head.shape[1], np.float32)
+    scale = np.where(peak > 0, peak / np.float32(32000.0), np.float32(1.0)).astype(np.float32)
+    q = np.round(head / scale).astype(np.int16)
+    margin = 2.0 * 0.51 * float(np.sqrt((scale.astype(np.float64) ** 2).sum())) if head.size else 0.0
+    return q, scale, np.float32(margin)
 
 
 def _principal_head(p: torch.Tensor, g: torch.Generator, dims: int = 16, sample: int = 65_536) -> torch.Tensor | None:
