@@ -53,6 +53,7 @@ def greedy_coreset(
     dist = np.full(n, np.inf, np.float32)  # each point's distance to its nearest center so far
     assign = np.zeros(n, np.int32)  # ... and that center's step
     dc = np.zeros(n_select, np.float32)  # the new center's distance to each earlier center
+    centers = np.empty((n_select, pn.shape[1]), np.float32)  # the centers' rows, in order: read in sequence
     parts = max(1, threads or min(torch.get_num_threads(), n // 50_000 + 1))  # small sets: one part
     bounds = np.linspace(0, n, parts + 1).astype(np.int64)
     step = max(1, n_select // 100)
@@ -62,7 +63,8 @@ def greedy_coreset(
         cur = first
         for i in range(n_select):
             selected[i] = cur
-            center_distances(pn, selected, i, cur, dc)
+            centers[i] = pn[cur]
+            center_distances(centers, i, dc)
             args = (pn, hn, hscale, margin, dist, assign, dc, cur, i)
             rest = [workers.submit(scan, *args, bounds[k], bounds[k + 1]) for k in range(1, parts)] if workers else []
             best, cur = scan(*args, bounds[0], bounds[1])
@@ -90,14 +92,14 @@ def _compiled():
     return jit(_center_distances), jit(_scan)
 
 
-def _center_distances(p, selected, i, c, out):  # pragma: no cover - compiled
-    """out[j] = distance of point c to center j < i."""
-    d = p.shape[1]
+def _center_distances(centers, i, out):  # pragma: no cover - compiled
+    """out[j] = distance of center i to center j < i. The centers' rows are kept in one array of their own: read in
+    sequence, not scattered over the points (0.55 s of a 4,096-center selection when they were)."""
+    d = centers.shape[1]
     for j in range(i):
-        q = selected[j]
         s = np.float32(0.0)
         for t in range(d):
-            v = p[q, t] - p[c, t]
+            v = centers[j, t] - centers[i, t]
             s += v * v
         out[j] = math.sqrt(s)
 
