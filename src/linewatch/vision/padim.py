@@ -190,7 +190,7 @@ class Padim(Detector):
         self._sum += f.sum(0)
         # (B, D, h, w) -> (blocks, B * s * s, D): each block's products added in place. Rows of whole feature vectors
         # (runs of D floats), not of two: the step took 42-47 ms for a batch of 8 at 256 px on a 2-core EPYC, now
-        # 23-27, and the sums came out the same bit for bit (the same rows in the same order)
+        # 22-25, and the sums came out the same bit for bit (the same rows in the same order)
         rows = f.permute(0, 2, 3, 1).reshape(b, h // s, s, w // s, s, d).permute(1, 3, 0, 2, 4, 5)
         rows = rows.reshape(-1, b * s * s, d)
         self._outer.baddbmm_(rows.transpose(1, 2), rows)
