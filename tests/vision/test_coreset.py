@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -140,8 +141,6 @@ def test_the_covering_radius_is_a_full_searchs_and_the_tiers_cover_the_bank():
 def test_the_16_bit_principal_coordinates_keep_a_lower_bound_and_the_plain_selection():
     """The screen's principal coordinates are stored in 16 bits; less the margin, a distance measured on them never
     exceeds the true one, even when one far outlier makes the steps coarse, and the selection stays the plain loop's."""
-    import numpy as np
-
     from linewatch.vision.coreset import _quantized_head
 
     rng = np.random.default_rng(3)

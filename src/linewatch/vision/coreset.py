@@ -151,10 +151,10 @@ def _quantized_head(head: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.float3
     coordinates, less the margin, is still a lower bound of the true one. Half the bytes of float32 to read at each
     step of the selection, in its most read array: one reduction of magnetic_tile's 400,000 patches 10-20 % faster,
     the same selection (docs/benchmarks.md)."""
-    peak = np.abs(head).max(0) if head.shape[0] else np.zeros(head.shape[1], np.float32)
+    peak = np.abs(head).max(0, initial=np.float32(0.0))
     scale = np.where(peak > 0, peak / np.float32(32000.0), np.float32(1.0)).astype(np.float32)
     q = np.round(head / scale).astype(np.int16)
-    margin = 2.0 * 0.51 * float(np.sqrt((scale.astype(np.float64) ** 2).sum())) if head.size else 0.0
+    margin = 2.0 * 0.51 * float(np.sqrt((scale.astype(np.float64) ** 2).sum()))  # 0 with no axes
     return q, scale, np.float32(margin)
 
 
