@@ -4,6 +4,7 @@ import time
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -113,6 +114,29 @@ def test_train_activate_inspect_review(api, good_zip, synthetic, tmp_path):
     assert again.status_code == 200 and again.json()[0]["model_id"] == copy_id
     assert c.post("/api/v1/stations/cam1/rollback", headers=eng).status_code == 200
     assert c.post("/api/v1/stations/cam1/inspect", files=files[:1], headers=op).json()[0]["model_id"] == model_id
+
+    # a phone's photo: the sensor's pixels and an EXIF orientation; the service measures, maps and boxes the photo
+    # upright, as the dashboard's browser shows it
+    upright = Image.open(synthetic / "test" / "good" / "000.png").convert("RGB").crop((0, 0, 256, 160))
+    upright.paste((0, 0, 0), (16, 16, 80, 64))  # a dark blotch, top left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # turn 90 degrees clockwise to show
+    sent = {}
+    phone = upright.transpose(Image.Transpose.ROTATE_90)
+    for name, img, fmt, kw in (("upright.png", upright, "PNG", {}), ("phone.jpg", phone, "JPEG", {"exif": exif})):
+        buf = io.BytesIO()
+        img.save(buf, fmt, **kw)
+        r = c.post("/api/v1/stations/cam1/inspect", files=[("files", (name, buf.getvalue()))], headers=op)
+        assert r.status_code == 200, r.text
+        got = r.json()[0]
+        assert (got["width"], got["height"]) == (256, 160)
+        heat = np.asarray(Image.open(io.BytesIO(c.get(got["heatmap_url"], headers=op).content)).convert("L"), float)
+        over = Image.open(io.BytesIO(c.get(got["overlay_url"], headers=op).content))
+        assert over.size == (256, 160)
+        sent[name] = (got, heat)
+    (ref, ref_heat), (phone, phone_heat) = sent["upright.png"], sent["phone.jpg"]
+    assert phone["score"] == pytest.approx(ref["score"], rel=0.1)
+    assert phone_heat.shape == ref_heat.shape and np.corrcoef(phone_heat.ravel(), ref_heat.ravel())[0, 1] > 0.9
 
 
 def test_roles_are_enforced(api):

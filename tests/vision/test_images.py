@@ -167,3 +167,63 @@ def test_normalisation_by_table_is_the_arithmetic_exactly(pre):
     want = ((arr - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1)
     got = pre(img)
     assert got.dtype == np.float32 and got.flags.c_contiguous and np.array_equal(got, want)
+
+
+def _stored_as_sensor_read(upright: Image.Image, orientation: int) -> Image.Image:
+    """The pixels a camera stores for a photo that ``orientation`` turns upright (the inverse of the turn)."""
+    from PIL import ImageOps
+
+    inverse = {6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270, 5: Image.Transpose.TRANSPOSE}
+    inverse |= {k: images._TRANSPOSE[k] for k in (2, 3, 4, 7)}  # these undo themselves
+    stored = upright.transpose(inverse[orientation])
+    tagged = stored.copy()
+    tagged.getexif()[0x0112] = orientation
+    check = tagged.copy()
+    check.info["exif"] = tagged.getexif().tobytes()
+    assert np.array_equal(np.asarray(ImageOps.exif_transpose(check)), np.asarray(upright))  # the inverse is right
+    return stored
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_photos_are_turned_upright_by_their_exif_orientation(tmp_path, orientation, fmt):
+    # a phone writes the sensor's pixels and an orientation tag; viewers and browsers show the photo upright, and
+    # the maps, regions and size linewatch reports are drawn over what they show
+    rng = np.random.default_rng(orientation)
+    upright = Image.fromarray((rng.random((48, 80, 3)) * 255).astype(np.uint8))
+    upright.paste((255, 0, 0), (0, 0, 16, 12))  # a red corner: top left when upright
+    stored = upright if orientation == 1 else _stored_as_sensor_read(upright, orientation)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / ("x.png" if fmt == "PNG" else "x.jpg")
+    stored.save(path, fmt, exif=exif, **({"quality": 95} if fmt == "JPEG" else {}))
+    for got in (open_image(path), images.open_image_bytes(path.read_bytes())):
+        assert got.size == (80, 48) and got.info["original_size"] == (80, 48)
+        arr = np.asarray(got).astype(int)
+        if fmt == "PNG":
+            assert (arr == np.asarray(upright)).all()
+        assert arr[:10, :14, 0].mean() > 200 and arr[:10, :14, 1:].mean() < 60  # red is top left
+    assert images.median_aspect([path]) == pytest.approx(80 / 48)
+
+
+def test_a_jpeg_decoded_at_a_reduced_scale_is_turned_and_keeps_its_size(tmp_path):
+    upright = Image.fromarray(np.zeros((600, 800, 3), np.uint8))
+    upright.paste((255, 0, 0), (0, 0, 200, 150))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "phone.jpg"
+    upright.transpose(Image.Transpose.ROTATE_90).save(path, "JPEG", exif=exif, quality=95)
+    got = open_image(path, draft_size=200)
+    assert got.info["original_size"] == (800, 600)  # the full size, upright
+    assert got.width > got.height and got.width < 800  # decoded at a reduced scale, then turned
+    arr = np.asarray(got).astype(int)
+    assert arr[: got.height // 5, : got.width // 5, 0].mean() > 200
+
+
+def test_an_invalid_or_damaged_orientation_leaves_the_pixels_as_stored(tmp_path):
+    want = (np.random.default_rng(4).random((20, 30, 3)) * 255).astype(np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 9  # not an orientation
+    path = tmp_path / "x.png"
+    Image.fromarray(want).save(path, "PNG", exif=exif)
+    assert (np.asarray(open_image(path)) == want).all()

@@ -156,10 +156,39 @@ def _png_fast(img: Image.Image, fp) -> Image.Image | None:
     return Image.fromarray(np.ascontiguousarray(arr), img.mode)
 
 
+#: how to turn each EXIF orientation (2-8) upright, as image viewers and browsers show the photo
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_SWAPS = (5, 6, 7, 8)  # the orientations that swap width and height
+
+
+def _orientation(img: Image.Image) -> int:
+    """The EXIF orientation (1-8) of an opened image, 1 when it has none or an invalid one; nothing is decoded. A
+    phone or camera that writes one stores the pixels as the sensor read them and leaves turning them to the viewer.
+    A PNG's is taken only from an eXIf chunk before its pixels (for one after them Pillow would decode the whole
+    image just to look)."""
+    if img.format == "PNG" and "exif" not in img.info:
+        return 1
+    try:
+        value = img.getexif().get(0x0112, 1)
+    except Exception:  # noqa: BLE001 - a damaged EXIF block: the pixels as stored
+        return 1
+    return value if value in _TRANSPOSE else 1
+
+
 def _decode(
     fp, name: str, max_pixels: int, draft_size: int | None, formats: tuple[str, ...] | None = None
 ) -> Image.Image:
-    """Decode an allowed format with size checks before any pixel is read; every failure is an ImageError."""
+    """Decode an allowed format with size checks before any pixel is read; every failure is an ImageError. An
+    image with an EXIF orientation is turned upright, as a viewer or a browser shows it, so maps, regions and the
+    size reported (``original_size``) match what a person sees of the same file."""
     formats = formats or allowed_formats()
     try:
         with warnings.catch_warnings():
@@ -169,7 +198,8 @@ def _decode(
             except UnidentifiedImageError:
                 raise ImageError(f"{name}: not a readable image (not a {formats_text(formats)} image)") from None
             check_size(img.size, name, max_pixels)
-            original = img.size
+            orientation = _orientation(img)
+            original = img.size[::-1] if orientation in _SWAPS else img.size
             if draft_size and img.format == "JPEG":
                 img.draft("RGB", (draft_size, draft_size))
             fast = _png_fast(img, fp)
@@ -178,6 +208,8 @@ def _decode(
                 img = fast
             else:
                 img.load()
+            if orientation != 1:
+                img = img.transpose(_TRANSPOSE[orientation])
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning, MemoryError):
@@ -282,7 +314,7 @@ def median_aspect(sources, limit: int = 500) -> float | None:
                 w, h = src.size
             else:
                 with Image.open(src, formats=allowed_formats()) as img:
-                    w, h = img.size
+                    w, h = img.size[::-1] if _orientation(img) in _SWAPS else img.size
         except Exception:  # noqa: BLE001 - any unreadable header: the loader reports the file
             continue
         if w > 0 and h > 0:
