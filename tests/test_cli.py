@@ -93,6 +93,32 @@ def test_predict_on_a_corrupt_image_is_a_clear_error(trained, tmp_path):
     assert r.returncode == 2 and "bad.jpg" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.parametrize("engine", ["torch", "onnx"])
+def test_predict_scores_the_readable_images_and_names_the_others(trained, synthetic, tmp_path, engine):
+    import shutil
+    from pathlib import Path
+
+    _, model = trained
+    if engine == "onnx":  # the session's model is shared: export a copy
+        model = shutil.copytree(model, tmp_path / "model")
+        run("export", model)
+    day = tmp_path / "day"
+    day.mkdir()
+    good = sorted((synthetic / "test" / "good").glob("*.png"))
+    names = [f"{i:02d}.png" for i in range(12)]
+    for name, src in zip(names, good * 3, strict=False):
+        shutil.copy(src, day / name)
+    data = good[0].read_bytes()
+    (day / "05b.png").write_bytes(data[: len(data) // 2])  # a camera's write cut short
+    (day / "09b.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    r = run("predict", model, day, "--json", "--engine", engine, check=False)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert [Path(json.loads(x)["path"]).name for x in r.stdout.splitlines() if x] == names  # all the others, in order
+    assert "05b.png" in r.stderr and "09b.png" in r.stderr and "2 of 14 images could not be read" in r.stderr
+    table = run("predict", model, day, "--engine", engine, check=False)
+    assert table.returncode == 2 and table.stdout.count("unreadable") == 2 and "11.png" in table.stdout
+
+
 def test_help_lists_the_verbs():
     out = run("--help").stdout
     for verb in ("train", "evaluate", "predict", "export", "demo"):

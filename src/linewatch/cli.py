@@ -236,7 +236,10 @@ def predict(
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines, one per image")] = False,
     engine: Annotated[Engine, typer.Option(help="auto uses the ONNX export when there is one")] = Engine.auto,
 ):
-    """Score images: verdict, scores and defect regions; heatmap overlays with --out."""
+    """Score images: verdict, scores and defect regions; heatmap overlays with --out.
+
+    An image that cannot be read (a truncated or corrupt file) is named on stderr and the others are still scored;
+    the exit status is then 2, as when nothing could be scored."""
     from linewatch.vision.datasets import expand_inputs
     from linewatch.vision.images import open_image
     from linewatch.vision.overlay import save_overlay
@@ -245,7 +248,26 @@ def predict(
     _search_hint(scorer, model)
     paths = expand_inputs(images)
     table = None if as_json else Table("image", "verdict", "score", "normalised", "regions")
-    for pred in scorer.iter_predict(paths):
+    unreadable: list[str] = []
+    told = 0  # of those, named on stderr: once an image was scored (when none is, the error names them)
+    scored = 0
+
+    def skipped(name: str | None, why: str) -> None:
+        unreadable.append(why)
+        if table is not None:
+            table.add_row(name or "?", "unreadable", "-", "-", "-")
+        if scored:
+            tell()
+
+    def tell() -> None:
+        nonlocal told
+        for why in unreadable[told:]:
+            err.print(f"[yellow]skipped[/yellow] {escape(why)}", highlight=False, soft_wrap=True)
+        told = len(unreadable)
+
+    for pred in scorer.iter_predict(paths, unreadable=skipped):
+        scored += 1
+        tell()
         rec = pred.to_dict()
         if out_dir is not None:
             target = out_dir / (Path(pred.path).stem + "_heatmap.png")
@@ -260,8 +282,21 @@ def predict(
             table.add_row(
                 pred.path, pred.verdict, f"{pred.score:.4f}", f"{pred.normalized_score:.3f}", str(len(pred.regions))
             )
+    if not scored and unreadable:
+        named = "; ".join(unreadable[:3]) + ("; ..." if len(unreadable) > 3 else "")
+        raise LinewatchError(
+            named if len(unreadable) == 1 else f"none of the {len(unreadable)} images can be read: {named}"
+        )
     if table is not None:
         out.print(table)
+    if unreadable:
+        err.print(
+            f"[red]error:[/red] {len(unreadable)} of {len(paths)} images could not be read (named above); "
+            f"{scored} {'other was' if scored == 1 else 'others were'} scored",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(2)
 
 
 @app.command()

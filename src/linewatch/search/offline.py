@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from linewatch.errors import DatasetError, ImageError, LinewatchError
+from linewatch.errors import DatasetError, LinewatchError
 from linewatch.search.faiss_index import FaissIndex
 from linewatch.search.index import SearchIndexError
 from linewatch.search.service import search_grouped
@@ -110,21 +110,22 @@ def index_folder(
     index: FaissIndex | None = None
     next_id = 0
     skipped: list[str] = []
-    for n, (path, lab) in enumerate(images):
-        # one image at a time: an unreadable file is skipped and reported, not the end of a long run
-        try:
-            pred = next(iter(scorer.iter_predict([path])))
-        except ImageError as e:
-            skipped.append(str(e))
-            if progress:
-                progress("embed", n + 1, len(images))
-            continue
+    where = {str(path): (n, lab) for n, (path, lab) in enumerate(images)}
+    # one stream (decoding overlapped with scoring); an unreadable file is skipped and reported, not the end of a
+    # long run
+    preds = scorer.iter_predict(
+        [path for path, _ in images],
+        (lambda _stage, done, total: progress("embed", done, total)) if progress else None,
+        unreadable=lambda _name, why: skipped.append(why),
+    )
+    for pred in preds:
+        n, lab = where[pred.path]
         vecs, boxes = _vectors(pred, level)
         if index is None:
             index = _fresh(out, vecs.shape[1])
         payloads = [
             {
-                "path": str(path),
+                "path": pred.path,
                 "label": lab,
                 "image": n,
                 "region": box,
@@ -135,8 +136,6 @@ def index_folder(
         ]
         index.add(np.arange(next_id, next_id + len(vecs)), vecs, payloads)
         next_id += len(vecs)
-        if progress:
-            progress("embed", n + 1, len(images))
     if index is None:
         raise LinewatchError(f"no readable image under {data} ({len(skipped)} unreadable: {skipped[0]})")
     index.info = {

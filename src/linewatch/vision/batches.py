@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +14,8 @@ from linewatch.errors import ImageError
 from linewatch.vision.images import Preprocess, open_image
 
 Source = str | Path | Image.Image
+#: called with (path, why) for an image a stream could not read and went on without
+Unreadable = Callable[[str | None, str], None]
 
 
 @dataclass
@@ -22,6 +24,13 @@ class Batch:
     sizes: list[tuple[int, int]]  # original (width, height)
     names: list[str | None]
     skipped: list[str] = field(default_factory=list)  # "path: why" of unreadable images
+    skipped_names: list[str | None] = field(default_factory=list)  # ... and their paths (None: an image object)
+
+    def report_skipped(self, unreadable: Unreadable | None) -> None:
+        """Tell ``unreadable`` (name, why) of each image of this batch that could not be read."""
+        if unreadable is not None:
+            for name, why in zip(self.skipped_names, self.skipped, strict=True):
+                unreadable(name, why)
 
 
 def _name(src: Source) -> str | None:
@@ -31,7 +40,7 @@ def _name(src: Source) -> str | None:
 def load_batch(chunk: Sequence[Source], pre: Preprocess, skip_bad: bool = False) -> Batch:
     """One batch: the images decoded and preprocessed, in order; an unreadable one raises, or with ``skip_bad`` is
     listed in ``skipped``."""
-    arrays, sizes, names, skipped = [], [], [], []
+    arrays, sizes, names, skipped, skipped_names = [], [], [], [], []
     for src in chunk:
         try:
             img = open_image(src, draft_size=max(pre.resize_hw))
@@ -39,12 +48,13 @@ def load_batch(chunk: Sequence[Source], pre: Preprocess, skip_bad: bool = False)
             if not skip_bad:
                 raise
             skipped.append(str(e))
+            skipped_names.append(_name(src))
             continue
         arrays.append(pre(img))
         sizes.append(img.info.get("original_size", img.size))
         names.append(_name(src))
     inputs = np.stack(arrays) if arrays else np.zeros((0, 3, *pre.input_hw), np.float32)
-    return Batch(inputs, sizes, names, skipped)
+    return Batch(inputs, sizes, names, skipped, skipped_names)
 
 
 def iter_batches(

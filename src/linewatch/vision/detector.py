@@ -19,7 +19,7 @@ from torch import nn
 from linewatch.core.estimator import Estimator
 from linewatch.errors import DatasetError, LinewatchError
 from linewatch.vision.backbones import CropEmbedder, FeatureExtractor, build_extractor
-from linewatch.vision.batches import Source, iter_batches
+from linewatch.vision.batches import Source, Unreadable, iter_batches
 from linewatch.vision.cpu import resolve_search
 from linewatch.vision.datasets import fingerprint as dataset_fingerprint
 from linewatch.vision.embeddings import CROP_SIZE
@@ -244,12 +244,16 @@ class Detector(Estimator, ABC):
         stage: str,
         skip_bad: bool = False,
         grids: bool = False,
+        unreadable: Unreadable | None = None,
     ) -> Iterator[tuple[np.ndarray, np.ndarray, list, list, list]]:
-        """(scores, maps, sizes, names, per image (features, residuals, preprocessed input) or None) per batch."""
+        """(scores, maps, sizes, names, per image (features, residuals, preprocessed input) or None) per batch; with
+        ``unreadable``, an image that cannot be read is told to it and left out."""
         use_all_cores()
         done = 0
+        skip_bad = skip_bad or unreadable is not None
         with torch.inference_mode():
             for batch in iter_batches(list(images), self.preprocess, self.params_["batch_size"], skip_bad=skip_bad):
+                batch.report_skipped(unreadable)
                 if len(batch.sizes):
                     out = [t.numpy() for t in self._score(torch.from_numpy(batch.inputs), grids)]
                     per_image = (
@@ -277,16 +281,22 @@ class Detector(Estimator, ABC):
         return list(self.iter_predict(images, progress, embeddings))
 
     def iter_predict(
-        self, images: Sequence[Source], progress: Progress | None = None, embeddings: bool = True
+        self,
+        images: Sequence[Source],
+        progress: Progress | None = None,
+        embeddings: bool = True,
+        unreadable: Unreadable | None = None,
     ) -> Iterator[Prediction]:
         """Predictions in order; each carries ``embeddings`` (image, regions, peak) from the same pass unless
-        ``embeddings=False``."""
+        ``embeddings=False``. An image that cannot be read raises ImageError, or with ``unreadable`` is told to it
+        as (path, why), at most a batch ahead of the predictions around it, and left out."""
         self._check_fitted()
         pre = self.preprocess
         min_area = self.params_["min_region_area"]
         layers = self.residual_layers if embeddings else None
         crops = embeddings and self.params_.get("search_vectors") == "crop"
-        for scores, maps, sizes, names, grids in self._raw_batches(images, progress, "score", grids=embeddings):
+        batches = self._raw_batches(images, progress, "score", grids=embeddings, unreadable=unreadable)
+        for scores, maps, sizes, names, grids in batches:
             found = [map_components(amap, self.calibration_, min_area) for amap in maps]
             planned = self._batch_crops(maps, grids, found) if crops else [None] * len(maps)
             for score, amap, (w, h), name, g, crop, comps in zip(

@@ -16,7 +16,7 @@ import numpy as np
 
 from linewatch.core.extras import MissingExtra, missing
 from linewatch.errors import LinewatchError, ModelFileError
-from linewatch.vision.batches import Batch, Source, iter_batches, load_batch
+from linewatch.vision.batches import Batch, Source, Unreadable, iter_batches, load_batch
 from linewatch.vision.cpu import search_hint
 from linewatch.vision.images import Preprocess
 from linewatch.vision.manifest import checked_file, read_manifest
@@ -180,8 +180,16 @@ class OnnxModel:
 
         return vector
 
-    def _stream(self, images: Sequence[Source], progress, work: Callable[[object, Batch], list]) -> Iterator:
-        """``work(session, batch)``'s results for each batch of the images, in order.
+    def _stream(
+        self,
+        images: Sequence[Source],
+        progress,
+        work: Callable[[object, Batch], list],
+        unreadable: Unreadable | None = None,
+    ) -> Iterator:
+        """``work(session, batch)``'s results for each batch of the images, in order. An image that cannot be read
+        raises ImageError, or with ``unreadable`` is told to it (path, why) just before its batch's results and left
+        out.
 
         One batch: in the caller's thread (``_single_session``). One thread: decoded ahead in a thread while the
         caller's thread runs ``work`` (``iter_batches``). Otherwise ``STREAM_WORKERS`` threads each load and work
@@ -189,21 +197,32 @@ class OnnxModel:
         length."""
         sources = list(images)
         chunks = [sources[i : i + self.batch_size] for i in range(0, len(sources), self.batch_size)]
+        skip_bad = unreadable is not None
         done = 0
         if not chunks:
             return
+
+        def worked(session, batch: Batch) -> tuple[list, Batch]:
+            return (work(session, batch) if batch.sizes else []), batch
+
+        def loaded(chunk) -> Batch:
+            return load_batch(chunk, self._pre, skip_bad)
+
         if len(chunks) == 1:
-            batch = load_batch(chunks[0], self._pre)
+            batch = loaded(chunks[0])
             with self._single_session() as session:
-                results = work(session, batch)
+                results, _ = worked(session, batch)
+            batch.report_skipped(unreadable)
             yield from results
             if progress:
-                progress("score", len(results), len(sources))
+                progress("score", len(sources), len(sources))
             return
         if self.threads < 2:
-            for batch in iter_batches(sources, self._pre, self.batch_size):
-                yield from work(self.session, batch)
-                done += len(batch.sizes)
+            for batch in iter_batches(sources, self._pre, self.batch_size, skip_bad):
+                results, _ = worked(self.session, batch)
+                batch.report_skipped(unreadable)
+                yield from results
+                done += len(batch.sizes) + len(batch.skipped)
                 if progress:
                     progress("score", done, len(sources))
             return
@@ -211,18 +230,19 @@ class OnnxModel:
         pool = ThreadPoolExecutor(max_workers=STREAM_WORKERS, thread_name_prefix="linewatch-score")
 
         def submit(chunk):
-            return pool.submit(lambda: work(session, load_batch(chunk, self._pre)))
+            return pool.submit(lambda: worked(session, loaded(chunk)))
 
         try:
             rest = iter(chunks)
             pending = deque(submit(c) for c in islice(rest, STREAM_WORKERS + 1))
             while pending:
-                results = pending.popleft().result()
+                results, batch = pending.popleft().result()
                 nxt = next(rest, None)
                 if nxt is not None:
                     pending.append(submit(nxt))
+                batch.report_skipped(unreadable)
                 yield from results
-                done += len(results)
+                done += len(batch.sizes) + len(batch.skipped)
                 if progress:
                     progress("score", done, len(sources))
         finally:  # an error, or a caller that stops early: nothing more is started, what runs is waited for
@@ -238,10 +258,15 @@ class OnnxModel:
         return self._stream(images, progress, work)
 
     def iter_predict(
-        self, images: Sequence[Source], progress=None, embeddings: bool | None = None
+        self,
+        images: Sequence[Source],
+        progress=None,
+        embeddings: bool | None = None,
+        unreadable: Unreadable | None = None,
     ) -> Iterator[Prediction]:
         """Predictions in order, with their search embeddings when the export has them (``embeddings=None``);
-        ``embeddings=True`` on an old export is an error saying to re-export, ``False`` skips them."""
+        ``embeddings=True`` on an old export is an error saying to re-export, ``False`` skips them. An image that
+        cannot be read raises ImageError, or with ``unreadable`` is told to it as (path, why) and left out."""
         if embeddings:
             self.require_embeddings()
         grids = self.has_embeddings if embeddings is None else embeddings
@@ -268,7 +293,7 @@ class OnnxModel:
                 )
             return preds
 
-        return self._stream(images, progress, work)
+        return self._stream(images, progress, work, unreadable)
 
     def predict(self, images: Sequence[Source], progress=None, embeddings: bool | None = None) -> list[Prediction]:
         return list(self.iter_predict(images, progress, embeddings))
