@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -248,26 +249,10 @@ def predict(
     _search_hint(scorer, model)
     paths = expand_inputs(images)
     table = None if as_json else Table("image", "verdict", "score", "normalised", "regions")
-    unreadable: list[str] = []
-    told = 0  # of those, named on stderr: once an image was scored (when none is, the error names them)
-    scored = 0
+    unreadable = _Unreadable(None if table is None else lambda name: table.add_row(name, "unreadable", "-", "-", "-"))
 
-    def skipped(name: str | None, why: str) -> None:
-        unreadable.append(why)
-        if table is not None:
-            table.add_row(name or "?", "unreadable", "-", "-", "-")
-        if scored:
-            tell()
-
-    def tell() -> None:
-        nonlocal told
-        for why in unreadable[told:]:
-            err.print(f"[yellow]skipped[/yellow] {escape(why)}", highlight=False, soft_wrap=True)
-        told = len(unreadable)
-
-    for pred in scorer.iter_predict(paths, unreadable=skipped):
-        scored += 1
-        tell()
+    for pred in scorer.iter_predict(paths, unreadable=unreadable):
+        unreadable.went_on()
         rec = pred.to_dict()
         if out_dir is not None:
             target = out_dir / (Path(pred.path).stem + "_heatmap.png")
@@ -282,21 +267,57 @@ def predict(
             table.add_row(
                 pred.path, pred.verdict, f"{pred.score:.4f}", f"{pred.normalized_score:.3f}", str(len(pred.regions))
             )
-    if not scored and unreadable:
-        named = "; ".join(unreadable[:3]) + ("; ..." if len(unreadable) > 3 else "")
-        raise LinewatchError(
-            named if len(unreadable) == 1 else f"none of the {len(unreadable)} images can be read: {named}"
-        )
+    unreadable.none_of_all()
     if table is not None:
         out.print(table)
-    if unreadable:
-        err.print(
-            f"[red]error:[/red] {len(unreadable)} of {len(paths)} images could not be read (named above); "
-            f"{scored} {'other was' if scored == 1 else 'others were'} scored",
-            highlight=False,
-            soft_wrap=True,
-        )
-        raise typer.Exit(2)
+    unreadable.finish(len(paths), "scored")
+
+
+class _Unreadable:
+    """The images a command over many went on without (``iter_predict``'s ``unreadable``): each named on stderr once
+    an image got through (when none does, ``none_of_all``'s error names them) and, with ``row``, added to the output
+    table; ``finish`` ends the command with exit 2 when there were any."""
+
+    def __init__(self, row: Callable[[str], object] | None = None):
+        self.why: list[str] = []
+        self.told = 0
+        self.done = 0
+        self.row = row
+
+    def __call__(self, name: str | None, why: str) -> None:
+        self.why.append(why)
+        if self.row is not None:
+            self.row(name or "?")
+        if self.done:
+            self._tell()
+
+    def went_on(self) -> None:
+        """One more image got through."""
+        self.done += 1
+        self._tell()
+
+    def _tell(self) -> None:
+        for why in self.why[self.told :]:
+            err.print(f"[yellow]skipped[/yellow] {escape(why)}", highlight=False, soft_wrap=True)
+        self.told = len(self.why)
+
+    def none_of_all(self) -> None:
+        if self.why and not self.done:
+            named = "; ".join(self.why[:3]) + ("; ..." if len(self.why) > 3 else "")
+            raise LinewatchError(
+                named if len(self.why) == 1 else f"none of the {len(self.why)} images can be read: {named}"
+            )
+
+    def finish(self, total: int, done: str) -> None:
+        if self.why:
+            ok = total - len(self.why)
+            err.print(
+                f"[red]error:[/red] {len(self.why)} of {total} images could not be read (named above); "
+                f"{ok} {'other was' if ok == 1 else 'others were'} {done}",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(2)
 
 
 @app.command()
@@ -505,7 +526,9 @@ def search_query(
     table = None
     if not as_json:
         table = Table("query", "#", "neighbour", "label", "similarity", "region")
-    for path, found in query_images(index, paths, k, model, engine.value):
+    unreadable = _Unreadable(None if table is None else lambda name: table.add_row(name, "", "unreadable", "", "", ""))
+    for path, found in query_images(index, paths, k, model, engine.value, unreadable=unreadable):
+        unreadable.went_on()
         if as_json:
             rec = {"query": path, "neighbors": [n.to_dict() for n in found]}
             sys.stdout.write(json.dumps(rec) + "\n")
@@ -514,8 +537,10 @@ def search_query(
         for rank, n in enumerate(found, 1):
             region = "—" if n.region is None else ",".join(map(str, n.region))
             table.add_row(path if rank == 1 else "", str(rank), n.path, str(n.label), f"{n.similarity:.3f}", region)
+    unreadable.none_of_all()
     if table is not None:
         out.print(table)
+    unreadable.finish(len(paths), "searched")
 
 
 @search_app.command("rebuild")

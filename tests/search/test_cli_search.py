@@ -144,3 +144,17 @@ def test_an_unreadable_image_is_skipped_and_named(trained, synthetic, tmp_path):
         p.write_bytes(b"not an image")
     bad = run("search", "index", data, "--model", model, "--out", tmp_path / "j", check=False)
     assert bad.returncode == 2 and "no readable image" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_query_folder_with_an_unreadable_image_answers_the_others(trained, synthetic, tmp_path, index):
+    import shutil
+
+    queries = tmp_path / "queries"
+    shutil.copytree(synthetic / "test" / "spot", queries)
+    (queries / "001b.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    r = run("search", "query", index, queries, "--json", check=False)
+    recs = [json.loads(x) for x in r.stdout.splitlines() if x]
+    want = sorted(p.name for p in (synthetic / "test" / "spot").iterdir())
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert [Path(x["query"]).name for x in recs] == want and all(len(x["neighbors"]) == 5 for x in recs)
+    assert "001b.png" in r.stderr and f"1 of {len(want) + 1} images could not be read" in r.stderr

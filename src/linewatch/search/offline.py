@@ -22,6 +22,7 @@ from linewatch.search.service import search_grouped
 LEVELS = ("region", "image")
 SKIP_DIRS = {"ground_truth"}  # MVTec masks are not images of parts
 Progress = Callable[[str, int, int], None]
+Unreadable = Callable[[str | None, str], None]  # (path, why) of an image left out: ``vision.batches.Unreadable``
 
 
 def labelled_images(data: str | Path) -> list[tuple[Path, str]]:
@@ -191,8 +192,10 @@ def query_images(
     model: str | Path | None = None,
     engine: str = "auto",
     progress: Progress | None = None,
+    unreadable: Unreadable | None = None,
 ):
-    """Per query image, in order: (path, its k nearest indexed images as ``Neighbour``s, best first)."""
+    """Per query image, in order: (path, its k nearest indexed images as ``Neighbour``s, best first). An image
+    that cannot be read raises ImageError, or with ``unreadable`` is told to it as (path, why) and left out."""
     if k < 1:
         raise LinewatchError("--k must be at least 1")
     model = model or index.info.get("model")
@@ -200,7 +203,8 @@ def query_images(
         raise LinewatchError(f"{index.path} does not name its model: pass --model")
     level = index.info.get("level", "region")
     scorer = open_embedder(model, engine)
-    for path, pred in zip(images, scorer.iter_predict(list(images), progress), strict=True):
+    for pred in scorer.iter_predict(list(images), progress, unreadable=unreadable):
+        path = pred.path
         vecs, boxes = _vectors(pred, level)
         if vecs.shape[1] != index.dim:
             raise LinewatchError(f"{model} embeds into {vecs.shape[1]} dimensions, the index holds {index.dim}")
