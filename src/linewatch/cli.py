@@ -443,9 +443,11 @@ def inspect_cmd(
         raise LinewatchError("authenticate with --api-key (or LINEWATCH_API_KEY) or --token")
     paths = expand_inputs(images)
     table = None if as_json else Table("image", "verdict", "score", "normalised", "regions", "id")
+    unreadable = _Unreadable(None if table is None else lambda name: table.add_row(name, "unreadable", *"----"))
     with Client(server, token=token, api_key=api_key) as client:
         for batch in _batches(paths):
-            for path, rec in zip(batch, client.inspect(station, batch), strict=True):
+            for path, rec in _inspected(client, station, batch, unreadable):
+                unreadable.went_on()
                 if as_json:
                     sys.stdout.write(json.dumps({"path": str(path), **rec}) + "\n")
                     sys.stdout.flush()
@@ -459,8 +461,33 @@ def inspect_cmd(
                         str(len(rec["regions"])),
                         str(rec["id"]),
                     )
+    unreadable.none_of_all()
     if table is not None:
         out.print(table)
+    unreadable.finish(len(paths), "stored")
+
+
+#: what the service answers for a request with an image it cannot take (unreadable, corrupt or too large)
+_REFUSED_IMAGE = (400, 413)
+
+
+def _inspected(client, station: str, batch: list[Path], unreadable: _Unreadable):
+    """(path, inspection) of a batch of uploads. The service stores a request's images all or none: when it refuses
+    the batch for an image, each is sent again on its own (nothing of the batch was stored) and the ones refused are
+    told to ``unreadable``; any other error ends the run."""
+    from linewatch.client import ClientError
+
+    try:
+        yield from zip(batch, client.inspect(station, batch), strict=True)
+        return
+    except ClientError as e:
+        if e.status_code not in _REFUSED_IMAGE:
+            raise
+        if len(batch) == 1:
+            unreadable(str(batch[0]), f"{batch[0]}: {e.detail}")
+            return
+    for path in batch:
+        yield from _inspected(client, station, [path], unreadable)
 
 
 search_app = typer.Typer(

@@ -104,6 +104,18 @@ def test_end_to_end(server, synthetic, tmp_path, linewatch_processes):
         assert table.returncode == 0, table.stderr
         assert "a.png" in table.stdout and "verdict" in table.stdout
 
+        # a file the service refuses: the others of its upload are sent again alone and stored, it is named
+        (folder / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+        (folder / "c.png").write_bytes(spot.read_bytes())
+        before = len(list(lw.iter_inspections(station="cam1")))
+        mixed = linewatch_processes.cli(
+            "inspect", "--server", server, "--station", "cam1", "--json", str(folder), env=env
+        )
+        assert mixed.returncode == 2 and "Traceback" not in mixed.stderr
+        assert [Path(json.loads(x)["path"]).name for x in mixed.stdout.splitlines()] == ["a.png", "c.png"]
+        assert "b.png" in mixed.stderr and "1 of 3 images could not be read" in mixed.stderr
+        assert len(list(lw.iter_inspections(station="cam1"))) == before + 2  # each stored once
+
         with pytest.raises(ClientError) as e:
             lw.inspect("no-such-station", fine)
         assert e.value.status_code == 404 and "no-such-station" in e.value.detail
