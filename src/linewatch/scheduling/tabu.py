@@ -367,13 +367,8 @@ def warm() -> None:
     global _warm
     if _warm or not HAVE_NUMBA:
         return
-    inst = Instance(
-        [
-            Job([Operation([Option(0, 2)]), Operation([Option(1, 1)])]),
-            Job([Operation([Option(1, 2)]), Operation([Option(0, 1)])]),
-        ],
-        2,
-    )
+    inst = Instance([Job([Operation([Option(0, 2)]), Operation([Option(1, 1)])]),
+                     Job([Operation([Option(1, 2)]), Operation([Option(0, 1)])])], 2)
     prob = _Problem(inst)
     a = [Assignment(0, 0, 0, 0, 2), Assignment(0, 1, 1, 2, 3), Assignment(1, 0, 1, 0, 2), Assignment(1, 1, 0, 2, 3)]
     nxt, prv = prob.links(Plan(inst, a))
@@ -392,41 +387,16 @@ def _run(args) -> tuple[int, np.ndarray, np.ndarray, int, float]:
     hi = lo + max(4, n_jobs // 2)
     stall_limit = max(2000, 4 * n)
     heads, tails = np.zeros(n, np.int64), np.zeros(n, np.int64)
-    best = _heads_tails(
-        nxt,
-        prv,
-        prob.job_next,
-        prob.job_prev,
-        prob.dur,
-        prob.release,
-        heads,
-        tails,
-        np.zeros(n, np.int64),
-        np.zeros(n, np.int64),
-    )
+    best = _heads_tails(nxt, prv, prob.job_next, prob.job_prev, prob.dur, prob.release, heads, tails,
+                        np.zeros(n, np.int64), np.zeros(n, np.int64))
     it, chunk, iterations, best_at = 0, 2000, 0, time.perf_counter()
     rng = np.random.default_rng(seed)
     # one chunk at least (a few ms once compiled): under load the first compile can use up a short limit alone
     while best > lower and (iterations == 0 or time.perf_counter() < deadline):
         before = best
         best, it, _ = _search(
-            nxt,
-            prv,
-            prob.job_next,
-            prob.job_prev,
-            prob.dur,
-            prob.release,
-            best_next,
-            best_prev,
-            best,
-            tabu,
-            chunk,
-            it,
-            int(rng.integers(2**31 - 1)),
-            lo,
-            hi,
-            stall_limit,
-            lower,
+            nxt, prv, prob.job_next, prob.job_prev, prob.dur, prob.release, best_next, best_prev, best, tabu,
+            chunk, it, int(rng.integers(2**31 - 1)), lo, hi, stall_limit, lower,
         )
         iterations += chunk
         if best < before:
