@@ -85,6 +85,36 @@ def test_user_errors_exit_2_without_traceback(tmp_path, args):
     assert "Traceback" not in r.stdout + r.stderr
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["predict", "{model}", "{image}", "--out", "{tmp}/afile"],
+        ["predict", "{model}", "{image}", "--out", "{tmp}/afile/heatmaps"],
+        ["demo", "--dir", "{tmp}/afile", "-q"],
+    ],
+)
+def test_a_file_in_the_way_of_an_output_folder_is_a_user_error(trained, synthetic, tmp_path, args):
+    _, model = trained
+    (tmp_path / "afile").write_text("not a folder")
+    image = synthetic / "test" / "good" / "000.png"
+    r = run(*[a.format(tmp=tmp_path, model=model, image=image) for a in args], check=False)
+    assert r.returncode == 2 and "Traceback" not in r.stdout + r.stderr
+    assert "afile" in r.stderr and "a file is in the way" in r.stderr and "internal error" not in r.stderr
+
+
+def test_path_problems_are_told_in_a_users_words():
+    import errno
+
+    from linewatch.console import path_problem
+
+    assert path_problem(OSError(errno.ENOSPC, "No space left on device", "/data/m")) == (
+        "cannot use /data/m: no space left on the device"
+    )
+    assert path_problem(PermissionError(errno.EACCES, "Permission denied", "/root/x")).endswith("permission denied")
+    assert path_problem(OSError(errno.EIO, "Input/output error", "/mnt/c")) == "cannot use /mnt/c: Input/output error"
+    assert path_problem(OSError(errno.ECONNREFUSED, "Connection refused")) is None  # no path: not the user's to fix
+
+
 def test_predict_on_a_corrupt_image_is_a_clear_error(trained, tmp_path):
     _, model = trained
     bad = tmp_path / "bad.jpg"

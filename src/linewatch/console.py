@@ -3,6 +3,7 @@ exit status a script can test, and Rich progress bars. The root CLI and each eng
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 
@@ -27,8 +28,28 @@ STAGES = {
 }
 
 
+def path_problem(e: OSError) -> str | None:
+    """What is wrong with the path an OSError names, in a user's words (a file where a folder must be, no
+    permission, a full disk), or None for an error that names no path (that one is not the user's to fix)."""
+    path = e.filename
+    if path is None:
+        return None
+    why = {
+        errno.EEXIST: "a file is in the way (a folder is needed there)",
+        errno.ENOTDIR: "a file is in the way (part of the path must be a folder)",
+        errno.EISDIR: "it is a folder (a file name is needed)",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied",
+        errno.EROFS: "the file system is read-only",
+        errno.ENOSPC: "no space left on the device",
+        errno.ENAMETOOLONG: "the name is too long",
+    }.get(e.errno, e.strerror or type(e).__name__)
+    return f"cannot use {os.fsdecode(path)}: {why}"
+
+
 def user_errors(fn):
-    """User errors: one line on stderr, exit 2. Anything else: one line, exit 1 (LINEWATCH_DEBUG=1: raise)."""
+    """User errors: one line on stderr, exit 2 (also a path the command cannot write or read: a file in the way of
+    a folder, no permission, a full disk). Anything else: one line, exit 1 (LINEWATCH_DEBUG=1: raise)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -45,17 +66,28 @@ def user_errors(fn):
         except MemoryError:
             err.print("[red]error:[/red] out of memory: use a smaller --image-size or --batch-size")
             raise typer.Exit(2) from None
+        except OSError as e:
+            problem = path_problem(e)
+            if problem is None or os.environ.get("LINEWATCH_DEBUG"):
+                _internal(e)
+            err.print(f"[red]error:[/red] {escape(problem)}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
         except Exception as e:
-            if os.environ.get("LINEWATCH_DEBUG"):
-                raise
-            err.print(
-                f"[red]internal error:[/red] {type(e).__name__}: {escape(str(e))} (set LINEWATCH_DEBUG=1 for details)",
-                highlight=False,
-                soft_wrap=True,
-            )
-            raise typer.Exit(1) from None
+            _internal(e)
 
     return wrapper
+
+
+def _internal(e: Exception):
+    """An error that is not the user's: one line and exit 1, or with LINEWATCH_DEBUG=1 the traceback."""
+    if os.environ.get("LINEWATCH_DEBUG"):
+        raise e
+    err.print(
+        f"[red]internal error:[/red] {type(e).__name__}: {escape(str(e))} (set LINEWATCH_DEBUG=1 for details)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    raise typer.Exit(1) from None
 
 
 class Bars:
