@@ -147,3 +147,22 @@ def test_methods_lists_every_registered_method():
     assert r.exit_code == 0
     for name in ("mahalanobis", "iforest", "ecod", "copod", "hbos", "knn", "lof", "pca", "autoencoder", "ensemble"):
         assert name in r.stdout
+
+
+def test_a_sensor_column_with_text_cells_reads_them_as_missing(normal, tmp_path):
+    # plant exports write "ERR" or "n/a" where a sensor dropped out: the column is text to pandas
+    path = write(tmp_path / "gaps.csv", normal[:300])
+    lines = path.read_text().splitlines()
+    for i in (5, 40, 41, 200):
+        cells = lines[i].split(",")
+        cells[2] = "ERR" if i % 2 else "n/a"
+        lines[i] = ",".join(cells)
+    path.write_text("\n".join(lines) + "\n")
+    from linewatch.sensors.tables import load_series
+
+    (series,) = load_series(path, time_column="time")
+    assert series.sensors == ["a", "b", "c"]  # b is still a sensor, not dropped for its text cells
+    assert np.isnan(series.values[[4, 39, 40, 199], 1]).all() and np.isfinite(series.values[:, [0, 2]]).all()
+    assert np.isfinite(series.values[:, 1]).sum() == 296
+    r = runner.invoke(app, ["sensors", "fit", str(path), "--out", str(tmp_path / "m"), "--time-column", "time"])
+    assert r.exit_code == 0, r.output

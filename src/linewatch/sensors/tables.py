@@ -63,10 +63,22 @@ def sensor_columns(df: pd.DataFrame, path: Path, exclude: set[str]) -> list[str]
     return cols
 
 
+#: a column of text is a sensor when at least this share of its non-empty cells are numbers: the rest ("ERR", "n/a",
+#: "---" where a reading dropped out, as plant exports write them) are read as missing
+NUMERIC_SHARE = 0.9
+
+
 def _numeric(col: pd.Series) -> bool:
+    """Whether a column holds a sensor's readings: numbers, or text that is numbers but for a few cells."""
     if pd.api.types.is_bool_dtype(col):
         return False
-    return bool(pd.api.types.is_numeric_dtype(col))
+    if pd.api.types.is_numeric_dtype(col):
+        return True
+    if not (pd.api.types.is_object_dtype(col) or pd.api.types.is_string_dtype(col)):
+        return False  # times, categories
+    cells = col.dropna().astype(str).str.strip()
+    cells = cells[cells != ""]
+    return bool(len(cells)) and float(pd.to_numeric(cells, errors="coerce").notna().mean()) >= NUMERIC_SHARE
 
 
 def parse_times(col: pd.Series, path: Path, name: str) -> np.ndarray:
@@ -113,14 +125,14 @@ def load_series(
             raise LinewatchError(
                 f"{f} has no column {', '.join(map(repr, unknown))} (columns: {', '.join(df.columns)})"
             )
-        text = [c for c in columns if not _numeric(df[c])]
+        text = [c for c in columns if not pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c])]
         if text:
             converted = df[text].apply(pd.to_numeric, errors="coerce")
             bad = [c for c in text if converted[c].isna().all()]
             if bad:
                 raise LinewatchError(f"{f}: column {', '.join(map(repr, bad))} is not numeric")
             df[text] = converted
-        values = df[columns].to_numpy(dtype=float)
+        values = df[columns].to_numpy(dtype=float, copy=True)  # written below: never a view of the frame
         empty = [c for c, ok in zip(columns, np.isfinite(values).any(axis=0), strict=True) if not ok]
         if empty:
             raise LinewatchError(f"{f}: sensor column {', '.join(map(repr, empty))} has no values (all missing)")
