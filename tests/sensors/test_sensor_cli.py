@@ -166,3 +166,12 @@ def test_a_sensor_column_with_text_cells_reads_them_as_missing(normal, tmp_path)
     assert np.isfinite(series.values[:, 1]).sum() == 296
     r = runner.invoke(app, ["sensors", "fit", str(path), "--out", str(tmp_path / "m"), "--time-column", "time"])
     assert r.exit_code == 0, r.output
+
+
+def test_a_single_integer_sensor_column_loads(tmp_path):
+    from linewatch.sensors.tables import load_series
+
+    path = tmp_path / "counts.csv"
+    path.write_text("t,count,operator\n1,3,ann\n2,4,bob\n3,5,ann\n")
+    (series,) = load_series(path, time_column="t")
+    assert series.sensors == ["count"] and series.values.tolist() == [[3.0], [4.0], [5.0]]
