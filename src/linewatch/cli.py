@@ -185,6 +185,13 @@ def _print_metrics(m: dict) -> None:
     ):
         t.add_row(k, _fmt(m.get(k)))
     out.print(t)
+    if m.get("unmasked"):
+        err.print(
+            f"note: {m['unmasked']} of {m['defective']} defective images have no mask under ground_truth/: they are "
+            "left out of pixel_auroc and aupro",
+            highlight=False,
+            soft_wrap=True,
+        )
     if m.get("per_type"):
         pt = Table(title="per defect type")
         for c in ("type", "images", "image_auroc", "pixel_auroc", "aupro", "miss_rate"):

@@ -11,6 +11,25 @@ from linewatch.vision.padim import Padim
 from linewatch.vision.saving import load, save
 
 
+def test_a_defective_image_without_a_mask_is_left_out_of_the_pixel_metrics(synthetic, trained, tmp_path):
+    import shutil
+
+    det, _ = trained
+    full = evaluate(det, load_dataset(synthetic))
+    assert "unmasked" not in full
+    data = shutil.copytree(synthetic, tmp_path / "washer")
+    gone = sorted((data / "ground_truth" / "spot").iterdir())[0]
+    gone.unlink()  # a labelling gap: the image is defective, its defect pixels unknown
+    m = evaluate(det, load_dataset(data))
+    assert m["unmasked"] == 1 and m["per_type"]["spot"]["unmasked"] == 1 and "unmasked" not in m["per_type"]["chip"]
+    assert m["image_auroc"] == full["image_auroc"]  # the image still counts where no pixels are needed
+    # the same figures as a test set without that image at all, not its defect's scores counted as false alarms
+    (data / "test" / "spot" / gone.name.replace("_mask", "")).unlink()
+    without = evaluate(det, load_dataset(data))
+    assert m["pixel_auroc"] == without["pixel_auroc"] and m["aupro"] == without["aupro"]
+    assert m["per_type"]["spot"]["aupro"] == without["per_type"]["spot"]["aupro"]
+
+
 def test_patchcore_separates_defects_and_localises_them(synthetic, trained):
     det, _ = trained
     ds = load_dataset(synthetic)

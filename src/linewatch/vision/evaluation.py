@@ -59,9 +59,15 @@ def evaluate(model: Scorer, dataset: Dataset, progress: Callable[[str, int, int]
     cal = model.calibration_
     threshold = cal.image_threshold if cal else None
     out = {"images": n, "defective": int(labels.sum()), **image_metrics(labels, scores, threshold)}
+    # a defective image without a mask has no known defect pixels: counted as all good it would turn its defect's
+    # high scores into false positives, so it is left out of the pixel metrics (and counted) when others have masks
+    unmasked = labels & np.array([x.mask_path is None for x in samples]) if have_masks else np.zeros(n, bool)
+    pixels = ~unmasked
     # the pixel AUROC by ranks: scikit-learn's value, without its float64 copies and argsort of every pixel
-    out["pixel_auroc"] = rank_auroc(masks, maps) if have_masks else float("nan")
-    out["aupro"] = aupro(masks, maps) if have_masks else float("nan")
+    out["pixel_auroc"] = _pixel_metric(rank_auroc, masks, maps, pixels) if have_masks else float("nan")
+    out["aupro"] = _pixel_metric(aupro, masks, maps, pixels) if have_masks else float("nan")
+    if unmasked.any():
+        out["unmasked"] = int(unmasked.sum())
     out["ms_per_image"] = round(1000 * elapsed / n, 2)
     out["threshold"] = threshold
     per_type = {}
@@ -73,8 +79,20 @@ def evaluate(model: Scorer, dataset: Dataset, progress: Callable[[str, int, int]
         if threshold is not None:
             row["miss_rate"] = float((scores[sel] < threshold).mean())
         if have_masks:
-            row["pixel_auroc"] = rank_auroc(masks[both], maps[both])
-            row["aupro"] = aupro(masks[sel], maps[sel])
+            row["pixel_auroc"] = _pixel_metric(rank_auroc, masks, maps, both & pixels)
+            row["aupro"] = _pixel_metric(aupro, masks, maps, sel & pixels)
+            if (sel & unmasked).any():
+                row["unmasked"] = int((sel & unmasked).sum())
         per_type[kind] = row
     out["per_type"] = per_type
     return _clean(out)
+
+
+def _pixel_metric(metric, masks: np.ndarray, maps: np.ndarray, rows: np.ndarray) -> float:
+    """``metric(masks, maps)`` over the images ``rows`` selects (no copy when it selects all); NaN when none of
+    them has a defect pixel to find."""
+    if rows.all():
+        m, a = masks, maps
+    else:
+        m, a = masks[rows], maps[rows]
+    return metric(m, a) if m.any() else float("nan")
