@@ -216,7 +216,7 @@ def test_event_files_round_trip_and_bad_rows(tmp_path):
     with pytest.raises(EventError, match="line 1: good: must be >= 0"):
         read_events(tmp_path / "bad.jsonl")
     (tmp_path / "nohead.csv").write_text("a,b\n1,2\n")
-    with pytest.raises(EventError, match="header lacks machine, time, state"):
+    with pytest.raises(EventError, match="header lacks machine, time, state \\(it has a, b;"):
         read_events(tmp_path / "nohead.csv")
     (tmp_path / "r.jsonl").write_text('{"machine": "m", "time": 0, "state": "down", "defective": 1, "reworked": 2}\n')
     with pytest.raises(EventError, match="reworked: cannot exceed defective"):

@@ -292,7 +292,10 @@ def iter_events(path: str | Path) -> Iterator[StateEvent]:
     head = reader.fieldnames or []
     lacking = [f for f in ("machine", "time", "state") if f not in head]
     if lacking:
-        raise EventError(f"{path}: the CSV header lacks {', '.join(lacking)} (columns: {', '.join(FIELDS)})")
+        raise EventError(
+            f"{path}: the CSV header lacks {', '.join(lacking)} (it has {', '.join(head) or 'no columns'}; the columns "
+            f"read are {', '.join(FIELDS)})"
+        )
     for row in reader:
         row.pop(None, None)
         try:
