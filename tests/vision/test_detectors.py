@@ -30,6 +30,22 @@ def test_a_defective_image_without_a_mask_is_left_out_of_the_pixel_metrics(synth
     assert m["per_type"]["spot"]["aupro"] == without["per_type"]["spot"]["aupro"]
 
 
+def test_with_one_defect_type_its_row_is_the_whole_test_set(synthetic, trained, tmp_path):
+    # each type's row is measured over the good images and that type's, as the whole set's figures are: with one
+    # type they are the same numbers (the type's AUPRO used to leave the good images out)
+    import shutil
+
+    det, _ = trained
+    data = shutil.copytree(synthetic, tmp_path / "washer")
+    for kind in ("scratch", "chip"):
+        shutil.rmtree(data / "test" / kind)
+        shutil.rmtree(data / "ground_truth" / kind)
+    m = evaluate(det, load_dataset(data))
+    row = m["per_type"]["spot"]
+    assert list(m["per_type"]) == ["spot"]
+    assert (row["image_auroc"], row["pixel_auroc"], row["aupro"]) == (m["image_auroc"], m["pixel_auroc"], m["aupro"])
+
+
 def test_patchcore_separates_defects_and_localises_them(synthetic, trained):
     det, _ = trained
     ds = load_dataset(synthetic)

@@ -80,7 +80,8 @@ def evaluate(model: Scorer, dataset: Dataset, progress: Callable[[str, int, int]
             row["miss_rate"] = float((scores[sel] < threshold).mean())
         if have_masks:
             row["pixel_auroc"] = _pixel_metric(rank_auroc, masks, maps, both & pixels)
-            row["aupro"] = _pixel_metric(aupro, masks, maps, sel & pixels)
+            # over the good images too, as the pixel AUROC beside it and the overall AUPRO: the same scale
+            row["aupro"] = _pixel_metric(aupro, masks, maps, both & pixels)
             if (sel & unmasked).any():
                 row["unmasked"] = int((sel & unmasked).sum())
         per_type[kind] = row
