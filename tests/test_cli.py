@@ -153,3 +153,16 @@ def test_help_lists_the_verbs():
     out = run("--help").stdout
     for verb in ("train", "evaluate", "predict", "export", "demo"):
         assert verb in out
+
+
+def test_serve_on_a_port_in_use_is_a_user_error_before_anything_starts(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = run("serve", "--port", port, "--data-dir", tmp_path / "data", check=False)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert f"cannot listen on 127.0.0.1:{port}: the port is in use" in r.stderr and "serving on" not in r.stderr
+    assert not (tmp_path / "data").exists()  # nothing was created for a service that could not start

@@ -626,6 +626,29 @@ def _settings(data_dir: Path | None):
         raise LinewatchError(f"invalid settings: {' '.join(str(e).split())}") from None
 
 
+def _check_port(host: str, port: int) -> None:
+    """A user error, before anything starts, when the service could not listen on host:port (the port taken by
+    another program, an address this machine does not have, a port below 1024 without the right to it)."""
+    import errno
+    import socket
+
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as e:
+        raise LinewatchError(f"--host {host}: not an address of this machine ({e})") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(addr)
+        except OSError as e:
+            why = {
+                errno.EADDRINUSE: "the port is in use (another linewatch or program): choose another --port",
+                errno.EADDRNOTAVAIL: "this machine has no such address: choose another --host",
+                errno.EACCES: "permission denied (ports below 1024 need privileges): choose another --port",
+            }.get(e.errno, e.strerror)
+            raise LinewatchError(f"cannot listen on {host}:{port}: {why}") from None
+
+
 @app.command()
 @user_errors
 def serve(
@@ -646,6 +669,7 @@ def serve(
     from linewatch.api.app import build_context, create_app
     from linewatch.api.server import http_protocol
 
+    _check_port(host, port)
     settings = _settings(data_dir)
     context = build_context(settings)
     app_ = create_app(settings, context)
