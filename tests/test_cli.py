@@ -115,6 +115,15 @@ def test_path_problems_are_told_in_a_users_words():
     assert path_problem(OSError(errno.ECONNREFUSED, "Connection refused")) is None  # no path: not the user's to fix
 
 
+def test_the_onnx_engine_without_an_export_says_to_export(trained, synthetic, tmp_path):
+    _, model = trained  # saved, never exported
+    image = synthetic / "test" / "good" / "000.png"
+    for args in (["predict", model, image], ["evaluate", model, synthetic, "--no-store"]):
+        r = run(*args, "--engine", "onnx", check=False)
+        assert r.returncode == 2 and "Traceback" not in r.stderr
+        assert f"{model} has no ONNX export: run `linewatch export {model}` first" in " ".join(r.stderr.split())
+
+
 def test_predict_on_a_corrupt_image_is_a_clear_error(trained, tmp_path):
     _, model = trained
     bad = tmp_path / "bad.jpg"

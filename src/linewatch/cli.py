@@ -60,6 +60,12 @@ def _engine_model(model: Path, engine: Engine):
     from linewatch.vision.runtime import OnnxModel, open_model
 
     if engine is Engine.onnx:
+        from linewatch.vision.manifest import read_manifest
+
+        if "onnx" not in read_manifest(model).get("files", {}):
+            raise LinewatchError(
+                f"{model} has no ONNX export: run `linewatch export {model}` first, or use --engine torch"
+            )
         return OnnxModel(model)
     return open_model(model, prefer_onnx=engine is Engine.auto)
 
