@@ -456,7 +456,9 @@ def inspect_cmd(
         raise LinewatchError("authenticate with --api-key (or LINEWATCH_API_KEY) or --token")
     paths = expand_inputs(images)
     table = None if as_json else Table("image", "verdict", "score", "normalised", "regions", "id")
-    unreadable = _Unreadable(None if table is None else lambda name: table.add_row(name, "unreadable", *"----"))
+    unreadable = _Unreadable(
+        None if table is None else lambda name: table.add_row(name, "unreadable", "-", "-", "-", "-")
+    )
     with Client(server, token=token, api_key=api_key) as client:
         for batch in _batches(paths):
             for path, rec in _inspected(client, station, batch, unreadable):

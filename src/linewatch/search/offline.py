@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,10 +20,12 @@ from linewatch.search.faiss_index import FaissIndex
 from linewatch.search.index import SearchIndexError
 from linewatch.search.service import search_grouped
 
+if TYPE_CHECKING:
+    from linewatch.vision.batches import Unreadable
+
 LEVELS = ("region", "image")
 SKIP_DIRS = {"ground_truth"}  # MVTec masks are not images of parts
 Progress = Callable[[str, int, int], None]
-Unreadable = Callable[[str | None, str], None]  # (path, why) of an image left out: ``vision.batches.Unreadable``
 
 
 def labelled_images(data: str | Path) -> list[tuple[Path, str]]:

@@ -68,12 +68,17 @@ def sensor_columns(df: pd.DataFrame, path: Path, exclude: set[str]) -> list[str]
 NUMERIC_SHARE = 0.9
 
 
+def _numbers(col: pd.Series) -> bool:
+    """Whether a column is stored as numbers (not true/false)."""
+    return bool(pd.api.types.is_numeric_dtype(col)) and not pd.api.types.is_bool_dtype(col)
+
+
 def _numeric(col: pd.Series) -> bool:
     """Whether a column holds a sensor's readings: numbers, or text that is numbers but for a few cells."""
+    if _numbers(col):
+        return True
     if pd.api.types.is_bool_dtype(col):
         return False
-    if pd.api.types.is_numeric_dtype(col):
-        return True
     if not (pd.api.types.is_object_dtype(col) or pd.api.types.is_string_dtype(col)):
         return False  # times, categories
     cells = col.dropna().astype(str).str.strip()
@@ -125,7 +130,7 @@ def load_series(
             raise LinewatchError(
                 f"{f} has no column {', '.join(map(repr, unknown))} (columns: {', '.join(df.columns)})"
             )
-        text = [c for c in columns if not pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c])]
+        text = [c for c in columns if not _numbers(df[c])]
         if text:
             converted = df[text].apply(pd.to_numeric, errors="coerce")
             bad = [c for c in text if converted[c].isna().all()]

@@ -63,9 +63,8 @@ def evaluate(model: Scorer, dataset: Dataset, progress: Callable[[str, int, int]
     # high scores into false positives, so it is left out of the pixel metrics (and counted) when others have masks
     unmasked = labels & np.array([x.mask_path is None for x in samples]) if have_masks else np.zeros(n, bool)
     pixels = ~unmasked
-    # the pixel AUROC by ranks: scikit-learn's value, without its float64 copies and argsort of every pixel
-    out["pixel_auroc"] = _pixel_metric(rank_auroc, masks, maps, pixels) if have_masks else float("nan")
-    out["aupro"] = _pixel_metric(aupro, masks, maps, pixels) if have_masks else float("nan")
+    no_masks = {"pixel_auroc": float("nan"), "aupro": float("nan")}
+    out.update(_pixel_metrics(masks, maps, pixels) if have_masks else no_masks)
     if unmasked.any():
         out["unmasked"] = int(unmasked.sum())
     out["ms_per_image"] = round(1000 * elapsed / n, 2)
@@ -79,9 +78,8 @@ def evaluate(model: Scorer, dataset: Dataset, progress: Callable[[str, int, int]
         if threshold is not None:
             row["miss_rate"] = float((scores[sel] < threshold).mean())
         if have_masks:
-            row["pixel_auroc"] = _pixel_metric(rank_auroc, masks, maps, both & pixels)
-            # over the good images too, as the pixel AUROC beside it and the overall AUPRO: the same scale
-            row["aupro"] = _pixel_metric(aupro, masks, maps, both & pixels)
+            # both over the good images too, as the whole set's figures are: the same scale
+            row.update(_pixel_metrics(masks, maps, both & pixels))
             if (sel & unmasked).any():
                 row["unmasked"] = int((sel & unmasked).sum())
         per_type[kind] = row
@@ -89,11 +87,9 @@ def evaluate(model: Scorer, dataset: Dataset, progress: Callable[[str, int, int]
     return _clean(out)
 
 
-def _pixel_metric(metric, masks: np.ndarray, maps: np.ndarray, rows: np.ndarray) -> float:
-    """``metric(masks, maps)`` over the images ``rows`` selects (no copy when it selects all); NaN when none of
-    them has a defect pixel to find."""
-    if rows.all():
-        m, a = masks, maps
-    else:
-        m, a = masks[rows], maps[rows]
-    return metric(m, a) if m.any() else float("nan")
+def _pixel_metrics(masks: np.ndarray, maps: np.ndarray, rows: np.ndarray) -> dict:
+    """Pixel AUROC and AUPRO of the images ``rows`` selects, selected once (no copy when it selects all)."""
+    if not rows.all():
+        masks, maps = masks[rows], maps[rows]
+    # the pixel AUROC by ranks: scikit-learn's value, without its float64 copies and argsort of every pixel
+    return {"pixel_auroc": rank_auroc(masks, maps), "aupro": aupro(masks, maps)}

@@ -202,16 +202,13 @@ class OnnxModel:
         if not chunks:
             return
 
-        def worked(session, batch: Batch) -> tuple[list, Batch]:
-            return (work(session, batch) if batch.sizes else []), batch
-
-        def loaded(chunk) -> Batch:
-            return load_batch(chunk, self._pre, skip_bad)
+        def worked(session, batch: Batch) -> list:
+            return work(session, batch) if batch.sizes else []  # a batch of unreadable images only: nothing to run
 
         if len(chunks) == 1:
-            batch = loaded(chunks[0])
+            batch = load_batch(chunks[0], self._pre, skip_bad)
             with self._single_session() as session:
-                results, _ = worked(session, batch)
+                results = worked(session, batch)
             batch.report_skipped(unreadable)
             yield from results
             if progress:
@@ -219,7 +216,7 @@ class OnnxModel:
             return
         if self.threads < 2:
             for batch in iter_batches(sources, self._pre, self.batch_size, skip_bad):
-                results, _ = worked(self.session, batch)
+                results = worked(self.session, batch)
                 batch.report_skipped(unreadable)
                 yield from results
                 done += len(batch.sizes) + len(batch.skipped)
@@ -229,8 +226,12 @@ class OnnxModel:
         session = self._worker_session()
         pool = ThreadPoolExecutor(max_workers=STREAM_WORKERS, thread_name_prefix="linewatch-score")
 
+        def load_and_work(chunk) -> tuple[list, Batch]:
+            batch = load_batch(chunk, self._pre, skip_bad)
+            return worked(session, batch), batch
+
         def submit(chunk):
-            return pool.submit(lambda: worked(session, loaded(chunk)))
+            return pool.submit(load_and_work, chunk)
 
         try:
             rest = iter(chunks)
