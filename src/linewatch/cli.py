@@ -149,6 +149,14 @@ def train(
             "each over its own threshold; the map is PatchCore's",
             highlight=False,
         )
+        share = combined.get("share_choice")
+        if share:
+            shares = ", ".join(f"{c['share']:g}: {c['image_auroc']:.3f}" for c in share["candidates"])
+            err.print(
+                f"PaDiM's share in the image score: {share['share']:g}, {share['reason']} (self-check by share: "
+                f"{shares})",
+                highlight=False,
+            )
     choice = info.get("method_choice")
     if choice:
         err.print(

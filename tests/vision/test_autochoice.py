@@ -147,7 +147,9 @@ def test_the_command_line_reports_the_choice_and_refuses_an_unknown_mode(synthet
     # and the bank search this CPU picked (``search="auto"``), with why
     assert f"bank search: {training['search']['chosen']}, {training['search']['reason']}" in text
     assert f"automatic choice (bank, {auto['seconds']:.1f} s in all): bank {auto['chosen']['bank']} entries" in text
-    assert auto["reason"] in text and text.count("self-check image") == 2
+    assert auto["reason"] in text and text.count(": self-check image") == 2
+    share = training["combined"]["share_choice"]  # the default method's other choice: PaDiM's share
+    assert f"PaDiM's share in the image score: {share['share']:g}, {share['reason']}" in text
     bad = subprocess.run([*lw, "--auto", "always"], capture_output=True, text=True)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "auto" in bad.stderr
 

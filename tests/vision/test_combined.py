@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+import linewatch.vision.methodchoice as mc
 from linewatch.errors import LinewatchError
 from linewatch.vision.autochoice import PER_IMAGE
 from linewatch.vision.datasets import load_dataset
@@ -162,3 +163,92 @@ def test_without_a_bank_choice_the_self_check_is_a_pass_of_its_own(synthetic):
     det = create_detector("combined", image_size=96, max_bank=48, auto="off").fit(load_dataset(synthetic).train)
     check = det.train_info_["self_check"]
     assert check["painted"] == check["good"] > 0 and check["image_auroc"] is not None
+
+
+def _parts_anywhere(n: int, seed: int = 0) -> list:
+    """Good synthetic parts placed anywhere in the frame (not aligned): a position's Gaussian learns little there."""
+    from PIL import Image
+
+    from linewatch.vision.synthetic import good_part
+
+    rng = np.random.default_rng(seed)
+    images = []
+    for _ in range(n):
+        canvas = Image.new("RGB", (160, 160), (90, 90, 95))
+        canvas.paste(good_part(rng, 96), tuple(int(v) for v in rng.integers(0, 64, 2)))
+        images.append(canvas)
+    return images
+
+
+@pytest.fixture(scope="module")
+def anywhere(tmp_path_factory):
+    """A combined model of parts that sit anywhere in the frame, saved and exported."""
+    images = _parts_anywhere(30)
+    det = create_detector("combined", image_size=96, max_bank=48).fit(images)
+    path = save(det, tmp_path_factory.mktemp("models") / "anywhere")
+    export_onnx(path)
+    return det, images, path
+
+
+def test_choose_share_keeps_padim_unless_a_smaller_share_is_clearly_better():
+    rng = np.random.default_rng(0)
+    good, bad = rng.normal(1.0, 0.1, 40), rng.normal(1.4, 0.1, 120)  # PatchCore's: the painted copies stand out
+    noise = (rng.normal(1.0, 0.3, 40), rng.normal(1.0, 0.3, 120))  # a PaDiM that sees nothing
+    helps = (rng.normal(1.0, 0.1, 40), rng.normal(1.3, 0.1, 120))  # a PaDiM that sees them too
+    w = np.array([1.0, 1.0])
+    assert mc.choose_share(w, (good, bad), noise, 40)["share"] == 0.0
+    kept = mc.choose_share(w, (good, bad), helps, 40)
+    assert kept["share"] == 1.0 and "no smaller share" in kept["reason"]
+    assert [c["share"] for c in kept["candidates"]] == list(mc.PADIM_SHARES)
+    # the same scores: no share is better, the whole one stays
+    assert mc.choose_share(w, (good, bad), (good, bad), 40)["share"] == 1.0
+    # a lead under the margin (few held-out images make it large) does not replace the whole share
+    slight = (np.r_[helps[0][:-1], 1.5], helps[1])
+    figures = mc.choose_share(w, (good, bad), slight, 4)
+    assert figures["share"] == 1.0 and figures["candidates"][2]["image_auroc"] > figures["candidates"][0]["image_auroc"]
+
+
+def test_padims_share_follows_the_self_check(combined, anywhere):
+    """Aligned parts keep PaDiM's whole share; parts anywhere in the frame, where PaDiM's painted-copy scores are
+    noise, get a smaller one. The self-check reported is the chosen share's."""
+    det, _, _ = combined
+    assert det.train_info_["combined"]["padim_share"] == 1.0
+    assert det.train_info_["combined"]["share_choice"]["share"] == 1.0
+    moved, _, _ = anywhere
+    info = moved.train_info_["combined"]
+    assert info["padim_share"] < 1.0
+    by_share = {c["share"]: c["image_auroc"] for c in info["share_choice"]["candidates"]}
+    assert by_share[info["padim_share"]] > by_share[1.0]
+    assert moved.train_info_["self_check"]["image_auroc"] == pytest.approx(by_share[info["padim_share"]], abs=1e-4)
+    patchcore, padim = moved._parts
+    w = moved.weights_.tolist()
+    assert w[0] == pytest.approx(1 / patchcore.calibration_.image_threshold, rel=1e-5)
+    assert w[1] == pytest.approx(info["padim_share"] / padim.calibration_.image_threshold, rel=1e-5)
+
+
+def test_without_padims_share_it_is_not_computed_and_the_saved_and_exported_models_agree(anywhere, monkeypatch):
+    det, images, path = anywhere
+    assert det.train_info_["combined"]["padim_share"] == 0.0  # these parts: 0.898 without PaDiM, 0.850 with half
+    patchcore, padim = det._parts
+    assert det._graph.padim is None and det._scoring == (patchcore,)
+
+    def no_padim(*args, **kwargs):
+        raise AssertionError("PaDiM computed")
+
+    monkeypatch.setattr(padim, "_score", no_padim)
+    monkeypatch.setattr(padim, "_score_features", no_padim, raising=False)
+    want = [p.score for p in det.predict(images[:6])]
+    alone = [p.score * det.weights_[0].item() for p in patchcore.predict(images[:6])]
+    np.testing.assert_allclose(want, alone, rtol=1e-5)
+    monkeypatch.undo()
+    back = load(path)
+    assert type(back) is Combined and float(back.weights_[1]) == 0 and back._graph.padim is None
+    np.testing.assert_allclose([p.score for p in back.predict(images[:6])], want, rtol=1e-6)
+    np.testing.assert_allclose([p.score for p in OnnxModel(path).predict(images[:6])], want, rtol=1e-3)
+
+
+def test_with_the_automatic_choice_off_padim_keeps_its_whole_share(synthetic, monkeypatch):
+    monkeypatch.setattr(mc, "choose_share", lambda *a, **k: pytest.fail("a share was chosen"))
+    det = create_detector("combined", image_size=96, max_bank=48, auto="off").fit(_parts_anywhere(16))
+    assert det.train_info_["combined"]["padim_share"] == 1.0 and "share_choice" not in det.train_info_["combined"]
+    assert det._graph.padim is not None

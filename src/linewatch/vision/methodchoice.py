@@ -17,20 +17,20 @@ keeps both candidates' figures, the reason and the seconds it took. Refitting ch
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from linewatch.errors import LinewatchError
-from linewatch.vision.autochoice import PER_IMAGE, Trial, _figures, _relabel, choose, score_of
+from linewatch.vision.autochoice import PER_IMAGE, Trial, _figures, _relabel, choose, margin_for, score_of
 from linewatch.vision.batches import Source, iter_batches
 from linewatch.vision.cpu import resolve_search
 from linewatch.vision.detector import Detector, Progress, score_on_one_pass, use_all_cores
 from linewatch.vision.methods import AutoParams, PadimParams, PatchCoreParams
 from linewatch.vision.metrics import rank_auroc
-from linewatch.vision.selfcheck import WORKING, SelfCheck, prepare
+from linewatch.vision.selfcheck import WORKING, SelfCheck, prepare, self_check_many
 from linewatch.vision.thresholds import calibrate
 
 CANDIDATES = {"patchcore": PatchCoreParams, "padim": PadimParams}
@@ -108,6 +108,56 @@ def _take_resolved(owner: Detector, part: Detector) -> None:
     for k in RESOLVED:
         if k in part.params_:
             owner.params_[k] = part.params_[k]
+
+
+def _share_backbone(patchcore: Detector, padim: Detector) -> None:
+    """PaDiM scores from PatchCore's backbone (the same backbone and layers: one copy, as saved)."""
+    if padim.extractor_ is not patchcore.extractor_:
+        padim.extractor_ = patchcore.extractor_
+        padim._build()
+
+
+#: PaDiM's share in a combined model's image score, the default first: whole, half, none
+PADIM_SHARES = (1.0, 0.5, 0.0)
+
+
+def choose_share(
+    weights: np.ndarray, scores: tuple[Sequence, Sequence], companion_scores: tuple[Sequence, Sequence], n_good: int
+) -> dict:
+    """PaDiM's share in the image score, from the self-check: each of ``PADIM_SHARES`` weighs the two parts' raw
+    scores on the held-out good images and their painted copies (``scores``: PatchCore's (good, painted),
+    ``companion_scores``: PaDiM's; ``weights``: 1 / each part's image threshold), and the whole share stays unless
+    another tells the painted copies apart better by the automatic choice's margin (``margin_for(n_good)``; the
+    larger share on a tie).
+
+    PaDiM's Gaussian per patch position adds to PatchCore where good parts are aligned (magnetic_tile: image AUROC
+    0.880 with PatchCore alone, 0.913 with both), but where a part sits anywhere in the frame a position's Gaussian
+    spreads over everything and its score is noise beside PatchCore's (bottle photos moved and turned at random:
+    1.000 alone, 0.994 with both); the painted copies rank the shares as the real defects did on both
+    (docs/benchmarks.md). Returns the share, the reason and each share's self-check image AUROC."""
+    (good, bad), (other_good, other_bad) = scores, companion_scores
+    y = np.r_[np.zeros(len(good)), np.ones(len(bad))]
+    own = np.r_[good, bad].astype(np.float32) * np.float32(weights[0])
+    other = np.r_[other_good, other_bad].astype(np.float32) * np.float32(weights[1])
+    aurocs = [float(rank_auroc(y, own + np.float32(f) * other)) for f in PADIM_SHARES]
+    margin = margin_for(n_good)
+    best = max(range(1, len(PADIM_SHARES)), key=lambda i: (aurocs[i], -i))
+    chosen = best if aurocs[best] >= aurocs[0] + margin else 0
+    if chosen:
+        reason = (
+            f"self-check image AUROC {aurocs[chosen]:.3f} with PaDiM's share at {PADIM_SHARES[chosen]:g} against "
+            f"{aurocs[0]:.3f} with the whole share (at least {margin:.3f} higher)"
+        )
+    else:
+        reason = (
+            f"no smaller share scored {margin:.3f} above the whole share's self-check image AUROC {aurocs[0]:.3f} "
+            f"(best other: {aurocs[best]:.3f})"
+        )
+    return {
+        "share": PADIM_SHARES[chosen],
+        "reason": reason,
+        "candidates": [{"share": f, "image_auroc": round(a, 6)} for f, a in zip(PADIM_SHARES, aurocs, strict=True)],
+    }
 
 
 class MethodChoice(Detector):
@@ -214,9 +264,10 @@ class MethodChoice(Detector):
 
 class CombinedGraph(nn.Module):
     """PatchCore's graph and PaDiM's side by side: the image score is the sum of the two, each divided by its own
-    model's image threshold; the map and the search grids are PatchCore's."""
+    model's image threshold (PaDiM's times its share); the map and the search grids are PatchCore's. Without a PaDiM
+    graph (its share is none) the score is PatchCore's alone."""
 
-    def __init__(self, patchcore: nn.Module, padim: nn.Module, weights: torch.Tensor):
+    def __init__(self, patchcore: nn.Module, padim: nn.Module | None, weights: torch.Tensor):
         super().__init__()
         self.patchcore = patchcore
         self.padim = padim
@@ -225,6 +276,8 @@ class CombinedGraph(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         maps = self.patchcore.features.extractor(x)  # one backbone pass for both
         score, amap, feats, res = self.patchcore.head(self.patchcore.features.combine(maps))
+        if self.padim is None:  # PaDiM's share is none: its part is not computed at all
+            return score * self.weights[0], amap, feats, res
         other = self.padim.head(self.padim.features.combine(maps))[0]
         return score * self.weights[0] + other * self.weights[1], amap, feats, res
 
@@ -239,7 +292,12 @@ class Combined(Detector):
     0.872). The added scores reach the better one's image AUROC on both, and the maps stay PatchCore's sharper ones
     (docs/benchmarks.md). PaDiM accumulates from PatchCore's own backbone pass (``feature_taps``), and one backbone
     pass per image serves both; PaDiM's covariances are shared by 2 x 2 positions (``cov_block``), a quarter of the
-    cost per image of one per position."""
+    cost per image of one per position.
+
+    PaDiM's share in the sum is chosen from the good images (``choose_share``, unless ``auto`` is off): where the
+    painted copies of the held-out images are told apart clearly better with half of it or none (parts that sit
+    anywhere in the frame, where a position's Gaussian learns little), that share is kept, and with none PaDiM is not
+    computed when scoring."""
 
     method = "combined"
     default_strides = (4, 8, 16)
@@ -265,7 +323,8 @@ class Combined(Detector):
         return super().is_fitted and self._parts is not None
 
     def fit(self, images: Sequence[Source], progress: Progress | None = None, fingerprint: str | None = None):
-        """Fit PatchCore (with its automatic choices) and PaDiM, weigh their scores, set the thresholds of the sum."""
+        """Fit PatchCore (with its automatic choices) and PaDiM, weigh their scores (PaDiM's share chosen by the
+        self-check unless ``auto`` is off), set the thresholds of the sum."""
         started = time.perf_counter()
         p = self.params_ = self._validate_params()
         self.extractor_, self._parts, self.weights_ = None, None, None
@@ -280,10 +339,19 @@ class Combined(Detector):
             calibrate=False,
             companion=bool(p["self_check"]),
         )  # holdout > 0 is required: there are held-out images, so there is a PaDiM
-        self._calibrate_both(patchcore, padim, held, progress)
-        check = None
-        if held and p["self_check"]:
-            check = self._check_from_choice(patchcore, padim) or self._self_check(held, progress)
+        choosing = p["auto"] != "off"
+        painted = self._painted_scores(patchcore, padim, held, progress, choosing) if p["self_check"] else None
+        share: dict | None = None
+
+        def weigh(weights: torch.Tensor) -> torch.Tensor:
+            nonlocal share
+            if painted is not None and choosing:
+                share = choose_share(weights.numpy(), *painted[1:], painted[0].good)
+                weights = weights * torch.tensor([1.0, share["share"]])
+            return weights
+
+        self._calibrate_both(patchcore, padim, held, progress, weigh)
+        check = self._combined_check(*painted) if painted is not None else None
         self.skipped_ = patchcore.skipped_
         info = dict(patchcore.train_info_)
         info["seconds"] = round(time.perf_counter() - started, 2)
@@ -291,34 +359,63 @@ class Combined(Detector):
             "padim_seconds": padim.train_info_.get("seconds"),
             "padim_tapped": bool(padim.train_info_.get("tapped")),
             "weights": [round(float(w), 6) for w in self.weights_],
+            "padim_share": share["share"] if share else 1.0,
         }
+        if share:
+            info["combined"]["share_choice"] = share
         if check is not None:
             info["self_check"] = check.to_dict()
             info["self_check_seconds"] = round(check.seconds, 2)
         self.train_info_ = self._noted(info)
         return self
 
-    def _check_from_choice(self, patchcore: Detector, padim: Detector) -> SelfCheck | None:
-        """The self-check of the combined model from PatchCore's bank choice, where PaDiM was scored in the same pass
-        (``PatchCore.choice_companion``): the image AUROC of both parts' raw scores weighed as the graph weighs them,
-        on the choice's painted images (three copies of each held-out image); the pixel AUROC is the chosen bank's,
-        since the map is PatchCore's. None when there was no such pass."""
+    def _painted_scores(
+        self, patchcore: Detector, padim: Detector, held: list, progress: Progress | None, choosing: bool
+    ) -> tuple[SelfCheck, tuple[list, list], tuple[list, list]] | None:
+        """PatchCore's self-check and both parts' raw image scores on the held-out good images and their painted
+        copies: (check, PatchCore's (good, painted) scores, PaDiM's). From PatchCore's bank-choice pass, where PaDiM
+        was scored in it (``PatchCore.choice_companion``: three copies of each held-out image); else from a pass of
+        their own (one backbone pass per image for both), with three copies per image when PaDiM's share is to be
+        chosen on them and one otherwise. None when fewer than two held-out images can be read."""
         found = patchcore.__dict__.pop("_choice_scores", None)
-        if found is None or found.companion is not padim:
+        if found is not None and found.companion is padim:
+            return found.check, found.scores, found.companion_scores
+        if not held:
             return None
+        _share_backbone(patchcore, padim)
+        painted = prepare(
+            held, PER_IMAGE if choosing else 1, self.params_["seed"], max_side=WORKING * patchcore.preprocess.input_size
+        )
+        if painted is None:
+            return None
+        relabel = (lambda _stage, d, t: progress("self-check", d, t)) if progress else None
+        raw: list = []
+        check = self_check_many([patchcore], painted, relabel, extra=[padim], raw=raw)[0]
+        return check, raw[0], raw[1]
+
+    def _combined_check(self, check: SelfCheck, scores: tuple, companion_scores: tuple) -> SelfCheck:
+        """The combined model's self-check from both parts' raw scores on the painted images, weighed as the graph
+        weighs them: the image AUROC of the sum; the pixel AUROC is PatchCore's, since the map is PatchCore's."""
         w = self.weights_.numpy()
-        (good, bad), (other_good, other_bad) = found.scores, found.companion_scores
+        (good, bad), (other_good, other_bad) = scores, companion_scores
         good_sum = np.array(good, np.float32) * w[0] + np.array(other_good, np.float32) * w[1]
         bad_sum = np.array(bad, np.float32) * w[0] + np.array(other_bad, np.float32) * w[1]
         y = np.r_[np.zeros(len(good_sum)), np.ones(len(bad_sum))]
         image = rank_auroc(y, np.r_[good_sum, bad_sum])
-        return SelfCheck(image, found.check.pixel_auroc, len(good_sum), len(bad_sum), found.check.seconds)
+        return SelfCheck(image, check.pixel_auroc, len(good_sum), len(bad_sum), check.seconds)
 
-    def _calibrate_both(self, patchcore: Detector, padim: Detector, held: list, progress: Progress | None) -> None:
+    def _calibrate_both(
+        self,
+        patchcore: Detector,
+        padim: Detector,
+        held: list,
+        progress: Progress | None,
+        weigh: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
         """Both parts' thresholds, the weights and the thresholds of the sum, from one pass over the held-out images
         (one backbone pass per image feeds both parts, as when scoring): each part's thresholds from its own scores,
-        the weights from those, the sum's from the weighted scores and PatchCore's maps (the combined map). Nothing
-        is changed when none of the images can be read."""
+        the weights from those (then ``weigh``ed: PaDiM's share), the sum's from the weighted scores and PatchCore's
+        maps (the combined map). Nothing is changed when none of the images can be read."""
         parts: list[list[float]] = [[], []]
         peaks: list[list[float]] = [[], []]
         done = 0
@@ -341,22 +438,27 @@ class Combined(Detector):
         # a zero threshold would divide by zero, so it weighs 1
         cals = (patchcore.calibration_, padim.calibration_)
         weights = torch.tensor([1.0 / (c.image_threshold if c.image_threshold > 0 else 1.0) for c in cals])
-        self._assemble(patchcore, padim, weights)
+        self._assemble(patchcore, padim, weigh(weights) if weigh is not None else weights)
         w = self.weights_.numpy()
         summed = np.array(parts[0], dtype=np.float32) * w[0] + np.array(parts[1], dtype=np.float32) * w[1]
         self.calibration_ = calibrate(summed.astype(np.float64), np.array(peaks[0]), rate)
 
     def _assemble(self, patchcore: Detector, padim: Detector, weights: torch.Tensor) -> None:
-        """Score with both parts from now on; PatchCore's resolved parameters (layers, the bank chosen) are ours."""
+        """Score with both parts from now on (PatchCore alone where PaDiM's weight is 0); PatchCore's resolved
+        parameters (layers, the bank chosen) are ours."""
         _take_resolved(self, patchcore)
-        if padim.extractor_ is not patchcore.extractor_:  # the same backbone and layers: one copy, as saved
-            padim.extractor_ = patchcore.extractor_
-            padim._build()
+        _share_backbone(patchcore, padim)
         self.extractor_ = patchcore.extractor_
         self.input_shape_ = patchcore.input_shape_
         self.weights_ = weights.float()
         self._parts = (patchcore, padim)
-        self._graph = CombinedGraph(patchcore.graph(), padim.graph(), self.weights_).eval()
+        scoring = padim.graph() if float(self.weights_[1]) != 0 else None
+        self._graph = CombinedGraph(patchcore.graph(), scoring, self.weights_).eval()
+
+    @property
+    def _scoring(self) -> tuple[Detector, ...]:
+        """The parts that score: both, or PatchCore alone where PaDiM's share is none."""
+        return self._parts if float(self.weights_[1]) != 0 else self._parts[:1]
 
     @property
     def residual_layers(self) -> tuple[int, ...]:
@@ -369,8 +471,11 @@ class Combined(Detector):
     _accumulate = _finish = _start
 
     def _score(self, x: torch.Tensor, grids: bool = False) -> tuple[torch.Tensor, ...]:
-        out, other = score_on_one_pass(self._parts, x, grids)  # one backbone pass for both
-        return (out[0] * self.weights_[0] + other[0] * self.weights_[1], *out[1:])
+        outs = score_on_one_pass(self._scoring, x, grids)  # one backbone pass for both
+        score = outs[0][0] * self.weights_[0]
+        if len(outs) > 1:
+            score = score + outs[1][0] * self.weights_[1]
+        return (score, *outs[0][1:])
 
     def graph(self) -> nn.Module:
         self._check_fitted()

@@ -3434,7 +3434,7 @@ export interface components {
             refine?: number | null;
             /**
              * Auto
-             * @description PatchCore: settings chosen from the good images by the self-check (defects painted on held-out images): off; bank = a bank of twice bank_size too, kept when clearly better (or not clearly worse, below a saturated self-check); full = bank, the coarser layers 8,16 and a 5/4 finer input too (two more fits) (default: bank)
+             * @description PatchCore: settings chosen from the good images by the self-check (defects painted on held-out images): off; bank = a bank of twice bank_size too, kept when clearly better (or not clearly worse, below a saturated self-check); full = bank, the coarser layers 8,16 and a 5/4 finer input too (two more fits); with method combined, bank and full also choose PaDiM's share in the image score (whole, half or none) (default: bank)
              */
             auto?: string | null;
         };
@@ -3586,7 +3586,7 @@ export interface components {
             refine?: number | null;
             /**
              * Auto
-             * @description PatchCore: settings chosen from the good images by the self-check (defects painted on held-out images): off; bank = a bank of twice bank_size too, kept when clearly better (or not clearly worse, below a saturated self-check); full = bank, the coarser layers 8,16 and a 5/4 finer input too (two more fits) (default: bank)
+             * @description PatchCore: settings chosen from the good images by the self-check (defects painted on held-out images): off; bank = a bank of twice bank_size too, kept when clearly better (or not clearly worse, below a saturated self-check); full = bank, the coarser layers 8,16 and a 5/4 finer input too (two more fits); with method combined, bank and full also choose PaDiM's share in the image score (whole, half or none) (default: bank)
              */
             auto?: string | null;
         };
@@ -3828,7 +3828,7 @@ export interface components {
             refine?: number | null;
             /**
              * Auto
-             * @description PatchCore: settings chosen from the good images by the self-check (defects painted on held-out images): off; bank = a bank of twice bank_size too, kept when clearly better (or not clearly worse, below a saturated self-check); full = bank, the coarser layers 8,16 and a 5/4 finer input too (two more fits) (default: bank)
+             * @description PatchCore: settings chosen from the good images by the self-check (defects painted on held-out images): off; bank = a bank of twice bank_size too, kept when clearly better (or not clearly worse, below a saturated self-check); full = bank, the coarser layers 8,16 and a 5/4 finer input too (two more fits); with method combined, bank and full also choose PaDiM's share in the image score (whole, half or none) (default: bank)
              */
             auto?: string | null;
         };
