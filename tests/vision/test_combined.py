@@ -252,3 +252,31 @@ def test_with_the_automatic_choice_off_padim_keeps_its_whole_share(synthetic, mo
     det = create_detector("combined", image_size=96, max_bank=48, auto="off").fit(_parts_anywhere(16))
     assert det.train_info_["combined"]["padim_share"] == 1.0 and "share_choice" not in det.train_info_["combined"]
     assert det._graph.padim is not None
+
+
+@pytest.mark.parametrize("method", ["combined", "padim", "patchcore"])
+def test_a_model_of_identical_images_calls_that_image_good(method, tmp_path):
+    """Training images that do not vary at all (copies of one photo, a flat surface): their held-out scores are
+    rounding, which a weight or a threshold set on them turned into defects: the training image itself was flagged
+    (combined: score 55 against a threshold of 2)."""
+    from PIL import Image
+
+    from linewatch.vision.synthetic import good_part
+
+    for name, image in (
+        ("flat", Image.new("RGB", (96, 96), (120, 120, 120))),
+        ("same", good_part(np.random.default_rng(0), 96)),
+    ):
+        det = create_detector(method, image_size=64, **({} if method == "padim" else {"max_bank": 32}))
+        det.fit([image] * 12)
+        if method == "combined":
+            assert float(det.weights_[1]) <= 1.0  # PaDiM's threshold is at least one standard deviation
+        for pred in det.predict([image, image.copy()]):
+            assert not pred.is_anomalous, (name, pred.score, det.calibration_)
+        path = save(det, tmp_path / f"{method}-{name}")
+        export_onnx(path)
+        for pred in OnnxModel(path).predict([image]):
+            assert not pred.is_anomalous, (name, "onnx", pred.score, det.calibration_)
+        changed = np.asarray(image).copy()
+        changed[30:50, 30:50] = 255 - changed[30:50, 30:50]
+        assert det.predict([Image.fromarray(changed)])[0].is_anomalous

@@ -3,7 +3,7 @@ import pytest
 
 from linewatch.vision.metrics import aupro, auroc, image_metrics, rank_auroc
 from linewatch.vision.regions import label
-from linewatch.vision.thresholds import calibrate, f1_optimal_threshold, threshold_at_false_alarm_rate
+from linewatch.vision.thresholds import MIN_SPREAD, calibrate, f1_optimal_threshold, threshold_at_false_alarm_rate
 
 
 def test_aupro_matches_a_case_worked_by_hand():
@@ -110,3 +110,20 @@ def test_thresholds_from_good_images():
     assert cal.normalize(cal.image_threshold) == pytest.approx(0.5)
     assert 0 < cal.normalize(0.0) < 0.01 and 0.99 < cal.normalize(100.0) <= 1
     assert cal.normalize_map(np.array([cal.pixel_threshold]))[0] == pytest.approx(0.5)
+
+
+def test_scores_of_identical_images_get_a_threshold_above_their_rounding():
+    """Held-out images that do not vary score the same up to rounding (the batch, the engine); the threshold allows
+    for it (a spread of at least MIN_SPREAD of the mean) instead of sitting on their mean."""
+    same = np.array([16.8619, 16.8620, 16.8620, 16.8621])
+    t = threshold_at_false_alarm_rate(same, 0.01)
+    assert t >= 16.862 * (1 + 2 * MIN_SPREAD)
+    # real good images spread more: the floor does not move their threshold
+    good = np.random.default_rng(1).normal(40, 1, 21)
+    z = 2.3263478740408408  # the 99th percentile of a standard normal
+    want = max(good.mean() + z * good.std(ddof=1), np.quantile(good, 0.99))
+    assert threshold_at_false_alarm_rate(good, 0.01) == pytest.approx(want)
+    # a method's floor: no threshold below it
+    cal = calibrate(np.full(3, 4.5e-5), np.full(3, 3e-4), 0.01, floor=1.0)
+    assert cal.image_threshold == 1.0 and cal.pixel_threshold == 1.0
+    assert calibrate(good, good, 0.01, floor=1.0).image_threshold == threshold_at_false_alarm_rate(good, 0.01)

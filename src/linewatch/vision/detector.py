@@ -58,6 +58,7 @@ class Detector(Estimator, ABC):
     engine = "vision"
     Params = DetectorParams
     default_strides: ClassVar[tuple[int, ...]] = (8, 16)
+    score_floor: ClassVar[float] = 0.0  # no threshold is set below this score (``thresholds.calibrate``)
     _calibrate_on_fit = True  # False: the caller sets the thresholds after fit (the automatic choice, once chosen)
 
     def __init__(self, **params):
@@ -227,7 +228,8 @@ class Detector(Estimator, ABC):
             scores.extend(batch_scores.tolist())
             peaks.extend(maps.reshape(len(maps), -1).max(1).tolist())
         if scores:
-            self.calibration_ = calibrate(np.array(scores), np.array(peaks), self.params_["false_alarm_rate"])
+            rate = self.params_["false_alarm_rate"]
+            self.calibration_ = calibrate(np.array(scores), np.array(peaks), rate, self.score_floor)
 
     def _self_check(self, held: Sequence[Source], progress: Progress | None = None, per_image: int = 1, prepared=None):
         from linewatch.vision.selfcheck import self_check

@@ -434,7 +434,7 @@ class Combined(Detector):
             raise LinewatchError("none of the held-out good images could be read to set the thresholds")
         rate = self.params_["false_alarm_rate"]
         for part, s, m in zip((patchcore, padim), parts, peaks, strict=True):
-            part.calibration_ = calibrate(np.array(s), np.array(m), rate)
+            part.calibration_ = calibrate(np.array(s), np.array(m), rate, part.score_floor)
         # a zero threshold would divide by zero, so it weighs 1
         cals = (patchcore.calibration_, padim.calibration_)
         weights = torch.tensor([1.0 / (c.image_threshold if c.image_threshold > 0 else 1.0) for c in cals])

@@ -105,6 +105,10 @@ def fitting_block(h: int, w: int, block: int) -> int:
 class Padim(Detector):
     method = "padim"
     default_strides = (4, 8, 16)
+    # scores are Mahalanobis distances, in standard deviations of the good patches: no threshold lies below one (where
+    # the training images barely vary, the held-out scores are float rounding, and a weight or threshold set from
+    # them would make rounding a defect); real parts' thresholds are tens (bottle 37, magnetic_tile 21)
+    score_floor = 1.0
 
     Params = PadimParams
 
