@@ -90,3 +90,79 @@ def test_bad_input_exits_2_with_one_line(files, tmp_path, args, says):
     assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert says in r.stderr
+
+
+def test_empty_readings_are_filled_within_their_unit_and_named(files, tmp_path):
+    """Sensor exports have gaps (a dropped reading, an ERR cell): RUL histories fill each from the same unit's last
+    reading before it (or its first after it at the start of a life); fit and predict say how many."""
+    import pandas as pd
+
+    train = pd.read_csv(files / "train.csv")
+    rng = np.random.default_rng(0)
+    gaps = train.copy()
+    gaps.loc[rng.choice(len(gaps), 15, replace=False), "sensor_2"] = np.nan
+    gaps.to_csv(tmp_path / "gaps.csv", index=False)
+    model = tmp_path / "model"
+    fitted = run("fit", tmp_path / "gaps.csv", "--out", model, *TINY)
+    assert "15 empty reading(s) filled" in " ".join(fitted.stderr.split())
+    test = pd.read_parquet(files / "test.parquet")
+    test.loc[[0, 1, len(test) - 1], "sensor_1"] = np.nan
+    test.to_csv(tmp_path / "test.csv", index=False)
+    scored = run("predict", model, tmp_path / "test.csv", "--json")
+    assert "3 empty reading(s) filled" in " ".join(scored.stderr.split())
+    recs = [json.loads(x) for x in scored.stdout.splitlines()]
+    assert len(recs) == 4 and all(np.isfinite([r["rul"], r["rul_low"], r["rul_high"]]).all() for r in recs)
+    test["sensor_3"] = np.nan
+    test.to_csv(tmp_path / "empty.csv", index=False)
+    r = run("predict", model, tmp_path / "empty.csv", check=False)
+    assert r.returncode == 2 and "'sensor_3' has no readings" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_fill_gaps_takes_each_unit_s_own_readings():
+    from linewatch.maintenance.tables import fill_gaps
+
+    units = np.array([1, 1, 1, 1, 2, 2, 3, 3])
+    values = np.array(
+        [
+            [np.nan, 1.0],
+            [2.0, np.nan],
+            [np.nan, 3.0],
+            [4.0, np.nan],
+            [np.nan, 5.0],
+            [6.0, 6.0],
+            [np.nan, 7.0],
+            [np.nan, 8.0],
+        ]
+    )
+    out, n = fill_gaps(values, units)
+    assert n == 7
+    # unit 1: the first from the next reading, the rest from the last before; unit 2 the same; never across units
+    np.testing.assert_array_equal(out[:, 1], [1, 1, 3, 3, 5, 6, 7, 8])
+    # unit 3 has no reading of the first column: the column's median over the other units (2, 4, 6)
+    np.testing.assert_array_equal(out[:, 0], [2, 2, 2, 4, 6, 6, 4, 4])
+    same, none = fill_gaps(np.ones((3, 2)), np.array([1, 1, 2]))
+    assert none == 0 and (same == 1).all()
+
+
+def test_failure_readings_with_gaps_and_rows_without_a_label(files, tmp_path):
+    import pandas as pd
+
+    df = pd.read_csv(files / "readings.csv")
+    sensor = next(c for c in df.columns if pd.api.types.is_float_dtype(df[c]))
+    df.loc[[3, 50, 700], sensor] = np.nan
+    label = "Machine failure" if "Machine failure" in df.columns else "failure"
+    df[label] = df[label].astype(float)
+    df.loc[[10, 11], label] = np.nan
+    df.to_csv(tmp_path / "gaps.csv", index=False)
+    model = tmp_path / "risk"
+    fitted = run(
+        "fit", tmp_path / "gaps.csv", "--out", model, "--target", "failure", "--max-iter", "20", "--folds", "2"
+    )
+    said = " ".join(fitted.stderr.split())
+    assert "3 empty reading(s) taken as missing values" in said and "2 row(s) without a failure label" in said
+    assert json.loads((model / "manifest.json").read_text())["train_info"]["rows"] == len(df) - 2
+    recs = [json.loads(x) for x in run("predict", model, tmp_path / "gaps.csv", "--json").stdout.splitlines()]
+    assert len(recs) == len(df) and all(0 <= r["failure_probability"] <= 1 for r in recs)
+    m = run("evaluate", model, tmp_path / "gaps.csv", "--json")
+    assert "2 row(s) without a failure label left out of the figures" in " ".join(m.stderr.split())
+    assert json.loads(m.stdout)["failure"]["rows"] == len(df) - 2

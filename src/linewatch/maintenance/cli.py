@@ -63,16 +63,52 @@ def fit(
         from linewatch.maintenance.rul import as_histories
 
         histories = as_histories(data)  # read (and refused) before the progress bar starts
+        _note_filled(histories.filled)
         with Progress(
             "training", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, disable=quiet
         ) as bar:
             task = bar.add_task("train", total=None)
             model.fit(histories, progress=lambda _s, done, total: bar.update(task, completed=done, total=total))
     else:
-        model.fit(data)
+        from linewatch.maintenance.failure import as_table
+
+        table = as_table(data)  # read once
+        model.fit(table)
+        _note_missing(model.missing_readings(table))
+        _note_unlabelled(model.train_info_.get("unlabelled_rows", 0), "training")
     save(model, out_dir)
     info = model.train_info_
     err.print(f"saved {name} model to {out_dir} ({info['seconds']} s)", highlight=False)
+
+
+def _note_filled(n: int) -> None:
+    if n:
+        err.print(
+            f"note: {n} empty reading(s) filled from the same unit's neighbouring cycles (the last reading before "
+            "each, or the first after it at the start of a life)",
+            highlight=False,
+        )
+
+
+def _note_missing(n: int) -> None:
+    if n:
+        err.print(
+            f"note: {n} empty reading(s) taken as missing values (the trees learn where they go)", highlight=False
+        )
+
+
+def _note_unlabelled(n: int, what: str) -> None:
+    if n:
+        err.print(f"note: {n} row(s) without a failure label left out of the {what}", highlight=False)
+
+
+def _histories(model, data: Path):
+    """The RUL model's histories of ``data``, read once (a note when empty readings were filled)."""
+    from linewatch.maintenance.rul import as_histories
+
+    h = as_histories(data, sensor_names=model.sensor_names_, setting_names=model.setting_names_)
+    _note_filled(h.filled)
+    return h
 
 
 def _load(model_dir: Path):
@@ -93,10 +129,14 @@ def predict(
     require("maintenance", "linewatch maintenance")
     model = _load(model_dir)
     if model.method == "cnn":
-        records = model.predict(data, all_cycles=all_cycles).records()
+        records = model.predict(_histories(model, data), all_cycles=all_cycles).records()
         columns = ["unit", "cycle", "rul", "rul_low", "rul_high"]
     else:
-        records = model.predict(data).records()
+        from linewatch.maintenance.failure import as_table
+
+        table = as_table(data)
+        _note_missing(model.missing_readings(table))
+        records = model.predict(table).records()
         columns = ["unit", "failure_probability", *(["modes"] if records and "modes" in records[0] else [])]
     if as_json:
         for rec in records:
@@ -132,19 +172,24 @@ def evaluate(
             raise LinewatchError("a RUL model is evaluated against --truth FILE (true RUL per unit)")
         from linewatch.maintenance.tables import read_truth
 
-        p = model.predict(data)
+        p = model.predict(_histories(model, data))
         result = rul_metrics(p.rul, p.rul_low, p.rul_high, read_truth(truth, p.unit))
         result["nominal_coverage"] = model.params_["coverage"]
     else:
         from linewatch.maintenance.failure import as_table
 
         df = as_table(data)
+        _note_missing(model.missing_readings(df))
         p = model.predict(df)
         for c in (model.target_, *model.modes_):
             if c not in df.columns:
                 raise LinewatchError(f"{data} has no label column {c!r} to evaluate against")
-        result = {"failure": failure_metrics(p.probability, df[model.target_].to_numpy())}
-        result.update({m: failure_metrics(p.modes[m], df[m].to_numpy()) for m in model.modes_})
+        known = ~df[[model.target_, *model.modes_]].isna().any(axis=1).to_numpy()
+        _note_unlabelled(int((~known).sum()), "figures")
+        if not known.any():
+            raise LinewatchError(f"{data}: no row has a label in {model.target_!r} to evaluate against")
+        result = {"failure": failure_metrics(p.probability[known], df[model.target_].to_numpy()[known])}
+        result.update({m: failure_metrics(p.modes[m][known], df[m].to_numpy()[known]) for m in model.modes_})
     if as_json:
         print(json.dumps(result))
         return

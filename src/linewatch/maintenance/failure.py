@@ -106,12 +106,10 @@ class FailureRisk(Estimator):
         if missing:
             raise DataError(f"{source} lacks the column(s) the model was trained on: {', '.join(missing[:8])}")
         try:
-            num = df[self.numeric_].to_numpy(dtype=np.float64)
+            num = df[self.numeric_].to_numpy(dtype=np.float64, copy=True)
         except (ValueError, TypeError):
             raise DataError(f"{source}: the columns {', '.join(self.numeric_)} must be numbers") from None
-        if not np.isfinite(num).all():
-            r, c = np.argwhere(~np.isfinite(num))[0]
-            raise DataError(f"{source}: row {r + 1} has no finite value in column {self.numeric_[c]!r}")
+        num[~np.isfinite(num)] = np.nan  # an empty reading: the trees send missing values down a learned branch
         parts = [num]
         for c, values in self.categories_.items():
             codes = {v: float(i) for i, v in enumerate(values)}
@@ -121,12 +119,26 @@ class FailureRisk(Estimator):
             parts.append((num[:, i] - num[:, j])[:, None])
         return np.hstack(parts)
 
+    def missing_readings(self, data: Any) -> int:
+        """How many of the model's numeric readings in ``data`` are empty (or not finite): the trees take them as
+        missing values."""
+        self._check_fitted()
+        df = as_table(data)
+        cols = [c for c in self.numeric_ if c in df.columns]
+        values = df[cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+        return int((~np.isfinite(values)).sum())
+
     def fit(self, data: Any) -> FailureRisk:
         """Learn from a table of readings with 0/1 failure labels, rows in time order."""
         self.params_ = None
         p = self._validate_params()
         df = as_table(data)
         target, modes = label_columns(df, p["label_column"], p["modes"])
+        unlabelled = df[[target, *modes]].isna().any(axis=1).to_numpy()
+        if unlabelled.all():
+            raise DataError(f"no row has a label in {target!r}{' and the mode columns' if modes else ''}")
+        if unlabelled.any():  # a row without its outcome is left out: there is nothing to learn from it
+            df = df[~unlabelled].reset_index(drop=True)
         labels = {ANY: df[target].to_numpy(dtype=np.int64), **{m: df[m].to_numpy(dtype=np.int64) for m in modes}}
         if labels[ANY].sum() < p["folds"]:
             raise LinewatchError(f"{int(labels[ANY].sum())} failure(s) in the data: too few to learn from")
@@ -164,6 +176,7 @@ class FailureRisk(Estimator):
         self.target_, self.modes_ = target, modes
         self.train_info_ = {
             "rows": len(df),
+            "unlabelled_rows": int(unlabelled.sum()),
             "failures": {n: int(y.sum()) for n, y in labels.items()},
             "features": int(x.shape[1]),
             "seconds": round(time.perf_counter() - t0, 2),

@@ -83,6 +83,7 @@ class Histories:
     setting_names: list[str]
     sensor_names: list[str]
     rul: np.ndarray | None = None  # (n,) when the table gives it
+    filled: int = 0  # missing readings (empty or non-numeric cells) filled from the unit's neighbouring cycles
 
     def starts(self) -> np.ndarray:
         """Index of each unit's first row, plus the end: unit i is rows starts[i]:starts[i+1]."""
@@ -143,17 +144,23 @@ def histories(
     if not sensor_names:
         raise DataError(f"{source} has no numeric sensor columns")
 
-    def numeric(names: list[str]) -> np.ndarray:
+    def numeric(names: list[str], gaps: bool = False) -> np.ndarray:
+        """The columns as float64; with ``gaps`` an empty cell is NaN (filled later), else refused."""
         if not names:
             return np.zeros((len(df), 0))
         try:
-            arr = df[names].to_numpy(dtype=np.float64)
+            arr = df[names].to_numpy(dtype=np.float64, copy=True)
         except (ValueError, TypeError):
             bad = next(c for c in names if not pd.api.types.is_numeric_dtype(df[c]))
             raise DataError(f"{source}: column {bad!r} is not numeric") from None
-        if not np.isfinite(arr).all():
-            r, c = np.argwhere(~np.isfinite(arr))[0]
+        missing = ~np.isfinite(arr)
+        if missing.any() and not gaps:
+            r, c = np.argwhere(missing)[0]
             raise DataError(f"{source}: row {r + 1} has no finite value in column {names[c]!r}")
+        if missing.all(axis=0).any():
+            c = int(np.flatnonzero(missing.all(axis=0))[0])
+            raise DataError(f"{source}: column {names[c]!r} has no readings")
+        arr[missing] = np.nan
         return arr
 
     try:
@@ -173,15 +180,30 @@ def histories(
     rul = None
     if rul_col is not None:
         rul = numeric([rul_col])[order, 0]
+    settings, n_settings = fill_gaps(numeric(setting_names, gaps=True)[order], units)
+    sensors, n_sensors = fill_gaps(numeric(sensor_names, gaps=True)[order], units)
     return Histories(
-        units,
-        cycles,
-        numeric(setting_names)[order],
-        numeric(sensor_names)[order],
-        list(setting_names),
-        list(sensor_names),
-        rul,
+        units, cycles, settings, sensors, list(setting_names), list(sensor_names), rul, n_settings + n_sensors
     )
+
+
+def fill_gaps(values: np.ndarray, units: np.ndarray) -> tuple[np.ndarray, int]:
+    """``values`` (rows sorted by unit, then cycle) with each missing reading (NaN) taken from the same unit's last
+    reading before it, or, at the start of a life, its first one after; a unit with no reading of a column at all
+    gets the column's median over every unit. Returns the values and how many were filled."""
+    missing = np.isnan(values)
+    n = int(missing.sum())
+    if not n:
+        return values, 0
+    frame = pd.DataFrame(values)
+    by_unit = frame.groupby(units, sort=False)
+    frame = by_unit.ffill().groupby(units, sort=False).bfill()
+    out = frame.to_numpy(dtype=np.float64, copy=True)
+    left = np.isnan(out)
+    if left.any():
+        medians = np.nanmedian(values, axis=0)
+        out[left] = np.broadcast_to(medians, out.shape)[left]
+    return out, n
 
 
 def read_histories(path: str | Path, **names) -> Histories:
