@@ -78,7 +78,9 @@ def parse_jsplib(text: str, where: str = "instance") -> Instance:
         lineno, line = rows[1 + j]
         v = _ints(line, where, lineno)
         if len(v) != 2 * m:
-            raise InstanceError(f"{where} line {lineno}: job {j} needs {m} machine/duration pairs, has {len(v) / 2:g}")
+            raise InstanceError(
+                f"{where} line {lineno}: job {j} needs {m} machine/duration pairs, has {len(v)} numbers"
+            )
         jobs.append(Job([Operation([Option(v[2 * k], v[2 * k + 1])]) for k in range(m)]))
     return Instance(jobs, m)
 
