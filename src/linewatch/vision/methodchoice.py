@@ -119,6 +119,10 @@ def _share_backbone(patchcore: Detector, padim: Detector) -> None:
 
 #: PaDiM's share in a combined model's image score, the default first: whole, half, none
 PADIM_SHARES = (1.0, 0.5, 0.0)
+#: resamples of the held-out images (each with its painted copies) a smaller share must win in ...
+RESAMPLES = 400
+#: ... this share of them at least, to replace the whole share
+CONFIDENCE = 0.95
 
 
 def choose_share(
@@ -126,9 +130,11 @@ def choose_share(
 ) -> dict:
     """PaDiM's share in the image score, from the self-check: each of ``PADIM_SHARES`` weighs the two parts' raw
     scores on the held-out good images and their painted copies (``scores``: PatchCore's (good, painted),
-    ``companion_scores``: PaDiM's; ``weights``: 1 / each part's image threshold), and the whole share stays unless
-    another tells the painted copies apart better by the automatic choice's margin (``margin_for(n_good)``; the
-    larger share on a tie).
+    ``companion_scores``: PaDiM's, the copies in the order of their images; ``weights``: 1 / each part's image
+    threshold). The whole share stays unless another tells the painted copies apart better by the automatic choice's
+    margin (``margin_for(n_good)``) and in at least ``CONFIDENCE`` of ``RESAMPLES`` resamples of the held-out images
+    (each drawn with its own copies, the same draws for every share): an image AUROC over a few held-out images
+    moves by a whole pair's worth (3 images and 9 copies: 0.037 a pair), which a margin alone does not cover.
 
     PaDiM's Gaussian per patch position adds to PatchCore where good parts are aligned (magnetic_tile: image AUROC
     0.880 with PatchCore alone, 0.913 with both), but where a part sits anywhere in the frame a position's Gaussian
@@ -136,17 +142,40 @@ def choose_share(
     1.000 alone, 0.994 with both); the painted copies rank the shares as the real defects did on both
     (docs/benchmarks.md). Returns the share, the reason and each share's self-check image AUROC."""
     (good, bad), (other_good, other_bad) = scores, companion_scores
-    y = np.r_[np.zeros(len(good)), np.ones(len(bad))]
+    n, m = len(good), len(bad)
+    y = np.r_[np.zeros(n), np.ones(m)]
     own = np.r_[good, bad].astype(np.float32) * np.float32(weights[0])
     other = np.r_[other_good, other_bad].astype(np.float32) * np.float32(weights[1])
-    aurocs = [float(rank_auroc(y, own + np.float32(f) * other)) for f in PADIM_SHARES]
+    summed = [own + np.float32(f) * other for f in PADIM_SHARES]
+    aurocs = [float(rank_auroc(y, x)) for x in summed]
     margin = margin_for(n_good)
+    # the resamples: held-out images drawn with replacement, each with its painted copies (image-major order)
+    image_of = np.arange(m) * max(n, 1) // max(m, 1)
+    copies = [np.flatnonzero(image_of == i) + n for i in range(n)]
+    rng = np.random.default_rng(0)
+    wins = np.zeros(len(PADIM_SHARES))
+    for _ in range(RESAMPLES if n > 1 else 0):
+        pick = rng.integers(0, n, n)
+        rows = np.r_[pick, np.concatenate([copies[i] for i in pick])]
+        if rows.size == n:  # no painted copy drawn (only when there are none)
+            continue
+        found = [rank_auroc(y[rows], x[rows]) for x in summed]
+        wins += np.array([a > found[0] for a in found])
+    won = wins / RESAMPLES
+    able = [i for i in range(1, len(PADIM_SHARES)) if aurocs[i] >= aurocs[0] + margin and won[i] >= CONFIDENCE]
+    chosen = max(able, key=lambda i: (aurocs[i], -i)) if able else 0
     best = max(range(1, len(PADIM_SHARES)), key=lambda i: (aurocs[i], -i))
-    chosen = best if aurocs[best] >= aurocs[0] + margin else 0
     if chosen:
         reason = (
             f"self-check image AUROC {aurocs[chosen]:.3f} with PaDiM's share at {PADIM_SHARES[chosen]:g} against "
-            f"{aurocs[0]:.3f} with the whole share (at least {margin:.3f} higher)"
+            f"{aurocs[0]:.3f} with the whole share (at least {margin:.3f} higher), higher in {won[chosen]:.0%} of "
+            f"{RESAMPLES} resamples of the {n} held-out images"
+        )
+    elif aurocs[best] >= aurocs[0] + margin:
+        reason = (
+            f"PaDiM's share at {PADIM_SHARES[best]:g} scored {aurocs[best]:.3f} against the whole share's "
+            f"{aurocs[0]:.3f} but was higher in only {won[best]:.0%} of {RESAMPLES} resamples of the {n} held-out "
+            f"images (not {CONFIDENCE:.0%}): the whole share stays"
         )
     else:
         reason = (
@@ -156,7 +185,10 @@ def choose_share(
     return {
         "share": PADIM_SHARES[chosen],
         "reason": reason,
-        "candidates": [{"share": f, "image_auroc": round(a, 6)} for f, a in zip(PADIM_SHARES, aurocs, strict=True)],
+        "candidates": [
+            {"share": f, "image_auroc": round(a, 6), "resamples_won": round(float(w), 4)}
+            for f, a, w in zip(PADIM_SHARES, aurocs, won, strict=True)
+        ],
     }
 
 
