@@ -1,4 +1,5 @@
 import json
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -175,3 +176,28 @@ def test_serve_on_a_port_in_use_is_a_user_error_before_anything_starts(tmp_path)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert f"cannot listen on 127.0.0.1:{port}: the port is in use" in r.stderr and "serving on" not in r.stderr
     assert not (tmp_path / "data").exists()  # nothing was created for a service that could not start
+
+
+def test_copies_in_hidden_and_system_folders_are_not_training_images(synthetic, tmp_path):
+    """A Synology NAS keeps thumbnails in @eaDir beside every photo, macOS adds ._ files and __MACOSX folders, viewers
+    keep .thumbnails: none of them are photos of the part, and none become training or test images (or a defect
+    type named after their folder)."""
+    from linewatch.vision.datasets import load_dataset
+
+    root = tmp_path / "cat"
+    shutil.copytree(synthetic, root)
+    good = sorted((root / "train" / "good").glob("*.png"))
+    for folder in ("@eaDir/000.png", ".thumbnails", "__MACOSX"):
+        (root / "train" / "good" / folder).mkdir(parents=True)
+        shutil.copy(good[0], root / "train" / "good" / folder / "thumb.png")
+    (root / "train" / "good" / "._000.png").write_bytes(b"\x00\x05\x16\x07 resource fork")
+    (root / "test" / "@eaDir").mkdir()
+    shutil.copy(good[0], root / "test" / "@eaDir" / "thumb.png")
+    ds = load_dataset(root)
+    assert ds.train == good
+    assert {s.label for s in ds.test} == {s.label for s in load_dataset(synthetic).test}
+    flat = tmp_path / "flat"
+    (flat / ".cache").mkdir(parents=True)
+    shutil.copy(good[0], flat / "a.png")
+    shutil.copy(good[1], flat / ".cache" / "b.png")
+    assert load_dataset(flat).train == [flat / "a.png"]

@@ -252,6 +252,14 @@ def test_zip_uploads(api, monkeypatch):
     good = buf.getvalue()
     r = c.post(url, files=[("files", ("g.zip", good, "application/zip"))], headers=eng)
     assert r.status_code == 200 and r.json()["added"] == 3, r.text
+    # what a Mac or a NAS adds to a zip (resource forks, thumbnails) is not a part's photo
+    with zipfile.ZipFile(buf := io.BytesIO(), "w") as z:
+        z.writestr("good/3.png", _png())
+        z.writestr("__MACOSX/good/._3.png", b"\x00\x05\x16\x07 resource fork")
+        z.writestr("good/@eaDir/3.png/SYNOFILE_THUMB_M.png", _png())
+        z.writestr("good/.thumbnails/3.png", _png())
+    r = c.post(url, files=[("files", ("mac.zip", buf.getvalue(), "application/zip"))], headers=eng)
+    assert r.status_code == 200 and r.json()["added"] == 1, r.text
     # What the members unpack to is checked before any is read (zip bombs).
     monkeypatch.setattr(datasets, "MAX_UNZIPPED_BYTES", 100)
     assert "unpack" in _error(c.post(url, files=[("files", ("g.zip", good, "application/zip"))], headers=eng), 413)

@@ -31,7 +31,7 @@ Progress = Callable[[str, int, int], None]
 def labelled_images(data: str | Path) -> list[tuple[Path, str]]:
     """Every image under ``data`` with its label, the name of the folder it is in (MVTec: train/good -> good,
     test/<defect> -> <defect>; ground_truth/ is skipped). Paths are kept as found (symlinks are not resolved)."""
-    from linewatch.vision.images import is_image_file
+    from linewatch.vision.images import is_hidden, is_image_file
 
     root = Path(data)
     if not root.exists():
@@ -41,7 +41,7 @@ def labelled_images(data: str | Path) -> list[tuple[Path, str]]:
     found = []
     for p in sorted(root.rglob("*")):
         rel = p.relative_to(root).parts
-        if any(part in SKIP_DIRS or part.startswith(".") for part in rel):
+        if any(part in SKIP_DIRS for part in rel) or is_hidden(rel):
             continue
         if is_image_file(p):
             found.append((p, p.parent.name))

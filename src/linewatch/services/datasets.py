@@ -17,7 +17,7 @@ from linewatch.services.context import AppContext
 from linewatch.services.errors import NotFound, TooLarge
 from linewatch.services.inspecting import clean_filename
 from linewatch.store.tables import Dataset, DatasetImage
-from linewatch.vision.images import image_suffixes, open_image_bytes
+from linewatch.vision.images import image_suffixes, is_hidden, open_image_bytes
 
 MAX_ZIP_MEMBERS = 20_000
 MAX_MEMBER_BYTES = 100 * 1024 * 1024
@@ -93,7 +93,7 @@ def unpack(upload_name: str, data: bytes, label: str, masks: dict | None = None)
             suffixes = image_suffixes()
             for info in infos:
                 name = PurePosixPath(info.filename)
-                if name.suffix.lower() not in suffixes or name.name.startswith("."):
+                if name.suffix.lower() not in suffixes or is_hidden(name.parts):
                     continue
                 if info.file_size > MAX_MEMBER_BYTES:
                     raise TooLarge(f"{clean_filename(info.filename)} in the zip is over 100 MB")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from linewatch.errors import DatasetError
-from linewatch.vision.images import is_image_file
+from linewatch.vision.images import is_hidden, is_image_file
 
 GOOD = "good"
 
@@ -45,8 +45,9 @@ def fingerprint(paths: list[Path]) -> str:
 
 
 def images_in(folder: Path, recursive: bool = True) -> list[Path]:
+    """The image files in ``folder`` (and below it), none hidden or in a hidden or system folder (``is_hidden``)."""
     it = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(p for p in it if is_image_file(p))
+    return sorted(p for p in it if not is_hidden(p.relative_to(folder).parts) and is_image_file(p))
 
 
 def _mask_for(root: Path, label: str, image: Path) -> Path | None:
@@ -61,7 +62,7 @@ def _mask_for(root: Path, label: str, image: Path) -> Path | None:
 
 def _labelled(folder: Path, root_for_masks: Path | None) -> list[Sample]:
     samples = []
-    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not is_hidden((p.name,))):
         for img in images_in(sub):
             mask = _mask_for(root_for_masks, sub.name, img) if root_for_masks else None
             samples.append(Sample(img, sub.name, mask))
@@ -80,7 +81,7 @@ def load_dataset(path: str | Path) -> Dataset:
         test = _labelled(root / "test", root) if (root / "test").is_dir() else []
         ds = Dataset(root, "mvtec", train, test)
     else:
-        subdirs = [p for p in root.iterdir() if p.is_dir()]
+        subdirs = [p for p in root.iterdir() if p.is_dir() and not is_hidden((p.name,))]
         if any(p.name == GOOD for p in subdirs):
             # good/ and one folder per defect type: good images train, all of them are test samples
             test = _labelled(root, None)

@@ -112,6 +112,17 @@ _LEVELS = np.arange(256, dtype=np.float32) / np.float32(255.0)
 _NORMALISE = (_LEVELS[None, :] - IMAGENET_MEAN[:, None]) / IMAGENET_STD[:, None]
 
 
+#: folders that file systems and archivers fill with copies nobody put there: a Synology NAS's thumbnails, the
+#: resource forks macOS adds to a zip
+SYSTEM_FOLDERS = frozenset({"@eaDir", "__MACOSX"})
+
+
+def is_hidden(parts: tuple[str, ...] | list[str]) -> bool:
+    """Whether a path (its parts below the folder searched) is hidden: a name that starts with a dot (``.DS_Store``,
+    ``._photo.png``, a ``.thumbnails/`` folder) or a system folder's (``SYSTEM_FOLDERS``)."""
+    return any(part.startswith(".") or part in SYSTEM_FOLDERS for part in parts)
+
+
 def is_image_file(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in image_suffixes() and not path.name.startswith(".")
 
