@@ -124,7 +124,7 @@ def is_hidden(parts: tuple[str, ...] | list[str]) -> bool:
 
 
 def is_image_file(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in image_suffixes() and not path.name.startswith(".")
+    return path.is_file() and path.suffix.lower() in image_suffixes() and not is_hidden((path.name,))
 
 
 def formats_text(formats: tuple[str, ...] | None = None) -> str:

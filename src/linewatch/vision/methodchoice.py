@@ -373,16 +373,10 @@ class Combined(Detector):
         )  # holdout > 0 is required: there are held-out images, so there is a PaDiM
         choosing = p["auto"] != "off"
         painted = self._painted_scores(patchcore, padim, held, progress, choosing) if p["self_check"] else None
-        share: dict | None = None
-
-        def weigh(weights: torch.Tensor) -> torch.Tensor:
-            nonlocal share
-            if painted is not None and choosing:
-                share = choose_share(weights.numpy(), *painted[1:], painted[0].good)
-                weights = weights * torch.tensor([1.0, share["share"]])
-            return weights
-
-        self._calibrate_both(patchcore, padim, held, progress, weigh)
+        share_for = None
+        if painted is not None and choosing:
+            share_for = lambda weights: choose_share(weights, *painted[1:], painted[0].good)  # noqa: E731
+        share = self._calibrate_both(patchcore, padim, held, progress, share_for)
         check = self._combined_check(*painted) if painted is not None else None
         self.skipped_ = patchcore.skipped_
         info = dict(patchcore.train_info_)
@@ -442,12 +436,13 @@ class Combined(Detector):
         padim: Detector,
         held: list,
         progress: Progress | None,
-        weigh: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    ) -> None:
+        share_for: Callable[[np.ndarray], dict] | None = None,
+    ) -> dict | None:
         """Both parts' thresholds, the weights and the thresholds of the sum, from one pass over the held-out images
         (one backbone pass per image feeds both parts, as when scoring): each part's thresholds from its own scores,
-        the weights from those (then ``weigh``ed: PaDiM's share), the sum's from the weighted scores and PatchCore's
-        maps (the combined map). Nothing is changed when none of the images can be read."""
+        the weights from those (PaDiM's times the share ``share_for`` chooses from them, whose choice is returned),
+        the sum's from the weighted scores and PatchCore's maps (the combined map). Nothing is changed when none of
+        the images can be read."""
         parts: list[list[float]] = [[], []]
         peaks: list[list[float]] = [[], []]
         done = 0
@@ -470,10 +465,14 @@ class Combined(Detector):
         # a zero threshold would divide by zero, so it weighs 1
         cals = (patchcore.calibration_, padim.calibration_)
         weights = torch.tensor([1.0 / (c.image_threshold if c.image_threshold > 0 else 1.0) for c in cals])
-        self._assemble(patchcore, padim, weigh(weights) if weigh is not None else weights)
+        share = share_for(weights.numpy()) if share_for is not None else None
+        if share is not None:
+            weights = weights * torch.tensor([1.0, share["share"]])
+        self._assemble(patchcore, padim, weights)
         w = self.weights_.numpy()
         summed = np.array(parts[0], dtype=np.float32) * w[0] + np.array(parts[1], dtype=np.float32) * w[1]
         self.calibration_ = calibrate(summed.astype(np.float64), np.array(peaks[0]), rate)
+        return share
 
     def _assemble(self, patchcore: Detector, padim: Detector, weights: torch.Tensor) -> None:
         """Score with both parts from now on (PatchCore alone where PaDiM's weight is 0); PatchCore's resolved
