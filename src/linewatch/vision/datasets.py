@@ -11,6 +11,9 @@ from linewatch.errors import DatasetError
 from linewatch.vision.images import is_hidden, is_image_file
 
 GOOD = "good"
+#: what follows an image's stem in its mask's name under ground_truth/<type>/, in order of preference (any image
+#: format): MVTec AD's "_mask", the same name (VisA as converted, a BMP beside a PNG photo), KolektorSDD2's "_GT"
+MASK_SUFFIXES = ("_mask", "", "_GT", "_gt", "_label")
 
 
 @dataclass(frozen=True)
@@ -54,9 +57,19 @@ def _mask_for(root: Path, label: str, image: Path) -> Path | None:
     if label == GOOD:
         return None
     gt = root / "ground_truth" / label
-    for cand in (gt / f"{image.stem}_mask.png", gt / f"{image.stem}.png"):
+    for cand in (gt / f"{image.stem}_mask.png", gt / f"{image.stem}.png"):  # MVTec AD's, VisA's (as converted)
         if cand.is_file():
             return cand
+    if not gt.is_dir():
+        return None
+    # other names and formats: KolektorSDD2's <stem>_GT.png, a BMP or TIFF mask, ...
+    found: dict[str, Path] = {}
+    for p in sorted(gt.iterdir()):
+        if is_image_file(p):
+            found.setdefault(p.stem, p)
+    for suffix in MASK_SUFFIXES:
+        if image.stem + suffix in found:
+            return found[image.stem + suffix]
     return None
 
 

@@ -273,12 +273,36 @@ def open_image_bytes(data: bytes, name: str = "upload", max_pixels: int | None =
     return _to_rgb(_decode(io.BytesIO(data), name, max_pixels or MAX_PIXELS, None), name)
 
 
+#: the pixel formats of machine-vision cameras (Mono8 to Mono16) and 24/32-bit integers: a deeper grey image is read
+#: against the smallest of these ranges that holds its brightest value (``full_scale``)
+BIT_DEPTHS = (8, 10, 12, 14, 16, 24, 32)
+
+
+def full_scale(arr: np.ndarray, mode: str) -> float:
+    """The value a deeper-than-8-bit grey image's white stands for: 1.0 for a float image within [0, 1], else
+    2^bits - 1 for the smallest camera bit depth (``BIT_DEPTHS``) that holds the image's brightest value.
+
+    The same camera's value means the same grey in every image, whatever else the image holds: a 12-bit camera's
+    images are read against 4,095 whether their brightest pixel is a glint at 4,000 or a dull 2,500. (Each image's own
+    maximum, the rule until 2026-12, stretched a part brighter when its glint was missing and darker when a bright
+    defect appeared.) Only an image whose values all lie below a quarter of its camera's range reads as the next
+    smaller depth."""
+    finite = arr[np.isfinite(arr)]
+    hi = float(finite.max()) if finite.size else 0.0
+    if mode == "F" and hi <= 1.0:
+        return 1.0
+    for bits in BIT_DEPTHS:
+        if hi <= 2.0**bits - 1:
+            return 2.0**bits - 1
+    return hi
+
+
 def _to_rgb(img: Image.Image, name: str) -> Image.Image:
     original = img.info.get("original_size", img.size)
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        arr = np.asarray(img, dtype=np.float32)
-        hi = float(arr.max()) or 1.0
-        img = Image.fromarray((arr / hi * 255.0).clip(0, 255).astype(np.uint8))
+        arr = np.asarray(img, dtype=np.float64)
+        scaled = np.nan_to_num(arr / full_scale(arr, img.mode) * 255.0, nan=0.0, posinf=255.0, neginf=0.0)
+        img = Image.fromarray(np.rint(scaled).clip(0, 255).astype(np.uint8))
     if img.mode != "RGB":
         try:
             img = img.convert("RGB")
@@ -423,8 +447,17 @@ def load_mask(path: Path | None, width: int, height: int) -> np.ndarray:
     """A boolean defect mask at the image's size; all False when there is no mask file."""
     if path is None:
         return np.zeros((height, width), dtype=bool)
-    m = open_image(path)
-    arr = np.asarray(m.convert("L"))
-    if arr.shape != (height, width):
-        arr = np.asarray(m.convert("L").resize((width, height), Image.NEAREST))
+    m = open_image(path).convert("L")
+    if m.size != (width, height):
+        m = m.resize((width, height), Image.NEAREST)
+    return mask_pixels(np.asarray(m))
+
+
+def mask_pixels(arr: np.ndarray) -> np.ndarray:
+    """The defect pixels of a grey mask: above mid-grey for a black-and-white mask (MVTec's 0/255, a JPEG's noisy
+    edges), any non-zero value for a label mask whose values are all small (0/1, or one number per defect instance
+    as VisA's masks are stored)."""
+    hi = int(arr.max()) if arr.size else 0
+    if 0 < hi <= 127 and len(np.unique(arr)) <= 16:
+        return arr > 0
     return arr > 127
