@@ -225,6 +225,14 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object on stdout")] = False,
     engine: Annotated[Engine, typer.Option(help="auto uses the ONNX export when there is one")] = Engine.auto,
     store: Annotated[bool, typer.Option(help="store the metrics in the model's manifest")] = True,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            help="also write a report here: index.html with every image's score against the threshold, the ROC "
+            "curve, heatmaps of the worst misses, and scores.csv",
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ):
     """Image AUROC, pixel AUROC, AUPRO, F1-max and error rates on labelled test images."""
@@ -233,12 +241,19 @@ def evaluate(
     from linewatch.vision.evaluation import evaluate as run_evaluation
     from linewatch.vision.manifest import MANIFEST, read_manifest, write_json_atomic
 
+    if report is not None:
+        from linewatch.vision.report import check_target
+
+        check_target(report)  # before the evaluation's minutes, not after
     scorer = _engine_model(model, engine)
     _search_hint(scorer, model)
     ds = load_dataset(data)
+    scored: list = []
     with Bars(quiet or as_json) as bars:
-        metrics = run_evaluation(scorer, ds, progress=bars)
+        metrics = run_evaluation(scorer, ds, progress=bars, scored=scored)
     metrics["engine"] = "onnx" if type(scorer).__name__ == "OnnxModel" else "torch"
+    if report is not None:
+        _write_report(report, scorer, metrics, scored, quiet or as_json)
     if store:
         manifest = read_manifest(model)
         manifest["metrics"] = {**metrics, "data": str(Path(data).resolve())}
@@ -247,6 +262,21 @@ def evaluate(
         sys.stdout.write(json.dumps(metrics) + "\n")
     else:
         _print_metrics(metrics)
+
+
+def _write_report(folder: Path, scorer, metrics: dict, scored: list, quiet: bool) -> None:
+    from linewatch.vision.images import open_image
+    from linewatch.vision.overlay import save_overlay
+    from linewatch.vision.report import write_report
+
+    def overlays(paths: list[Path], targets: list[Path]) -> None:
+        where = dict(zip(map(str, paths), targets, strict=True))
+        for pred in scorer.iter_predict(paths):
+            save_overlay(open_image(pred.path), pred, scorer.calibration_, where[str(pred.path)])
+
+    written = write_report(folder, metrics, scored, metrics.get("threshold"), overlays)
+    if not quiet:
+        err.print(f"report: {written / 'index.html'}")
 
 
 @app.command()

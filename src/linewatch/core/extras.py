@@ -10,7 +10,18 @@ from linewatch.errors import LinewatchError
 EXTRAS: dict[str, tuple[str, ...]] = {
     "runtime": ("onnxruntime",),
     "client": ("httpx",),
-    "vision": ("torch", "torchvision", "timm", "faiss", "sklearn", "scipy", "safetensors", "onnx", "onnxruntime"),
+    "vision": (
+        "torch",
+        "torchvision",
+        "timm",
+        "faiss",
+        "sklearn",
+        "scipy",
+        "safetensors",
+        "onnx",
+        "onnxruntime",
+        "matplotlib",
+    ),
     "service": (
         "fastapi",
         "uvicorn",

@@ -32,9 +32,15 @@ def _clean(v):
     return v
 
 
-def evaluate(model: Scorer, dataset: Dataset, progress: Callable[[str, int, int], None] | None = None) -> dict:
+def evaluate(
+    model: Scorer,
+    dataset: Dataset,
+    progress: Callable[[str, int, int], None] | None = None,
+    scored: list | None = None,
+) -> dict:
     """Image AUROC, pixel AUROC and AUPRO (maps and masks at model input resolution), F1-max,
-    false-alarm and miss rates at the stored threshold, and the same per defect type."""
+    false-alarm and miss rates at the stored threshold, and the same per defect type. With ``scored``, each test
+    image's ``report.Scored`` (path, label, raw score) is appended to it, in the test set's order."""
     samples = dataset.test
     if not samples:
         raise DatasetError(
@@ -56,6 +62,10 @@ def evaluate(model: Scorer, dataset: Dataset, progress: Callable[[str, int, int]
             masks[i] = pre.mask_to_input(load_mask(samples[i].mask_path, w, h))
     elapsed = time.perf_counter() - started
     labels = np.array([x.is_anomalous for x in samples])
+    if scored is not None:
+        from linewatch.vision.report import Scored
+
+        scored.extend(Scored(x.path, x.label, float(v)) for x, v in zip(samples, scores, strict=True))
     cal = model.calibration_
     threshold = cal.image_threshold if cal else None
     out = {"images": n, "defective": int(labels.sum()), **image_metrics(labels, scores, threshold)}

@@ -1,0 +1,102 @@
+"""`linewatch evaluate --report`: the scores against the threshold, the ROC curve and the worst misses, on disk."""
+
+import csv
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from linewatch.vision.report import ReportError, Scored, misses, write_report
+
+LW = [sys.executable, "-m", "linewatch.cli"]
+
+
+def _rows():
+    return [
+        Scored(Path("g1.png"), "good", 0.5),
+        Scored(Path("g2.png"), "good", 1.4),  # a false alarm
+        Scored(Path("g3.png"), "good", 2.0),  # the worst false alarm
+        Scored(Path("c1.png"), "crack", 3.0),
+        Scored(Path("c2.png"), "crack", 0.9),  # missed
+        Scored(Path("s1.png"), "spot", 0.2),  # the worst miss
+    ]
+
+
+def test_misses_are_the_worst_first_and_none_without_a_threshold():
+    rows = _rows()
+    assert misses(rows, 1.0) == ([5, 4], [2, 1])
+    assert misses(rows, 1.0, limit=1) == ([5], [2])
+    assert misses(rows, None) == ([], [])
+
+
+def test_a_report_holds_every_score_the_charts_and_the_misses(tmp_path):
+    drawn = []
+
+    def overlays(paths, targets):
+        drawn.extend(paths)
+        for t in targets:
+            t.parent.mkdir(parents=True, exist_ok=True)
+            t.write_bytes(b"png")
+
+    out = write_report(
+        tmp_path / "r", {"image_auroc": 0.75, "per_type": {"crack": {"images": 2}}}, _rows(), 1.0, overlays
+    )
+    with (out / "scores.csv").open() as f:
+        table = list(csv.DictReader(f))
+    assert [r["image"] for r in table] == [str(r.path) for r in _rows()]
+    assert [r["flagged"] for r in table] == ["0", "1", "1", "1", "0", "0"]
+    assert [r["correct"] for r in table] == ["1", "0", "0", "1", "0", "0"]
+    assert drawn == [Path("s1.png"), Path("c2.png"), Path("g3.png"), Path("g2.png")]
+    page = (out / "index.html").read_text()
+    assert "Defects scored good (lowest first): 2" in page and "Good parts flagged (highest first): 2" in page
+    for name in ("scores.png", "roc.png", "misses/missed_01_spot_s1.png", "misses/false_alarm_02_good_g2.png"):
+        assert (out / name).is_file() and name in page
+    assert not list(tmp_path.glob(".r.*"))  # the working folder is gone
+
+
+def test_a_folder_of_other_things_is_never_replaced_and_an_old_report_is(tmp_path):
+    other = tmp_path / "photos"
+    other.mkdir()
+    (other / "keep.png").write_bytes(b"x")
+    with pytest.raises(ReportError, match="not a linewatch report"):
+        write_report(other, {}, _rows(), 1.0)
+    assert [p.name for p in other.iterdir()] == ["keep.png"]
+    first = write_report(tmp_path / "r", {}, _rows(), 1.0, lambda paths, targets: None)
+    (first / "stale.txt").write_text("from the first report")
+    again = write_report(first, {}, _rows()[:3], None)
+    assert not (again / "stale.txt").exists() and not (again / "roc.png").exists()  # only good images: no ROC
+    assert "no threshold" in (again / "index.html").read_text()
+    assert len((again / "scores.csv").read_text().splitlines()) == 4
+
+
+def test_evaluate_writes_a_report_with_the_heatmaps_of_its_misses(synthetic, trained, tmp_path):
+    """Defective images filed as good are what the report must show as false alarms, with their heatmaps."""
+    _, model = trained
+    data = tmp_path / "data"
+    shutil.copytree(synthetic, data)
+    defect = next(d for d in (data / "test").iterdir() if d.name != "good")
+    moved = sorted(defect.iterdir())[:2]
+    for p in moved:
+        p.rename(data / "test" / "good" / f"filed_as_good_{p.name}")
+    report = tmp_path / "report"
+    r = subprocess.run(
+        [*LW, "evaluate", str(model), str(data), "--report", str(report), "--no-store"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert str(report / "index.html") in " ".join(r.stderr.split())
+    with (report / "scores.csv").open() as f:
+        table = list(csv.DictReader(f))
+    assert len(table) == len([p for p in (data / "test").rglob("*") if p.is_file()])
+    alarms = sorted((report / "misses").glob("false_alarm_*.png"))
+    assert {p.name.split("_good_", 1)[1] for p in alarms} >= {f"filed_as_good_{p.stem}.png" for p in moved}
+    assert all(p.stat().st_size > 1000 for p in alarms)  # real overlays, not empty files
+    # a folder that is not a report: refused before any scoring, exit 2, nothing touched
+    r = subprocess.run(
+        [*LW, "evaluate", str(model), str(data), "--report", str(data)], capture_output=True, text=True, timeout=600
+    )
+    assert r.returncode == 2 and "not a linewatch report" in r.stderr and "Traceback" not in r.stderr
