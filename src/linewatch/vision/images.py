@@ -285,8 +285,8 @@ def full_scale(arr: np.ndarray, mode: str) -> float:
     The same camera's value means the same grey in every image, whatever else the image holds: a 12-bit camera's
     images are read against 4,095 whether their brightest pixel is a glint at 4,000 or a dull 2,500. (Each image's own
     maximum, the rule until 2026-12, stretched a part brighter when its glint was missing and darker when a bright
-    defect appeared.) Only an image whose values all lie below a quarter of its camera's range reads as the next
-    smaller depth."""
+    defect appeared.) Only an image whose values all fit the next smaller depth (below a quarter of a 10- to 16-bit
+    camera's range) reads as that depth."""
     finite = arr[np.isfinite(arr)]
     hi = float(finite.max()) if finite.size else 0.0
     if mode == "F" and hi <= 1.0:
