@@ -8,8 +8,9 @@ from linewatch.vision.datasets import load_dataset
 from linewatch.vision.images import full_scale, load_mask, mask_pixels, open_image
 
 
-def _grey(path, arr, mode=None):
-    Image.fromarray(arr, mode).save(path) if mode else Image.fromarray(arr).save(path)
+def _grey(path, arr):
+    """``arr`` saved as a grey image of its own depth (uint16: 16-bit, float32: a float TIFF), then decoded."""
+    Image.fromarray(arr).save(path)
     return np.asarray(open_image(path))[..., 0]
 
 
@@ -40,7 +41,7 @@ def test_float_images_in_zero_to_one_and_beyond():
 def test_a_float_tiff_with_nan_decodes_to_greys(tmp_path):
     arr = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
     arr[0, 0] = np.nan
-    got = _grey(tmp_path / "f.tiff", arr, "F")
+    got = _grey(tmp_path / "f.tiff", arr)
     assert got[0, 0] == 0 and got[-1, -1] == 255 and abs(int(got[4, 0]) - round(arr[4, 0] * 255)) <= 1
 
 

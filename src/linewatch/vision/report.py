@@ -10,13 +10,13 @@ from __future__ import annotations
 import csv
 import html
 import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from linewatch.core.modelfiles import replace_dir, staging_dir
 from linewatch.errors import LinewatchError
 
 LIMIT = 12  # misses of each kind shown with their heatmaps, the worst first
@@ -35,9 +35,9 @@ class Scored:
     score: float  # the raw image score, on the threshold's scale
 
 
-def misses(rows: Sequence[Scored], threshold: float | None, limit: int = LIMIT) -> tuple[list[int], list[int]]:
+def misses(rows: Sequence[Scored], threshold: float | None, limit: int | None = LIMIT) -> tuple[list[int], list[int]]:
     """The indices of the defective images scored below the threshold, lowest first, and of the good images at or
-    above it, highest first: at most ``limit`` of each. None without a threshold."""
+    above it, highest first: at most ``limit`` of each (None: all). None without a threshold."""
     if threshold is None:
         return [], []
     missed = [i for i, r in enumerate(rows) if r.label != GOOD and r.score < threshold]
@@ -59,31 +59,24 @@ def write_report(
     distribution of good images and of each defect type, with the threshold), ``roc.png``, ``misses/`` (heatmaps of
     the worst misses, drawn by ``overlays(images, targets)``) and ``index.html`` tying them together."""
     folder = check_target(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    work = staging_dir(folder)
     try:
         _write_csv(work / "scores.csv", rows, threshold)
         _plot_scores(work / "scores.png", rows, threshold)
         have_roc = _plot_roc(work / "roc.png", rows)
-        missed, alarms = misses(rows, threshold, limit)
+        missed, alarms = misses(rows, threshold, None)
         shown: list[tuple[str, int, Path]] = []
         for kind, picked in (("missed", missed), ("false_alarm", alarms)):
-            for rank, i in enumerate(picked, 1):
+            for rank, i in enumerate(picked[:limit], 1):
                 r = rows[i]
                 shown.append((kind, i, Path("misses") / f"{kind}_{rank:02d}_{r.label}_{r.path.stem}.png"))
         if shown and overlays is not None:
             overlays([rows[i].path for _, i, _ in shown], [work / rel for _, _, rel in shown])
         else:
             shown = []
-        _write_html(work / "index.html", metrics, rows, threshold, have_roc, shown, len(missed), len(alarms))
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            folder.replace(old)
-            work.replace(folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            work.replace(folder)
+        totals = {"missed": len(missed), "false_alarm": len(alarms)}
+        _write_html(work / "index.html", metrics, rows, threshold, have_roc, shown, totals)
+        replace_dir(work, folder)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -202,12 +195,10 @@ def _write_html(
     threshold: float | None,
     have_roc: bool,
     shown: list[tuple[str, int, Path]],
-    n_missed: int,
-    n_alarms: int,
+    totals: dict[str, int],
 ) -> None:
+    """The page; ``shown`` holds the misses drawn ((kind, row, file)), ``totals`` how many of each kind there are."""
     e = html.escape
-    total_missed = sum(r.label != GOOD and r.score < threshold for r in rows) if threshold is not None else 0
-    total_alarms = sum(r.label == GOOD and r.score >= threshold for r in rows) if threshold is not None else 0
     top = [(k, v) for k, v in metrics.items() if not isinstance(v, dict)]
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>linewatch evaluation</title>",
@@ -232,14 +223,15 @@ def _write_html(
     parts.append("<p>Every image's score: <a href='scores.csv'>scores.csv</a>.</p>")
     if threshold is None:
         parts.append("<p>The model has no threshold, so nothing is counted as missed or flagged.</p>")
-    for kind, title, total, n in (
-        ("missed", "Defects scored good (lowest first)", total_missed, n_missed),
-        ("false_alarm", "Good parts flagged (highest first)", total_alarms, n_alarms),
+    for kind, title in (
+        ("missed", "Defects scored good (lowest first)"),
+        ("false_alarm", "Good parts flagged (highest first)"),
     ):
         if threshold is None:
             break
-        parts.append(f"<h2>{e(title)}: {total}</h2>")
-        if total > n:
+        n = sum(k == kind for k, _, _ in shown)
+        parts.append(f"<h2>{e(title)}: {totals[kind]}</h2>")
+        if totals[kind] > n:
             parts.append(f"<p>The {n} worst are shown; scores.csv lists them all.</p>")
         for k, i, rel in shown:
             if k == kind:
