@@ -1,6 +1,7 @@
 import contextlib
 import logging
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -153,7 +154,21 @@ class Processes:
 
     @staticmethod
     def free_port() -> int:
-        """A localhost port nothing listens on (now)."""
+        """A localhost port nothing listens on (now), below the kernel's range for outgoing connections: a port the
+        kernel hands out (bind to 0) can be taken by another test's connection to a database or broker before the
+        server binds it."""
+        low = 32768
+        with contextlib.suppress(OSError, ValueError):
+            low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+        rng = random.Random()  # not the tests' seeded generator: two pytest-xdist workers must not draw alike
+        for _ in range(200):
+            port = rng.randrange(max(1024, low - 12000), low)
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             return s.getsockname()[1]
@@ -203,22 +218,26 @@ class Processes:
         """``linewatch serve`` on a free port once ``wait_for`` answers 200: (its base URL, the process)."""
         import httpx
 
-        port = self.free_port()
-        url = f"http://127.0.0.1:{port}"
-        proc = self.start("serve", "--host", "127.0.0.1", "--port", str(port), log=log, env=env, data_dir=data_dir)
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"linewatch serve exited with {proc.returncode}:\n{log.read_text()}")
-            try:
-                if httpx.get(f"{url}{wait_for}", timeout=1).status_code == 200:
+        for attempt in range(3):
+            port = self.free_port()
+            url = f"http://127.0.0.1:{port}"
+            proc = self.start("serve", "--host", "127.0.0.1", "--port", str(port), log=log, env=env, data_dir=data_dir)
+            deadline = time.monotonic() + 60
+            while True:
+                if proc.poll() is not None:
                     break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"linewatch serve did not answer {wait_for}:\n{log.read_text()}")
-            time.sleep(0.1)
-        return url, proc
+                try:
+                    if httpx.get(f"{url}{wait_for}", timeout=1).status_code == 200:
+                        return url, proc
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail(f"linewatch serve did not answer {wait_for}:\n{log.read_text()}")
+                time.sleep(0.1)
+            output = log.read_text()
+            if "address already in use" not in output or attempt == 2:  # another process took the port first: anew
+                pytest.fail(f"linewatch serve exited with {proc.returncode}:\n{output}")
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         for proc in self.procs:
