@@ -103,6 +103,18 @@ def test_a_file_in_the_way_of_an_output_folder_is_a_user_error(trained, syntheti
     assert "afile" in r.stderr and "a file is in the way" in r.stderr and "internal error" not in r.stderr
 
 
+def test_train_never_replaces_a_folder_of_photos(synthetic, tmp_path):
+    photos = tmp_path / "photos"
+    shutil.copytree(synthetic / "test" / "good", photos)
+    before = sorted(p.name for p in photos.iterdir())
+    r = run("train", synthetic, "--out", photos, check=False)
+    assert r.returncode == 2 and "Traceback" not in r.stdout + r.stderr
+    assert "holds other files and is not a linewatch model: nothing was written" in r.stderr
+    assert "extracting features" not in r.stderr  # refused before the training, not after it
+    assert sorted(p.name for p in photos.iterdir()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos"]
+
+
 def test_path_problems_are_told_in_a_users_words():
     import errno
 

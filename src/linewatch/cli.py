@@ -16,6 +16,7 @@ from rich.table import Table
 
 from linewatch.console import Bars, err, out, user_errors
 from linewatch.core.extras import require
+from linewatch.core.modelfiles import check_target
 from linewatch.core.options import with_params
 from linewatch.errors import LinewatchError
 from linewatch.vision.cpu import SEARCH_MODES
@@ -98,6 +99,7 @@ def train(
     from linewatch.vision.datasets import load_dataset
     from linewatch.vision.saving import create_detector, save
 
+    check_target(out)  # a folder of other things is refused before the training, not after it
     ds = load_dataset(data)
     if not ds.train:
         raise LinewatchError(f"no good training images under {data} (expected train/good/ or images)")

@@ -25,3 +25,59 @@ def test_a_finished_write_replaces_the_file(tmp_path):
         assert target.read_bytes() == b"old"  # not visible until the block ends
     assert target.read_bytes() == b"new"
     assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+
+
+def _model(folder, text="old"):
+    folder.mkdir()
+    (folder / "manifest.json").write_text('{"format_version": 1}')
+    (folder / "weights.bin").write_text(text)
+    return folder
+
+
+def test_a_model_replaces_an_earlier_model_or_an_empty_folder(tmp_path):
+    from linewatch.core.modelfiles import replace_dir, staging_dir
+
+    for target in (_model(tmp_path / "earlier"), tmp_path / "empty", tmp_path / "new"):
+        if target.name == "empty":
+            target.mkdir()
+        stage = staging_dir(target)
+        (stage / "manifest.json").write_text('{"format_version": 2}')
+        replace_dir(stage, target)
+        assert sorted(p.name for p in target.iterdir()) == ["manifest.json"]
+        assert "2" in (target / "manifest.json").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["earlier", "empty", "new"]  # no staging or old copy left
+
+
+def test_a_folder_of_other_things_is_never_replaced(tmp_path, monkeypatch):
+    from linewatch.core.modelfiles import check_target, replace_dir, staging_dir
+    from linewatch.errors import ModelFileError
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "part.png").write_bytes(b"a user's photo")
+    with pytest.raises(ModelFileError, match="holds other files and is not a linewatch model: nothing was written"):
+        staging_dir(photos)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos"]  # refused before a staging folder was made
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    with pytest.raises(ModelFileError, match="not a linewatch model"):
+        replace_dir(stage, photos)  # the last guard too, should a caller have staged without asking
+    assert (photos / "part.png").read_bytes() == b"a user's photo"
+    # what else decides that a folder is ours: a report's or an index's own files
+    assert check_target(photos, ours=lambda d: (d / "part.png").is_file(), what="report") == photos
+    with pytest.raises(ModelFileError, match="is not a linewatch report"):
+        check_target(photos, ours=lambda d: False, what="report")
+
+
+def test_the_current_folder_and_a_folder_holding_it_are_refused(tmp_path, monkeypatch):
+    from linewatch.core.modelfiles import check_target
+    from linewatch.errors import ModelFileError
+
+    here = _model(tmp_path / "model")  # even a model: replacing it would pull the folder from under the process
+    monkeypatch.chdir(here)
+    for given in ("", ".", str(here), "..", str(tmp_path)):
+        with pytest.raises(ModelFileError, match="current folder or holds it"):
+            check_target(given)
+    with pytest.raises(ModelFileError, match="a file is in the way"):
+        check_target("weights.bin")
+    assert check_target("sub") == here / "sub"

@@ -80,6 +80,7 @@ def test_fit_predict_evaluate_failure(files, tmp_path):
         (["fit", "{d}/readings.csv", "--out", "{t}/m", "--target", "rul", "--window", "2"], "window"),
         (["fit", "{d}/train.csv", "--out", "{t}/m", "--target", "failure"], "label"),
         (["fit", "{d}/train.csv", "--out", "{t}/m", "--method", "boosted"], "does not predict"),
+        (["fit", "{d}/readings.csv", "--out", "{d}", "--target", "failure"], "is not a linewatch model"),  # its data
         (["predict", "{t}", "{d}/test.parquet"], "manifest"),
         (["predict", "{d}/nomodel", "{d}/test.parquet"], "not found"),
         (["evaluate", "{d}/nomodel", "{d}/test.parquet"], "not found"),
@@ -90,6 +91,7 @@ def test_bad_input_exits_2_with_one_line(files, tmp_path, args, says):
     assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert says in r.stderr
+    assert {"readings.csv", "train.csv", "RUL.txt"} <= {p.name for p in files.iterdir()}  # a user's files stay
 
 
 def test_empty_readings_are_filled_within_their_unit_and_named(files, tmp_path):

@@ -175,3 +175,11 @@ def test_a_single_integer_sensor_column_loads(tmp_path):
     path.write_text("t,count,operator\n1,3,ann\n2,4,bob\n3,5,ann\n")
     (series,) = load_series(path, time_column="t")
     assert series.sensors == ["count"] and series.values.tolist() == [[3.0], [4.0], [5.0]]
+
+
+def test_a_folder_of_data_is_never_replaced_by_a_model(files, tmp_path):
+    d, train, _ = files
+    before = {p.name: p.read_bytes() for p in d.iterdir() if p.is_file()}
+    r = runner.invoke(app, ["sensors", "fit", str(train), "--out", str(d), "--time-column", "time"])
+    assert r.exit_code == 2 and "is not a linewatch model: nothing was written" in r.output, r.output
+    assert {p.name: p.read_bytes() for p in d.iterdir() if p.is_file()} == before

@@ -9,7 +9,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -100,12 +100,39 @@ def write_json_atomic(path: Path, data: dict) -> None:
         f.write("\n")
 
 
-def replace_dir(staging: Path, final: Path) -> None:
-    """Move a fully written staging directory into place; an existing model there is replaced only
-    after the new one is complete."""
-    final = Path(final)
-    if final.exists() and not final.is_dir():
-        raise ModelFileError(f"cannot write a model to {final}: a file is in the way")
+def is_model_dir(folder: Path) -> bool:
+    """Whether ``folder`` holds a linewatch model (its manifest)."""
+    return (Path(folder) / MANIFEST).is_file()
+
+
+def check_target(final: str | Path, ours: Callable[[Path], bool] = is_model_dir, what: str = "model") -> Path:
+    """``final`` as an absolute path when a ``what`` may be written there: a new path, an empty folder, or a folder
+    ``ours`` recognises (an earlier model), which is then replaced. ModelFileError for anything else: a file in the way,
+    a folder of other things (a user's photos or data must never be deleted to make room), the current folder or one
+    holding it."""
+    given = str(final)
+    path = Path(os.path.abspath(final))  # "" and "." are the current folder
+    if path.exists() and not path.is_dir():
+        raise ModelFileError(f"cannot write a {what} to {given}: a file is in the way")
+    if path.is_dir():
+        here = Path.cwd().resolve()
+        real = path.resolve()
+        if real == here or real in here.parents:
+            raise ModelFileError(
+                f"cannot write a {what} to {given or '.'}: it is the current folder or holds it; name a new folder"
+            )
+        if any(path.iterdir()) and not ours(path):
+            raise ModelFileError(
+                f"{given} holds other files and is not a linewatch {what}: nothing was written there (name a new "
+                f"folder, or an earlier {what}'s to replace it)"
+            )
+    return path
+
+
+def replace_dir(staging: Path, final: Path, ours: Callable[[Path], bool] = is_model_dir, what: str = "model") -> None:
+    """Move a fully written staging directory into place; an existing model there (``ours``) or an empty folder is
+    replaced only after the new one is complete, anything else is refused (``check_target``)."""
+    final = check_target(final, ours, what)
     if final.exists():
         old = final.with_name(f".{final.name}.old-{os.getpid()}")
         os.replace(final, old)
@@ -115,9 +142,10 @@ def replace_dir(staging: Path, final: Path) -> None:
         os.replace(staging, final)
 
 
-def staging_dir(out: Path) -> Path:
-    """A fresh directory beside ``out`` to write a model into before :func:`replace_dir` moves it in place."""
-    out = Path(out)
+def staging_dir(out: Path, ours: Callable[[Path], bool] = is_model_dir, what: str = "model") -> Path:
+    """A fresh directory beside ``out`` to write a model into before :func:`replace_dir` moves it in place; refused
+    before anything is written where ``replace_dir`` would refuse (``check_target``)."""
+    out = check_target(out, ours, what)
     out.parent.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
 

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from linewatch.console import err, out, user_errors
 from linewatch.core.extras import require
+from linewatch.core.modelfiles import check_target
 from linewatch.core.options import with_params
 from linewatch.errors import LinewatchError
 from linewatch.maintenance.methods import METHODS, TARGET_METHOD
@@ -59,6 +60,7 @@ def fit(
         raise LinewatchError(f"the {name} method does not predict --target {target}")
     model = METHODS.create(name, **params)
     model._validate_params()  # a bad option is reported before the data is read
+    check_target(out_dir)  # ... and a folder of other things in the way
     if name == "cnn":
         from linewatch.maintenance.rul import as_histories
 

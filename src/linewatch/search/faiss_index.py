@@ -373,7 +373,8 @@ class FaissIndex(VectorIndex):
             for f in staging.iterdir():  # durable before the rename makes them visible
                 with open(f, "rb") as fh:
                     os.fsync(fh.fileno())
-            replace_dir(staging, self.path)  # a file in the way was refused when the index was opened
+            # a file or other files in the way were refused when the index was opened
+            replace_dir(staging, self.path, lambda d: (d / META).is_file(), "index")
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from linewatch.console import err, out, user_errors
+from linewatch.core.modelfiles import check_target
 from linewatch.core.options import with_params
 from linewatch.errors import LinewatchError
 from linewatch.sensors.methods import METHODS
@@ -67,6 +68,7 @@ def fit(
     from linewatch.sensors.tables import load_series
 
     det = METHODS[method].load()(**params)
+    check_target(out_dir)  # a folder of other things is refused before the data is read
     t0 = time.perf_counter()
     series = load_series(data, columns=_columns(columns), time_column=time_column)
     det.fit([(s.values, s.times) for s in series], sensors=series[0].sensors)

@@ -59,7 +59,7 @@ def write_report(
     distribution of good images and of each defect type, with the threshold), ``roc.png``, ``misses/`` (heatmaps of
     the worst misses, drawn by ``overlays(images, targets)``) and ``index.html`` tying them together."""
     folder = check_target(folder)
-    work = staging_dir(folder)
+    work = staging_dir(folder, _is_report, "report")
     try:
         _write_csv(work / "scores.csv", rows, threshold)
         _plot_scores(work / "scores.png", rows, threshold)
@@ -76,7 +76,7 @@ def write_report(
             shown = []
         totals = {"missed": len(missed), "false_alarm": len(alarms)}
         _write_html(work / "index.html", metrics, rows, threshold, have_roc, shown, totals)
-        replace_dir(work, folder)
+        replace_dir(work, folder, _is_report, "report")
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
