@@ -60,6 +60,26 @@ def bad_files(tmp_path_factory):
     (tmp_path / "newer.json").write_text(json.dumps(doc))
     (tmp_path / "event.json").write_text(json.dumps({"type": "machine_down", "time": 1, "machine": 0, "until": 5}))
     (tmp_path / "badevent.json").write_text(json.dumps({"type": "machine_down", "time": 1, "machine": 7}))
+    # what a typo, a generator gone wrong or a hostile file puts in an instance, a plan or an event
+    (tmp_path / "deep.json").write_text("{" + '"a": [' * 100_000 + "]" * 100_000 + "}")
+    one = {"machines": 2, "jobs": [{"operations": [{"machine": 0, "duration": 3}, {"machine": 1, "duration": 2}]}]}
+    for name, change in {
+        "huge_duration": {"jobs": [{"operations": [{"machine": 0, "duration": 10**21}]}]},
+        "huge_release": {"jobs": [{**one["jobs"][0], "release": 2**62}]},
+        "many_machines": {"machines": 10**9},
+        "named_twice": {"machines": ["saw", "saw"]},
+        "nan_weight": {"jobs": [{**one["jobs"][0], "weight": float("nan")}]},
+        "infinite_setup": {"setups": {"0": [[float("inf")]]}},
+    }.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps({**one, **change}))
+    for name, change in {"now_null": {"now": None}, "weights_number": {"weights": 5}}.items():
+        (tmp_path / f"plan_{name}.json").write_text(json.dumps({**doc, "format_version": 1, **change}))
+    for name, event in {
+        "late": {"type": "machine_down", "time": 10**30, "machine": 0},
+        "long_delay": {"type": "operation_delayed", "time": 1, "job": 0, "index": 0, "delay": 10**30},
+        "job_true": {"type": "operation_delayed", "time": 1, "job": True, "index": 0, "delay": 3},
+    }.items():
+        (tmp_path / f"event_{name}.json").write_text(json.dumps(event))
     return tmp_path
 
 
@@ -78,6 +98,22 @@ def bad_files(tmp_path_factory):
         ["replan", "{tmp}/newer.json", "{tmp}/event.json"],
         ["replan", "{tmp}/plan.json", "{tmp}/badevent.json"],
         ["replan", "{tmp}/plan.json", "{tmp}/nope.json"],
+        ["solve", "{tmp}/deep.json"],
+        ["solve", "{tmp}/huge_duration.json"],
+        ["solve", "{tmp}/huge_release.json"],
+        ["solve", "{tmp}/many_machines.json"],
+        ["solve", "{tmp}/named_twice.json"],
+        ["solve", "{tmp}/nan_weight.json"],
+        ["solve", "{tmp}/infinite_setup.json"],
+        ["solve", "{tmp}/tiny", "--time-limit", "nan"],
+        ["solve", "{tmp}/tiny", "--objective", "weighted", "--makespan-weight", "inf"],
+        ["solve", "{tmp}/tiny", "--seed", "4294967296"],
+        ["replan", "{tmp}/plan.json", "{tmp}/deep.json"],
+        ["replan", "{tmp}/plan_now_null.json", "{tmp}/event.json"],
+        ["replan", "{tmp}/plan_weights_number.json", "{tmp}/event.json"],
+        ["replan", "{tmp}/plan.json", "{tmp}/event_late.json"],
+        ["replan", "{tmp}/plan.json", "{tmp}/event_long_delay.json"],
+        ["replan", "{tmp}/plan.json", "{tmp}/event_job_true.json"],
     ],
 )
 def test_bad_input_exits_2_with_one_line(bad_files, args):

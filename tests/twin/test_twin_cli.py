@@ -126,6 +126,9 @@ def test_oee_table(tmp_path):
         (("oee", "{events}", "--ideal", "press=60", "--from", 100, "--to", 50), "must be after --from"),
         (("oee", "{badevents}", "--ideal", "press=60"), "line 3: state: must be one of"),
         (("aas", BOTTLING, "--live", "{badlive}"), "unknown machine 'mixer'"),
+        (("validate", "{deep}"), "deep.yaml is nested too deeply to read"),
+        (("oee", "{deepevents}", "--ideal", "press=60"), "line 1: nested too deeply to read"),
+        (("simulate", BOTTLING, "--initial", "{deepjson}", "--hours", 1), "deep.json is nested too deeply to read"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(tmp_path, args, message):
@@ -148,9 +151,30 @@ def test_bad_input_exits_2_with_one_line(tmp_path, args, message):
         "events": "e.csv",
         "badevents": "bad.csv",
         "badlive": "live.json",
+        "deep": "deep.yaml",
+        "deepevents": "deep.jsonl",
+        "deepjson": "deep.json",
     }
+    (tmp_path / "deep.yaml").write_text("a: " + "[" * 100_000 + "]" * 100_000 + "\n")
+    (tmp_path / "deep.jsonl").write_text("[" * 100_000 + "]" * 100_000 + "\n")
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
     args = [str(a).format(**{k: tmp_path / v for k, v in paths.items()}) if "{" in str(a) else a for a in args]
     r = run_process(*args) if args[0] == "simulate" and "--warmup" in args else run(*args)
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert message in r.stderr, r.stderr
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+@pytest.mark.parametrize("hours", ["inf", "nan", "1e300", "-1"])
+def test_a_horizon_that_could_never_end_is_refused(hours):
+    r = run("simulate", BOTTLING, "--hours", hours, "--replications", 1)
+    assert r.returncode == 2 and "--hours" in r.stderr, (r.stdout, r.stderr)
+
+
+def test_non_finite_options_are_named():
+    from linewatch.errors import LinewatchError
+    from linewatch.twin.cli import finite
+
+    finite(hours=1.0, reading_every=0.5)
+    with pytest.raises(LinewatchError, match="--reading-every must be a finite number, got nan"):
+        finite(hours=1.0, reading_every=float("nan"))

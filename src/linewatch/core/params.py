@@ -7,6 +7,7 @@ Declarations need no heavy imports: the CLI builds its options without importing
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import types
@@ -98,8 +99,12 @@ class Spec:
                     value = os.fspath(value)
                 if not isinstance(value, str):
                     raise TypeError
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise LinewatchError(f"{self.name} must be {_type_name(base)}, got {value!r}") from None
+        numbers = value if isinstance(value, list) else [value]
+        if any(isinstance(x, float) and not math.isfinite(x) for x in numbers):
+            # NaN passes every bound (each comparison is false) and infinity is no setting: both would reach a fit
+            raise LinewatchError(f"{self.name} must be a finite number, got {value!r}")
         p = self.param
         if p.pattern is not None:
             texts = value if isinstance(value, list) else [value] if isinstance(value, str) else []
@@ -199,9 +204,10 @@ class Params:
                 t = typing.Literal[tuple(p.choices)]  # type: ignore[misc]
                 if s.optional:
                     t = t | None
+            finite = {"allow_inf_nan": False} if s.base_type is float else {}  # JSON bodies may hold NaN
             fields[n] = (
                 t,
-                pydantic.Field(default, description=p.help, ge=p.ge, le=p.le, gt=p.gt, lt=p.lt),
+                pydantic.Field(default, description=p.help, ge=p.ge, le=p.le, gt=p.gt, lt=p.lt, **finite),
             )
         fields.update(extra_fields)
         return pydantic.create_model(model_name, __config__=pydantic.ConfigDict(extra="forbid"), **fields)

@@ -40,7 +40,7 @@ class RulParams(Params):
     max_regimes: int = Param(8, "most operating regimes looked for in the settings columns", ge=1, le=32)
     age: bool = Param(False, "also feed the cycle number (age) to the network")
     smoothing: float = Param(0.1, "exponential smoothing weight of each new sensor reading (1: none)", gt=0, le=1)
-    seed: int = Param(0, "seed of the folds, the initial weights and the shuffling", ge=0)
+    seed: int = Param(0, "seed of the folds, the initial weights and the shuffling", ge=0, le=2**32 - 1)
     threads: int = Param(
         1,
         "CPU threads of training and prediction (0: every core); the networks are small, so one is the cheapest",
@@ -60,7 +60,7 @@ class FailureParams(Params):
     learning_rate: float = Param(0.1, "boosting learning rate", gt=0, le=1)
     max_leaf_nodes: int = Param(15, "leaves per tree", ge=2, le=1024)
     folds: int = Param(5, "time-ordered blocks: each model holds one out to calibrate the probabilities", ge=2, le=20)
-    seed: int = Param(0, "seed of the boosting", ge=0)
+    seed: int = Param(0, "seed of the boosting", ge=0, le=2**32 - 1)
     threads: int = Param(
         1, "CPU threads of the boosting (0: every core); more than the free cores wait on each other", ge=0, le=256
     )

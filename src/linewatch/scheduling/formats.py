@@ -46,6 +46,8 @@ def load_instance(path: str | Path) -> Instance:
             doc = json.loads(text)
         except json.JSONDecodeError as e:
             raise InstanceError(f"{p} is not valid JSON: {e}") from None
+        except RecursionError:
+            raise InstanceError(f"{p} is nested too deeply to read") from None
         inst = instance_from_json(doc, where=str(p))
     elif any(line.strip().lower() == "times" for line in text.splitlines()):
         inst = parse_taillard(text, where=str(p))
@@ -184,7 +186,7 @@ def instance_from_json(doc: Any, where: str = "instance") -> Instance:
             raise InstanceError(f"{where}: setups for machine {key} must be a jobs x jobs table")
         try:
             setups[mach] = [[int(v) for v in r] for r in table]
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # text, null, infinity
             raise InstanceError(f"{where}: setups for machine {key} must hold whole numbers") from None
     return Instance(jobs, m, name=str(doc.get("name", "")), machine_names=names, unavailable=windows, setups=setups)
 

@@ -24,7 +24,7 @@ class ObjectiveParams(Params):
 class CpsatParams(ObjectiveParams):
     time_limit: float = Param(10.0, "seconds the solver may run", gt=0, le=86400)
     workers: int = Param(2, "solver threads", ge=1, le=64)
-    seed: int = Param(0, "solver random seed", ge=0)
+    seed: int = Param(0, "solver random seed", ge=0, le=2**32 - 1)
     tabu_share: float = Param(
         0.5,
         "share of the time limit given to a tabu search warm start on plain job shops under makespan (needs numba; "

@@ -20,6 +20,18 @@ class InstanceError(LinewatchError):
     """An instance (jobs, machines, windows) that cannot be scheduled as written."""
 
 
+# what an instance may hold: CP-SAT's variables are 64-bit integers, and a plan's times, summed over its operations and
+# set-ups, must stay far below that; a machine count beyond any plant is a typo that would allocate for hours
+MAX_TIME = 10**12
+MAX_MACHINES = 100_000
+MAX_WEIGHT = 1e9
+
+
+def _time(value: int, where: str, low: int = 0) -> None:
+    if not low <= value <= MAX_TIME:
+        raise InstanceError(f"{where} {value} is outside {low:,}..{MAX_TIME:,} time units")
+
+
 @dataclass(frozen=True)
 class Option:
     """One way to run an operation: on ``machine`` for ``duration``."""
@@ -100,6 +112,11 @@ class Instance:
         m = self.n_machines
         if m < 1:
             raise InstanceError("the instance has no machines")
+        if m > MAX_MACHINES:
+            raise InstanceError(f"the instance has {m} machines; at most {MAX_MACHINES:,} are planned")
+        if self.machine_names is not None and len(set(self.machine_names)) != len(self.machine_names):
+            twice = next(x for x in self.machine_names if self.machine_names.count(x) > 1)
+            raise InstanceError(f"machine {twice!r} is named twice: each machine needs a name of its own")
         if not self.jobs:
             raise InstanceError("the instance has no jobs")
         if self.machine_names is not None and len(self.machine_names) != m:
@@ -110,6 +127,9 @@ class Instance:
         for w in self.unavailable:
             if not 0 <= w.machine < m:
                 raise InstanceError(f"unavailability window on unknown machine {w.machine} (machines are 0..{m - 1})")
+            _time(w.start, f"unavailability window on machine {w.machine}: start")
+            if w.end is not None:
+                _time(w.end, f"unavailability window on machine {w.machine}: end")
             if w.end is not None and w.end < w.start:
                 raise InstanceError(f"unavailability window on machine {w.machine} ends ({w.end}) before it starts")
         for j, job in enumerate(self.jobs):
@@ -118,8 +138,11 @@ class Instance:
                 raise InstanceError(f"{label} has no operations")
             if job.release < 0:
                 raise InstanceError(f"{label} has a negative release time {job.release}")
-            if job.weight < 0:
-                raise InstanceError(f"{label} has a negative weight {job.weight}")
+            if not (0 <= job.weight <= MAX_WEIGHT):  # NaN included
+                raise InstanceError(f"{label} has weight {job.weight}: weights are 0 to {MAX_WEIGHT:g}")
+            _time(job.release, f"{label}: release")
+            if job.due is not None:
+                _time(job.due, f"{label}: due", low=-MAX_TIME)
             for k, op in enumerate(job.operations):
                 where = f"{label} operation {k}"
                 if not op.options:
@@ -133,6 +156,7 @@ class Instance:
                     seen.add(o.machine)
                     if o.duration < 0:
                         raise InstanceError(f"{where} has a negative duration {o.duration} on machine {o.machine}")
+                    _time(o.duration, f"{where} on machine {o.machine}: duration")
                 if all(o.machine in down_forever for o in op.options) and any(o.duration > 0 for o in op.options):
                     ms = ", ".join(str(o.machine) for o in op.options)
                     raise InstanceError(f"{where} has no machine available: machine(s) {ms} down indefinitely")
@@ -144,4 +168,12 @@ class Instance:
                 raise InstanceError(f"setup times on machine {mach} must be a {n}x{n} table (jobs x jobs)")
             if any(v < 0 for r in table for v in r):
                 raise InstanceError(f"setup times on machine {mach} include a negative value")
+            for r in table:
+                for v in r:
+                    _time(v, f"setup times on machine {mach}")
+        if self.horizon() > MAX_TIME:
+            raise InstanceError(
+                f"the instance's work adds up to {self.horizon():,} time units, more than a plan can hold "
+                f"({MAX_TIME:,}): use a coarser time unit (minutes instead of seconds)"
+            )
         return self

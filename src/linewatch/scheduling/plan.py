@@ -7,6 +7,7 @@ The file carries the instance it plans, so ``linewatch schedule replan PLAN EVEN
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,9 +141,13 @@ def plan_from_json(doc: Any, where: str = "plan") -> Plan:
             Assignment(int(o["job"]), int(o["index"]), int(o["machine"]), int(o["start"]), int(o["end"]))
             for o in doc["operations"]
         ]
+        now = int(doc.get("now", 0))
+        weights = tuple(float(w) for w in doc.get("weights", (1.0, 1.0)))
+        if len(weights) != 2 or not all(math.isfinite(w) and w >= 0 for w in weights):
+            raise ValueError(f"weights {list(weights)} are not two finite numbers >= 0")
     except InstanceError as e:
         raise PlanError(str(e)) from None
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, OverflowError) as e:  # OverflowError: an infinite time
         raise PlanError(f"{where} is missing or has a malformed field: {e}") from None
     plan = Plan(
         inst,
@@ -151,8 +156,8 @@ def plan_from_json(doc: Any, where: str = "plan") -> Plan:
         solver=str(doc.get("solver", "")),
         bound=doc.get("bound"),
         status=str(doc.get("status", "")),
-        now=int(doc.get("now", 0)),
-        weights=tuple(doc.get("weights", (1.0, 1.0))),
+        now=now,
+        weights=weights,
     )
     problems = check_plan(plan)
     if problems:
@@ -174,6 +179,8 @@ def load_plan(path: str | Path) -> Plan:
         raise PlanError(f"cannot read plan file {p}: {e}") from None
     except json.JSONDecodeError as e:
         raise PlanError(f"{p} is not valid JSON: {e}") from None
+    except RecursionError:
+        raise PlanError(f"{p} is nested too deeply to read") from None
     return plan_from_json(doc, where=str(p))
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from linewatch.errors import LinewatchError
 from linewatch.scheduling.formats import instance_from_json
-from linewatch.scheduling.model import Instance, InstanceError, Operation, Option, Window
+from linewatch.scheduling.model import MAX_TIME, Instance, InstanceError, Operation, Option, Window
 from linewatch.scheduling.plan import Assignment, Plan
 from linewatch.scheduling.rules import INF, _fits, best_rule
 
@@ -55,8 +55,8 @@ def event_from_json(doc: Any, inst: Instance, where: str = "event") -> Event:
     if kind not in EVENT_TYPES:
         raise EventError(f"{where}: unknown event type {kind!r}: choose one of {', '.join(EVENT_TYPES)}")
     t = doc.get("time")
-    if isinstance(t, bool) or not isinstance(t, int) or t < 0:
-        raise EventError(f"{where}: 'time' must be a whole number >= 0")
+    if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t <= MAX_TIME:
+        raise EventError(f"{where}: 'time' must be a whole number from 0 to {MAX_TIME:,}")
     ev = Event(kind, t)
     if kind in ("machine_down", "machine_up"):
         mach = doc.get("machine")
@@ -66,8 +66,8 @@ def event_from_json(doc: Any, inst: Instance, where: str = "event") -> Event:
             raise EventError(f"{where}: unknown machine {mach!r} (machines are 0..{inst.n_machines - 1})")
         ev.machine = mach
         until = doc.get("until")
-        if until is not None and (isinstance(until, bool) or not isinstance(until, int) or until <= t):
-            raise EventError(f"{where}: 'until' must be a whole number after 'time', or null")
+        if until is not None and (isinstance(until, bool) or not isinstance(until, int) or not t < until <= MAX_TIME):
+            raise EventError(f"{where}: 'until' must be a whole number after 'time' (at most {MAX_TIME:,}), or null")
         ev.until = until
     elif kind == "rush_order":
         if not isinstance(doc.get("job"), dict):
@@ -75,12 +75,12 @@ def event_from_json(doc: Any, inst: Instance, where: str = "event") -> Event:
         ev.new_job = doc["job"]
     else:
         j, k, d = doc.get("job"), doc.get("index"), doc.get("delay")
-        if not isinstance(j, int) or not 0 <= j < len(inst.jobs):
+        if isinstance(j, bool) or not isinstance(j, int) or not 0 <= j < len(inst.jobs):
             raise EventError(f"{where}: unknown job {j!r}")
-        if not isinstance(k, int) or not 0 <= k < len(inst.jobs[j].operations):
+        if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < len(inst.jobs[j].operations):
             raise EventError(f"{where}: job {j} has no operation {k!r}")
-        if isinstance(d, bool) or not isinstance(d, int) or d <= 0:
-            raise EventError(f"{where}: 'delay' must be a whole number > 0")
+        if isinstance(d, bool) or not isinstance(d, int) or not 0 < d <= MAX_TIME:
+            raise EventError(f"{where}: 'delay' must be a whole number from 1 to {MAX_TIME:,}")
         ev.job, ev.index, ev.delay = j, k, d
     return ev
 
@@ -95,6 +95,8 @@ def load_event(path: str | Path, inst: Instance) -> Event:
         raise EventError(f"cannot read event file {p}: {e}") from None
     except json.JSONDecodeError as e:
         raise EventError(f"{p} is not valid JSON: {e}") from None
+    except RecursionError:
+        raise EventError(f"{p} is nested too deeply to read") from None
     return event_from_json(doc, inst, where=str(p))
 
 

@@ -35,7 +35,7 @@ class SensorParams(Params):
     threshold_margin: float = Param(1.0, "the calibrated threshold is multiplied by this", ge=0.5, le=10)
     max_train_rows: int = Param(50_000, "training rows kept for the model (evenly spaced when there are more)", ge=100)
     top_sensors: int = Param(3, "sensors named in each alert", ge=1, le=100)
-    seed: int = Param(0, "seed of randomised methods", ge=0)
+    seed: int = Param(0, "seed of randomised methods", ge=0, le=2**32 - 1)
 
 
 class MahalanobisParams(SensorParams):

@@ -139,6 +139,8 @@ def parse_import(data: bytes | str, filename: str = "") -> ImportSpec:
         where = getattr(e, "problem_mark", None)
         at = f" at line {where.line + 1}" if where is not None else ""
         raise LinewatchError(f"{filename or 'the file'} is not valid YAML or JSON{at}") from None
+    except RecursionError:
+        raise LinewatchError(f"{filename or 'the file'} is nested too deeply to read") from None
     if not isinstance(obj, dict):
         raise LinewatchError(f"{filename or 'the file'}: expected a mapping with 'lines' and/or 'machines'")
     try:

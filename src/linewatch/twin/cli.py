@@ -15,6 +15,17 @@ from linewatch.console import Bars, out, user_errors
 from linewatch.core.extras import require
 from linewatch.errors import LinewatchError
 
+MAX_HOURS = 87_600.0  # ten years of simulated time: a longer horizon is a typo, and would run for days
+MAX_SEED = 2**32 - 1
+
+
+def finite(**options: float) -> None:
+    """A NaN passes every range (each comparison is false) and would run forever or poison the figures: refused."""
+    for name, value in options.items():
+        if not math.isfinite(value):
+            raise LinewatchError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
+
+
 twin_app = typer.Typer(
     help="The digital twin: line models, OEE from machine state events, what-if simulation.",
     no_args_is_help=True,
@@ -111,14 +122,23 @@ def _table(summaries, line) -> Table:
 @user_errors
 def simulate(
     line: Annotated[Path, typer.Argument(help="line model, YAML or JSON")],
-    hours: Annotated[float, typer.Option(help="simulated horizon in hours (168: a week)", min=0.001)] = 168.0,
-    replications: Annotated[int, typer.Option(help="independent runs, for confidence intervals", min=1)] = 30,
-    seed: Annotated[int, typer.Option(help="seed of the whole experiment (replication i's seed derives from it)")] = 0,
-    workers: Annotated[int, typer.Option(help="parallel processes for the replications", min=1)] = 1,
+    hours: Annotated[
+        float, typer.Option(help="simulated horizon in hours (168: a week)", min=0.001, max=MAX_HOURS)
+    ] = 168.0,
+    replications: Annotated[
+        int, typer.Option(help="independent runs, for confidence intervals", min=1, max=10_000)
+    ] = 30,
+    seed: Annotated[
+        int,
+        typer.Option(help="seed of the whole experiment (replication i's seed derives from it)", min=0, max=MAX_SEED),
+    ] = 0,
+    workers: Annotated[int, typer.Option(help="parallel processes for the replications", min=1, max=256)] = 1,
     scenario: Annotated[
         list[Path] | None, typer.Option(help="what-if overrides (YAML/JSON), compared side by side; repeatable")
     ] = None,
-    warmup: Annotated[float, typer.Option(help="hours left out of the statistics at the start", min=0)] = 0.0,
+    warmup: Annotated[
+        float, typer.Option(help="hours left out of the statistics at the start", min=0, max=MAX_HOURS)
+    ] = 0.0,
     initial: Annotated[
         Path | None, typer.Option(help="start state (YAML/JSON: machines {name: {state, remaining_s}}, buffers)")
     ] = None,
@@ -137,6 +157,7 @@ def simulate(
     from linewatch.twin.model import _read_doc, _read_file, load_line, load_scenario
     from linewatch.twin.sim import InitialState, Simulation
 
+    finite(hours=hours, warmup=warmup)
     ln = load_line(line)
     scenarios = [load_scenario(p) for p in scenario or []]
     kw: dict = {"warmup_h": warmup}
@@ -318,8 +339,8 @@ plant_app = typer.Typer(
 @user_errors
 def plant_simulate(
     line: Annotated[Path, typer.Argument(help="line model, YAML or JSON")],
-    speed: Annotated[float, typer.Option(help="times real time (60: an hour in a minute)", min=0.001)] = 60.0,
-    hours: Annotated[float, typer.Option(help="simulated hours, ending now", min=0.001)] = 1.0,
+    speed: Annotated[float, typer.Option(help="times real time (60: an hour in a minute)", min=0.001, max=1e6)] = 60.0,
+    hours: Annotated[float, typer.Option(help="simulated hours, ending now", min=0.001, max=MAX_HOURS)] = 1.0,
     mqtt: Annotated[str, typer.Option(help="the service's MQTT broker")] = "mqtt://127.0.0.1:1883",
     prefix: Annotated[str, typer.Option(help="the service's mqtt_topic_prefix")] = "linewatch",
     line_name: Annotated[
@@ -337,9 +358,9 @@ def plant_simulate(
     series: Annotated[
         Path | None, typer.Option(help="CSV of real sensor series (time + columns): their shapes drive the readings")
     ] = None,
-    seed: Annotated[int, typer.Option(help="the simulation's seed")] = 0,
+    seed: Annotated[int, typer.Option(help="the simulation's seed", min=0, max=MAX_SEED)] = 0,
     reading_every: Annotated[
-        float, typer.Option(help="simulated seconds between sensor readings (and buffer levels)", min=0.1)
+        float, typer.Option(help="simulated seconds between sensor readings (and buffer levels)", min=0.1, max=86_400)
     ] = 10.0,
 ) -> None:
     """Simulate the line (its last HOURS, ending now) and replay it into a running service at SPEED x real time:
@@ -348,6 +369,7 @@ def plant_simulate(
     from linewatch.twin.model import load_line
     from linewatch.twin.plant import ImageSource, Plant, Series, mqtt_publisher
 
+    finite(speed=speed, hours=hours, reading_every=reading_every)
     ln = load_line(line)
     imgs = ImageSource.open(images) if images is not None else None
     shapes = Series.read(series) if series is not None else None

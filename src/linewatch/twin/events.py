@@ -283,6 +283,8 @@ def iter_events(path: str | Path) -> Iterator[StateEvent]:
                 obj = json.loads(line)
             except ValueError:
                 raise EventError(f"{path} line {n}: not a JSON object") from None
+            except RecursionError:
+                raise EventError(f"{path} line {n}: nested too deeply to read") from None
             try:
                 yield StateEvent.from_json(obj)
             except EventError as e:

@@ -436,6 +436,8 @@ def _read_doc(data: bytes | str, filename: str) -> Any:
         where = getattr(e, "problem_mark", None)
         at = f" at line {where.line + 1}" if where is not None else ""
         raise TwinModelError(f"{label} is not valid YAML or JSON{at}") from None
+    except RecursionError:
+        raise TwinModelError(f"{label} is nested too deeply to read") from None
 
 
 def _read_file(path: Path) -> tuple[bytes, str]:

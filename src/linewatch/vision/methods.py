@@ -37,7 +37,7 @@ class DetectorParams(Params):
     min_region_area: int = Param(16, "smallest defect region kept, input pixels", ge=1)
     sigma: float = Param(4.0, "Gaussian smoothing of the anomaly map, input pixels", ge=0, le=64)
     batch_size: int = Param(8, "images per forward pass", ge=1, le=512)
-    seed: int = Param(0, "seed of the held-out split and the coreset", ge=0)
+    seed: int = Param(0, "seed of the held-out split and the coreset", ge=0, le=2**32 - 1)
     self_check: bool = Param(
         True, "after training, score defects painted on the held-out good images (a check needing no real defects)"
     )
