@@ -37,6 +37,13 @@ def files(tmp_path_factory):
     test.to_parquet(d / "test.parquet")
     (d / "RUL.txt").write_text("".join(f"{t:g}\n" for t in truth))
     machine_readings(1500, seed=0).to_csv(d / "readings.csv", index=False)
+    readings = machine_readings(1500, seed=0)
+    failing = readings.copy()
+    failing["Machine failure"] = 1
+    failing.to_csv(d / "all_failures.csv", index=False)
+    typo = readings.astype({"Torque [Nm]": object})
+    typo.loc[7, "Torque [Nm]"] = "12,5 Nm"
+    typo.to_csv(d / "typo.csv", index=False)
     return d
 
 
@@ -81,6 +88,8 @@ def test_fit_predict_evaluate_failure(files, tmp_path):
         (["fit", "{d}/train.csv", "--out", "{t}/m", "--target", "failure"], "label"),
         (["fit", "{d}/train.csv", "--out", "{t}/m", "--method", "boosted"], "does not predict"),
         (["fit", "{d}/readings.csv", "--out", "{d}", "--target", "failure"], "is not a linewatch model"),  # its data
+        (["fit", "{d}/all_failures.csv", "--out", "{t}/m", "--target", "failure"], "without a failure"),
+        (["fit", "{d}/typo.csv", "--out", "{t}/m", "--target", "failure"], "'12,5 Nm' (row 9): correct or empty"),
         (["predict", "{t}", "{d}/test.parquet"], "manifest"),
         (["predict", "{d}/nomodel", "{d}/test.parquet"], "not found"),
         (["evaluate", "{d}/nomodel", "{d}/test.parquet"], "not found"),
@@ -168,3 +177,26 @@ def test_failure_readings_with_gaps_and_rows_without_a_label(files, tmp_path):
     m = run("evaluate", model, tmp_path / "gaps.csv", "--json")
     assert "2 row(s) without a failure label left out of the figures" in " ".join(m.stderr.split())
     assert json.loads(m.stdout)["failure"]["rows"] == len(df) - 2
+
+
+def test_true_ruls_are_numbers_of_cycles_and_units_whole_numbers(tmp_path):
+    import numpy as np
+
+    from linewatch.maintenance.tables import DataError, read_truth
+
+    units = np.array([1, 2, 3])
+    for name, text, says in [
+        ("nan.txt", "nan\n5\n7\n", "RUL value 1 is nan, not a number of cycles >= 0"),
+        ("inf.txt", "3\n1e400\n7\n", "RUL value 2 is inf"),
+        ("neg.txt", "3\n5\n-7\n", "RUL value 3 is -7"),
+        ("word.csv", "unit,rul\n1,3\ntwo,5\n3,7\n", "row 3: unit two is not a whole number"),
+        ("frac.csv", "unit,rul\n1,3\n1.5,5\n3,7\n", "row 3: unit 1.5 is not a whole number"),
+        ("empty.csv", "unit,rul\n1,3\n,5\n3,7\n", "row 3: unit [(]empty[)] is not a whole number"),
+        ("twice.csv", "unit,rul\n1,3\n1,5\n3,7\n", "unit 1 has more than one RUL"),
+        ("text.csv", "unit,rul\n1,3\n2,soon\n3,7\n", "RUL value 2 is nan"),
+    ]:
+        (tmp_path / name).write_text(text)
+        with pytest.raises(DataError, match=says):
+            read_truth(tmp_path / name, units)
+    (tmp_path / "ok.csv").write_text("unit,rul\n3,7\n1,3\n2,5\n")
+    assert read_truth(tmp_path / "ok.csv", units).tolist() == [3.0, 5.0, 7.0]

@@ -124,6 +124,11 @@ def test_bad_input_exits_2_with_one_line(case, tmp_path):
         (["--n-estimators", "50"], "does not apply to the mahalanobis method"),
         (["--nosuch", "1"], "No such option"),
         (["--time-column", "when"], "no time column"),
+        (["--method", "pca", "--n-components", "1000"], "n_components 1000 must be a fraction below 1"),
+        (["--method", "pca", "--n-components", "2.5"], "or a whole number of components"),
+        (["--method", "autoencoder", "--hidden", "0"], "hidden must list one or more layer widths"),
+        (["--method", "autoencoder", "--hidden", "8,-4"], "hidden must list"),
+        (["--threshold-margin", "nan"], "threshold_margin must be a finite number"),
     ],
 )
 def test_bad_options_exit_2(files, args, message, tmp_path):
@@ -183,3 +188,20 @@ def test_a_folder_of_data_is_never_replaced_by_a_model(files, tmp_path):
     r = runner.invoke(app, ["sensors", "fit", str(train), "--out", str(d), "--time-column", "time"])
     assert r.exit_code == 2 and "is not a linewatch model: nothing was written" in r.output, r.output
     assert {p.name: p.read_bytes() for p in d.iterdir() if p.is_file()} == before
+
+
+def test_times_across_a_change_of_summer_time_are_the_instants_they_name(tmp_path):
+    import pandas as pd
+
+    from linewatch.sensors.tables import parse_times
+
+    col = pd.Series(["2026-03-29T01:59:00+01:00", "2026-03-29T03:00:00+02:00", "2026-03-29T03:01:00+02:00"])
+    assert parse_times(col, tmp_path / "x.csv", "time").tolist() == [0.0, 60.0, 120.0]
+
+
+@pytest.mark.parametrize("method", ["knn", "lof"])
+def test_more_neighbours_than_training_rows_is_refused(method, normal, tmp_path):
+    short = write(tmp_path / "short.csv", normal[:80])
+    args = ["sensors", "fit", str(short), "--out", str(tmp_path / "m"), "--method", method, "--n-neighbors", "100"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2 and "n_neighbors 100 needs more than 100 training rows" in r.stderr, r.output

@@ -142,13 +142,20 @@ class FailureRisk(Estimator):
         labels = {ANY: df[target].to_numpy(dtype=np.int64), **{m: df[m].to_numpy(dtype=np.int64) for m in modes}}
         if labels[ANY].sum() < p["folds"]:
             raise LinewatchError(f"{int(labels[ANY].sum())} failure(s) in the data: too few to learn from")
+        if len(labels[ANY]) - labels[ANY].sum() < p["folds"]:
+            raise LinewatchError(
+                f"{int(len(labels[ANY]) - labels[ANY].sum())} row(s) without a failure in the data: a failure risk "
+                "is learnt from normal rows beside the failures"
+            )
         t0 = time.perf_counter()
         keys = {_key(c): c for c in df.columns}
         skip = {target, *modes, *(keys[k] for k in ID_NAMES if k in keys)}
+        _refuse_stray_text(df, skip)
+        empty = [c for c in df.columns if c not in skip and df[c].isna().all()]
         self.numeric_ = [
             c
             for c in df.columns
-            if c not in skip and pd.api.types.is_numeric_dtype(df[c]) and not _is_binary_label(c, df)
+            if c not in skip and c not in empty and pd.api.types.is_numeric_dtype(df[c]) and not _is_binary_label(c, df)
         ]
         self.categories_ = {}
         for c in df.columns:
@@ -179,6 +186,7 @@ class FailureRisk(Estimator):
             "unlabelled_rows": int(unlabelled.sum()),
             "failures": {n: int(y.sum()) for n, y in labels.items()},
             "features": int(x.shape[1]),
+            "empty_columns": [str(c) for c in empty],
             "seconds": round(time.perf_counter() - t0, 2),
         }
         self.params_ = p
@@ -243,3 +251,20 @@ def _platt(raw: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
     lr = LogisticRegression(C=1e4).fit(raw[:, None], y)
     return float(lr.coef_[0, 0]), float(lr.intercept_[0])
+
+
+def _refuse_stray_text(df: pd.DataFrame, skip: set) -> None:
+    """A reading column that is numbers but for a few cells of text is a typo, not a category: refused with the cell,
+    as ``predict`` refuses it (left to the categories, the readings would silently drop out of the model)."""
+    for c in df.columns:
+        if c in skip or pd.api.types.is_numeric_dtype(df[c]):
+            continue
+        cells = df[c].dropna().astype(str).str.strip()
+        cells = cells[cells != ""]
+        numbers = pd.to_numeric(cells, errors="coerce")
+        if len(cells) and numbers.notna().mean() >= 0.95:
+            i = numbers.isna().to_numpy().argmax()
+            raise DataError(
+                f"column {c!r} holds numbers but for {int(numbers.isna().sum())} cell(s) such as {cells.iloc[i]!r} "
+                f"(row {cells.index[i] + 2}): correct or empty them"
+            )

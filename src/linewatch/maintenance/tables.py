@@ -224,6 +224,7 @@ def read_truth(path: str | Path, units: np.ndarray) -> np.ndarray:
             raise DataError(f"{p}: a truth file is one RUL number per line, in unit order") from None
         if len(values) != len(units):
             raise DataError(f"{p} has {len(values)} RUL values; the data has {len(units)} units")
+        _check_ruls(values, p)
         ranked = np.sort(units)
         lookup = dict(zip(ranked.tolist(), values.tolist(), strict=True))
         return np.array([lookup[u] for u in units.tolist()])
@@ -232,8 +233,26 @@ def read_truth(path: str | Path, units: np.ndarray) -> np.ndarray:
     u, r = _find(cols, UNIT_NAMES), _find(cols, RUL_NAMES)
     if u is None or r is None:
         raise DataError(f"{p}: a truth table needs unit and rul columns")
-    lookup = dict(zip(df[u].astype(int).tolist(), df[r].astype(float).tolist(), strict=True))
+    unit_ids = pd.to_numeric(df[u], errors="coerce")
+    ruls = pd.to_numeric(df[r], errors="coerce").to_numpy(dtype=float)
+    bad = unit_ids.isna() | (unit_ids != unit_ids.round())
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        cell = df[u].iloc[i]
+        raise DataError(f"{p} row {i + 2}: unit {'(empty)' if pd.isna(cell) else str(cell)} is not a whole number")
+    if unit_ids.duplicated().any():
+        raise DataError(f"{p}: unit {int(unit_ids[unit_ids.duplicated()].iloc[0])} has more than one RUL")
+    _check_ruls(ruls, p)
+    lookup = dict(zip(unit_ids.astype(int).tolist(), ruls.tolist(), strict=True))
     gone = [int(x) for x in units if int(x) not in lookup]
     if gone:
         raise DataError(f"{p} has no RUL for unit(s) {', '.join(map(str, gone[:8]))}")
     return np.array([lookup[int(x)] for x in units])
+
+
+def _check_ruls(values: np.ndarray, p: Path) -> None:
+    """True remaining lives are finite numbers of cycles, never negative: NaN or infinity would print as figures."""
+    bad = ~np.isfinite(values) | (values < 0)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{p}: RUL value {i + 1} is {values[i]:g}, not a number of cycles >= 0")

@@ -257,7 +257,14 @@ class KNN(PyodDetector):
     def _make(self, features):
         from pyod.models.knn import KNN as M
 
-        return M(n_neighbors=self.params_["n_neighbors"])
+        return M(n_neighbors=_neighbours(self.params_["n_neighbors"], features))
+
+
+def _neighbours(k: int, features: np.ndarray) -> int:
+    """``n_neighbors`` when the training rows have more than that many rows, else the product's error."""
+    if k >= len(features):
+        raise LinewatchError(f"n_neighbors {k} needs more than {k} training rows; the fit has {len(features)}")
+    return k
 
 
 class LOF(PyodDetector):
@@ -269,7 +276,7 @@ class LOF(PyodDetector):
     def _make(self, features):
         from pyod.models.lof import LOF as M
 
-        return M(n_neighbors=self.params_["n_neighbors"], novelty=True)
+        return M(n_neighbors=_neighbours(self.params_["n_neighbors"], features), novelty=True)
 
 
 class PCA(PyodDetector):
@@ -280,12 +287,24 @@ class PCA(PyodDetector):
         from pyod.models.pca import PCA as M
 
         n = self.params_["n_components"]
+        if n is not None and n >= 1:
+            most = min(features.shape)
+            if not float(n).is_integer() or n > most:
+                raise LinewatchError(
+                    f"n_components {n:g} must be a fraction below 1 (the variance explained) or a whole number of "
+                    f"components up to {most} (the training rows' features and rows allow no more)"
+                )
         return M(n_components=None if n is None else (n if n < 1 else int(n)), random_state=self.params_["seed"])
 
 
 class AutoEncoder(PyodDetector):
     method = "autoencoder"
     Params = AutoEncoderParams
+
+    def _check_params(self, values):
+        widths = values["hidden"]
+        if not widths or not all(1 <= w <= 4096 for w in widths):
+            raise LinewatchError(f"hidden must list one or more layer widths from 1 to 4096, got {widths}")
 
     def _make(self, features):
         from pyod.models.auto_encoder import AutoEncoder as M

@@ -91,7 +91,10 @@ def parse_times(col: pd.Series, path: Path, name: str) -> np.ndarray:
     if pd.api.types.is_numeric_dtype(col):
         t = col.to_numpy(dtype=float)
     else:
-        parsed = pd.to_datetime(col, errors="coerce", format="mixed")
+        try:
+            parsed = pd.to_datetime(col, errors="coerce", format="mixed")
+        except ValueError:  # offsets that differ (a change to or from summer time): the instants they name, in UTC
+            parsed = pd.to_datetime(col, errors="coerce", format="mixed", utc=True)
         if parsed.isna().any():
             bad = col[parsed.isna()].iloc[0]
             raise LinewatchError(f"{path}: time column {name!r} has a value that is not a time: {bad!r}")
