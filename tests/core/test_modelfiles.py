@@ -81,3 +81,21 @@ def test_the_current_folder_and_a_folder_holding_it_are_refused(tmp_path, monkey
     with pytest.raises(ModelFileError, match="a file is in the way"):
         check_target("weights.bin")
     assert check_target("sub") == here / "sub"
+
+
+def test_a_manifest_names_only_files_of_its_own_folder(tmp_path):
+    from linewatch.core.modelfiles import add_file_entry, checked_file
+    from linewatch.errors import ModelFileError
+
+    model = _model(tmp_path / "model")
+    manifest: dict = {}
+    add_file_entry(manifest, "weights", model / "weights.bin")
+    assert checked_file(model, manifest, "weights") == model / "weights.bin"
+    (tmp_path / "elsewhere.bin").write_text("old")
+    for name in ("../elsewhere.bin", str(tmp_path / "elsewhere.bin"), "..", ""):
+        entry = {"weights": {**manifest["files"]["weights"], "name": name}}
+        with pytest.raises(ModelFileError, match="is not a file of the model's folder"):
+            checked_file(model, {"files": entry}, "weights")
+    for files in ("x", {"weights": "x"}, {"weights": {"name": "weights.bin"}}, {"weights": {"sha256": "ab"}}):
+        with pytest.raises(ModelFileError, match="lists no weights file|needs a file name and its sha256"):
+            checked_file(model, {"files": files}, "weights")

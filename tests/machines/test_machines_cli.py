@@ -32,3 +32,46 @@ def test_bad_files_exit_2_with_one_line(tmp_path, linewatch_processes):
     unknown.write_text('{"machines": [{"name": "m", "sensors": []}]}')
     got = linewatch_processes.cli("machines", "import", str(unknown), "--data-dir", data)
     assert got.returncode == 2 and "machines[0].line" in got.stderr
+
+
+def test_a_machine_listed_twice_in_one_file_is_refused(tmp_path, linewatch_processes):
+    twice = tmp_path / "twice.yaml"
+    twice.write_text(
+        "lines:\n  - name: a\n    machines:\n      - name: press\n  - name: b\n    machines:\n      - name: press\n"
+    )
+    data = tmp_path / "data"
+    got = linewatch_processes.cli("machines", "import", str(twice), "--data-dir", str(data))
+    assert got.returncode == 2 and "lines[1].machines[0]: machine 'press' is listed twice" in got.stderr, got.stderr
+    assert "(also at lines[0].machines[0])" in got.stderr and len(got.stderr.strip().splitlines()) == 1
+    listed = linewatch_processes.cli("machines", "list", "--data-dir", str(data))
+    assert listed.returncode == 0 and "press" not in listed.stdout  # nothing of the file was imported
+
+
+def test_a_database_that_cannot_be_used_is_one_line(tmp_path, linewatch_processes):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "linewatch.db").write_bytes(bytes(range(256)) * 20)  # not SQLite
+    cases = [
+        ({}, "cannot be used: file is not a database"),
+        ({"LINEWATCH_DATABASE_URL": "notaurl"}, "the database URL 'notaurl' cannot be used"),
+        ({"LINEWATCH_DATABASE_URL": "mysql://u:secret@db/x"}, "the database URL mysql://... cannot be used"),
+    ]
+    for settings, says in cases:
+        env = linewatch_processes.env(**settings)
+        got = linewatch_processes.cli("machines", "list", "--data-dir", str(data), env=env)
+        assert got.returncode == 2 and says in got.stderr, got.stderr
+        assert "secret" not in got.stderr and len(got.stderr.strip().splitlines()) == 1
+
+
+def test_user_names_are_checked_on_the_command_line_as_in_the_api(tmp_path, linewatch_processes):
+    data = str(tmp_path / "data")
+    for name in ["", "   ", "bad/name", "a\nb", "x" * 101]:
+        got = linewatch_processes.cli(
+            "users", "create", name, "--role", "viewer", "--password-stdin", "--data-dir", data, stdin="password1\n"
+        )
+        assert got.returncode == 2 and "must be 1 to 100 letters, digits" in got.stderr, (name, got.stderr)
+    ok = linewatch_processes.cli(
+        "users", "create", "qa.lead@plant-2", "--role", "viewer", "--password-stdin", "--data-dir", data,
+        stdin="password1\n",
+    )  # fmt: skip
+    assert ok.returncode == 0, ok.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -200,3 +201,24 @@ def test_true_ruls_are_numbers_of_cycles_and_units_whole_numbers(tmp_path):
             read_truth(tmp_path / name, units)
     (tmp_path / "ok.csv").write_text("unit,rul\n3,7\n1,3\n2,5\n")
     assert read_truth(tmp_path / "ok.csv", units).tolist() == [3.0, 5.0, 7.0]
+
+
+def test_a_tampered_model_is_refused_when_loaded(files, tmp_path):
+    model = tmp_path / "model"
+    run("fit", files / "readings.csv", "--out", model, "--target", "failure", "-q")
+    manifest = json.loads((model / "manifest.json").read_text())
+    for name, change in {
+        "categories_list": lambda m: m["learned"].__setitem__("categories", []),
+        "config_list": lambda m: m.__setitem__("config", []),
+        "members_text": lambda m: m["learned"].__setitem__("members", "x"),
+        "scaling_short": lambda m: m["learned"]["scaling"].__setitem__("any", [1]),
+        "numeric_number": lambda m: m["learned"].__setitem__("numeric", 3),
+    }.items():
+        copy = tmp_path / name
+        shutil.copytree(model, copy)
+        doc = json.loads(json.dumps(manifest))
+        change(doc)
+        (copy / "manifest.json").write_text(json.dumps(doc))
+        r = run("predict", copy, files / "readings.csv", check=False)
+        assert r.returncode == 2 and "is incomplete or inconsistent" in r.stderr, (name, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1

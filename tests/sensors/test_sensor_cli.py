@@ -205,3 +205,42 @@ def test_more_neighbours_than_training_rows_is_refused(method, normal, tmp_path)
     args = ["sensors", "fit", str(short), "--out", str(tmp_path / "m"), "--method", method, "--n-neighbors", "100"]
     r = runner.invoke(app, args)
     assert r.exit_code == 2 and "n_neighbors 100 needs more than 100 training rows" in r.stderr, r.output
+
+
+def _tampered(model, tmp_path, name, change):
+    import shutil
+
+    copy = tmp_path / name
+    shutil.copytree(model, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    change(manifest)
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    return copy
+
+
+@pytest.mark.parametrize(
+    "name, change",
+    [
+        ("files_text", lambda m: m.__setitem__("files", "x")),
+        ("entry_without_name", lambda m: m["files"]["train_features"].pop("name")),
+        ("entry_outside", lambda m: m["files"]["train_features"].__setitem__("name", "../m/train_features.npy")),
+        ("threshold_null", lambda m: m.__setitem__("threshold", None)),
+        ("params_list", lambda m: m.__setitem__("params", [])),
+        ("sensors_number", lambda m: m.__setitem__("sensors", 3)),
+        ("centre_cut", lambda m: m["pipeline"].__setitem__("center", m["pipeline"]["center"][:1])),
+        ("feature_mean_cut", lambda m: m["pipeline"].__setitem__("feature_mean", m["pipeline"]["feature_mean"][:1])),
+        ("step_text", lambda m: m["pipeline"].__setitem__("step", "x")),
+        ("window_negative", lambda m: m["pipeline"].__setitem__("windows", [-1])),
+    ],
+)
+def test_a_tampered_model_is_refused_when_loaded(files, model, tmp_path, name, change):
+    _, _, test = files
+    r = runner.invoke(app, ["sensors", "score", str(_tampered(model, tmp_path, name, change)), str(test)])
+    assert r.exit_code == 2 and "internal error" not in r.output, r.output
+    assert len(r.stderr.strip().splitlines()) == 1 and name in r.stderr
+
+
+def test_a_sensor_named_twice_is_refused(files, tmp_path):
+    _, train, _ = files
+    r = runner.invoke(app, ["sensors", "fit", str(train), "--out", str(tmp_path / "m"), "--columns", "a,b,a"])
+    assert r.exit_code == 2 and "--columns names 'a' twice" in r.stderr, r.output

@@ -19,6 +19,7 @@ from pydantic import (
     create_model,
 )
 
+from linewatch.services.accounts import USER_NAME
 from linewatch.vision.methods import DEFAULT_METHOD, METHODS
 
 Role = Literal["admin", "engineer", "operator", "viewer"]
@@ -127,7 +128,7 @@ class TokenOut(BaseModel):
 
 
 class UserIn(BaseModel):
-    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.@-]+$")
+    name: str = Field(min_length=1, max_length=100, pattern=USER_NAME)
     password: str = Field(min_length=8, max_length=1000)
     role: Role
 

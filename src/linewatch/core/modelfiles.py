@@ -65,12 +65,18 @@ def read_manifest(
 
 def checked_file(model_dir: Path, manifest: dict, key: str) -> Path:
     """The path of a file listed in the manifest, after checking its sha256."""
-    entry = (manifest.get("files") or {}).get(key)
+    files = manifest.get("files") or {}
+    entry = files.get(key) if isinstance(files, dict) else None
     if not entry:
         raise ModelFileError(f"{model_dir}: the manifest lists no {key} file")
-    path = Path(model_dir) / entry["name"]
+    name = entry.get("name") if isinstance(entry, dict) else None
+    if not isinstance(name, str) or not isinstance(entry.get("sha256"), str):
+        raise ModelFileError(f"{model_dir}: the manifest's {key} entry needs a file name and its sha256")
+    if name in ("", ".", "..") or "/" in name or "\\" in name:  # a model's files are its own, beside the manifest
+        raise ModelFileError(f"{model_dir}: the manifest's {key} file {name!r} is not a file of the model's folder")
+    path = Path(model_dir) / name
     if not path.is_file():
-        raise ModelFileError(f"{model_dir}: {entry['name']} is missing")
+        raise ModelFileError(f"{model_dir}: {name} is missing")
     if sha256_file(path) != entry["sha256"]:
         raise ModelFileError(f"{path} is corrupt: its sha256 differs from the manifest's")
     return path

@@ -4,6 +4,7 @@ pickle: the networks are rebuilt from the parameters and their weights loaded; t
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -99,10 +100,10 @@ def load(path: str | Path):
     except SafetensorError as e:
         raise ModelFileError(f"{path}/{ARRAYS} is corrupt: {e}") from None
     cls = METHODS[m["method"]].load()
-    model = cls(**m["config"])
     try:
+        model = cls(**m["config"])
         _restore(model, arrays, m["learned"])
-    except (KeyError, ValueError, RuntimeError, TypeError) as e:
+    except (KeyError, ValueError, RuntimeError, TypeError, AttributeError) as e:
         raise ModelFileError(f"{path} is incomplete or inconsistent: {type(e).__name__}: {e}") from None
     model.train_info_ = m.get("train_info", {})
     model.params_ = model.Params.validate(m["config"])
@@ -122,7 +123,7 @@ def _restore(model, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None
         model.regimes_ = _prefixed(arrays, "regimes.")
         model.intervals_ = _prefixed(arrays, "intervals.")
         members = []
-        for i in range(meta["members"]):
+        for i in range(_a(meta["members"], int, "members")):
             net = _net(meta["n_features"], model.window, model.channels)
             net.load_state_dict({k: torch.from_numpy(v) for k, v in _prefixed(arrays, f"member{i}.").items()})
             net.eval()
@@ -131,14 +132,40 @@ def _restore(model, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None
             members.append(net)
         model.members_ = members
         model.trees_ = [_prefixed(arrays, f"trees{i}.") for i in range(meta["members"])]
-        model.blend_ = float(meta["blend"])
-        model.sensor_names_ = list(meta["sensor_names"])
-        model.setting_names_ = list(meta["setting_names"])
+        model.blend_ = _numbers([meta["blend"]], 1, "blend")[0]
+        model.sensor_names_ = _texts(meta["sensor_names"], "sensor_names")
+        model.setting_names_ = _texts(meta["setting_names"], "setting_names")
     else:
+        members, scaling = _a(meta["members"], dict, "members"), _a(meta["scaling"], dict, "scaling")
         model.forests_ = {
-            n: [_prefixed(arrays, f"forest.{n}.{i}.") for i in range(k)] for n, k in meta["members"].items()
+            n: [_prefixed(arrays, f"forest.{n}.{i}.") for i in range(_a(k, int, "members"))] for n, k in members.items()
         }
-        model.scaling_ = {n: tuple(s) for n, s in meta["scaling"].items()}
-        model.numeric_ = list(meta["numeric"])
-        model.categories_ = {k: list(v) for k, v in meta["categories"].items()}
-        model.target_, model.modes_ = meta["target"], list(meta["modes"])
+        model.scaling_ = {n: _numbers(s, 2, "scaling") for n, s in scaling.items()}
+        if set(model.scaling_) != set(model.forests_):
+            raise ValueError("its scalings are not its forests'")
+        model.numeric_ = _texts(meta["numeric"], "numeric")
+        model.categories_ = {k: _texts(v, "categories") for k, v in _a(meta["categories"], dict, "categories").items()}
+        model.target_, model.modes_ = _a(meta["target"], str, "target"), _texts(meta["modes"], "modes")
+
+
+def _a(value: Any, kind: type, what: str) -> Any:
+    """``value`` when it is a ``kind`` (a manifest edited by hand may hold anything): else ValueError naming it."""
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ValueError(f"learned.{what} is not of type {kind.__name__}")
+    return value
+
+
+def _texts(value: Any, what: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+        raise ValueError(f"learned.{what} is not a list of names")
+    return list(value)
+
+
+def _numbers(value: Any, n: int, what: str) -> tuple[float, ...]:
+    if (
+        not isinstance(value, list)
+        or len(value) != n
+        or not all(isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) for x in value)
+    ):
+        raise ValueError(f"learned.{what} is not {n} finite number(s)")
+    return tuple(float(x) for x in value)

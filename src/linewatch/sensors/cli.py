@@ -29,6 +29,9 @@ def _columns(text: str | None) -> list[str] | None:
     cols = [c.strip() for c in text.split(",") if c.strip()]
     if not cols:
         raise LinewatchError("--columns names no column")
+    twice = sorted({c for c in cols if cols.count(c) > 1})
+    if twice:
+        raise LinewatchError(f"--columns names {', '.join(map(repr, twice))} twice: each sensor once")
     return cols
 
 

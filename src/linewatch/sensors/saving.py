@@ -10,6 +10,7 @@ change the scores is refused with a clear message instead of silently scoring di
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from linewatch.core.modelfiles import (
     staging_dir,
     write_json_atomic,
 )
-from linewatch.errors import ModelFileError
+from linewatch.errors import LinewatchError, ModelFileError
 from linewatch.sensors.features import FeaturePipeline
 
 FORMAT_VERSION = 1
@@ -74,29 +75,51 @@ def load(model_dir: Path):
         format_version=FORMAT_VERSION,
         required=("files", "method", "params", "pipeline", "threshold"),
     )
-    det = METHODS.create(m["method"], **m["params"])
-    det.params_ = det._validate_params()
-    arrays = {}
-    for key in ARRAYS:
-        try:
-            arrays[key] = np.load(checked_file(model_dir, m, key), allow_pickle=False)
-        except ValueError as e:
-            raise ModelFileError(f"{model_dir}: {key}.npy is not a plain array ({e})") from None
     try:
-        det.pipeline_ = FeaturePipeline.from_state(m["pipeline"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise ModelFileError(f"{model_dir}: the manifest's pipeline is incomplete ({e})") from None
-    det.train_features_ = arrays["train_features"]
-    det.model_ = det._fit_model(det.train_features_)
-    det.threshold_ = float(m["threshold"])
-    det.holdout_rows_ = int(m.get("holdout_rows", 0))
-    det.check_features_, det.check_scores_ = arrays["check_features"], arrays["check_scores"]
-    again = det.score_features(det.check_features_)
-    if not np.allclose(again, det.check_scores_, rtol=1e-6, atol=1e-9 * max(1.0, abs(det.threshold_))):
-        raise ModelFileError(
-            f"{model_dir}: the {det.method} model rebuilt by this installation scores its check rows differently "
-            f"from when it was saved (linewatch {m.get('linewatch_version', '?')}); a library version changed: "
-            "retrain it with `linewatch sensors fit`"
-        )
+        det = METHODS.create(m["method"], **m["params"])
+        det.params_ = det._validate_params()
+        arrays = {}
+        for key in ARRAYS:
+            try:
+                arrays[key] = np.load(checked_file(model_dir, m, key), allow_pickle=False)
+            except ValueError as e:
+                raise ModelFileError(f"{model_dir}: {key}.npy is not a plain array ({e})") from None
+        try:
+            det.pipeline_ = FeaturePipeline.from_state(m["pipeline"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ModelFileError(f"{model_dir}: the manifest's pipeline is incomplete ({e})") from None
+        det.train_features_ = arrays["train_features"]
+        det.model_ = det._fit_model(det.train_features_)
+        det.threshold_ = float(m["threshold"])
+        det.holdout_rows_ = int(m.get("holdout_rows", 0))
+        det.check_features_, det.check_scores_ = arrays["check_features"], arrays["check_scores"]
+        again = det.score_features(det.check_features_)
+        if not np.allclose(again, det.check_scores_, rtol=1e-6, atol=1e-9 * max(1.0, abs(det.threshold_))):
+            raise ModelFileError(
+                f"{model_dir}: the {det.method} model rebuilt by this installation scores its check rows differently "
+                f"from when it was saved (linewatch {m.get('linewatch_version', '?')}); a library version changed: "
+                "retrain it with `linewatch sensors fit`"
+            )
+        # the pipeline's state must turn readings into features as at training (a tampered window or centre would
+        # only fail when the first readings come)
+        pipe, n_features = det.pipeline_, det.train_features_.shape[1]
+        rows = np.zeros((64, len(pipe.sensors_)))
+        probes = [pipe.transform(rows, None), pipe.transform(rows, np.arange(64, dtype=float))]
+        sizes = {len(pipe.sensors_)} | {np.size(getattr(pipe, a)) for a in ("center_", "scale_") if hasattr(pipe, a)}
+        sizes_f = {n_features} | {
+            np.size(getattr(pipe, a)) for a in ("feature_mean_", "feature_scale_") if hasattr(pipe, a)
+        }
+        if len(sizes) > 1 or len(sizes_f) > 1 or any(x.shape[1] != n_features for x in probes):
+            raise ValueError("its pipeline's sensors, features and stored rows do not agree")
+        if not math.isfinite(det.threshold_):
+            raise ValueError(f"its threshold is {det.threshold_}")
+        listed = m.get("sensors", pipe.sensors_)
+        if not isinstance(listed, list) or [str(x) for x in listed] != list(pipe.sensors_):
+            raise ValueError("its list of sensors is not the pipeline's")
+    except LinewatchError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as e:
+        why = f"{type(e).__name__}: {e}"
+        raise ModelFileError(f"{model_dir}: the model is incomplete or inconsistent ({why})") from None
     det.manifest_ = m
     return det

@@ -10,6 +10,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import math
+import re
 import secrets
 import threading
 import time
@@ -79,7 +80,15 @@ def check_role(role: str) -> str:
     return role
 
 
+#: what a user name may hold (the API's schema and the command line alike): it is shown in logs, audit rows and URLs
+USER_NAME = r"^[A-Za-z0-9_.@-]+$"
+
+
 def create_user(session: Session, name: str, password: str, role: str) -> User:
+    if not re.fullmatch(USER_NAME, name) or len(name) > 100:
+        raise ValueError(
+            f"user name {name[:40]!r} must be 1 to 100 letters, digits, dots, dashes, underscores or @, nothing else"
+        )
     if len(password) < 8:
         raise ValueError("password must have at least 8 characters")
     user = User(name=name, password_hash=hash_password(password), role=check_role(role))

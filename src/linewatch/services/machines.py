@@ -153,6 +153,14 @@ def parse_import(data: bytes | str, filename: str = "") -> ImportSpec:
     for i, m in enumerate(spec.machines):
         if not m.line:
             raise LinewatchError(f"{filename or 'the file'}: machines[{i}].line: the machine's line is required")
+    seen: dict[str, str] = {}  # a machine listed twice in one file: the second would silently move or overwrite it
+    placed = [(f"lines[{i}].machines[{j}]", m) for i, ln in enumerate(spec.lines) for j, m in enumerate(ln.machines)]
+    for where, m in [*placed, *((f"machines[{i}]", m) for i, m in enumerate(spec.machines))]:
+        if m.name in seen:
+            raise LinewatchError(
+                f"{filename or 'the file'}: {where}: machine {m.name!r} is listed twice (also at {seen[m.name]})"
+            )
+        seen[m.name] = where
     try:
         for i, ln in enumerate(spec.lines):
             for j, m in enumerate(ln.machines):

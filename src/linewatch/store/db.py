@@ -12,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event, make_url, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from linewatch.errors import LinewatchError
@@ -33,6 +33,17 @@ class DatabaseError(LinewatchError):
 
 
 def make_engine(url: str) -> Engine:
+    try:
+        return _make_engine(url)
+    except (ArgumentError, NoSuchModuleError, ValueError, ImportError) as e:  # ImportError: a driver not installed
+        shown = f"{url.split('://', 1)[0]}://..." if "://" in url else repr(url[:40])  # no password in the message
+        raise DatabaseError(
+            f"the database URL {shown} cannot be used ({_one_line(e)}): expected sqlite:///PATH or "
+            "postgresql+psycopg://USER@HOST:PORT/DATABASE"
+        ) from None
+
+
+def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -103,8 +114,17 @@ def migrate(engine: Engine) -> str:
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
     except OperationalError as e:
-        raise DatabaseError(f"cannot reach the database at {engine.url!r}: {e.orig}") from None
+        raise DatabaseError(f"cannot reach the database at {engine.url!r}: {_one_line(e.orig)}") from None
+    except SQLAlchemyError as e:  # reached, but not a database (a SQLite file of other bytes), or refusing the schema
+        raise DatabaseError(
+            f"the database at {engine.url!r} cannot be used: {_one_line(getattr(e, 'orig', None) or e)}"
+        ) from None
     return head
+
+
+def _one_line(error: object) -> str:
+    """A driver's message on one line (libpq's span several)."""
+    return " ".join(str(error).split())
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
