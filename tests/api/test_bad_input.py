@@ -384,3 +384,13 @@ def test_clean_filename():
     assert len(clean_filename("x" * 1000)) == 300
     assert clean_filename(None) is None and clean_filename("", "upload") == "upload"
     assert clean_filename("\x00\x01", "upload") == "upload"
+
+
+def test_bodies_and_files_nested_too_deeply_are_400(api):
+    c, admin = api.client, api.user("admin")
+    deep = b"[" * 100_000 + b"]" * 100_000
+    json_type = {**admin, "content-type": "application/json"}
+    _error(c.post("/api/v1/lines", content=b'{"name": ' + deep + b"}", headers=json_type), 400)
+    for name, data in (("plant.yaml", b"lines: " + deep), ("plant.json", b'{"lines": ' + deep + b"}")):
+        r = c.post("/api/v1/machines/import", files={"file": (name, data)}, headers=admin)
+        assert _error(r, 400) == f"{name} is nested too deeply to read"
