@@ -99,3 +99,14 @@ def test_a_manifest_names_only_files_of_its_own_folder(tmp_path):
     for files in ("x", {"weights": "x"}, {"weights": {"name": "weights.bin"}}, {"weights": {"sha256": "ab"}}):
         with pytest.raises(ModelFileError, match="lists no weights file|needs a file name and its sha256"):
             checked_file(model, {"files": files}, "weights")
+
+
+@pytest.mark.parametrize("version", ["1", True, 0, -2, 1.0, None])
+def test_a_format_version_that_is_no_number_is_damage_not_a_newer_format(tmp_path, version):
+    from linewatch.core.modelfiles import read_manifest
+    from linewatch.errors import ModelFileError
+
+    model = _model(tmp_path / "model")
+    (model / "manifest.json").write_text(json.dumps({"engine": "sensors", "format_version": version, "files": {}}))
+    with pytest.raises(ModelFileError, match="is not a format number .* it is damaged"):
+        read_manifest(model, engine="sensors", format_version=2)

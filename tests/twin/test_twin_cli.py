@@ -127,6 +127,9 @@ def test_oee_table(tmp_path):
         (("oee", "{badevents}", "--ideal", "press=60"), "line 3: state: must be one of"),
         (("aas", BOTTLING, "--live", "{badlive}"), "unknown machine 'mixer'"),
         (("validate", "{deep}"), "deep.yaml is nested too deeply to read"),
+        (("oee", "{farevents}", "--ideal", "press=60"), "line 3: time: 1e+300 s is past the year 9999"),
+        (("aas", BOTTLING, "--base-id", ""), "--base-id '' is not a URN or URL"),
+        (("aas", BOTTLING, "--base-id", "plant 2"), "--base-id 'plant 2' is not a URN or URL"),
         (("oee", "{deepevents}", "--ideal", "press=60"), "line 1: nested too deeply to read"),
         (("simulate", BOTTLING, "--initial", "{deepjson}", "--hours", 1), "deep.json is nested too deeply to read"),
     ],
@@ -152,9 +155,11 @@ def test_bad_input_exits_2_with_one_line(tmp_path, args, message):
         "badevents": "bad.csv",
         "badlive": "live.json",
         "deep": "deep.yaml",
+        "farevents": "far.csv",
         "deepevents": "deep.jsonl",
         "deepjson": "deep.json",
     }
+    (tmp_path / "far.csv").write_text("machine,time,state\npress,0,running\npress,1e300,down\n")
     (tmp_path / "deep.yaml").write_text("a: " + "[" * 100_000 + "]" * 100_000 + "\n")
     (tmp_path / "deep.jsonl").write_text("[" * 100_000 + "]" * 100_000 + "\n")
     (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)

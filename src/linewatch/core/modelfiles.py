@@ -52,7 +52,9 @@ def read_manifest(
     if found != engine:
         raise ModelFileError(f"{d} is a {found} model; a {engine} model is needed here")
     version = m["format_version"]
-    if not isinstance(version, int) or version > format_version:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ModelFileError(f"{path}: format_version {version!r} is not a format number (1 or more): it is damaged")
+    if version > format_version:
         raise ModelFileError(
             f"{d} was written by linewatch {m.get('linewatch_version', '?')} in {engine} model format {version}; "
             f"this linewatch {__version__} reads format {format_version} or older: upgrade linewatch"

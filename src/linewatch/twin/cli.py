@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -312,6 +313,8 @@ def aas(
     from linewatch.twin.aas import export_aas
     from linewatch.twin.model import _read_doc, _read_file, load_line
 
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*:\S+", base_id):
+        raise LinewatchError(f"--base-id {base_id!r} is not a URN or URL (such as urn:acme:plant-2)")
     ln = load_line(line)
     props = None
     if live is not None:

@@ -117,7 +117,12 @@ def parse_time(v: Any, what: str = "time") -> float:
             t = dt.timestamp()
     if not math.isfinite(t):
         raise EventError(f"{what}: must be finite")
+    if abs(t) > LAST_TIME:  # beyond any calendar: a unit mix-up (milliseconds, nanoseconds) or a typo
+        raise EventError(f"{what}: {t:g} s is past the year 9999; times are seconds since the epoch")
     return t
+
+
+LAST_TIME = 253_402_300_799.0  # 9999-12-31T23:59:59Z in seconds since the epoch
 
 
 def format_time(t: float) -> str:
