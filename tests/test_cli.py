@@ -213,3 +213,21 @@ def test_copies_in_hidden_and_system_folders_are_not_training_images(synthetic, 
     shutil.copy(good[0], flat / "a.png")
     shutil.copy(good[1], flat / ".cache" / "b.png")
     assert load_dataset(flat).train == [flat / "a.png"]
+
+
+def test_a_model_without_a_threshold_prints_valid_json(synthetic, tmp_path):
+    model = tmp_path / "m"
+    r = run(
+        "train", synthetic, "--out", model, "--method", "padim", "--holdout", "0", "--image-size", "64",
+        "--no-self-check", "-q",
+    )  # fmt: skip
+    assert "no threshold (no held-out good images)" in r.stderr, r.stderr
+    r = run("predict", model, synthetic / "test" / "good" / "000.png", "--json")
+
+    def no_nan(name):
+        raise AssertionError(f"{name} is not JSON")
+
+    rec = json.loads(r.stdout.splitlines()[0], parse_constant=no_nan)
+    assert rec["normalized_score"] is None and rec["verdict"] == "good"
+    table = run("predict", model, synthetic / "test" / "good" / "000.png")
+    assert "nan" not in table.stdout.lower()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -116,7 +117,11 @@ def train(
     kept = getattr(det, "method_", None) or det.method  # a method choice says which candidate it kept
     err.print(
         f"trained {kept} on {info['train_images']} images in {info['seconds']:.1f} s; "
-        f"threshold set on {info['holdout_images']} held-out good images -> {out}",
+        + (
+            f"threshold set on {info['holdout_images']} held-out good images -> {out}"
+            if det.calibration_ is not None
+            else f"no threshold (no held-out good images): images are scored, none is flagged -> {out}"
+        ),
         highlight=False,
     )
     if det.input_shape_:
@@ -318,7 +323,11 @@ def predict(
             sys.stdout.flush()
         else:
             table.add_row(
-                pred.path, pred.verdict, f"{pred.score:.4f}", f"{pred.normalized_score:.3f}", str(len(pred.regions))
+                pred.path,
+                pred.verdict,
+                f"{pred.score:.4f}",
+                "-" if math.isnan(pred.normalized_score) else f"{pred.normalized_score:.3f}",
+                str(len(pred.regions)),
             )
     unreadable.none_of_all()
     if table is not None:

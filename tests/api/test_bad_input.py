@@ -394,3 +394,24 @@ def test_bodies_and_files_nested_too_deeply_are_400(api):
     for name, data in (("plant.yaml", b"lines: " + deep), ("plant.json", b'{"lines": ' + deep + b"}")):
         r = c.post("/api/v1/machines/import", files={"file": (name, data)}, headers=admin)
         assert _error(r, 400) == f"{name} is nested too deeply to read"
+
+
+def test_a_model_without_a_threshold_is_neither_trained_nor_activated_for_a_station(api, tmp_path):
+    import json
+
+    from linewatch.store.tables import ModelVersion
+
+    c, eng = api.client, api.user("engineer")
+    ds = c.post("/api/v1/datasets", json={"name": "d"}, headers=eng).json()
+    for method in ("patchcore", "padim"):
+        body = {"dataset_id": ds["id"], "method": method, "holdout": 0}
+        assert "holdout must be above 0" in _error(c.post("/api/v1/jobs/train", json=body, headers=eng), 400)
+    c.post("/api/v1/stations", json={"name": "cam"}, headers=eng)
+    (tmp_path / "manifest.json").write_text(json.dumps({"format_version": 1, "calibration": None}))
+    with api.ctx.sessions() as s, s.begin():
+        mv = ModelVersion(name="m", method="padim", backbone="b", image_size=64, status="ready", path=str(tmp_path))
+        s.add(mv)
+        s.flush()
+        model_id = mv.id
+    r = c.post(f"/api/v1/models/{model_id}/activate", json={"station": "cam"}, headers=eng)
+    assert "has no threshold" in _error(r, 409)

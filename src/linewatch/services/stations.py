@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from sqlalchemy import select
@@ -74,11 +75,26 @@ def _switch(session: Session, st: Station, model_id: int, user_id: int | None) -
     return before
 
 
+def _check_threshold(mv: ModelVersion) -> None:
+    """A model trained without held-out good images has no threshold: a station could only store its scores, never a
+    verdict (and the inspection's normalised score would be missing), so it is not activated."""
+    try:
+        manifest = json.loads((Path(mv.path) / "manifest.json").read_text())
+    except (OSError, ValueError, TypeError):
+        return  # the model's files are checked where they are loaded, which says what is wrong with them
+    if isinstance(manifest, dict) and not manifest.get("calibration"):
+        raise Conflict(
+            f"model version {mv.id} has no threshold (trained without held-out good images): it cannot judge parts; "
+            "train it again with holdout above 0"
+        )
+
+
 def activate(session: Session, bus: EventBus, model_id: int, station_name: str, user_id: int | None) -> Station:
     with session.begin():
         mv = model_version(session, model_id)
         if mv.status != "ready":
             raise Conflict(f"model version {model_id} is {mv.status}, not ready")
+        _check_threshold(mv)
         st = station(session, station_name)
         before = _switch(session, st, mv.id, user_id)
         audit.record(

@@ -3,6 +3,7 @@ defect regions. Shared by the PyTorch and the ONNX Runtime paths, so both report
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -52,7 +53,8 @@ class Prediction:
     def to_dict(self) -> dict:
         d = {
             "score": self.score,
-            "normalized_score": self.normalized_score,
+            # a model without a threshold (trained with holdout 0) has no normalised score: null, not NaN (no JSON)
+            "normalized_score": None if math.isnan(self.normalized_score) else self.normalized_score,
             "verdict": self.verdict,
             "regions": [r.to_dict() for r in self.regions],
         }
