@@ -231,3 +231,71 @@ def test_a_model_without_a_threshold_prints_valid_json(synthetic, tmp_path):
     assert rec["normalized_score"] is None and rec["verdict"] == "good"
     table = run("predict", model, synthetic / "test" / "good" / "000.png")
     assert "nan" not in table.stdout.lower()
+
+
+def test_export_never_writes_over_the_models_own_files_or_a_users(trained, tmp_path):
+    _, source = trained
+    model = tmp_path / "model"
+    shutil.copytree(source, model)
+    (tmp_path / "notes.txt").write_text("a user's notes")
+    before = {p.name: p.read_bytes() for p in [*model.iterdir(), tmp_path / "notes.txt"]}
+    for args in (
+        ["--out", model / "model.safetensors"],
+        ["--out", model / "manifest.json"],
+        ["--out", tmp_path / "notes.txt"],
+        ["--out", tmp_path],
+        ["--out", ""],
+        ["--bundle", model / "manifest.json"],
+        ["--bundle", model / "model.safetensors"],
+        ["--bundle", tmp_path / "notes.txt"],
+    ):
+        r = run("export", model, *args, check=False)
+        assert r.returncode == 2 and "internal error" not in r.stderr, (args, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert {p.name: p.read_bytes() for p in [*model.iterdir(), tmp_path / "notes.txt"]} == before
+    run("export", model, "--bundle", tmp_path / "m.zip")  # a new zip, then the same zip again
+    run("export", model, "--bundle", tmp_path / "m.zip")
+    run("export", model, "--out", tmp_path / "elsewhere.onnx")
+    assert zipfile.is_zipfile(tmp_path / "m.zip") and (tmp_path / "elsewhere.onnx").stat().st_size > 0
+
+
+def test_predict_never_writes_a_heatmap_over_an_image_it_scores(synthetic, trained, tmp_path):
+    _, model = trained
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(synthetic / "test" / "good" / "000.png", folder / "p.png")
+    shutil.copy(synthetic / "test" / "good" / "001.png", folder / "p_heatmap.png")  # an image named like a heatmap
+    before = (folder / "p_heatmap.png").read_bytes()
+    r = run("predict", model, folder, "--out", folder, check=False)
+    assert r.returncode == 2 and "one of the images scored: choose another --out folder" in r.stderr, r.stderr
+    assert (folder / "p_heatmap.png").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "calibration, says",
+    [
+        ([1, 2], "calibration lacks"),
+        ({"image_threshold": "abc"}, "calibration lacks"),
+        ("full", "image_threshold is 'abc', not a finite number"),
+        ("nan", "pixel_threshold is nan, not a finite number"),
+        ("scale", "image_scale is -1.0: out of its range"),
+    ],
+)
+def test_a_damaged_calibration_is_refused_when_the_model_loads(trained, tmp_path, calibration, says):
+    _, source = trained
+    model = tmp_path / "model"
+    shutil.copytree(source, model)
+    manifest = json.loads((model / "manifest.json").read_text())
+    good = manifest["calibration"]
+    manifest["calibration"] = (
+        {
+            "full": {**good, "image_threshold": "abc"},
+            "nan": {**good, "pixel_threshold": float("nan")},
+            "scale": {**good, "image_scale": -1.0},
+        }.get(calibration, calibration)
+        if isinstance(calibration, str)
+        else calibration
+    )
+    (model / "manifest.json").write_text(json.dumps(manifest))
+    r = run("predict", model, source, check=False)  # any path: the model is refused first
+    assert r.returncode == 2 and says in r.stderr and "internal error" not in r.stderr, r.stderr

@@ -306,6 +306,16 @@ def predict(
     scorer = _engine_model(model, engine)
     _search_hint(scorer, model)
     paths = expand_inputs(images)
+    if out_dir is not None:  # a heatmap is never written over an image being scored (a folder scored into itself)
+        inputs = {Path(p).resolve() for p in paths}
+        for p in paths:
+            p = Path(p)
+            for name in (f"{p.stem}_heatmap.png", f"{p.parent.name}_{p.stem}_heatmap.png"):
+                if (out_dir / name).resolve() in inputs:
+                    raise LinewatchError(
+                        f"the heatmap of {p} would be written over {out_dir / name}, one of the images scored: "
+                        "choose another --out folder"
+                    )
     table = None if as_json else Table("image", "verdict", "score", "normalised", "regions")
     unreadable = _Unreadable(None if table is None else lambda name: table.add_row(name, "unreadable", "-", "-", "-"))
 
@@ -410,6 +420,12 @@ def export(
         raise LinewatchError(f"cannot write {bundle}: {bundle.parent} is not a folder")
     if bundle is not None and bundle.is_dir():
         raise LinewatchError(f"cannot write {bundle}: it is a folder (name the zip file, e.g. {bundle / 'model.zip'})")
+    if bundle is not None:
+        import zipfile
+
+        from linewatch.vision.export import check_replaceable
+
+        check_replaceable(bundle, ".zip", "a zip file", zipfile.is_zipfile)
     path = export_onnx(model, out_file, search=search.value if search else None)
     err.print(f"exported {fmt.value} -> {path}", highlight=False)
     if bundle is not None:

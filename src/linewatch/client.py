@@ -94,7 +94,10 @@ class Client:
         if api_key:
             headers["X-API-Key"] = api_key
         self.token = token
-        self._http = httpx.Client(base_url=url, headers=headers, timeout=timeout)
+        try:
+            self._http = httpx.Client(base_url=url, headers=headers, timeout=timeout)
+        except httpx.InvalidURL as e:
+            raise ClientError(f"invalid server URL {url!r}: {e}") from None
 
     @classmethod
     def login(cls, url: str, username: str, password: str, timeout: float = 30) -> Client:

@@ -136,6 +136,12 @@ def test_errors(server):
     assert e.value.status_code == 401  # authentication comes before lookup
 
 
+def test_a_url_that_is_no_url_is_a_client_error():
+    for url in ("http://[::1", "ftp://host", "host:8000"):
+        with pytest.raises(ClientError, match="invalid server URL"):
+            Client(url, api_key="k")
+
+
 def test_connection_refused(linewatch_processes):
     url = f"http://127.0.0.1:{linewatch_processes.free_port()}"
     with Client(url, api_key="x") as lw, pytest.raises(ClientError) as e:

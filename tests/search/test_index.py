@@ -1,5 +1,7 @@
 """The search index: faiss HNSW (embedded) and Qdrant (local mode), one contract."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -200,6 +202,12 @@ def test_bad_input_is_a_clear_error(tmp_path):
     index.save()
     with pytest.raises(SearchIndexError, match="not 8"):
         FaissIndex(tmp_path / "e", 8)
+    meta = (tmp_path / "e" / "meta.json").read_text()
+    for edit in ({"vocab": None}, {"vocab": []}, {"dim": None}, {"info": 3}):
+        (tmp_path / "e" / "meta.json").write_text(json.dumps({**json.loads(meta), **edit}))
+        with pytest.raises(SearchIndexError, match="not a readable search index"):
+            FaissIndex(tmp_path / "e")
+    (tmp_path / "e" / "meta.json").write_text(meta)
     (tmp_path / "e" / "rows.npz").write_bytes(b"garbage")
     with pytest.raises(SearchIndexError, match="not a readable search index"):
         FaissIndex(tmp_path / "e")

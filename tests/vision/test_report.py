@@ -64,9 +64,13 @@ def test_a_folder_of_other_things_is_never_replaced_and_an_old_report_is(tmp_pat
         write_report(other, {}, _rows(), 1.0)
     assert [p.name for p in other.iterdir()] == ["keep.png"]
     first = write_report(tmp_path / "r", {}, _rows(), 1.0, lambda paths, targets: None)
-    (first / "stale.txt").write_text("from the first report")
+    (first / "notes.txt").write_text("a user's notes on the first report")
+    with pytest.raises(ReportError, match="not a linewatch report"):
+        write_report(first, {}, _rows()[:3], None)  # a report with a user's file in it is the user's now
+    assert (first / "notes.txt").is_file() and (first / "roc.png").is_file()
+    (first / "notes.txt").unlink()
     again = write_report(first, {}, _rows()[:3], None)
-    assert not (again / "stale.txt").exists() and not (again / "roc.png").exists()  # only good images: no ROC
+    assert not (again / "roc.png").exists()  # only good images: no ROC
     assert "no threshold" in (again / "index.html").read_text()
     assert len((again / "scores.csv").read_text().splitlines()) == 4
 

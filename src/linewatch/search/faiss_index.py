@@ -160,7 +160,7 @@ class FaissIndex(VectorIndex):
                 self._payloads = [json.loads(line) for line in f]
         except SearchIndexError:
             raise
-        except (OSError, ValueError, KeyError, RuntimeError) as e:
+        except (OSError, ValueError, KeyError, RuntimeError, TypeError, AttributeError) as e:  # a meta.json edited
             raise SearchIndexError(f"{self.path} is not a readable search index: {e}") from None
         if self._index.ntotal != n or len(self._payloads) != n or self._index.d != self.dim:
             raise SearchIndexError(f"{self.path} is inconsistent (rows, graph and payloads disagree): rebuild it")

@@ -42,10 +42,12 @@ def export_onnx(
         from linewatch.vision.methodchoice import set_search
 
         set_search(det, search=search)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    check_replaceable(target, ".onnx", "an ONNX file")
     crops = None
     if det.params_.get("search_vectors") == "crop":
         crops = target.with_name(CROPS_FILE if target.name == ONNX_FILE else f"{target.stem}.crops.onnx")
+        check_replaceable(crops, ".onnx", "an ONNX file")
+    target.parent.mkdir(parents=True, exist_ok=True)
     temps: list[str] = []
     try:
         graph = det.graph().eval()
@@ -93,6 +95,18 @@ def export_onnx(
             add_file_entry(manifest, "onnx_crops", crops, opset=OPSET)
         write_json_atomic(model_dir / "manifest.json", manifest)
     return target
+
+
+def check_replaceable(path: Path, suffix: str, what: str, is_ours=None) -> None:
+    """``path`` may be written: new, or an earlier file of this kind (its ``suffix``, and ``is_ours(path)`` when
+    given), never a folder, the model's manifest or weights, or a user's other file (replaced without a word)."""
+    path = Path(path)
+    if path.is_dir() or not path.name:
+        raise LinewatchError(f"cannot write {what} to {path}: it is a folder (name the file, e.g. model{suffix})")
+    if path.exists() and (path.suffix.lower() != suffix or (is_ours is not None and not is_ours(path))):
+        raise LinewatchError(
+            f"{path} exists and is not {what}: nothing was written (name a new file, or an earlier export's)"
+        )
 
 
 def _temp_beside(target: Path) -> str:

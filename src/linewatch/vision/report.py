@@ -22,6 +22,8 @@ from linewatch.errors import LinewatchError
 LIMIT = 12  # misses of each kind shown with their heatmaps, the worst first
 GOOD = "good"
 REPORT_FILES = ("index.html", "scores.csv")  # what marks a folder as a report that may be replaced
+# ... and all a report holds: a folder with anything else in it (a note, a photo) is a user's, never replaced
+REPORT_PARTS = {*REPORT_FILES, "scores.png", "roc.png", "misses"}
 
 
 class ReportError(LinewatchError):
@@ -89,14 +91,19 @@ def check_target(folder: Path) -> Path:
     folder = Path(folder)
     if folder.exists() and not (folder.is_dir() and _is_report(folder)):
         raise ReportError(
-            f"{folder} exists and is not a linewatch report (no {' and '.join(REPORT_FILES)}): "
-            "choose a new folder, nothing was written"
+            f"{folder} exists and is not a linewatch report (one holds {' and '.join(REPORT_FILES)}, its charts and "
+            "misses/, nothing else): choose a new folder, nothing was written"
         )
     return folder
 
 
 def _is_report(folder: Path) -> bool:
-    return all((folder / name).is_file() for name in REPORT_FILES)
+    if not all((folder / name).is_file() for name in REPORT_FILES):
+        return False
+    if any(p.name not in REPORT_PARTS for p in folder.iterdir()):
+        return False
+    misses = folder / "misses"
+    return not misses.exists() or (misses.is_dir() and all(p.suffix == ".png" for p in misses.iterdir()))
 
 
 def _write_csv(path: Path, rows: Iterable[Scored], threshold: float | None) -> None:

@@ -73,7 +73,10 @@ class OnnxModel:
         self._stream_session = None  # the workers' session, opened by the first stream (``_worker_session``)
         self._single_calls = 0  # single batches being scored now (``_single_session``)
         cal = self.manifest.get("calibration")
-        self.calibration_ = Calibration.from_dict(cal) if cal else None
+        try:
+            self.calibration_ = Calibration.from_dict(cal) if cal else None
+        except ModelFileError as e:
+            raise ModelFileError(f"{self.model_dir}: {e}") from None
         hp = self.manifest.get("hyperparameters") or {}
         self.min_region_area = int(hp.get("min_region_area", 0))
         # the bank search of a model with a memory bank (None: PaDiM's has none); saved before the searches: exact

@@ -99,6 +99,9 @@ def load(model_dir: str | Path) -> Detector:
         det._restore(learned)
     except (TypeError, KeyError, ValueError, LinewatchError) as e:
         raise ModelFileError(f"{d}: the model's contents do not match its manifest ({e})") from None
-    det.calibration_ = Calibration.from_dict(m["calibration"]) if m.get("calibration") else None
+    try:
+        det.calibration_ = Calibration.from_dict(m["calibration"]) if m.get("calibration") else None
+    except ModelFileError as e:
+        raise ModelFileError(f"{d}: {e}") from None
     det.train_info_ = m.get("training") or {}
     return det

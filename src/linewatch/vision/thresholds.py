@@ -3,6 +3,7 @@ numpy only."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from statistics import NormalDist
 
@@ -36,7 +37,25 @@ class Calibration:
 
     @classmethod
     def from_dict(cls, d: dict) -> Calibration:
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__})
+        """The calibration a manifest holds; ModelFileError when it is not one (a manifest edited by hand or damaged):
+        thresholds finite, spreads above 0, the rate in (0, 1), a count of images."""
+        from linewatch.errors import ModelFileError
+
+        if not isinstance(d, dict) or any(k not in d for k in cls.__dataclass_fields__):
+            raise ModelFileError(f"the manifest's calibration lacks {', '.join(cls.__dataclass_fields__)}")
+        values = {k: d[k] for k in cls.__dataclass_fields__}
+        for k, v in values.items():
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+                raise ModelFileError(f"the manifest's calibration.{k} is {v!r}, not a finite number")
+        bad = [k for k in ("image_scale", "pixel_scale") if values[k] <= 0]
+        if not 0 < values["false_alarm_rate"] < 1:
+            bad.append("false_alarm_rate")
+        if values["holdout_images"] < 0 or not float(values["holdout_images"]).is_integer():
+            bad.append("holdout_images")
+        if bad:
+            raise ModelFileError(f"the manifest's calibration.{bad[0]} is {values[bad[0]]!r}: out of its range")
+        values["holdout_images"] = int(values["holdout_images"])
+        return cls(**values)
 
 
 def _sigmoid(z):
