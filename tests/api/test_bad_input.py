@@ -415,3 +415,10 @@ def test_a_model_without_a_threshold_is_neither_trained_nor_activated_for_a_stat
         model_id = mv.id
     r = c.post(f"/api/v1/models/{model_id}/activate", json={"station": "cam"}, headers=eng)
     assert "has no threshold" in _error(r, 409)
+
+
+def test_a_station_name_of_dots_alone_is_refused(api):
+    c, eng = api.client, api.user("engineer")
+    for name in (".", "..", "..."):
+        assert _error(c.post("/api/v1/stations", json={"name": name}, headers=eng), 422)
+    assert c.post("/api/v1/stations", json={"name": "cam.2"}, headers=eng).status_code == 201

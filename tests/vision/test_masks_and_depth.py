@@ -96,3 +96,16 @@ def test_a_mask_of_another_image_is_not_taken(tmp_path):
     _category(tmp_path, "0001_mask.png", 255)
     (bad,) = [s for s in load_dataset(tmp_path).test if s.is_anomalous]
     assert bad.mask_path is None
+
+
+def test_a_mask_of_another_shape_is_refused_one_at_another_scale_is_resized(tmp_path):
+    from linewatch.errors import ImageError
+    from linewatch.vision.images import load_mask
+
+    full = np.zeros((60, 80), np.uint8)
+    full[20:40, 40:60] = 255
+    Image.fromarray(full[::2, ::2]).save(tmp_path / "half.png")  # the same shape at half the scale
+    assert load_mask(tmp_path / "half.png", 80, 60).sum() == 20 * 20
+    Image.fromarray(full[:30]).save(tmp_path / "cropped.png")  # 80 x 30: another image's, or cropped
+    with pytest.raises(ImageError, match="the mask is 80x30, its image 80x60"):
+        load_mask(tmp_path / "cropped.png", 80, 60)

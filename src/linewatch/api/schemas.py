@@ -181,8 +181,16 @@ class ApiKeyCreated(ApiKeyOut):
     key: str = Field(description="shown once; only its hash is stored")
 
 
+def _not_only_dots(name: str) -> str:
+    if name.strip(".") == "":  # "." and ".." vanish from a URL's path: /stations/../inspect is another address
+        raise ValueError("a station name needs a letter, digit, - or _ (dots alone vanish from its URL)")
+    return name
+
+
 class StationIn(BaseModel):
-    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: Annotated[
+        str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$"), AfterValidator(_not_only_dots)
+    ]
 
 
 class StationOut(Orm):

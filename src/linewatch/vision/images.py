@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -449,6 +450,13 @@ def load_mask(path: Path | None, width: int, height: int) -> np.ndarray:
         return np.zeros((height, width), dtype=bool)
     m = open_image(path).convert("L")
     if m.size != (width, height):
+        # a mask at another scale (some sets store them halved) is resized; one of another shape belongs to another
+        # image, or was cropped, and would mark the wrong pixels: the pixel metrics would be wrong without a word
+        if abs(math.log((m.width / m.height) / (width / height))) > 0.02:
+            raise ImageError(
+                f"{path}: the mask is {m.width}x{m.height}, its image {width}x{height}; a mask must cover its image "
+                "(the same size, or the same shape at another scale)"
+            )
         m = m.resize((width, height), Image.NEAREST)
     return mask_pixels(np.asarray(m))
 
