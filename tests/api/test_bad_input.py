@@ -422,3 +422,19 @@ def test_a_station_name_of_dots_alone_is_refused(api):
     for name in (".", "..", "..."):
         assert _error(c.post("/api/v1/stations", json={"name": name}, headers=eng), 422)
     assert c.post("/api/v1/stations", json={"name": "cam.2"}, headers=eng).status_code == 201
+
+
+def test_zip_folder_names_become_labels_an_upload_could_give():
+    from pathlib import PurePosixPath
+
+    from linewatch.services.datasets import _zip_label
+
+    for member, label in [
+        ("test/crack/001.png", "crack"),
+        ("test/weird label!/001.png", "weird_label_"),
+        ("../../001.png", "good"),
+        ("x/../001.png", "good"),
+        ("ground_truth/hole/001_mask.png", "hole"),
+        ("001.png", "good"),
+    ]:
+        assert _zip_label(PurePosixPath(member), "good") == label, member

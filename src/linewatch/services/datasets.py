@@ -4,6 +4,7 @@ MVTec-style ground-truth masks), listed, deleted. Images go to the blob store be
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from pathlib import PurePosixPath
 
@@ -71,7 +72,9 @@ def _is_mask(path: PurePosixPath) -> bool:
 def _zip_label(path: PurePosixPath, default: str) -> str:
     """The label of a zip member: its folder's name (``good``, or a defect type as in MVTec's ``test/<type>``;
     for a mask ``ground_truth/<type>/<stem>_mask.png``, the type)."""
-    return clean_filename(path.parent.name, default)[:100] if path.parent.name else default
+    # as a label given with the upload: letters, digits, . _ - (anything else becomes _), never dots alone
+    label = re.sub(r"[^A-Za-z0-9_.-]", "_", clean_filename(path.parent.name, default) or "")[:100]
+    return label if label.strip(".") else default
 
 
 def _mask_key(label: str, filename: str) -> tuple[str, str]:
