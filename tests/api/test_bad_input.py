@@ -402,10 +402,13 @@ def test_a_model_without_a_threshold_is_neither_trained_nor_activated_for_a_stat
     from linewatch.store.tables import ModelVersion
 
     c, eng = api.client, api.user("engineer")
+    json_type = {**eng, "content-type": "application/json"}
     ds = c.post("/api/v1/datasets", json={"name": "d"}, headers=eng).json()
     for method in ("patchcore", "padim"):
         body = {"dataset_id": ds["id"], "method": method, "holdout": 0}
-        assert "holdout must be above 0" in _error(c.post("/api/v1/jobs/train", json=body, headers=eng), 400)
+        _error(c.post("/api/v1/jobs/train", json=body, headers=eng), 422)  # the schema says holdout > 0
+        nan = json.dumps({**body, "holdout": float("nan")})  # Python's JSON writes NaN, and reads it
+        _error(c.post("/api/v1/jobs/train", content=nan, headers=json_type), 422)
     c.post("/api/v1/stations", json={"name": "cam"}, headers=eng)
     (tmp_path / "manifest.json").write_text(json.dumps({"format_version": 1, "calibration": None}))
     with api.ctx.sessions() as s, s.begin():

@@ -244,9 +244,14 @@ def _not_bool(v: Any) -> Any:
 _NAME = r"^[A-Za-z0-9_.-]+$"
 
 
+#: bounds the service sets tighter than the engine: a station judges parts against a threshold, which needs
+#: held-out good images (a library user may fit without them)
+_SERVICE_BOUNDS = {"holdout": {"ge": None, "gt": 0}}
+
+
 def _param_type(spec) -> Any:
     """A declared parameter's type for the request schema: names restricted to safe characters, numbers that
-    refuse booleans (pydantic would read ``false`` as 0)."""
+    refuse booleans (pydantic would read ``false`` as 0) and NaN or infinity (a JSON body may hold them)."""
     base = spec.base_type
     pattern = f"^{spec.param.pattern}$" if spec.param.pattern else _NAME
     if spec.is_list:
@@ -255,7 +260,11 @@ def _param_type(spec) -> Any:
         t = Annotated[str, StringConstraints(pattern=pattern, max_length=300)]
     elif base in (int, float):
         p = spec.param
-        t = Annotated[base, Field(ge=p.ge, le=p.le, gt=p.gt, lt=p.lt), BeforeValidator(_not_bool)]
+        bounds = {"ge": p.ge, "le": p.le, "gt": p.gt, "lt": p.lt, **_SERVICE_BOUNDS.get(spec.name, {})}
+        finite = {"allow_inf_nan": False} if base is float else {}
+        t = Annotated[base, Field(**bounds, **finite), BeforeValidator(_not_bool)]
+    elif base is bool:
+        t = StrictBool  # true or false, not 0 or "yes"
     else:
         t = base
     return t | None if spec.optional else t

@@ -110,14 +110,14 @@ def _score(
     filename = clean_filename(filename)
     img = open_image_bytes(data, filename or "upload", ctx.settings.max_image_pixels)
     scorer = ctx.models.get(model.id, model.path)
-    if scorer.calibration_ is None:  # activated before activation checked it: no verdict to store
-        raise Conflict(
-            f"station {station.name!r} runs model version {model.id}, which has no threshold (trained without "
-            "held-out good images): activate a model trained with holdout above 0"
-        )
     side = _SIDE.submit(_keep_and_describe, ctx.blobs, data, img)
     try:
         pred = scorer.predict([img])[0]
+        if scorer.calibration_ is None:  # activated before activation checked it: no verdict to store
+            raise Conflict(
+                f"station {station.name!r} runs model version {model.id}, which has no threshold (trained without "
+                "held-out good images): activate a model trained with holdout above 0"
+            )
         heat = encode_map(pred, scorer.calibration_)
     except BaseException:
         wait([side])  # nothing of this request runs on after its answer; scoring's error is the one reported
