@@ -286,6 +286,12 @@ def _write_report(folder: Path, scorer, metrics: dict, scored: list, quiet: bool
         err.print(f"report: {written / 'index.html'}")
 
 
+def _heatmap_names(out_dir: Path, image: Path) -> tuple[Path, Path]:
+    """Where ``predict --out`` writes an image's heatmap: by its name, or with its folder's name too when another
+    image of the same name was scored (and its heatmap written) already."""
+    return out_dir / f"{image.stem}_heatmap.png", out_dir / f"{image.parent.name}_{image.stem}_heatmap.png"
+
+
 @app.command()
 @user_errors
 def predict(
@@ -309,11 +315,10 @@ def predict(
     if out_dir is not None:  # a heatmap is never written over an image being scored (a folder scored into itself)
         inputs = {Path(p).resolve() for p in paths}
         for p in paths:
-            p = Path(p)
-            for name in (f"{p.stem}_heatmap.png", f"{p.parent.name}_{p.stem}_heatmap.png"):
-                if (out_dir / name).resolve() in inputs:
+            for target in _heatmap_names(out_dir, Path(p)):
+                if target.resolve() in inputs:
                     raise LinewatchError(
-                        f"the heatmap of {p} would be written over {out_dir / name}, one of the images scored: "
+                        f"the heatmap of {p} would be written over {target}, one of the images scored: "
                         "choose another --out folder"
                     )
     table = None if as_json else Table("image", "verdict", "score", "normalised", "regions")
@@ -323,9 +328,9 @@ def predict(
         unreadable.went_on()
         rec = pred.to_dict()
         if out_dir is not None:
-            target = out_dir / (Path(pred.path).stem + "_heatmap.png")
+            target, qualified = _heatmap_names(out_dir, Path(pred.path))
             if target.exists() and sum(p.stem == Path(pred.path).stem for p in paths) > 1:
-                target = out_dir / (f"{Path(pred.path).parent.name}_{Path(pred.path).stem}_heatmap.png")
+                target = qualified
             save_overlay(open_image(pred.path), pred, scorer.calibration_, target)
             rec["heatmap"] = str(target)
         if as_json:
@@ -418,8 +423,6 @@ def export(
         raise LinewatchError("--bundle zips the model directory's own export: leave out --out")
     if bundle is not None and not bundle.parent.is_dir():
         raise LinewatchError(f"cannot write {bundle}: {bundle.parent} is not a folder")
-    if bundle is not None and bundle.is_dir():
-        raise LinewatchError(f"cannot write {bundle}: it is a folder (name the zip file, e.g. {bundle / 'model.zip'})")
     if bundle is not None:
         import zipfile
 

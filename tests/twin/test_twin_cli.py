@@ -174,12 +174,3 @@ def test_bad_input_exits_2_with_one_line(tmp_path, args, message):
 def test_a_horizon_that_could_never_end_is_refused(hours):
     r = run("simulate", BOTTLING, "--hours", hours, "--replications", 1)
     assert r.returncode == 2 and "--hours" in r.stderr, (r.stdout, r.stderr)
-
-
-def test_non_finite_options_are_named():
-    from linewatch.errors import LinewatchError
-    from linewatch.twin.cli import finite
-
-    finite(hours=1.0, reading_every=0.5)
-    with pytest.raises(LinewatchError, match="--reading-every must be a finite number, got nan"):
-        finite(hours=1.0, reading_every=float("nan"))

@@ -123,7 +123,7 @@ def _restore(model, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None
         model.regimes_ = _prefixed(arrays, "regimes.")
         model.intervals_ = _prefixed(arrays, "intervals.")
         members = []
-        for i in range(_a(meta["members"], int, "members")):
+        for i in range(_typed(meta["members"], int, "members")):
             net = _net(meta["n_features"], model.window, model.channels)
             net.load_state_dict({k: torch.from_numpy(v) for k, v in _prefixed(arrays, f"member{i}.").items()})
             net.eval()
@@ -136,19 +136,21 @@ def _restore(model, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None
         model.sensor_names_ = _texts(meta["sensor_names"], "sensor_names")
         model.setting_names_ = _texts(meta["setting_names"], "setting_names")
     else:
-        members, scaling = _a(meta["members"], dict, "members"), _a(meta["scaling"], dict, "scaling")
+        members, scaling = _typed(meta["members"], dict, "members"), _typed(meta["scaling"], dict, "scaling")
         model.forests_ = {
-            n: [_prefixed(arrays, f"forest.{n}.{i}.") for i in range(_a(k, int, "members"))] for n, k in members.items()
+            n: [_prefixed(arrays, f"forest.{n}.{i}.") for i in range(_typed(k, int, "members"))]
+            for n, k in members.items()
         }
         model.scaling_ = {n: _numbers(s, 2, "scaling") for n, s in scaling.items()}
         if set(model.scaling_) != set(model.forests_):
             raise ValueError("its scalings are not its forests'")
         model.numeric_ = _texts(meta["numeric"], "numeric")
-        model.categories_ = {k: _texts(v, "categories") for k, v in _a(meta["categories"], dict, "categories").items()}
-        model.target_, model.modes_ = _a(meta["target"], str, "target"), _texts(meta["modes"], "modes")
+        categories = _typed(meta["categories"], dict, "categories")
+        model.categories_ = {k: _texts(v, "categories") for k, v in categories.items()}
+        model.target_, model.modes_ = _typed(meta["target"], str, "target"), _texts(meta["modes"], "modes")
 
 
-def _a(value: Any, kind: type, what: str) -> Any:
+def _typed(value: Any, kind: type, what: str) -> Any:
     """``value`` when it is a ``kind`` (a manifest edited by hand may hold anything): else ValueError naming it."""
     if not isinstance(value, kind) or isinstance(value, bool):
         raise ValueError(f"learned.{what} is not of type {kind.__name__}")

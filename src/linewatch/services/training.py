@@ -162,11 +162,6 @@ def start_training(
     test set, name, method and parameters) while one is queued or running is refused: it would make the same
     model twice."""
     resolved = {**METHODS[method].params.defaults(), **params}
-    if not resolved.get("holdout"):
-        raise LinewatchError(
-            "holdout must be above 0 here: the service judges parts against a threshold, which is set on held-out "
-            "good images"
-        )
     search = None
     if resolved.get("search") == "auto":
         # the bank search that suits the CPU scoring the model, this service's, not that of a worker on another

@@ -16,15 +16,10 @@ from linewatch.console import Bars, out, user_errors
 from linewatch.core.extras import require
 from linewatch.errors import LinewatchError
 
-MAX_HOURS = 87_600.0  # ten years of simulated time: a longer horizon is a typo, and would run for days
+# ten years of simulated time: a longer horizon is a typo, and would run for days (a range with a maximum also
+# refuses NaN, which passes a minimum alone)
+MAX_HOURS = 87_600.0
 MAX_SEED = 2**32 - 1
-
-
-def finite(**options: float) -> None:
-    """A NaN passes every range (each comparison is false) and would run forever or poison the figures: refused."""
-    for name, value in options.items():
-        if not math.isfinite(value):
-            raise LinewatchError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
 
 
 twin_app = typer.Typer(
@@ -158,7 +153,6 @@ def simulate(
     from linewatch.twin.model import _read_doc, _read_file, load_line, load_scenario
     from linewatch.twin.sim import InitialState, Simulation
 
-    finite(hours=hours, warmup=warmup)
     ln = load_line(line)
     scenarios = [load_scenario(p) for p in scenario or []]
     kw: dict = {"warmup_h": warmup}
@@ -372,7 +366,6 @@ def plant_simulate(
     from linewatch.twin.model import load_line
     from linewatch.twin.plant import ImageSource, Plant, Series, mqtt_publisher
 
-    finite(speed=speed, hours=hours, reading_every=reading_every)
     ln = load_line(line)
     imgs = ImageSource.open(images) if images is not None else None
     shapes = Series.read(series) if series is not None else None

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from linewatch.core.modelfiles import replace_dir, staging_dir
-from linewatch.errors import LinewatchError
+from linewatch.core import modelfiles
+from linewatch.errors import LinewatchError, ModelFileError
 
 LIMIT = 12  # misses of each kind shown with their heatmaps, the worst first
 GOOD = "good"
@@ -61,7 +61,7 @@ def write_report(
     distribution of good images and of each defect type, with the threshold), ``roc.png``, ``misses/`` (heatmaps of
     the worst misses, drawn by ``overlays(images, targets)``) and ``index.html`` tying them together."""
     folder = check_target(folder)
-    work = staging_dir(folder, _is_report, "report")
+    work = modelfiles.staging_dir(folder, _is_report, "report")
     try:
         _write_csv(work / "scores.csv", rows, threshold)
         _plot_scores(work / "scores.png", rows, threshold)
@@ -78,7 +78,7 @@ def write_report(
             shown = []
         totals = {"missed": len(missed), "false_alarm": len(alarms)}
         _write_html(work / "index.html", metrics, rows, threshold, have_roc, shown, totals)
-        replace_dir(work, folder, _is_report, "report")
+        modelfiles.replace_dir(work, folder, _is_report, "report")
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -86,15 +86,12 @@ def write_report(
 
 
 def check_target(folder: Path) -> Path:
-    """``folder`` as a Path when a report may be written there: a new folder or an earlier report, which is replaced;
-    a ReportError for anything else there (a file, a folder of other things)."""
-    folder = Path(folder)
-    if folder.exists() and not (folder.is_dir() and _is_report(folder)):
-        raise ReportError(
-            f"{folder} exists and is not a linewatch report (one holds {' and '.join(REPORT_FILES)}, its charts and "
-            "misses/, nothing else): choose a new folder, nothing was written"
-        )
-    return folder
+    """``folder`` as a Path when a report may be written there: a new or empty folder or an earlier report, which is
+    replaced; a ReportError for anything else there (a file, a folder of other things, the current folder)."""
+    try:
+        return modelfiles.check_target(folder, _is_report, "report")
+    except ModelFileError as e:
+        raise ReportError(str(e)) from None
 
 
 def _is_report(folder: Path) -> bool:
