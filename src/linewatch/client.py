@@ -178,12 +178,21 @@ class Client:
         path = f"/api/v1/stations/{quote(station, safe='')}/inspect"
         files = _files(flat)
         headers = {"Idempotency-Key": uuid.uuid4().hex}
+        started = time.monotonic()
         for attempt in range(retries + 1):
             try:
                 return self.request("POST", path, files=files, headers=headers)
             except ClientError as e:
-                if attempt == retries or e.status_code not in (None, 503):
+                if e.status_code not in (None, 503):
                     raise
+                if attempt == retries:
+                    if not attempt:
+                        raise
+                    # the timeout is per try: say how long the whole wait was, not only the last try's limit
+                    waited = time.monotonic() - started
+                    raise ClientError(
+                        f"{e} (sent {attempt + 1} times over {waited:.0f} s)", e.status_code, e.detail
+                    ) from None
             time.sleep(retry_wait * 2**attempt)
         raise AssertionError("unreachable")
 

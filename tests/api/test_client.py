@@ -2,6 +2,7 @@
 stream over WebSocket and `linewatch inspect` from the command line."""
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -170,3 +171,22 @@ def test_cli_inspect_user_errors(synthetic, linewatch_processes):
         "inspect", "--server", url, "--station", "cam1", "--api-key", "k", str(Path(image).with_name("nope.png"))
     )
     assert run.returncode == 2 and "path not found" in run.stderr
+
+
+def test_a_silent_server_is_reported_with_the_whole_wait():
+    """A server that accepts the connection and never answers: each try waits ``timeout``, and the error says how
+    many tries over how long, not only one try's limit."""
+    import socket
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        with Client(url, api_key="k", timeout=0.3) as lw:
+            with pytest.raises(ClientError) as e:
+                lw.inspect("cam1", b"not an image", retries=2, retry_wait=0.05)
+            assert e.value.status_code is None
+            assert re.search(r"did not answer within 0\.3 s \(sent 3 times over \d+ s\)", str(e.value)), str(e.value)
+            with pytest.raises(ClientError) as e:
+                lw.inspect("cam1", b"not an image", retries=0)
+            assert str(e.value).endswith("did not answer within 0.3 s")
