@@ -51,6 +51,13 @@ def test_unreadable_or_unknown_weights(tmp_path):
         create_backbone("efficientnet_lite0", weights=bad)
     with pytest.raises(WeightsError, match="not found"):
         create_backbone("efficientnet_lite0", weights=tmp_path / "nope.pth")
+    import fractions
+
+    pickled = tmp_path / "pickled.pth"  # a pickle of other things: torch's refusal runs to many lines
+    torch.save({"x": fractions.Fraction(1, 2)}, pickled)
+    with pytest.raises(WeightsError, match="not a checkpoint") as e:
+        create_backbone("efficientnet_lite0", weights=pickled)
+    assert "\n" not in str(e.value) and len(str(e.value)) < 400, str(e.value)
     with pytest.raises(WeightsError, match="no offline weights"):
         create_backbone("resnet18")
     with pytest.raises(WeightsError, match="unknown backbone"):

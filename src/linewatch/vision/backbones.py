@@ -84,8 +84,9 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
             sd = load_file(str(path))
         else:
             sd = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:  # corrupt or not a checkpoint at all
-        raise WeightsError(f"cannot read weights from {path}: {type(e).__name__}: {e}") from None
+    except Exception as e:  # corrupt or not a checkpoint at all; torch's own message runs to many lines
+        said = (str(e).strip().splitlines() or [""])[0][:200]
+        raise WeightsError(f"cannot read weights from {path}: not a checkpoint ({type(e).__name__}: {said})") from None
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(sd, dict) and isinstance(sd.get(key), dict):
             sd = sd[key]
