@@ -441,3 +441,18 @@ def test_zip_folder_names_become_labels_an_upload_could_give():
         ("001.png", "good"),
     ]:
         assert _zip_label(PurePosixPath(member), "good") == label, member
+
+
+def test_a_mistake_between_training_parameters_is_a_400_before_any_job(api):
+    from linewatch.store.tables import Job
+
+    c, eng = api.client, api.user("engineer")
+    ds = c.post("/api/v1/datasets", json={"name": "d"}, headers=eng).json()
+    for body, said in (
+        ({"center_crop": 128, "image_size": 64}, "center crop 128 must be between 32 and the image size (64)"),
+        ({"image_size": 64, "min_region_area": 5000}, "min_region_area 5000 is more than the model input's 4096"),
+    ):
+        r = c.post("/api/v1/jobs/train", json={"dataset_id": ds["id"], **body}, headers=eng)
+        assert said in _error(r, 400)
+    with api.ctx.sessions() as s:
+        assert s.query(Job).count() == 0

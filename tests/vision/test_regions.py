@@ -66,3 +66,15 @@ def test_full_size_map_is_made_on_first_use_only():
     assert full.shape == (60, 90) and full.dtype == np.float32
     np.testing.assert_array_equal(full, pre.map_to_original(amap, 90, 60))
     assert pred.anomaly_map is full  # made once
+
+
+def test_a_smallest_region_larger_than_the_input_is_refused():
+    """No region of more pixels than the model's input can exist: such a setting is a mistake, said before any work."""
+    from linewatch.errors import LinewatchError
+    from linewatch.vision.patchcore import PatchCore
+
+    with pytest.raises(LinewatchError, match=r"min_region_area 4097 is more than the model input's 4096 pixels"):
+        PatchCore(image_size=64, min_region_area=64 * 64 + 1)._validate_params()
+    with pytest.raises(LinewatchError, match=r"input's 1024 pixels \(32 x 32\)"):
+        PatchCore(image_size=64, center_crop=32, min_region_area=1025)._validate_params()
+    assert PatchCore(image_size=64, min_region_area=64 * 64)._validate_params()["min_region_area"] == 4096

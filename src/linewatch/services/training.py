@@ -15,7 +15,7 @@ from linewatch.services.context import AppContext
 from linewatch.services.errors import Conflict, NotFound
 from linewatch.store.tables import Dataset, DatasetImage, Job, ModelVersion
 from linewatch.vision.cpu import resolve_search
-from linewatch.vision.methods import METHODS
+from linewatch.vision.methods import METHODS, check_across
 
 
 def _fetch(ctx: AppContext, images: list[DatasetImage], folder: Path) -> list[Path]:
@@ -162,6 +162,7 @@ def start_training(
     test set, name, method and parameters) while one is queued or running is refused: it would make the same
     model twice."""
     resolved = {**METHODS[method].params.defaults(), **params}
+    check_across(METHODS[method].params.validate(resolved))  # a mistake between parameters: a 400, not a failed job
     search = None
     if resolved.get("search") == "auto":
         # the bank search that suits the CPU scoring the model, this service's, not that of a worker on another

@@ -17,14 +17,14 @@ import torch
 from torch import nn
 
 from linewatch.core.estimator import Estimator
-from linewatch.errors import DatasetError, LinewatchError
+from linewatch.errors import DatasetError
 from linewatch.vision.backbones import CropEmbedder, FeatureExtractor, build_extractor
 from linewatch.vision.batches import Source, Unreadable, iter_batches
 from linewatch.vision.cpu import resolve_search
 from linewatch.vision.datasets import fingerprint as dataset_fingerprint
 from linewatch.vision.embeddings import CROP_SIZE
 from linewatch.vision.images import Preprocess, input_shape_for, median_aspect
-from linewatch.vision.methods import DetectorParams
+from linewatch.vision.methods import DetectorParams, check_across
 from linewatch.vision.scoring import Prediction, map_components, planned_crop_boxes, postprocess
 from linewatch.vision.thresholds import Calibration, calibrate
 
@@ -71,11 +71,7 @@ class Detector(Estimator, ABC):
         self.skipped_: list[str] = []
 
     def _check_params(self, values: dict) -> None:
-        crop = values["center_crop"]
-        if crop is not None and crop > values["image_size"]:
-            raise LinewatchError(f"center crop {crop} must be between 32 and the image size ({values['image_size']})")
-        if 0 < values["reducing_gap"] <= 1:
-            raise LinewatchError(f"reducing_gap must be 0 (one resize) or above 1, not {values['reducing_gap']:g}")
+        check_across(values)
         if "search" in values:  # PatchCore's search: ``auto`` follows this CPU, and the model keeps what it chose
             values["search"], self._search_why = resolve_search(values["search"])
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from linewatch.core.params import Param, Params
 from linewatch.core.registry import Registry
+from linewatch.errors import LinewatchError
 from linewatch.vision.cpu import SEARCH_MODES
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
@@ -103,6 +104,22 @@ class PadimParams(DetectorParams):
 
 class AutoParams(PatchCoreParams, PadimParams):
     """The parameters of the methods that fit both PatchCore and PaDiM (auto, combined): both's."""
+
+
+def check_across(values: dict) -> None:
+    """The rules between a detector's checked parameters (LinewatchError): the detectors apply them before a fit,
+    and the service before it queues a training."""
+    crop = values["center_crop"]
+    if crop is not None and crop > values["image_size"]:
+        raise LinewatchError(f"center crop {crop} must be between 32 and the image size ({values['image_size']})")
+    side = crop if crop is not None else values["image_size"]
+    if values["min_region_area"] > side * side:  # keep_aspect's input holds about as many pixels
+        raise LinewatchError(
+            f"min_region_area {values['min_region_area']} is more than the model input's {side * side} pixels "
+            f"({side} x {side}): no region could ever be kept"
+        )
+    if 0 < values["reducing_gap"] <= 1:
+        raise LinewatchError(f"reducing_gap must be 0 (one resize) or above 1, not {values['reducing_gap']:g}")
 
 
 METHODS = Registry("vision")
