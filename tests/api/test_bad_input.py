@@ -454,5 +454,8 @@ def test_a_mistake_between_training_parameters_is_a_400_before_any_job(api):
     ):
         r = c.post("/api/v1/jobs/train", json={"dataset_id": ds["id"], **body}, headers=eng)
         assert said in _error(r, 400)
+    for body in ({"search_vectors": "nope"}, {"auto": "yes"}, {"method": "patchcore", "search": "fast"}):
+        r = c.post("/api/v1/jobs/train", json={"dataset_id": ds["id"], **body}, headers=eng)
+        _error(r, 422)  # the schema lists each choice
     with api.ctx.sessions() as s:
         assert s.query(Job).count() == 0

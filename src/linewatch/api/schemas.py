@@ -254,7 +254,9 @@ def _param_type(spec) -> Any:
     refuse booleans (pydantic would read ``false`` as 0) and NaN or infinity (a JSON body may hold them)."""
     base = spec.base_type
     pattern = f"^{spec.param.pattern}$" if spec.param.pattern else _NAME
-    if spec.is_list:
+    if spec.param.choices is not None and not spec.is_list:
+        t = Literal[tuple(spec.param.choices)]  # the schema lists them: any other is a 422, as on the command line
+    elif spec.is_list:
         t = list[Annotated[str, StringConstraints(pattern=pattern, max_length=100)]]
     elif base is str:
         t = Annotated[str, StringConstraints(pattern=pattern, max_length=300)]

@@ -3376,7 +3376,7 @@ export interface components {
              * Search Vectors
              * @description defect search vectors: regions = each region's pooled residuals and extent; crop = those blended with a crop around the top region re-embedded by the backbone (one more pass at 64 px) and the whole image (default: crop)
              */
-            search_vectors?: string | null;
+            search_vectors?: ("regions" | "crop") | null;
             /**
              * N Features
              * @description PaDiM: random feature channels kept (default: 100)
@@ -3421,7 +3421,7 @@ export interface components {
              * Search
              * @description PatchCore: nearest-bank-entry search; int8 = an 8-bit product picks the two nearest entries and both are measured exactly (the search about 2x faster); pca = a product along the bank's 64 principal axes picks four, measured exactly (faster than int8 on CPUs without VNNI); exact = float32 throughout; auto = int8 where the training CPU has 8-bit dot products (VNNI, AMX, Arm's dot product), else pca (default: auto)
              */
-            search?: string | null;
+            search?: ("auto" | "int8" | "pca" | "exact") | null;
             /**
              * Search Step
              * @description PatchCore: coarse-to-fine search; every Nth patch in each direction is searched, the others interpolated between them, and the highest-scoring share of those (refine) searched too; 1 = every patch (default: 2)
@@ -3436,7 +3436,7 @@ export interface components {
              * Auto
              * @description PatchCore: settings chosen from the good images by the self-check (defects painted on held-out images): off; bank = a bank of twice bank_size too, kept when clearly better (or not clearly worse, below a saturated self-check); full = bank, the coarser layers 8,16 and a 5/4 finer input too (two more fits); with method combined, bank and full also choose PaDiM's share in the image score (whole, half or none) (default: bank)
              */
-            auto?: string | null;
+            auto?: ("off" | "bank" | "full") | null;
         };
         /** TrainCombinedIn */
         TrainCombinedIn: {
@@ -3528,7 +3528,7 @@ export interface components {
              * Search Vectors
              * @description defect search vectors: regions = each region's pooled residuals and extent; crop = those blended with a crop around the top region re-embedded by the backbone (one more pass at 64 px) and the whole image (default: crop)
              */
-            search_vectors?: string | null;
+            search_vectors?: ("regions" | "crop") | null;
             /**
              * N Features
              * @description PaDiM: random feature channels kept (default: 100)
@@ -3573,7 +3573,7 @@ export interface components {
              * Search
              * @description PatchCore: nearest-bank-entry search; int8 = an 8-bit product picks the two nearest entries and both are measured exactly (the search about 2x faster); pca = a product along the bank's 64 principal axes picks four, measured exactly (faster than int8 on CPUs without VNNI); exact = float32 throughout; auto = int8 where the training CPU has 8-bit dot products (VNNI, AMX, Arm's dot product), else pca (default: auto)
              */
-            search?: string | null;
+            search?: ("auto" | "int8" | "pca" | "exact") | null;
             /**
              * Search Step
              * @description PatchCore: coarse-to-fine search; every Nth patch in each direction is searched, the others interpolated between them, and the highest-scoring share of those (refine) searched too; 1 = every patch (default: 2)
@@ -3588,7 +3588,7 @@ export interface components {
              * Auto
              * @description PatchCore: settings chosen from the good images by the self-check (defects painted on held-out images): off; bank = a bank of twice bank_size too, kept when clearly better (or not clearly worse, below a saturated self-check); full = bank, the coarser layers 8,16 and a 5/4 finer input too (two more fits); with method combined, bank and full also choose PaDiM's share in the image score (whole, half or none) (default: bank)
              */
-            auto?: string | null;
+            auto?: ("off" | "bank" | "full") | null;
         };
         /** TrainPadimIn */
         TrainPadimIn: {
@@ -3679,7 +3679,7 @@ export interface components {
              * Search Vectors
              * @description defect search vectors: regions = each region's pooled residuals and extent; crop = those blended with a crop around the top region re-embedded by the backbone (one more pass at 64 px) and the whole image (default: crop)
              */
-            search_vectors?: string | null;
+            search_vectors?: ("regions" | "crop") | null;
             /**
              * N Features
              * @description PaDiM: random feature channels kept (default: 100)
@@ -3780,7 +3780,7 @@ export interface components {
              * Search Vectors
              * @description defect search vectors: regions = each region's pooled residuals and extent; crop = those blended with a crop around the top region re-embedded by the backbone (one more pass at 64 px) and the whole image (default: crop)
              */
-            search_vectors?: string | null;
+            search_vectors?: ("regions" | "crop") | null;
             /**
              * Coreset Ratio
              * @description PatchCore: memory bank as a fraction of the training patches (default: 0.01)
@@ -3815,7 +3815,7 @@ export interface components {
              * Search
              * @description PatchCore: nearest-bank-entry search; int8 = an 8-bit product picks the two nearest entries and both are measured exactly (the search about 2x faster); pca = a product along the bank's 64 principal axes picks four, measured exactly (faster than int8 on CPUs without VNNI); exact = float32 throughout; auto = int8 where the training CPU has 8-bit dot products (VNNI, AMX, Arm's dot product), else pca (default: auto)
              */
-            search?: string | null;
+            search?: ("auto" | "int8" | "pca" | "exact") | null;
             /**
              * Search Step
              * @description PatchCore: coarse-to-fine search; every Nth patch in each direction is searched, the others interpolated between them, and the highest-scoring share of those (refine) searched too; 1 = every patch (default: 2)
@@ -3830,7 +3830,7 @@ export interface components {
              * Auto
              * @description PatchCore: settings chosen from the good images by the self-check (defects painted on held-out images): off; bank = a bank of twice bank_size too, kept when clearly better (or not clearly worse, below a saturated self-check); full = bank, the coarser layers 8,16 and a 5/4 finer input too (two more fits); with method combined, bank and full also choose PaDiM's share in the image score (whole, half or none) (default: bank)
              */
-            auto?: string | null;
+            auto?: ("off" | "bank" | "full") | null;
         };
         /** TwinAcceptedOut */
         TwinAcceptedOut: {
