@@ -45,6 +45,19 @@ def trained(synthetic, tmp_path_factory):
 
 
 @pytest.fixture
+def cli_here():
+    """``cli_here(*args)`` runs a linewatch command in this process (typer's test runner; the result has
+    ``exit_code``, ``stdout``, ``stderr``): for refusals, which need no interpreter start and torch import of their own.
+    Tests of a command's whole run keep a real process."""
+    from typer.testing import CliRunner
+
+    from linewatch.cli import app
+
+    runner = CliRunner()
+    return lambda *args: runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
 def bottle() -> Path:
     """Real MVTec AD bottle images from ../shared/data, or a skip saying they are absent."""
     if not (BOTTLE / "train" / "good").is_dir():

@@ -206,11 +206,11 @@ def _breaks_a_rule_between_training_parameters(case) -> bool:
     refuses these with a documented 400 before it queues a job, and that refusal is what is checked."""
     if (case.method.upper(), case.path) != ("POST", "/api/v1/jobs/train"):
         return False
+    from pydantic import TypeAdapter
+
     from linewatch.api.schemas import TrainIn, training_params
     from linewatch.errors import LinewatchError
     from linewatch.vision.methods import METHODS, check_across
-
-    from pydantic import TypeAdapter
 
     try:
         body = TypeAdapter(TrainIn).validate_python(case.body)
