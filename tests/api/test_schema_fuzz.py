@@ -27,6 +27,7 @@ A failure prints a ``@reproduce_failure`` blob and a curl command.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import time
 
@@ -200,20 +201,27 @@ def test_api_never_fails_on_user_input(case, admin_headers, fuzzed_app):
         case.call_and_validate(headers=admin_headers)
 
 
+@functools.cache
+def _train_request():
+    from pydantic import TypeAdapter
+
+    from linewatch.api.schemas import TrainIn
+
+    return TypeAdapter(TrainIn)
+
+
 def _breaks_a_rule_between_training_parameters(case) -> bool:
     """A training request whose parameters each fit the schema but not each other (a centre crop larger than the
     image size, a smallest region larger than the input): a JSON schema cannot compare two fields, so the service
     refuses these with a documented 400 before it queues a job, and that refusal is what is checked."""
     if (case.method.upper(), case.path) != ("POST", "/api/v1/jobs/train"):
         return False
-    from pydantic import TypeAdapter
-
-    from linewatch.api.schemas import TrainIn, training_params
+    from linewatch.api.schemas import training_params
     from linewatch.errors import LinewatchError
     from linewatch.vision.methods import METHODS, check_across
 
     try:
-        body = TypeAdapter(TrainIn).validate_python(case.body)
+        body = _train_request().validate_python(case.body)
     except Exception:  # not a schema-valid body: the other checks judge it
         return False
     spec = METHODS[body.method].params
