@@ -183,12 +183,9 @@ class Client:
             try:
                 return self.request("POST", path, files=files, headers=headers)
             except ClientError as e:
-                if e.status_code not in (None, 503):
+                if e.status_code not in (None, 503) or not retries:
                     raise
-                if attempt == retries:
-                    if not attempt:
-                        raise
-                    # the timeout is per try: say how long the whole wait was, not only the last try's limit
+                if attempt == retries:  # each try had its own timeout: say how long the whole wait was
                     waited = time.monotonic() - started
                     raise ClientError(
                         f"{e} (sent {attempt + 1} times over {waited:.0f} s)", e.status_code, e.detail

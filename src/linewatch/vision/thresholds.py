@@ -9,6 +9,8 @@ from statistics import NormalDist
 
 import numpy as np
 
+from linewatch.errors import ModelFileError
+
 
 @dataclass(frozen=True)
 class Calibration:
@@ -39,8 +41,6 @@ class Calibration:
     def from_dict(cls, d: dict) -> Calibration:
         """The calibration a manifest holds; ModelFileError when it is not one (a manifest edited by hand or damaged):
         thresholds finite, spreads above 0, the rate in (0, 1), a count of images."""
-        from linewatch.errors import ModelFileError
-
         if not isinstance(d, dict) or any(k not in d for k in cls.__dataclass_fields__):
             raise ModelFileError(f"the manifest's calibration lacks {', '.join(cls.__dataclass_fields__)}")
         values = {k: d[k] for k in cls.__dataclass_fields__}
