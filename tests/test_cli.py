@@ -299,3 +299,23 @@ def test_a_damaged_calibration_is_refused_when_the_model_loads(trained, tmp_path
     (model / "manifest.json").write_text(json.dumps(manifest))
     r = cli_here("predict", model, source)  # any path: the model is refused first
     assert r.exit_code == 2 and says in r.stderr and "internal error" not in r.stderr, r.stderr
+
+
+def test_the_table_names_each_image_whole_on_a_narrow_terminal(trained, synthetic, tmp_path, cli_here, monkeypatch):
+    """A table names images relative to the folder they share (a line above it names the folder), so a narrow terminal
+    cuts off no file name; a name with [brackets] is shown as it is, not read as Rich markup."""
+    from linewatch.console import out
+
+    _, model = trained
+    day = tmp_path / "line-3-station-with-a-long-name" / "camera-above-the-conveyor" / "2026-12-06"
+    day.mkdir(parents=True)
+    spot = sorted((synthetic / "test" / "spot").glob("*.png"))
+    names = ["[cam1] part 7.png", "part [b]8.png", "part-0009-night.png"]
+    for name, src in zip(names, spot, strict=False):
+        shutil.copy(src, day / name)
+    monkeypatch.setattr(out, "width", 72)
+    r = cli_here("predict", model, day)
+    assert r.exit_code == 0, r.stdout
+    for name in names:
+        assert name in r.stdout, r.stdout
+    assert "…" not in r.stdout and "conveyor/2026-12-06" in r.stdout  # the folder, above the table

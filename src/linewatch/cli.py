@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -13,7 +15,7 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 
 from linewatch.console import Bars, err, out, user_errors
 from linewatch.core.extras import require
@@ -219,7 +221,8 @@ def _print_metrics(m: dict) -> None:
             pt.add_column(c, justify="right" if c != "type" else "left")
         for kind, row in m["per_type"].items():
             pt.add_row(
-                kind, *(_fmt(row.get(c)) for c in ("images", "image_auroc", "pixel_auroc", "aupro", "miss_rate"))
+                escape(kind),  # a folder's name: it may hold [brackets]
+                *(_fmt(row.get(c)) for c in ("images", "image_auroc", "pixel_auroc", "aupro", "miss_rate")),
             )
         out.print(pt)
 
@@ -286,6 +289,39 @@ def _write_report(folder: Path, scorer, metrics: dict, scored: list, quiet: bool
         err.print(f"report: {written / 'index.html'}")
 
 
+class _Names:
+    """How a table names images: relative to the folder they all lie in, which the table's title names, so that a
+    narrow terminal never cuts off the part that tells them apart (a path column folds onto more lines rather than
+    end in an ellipsis)."""
+
+    def __init__(self, paths: list[Path]):
+        self.folder: str | None = None
+        try:
+            common = os.path.commonpath([str(Path(p).parent) for p in paths]) if paths else ""
+        except ValueError:  # absolute and relative paths mixed
+            common = ""
+        if common not in ("", "."):
+            self.folder = common
+
+    def __call__(self, path: str | Path | None) -> str:
+        if path is None:
+            return "?"
+        name = str(path)
+        if self.folder is not None:
+            with contextlib.suppress(ValueError):  # a name outside the folder (an unreadable one's) stays whole
+                name = str(Path(path).relative_to(self.folder))
+        return escape(name)  # a file name may hold [brackets], which Rich would read as markup
+
+    def table(self, first: str, *columns: str) -> Table:
+        return Table(Column(first, overflow="fold"), *(Column(c, no_wrap=True) for c in columns))
+
+    def print(self, table: Table, what: str = "images") -> None:
+        """``table``, after a line naming the folder its names are relative to (whole: the terminal wraps it)."""
+        if self.folder is not None:
+            out.print(f"{what} in {escape(self.folder)}", soft_wrap=True, highlight=False)
+        out.print(table)
+
+
 def _heatmap_names(out_dir: Path, image: Path) -> tuple[Path, Path]:
     """Where ``predict --out`` writes an image's heatmap: by its name, or with its folder's name too when another
     image of the same name was scored (and its heatmap written) already."""
@@ -321,8 +357,11 @@ def predict(
                         f"the heatmap of {p} would be written over {target}, one of the images scored: "
                         "choose another --out folder"
                     )
-    table = None if as_json else Table("image", "verdict", "score", "normalised", "regions")
-    unreadable = _Unreadable(None if table is None else lambda name: table.add_row(name, "unreadable", "-", "-", "-"))
+    names = _Names(paths)
+    table = None if as_json else names.table("image", "verdict", "score", "normalised", "regions")
+    unreadable = _Unreadable(
+        None if table is None else lambda name: table.add_row(names(name), "unreadable", "-", "-", "-")
+    )
 
     for pred in scorer.iter_predict(paths, unreadable=unreadable):
         unreadable.went_on()
@@ -338,7 +377,7 @@ def predict(
             sys.stdout.flush()
         else:
             table.add_row(
-                pred.path,
+                names(pred.path),
                 pred.verdict,
                 f"{pred.score:.4f}",
                 "-" if math.isnan(pred.normalized_score) else f"{pred.normalized_score:.3f}",
@@ -346,7 +385,7 @@ def predict(
             )
     unreadable.none_of_all()
     if table is not None:
-        out.print(table)
+        names.print(table)
     unreadable.finish(len(paths), "scored")
 
 
@@ -523,9 +562,10 @@ def inspect_cmd(
     if not api_key and not token:
         raise LinewatchError("authenticate with --api-key (or LINEWATCH_API_KEY) or --token")
     paths = expand_inputs(images)
-    table = None if as_json else Table("image", "verdict", "score", "normalised", "regions", "id")
+    names = _Names(paths)
+    table = None if as_json else names.table("image", "verdict", "score", "normalised", "regions", "id")
     unreadable = _Unreadable(
-        None if table is None else lambda name: table.add_row(name, "unreadable", "-", "-", "-", "-")
+        None if table is None else lambda name: table.add_row(names(name), "unreadable", "-", "-", "-", "-")
     )
     with Client(server, token=token, api_key=api_key) as client:
         for batch in _batches(paths):
@@ -537,7 +577,7 @@ def inspect_cmd(
                 else:
                     verdict = rec["verdict"]
                     table.add_row(
-                        str(path),
+                        names(path),
                         f"[red]{verdict}[/red]" if verdict == "anomalous" else verdict,
                         f"{rec['score']:.4f}",
                         f"{rec['normalized_score']:.3f}",
@@ -546,7 +586,7 @@ def inspect_cmd(
                     )
     unreadable.none_of_all()
     if table is not None:
-        out.print(table)
+        names.print(table)
     unreadable.finish(len(paths), "stored")
 
 
@@ -634,9 +674,19 @@ def search_query(
     index = open_offline_index(index_dir)
     paths = expand_inputs(images)
     table = None
+    names = _Names(paths)
     if not as_json:
-        table = Table("query", "#", "neighbour", "label", "similarity", "region")
-    unreadable = _Unreadable(None if table is None else lambda name: table.add_row(name, "", "unreadable", "", "", ""))
+        table = Table(
+            Column("query", overflow="fold"),
+            Column("#", no_wrap=True),
+            Column("neighbour", overflow="fold"),
+            "label",
+            Column("similarity", no_wrap=True),
+            Column("region", no_wrap=True),
+        )
+    unreadable = _Unreadable(
+        None if table is None else lambda name: table.add_row(names(name), "", "unreadable", "", "", "")
+    )
     for path, found in query_images(index, paths, k, model, engine.value, unreadable=unreadable):
         unreadable.went_on()
         if as_json:
@@ -646,10 +696,17 @@ def search_query(
             continue
         for rank, n in enumerate(found, 1):
             region = "—" if n.region is None else ",".join(map(str, n.region))
-            table.add_row(path if rank == 1 else "", str(rank), n.path, str(n.label), f"{n.similarity:.3f}", region)
+            table.add_row(
+                names(path) if rank == 1 else "",
+                str(rank),
+                escape(str(n.path)),
+                escape(str(n.label)),
+                f"{n.similarity:.3f}",
+                region,
+            )
     unreadable.none_of_all()
     if table is not None:
-        out.print(table)
+        names.print(table, "queries")
     unreadable.finish(len(paths), "searched")
 
 
