@@ -178,7 +178,8 @@ def train(
             bank = f", bank {c['bank']}" if c["bank"] else ""
             err.print(f"  {c['method']}{bank}: self-check {image}", highlight=False)
     if det.skipped_:
-        err.print(f"[yellow]skipped {len(det.skipped_)} unreadable images[/yellow], e.g. {det.skipped_[0]}")
+        first = escape(str(det.skipped_[0]))
+        err.print(f"[yellow]skipped {len(det.skipped_)} unreadable images[/yellow], e.g. {first}", highlight=False)
     check = info.get("self_check")
     if check:
         pixel = f", pixel AUROC {check['pixel_auroc']:.3f}" if check.get("pixel_auroc") is not None else ""
@@ -286,7 +287,7 @@ def _write_report(folder: Path, scorer, metrics: dict, scored: list, quiet: bool
 
     written = write_report(folder, metrics, scored, metrics.get("threshold"), overlays)
     if not quiet:
-        err.print(f"report: {written / 'index.html'}")
+        err.print(f"report: {escape(str(written / 'index.html'))}", highlight=False)
 
 
 class _Names:
@@ -469,11 +470,12 @@ def export(
 
         check_replaceable(bundle, ".zip", "a zip file", zipfile.is_zipfile)
     path = export_onnx(model, out_file, search=search.value if search else None)
-    err.print(f"exported {fmt.value} -> {path}", highlight=False)
+    err.print(f"exported {fmt.value} -> {escape(str(path))}", highlight=False)
     if bundle is not None:
         from linewatch.vision.bundle import write_bundle
 
-        err.print(f"bundle (unzip, then linewatch predict DIR) -> {write_bundle(model, bundle)}", highlight=False)
+        written = write_bundle(model, bundle)
+        err.print(f"bundle (unzip, then linewatch predict DIR) -> {escape(str(written))}", highlight=False)
 
 
 @app.command()
@@ -498,7 +500,7 @@ def demo(
     started = time.perf_counter()
     data = workdir / "data" / "washer"
     if not (data / "train" / "good").is_dir():
-        err.print(f"generating a synthetic dataset in {data}")
+        err.print(f"generating a synthetic dataset in {escape(str(data))}", highlight=False)
         make_dataset(data)
     ds = load_dataset(data)
     det = create_detector(DEFAULT_METHOD)
@@ -516,8 +518,8 @@ def demo(
         save_overlay(open_image(pred.path), pred, onnx.calibration_, heatmaps / name)
         flagged += pred.is_anomalous
     _print_metrics(metrics)
-    out.print(f"model: {model} (with ONNX export)")
-    out.print(f"heatmaps: {heatmaps}/ ({len(shown)} images, {flagged} flagged)")
+    out.print(f"model: {escape(str(model))} (with ONNX export)", highlight=False)
+    out.print(f"heatmaps: {escape(str(heatmaps))}/ ({len(shown)} images, {flagged} flagged)", highlight=False)
     out.print(f"done in {time.perf_counter() - started:.0f} s")
 
 
@@ -651,7 +653,7 @@ def search_index(
     )
     skipped = index.info.get("skipped") or []
     for why in skipped[:10]:
-        err.print(f"skipped: {why}", highlight=False, soft_wrap=True)
+        err.print(f"skipped: {escape(str(why))}", highlight=False, soft_wrap=True)
     if len(skipped) > 10:
         err.print(f"skipped {len(skipped) - 10} more unreadable images", highlight=False)
 
@@ -872,7 +874,7 @@ def users_create(
         raise LinewatchError(str(e)) from None
     except IntegrityError:
         raise LinewatchError(f"user {name!r} already exists") from None
-    err.print(f"created {role} {name!r}")
+    err.print(f"created {role} {escape(repr(name))}", highlight=False)
 
 
 machines_app = typer.Typer(help="Lines, machines and sensors of the line service.", no_args_is_help=True)

@@ -244,3 +244,26 @@ def test_a_sensor_named_twice_is_refused(files, tmp_path):
     _, train, _ = files
     r = runner.invoke(app, ["sensors", "fit", str(train), "--out", str(tmp_path / "m"), "--columns", "a,b,a"])
     assert r.exit_code == 2 and "--columns names 'a' twice" in r.stderr, r.output
+
+
+def test_sensor_names_with_units_in_brackets_are_printed_whole(normal, faulty, tmp_path):
+    """Plant exports name columns with their unit in brackets (AI4I: 'Rotational speed [rpm]'); Rich read a
+    lowercase one as markup and printed 'Rotational speed ' in alerts and the constant-column note."""
+    names = ["Rotational speed [rpm]", "Tool wear [min]", "Torque [Nm]"]
+    x, _ = faulty
+
+    def table(path, rows, start):
+        lines = [",".join(["time", *names, "Flag [on]"])]
+        lines += [",".join([str(start + i), *(f"{v:.5f}" for v in row), "1"]) for i, row in enumerate(rows)]
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    train, test = table(tmp_path / "train.csv", normal, 0), table(tmp_path / "test.csv", x, 1200)
+    r = runner.invoke(app, ["sensors", "fit", str(train), "--out", str(tmp_path / "m"), "--time-column", "time"])
+    assert r.exit_code == 0, r.output
+    assert "left out: Flag [on]" in r.output, r.output
+    r = runner.invoke(app, ["sensors", "score", str(tmp_path / "m"), str(test), "--time-column", "time"])
+    assert r.exit_code == 0, r.output
+    alerts = [line for line in r.stdout.splitlines() if "score" in line]
+    assert alerts and all("[" in line for line in alerts), r.stdout
+    assert any("Tool wear [min]" in line or "Rotational speed [rpm]" in line for line in alerts), r.stdout

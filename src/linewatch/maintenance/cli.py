@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from linewatch.console import err, out, user_errors
@@ -80,7 +81,7 @@ def fit(
         _note_unlabelled(model.train_info_.get("unlabelled_rows", 0), "training")
     save(model, out_dir)
     info = model.train_info_
-    err.print(f"saved {name} model to {out_dir} ({info['seconds']} s)", highlight=False)
+    err.print(f"saved {name} model to {escape(str(out_dir))} ({info['seconds']} s)", highlight=False)
 
 
 def _note_filled(n: int) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from linewatch.console import out, user_errors
 from linewatch.core.extras import require
@@ -45,7 +46,7 @@ def _human(plan, changes: dict | None = None) -> None:
         rows.setdefault(a.machine, []).append(a)
     for m in sorted(rows):
         seq = " ".join(f"{inst.job_label(a.job)}/{a.index}@{a.start}-{a.end}" for a in rows[m])
-        out.print(f"machine {inst.machine_label(m)}: {seq}", highlight=False, soft_wrap=True)
+        out.print(f"machine {escape(str(inst.machine_label(m)))}: {escape(str(seq))}", highlight=False, soft_wrap=True)
 
 
 def _checked(plan) -> None:

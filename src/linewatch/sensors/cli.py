@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from linewatch.console import err, out, user_errors
 from linewatch.core.modelfiles import check_target
@@ -85,7 +86,7 @@ def fit(
         highlight=False,
     )
     if const:
-        err.print(f"[yellow]constant in training, left out:[/yellow] {', '.join(const)}", highlight=False)
+        err.print(f"[yellow]constant in training, left out:[/yellow] {escape(', '.join(const))}", highlight=False)
 
 
 def _records(det, series):
@@ -136,7 +137,7 @@ def score(
             print(json.dumps(rec))
         elif rec["is_anomaly"]:
             who = ", ".join(f"{x['sensor']} {x['share']:.0%}" for x in rec["sensors"])
-            out.print(f"{rec['time']}  score {rec['score']:.4g}  {who}", highlight=False)
+            out.print(f"{escape(str(rec['time']))}  score {rec['score']:.4g}  {escape(who)}", highlight=False)
     err.print(f"{alerts} of {n} rows anomalous (threshold {det.threshold_:.4g})", highlight=False)
 
 

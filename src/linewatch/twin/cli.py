@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from linewatch.console import Bars, out, user_errors
@@ -282,7 +283,7 @@ def oee(
     )
     for name, _a, _b, _ms, ln_oee in rep.shifts:
         extra = "" if ln_oee.output_oee is None else f", output OEE {pct(ln_oee.output_oee)}"
-        out.print(f"shift {name}: OEE {pct(ln_oee.oee)}{extra}", highlight=False)
+        out.print(f"shift {escape(name)}: OEE {pct(ln_oee.oee)}{extra}", highlight=False)
     if rep.rejected:
         ev, why = rep.rejected[0]
         out.print(
