@@ -7,6 +7,21 @@ import pytest
 from fastapi.testclient import TestClient
 
 
+@pytest.fixture(scope="session", autouse=True)
+def production_password_hasher():
+    """The service's password hasher, replaced for the tests of this folder (in this process: a server started as a
+    process of its own keeps the real one) by argon2id at its least cost. Every test signs users in, and a real hash or
+    check takes 0.1-0.3 s on 2 cores: minutes of the suite. Yields the real hasher, whose strength a test checks."""
+    from argon2 import PasswordHasher
+
+    from linewatch.services import accounts
+
+    real = accounts._hasher
+    accounts._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    yield real
+    accounts._hasher = real
+
+
 class Api:
     """A TestClient with helpers for logging in as a role."""
 

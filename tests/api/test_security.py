@@ -167,6 +167,17 @@ def test_reactivation_ends_tokens_made_before_it(tmp_path):
         _error(c.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"}), 401)
 
 
+def test_passwords_are_stored_as_argon2id_at_owasp_strength(production_password_hasher):
+    """The service's own hasher (the tests of this folder sign in with a cheaper one): argon2id with at least OWASP's
+    least settings (19 MiB, two passes); a stored hash names them, so stronger settings later still check old ones."""
+    from argon2 import Type
+
+    h = production_password_hasher
+    assert h.type is Type.ID and h.memory_cost >= 19 * 1024 and h.time_cost >= 2
+    stored = h.hash("a password")
+    assert stored.startswith("$argon2id$") and h.verify(stored, "a password")
+
+
 # -- sign-in throttling --------------------------------------------------------------------------------------------
 def test_failed_sign_ins_are_throttled_per_user_with_retry_after(tmp_path):
     with _client(tmp_path, login_failures_per_user=3, login_failures_per_client=100) as (c, ctx):
