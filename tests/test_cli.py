@@ -319,3 +319,22 @@ def test_the_table_names_each_image_whole_on_a_narrow_terminal(trained, syntheti
     for name in names:
         assert name in r.stdout, r.stdout
     assert "…" not in r.stdout and "conveyor/2026-12-06" in r.stdout  # the folder, above the table
+
+
+def test_every_out_option_is_also_dash_o():
+    """`-o` works wherever `--out` does: training, sensors, maintenance, search, export, predict, schedule, twin."""
+    import typer
+
+    from linewatch.cli import app
+
+    def commands(cmd, path=()):
+        if hasattr(cmd, "commands"):  # a group (typer's own click)
+            for name, sub in cmd.commands.items():
+                yield from commands(sub, (*path, name))
+        else:
+            yield path, cmd
+
+    found = {" ".join(p): c for p, c in commands(typer.main.get_command(app))}
+    outs = {name: p.opts for name, c in found.items() for p in c.params if "--out" in p.opts}
+    assert {"train", "predict", "export", "sensors fit", "maintenance fit", "schedule solve"} <= set(outs), outs
+    assert all("-o" in opts for opts in outs.values()), outs

@@ -334,7 +334,7 @@ def _heatmap_names(out_dir: Path, image: Path) -> tuple[Path, Path]:
 def predict(
     model: Annotated[Path, typer.Argument(help="model directory")],
     images: Annotated[list[Path], typer.Argument(help="image files or folders")],
-    out_dir: Annotated[Path | None, typer.Option("--out", help="write heatmap overlays (PNG) here")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="write heatmap overlays (PNG) here")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines, one per image")] = False,
     engine: Annotated[Engine, typer.Option(help="auto uses the ONNX export when there is one")] = Engine.auto,
 ):
@@ -442,7 +442,9 @@ class _Unreadable:
 def export(
     model: Annotated[Path, typer.Argument(help="model directory")],
     fmt: Annotated[Format, typer.Option("--format", help="export format")] = Format.onnx,
-    out_file: Annotated[Path | None, typer.Option("--out", help="file to write (default: MODEL/model.onnx)")] = None,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", "-o", help="file to write (default: MODEL/model.onnx)")
+    ] = None,
     bundle: Annotated[
         Path | None,
         typer.Option(help="also write the export as one zip (manifest and graphs) to score with on another machine"),

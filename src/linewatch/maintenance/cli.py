@@ -39,7 +39,7 @@ Method = StrEnum("Method", {name: name for name in METHODS.names()})
 @with_params(METHODS)
 def fit(
     data: Annotated[Path, typer.Argument(help="training data: C-MAPSS text, CSV or Parquet")],
-    out_dir: Annotated[Path, typer.Option("--out", help="model directory to write")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="model directory to write")],
     target: Annotated[Target, typer.Option(help="rul: run-to-failure histories; failure: labelled readings")] = (
         Target.rul
     ),

@@ -64,7 +64,7 @@ def solve(
     instance: Annotated[Path, typer.Argument(help="instance file: JSPLIB/Taillard text or linewatch JSON")],
     solver: Annotated[str, typer.Option(help="cpsat or rules")] = "cpsat",
     json_out: Annotated[bool, typer.Option("--json", help="print the plan as JSON (the replan input)")] = False,
-    out_path: Annotated[Path | None, typer.Option("--out", help="also save the plan here (JSON)")] = None,
+    out_path: Annotated[Path | None, typer.Option("--out", "-o", help="also save the plan here (JSON)")] = None,
     **params: Any,
 ) -> None:
     """Plan an instance; print objective, bound, gap and the plan."""
@@ -101,7 +101,7 @@ def replan(
     plan: Annotated[Path, typer.Argument(help="plan file written by `linewatch schedule solve --out/--json`")],
     event: Annotated[Path, typer.Argument(help="event JSON: machine_down, machine_up, rush_order, operation_delayed")],
     json_out: Annotated[bool, typer.Option("--json", help="print the replan (changes and plan) as JSON")] = False,
-    out_path: Annotated[Path | None, typer.Option("--out", help="save the new plan here (JSON)")] = None,
+    out_path: Annotated[Path | None, typer.Option("--out", "-o", help="save the new plan here (JSON)")] = None,
     **params: Any,
 ) -> None:
     """Repair a plan after an event: started operations stay; report what changed."""

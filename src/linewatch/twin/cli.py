@@ -301,7 +301,7 @@ def aas(
         Path | None, typer.Option(help="JSON: machine name -> live properties (state, health, counts, ...)")
     ] = None,
     base_id: Annotated[str, typer.Option(help="URN prefix of the identifiers")] = "urn:linewatch",
-    out_path: Annotated[Path | None, typer.Option("--out", help="write here instead of stdout")] = None,
+    out_path: Annotated[Path | None, typer.Option("--out", "-o", help="write here instead of stdout")] = None,
 ) -> None:
     """Export the line's machines (and live properties) as an Asset Administration Shell JSON environment."""
     require("twin", "linewatch twin aas")
