@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from linewatch.vision.report import ReportError, Scored, misses, write_report
+from linewatch.vision.report import ReportError, Scored, examples, misses, write_report
 
 LW = [sys.executable, "-m", "linewatch.cli"]
 
@@ -48,12 +48,28 @@ def test_a_report_holds_every_score_the_charts_and_the_misses(tmp_path):
     assert [r["image"] for r in table] == [str(r.path) for r in _rows()]
     assert [r["flagged"] for r in table] == ["0", "1", "1", "1", "0", "0"]
     assert [r["correct"] for r in table] == ["1", "0", "0", "1", "0", "0"]
-    assert drawn == [Path("s1.png"), Path("c2.png"), Path("g3.png"), Path("g2.png")]
+    # the misses, worst first, then the found defect of each type (spot's only one was missed: none)
+    assert drawn == [Path("s1.png"), Path("c2.png"), Path("g3.png"), Path("g2.png"), Path("c1.png")]
     page = (out / "index.html").read_text()
     assert "Defects scored good (lowest first): 2" in page and "Good parts flagged (highest first): 2" in page
-    for name in ("scores.png", "roc.png", "misses/missed_01_spot_s1.png", "misses/false_alarm_02_good_g2.png"):
+    assert "Where each type of defect is found" in page
+    for name in (
+        "scores.png",
+        "roc.png",
+        "misses/missed_01_spot_s1.png",
+        "misses/false_alarm_02_good_g2.png",
+        "examples/crack_c1.png",
+    ):
         assert (out / name).is_file() and name in page
     assert not list(tmp_path.glob(".r.*"))  # the working folder is gone
+
+
+def test_the_found_defect_of_each_type_is_the_closest_call_or_the_median_without_a_threshold():
+    rows = [*_rows(), Scored(Path("c3.png"), "crack", 1.2), Scored(Path("s2.png"), "spot", 5.0)]
+    assert examples(rows, 1.0) == [6, 7]  # crack: c3 (1.2) is caught closer to the threshold than c1 (3.0)
+    assert examples(rows, 10.0) == []  # nothing caught
+    assert examples(rows, None) == [6, 5]  # the medians: crack 0.9 / 1.2 / 3.0, spot 0.2 / 5.0 (the lower middle)
+    assert examples(_rows()[:3], 1.0) == []  # no defects
 
 
 def test_a_folder_of_other_things_is_never_replaced_and_an_old_report_is(tmp_path):

@@ -23,7 +23,7 @@ LIMIT = 12  # misses of each kind shown with their heatmaps, the worst first
 GOOD = "good"
 REPORT_FILES = ("index.html", "scores.csv")  # what marks a folder as a report that may be replaced
 # ... and all a report holds: a folder with anything else in it (a note, a photo) is a user's, never replaced
-REPORT_PARTS = {*REPORT_FILES, "scores.png", "roc.png", "misses"}
+REPORT_PARTS = {*REPORT_FILES, "scores.png", "roc.png", "misses", "examples"}
 
 
 class ReportError(LinewatchError):
@@ -49,6 +49,20 @@ def misses(rows: Sequence[Scored], threshold: float | None, limit: int | None = 
     return missed[:limit], alarms[:limit]
 
 
+def examples(rows: Sequence[Scored], threshold: float | None) -> list[int]:
+    """One defective image of each type (types in name order) whose heatmap shows where the model finds that type:
+    with a threshold, the lowest-scored one it flagged (the closest call it still caught; none for a type it missed
+    every time, which the misses show); without one, the one at the type's median score."""
+    out = []
+    for label in sorted({r.label for r in rows if r.label != GOOD}):
+        of = sorted((i for i, r in enumerate(rows) if r.label == label), key=lambda i: rows[i].score)
+        if threshold is None:
+            out.append(of[(len(of) - 1) // 2])
+        else:
+            out += [i for i in of if rows[i].score >= threshold][:1]
+    return out
+
+
 def write_report(
     folder: Path,
     metrics: dict,
@@ -59,7 +73,8 @@ def write_report(
 ) -> Path:
     """Write the report of an evaluation into ``folder``: ``scores.csv`` (every image), ``scores.png`` (the score
     distribution of good images and of each defect type, with the threshold), ``roc.png``, ``misses/`` (heatmaps of
-    the worst misses, drawn by ``overlays(images, targets)``) and ``index.html`` tying them together."""
+    the worst misses, drawn by ``overlays(images, targets)``), ``examples/`` (the heatmap of a found defect of each
+    type, ``examples``) and ``index.html`` tying them together."""
     folder = check_target(folder)
     work = modelfiles.staging_dir(folder, _is_report, "report")
     try:
@@ -72,6 +87,8 @@ def write_report(
             for rank, i in enumerate(picked[:limit], 1):
                 r = rows[i]
                 shown.append((kind, i, Path("misses") / f"{kind}_{rank:02d}_{r.label}_{r.path.stem}.png"))
+        for i in examples(rows, threshold):
+            shown.append(("example", i, Path("examples") / f"{rows[i].label}_{rows[i].path.stem}.png"))
         if shown and overlays is not None:
             overlays([rows[i].path for _, i, _ in shown], [work / rel for _, _, rel in shown])
         else:
@@ -99,8 +116,10 @@ def _is_report(folder: Path) -> bool:
         return False
     if any(p.name not in REPORT_PARTS for p in folder.iterdir()):
         return False
-    misses = folder / "misses"
-    return not misses.exists() or (misses.is_dir() and all(p.suffix == ".png" for p in misses.iterdir()))
+    for sub in (folder / "misses", folder / "examples"):
+        if sub.exists() and not (sub.is_dir() and all(p.suffix == ".png" for p in sub.iterdir())):
+            return False
+    return True
 
 
 def _write_csv(path: Path, rows: Iterable[Scored], threshold: float | None) -> None:
@@ -201,7 +220,8 @@ def _write_html(
     shown: list[tuple[str, int, Path]],
     totals: dict[str, int],
 ) -> None:
-    """The page; ``shown`` holds the misses drawn ((kind, row, file)), ``totals`` how many of each kind there are."""
+    """The page; ``shown`` holds the heatmaps drawn ((kind, row, file): the misses and the examples), ``totals`` how
+    many misses of each kind there are."""
     e = html.escape
     top = [(k, v) for k, v in metrics.items() if not isinstance(v, dict)]
     parts = [
@@ -227,6 +247,18 @@ def _write_html(
     parts.append("<p>Every image's score: <a href='scores.csv'>scores.csv</a>.</p>")
     if threshold is None:
         parts.append("<p>The model has no threshold, so nothing is counted as missed or flagged.</p>")
+    found = [(i, rel) for k, i, rel in shown if k == "example"]
+    if found:
+        parts.append(
+            "<h2>Where each type of defect is found</h2><p>"
+            + (
+                "The lowest-scored defect of each type that was flagged: the closest call the model still caught."
+                if threshold is not None
+                else "The defect of each type at the type's median score."
+            )
+            + "</p>"
+        )
+        parts += [_figure(rows[i], rel) for i, rel in found]
     for kind, title in (
         ("missed", "Defects scored good (lowest first)"),
         ("false_alarm", "Good parts flagged (highest first)"),
@@ -237,12 +269,14 @@ def _write_html(
         parts.append(f"<h2>{e(title)}: {totals[kind]}</h2>")
         if totals[kind] > n:
             parts.append(f"<p>The {n} worst are shown; scores.csv lists them all.</p>")
-        for k, i, rel in shown:
-            if k == kind:
-                r = rows[i]
-                parts.append(
-                    f"<figure><a href='{e(rel.as_posix())}'><img src='{e(rel.as_posix())}' alt=''></a>"
-                    f"<figcaption>{e(r.label)} · score {r.score:.4g}<br>{e(str(r.path))}</figcaption></figure>"
-                )
+        parts += [_figure(rows[i], rel) for k, i, rel in shown if k == kind]
     parts.append("</body></html>")
     path.write_text("\n".join(parts), encoding="utf-8")
+
+
+def _figure(r: Scored, rel: Path) -> str:
+    e = html.escape
+    return (
+        f"<figure><a href='{e(rel.as_posix())}'><img src='{e(rel.as_posix())}' alt=''></a>"
+        f"<figcaption>{e(r.label)} · score {r.score:.4g}<br>{e(str(r.path))}</figcaption></figure>"
+    )
