@@ -379,7 +379,7 @@ def predict(
         else:
             table.add_row(
                 names(pred.path),
-                pred.verdict,
+                "[red]anomalous[/red]" if pred.is_anomalous else pred.verdict,
                 f"{pred.score:.4f}",
                 "-" if math.isnan(pred.normalized_score) else f"{pred.normalized_score:.3f}",
                 str(len(pred.regions)),
