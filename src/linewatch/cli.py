@@ -677,20 +677,9 @@ def search_query(
 
     index = open_offline_index(index_dir)
     paths = expand_inputs(images)
-    table = None
     names = _Names(paths)
-    if not as_json:
-        table = Table(
-            Column("query", overflow="fold"),
-            Column("#", no_wrap=True),
-            Column("neighbour", overflow="fold"),
-            "label",
-            Column("similarity", no_wrap=True),
-            Column("region", no_wrap=True),
-        )
-    unreadable = _Unreadable(
-        None if table is None else lambda name: table.add_row(names(name), "", "unreadable", "", "", "")
-    )
+    rows: list[tuple] = []  # (query, rank, neighbour path or None for an unreadable query, label, similarity, region)
+    unreadable = _Unreadable(None if as_json else lambda name: rows.append((names(name), "", None, "", "", "")))
     for path, found in query_images(index, paths, k, model, engine.value, unreadable=unreadable):
         unreadable.went_on()
         if as_json:
@@ -700,16 +689,24 @@ def search_query(
             continue
         for rank, n in enumerate(found, 1):
             region = "—" if n.region is None else ",".join(map(str, n.region))
-            table.add_row(
-                names(path) if rank == 1 else "",
-                str(rank),
-                escape(str(n.path)),
-                escape(str(n.label)),
-                f"{n.similarity:.3f}",
-                region,
-            )
+            query = names(path) if rank == 1 else ""
+            rows.append((query, str(rank), str(n.path), escape(str(n.label)), f"{n.similarity:.3f}", region))
     unreadable.none_of_all()
-    if table is not None:
+    if not as_json:
+        # the neighbours named within the folder they share too, which a line above the table names
+        near = _Names([Path(r[2]) for r in rows if r[2] is not None])
+        table = Table(
+            Column("query", overflow="fold"),
+            Column("#", no_wrap=True),
+            Column("neighbour", overflow="fold"),
+            Column("label", overflow="fold"),
+            Column("similarity", no_wrap=True),
+            Column("region", no_wrap=True),
+        )
+        for query, rank, neighbour, *rest in rows:
+            table.add_row(query, rank, "unreadable" if neighbour is None else near(neighbour), *rest)
+        if near.folder is not None:
+            out.print(f"neighbours in {escape(near.folder)}", soft_wrap=True, highlight=False)
         names.print(table, "queries")
     unreadable.finish(len(paths), "searched")
 

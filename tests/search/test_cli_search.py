@@ -51,10 +51,20 @@ def test_index_and_query_json_lines(index, synthetic):
     assert labels == {"good", "scratch", "spot", "chip"}
 
 
-def test_query_prints_a_table_without_json(index, synthetic):
-    r = run("search", "query", index, synthetic / "test" / "chip", "--k", "2")
+def test_query_prints_a_table_without_json(index, synthetic, cli_here, monkeypatch):
+    """Queries and neighbours are named within the folders they share (a line above the table names each), so a
+    terminal of 100 columns shows every neighbour's name whole."""
+    import re
+
+    from linewatch.console import out
+
+    monkeypatch.setattr(out, "width", 100)
+    r = cli_here("search", "query", index, synthetic / "test" / "chip", "--k", "2")
+    assert r.exit_code == 0, r.stdout
     assert "similarity" in r.stdout and "chip" in r.stdout
     assert not r.stdout.lstrip().startswith("{")
+    assert f"neighbours in {synthetic / 'test'}" in r.stdout and "…" not in r.stdout, r.stdout
+    assert len(re.findall(r"│ (?:chip|spot|scratch|good)/\d{3}\.png", r.stdout)) == 2 * 4, r.stdout
 
 
 def test_image_level_index(trained, synthetic, tmp_path):
