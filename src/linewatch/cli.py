@@ -291,8 +291,8 @@ def _write_report(folder: Path, scorer, metrics: dict, scored: list, quiet: bool
 
 
 class _Names:
-    """How a table names images: relative to the folder they all lie in, which the table's title names, so that a
-    narrow terminal never cuts off the part that tells them apart (a path column folds onto more lines rather than
+    """How a table names images: relative to the folder they all lie in, which a line above the table names, so that
+    a narrow terminal never cuts off the part that tells them apart (a path column folds onto more lines rather than
     end in an ellipsis)."""
 
     def __init__(self, paths: list[Path]):

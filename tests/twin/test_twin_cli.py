@@ -108,6 +108,16 @@ def test_oee_table(tmp_path):
     assert "press" in r.stdout and "jam 10 min" in r.stdout and "75.0%" in r.stdout  # 45 good x 60 s / 3600 s
 
 
+def test_oee_prints_a_downtime_reason_with_brackets_as_it_is(tmp_path):
+    """A reason code as a plant writes it ('[E42] jam'): Rich read the bracket as markup and printed ' jam'."""
+    events = [StateEvent("press", 0.0, "running"), StateEvent("press", 3000.0, "down", "[e42] jam", good=45)]
+    events.append(StateEvent("press", 3600.0, "running"))
+    write_events(events, tmp_path / "e.csv")
+    r = runner.invoke(app, ["twin", "oee", str(tmp_path / "e.csv"), "--ideal", "press=60", "--to", "3600"])
+    assert r.exit_code == 0, r.output
+    assert "losses: downtime [e42] jam 10 min" in " ".join(r.stdout.split()), r.stdout
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -269,11 +269,11 @@ def oee(
         title=f"{format_time(t1)} to {format_time(t2)}",
     )
     for row in summary_rows(rep):
-        t.add_row(*row)
+        t.add_row(*map(escape, row))  # reasons and names from the events file: [brackets] print as they are
     out.print(t)
     losses = rep.line.losses()
-    downtime = ", ".join(f"{k} {v / 60:.0f} min" for k, v in losses["downtime_s"].items()) or "none"
-    delays = ", ".join(f"{k} {v / 60:.0f} min" for k, v in losses["delay_s"].items()) or "none"
+    downtime = ", ".join(f"{escape(k)} {v / 60:.0f} min" for k, v in losses["downtime_s"].items()) or "none"
+    delays = ", ".join(f"{escape(k)} {v / 60:.0f} min" for k, v in losses["delay_s"].items()) or "none"
     out.print(
         f"losses: downtime {downtime}; delays {delays}; speed {losses['speed_loss_s'] / 60:.0f} min; "
         f"scrap {losses['scrap_loss_s'] / 60:.0f} min; rework {losses['rework_loss_s'] / 60:.0f} min; "
@@ -287,7 +287,8 @@ def oee(
     if rep.rejected:
         ev, why = rep.rejected[0]
         out.print(
-            f"{len(rep.rejected)} events left out as impossible, e.g. {ev.machine} at {format_time(ev.time)}: {why}",
+            f"{len(rep.rejected)} events left out as impossible, e.g. {escape(str(ev.machine))} at "
+            f"{format_time(ev.time)}: {escape(str(why))}",
             highlight=False,
             soft_wrap=True,
         )
