@@ -10,8 +10,9 @@ from fastapi.testclient import TestClient
 @pytest.fixture(scope="session", autouse=True)
 def production_password_hasher():
     """The service's password hasher, replaced for the tests of this folder (in this process: a server started as a
-    process of its own keeps the real one) by argon2id at its least cost. Every test signs users in, and a real hash or
-    check takes 0.1-0.3 s on 2 cores: minutes of the suite. Yields the real hasher, whose strength a test checks."""
+    process of its own keeps the real one) by argon2id at its least cost. Most tests here create and sign in users, and
+    a real hash or check takes 0.1-0.3 s on 2 cores, hundreds of times over. Yields the real hasher, whose strength a
+    test checks."""
     from argon2 import PasswordHasher
 
     from linewatch.services import accounts
