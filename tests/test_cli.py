@@ -338,3 +338,11 @@ def test_every_out_option_is_also_dash_o():
     outs = {name: p.opts for name, c in found.items() for p in c.params if "--out" in p.opts}
     assert {"train", "predict", "export", "sensors fit", "maintenance fit", "schedule solve"} <= set(outs), outs
     assert all("-o" in opts for opts in outs.values()), outs
+
+
+def test_a_model_folder_with_brackets_is_named_as_it_is(synthetic, tmp_path, cli_here):
+    """'models [v2]': Rich read '[v2]' as markup and the training's last line named 'models /m'."""
+    model = tmp_path / "models [v2]" / "m"
+    r = cli_here("train", synthetic, "-o", model, "--image-size", "64", "--method", "patchcore", "-q")
+    assert r.exit_code == 0, r.stderr
+    assert f"-> {model}" in " ".join(r.stderr.split()), r.stderr

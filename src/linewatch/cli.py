@@ -120,9 +120,9 @@ def train(
     err.print(
         f"trained {kept} on {info['train_images']} images in {info['seconds']:.1f} s; "
         + (
-            f"threshold set on {info['holdout_images']} held-out good images -> {out}"
+            f"threshold set on {info['holdout_images']} held-out good images -> {escape(str(out))}"
             if det.calibration_ is not None
-            else f"no threshold (no held-out good images): images are scored, none is flagged -> {out}"
+            else f"no threshold (no held-out good images): images are scored, none is flagged -> {escape(str(out))}"
         ),
         highlight=False,
     )
@@ -650,7 +650,7 @@ def search_index(
         index = index_folder(data, model, out, level.value, engine.value, lambda s, d, t: bars("embed", d, t))
     err.print(
         f"indexed {index.info['images']} images ({index.count()} {level.value} vectors of {index.dim} dimensions) "
-        f"in {time.perf_counter() - started:.1f} s -> {out}",
+        f"in {time.perf_counter() - started:.1f} s -> {escape(str(out))}",
         highlight=False,
     )
     skipped = index.info.get("skipped") or []
@@ -809,8 +809,9 @@ def serve(
     app_ = create_app(settings, context)
     docs = {"public": "API docs at /docs", "auth": "API docs at /docs, signed in", "off": "API docs off"}
     err.print(
-        f"linewatch serving on http://{host}:{port} (data in {settings.data_dir.resolve()}; "
-        f"{docs[settings.docs_access]})"
+        f"linewatch serving on http://{host}:{port} (data in {escape(str(settings.data_dir.resolve()))}; "
+        f"{docs[settings.docs_access]})",
+        highlight=False,
     )
     # requests the HTTP parser refuses are answered in JSON too
     uvicorn.run(app_, host=host, port=port, log_level="warning", access_log=False, http=http_protocol())
@@ -915,7 +916,8 @@ def machines_import(
         got = import_spec(s, EventBus(), spec)
     engine.dispose()
     err.print(
-        f"{len(got['created'])} machines created, {len(got['updated'])} updated ({got['lines']} lines in {file})",
+        f"{len(got['created'])} machines created, {len(got['updated'])} updated "
+        f"({got['lines']} lines in {escape(str(file))})",
         highlight=False,
     )
 

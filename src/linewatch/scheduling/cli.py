@@ -26,7 +26,7 @@ def _human(plan, changes: dict | None = None) -> None:
     gap = "—" if s["gap"] is None else f"{100 * s['gap']:.2f}%"
     bound = "—" if s["bound"] is None else f"{s['bound']:g}"
     out.print(
-        f"{s['instance']}: {s['objective']} {s['value']:g} (makespan {s['makespan']}, weighted tardiness "
+        f"{escape(str(s['instance']))}: {s['objective']} {s['value']:g} (makespan {s['makespan']}, weighted tardiness "
         f"{s['weighted_tardiness']:g}), bound {bound}, gap {gap}, {s['status']} by {s['solver']} "
         f"in {s['wall_s']:.2f} s",
         highlight=False,
