@@ -316,10 +316,13 @@ class _Names:
     def table(self, first: str, *columns: str) -> Table:
         return Table(Column(first, overflow="fold"), *(Column(c, no_wrap=True) for c in columns))
 
-    def print(self, table: Table, what: str = "images") -> None:
-        """``table``, after a line naming the folder its names are relative to (whole: the terminal wraps it)."""
+    def heading(self, what: str) -> None:
+        """A line naming the folder the names are relative to (whole: the terminal wraps it), if there is one."""
         if self.folder is not None:
             out.print(f"{what} in {escape(self.folder)}", soft_wrap=True, highlight=False)
+
+    def print(self, table: Table, what: str = "images") -> None:
+        self.heading(what)
         out.print(table)
 
 
@@ -705,8 +708,7 @@ def search_query(
         )
         for query, rank, neighbour, *rest in rows:
             table.add_row(query, rank, "unreadable" if neighbour is None else near(neighbour), *rest)
-        if near.folder is not None:
-            out.print(f"neighbours in {escape(near.folder)}", soft_wrap=True, highlight=False)
+        near.heading("neighbours")
         names.print(table, "queries")
     unreadable.finish(len(paths), "searched")
 

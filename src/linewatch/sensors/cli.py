@@ -82,7 +82,7 @@ def fit(
     err.print(
         f"fitted {method} on {rows} rows of {len(det.sensors)} sensors in {time.perf_counter() - t0:.1f} s; "
         f"threshold {det.threshold_:.4g} at {det.params_['false_alarm_rate']:.1%} false alarms on "
-        f"{det.holdout_rows_} held-out rows -> {out_dir}",
+        f"{det.holdout_rows_} held-out rows -> {escape(str(out_dir))}",
         highlight=False,
     )
     if const:

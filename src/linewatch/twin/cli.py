@@ -404,5 +404,10 @@ def plant_simulate(
     out.print(
         f"sent {stats.states:,} state events, {stats.buffer_levels:,} buffer levels, {stats.readings:,} readings "
         f"and {stats.images:,} images"
-        + (f" ({stats.image_errors} images refused; last: {stats.last_error})" if stats.image_errors else "")
+        + (
+            f" ({stats.image_errors} images refused; last: {escape(str(stats.last_error))})"
+            if stats.image_errors
+            else ""
+        ),
+        highlight=False,
     )
