@@ -326,6 +326,83 @@ class _Names:
         out.print(table)
 
 
+@app.command("calibrate")
+@user_errors
+def calibrate_cmd(
+    model: Annotated[Path, typer.Argument(help="model directory")],
+    images: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="good images the model was not trained on (files or folders); none: another --false-alarm-rate "
+            "from the held-out good scores kept at the last calibration"
+        ),
+    ] = None,
+    false_alarm_rate: Annotated[
+        float | None,
+        typer.Option(help="share of good parts flagged (0.01 is 1 %); default: the model's current rate"),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="write a copy of the model here; MODEL is left as it is")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object on stdout")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
+):
+    """Set a model's thresholds again without training: from good images of today (new lighting, a new batch of
+    parts, a camera moved) or at another false-alarm rate. What the model learned is untouched; the manifest keeps the
+    thresholds it replaces.
+
+    Unreadable images are named on stderr and left out; the exit status is then 2."""
+    from linewatch.vision.datasets import expand_inputs
+    from linewatch.vision.recalibration import recalibrate
+
+    paths = expand_inputs(images) if images else None
+    unreadable = _Unreadable()
+    with Bars(quiet or as_json) as bars:
+        done = recalibrate(model, paths, false_alarm_rate, out, bars, unreadable)
+    unreadable.went_on()  # names the images left out, if any
+    if as_json:
+        sys.stdout.write(json.dumps(done.to_dict()) + "\n")
+    else:
+        _print_recalibration(done)
+    if paths is not None:
+        unreadable.finish(len(paths), "used")
+
+
+def _print_recalibration(done) -> None:
+    b, a = done.before, done.after
+    source = (
+        f"{done.images} good images scored now"
+        if done.source == "images"
+        else f"the {done.images} held-out good images of the last calibration"
+    )
+    t = Table(title=f"thresholds of {escape(str(done.model_dir))}", title_justify="left")
+    t.add_column("")
+    t.add_column("before", justify="right")
+    t.add_column("after", justify="right")
+    t.add_row("false-alarm rate", f"{b.false_alarm_rate:g}" if b else "-", f"{a.false_alarm_rate:g}")
+    t.add_row("image threshold (raw score)", f"{b.image_threshold:.4f}" if b else "-", f"{a.image_threshold:.4f}")
+    t.add_row("pixel threshold (raw map)", f"{b.pixel_threshold:.4f}" if b else "-", f"{a.pixel_threshold:.4f}")
+    n = done.images
+    t.add_row(
+        f"of the {n} good images: flagged",
+        "-" if done.flagged_before is None else f"{done.flagged_before} ({done.flagged_before / n:.1%})",
+        f"{done.flagged_after} ({done.flagged_after / n:.1%})",
+    )
+    t.add_row(
+        f"of the {n} good images: with regions",
+        "-" if done.regions_before is None else str(done.regions_before),
+        str(done.regions_after),
+    )
+    out.print(t)
+    err.print(f"thresholds set from {source}; the previous ones are kept in the manifest's history", highlight=False)
+    if done.stale_metrics:
+        err.print(
+            "[yellow]the evaluation stored in the model was made at the previous threshold[/yellow]: run "
+            "linewatch evaluate again for its error rates at the new one",
+            highlight=False,
+        )
+
+
 def _heatmap_names(out_dir: Path, image: Path) -> tuple[Path, Path]:
     """Where ``predict --out`` writes an image's heatmap: by its name, or with its folder's name too when another
     image of the same name was scored (and its heatmap written) already."""

@@ -2,6 +2,7 @@
 
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from linewatch.vision.images import open_image
 from linewatch.vision.methodchoice import Combined
 from linewatch.vision.padim import Padim
 from linewatch.vision.patchcore import PatchCore
+from linewatch.vision.recalibration import recalibrate
 from linewatch.vision.runtime import OnnxModel
 from linewatch.vision.saving import create_detector, load, save
 from linewatch.vision.selfcheck import WORKING, prepare, self_check
@@ -310,3 +312,15 @@ def test_a_model_of_identical_images_calls_that_image_good(method, tmp_path):
         changed = np.asarray(image).copy()
         changed[30:50, 30:50] = 255 - changed[30:50, 30:50]
         assert det.predict([Image.fromarray(changed)])[0].is_anomalous
+
+
+def test_calibrating_again_on_the_held_out_images_gives_trainings_thresholds(combined, tmp_path):
+    """The scores kept at training are the combined score (both parts weighed), as a recalibration scores images."""
+    det, ds, path = combined
+    model = shutil.copytree(path, tmp_path / "model")
+    _, held = det.split(ds.train)
+    kept = json.loads((model / "manifest.json").read_text())["calibration_scores"]
+    assert kept["images"] == len(held) and kept["floor"] == 0.0
+    done = recalibrate(model, held)
+    assert done.after.to_dict() == pytest.approx(det.calibration_.to_dict(), rel=1e-4)
+    assert recalibrate(model, false_alarm_rate=det.calibration_.false_alarm_rate).after == done.after

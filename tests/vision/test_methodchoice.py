@@ -20,6 +20,9 @@ def _check_saved(det, ds, path, method):
     manifest = json.loads((path / "manifest.json").read_text())
     assert manifest["method"] == "auto" == det.method and det.method_ == method
     assert manifest["training"]["method_choice"]["chosen"] == method
+    # the held-out scores kept for another false-alarm rate are the kept candidate's, with its floor (PaDiM's 1)
+    assert manifest["calibration_scores"]["floor"] == type(det.chosen).score_floor
+    np.testing.assert_allclose(manifest["calibration_scores"]["image"], det.chosen.calibration_scores_["image"])
     back = load(path)
     assert type(back) is MethodChoice and back.method_ == method and type(back.chosen) is type(det.chosen)
     imgs = [s.path for s in ds.test[:4]]

@@ -66,6 +66,9 @@ class Detector(Estimator, ABC):
         self.params_: dict | None = None
         self.extractor_: FeatureExtractor | None = None
         self.calibration_: Calibration | None = None
+        # the held-out good images' raw scores and map peaks the thresholds came from, and the least threshold the
+        # method allows: kept in the manifest so that another false-alarm rate needs no images (``recalibration``)
+        self.calibration_scores_: dict | None = None
         self.input_shape_: tuple[int, int] | None = None  # (height, width) when not square
         self.train_info_: dict = {}
         self.skipped_: list[str] = []
@@ -224,8 +227,14 @@ class Detector(Estimator, ABC):
             scores.extend(batch_scores.tolist())
             peaks.extend(maps.reshape(len(maps), -1).max(1).tolist())
         if scores:
-            rate = self.params_["false_alarm_rate"]
-            self.calibration_ = calibrate(np.array(scores), np.array(peaks), rate, self.score_floor)
+            self._set_calibration(scores, peaks, self.score_floor)
+
+    def _set_calibration(self, scores: Sequence[float], peaks: Sequence[float], floor: float) -> None:
+        """The thresholds at ``params_["false_alarm_rate"]`` from held-out good images' raw scores and map peaks, which
+        are kept (``calibration_scores_``) with the floor."""
+        scores, peaks = np.asarray(scores, np.float64), np.asarray(peaks, np.float64)
+        self.calibration_ = calibrate(scores, peaks, self.params_["false_alarm_rate"], floor)
+        self.calibration_scores_ = {"image": scores.tolist(), "peak": peaks.tolist(), "floor": float(floor)}
 
     def _self_check(self, held: Sequence[Source], progress: Progress | None = None, per_image: int = 1, prepared=None):
         from linewatch.vision.selfcheck import self_check
@@ -263,11 +272,12 @@ class Detector(Estimator, ABC):
                     progress(stage, done, len(images))
 
     def raw_scores(
-        self, images: Sequence[Source], progress: Progress | None = None
+        self, images: Sequence[Source], progress: Progress | None = None, unreadable: Unreadable | None = None
     ) -> Iterator[tuple[float, np.ndarray, tuple[int, int], str | None]]:
-        """(raw score, map at input resolution, original size, name) per image, in order."""
+        """(raw score, map at input resolution, original size, name) per image, in order; with ``unreadable``, an
+        image that cannot be read is told to it and left out (else it raises)."""
         self._check_fitted()
-        for scores, maps, sizes, names, _grids in self._raw_batches(images, progress, "score"):
+        for scores, maps, sizes, names, _grids in self._raw_batches(images, progress, "score", unreadable=unreadable):
             yield from zip(scores.tolist(), maps, sizes, names, strict=True)
 
     #: torch models always have the search embeddings (the graph is rebuilt from the stored tensors)

@@ -249,6 +249,7 @@ class MethodChoice(Detector):
         }
         self._adopt(chosen)
         self.calibration_ = chosen.calibration_
+        self.calibration_scores_ = chosen.calibration_scores_
         self.skipped_ = chosen.skipped_
         self.train_info_ = self._noted(info) if "search" in chosen.params_ else info  # PaDiM searches no bank
         return self
@@ -471,7 +472,7 @@ class Combined(Detector):
         self._assemble(patchcore, padim, weights)
         w = self.weights_.numpy()
         summed = np.array(parts[0], dtype=np.float32) * w[0] + np.array(parts[1], dtype=np.float32) * w[1]
-        self.calibration_ = calibrate(summed.astype(np.float64), np.array(peaks[0]), rate)
+        self._set_calibration(summed, peaks[0], 0.0)
         return share
 
     def _assemble(self, patchcore: Detector, padim: Detector, weights: torch.Tensor) -> None:

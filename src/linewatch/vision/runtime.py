@@ -253,13 +253,13 @@ class OnnxModel:
             pool.shutdown(wait=True, cancel_futures=True)
 
     def raw_scores(
-        self, images: Sequence[Source], progress=None
+        self, images: Sequence[Source], progress=None, unreadable: Unreadable | None = None
     ) -> Iterator[tuple[float, np.ndarray, tuple[int, int], str | None]]:
         def work(session, batch: Batch) -> list:
             out = self.run_all(batch.inputs, session)
             return list(zip(out[0].tolist(), out[1], batch.sizes, batch.names, strict=True))
 
-        return self._stream(images, progress, work)
+        return self._stream(images, progress, work, unreadable)
 
     def iter_predict(
         self,

@@ -24,6 +24,7 @@ from linewatch.vision.manifest import (
     write_json_atomic,
 )
 from linewatch.vision.methods import METHODS
+from linewatch.vision.recalibration import kept_scores
 from linewatch.vision.thresholds import Calibration
 
 
@@ -53,6 +54,7 @@ def save(detector: Detector, out: str | Path, metrics: dict | None = None) -> Pa
         "input_shape": list(detector.input_shape_) if detector.input_shape_ else None,
         "hyperparameters": cfg,
         "calibration": detector.calibration_.to_dict() if detector.calibration_ else None,
+        "calibration_scores": kept_scores(detector.calibration_scores_, "training"),
         "training": detector.train_info_,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "metrics": metrics,

@@ -1,0 +1,255 @@
+"""Setting a trained model's thresholds again without training it: from good images of today (new lighting, a new
+batch of parts, a camera moved), or, for another false-alarm rate alone, from the held-out good scores kept at
+training. What the model learned (the bank, the Gaussians, a combined model's weights) is untouched: only the
+manifest changes, rewritten whole, with the calibration it replaces kept in its history.
+
+Needs neither torch nor onnxruntime to read or write; scoring images uses the model's fastest path here
+(``runtime.open_model``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from linewatch.core.modelfiles import check_target
+from linewatch.errors import LinewatchError, ModelFileError
+from linewatch.vision.batches import Source, Unreadable
+from linewatch.vision.manifest import MANIFEST, read_manifest, replace_dir, staging_dir, write_json_atomic
+from linewatch.vision.thresholds import Calibration, calibrate
+
+#: fewer good images than this set no threshold: the spread of their scores would be guesswork
+MIN_IMAGES = 5
+#: the calibrations a manifest remembers, the newest last
+HISTORY = 20
+#: the most held-out scores a manifest keeps (a few thousand numbers; more add nothing to a quantile at 0.1 %)
+MAX_KEPT = 5000
+
+
+def kept_scores(scores: dict | None, source: str, images: int | None = None) -> dict | None:
+    """The manifest's record of the good scores a calibration came from (``Detector.calibration_scores_``): raw image
+    scores, map peaks, the method's least threshold, where they came from and when; None when there are none."""
+    if not scores or len(scores.get("image", ())) == 0:
+        return None
+    image, peak = list(scores["image"]), list(scores["peak"])
+    total = len(image)
+    if len(image) > MAX_KEPT:  # evenly thinned: the quantiles stay
+        pick = np.linspace(0, len(image) - 1, MAX_KEPT).round().astype(int)
+        image, peak = [image[i] for i in pick], [peak[i] for i in pick]
+    return {
+        "image": [float(v) for v in image],
+        "peak": [float(v) for v in peak],
+        "floor": float(scores.get("floor", 0.0)),
+        "source": source,
+        "images": int(images if images is not None else total),
+        "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+
+
+@dataclass(frozen=True)
+class Recalibrated:
+    """What a recalibration did: the thresholds before and after, and what each flags of the good images scored."""
+
+    model_dir: Path
+    before: Calibration | None
+    after: Calibration
+    source: str  # "images": good images scored now; "kept scores": the held-out scores of the last calibration
+    images: int  # good images the thresholds come from
+    skipped: list[str] = field(default_factory=list)  # good images that could not be read (path: why)
+    flagged_before: int | None = None  # of those images, how many the previous thresholds call anomalous
+    flagged_after: int = 0
+    regions_before: int | None = None  # and how many have a map reaching the pixel threshold (regions are drawn)
+    regions_after: int = 0
+    stale_metrics: bool = False  # the manifest holds an evaluation made at other thresholds
+
+    def to_dict(self) -> dict:
+        return {
+            "model": str(self.model_dir),
+            "before": self.before.to_dict() if self.before else None,
+            "after": self.after.to_dict(),
+            "source": self.source,
+            "images": self.images,
+            "skipped": self.skipped,
+            "flagged_before": self.flagged_before,
+            "flagged_after": self.flagged_after,
+            "regions_before": self.regions_before,
+            "regions_after": self.regions_after,
+            "stale_metrics": self.stale_metrics,
+        }
+
+
+def _check_rate(rate: float) -> float:
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not math.isfinite(rate) or not 0 < rate < 0.5:
+        raise LinewatchError(f"the false-alarm rate must be above 0 and below 0.5 (0.01 is 1 %), not {rate!r}")
+    return float(rate)
+
+
+def _floor(model_dir: Path, m: dict) -> float:
+    """The least threshold the model's method allows (PaDiM's one standard deviation): kept with the scores since
+    they are kept; for models saved before, the method's own (which needs the vision extra)."""
+    kept = m.get("calibration_scores")
+    if isinstance(kept, dict) and isinstance(kept.get("floor"), int | float) and math.isfinite(kept["floor"]):
+        return float(kept["floor"])
+    method = m["method"]
+    if method == "auto":  # a method choice: the candidate it kept
+        method = ((m.get("training") or {}).get("method_choice") or {}).get("chosen") or method
+    from linewatch.vision.methods import METHODS
+
+    if method not in METHODS:
+        raise ModelFileError(f"{model_dir}: the manifest names no method this linewatch knows ({method!r})")
+    return float(METHODS[method].load().score_floor)
+
+
+def _kept(model_dir: Path, m: dict) -> tuple[np.ndarray, np.ndarray, int]:
+    kept = m.get("calibration_scores")
+    if not kept:
+        raise LinewatchError(
+            f"{model_dir} keeps no held-out good scores (it was saved before linewatch kept them, or trained without "
+            "held-out images): give a folder of good images to calibrate on"
+        )
+    try:
+        image = np.asarray(kept["image"], dtype=np.float64)
+        peak = np.asarray(kept["peak"], dtype=np.float64)
+        ok = image.ndim == 1 and image.shape == peak.shape and image.size and np.isfinite(image).all()
+        ok = ok and np.isfinite(peak).all()
+    except (KeyError, TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ModelFileError(f"{model_dir}: the manifest's calibration_scores are damaged (two lists of numbers)")
+    return image, peak, int(kept.get("images") or image.size)
+
+
+def _check_not_training(model_dir: Path, m: dict, images: list) -> None:
+    """Refuse the model's own training images: a memory bank holds their patches, so they score below any good part
+    it has not seen, and thresholds set on them would flag good parts all day."""
+    trained_on = (m.get("training") or {}).get("fingerprint")
+    if not trained_on or not images or not all(isinstance(x, str | Path) for x in images):
+        return
+    from linewatch.vision.datasets import fingerprint
+
+    try:
+        same = fingerprint([Path(x) for x in images]) == trained_on
+    except OSError:
+        return  # an unreadable file: scoring names it
+    if same:
+        raise LinewatchError(
+            f"these are the images {model_dir} was trained on: they score lower than good parts it has not seen, and "
+            "thresholds set on them would flag good parts. Calibrate on other good images (today's, or a set kept "
+            "apart from training)"
+        )
+
+
+def score_good(
+    model_dir: Path, images: Sequence[Source], progress=None, unreadable: Unreadable | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Raw image scores and map peaks of good images, by the model's fastest path here (its ONNX export when it has
+    one and onnxruntime is installed); an image that cannot be read is told to ``unreadable`` and left out."""
+    from linewatch.vision.runtime import open_model
+
+    scorer = open_model(model_dir)
+    scores, peaks = [], []
+    for score, amap, _size, _name in scorer.raw_scores(list(images), progress, unreadable=unreadable):
+        scores.append(float(score))
+        peaks.append(float(np.max(amap)))
+    return np.asarray(scores, np.float64), np.asarray(peaks, np.float64)
+
+
+def recalibrate(
+    model_dir: str | Path,
+    images: Sequence[Source] | None = None,
+    false_alarm_rate: float | None = None,
+    out: str | Path | None = None,
+    progress: Callable | None = None,
+    unreadable: Unreadable | None = None,
+) -> Recalibrated:
+    """Set the thresholds of the model in ``model_dir`` at ``false_alarm_rate`` (default: the model's current rate)
+    from the raw scores of ``images`` (good parts only), or without images from the held-out scores kept at its
+    last calibration. The manifest is rewritten whole (``out``: a copy of the model is written there instead, and
+    ``model_dir`` is left as it is); the calibration replaced is kept in the manifest's ``calibration_history``."""
+    model_dir = Path(model_dir)
+    m = read_manifest(model_dir)
+    if out is not None and Path(out).resolve() == model_dir.resolve():
+        out = None
+    if out is not None:
+        check_target(out)
+    try:
+        before = Calibration.from_dict(m["calibration"]) if m.get("calibration") else None
+    except ModelFileError as e:
+        raise ModelFileError(f"{model_dir}: {e}") from None
+    if false_alarm_rate is None:
+        false_alarm_rate = (
+            before.false_alarm_rate if before else (m.get("hyperparameters") or {}).get("false_alarm_rate", 0.01)
+        )
+    rate = _check_rate(false_alarm_rate)
+    floor = _floor(model_dir, m)
+    skipped: list[str] = []
+    if images is None:
+        scores, peaks, n = _kept(model_dir, m)
+        source = "kept scores"
+    else:
+        images = list(images)
+        _check_not_training(model_dir, m, images)
+        if len(images) < MIN_IMAGES:
+            raise LinewatchError(
+                f"calibrating needs at least {MIN_IMAGES} good images (a few dozen set steadier thresholds); got "
+                f"{len(images)}"
+            )
+
+        def tell(name, why):
+            skipped.append(why)
+            if unreadable is not None:
+                unreadable(name, why)
+
+        scores, peaks = score_good(model_dir, images, progress, tell)
+        n = scores.size
+        source = "images"
+        if n < MIN_IMAGES:
+            raise LinewatchError(
+                f"only {n} of the {len(images)} good images could be read; calibrating needs at least {MIN_IMAGES}"
+                + (f" ({skipped[0]})" if skipped else "")
+            )
+    after = calibrate(scores, peaks, rate, floor)
+    after = Calibration(**{**after.to_dict(), "holdout_images": int(n)})
+    m = read_manifest(model_dir)  # as it is now: an evaluation may have stored metrics meanwhile
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    history = [h for h in (m.get("calibration_history") or []) if isinstance(h, dict)]
+    if before is not None:
+        history.append({"calibration": before.to_dict(), "replaced": now, "by": source})
+    m["calibration_history"] = history[-HISTORY:]
+    m["calibration"] = after.to_dict()
+    if images is not None:
+        m["calibration_scores"] = kept_scores({"image": scores, "peak": peaks, "floor": floor}, "images", n)
+    metrics = m.get("metrics")
+    threshold = metrics.get("threshold") if isinstance(metrics, dict) else None
+    stale = threshold is not None and threshold != after.image_threshold
+    if out is None:
+        write_json_atomic(model_dir / MANIFEST, m)
+        written = model_dir
+    else:
+        staging = staging_dir(out)
+        try:
+            shutil.copytree(model_dir, staging, dirs_exist_ok=True)
+            write_json_atomic(staging / MANIFEST, m)
+            replace_dir(staging, out)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        written = Path(out)
+    return Recalibrated(
+        written,
+        before,
+        after,
+        source,
+        int(n),
+        skipped,
+        int((scores >= before.image_threshold).sum()) if before else None,
+        int((scores >= after.image_threshold).sum()),
+        int((peaks >= before.pixel_threshold).sum()) if before else None,
+        int((peaks >= after.pixel_threshold).sum()),
+        stale,
+    )
