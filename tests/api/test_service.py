@@ -285,18 +285,24 @@ def _train_evaluated(c, eng: dict, train_id: int, test_id: int) -> tuple[int, di
     return model_id, c.get(f"/api/v1/models/{model_id}", headers=eng).json()["metrics"]
 
 
-def test_training_with_a_labelled_test_set_stores_its_metrics(api, good_zip, synthetic):
-    c = api.client
-    eng = api.user("engineer")
-    train_id, _ = _dataset(c, eng, "train", good_zip)
+def _test_zip(synthetic) -> bytes:
+    """A labelled test set in the MVTec layout: 3 good images and 3 of each defect type (the folder names are the
+    labels), 2 spot masks."""
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:  # MVTec layout: folder names are the labels, masks are left out
+    with zipfile.ZipFile(buf, "w") as z:
         for d in sorted((synthetic / "test").iterdir()):
             for p in sorted(d.iterdir())[:3]:
                 z.write(p, f"washer/test/{d.name}/{p.name}")
         for m in sorted((synthetic / "ground_truth" / "spot").iterdir())[:2]:
             z.write(m, f"washer/ground_truth/spot/{m.name}")
-    test_id, up = _dataset(c, eng, "test", buf.getvalue())
+    return buf.getvalue()
+
+
+def test_training_with_a_labelled_test_set_stores_its_metrics(api, good_zip, synthetic):
+    c = api.client
+    eng = api.user("engineer")
+    train_id, _ = _dataset(c, eng, "train", good_zip)
+    test_id, up = _dataset(c, eng, "test", _test_zip(synthetic))
     assert up["added"] == 12  # 3 good + 3 of each of the 3 defect types
     assert up["masks"] == 2  # the spot masks in the zip went with their images
     one = (synthetic / "test" / "chip" / "001.png").read_bytes()
@@ -403,3 +409,108 @@ def test_the_same_training_twice_is_refused_and_progress_names_its_phase(api, go
     names = tuple(JOB_KINDS["train"].names.values())
     assert phases and all(m.startswith(names) for m in phases), set(messages)  # named phases
     c.post(f"/api/v1/jobs/{other.json()['id']}/cancel", headers=eng)
+
+
+def _job_done(c, eng: dict, job_id: int) -> dict:
+    for _ in range(600):
+        j = c.get(f"/api/v1/jobs/{job_id}", headers=eng).json()
+        if j["status"] not in ("queued", "running"):
+            return j
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not end: {j}")
+
+
+def test_a_recalibrated_version_is_a_new_version_with_its_error_rates_at_the_new_threshold(
+    api, good_zip, synthetic, tmp_path
+):
+    from linewatch.vision.recalibration import recalibrate
+
+    c = api.client
+    eng = api.user("engineer")
+    train_id, _ = _dataset(c, eng, "train", good_zip)
+    test_id, _ = _dataset(c, eng, "test", _test_zip(synthetic))
+    model_id, before = _train_evaluated(c, eng, train_id, test_id)
+    old = c.get(f"/api/v1/models/{model_id}", headers=eng).json()
+    manifest = (Path(api.ctx.settings.models_dir) / str(model_id) / "manifest.json").read_bytes()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:  # good parts of today: the training folder's images not trained on
+        for p in sorted((synthetic / "train" / "good").iterdir())[12:]:
+            z.write(p, f"good/{p.name}")
+    today_id, _ = _dataset(c, eng, "today", buf.getvalue())
+
+    r = c.post(
+        f"/api/v1/models/{model_id}/calibrate", json={"dataset_id": today_id, "false_alarm_rate": 0.2}, headers=eng
+    )
+    assert r.status_code == 202 and r.json()["kind"] == "calibrate", r.text
+    j = _job_done(c, eng, r.json()["id"])
+    assert j["status"] == "succeeded" and j["result"]["images"] == 12, j
+    new_id = j["result"]["model_id"]
+    new = c.get(f"/api/v1/models/{new_id}", headers=eng).json()
+    assert new["status"] == "ready" and new_id != model_id and "recalibrated on good images of today" in new["name"]
+    m = new["metrics"]
+    assert m["calibration"]["from_model_id"] == model_id and m["calibration"]["source"] == "images"
+    assert m["calibration"]["after"]["false_alarm_rate"] == 0.2 and new["threshold"] != old["threshold"]
+    assert m["image_auroc"] == before["image_auroc"] and m["training"] == before["training"]
+    # the error rates at the new threshold, from the per-image test scores the version shares with its parent
+    items = c.get(f"/api/v1/models/{new_id}/test-scores", headers=eng).json()
+    assert items["threshold"] == new["threshold"] == m["threshold"]
+    good = np.array([x["score"] for x in items["items"] if x["label"] == "good"])
+    chips = np.array([x["score"] for x in items["items"] if x["label"] == "chip"])
+    bad = np.array([x["score"] for x in items["items"] if x["label"] != "good"])
+    assert m["false_alarm_rate"] == pytest.approx((good >= new["threshold"]).mean())
+    assert m["miss_rate"] == pytest.approx((bad < new["threshold"]).mean())
+    assert m["per_type"]["chip"]["miss_rate"] == pytest.approx((chips < new["threshold"]).mean())
+    # the version recalibrated is as it was; the new one scores with its thresholds
+    assert c.get(f"/api/v1/models/{model_id}", headers=eng).json()["threshold"] == old["threshold"]
+    assert (Path(api.ctx.settings.models_dir) / str(model_id) / "manifest.json").read_bytes() == manifest
+    assert OnnxModel(Path(api.ctx.settings.models_dir) / str(new_id)).calibration_.image_threshold == new["threshold"]
+    assert c.post("/api/v1/stations", json={"name": "cam"}, headers=eng).status_code == 201
+    assert c.post(f"/api/v1/models/{new_id}/activate", json={"station": "cam"}, headers=eng).status_code == 200
+
+    # another rate from the scores the new version keeps (today's images): as the library sets it
+    r = c.post(
+        f"/api/v1/models/{new_id}/calibrate", json={"false_alarm_rate": 0.05, "name": "fewer alarms"}, headers=eng
+    )
+    j = _job_done(c, eng, r.json()["id"])
+    assert j["status"] == "succeeded", j
+    third = c.get(f"/api/v1/models/{j['result']['model_id']}", headers=eng).json()
+    expected = recalibrate(Path(api.ctx.settings.models_dir) / str(new_id), false_alarm_rate=0.05, out=tmp_path / "m")
+    assert third["name"] == "fewer alarms" and third["threshold"] == pytest.approx(expected.after.image_threshold)
+    assert third["metrics"]["calibration"]["source"] == "kept scores"
+    audit = c.get("/api/v1/audit", headers=api.user("admin")).json()
+    assert [e["target"] for e in audit["items"] if e["action"] == "model.calibrate"] == [
+        f"model {new_id}",
+        f"model {model_id}",
+    ]
+
+
+def test_recalibration_refusals(api, good_zip, monkeypatch):
+    c = api.client
+    eng = api.user("engineer")
+    model_id = _train(api, good_zip, eng)
+    url = f"/api/v1/models/{model_id}/calibrate"
+    assert c.post("/api/v1/models/999/calibrate", json={}, headers=eng).status_code == 404
+    assert c.post(url, json={"dataset_id": 999}, headers=eng).status_code == 404
+    for rate in (0, 0.5, -1, True, "1e400", "a lot"):
+        assert c.post(url, json={"false_alarm_rate": rate}, headers=eng).status_code == 422, rate
+    assert c.post(url, json={"extra": 1}, headers=eng).status_code == 422
+    assert c.post(url, json={}, headers=api.user("operator")).status_code == 403
+    # a version saved before the held-out scores were kept needs a dataset
+    path = Path(api.ctx.settings.models_dir) / str(model_id) / "manifest.json"
+    m = json.loads(path.read_text())
+    kept = m.pop("calibration_scores")
+    path.write_text(json.dumps(m))
+    r = c.post(url, json={"false_alarm_rate": 0.1}, headers=eng)
+    assert r.status_code == 409 and "give a dataset of good images" in r.json()["detail"]
+    m["calibration_scores"] = kept
+    path.write_text(json.dumps(m))
+    # the same recalibration twice while the first is queued: refused, one job and one new version
+    monkeypatch.setattr(api.ctx.jobs, "submit", lambda job_id: None)
+    first = c.post(url, json={"false_alarm_rate": 0.1}, headers=eng)
+    assert first.status_code == 202
+    again = c.post(url, json={"false_alarm_rate": 0.1}, headers=eng)
+    assert again.status_code == 409 and f"#{first.json()['id']}" in again.json()["detail"]
+    calibrating = [x for x in c.get("/api/v1/models", headers=eng).json() if x["status"] == "calibrating"]
+    assert len(calibrating) == 1
+    r = c.post(f"/api/v1/models/{calibrating[0]['id']}/calibrate", json={}, headers=eng)
+    assert r.status_code == 409 and "not ready" in r.json()["detail"]

@@ -310,6 +310,28 @@ def training_params(body: BaseModel) -> dict:
     return body.model_dump(exclude=set(_TrainRequest.model_fields) | {"method"}, exclude_none=True)
 
 
+class CalibrateIn(BaseModel):
+    """A model version's thresholds set again without training, as a new version (``POST /models/{id}/calibrate``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset_id: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_ID,
+        description="its images labelled good, which the model was not trained on, set the thresholds; none: the "
+        "held-out good scores the version keeps (another false_alarm_rate alone)",
+    )
+    false_alarm_rate: Annotated[float | None, BeforeValidator(_not_bool)] = Field(
+        None,
+        gt=0,
+        lt=0.5,
+        allow_inf_nan=False,
+        description="share of good parts flagged (0.01 is 1 %); default: the version's current rate",
+    )
+    name: str | None = Field(None, min_length=1, max_length=200, pattern=LINE)
+
+
 class JobOut(Orm):
     id: int
     kind: str

@@ -36,6 +36,7 @@ ACTIONS = (
     "station.create",
     "model.activate",
     "model.rollback",
+    "model.calibrate",
     "inspection.review",
     "inspection.delete",
     "dataset.create",

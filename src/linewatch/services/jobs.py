@@ -113,6 +113,14 @@ JOB_KINDS.add(
 )
 JOB_KINDS.add(
     JobKind(
+        "calibrate",
+        "linewatch.services.calibrating:run_calibration",
+        {"score": (0.0, 1.0)},
+        {"score": "scoring the good images"},
+    )
+)
+JOB_KINDS.add(
+    JobKind(
         "embed",
         "linewatch.services.embedding:run_embedding",
         {"embed": (0.0, 1.0)},
@@ -170,8 +178,14 @@ def fail_job_outputs(ctx: AppContext, job_id: int) -> None:
 
 
 def _fail_outputs(s, job_id: int) -> None:
-    """Inside the caller's transaction: the job's model versions (vision or machine) still "training", failed."""
-    for table, running in ((ModelVersion, "training"), (MachineModel, "training"), (Schedule, "solving")):
+    """Inside the caller's transaction: the job's outputs still being made (a model version training or calibrating, a
+    machine model training, a schedule solving), failed."""
+    for table, running in (
+        (ModelVersion, "training"),
+        (ModelVersion, "calibrating"),
+        (MachineModel, "training"),
+        (Schedule, "solving"),
+    ):
         s.execute(update(table).where(table.job_id == job_id, table.status == running).values(status="failed"))
 
 

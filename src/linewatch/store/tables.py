@@ -105,7 +105,7 @@ class ModelVersion(Base):
     method: Mapped[str] = mapped_column(String(30))
     backbone: Mapped[str] = mapped_column(String(100))
     image_size: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(20), default="training")  # training, ready, failed
+    status: Mapped[str] = mapped_column(String(20), default="training")  # training, calibrating, ready, failed
     threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
     metrics: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     path: Mapped[str | None] = mapped_column(String(500), nullable=True)
@@ -321,7 +321,7 @@ class MachineModel(Base):
     method: Mapped[str] = mapped_column(String(30))
     params: Mapped[dict] = mapped_column(JSON, default=dict)
     sensors: Mapped[list] = mapped_column(JSON, default=list)  # sensor names, in the model's column order
-    status: Mapped[str] = mapped_column(String(20), default="training")  # training, ready, failed
+    status: Mapped[str] = mapped_column(String(20), default="training")  # training, calibrating, ready, failed
     metrics: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     path: Mapped[str | None] = mapped_column(String(500), nullable=True)
     source: Mapped[dict] = mapped_column(JSON, default=dict)  # the readings' time range, or the uploaded file

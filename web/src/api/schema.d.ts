@@ -217,6 +217,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/models/{model_id}/calibrate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Calibrate
+         * @description Set the version's thresholds again without training, as a new version (follow the job with GET /jobs/{id}):
+         *     from a dataset's good images of today (new light, a new batch of parts; not the images it was trained on), or at
+         *     another false_alarm_rate from the held-out good scores it keeps. The learned state and the export are the
+         *     version's own; stations keep their model until the new one is activated, and can roll back. The new version's
+         *     metrics are the version's evaluation with its false alarms and misses at the new threshold.
+         */
+        post: operations["calibrate_api_v1_models__model_id__calibrate_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/models/{model_id}/activate": {
         parameters: {
             query?: never;
@@ -1871,6 +1895,24 @@ export interface components {
              * @default good
              */
             label: string;
+        };
+        /**
+         * CalibrateIn
+         * @description A model version's thresholds set again without training, as a new version (``POST /models/{id}/calibrate``).
+         */
+        CalibrateIn: {
+            /**
+             * Dataset Id
+             * @description its images labelled good, which the model was not trained on, set the thresholds; none: the held-out good scores the version keeps (another false_alarm_rate alone)
+             */
+            dataset_id?: number | null;
+            /**
+             * False Alarm Rate
+             * @description share of good parts flagged (0.01 is 1 %); default: the version's current rate
+             */
+            false_alarm_rate?: number | null;
+            /** Name */
+            name?: string | null;
         };
         /** CommentIn */
         CommentIn: {
@@ -4926,6 +4968,86 @@ export interface operations {
             };
             /** @description not found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the request does not match the API (see errors) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorOut"];
+                };
+            };
+        };
+    };
+    calibrate_api_v1_models__model_id__calibrate_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                model_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CalibrateIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobOut"];
+                };
+            };
+            /** @description bad request: a body that cannot be parsed (not UTF-8, broken multipart) or an invalid Content-Length */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description authentication required, or the token or API key is invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the caller's role is too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description no such model or dataset */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the model is not ready, keeps no scores, or the same recalibration is queued or running */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

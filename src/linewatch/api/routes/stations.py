@@ -12,8 +12,17 @@ from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 
 from linewatch.api.deps import DB, Ctx, Engineer, Id, Name, Viewer
-from linewatch.api.schemas import ActivateIn, ModelOut, StationIn, StationOut, TestScoresOut, errors
-from linewatch.services import stations
+from linewatch.api.schemas import (
+    ActivateIn,
+    CalibrateIn,
+    JobOut,
+    ModelOut,
+    StationIn,
+    StationOut,
+    TestScoresOut,
+    errors,
+)
+from linewatch.services import calibrating, stations
 from linewatch.store.tables import ModelVersion
 
 router = APIRouter(prefix="/api/v1", tags=["stations and models"], responses=errors(400, 401, 403, 422))
@@ -57,6 +66,26 @@ def get_test_scores(model_id: Id, _: Viewer, session: DB):
     mv = stations.model_version(session, model_id)
     items = (mv.metrics or {}).get("test_scores") or []
     return TestScoresOut(model_id=mv.id, threshold=mv.threshold, items=items)
+
+
+@router.post(
+    "/models/{model_id}/calibrate",
+    response_model=JobOut,
+    status_code=202,
+    responses=errors(
+        404,
+        409,
+        e404="no such model or dataset",
+        e409="the model is not ready, keeps no scores, or the same recalibration is queued or running",
+    ),
+)
+def calibrate(model_id: Id, body: CalibrateIn, who: Engineer, session: DB, c: Ctx):
+    """Set the version's thresholds again without training, as a new version (follow the job with GET /jobs/{id}):
+    from a dataset's good images of today (new light, a new batch of parts; not the images it was trained on), or at
+    another false_alarm_rate from the held-out good scores it keeps. The learned state and the export are the
+    version's own; stations keep their model until the new one is activated, and can roll back. The new version's
+    metrics are the version's evaluation with its false alarms and misses at the new threshold."""
+    return calibrating.start_calibration(c, session, who, model_id, body.dataset_id, body.false_alarm_rate, body.name)
 
 
 @router.post(
