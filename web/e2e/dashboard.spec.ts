@@ -339,6 +339,16 @@ test("train: upload good images, choose a test set, watch the progress bar to a 
   await expect(page.getByTestId("models-message")).toContainText("line1 is back on its previous model");
   expect(asked.at(-1)).toContain("Roll line1 back");
   await expect(runs).toContainText(before);
+  // its thresholds set again at another false-alarm rate, from the good scores it keeps: a new version, shown when ready
+  const trained = (await page.getByRole("heading", { name: /^Version #\d+/ }).textContent())!.match(/#(\d+)/)![1];
+  await page.getByRole("textbox", { name: /False alarms/ }).fill("5");
+  await page.getByTestId("recalibrate-start").click();
+  await expect(page.getByTestId("recalibrate-message")).toContainText("is ready", { timeout: 60_000 });
+  await expect(page.getByTestId("calibration-line")).toContainText(`from version #${trained} on the `);
+  await expect(page.getByTestId("calibration-line")).toContainText("at 5.00 % false alarms");
+  await expect(page.getByTestId("models-table")).toContainText("recalibrated on kept scores, 0.05 false alarms");
+  await noSeriousA11yViolations(page, "models-recalibrated");
+  await shot(page, "15-models-recalibrated");
 });
 
 test("tablet (820×1180): the review queue shows the part and the decision together; History and Models fit; axe", async ({ page }) => {

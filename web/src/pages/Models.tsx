@@ -18,6 +18,7 @@ import { useCallback, useEffect, useMemo, useState } from "react";
 import uPlot from "uplot";
 import { ApiError, OFFLINE, api, call, can, errorMessage, getToken, type Model, type Schemas } from "../api/client";
 import { Chart } from "../components/Chart";
+import { Recalibrate, calibrationLine, calibrationOf } from "../components/Recalibrate";
 import { download } from "../lib/csv";
 import { fmtDateTime, fmtNum, fmtPct, modelName } from "../lib/format";
 import { useRoute } from "../lib/router";
@@ -181,6 +182,13 @@ export default function ModelsPage() {
   }, [load]);
 
   const model = models?.find((m) => m.id === selected) ?? null;
+  // a recalibration queued (null: the list shows its new version, calibrating) or done (the new version, shown)
+  const recalibrated = useCallback(
+    (id: number | null) => {
+      load().then(() => id !== null && setSelected(id));
+    },
+    [load],
+  );
 
   async function act(what: () => Promise<unknown>, ok: string) {
     setBusy(true);
@@ -365,11 +373,21 @@ export default function ModelsPage() {
                   )}
                 </Group>
               )}
+              {calibrationOf(model) && (
+                <Text size="sm" mb="sm" data-testid="calibration-line">
+                  {calibrationLine(calibrationOf(model)!)}
+                </Text>
+              )}
+              {engineer && model.status === "ready" && <Recalibrate model={model} onDone={recalibrated} />}
               {model.status === "ready" ? (
                 <ScoreCharts model={model} />
               ) : (
                 <Text size="sm" c="gray.7">
-                  {model.status === "training" ? "Still training." : "This version failed to train."}
+                  {model.status === "training"
+                    ? "Still training."
+                    : model.status === "calibrating"
+                      ? "Its thresholds are being set."
+                      : "This version failed to train or to be calibrated."}
                 </Text>
               )}
             </Card>

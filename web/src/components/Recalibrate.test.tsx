@@ -1,0 +1,98 @@
+import { act, screen, waitFor } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import type { Model } from "../api/client";
+import { renderAs, stubFetch } from "../test/machines";
+import { Recalibrate, calibrationLine, calibrationOf } from "./Recalibrate";
+
+const model = {
+  id: 5,
+  name: "washers #2",
+  method: "combined",
+  backbone: "efficientnet_lite0",
+  image_size: 256,
+  status: "ready",
+  threshold: 2.1,
+  metrics: null,
+  dataset_id: 1,
+  job_id: 2,
+  created_by: 1,
+  created_at: "2026-12-06T09:00:00Z",
+  stations: [],
+} as Model;
+
+const datasets = [{ id: 3, name: "today", images: 40, created_at: "2026-12-06T08:00:00Z" }];
+
+describe("Recalibrate", { timeout: 40_000 }, () => {
+  afterEach(() => vi.unstubAllGlobals());
+
+  it("queues a recalibration on a dataset at a rate in percent, follows the job and names the new version", async () => {
+    let status = "running";
+    const sent = stubFetch({
+      "GET /api/v1/datasets": datasets,
+      "POST /api/v1/models/5/calibrate": { id: 9, kind: "calibrate", status: "queued", progress: 0, message: "queued" },
+      "GET /api/v1/jobs/9": () => ({
+        id: 9,
+        kind: "calibrate",
+        status,
+        progress: status === "running" ? 0.5 : 1,
+        message: "",
+        error: null,
+        result: status === "succeeded" ? { model_id: 6, images: 38, skipped: 2 } : null,
+      }),
+    });
+    const done = vi.fn();
+    const { stream } = renderAs("engineer", <Recalibrate model={model} onDone={done} />);
+    await userEvent.click(screen.getByRole("textbox", { name: "Good images" }));
+    await userEvent.click(await screen.findByRole("option", { name: /today \(40 images/ }));
+    await userEvent.type(screen.getByRole("textbox", { name: /False alarms/ }), "0.5");
+    await userEvent.click(screen.getByTestId("recalibrate-start"));
+    await waitFor(() => expect(sent.some((s) => s.method === "POST")).toBe(true));
+    const post = sent.find((s) => s.method === "POST")!;
+    expect(post.body).toEqual({ dataset_id: 3, false_alarm_rate: 0.005 });
+    expect(done).toHaveBeenCalledWith(null); // listed at once, calibrating
+    act(() => stream.jobs.forEach((f) => f({ id: 9, kind: "calibrate", status: "running", progress: 0.5, message: "" })));
+    expect(screen.getByTestId("recalibrate-start")).toBeDisabled();
+    status = "succeeded";
+    act(() => stream.jobs.forEach((f) => f({ id: 9, kind: "calibrate", status: "succeeded", progress: 1, message: "" })));
+    expect(await screen.findByTestId("recalibrate-message")).toHaveTextContent(
+      "Version #6 is ready (2 unreadable images left out): activate it on a station",
+    );
+    expect(done).toHaveBeenLastCalledWith(6);
+  });
+
+  it("without a dataset sends the rate alone (the kept scores), refuses a rate of 50 % or more, and shows a refusal", async () => {
+    const sent = stubFetch({ "GET /api/v1/datasets": [] });
+    renderAs("engineer", <Recalibrate model={model} onDone={() => {}} />);
+    const rate = screen.getByRole("textbox", { name: /False alarms/ });
+    await userEvent.type(rate, "60");
+    expect(screen.getByTestId("recalibrate-start")).toBeDisabled();
+    await userEvent.clear(rate);
+    await userEvent.type(rate, "2");
+    await userEvent.click(screen.getByTestId("recalibrate-start"));
+    // no route for the POST: the stub answers 404, which the card shows
+    expect(await screen.findByTestId("recalibrate-message")).toHaveTextContent("No route POST /api/v1/models/5/calibrate.");
+    expect(sent.find((s) => s.method === "POST")!.body).toEqual({ false_alarm_rate: 0.02 });
+  });
+
+  it("says how a recalibrated version's thresholds were set", () => {
+    const m = {
+      ...model,
+      metrics: {
+        calibration: {
+          from_model_id: 5,
+          source: "images",
+          images: 38,
+          before: { false_alarm_rate: 0.01, image_threshold: 2 },
+          after: { false_alarm_rate: 0.005, image_threshold: 2.2 },
+          flagged_before: 3,
+          flagged_after: 1,
+        },
+      },
+    } as Model;
+    expect(calibrationOf(model)).toBeNull();
+    expect(calibrationLine(calibrationOf(m)!)).toBe(
+      "Thresholds set again from version #5 on 38 good images, at 0.50 % false alarms · of them flagged: 3 before, 1 now.",
+    );
+  });
+});

@@ -1,0 +1,163 @@
+import { Alert, Button, Card, Group, NumberInput, Progress, Select, Text, Title } from "@mantine/core";
+import { useEffect, useRef, useState } from "react";
+import { api, call, type Job, type Model, type Schemas } from "../api/client";
+import { fmtNum, fmtPct } from "../lib/format";
+import type { JobEvent } from "../lib/live";
+import { useSession } from "../lib/session";
+
+const FINISHED = ["succeeded", "failed", "cancelled"];
+const KEPT = "kept"; // the dataset choice "the scores the version keeps"
+
+/** What a recalibrated version says about its thresholds (``metrics.calibration``), or null. */
+export interface Calibration {
+  from_model_id: number;
+  source: "images" | "kept scores";
+  images: number;
+  before: { false_alarm_rate: number; image_threshold: number } | null;
+  after: { false_alarm_rate: number; image_threshold: number };
+  flagged_before: number | null;
+  flagged_after: number;
+}
+
+export function calibrationOf(m: Model): Calibration | null {
+  const c = (m.metrics as Record<string, unknown> | null)?.calibration;
+  return c && typeof c === "object" ? (c as Calibration) : null;
+}
+
+/** One line on how a recalibrated version's thresholds were set. */
+export function calibrationLine(c: Calibration): string {
+  const from = c.source === "images" ? `${c.images} good images` : `the ${c.images} held-out good scores it kept`;
+  const flagged =
+    c.flagged_before === null
+      ? ""
+      : ` · of them flagged: ${c.flagged_before} before, ${c.flagged_after} now`;
+  return `Thresholds set again from version #${c.from_model_id} on ${from}, at ${fmtPct(c.after.false_alarm_rate, 2)} false alarms${flagged}.`;
+}
+
+/** An engineer sets a ready version's thresholds again without training: from a dataset's good images of today, or at
+ * another false-alarm rate from the scores the version keeps. The result is a new version (a job), which
+ * ``onDone`` is told of; stations keep their model until it is activated. */
+export function Recalibrate({ model, onDone }: { model: Model; onDone: (newModelId: number | null) => void }) {
+  const { stream } = useSession();
+  const [datasets, setDatasets] = useState<Schemas["DatasetOut"][] | null>(null);
+  const [dataset, setDataset] = useState<string | null>(KEPT);
+  const [rate, setRate] = useState<number | string>("");
+  const [job, setJob] = useState<JobEvent | null>(null);
+  const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
+  const jobId = useRef<number | null>(null);
+  const current = calibrationOf(model)?.after.false_alarm_rate;
+
+  useEffect(() => {
+    call(api.GET("/api/v1/datasets")).then(setDatasets, () => setDatasets([]));
+  }, []);
+
+  useEffect(() => {
+    const follow = (j: JobEvent) => {
+      if (j.id !== jobId.current) return;
+      setJob((cur) => (cur && cur.progress > j.progress && !FINISHED.includes(j.status) ? { ...j, progress: cur.progress } : j));
+    };
+    stream.jobs.add(follow);
+    const poll = setInterval(async () => {
+      if (jobId.current === null) return;
+      try {
+        follow(await call(api.GET("/api/v1/jobs/{job_id}", { params: { path: { job_id: jobId.current } } })));
+      } catch {
+        /* the next poll tries again */
+      }
+    }, 2000);
+    return () => {
+      stream.jobs.delete(follow);
+      clearInterval(poll);
+    };
+  }, [stream]);
+
+  useEffect(() => {
+    if (!job || !FINISHED.includes(job.status) || jobId.current === null) return;
+    const id = jobId.current;
+    jobId.current = null;
+    call(api.GET("/api/v1/jobs/{job_id}", { params: { path: { job_id: id } } })).then(
+      (j: Job) => {
+        const result = j.result as { model_id?: number; images?: number; skipped?: number } | null;
+        if (j.status === "succeeded" && result?.model_id) {
+          const skipped = result.skipped ? ` (${result.skipped} unreadable images left out)` : "";
+          setMessage({ ok: true, text: `Version #${result.model_id} is ready${skipped}: activate it on a station to use its thresholds.` });
+          onDone(result.model_id);
+        } else {
+          setMessage({ ok: false, text: `The recalibration ${j.status}: ${j.error ?? j.message}` });
+          onDone(null);
+        }
+      },
+      () => onDone(null),
+    );
+  }, [job, onDone]);
+
+  const percent = rate === "" ? null : Number(rate);
+  const badRate = percent !== null && !(percent > 0 && percent < 50);
+
+  async function start() {
+    setMessage(null);
+    const body: Schemas["CalibrateIn"] = {};
+    if (dataset && dataset !== KEPT) body.dataset_id = Number(dataset);
+    if (percent !== null) body.false_alarm_rate = percent / 100;
+    try {
+      const j = await call(api.POST("/api/v1/models/{model_id}/calibrate", { params: { path: { model_id: model.id } }, body }));
+      jobId.current = j.id;
+      setJob(j);
+      onDone(null); // the new version is listed, calibrating
+    } catch (e) {
+      setMessage({ ok: false, text: (e as Error).message });
+    }
+  }
+
+  const running = job !== null && !FINISHED.includes(job.status);
+  return (
+    <Card withBorder mb="md" data-testid="recalibrate">
+      <Title order={4} size="h5" mb={4}>
+        Set the thresholds again
+      </Title>
+      <Text size="sm" c="gray.7" mb="xs">
+        Without training: on good images of today (new light, a new batch of parts; not the images it was trained on), or at another
+        false-alarm rate from the good scores this version keeps. The result is a new version; stations keep theirs until you activate it.
+      </Text>
+      <Group align="end">
+        <Select
+          label="Good images"
+          data={[
+            { value: KEPT, label: "Scores this version keeps (rate only)" },
+            ...(datasets ?? []).map((d) => ({ value: String(d.id), label: `${d.name} (${d.images} images; its good ones)` })),
+          ]}
+          value={dataset}
+          onChange={setDataset}
+          allowDeselect={false}
+          w={320}
+          data-testid="recalibrate-dataset"
+        />
+        <NumberInput
+          label="False alarms (%)"
+          placeholder={current !== undefined ? fmtNum(current * 100, 2) : "as now"}
+          description="share of good parts flagged"
+          min={0.01}
+          max={49}
+          step={0.1}
+          decimalScale={3}
+          value={rate}
+          onChange={setRate}
+          error={badRate ? "above 0 and below 50 %" : undefined}
+          w={170}
+          data-testid="recalibrate-rate"
+        />
+        <Button onClick={start} disabled={running || badRate} loading={running} data-testid="recalibrate-start">
+          Recalibrate as a new version
+        </Button>
+      </Group>
+      {running && job && (
+        <Progress value={job.progress * 100} mt="sm" aria-label="Recalibration progress" data-testid="recalibrate-progress" />
+      )}
+      {message && (
+        <Alert color={message.ok ? "green" : "red"} mt="sm" withCloseButton closeButtonLabel="Dismiss" onClose={() => setMessage(null)} data-testid="recalibrate-message">
+          {message.text}
+        </Alert>
+      )}
+    </Card>
+  );
+}
