@@ -446,7 +446,11 @@ def test_a_recalibrated_version_is_a_new_version_with_its_error_rates_at_the_new
     assert j["status"] == "succeeded" and j["result"]["images"] == 12, j
     new_id = j["result"]["model_id"]
     new = c.get(f"/api/v1/models/{new_id}", headers=eng).json()
-    assert new["status"] == "ready" and new_id != model_id and "recalibrated on good images of today" in new["name"]
+    assert (
+        new["status"] == "ready"
+        and new_id != model_id
+        and new["name"].endswith("(recalibrated on good images of today, 20 % false alarms)")
+    )
     m = new["metrics"]
     assert m["calibration"]["from_model_id"] == model_id and m["calibration"]["source"] == "images"
     assert m["calibration"]["after"]["false_alarm_rate"] == 0.2 and new["threshold"] != old["threshold"]

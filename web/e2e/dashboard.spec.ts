@@ -346,7 +346,7 @@ test("train: upload good images, choose a test set, watch the progress bar to a 
   await expect(page.getByTestId("recalibrate-message")).toContainText("is ready", { timeout: 60_000 });
   await expect(page.getByTestId("calibration-line")).toContainText(`from version #${trained} on the `);
   await expect(page.getByTestId("calibration-line")).toContainText("at 5.00 % false alarms");
-  await expect(page.getByTestId("models-table")).toContainText("recalibrated on kept scores, 0.05 false alarms");
+  await expect(page.getByTestId("models-table")).toContainText("recalibrated on kept scores, 5 % false alarms");
   await noSeriousA11yViolations(page, "models-recalibrated");
   await shot(page, "15-models-recalibrated");
 });

@@ -24,7 +24,7 @@ from linewatch.store.tables import Dataset, Job, ModelVersion
 
 def _name(parent: ModelVersion, rate: float | None, dataset: str | None) -> str:
     what = f"good images of {dataset}" if dataset else "kept scores"
-    at = f", {rate:g} false alarms" if rate is not None else ""
+    at = f", {rate * 100:g} % false alarms" if rate is not None else ""
     return f"{parent.name} (recalibrated on {what}{at})"[:200]
 
 
