@@ -2,7 +2,7 @@
 it when the light changes?
 
     python benchmarks/vision_calibration.py ../shared/data/magnetic_tile/magnetic_tile --model MODEL \
-        [--rates 0.01,0.05] [--splits 20] [--dark 0.8]
+        [--rates 0.01,0.05] [--splits 20] [--brightness 0.8,1.25]
 
 MODEL is a model trained by ``linewatch train`` on the category (trained here with the defaults into a temporary
 folder when left out). The category's good *test* images are split in halves at random, ``--splits`` times: one half
@@ -15,9 +15,9 @@ each rate, two sets of thresholds are compared:
   checked once against the command's library call on the first split).
 
 Each is measured by the share of B flagged (false alarms; the target is the rate) and the share of the defective test
-images not flagged (misses), averaged over the splits. The same is done with every test image darkened
-(``--dark``: Pillow's brightness factor, a lamp gone dim or a new camera exposure), thresholds from the training
-images (photographed in the old light) against thresholds recalibrated on A in the new light.
+images not flagged (misses), averaged over the splits. The same is done with every test image darker or brighter
+(``--brightness``: Pillow's brightness factors, a lamp gone dim or a new camera exposure), thresholds from the
+training images (photographed in the old light) against thresholds recalibrated on A in the new light.
 
 Prints a markdown table.
 """
@@ -41,7 +41,7 @@ def _scores(scorer, sources) -> tuple[np.ndarray, np.ndarray]:
     return np.array(scores, np.float64), np.array(peaks, np.float64)
 
 
-def _darkened(paths, factor: float):
+def _lit(paths, factor: float):
     from PIL import ImageEnhance
 
     from linewatch.vision.images import open_image
@@ -56,7 +56,7 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=None)
     ap.add_argument("--rates", default="0.01,0.05")
     ap.add_argument("--splits", type=int, default=20)
-    ap.add_argument("--dark", type=float, default=0.8)
+    ap.add_argument("--brightness", default="0.8,1.25")
     args = ap.parse_args()
 
     from linewatch.vision.datasets import load_dataset
@@ -81,13 +81,12 @@ def main() -> None:
         scorer = open_model(model)
         good = [s.path for s in ds.test if not s.is_anomalous]
         bad = [s.path for s in ds.test if s.is_anomalous]
-        light = {
-            "as photographed": (_scores(scorer, good), _scores(scorer, bad)),
-            f"darker (brightness × {args.dark:g})": (
-                _scores(scorer, _darkened(good, args.dark)),
-                _scores(scorer, _darkened(bad, args.dark)),
-            ),
-        }
+        light = {"as photographed": (_scores(scorer, good), _scores(scorer, bad))}
+        for factor in (float(f) for f in args.brightness.split(",") if f):
+            light[f"brightness × {factor:g}"] = (
+                _scores(scorer, _lit(good, factor)),
+                _scores(scorer, _lit(bad, factor)),
+            )
         rates = [float(r) for r in args.rates.split(",")]
         rng = np.random.default_rng(0)
         halves = [rng.permutation(len(good)) for _ in range(args.splits)]

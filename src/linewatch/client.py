@@ -270,6 +270,21 @@ class Client:
         """Make the model version the station's active model; returns the station."""
         return self.request("POST", f"/api/v1/models/{int(model_id)}/activate", json={"station": station})
 
+    def calibrate(
+        self,
+        model_id: int,
+        dataset_id: int | None = None,
+        false_alarm_rate: float | None = None,
+        name: str | None = None,
+    ) -> dict:
+        """Queue setting the version's thresholds again without training, as a new version: from a dataset's good
+        images (ones the model was not trained on), or without one at another ``false_alarm_rate`` from the held-out
+        scores it keeps. Returns the job; its ``result["model_id"]`` is the new version."""
+        body = {"dataset_id": dataset_id, "false_alarm_rate": false_alarm_rate, "name": name}
+        return self.request(
+            "POST", f"/api/v1/models/{int(model_id)}/calibrate", json={k: v for k, v in body.items() if v is not None}
+        )
+
     def models(self) -> list[dict]:
         return self.request("GET", "/api/v1/models")
 

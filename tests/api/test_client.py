@@ -56,6 +56,11 @@ def test_end_to_end(server, synthetic, tmp_path, linewatch_processes):
         assert lw.activate(model_id, "cam1")["active_model_id"] == model_id
         models = {m["id"]: m for m in lw.models()}
         assert models[model_id]["status"] == "ready" and models[model_id]["stations"] == ["cam1"]
+        # thresholds at another rate, from the scores the version keeps: a new version, the station's stays
+        calibrated = lw.wait_for_job(lw.calibrate(model_id, false_alarm_rate=0.2)["id"], timeout=120, poll=0.2)
+        new = {m["id"]: m for m in lw.models()}[calibrated["result"]["model_id"]]
+        assert new["metrics"]["calibration"]["after"]["false_alarm_rate"] == 0.2 and new["stations"] == []
+        assert new["threshold"] < models[model_id]["threshold"]
 
         key = lw.create_api_key("camera-1", "operator")["key"]
         spot = synthetic / "test" / "spot" / "000.png"
