@@ -237,17 +237,29 @@ def ctx(tmp_path):
     c.engine.dispose()
 
 
-def _job(ctx, status: str, heartbeat_age: float | None = None, **values) -> int:
+def _job(ctx, status: str, heartbeat_age: float | None = None, kind: str = "train", **values) -> int:
+    """A job of ``kind`` and the model version it makes: "training", or "calibrating" for a recalibration."""
     from linewatch.store.tables import Dataset, Job, ModelVersion, now
 
+    making = "calibrating" if kind == "calibrate" else "training"
     with ctx.sessions() as s, s.begin():
         ds = Dataset(name="d")
         s.add(ds)
         beat = None if heartbeat_age is None else now() - dt.timedelta(seconds=heartbeat_age)
-        job = Job(kind="train", params={"dataset_id": 1}, status=status, message=status, heartbeat_at=beat, **values)
+        job = Job(kind=kind, params={"dataset_id": 1}, status=status, message=status, heartbeat_at=beat, **values)
         s.add(job)
         s.flush()
-        s.add(ModelVersion(name="m", method="patchcore", backbone="b", image_size=64, dataset_id=ds.id, job_id=job.id))
+        s.add(
+            ModelVersion(
+                name="m",
+                method="patchcore",
+                backbone="b",
+                image_size=64,
+                dataset_id=ds.id,
+                job_id=job.id,
+                status=making,
+            )
+        )
         return job.id
 
 
@@ -271,6 +283,16 @@ def test_sweeper_fails_only_jobs_without_a_recent_heartbeat(ctx):
     assert _state(ctx, alive) == ("running", "training", None)
     assert _state(ctx, queued) == ("queued", "training", None)
     assert fail_lost_jobs(ctx, HEARTBEAT_TIMEOUT) == []
+
+
+def test_a_lost_recalibration_fails_the_version_it_was_making(ctx):
+    from linewatch.services.jobs import fail_lost_jobs
+
+    lost = _job(ctx, "running", heartbeat_age=60, kind="calibrate")
+    alive = _job(ctx, "running", heartbeat_age=0.5, kind="calibrate")
+    assert fail_lost_jobs(ctx, HEARTBEAT_TIMEOUT) == [lost]
+    assert _state(ctx, lost)[:2] == ("failed", "failed")
+    assert _state(ctx, alive)[:2] == ("running", "calibrating")
 
 
 def test_a_job_runs_once(ctx):
