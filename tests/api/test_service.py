@@ -518,3 +518,56 @@ def test_recalibration_refusals(api, good_zip, monkeypatch):
     assert len(calibrating) == 1
     r = c.post(f"/api/v1/models/{calibrating[0]['id']}/calibrate", json={}, headers=eng)
     assert r.status_code == 409 and "not ready" in r.json()["detail"]
+
+
+def test_a_stations_known_good_parts_in_a_window_set_the_thresholds(api, good_zip, synthetic):
+    """After a change of light an engineer runs known-good parts through a station, then recalibrates on them: the
+    window's inspections, less those a reviewer marked defective and repeated photos."""
+    c = api.client
+    eng, op = api.user("engineer"), api.user("operator")
+    model_id = _train(api, good_zip, eng)
+    assert c.post("/api/v1/stations", json={"name": "cam1"}, headers=eng).status_code == 201
+    assert c.post(f"/api/v1/models/{model_id}/activate", json={"station": "cam1"}, headers=eng).status_code == 200
+    good = sorted((synthetic / "train" / "good").iterdir())[12:20] + sorted((synthetic / "test" / "good").iterdir())
+    files = [("files", (p.name, p.read_bytes(), "image/png")) for p in good]
+    inspected = c.post("/api/v1/stations/cam1/inspect", files=files, headers=op).json()
+    assert len(inspected) == len(good)
+    again = c.post("/api/v1/stations/cam1/inspect", files=files[:1], headers=op).json()[0]  # a repeated photo
+    assert again["duplicate_of"] == inspected[0]["id"]
+    r = c.post(f"/api/v1/inspections/{inspected[1]['id']}/reviews", json={"verdict": "anomalous"}, headers=op)
+    assert r.status_code == 201
+
+    url = f"/api/v1/models/{model_id}/calibrate"
+    r = c.post(url, json={"station": "cam1", "false_alarm_rate": 0.1}, headers=eng)  # the last hour
+    assert r.status_code == 202, r.text
+    j = _job_done(c, eng, r.json()["id"])
+    assert j["status"] == "succeeded", j
+    assert j["result"]["images"] == len(good) - 1  # the repeat and the part reviewed defective left out
+    new = c.get(f"/api/v1/models/{j['result']['model_id']}", headers=eng).json()
+    cal = new["metrics"]["calibration"]
+    assert cal["station"] == "cam1" and cal["source"] == "images" and cal["images"] == len(good) - 1
+    assert "recalibrated on cam1's parts of " in new["name"] and new["name"].endswith("UTC, 10 % false alarms)")
+    # the thresholds are those of the inspected photos' raw scores, as the library sets them
+    from linewatch.vision.thresholds import calibrate
+
+    kept = json.loads((Path(api.ctx.settings.models_dir) / str(new["id"]) / "manifest.json").read_text())
+    expected = calibrate(
+        np.array(kept["calibration_scores"]["image"]), np.array(kept["calibration_scores"]["peak"]), 0.1
+    )
+    assert new["threshold"] == pytest.approx(expected.image_threshold)
+    scored = {x["score"] for i, x in enumerate(inspected) if i != 1}
+    assert sorted(kept["calibration_scores"]["image"]) == pytest.approx(sorted(scored), rel=1e-4)
+
+    # refusals: no such station, a window without parts, two sources, a window without a station, an empty window
+    assert c.post(url, json={"station": "cam9"}, headers=eng).status_code == 404
+    r = c.post(url, json={"station": "cam1", "until": "2020-01-01T00:00:00Z"}, headers=eng)
+    assert (
+        r.status_code == 409 and "inspected 0 parts from 2019-12-31 23:00 to 2020-01-01 00:00 UTC" in r.json()["detail"]
+    )
+    for body in (
+        {"station": "cam1", "dataset_id": 1},
+        {"since": "2026-01-01T00:00:00Z"},
+        {"station": "cam1", "since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"},
+        {"station": "cam1", "since": 12},
+    ):
+        assert c.post(url, json=body, headers=eng).status_code == 422, body

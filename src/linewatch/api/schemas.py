@@ -17,6 +17,7 @@ from pydantic import (
     StringConstraints,
     Tag,
     create_model,
+    model_validator,
 )
 
 from linewatch.services.accounts import USER_NAME
@@ -319,9 +320,20 @@ class CalibrateIn(BaseModel):
         None,
         ge=1,
         le=MAX_ID,
-        description="its images labelled good, which the model was not trained on, set the thresholds; none: the "
-        "held-out good scores the version keeps (another false_alarm_rate alone)",
+        description="its images labelled good, which the model was not trained on, set the thresholds; with neither "
+        "a dataset nor a station: the held-out good scores the version keeps (another false_alarm_rate alone)",
     )
+    station: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        pattern=LINE,
+        description="instead of a dataset: the photos this station inspected from since to until, when the parts "
+        "run through it were good (a batch of known-good parts after a change of light or camera); those a reviewer "
+        "marked defective and repeated photos are left out, the newest 2,000 are used",
+    )
+    since: TimeFilter = Field(None, description="with station: inspected at or after (default: an hour before until)")
+    until: TimeFilter = Field(None, description="with station: inspected before (default: now)")
     false_alarm_rate: Annotated[float | None, BeforeValidator(_not_bool)] = Field(
         None,
         gt=0,
@@ -330,6 +342,16 @@ class CalibrateIn(BaseModel):
         description="share of good parts flagged (0.01 is 1 %); default: the version's current rate",
     )
     name: str | None = Field(None, min_length=1, max_length=200, pattern=LINE)
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if self.dataset_id is not None and self.station is not None:
+            raise ValueError("give a dataset or a station, not both")
+        if self.station is None and (self.since is not None or self.until is not None):
+            raise ValueError("since and until choose a station's inspections: give the station too")
+        if self.since is not None and self.until is not None and self.since >= self.until:
+            raise ValueError("since must be before until")
+        return self
 
 
 class JobOut(Orm):

@@ -6,11 +6,12 @@ engineer activates it, and roll back as from any version."""
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import tempfile
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from linewatch.errors import LinewatchError
@@ -19,13 +20,40 @@ from linewatch.services.accounts import Principal
 from linewatch.services.context import AppContext
 from linewatch.services.errors import Conflict, NotFound
 from linewatch.services.training import _dataset_images, _fetch
-from linewatch.store.tables import Dataset, Job, ModelVersion
+from linewatch.store.blobs import BlobNotFound
+from linewatch.store.tables import Dataset, Inspection, Job, ModelVersion, Station
+
+#: the most inspections of a station one recalibration scores (the newest of the window)
+MAX_STATION_IMAGES = 2000
+#: a station's window when only one end is given
+DEFAULT_WINDOW = dt.timedelta(hours=1)
 
 
-def _name(parent: ModelVersion, rate: float | None, dataset: str | None) -> str:
-    what = f"good images of {dataset}" if dataset else "kept scores"
+def _name(parent: ModelVersion, rate: float | None, what: str) -> str:
     at = f", {rate * 100:g} % false alarms" if rate is not None else ""
     return f"{parent.name} (recalibrated on {what}{at})"[:200]
+
+
+def _window(since: dt.datetime | None, until: dt.datetime | None) -> tuple[dt.datetime, dt.datetime]:
+    until = until or (since + DEFAULT_WINDOW if since is not None else dt.datetime.now(dt.UTC))
+    return since or until - DEFAULT_WINDOW, until
+
+
+def _station_parts(station_id: int, since: dt.datetime, until: dt.datetime):
+    """The inspections of a station in a window that count as good parts: none a reviewer marked defective, no
+    repeated photo; the newest first."""
+    return (
+        select(Inspection.id, Inspection.image_sha256, Inspection.filename)
+        .where(
+            Inspection.station_id == station_id,
+            Inspection.created_at >= since,
+            Inspection.created_at < until,
+            Inspection.duplicate_of.is_(None),
+            or_(Inspection.review_verdict.is_(None), Inspection.review_verdict != "anomalous"),
+        )
+        .order_by(Inspection.id.desc())
+        .limit(MAX_STATION_IMAGES)
+    )
 
 
 def start_calibration(
@@ -36,12 +64,17 @@ def start_calibration(
     dataset_id: int | None,
     false_alarm_rate: float | None,
     name: str | None,
+    station: str | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
 ) -> Job:
-    """Queue a recalibration of a ready model version; its new version is "calibrating" until the job ends. Without a
-    dataset the version must keep the held-out scores of its last calibration (versions trained since they are kept
-    do). The same recalibration while one is queued or running is refused."""
+    """Queue a recalibration of a ready model version; its new version is "calibrating" until the job ends. The good
+    images: a dataset's, or a station's inspections from ``since`` to ``until`` (``_station_parts``; at least
+    ``MIN_IMAGES``), or neither, when the version keeps the held-out scores of its last calibration (versions trained
+    since they are kept do). The same recalibration while one is queued or running is refused."""
     from linewatch.errors import ModelFileError
     from linewatch.vision.manifest import read_manifest
+    from linewatch.vision.recalibration import MIN_IMAGES
 
     user_id = who.user_id if who is not None else None
     params = {"model_id": model_id, "dataset_id": dataset_id, "false_alarm_rate": false_alarm_rate, "name": name}
@@ -52,10 +85,26 @@ def start_calibration(
         if parent.status != "ready" or not parent.path:
             raise Conflict(f"model version {model_id} is {parent.status}, not ready: it has no thresholds to set yet")
         dataset = None
+        what = "kept scores"
         if dataset_id is not None:
             dataset = session.get(Dataset, dataset_id)
             if dataset is None:
                 raise NotFound(f"no dataset {dataset_id}")
+            what = f"good images of {dataset.name}"
+        elif station is not None:
+            st = session.scalar(select(Station).where(Station.name == station))
+            if st is None:
+                raise NotFound(f"unknown station {station!r}")
+            since, until = _window(since, until)
+            found = len(session.execute(_station_parts(st.id, since, until)).all())
+            if found < MIN_IMAGES:
+                raise Conflict(
+                    f"station {station!r} inspected {found} parts from {since:%Y-%m-%d %H:%M} to "
+                    f"{until:%Y-%m-%d %H:%M} UTC that no reviewer marked defective; calibrating needs at least "
+                    f"{MIN_IMAGES}"
+                )
+            params.update(station=station, since=since.isoformat(), until=until.isoformat())
+            what = f"{station}'s parts of {since:%Y-%m-%d %H:%M}–{until:%H:%M} UTC"
         else:
             try:
                 kept = read_manifest(parent.path).get("calibration_scores")
@@ -77,7 +126,7 @@ def start_calibration(
         session.flush()
         session.add(
             ModelVersion(
-                name=name or _name(parent, false_alarm_rate, dataset.name if dataset else None),
+                name=name or _name(parent, false_alarm_rate, what),
                 method=parent.method,
                 backbone=parent.backbone,
                 image_size=parent.image_size,
@@ -87,7 +136,9 @@ def start_calibration(
                 created_by=user_id,
             )
         )
-        audit.record(session, "model.calibrate", who, target=f"model {model_id}", dataset=dataset_id, job=job.id)
+        audit.record(
+            session, "model.calibrate", who, target=f"model {model_id}", dataset=dataset_id, station=station, job=job.id
+        )
     ctx.jobs.submit(job.id)
     return job
 
@@ -118,6 +169,28 @@ def _metrics_at(metrics: dict | None, threshold: float) -> dict:
     return out
 
 
+def _fetch_inspections(ctx: AppContext, params: dict, folder: Path, skipped: list[str]) -> list[Path]:
+    """The photos of the station's good parts in the job's window, as files; those whose image is gone from the blob
+    store (deleted since) are named in ``skipped``."""
+    since, until = (dt.datetime.fromisoformat(params[k]) for k in ("since", "until"))
+    with ctx.sessions() as s:
+        st = s.scalar(select(Station).where(Station.name == params["station"]))
+        if st is None:
+            raise LinewatchError(f"station {params['station']!r} no longer exists")
+        rows = s.execute(_station_parts(st.id, since, until)).all()
+    paths = []
+    for inspection_id, sha, filename in rows:
+        try:
+            data = ctx.blobs.get(sha)
+        except BlobNotFound:
+            skipped.append(f"inspection {inspection_id}: its image is no longer stored")
+            continue
+        p = folder / f"{inspection_id}_{Path(filename or 'image').name}"
+        p.write_bytes(data)
+        paths.append(p)
+    return paths
+
+
 def run_calibration(ctx: AppContext, job_id: int, params: dict, progress) -> dict:
     """Score the dataset's good images (or take the kept scores), write the new version's directory (a copy of the
     parent's with the new thresholds), and make the version ready."""
@@ -138,6 +211,8 @@ def run_calibration(ctx: AppContext, job_id: int, params: dict, progress) -> dic
             if not rows:
                 raise LinewatchError(f"dataset {name!r} has no good images to calibrate on")
             images = _fetch(ctx, rows, Path(tmp))
+        elif params.get("station") is not None:
+            images = _fetch_inspections(ctx, params, Path(tmp), skipped)
         done = recalibrate(
             parent_path,
             images,
@@ -147,6 +222,8 @@ def run_calibration(ctx: AppContext, job_id: int, params: dict, progress) -> dic
             unreadable=lambda _name, why: skipped.append(why),
         )
     info = {**done.to_dict(), "from_model_id": params["model_id"], "dataset_id": params.get("dataset_id")}
+    info.update({k: params[k] for k in ("station", "since", "until") if params.get(k) is not None})
+    info["skipped"] = skipped + info["skipped"]
     info.pop("model", None)
     with ctx.sessions() as s, s.begin():
         mv = s.get(ModelVersion, new_id)

@@ -229,8 +229,9 @@ export interface paths {
         /**
          * Calibrate
          * @description Set the version's thresholds again without training, as a new version (follow the job with GET /jobs/{id}):
-         *     from a dataset's good images of today (new light, a new batch of parts; not the images it was trained on), or at
-         *     another false_alarm_rate from the held-out good scores it keeps. The learned state and the export are the
+         *     from a dataset's good images of today (new light, a new batch of parts; not the images it was trained on), from
+         *     the photos a station took of known-good parts in a window, or at another false_alarm_rate from the held-out good
+         *     scores it keeps. The learned state and the export are the
          *     version's own; stations keep their model until the new one is activated, and can roll back. The new version's
          *     metrics are the version's evaluation with its false alarms and misses at the new threshold.
          */
@@ -1903,9 +1904,24 @@ export interface components {
         CalibrateIn: {
             /**
              * Dataset Id
-             * @description its images labelled good, which the model was not trained on, set the thresholds; none: the held-out good scores the version keeps (another false_alarm_rate alone)
+             * @description its images labelled good, which the model was not trained on, set the thresholds; with neither a dataset nor a station: the held-out good scores the version keeps (another false_alarm_rate alone)
              */
             dataset_id?: number | null;
+            /**
+             * Station
+             * @description instead of a dataset: the photos this station inspected from since to until, when the parts run through it were good (a batch of known-good parts after a change of light or camera); those a reviewer marked defective and repeated photos are left out, the newest 2,000 are used
+             */
+            station?: string | null;
+            /**
+             * Since
+             * @description with station: inspected at or after (default: an hour before until)
+             */
+            since?: string | null;
+            /**
+             * Until
+             * @description with station: inspected before (default: now)
+             */
+            until?: string | null;
             /**
              * False Alarm Rate
              * @description share of good parts flagged (0.01 is 1 %); default: the version's current rate
@@ -5037,7 +5053,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description no such model or dataset */
+            /** @description no such model, dataset or station */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -5046,7 +5062,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorOut"];
                 };
             };
-            /** @description the model is not ready, keeps no scores, or the same recalibration is queued or running */
+            /** @description the model is not ready, keeps no scores, the station's window holds too few parts, or the same recalibration is queued or running */
             409: {
                 headers: {
                     [name: string]: unknown;

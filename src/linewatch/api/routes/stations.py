@@ -75,17 +75,30 @@ def get_test_scores(model_id: Id, _: Viewer, session: DB):
     responses=errors(
         404,
         409,
-        e404="no such model or dataset",
-        e409="the model is not ready, keeps no scores, or the same recalibration is queued or running",
+        e404="no such model, dataset or station",
+        e409="the model is not ready, keeps no scores, the station's window holds too few parts, or the same "
+        "recalibration is queued or running",
     ),
 )
 def calibrate(model_id: Id, body: CalibrateIn, who: Engineer, session: DB, c: Ctx):
     """Set the version's thresholds again without training, as a new version (follow the job with GET /jobs/{id}):
-    from a dataset's good images of today (new light, a new batch of parts; not the images it was trained on), or at
-    another false_alarm_rate from the held-out good scores it keeps. The learned state and the export are the
+    from a dataset's good images of today (new light, a new batch of parts; not the images it was trained on), from
+    the photos a station took of known-good parts in a window, or at another false_alarm_rate from the held-out good
+    scores it keeps. The learned state and the export are the
     version's own; stations keep their model until the new one is activated, and can roll back. The new version's
     metrics are the version's evaluation with its false alarms and misses at the new threshold."""
-    return calibrating.start_calibration(c, session, who, model_id, body.dataset_id, body.false_alarm_rate, body.name)
+    return calibrating.start_calibration(
+        c,
+        session,
+        who,
+        model_id,
+        body.dataset_id,
+        body.false_alarm_rate,
+        body.name,
+        body.station,
+        body.since,
+        body.until,
+    )
 
 
 @router.post(
