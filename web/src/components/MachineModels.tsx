@@ -1,7 +1,7 @@
 import { Alert, Badge, Button, Card, Group, NumberInput, Progress, Stack, Table, Text, TextInput, Title } from "@mantine/core";
 import { useCallback, useEffect, useRef, useState } from "react";
 import { api, call, can, type Job } from "../api/client";
-import { fmtDateTime, fmtNum, fmtPct } from "../lib/format";
+import { fmtDateTime, fmtNum, fmtPct, fromLocalInput, toLocalInput } from "../lib/format";
 import type { JobEvent } from "../lib/live";
 import type { Machine, MachineModel } from "../lib/machines";
 import { useSession } from "../lib/session";
@@ -32,15 +32,9 @@ function perSensor(m: MachineModel): SensorMetrics[] {
   return Array.isArray(v) ? (v as SensorMetrics[]) : [];
 }
 
-/** A `datetime-local` input's value (local time, minutes) for seconds since the epoch, and back. */
-export function toLocalInput(seconds: number): string {
-  const d = new Date(seconds * 1000);
-  const pad = (n: number) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
-}
-
-function fromLocalInput(value: string): string | null {
-  const t = new Date(value).getTime();
+/** A `datetime-local` value as an ISO time for the API, or null. */
+function isoOf(value: string): string | null {
+  const t = fromLocalInput(value);
   return Number.isNaN(t) ? null : new Date(t).toISOString();
 }
 
@@ -59,8 +53,8 @@ export function MachineModels({ machine, onChanged, chartRange }: { machine: Mac
   const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
   const [busy, setBusy] = useState(false);
   const now = Date.now() / 1000;
-  const [start, setStart] = useState(toLocalInput(now - 7 * 86400));
-  const [end, setEnd] = useState(toLocalInput(now));
+  const [start, setStart] = useState(toLocalInput((now - 7 * 86400) * 1000));
+  const [end, setEnd] = useState(toLocalInput(now * 1000));
   const [threshold, setThreshold] = useState<number | string>("");
   const [learning, setLearning] = useState<number | string>("");
   const [job, setJob] = useState<JobEvent | null>(null);
@@ -133,8 +127,8 @@ export function MachineModels({ machine, onChanged, chartRange }: { machine: Mac
   async function train() {
     setMessage(null);
     setFinished(null);
-    const s = fromLocalInput(start);
-    const e = fromLocalInput(end);
+    const s = isoOf(start);
+    const e = isoOf(end);
     if (!s || !e) {
       setMessage({ ok: false, text: "Choose the start and end of the readings to train on." });
       return;
@@ -213,8 +207,8 @@ export function MachineModels({ machine, onChanged, chartRange }: { machine: Mac
                 variant="subtle"
                 size="sm"
                 onClick={() => {
-                  setStart(toLocalInput(chartRange[0]));
-                  setEnd(toLocalInput(chartRange[1] + 60));
+                  setStart(toLocalInput(chartRange[0] * 1000));
+                  setEnd(toLocalInput((chartRange[1] + 60) * 1000));
                 }}
               >
                 Use the charts' range

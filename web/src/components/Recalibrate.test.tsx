@@ -1,7 +1,8 @@
-import { act, screen, waitFor } from "@testing-library/react";
+import { act, fireEvent, screen, waitFor } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Model } from "../api/client";
+import { fmtDateTime } from "../lib/format";
 import { renderAs, stubFetch } from "../test/machines";
 import { Recalibrate, calibrationLine, calibrationOf } from "./Recalibrate";
 
@@ -75,6 +76,34 @@ describe("Recalibrate", { timeout: 40_000 }, () => {
     expect(sent.find((s) => s.method === "POST")!.body).toEqual({ false_alarm_rate: 0.02 });
   });
 
+  it("takes a station's known-good parts in a window, refusing a window that ends before it starts", async () => {
+    const sent = stubFetch({
+      "GET /api/v1/datasets": datasets,
+      "POST /api/v1/models/5/calibrate": { id: 9, kind: "calibrate", status: "queued", progress: 0, message: "queued" },
+    });
+    const stations = [
+      { id: 1, name: "cam1", active_model_id: 5, previous_model_id: null, created_at: "2026-12-06T08:00:00Z" },
+      { id: 2, name: "cam2", active_model_id: null, previous_model_id: null, created_at: "2026-12-06T08:00:00Z" },
+    ];
+    renderAs("engineer", <Recalibrate model={model} onDone={() => {}} />, undefined, { stations, station: "cam2" });
+    expect(screen.queryByTestId("recalibrate-station")).toBeNull();
+    await userEvent.click(screen.getByRole("textbox", { name: "Good images" }));
+    await userEvent.click(await screen.findByRole("option", { name: "Known-good parts a station inspected" }));
+    expect(screen.getByRole("textbox", { name: "Station" })).toHaveValue("cam2"); // the header's station first
+    fireEvent.change(screen.getByLabelText("From"), { target: { value: "2026-12-06T11:00" } });
+    fireEvent.change(screen.getByLabelText("To"), { target: { value: "2026-12-06T10:00" } });
+    expect(screen.getByTestId("recalibrate-start")).toBeDisabled();
+    expect(screen.getByText("before To")).toBeInTheDocument();
+    fireEvent.change(screen.getByLabelText("To"), { target: { value: "2026-12-06T11:30" } });
+    await userEvent.click(screen.getByTestId("recalibrate-start"));
+    await waitFor(() => expect(sent.some((s) => s.method === "POST")).toBe(true));
+    expect(sent.find((s) => s.method === "POST")!.body).toEqual({
+      station: "cam2",
+      since: new Date("2026-12-06T11:00").toISOString(),
+      until: new Date("2026-12-06T11:30").toISOString(),
+    });
+  });
+
   it("says how a recalibrated version's thresholds were set", () => {
     const m = {
       ...model,
@@ -93,6 +122,10 @@ describe("Recalibrate", { timeout: 40_000 }, () => {
     expect(calibrationOf(model)).toBeNull();
     expect(calibrationLine(calibrationOf(m)!)).toBe(
       "Thresholds set again from version #5 on 38 good images, at 0.50 % false alarms · of them flagged: 3 before, 1 now.",
+    );
+    const onStation = { ...calibrationOf(m)!, station: "cam1", since: "2026-12-06T10:00:00Z", until: "2026-12-06T11:00:00Z" };
+    expect(calibrationLine(onStation)).toContain(
+      `on 38 parts cam1 inspected from ${fmtDateTime("2026-12-06T10:00:00Z")} to ${fmtDateTime("2026-12-06T11:00:00Z")}, at 0.50 %`,
     );
   });
 });

@@ -1,18 +1,23 @@
-import { Alert, Button, Card, Group, NumberInput, Progress, Select, Text, Title } from "@mantine/core";
+import { Alert, Button, Card, Group, NumberInput, Progress, Select, Text, TextInput, Title } from "@mantine/core";
 import { useEffect, useRef, useState } from "react";
 import { api, call, type Job, type Model, type Schemas } from "../api/client";
-import { fmtNum, fmtPct } from "../lib/format";
+import { fmtDateTime, fmtNum, fmtPct, fromLocalInput, toLocalInput } from "../lib/format";
 import type { JobEvent } from "../lib/live";
 import { useSession } from "../lib/session";
 
 const FINISHED = ["succeeded", "failed", "cancelled"];
-const KEPT = "kept"; // the dataset choice "the scores the version keeps"
+const KEPT = "kept"; // the source "the scores the version keeps"
+const STATION = "station"; // the source "the parts a station inspected in a window"
+const HOUR = 3_600_000;
 
 /** What a recalibrated version says about its thresholds (``metrics.calibration``), or null. */
 export interface Calibration {
   from_model_id: number;
   source: "images" | "kept scores";
   images: number;
+  station?: string;
+  since?: string;
+  until?: string;
   before: { false_alarm_rate: number; image_threshold: number } | null;
   after: { false_alarm_rate: number; image_threshold: number };
   flagged_before: number | null;
@@ -26,7 +31,12 @@ export function calibrationOf(m: Model): Calibration | null {
 
 /** One line on how a recalibrated version's thresholds were set. */
 export function calibrationLine(c: Calibration): string {
-  const from = c.source === "images" ? `${c.images} good images` : `the ${c.images} held-out good scores it kept`;
+  const from =
+    c.source !== "images"
+      ? `the ${c.images} held-out good scores it kept`
+      : c.station
+        ? `${c.images} parts ${c.station} inspected from ${fmtDateTime(c.since!)} to ${fmtDateTime(c.until!)}`
+        : `${c.images} good images`;
   const flagged =
     c.flagged_before === null
       ? ""
@@ -38,10 +48,13 @@ export function calibrationLine(c: Calibration): string {
  * another false-alarm rate from the scores the version keeps. The result is a new version (a job), which
  * ``onDone`` is told of; stations keep their model until it is activated. */
 export function Recalibrate({ model, onDone }: { model: Model; onDone: (newModelId: number | null) => void }) {
-  const { stream } = useSession();
+  const { stream, stations, station: headerStation } = useSession();
   const [datasets, setDatasets] = useState<Schemas["DatasetOut"][] | null>(null);
   const [dataset, setDataset] = useState<string | null>(KEPT);
   const [rate, setRate] = useState<number | string>("");
+  const [station, setStation] = useState<string | null>(headerStation ?? stations[0]?.name ?? null);
+  const [since, setSince] = useState(() => toLocalInput(Date.now() - HOUR));
+  const [until, setUntil] = useState(() => toLocalInput(Date.now()));
   const [job, setJob] = useState<JobEvent | null>(null);
   const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
   const jobId = useRef<number | null>(null);
@@ -93,11 +106,18 @@ export function Recalibrate({ model, onDone }: { model: Model; onDone: (newModel
 
   const percent = rate === "" ? null : Number(rate);
   const badRate = percent !== null && !(percent > 0 && percent < 50);
+  const fromStation = dataset === STATION;
+  const [t0, t1] = [fromLocalInput(since), fromLocalInput(until)];
+  const badWindow = fromStation && !(t0 < t1); // NaN (an empty or unreadable time) is refused too
 
   async function start() {
     setMessage(null);
     const body: Schemas["CalibrateIn"] = {};
-    if (dataset && dataset !== KEPT) body.dataset_id = Number(dataset);
+    if (fromStation) {
+      body.station = station!;
+      body.since = new Date(t0).toISOString();
+      body.until = new Date(t1).toISOString();
+    } else if (dataset && dataset !== KEPT) body.dataset_id = Number(dataset);
     if (percent !== null) body.false_alarm_rate = percent / 100;
     try {
       const j = await call(api.POST("/api/v1/models/{model_id}/calibrate", { params: { path: { model_id: model.id } }, body }));
@@ -116,14 +136,16 @@ export function Recalibrate({ model, onDone }: { model: Model; onDone: (newModel
         Set the thresholds again
       </Title>
       <Text size="sm" c="gray.7" mb="xs">
-        Without training: on good images of today (new light, a new batch of parts; not the images it was trained on), or at another
-        false-alarm rate from the good scores this version keeps. The result is a new version; stations keep theirs until you activate it.
+        Without training: on good images of today (new light, a new batch of parts; not the images it was trained on), on the photos of
+        known-good parts you ran through a station (those a reviewer marked defective are left out), or at another false-alarm rate from
+        the good scores this version keeps. The result is a new version; stations keep theirs until you activate it.
       </Text>
       <Group align="end">
         <Select
           label="Good images"
           data={[
             { value: KEPT, label: "Scores this version keeps (rate only)" },
+            ...(stations.length ? [{ value: STATION, label: "Known-good parts a station inspected" }] : []),
             ...(datasets ?? []).map((d) => ({ value: String(d.id), label: `${d.name} (${d.images} images; its good ones)` })),
           ]}
           value={dataset}
@@ -146,7 +168,29 @@ export function Recalibrate({ model, onDone }: { model: Model; onDone: (newModel
           w={170}
           data-testid="recalibrate-rate"
         />
-        <Button onClick={start} disabled={running || badRate} loading={running} data-testid="recalibrate-start">
+        {fromStation && (
+          <>
+            <Select
+              label="Station"
+              data={stations.map((s) => s.name)}
+              value={station}
+              onChange={setStation}
+              allowDeselect={false}
+              w={160}
+              data-testid="recalibrate-station"
+            />
+            <TextInput
+              type="datetime-local"
+              label="From"
+              value={since}
+              onChange={(e) => setSince(e.currentTarget.value)}
+              error={badWindow ? "before To" : undefined}
+              data-testid="recalibrate-since"
+            />
+            <TextInput type="datetime-local" label="To" value={until} onChange={(e) => setUntil(e.currentTarget.value)} data-testid="recalibrate-until" />
+          </>
+        )}
+        <Button onClick={start} disabled={running || badRate || badWindow || (fromStation && !station)} loading={running} data-testid="recalibrate-start">
           Recalibrate as a new version
         </Button>
       </Group>

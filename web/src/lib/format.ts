@@ -35,3 +35,16 @@ export function fmtShort(iso: string): string {
 export function modelName(name: string): string {
   return name.replace(/ #\d+$/, "");
 }
+
+const pad2 = (n: number) => String(n).padStart(2, "0");
+
+/** A `datetime-local` input's value (local time, to the minute) for an instant in ms since the epoch. */
+export function toLocalInput(ms: number): string {
+  const d = new Date(ms);
+  return `${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())}T${pad2(d.getHours())}:${pad2(d.getMinutes())}`;
+}
+
+/** A `datetime-local` input's value back to ms since the epoch: NaN when empty or not a time. */
+export function fromLocalInput(value: string): number {
+  return value ? new Date(value).getTime() : NaN;
+}

@@ -32,7 +32,7 @@ export function fakeStream() {
 }
 export type FakeStream = ReturnType<typeof fakeStream>;
 
-export function renderAs(role: Role, ui: React.ReactNode, stream: FakeStream = fakeStream()) {
+export function renderAs(role: Role, ui: React.ReactNode, stream: FakeStream = fakeStream(), over: Partial<Session> = {}) {
   const session: Session = {
     me: { name: "ann", role },
     stream: stream as unknown as Session["stream"],
@@ -41,6 +41,7 @@ export function renderAs(role: Role, ui: React.ReactNode, stream: FakeStream = f
     station: null,
     setStation: () => {},
     logout: () => {},
+    ...over,
   };
   const r = render(
     <MantineProvider env="test">

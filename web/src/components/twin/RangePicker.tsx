@@ -1,5 +1,6 @@
 import { Button, Group, SegmentedControl, TextInput } from "@mantine/core";
 import { useState } from "react";
+import { fromLocalInput, toLocalInput } from "../../lib/format";
 import { type LineModel, lastShift } from "../../lib/twin";
 
 export type Preset = "shift" | "1h" | "8h" | "24h" | "7d" | "custom";
@@ -11,13 +12,6 @@ export interface Range {
 }
 
 const HOUR = 3_600_000;
-const pad = (n: number) => String(n).padStart(2, "0");
-/** A datetime-local input's value (local time) for an instant, and back. */
-export const toLocalInput = (ms: number) => {
-  const d = new Date(ms);
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
-};
-const fromLocalInput = (s: string) => (s ? new Date(s).getTime() : NaN);
 
 export function presetRange(preset: Preset, model: LineModel, now = Date.now()): Range {
   if (preset === "shift") {
