@@ -98,6 +98,9 @@ def test_out_writes_a_copy_and_leaves_the_model_as_it_was(model, tmp_path):
     with pytest.raises(ModelFileError, match="holds other files"):
         recalibrate(model, false_alarm_rate=0.3, out=photos)
     assert [p.name for p in photos.iterdir()] == ["a.png"]
+    with pytest.raises(LinewatchError, match="cannot go inside the model"):
+        recalibrate(model, false_alarm_rate=0.3, out=model / "copy")
+    assert {p.name: p.read_bytes() for p in model.iterdir()} == original
 
 
 def test_the_training_images_themselves_are_refused(model, synthetic):

@@ -176,6 +176,8 @@ def recalibrate(
     if out is not None and Path(out).resolve() == model_dir.resolve():
         out = None
     if out is not None:
+        if model_dir.resolve() in Path(out).resolve().parents:
+            raise LinewatchError(f"the copy cannot go inside the model it copies ({model_dir}): name another folder")
         check_target(out)
     try:
         before = Calibration.from_dict(m["calibration"]) if m.get("calibration") else None
