@@ -192,7 +192,7 @@ def test_api_never_fails_on_user_input(case, admin_headers, fuzzed_app):
 
         excluded = [checks.positive_data_acceptance]
         case.call_and_validate(headers=admin_headers, excluded_checks=excluded)
-    elif _breaks_a_rule_between_training_parameters(case):
+    elif _breaks_a_rule_between_training_parameters(case) or _breaks_a_rule_between_calibration_fields(case):
         from schemathesis.specs.openapi import checks
 
         response = case.call_and_validate(headers=admin_headers, excluded_checks=[checks.positive_data_acceptance])
@@ -227,6 +227,30 @@ def _breaks_a_rule_between_training_parameters(case) -> bool:
     spec = METHODS[body.method].params
     try:
         check_across(spec.validate(training_params(body)))  # the defaults for what the body leaves out
+    except LinewatchError:
+        return True
+    return False
+
+
+def _breaks_a_rule_between_calibration_fields(case) -> bool:
+    """A recalibration naming two sources of images, or a window without a station or ending before it starts
+    (``calibrating.check_sources``): refused with a documented 400, as the training's rules are."""
+    if (case.method.upper(), case.path) != ("POST", "/api/v1/models/{model_id}/calibrate"):
+        return False
+    from linewatch.api.schemas import MAX_ID, CalibrateIn
+    from linewatch.errors import LinewatchError
+    from linewatch.services.calibrating import check_sources
+
+    try:
+        body = CalibrateIn.model_validate(case.body)
+        valid_id = 1 <= int(str((case.path_parameters or {}).get("model_id"))) <= MAX_ID
+    except Exception:  # not a schema-valid body: the other checks judge it
+        return False
+    content_type = {k.lower(): v for k, v in (case.headers or {}).items()}.get("content-type", "application/json")
+    if not valid_id or not content_type.startswith("application/json"):  # refused as such first (422)
+        return False
+    try:
+        check_sources(body.dataset_id, body.station, body.since, body.until)
     except LinewatchError:
         return True
     return False

@@ -564,10 +564,11 @@ def test_a_stations_known_good_parts_in_a_window_set_the_thresholds(api, good_zi
     assert (
         r.status_code == 409 and "inspected 0 parts from 2019-12-31 23:00 to 2020-01-01 00:00 UTC" in r.json()["detail"]
     )
-    for body in (
-        {"station": "cam1", "dataset_id": 1},
-        {"since": "2026-01-01T00:00:00Z"},
-        {"station": "cam1", "since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"},
-        {"station": "cam1", "since": 12},
+    for body, says in (
+        ({"station": "cam1", "dataset_id": 1}, "not both"),
+        ({"since": "2026-01-01T00:00:00Z"}, "give the station too"),
+        ({"station": "cam1", "since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"}, "before until"),
     ):
-        assert c.post(url, json=body, headers=eng).status_code == 422, body
+        r = c.post(url, json=body, headers=eng)
+        assert r.status_code == 400 and says in r.json()["detail"], (body, r.text)
+    assert c.post(url, json={"station": "cam1", "since": 12}, headers=eng).status_code == 422

@@ -17,7 +17,6 @@ from pydantic import (
     StringConstraints,
     Tag,
     create_model,
-    model_validator,
 )
 
 from linewatch.services.accounts import USER_NAME
@@ -312,7 +311,9 @@ def training_params(body: BaseModel) -> dict:
 
 
 class CalibrateIn(BaseModel):
-    """A model version's thresholds set again without training, as a new version (``POST /models/{id}/calibrate``)."""
+    """A model version's thresholds set again without training, as a new version (``POST /models/{id}/calibrate``).
+    One source of good images at most (a dataset or a station), since and until with a station only, since before
+    until: a JSON schema cannot compare fields, so a body breaking these is refused with a 400."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -342,16 +343,6 @@ class CalibrateIn(BaseModel):
         description="share of good parts flagged (0.01 is 1 %); default: the version's current rate",
     )
     name: str | None = Field(None, min_length=1, max_length=200, pattern=LINE)
-
-    @model_validator(mode="after")
-    def _one_source(self):
-        if self.dataset_id is not None and self.station is not None:
-            raise ValueError("give a dataset or a station, not both")
-        if self.station is None and (self.since is not None or self.until is not None):
-            raise ValueError("since and until choose a station's inspections: give the station too")
-        if self.since is not None and self.until is not None and self.since >= self.until:
-            raise ValueError("since must be before until")
-        return self
 
 
 class JobOut(Orm):

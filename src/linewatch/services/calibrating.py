@@ -19,6 +19,7 @@ from linewatch.services import audit
 from linewatch.services.accounts import Principal
 from linewatch.services.context import AppContext
 from linewatch.services.errors import Conflict, NotFound
+from linewatch.services.jobs import active_twin
 from linewatch.services.training import _dataset_images, _fetch
 from linewatch.store.blobs import BlobNotFound
 from linewatch.store.tables import Dataset, Inspection, Job, ModelVersion, Station
@@ -56,6 +57,18 @@ def _station_parts(station_id: int, since: dt.datetime, until: dt.datetime):
     )
 
 
+def check_sources(
+    dataset_id: int | None, station: str | None, since: dt.datetime | None, until: dt.datetime | None
+) -> None:
+    """The rules between a recalibration's fields that a JSON schema cannot state (LinewatchError: a 400)."""
+    if dataset_id is not None and station is not None:
+        raise LinewatchError("give a dataset or a station to calibrate on, not both")
+    if station is None and (since is not None or until is not None):
+        raise LinewatchError("since and until choose a station's inspections: give the station too")
+    if since is not None and until is not None and since >= until:
+        raise LinewatchError("since must be before until")
+
+
 def start_calibration(
     ctx: AppContext,
     session: Session,
@@ -76,6 +89,7 @@ def start_calibration(
     from linewatch.vision.manifest import read_manifest
     from linewatch.vision.recalibration import MIN_IMAGES
 
+    check_sources(dataset_id, station, since, until)
     user_id = who.user_id if who is not None else None
     params = {"model_id": model_id, "dataset_id": dataset_id, "false_alarm_rate": false_alarm_rate, "name": name}
     with session.begin():
@@ -115,10 +129,7 @@ def start_calibration(
                     f"model version {model_id} keeps no held-out good scores (trained before they were kept): give a "
                     "dataset of good images to calibrate on"
                 )
-        active = session.scalars(
-            select(Job).where(Job.kind == "calibrate", Job.status.in_(("queued", "running"))).order_by(Job.id)
-        ).all()
-        same = next((j for j in active if j.params == params), None)
+        same = active_twin(session, "calibrate", params)
         if same is not None:
             raise Conflict(f"the same recalibration is already {same.status} as job #{same.id}")
         job = Job(kind="calibrate", params=params, created_by=user_id, message="queued")

@@ -398,6 +398,15 @@ class JobRunner:
 
 
 # -- jobs as resources --------------------------------------------------------------------------------------------
+def active_twin(session, kind: str, params: dict) -> Job | None:
+    """A job of ``kind`` with the same ``params`` still queued or running: starting another would only make the same
+    output twice (the caller refuses it)."""
+    active = session.scalars(
+        select(Job).where(Job.kind == kind, Job.status.in_(("queued", "running"))).order_by(Job.id)
+    ).all()
+    return next((j for j in active if j.params == params), None)
+
+
 def list_jobs(session, limit: int, active: bool) -> list[Job]:
     """Newest first; ``active``: only those queued or running."""
     q = select(Job).order_by(Job.id.desc()).limit(limit)

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from linewatch.errors import LinewatchError
 from linewatch.services.context import AppContext
 from linewatch.services.errors import Conflict, NotFound
+from linewatch.services.jobs import active_twin
 from linewatch.store.tables import Dataset, DatasetImage, Job, ModelVersion
 from linewatch.vision.cpu import resolve_search
 from linewatch.vision.methods import METHODS, check_across
@@ -185,10 +186,7 @@ def start_training(
             raise NotFound(f"no dataset {dataset_id}")
         if test_dataset_id is not None and session.get(Dataset, test_dataset_id) is None:
             raise NotFound(f"no test dataset {test_dataset_id}")
-        active = session.scalars(
-            select(Job).where(Job.kind == "train", Job.status.in_(("queued", "running"))).order_by(Job.id)
-        ).all()
-        same = next((j for j in active if j.params == job_params), None)
+        same = active_twin(session, "train", job_params)
         if same is not None:
             raise Conflict(f"the same training is already {same.status} as job #{same.id}: follow it on the Train page")
         job = Job(kind="train", params=job_params, created_by=user_id, message="queued")

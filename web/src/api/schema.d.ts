@@ -1900,6 +1900,8 @@ export interface components {
         /**
          * CalibrateIn
          * @description A model version's thresholds set again without training, as a new version (``POST /models/{id}/calibrate``).
+         *     One source of good images at most (a dataset or a station), since and until with a station only, since before
+         *     until: a JSON schema cannot compare fields, so a body breaking these is refused with a 400.
          */
         CalibrateIn: {
             /**

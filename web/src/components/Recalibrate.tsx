@@ -1,11 +1,10 @@
 import { Alert, Button, Card, Group, NumberInput, Progress, Select, Text, TextInput, Title } from "@mantine/core";
-import { useEffect, useRef, useState } from "react";
+import { useEffect, useState } from "react";
 import { api, call, type Job, type Model, type Schemas } from "../api/client";
 import { fmtDateTime, fmtNum, fmtPct, fromLocalInput, toLocalInput } from "../lib/format";
-import type { JobEvent } from "../lib/live";
 import { useSession } from "../lib/session";
+import { useFollow } from "../lib/useFollow";
 
-const FINISHED = ["succeeded", "failed", "cancelled"];
 const KEPT = "kept"; // the source "the scores the version keeps"
 const STATION = "station"; // the source "the parts a station inspected in a window"
 const HOUR = 3_600_000;
@@ -48,61 +47,31 @@ export function calibrationLine(c: Calibration): string {
  * another false-alarm rate from the scores the version keeps. The result is a new version (a job), which
  * ``onDone`` is told of; stations keep their model until it is activated. */
 export function Recalibrate({ model, onDone }: { model: Model; onDone: (newModelId: number | null) => void }) {
-  const { stream, stations, station: headerStation } = useSession();
+  const { stations, station: headerStation } = useSession();
   const [datasets, setDatasets] = useState<Schemas["DatasetOut"][] | null>(null);
   const [dataset, setDataset] = useState<string | null>(KEPT);
   const [rate, setRate] = useState<number | string>("");
   const [station, setStation] = useState<string | null>(headerStation ?? stations[0]?.name ?? null);
   const [since, setSince] = useState(() => toLocalInput(Date.now() - HOUR));
   const [until, setUntil] = useState(() => toLocalInput(Date.now()));
-  const [job, setJob] = useState<JobEvent | null>(null);
   const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
-  const jobId = useRef<number | null>(null);
   const current = calibrationOf(model)?.after.false_alarm_rate;
 
   useEffect(() => {
     call(api.GET("/api/v1/datasets")).then(setDatasets, () => setDatasets([]));
   }, []);
 
-  useEffect(() => {
-    const follow = (j: JobEvent) => {
-      if (j.id !== jobId.current) return;
-      setJob((cur) => (cur && cur.progress > j.progress && !FINISHED.includes(j.status) ? { ...j, progress: cur.progress } : j));
-    };
-    stream.jobs.add(follow);
-    const poll = setInterval(async () => {
-      if (jobId.current === null) return;
-      try {
-        follow(await call(api.GET("/api/v1/jobs/{job_id}", { params: { path: { job_id: jobId.current } } })));
-      } catch {
-        /* the next poll tries again */
-      }
-    }, 2000);
-    return () => {
-      stream.jobs.delete(follow);
-      clearInterval(poll);
-    };
-  }, [stream]);
-
-  useEffect(() => {
-    if (!job || !FINISHED.includes(job.status) || jobId.current === null) return;
-    const id = jobId.current;
-    jobId.current = null;
-    call(api.GET("/api/v1/jobs/{job_id}", { params: { path: { job_id: id } } })).then(
-      (j: Job) => {
-        const result = j.result as { model_id?: number; images?: number; skipped?: number } | null;
-        if (j.status === "succeeded" && result?.model_id) {
-          const skipped = result.skipped ? ` (${result.skipped} unreadable images left out)` : "";
-          setMessage({ ok: true, text: `Version #${result.model_id} is ready${skipped}: activate it on a station to use its thresholds.` });
-          onDone(result.model_id);
-        } else {
-          setMessage({ ok: false, text: `The recalibration ${j.status}: ${j.error ?? j.message}` });
-          onDone(null);
-        }
-      },
-      () => onDone(null),
-    );
-  }, [job, onDone]);
+  const { job, follow, running } = useFollow((j: Job) => {
+    const result = j.result as { model_id?: number; images?: number; skipped?: number } | null;
+    if (j.status === "succeeded" && result?.model_id) {
+      const skipped = result.skipped ? ` (${result.skipped} unreadable images left out)` : "";
+      setMessage({ ok: true, text: `Version #${result.model_id} is ready${skipped}: activate it on a station to use its thresholds.` });
+      onDone(result.model_id);
+    } else {
+      setMessage({ ok: false, text: `The recalibration ${j.status}: ${j.error ?? j.message}` });
+      onDone(null);
+    }
+  }, 2000);
 
   const percent = rate === "" ? null : Number(rate);
   const badRate = percent !== null && !(percent > 0 && percent < 50);
@@ -120,16 +89,13 @@ export function Recalibrate({ model, onDone }: { model: Model; onDone: (newModel
     } else if (dataset && dataset !== KEPT) body.dataset_id = Number(dataset);
     if (percent !== null) body.false_alarm_rate = percent / 100;
     try {
-      const j = await call(api.POST("/api/v1/models/{model_id}/calibrate", { params: { path: { model_id: model.id } }, body }));
-      jobId.current = j.id;
-      setJob(j);
+      follow(await call(api.POST("/api/v1/models/{model_id}/calibrate", { params: { path: { model_id: model.id } }, body })));
       onDone(null); // the new version is listed, calibrating
     } catch (e) {
       setMessage({ ok: false, text: (e as Error).message });
     }
   }
 
-  const running = job !== null && !FINISHED.includes(job.status);
   return (
     <Card withBorder mb="md" data-testid="recalibrate">
       <Title order={4} size="h5" mb={4}>
