@@ -355,6 +355,13 @@ def calibrate_cmd(
     from linewatch.vision.datasets import expand_inputs
     from linewatch.vision.recalibration import recalibrate
 
+    for folder in images or []:
+        labelled = [d for d in ("good", "train", "test") if (folder / d).is_dir()]
+        if folder.is_dir() and labelled:  # defects would be taken for good parts and raise the thresholds
+            raise LinewatchError(
+                f"{folder} holds labelled images ({'/, '.join(labelled)}/ and others): name the folder of good images "
+                f"alone, e.g. {folder / ('test/good' if 'test' in labelled else 'good')}"
+            )
     paths = expand_inputs(images) if images else None
     unreadable = _Unreadable()
     with Bars(quiet or as_json) as bars:

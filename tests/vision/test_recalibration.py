@@ -190,6 +190,12 @@ def test_the_command_line(model, synthetic, tmp_path, cli_here):
     assert r.exit_code == 2 and str(bad) in r.stderr and "could not be read" in r.stderr
     r = cli_here("calibrate", model, synthetic / "train" / "good")
     assert r.exit_code == 2 and "trained on" in r.stderr and "Traceback" not in r.stderr
+    before = (model / "manifest.json").read_bytes()
+    for folder, names in ((synthetic, "train/, test/"), (synthetic / "test", "good/")):
+        r = cli_here("calibrate", model, folder)  # defects among them would raise the thresholds
+        assert r.exit_code == 2 and "holds labelled images" in r.stderr and names in r.stderr, r.stderr
+        assert str(synthetic / "test" / "good") in r.stderr.replace("\n", "")
+    assert (model / "manifest.json").read_bytes() == before
     r = cli_here("calibrate", tmp_path / "nowhere")
     assert r.exit_code == 2 and "model not found" in r.stderr
 
