@@ -1,18 +1,10 @@
 import { Alert, Badge, Button, Card, Group, NumberInput, Progress, Stack, Table, Text, TextInput, Title } from "@mantine/core";
-import { useCallback, useEffect, useRef, useState } from "react";
+import { useCallback, useEffect, useState } from "react";
 import { api, call, can, type Job } from "../api/client";
 import { fmtDateTime, fmtNum, fmtPct, fromLocalInput, toLocalInput } from "../lib/format";
-import type { JobEvent } from "../lib/live";
 import type { Machine, MachineModel } from "../lib/machines";
 import { useSession } from "../lib/session";
-
-const FINISHED = ["succeeded", "failed", "cancelled"];
-
-/** A job's progress never shown going back (as on the Train page). */
-function forward(cur: JobEvent | null, next: JobEvent): JobEvent {
-  if (cur && cur.id === next.id && cur.progress > next.progress && !FINISHED.includes(next.status)) return { ...next, progress: cur.progress };
-  return next;
-}
+import { FINISHED, useFollow } from "../lib/useFollow";
 
 interface SensorMetrics {
   sensor: string;
@@ -45,7 +37,7 @@ function statusColor(s: string) {
 /** The machine's sensor model versions with their metrics; engineers train (a job with progress), activate and roll
  * back. */
 export function MachineModels({ machine, onChanged, chartRange }: { machine: Machine; onChanged: () => void; chartRange: [number, number] | null }) {
-  const { me, stream } = useSession();
+  const { me } = useSession();
   const engineer = can(me.role, "engineer");
   const [models, setModels] = useState<MachineModel[] | null>(null);
   const [selected, setSelected] = useState<number | null>(null);
@@ -57,9 +49,7 @@ export function MachineModels({ machine, onChanged, chartRange }: { machine: Mac
   const [end, setEnd] = useState(toLocalInput(now * 1000));
   const [threshold, setThreshold] = useState<number | string>("");
   const [learning, setLearning] = useState<number | string>("");
-  const [job, setJob] = useState<JobEvent | null>(null);
   const [finished, setFinished] = useState<Job | null>(null);
-  const jobId = useRef<number | null>(null);
   const name = machine.name;
 
   const load = useCallback(async () => {
@@ -75,6 +65,10 @@ export function MachineModels({ machine, onChanged, chartRange }: { machine: Mac
   useEffect(() => {
     load();
   }, [load, machine.active_model_id]);
+  const { job, follow, adopt, running } = useFollow((j) => {
+    setFinished(j);
+    load();
+  }, 2000);
 
   // a training job of this machine already queued or running: followed
   useEffect(() => {
@@ -82,47 +76,11 @@ export function MachineModels({ machine, onChanged, chartRange }: { machine: Mac
     call(api.GET("/api/v1/jobs", { params: { query: { active: true } } })).then(
       (jobs) => {
         const mine = jobs.find((j) => j.kind === "sensor_train" && (j.params as { machine?: string }).machine === name);
-        if (mine && jobId.current === null) {
-          jobId.current = mine.id;
-          setJob(mine);
-        }
+        if (mine) adopt(mine);
       },
       () => {},
     );
-  }, [engineer, name]);
-
-  useEffect(() => {
-    const onJob = (j: JobEvent) => {
-      if (j.id === jobId.current) setJob((cur) => forward(cur, j));
-    };
-    stream.jobs.add(onJob);
-    const poll = setInterval(async () => {
-      if (jobId.current === null) return;
-      try {
-        const j = await call(api.GET("/api/v1/jobs/{job_id}", { params: { path: { job_id: jobId.current } } }));
-        setJob((cur) => forward(cur, j));
-      } catch {
-        /* the next poll tries again */
-      }
-    }, 2000);
-    return () => {
-      stream.jobs.delete(onJob);
-      clearInterval(poll);
-    };
-  }, [stream]);
-
-  useEffect(() => {
-    if (!job || !FINISHED.includes(job.status) || jobId.current === null) return;
-    const id = jobId.current;
-    jobId.current = null;
-    call(api.GET("/api/v1/jobs/{job_id}", { params: { path: { job_id: id } } })).then(
-      (j) => {
-        setFinished(j);
-        load();
-      },
-      () => load(),
-    );
-  }, [job, load]);
+  }, [engineer, name, adopt]);
 
   async function train() {
     setMessage(null);
@@ -138,8 +96,7 @@ export function MachineModels({ machine, onChanged, chartRange }: { machine: Mac
     if (learning !== "") params.learning_period = Number(learning);
     try {
       const j = await call(api.POST("/api/v1/machines/{name}/models/train", { params: { path: { name } }, body: { start: s, end: e, params } }));
-      jobId.current = j.id;
-      setJob(j);
+      follow(j);
       load();
     } catch (err) {
       setMessage({ ok: false, text: (err as Error).message });
@@ -171,7 +128,6 @@ export function MachineModels({ machine, onChanged, chartRange }: { machine: Mac
   }
 
   const model = models?.find((m) => m.id === selected) ?? null;
-  const running = job !== null && !FINISHED.includes(job.status);
   const result = finished?.result as { version?: number; machine_model_id?: number } | null | undefined;
 
   return (
