@@ -103,6 +103,16 @@ def test_out_writes_a_copy_and_leaves_the_model_as_it_was(model, tmp_path):
     assert {p.name: p.read_bytes() for p in model.iterdir()} == original
 
 
+def test_a_loaded_model_saved_again_keeps_its_scores(model, synthetic, tmp_path):
+    from linewatch.vision.saving import save
+
+    recalibrate(model, sorted((synthetic / "test" / "good").iterdir()), 0.05)
+    kept = _manifest(model)["calibration_scores"]
+    again = save(load(model), tmp_path / "again")
+    assert _manifest(again)["calibration_scores"] == kept and kept["source"] == "images"
+    assert recalibrate(again, false_alarm_rate=0.05).after == load(model).calibration_
+
+
 def test_the_training_images_themselves_are_refused(model, synthetic):
     with pytest.raises(LinewatchError, match="trained on"):
         recalibrate(model, load_dataset(synthetic).train)

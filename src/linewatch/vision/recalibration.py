@@ -33,7 +33,8 @@ MAX_KEPT = 5000
 
 def kept_scores(scores: dict | None, source: str, images: int | None = None) -> dict | None:
     """The manifest's record of the good scores a calibration came from (``Detector.calibration_scores_``): raw image
-    scores, map peaks, the method's least threshold, where they came from and when; None when there are none."""
+    scores, map peaks, the method's least threshold, where they came from and when; None when there are none. A
+    record read from a manifest (a loaded model saved again) keeps its own source, count and time."""
     if not scores or len(scores.get("image", ())) == 0:
         return None
     image, peak = list(scores["image"]), list(scores["peak"])
@@ -45,9 +46,9 @@ def kept_scores(scores: dict | None, source: str, images: int | None = None) -> 
         "image": [float(v) for v in image],
         "peak": [float(v) for v in peak],
         "floor": float(scores.get("floor", 0.0)),
-        "source": source,
-        "images": int(images if images is not None else total),
-        "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "source": scores.get("source", source),
+        "images": int(images if images is not None else scores.get("images", total)),
+        "at": scores.get("at") or dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
 
 

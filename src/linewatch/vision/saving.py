@@ -105,5 +105,7 @@ def load(model_dir: str | Path) -> Detector:
         det.calibration_ = Calibration.from_dict(m["calibration"]) if m.get("calibration") else None
     except ModelFileError as e:
         raise ModelFileError(f"{d}: {e}") from None
+    kept = m.get("calibration_scores")
+    det.calibration_scores_ = kept if isinstance(kept, dict) else None  # saved again, the model keeps them
     det.train_info_ = m.get("training") or {}
     return det
