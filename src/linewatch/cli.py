@@ -377,11 +377,12 @@ def calibrate_cmd(
 
 def _print_recalibration(done) -> None:
     b, a = done.before, done.after
-    source = (
-        f"{done.images} good images scored now"
-        if done.source == "images"
-        else f"the {done.images} held-out good images of the last calibration"
-    )
+    if done.source == "images":
+        source = f"{done.images} good images scored now"
+    elif done.scores_from == "training":
+        source = f"the scores it kept of the {done.images} good images held out at training"
+    else:
+        source = f"the scores it kept of the {done.images} good images of its last calibration"
     t = Table(title=f"thresholds of {escape(str(done.model_dir))}", title_justify="left")
     t.add_column("")
     t.add_column("before", justify="right")

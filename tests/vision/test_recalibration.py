@@ -187,12 +187,14 @@ def test_the_command_line(model, synthetic, tmp_path, cli_here):
     r = cli_here("calibrate", model, "--false-alarm-rate", "0.2")
     assert r.exit_code == 0, r.stdout + r.stderr
     assert "of the" in r.stdout and "flagged" in r.stdout and "0.2" in r.stdout
-    assert "held-out good images of the last calibration" in r.stderr
+    assert "good images held out at training" in r.stderr.replace("\n", " ")
     good = synthetic / "test" / "good"
     r = cli_here("calibrate", model, good, "--json", "-q")
     assert r.exit_code == 0, r.stderr
     d = json.loads(r.stdout)
     assert d["source"] == "images" and d["after"]["false_alarm_rate"] == 0.2
+    r = cli_here("calibrate", model, "--false-alarm-rate", "0.1")  # now from the images given above
+    assert r.exit_code == 0 and "good images of its last calibration" in r.stderr.replace("\n", " ")
     assert d["images"] == len(list(good.iterdir()))
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")

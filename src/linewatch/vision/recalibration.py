@@ -67,6 +67,7 @@ class Recalibrated:
     regions_before: int | None = None  # and how many have a map reaching the pixel threshold (regions are drawn)
     regions_after: int = 0
     stale_metrics: bool = False  # the manifest holds an evaluation made at other thresholds
+    scores_from: str = "images"  # where the scores come from: "images" given now, or "training"'s held-out images
 
     def to_dict(self) -> dict:
         return {
@@ -81,6 +82,7 @@ class Recalibrated:
             "regions_before": self.regions_before,
             "regions_after": self.regions_after,
             "stale_metrics": self.stale_metrics,
+            "scores_from": self.scores_from,
         }
 
 
@@ -194,6 +196,7 @@ def recalibrate(
     if images is None:
         scores, peaks, n = _kept(model_dir, m)
         source = "kept scores"
+        scores_from = str(m["calibration_scores"].get("source") or "training")
     else:
         images = list(images)
         _check_not_training(model_dir, m, images)
@@ -210,7 +213,7 @@ def recalibrate(
 
         scores, peaks = score_good(model_dir, images, progress, tell)
         n = scores.size
-        source = "images"
+        source = scores_from = "images"
         if n < MIN_IMAGES:
             raise LinewatchError(
                 f"only {n} of the {len(images)} good images could be read; calibrating needs at least {MIN_IMAGES}"
@@ -255,4 +258,5 @@ def recalibrate(
         int((peaks >= before.pixel_threshold).sum()) if before else None,
         int((peaks >= after.pixel_threshold).sum()),
         stale,
+        scores_from,
     )

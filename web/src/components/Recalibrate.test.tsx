@@ -123,6 +123,9 @@ describe("Recalibrate", { timeout: 40_000 }, () => {
     expect(calibrationLine(calibrationOf(m)!)).toBe(
       "Thresholds set again from version #5 on 38 good images, at 0.50 % false alarms · of them flagged: 3 before, 1 now.",
     );
+    const kept = { ...calibrationOf(m)!, source: "kept scores" as const, scores_from: "training" as const, images: 21 };
+    expect(calibrationLine(kept)).toContain("on the scores it kept of the 21 good images held out at training, at 0.50 %");
+    expect(calibrationLine({ ...kept, scores_from: "images" })).toContain("good images of its last calibration");
     const onStation = { ...calibrationOf(m)!, station: "cam1", since: "2026-12-06T10:00:00Z", until: "2026-12-06T11:00:00Z" };
     expect(calibrationLine(onStation)).toContain(
       `on 38 parts cam1 inspected from ${fmtDateTime("2026-12-06T10:00:00Z")} to ${fmtDateTime("2026-12-06T11:00:00Z")}, at 0.50 %`,

@@ -13,6 +13,7 @@ const HOUR = 3_600_000;
 export interface Calibration {
   from_model_id: number;
   source: "images" | "kept scores";
+  scores_from?: "images" | "training";
   images: number;
   station?: string;
   since?: string;
@@ -32,7 +33,7 @@ export function calibrationOf(m: Model): Calibration | null {
 export function calibrationLine(c: Calibration): string {
   const from =
     c.source !== "images"
-      ? `the ${c.images} held-out good scores it kept`
+      ? `the scores it kept of the ${c.images} good images ${c.scores_from === "images" ? "of its last calibration" : "held out at training"}`
       : c.station
         ? `${c.images} parts ${c.station} inspected from ${fmtDateTime(c.since!)} to ${fmtDateTime(c.until!)}`
         : `${c.images} good images`;
