@@ -572,3 +572,14 @@ def test_a_stations_known_good_parts_in_a_window_set_the_thresholds(api, good_zi
         r = c.post(url, json=body, headers=eng)
         assert r.status_code == 400 and says in r.json()["detail"], (body, r.text)
     assert c.post(url, json={"station": "cam1", "since": 12}, headers=eng).status_code == 422
+
+
+def test_a_stations_window_runs_until_now_unless_its_end_is_given():
+    import datetime as dt
+
+    from linewatch.services.calibrating import _window
+
+    start = dt.datetime(2026, 12, 6, 8, tzinfo=dt.UTC)
+    since, until = _window(start, None)
+    assert since == start and dt.datetime.now(dt.UTC) - until < dt.timedelta(seconds=5)
+    assert _window(None, start) == (start - dt.timedelta(hours=1), start)

@@ -26,7 +26,7 @@ from linewatch.store.tables import Dataset, Inspection, Job, ModelVersion, Stati
 
 #: the most inspections of a station one recalibration scores (the newest of the window)
 MAX_STATION_IMAGES = 2000
-#: a station's window when only one end is given
+#: a station's window when its start is not given: the hour before its end
 DEFAULT_WINDOW = dt.timedelta(hours=1)
 
 
@@ -36,7 +36,8 @@ def _name(parent: ModelVersion, rate: float | None, what: str) -> str:
 
 
 def _window(since: dt.datetime | None, until: dt.datetime | None) -> tuple[dt.datetime, dt.datetime]:
-    until = until or (since + DEFAULT_WINDOW if since is not None else dt.datetime.now(dt.UTC))
+    """The window the API describes: until now unless given, from an hour before its end unless given."""
+    until = until or dt.datetime.now(dt.UTC)
     return since or until - DEFAULT_WINDOW, until
 
 
