@@ -402,7 +402,8 @@ def _print_recalibration(done) -> None:
         str(done.regions_after),
     )
     out.print(t)
-    err.print(f"thresholds set from {source}; the previous ones are kept in the manifest's history", highlight=False)
+    kept = "; the previous ones are kept in the manifest's history" if b else " (the model had none)"
+    err.print(f"thresholds set from {source}{kept}", highlight=False)
     if done.stale_metrics:
         err.print(
             "[yellow]the evaluation stored in the model was made at the previous threshold[/yellow]: run "

@@ -208,6 +208,12 @@ def test_the_command_line(model, synthetic, tmp_path, cli_here):
         assert r.exit_code == 2 and "holds labelled images" in r.stderr and names in r.stderr, r.stderr
         assert str(synthetic / "test" / "good") in r.stderr.replace("\n", "")
     assert (model / "manifest.json").read_bytes() == before
+    m = _manifest(model)
+    m["calibration"] = None  # trained without held-out images: no thresholds until now
+    (model / "manifest.json").write_text(json.dumps(m))
+    r = cli_here("calibrate", model, good)
+    assert r.exit_code == 0 and "(the model had none)" in r.stderr and "history" not in r.stderr, r.stderr
+    assert load(model).calibration_ is not None
     r = cli_here("calibrate", tmp_path / "nowhere")
     assert r.exit_code == 2 and "model not found" in r.stderr
 
