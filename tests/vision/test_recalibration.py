@@ -41,6 +41,9 @@ def test_training_keeps_the_held_out_scores_its_thresholds_came_from(trained, sy
 
 
 def test_another_rate_from_the_kept_scores_changes_only_the_thresholds(model, synthetic):
+    import linewatch.vision
+
+    assert linewatch.vision.recalibrate is recalibrate  # the library's own name for it
     before = _manifest(model)
     done = recalibrate(model, false_alarm_rate=0.2)
     after = _manifest(model)

@@ -16,6 +16,7 @@ _EXPORTS = {
     "export_onnx": "linewatch.vision.export",
     "OnnxModel": "linewatch.vision.runtime",
     "open_model": "linewatch.vision.runtime",
+    "recalibrate": "linewatch.vision.recalibration",
     "Prediction": "linewatch.vision.scoring",
 }
 
