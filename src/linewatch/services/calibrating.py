@@ -231,11 +231,10 @@ def run_calibration(ctx: AppContext, job_id: int, params: dict, progress) -> dic
             params.get("false_alarm_rate"),
             out=final,
             progress=progress,
-            unreadable=lambda _name, why: skipped.append(why),
         )
     info = {**done.to_dict(), "from_model_id": params["model_id"], "dataset_id": params.get("dataset_id")}
     info.update({k: params[k] for k in ("station", "since", "until") if params.get(k) is not None})
-    info["skipped"] = skipped + info["skipped"]
+    info["skipped"] = skipped + done.skipped  # images gone from the store, then those that could not be read
     info.pop("model", None)
     with ctx.sessions() as s, s.begin():
         mv = s.get(ModelVersion, new_id)
@@ -246,4 +245,4 @@ def run_calibration(ctx: AppContext, job_id: int, params: dict, progress) -> dic
             metrics["training"] = parent_metrics["training"]
         metrics["calibration"] = info
         mv.metrics = metrics
-    return {"model_id": new_id, "images": done.images, "skipped": len(skipped)}
+    return {"model_id": new_id, "images": done.images, "skipped": len(info["skipped"])}

@@ -12,7 +12,7 @@ import datetime as dt
 import math
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -70,20 +70,10 @@ class Recalibrated:
     scores_from: str = "images"  # where the scores come from: "images" given now, or "training"'s held-out images
 
     def to_dict(self) -> dict:
-        return {
-            "model": str(self.model_dir),
-            "before": self.before.to_dict() if self.before else None,
-            "after": self.after.to_dict(),
-            "source": self.source,
-            "images": self.images,
-            "skipped": self.skipped,
-            "flagged_before": self.flagged_before,
-            "flagged_after": self.flagged_after,
-            "regions_before": self.regions_before,
-            "regions_after": self.regions_after,
-            "stale_metrics": self.stale_metrics,
-            "scores_from": self.scores_from,
-        }
+        """JSON-ready: the thresholds as dicts, the model's folder as ``model``."""
+        d = asdict(self)
+        d["model"] = str(d.pop("model_dir"))
+        return d
 
 
 def _check_rate(rate: float) -> float:
