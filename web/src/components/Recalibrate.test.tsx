@@ -57,7 +57,7 @@ describe("Recalibrate", { timeout: 40_000 }, () => {
     status = "succeeded";
     act(() => stream.jobs.forEach((f) => f({ id: 9, kind: "calibrate", status: "succeeded", progress: 1, message: "" })));
     expect(await screen.findByTestId("recalibrate-message")).toHaveTextContent(
-      "Version #6 is ready (2 unreadable images left out): activate it on a station",
+      "Version #6 is ready (2 images left out: unreadable or no longer stored): activate it on a station",
     );
     expect(done).toHaveBeenLastCalledWith(6);
   });

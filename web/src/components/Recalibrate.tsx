@@ -44,8 +44,9 @@ export function calibrationLine(c: Calibration): string {
   return `Thresholds set again from version #${c.from_model_id} on ${from}, at ${fmtPct(c.after.false_alarm_rate, 2)} false alarms${flagged}.`;
 }
 
-/** An engineer sets a ready version's thresholds again without training: from a dataset's good images of today, or at
- * another false-alarm rate from the scores the version keeps. The result is a new version (a job), which
+/** An engineer sets a ready version's thresholds again without training: from a dataset's good images of today, from
+ * the photos of known-good parts a station took in a window, or at another false-alarm rate from the scores the
+ * version keeps. The result is a new version (a job), which
  * ``onDone`` is told of; stations keep their model until it is activated. */
 export function Recalibrate({ model, onDone }: { model: Model; onDone: (newModelId: number | null) => void }) {
   const { stations, station: headerStation } = useSession();
@@ -65,7 +66,7 @@ export function Recalibrate({ model, onDone }: { model: Model; onDone: (newModel
   const { job, follow, running } = useFollow((j: Job) => {
     const result = j.result as { model_id?: number; images?: number; skipped?: number } | null;
     if (j.status === "succeeded" && result?.model_id) {
-      const skipped = result.skipped ? ` (${result.skipped} unreadable images left out)` : "";
+      const skipped = result.skipped ? ` (${result.skipped} images left out: unreadable or no longer stored)` : "";
       setMessage({ ok: true, text: `Version #${result.model_id} is ready${skipped}: activate it on a station to use its thresholds.` });
       onDone(result.model_id);
     } else {
