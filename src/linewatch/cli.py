@@ -141,6 +141,13 @@ def train(
             f"layers {','.join(chosen['layers'])}{_px(chosen)}: {auto['reason']}",
             highlight=False,
         )
+        sized = auto.get("size_choice")
+        if sized:
+            err.print(
+                f"input size chosen on {sized['train_images']} training images and {sized['held_out_images']} "
+                f"held-out ones painted ({sized['seconds']:.1f} s): {sized['reason']}",
+                highlight=False,
+            )
         for c in auto["candidates"]:
             pixel = f", pixel {c['pixel_auroc']:.3f}" if c["pixel_auroc"] is not None else ""
             image = f"image {c['image_auroc']:.3f}{pixel}" if c["image_auroc"] is not None else "not checked"

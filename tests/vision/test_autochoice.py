@@ -179,3 +179,66 @@ def test_a_chosen_finer_input_is_the_model_everywhere(synthetic, tmp_path, monke
     back = load(path)
     imgs = [s.path for s in ds.test[:3]]
     np.testing.assert_allclose([p.score for p in back.predict(imgs)], [p.score for p in det.predict(imgs)], rtol=1e-5)
+
+
+def test_size_choice_fits_both_inputs_on_a_subset_then_the_chosen_one_on_all(synthetic, monkeypatch):
+    from linewatch.vision import autochoice
+
+    monkeypatch.setattr(autochoice, "SUBSET_TRAIN", 12)
+    ds = load_dataset(synthetic)
+    det = PatchCore(image_size=96, max_bank=32, auto="size").fit(ds.train)
+    auto = det.train_info_["auto"]
+    sized = auto["size_choice"]
+    assert sized["sizes"] == [96, 128] and sized["train_images"] == 12
+    assert sized["held_out_images"] == len(det.split(ds.train)[1])
+    assert [c["image_size"] for c in sized["candidates"]] == [96, 128]
+    assert all(0 <= c["pixel_auroc"] <= 1 and c["fit_seconds"] > 0 for c in sized["candidates"])
+    default, finer = (c["pixel_auroc"] for c in sized["candidates"])
+    assert sized["chosen"] == (128 if finer >= default + sized["margin"] else 96)
+    assert str(sized["chosen"]) in sized["reason"] and auto["seconds"] >= sized["seconds"]
+    # then the bank choice on the whole set, at the chosen input only
+    assert {c["image_size"] for c in auto["candidates"]} == {sized["chosen"]}
+    assert [c["bank"] for c in auto["candidates"]] == [32, 64]
+    assert det.params_["image_size"] == sized["chosen"] == auto["chosen"]["image_size"]
+    assert det.train_info_["train_images"] == len(det.split(ds.train)[0])  # the real fit uses every image
+
+
+def test_a_finer_input_chosen_on_a_subset_is_the_combined_model_everywhere(synthetic, tmp_path, monkeypatch):
+    """Force the finer input (any lead is enough): PaDiM, fitted from PatchCore's pass, follows it; the saved and
+    loaded model scores at it."""
+    from linewatch.vision import autochoice
+    from linewatch.vision.methodchoice import Combined
+
+    monkeypatch.setattr(autochoice, "SUBSET_TRAIN", 12)
+    monkeypatch.setattr(autochoice, "margin_for", lambda n_good: -1.0)
+    ds = load_dataset(synthetic)
+    det = Combined(image_size=96, max_bank=32, auto="size").fit(ds.train)
+    assert det.train_info_["auto"]["size_choice"]["chosen"] == 128
+    patchcore, padim = det._parts
+    assert patchcore.params_["image_size"] == padim.params_["image_size"] == det.params_["image_size"] == 128
+    assert det.train_info_["combined"]["padim_tapped"]  # one backbone pass for both at the chosen input
+    assert det.get_params()["image_size"] == 96
+    path = save(det, tmp_path / "m")
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["image_size"] == 128 and manifest["training"]["auto"]["size_choice"]["chosen"] == 128
+    back = load(path)
+    assert back.preprocess.input_hw == (128, 128)
+    imgs = [s.path for s in ds.test[:3]]
+    np.testing.assert_allclose([p.score for p in back.predict(imgs)], [p.score for p in det.predict(imgs)], rtol=1e-5)
+
+
+def test_the_command_line_says_how_the_input_size_was_chosen(synthetic, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "m"
+    r = subprocess.run(
+        [sys.executable, "-m", "linewatch.cli", "train", str(synthetic), "--out", str(out), "--image-size", "64"]
+        + ["--bank-size", "32", "--auto", "size", "--method", "patchcore", "-q"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    sized = json.loads((out / "manifest.json").read_text())["training"]["auto"]["size_choice"]
+    text = " ".join(r.stderr.split())
+    assert f"input size chosen on {sized['train_images']} training images" in text and sized["reason"] in text

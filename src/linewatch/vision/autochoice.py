@@ -21,6 +21,11 @@ painted images (one seed), which makes the comparison paired.
   ``keep_aspect`` as many more pixels in the same shape), the default layers, one more fit with the same bank sizes.
   Thin defects (cracks, fine scratches) that a 256 px input blurs into a pixel or two cover more patches; each
   image costs about (5/4)^2 = 1.56 times the patches to score, which is why it too must win by the margin.
+- **Resolution, cheaply** (``auto="size"``): the same two inputs compared before the real fit, each a PatchCore fitted
+  on ``SUBSET_TRAIN`` training images spread over the set and checked on ``SUBSET_HELD`` held-out images painted
+  ``PER_IMAGE`` times (``choose_size``); the chosen input then gets the bank choice on the whole set, one full fit.
+  The subset's choice agreed with ``full``'s on magnetic_tile and bottle in 4 of 4 spreads of 64 images, for 18-23 s
+  (docs/benchmarks.md, "The input size chosen on a subset of the images").
 
 The default candidate (the given layers, ``max_bank`` entries) stays unless another scores clearly higher: by
 ``MARGIN``, or by more where few held-out images make the self-check noisy (``margin_for``). A change must pay for
@@ -39,7 +44,9 @@ from dataclasses import asdict, dataclass
 import torch
 
 from linewatch.vision.batches import Source
-from linewatch.vision.detector import Detector, Progress
+from linewatch.vision.detector import MIN_TRAIN_IMAGES, Detector, Progress
+from linewatch.vision.heap import release_freed_memory
+from linewatch.vision.images import spread
 from linewatch.vision.selfcheck import WORKING, SelfCheck, prepare, self_check_many
 
 MARGIN = 0.003  # how much higher a candidate's self-check score must be to replace the default, at least
@@ -49,6 +56,8 @@ PER_IMAGE = 3  # painted copies per held-out image while choosing (less noise th
 COARSE = (8, 16)  # the strides of the second layer set
 FINER = 1.25  # the finer resolution candidate, as a multiple of image_size (rounded to 32 px)
 MAX_SIZE = 2048  # image_size's upper bound: no finer candidate above it
+SUBSET_TRAIN = 64  # ``auto="size"``: training images the two inputs are fitted on ...
+SUBSET_HELD = 24  # ... and held-out images they are checked on (PER_IMAGE painted copies each)
 
 
 @dataclass
@@ -101,7 +110,11 @@ def fit_auto(
     calibrate = det._calibrate_on_fit  # False: the caller sets the thresholds (a combined model, once for both parts)
     mode = base["auto"]
     size = base["image_size"]
-    sets: list[tuple[list[str] | None, tuple[int, ...], int]] = [(base["layers"], det.default_strides, size)]
+    size_choice = None
+    if mode == "size" and finer_size(size) <= MAX_SIZE:
+        size_choice = choose_size(det, base, images, progress)
+    first = size_choice["chosen"] if size_choice else size
+    sets: list[tuple[list[str] | None, tuple[int, ...], int]] = [(base["layers"], det.default_strides, first)]
     if mode == "full" and base["layers"] is None:
         sets.append((None, COARSE, size))
     if mode == "full" and finer_size(size) <= MAX_SIZE:
@@ -212,6 +225,8 @@ def fit_auto(
         "chosen_candidate": chosen_i,
         "seconds": seconds,
     }
+    if size_choice is not None:
+        info["auto"]["size_choice"] = size_choice
     child.params_["auto"] = mode
     child.params_["self_check"] = base["self_check"]
     child._search_why = getattr(det, "_search_why", None)  # how the caller's ``search="auto"`` was resolved
@@ -232,6 +247,88 @@ class ChoiceScores:
     scores: tuple[list[float], list[float]]
     companion: Detector
     companion_scores: tuple[list[float], list[float]]
+
+
+def choose_size(det, base: dict, images: Sequence[Source], progress: Progress | None = None) -> dict:
+    """``auto="size"``'s input size: ``image_size`` or ``finer_size`` of it, whichever finds defects painted on held-out
+    good images better, from PatchCore fits on a subset (the default layers and bank size, no threshold, no choice).
+
+    ``SUBSET_TRAIN`` training images spread over the set are fitted at each size; ``SUBSET_HELD`` held-out images,
+    painted ``PER_IMAGE`` times with the same defects for both sizes, check each fit (the paired comparison of every
+    automatic choice). The finer input is kept when its self-check pixel AUROC (``score_of``) is higher by
+    ``margin_for`` the held-out images: it costs about 1.56 times the patches per image, so it must pay for them.
+    Returns what was chosen, why, each size's figures and the seconds it took (the manifest's
+    ``training.auto.size_choice``)."""
+    started = time.perf_counter()
+    size = base["image_size"]
+    sizes = [size, finer_size(size)]
+    splitter = type(det)(**{**base, "auto": "off"})
+    splitter.params_ = base
+    train, held = splitter.split(images)  # the held-out images the real fit will hold out
+    subset = spread(train, SUBSET_TRAIN)
+    prepared = None
+    if held:
+        # kept at twice the finer input's side (as ``fit_auto`` keeps them for its finer candidate)
+        prepared = prepare(spread(held, SUBSET_HELD), PER_IMAGE, base["seed"], max_side=WORKING * sizes[-1] * 2)
+    result = {"train_images": len(subset), "held_out_images": 0, "sizes": sizes, "candidates": []}
+    if prepared is None or len(subset) < MIN_TRAIN_IMAGES:
+        result.update(
+            chosen=size,
+            reason=f"no choice: fewer than 2 readable held-out good images or {MIN_TRAIN_IMAGES} training images; "
+            f"{size} px stays",
+            seconds=round(time.perf_counter() - started, 2),
+        )
+        return result
+    result["held_out_images"] = len(prepared.images)
+    checks = []
+    for px in sizes:
+        begun = time.perf_counter()
+        crop = base["center_crop"] and round(base["center_crop"] * px / size)
+        model = type(det)(
+            **{
+                **base,
+                "auto": "off",
+                "self_check": False,
+                "holdout": 0.0,
+                "image_size": px,
+                "center_crop": crop or None,
+            }
+        )
+        model._calibrate_on_fit = False  # the subset's fit is only checked: no threshold
+        model.fit(subset, _relabel(progress, f"input size, {px} px"))
+        fitted = time.perf_counter()
+        check = self_check_many([model], prepared, _relabel(progress, f"input size, {px} px"))[0]
+        checks.append(check)
+        result["candidates"].append(
+            {
+                "image_size": px,
+                "image_auroc": round(check.image_auroc, 4) if check.image_auroc is not None else None,
+                "pixel_auroc": round(check.pixel_auroc, 4) if check.pixel_auroc is not None else None,
+                "fit_seconds": round(fitted - begun, 2),
+                "check_seconds": round(time.perf_counter() - fitted, 2),
+            }
+        )
+        del model
+    release_freed_memory()
+    margin = margin_for(len(prepared.images))
+    default, finer = (score_of(c) for c in checks)
+    if finer is not None and default is not None and finer >= default + margin:
+        chosen = sizes[1]
+        reason = (
+            f"{sizes[1]} px: its self-check on {len(subset)} training images, {finer:.4f}, is at least {margin:.4f} "
+            f"above {size} px's {default:.4f}"
+        )
+    else:
+        chosen = size
+        reason = (
+            f"{size} px stays: {sizes[1]} px's self-check on {len(subset)} training images, "
+            f"{'-' if finer is None else f'{finer:.4f}'}, is not {margin:.4f} above {size} px's "
+            f"{'-' if default is None else f'{default:.4f}'}"
+        )
+    result.update(
+        chosen=chosen, reason=reason, margin=round(margin, 4), seconds=round(time.perf_counter() - started, 2)
+    )
+    return result
 
 
 def _with_bank(det, bank: torch.Tensor):
