@@ -89,6 +89,12 @@ test("live line: an inspection sent through the API arrives, counters move, the 
   const [parts, covered] = hint.match(/(\d+) parts in ([\d.]+) s/)!.slice(1).map(Number);
   expect(Math.abs(Number(value.split(" ")[0]) - parts / covered)).toBeLessThan(0.06 + (0.6 * parts) / covered ** 2); // rounding
 
+  // one station chosen: its drift watch, from the service (a handful of parts: too few to compare yet)
+  await page.getByTestId("station-select").click();
+  await page.getByRole("option", { name: "line1" }).click();
+  await expect(page.getByTestId("drift-quiet")).toContainText("Drift watch: not enough parts yet");
+  await expect(page.getByTestId("drift-quiet")).toContainText("too few scores to compare");
+
   // tablet width
   await page.setViewportSize({ width: 820, height: 1180 });
   await noSeriousA11yViolations(page, "live (tablet)");

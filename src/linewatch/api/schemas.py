@@ -380,6 +380,40 @@ class TestScore(BaseModel):
     score: float = Field(description="raw anomaly score")
 
 
+DriftLevel = Literal["unknown", "ok", "watch", "drift"]
+
+
+class StationDriftOut(BaseModel):
+    """Whether a station's recent parts still score as the good parts its model's thresholds were set on: a rank test
+    of the recent scores against the held-out good scores the model keeps, and, where reviewers looked at flagged
+    parts, the flags they overturned against the promised false-alarm rate. ``level`` is the worse of the two."""
+
+    station: str
+    model_id: int
+    level: DriftLevel = Field(description="unknown (too few parts), ok, watch or drift")
+    reason: str = Field(description="what the figures say and what to do")
+    recent: int = Field(description="parts compared (repeated photos and parts reviewed as defective left out)")
+    reference: int = Field(description="held-out good scores of the model")
+    since: Timestamp | None = Field(None, description="the oldest part compared")
+    until: Timestamp | None = Field(None, description="the newest part compared")
+    reference_source: str | None = Field(None, description="training, or the images of the last recalibration")
+    reference_at: str | None = None
+    shift_auroc: float | None = Field(
+        None, description="chance that a recent score is above a reference one: 0.5 unmoved, towards 1 higher"
+    )
+    p_value: float | None = Field(None, description="two-sided Mann-Whitney test of the shift")
+    median_percentile: float | None = Field(None, description="the recent median's percentile among the reference")
+    scores_level: DriftLevel
+    flags: int = Field(description="recent parts flagged")
+    reviewed_flags: int = Field(description="of those, reviewed")
+    flagged_share: float | None = None
+    promised_rate: float | None = Field(None, description="the false-alarm rate the thresholds were set for")
+    false_alarms: int | None = Field(None, description="flags reviewers overturned (None: no flag reviewed)")
+    false_alarm_share: float | None = None
+    false_alarm_p: float | None = Field(None, description="binomial: this many or more at the promised rate")
+    false_alarms_level: DriftLevel
+
+
 class TestScoresOut(BaseModel):
     """The evaluation's per-image raw scores, for a score histogram and a ROC curve; empty when the version was
     trained without a test dataset."""

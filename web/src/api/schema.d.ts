@@ -162,6 +162,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/stations/{name}/drift": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Station Drift
+         * @description Do the station's recent parts still score as the good parts its model's thresholds were set on? A change of
+         *     light, a moved camera or a new batch of material shows here before it fills the review queue: ``watch`` or
+         *     ``drift`` says to set the thresholds again on today's good parts (POST /models/{id}/calibrate with the station's
+         *     window), or, where scores fell, to check the camera or train again.
+         */
+        get: operations["station_drift_api_v1_stations__name__drift_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/models": {
         parameters: {
             query?: never;
@@ -3168,6 +3191,110 @@ export interface components {
                 [key: string]: unknown;
             };
         };
+        /**
+         * StationDriftOut
+         * @description Whether a station's recent parts still score as the good parts its model's thresholds were set on: a rank test
+         *     of the recent scores against the held-out good scores the model keeps, and, where reviewers looked at flagged
+         *     parts, the flags they overturned against the promised false-alarm rate. ``level`` is the worse of the two.
+         */
+        StationDriftOut: {
+            /** Station */
+            station: string;
+            /** Model Id */
+            model_id: number;
+            /**
+             * Level
+             * @description unknown (too few parts), ok, watch or drift
+             * @enum {string}
+             */
+            level: "unknown" | "ok" | "watch" | "drift";
+            /**
+             * Reason
+             * @description what the figures say and what to do
+             */
+            reason: string;
+            /**
+             * Recent
+             * @description parts compared (repeated photos and parts reviewed as defective left out)
+             */
+            recent: number;
+            /**
+             * Reference
+             * @description held-out good scores of the model
+             */
+            reference: number;
+            /**
+             * Since
+             * @description the oldest part compared
+             */
+            since?: string | null;
+            /**
+             * Until
+             * @description the newest part compared
+             */
+            until?: string | null;
+            /**
+             * Reference Source
+             * @description training, or the images of the last recalibration
+             */
+            reference_source?: string | null;
+            /** Reference At */
+            reference_at?: string | null;
+            /**
+             * Shift Auroc
+             * @description chance that a recent score is above a reference one: 0.5 unmoved, towards 1 higher
+             */
+            shift_auroc?: number | null;
+            /**
+             * P Value
+             * @description two-sided Mann-Whitney test of the shift
+             */
+            p_value?: number | null;
+            /**
+             * Median Percentile
+             * @description the recent median's percentile among the reference
+             */
+            median_percentile?: number | null;
+            /**
+             * Scores Level
+             * @enum {string}
+             */
+            scores_level: "unknown" | "ok" | "watch" | "drift";
+            /**
+             * Flags
+             * @description recent parts flagged
+             */
+            flags: number;
+            /**
+             * Reviewed Flags
+             * @description of those, reviewed
+             */
+            reviewed_flags: number;
+            /** Flagged Share */
+            flagged_share?: number | null;
+            /**
+             * Promised Rate
+             * @description the false-alarm rate the thresholds were set for
+             */
+            promised_rate?: number | null;
+            /**
+             * False Alarms
+             * @description flags reviewers overturned (None: no flag reviewed)
+             */
+            false_alarms?: number | null;
+            /** False Alarm Share */
+            false_alarm_share?: number | null;
+            /**
+             * False Alarm P
+             * @description binomial: this many or more at the promised rate
+             */
+            false_alarm_p?: number | null;
+            /**
+             * False Alarms Level
+             * @enum {string}
+             */
+            false_alarms_level: "unknown" | "ok" | "watch" | "drift";
+        };
         /** StationIn */
         StationIn: {
             /** Name */
@@ -4795,6 +4922,85 @@ export interface operations {
                 };
             };
             /** @description exists */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the request does not match the API (see errors) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorOut"];
+                };
+            };
+        };
+    };
+    station_drift_api_v1_stations__name__drift_get: {
+        parameters: {
+            query?: {
+                /** @description recent parts to compare */
+                last?: number;
+            };
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StationDriftOut"];
+                };
+            };
+            /** @description bad request: a body that cannot be parsed (not UTF-8, broken multipart) or an invalid Content-Length */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description authentication required, or the token or API key is invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the caller's role is too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description unknown station */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the station runs no model, or its model cannot be read */
             409: {
                 headers: {
                     [name: string]: unknown;

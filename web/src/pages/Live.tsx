@@ -2,6 +2,7 @@ import { Alert, Card, Grid, Group, Paper, SegmentedControl, SimpleGrid, Stack, T
 import { useEffect, useMemo, useRef, useState, useSyncExternalStore } from "react";
 import type uPlot from "uplot";
 import { api, call, type Inspection, type Schemas } from "../api/client";
+import { DriftNotice } from "../components/DriftNotice";
 import { Chart } from "../components/Chart";
 import { InspectionList } from "../components/InspectionList";
 import { fmtTime } from "../lib/format";
@@ -168,6 +169,7 @@ export default function LivePage() {
         )}
         {store.dropped > 0 && ` · ${store.dropped} live events were skipped because they came faster than this page could take them`}
       </Text>
+      {station && <DriftNotice station={station} />}
       <Grid>
         <Grid.Col span={{ base: 12, lg: 7 }}>
           <Card withBorder padding={0}>

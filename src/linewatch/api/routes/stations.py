@@ -6,7 +6,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
 from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
@@ -17,12 +17,13 @@ from linewatch.api.schemas import (
     CalibrateIn,
     JobOut,
     ModelOut,
+    StationDriftOut,
     StationIn,
     StationOut,
     TestScoresOut,
     errors,
 )
-from linewatch.services import calibrating, stations
+from linewatch.services import calibrating, drift, stations
 from linewatch.store.tables import ModelVersion
 
 router = APIRouter(prefix="/api/v1", tags=["stations and models"], responses=errors(400, 401, 403, 422))
@@ -47,6 +48,24 @@ def _model_out(session: Session, mv: ModelVersion) -> ModelOut:
     metrics = {k: v for k, v in mv.metrics.items() if k != "test_scores"} if mv.metrics else mv.metrics
     running = stations.stations_running(session, mv.id)
     return ModelOut.model_validate(mv).model_copy(update={"stations": running, "metrics": metrics})
+
+
+@router.get(
+    "/stations/{name}/drift",
+    response_model=StationDriftOut,
+    responses=errors(404, 409, e404="unknown station", e409="the station runs no model, or its model cannot be read"),
+)
+def station_drift(
+    name: Name,
+    _: Viewer,
+    session: DB,
+    last: int = Query(drift.DEFAULT_LAST, ge=1, le=drift.MAX_LAST, description="recent parts to compare"),
+):
+    """Do the station's recent parts still score as the good parts its model's thresholds were set on? A change of
+    light, a moved camera or a new batch of material shows here before it fills the review queue: ``watch`` or
+    ``drift`` says to set the thresholds again on today's good parts (POST /models/{id}/calibrate with the station's
+    window), or, where scores fell, to check the camera or train again."""
+    return drift.station_drift(session, name, last)
 
 
 @router.get("/models", response_model=list[ModelOut])

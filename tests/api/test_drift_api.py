@@ -1,0 +1,149 @@
+"""GET /stations/{name}/drift: a station's recent scores against the held-out good scores its model keeps."""
+
+import json
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture
+def manifest(trained) -> dict:
+    """A real model's manifest, whose thresholds and kept scores each test sets."""
+    return json.loads((trained[1] / "manifest.json").read_text())
+
+
+def _model(api, tmp_path, base: dict, name: str, kept, threshold: float = 2.3, rate: float = 0.01) -> int:
+    """A ready model version whose manifest keeps ``kept`` held-out good scores (None: a model trained before they
+    were kept)."""
+    from linewatch.store.tables import ModelVersion
+
+    folder = tmp_path / name
+    folder.mkdir()
+    manifest = {**base, "calibration": {**base["calibration"], "image_threshold": threshold, "false_alarm_rate": rate}}
+    manifest.pop("calibration_scores", None)
+    if kept is not None:
+        manifest["calibration_scores"] = {
+            "image": kept,
+            "peak": kept,
+            "floor": 0.0,
+            "source": "training",
+            "images": len(kept),
+            "at": "2026-12-06T08:00:00+00:00",
+        }
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with api.ctx.sessions() as s, s.begin():
+        mv = ModelVersion(
+            name=name,
+            method="patchcore",
+            backbone="x",
+            image_size=64,
+            status="ready",
+            threshold=threshold,
+            path=str(folder),
+        )
+        s.add(mv)
+        s.flush()
+        return mv.id
+
+
+def _station(api, name: str, model_id: int | None) -> int:
+    from linewatch.store.tables import Station
+
+    with api.ctx.sessions() as s, s.begin():
+        st = Station(name=name, active_model_id=model_id)
+        s.add(st)
+        s.flush()
+        return st.id
+
+
+def _parts(api, station_id: int, model_id: int, scores, threshold: float = 2.3, **extra) -> list[int]:
+    from linewatch.store.tables import Inspection
+
+    ids = []
+    with api.ctx.sessions() as s, s.begin():
+        for score in scores:
+            row = Inspection(
+                station_id=station_id,
+                model_id=model_id,
+                image_sha256=f"{len(ids):064d}",
+                image_phash="0" * 16,
+                heatmap_sha256="0" * 64,
+                width=64,
+                height=64,
+                score=float(score),
+                normalized_score=0.5,
+                verdict="anomalous" if score >= threshold else "good",
+                latency_ms=1.0,
+                **extra,
+            )
+            s.add(row)
+            s.flush()
+            ids.append(row.id)
+    return ids
+
+
+def test_a_station_whose_scores_rose_is_told_to_set_its_thresholds_again(api, tmp_path, manifest):
+    c = api.client
+    viewer = api.user("viewer")
+    rng = np.random.default_rng(0)
+    model_id = _model(api, tmp_path, manifest, "m", rng.normal(0, 1, 60).tolist())
+    cam = _station(api, "cam1", model_id)
+    _parts(api, cam, model_id, rng.normal(0, 1, 80))
+    r = c.get("/api/v1/stations/cam1/drift", headers=viewer)
+    assert r.status_code == 200, r.text
+    d = r.json()
+    assert d["level"] == "ok" and d["recent"] == 80 and d["reference"] == 60 and d["model_id"] == model_id
+    assert 0.35 < d["shift_auroc"] < 0.65 and d["reference_source"] == "training" and d["since"] <= d["until"]
+    assert "look as when the thresholds were set" in d["reason"] and d["false_alarms"] is None
+
+    # the light changed: the newest 80 parts score higher; the window is the newest `last` parts
+    brighter = rng.normal(1.5, 1, 80)
+    _parts(api, cam, model_id, brighter)
+    d = c.get("/api/v1/stations/cam1/drift", params={"last": 80}, headers=viewer).json()
+    assert d["level"] == "drift" == d["scores_level"] and d["shift_auroc"] > 0.8 and d["recent"] == 80
+    assert d["flags"] == int(np.sum(brighter >= 2.3)) > 0 and d["flagged_share"] == pytest.approx(d["flags"] / 80)
+    assert "set the thresholds again" in d["reason"]
+    assert c.get("/api/v1/stations/cam1/drift", params={"last": 160}, headers=viewer).json()["recent"] == 160
+
+
+def test_flags_reviewers_overturned_are_false_alarms_counted_against_the_promised_rate(api, tmp_path, manifest):
+    c = api.client
+    viewer = api.user("viewer")
+    rng = np.random.default_rng(1)
+    model_id = _model(api, tmp_path, manifest, "m", rng.normal(0, 1, 60).tolist(), threshold=2.3, rate=0.01)
+    other = _model(api, tmp_path, manifest, "other", rng.normal(0, 1, 60).tolist())
+    cam = _station(api, "cam1", model_id)
+    _parts(api, cam, model_id, rng.normal(0, 1, 70).clip(-3, 2.2))  # no flag among them
+    # 20 flags a reviewer overturned: 20 false alarms in 90 parts, at a promised 1 %
+    _parts(api, cam, model_id, [2.31] * 20, reviewed=True, review_verdict="good")
+    # left out: a part reviewed as defective, a repeated photo, a part scored by another model
+    defect = _parts(api, cam, model_id, [9.0], reviewed=True, review_verdict="anomalous")
+    _parts(api, cam, model_id, [9.0], duplicate_of=defect[0], duplicate_kind="exact")
+    _parts(api, cam, other, [9.0])
+    d = c.get("/api/v1/stations/cam1/drift", headers=viewer).json()
+    assert d["recent"] == 90 and d["flags"] == 20 and d["reviewed_flags"] == 20
+    assert d["false_alarms"] == 20 and d["false_alarm_share"] == pytest.approx(20 / 90)
+    assert d["false_alarms_level"] == "drift" == d["level"] and d["false_alarm_p"] < 1e-4
+    assert "reviewers overturned 20 flags among 90 parts" in d["reason"]
+
+
+def test_what_the_watch_cannot_tell_and_refuses(api, tmp_path, manifest):
+    c = api.client
+    viewer = api.user("viewer")
+    assert c.get("/api/v1/stations/cam9/drift", headers=viewer).status_code == 404
+    _station(api, "idle", None)
+    r = c.get("/api/v1/stations/idle/drift", headers=viewer)
+    assert r.status_code == 409 and "runs no model" in r.json()["detail"]
+    old = _model(api, tmp_path, manifest, "old", None)  # trained before held-out scores were kept
+    cam = _station(api, "cam1", old)
+    _parts(api, cam, old, np.linspace(0, 1, 40))
+    d = c.get("/api/v1/stations/cam1/drift", headers=viewer).json()
+    assert d["level"] == "unknown" and "calibrate" in d["reason"] and d["reference"] == 0
+    fresh = _model(api, tmp_path, manifest, "fresh", np.linspace(0, 1, 50).tolist())
+    cam2 = _station(api, "cam2", fresh)
+    _parts(api, cam2, fresh, np.linspace(0, 1, 12))
+    d = c.get("/api/v1/stations/cam2/drift", headers=viewer).json()
+    assert d["level"] == "unknown" and "too few" in d["reason"] and d["recent"] == 12
+    for bad in (0, 5001, "x"):
+        assert c.get("/api/v1/stations/cam2/drift", params={"last": bad}, headers=viewer).status_code == 422
+    assert c.get("/api/v1/stations/cam2/drift").status_code == 401

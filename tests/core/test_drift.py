@@ -1,0 +1,62 @@
+"""The drift watch's statistics (``linewatch.core.drift``)."""
+
+import numpy as np
+import pytest
+
+from linewatch.core.drift import MIN_RECENT, score_drift
+
+
+def test_unmoved_scores_are_ok_and_a_shift_either_way_is_named():
+    rng = np.random.default_rng(0)
+    ref = rng.normal(0, 1, 100)
+    same = score_drift(ref, rng.normal(0, 1, 200))
+    assert same.level == "ok" == same.scores_level and abs(same.shift_auroc - 0.5) < 0.1
+    assert 35 < same.median_percentile < 65 and "look as when" in same.reason
+    # a few defects among the recent parts move the rank test by about half their share, not to a level
+    mixed = score_drift(ref, np.concatenate([rng.normal(0, 1, 190), rng.normal(6, 1, 10)]))
+    assert mixed.level == "ok" and mixed.shift_auroc < 0.6
+    up_scores = rng.normal(1.5, 1, 200)
+    up = score_drift(ref, up_scores, threshold=2.3, promised_rate=0.01)
+    assert up.level == "drift" and up.shift_auroc > 0.8 and up.p_value < 1e-4
+    assert "higher" in up.reason and "set the thresholds again" in up.reason
+    assert up.flagged_share == pytest.approx(np.mean(up_scores >= 2.3)) and up.promised_rate == 0.01
+    down = score_drift(ref, rng.normal(-1.5, 1, 200))
+    assert down.level == "drift" and down.shift_auroc < 0.2 and "lower" in down.reason and "camera" in down.reason
+    small = score_drift(ref, rng.normal(0.8, 1, 200))  # a moderate shift: watch, not yet drift
+    assert small.level == "watch", small
+
+
+def test_too_few_scores_say_nothing():
+    ref = np.linspace(0, 1, 50)
+    few = score_drift(ref, np.linspace(5, 6, MIN_RECENT - 1))
+    assert few.level == "unknown" and few.shift_auroc is None and "too few" in few.reason
+    assert score_drift(np.linspace(0, 1, 5), np.linspace(0, 1, 100)).level == "unknown"
+    # nan and inf scores are not counted
+    assert score_drift(ref, [float("nan")] * 100).recent == 0
+
+
+def test_overturned_flags_are_tested_against_the_rate_the_threshold_has_on_the_reference():
+    rng = np.random.default_rng(1)
+    ref = rng.normal(0, 1, 100)
+    threshold = float(np.quantile(ref, 0.99))  # about 1 of the 100 reference scores at or above it
+    recent = rng.normal(0, 1, 80)
+    ok = score_drift(ref, recent, threshold, 0.01, confirmed_false_alarms=2)
+    assert ok.false_alarms_level == "ok" and ok.level == "ok" and "within chance" in ok.reason
+    many = score_drift(ref, recent, threshold, 0.01, confirmed_false_alarms=16)
+    assert many.false_alarms_level == "drift" == many.level and many.scores_level == "ok"
+    assert many.false_alarm_share == pytest.approx(16 / 80) and many.false_alarm_p < 1e-4
+    assert "reviewers overturned 16 flags among 80 parts" in many.reason and "set the thresholds again" in many.reason
+    # the reference's own uncertainty: 2.5 % against a threshold with 1 of 100 above it is not drift, while the
+    # same count against an exactly known 1 % would be more surprising
+    two = score_drift(ref, recent, threshold, 0.01, confirmed_false_alarms=4)
+    exact = score_drift(ref, recent, None, 0.01, confirmed_false_alarms=4)
+    assert two.false_alarm_p > exact.false_alarm_p and two.false_alarms_level != "drift"
+    # not counted without reviews, or without a promised rate
+    assert score_drift(ref, recent, threshold, 0.01).false_alarms is None
+    assert score_drift(ref, recent, threshold, None, 5).false_alarms_level == "unknown"
+
+
+def test_a_tiny_p_value_survives_the_dict():
+    rng = np.random.default_rng(2)
+    d = score_drift(rng.normal(0, 1, 100), rng.normal(3, 1, 100), 2.3, 0.01, 40).to_dict()
+    assert 0 < d["p_value"] < 1e-10 and d["false_alarm_p"] < 1e-10  # the latter may underflow to 0

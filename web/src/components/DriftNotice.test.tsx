@@ -1,0 +1,93 @@
+import { screen, waitFor } from "@testing-library/react";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { renderAs, stubFetch } from "../test/machines";
+import { DriftNotice, type Drift, driftFigures } from "./DriftNotice";
+
+function drift(over: Partial<Drift> = {}): Drift {
+  return {
+    station: "cam1",
+    model_id: 7,
+    level: "ok",
+    reason: "scores look as when the thresholds were set: the typical recent score is at percentile 51",
+    recent: 500,
+    reference: 76,
+    since: "2026-12-06T08:00:00Z",
+    until: "2026-12-06T09:00:00Z",
+    reference_source: "training",
+    reference_at: "2026-12-06T07:00:00Z",
+    shift_auroc: 0.51,
+    p_value: 0.8,
+    median_percentile: 51,
+    scores_level: "ok",
+    flags: 6,
+    reviewed_flags: 0,
+    flagged_share: 0.012,
+    promised_rate: 0.01,
+    false_alarms: null,
+    false_alarm_share: null,
+    false_alarm_p: null,
+    false_alarms_level: "unknown",
+    ...over,
+  };
+}
+
+describe("DriftNotice", () => {
+  afterEach(() => vi.unstubAllGlobals());
+
+  it("is a quiet line while the scores hold", async () => {
+    const sent = stubFetch({ "GET /api/v1/stations/cam1/drift": drift() });
+    renderAs("viewer", <DriftNotice station="cam1" />);
+    const line = await screen.findByTestId("drift-quiet");
+    expect(line.textContent).toContain("scores as when the thresholds were set");
+    expect(line.textContent).toContain("500 recent parts against 76 good scores");
+    expect(line.textContent).toContain("1.2 % flagged");
+    expect(sent[0].url.pathname).toBe("/api/v1/stations/cam1/drift");
+    expect(screen.queryByTestId("drift-alert")).toBeNull();
+  });
+
+  it("warns when the scores drift and shows an engineer the way to recalibrate", async () => {
+    const drifted = drift({
+      level: "drift",
+      scores_level: "watch",
+      false_alarms_level: "drift",
+      shift_auroc: 0.71,
+      false_alarms: 40,
+      false_alarm_share: 0.08,
+      reason: "reviewers overturned 40 flags among 500 parts; set the thresholds again on today's good parts",
+    });
+    stubFetch({ "GET /api/v1/stations/cam1/drift": drifted });
+    renderAs("engineer", <DriftNotice station="cam1" />);
+    const alert = await screen.findByTestId("drift-alert");
+    expect(alert.textContent).toContain("cam1: scores have drifted");
+    expect(alert.textContent).toContain("reviewers overturned 40 flags among 500 parts");
+    expect(alert.textContent).toContain("8.0 % overturned by reviewers against 1.0 % promised");
+    expect(screen.getByTestId("drift-recalibrate").getAttribute("href")).toBe("#/models?id=7");
+  });
+
+  it("names a moving station without the link for someone who cannot recalibrate", async () => {
+    stubFetch({ "GET /api/v1/stations/cam1/drift": drift({ level: "watch", reason: "scores are higher" }) });
+    renderAs("operator", <DriftNotice station="cam1" />);
+    expect((await screen.findByTestId("drift-alert")).textContent).toContain("cam1: scores are moving");
+    expect(screen.queryByTestId("drift-recalibrate")).toBeNull();
+  });
+
+  it("says nothing for a station that runs no model, and says so when the watch cannot be loaded", async () => {
+    vi.stubGlobal(
+      "fetch",
+      vi.fn(async () => new Response(JSON.stringify({ detail: "station 'cam1' runs no model" }), { status: 409 })),
+    );
+    renderAs("viewer", <DriftNotice station="cam1" />);
+    await waitFor(() => expect(vi.mocked(fetch)).toHaveBeenCalled());
+    await new Promise((r) => setTimeout(r, 20)); // the refused request handled
+    for (const id of ["drift-quiet", "drift-alert", "drift-error"]) expect(screen.queryByTestId(id)).toBeNull();
+    vi.stubGlobal("fetch", vi.fn(async () => new Response("{}", { status: 500 })));
+    renderAs("viewer", <DriftNotice station="cam2" />);
+    expect((await screen.findByTestId("drift-error")).textContent).toContain("could not be loaded");
+  });
+
+  it("puts the figures in one line", () => {
+    expect(driftFigures(drift({ shift_auroc: null, flagged_share: null }))).toBe(
+      "500 recent parts against 76 good scores the thresholds were set on",
+    );
+  });
+});

@@ -1,0 +1,85 @@
+import { Alert, Anchor, Text } from "@mantine/core";
+import { useEffect, useState } from "react";
+import { ApiError, api, call, can, type Schemas } from "../api/client";
+import { fmtNum, fmtPct } from "../lib/format";
+import { useSession } from "../lib/session";
+
+export type Drift = Schemas["StationDriftOut"];
+
+const REFRESH_MS = 60_000;
+
+/** The figures behind a drift level, in one line. */
+export function driftFigures(d: Drift): string {
+  const parts = [`${d.recent} recent parts against ${d.reference} good scores the thresholds were set on`];
+  if (d.shift_auroc != null) parts.push(`shift AUROC ${fmtNum(d.shift_auroc, 2)}`);
+  if (d.flagged_share != null) parts.push(`${fmtPct(d.flagged_share, 1)} flagged`);
+  if (d.false_alarm_share != null && d.promised_rate != null)
+    parts.push(`${fmtPct(d.false_alarm_share, 1)} overturned by reviewers against ${fmtPct(d.promised_rate, 1)} promised`);
+  return parts.join(" · ");
+}
+
+/** Whether a station's recent parts still score as the good parts its model's thresholds were set on
+ * (GET /stations/{name}/drift), refreshed every minute: a quiet line while they do, a warning with what to do when
+ * they drift. Nothing for a station that runs no model. */
+export function DriftNotice({ station }: { station: string }) {
+  const { me } = useSession();
+  const [drift, setDrift] = useState<Drift | null>(null);
+  const [error, setError] = useState<string | null>(null);
+
+  useEffect(() => {
+    let live = true;
+    const load = () =>
+      call(api.GET("/api/v1/stations/{name}/drift", { params: { path: { name: station } } })).then(
+        (d) => {
+          if (!live) return;
+          setDrift(d);
+          setError(null);
+        },
+        (e) => {
+          if (!live) return;
+          setDrift(null);
+          // 409: the station runs no model (nothing to watch); other failures are said once, quietly
+          setError(e instanceof ApiError && e.status === 409 ? null : "The drift watch could not be loaded.");
+        },
+      );
+    setDrift(null);
+    load();
+    const timer = window.setInterval(load, REFRESH_MS);
+    return () => {
+      live = false;
+      window.clearInterval(timer);
+    };
+  }, [station]);
+
+  if (error)
+    return (
+      <Text size="xs" c="gray.7" data-testid="drift-error">
+        {error}
+      </Text>
+    );
+  if (!drift) return null;
+  if (drift.level === "ok" || drift.level === "unknown")
+    return (
+      <Text size="xs" c="gray.7" data-testid="drift-quiet">
+        {drift.level === "ok" ? "Drift watch: scores as when the thresholds were set" : "Drift watch: not enough parts yet"} —{" "}
+        {drift.level === "ok" ? driftFigures(drift) : drift.reason}
+      </Text>
+    );
+  return (
+    <Alert
+      color={drift.level === "drift" ? "red" : "yellow"}
+      title={drift.level === "drift" ? `${station}: scores have drifted` : `${station}: scores are moving`}
+      data-testid="drift-alert"
+    >
+      <Text size="sm">{drift.reason}.</Text>
+      <Text size="xs" c="gray.8" mt={4}>
+        {driftFigures(drift)} (model version #{drift.model_id})
+      </Text>
+      {can(me.role, "engineer") && (
+        <Anchor size="sm" href={`#/models?id=${drift.model_id}`} data-testid="drift-recalibrate">
+          Set the thresholds again on today's good parts
+        </Anchor>
+      )}
+    </Alert>
+  );
+}
