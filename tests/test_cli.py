@@ -173,7 +173,7 @@ def test_predict_scores_the_readable_images_and_names_the_others(trained, synthe
 
 def test_help_lists_the_verbs():
     out = run("--help").stdout
-    for verb in ("train", "evaluate", "calibrate", "predict", "export", "demo"):
+    for verb in ("train", "evaluate", "calibrate", "drift", "predict", "export", "demo"):
         assert verb in out
 
 

@@ -382,6 +382,51 @@ def calibrate_cmd(
         unreadable.finish(len(paths), "used")
 
 
+@app.command("drift")
+@user_errors
+def drift_cmd(
+    model: Annotated[Path, typer.Argument(help="model directory")],
+    images: Annotated[
+        list[Path], typer.Argument(help="recent images of parts as they came off the line (files or folders)")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object on stdout")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
+):
+    """Do recent images still score as the good images the model's thresholds were set on? Says ok, watch or drift
+    (a change of light, a moved camera, another batch of material), with the figures and what to do: usually
+    `linewatch calibrate` on today's good parts. Defects among the images are expected; 30 images at least.
+
+    Unreadable images are named on stderr and left out; the exit status is then 2."""
+    from linewatch.vision.datasets import expand_inputs
+    from linewatch.vision.recalibration import watch_drift
+
+    paths = expand_inputs(images)
+    unreadable = _Unreadable()
+    with Bars(quiet or as_json) as bars:
+        found = watch_drift(model, paths, bars, unreadable)
+    unreadable.went_on()
+    if as_json:
+        sys.stdout.write(json.dumps(found.to_dict()) + "\n")
+    else:
+        colour = {"ok": "green", "watch": "yellow", "drift": "red"}.get(found.level, "white")
+        t = Table(title=f"drift watch of {escape(str(model))}", title_justify="left")
+        t.add_column("")
+        t.add_column("value", justify="right")
+        t.add_row("level", f"[{colour}]{found.level}[/{colour}]")
+        t.add_row("recent images / reference good scores", f"{found.recent} / {found.reference}")
+        for label, v, fmt in (
+            ("shift AUROC (0.5: unmoved)", found.shift_auroc, "{:.3f}"),
+            ("p-value", found.p_value, "{:.1e}"),
+            ("recent median's percentile in the reference", found.median_percentile, "{:.0f}"),
+            ("flagged", found.flagged_share, "{:.1%}"),
+            ("false-alarm rate promised", found.promised_rate, "{:.1%}"),
+        ):
+            t.add_row(label, "-" if v is None else fmt.format(v))
+        out.print(t)
+        err.print(found.reason, highlight=False)
+    unreadable.finish(len(paths), "compared")
+
+
 def _print_recalibration(done) -> None:
     b, a = done.before, done.after
     if done.source == "images":

@@ -237,3 +237,62 @@ def test_an_exported_model_is_calibrated_through_its_export_to_the_same_threshol
     assert [type(s).__name__ for s in opened] == ["OnnxModel"]
     assert by_onnx.to_dict() == pytest.approx(by_torch.to_dict(), rel=1e-4)
     assert runtime.OnnxModel(model).calibration_ == by_onnx  # the export reads the manifest's new thresholds
+
+
+@pytest.fixture
+def parts(tmp_path):
+    """A category with 72 good test photos: 36 to calibrate a model on, 36 more as a station's recent parts, and the
+    same 36 in a brighter light."""
+    from PIL import Image, ImageEnhance
+
+    from linewatch.vision.synthetic import make_dataset
+
+    root = make_dataset(tmp_path / "parts", n_train=24, n_test_good=72, n_test_defect=2, seed=3)
+    good = sorted((root / "test" / "good").iterdir())
+    out = {"today": tmp_path / "today", "recent": tmp_path / "recent", "brighter": tmp_path / "brighter"}
+    for d in out.values():
+        d.mkdir()
+    for i, p in enumerate(good):
+        if i < 36:
+            shutil.copy(p, out["today"])
+        else:
+            shutil.copy(p, out["recent"])
+            ImageEnhance.Brightness(Image.open(p)).enhance(1.4).save(out["brighter"] / p.name)
+    return out
+
+
+def test_the_drift_watch_of_recent_photos_against_the_good_scores_kept(model, parts, synthetic):
+    from linewatch.vision import watch_drift
+
+    recalibrate(model, sorted(parts["today"].iterdir()))  # the reference: 36 good scores of today
+    same = watch_drift(model, sorted(parts["recent"].iterdir()))
+    assert same.level == "ok" and same.recent == 36 and same.reference == 36 and same.promised_rate is not None
+    brighter = watch_drift(model, sorted(parts["brighter"].iterdir()))
+    assert brighter.level in ("watch", "drift") and brighter.shift_auroc > 0.75, brighter
+    assert "set the thresholds again" in brighter.reason
+    few = watch_drift(model, sorted(parts["recent"].iterdir())[:10])
+    assert few.level == "unknown" and "too few" in few.reason
+    with pytest.raises(LinewatchError, match="trained on"):
+        watch_drift(model, load_dataset(synthetic).train)
+
+
+def test_the_drift_command(model, parts, tmp_path, cli_here):
+    r = cli_here("calibrate", model, parts["today"], "-q")
+    assert r.exit_code == 0, r.stderr
+    r = cli_here("drift", model, parts["brighter"], "--json", "-q")
+    assert r.exit_code == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["level"] in ("watch", "drift") and d["recent"] == 36 and d["shift_auroc"] > 0.75
+    (parts["recent"] / "broken.png").write_bytes(b"not a png")
+    r = cli_here("drift", model, parts["recent"], "-q")
+    assert r.exit_code == 2  # one image could not be read: named, the rest compared
+    text = " ".join((r.stdout + r.stderr).split())
+    assert "broken.png" in text and "ok" in r.stdout and "look as when the thresholds were set" in text
+    old = tmp_path / "old"
+    shutil.copytree(model, old)
+    m = _manifest(old)
+    del m["calibration_scores"]
+    (old / "manifest.json").write_text(json.dumps(m))
+    r = cli_here("drift", old, parts["recent"], "-q")
+    assert r.exit_code == 2 and "keeps no held-out good scores" in " ".join(r.stderr.split())
+    assert "Traceback" not in r.stderr

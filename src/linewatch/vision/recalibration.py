@@ -152,6 +152,24 @@ def score_good(
     return np.asarray(scores, np.float64), np.asarray(peaks, np.float64)
 
 
+def watch_drift(model_dir: str | Path, images: Sequence[Source], progress=None, unreadable: Unreadable | None = None):
+    """Do ``images`` of recent parts (as they came off the line, defects included) still score as the good images the
+    model's thresholds were set on? ``linewatch.core.drift.score_drift`` of their raw scores against the held-out good
+    scores the manifest keeps; a ``ScoreDrift`` (its ``level``: ok, watch, drift, or unknown with too few images).
+    The model's own training images are refused: they score below any part it has not seen."""
+    from linewatch.core.drift import score_drift
+    from linewatch.vision.manifest import read_manifest
+
+    model_dir = Path(model_dir)
+    m = read_manifest(model_dir)
+    reference, _peaks, _n = _kept(model_dir, m)
+    images = list(images)
+    _check_not_training(model_dir, m, images)
+    scores, _ = score_good(model_dir, images, progress, unreadable)
+    cal = m.get("calibration") or {}
+    return score_drift(reference, scores, cal.get("image_threshold"), cal.get("false_alarm_rate"))
+
+
 def recalibrate(
     model_dir: str | Path,
     images: Sequence[Source] | None = None,
