@@ -80,6 +80,26 @@ def _px(candidate: dict) -> str:
     return f", {size} px" if size else ""
 
 
+def _few_held_out(det, out: Path) -> None:
+    """Say so when the held-out good images are too few to hold the threshold to its false-alarm rate, and how to
+    tighten it (``linewatch calibrate`` on more good parts)."""
+    from linewatch.core.drift import rate_bound
+
+    kept, cal = det.calibration_scores_, det.calibration_
+    if not kept or cal is None or not kept.get("image"):
+        return
+    n = len(kept["image"])
+    above = sum(s >= cal.image_threshold for s in kept["image"])
+    bound = rate_bound(above, n)
+    if bound > 2 * cal.false_alarm_rate:
+        err.print(
+            f"[yellow]the threshold rests on {n} held-out good images[/yellow]: its false-alarm rate may be up to "
+            f"{bound:.1%} (95 %) rather than {cal.false_alarm_rate:.1%}; `linewatch calibrate {escape(str(out))} "
+            "GOOD_IMAGES` on a few hundred good parts of the line tightens it",
+            highlight=False,
+        )
+
+
 def _fmt(v) -> str:
     return "—" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))
 
@@ -126,6 +146,7 @@ def train(
         ),
         highlight=False,
     )
+    _few_held_out(det, out)
     if det.input_shape_:
         h, w = det.input_shape_
         err.print(

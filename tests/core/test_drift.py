@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from linewatch.core.drift import MIN_RECENT, score_drift
+from linewatch.core.drift import MIN_RECENT, rate_bound, score_drift
 
 
 def test_unmoved_scores_are_ok_and_a_shift_either_way_is_named():
@@ -60,3 +60,10 @@ def test_a_tiny_p_value_survives_the_dict():
     rng = np.random.default_rng(2)
     d = score_drift(rng.normal(0, 1, 100), rng.normal(3, 1, 100), 2.3, 0.01, 40).to_dict()
     assert 0 < d["p_value"] < 1e-10 and d["false_alarm_p"] < 1e-10  # the latter may underflow to 0
+
+
+def test_how_high_a_thresholds_rate_can_be_from_the_scores_it_was_set_on():
+    assert rate_bound(0, 21) == pytest.approx(0.085, abs=0.005)  # bottle's 21 held-out images, none above
+    assert rate_bound(0, 500) < rate_bound(0, 100) < rate_bound(0, 21)  # more images, a tighter bound
+    assert rate_bound(5, 100) > rate_bound(1, 100) > 0.01
+    assert rate_bound(1, 100, confidence=0.5) < rate_bound(1, 100)

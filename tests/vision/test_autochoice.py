@@ -150,6 +150,14 @@ def test_the_command_line_reports_the_choice_and_refuses_an_unknown_mode(synthet
     assert auto["reason"] in text and text.count(": self-check image") == 2
     share = training["combined"]["share_choice"]  # the default method's other choice: PaDiM's share
     assert f"PaDiM's share in the image score: {share['share']:g}, {share['reason']}" in text
+    # a threshold on few held-out images says how loosely it holds its rate, and how to tighten it
+    from linewatch.core.drift import rate_bound
+
+    manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    held, cal = manifest["calibration_scores"]["image"], manifest["calibration"]
+    bound = rate_bound(sum(x >= cal["image_threshold"] for x in held), len(held))
+    assert f"the threshold rests on {len(held)} held-out good images: its false-alarm rate may be up to " in text
+    assert f"{bound:.1%} (95 %) rather than 1.0%" in text and "linewatch calibrate" in text
     bad = subprocess.run([*lw, "--auto", "always"], capture_output=True, text=True)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "auto" in bad.stderr
 

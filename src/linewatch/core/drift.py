@@ -139,6 +139,14 @@ def score_drift(
     return out
 
 
+def rate_bound(above: int, n: int, confidence: float = 0.95) -> float:
+    """How high the true false-alarm rate of a threshold can be, at ``confidence``, when ``above`` of the ``n`` good
+    scores it was set on are at or above it (the Jeffreys interval's upper end, the same Beta the watch uses)."""
+    from scipy.stats import beta
+
+    return float(beta.ppf(confidence, above + 0.5, n - above + 0.5))
+
+
 def _level(levels, size: float, p: float) -> str:
     for name, smallest, largest_p in levels:
         if size >= smallest and p <= largest_p:
