@@ -1,5 +1,6 @@
 """GET /stations/{name}/drift: a station's recent scores against the held-out good scores its model keeps."""
 
+import datetime as dt
 import json
 
 import numpy as np
@@ -147,3 +148,48 @@ def test_what_the_watch_cannot_tell_and_refuses(api, tmp_path, manifest):
     for bad in (0, 5001, "x"):
         assert c.get("/api/v1/stations/cam2/drift", params={"last": bad}, headers=viewer).status_code == 422
     assert c.get("/api/v1/stations/cam2/drift").status_code == 401
+
+
+def test_the_watcher_stores_each_change_of_level_then_publishes_it(api, tmp_path, manifest):
+    from linewatch.core.events import StationDrift
+
+    c = api.client
+    viewer = api.user("viewer")
+    heard = []
+    api.ctx.bus.subscribe(heard.append, StationDrift)
+    rng = np.random.default_rng(4)
+    model_id = _model(api, tmp_path, manifest, "m", rng.normal(0, 1, 60).tolist())
+    cam = _station(api, "cam1", model_id)
+    watcher = api.ctx.drift
+    assert watcher.run_once() == 0  # no part yet
+    _parts(api, cam, model_id, rng.normal(0, 1, 20))
+    assert watcher.run_once() == 0  # too few to tell: nothing stored
+    _parts(api, cam, model_id, rng.normal(0, 1, 60))
+    assert watcher.run_once() == 1 and [e.level for e in heard] == ["ok"] and heard[0].previous_level == "unknown"
+    assert watcher.run_once() == 0  # no new part, no check
+    _parts(api, cam, model_id, rng.normal(0, 1, 10))
+    assert watcher.run_once() == 0  # checked, the same level: nothing stored
+    _parts(api, cam, model_id, rng.normal(2, 1, 400))  # the light changed
+    assert watcher.run_once() == 1
+    assert [(e.level, e.previous_level) for e in heard] == [("ok", "unknown"), ("drift", "ok")]
+    assert heard[1].station == "cam1" and heard[1].model_id == model_id and heard[1].shift_auroc > 0.8
+    r = c.get("/api/v1/stations/cam1/drift/history", headers=viewer)
+    assert r.status_code == 200, r.text
+    changes = r.json()
+    assert [(x["level"], x["previous_level"]) for x in changes] == [("drift", "ok"), ("ok", "unknown")]
+    assert changes[0]["recent"] == 490 and "set the thresholds again" in changes[0]["reason"]  # every part so far
+    at = [dt.datetime.fromisoformat(x.replace("Z", "+00:00")) for x in (changes[0]["at"], heard[1].at)]
+    assert abs(at[0] - at[1]) < dt.timedelta(milliseconds=1)
+    assert len(c.get("/api/v1/stations/cam1/drift/history", params={"limit": 1}, headers=viewer).json()) == 1
+    assert c.get("/api/v1/stations/cam9/drift/history", headers=viewer).status_code == 404
+    metrics = c.get("/metrics").text
+    assert 'linewatch_station_drift_level{station="cam1"} 2.0' in metrics
+    assert 'linewatch_station_drift_shift_auroc{station="cam1"}' in metrics
+    # another model on the station: its first level is a change too, even when it is the same level
+    other = _model(api, tmp_path, manifest, "other", rng.normal(2, 1, 60).tolist())
+    with api.ctx.sessions() as s, s.begin():
+        from linewatch.store.tables import Station
+
+        s.get(Station, cam).active_model_id = other
+    _parts(api, cam, other, rng.normal(2, 1, 60))
+    assert watcher.run_once() == 1 and heard[-1].level == "ok" and heard[-1].model_id == other

@@ -37,6 +37,7 @@ from linewatch.config import Settings
 from linewatch.errors import ImageError, ImageTooLarge, LinewatchError, ModelFileError
 from linewatch.services import audit as audit_log
 from linewatch.services.context import AppContext, build_context, start_bus
+from linewatch.services.drift import DriftWatcher
 from linewatch.services.errors import Conflict, NotFound, TooLarge, TooManyRequests
 from linewatch.services.ingest import Ingester
 from linewatch.services.jobqueue import QueueJobs, QueueUnavailable
@@ -287,7 +288,10 @@ def _lifespan(c: AppContext):
         await asyncio.to_thread(c.sources.start)
         c.maintenance = MaintenanceWatcher(c)  # maintenance predictions as cycles of readings complete
         c.maintenance.start()
+        c.drift = DriftWatcher(c)  # each station's drift level, stored and published when it changes
+        c.drift.start()
         yield
+        await asyncio.to_thread(c.drift.stop)
         await asyncio.to_thread(c.maintenance.stop)
         await asyncio.to_thread(c.sources.stop)
         await asyncio.to_thread(c.twin_inbox.stop)

@@ -414,6 +414,21 @@ class StationDriftOut(BaseModel):
     false_alarms_level: DriftLevel
 
 
+class StationDriftChangeOut(BaseModel):
+    """A change of a station's drift level, as the service's watch found it (it checks stations with new parts
+    every minute)."""
+
+    station: str
+    model_id: int | None
+    level: DriftLevel
+    previous_level: DriftLevel | None
+    recent: int = Field(description="parts compared")
+    shift_auroc: float | None
+    false_alarm_share: float | None
+    reason: str
+    at: Timestamp
+
+
 class TestScoresOut(BaseModel):
     """The evaluation's per-image raw scores, for a score histogram and a ROC curve; empty when the version was
     trained without a test dataset."""

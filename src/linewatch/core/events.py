@@ -103,6 +103,22 @@ class ModelActivated(Event):
     previous_model_id: int | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class StationDrift(Event):
+    """A station's drift level changed (stored first in ``station_drift``): its recent scores against the good scores
+    its model's thresholds were set on (``linewatch.core.drift``)."""
+
+    type: ClassVar[str] = "station_drift"
+    station: str
+    model_id: int | None
+    level: str
+    previous_level: str | None
+    reason: str
+    shift_auroc: float | None = None
+    false_alarm_share: float | None = None
+    at: str = ""
+
+
 # -- machines: their definitions, models, alerts and live state ------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
 class MachinesChanged(Event):

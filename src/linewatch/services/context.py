@@ -26,6 +26,7 @@ log = logging.getLogger("linewatch.events")
 
 if TYPE_CHECKING:
     from linewatch.services.accounts import SignIns
+    from linewatch.services.drift import DriftWatcher
     from linewatch.services.ingest import Ingester
     from linewatch.services.jobqueue import QueueJobs
     from linewatch.services.jobs import JobRunner
@@ -134,6 +135,7 @@ class AppContext:
     ingester: Ingester | None = None  # sensor readings: stored, scored, alerts (set once started)
     sources: ReadingSources | None = None  # MQTT / NATS inputs of the ingester
     maintenance: MaintenanceWatcher | None = None  # machines' maintenance predictions
+    drift: DriftWatcher | None = None  # stations' drift levels
     logins: SignIns | None = None  # sign-in throttling and admission
     twin: TwinService | None = None  # the lines' digital twins: live state from events (set once started)
     twin_inbox: TwinInbox | None = None  # machine state messages from MQTT

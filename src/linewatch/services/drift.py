@@ -2,24 +2,39 @@
 on (``linewatch.core.drift``)? The reference is the held-out good scores the active model version keeps in its
 manifest (from training, or from its last recalibration); the recent scores are the station's latest inspections by
 that version, repeated photos and parts a reviewer marked defective left out; flags that reviewers overturned are
-the false alarms counted for sure."""
+the false alarms counted for sure.
+
+``DriftWatcher`` checks every station with new parts once a minute and, when its level changes, stores the change
+(``station_drift``), then publishes ``StationDrift`` (WebSocket clients, other processes) and sets the Prometheus
+gauges: a station that drifts says so without anyone asking."""
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import threading
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from linewatch.core.drift import score_drift
+from linewatch.core.events import StationDrift
 from linewatch.services import stations
 from linewatch.services.errors import Conflict
-from linewatch.store.tables import Inspection, ModelVersion
+from linewatch.store.tables import Inspection, ModelVersion, Station, StationDriftChange
+
+if TYPE_CHECKING:
+    from linewatch.services.context import AppContext
+
+log = logging.getLogger("linewatch.drift")
 
 DEFAULT_LAST = 500  # recent parts compared, unless the request says
 MAX_LAST = 5000
+CHECK_EVERY_S = 60.0  # how often the watcher looks at stations with new parts
+LEVEL_VALUES = {"unknown": -1, "ok": 0, "watch": 1, "drift": 2}  # the Prometheus gauge's
 
 
 @lru_cache(maxsize=64)
@@ -88,3 +103,120 @@ def station_drift(session: Session, name: str, last: int = DEFAULT_LAST) -> dict
 
 def _utc(t: dt.datetime) -> dt.datetime:
     return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+
+
+def history(session: Session, name: str, limit: int = 50) -> list[dict]:
+    """The changes of station ``name``'s drift level, the newest first."""
+    st = stations.station(session, name)
+    rows = session.scalars(
+        select(StationDriftChange)
+        .where(StationDriftChange.station_id == st.id)
+        .order_by(StationDriftChange.id.desc())
+        .limit(limit)
+    ).all()
+    return [
+        {
+            "station": st.name,
+            "model_id": r.model_id,
+            "level": r.level,
+            "previous_level": r.previous_level,
+            "recent": r.recent,
+            "shift_auroc": r.shift_auroc,
+            "false_alarm_share": r.false_alarm_share,
+            "reason": r.reason,
+            "at": _utc(r.created_at),
+        }
+        for r in rows
+    ]
+
+
+class DriftWatcher:
+    """A thread: every ``CHECK_EVERY_S``, each station whose newest inspection is newer than at its last check gets
+    ``station_drift``; a level other than the one stored last (or another model's) is stored, then published."""
+
+    def __init__(self, ctx: AppContext):
+        self.ctx = ctx
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._seen: dict[int, int] = {}  # station id -> its newest inspection id at the last check
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="linewatch-drift", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(CHECK_EVERY_S):
+            try:
+                self.run_once()
+            except Exception as e:  # the next round may find the database back
+                log.warning("drift watch not updated: %s", e)
+
+    def run_once(self) -> int:
+        """Check the stations with new parts; the number of level changes stored."""
+        with self.ctx.sessions() as s:
+            newest = s.execute(
+                select(Station.id, Station.name, func.max(Inspection.id))
+                .join(Inspection, Inspection.station_id == Station.id)
+                .where(Station.active_model_id.is_not(None))
+                .group_by(Station.id, Station.name)
+            ).all()
+        changed = 0
+        for station_id, name, last_id in newest:
+            if self._seen.get(station_id) == last_id:
+                continue
+            self._seen[station_id] = last_id
+            try:
+                changed += self._check(station_id, name)
+            except Conflict as e:  # its model cannot be read: said on the API, nothing to store
+                log.info("station %s: no drift check: %s", name, e)
+            except Exception as e:
+                log.warning("station %s: no drift check: %s", name, e)
+        return changed
+
+    def _check(self, station_id: int, name: str) -> int:
+        with self.ctx.sessions() as s:
+            found = station_drift(s, name)
+        self.ctx.metrics.drift_level.labels(name).set(LEVEL_VALUES[found["level"]])
+        if found["shift_auroc"] is not None:
+            self.ctx.metrics.drift_auroc.labels(name).set(found["shift_auroc"])
+        with self.ctx.sessions() as s, s.begin():
+            last = s.scalar(
+                select(StationDriftChange)
+                .where(StationDriftChange.station_id == station_id)
+                .order_by(StationDriftChange.id.desc())
+                .limit(1)
+            )
+            before = last.level if last is not None else "unknown"
+            if before == found["level"] and (last is None or last.model_id == found["model_id"]):
+                return 0
+            row = StationDriftChange(
+                station_id=station_id,
+                model_id=found["model_id"],
+                level=found["level"],
+                previous_level=before,
+                recent=found["recent"],
+                shift_auroc=found["shift_auroc"],
+                false_alarm_share=found["false_alarm_share"],
+                reason=found["reason"],
+            )
+            s.add(row)
+            s.flush()
+            at = _utc(row.created_at).isoformat()
+        self.ctx.bus.publish(
+            StationDrift(
+                station=name,
+                model_id=found["model_id"],
+                level=found["level"],
+                previous_level=before,
+                reason=found["reason"],
+                shift_auroc=found["shift_auroc"],
+                false_alarm_share=found["false_alarm_share"],
+                at=at,
+            )
+        )
+        return 1

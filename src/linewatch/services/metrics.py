@@ -52,6 +52,18 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.drift_level = Gauge(
+            "linewatch_station_drift_level",
+            "A station's drift watch: -1 unknown, 0 ok, 1 watch, 2 drift (the latest check of this process)",
+            ["station"],
+            registry=r,
+        )
+        self.drift_auroc = Gauge(
+            "linewatch_station_drift_shift_auroc",
+            "A station's recent scores against its model's good ones: 0.5 unmoved, towards 1 higher",
+            ["station"],
+            registry=r,
+        )
         self.ws_clients = Gauge("linewatch_websocket_clients", "Connected WebSocket clients", registry=r)
         self.ws_dropped = Counter("linewatch_websocket_dropped_events", "Events dropped for slow clients", registry=r)
         # machines

@@ -171,6 +171,25 @@ class Inspection(Base):
     )
 
 
+class StationDriftChange(Base):
+    """A change of a station's drift level (``services.drift``): the watch's history, one row each time the level
+    its active model's scores show moves (unknown, ok, watch, drift), with the figures that moved it."""
+
+    __tablename__ = "station_drift"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    station_id: Mapped[int] = mapped_column(ForeignKey("stations.id", ondelete="CASCADE"))
+    model_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id", ondelete="SET NULL"), nullable=True)
+    level: Mapped[str] = mapped_column(String(10))
+    previous_level: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    recent: Mapped[int] = mapped_column(Integer)
+    shift_auroc: Mapped[float | None] = mapped_column(Float, nullable=True)
+    false_alarm_share: Mapped[float | None] = mapped_column(Float, nullable=True)
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=now)
+
+    __table_args__ = (Index("ix_station_drift_station", "station_id", "id"),)
+
+
 class InspectionVectors(Base):
     """Search vectors of an inspection, from its scoring pass (float32 bytes, L2-normalised): the source the
     search index is built from. ``space`` names what they can be compared with (method, backbone, size)."""

@@ -185,6 +185,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/stations/{name}/drift/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Station Drift History
+         * @description When the station's drift level changed, and why: the service checks each station with new parts every minute,
+         *     stores each change, then sends it to WebSocket clients (``station_drift``) and sets the Prometheus gauges
+         *     ``linewatch_station_drift_level`` and ``linewatch_station_drift_shift_auroc``.
+         */
+        get: operations["station_drift_history_api_v1_stations__name__drift_history_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/models": {
         parameters: {
             query?: never;
@@ -3192,6 +3214,40 @@ export interface components {
             };
         };
         /**
+         * StationDriftChangeOut
+         * @description A change of a station's drift level, as the service's watch found it (it checks stations with new parts
+         *     every minute).
+         */
+        StationDriftChangeOut: {
+            /** Station */
+            station: string;
+            /** Model Id */
+            model_id: number | null;
+            /**
+             * Level
+             * @enum {string}
+             */
+            level: "unknown" | "ok" | "watch" | "drift";
+            /** Previous Level */
+            previous_level: ("unknown" | "ok" | "watch" | "drift") | null;
+            /**
+             * Recent
+             * @description parts compared
+             */
+            recent: number;
+            /** Shift Auroc */
+            shift_auroc: number | null;
+            /** False Alarm Share */
+            false_alarm_share: number | null;
+            /** Reason */
+            reason: string;
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+        };
+        /**
          * StationDriftOut
          * @description Whether a station's recent parts still score as the good parts its model's thresholds were set on: a rank test
          *     of the recent scores against the held-out good scores the model keeps, and, where reviewers looked at flagged
@@ -5002,6 +5058,76 @@ export interface operations {
             };
             /** @description the station runs no model, or its model cannot be read */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the request does not match the API (see errors) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorOut"];
+                };
+            };
+        };
+    };
+    station_drift_history_api_v1_stations__name__drift_history_get: {
+        parameters: {
+            query?: {
+                /** @description changes to return, the newest first */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StationDriftChangeOut"][];
+                };
+            };
+            /** @description bad request: a body that cannot be parsed (not UTF-8, broken multipart) or an invalid Content-Length */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description authentication required, or the token or API key is invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the caller's role is too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description not found */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -1,6 +1,6 @@
-import { screen, waitFor } from "@testing-library/react";
+import { act, screen, waitFor } from "@testing-library/react";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { renderAs, stubFetch } from "../test/machines";
+import { fakeStream, renderAs, stubFetch } from "../test/machines";
 import { DriftNotice, type Drift, driftFigures } from "./DriftNotice";
 
 function drift(over: Partial<Drift> = {}): Drift {
@@ -83,6 +83,22 @@ describe("DriftNotice", () => {
     vi.stubGlobal("fetch", vi.fn(async () => new Response("{}", { status: 500 })));
     renderAs("viewer", <DriftNotice station="cam2" />);
     expect((await screen.findByTestId("drift-error")).textContent).toContain("could not be loaded");
+  });
+
+  it("loads the figures again at once when the service's watch sends a change of this station's level", async () => {
+    let answer = drift();
+    const sent = stubFetch({ "GET /api/v1/stations/cam1/drift": () => answer });
+    const stream = fakeStream();
+    renderAs("viewer", <DriftNotice station="cam1" />, stream);
+    await screen.findByTestId("drift-quiet");
+    expect(sent).toHaveLength(1);
+    const change = { type: "station_drift" as const, model_id: 7, previous_level: "ok", reason: "", shift_auroc: 0.9 };
+    act(() => stream.drift.forEach((f) => f({ ...change, station: "cam2", level: "drift", false_alarm_share: null, at: "" })));
+    expect(sent).toHaveLength(1); // another station's change
+    answer = drift({ level: "drift", reason: "scores are higher than when the thresholds were set" });
+    act(() => stream.drift.forEach((f) => f({ ...change, station: "cam1", level: "drift", false_alarm_share: null, at: "" })));
+    expect((await screen.findByTestId("drift-alert")).textContent).toContain("cam1: scores have drifted");
+    expect(sent).toHaveLength(2);
   });
 
   it("puts the figures in one line", () => {

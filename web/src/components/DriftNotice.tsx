@@ -2,6 +2,7 @@ import { Alert, Anchor, Text } from "@mantine/core";
 import { useEffect, useState } from "react";
 import { ApiError, api, call, can, type Schemas } from "../api/client";
 import { fmtNum, fmtPct } from "../lib/format";
+import type { StationDriftEvent } from "../lib/live";
 import { useSession } from "../lib/session";
 
 export type Drift = Schemas["StationDriftOut"];
@@ -19,10 +20,11 @@ export function driftFigures(d: Drift): string {
 }
 
 /** Whether a station's recent parts still score as the good parts its model's thresholds were set on
- * (GET /stations/{name}/drift), refreshed every minute: a quiet line while they do, a warning with what to do when
- * they drift. Nothing for a station that runs no model. */
+ * (GET /stations/{name}/drift), refreshed every minute and at once when the service's watch sends a change of level
+ * (``station_drift``): a quiet line while they do, a warning with what to do when they drift. Nothing for a station
+ * that runs no model. */
 export function DriftNotice({ station }: { station: string }) {
-  const { me } = useSession();
+  const { me, stream } = useSession();
   const [drift, setDrift] = useState<Drift | null>(null);
   const [error, setError] = useState<string | null>(null);
 
@@ -45,11 +47,17 @@ export function DriftNotice({ station }: { station: string }) {
     setDrift(null);
     load();
     const timer = window.setInterval(load, REFRESH_MS);
+    // the service's watch found another level: load the figures now, not at the next minute
+    const onChange = (e: StationDriftEvent) => {
+      if (e.station === station) load();
+    };
+    stream.drift.add(onChange);
     return () => {
       live = false;
       window.clearInterval(timer);
+      stream.drift.delete(onChange);
     };
-  }, [station]);
+  }, [station, stream]);
 
   if (error)
     return (

@@ -4,6 +4,19 @@ import type { MaintenanceEvent } from "./maintenance";
 import type { PlanActivatedEvent, ScheduleProgressEvent } from "./schedules";
 import type { TwinEvent, TwinModelEvent } from "./twin";
 
+/** A station's drift level changed (the service's watch checks stations with new parts every minute). */
+export interface StationDriftEvent {
+  type: "station_drift";
+  station: string;
+  model_id: number | null;
+  level: "unknown" | "ok" | "watch" | "drift";
+  previous_level: string | null;
+  reason: string;
+  shift_auroc: number | null;
+  false_alarm_share: number | null;
+  at: string;
+}
+
 // The live event stream (WebSocket /api/v1/events) and what the pages keep of it: a bounded list of the newest
 // inspections, counters, and one-minute buckets of the last hour. Events arrive at any rate; listeners are told
 // at most every `NOTIFY_MS`, so 20 inspections a second cost a handful of renders a second.
@@ -190,6 +203,7 @@ export class EventStream {
   readonly plans = new Set<Listener<PlanActivatedEvent>>();
   readonly twinEvents = new Set<Listener<TwinEvent>>();
   readonly twinModels = new Set<Listener<TwinModelEvent>>();
+  readonly drift = new Set<Listener<StationDriftEvent>>();
   readonly store = new LiveStore();
 
   constructor(
@@ -247,6 +261,8 @@ export class EventStream {
         this.twinEvents.forEach((f) => f(ev as unknown as TwinEvent));
       } else if (ev.type === "twin_model") {
         this.twinModels.forEach((f) => f(ev as unknown as TwinModelEvent));
+      } else if (ev.type === "station_drift") {
+        this.drift.forEach((f) => f(ev as unknown as StationDriftEvent));
       } else if (ev.type === "dropped" && ev.count) {
         this.store.noteDropped(ev.count);
       }

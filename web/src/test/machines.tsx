@@ -2,7 +2,7 @@ import { MantineProvider } from "@mantine/core";
 import { render } from "@testing-library/react";
 import { vi } from "vitest";
 import type { Role } from "../api/client";
-import { LiveStore } from "../lib/live";
+import { LiveStore, type StationDriftEvent } from "../lib/live";
 import type { AlertEvent, Machine, MachineAlert, MachineStateEvent, MachinesChangedEvent } from "../lib/machines";
 import type { MaintenanceEvent } from "../lib/maintenance";
 import type { PlanActivatedEvent, ScheduleProgressEvent } from "../lib/schedules";
@@ -24,6 +24,7 @@ export function fakeStream() {
     plans: new Set<(e: PlanActivatedEvent) => void>(),
     twinEvents: new Set<(e: TwinEvent) => void>(),
     twinModels: new Set<(e: TwinModelEvent) => void>(),
+    drift: new Set<(e: StationDriftEvent) => void>(),
     state: "open",
     wasLost: false,
     subscribeState: () => () => {},

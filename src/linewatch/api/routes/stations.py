@@ -17,6 +17,7 @@ from linewatch.api.schemas import (
     CalibrateIn,
     JobOut,
     ModelOut,
+    StationDriftChangeOut,
     StationDriftOut,
     StationIn,
     StationOut,
@@ -66,6 +67,19 @@ def station_drift(
     ``drift`` says to set the thresholds again on today's good parts (POST /models/{id}/calibrate with the station's
     window), or, where scores fell, to check the camera or train again."""
     return drift.station_drift(session, name, last)
+
+
+@router.get("/stations/{name}/drift/history", response_model=list[StationDriftChangeOut], responses=errors(404))
+def station_drift_history(
+    name: Name,
+    _: Viewer,
+    session: DB,
+    limit: int = Query(50, ge=1, le=1000, description="changes to return, the newest first"),
+):
+    """When the station's drift level changed, and why: the service checks each station with new parts every minute,
+    stores each change, then sends it to WebSocket clients (``station_drift``) and sets the Prometheus gauges
+    ``linewatch_station_drift_level`` and ``linewatch_station_drift_shift_auroc``."""
+    return drift.history(session, name, limit)
 
 
 @router.get("/models", response_model=list[ModelOut])
