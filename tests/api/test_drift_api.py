@@ -193,3 +193,28 @@ def test_the_watcher_stores_each_change_of_level_then_publishes_it(api, tmp_path
         s.get(Station, cam).active_model_id = other
     _parts(api, cam, other, rng.normal(2, 1, 60))
     assert watcher.run_once() == 1 and heard[-1].level == "ok" and heard[-1].model_id == other
+
+
+def test_a_periodic_part_works_on_its_own_and_outlives_a_failed_round():
+    import time
+
+    from linewatch.services.periodic import Periodic
+
+    calls = []
+
+    class Every(Periodic):
+        every_s = 0.01
+
+        def run_once(self):
+            calls.append(1)
+            if len(calls) == 1:
+                raise RuntimeError("the database is away")
+            return 0
+
+    p = Every()
+    p.start()
+    deadline = time.monotonic() + 10
+    while len(calls) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    p.stop()
+    assert len(calls) >= 3 and not p._thread.is_alive()

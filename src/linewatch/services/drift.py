@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +23,7 @@ from linewatch.core.drift import score_drift
 from linewatch.core.events import StationDrift
 from linewatch.services import stations
 from linewatch.services.errors import Conflict
+from linewatch.services.periodic import Periodic
 from linewatch.store.tables import Inspection, ModelVersion, Station, StationDriftChange
 
 if TYPE_CHECKING:
@@ -130,31 +130,16 @@ def history(session: Session, name: str, limit: int = 50) -> list[dict]:
     ]
 
 
-class DriftWatcher:
+class DriftWatcher(Periodic):
     """A thread: every ``CHECK_EVERY_S``, each station whose newest inspection is newer than at its last check gets
     ``station_drift``; a level other than the one stored last (or another model's) is stored, then published."""
 
+    name, every_s, what = "linewatch-drift", CHECK_EVERY_S, "drift watch"
+
     def __init__(self, ctx: AppContext):
+        super().__init__()
         self.ctx = ctx
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._seen: dict[int, int] = {}  # station id -> its newest inspection id at the last check
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="linewatch-drift", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(CHECK_EVERY_S):
-            try:
-                self.run_once()
-            except Exception as e:  # the next round may find the database back
-                log.warning("drift watch not updated: %s", e)
 
     def run_once(self) -> int:
         """Check the stations with new parts; the number of level changes stored."""
@@ -194,29 +179,11 @@ class DriftWatcher:
             before = last.level if last is not None else "unknown"
             if before == found["level"] and (last is None or last.model_id == found["model_id"]):
                 return 0
-            row = StationDriftChange(
-                station_id=station_id,
-                model_id=found["model_id"],
-                level=found["level"],
-                previous_level=before,
-                recent=found["recent"],
-                shift_auroc=found["shift_auroc"],
-                false_alarm_share=found["false_alarm_share"],
-                reason=found["reason"],
-            )
+            keys = ("model_id", "level", "reason", "shift_auroc", "false_alarm_share")
+            change = {"previous_level": before, **{k: found[k] for k in keys}}
+            row = StationDriftChange(station_id=station_id, recent=found["recent"], **change)
             s.add(row)
             s.flush()
             at = _utc(row.created_at).isoformat()
-        self.ctx.bus.publish(
-            StationDrift(
-                station=name,
-                model_id=found["model_id"],
-                level=found["level"],
-                previous_level=before,
-                reason=found["reason"],
-                shift_auroc=found["shift_auroc"],
-                false_alarm_share=found["false_alarm_share"],
-                at=at,
-            )
-        )
+        self.ctx.bus.publish(StationDrift(station=name, at=at, **change))
         return 1

@@ -22,7 +22,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import shutil
-import threading
 import time
 from pathlib import Path
 
@@ -37,6 +36,7 @@ from linewatch.services.alerts import alert_dict
 from linewatch.services.context import AppContext
 from linewatch.services.errors import Conflict
 from linewatch.services.machine_models import queue_model
+from linewatch.services.periodic import Periodic
 from linewatch.services.readings import HOUR_MS, MINUTE_MS, TEN_MINUTES_MS
 from linewatch.store.tables import (
     Alert,
@@ -381,31 +381,16 @@ def cycle_means(
     return np.array(ks, dtype=np.int64), out
 
 
-class MaintenanceWatcher:
+class MaintenanceWatcher(Periodic):
     """A thread: every few seconds, each machine with a maintenance model gets predictions for the cycles its
     readings completed since the last one."""
 
+    name, every_s, what = "linewatch-maintenance", CHECK_EVERY_S, "maintenance predictions"
+
     def __init__(self, ctx: AppContext):
+        super().__init__()
         self.ctx = ctx
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._models: dict[int, tuple[int, object]] = {}  # machine id -> (model id, estimator)
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="linewatch-maintenance", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(CHECK_EVERY_S):
-            try:
-                self.run_once()
-            except Exception as e:  # the next round may find the database back
-                log.warning("maintenance predictions not updated: %s", e)
 
     def _estimator(self, mm: MachineModel):
         have = self._models.get(mm.machine_id)
