@@ -10,8 +10,8 @@ rank test on all recent scores needs no verdicts; a light gone brighter or a cam
 score and drives it towards 1 (or 0: scores can fall too, and then misses rise). Both the size and the p-value must
 pass (``LEVELS``): with thousands of scores a tiny shift is significant, with a few dozen a large one can be chance.
 
-A change of light often moves the upper tail more than the bulk (magnetic_tile 1.25x brighter: the median good
-score's shift AUROC 0.59, yet three times the false alarms), and a rise in flagged parts alone cannot tell drift from
+A change of light often moves the upper tail more than the bulk (magnetic_tile 1.25x brighter: a shift AUROC of
+0.58-0.66, yet two to three times the false alarms), and a rise in flagged parts alone cannot tell drift from
 more defects. Where reviewers look at the flagged parts, the flags they overturn are false alarms counted for sure:
 ``confirmed_false_alarms`` among the recent parts is tested against the rate the threshold really has on the
 reference (one-sided): a threshold set on a hundred good images promises 1 % but may hold 2 %, and a binomial test at
