@@ -61,7 +61,7 @@ describe("DriftNotice", () => {
     expect(alert.textContent).toContain("cam1: scores have drifted");
     expect(alert.textContent).toContain("reviewers overturned 40 flags among 500 parts");
     expect(alert.textContent).toContain("8.0 % overturned by reviewers against 1.0 % promised");
-    expect(screen.getByTestId("drift-recalibrate").getAttribute("href")).toBe("#/models?id=7");
+    expect(screen.getByTestId("drift-recalibrate").getAttribute("href")).toBe("#/models?id=7&station=cam1");
   });
 
   it("names a moving station without the link for someone who cannot recalibrate", async () => {

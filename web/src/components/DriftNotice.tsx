@@ -84,8 +84,12 @@ export function DriftNotice({ station }: { station: string }) {
         {driftFigures(drift)} (model version #{drift.model_id})
       </Text>
       {can(me.role, "engineer") && (
-        <Anchor size="sm" href={`#/models?id=${drift.model_id}`} data-testid="drift-recalibrate">
-          Set the thresholds again on today's good parts
+        <Anchor
+          size="sm"
+          href={`#/models?id=${drift.model_id}&station=${encodeURIComponent(station)}`}
+          data-testid="drift-recalibrate"
+        >
+          Set the thresholds again on good parts run through {station}
         </Anchor>
       )}
     </Alert>

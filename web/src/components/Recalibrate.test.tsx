@@ -104,6 +104,17 @@ describe("Recalibrate", { timeout: 40_000 }, () => {
     });
   });
 
+  it("opened from the drift watch's link, starts on that station's parts", async () => {
+    stubFetch({ "GET /api/v1/datasets": datasets });
+    const stations = [
+      { id: 1, name: "cam1", active_model_id: 5, previous_model_id: null, created_at: "2026-12-06T08:00:00Z" },
+      { id: 2, name: "cam2", active_model_id: null, previous_model_id: null, created_at: "2026-12-06T08:00:00Z" },
+    ];
+    renderAs("engineer", <Recalibrate model={model} onDone={() => {}} fromStation="cam1" />, undefined, { stations, station: "cam2" });
+    expect(screen.getByRole("textbox", { name: "Good images" })).toHaveValue("Known-good parts a station inspected");
+    expect(screen.getByRole("textbox", { name: "Station" })).toHaveValue("cam1"); // the link's, not the header's
+  });
+
   it("says how a recalibrated version's thresholds were set", () => {
     const m = {
       ...model,

@@ -48,12 +48,20 @@ export function calibrationLine(c: Calibration): string {
  * the photos of known-good parts a station took in a window, or at another false-alarm rate from the scores the
  * version keeps. The result is a new version (a job), which
  * ``onDone`` is told of; stations keep their model until it is activated. */
-export function Recalibrate({ model, onDone }: { model: Model; onDone: (newModelId: number | null) => void }) {
+export function Recalibrate({
+  model,
+  onDone,
+  fromStation: asked = null,
+}: {
+  model: Model;
+  onDone: (newModelId: number | null) => void;
+  fromStation?: string | null; // start on this station's window (the drift watch's link)
+}) {
   const { stations, station: headerStation } = useSession();
   const [datasets, setDatasets] = useState<Schemas["DatasetOut"][] | null>(null);
-  const [dataset, setDataset] = useState<string | null>(KEPT);
+  const [dataset, setDataset] = useState<string | null>(asked ? STATION : KEPT);
   const [rate, setRate] = useState<number | string>("");
-  const [station, setStation] = useState<string | null>(headerStation ?? stations[0]?.name ?? null);
+  const [station, setStation] = useState<string | null>(asked ?? headerStation ?? stations[0]?.name ?? null);
   const [since, setSince] = useState(() => toLocalInput(Date.now() - HOUR));
   const [until, setUntil] = useState(() => toLocalInput(Date.now()));
   const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);

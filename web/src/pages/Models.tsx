@@ -155,7 +155,9 @@ export default function ModelsPage() {
   const [busy, setBusy] = useState(false);
   const engineer = can(me.role, "engineer");
   const targetStation = stations.find((s) => s.name === target);
-  const wanted = Number(useRoute().query.get("id")); // #/models?id=N opens version N
+  const query = useRoute().query;
+  const wanted = Number(query.get("id")); // #/models?id=N opens version N
+  const recalibrateAt = query.get("station"); // ...&station=S: its thresholds set again on S's parts (drift watch)
 
   const load = useCallback(async () => {
     try {
@@ -378,7 +380,9 @@ export default function ModelsPage() {
                   {calibrationLine(calibrationOf(model)!)}
                 </Text>
               )}
-              {engineer && model.status === "ready" && <Recalibrate model={model} onDone={recalibrated} />}
+              {engineer && model.status === "ready" && (
+                <Recalibrate model={model} onDone={recalibrated} fromStation={model.id === wanted ? recalibrateAt : null} />
+              )}
               {model.status === "ready" ? (
                 <ScoreCharts model={model} />
               ) : (
