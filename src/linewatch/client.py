@@ -276,13 +276,36 @@ class Client:
         dataset_id: int | None = None,
         false_alarm_rate: float | None = None,
         name: str | None = None,
+        station: str | None = None,
+        since: dt.datetime | str | None = None,
+        until: dt.datetime | str | None = None,
     ) -> dict:
         """Queue setting the version's thresholds again without training, as a new version: from a dataset's good
-        images (ones the model was not trained on), or without one at another ``false_alarm_rate`` from the held-out
+        images (ones the model was not trained on), from the known-good parts ``station`` inspected from ``since`` to
+        ``until`` (the last hour by default), or with neither at another ``false_alarm_rate`` from the held-out
         scores it keeps. Returns the job; its ``result["model_id"]`` is the new version."""
-        body = {"dataset_id": dataset_id, "false_alarm_rate": false_alarm_rate, "name": name}
+        body = {
+            "dataset_id": dataset_id,
+            "false_alarm_rate": false_alarm_rate,
+            "name": name,
+            "station": station,
+            "since": since.isoformat() if isinstance(since, dt.datetime) else since,
+            "until": until.isoformat() if isinstance(until, dt.datetime) else until,
+        }
         return self.request(
             "POST", f"/api/v1/models/{int(model_id)}/calibrate", json={k: v for k, v in body.items() if v is not None}
+        )
+
+    def drift(self, station: str, last: int | None = None) -> dict:
+        """The station's drift watch: do its ``last`` parts (500 by default) still score as the good parts its
+        model's thresholds were set on? ``["level"]`` is ok, watch, drift or unknown; ``["reason"]`` says why."""
+        params = {"last": int(last)} if last is not None else None
+        return self.request("GET", f"/api/v1/stations/{quote(station, safe='')}/drift", params=params)
+
+    def drift_history(self, station: str, limit: int = 50) -> list[dict]:
+        """The changes of the station's drift level the service's watch found, the newest first."""
+        return self.request(
+            "GET", f"/api/v1/stations/{quote(station, safe='')}/drift/history", params={"limit": int(limit)}
         )
 
     def models(self) -> list[dict]:

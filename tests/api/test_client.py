@@ -1,6 +1,7 @@
 """End to end against a real `linewatch serve` process: the Python client over HTTP, the live event
 stream over WebSocket and `linewatch inspect` from the command line."""
 
+import datetime as dt
 import json
 import re
 import time
@@ -97,6 +98,14 @@ def test_end_to_end(server, synthetic, tmp_path, linewatch_processes):
         assert review["inspection_id"] == ids[0] and review["defect_type"] == "spot"
         assert [x["id"] for x in lw.inspections(reviewed=False)["items"]] == [ids[1]]
         assert lw.inspection(ids[0])["reviewed"] is True
+        # the drift watch: one part counts (the other was reviewed as defective), too few to compare yet
+        watch = lw.drift("cam1", last=100)
+        assert watch["level"] == "unknown" and watch["recent"] == 1 and "too few" in watch["reason"]
+        assert lw.drift_history("cam1") == []
+        # a recalibration on the station's parts of the last hour: one good part is not enough
+        with pytest.raises(ClientError) as refused:
+            lw.calibrate(model_id, station="cam1", since=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
+        assert refused.value.status_code == 409 and "station 'cam1' inspected 1 parts" in str(refused.value)
         page = lw.inspections(station="cam1", limit=1)
         assert len(page["items"]) == 1 and page["next_cursor"] is not None
         assert [x["id"] for x in lw.iter_inspections(station="cam1", limit=1)] == sorted(ids, reverse=True)
