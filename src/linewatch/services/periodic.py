@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from abc import ABC, abstractmethod
 
 log = logging.getLogger("linewatch.periodic")
 
 
-class Periodic:
+class Periodic(ABC):
     """Subclasses set ``name`` (the thread's), ``every_s`` and ``what`` (said when a round fails) and define
     ``run_once``. A failed round is logged and the next one runs: the database may be back by then."""
 
@@ -37,5 +38,6 @@ class Periodic:
             except Exception as e:
                 log.warning("%s not updated: %s", self.what, e)
 
-    def run_once(self) -> int:  # pragma: no cover - each subclass has its own
-        raise NotImplementedError
+    @abstractmethod
+    def run_once(self) -> int:
+        """One round of the work; what it did (a count)."""
