@@ -67,3 +67,16 @@ def test_how_high_a_thresholds_rate_can_be_from_the_scores_it_was_set_on():
     assert rate_bound(0, 500) < rate_bound(0, 100) < rate_bound(0, 21)  # more images, a tighter bound
     assert rate_bound(5, 100) > rate_bound(1, 100) > 0.01
     assert rate_bound(1, 100, confidence=0.5) < rate_bound(1, 100)
+
+
+def test_many_flags_without_reviews_are_named_without_a_level():
+    rng = np.random.default_rng(3)
+    ref = rng.normal(0, 1, 100)
+    recent = np.concatenate([rng.normal(0, 1, 180), rng.normal(6, 1, 20)])  # a tenth defective
+    d = score_drift(ref, recent, threshold=2.3, promised_rate=0.01)
+    assert d.level == "ok" and d.flagged_share >= 0.1
+    assert "of the recent parts are flagged against the 1.0% false alarms promised" in d.reason
+    assert "reviewing the flags tells which" in d.reason
+    # reviewed: the overturned flags speak instead
+    assert "reviewing the flags" not in score_drift(ref, recent, 2.3, 0.01, confirmed_false_alarms=1).reason
+    assert "are flagged" not in score_drift(ref, rng.normal(0, 1, 200), 2.3, 0.01).reason  # about 1 % flagged

@@ -127,6 +127,12 @@ def score_drift(
             f"against the {promised_rate:.1%} promised (p = {p:.1e})"
         )
         reasons.append(said if out.false_alarms_level != "ok" else said + ", within chance")
+    if out.false_alarms is None and flagged is not None and promised_rate and flagged >= 2 * promised_rate:
+        # no reviews to tell them apart: more defects, or good parts flagged (which the rank test may not show)
+        reasons.append(
+            f"{flagged:.1%} of the recent parts are flagged against the {promised_rate:.1%} false alarms promised: "
+            "more defects, or good parts flagged; reviewing the flags tells which"
+        )
     out.level = max(out.scores_level, out.false_alarms_level, key=_ORDER.index)
     if out.level in ("watch", "drift"):
         high = (out.shift_auroc or 0.5) > 0.5 or out.false_alarms_level in ("watch", "drift")
