@@ -53,6 +53,12 @@ class Engine(StrEnum):
     onnx = "onnx"
 
 
+class FailOn(StrEnum):
+    never = "never"
+    watch = "watch"
+    drift = "drift"
+
+
 def _search_hint(scorer, model: Path) -> None:
     """Say how to re-export an export whose bank search is not this CPU's fastest (``OnnxModel.search_hint``)."""
     hint = getattr(scorer, "search_hint", None)
@@ -412,12 +418,16 @@ def drift_cmd(
     ],
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object on stdout")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
+    fail_on: Annotated[
+        FailOn, typer.Option(help="exit with status 1 at this level or worse (for a scheduled check)")
+    ] = FailOn.never,
 ):
     """Do recent images still score as the good images the model's thresholds were set on? Says ok, watch or drift
     (a change of light, a moved camera, another batch of material), with the figures and what to do: usually
     `linewatch calibrate` on today's good parts. Defects among the images are expected; 30 images at least.
 
-    Unreadable images are named on stderr and left out; the exit status is then 2."""
+    Unreadable images are named on stderr and left out; the exit status is then 2. With --fail-on watch (or drift)
+    the status is 1 when the level is that or worse."""
     from linewatch.vision.datasets import expand_inputs
     from linewatch.vision.recalibration import watch_drift
 
@@ -446,6 +456,9 @@ def drift_cmd(
         out.print(t)
         err.print(found.reason, highlight=False)
     unreadable.finish(len(paths), "compared")
+    levels = ("watch", "drift")
+    if fail_on is not FailOn.never and found.level in levels[levels.index(fail_on.value) :]:
+        raise typer.Exit(1)
 
 
 def _print_recalibration(done) -> None:

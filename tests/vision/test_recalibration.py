@@ -283,6 +283,12 @@ def test_the_drift_command(model, parts, tmp_path, cli_here):
     assert r.exit_code == 0, r.stderr
     d = json.loads(r.stdout)
     assert d["level"] in ("watch", "drift") and d["recent"] == 36 and d["shift_auroc"] > 0.75
+    # a scheduled check fails at the level it is told to
+    level = d["level"]
+    assert cli_here("drift", model, parts["brighter"], "-q", "--fail-on", "watch").exit_code == 1
+    assert cli_here("drift", model, parts["brighter"], "-q", "--fail-on", "drift").exit_code == (level == "drift")
+    assert cli_here("drift", model, parts["recent"], "-q", "--fail-on", "watch").exit_code == 0
+    assert cli_here("drift", model, parts["brighter"], "-q", "--fail-on", "always").exit_code == 2
     (parts["recent"] / "broken.png").write_bytes(b"not a png")
     r = cli_here("drift", model, parts["recent"], "-q")
     assert r.exit_code == 2  # one image could not be read: named, the rest compared
