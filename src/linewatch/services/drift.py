@@ -10,7 +10,6 @@ gauges: a station that drifts says so without anyone asking."""
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from functools import lru_cache
 from pathlib import Path
@@ -24,7 +23,7 @@ from linewatch.core.events import StationDrift
 from linewatch.services import stations
 from linewatch.services.errors import Conflict
 from linewatch.services.periodic import Periodic
-from linewatch.store.tables import Inspection, ModelVersion, Station, StationDriftChange
+from linewatch.store.tables import Inspection, ModelVersion, Station, StationDriftChange, as_utc
 
 if TYPE_CHECKING:
     from linewatch.services.context import AppContext
@@ -91,18 +90,14 @@ def station_drift(session: Session, name: str, last: int = DEFAULT_LAST) -> dict
     return {
         "station": st.name,
         "model_id": mv.id,
-        "since": _utc(rows[-1].created_at) if rows else None,
-        "until": _utc(rows[0].created_at) if rows else None,
+        "since": as_utc(rows[-1].created_at) if rows else None,
+        "until": as_utc(rows[0].created_at) if rows else None,
         "flags": flags,
         "reviewed_flags": reviewed,
         "reference_source": origin.get("source"),
         "reference_at": origin.get("at"),
         **out,
     }
-
-
-def _utc(t: dt.datetime) -> dt.datetime:
-    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
 def history(session: Session, name: str, limit: int = 50) -> list[dict]:
@@ -124,7 +119,7 @@ def history(session: Session, name: str, limit: int = 50) -> list[dict]:
             "shift_auroc": r.shift_auroc,
             "false_alarm_share": r.false_alarm_share,
             "reason": r.reason,
-            "at": _utc(r.created_at),
+            "at": as_utc(r.created_at),
         }
         for r in rows
     ]
@@ -184,6 +179,6 @@ class DriftWatcher(Periodic):
             row = StationDriftChange(station_id=station_id, recent=found["recent"], **change)
             s.add(row)
             s.flush()
-            at = _utc(row.created_at).isoformat()
+            at = as_utc(row.created_at).isoformat()
         self.ctx.bus.publish(StationDrift(station=name, at=at, **change))
         return 1

@@ -30,7 +30,7 @@ from linewatch.search.calibration import MIN_OUTCOMES, Calibration, fit
 from linewatch.search.index import Filter, SearchIndexError, VectorIndex, point_id
 from linewatch.search.metric import ReviewMetric
 from linewatch.search.repeats import SAME_PHOTO_RMS, Fingerprint, differences
-from linewatch.store.tables import Inspection, InspectionVectors, ModelVersion, Station
+from linewatch.store.tables import Inspection, InspectionVectors, ModelVersion, Station, as_utc
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def _payloads(insp: Inspection, station: str, row: InspectionVectors) -> list[di
         "station": station,
         "verdict": insp.review_verdict or insp.verdict,  # a person's verdict, once reviewed, is the one that counts
         "defect_type": insp.defect_type,
-        "time": _utc(insp.created_at).timestamp(),
+        "time": as_utc(insp.created_at).timestamp(),
     }
     if not row.from_regions:
         return [{**base, "region": None}]
@@ -601,7 +601,7 @@ class RecentUploads:
                 rows = s.execute(q.order_by(Inspection.id.desc()).limit(recent)).all()
             with self._lock:
                 for iid, r, sha, ph, t, fp in rows:
-                    state.rows.setdefault(iid, (r, sha, int(ph, 16), _utc(t).timestamp(), _fingerprint(fp)))
+                    state.rows.setdefault(iid, (r, sha, int(ph, 16), as_utc(t).timestamp(), _fingerprint(fp)))
                 if rows:
                     state.fetched_upto = max(state.fetched_upto, max(r[0] for r in rows))
                 state.checked_at = time.monotonic()
@@ -616,7 +616,7 @@ class RecentUploads:
         with self._lock:
             for r in rows:
                 state = self._state.setdefault(r.station_id, _Recent({}))
-                t = _utc(r.created_at).timestamp() if r.created_at else time.time()
+                t = as_utc(r.created_at).timestamp() if r.created_at else time.time()
                 fp = _fingerprint(r.image_fingerprint)
                 state.rows[r.id] = (r.duplicate_of or r.id, r.image_sha256, int(r.image_phash, 16), t, fp)
 
@@ -671,7 +671,3 @@ class RecentUploads:
                 self._state.clear()
             else:
                 self._state.pop(station_id, None)
-
-
-def _utc(t: dt.datetime) -> dt.datetime:
-    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)

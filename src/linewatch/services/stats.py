@@ -8,7 +8,7 @@ import datetime as dt
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from linewatch.store.tables import Inspection, Station
+from linewatch.store.tables import Inspection, Station, as_utc
 
 
 def line_stats(
@@ -47,7 +47,7 @@ def line_stats(
     parts = counts["good"] + counts["anomalous"]
     now = dt.datetime.now(dt.UTC)
     end = min(until, now) if until is not None else now
-    start = since if (ran_before and since is not None) else (_utc(first_at) if first_at is not None else None)
+    start = since if (ran_before and since is not None) else (as_utc(first_at) if first_at is not None else None)
     covered = (end - start).total_seconds() if start is not None else None
     return {
         **counts,
@@ -59,7 +59,3 @@ def line_stats(
         "covered_s": round(covered, 3) if covered is not None and covered > 0 else None,
         "throughput_per_s": parts / covered if covered is not None and covered > 0 else None,
     }
-
-
-def _utc(t: dt.datetime) -> dt.datetime:
-    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)

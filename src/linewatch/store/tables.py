@@ -12,6 +12,11 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def as_utc(t: dt.datetime) -> dt.datetime:
+    """A stored time with its zone: SQLite gives the UTC times it stored back without one."""
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+
+
 class Base(DeclarativeBase):
     type_annotation_map = {dt.datetime: DateTime(timezone=True)}
 
