@@ -435,6 +435,8 @@ def drift_cmd(
     unreadable = _Unreadable()
     with Bars(quiet or as_json) as bars:
         found = watch_drift(model, paths, bars, unreadable)
+    if found.recent == 0:
+        unreadable.none_of_all()  # none could be read: an error naming them, not a table of nothing
     unreadable.went_on()
     if as_json:
         sys.stdout.write(json.dumps(found.to_dict()) + "\n")

@@ -294,6 +294,13 @@ def test_the_drift_command(model, parts, tmp_path, cli_here):
     assert r.exit_code == 2  # one image could not be read: named, the rest compared
     text = " ".join((r.stdout + r.stderr).split())
     assert "broken.png" in text and "ok" in r.stdout and "look as when the thresholds were set" in text
+    broken = tmp_path / "all-broken"
+    broken.mkdir()
+    for i in range(3):
+        (broken / f"{i}.png").write_bytes(b"not a png")
+    r = cli_here("drift", model, broken, "-q")
+    assert r.exit_code == 2 and "none of the 3 images can be read" in " ".join(r.stderr.split())
+    assert r.stdout == "" and "Traceback" not in r.stderr
     old = tmp_path / "old"
     shutil.copytree(model, old)
     m = _manifest(old)
