@@ -1,6 +1,8 @@
 import contextlib
 import io
+import threading
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -43,6 +45,39 @@ class Api:
             assert r.status_code == 200, r.text
             self._headers[role] = {"Authorization": f"Bearer {r.json()['access_token']}"}
         return self._headers[role]
+
+
+@pytest.fixture
+def race(monkeypatch):
+    """``race(calls, at)``: runs the calls at once, each in a thread, and holds each at the first call of one of the
+    functions ``at`` names (``(owner, attribute)`` pairs: a module, or one object's method) until every call got
+    there: what two service processes do when both read the same state before either writes. The calls' results."""
+
+    def run(calls, at):
+        barrier = threading.Barrier(len(calls), timeout=30)
+        mine = threading.local()  # .hold: a racing call not held yet (the service's own threads are never held)
+
+        for owner, name in at:
+            original = getattr(owner, name)
+
+            def held(*args, _original=original, **kwargs):
+                out = _original(*args, **kwargs)
+                if getattr(mine, "hold", False):
+                    mine.hold = False
+                    barrier.wait()
+                return out
+
+            monkeypatch.setattr(owner, name, held)
+
+        def racing(call):
+            mine.hold = True
+            return call()
+
+        with ThreadPoolExecutor(len(calls)) as pool:
+            futures = [pool.submit(racing, call) for call in calls]
+            return [f.result() for f in futures]
+
+    return run
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

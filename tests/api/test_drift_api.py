@@ -195,6 +195,29 @@ def test_the_watcher_stores_each_change_of_level_then_publishes_it(api, tmp_path
     assert watcher.run_once() == 1 and heard[-1].level == "ok" and heard[-1].model_id == other
 
 
+def test_two_service_processes_store_a_change_once(api, tmp_path, manifest, race):
+    """Two processes' watchers that saw the same change at once: one stores and publishes it, the other neither."""
+    from linewatch.core.events import StationDrift
+    from linewatch.services import drift
+    from linewatch.store.tables import StationDriftChange
+
+    heard = []
+    api.ctx.bus.subscribe(heard.append, StationDrift)
+    rng = np.random.default_rng(5)
+    model_id = _model(api, tmp_path, manifest, "m", rng.normal(0, 1, 60).tolist())
+    cam = _station(api, "cam1", model_id)
+    _parts(api, cam, model_id, rng.normal(0, 1, 60))
+    one, two = drift.DriftWatcher(api.ctx), drift.DriftWatcher(api.ctx)
+    assert sorted(race([one.run_once, two.run_once], at=[(drift, "last_change")])) == [0, 1]
+    _parts(api, cam, model_id, rng.normal(2, 1, 400))  # the light changed: both see it again
+    assert sorted(race([one.run_once, two.run_once], at=[(drift, "last_change")])) == [0, 1]
+    with api.ctx.sessions() as s:
+        rows = s.query(StationDriftChange).order_by(StationDriftChange.id).all()
+        assert [(r.level, r.previous_level) for r in rows] == [("ok", "unknown"), ("drift", "ok")]
+        assert [r.follows_id for r in rows] == [0, rows[0].id]
+    assert [(e.level, e.previous_level) for e in heard] == [("ok", "unknown"), ("drift", "ok")]
+
+
 def test_a_periodic_part_works_on_its_own_and_outlives_a_failed_round():
     import time
 

@@ -191,3 +191,68 @@ def test_fingerprints_are_stored_uncompressed_on_postgres_and_back_after_a_downg
                 assert storage(conn) == "x"
         finally:
             engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_upgrading_links_drift_changes_and_keeps_one_prediction_per_cycle(backend, tmp_path, request):
+    """Migration 0013: each stored drift change names the one it follows (0 for a station's first), and maintenance
+    predictions that two service processes stored twice are kept once (the first), so the unique indexes hold."""
+    from alembic import command
+
+    with contextlib.ExitStack() as stack:
+        if backend == "postgresql":
+            url = stack.enter_context(request.getfixturevalue("postgres").database("lw_upgrade13"))
+        else:
+            url = f"sqlite:///{tmp_path / 'upgrade13.db'}"
+        engine = db.make_engine(url)
+        try:
+            cfg = db._alembic_config(engine)
+            with engine.begin() as conn:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "0012")
+            with engine.begin() as conn:
+                run = conn.execute
+                for sid in (1, 2):
+                    run(
+                        text(f"INSERT INTO stations (id, name, created_at) VALUES ({sid}, 's{sid}', CURRENT_TIMESTAMP)")
+                    )
+                for did, sid, level in ((1, 1, "ok"), (2, 2, "ok"), (3, 1, "drift"), (4, 1, "ok")):
+                    run(
+                        text(
+                            "INSERT INTO station_drift (id, station_id, level, recent, reason, created_at) "
+                            "VALUES (:id, :s, :l, 50, '', CURRENT_TIMESTAMP)"
+                        ),
+                        {"id": did, "s": sid, "l": level},
+                    )
+                run(
+                    text("INSERT INTO lines (id, name, description, created_at) VALUES (1, 'L', '', CURRENT_TIMESTAMP)")
+                )
+                run(
+                    text(
+                        "INSERT INTO machines (id, name, line_id, type, description, stations, created_at) "
+                        "VALUES (1, 'm', 1, '', '', '[]', CURRENT_TIMESTAMP)"
+                    )
+                )
+                run(
+                    text(
+                        "INSERT INTO machine_models (id, machine_id, version, kind, method, params, sensors, status, "
+                        "source, created_at) VALUES (1, 1, 1, 'rul', 'x', '{}', '[]', 'ready', '{}', CURRENT_TIMESTAMP)"
+                    )
+                )
+                # cycles 1 and 2, each stored twice by two processes; cycle 1 once more by a deleted model (NULL)
+                for pid, cycle, model in ((1, 1, 1), (2, 2, 1), (3, 1, 1), (4, 2, 1), (5, 1, None)):
+                    run(
+                        text(
+                            "INSERT INTO maintenance_predictions (id, machine_id, model_id, time, cycle, rul, "
+                            "created_at) VALUES (:id, 1, :m, :t, :c, 1.0, CURRENT_TIMESTAMP)"
+                        ),
+                        {"id": pid, "m": model, "t": f"2026-12-07 00:0{cycle}:00", "c": cycle},
+                    )
+            db.migrate(engine)
+            with engine.connect() as conn:
+                follows = dict(conn.execute(text("SELECT id, follows_id FROM station_drift")).all())
+                kept = [r[0] for r in conn.execute(text("SELECT id FROM maintenance_predictions ORDER BY id"))]
+        finally:
+            engine.dispose()
+    assert follows == {1: 0, 2: 0, 3: 1, 4: 3}
+    assert kept == [1, 2, 5]

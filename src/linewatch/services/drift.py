@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from linewatch.core.drift import score_drift
@@ -164,21 +165,35 @@ class DriftWatcher(Periodic):
         self.ctx.metrics.drift_level.labels(name).set(LEVEL_VALUES[found["level"]])
         if found["shift_auroc"] is not None:
             self.ctx.metrics.drift_auroc.labels(name).set(found["shift_auroc"])
-        with self.ctx.sessions() as s, s.begin():
-            last = s.scalar(
-                select(StationDriftChange)
-                .where(StationDriftChange.station_id == station_id)
-                .order_by(StationDriftChange.id.desc())
-                .limit(1)
-            )
-            before = last.level if last is not None else "unknown"
-            if before == found["level"] and (last is None or last.model_id == found["model_id"]):
-                return 0
-            keys = ("model_id", "level", "reason", "shift_auroc", "false_alarm_share")
-            change = {"previous_level": before, **{k: found[k] for k in keys}}
-            row = StationDriftChange(station_id=station_id, recent=found["recent"], **change)
-            s.add(row)
-            s.flush()
-            at = as_utc(row.created_at).isoformat()
+        try:
+            with self.ctx.sessions() as s, s.begin():
+                last = last_change(s, station_id)
+                before = last.level if last is not None else "unknown"
+                if before == found["level"] and (last is None or last.model_id == found["model_id"]):
+                    return 0
+                keys = ("model_id", "level", "reason", "shift_auroc", "false_alarm_share")
+                change = {"previous_level": before, **{k: found[k] for k in keys}}
+                row = StationDriftChange(
+                    station_id=station_id,
+                    follows_id=last.id if last is not None else 0,
+                    recent=found["recent"],
+                    **change,
+                )
+                s.add(row)
+                s.flush()
+                at = as_utc(row.created_at).isoformat()
+        except IntegrityError:  # another service process stored a change after the same one: it publishes it
+            log.debug("station %s: its drift change was stored by another process", name)
+            return 0
         self.ctx.bus.publish(StationDrift(station=name, at=at, **change))
         return 1
+
+
+def last_change(s: Session, station_id: int) -> StationDriftChange | None:
+    """The station's newest stored change of level, if any."""
+    return s.scalar(
+        select(StationDriftChange)
+        .where(StationDriftChange.station_id == station_id)
+        .order_by(StationDriftChange.id.desc())
+        .limit(1)
+    )

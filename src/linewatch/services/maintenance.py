@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from linewatch.core.events import AlertChanged, Event, EventBus, MaintenancePredicted
@@ -493,10 +494,14 @@ class MaintenanceWatcher(Periodic):
         if not rows:
             return 0
         events: list[Event] = []
-        with self.ctx.sessions() as s, s.begin():
-            s.add_all([MaintenancePrediction(**r) for r in rows])
-            last = rows[-1]
-            events.extend(self._alert(s, machine_id, name, mm, own, last))
+        try:
+            with self.ctx.sessions() as s, s.begin():
+                s.add_all([MaintenancePrediction(**r) for r in rows])
+                s.flush()
+                events.extend(self._alert(s, machine_id, name, mm, own, rows[-1]))
+        except IntegrityError:  # another service process stored these cycles first (and published them)
+            log.debug("machine %s: its predictions were stored by another process", name)
+            return 0
         last = rows[-1]
         self.ctx.bus.publish(
             MaintenancePredicted(

@@ -191,8 +191,14 @@ class StationDriftChange(Base):
     false_alarm_share: Mapped[float | None] = mapped_column(Float, nullable=True)
     reason: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=now)
+    # the station's change this one follows (0 for its first): unique, so that two service processes that saw the
+    # same change store it once (the second's insert fails)
+    follows_id: Mapped[int] = mapped_column(Integer)
 
-    __table_args__ = (Index("ix_station_drift_station", "station_id", "id"),)
+    __table_args__ = (
+        Index("ix_station_drift_station", "station_id", "id"),
+        Index("ux_station_drift_follows", "station_id", "follows_id", unique=True),
+    )
 
 
 class InspectionVectors(Base):
@@ -370,7 +376,11 @@ class MaintenancePrediction(Base):
     failure_probability: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=now)
 
-    __table_args__ = (Index("ix_maintenance_predictions_machine_time", "machine_id", "time"),)
+    __table_args__ = (
+        Index("ix_maintenance_predictions_machine_time", "machine_id", "time"),
+        # one prediction of a cycle by a model: two service processes predicting the same cycles store them once
+        Index("ux_maintenance_predictions_cycle", "machine_id", "model_id", "time", "cycle", unique=True),
+    )
 
 
 class MaintenanceEvent(Base):
