@@ -267,3 +267,60 @@ def test_sensor_names_with_units_in_brackets_are_printed_whole(normal, faulty, t
     alerts = [line for line in r.stdout.splitlines() if "score" in line]
     assert alerts and all("[" in line for line in alerts), r.stdout
     assert any("Tool wear [min]" in line or "Rotational speed [rpm]" in line for line in alerts), r.stdout
+
+
+def test_calibrate_sets_the_threshold_on_recent_normal_rows(files, model, make_machine, tmp_path):
+    """A sensor replaced by a noisier one: the old threshold flags normal rows all day; calibrating on a day of
+    them brings the false alarms back to the rate asked, keeps what the model learned and the threshold it
+    replaced."""
+    rng = np.random.default_rng(7)
+    recent = make_machine(1200, seed=2, start=1800)
+    recent[:, 2] += rng.normal(0, 2.5, 1200)  # c's new transmitter is noisier
+    data = write(tmp_path / "recent.csv", recent, np.arange(1800, 3000))
+    later = make_machine(600, seed=3, start=3000)
+    later[:, 2] += rng.normal(0, 2.5, 600)
+    later_file = write(tmp_path / "later.csv", later, np.arange(3000, 3600))
+    before = json.loads((model / "manifest.json").read_text())
+
+    r = runner.invoke(app, ["sensors", "calibrate", str(model), str(data), "-o", str(tmp_path / "m2"), "--json"])
+    assert r.exit_code == 0, r.output
+    done = json.loads(r.stdout.strip().splitlines()[-1])
+    assert done["threshold_before"] == before["threshold"] < done["threshold_after"]
+    assert done["rows"] == 1200 and done["false_alarm_rate"] == 0.01 and done["model"] == str(tmp_path / "m2")
+    assert done["flagged_before"] > 100 and done["flagged_after"] <= 12
+    assert json.loads((model / "manifest.json").read_text()) == before  # -o: the model itself is left as it is
+    m2 = json.loads((tmp_path / "m2" / "manifest.json").read_text())
+    assert m2["threshold"] == done["threshold_after"] and m2["calibration"]["rows"] == 1200
+    assert m2["calibration_history"][-1]["threshold"] == before["threshold"]
+
+    def flagged(m) -> int:
+        r = runner.invoke(app, ["sensors", "score", str(m), str(later_file), "--json"])
+        assert r.exit_code == 0, r.output
+        return sum(json.loads(x)["is_anomaly"] for x in r.stdout.splitlines() if x.startswith("{"))
+
+    assert flagged(model) > 60 and flagged(tmp_path / "m2") <= 18  # later days of the same normal: few alarms
+
+    # in place, at another rate: a lower threshold, the history grows
+    r = runner.invoke(app, ["sensors", "calibrate", str(tmp_path / "m2"), str(data), "--false-alarm-rate", "0.05"])
+    assert r.exit_code == 0, r.output
+    assert "at 5.0% false alarms" in r.output and "set on 1200 rows" in r.output
+    m3 = json.loads((tmp_path / "m2" / "manifest.json").read_text())
+    assert m3["threshold"] < m2["threshold"] and m3["params"]["false_alarm_rate"] == 0.05
+    assert [h["threshold"] for h in m3["calibration_history"]] == [before["threshold"], m2["threshold"]]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--false-alarm-rate", "0.7"], "above 0 and below 0.5"),
+        (["-o", "{model}/inside"], "cannot go inside"),
+        ([], "at least 50 rows"),
+    ],
+)
+def test_calibrate_refuses_what_cannot_hold_a_threshold(files, model, make_machine, tmp_path, args, message):
+    few = write(tmp_path / "few.csv", make_machine(30, seed=4), np.arange(30))
+    data = few if not args else files[1]
+    args = [a.replace("{model}", str(model)) for a in args]
+    r = runner.invoke(app, ["sensors", "calibrate", str(model), str(data), *args])
+    assert r.exit_code == 2 and message in r.output, r.output
+    assert "Traceback" not in r.output

@@ -167,6 +167,47 @@ def evaluate(
         out.print(f"{k:>10}  {v:.4f}" if isinstance(v, float) else f"{k:>10}  {v}", highlight=False)
 
 
+@app.command("calibrate")
+@user_errors
+def calibrate_cmd(
+    model: Annotated[Path, typer.Argument(help="model directory from `linewatch sensors fit`")],
+    data: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV or Parquet file, or a folder of them, of normal operation the model was not fitted on"
+        ),
+    ],
+    false_alarm_rate: Annotated[
+        float | None,
+        typer.Option(help="share of normal rows flagged (0.01 is 1 %); default: the model's current rate"),
+    ] = None,
+    time_column: Annotated[str | None, typer.Option(help="time column (default: the one used in fit)")] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", "-o", help="write a copy of the model here; MODEL is left as it is")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object on stdout")] = False,
+):
+    """Set a sensor model's threshold again without fitting it: from recent normal operation (a sensor replaced, a
+    season's temperatures, another material) or at another false-alarm rate. What the model learned is untouched;
+    the manifest keeps the threshold it replaces."""
+    from linewatch.sensors.calibration import recalibrate
+
+    det = _load_model(model)
+    series = _series(data, det, time_column)
+    done = recalibrate(model, [(s.values, s.times) for s in series], false_alarm_rate, out_dir, det=det)
+    if as_json:
+        print(json.dumps(done.to_dict()))
+        return
+    n = done.rows
+    err.print(
+        f"threshold {done.threshold_before:.4g} -> {done.threshold_after:.4g} at {done.false_alarm_rate:.1%} false "
+        f"alarms (x {done.margin:g} margin), set on {n} rows of normal operation; of those rows the old threshold "
+        f"flags {done.flagged_before} ({done.flagged_before / n:.1%}), the new one {done.flagged_after} "
+        f"({done.flagged_after / n:.1%}) -> {escape(done.model)}",
+        highlight=False,
+    )
+
+
 @app.command("methods")
 def methods():
     """The detectors by name, with their parameters."""

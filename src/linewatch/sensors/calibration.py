@@ -1,0 +1,119 @@
+"""Setting a sensor model's threshold again without fitting it again: from rows of normal operation it was not
+fitted on (a sensor replaced, a season's temperatures, a new batch of material), or at another false-alarm rate.
+What the model learned (its features' scaling, the fitted detector, the check rows that prove it on every load) is
+untouched; the manifest is rewritten whole with the threshold it replaces kept in ``calibration_history``, or the
+model is copied to ``out`` with the new threshold."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from linewatch.core.modelfiles import check_target, read_manifest, replace_dir, staging_dir, write_json_atomic
+from linewatch.errors import LinewatchError
+from linewatch.sensors.thresholds import calibrate
+
+MIN_ROWS = 50  # as for fitting: fewer rows cannot hold a threshold at a useful false-alarm rate
+HISTORY = 20  # thresholds replaced, kept in the manifest
+
+
+@dataclass
+class SensorRecalibrated:
+    """What a recalibration did: the threshold before and after, and how many of the normal rows each flags."""
+
+    model: str  # the folder written (the model's own, or the copy)
+    threshold_before: float
+    threshold_after: float
+    false_alarm_rate_before: float
+    false_alarm_rate: float
+    rows: int  # normal rows scored (each sensor file's rows, all of them)
+    flagged_before: int  # of those rows, how many the old threshold calls anomalous
+    flagged_after: int
+    margin: float  # the model's threshold_margin, applied as at fit
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _check_rate(rate) -> float:
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not math.isfinite(rate) or not 0 < rate < 0.5:
+        raise LinewatchError(f"the false-alarm rate must be above 0 and below 0.5 (0.01 is 1 %), not {rate!r}")
+    return float(rate)
+
+
+def recalibrate(
+    model_dir: str | Path,
+    parts: list[tuple[np.ndarray, np.ndarray | None]],
+    false_alarm_rate: float | None = None,
+    out: str | Path | None = None,
+    det=None,
+) -> SensorRecalibrated:
+    """Set the threshold of the sensor model in ``model_dir`` (``det``: the same, loaded already) at
+    ``false_alarm_rate`` (default: the rate it was set at) from its scores on ``parts`` of normal operation
+    (``(values, times)`` each, columns in the model's sensor order), times the model's ``threshold_margin`` as at
+    fit. Writes the model's manifest whole, or a copy of the model to ``out`` (the model's folder left as it is)."""
+    from linewatch.sensors.saving import FORMAT_VERSION, load
+
+    model_dir = Path(model_dir)
+    if det is None:
+        det = load(model_dir)
+    if out is not None and Path(out).resolve() == model_dir.resolve():
+        out = None
+    if out is not None:
+        if model_dir.resolve() in Path(out).resolve().parents:
+            raise LinewatchError(f"the copy cannot go inside the model it copies ({model_dir}): name another folder")
+        check_target(out)
+    params = det.params_
+    before_rate = float(params["false_alarm_rate"])
+    rate = _check_rate(before_rate if false_alarm_rate is None else false_alarm_rate)
+    rows = sum(len(v) for v, _ in parts)
+    if rows < MIN_ROWS:
+        raise LinewatchError(f"calibrating needs at least {MIN_ROWS} rows of normal operation; got {rows}")
+    scores = np.concatenate([det.score(v, t) for v, t in parts])
+    finite = scores[np.isfinite(scores)]
+    if finite.size < MIN_ROWS:
+        raise LinewatchError(
+            f"only {finite.size} of the {rows} rows could be scored (a sensor without readings, or rows too few for "
+            f"the model's windows); calibrating needs at least {MIN_ROWS}"
+        )
+    margin = float(params["threshold_margin"])
+    before = float(det.threshold_)
+    after = float(calibrate(finite, rate) * margin)
+
+    m = read_manifest(model_dir, engine="sensors", format_version=FORMAT_VERSION)  # as it is now
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    history = [h for h in (m.get("calibration_history") or []) if isinstance(h, dict)]
+    history.append({"threshold": before, "false_alarm_rate": before_rate, "replaced": now})
+    m["calibration_history"] = history[-HISTORY:]
+    m["threshold"] = after
+    m["params"] = {**m["params"], "false_alarm_rate": rate}
+    m["calibration"] = {"source": "rows", "rows": int(finite.size), "false_alarm_rate": rate, "at": now}
+    if out is None:
+        write_json_atomic(model_dir / "manifest.json", m)
+        written = model_dir
+    else:
+        staging = staging_dir(out)
+        try:
+            shutil.copytree(model_dir, staging, dirs_exist_ok=True)
+            write_json_atomic(staging / "manifest.json", m)
+            replace_dir(staging, out)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        written = Path(out)
+    return SensorRecalibrated(
+        str(written),
+        before,
+        after,
+        before_rate,
+        rate,
+        int(finite.size),
+        int((finite > before).sum()),
+        int((finite > after).sum()),
+        margin,
+    )
