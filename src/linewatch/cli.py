@@ -1120,6 +1120,7 @@ def machines_list(data_dir: Annotated[Path | None, typer.Option(help="the servic
     out.print(table)
 
 
+from linewatch.core.registry_cli import app as registry_app  # noqa: E402
 from linewatch.maintenance.cli import app as maintenance_app  # noqa: E402 - the engines' sub-apps need the above
 from linewatch.scheduling.cli import schedule_app  # noqa: E402
 from linewatch.sensors.cli import app as sensors_app  # noqa: E402
@@ -1130,6 +1131,7 @@ app.add_typer(schedule_app, name="schedule")
 app.add_typer(maintenance_app, name="maintenance")
 app.add_typer(twin_app, name="twin")
 app.add_typer(plant_app, name="plant")
+app.add_typer(registry_app, name="registry")
 
 
 def main() -> None:

@@ -65,6 +65,8 @@ def test_help_works_without_extras(base_python, tmp_path):
         (["twin", "validate", "line.yaml"], "twin"),
         (["twin", "simulate", "line.yaml"], "twin"),
         (["twin", "oee", "events.csv"], "twin"),
+        (["registry", "list", "--tracking-uri", "sqlite:///r.db"], "registry"),
+        (["registry", "pull", "m@production", "-o", "m", "--tracking-uri", "sqlite:///r.db"], "registry"),
     ],
 )
 def test_command_names_the_missing_extra(base_python, tmp_path, args, extra):

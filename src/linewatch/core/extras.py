@@ -42,6 +42,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "clip": ("open_clip",),
     "scheduling": ("ortools",),
     "twin": ("simpy", "pydantic", "yaml", "scipy", "basyx"),
+    "registry": ("mlflow",),
 }
 
 
