@@ -296,6 +296,18 @@ class Client:
             "POST", f"/api/v1/models/{int(model_id)}/calibrate", json={k: v for k, v in body.items() if v is not None}
         )
 
+    def import_model(self, ref: str, name: str | None = None) -> dict:
+        """Queue importing a version of the service's MLflow Model Registry (``NAME``, ``NAME/VERSION`` or
+        ``NAME@ALIAS``) as a model version. Returns the job; its ``result["model_id"]`` is the new version."""
+        body = {"ref": ref, **({"name": name} if name is not None else {})}
+        return self.request("POST", "/api/v1/models/import", json=body)
+
+    def publish_model(self, model_id: int, name: str, alias: str | None = None) -> dict:
+        """Push a ready model version to the service's MLflow Model Registry as a new version of ``name``: the
+        registered ``version`` and the ``run_id`` holding its files."""
+        body = {"name": name, **({"alias": alias} if alias is not None else {})}
+        return self.request("POST", f"/api/v1/models/{int(model_id)}/publish", json=body)
+
     def drift(self, station: str, last: int | None = None) -> dict:
         """The station's drift watch: do its ``last`` parts (500 by default) still score as the good parts its
         model's thresholds were set on? ``["level"]`` is ok, watch, drift or unknown; ``["reason"]`` says why."""

@@ -103,6 +103,12 @@ class Settings(BaseSettings):
         "faiss", description="defect search index: faiss (embedded, under data_dir/search) or qdrant (qdrant_url)"
     )
     qdrant_url: str | None = Field(None, description="Qdrant server for search_backend=qdrant, http://host:6333")
+    registry_uri: str | None = Field(
+        None,
+        description="the team's MLflow Model Registry, its tracking URI (http://mlflow:5000, or "
+        "sqlite:///PATH/mlflow.db): engineers import registered versions as model versions and publish versions to it; "
+        "none: no registry",
+    )
     qdrant_api_key: str | None = None
     qdrant_collection: str = Field("linewatch", description="Qdrant collection of this installation")
 

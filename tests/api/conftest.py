@@ -96,6 +96,23 @@ def api(request, tmp_path, postgres):
             ctx.engine.dispose()
 
 
+@pytest.fixture
+def api_with(tmp_path):
+    """``api_with(**settings)``: a service on SQLite with these settings besides its data dir."""
+    from linewatch.api.app import build_context, create_app
+    from linewatch.config import Settings
+
+    with contextlib.ExitStack() as stack:
+
+        def make(**extra) -> Api:
+            settings = Settings(data_dir=tmp_path / "data", **extra)
+            ctx = build_context(settings)
+            stack.callback(ctx.engine.dispose)
+            return Api(stack.enter_context(TestClient(create_app(settings, ctx))), ctx)
+
+        yield make
+
+
 @pytest.fixture(scope="session")
 def good_zip(synthetic) -> bytes:
     buf = io.BytesIO()

@@ -34,6 +34,7 @@ from linewatch.api.routes import (
     users,
 )
 from linewatch.config import Settings
+from linewatch.core.modelregistry import RegistryError
 from linewatch.errors import ImageError, ImageTooLarge, LinewatchError, ModelFileError
 from linewatch.services import audit as audit_log
 from linewatch.services.context import AppContext, build_context, start_bus
@@ -62,6 +63,7 @@ STATUS: dict[type[Exception], int] = {
     BlobNotFound: 404,
     DatabaseError: 503,
     QueueUnavailable: 503,
+    RegistryError: 503,
     LinewatchError: 400,
 }
 

@@ -345,6 +345,46 @@ class CalibrateIn(BaseModel):
     name: str | None = Field(None, min_length=1, max_length=200, pattern=LINE)
 
 
+REGISTERED = r"^[^/@\x00-\x1f\x7f]+$"  # a registered model's name: '/' and '@' name its versions and aliases
+ALIAS = r"^[A-Za-z_][A-Za-z0-9_-]*$"
+
+
+class ModelImportIn(BaseModel):
+    """A registered version of the team's MLflow Model Registry imported as a model version
+    (``POST /models/import``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ref: str = Field(
+        min_length=1,
+        max_length=300,
+        pattern=r"^[^/@\x00-\x1f\x7f]+(/[0-9]{1,9}|@[A-Za-z_][A-Za-z0-9_-]*)?$",
+        description="NAME (its newest version), NAME/VERSION or NAME@ALIAS, e.g. bottle-cam1@production",
+        examples=["bottle-cam1@production"],
+    )
+    name: str | None = Field(
+        None, min_length=1, max_length=200, pattern=LINE, description="the model version's name (default: NAME vN)"
+    )
+
+
+class ModelPublishIn(BaseModel):
+    """A ready model version pushed to the team's MLflow Model Registry (``POST /models/{id}/publish``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200, pattern=REGISTERED, description="the registered model's name")
+    alias: str | None = Field(
+        None, min_length=1, max_length=100, pattern=ALIAS, description="point this alias at it, e.g. production"
+    )
+
+
+class RegistryVersionOut(BaseModel):
+    name: str = Field(description="the registered model")
+    version: int = Field(description="its new version")
+    run_id: str = Field(description="the MLflow run that holds the files, metrics and parameters")
+    alias: str | None
+
+
 class JobOut(Orm):
     id: int
     kind: str
@@ -365,7 +405,7 @@ class ModelOut(Orm):
     method: str
     backbone: str
     image_size: int
-    status: str
+    status: str = Field(description="training, calibrating, importing (from the model registry), ready or failed")
     threshold: float | None
     metrics: dict | None
     dataset_id: int | None

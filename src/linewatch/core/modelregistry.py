@@ -33,6 +33,14 @@ _ALIAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _PARAM_SOURCES = ("params", "hyperparameters", "config")  # where each engine's manifest keeps its settings
 
 
+class RegistryError(LinewatchError):
+    """The registry itself failed: unreachable, refusing a write, or answering with an error."""
+
+
+class RegistryNotFound(LinewatchError):
+    """The registry has no such model, version or alias."""
+
+
 @dataclass
 class Pushed:
     """A model pushed: the registered version and the run that holds its files."""
@@ -75,6 +83,10 @@ def _client(tracking_uri: str | None):
             "name the MLflow registry: --tracking-uri http://mlflow:5000 (a server) or sqlite:///PATH/mlflow.db "
             "(a database file), or set MLFLOW_TRACKING_URI"
         )
+    # a registry server that does not answer is said in seconds, not after MLflow's minutes of retries
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
     from mlflow.tracking import MlflowClient
 
     registry = os.environ.get("MLFLOW_REGISTRY_URI") if not tracking_uri else None
@@ -238,9 +250,9 @@ def push(
         if alias:
             client.set_registered_model_alias(name, alias, mv.version)
     except MlflowException as e:
-        raise LinewatchError(f"the MLflow registry at {uri} refused the model: {_say(e)}") from None
+        raise RegistryError(f"the MLflow registry at {uri} refused the model: {_say(e)}") from None
     except OSError as e:
-        raise LinewatchError(f"the MLflow registry at {uri} cannot be reached or written: {_say(e)}") from None
+        raise RegistryError(f"the MLflow registry at {uri} cannot be reached or written: {_say(e)}") from None
     return Pushed(name, int(mv.version), run_id, alias, engine, method, metrics, uri)
 
 
@@ -253,6 +265,21 @@ def parse_ref(ref: str) -> tuple[str, int | None, str | None]:
     return match.group("name"), int(version) if version else None, match.group("alias")
 
 
+def resolve(ref: str, tracking_uri: str | None = None) -> dict:
+    """The registered version ``ref`` names, without downloading it: name, version, run id, engine, method."""
+    name, version, alias = parse_ref(ref)
+    client, uri = _client(tracking_uri)
+    mv = _version(client, name, version, alias, uri)
+    tags = mv.tags or {}
+    return {
+        "name": name,
+        "version": int(mv.version),
+        "run_id": mv.run_id or "",
+        "engine": tags.get("linewatch.engine"),
+        "method": tags.get("linewatch.method"),
+    }
+
+
 def _version(client, name: str, version: int | None, alias: str | None, uri: str):
     MlflowException = _mlflow_errors()
     try:
@@ -263,9 +290,13 @@ def _version(client, name: str, version: int | None, alias: str | None, uri: str
         found = client.search_model_versions(f"name = '{name}'")
     except MlflowException as e:
         what = f"alias {alias!r}" if alias else (f"version {version}" if version is not None else "a version")
-        raise LinewatchError(f"the MLflow registry at {uri} has no {what} of model {name!r} ({_say(e)})") from None
+        if getattr(e, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise RegistryNotFound(f"the MLflow registry at {uri} has no {what} of model {name!r}") from None
+        raise RegistryError(f"the MLflow registry at {uri} cannot be read: {_say(e)}") from None
+    except OSError as e:
+        raise RegistryError(f"the MLflow registry at {uri} cannot be reached: {_say(e)}") from None
     if not found:
-        raise LinewatchError(f"the MLflow registry at {uri} has no model {name!r}")
+        raise RegistryNotFound(f"the MLflow registry at {uri} has no model {name!r}")
     return max(found, key=lambda v: int(v.version))  # the newest
 
 
@@ -307,7 +338,7 @@ def pull(ref: str, out: str | Path, tracking_uri: str | None = None) -> Pulled:
     except BaseException as e:
         shutil.rmtree(stage, ignore_errors=True)
         if isinstance(e, _mlflow_errors() | OSError):
-            raise LinewatchError(f"version {mv.version} of {name!r} could not be downloaded: {_say(e)}") from None
+            raise RegistryError(f"version {mv.version} of {name!r} could not be downloaded: {_say(e)}") from None
         raise
     try:
         aliases = _aliases(client, name).get(int(mv.version), [])
@@ -340,7 +371,7 @@ def versions(name: str | None = None, tracking_uri: str | None = None) -> list[d
         else:
             found = sorted(client.search_model_versions(f"name = '{name}'"), key=lambda v: -int(v.version))
             if not found:
-                raise LinewatchError(f"the MLflow registry at {uri} has no model {name!r}")
+                raise RegistryNotFound(f"the MLflow registry at {uri} has no model {name!r}")
         aliases = {model: _aliases(client, model) for model in {v.name for v in found}}
         rows = []
         for v in found:
@@ -359,5 +390,7 @@ def versions(name: str | None = None, tracking_uri: str | None = None) -> list[d
                 }
             )
     except MlflowException as e:
-        raise LinewatchError(f"the MLflow registry at {uri} cannot be read: {_say(e)}") from None
+        raise RegistryError(f"the MLflow registry at {uri} cannot be read: {_say(e)}") from None
+    except OSError as e:
+        raise RegistryError(f"the MLflow registry at {uri} cannot be reached: {_say(e)}") from None
     return rows

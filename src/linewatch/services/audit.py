@@ -37,6 +37,8 @@ ACTIONS = (
     "model.activate",
     "model.rollback",
     "model.calibrate",
+    "model.import",
+    "model.publish",
     "inspection.review",
     "inspection.delete",
     "dataset.create",

@@ -121,6 +121,18 @@ JOB_KINDS.add(
 )
 JOB_KINDS.add(
     JobKind(
+        "import",
+        "linewatch.services.registry:run_import",
+        {"download": (0.0, 0.4), "check": (0.4, 0.6), "export": (0.6, 1.0)},
+        {
+            "download": "downloading from the model registry",
+            "check": "checking the model",
+            "export": "exporting the model",
+        },
+    )
+)
+JOB_KINDS.add(
+    JobKind(
         "embed",
         "linewatch.services.embedding:run_embedding",
         {"embed": (0.0, 1.0)},
@@ -183,6 +195,7 @@ def _fail_outputs(s, job_id: int) -> None:
     for table, running in (
         (ModelVersion, "training"),
         (ModelVersion, "calibrating"),
+        (ModelVersion, "importing"),
         (MachineModel, "training"),
         (Schedule, "solving"),
     ):

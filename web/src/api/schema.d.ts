@@ -287,6 +287,50 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/models/import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Import Model
+         * @description Import a registered version of the team's MLflow Model Registry (``LINEWATCH_REGISTRY_URI``) as a model
+         *     version (follow the job with GET /jobs/{id}): downloaded, checked against its manifest, loaded, exported to ONNX
+         *     when it has no export; then activated at stations like any version. A model trained with ``linewatch train`` on
+         *     a workstation reaches the line this way (``linewatch registry push``).
+         */
+        post: operations["import_model_api_v1_models_import_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/models/{model_id}/publish": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Publish Model
+         * @description Push a ready model version to the team's MLflow Model Registry as a new version of ``name`` (its files, its
+         *     evaluation metrics and settings, in an MLflow run), ``alias`` pointed at it.
+         */
+        post: operations["publish_model_api_v1_models__model_id__publish_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/models/{model_id}/activate": {
         parameters: {
             query?: never;
@@ -2629,6 +2673,24 @@ export interface components {
              */
             stations?: string[] | null;
         };
+        /**
+         * ModelImportIn
+         * @description A registered version of the team's MLflow Model Registry imported as a model version
+         *     (``POST /models/import``).
+         */
+        ModelImportIn: {
+            /**
+             * Ref
+             * @description NAME (its newest version), NAME/VERSION or NAME@ALIAS, e.g. bottle-cam1@production
+             * @example bottle-cam1@production
+             */
+            ref: string;
+            /**
+             * Name
+             * @description the model version's name (default: NAME vN)
+             */
+            name?: string | null;
+        };
         /** ModelOut */
         ModelOut: {
             /** Id */
@@ -2641,7 +2703,10 @@ export interface components {
             backbone: string;
             /** Image Size */
             image_size: number;
-            /** Status */
+            /**
+             * Status
+             * @description training, calibrating, importing (from the model registry), ready or failed
+             */
             status: string;
             /** Threshold */
             threshold: number | null;
@@ -2665,6 +2730,22 @@ export interface components {
              * @default []
              */
             stations: string[];
+        };
+        /**
+         * ModelPublishIn
+         * @description A ready model version pushed to the team's MLflow Model Registry (``POST /models/{id}/publish``).
+         */
+        ModelPublishIn: {
+            /**
+             * Name
+             * @description the registered model's name
+             */
+            name: string;
+            /**
+             * Alias
+             * @description point this alias at it, e.g. production
+             */
+            alias?: string | null;
         };
         /**
          * OeeFigures
@@ -2830,6 +2911,26 @@ export interface components {
             max_score: number;
             /** Mean Score */
             mean_score: number;
+        };
+        /** RegistryVersionOut */
+        RegistryVersionOut: {
+            /**
+             * Name
+             * @description the registered model
+             */
+            name: string;
+            /**
+             * Version
+             * @description its new version
+             */
+            version: number;
+            /**
+             * Run Id
+             * @description the MLflow run that holds the files, metrics and parameters
+             */
+            run_id: string;
+            /** Alias */
+            alias: string | null;
         };
         /** ReplanIn */
         ReplanIn: {
@@ -5412,6 +5513,182 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ValidationErrorOut"];
+                };
+            };
+        };
+    };
+    import_model_api_v1_models_import_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ModelImportIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobOut"];
+                };
+            };
+            /** @description bad request: a body that cannot be parsed (not UTF-8, broken multipart) or an invalid Content-Length */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description authentication required, or the token or API key is invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the caller's role is too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the registry has no such model, version or alias */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description no registry is set, the version is not a vision model, or the same import is queued or running */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the request does not match the API (see errors) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorOut"];
+                };
+            };
+            /** @description the registry cannot be reached */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    publish_model_api_v1_models__model_id__publish_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                model_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ModelPublishIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RegistryVersionOut"];
+                };
+            };
+            /** @description bad request: a body that cannot be parsed (not UTF-8, broken multipart) or an invalid Content-Length */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description authentication required, or the token or API key is invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the caller's role is too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description no such model version */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description no registry is set, or the version is not ready */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the request does not match the API (see errors) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorOut"];
+                };
+            };
+            /** @description the registry cannot be reached or refused the model */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
                 };
             };
         };

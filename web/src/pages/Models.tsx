@@ -19,6 +19,7 @@ import uPlot from "uplot";
 import { ApiError, OFFLINE, api, call, can, errorMessage, getToken, type Model, type Schemas } from "../api/client";
 import { Chart } from "../components/Chart";
 import { Recalibrate, calibrationLine, calibrationOf } from "../components/Recalibrate";
+import { RegistryImport, RegistryPublish, registryLine, registryOf } from "../components/Registry";
 import { download } from "../lib/csv";
 import { fmtDateTime, fmtNum, fmtPct, modelName } from "../lib/format";
 import { useRoute } from "../lib/router";
@@ -380,9 +381,15 @@ export default function ModelsPage() {
                   {calibrationLine(calibrationOf(model)!)}
                 </Text>
               )}
+              {registryOf(model) && (
+                <Text size="sm" mb="sm" data-testid="registry-line">
+                  {registryLine(registryOf(model)!)}
+                </Text>
+              )}
               {engineer && model.status === "ready" && (
                 <Recalibrate model={model} onDone={recalibrated} fromStation={model.id === wanted ? recalibrateAt : null} />
               )}
+              {engineer && model.status === "ready" && <RegistryPublish key={model.id} model={model} />}
               {model.status === "ready" ? (
                 <ScoreCharts model={model} />
               ) : (
@@ -391,13 +398,16 @@ export default function ModelsPage() {
                     ? "Still training."
                     : model.status === "calibrating"
                       ? "Its thresholds are being set."
-                      : "This version failed to train or to be calibrated."}
+                      : model.status === "importing"
+                        ? "Being imported from the model registry."
+                        : "This version failed to train, to be calibrated or to be imported."}
                 </Text>
               )}
             </Card>
           </Grid.Col>
         </Grid>
       )}
+      {engineer && <RegistryImport onDone={recalibrated} />}
     </Stack>
   );
 }

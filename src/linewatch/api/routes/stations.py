@@ -16,7 +16,10 @@ from linewatch.api.schemas import (
     ActivateIn,
     CalibrateIn,
     JobOut,
+    ModelImportIn,
     ModelOut,
+    ModelPublishIn,
+    RegistryVersionOut,
     StationDriftChangeOut,
     StationDriftOut,
     StationIn,
@@ -24,7 +27,7 @@ from linewatch.api.schemas import (
     TestScoresOut,
     errors,
 )
-from linewatch.services import calibrating, drift, stations
+from linewatch.services import calibrating, drift, registry, stations
 from linewatch.store.tables import ModelVersion
 
 router = APIRouter(prefix="/api/v1", tags=["stations and models"], responses=errors(400, 401, 403, 422))
@@ -132,6 +135,45 @@ def calibrate(model_id: Id, body: CalibrateIn, who: Engineer, session: DB, c: Ct
         body.since,
         body.until,
     )
+
+
+@router.post(
+    "/models/import",
+    response_model=JobOut,
+    status_code=202,
+    responses=errors(
+        404,
+        409,
+        503,
+        e404="the registry has no such model, version or alias",
+        e409="no registry is set, the version is not a vision model, or the same import is queued or running",
+        e503="the registry cannot be reached",
+    ),
+)
+def import_model(body: ModelImportIn, who: Engineer, session: DB, c: Ctx):
+    """Import a registered version of the team's MLflow Model Registry (``LINEWATCH_REGISTRY_URI``) as a model
+    version (follow the job with GET /jobs/{id}): downloaded, checked against its manifest, loaded, exported to ONNX
+    when it has no export; then activated at stations like any version. A model trained with ``linewatch train`` on
+    a workstation reaches the line this way (``linewatch registry push``)."""
+    return registry.start_import(c, session, who, body.ref, body.name)
+
+
+@router.post(
+    "/models/{model_id}/publish",
+    response_model=RegistryVersionOut,
+    responses=errors(
+        404,
+        409,
+        503,
+        e404="no such model version",
+        e409="no registry is set, or the version is not ready",
+        e503="the registry cannot be reached or refused the model",
+    ),
+)
+def publish_model(model_id: Id, body: ModelPublishIn, who: Engineer, session: DB, c: Ctx):
+    """Push a ready model version to the team's MLflow Model Registry as a new version of ``name`` (its files, its
+    evaluation metrics and settings, in an MLflow run), ``alias`` pointed at it."""
+    return registry.publish(c, session, who, model_id, body.name, body.alias)
 
 
 @router.post(
