@@ -37,6 +37,8 @@ export default defineConfig({
           LINEWATCH_MQTT_URL: mqttUrl,
           LINEWATCH_MQTT_TOPIC_PREFIX: mqttPrefix,
           LINEWATCH_MQTT_CLIENT_ID: `linewatch-e2e-${run}`,
+          // the team's MLflow model registry: a database file of this run's, seeded with the demo model
+          LINEWATCH_REGISTRY_URI: `sqlite:///${root}/registry/mlflow.db`,
         },
         url: `http://127.0.0.1:${port}/healthz`,
         timeout: 300_000,

@@ -300,7 +300,7 @@ class Client:
         """Queue importing a version of the service's MLflow Model Registry (``NAME``, ``NAME/VERSION`` or
         ``NAME@ALIAS``) as a model version. Returns the job; its ``result["model_id"]`` is the new version."""
         body = {"ref": ref, **({"name": name} if name is not None else {})}
-        return self.request("POST", "/api/v1/models/import", json=body)
+        return self.request("POST", "/api/v1/registry/import", json=body)
 
     def publish_model(self, model_id: int, name: str, alias: str | None = None) -> dict:
         """Push a ready model version to the service's MLflow Model Registry as a new version of ``name``: the

@@ -46,8 +46,8 @@ def test_a_registered_model_is_imported_activated_and_published_back(reg_api, re
     modelregistry.push(model_dir, "washer", registry_uri, alias="production")
 
     body = {"ref": "washer@production"}
-    assert c.post("/api/v1/models/import", json=body, headers=op).status_code == 403
-    r = c.post("/api/v1/models/import", json=body, headers=eng)
+    assert c.post("/api/v1/registry/import", json=body, headers=op).status_code == 403
+    r = c.post("/api/v1/registry/import", json=body, headers=eng)
     assert r.status_code == 202, r.text
     job = _wait(reg_api, r.json()["id"], eng)
     assert job["status"] == "succeeded", job
@@ -83,15 +83,15 @@ def test_what_cannot_be_imported_is_refused_or_fails_clearly(reg_api, registry_u
 
     c = reg_api.client
     eng = reg_api.user("engineer")
-    r = c.post("/api/v1/models/import", json={"ref": "nothing@production"}, headers=eng)
+    r = c.post("/api/v1/registry/import", json={"ref": "nothing@production"}, headers=eng)
     assert r.status_code == 404 and "no alias 'production' of model 'nothing'" in r.json()["detail"]
     import numpy as np
 
     pump = save(METHODS.create("mahalanobis").fit(np.random.default_rng(0).normal(size=(200, 2))), tmp_path / "pump")
     modelregistry.push(pump, "pump", registry_uri)
-    r = c.post("/api/v1/models/import", json={"ref": "pump"}, headers=eng)
+    r = c.post("/api/v1/registry/import", json={"ref": "pump"}, headers=eng)
     assert r.status_code == 409 and "sensors model" in r.json()["detail"]
-    assert c.post("/api/v1/models/import", json={"ref": "a/b/c"}, headers=eng).status_code == 422
+    assert c.post("/api/v1/registry/import", json={"ref": "a/b/c"}, headers=eng).status_code == 422
 
     # the registry's copy damaged after it was registered: the job fails, its version with it, nothing is left
     _, model_dir = trained
@@ -99,7 +99,7 @@ def test_what_cannot_be_imported_is_refused_or_fails_clearly(reg_api, registry_u
     weights = next(p.name for p in model_dir.iterdir() if p.name != "manifest.json")
     stored = next((tmp_path / "registry" / "mlartifacts").rglob(weights))
     stored.write_bytes(stored.read_bytes()[:-8] + b"\0" * 8)
-    r = c.post("/api/v1/models/import", json={"ref": "washer/1"}, headers=eng)
+    r = c.post("/api/v1/registry/import", json={"ref": "washer/1"}, headers=eng)
     job = _wait(reg_api, r.json()["id"], eng)
     assert job["status"] == "failed" and "damaged" in job["error"]
     versions = c.get("/api/v1/models", headers=eng).json()
@@ -113,6 +113,6 @@ def test_what_cannot_be_imported_is_refused_or_fails_clearly(reg_api, registry_u
 
 def test_without_a_registry_the_service_says_how_to_set_one(api):
     eng = api.user("engineer")
-    r = api.client.post("/api/v1/models/import", json={"ref": "washer@production"}, headers=eng)
+    r = api.client.post("/api/v1/registry/import", json={"ref": "washer@production"}, headers=eng)
     assert r.status_code == 409 and "LINEWATCH_REGISTRY_URI" in r.json()["detail"]
     shutil.rmtree(api.ctx.settings.models_dir, ignore_errors=True)

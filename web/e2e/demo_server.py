@@ -88,6 +88,13 @@ def seed(data_dir: Path, images: Path) -> None:
             f"/api/v1/models/{j['result']['model_id']}/activate", json={"station": "line1"}, headers=h
         ).raise_for_status()
         print(f"demo model #{j['result']['model_id']} trained in {time.monotonic() - started:.1f} s", flush=True)
+        registry = os.environ.get("LINEWATCH_REGISTRY_URI")
+        if registry:  # the team's model registry holds the demo model too, as "washer@production"
+            from linewatch.core.modelregistry import push
+
+            if registry.startswith("sqlite:///"):
+                Path(registry[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+            push(settings.models_dir / str(j["result"]["model_id"]), "washer", registry, alias="production")
     ctx.engine.dispose()
     # sample images for the tests to send: good and defective parts the model has not seen
     samples = data_dir.parent / "samples"

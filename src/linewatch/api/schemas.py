@@ -351,7 +351,7 @@ ALIAS = r"^[A-Za-z_][A-Za-z0-9_-]*$"
 
 class ModelImportIn(BaseModel):
     """A registered version of the team's MLflow Model Registry imported as a model version
-    (``POST /models/import``)."""
+    (``POST /registry/import``)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -287,7 +287,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/v1/models/import": {
+    "/api/v1/registry/import": {
         parameters: {
             query?: never;
             header?: never;
@@ -303,7 +303,7 @@ export interface paths {
          *     when it has no export; then activated at stations like any version. A model trained with ``linewatch train`` on
          *     a workstation reaches the line this way (``linewatch registry push``).
          */
-        post: operations["import_model_api_v1_models_import_post"];
+        post: operations["import_model_api_v1_registry_import_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2676,7 +2676,7 @@ export interface components {
         /**
          * ModelImportIn
          * @description A registered version of the team's MLflow Model Registry imported as a model version
-         *     (``POST /models/import``).
+         *     (``POST /registry/import``).
          */
         ModelImportIn: {
             /**
@@ -5517,7 +5517,7 @@ export interface operations {
             };
         };
     };
-    import_model_api_v1_models_import_post: {
+    import_model_api_v1_registry_import_post: {
         parameters: {
             query?: never;
             header?: never;

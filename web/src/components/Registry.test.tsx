@@ -27,7 +27,7 @@ describe("Registry", { timeout: 40_000 }, () => {
   it("imports a registered version by alias, follows the job and names the new version", async () => {
     let status = "running";
     const sent = stubFetch({
-      "POST /api/v1/models/import": { id: 9, kind: "import", status: "queued", progress: 0, message: "queued" },
+      "POST /api/v1/registry/import": { id: 9, kind: "import", status: "queued", progress: 0, message: "queued" },
       "GET /api/v1/jobs/9": () => ({
         id: 9,
         kind: "import",
@@ -63,7 +63,7 @@ describe("Registry", { timeout: 40_000 }, () => {
     await userEvent.type(screen.getByRole("textbox", { name: /Registered version/ }), "washer/2");
     await userEvent.type(screen.getByRole("textbox", { name: /Name here/ }), "from the lab");
     await userEvent.click(screen.getByTestId("registry-import-start"));
-    expect(await screen.findByTestId("registry-message")).toHaveTextContent("No route POST /api/v1/models/import.");
+    expect(await screen.findByTestId("registry-message")).toHaveTextContent("No route POST /api/v1/registry/import.");
   });
 
   it("publishes a ready version under a name and an alias, refusing names the registry would misread", async () => {

@@ -51,7 +51,7 @@ export function RegistryImport({ onDone }: { onDone: (newModelId: number | null)
     const body: Schemas["ModelImportIn"] = { ref: ref.trim() };
     if (name.trim()) body.name = name.trim();
     try {
-      follow(await call(api.POST("/api/v1/models/import", { body })));
+      follow(await call(api.POST("/api/v1/registry/import", { body })));
       onDone(null);
     } catch (e) {
       setMessage({ ok: false, text: (e as Error).message });

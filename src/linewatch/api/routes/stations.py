@@ -138,7 +138,7 @@ def calibrate(model_id: Id, body: CalibrateIn, who: Engineer, session: DB, c: Ct
 
 
 @router.post(
-    "/models/import",
+    "/registry/import",
     response_model=JobOut,
     status_code=202,
     responses=errors(
