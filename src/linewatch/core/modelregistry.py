@@ -87,6 +87,7 @@ def _client(tracking_uri: str | None):
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # each caller says what it did
     from mlflow.tracking import MlflowClient
 
     registry = os.environ.get("MLFLOW_REGISTRY_URI") if not tracking_uri else None

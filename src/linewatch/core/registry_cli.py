@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -41,10 +40,9 @@ SHOWN = {
 
 
 def _quiet_mlflow() -> None:
-    """MLflow's own chatter (database set-up notes, download progress bars) off: the command says what it did."""
+    """MLflow's own notes (its database's set-up) off: the command says what it did."""
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 @app.command("push")
