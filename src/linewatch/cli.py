@@ -360,6 +360,45 @@ class _Names:
         out.print(table)
 
 
+@app.command("batch")
+@user_errors
+def batch_cmd(
+    model: Annotated[Path, typer.Argument(help="model directory")],
+    images: Annotated[list[Path], typer.Argument(help="image files or folders (searched below them too)")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="JSON lines to write, one per image")],
+    resume: Annotated[
+        bool, typer.Option("--resume", help="OUT exists: skip the images it holds and append the others")
+    ] = False,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            help="score on Ray: local (a Ray instance on this machine), auto (the cluster this node belongs to) or "
+            "ray://HEAD:10001; the images must be readable by every node",
+        ),
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Ray actors at most (default: one per CPU)")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+):
+    """Score an archive of images (thousands to millions) into JSON lines that an interrupted run resumes from
+    (--resume); on a Ray cluster with --ray. Unreadable images get a line with their error, and the run goes on."""
+    require("vision" if ray is None else "batch", "linewatch batch" if ray is None else "linewatch batch --ray")
+    from linewatch.vision.batch import score_archive
+    from linewatch.vision.datasets import expand_inputs
+
+    paths = expand_inputs(images)
+    with Bars(quiet) as bars:
+        done = score_archive(model, paths, out, resume=resume, ray_address=ray, workers=workers, progress=bars)
+    rate = f", {done.scored / done.seconds:.1f} images/s" if done.scored and done.seconds > 0 else ""
+    err.print(
+        f"scored {done.scored} images ({done.anomalous} anomalous, {done.unreadable} unreadable"
+        + (f", {done.already} done by an earlier run" if done.already else "")
+        + f") in {done.seconds:.1f} s on {done.where}, {done.workers} worker{'s' if done.workers != 1 else ''}"
+        + f"{rate} -> {escape(str(done.out))}",
+        highlight=False,
+    )
+
+
 @app.command("calibrate")
 @user_errors
 def calibrate_cmd(

@@ -66,6 +66,7 @@ def test_help_works_without_extras(base_python, tmp_path):
         (["twin", "simulate", "line.yaml"], "twin"),
         (["twin", "oee", "events.csv"], "twin"),
         (["registry", "list", "--tracking-uri", "sqlite:///r.db"], "registry"),
+        (["batch", "m", ".", "-o", "r.jsonl", "--ray", "local"], "batch"),
         (["registry", "pull", "m@production", "-o", "m", "--tracking-uri", "sqlite:///r.db"], "registry"),
     ],
 )

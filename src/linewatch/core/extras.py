@@ -43,6 +43,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "scheduling": ("ortools",),
     "twin": ("simpy", "pydantic", "yaml", "scipy", "basyx"),
     "registry": ("mlflow",),
+    "batch": ("ray", "onnxruntime"),
 }
 
 
