@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import IO
 
 from linewatch import __version__
-from linewatch.errors import ModelFileError
+from linewatch.errors import LinewatchError, ModelFileError
 
 MANIFEST = "manifest.json"
 
@@ -160,3 +161,38 @@ def staging_dir(out: Path, ours: Callable[[Path], bool] = is_model_dir, what: st
 
 def add_file_entry(manifest: dict, key: str, path: Path, **extra) -> None:
     manifest.setdefault("files", {})[key] = {"name": path.name, "sha256": sha256_file(path), **extra}
+
+
+def copy_target(model_dir: Path, out: str | Path | None) -> Path | None:
+    """Where a changed copy of the model in ``model_dir`` may go: None when ``out`` is None or the model itself (it is
+    then changed in place); refused inside the model, or over anything ``check_target`` refuses."""
+    if out is None or Path(out).resolve() == Path(model_dir).resolve():
+        return None
+    if Path(model_dir).resolve() in Path(out).resolve().parents:
+        raise LinewatchError(f"the copy cannot go inside the model it copies ({model_dir}): name another folder")
+    check_target(out)
+    return Path(out)
+
+
+def rewrite_manifest(model_dir: Path, manifest: dict, out: Path | None = None) -> Path:
+    """``manifest`` written whole over the model's (``out`` None), or into a complete copy of the model moved into
+    place at ``out`` (``copy_target``); the folder written."""
+    if out is None:
+        write_json_atomic(Path(model_dir) / MANIFEST, manifest)
+        return Path(model_dir)
+    staging = staging_dir(out)
+    try:
+        shutil.copytree(model_dir, staging, dirs_exist_ok=True)
+        write_json_atomic(staging / MANIFEST, manifest)
+        replace_dir(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return Path(out)
+
+
+def check_false_alarm_rate(rate) -> float:
+    """A false-alarm rate a threshold can be set at: above 0 and below 0.5."""
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not math.isfinite(rate) or not 0 < rate < 0.5:
+        raise LinewatchError(f"the false-alarm rate must be above 0 and below 0.5 (0.01 is 1 %), not {rate!r}")
+    return float(rate)

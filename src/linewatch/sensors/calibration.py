@@ -7,14 +7,12 @@ model is copied to ``out`` with the new threshold."""
 from __future__ import annotations
 
 import datetime as dt
-import math
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from linewatch.core.modelfiles import check_target, read_manifest, replace_dir, staging_dir, write_json_atomic
+from linewatch.core.modelfiles import check_false_alarm_rate, copy_target, read_manifest, rewrite_manifest
 from linewatch.errors import LinewatchError
 from linewatch.sensors.thresholds import calibrate
 
@@ -40,12 +38,6 @@ class SensorRecalibrated:
         return asdict(self)
 
 
-def _check_rate(rate) -> float:
-    if isinstance(rate, bool) or not isinstance(rate, int | float) or not math.isfinite(rate) or not 0 < rate < 0.5:
-        raise LinewatchError(f"the false-alarm rate must be above 0 and below 0.5 (0.01 is 1 %), not {rate!r}")
-    return float(rate)
-
-
 def recalibrate(
     model_dir: str | Path,
     parts: list[tuple[np.ndarray, np.ndarray | None]],
@@ -62,15 +54,10 @@ def recalibrate(
     model_dir = Path(model_dir)
     if det is None:
         det = load(model_dir)
-    if out is not None and Path(out).resolve() == model_dir.resolve():
-        out = None
-    if out is not None:
-        if model_dir.resolve() in Path(out).resolve().parents:
-            raise LinewatchError(f"the copy cannot go inside the model it copies ({model_dir}): name another folder")
-        check_target(out)
+    out = copy_target(model_dir, out)
     params = det.params_
     before_rate = float(params["false_alarm_rate"])
-    rate = _check_rate(before_rate if false_alarm_rate is None else false_alarm_rate)
+    rate = check_false_alarm_rate(before_rate if false_alarm_rate is None else false_alarm_rate)
     rows = sum(len(v) for v, _ in parts)
     if rows < MIN_ROWS:
         raise LinewatchError(f"calibrating needs at least {MIN_ROWS} rows of normal operation; got {rows}")
@@ -93,19 +80,7 @@ def recalibrate(
     m["threshold"] = after
     m["params"] = {**m["params"], "false_alarm_rate": rate}
     m["calibration"] = {"source": "rows", "rows": int(finite.size), "false_alarm_rate": rate, "at": now}
-    if out is None:
-        write_json_atomic(model_dir / "manifest.json", m)
-        written = model_dir
-    else:
-        staging = staging_dir(out)
-        try:
-            shutil.copytree(model_dir, staging, dirs_exist_ok=True)
-            write_json_atomic(staging / "manifest.json", m)
-            replace_dir(staging, out)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        written = Path(out)
+    written = rewrite_manifest(model_dir, m, out)
     return SensorRecalibrated(
         str(written),
         before,

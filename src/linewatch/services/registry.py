@@ -62,7 +62,7 @@ def start_import(ctx: AppContext, session: Session, who: Principal | None, ref: 
         session.add(
             ModelVersion(
                 name=(name or f"{found['name']} v{found['version']} (registry)")[:200],
-                method=found["method"] or "?",
+                method=(found["method"] or "?")[:30],
                 backbone="?",
                 image_size=0,
                 status="importing",

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from linewatch.core.modelfiles import check_target
+from linewatch.core.modelfiles import check_false_alarm_rate, copy_target, rewrite_manifest
 from linewatch.errors import LinewatchError, ModelFileError
 from linewatch.vision.batches import Source, Unreadable
-from linewatch.vision.manifest import MANIFEST, read_manifest, replace_dir, staging_dir, write_json_atomic
+from linewatch.vision.manifest import read_manifest
 from linewatch.vision.thresholds import Calibration, calibrate
 
 #: fewer good images than this set no threshold: the spread of their scores would be guesswork
@@ -74,12 +73,6 @@ class Recalibrated:
         d = asdict(self)
         d["model"] = str(d.pop("model_dir"))
         return d
-
-
-def _check_rate(rate: float) -> float:
-    if isinstance(rate, bool) or not isinstance(rate, int | float) or not math.isfinite(rate) or not 0 < rate < 0.5:
-        raise LinewatchError(f"the false-alarm rate must be above 0 and below 0.5 (0.01 is 1 %), not {rate!r}")
-    return float(rate)
 
 
 def _floor(model_dir: Path, m: dict) -> float:
@@ -184,12 +177,7 @@ def recalibrate(
     ``model_dir`` is left as it is); the calibration replaced is kept in the manifest's ``calibration_history``."""
     model_dir = Path(model_dir)
     m = read_manifest(model_dir)
-    if out is not None and Path(out).resolve() == model_dir.resolve():
-        out = None
-    if out is not None:
-        if model_dir.resolve() in Path(out).resolve().parents:
-            raise LinewatchError(f"the copy cannot go inside the model it copies ({model_dir}): name another folder")
-        check_target(out)
+    out = copy_target(model_dir, out)
     try:
         before = Calibration.from_dict(m["calibration"]) if m.get("calibration") else None
     except ModelFileError as e:
@@ -198,7 +186,7 @@ def recalibrate(
         false_alarm_rate = (
             before.false_alarm_rate if before else (m.get("hyperparameters") or {}).get("false_alarm_rate", 0.01)
         )
-    rate = _check_rate(false_alarm_rate)
+    rate = check_false_alarm_rate(false_alarm_rate)
     floor = _floor(model_dir, m)
     skipped: list[str] = []
     if images is None:
@@ -241,19 +229,7 @@ def recalibrate(
     metrics = m.get("metrics")
     threshold = metrics.get("threshold") if isinstance(metrics, dict) else None
     stale = threshold is not None and threshold != after.image_threshold
-    if out is None:
-        write_json_atomic(model_dir / MANIFEST, m)
-        written = model_dir
-    else:
-        staging = staging_dir(out)
-        try:
-            shutil.copytree(model_dir, staging, dirs_exist_ok=True)
-            write_json_atomic(staging / MANIFEST, m)
-            replace_dir(staging, out)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        written = Path(out)
+    written = rewrite_manifest(model_dir, m, out)
     return Recalibrated(
         written,
         before,
