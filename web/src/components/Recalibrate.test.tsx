@@ -3,24 +3,10 @@ import userEvent from "@testing-library/user-event";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Model } from "../api/client";
 import { fmtDateTime } from "../lib/format";
-import { renderAs, stubFetch } from "../test/machines";
+import { modelVersion, renderAs, stubFetch } from "../test/machines";
 import { Recalibrate, calibrationLine, calibrationOf } from "./Recalibrate";
 
-const model = {
-  id: 5,
-  name: "washers #2",
-  method: "combined",
-  backbone: "efficientnet_lite0",
-  image_size: 256,
-  status: "ready",
-  threshold: 2.1,
-  metrics: null,
-  dataset_id: 1,
-  job_id: 2,
-  created_by: 1,
-  created_at: "2026-12-06T09:00:00Z",
-  stations: [],
-} as Model;
+const model = modelVersion();
 
 const datasets = [{ id: 3, name: "today", images: 40, created_at: "2026-12-06T08:00:00Z" }];
 

@@ -2,24 +2,10 @@ import { act, screen, waitFor } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Model } from "../api/client";
-import { renderAs, stubFetch } from "../test/machines";
+import { modelVersion, renderAs, stubFetch } from "../test/machines";
 import { RegistryImport, RegistryPublish, registryLine, registryOf } from "./Registry";
 
-const model = {
-  id: 5,
-  name: "washers #2",
-  method: "combined",
-  backbone: "efficientnet_lite0",
-  image_size: 256,
-  status: "ready",
-  threshold: 2.1,
-  metrics: null,
-  dataset_id: 1,
-  job_id: 2,
-  created_by: 1,
-  created_at: "2026-12-06T09:00:00Z",
-  stations: [],
-} as Model;
+const model = modelVersion();
 
 describe("Registry", { timeout: 40_000 }, () => {
   afterEach(() => vi.unstubAllGlobals());

@@ -1,7 +1,7 @@
 import { MantineProvider } from "@mantine/core";
 import { render } from "@testing-library/react";
 import { vi } from "vitest";
-import type { Role } from "../api/client";
+import type { Model, Role } from "../api/client";
 import { LiveStore, type StationDriftEvent } from "../lib/live";
 import type { AlertEvent, Machine, MachineAlert, MachineStateEvent, MachinesChangedEvent } from "../lib/machines";
 import type { MaintenanceEvent } from "../lib/maintenance";
@@ -130,4 +130,24 @@ export function alert(over: Partial<MachineAlert> = {}): MachineAlert {
     acknowledged_at: null,
     ...over,
   };
+}
+
+/** A ready vision model version (the Models page's), as the API lists it. */
+export function modelVersion(over: Partial<Model> = {}): Model {
+  return {
+    id: 5,
+    name: "washers #2",
+    method: "combined",
+    backbone: "efficientnet_lite0",
+    image_size: 256,
+    status: "ready",
+    threshold: 2.1,
+    metrics: null,
+    dataset_id: 1,
+    job_id: 2,
+    created_by: 1,
+    created_at: "2026-12-06T09:00:00Z",
+    stations: [],
+    ...over,
+  } as Model;
 }
