@@ -104,6 +104,8 @@ def test_what_the_registry_refuses_is_said_in_one_line(trained, uri, tmp_path):
     _, vision_dir = trained
     with pytest.raises(LinewatchError, match="MLFLOW_TRACKING_URI"):
         registry.push(vision_dir, "washer")
+    with pytest.raises(LinewatchError, match="cannot be an MLflow registry"):
+        registry.versions(None, "bogus://somewhere")
     with pytest.raises(LinewatchError, match="no '/' or '@'"):
         registry.push(vision_dir, "washer@prod", uri)
     with pytest.raises(LinewatchError, match="alias is a letter"):

@@ -88,10 +88,16 @@ def _client(tracking_uri: str | None):
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # each caller says what it did
+    from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
     registry = os.environ.get("MLFLOW_REGISTRY_URI") if not tracking_uri else None
-    return MlflowClient(tracking_uri=uri, registry_uri=registry or uri), uri
+    try:
+        return MlflowClient(tracking_uri=uri, registry_uri=registry or uri), uri
+    except MlflowException as e:
+        raise LinewatchError(
+            f"{uri} cannot be an MLflow registry: {_say(e)[:160]} (http://HOST:5000, or sqlite:///PATH/mlflow.db)"
+        ) from None
 
 
 def _artifact_root(uri: str) -> str | None:

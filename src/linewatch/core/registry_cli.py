@@ -40,7 +40,12 @@ SHOWN = {
 
 
 def _quiet_mlflow() -> None:
-    """MLflow's own notes (its database's set-up) off: the command says what it did."""
+    """MLflow's own notes (its database's set-up) off: the command says what it did. After MLflow's import, which
+    sets its loggers' levels."""
+    from linewatch.core.extras import missing
+
+    if not missing("registry"):
+        import mlflow  # noqa: F401
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
