@@ -156,9 +156,11 @@ def _ray(model_dir: Path, todo: list[str], shard: int, address: str, workers: in
         try:
             yield from pool.map_unordered(lambda a, chunk: a.score.remote(chunk), chunks)
         finally:
-            for a in actors:
+            for a in actors:  # their model folders removed, then the actors themselves (a cluster outlives us)
                 with contextlib.suppress(Exception):  # a worker already gone: its temp folder went with it
                     ray.get(a.close.remote(), timeout=30)
+                with contextlib.suppress(Exception):
+                    ray.kill(a)
             if local:
                 ray.shutdown()
 
