@@ -5,6 +5,7 @@ import { fmtDateTime, fmtNum, fmtPct, fromLocalInput, toLocalInput } from "../li
 import type { Machine, MachineModel } from "../lib/machines";
 import { useSession } from "../lib/session";
 import { FINISHED, useFollow } from "../lib/useFollow";
+import { Feedback } from "./Feedback";
 
 interface SensorMetrics {
   sensor: string;
@@ -143,11 +144,7 @@ export function MachineModels({ machine, onChanged, chartRange }: { machine: Mac
         </Text>
       </Group>
       {error && <Alert color="red">{error}</Alert>}
-      {message && (
-        <Alert color={message.ok ? "green" : "red"} mb="xs" withCloseButton closeButtonLabel="Dismiss" onClose={() => setMessage(null)} data-testid="models-message">
-          {message.text}
-        </Alert>
-      )}
+      <Feedback msg={message} mb="xs" onClose={() => setMessage(null)} data-testid="models-message" />
       {engineer && (
         <Card withBorder mb="sm" data-testid="train-form">
           <Text fw={600} size="sm" mb={4}>

@@ -34,6 +34,7 @@ import {
 import { useSession } from "../lib/session";
 import { FINISHED, useFollow } from "../lib/useFollow";
 import { MaintenanceChart } from "./MaintenanceChart";
+import { Feedback } from "./Feedback";
 
 /** The machine's `kind` job followed until it ends (one already running when the page opens too); `onFinished` gets
  * the finished job once. */
@@ -269,11 +270,7 @@ export function MaintenanceSection({ machine, onChanged }: { machine: Machine; o
         </Group>
       </Group>
       {error && <Alert color="red">{error}</Alert>}
-      {message && (
-        <Alert color={message.ok ? "green" : "red"} mb="xs" withCloseButton closeButtonLabel="Dismiss" onClose={() => setMessage(null)} data-testid="maintenance-message">
-          {message.text}
-        </Alert>
-      )}
+      <Feedback msg={message} mb="xs" onClose={() => setMessage(null)} data-testid="maintenance-message" />
 
       <div role="status" aria-live="polite" data-testid="maintenance-headline" data-kind={now.kind} data-alerting={now.kind !== "none" && now.alerting ? "yes" : "no"}>
         {now.kind === "none" && (

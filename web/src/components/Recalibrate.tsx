@@ -1,9 +1,10 @@
-import { Alert, Button, Card, Group, NumberInput, Progress, Select, Text, TextInput, Title } from "@mantine/core";
+import { Button, Card, Group, NumberInput, Progress, Select, Text, TextInput, Title } from "@mantine/core";
 import { useEffect, useState } from "react";
 import { api, call, type Job, type Model, type Schemas } from "../api/client";
 import { fmtDateTime, fmtNum, fmtPct, fromLocalInput, toLocalInput } from "../lib/format";
 import { useSession } from "../lib/session";
 import { useFollow } from "../lib/useFollow";
+import { Feedback } from "./Feedback";
 
 const KEPT = "kept"; // the source "the scores the version keeps"
 const STATION = "station"; // the source "the parts a station inspected in a window"
@@ -173,11 +174,7 @@ export function Recalibrate({
       {running && job && (
         <Progress value={job.progress * 100} mt="sm" aria-label="Recalibration progress" data-testid="recalibrate-progress" />
       )}
-      {message && (
-        <Alert color={message.ok ? "green" : "red"} mt="sm" withCloseButton closeButtonLabel="Dismiss" onClose={() => setMessage(null)} data-testid="recalibrate-message">
-          {message.text}
-        </Alert>
-      )}
+      <Feedback msg={message} mt="sm" onClose={() => setMessage(null)} data-testid="recalibrate-message" />
     </Card>
   );
 }

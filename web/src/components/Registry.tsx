@@ -1,7 +1,8 @@
-import { Alert, Button, Card, Group, Progress, Text, TextInput, Title } from "@mantine/core";
+import { Button, Card, Group, Progress, Text, TextInput, Title } from "@mantine/core";
 import { useState } from "react";
 import { api, call, type Job, type Model, type Schemas } from "../api/client";
 import { useFollow } from "../lib/useFollow";
+import { Feedback } from "./Feedback";
 
 const REF = /^[^/@\x00-\x1f\x7f]+(\/[0-9]{1,9}|@[A-Za-z_][A-Za-z0-9_-]*)?$/;
 const NAME = /^[^/@\x00-\x1f\x7f]+$/;
@@ -91,11 +92,7 @@ export function RegistryImport({ onDone }: { onDone: (newModelId: number | null)
         </Button>
       </Group>
       {running && job && <Progress value={job.progress * 100} mt="sm" aria-label="Import progress" data-testid="registry-progress" />}
-      {message && (
-        <Alert color={message.ok ? "green" : "red"} mt="sm" withCloseButton closeButtonLabel="Dismiss" onClose={() => setMessage(null)} data-testid="registry-message">
-          {message.text}
-        </Alert>
-      )}
+      <Feedback msg={message} mt="sm" onClose={() => setMessage(null)} data-testid="registry-message" />
     </Card>
   );
 }
@@ -156,11 +153,7 @@ export function RegistryPublish({ model }: { model: Model }) {
           Publish this version
         </Button>
       </Group>
-      {message && (
-        <Alert color={message.ok ? "green" : "red"} mt="sm" withCloseButton closeButtonLabel="Dismiss" onClose={() => setMessage(null)} data-testid="publish-message">
-          {message.text}
-        </Alert>
-      )}
+      <Feedback msg={message} mt="sm" onClose={() => setMessage(null)} data-testid="publish-message" />
     </Card>
   );
 }

@@ -22,17 +22,10 @@ import { ApiError, OFFLINE, api, call, errorMessage, getToken, type ApiKey, type
 import { download } from "../lib/csv";
 import { fmtDateTime } from "../lib/format";
 import { useSession } from "../lib/session";
+import { Feedback } from "../components/Feedback";
 
 const ROLES: Role[] = ["admin", "engineer", "operator", "viewer"];
 
-function Feedback({ msg, onClose }: { msg: { ok: boolean; text: string } | null; onClose: () => void }) {
-  if (!msg) return null;
-  return (
-    <Alert color={msg.ok ? "green" : "red"} withCloseButton closeButtonLabel="Dismiss" onClose={onClose} data-testid="admin-message">
-      {msg.text}
-    </Alert>
-  );
-}
 
 function useAction(reload: () => Promise<void>) {
   const [msg, setMsg] = useState<{ ok: boolean; text: string } | null>(null);
@@ -68,7 +61,7 @@ function Users() {
 
   return (
     <Stack>
-      <Feedback msg={msg} onClose={() => setMsg(null)} />
+      <Feedback data-testid="admin-message" msg={msg} onClose={() => setMsg(null)} />
       <Card withBorder>
         <form
           onSubmit={async (e) => {
@@ -166,7 +159,7 @@ function Keys() {
   }, [load, setMsg]);
   return (
     <Stack>
-      <Feedback msg={msg} onClose={() => setMsg(null)} />
+      <Feedback data-testid="admin-message" msg={msg} onClose={() => setMsg(null)} />
       {created && (
         <Alert color="yellow" title="Copy the key now: it is shown only once" withCloseButton closeButtonLabel="Dismiss" onClose={() => setCreated(null)} data-testid="new-key">
           <Group gap="xs">
@@ -277,7 +270,7 @@ function Stations() {
   const { msg, setMsg, run } = useAction(reloadStations);
   return (
     <Stack>
-      <Feedback msg={msg} onClose={() => setMsg(null)} />
+      <Feedback data-testid="admin-message" msg={msg} onClose={() => setMsg(null)} />
       <Card withBorder>
         <form
           onSubmit={async (e) => {
@@ -377,7 +370,7 @@ function Audit() {
   }, [load]);
   return (
     <Stack>
-      <Feedback msg={msg} onClose={() => setMsg(null)} />
+      <Feedback data-testid="admin-message" msg={msg} onClose={() => setMsg(null)} />
       <Group align="end">
         <Select label="Show" data={AUDIT_FAMILIES} value={action} onChange={(v) => setAction(v ?? "")} allowDeselect={false} w={280} />
         <Button variant="default" onClick={() => exportAudit(action).catch((e) => setMsg({ ok: false, text: (e as Error).message }))}>

@@ -4,6 +4,7 @@ import { api, call, can, postForm, type Schemas } from "../api/client";
 import { HealthBadge, HealthBar } from "../components/Health";
 import { type AlertEvent, type Line, type Machine, type MachineStateEvent, ago, byLine, healthLevel, withState } from "../lib/machines";
 import { useSession } from "../lib/session";
+import { Feedback } from "../components/Feedback";
 
 const FLUSH_MS = 500; // live states are applied at most twice a second, however many machines report
 
@@ -201,11 +202,7 @@ export default function MachinesPage() {
           )}
         </Group>
       </Group>
-      {imported && (
-        <Alert color={imported.ok ? "green" : "red"} withCloseButton closeButtonLabel="Dismiss" onClose={() => setImported(null)} data-testid="import-result">
-          {imported.text}
-        </Alert>
-      )}
+      <Feedback msg={imported} onClose={() => setImported(null)} data-testid="import-result" />
       {machines.length === 0 && (
         <Alert color="gray" title="No machines yet" data-testid="machines-empty">
           {engineer

@@ -25,6 +25,7 @@ import { fmtDateTime, fmtNum, fmtPct, modelName } from "../lib/format";
 import { useRoute } from "../lib/router";
 import { useSession } from "../lib/session";
 import { histogram, roc } from "../lib/stats";
+import { Feedback } from "../components/Feedback";
 
 type Metrics = Record<string, unknown>;
 
@@ -218,11 +219,7 @@ export default function ModelsPage() {
   return (
     <Stack>
       <Title order={2}>Models</Title>
-      {message && (
-        <Alert color={message.ok ? "green" : "red"} withCloseButton closeButtonLabel="Dismiss" onClose={() => setMessage(null)} data-testid="models-message">
-          {message.text}
-        </Alert>
-      )}
+      <Feedback msg={message} onClose={() => setMessage(null)} data-testid="models-message" />
       {models.length === 0 ? (
         <Alert color="gray" title="No model versions yet" data-testid="models-empty">
           {engineer ? (

@@ -44,6 +44,7 @@ import {
   windowsOf,
 } from "../lib/schedules";
 import { useSession } from "../lib/session";
+import { Feedback } from "../components/Feedback";
 
 const OBJECTIVES = [
   { value: "makespan", label: "makespan" },
@@ -308,11 +309,7 @@ function Detail({ id, onChanged }: { id: number; onChanged: () => void }) {
           </Button>
         )}
       </Group>
-      {message && (
-        <Alert color={message.ok ? "green" : "red"} withCloseButton closeButtonLabel="Dismiss" onClose={() => setMessage(null)} data-testid="schedule-message">
-          {message.text}
-        </Alert>
-      )}
+      <Feedback msg={message} onClose={() => setMessage(null)} data-testid="schedule-message" />
 
       {s.parent_id != null && (
         <Card withBorder data-testid="schedule-changes">

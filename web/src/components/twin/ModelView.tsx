@@ -4,6 +4,7 @@ import { ApiError, can } from "../../api/client";
 import { fmtDateTime } from "../../lib/format";
 import { useSession } from "../../lib/session";
 import { type FieldError, type LineModelDoc, fieldErrors, prettyWithLines, twin } from "../../lib/twin";
+import { Feedback } from "../Feedback";
 
 /** The line model as JSON: read by everyone; engineers paste, upload (JSON) or edit it and save it, the service's
  * problems listed by their path and the line of the text they point at; or delete it. */
@@ -110,11 +111,7 @@ export function ModelView({ line, doc, onSaved }: { line: string; doc: LineModel
               : "No model yet: an engineer uploads the line's model here."}
           </Alert>
         )}
-        {message && (
-          <Alert color={message.ok ? "green" : "red"} mb="sm" withCloseButton closeButtonLabel="Dismiss" onClose={() => setMessage(null)} data-testid="model-message">
-            {message.text}
-          </Alert>
-        )}
+        <Feedback msg={message} mb="sm" onClose={() => setMessage(null)} data-testid="model-message" />
         {errors.length > 0 && (
           <Alert color="red" mb="sm" title="The service refused the model" data-testid="model-errors">
             <List size="sm">
