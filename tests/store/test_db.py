@@ -91,6 +91,27 @@ def test_migrations_run_without_the_statement_timeout(postgres, monkeypatch):
             engine.dispose()
 
 
+@contextlib.contextmanager
+def _engine(backend: str, request, tmp_path, name: str, at: str | None = None):
+    """The engine of a fresh database of ``backend`` (a SQLite file in ``tmp_path``, or a PostgreSQL database of its
+    own), its schema migrated up to revision ``at`` when given; disposed, and the database dropped, at the end."""
+    from alembic import command
+
+    with contextlib.ExitStack() as stack:
+        if backend == "postgresql":
+            url = stack.enter_context(request.getfixturevalue("postgres").database(name))
+        else:
+            url = f"sqlite:///{tmp_path / (name + '.db')}"
+        engine = db.make_engine(url)
+        stack.callback(engine.dispose)
+        if at is not None:
+            cfg = db._alembic_config(engine)
+            with engine.begin() as conn:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, at)
+        yield engine
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_migrations_build_exactly_the_tables_the_code_declares(backend, tmp_path, request):
     """The hand-written migrations and the SQLAlchemy tables agree: autogenerate finds nothing to change."""
@@ -99,68 +120,46 @@ def test_migrations_build_exactly_the_tables_the_code_declares(backend, tmp_path
 
     from linewatch.store.tables import Base
 
-    with contextlib.ExitStack() as stack:
-        if backend == "postgresql":
-            url = stack.enter_context(request.getfixturevalue("postgres").database("lw_schema"))
-        else:
-            url = f"sqlite:///{tmp_path / 'schema.db'}"
-        engine = db.make_engine(url)
-        try:
-            db.migrate(engine)
-            with engine.connect() as conn:
-                diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
-        finally:
-            engine.dispose()
+    with _engine(backend, request, tmp_path, "lw_schema") as engine:
+        db.migrate(engine)
+        with engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
     assert diff == []
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_upgrading_fills_the_reviewed_defect_type(backend, tmp_path, request):
     """Migration 0004 copies each reviewed inspection's latest review's defect type onto it."""
-    from alembic import command
-
-    with contextlib.ExitStack() as stack:
-        if backend == "postgresql":
-            url = stack.enter_context(request.getfixturevalue("postgres").database("lw_upgrade"))
-        else:
-            url = f"sqlite:///{tmp_path / 'upgrade.db'}"
-        engine = db.make_engine(url)
-        try:
-            cfg = db._alembic_config(engine)
-            with engine.begin() as conn:
-                cfg.attributes["connection"] = conn
-                command.upgrade(cfg, "0003")
-            with engine.begin() as conn:
-                conn.execute(text("INSERT INTO stations (id, name, created_at) VALUES (1, 's', CURRENT_TIMESTAMP)"))
+    with _engine(backend, request, tmp_path, "lw_upgrade", at="0003") as engine:
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO stations (id, name, created_at) VALUES (1, 's', CURRENT_TIMESTAMP)"))
+            conn.execute(
+                text(
+                    "INSERT INTO model_versions (id, name, method, backbone, image_size, status, created_at) "
+                    "VALUES (1, 'm', 'patchcore', 'b', 64, 'ready', CURRENT_TIMESTAMP)"
+                )
+            )
+            for iid, reviewed in ((1, True), (2, False)):
                 conn.execute(
                     text(
-                        "INSERT INTO model_versions (id, name, method, backbone, image_size, status, created_at) "
-                        "VALUES (1, 'm', 'patchcore', 'b', 64, 'ready', CURRENT_TIMESTAMP)"
-                    )
+                        "INSERT INTO inspections (id, station_id, model_id, image_sha256, image_phash, "
+                        "heatmap_sha256, width, height, score, normalized_score, verdict, regions, latency_ms, "
+                        "reviewed, created_at) VALUES (:id, 1, 1, 'a', '0', 'a', 1, 1, 0, 0, 'anomalous', '[]', "
+                        "0, :rv, CURRENT_TIMESTAMP)"
+                    ),
+                    {"id": iid, "rv": reviewed},
                 )
-                for iid, reviewed in ((1, True), (2, False)):
-                    conn.execute(
-                        text(
-                            "INSERT INTO inspections (id, station_id, model_id, image_sha256, image_phash, "
-                            "heatmap_sha256, width, height, score, normalized_score, verdict, regions, latency_ms, "
-                            "reviewed, created_at) VALUES (:id, 1, 1, 'a', '0', 'a', 1, 1, 0, 0, 'anomalous', '[]', "
-                            "0, :rv, CURRENT_TIMESTAMP)"
-                        ),
-                        {"id": iid, "rv": reviewed},
-                    )
-                for rid, dtype in ((1, "scratch"), (2, "chip")):
-                    conn.execute(
-                        text(
-                            "INSERT INTO reviews (id, inspection_id, verdict, defect_type, note, created_at) "
-                            "VALUES (:id, 1, 'anomalous', :t, '', CURRENT_TIMESTAMP)"
-                        ),
-                        {"id": rid, "t": dtype},
-                    )
-            db.migrate(engine)
-            with engine.connect() as conn:
-                got = dict(conn.execute(text("SELECT id, defect_type FROM inspections ORDER BY id")).all())
-        finally:
-            engine.dispose()
+            for rid, dtype in ((1, "scratch"), (2, "chip")):
+                conn.execute(
+                    text(
+                        "INSERT INTO reviews (id, inspection_id, verdict, defect_type, note, created_at) "
+                        "VALUES (:id, 1, 'anomalous', :t, '', CURRENT_TIMESTAMP)"
+                    ),
+                    {"id": rid, "t": dtype},
+                )
+        db.migrate(engine)
+        with engine.connect() as conn:
+            got = dict(conn.execute(text("SELECT id, defect_type FROM inspections ORDER BY id")).all())
     assert got == {1: "chip", 2: None}
 
 
@@ -197,62 +196,44 @@ def test_fingerprints_are_stored_uncompressed_on_postgres_and_back_after_a_downg
 def test_upgrading_links_drift_changes_and_keeps_one_prediction_per_cycle(backend, tmp_path, request):
     """Migration 0013: each stored drift change names the one it follows (0 for a station's first), and maintenance
     predictions that two service processes stored twice are kept once (the first), so the unique indexes hold."""
-    from alembic import command
-
-    with contextlib.ExitStack() as stack:
-        if backend == "postgresql":
-            url = stack.enter_context(request.getfixturevalue("postgres").database("lw_upgrade13"))
-        else:
-            url = f"sqlite:///{tmp_path / 'upgrade13.db'}"
-        engine = db.make_engine(url)
-        try:
-            cfg = db._alembic_config(engine)
-            with engine.begin() as conn:
-                cfg.attributes["connection"] = conn
-                command.upgrade(cfg, "0012")
-            with engine.begin() as conn:
-                run = conn.execute
-                for sid in (1, 2):
-                    run(
-                        text(f"INSERT INTO stations (id, name, created_at) VALUES ({sid}, 's{sid}', CURRENT_TIMESTAMP)")
-                    )
-                for did, sid, level in ((1, 1, "ok"), (2, 2, "ok"), (3, 1, "drift"), (4, 1, "ok")):
-                    run(
-                        text(
-                            "INSERT INTO station_drift (id, station_id, level, recent, reason, created_at) "
-                            "VALUES (:id, :s, :l, 50, '', CURRENT_TIMESTAMP)"
-                        ),
-                        {"id": did, "s": sid, "l": level},
-                    )
-                run(
-                    text("INSERT INTO lines (id, name, description, created_at) VALUES (1, 'L', '', CURRENT_TIMESTAMP)")
-                )
+    with _engine(backend, request, tmp_path, "lw_upgrade13", at="0012") as engine:
+        with engine.begin() as conn:
+            run = conn.execute
+            for sid in (1, 2):
+                run(text(f"INSERT INTO stations (id, name, created_at) VALUES ({sid}, 's{sid}', CURRENT_TIMESTAMP)"))
+            for did, sid, level in ((1, 1, "ok"), (2, 2, "ok"), (3, 1, "drift"), (4, 1, "ok")):
                 run(
                     text(
-                        "INSERT INTO machines (id, name, line_id, type, description, stations, created_at) "
-                        "VALUES (1, 'm', 1, '', '', '[]', CURRENT_TIMESTAMP)"
-                    )
+                        "INSERT INTO station_drift (id, station_id, level, recent, reason, created_at) "
+                        "VALUES (:id, :s, :l, 50, '', CURRENT_TIMESTAMP)"
+                    ),
+                    {"id": did, "s": sid, "l": level},
                 )
+            run(text("INSERT INTO lines (id, name, description, created_at) VALUES (1, 'L', '', CURRENT_TIMESTAMP)"))
+            run(
+                text(
+                    "INSERT INTO machines (id, name, line_id, type, description, stations, created_at) "
+                    "VALUES (1, 'm', 1, '', '', '[]', CURRENT_TIMESTAMP)"
+                )
+            )
+            run(
+                text(
+                    "INSERT INTO machine_models (id, machine_id, version, kind, method, params, sensors, status, "
+                    "source, created_at) VALUES (1, 1, 1, 'rul', 'x', '{}', '[]', 'ready', '{}', CURRENT_TIMESTAMP)"
+                )
+            )
+            # cycles 1 and 2, each stored twice by two processes; cycle 1 once more by a deleted model (NULL)
+            for pid, cycle, model in ((1, 1, 1), (2, 2, 1), (3, 1, 1), (4, 2, 1), (5, 1, None)):
                 run(
                     text(
-                        "INSERT INTO machine_models (id, machine_id, version, kind, method, params, sensors, status, "
-                        "source, created_at) VALUES (1, 1, 1, 'rul', 'x', '{}', '[]', 'ready', '{}', CURRENT_TIMESTAMP)"
-                    )
+                        "INSERT INTO maintenance_predictions (id, machine_id, model_id, time, cycle, rul, "
+                        "created_at) VALUES (:id, 1, :m, :t, :c, 1.0, CURRENT_TIMESTAMP)"
+                    ),
+                    {"id": pid, "m": model, "t": f"2026-12-07 00:0{cycle}:00", "c": cycle},
                 )
-                # cycles 1 and 2, each stored twice by two processes; cycle 1 once more by a deleted model (NULL)
-                for pid, cycle, model in ((1, 1, 1), (2, 2, 1), (3, 1, 1), (4, 2, 1), (5, 1, None)):
-                    run(
-                        text(
-                            "INSERT INTO maintenance_predictions (id, machine_id, model_id, time, cycle, rul, "
-                            "created_at) VALUES (:id, 1, :m, :t, :c, 1.0, CURRENT_TIMESTAMP)"
-                        ),
-                        {"id": pid, "m": model, "t": f"2026-12-07 00:0{cycle}:00", "c": cycle},
-                    )
-            db.migrate(engine)
-            with engine.connect() as conn:
-                follows = dict(conn.execute(text("SELECT id, follows_id FROM station_drift")).all())
-                kept = [r[0] for r in conn.execute(text("SELECT id FROM maintenance_predictions ORDER BY id"))]
-        finally:
-            engine.dispose()
+        db.migrate(engine)
+        with engine.connect() as conn:
+            follows = dict(conn.execute(text("SELECT id, follows_id FROM station_drift")).all())
+            kept = [r[0] for r in conn.execute(text("SELECT id FROM maintenance_predictions ORDER BY id"))]
     assert follows == {1: 0, 2: 0, 3: 1, 4: 3}
     assert kept == [1, 2, 5]
