@@ -237,3 +237,48 @@ def test_upgrading_links_drift_changes_and_keeps_one_prediction_per_cycle(backen
             kept = [r[0] for r in conn.execute(text("SELECT id FROM maintenance_predictions ORDER BY id"))]
     assert follows == {1: 0, 2: 0, 3: 1, 4: 3}
     assert kept == [1, 2, 5]
+
+
+MIGRATE_WHEN_TOLD = """
+import pathlib, sys, time
+from linewatch.store import db
+engine = db.make_engine(sys.argv[1])
+here = pathlib.Path(sys.argv[2])
+(here / f"ready-{sys.argv[3]}").touch()
+while not (here / "go").exists():
+    time.sleep(0.005)
+print(db.migrate(engine))
+"""
+
+
+def test_processes_migrating_one_postgres_database_at_once_take_turns(postgres, tmp_path):
+    """Service instances and workers started together each migrate at start: the first upgrades a fresh database,
+    the others wait for it and find the schema at the head, where without the lock they failed creating tables."""
+    import subprocess
+    import sys
+    import time
+
+    starters = 4
+    with postgres.database("lw_together") as url:
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", MIGRATE_WHEN_TOLD, url, str(tmp_path), str(i)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for i in range(starters)
+        ]
+        deadline = time.monotonic() + 60
+        while len(list(tmp_path.glob("ready-*"))) < starters and time.monotonic() < deadline:
+            time.sleep(0.01)
+        (tmp_path / "go").touch()  # all at once, as pods of a deployment start
+        outcomes = [(p.wait(120), *p.communicate()) for p in procs]
+        engine = db.make_engine(url)
+        try:
+            with engine.connect() as conn:
+                versions = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+        finally:
+            engine.dispose()
+    assert [code for code, _, _ in outcomes] == [0] * starters, [err[-600:] for _, _, err in outcomes]
+    assert {out.strip() for _, out, _ in outcomes} == set(versions) and len(versions) == 1

@@ -26,6 +26,8 @@ PG_STATEMENT_TIMEOUT_MS = 30_000
 # in about 20 s instead of the kernel's default of hours.
 PG_KEEPALIVE = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 3, "keepalives_count": 3}
 PG_TCP_USER_TIMEOUT_MS = 20_000
+# The advisory lock key that linewatch's migrations take on PostgreSQL (any 64-bit number no other program uses).
+PG_MIGRATION_LOCK = 0x6C696E6577617463  # "linewatc"
 
 
 class DatabaseError(LinewatchError):
@@ -91,8 +93,17 @@ def _no_statement_timeout(conn) -> None:
         conn.exec_driver_sql("SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0")
 
 
+def _one_migration_at_a_time(conn) -> None:
+    """For this transaction, on PostgreSQL: wait for any other process migrating the same database. Service
+    instances and workers started together each migrate at start; without the lock, all of them would find the
+    schema behind and the second to create a table would fail."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_MIGRATION_LOCK})")
+
+
 def migrate(engine: Engine) -> str:
-    """Bring the schema to this code's head revision; refuse a database migrated by newer code."""
+    """Bring the schema to this code's head revision; refuse a database migrated by newer code. Processes migrating
+    one PostgreSQL database at once take turns: the first upgrades, the others then find it at the head."""
     cfg = _alembic_config(engine)
     script = ScriptDirectory.from_config(cfg)
     head = script.get_current_head()
@@ -100,19 +111,16 @@ def migrate(engine: Engine) -> str:
         with engine.connect() as conn:
             _no_statement_timeout(conn)
             current = MigrationContext.configure(conn).get_current_revision()
-        if current is not None and current != head:
-            try:
-                script.get_revision(current)
-            except Exception:
-                raise DatabaseError(
-                    f"the database is at schema revision {current}, newer than this linewatch knows (head "
-                    f"{head}): upgrade linewatch, or point LINEWATCH_DATABASE_URL at another database"
-                ) from None
+        _refuse_newer(script, current, head)
         if current != head:
             with engine.begin() as conn:
                 _no_statement_timeout(conn)
-                cfg.attributes["connection"] = conn
-                command.upgrade(cfg, "head")
+                _one_migration_at_a_time(conn)
+                current = MigrationContext.configure(conn).get_current_revision()  # another process may have run it
+                _refuse_newer(script, current, head)
+                if current != head:
+                    cfg.attributes["connection"] = conn
+                    command.upgrade(cfg, "head")
     except OperationalError as e:
         raise DatabaseError(f"cannot reach the database at {engine.url!r}: {_one_line(e.orig)}") from None
     except SQLAlchemyError as e:  # reached, but not a database (a SQLite file of other bytes), or refusing the schema
@@ -120,6 +128,18 @@ def migrate(engine: Engine) -> str:
             f"the database at {engine.url!r} cannot be used: {_one_line(getattr(e, 'orig', None) or e)}"
         ) from None
     return head
+
+
+def _refuse_newer(script: ScriptDirectory, current: str | None, head: str) -> None:
+    if current is None or current == head:
+        return
+    try:
+        script.get_revision(current)
+    except Exception:
+        raise DatabaseError(
+            f"the database is at schema revision {current}, newer than this linewatch knows (head "
+            f"{head}): upgrade linewatch, or point LINEWATCH_DATABASE_URL at another database"
+        ) from None
 
 
 def _one_line(error: object) -> str:
