@@ -118,3 +118,25 @@ def test_the_command_line(cli_here, trained, archive, tmp_path):
     assert r.exit_code == 2 and "--resume" in r.stderr
     r = cli_here("batch", str(model_dir), str(folder), "-o", str(out), "-q", "--resume")
     assert r.exit_code == 0 and f"{len(archive)} done by an earlier run" in r.stderr
+
+
+def test_a_ray_head_nobody_answers_at_is_said_before_ray_starts(exported, archive, tmp_path, monkeypatch):
+    """Ray's client would retry an unanswered ray:// address for about 30 s, printing its own warnings."""
+    ray = pytest.importorskip("ray")
+    import socket
+
+    def no_start(*args, **kwargs):
+        raise AssertionError("ray.init was called for an address nobody answers at")
+
+    monkeypatch.setattr(ray, "init", no_start)
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "r.jsonl"
+    with pytest.raises(LinewatchError, match=rf"no Ray cluster at ray://127\.0\.0\.1:{port}: cannot connect"):
+        score_archive(exported, archive, out, ray_address=f"ray://127.0.0.1:{port}")
+    with pytest.raises(LinewatchError, match="names no host"):
+        score_archive(exported, archive, out, ray_address="ray://:10001")
+    with pytest.raises(LinewatchError, match="not a Ray address"):
+        score_archive(exported, archive, out, ray_address="ray://head:port")
+    assert not out.exists()  # nothing written, so the same command runs again without --resume

@@ -121,6 +121,32 @@ def _local(model_dir: Path, todo: list[str], shard: int) -> tuple[Iterator[list[
     return shards(), 1
 
 
+RAY_CLIENT_PORT = 10001  # a ray:// address without a port: the Ray client server's default
+CONNECT_TIMEOUT_S = 5.0
+
+
+def _check_reachable(address: str) -> None:
+    """A ``ray://HOST:PORT`` nobody answers at is said at once: Ray's client would retry for about 30 s and print
+    its own warnings first."""
+    if not address.startswith("ray://"):
+        return
+    import socket
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(address)
+        host, port = parts.hostname, parts.port or RAY_CLIENT_PORT
+    except ValueError as e:
+        raise LinewatchError(f"{address!r} is not a Ray address ({e}): expected ray://HOST:PORT") from None
+    if not host:
+        raise LinewatchError(f"{address!r} names no host: expected ray://HOST:PORT")
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as e:
+        why = e.strerror or type(e).__name__
+        raise LinewatchError(f"no Ray cluster at {address}: cannot connect to {host}:{port} ({why})") from None
+
+
 def _ray(model_dir: Path, todo: list[str], shard: int, address: str, workers: int | None):
     from linewatch.core.extras import require
 
@@ -133,6 +159,7 @@ def _ray(model_dir: Path, todo: list[str], shard: int, address: str, workers: in
     if "onnx" not in read_manifest(model_dir).get("files", {}):
         raise LinewatchError(f"{model_dir} has no ONNX export, which Ray's workers score with: run `linewatch export`")
     local = address == "local"
+    _check_reachable(address)
     try:
         ray.init(
             address=None if local else address,
