@@ -119,7 +119,7 @@ def test_every_setting_the_files_name_is_a_setting_and_their_values_are_valid(mo
         unknown = {n for n in names if n.startswith("LINEWATCH_")} - known
         assert not unknown, f"{where} names settings linewatch does not have: {sorted(unknown)}"
     # the values parse as the service parses them (URLs, backends, paths)
-    for key in list(known):
+    for key in [*known, "LINEWATCH_CONFIG"]:  # only the files' settings: none of this shell's, no TOML file
         monkeypatch.delenv(key, raising=False)
     for key, value in {**config["data"], **secrets}.items():
         monkeypatch.setenv(key, value)
