@@ -251,7 +251,8 @@ print(db.migrate(engine))
 """
 
 
-def test_processes_migrating_one_postgres_database_at_once_take_turns(postgres, tmp_path):
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_processes_migrating_one_database_at_once_take_turns(backend, request, tmp_path):
     """Service instances and workers started together each migrate at start: the first upgrades a fresh database,
     the others wait for it and find the schema at the head, where without the lock they failed creating tables."""
     import subprocess
@@ -259,7 +260,11 @@ def test_processes_migrating_one_postgres_database_at_once_take_turns(postgres, 
     import time
 
     starters = 4
-    with postgres.database("lw_together") as url:
+    with contextlib.ExitStack() as stack:
+        if backend == "postgresql":
+            url = stack.enter_context(request.getfixturevalue("postgres").database("lw_together"))
+        else:
+            url = f"sqlite:///{tmp_path / 'data' / 'linewatch.db'}"
         procs = [
             subprocess.Popen(
                 [sys.executable, "-c", MIGRATE_WHEN_TOLD, url, str(tmp_path), str(i)],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -101,9 +102,44 @@ def _one_migration_at_a_time(conn) -> None:
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_MIGRATION_LOCK})")
 
 
+@contextmanager
+def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
+    """On a SQLite file: wait for any other process migrating it (a service and its worker started together on one
+    data dir), holding an exclusive lock on a file beside the database. SQLite runs Alembic's DDL outside a
+    transaction, so without it the second process to create a table fails."""
+    path = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not path or path == ":memory:" or path.startswith("file:"):
+        yield
+        return
+    with open(f"{path}.migrate-lock", "a+b") as f:
+        if os.name == "nt":  # pragma: no cover - Windows plant PCs; this machine runs Linux
+            import msvcrt
+
+            while True:
+                try:
+                    msvcrt.locking(f.fileno(), msvcrt.LK_LOCK, 1)  # gives up after 10 s: try again
+                    break
+                except OSError:
+                    continue
+            try:
+                yield
+            finally:
+                f.seek(0)
+                msvcrt.locking(f.fileno(), msvcrt.LK_UNLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def migrate(engine: Engine) -> str:
     """Bring the schema to this code's head revision; refuse a database migrated by newer code. Processes migrating
-    one PostgreSQL database at once take turns: the first upgrades, the others then find it at the head."""
+    one database at once take turns (an advisory lock on PostgreSQL, a file lock beside a SQLite file): the first
+    upgrades, the others then find it at the head."""
     cfg = _alembic_config(engine)
     script = ScriptDirectory.from_config(cfg)
     head = script.get_current_head()
@@ -113,7 +149,7 @@ def migrate(engine: Engine) -> str:
             current = MigrationContext.configure(conn).get_current_revision()
         _refuse_newer(script, current, head)
         if current != head:
-            with engine.begin() as conn:
+            with _sqlite_file_lock(engine), engine.begin() as conn:
                 _no_statement_timeout(conn)
                 _one_migration_at_a_time(conn)
                 current = MigrationContext.configure(conn).get_current_revision()  # another process may have run it
