@@ -385,6 +385,9 @@ def _run(args) -> tuple[int, np.ndarray, np.ndarray, int, float]:
     n_jobs = len(prob.inst.jobs)
     lo = 8 + n_jobs // max(1, prob.inst.n_machines)
     hi = lo + max(4, n_jobs // 2)
+    # The stall count starts again with each chunk of 2,000 iterations (_search's own counter), so a search of more
+    # than 500 operations never goes back to its best plan: carrying the count across chunks (a restart every 4n
+    # stalled iterations) ended worse in 6 of 8 runs on 520-1,000 operations (docs/benchmarks.md, ta51-ta80).
     stall_limit = max(2000, 4 * n)
     heads, tails = np.zeros(n, np.int64), np.zeros(n, np.int64)
     best = _heads_tails(nxt, prv, prob.job_next, prob.job_prev, prob.dur, prob.release, heads, tails,
