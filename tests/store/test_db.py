@@ -287,3 +287,12 @@ def test_processes_migrating_one_database_at_once_take_turns(backend, request, t
             engine.dispose()
     assert [code for code, _, _ in outcomes] == [0] * starters, [err[-600:] for _, _, err in outcomes]
     assert {out.strip() for _, out, _ in outcomes} == set(versions) and len(versions) == 1
+
+
+def test_a_migration_lock_that_cannot_be_taken_is_a_one_line_error(tmp_path, request):
+    """A SQLite database behind the code's schema, and its lock file not openable (here a folder in its place): the
+    user gets a DatabaseError naming the lock, not an OSError's traceback."""
+    with _engine("sqlite", request, tmp_path, "lw_locked", at="0012") as engine:
+        (tmp_path / "lw_locked.db.migrate-lock").mkdir()
+        with pytest.raises(db.DatabaseError, match=r"cannot take the migration lock .*lw_locked\.db\.migrate-lock"):
+            db.migrate(engine)

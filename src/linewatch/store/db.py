@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -12,7 +12,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event, make_url, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -94,46 +94,56 @@ def _no_statement_timeout(conn) -> None:
         conn.exec_driver_sql("SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0")
 
 
-def _one_migration_at_a_time(conn) -> None:
-    """For this transaction, on PostgreSQL: wait for any other process migrating the same database. Service
-    instances and workers started together each migrate at start; without the lock, all of them would find the
-    schema behind and the second to create a table would fail."""
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_MIGRATION_LOCK})")
+@contextmanager
+def _migration_transaction(engine: Engine) -> Iterator[Connection]:
+    """The transaction a migration runs in, held by one process at a time. Service instances and workers started
+    together each migrate at start; without the turn, all of them would find the schema behind and the second to
+    create a table would fail. PostgreSQL: a transaction-scoped advisory lock. A SQLite file (a service and its
+    worker on one data dir): an exclusive lock on a file beside it, taken before the transaction, since SQLite runs
+    Alembic's DDL outside one. The lock file that cannot be opened is a DatabaseError, not a traceback."""
+    path = engine.url.database if engine.dialect.name == "sqlite" else None
+    with ExitStack() as stack:
+        if path and path != ":memory:" and not path.startswith("file:"):
+            lock = f"{path}.migrate-lock"
+            try:
+                f = stack.enter_context(open(lock, "a+b"))
+            except OSError as e:
+                raise DatabaseError(f"cannot take the migration lock {lock}: {e.strerror or e}") from None
+            stack.enter_context(_file_lock(f))
+        conn = stack.enter_context(engine.begin())
+        _no_statement_timeout(conn)
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_MIGRATION_LOCK})")
+        yield conn
 
 
 @contextmanager
-def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
-    """On a SQLite file: wait for any other process migrating it (a service and its worker started together on one
-    data dir), holding an exclusive lock on a file beside the database. SQLite runs Alembic's DDL outside a
-    transaction, so without it the second process to create a table fails."""
-    path = engine.url.database if engine.dialect.name == "sqlite" else None
-    if not path or path == ":memory:" or path.startswith("file:"):
-        yield
-        return
-    with open(f"{path}.migrate-lock", "a+b") as f:
-        if os.name == "nt":  # pragma: no cover - Windows plant PCs; this machine runs Linux
-            import msvcrt
+def _file_lock(f) -> Iterator[None]:
+    """An exclusive lock on the open file ``f`` while the block runs; waits for another process holding it."""
+    if os.name == "nt":  # pragma: no cover - Windows plant PCs; this machine runs Linux
+        import errno
+        import msvcrt
 
-            while True:
-                try:
-                    msvcrt.locking(f.fileno(), msvcrt.LK_LOCK, 1)  # gives up after 10 s: try again
-                    break
-                except OSError:
-                    continue
+        while True:
             try:
-                yield
-            finally:
-                f.seek(0)
-                msvcrt.locking(f.fileno(), msvcrt.LK_UNLCK, 1)
-        else:
-            import fcntl
+                msvcrt.locking(f.fileno(), msvcrt.LK_LOCK, 1)  # gives up after 10 s of another's lock: try again
+                break
+            except OSError as e:
+                if e.errno != errno.EDEADLOCK:
+                    raise
+        try:
+            yield
+        finally:
+            f.seek(0)
+            msvcrt.locking(f.fileno(), msvcrt.LK_UNLCK, 1)
+    else:
+        import fcntl
 
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def migrate(engine: Engine) -> str:
@@ -149,9 +159,7 @@ def migrate(engine: Engine) -> str:
             current = MigrationContext.configure(conn).get_current_revision()
         _refuse_newer(script, current, head)
         if current != head:
-            with _sqlite_file_lock(engine), engine.begin() as conn:
-                _no_statement_timeout(conn)
-                _one_migration_at_a_time(conn)
+            with _migration_transaction(engine) as conn:
                 current = MigrationContext.configure(conn).get_current_revision()  # another process may have run it
                 _refuse_newer(script, current, head)
                 if current != head:
