@@ -27,6 +27,21 @@ def test_search_improves_a_rule_plan_and_stays_feasible():
     assert lower <= plan.makespan < start.makespan
 
 
+def test_a_stall_longer_than_one_chunk_still_sends_the_search_back_to_its_best_plan():
+    # the search runs in chunks of 2,000 iterations; its count of iterations without a better plan must carry across
+    # them, or a limit above one chunk never fires (it did not before RESTART_AFTER: swv12 stayed 9.7 % above the best
+    # known plan where going back reaches 2 %)
+    inst = random_jobshop(15, 8, seed=3)
+    start, _ = best_rule(inst, "makespan")
+    plan = tabu.tabu_search(inst, start, time_limit=1.0, threads=1, seed=1, restart_after=5000)
+    assert_feasible(plan, inst)
+    if plan.makespan > plan.meta["lower_bound"]:  # the search ran its whole second
+        assert plan.meta["restarts"] > 0, plan.meta
+    never = tabu.tabu_search(inst, start, time_limit=0.3, threads=1, seed=1, restart_after=10**12)
+    assert never.meta["restarts"] == 0
+    assert tabu.RESTART_AFTER > 2000
+
+
 def test_search_reaches_the_optimum_of_a_tiny_instance():
     inst = random_jobshop(3, 3, seed=7)
     start, _ = best_rule(inst, "makespan")

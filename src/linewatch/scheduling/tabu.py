@@ -6,8 +6,8 @@ the last two operations of each block of consecutive operations on one machine. 
 every neighbour is a feasible plan, and each is rated by the exact length of the longest path through the two
 swapped operations (heads and tails of the current plan, as in Taillard 1994), a lower bound of its makespan that is
 its makespan whenever the swap matters. A swapped pair is tabu for a random number of iterations; a tabu move is
-still taken when it would beat the best plan found (aspiration). When the search stops improving it goes back to the
-best plan and perturbs it with a few random critical swaps.
+still taken when it would beat the best plan found (aspiration). When the search has not improved its best plan for
+``RESTART_AFTER`` iterations it goes back to that plan and perturbs it with a few random critical swaps.
 
 Two searches with different seeds run at once (one per core; numba releases the GIL) and the better plan wins.
 The search applies to plain job shops: one machine per operation, makespan, no setups, unavailability windows or
@@ -25,6 +25,13 @@ from linewatch.scheduling.model import Instance, Job, Operation, Option
 from linewatch.scheduling.plan import Assignment, Plan
 
 MAX_OPERATIONS = 4000  # the tabu matrix is n x n int32: 64 MB at this size
+
+#: iterations without a better plan before the search goes back to its best plan and perturbs it (about a second of
+#: one core on 500 operations). Measured at 30 s on 2 cores (docs/benchmarks.md, "Going back to the best plan"): far
+#: better than going back every 2,000 iterations or never on swv11-swv13 (2,999 / 3,035 / 3,117 against 3,099 / 3,267 /
+#: 3,308), better on 7 of 10 Taillard instances of 300-1,000 operations, equal on one and worse by 1 and 3 on two;
+#: 50,000 and 1,000,000 land close to it.
+RESTART_AFTER = 250_000
 
 try:  # numba is optional: without it the solvers skip the warm start
     import numba
@@ -224,9 +231,11 @@ def _search(
     tenure_hi,
     stall_limit,
     lower_bound,
+    stall,
 ):
     """``iterations`` tabu steps from the current plan (mach_next/mach_prev); the best plan is kept in best_*.
-    Returns (best makespan, iteration counter, iterations since the last improvement)."""
+    ``stall`` iterations without improvement have passed before this call (the count carries across calls). Returns
+    (best makespan, iteration counter, iterations since the last improvement, times it went back to the best plan)."""
     np.random.seed(seed)
     n = dur.shape[0]
     heads = np.zeros(n, np.int64)
@@ -236,7 +245,7 @@ def _search(
     path = np.zeros(n, np.int64)
     moves_u = np.zeros(2 * n, np.int64)
     moves_v = np.zeros(2 * n, np.int64)
-    stall = 0
+    restarts = 0
     it = it0
     cmax = _heads_tails(mach_next, mach_prev, job_next, job_prev, dur, release, heads, tails, order, indeg)
     for _ in range(iterations):
@@ -295,7 +304,8 @@ def _search(
             tabu[:, :] = 0
             it += 1
             stall = 0
-    return best_cmax, it, stall
+            restarts += 1
+    return best_cmax, it, stall, restarts
 
 
 class _Problem:
@@ -372,12 +382,12 @@ def warm() -> None:
     prob = _Problem(inst)
     a = [Assignment(0, 0, 0, 0, 2), Assignment(0, 1, 1, 2, 3), Assignment(1, 0, 1, 0, 2), Assignment(1, 1, 0, 2, 3)]
     nxt, prv = prob.links(Plan(inst, a))
-    _run((prob, nxt, prv, time.perf_counter() + 0.01, 0, 0))
+    _run((prob, nxt, prv, time.perf_counter() + 0.01, 0, 0, RESTART_AFTER))
     _warm = True
 
 
-def _run(args) -> tuple[int, np.ndarray, np.ndarray, int, float]:
-    prob, nxt, prv, deadline, seed, lower = args
+def _run(args) -> tuple[int, np.ndarray, np.ndarray, int, float, int]:
+    prob, nxt, prv, deadline, seed, lower, stall_limit = args
     nxt, prv = nxt.copy(), prv.copy()
     best_next, best_prev = nxt.copy(), prv.copy()
     n = prob.n
@@ -385,50 +395,57 @@ def _run(args) -> tuple[int, np.ndarray, np.ndarray, int, float]:
     n_jobs = len(prob.inst.jobs)
     lo = 8 + n_jobs // max(1, prob.inst.n_machines)
     hi = lo + max(4, n_jobs // 2)
-    # The stall count starts again with each chunk of 2,000 iterations (_search's own counter), so a search of more
-    # than 500 operations never goes back to its best plan: carrying the count across chunks (a restart every 4n
-    # stalled iterations) ended worse in 6 of 8 runs on 520-1,000 operations (docs/benchmarks.md, ta51-ta80).
-    stall_limit = max(2000, 4 * n)
     heads, tails = np.zeros(n, np.int64), np.zeros(n, np.int64)
     best = _heads_tails(nxt, prv, prob.job_next, prob.job_prev, prob.dur, prob.release, heads, tails,
                         np.zeros(n, np.int64), np.zeros(n, np.int64))
-    it, chunk, iterations, best_at = 0, 2000, 0, time.perf_counter()
+    it, chunk, iterations, best_at, stall, restarts = 0, 2000, 0, time.perf_counter(), 0, 0
     rng = np.random.default_rng(seed)
     # one chunk at least (a few ms once compiled): under load the first compile can use up a short limit alone
     while best > lower and (iterations == 0 or time.perf_counter() < deadline):
         before = best
-        best, it, _ = _search(
+        best, it, stall, back = _search(
             nxt, prv, prob.job_next, prob.job_prev, prob.dur, prob.release, best_next, best_prev, best, tabu,
-            chunk, it, int(rng.integers(2**31 - 1)), lo, hi, stall_limit, lower,
+            chunk, it, int(rng.integers(2**31 - 1)), lo, hi, stall_limit, lower, stall,
         )
         iterations += chunk
+        restarts += back
         if best < before:
             best_at = time.perf_counter()
-    return int(best), best_next, best_prev, iterations, best_at
+    return int(best), best_next, best_prev, iterations, best_at, restarts
 
 
-def tabu_search(inst: Instance, start: Plan, *, time_limit: float, threads: int = 2, seed: int = 0) -> Plan:
+def tabu_search(
+    inst: Instance,
+    start: Plan,
+    *,
+    time_limit: float,
+    threads: int = 2,
+    seed: int = 0,
+    restart_after: int = RESTART_AFTER,
+) -> Plan:
     """Improve ``start`` (a feasible plan of a plain job shop) for ``time_limit`` seconds with ``threads`` searches of
-    different seeds; the best plan found (never worse than ``start``), with the iterations in ``meta``."""
+    different seeds, each going back to its best plan after ``restart_after`` iterations without a better one; the
+    best plan found (never worse than ``start``), with the iterations and those returns in ``meta``."""
     t0 = time.perf_counter()
     prob = _Problem(inst)
     nxt, prv = prob.links(start)
     lower = prob.lower_bound()
     deadline = t0 + time_limit
     threads = max(1, threads)
-    jobs = [(prob, nxt, prv, deadline, seed * 1000 + i, lower) for i in range(threads)]
+    jobs = [(prob, nxt, prv, deadline, seed * 1000 + i, lower, max(1, int(restart_after))) for i in range(threads)]
     if threads == 1:
         results = [_run(jobs[0])]
     else:
         with ThreadPoolExecutor(threads) as pool:
             results = list(pool.map(_run, jobs))
-    best, b_next, b_prev, _, best_at = min(results, key=lambda r: (r[0], r[4]))
+    best, b_next, b_prev, _, best_at, _ = min(results, key=lambda r: (r[0], r[4]))
     plan = prob.plan(b_next, b_prev, start)
     if plan.makespan > start.makespan:  # pragma: no cover - the search keeps its start as the first best
         plan = start
     plan.wall_s = time.perf_counter() - t0
     plan.meta = {
         "iterations": sum(r[3] for r in results),
+        "restarts": sum(r[5] for r in results),
         "threads": threads,
         "lower_bound": lower,
         "best_at_s": round(max(0.0, best_at - t0), 3),
