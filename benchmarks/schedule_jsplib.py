@@ -3,6 +3,7 @@
     python benchmarks/schedule_jsplib.py DATA_ROOT [--time-limit 60] [--workers 2]
         [--instances ft06,ft10,la01-40,ta01-10] [--tabu-share 0.5]
     python benchmarks/schedule_jsplib.py DATA_ROOT --replan-only        (or --no-replan)
+    python benchmarks/schedule_jsplib.py DATA_ROOT --tabu-restarts 2000,250000 --time-limit 30 --instances swv11-13
 
 DATA_ROOT holds factory/jsplib (instances/ and bounds_merged.csv). Per instance: the dispatching rules' makespans
 (SPT, LPT, MWKR; EDD, CR and ATC equal MWKR without due dates), the solver's makespan after the time limit (a tabu
@@ -11,6 +12,10 @@ bound, when the best plan was found, and the gap to the best known solution (the
 mean of (1 + gap). Then replanning 100 jobs x 10 machines (generated, seed 1): a machine down for 500 time units in a
 classic job shop, and a machine down for good in a flexible one (two eligible machines per operation): time to the
 first feasible repair, to the final plan, and what moved. Rows are printed as they finish.
+
+``--tabu-restarts N,N,...`` runs the tabu search alone instead (from the best rule's plan, ``--workers`` threads,
+``--time-limit`` seconds), once per value of its ``restart_after`` (iterations without a better plan before it goes
+back to its best plan), and prints each makespan with the number of times it went back.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ from linewatch.scheduling.formats import load_instance
 from linewatch.scheduling.generators import random_jobshop
 from linewatch.scheduling.plan import check_plan
 from linewatch.scheduling.replan import Event, replan
-from linewatch.scheduling.rules import dispatch
+from linewatch.scheduling.rules import best_rule, dispatch
+from linewatch.scheduling.tabu import tabu_search, warm
 
 RULES = ("spt", "lpt", "mwkr")
 
@@ -91,6 +97,26 @@ def quality(root: Path, names: list[str], time_limit: float, workers: int, tabu_
     print(flush=True)
 
 
+def restarts(root: Path, names: list[str], time_limit: float, workers: int, values: list[int]) -> None:
+    base = root / "factory" / "jsplib"
+    with open(base / "bounds_merged.csv") as f:
+        bks = {r["name"]: float(r["weise2020_bks"] or r["jsplib_optimum"]) for r in csv.DictReader(f)}
+    warm()
+    print(f"| instance | size | BKS | rule | {' | '.join(f'back after {v:,}' for v in values)} |")
+    print("|---|---|---|---|" + "---|" * len(values))
+    for name in names:
+        inst = load_instance(base / "instances" / name)
+        start, _ = best_rule(inst, "makespan")
+        cells = []
+        for v in values:
+            plan = tabu_search(inst, start, time_limit=time_limit, threads=workers, restart_after=v)
+            problems = check_plan(plan)
+            assert not problems, problems[0]
+            cells.append(f"{plan.makespan} ({plan.meta['restarts']:,})")
+        size = f"{len(inst.jobs)}x{inst.n_machines}"
+        print(f"| {name} | {size} | {bks[name]:g} | {start.makespan} | {' | '.join(cells)} |", flush=True)
+
+
 def replanning(time_limit: float, workers: int, solve_s: float) -> None:
     print(
         "| scenario | before | first feasible (s) | first value | final (s) | final value | moved | shifted "
@@ -132,11 +158,14 @@ def main() -> None:
     ap.add_argument("--replan-limit", type=float, default=5.0)
     ap.add_argument("--replan-only", action="store_true")
     ap.add_argument("--no-replan", action="store_true")
+    ap.add_argument("--tabu-restarts", default="", help="the tabu search alone, once per restart_after in this list")
     a = ap.parse_args()
     t0 = time.time()
-    if not a.replan_only:
+    if a.tabu_restarts:
+        restarts(a.root, expand(a.instances), a.time_limit, a.workers, [int(v) for v in a.tabu_restarts.split(",")])
+    elif not a.replan_only:
         quality(a.root, expand(a.instances), a.time_limit, a.workers, a.tabu_share)
-    if not a.no_replan:
+    if not a.no_replan and not a.tabu_restarts:
         replanning(a.replan_limit, a.workers, solve_s=10.0)
     print(f"\n(total {time.time() - t0:.0f} s)", file=sys.stderr)
 
