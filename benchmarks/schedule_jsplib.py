@@ -56,10 +56,15 @@ def geo(gaps: list[float]) -> float:
     return (math.exp(sum(math.log(1 + g) for g in gaps) / len(gaps)) - 1) if gaps else float("nan")
 
 
+def best_known(base: Path) -> dict[str, float]:
+    """Each instance's best known makespan (the 2020 BKS, else JSPLIB's optimum)."""
+    with open(base / "bounds_merged.csv") as f:
+        return {r["name"]: float(r["weise2020_bks"] or r["jsplib_optimum"]) for r in csv.DictReader(f)}
+
+
 def quality(root: Path, names: list[str], time_limit: float, workers: int, tabu_share: float) -> None:
     base = root / "factory" / "jsplib"
-    with open(base / "bounds_merged.csv") as f:
-        bks = {r["name"]: float(r["weise2020_bks"] or r["jsplib_optimum"]) for r in csv.DictReader(f)}
+    bks = best_known(base)
     print(
         f"| instance | size | BKS | {' | '.join(r.upper() for r in RULES)} | ours | by | bound | status "
         "| best at s | gap | rule gap (best) |"
@@ -99,8 +104,7 @@ def quality(root: Path, names: list[str], time_limit: float, workers: int, tabu_
 
 def restarts(root: Path, names: list[str], time_limit: float, workers: int, values: list[int]) -> None:
     base = root / "factory" / "jsplib"
-    with open(base / "bounds_merged.csv") as f:
-        bks = {r["name"]: float(r["weise2020_bks"] or r["jsplib_optimum"]) for r in csv.DictReader(f)}
+    bks = best_known(base)
     warm()
     print(f"| instance | size | BKS | rule | {' | '.join(f'back after {v:,}' for v in values)} |")
     print("|---|---|---|---|" + "---|" * len(values))
