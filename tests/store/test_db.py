@@ -296,3 +296,24 @@ def test_a_migration_lock_that_cannot_be_taken_is_a_one_line_error(tmp_path, req
         (tmp_path / "lw_locked.db.migrate-lock").mkdir()
         with pytest.raises(db.DatabaseError, match=r"cannot take the migration lock .*lw_locked\.db\.migrate-lock"):
             db.migrate(engine)
+
+
+def test_a_fresh_sqlite_file_another_process_is_writing_waits_to_switch_to_wal(tmp_path):
+    """Several processes opening a fresh SQLite file at once (a service and its workers starting together) each switch
+    it to WAL. SQLite answers "database is locked" at once, without its busy wait, to one whose switch would deadlock
+    with another's write: here another connection holds the file's write lock, as that other process would, and lets
+    go a moment later; the connection waits for it instead of failing the start."""
+    import sqlite3
+
+    path = tmp_path / "fresh.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE t (x INTEGER)")
+    other.execute("BEGIN IMMEDIATE")  # holds the write lock, in the rollback journal mode of a fresh file
+    threading.Timer(0.3, lambda: other.execute("COMMIT")).start()
+    engine = db.make_engine(f"sqlite:///{path}")
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    finally:
+        engine.dispose()
+        other.close()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -29,6 +31,7 @@ PG_KEEPALIVE = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 3
 PG_TCP_USER_TIMEOUT_MS = 20_000
 # The advisory lock key that linewatch's migrations take on PostgreSQL (any 64-bit number no other program uses).
 PG_MIGRATION_LOCK = 0x6C696E6577617463  # "linewatc"
+SQLITE_BUSY_TIMEOUT_S = 30  # how long a SQLite statement waits for another process's lock
 
 
 class DatabaseError(LinewatchError):
@@ -51,12 +54,12 @@ def _make_engine(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S})
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):  # WAL: readers do not block the writer
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
+            _wal(cur)
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
@@ -79,6 +82,22 @@ def _make_engine(url: str) -> Engine:
     return create_engine(
         url, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_timeout=10, connect_args=connect_args
     )
+
+
+def _wal(cur) -> None:
+    """Switch a SQLite file to WAL. On a fresh file that several processes open at once (a service and its workers
+    starting together), the switch needs the file to itself, and SQLite answers "database is locked" at once, without
+    its busy wait, to the process that would otherwise deadlock: wait for the other and try again, as a busy wait
+    would."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "database is locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _alembic_config(engine: Engine) -> Config:
