@@ -474,3 +474,23 @@ def test_a_machine_of_the_active_plan_going_down_starts_a_replan(api):
     )
     done = _wait(api, child["job_id"])
     assert done["status"] == "succeeded", done["error"]
+
+
+def test_state_messages_still_queued_when_the_service_stops_are_handled(api):
+    """Stopping the service wakes the loop that applies the broker's state messages instead of leaving it to its
+    next poll; messages queued at that moment are still applied and acknowledged, never dropped by the wake-up."""
+    import json
+
+    from linewatch.store.tables import TwinEvent
+
+    _put(api)
+    inbox, acked = api.ctx.twin_inbox, []
+    prefix = api.ctx.settings.mqtt_topic_prefix.rstrip("/")
+    for k in range(30):
+        state = {"state": "running" if k % 2 == 0 else "idle", "time": T0 + k}
+        inbox.submit(f"{prefix}/L1/press/state", json.dumps(state).encode(), lambda k=k: acked.append(k))
+    inbox.stop()
+    assert not inbox._thread.is_alive()
+    assert acked == list(range(30))
+    with api.ctx.sessions() as s:
+        assert s.query(TwinEvent).filter(TwinEvent.machine == "press").count() == 30

@@ -46,6 +46,8 @@ TOUCH_EVERY_S = 1.0  # a machine's row (newest reading time, health) is written 
 PRUNE_EVERY_S = 600.0
 RETRY_S = 1.0
 MAX_PAYLOAD_KEPT = 4096
+# put on the queue by ``stop``: a loop waiting for a message sees the stop at once rather than at its next poll
+WAKE = object()
 HEALTH_ALPHA = 0.05  # weight of a new time step in a machine's health
 
 
@@ -165,6 +167,8 @@ class Ingester:
         for u in self._unsubscribe:
             u()
         self._stop.set()
+        with contextlib.suppress(queue.Full):  # a full queue: the loop is busy with it and sees the stop next
+            self.queue.put_nowait(WAKE)
         if self._thread is not None:
             self._thread.join(timeout)
         self.checkpoint()
@@ -194,9 +198,11 @@ class Ingester:
 
     # -- the loop -----------------------------------------------------------------------------------------------
     def _take(self) -> list[Message]:
-        try:
-            first = self.queue.get(timeout=0.2)
+        try:  # once stopping, what is left is taken without waiting for more
+            first = self.queue.get_nowait() if self._stop.is_set() else self.queue.get(timeout=0.2)
         except queue.Empty:
+            return []
+        if first is WAKE:
             return []
         batch, deadline = [first], time.monotonic() + self.ctx.settings.ingest_flush_ms / 1000
         size = 0
@@ -205,6 +211,8 @@ class Ingester:
             try:
                 msg = self.queue.get(timeout=max(left, 0)) if left > 0 else self.queue.get_nowait()
             except queue.Empty:
+                break
+            if msg is WAKE:
                 break
             batch.append(msg)
             size += len(msg.payload) // 20 if isinstance(msg.payload, bytes | str) else 1
@@ -223,7 +231,7 @@ class Ingester:
                     log.warning("old readings not pruned: %s", e)
             batch = self._take()
             if not batch:
-                if self._stop.is_set():
+                if self._stop.is_set() and self.queue.empty():
                     return
                 self._flush_states(force=False)
                 continue

@@ -16,6 +16,7 @@ service starts (or a line's model changes).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 import json
@@ -754,7 +755,11 @@ class TwinInbox:
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
+        import queue
+
         self._stop.set()
+        with contextlib.suppress(queue.Full):  # wakes the loop; a full queue: it is busy and sees the stop next
+            self.queue.put_nowait(None)
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -765,12 +770,15 @@ class TwinInbox:
         import queue
 
         while True:
-            try:
-                topic, payload, ack = self.queue.get(timeout=0.2)
+            try:  # once stopping, what is left is handled without waiting for more
+                item = self.queue.get_nowait() if self._stop.is_set() else self.queue.get(timeout=0.2)
             except queue.Empty:
                 if self._stop.is_set():
                     return
                 continue
+            if item is None:  # stop's wake-up
+                continue
+            topic, payload, ack = item
             while True:
                 try:
                     self.handle(topic, payload)
