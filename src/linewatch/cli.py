@@ -417,17 +417,37 @@ def calibrate_cmd(
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="write a copy of the model here; MODEL is left as it is")
     ] = None,
+    undo: Annotated[
+        bool,
+        typer.Option(
+            "--undo",
+            help="go back to the thresholds the last calibration replaced (and the good scores they came from); "
+            "again to go further back",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object on stdout")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
 ):
     """Set a model's thresholds again without training: from good images of today (new lighting, a new batch of
     parts, a camera moved) or at another false-alarm rate. What the model learned is untouched; the manifest keeps the
-    thresholds it replaces.
+    thresholds it replaces, and --undo goes back to them.
 
     Unreadable images are named on stderr and left out; the exit status is then 2."""
     from linewatch.vision.datasets import expand_inputs
-    from linewatch.vision.recalibration import recalibrate
+    from linewatch.vision.recalibration import recalibrate, restore_calibration
 
+    if undo:
+        if images or false_alarm_rate is not None:
+            raise LinewatchError(
+                "--undo goes back to the thresholds the last calibration replaced: give it no images and no "
+                "--false-alarm-rate"
+            )
+        done = restore_calibration(model, out)
+        if as_json:
+            sys.stdout.write(json.dumps(done.to_dict()) + "\n")
+        else:
+            _print_recalibration(done)
+        return
     for folder in images or []:
         labelled = [d for d in ("good", "train", "test") if (folder / d).is_dir()]
         if folder.is_dir() and labelled:  # defects would be taken for good parts and raise the thresholds
@@ -504,7 +524,9 @@ def drift_cmd(
 
 def _print_recalibration(done) -> None:
     b, a = done.before, done.after
-    if done.source == "images":
+    if done.source == "history":
+        source = None
+    elif done.source == "images":
         source = f"{done.images} good images scored now"
     elif done.scores_from == "training":
         source = f"the scores it kept of the {done.images} good images held out at training"
@@ -518,19 +540,30 @@ def _print_recalibration(done) -> None:
     t.add_row("image threshold (raw score)", f"{b.image_threshold:.4f}" if b else "-", f"{a.image_threshold:.4f}")
     t.add_row("pixel threshold (raw map)", f"{b.pixel_threshold:.4f}" if b else "-", f"{a.pixel_threshold:.4f}")
     n = done.images
-    t.add_row(
-        f"of the {n} good images: flagged",
-        "-" if done.flagged_before is None else f"{done.flagged_before} ({done.flagged_before / n:.1%})",
-        f"{done.flagged_after} ({done.flagged_after / n:.1%})",
-    )
-    t.add_row(
-        f"of the {n} good images: with regions",
-        "-" if done.regions_before is None else str(done.regions_before),
-        str(done.regions_after),
-    )
+    if n:
+        t.add_row(
+            f"of the {n} good images: flagged",
+            "-" if done.flagged_before is None else f"{done.flagged_before} ({done.flagged_before / n:.1%})",
+            f"{done.flagged_after} ({done.flagged_after / n:.1%})",
+        )
+        t.add_row(
+            f"of the {n} good images: with regions",
+            "-" if done.regions_before is None else str(done.regions_before),
+            str(done.regions_after),
+        )
     out.print(t)
-    kept = "; the previous ones are kept in the manifest's history" if b else " (the model had none)"
-    err.print(f"thresholds set from {source}{kept}", highlight=False)
+    if source is None:  # --undo
+        made = f" made {done.made}" if done.made else ""
+        err.print(f"back to the thresholds{made} that the last calibration replaced", highlight=False)
+        if not done.scores_restored:
+            err.print(
+                "[yellow]the good scores they were set from are no longer kept[/yellow] (the history keeps the "
+                "newest few): the drift watch and another --false-alarm-rate use the later ones",
+                highlight=False,
+            )
+    else:
+        kept = "; the previous ones are kept in the manifest's history" if b else " (the model had none)"
+        err.print(f"thresholds set from {source}{kept}", highlight=False)
     if done.stale_metrics:
         err.print(
             "[yellow]the evaluation stored in the model was made at the previous threshold[/yellow]: run "

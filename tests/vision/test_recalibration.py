@@ -8,7 +8,14 @@ import pytest
 
 from linewatch.errors import LinewatchError, ModelFileError
 from linewatch.vision.datasets import load_dataset
-from linewatch.vision.recalibration import HISTORY, MAX_KEPT, kept_scores, recalibrate
+from linewatch.vision.recalibration import (
+    HISTORY,
+    HISTORY_SCORES,
+    MAX_KEPT,
+    kept_scores,
+    recalibrate,
+    restore_calibration,
+)
 from linewatch.vision.saving import load
 from linewatch.vision.thresholds import calibrate
 
@@ -219,6 +226,84 @@ def test_the_command_line(model, synthetic, tmp_path, cli_here):
     assert load(model).calibration_ is not None
     r = cli_here("calibrate", tmp_path / "nowhere")
     assert r.exit_code == 2 and "model not found" in r.stderr
+
+
+def test_going_back_restores_the_thresholds_and_the_good_scores_they_came_from(model, synthetic):
+    """A calibration on today's images, then another rate; going back twice returns to training's thresholds and
+    scores, one step at a time, and a third time says there is nothing left to go back to."""
+    import linewatch.vision
+
+    assert linewatch.vision.restore_calibration is restore_calibration
+    trained = _manifest(model)
+    good = sorted((synthetic / "test" / "good").iterdir())
+    recalibrate(model, good, 0.05)
+    on_images = _manifest(model)
+    recalibrate(model, false_alarm_rate=0.2)
+    at_rate = _manifest(model)
+
+    back = restore_calibration(model)
+    m = _manifest(model)
+    assert m["calibration"] == on_images["calibration"] == back.after.to_dict()
+    assert back.before.to_dict() == at_rate["calibration"] and back.source == "history" and back.scores_restored
+    assert m["calibration_scores"] == on_images["calibration_scores"]  # the rate alone changed: the same scores
+    assert back.made == on_images["calibration_history"][-1]["replaced"]  # when the images' calibration was made
+    assert len(m["calibration_history"]) == 1 and load(model).calibration_.to_dict() == on_images["calibration"]
+    kept = np.array(on_images["calibration_scores"]["image"])
+    assert back.images == len(good) and back.flagged_after == int((kept >= back.after.image_threshold).sum())
+
+    again = restore_calibration(model)
+    m = _manifest(model)
+    assert m["calibration"] == trained["calibration"] and m["calibration_scores"] == trained["calibration_scores"]
+    assert again.scores_from == "training" and again.made is None and m["calibration_history"] == []
+    for key in set(trained) - {"calibration_history"}:
+        assert m[key] == trained[key], key
+    # another rate now starts from training's held-out scores, as before any recalibration
+    t = trained["calibration_scores"]
+    expected = calibrate(np.array(t["image"]), np.array(t["peak"]), 0.1)
+    before = (model / "manifest.json").read_bytes()
+    with pytest.raises(LinewatchError, match="keeps no earlier calibration"):
+        restore_calibration(model)
+    assert (model / "manifest.json").read_bytes() == before
+    assert recalibrate(model, false_alarm_rate=0.1).after == expected
+
+
+def test_the_history_keeps_the_scores_of_its_newest_few(model, synthetic):
+    """Each calibration on images keeps the scores it replaces in the history, the newest few only: going back past
+    them restores the thresholds and says the scores did not come back."""
+    trained = _manifest(model)
+    good = sorted((synthetic / "test" / "good").iterdir())
+    for k in range(HISTORY_SCORES + 1):
+        recalibrate(model, good[k % 2 :], 0.05 + 0.01 * k)
+    history = _manifest(model)["calibration_history"]
+    assert ["scores" in h for h in history] == [False] + [True] * HISTORY_SCORES
+    latest = _manifest(model)["calibration_scores"]
+    for _ in range(HISTORY_SCORES):
+        assert restore_calibration(model).scores_restored
+    oldest = restore_calibration(model)
+    m = _manifest(model)
+    assert not oldest.scores_restored and m["calibration"] == trained["calibration"]
+    assert m["calibration_scores"]["images"] in (len(good), len(good) - 1)  # a later calibration's, not training's
+    assert m["calibration_scores"] != trained["calibration_scores"] and latest["source"] == "images"
+
+
+def test_the_command_line_goes_back(model, synthetic, tmp_path, cli_here):
+    trained = _manifest(model)
+    r = cli_here("calibrate", model, "--undo")
+    assert r.exit_code == 2 and "keeps no earlier calibration" in r.stderr and "Traceback" not in r.stderr
+    assert cli_here("calibrate", model, "--false-alarm-rate", "0.2").exit_code == 0
+    for extra in ([synthetic / "test" / "good"], ["--false-alarm-rate", "0.1"]):
+        r = cli_here("calibrate", model, *extra, "--undo")
+        assert r.exit_code == 2 and "give it no images" in r.stderr, r.stderr
+    copy = tmp_path / "copy"
+    r = cli_here("calibrate", model, "--undo", "-o", copy, "--json")
+    assert r.exit_code == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["source"] == "history" and d["model"] == str(copy) and d["after"] == trained["calibration"]
+    assert _manifest(copy)["calibration"] == trained["calibration"]
+    assert _manifest(model)["calibration"]["false_alarm_rate"] == 0.2  # -o: the model itself as it was
+    r = cli_here("calibrate", model, "--undo")
+    assert r.exit_code == 0 and "back to the thresholds" in r.stderr.replace("\n", " "), r.stderr
+    assert "flagged" in r.stdout and _manifest(model)["calibration"] == trained["calibration"]
 
 
 def test_an_exported_model_is_calibrated_through_its_export_to_the_same_thresholds(

@@ -17,6 +17,7 @@ _EXPORTS = {
     "OnnxModel": "linewatch.vision.runtime",
     "open_model": "linewatch.vision.runtime",
     "recalibrate": "linewatch.vision.recalibration",
+    "restore_calibration": "linewatch.vision.recalibration",
     "watch_drift": "linewatch.vision.recalibration",
     "Prediction": "linewatch.vision.scoring",
 }

@@ -28,6 +28,9 @@ MIN_IMAGES = 5
 HISTORY = 20
 #: the most held-out scores a manifest keeps (a few thousand numbers; more add nothing to a quantile at 0.1 %)
 MAX_KEPT = 5000
+#: of the calibrations in the history that replaced the good scores, the newest this many keep the scores they were
+#: set from, so that going back (``restore_calibration``) brings those back too; older ones keep their thresholds alone
+HISTORY_SCORES = 3
 
 
 def kept_scores(scores: dict | None, source: str, images: int | None = None) -> dict | None:
@@ -67,6 +70,10 @@ class Recalibrated:
     regions_after: int = 0
     stale_metrics: bool = False  # the manifest holds an evaluation made at other thresholds
     scores_from: str = "images"  # where the scores come from: "images" given now, or "training"'s held-out images
+    # ``restore_calibration``: when the calibration gone back to had been made (None: not recorded), and whether the
+    # good scores it was set from came back with it (False: the history no longer kept them; the later ones stay)
+    made: str | None = None
+    scores_restored: bool = True
 
     def to_dict(self) -> dict:
         """JSON-ready: the thresholds as dicts, the model's folder as ``model``."""
@@ -221,8 +228,13 @@ def recalibrate(
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     history = [h for h in (m.get("calibration_history") or []) if isinstance(h, dict)]
     if before is not None:
-        history.append({"calibration": before.to_dict(), "replaced": now, "by": source})
-    m["calibration_history"] = history[-HISTORY:]
+        entry = {"calibration": before.to_dict(), "replaced": now, "by": source}
+        if images is not None and isinstance(m.get("calibration_scores"), dict):
+            entry["scores"] = m["calibration_scores"]  # replaced below: kept, to go back to
+        if history and isinstance(history[-1].get("replaced"), str):
+            entry["made"] = history[-1]["replaced"]  # the calibration replaced was the one made then
+        history.append(entry)
+    m["calibration_history"] = _bounded(history)
     m["calibration"] = after.to_dict()
     if images is not None:
         m["calibration_scores"] = kept_scores({"image": scores, "peak": peaks, "floor": floor}, "images", n)
@@ -243,4 +255,72 @@ def recalibrate(
         int((peaks >= after.pixel_threshold).sum()),
         stale,
         scores_from,
+    )
+
+
+def _bounded(history: list[dict]) -> list[dict]:
+    """The newest ``HISTORY`` calibrations, the newest ``HISTORY_SCORES`` of them with scores keeping their scores."""
+    history = history[-HISTORY:]
+    with_scores = 0
+    for i in range(len(history) - 1, -1, -1):
+        if "scores" in history[i]:
+            with_scores += 1
+            if with_scores > HISTORY_SCORES:
+                history[i] = {k: v for k, v in history[i].items() if k != "scores"}
+    return history
+
+
+def restore_calibration(model_dir: str | Path, out: str | Path | None = None) -> Recalibrated:
+    """Go back to the calibration that the last recalibration of the model in ``model_dir`` replaced: its thresholds,
+    and the good scores they were set from (where the history still keeps them; the drift watch and another rate then
+    start from those). The calibration undone leaves the history, so a second call goes back one more. The manifest
+    is rewritten whole (``out``: a copy of the model is written there instead)."""
+    model_dir = Path(model_dir)
+    m = read_manifest(model_dir)
+    out = copy_target(model_dir, out)
+    history = [h for h in (m.get("calibration_history") or []) if isinstance(h, dict)]
+    if not history:
+        raise LinewatchError(
+            f"{model_dir} keeps no earlier calibration to go back to: `linewatch calibrate` keeps the thresholds it "
+            "replaces, and this model's have not been replaced"
+        )
+    entry = history.pop()
+    try:
+        earlier = Calibration.from_dict(entry["calibration"])
+        before = Calibration.from_dict(m["calibration"]) if m.get("calibration") else None
+    except (KeyError, TypeError, ModelFileError) as e:
+        raise ModelFileError(f"{model_dir}: the manifest's calibration history is damaged ({e})") from None
+    kept = entry.get("scores")
+    # a calibration replaced by another rate alone was set from the scores still kept; one replaced by new images, from
+    # the scores the entry keeps (dropped from entries older than HISTORY_SCORES)
+    scores_restored = entry.get("by") != "images" or isinstance(kept, dict)
+    if isinstance(kept, dict):
+        m["calibration_scores"] = kept
+    m["calibration"] = earlier.to_dict()
+    m["calibration_history"] = history
+    try:
+        scores, peaks, n = _kept(model_dir, m)
+    except LinewatchError:  # none kept (or damaged): the thresholds alone
+        scores = peaks = np.empty(0)
+        n = 0
+    scores_from = str((m.get("calibration_scores") or {}).get("source") or "training") if n else "none"
+    metrics = m.get("metrics")
+    threshold = metrics.get("threshold") if isinstance(metrics, dict) else None
+    stale = threshold is not None and threshold != earlier.image_threshold
+    written = rewrite_manifest(model_dir, m, out)
+    return Recalibrated(
+        written,
+        before,
+        earlier,
+        "history",
+        int(n),
+        [],
+        int((scores >= before.image_threshold).sum()) if before and n else None,
+        int((scores >= earlier.image_threshold).sum()),
+        int((peaks >= before.pixel_threshold).sum()) if before and n else None,
+        int((peaks >= earlier.pixel_threshold).sum()),
+        stale,
+        scores_from,
+        entry.get("made") if isinstance(entry.get("made"), str) else None,
+        scores_restored,
     )
