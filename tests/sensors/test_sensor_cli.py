@@ -309,6 +309,48 @@ def test_calibrate_sets_the_threshold_on_recent_normal_rows(files, model, make_m
     assert [h["threshold"] for h in m3["calibration_history"]] == [before["threshold"], m2["threshold"]]
 
 
+def test_calibrate_undo_goes_back_one_threshold_at_a_time(model, make_machine, tmp_path):
+    """--undo restores the threshold, rate and calibration record the last calibration replaced; twice, the
+    threshold set at fit; a third time says there is nothing to go back to. The model still loads and scores."""
+
+    import shutil
+
+    def manifest(m):
+        return json.loads((m / "manifest.json").read_text())
+
+    model = shutil.copytree(model, tmp_path / "model")  # the module's model stays as fitted
+    fitted = manifest(model)
+    r = runner.invoke(app, ["sensors", "calibrate", str(model), "--undo"])
+    assert r.exit_code == 2 and "keeps no earlier threshold" in r.output and "Traceback" not in r.output
+    r = runner.invoke(app, ["sensors", "calibrate", str(model)])
+    assert r.exit_code == 2 and "give a file or folder of normal operation" in r.output, r.output
+    data = write(tmp_path / "recent.csv", make_machine(600, seed=2, start=1800), np.arange(1800, 2400))
+    assert runner.invoke(app, ["sensors", "calibrate", str(model), str(data)]).exit_code == 0
+    on_rows = manifest(model)
+    r = runner.invoke(app, ["sensors", "calibrate", str(model), str(data), "--false-alarm-rate", "0.05"])
+    assert r.exit_code == 0, r.output
+    at_rate = manifest(model)
+    for extra in ([str(data)], ["--false-alarm-rate", "0.1"]):
+        r = runner.invoke(app, ["sensors", "calibrate", str(model), *extra, "--undo"])
+        assert r.exit_code == 2 and "give it no data" in r.output, r.output
+
+    copy = tmp_path / "copy"
+    r = runner.invoke(app, ["sensors", "calibrate", str(model), "--undo", "-o", str(copy), "--json"])
+    assert r.exit_code == 0, r.output
+    done = json.loads(r.stdout.strip().splitlines()[-1])
+    assert done["source"] == "history" and done["model"] == str(copy)
+    assert (done["threshold_before"], done["threshold_after"]) == (at_rate["threshold"], on_rows["threshold"])
+    assert manifest(copy) == on_rows and manifest(model) == at_rate  # -o: the model itself as it was
+
+    r = runner.invoke(app, ["sensors", "calibrate", str(model), "--undo"])
+    assert r.exit_code == 0 and "back to the threshold" in r.output, r.output
+    assert manifest(model) == on_rows
+    assert runner.invoke(app, ["sensors", "calibrate", str(model), "--undo"]).exit_code == 0
+    assert manifest(model) == {**fitted, "calibration_history": []}
+    r = runner.invoke(app, ["sensors", "score", str(model), str(data), "--json"])
+    assert r.exit_code == 0, r.output
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from linewatch.core.modelfiles import check_false_alarm_rate, copy_target, read_manifest, rewrite_manifest
-from linewatch.errors import LinewatchError
+from linewatch.errors import LinewatchError, ModelFileError
 from linewatch.sensors.thresholds import calibrate
 
 MIN_ROWS = 50  # as for fitting: fewer rows cannot hold a threshold at a useful false-alarm rate
@@ -33,6 +33,7 @@ class SensorRecalibrated:
     flagged_before: int  # of those rows, how many the old threshold calls anomalous
     flagged_after: int
     margin: float  # the model's threshold_margin, applied as at fit
+    source: str = "rows"  # "rows" scored now, or "history": back to the threshold the last calibration replaced
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -75,7 +76,10 @@ def recalibrate(
     m = read_manifest(model_dir, engine="sensors", format_version=FORMAT_VERSION)  # as it is now
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     history = [h for h in (m.get("calibration_history") or []) if isinstance(h, dict)]
-    history.append({"threshold": before, "false_alarm_rate": before_rate, "replaced": now})
+    # the record of the calibration replaced goes with it (None: the threshold set at fit), to go back to
+    history.append(
+        {"threshold": before, "false_alarm_rate": before_rate, "replaced": now, "calibration": m.get("calibration")}
+    )
     m["calibration_history"] = history[-HISTORY:]
     m["threshold"] = after
     m["params"] = {**m["params"], "false_alarm_rate": rate}
@@ -92,3 +96,41 @@ def recalibrate(
         int((finite > after).sum()),
         margin,
     )
+
+
+def restore_threshold(model_dir: str | Path, out: str | Path | None = None) -> SensorRecalibrated:
+    """Go back to the threshold (and false-alarm rate) that the last recalibration of the sensor model in
+    ``model_dir`` replaced; the calibration undone leaves the history, so a second call goes back one more. Writes
+    the manifest whole, or a copy of the model to ``out``."""
+    from linewatch.sensors.saving import FORMAT_VERSION
+
+    model_dir = Path(model_dir)
+    m = read_manifest(model_dir, engine="sensors", format_version=FORMAT_VERSION, required=("params", "threshold"))
+    out = copy_target(model_dir, out)
+    history = [h for h in (m.get("calibration_history") or []) if isinstance(h, dict)]
+    if not history:
+        raise LinewatchError(
+            f"{model_dir} keeps no earlier threshold to go back to: `linewatch sensors calibrate` keeps the ones it "
+            "replaces, and this model's has not been replaced"
+        )
+    entry = history.pop()
+    try:
+        threshold = float(entry["threshold"])
+        rate = check_false_alarm_rate(entry["false_alarm_rate"])
+        before, before_rate = float(m["threshold"]), float(m["params"]["false_alarm_rate"])
+        margin = float(m["params"].get("threshold_margin", 1.0))
+        if not np.isfinite(threshold):
+            raise ValueError(f"threshold {threshold}")
+    except (KeyError, TypeError, ValueError, LinewatchError) as e:
+        raise ModelFileError(f"{model_dir}: the manifest's calibration history is damaged ({e})") from None
+    m["threshold"] = threshold
+    m["params"] = {**m["params"], "false_alarm_rate": rate}
+    # the record of the calibration gone back to: kept with it since this version; before, only fit's is known
+    record = entry.get("calibration", {"source": "history"} if history else None)
+    if record is None:
+        m.pop("calibration", None)  # the threshold set at fit
+    else:
+        m["calibration"] = record
+    m["calibration_history"] = history
+    written = rewrite_manifest(model_dir, m, out)
+    return SensorRecalibrated(str(written), before, threshold, before_rate, rate, 0, 0, 0, margin, "history")

@@ -172,11 +172,11 @@ def evaluate(
 def calibrate_cmd(
     model: Annotated[Path, typer.Argument(help="model directory from `linewatch sensors fit`")],
     data: Annotated[
-        Path,
+        Path | None,
         typer.Argument(
             help="CSV or Parquet file, or a folder of them, of normal operation the model was not fitted on"
         ),
-    ],
+    ] = None,
     false_alarm_rate: Annotated[
         float | None,
         typer.Option(help="share of normal rows flagged (0.01 is 1 %); default: the model's current rate"),
@@ -185,13 +185,36 @@ def calibrate_cmd(
     out_dir: Annotated[
         Path | None, typer.Option("--out", "-o", help="write a copy of the model here; MODEL is left as it is")
     ] = None,
+    undo: Annotated[
+        bool,
+        typer.Option("--undo", help="go back to the threshold the last calibration replaced; again to go further back"),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object on stdout")] = False,
 ):
     """Set a sensor model's threshold again without fitting it: from recent normal operation (a sensor replaced, a
     season's temperatures, another material) or at another false-alarm rate. What the model learned is untouched;
-    the manifest keeps the threshold it replaces."""
-    from linewatch.sensors.calibration import recalibrate
+    the manifest keeps the threshold it replaces, and --undo goes back to it."""
+    from linewatch.sensors.calibration import recalibrate, restore_threshold
 
+    if undo:
+        if data is not None or false_alarm_rate is not None:
+            raise LinewatchError(
+                "--undo goes back to the threshold the last calibration replaced: give it no data and no "
+                "--false-alarm-rate"
+            )
+        _load_model(model)  # a model this installation can load, before its manifest is rewritten
+        done = restore_threshold(model, out_dir)
+        if as_json:
+            print(json.dumps(done.to_dict()))
+        else:
+            err.print(
+                f"threshold {done.threshold_before:.4g} -> {done.threshold_after:.4g} at {done.false_alarm_rate:.1%} "
+                f"false alarms: back to the threshold the last calibration replaced -> {escape(done.model)}",
+                highlight=False,
+            )
+        return
+    if data is None:
+        raise LinewatchError("give a file or folder of normal operation to calibrate on (or --undo)")
     det = _load_model(model)
     series = _series(data, det, time_column)
     done = recalibrate(model, [(s.values, s.times) for s in series], false_alarm_rate, out_dir, det=det)
