@@ -4,6 +4,7 @@
         [--instances ft06,ft10,la01-40,ta01-10] [--tabu-share 0.5]
     python benchmarks/schedule_jsplib.py DATA_ROOT --replan-only        (or --no-replan)
     python benchmarks/schedule_jsplib.py DATA_ROOT --tabu-restarts 2000,250000 --time-limit 30 --instances swv11-13
+    python benchmarks/schedule_jsplib.py DATA_ROOT --tabu-insert --time-limit 20 --instances ta41,ta45,swv07
 
 DATA_ROOT holds factory/jsplib (instances/ and bounds_merged.csv). Per instance: the dispatching rules' makespans
 (SPT, LPT, MWKR; EDD, CR and ATC equal MWKR without due dates), the solver's makespan after the time limit (a tabu
@@ -15,7 +16,8 @@ first feasible repair, to the final plan, and what moved. Rows are printed as th
 
 ``--tabu-restarts N,N,...`` runs the tabu search alone instead (from the best rule's plan, ``--workers`` threads,
 ``--time-limit`` seconds), once per value of its ``restart_after`` (iterations without a better plan before it goes
-back to its best plan), and prints each makespan with the number of times it went back.
+back to its best plan), and prints each makespan with the number of times it went back. ``--tabu-insert`` runs it
+alone twice, with N5's swaps only and with the insertion moves too, and prints each makespan with the iterations.
 """
 
 from __future__ import annotations
@@ -121,6 +123,25 @@ def restarts(root: Path, names: list[str], time_limit: float, workers: int, valu
         print(f"| {name} | {size} | {bks[name]:g} | {start.makespan} | {' | '.join(cells)} |", flush=True)
 
 
+def insertions(root: Path, names: list[str], time_limit: float, workers: int) -> None:
+    base = root / "factory" / "jsplib"
+    bks = best_known(base)
+    warm()
+    print("| instance | size | BKS | rule | N5 swaps (iterations) | with insertion moves (iterations) |")
+    print("|---|---|---|---|---|---|")
+    for name in names:
+        inst = load_instance(base / "instances" / name)
+        start, _ = best_rule(inst, "makespan")
+        cells = []
+        for insert in (False, True):
+            plan = tabu_search(inst, start, time_limit=time_limit, threads=workers, insert=insert)
+            problems = check_plan(plan)
+            assert not problems, problems[0]
+            cells.append(f"{plan.makespan} ({plan.meta['iterations'] / 1e6:.1f} M)")
+        size = f"{len(inst.jobs)}x{inst.n_machines}"
+        print(f"| {name} | {size} | {bks[name]:g} | {start.makespan} | {' | '.join(cells)} |", flush=True)
+
+
 def replanning(time_limit: float, workers: int, solve_s: float) -> None:
     print(
         "| scenario | before | first feasible (s) | first value | final (s) | final value | moved | shifted "
@@ -163,13 +184,16 @@ def main() -> None:
     ap.add_argument("--replan-only", action="store_true")
     ap.add_argument("--no-replan", action="store_true")
     ap.add_argument("--tabu-restarts", default="", help="the tabu search alone, once per restart_after in this list")
+    ap.add_argument("--tabu-insert", action="store_true", help="the tabu search alone, without and with insertions")
     a = ap.parse_args()
     t0 = time.time()
-    if a.tabu_restarts:
+    if a.tabu_insert:
+        insertions(a.root, expand(a.instances), a.time_limit, a.workers)
+    elif a.tabu_restarts:
         restarts(a.root, expand(a.instances), a.time_limit, a.workers, [int(v) for v in a.tabu_restarts.split(",")])
     elif not a.replan_only:
         quality(a.root, expand(a.instances), a.time_limit, a.workers, a.tabu_share)
-    if not a.no_replan and not a.tabu_restarts:
+    if not a.no_replan and not a.tabu_restarts and not a.tabu_insert:
         replanning(a.replan_limit, a.workers, solve_s=10.0)
     print(f"\n(total {time.time() - t0:.0f} s)", file=sys.stderr)
 

@@ -5,9 +5,12 @@ The search moves in the N5 neighbourhood of Nowicki and Smutnicki (1996): on a c
 the last two operations of each block of consecutive operations on one machine. Such swaps never create a cycle, so
 every neighbour is a feasible plan, and each is rated by the exact length of the longest path through the two
 swapped operations (heads and tails of the current plan, as in Taillard 1994), a lower bound of its makespan that is
-its makespan whenever the swap matters. A swapped pair is tabu for a random number of iterations; a tabu move is
-still taken when it would beat the best plan found (aspiration). When the search has not improved its best plan for
-``RESTART_AFTER`` iterations it goes back to that plan and perturbs it with a few random critical swaps.
+its makespan whenever the swap matters. Besides those swaps it moves an inner operation of a block to the block's
+front or end (insertion moves, as in the N6 neighbourhood of Balas and Vazacopoulos, 1998), when their conditions
+rule out a cycle; each is rated by the longest path through the operations it reorders. A swapped pair (each order an
+insertion reverses) is tabu for a random number of iterations; a tabu move is still taken when it would beat the best
+plan found (aspiration). When the search has not improved its best plan for ``RESTART_AFTER`` iterations it goes
+back to that plan and perturbs it with a few random critical swaps.
 
 Two searches with different seeds run at once (one per core; numba releases the GIL) and the better plan wins.
 The search applies to plain job shops: one machine per operation, makespan, no setups, unavailability windows or
@@ -32,6 +35,10 @@ MAX_OPERATIONS = 4000  # the tabu matrix is n x n int32: 64 MB at this size
 #: 3,308), better on 7 of 10 Taillard instances of 300-1,000 operations, equal on one and worse by 1 and 3 on two;
 #: 50,000 and 1,000,000 land close to it.
 RESTART_AFTER = 250_000
+#: besides N5's swaps, move a critical block's inner operations to its ends (insertion moves). Measured with the
+#: tabu search alone, 20 s on 2 cores (docs/benchmarks.md, "Insertion moves"): better on 8 of 9 hard instances
+#: (Taillard 20-30 x 15-20, swv07/09/12), equal on one, though a third fewer iterations fit in the time.
+INSERT = True
 
 try:  # numba is optional: without it the solvers skip the warm start
     import numba
@@ -159,8 +166,116 @@ def _estimate(u, v, mach_next, mach_prev, job_next, job_prev, dur, release, head
 
 
 @_njit
-def _critical_moves(cmax, mach_next, mach_prev, job_prev, dur, heads, tails, path, moves_u, moves_v):
-    """The N5 moves of one critical path (chosen at random among the operations that end the makespan)."""
+def _estimate_seq(seq, m, before, after, job_next, job_prev, dur, release, heads, tails):
+    """The longest path through the operations ``seq[:m]``, in that new order on their machine between ``before`` and
+    ``after`` (-1: none), from the heads and tails of the current plan (Balas and Vazacopoulos' estimate)."""
+    end = 0 if before < 0 else heads[before] + dur[before]
+    best = 0
+    for i in range(m):
+        x = seq[i]
+        jp = job_prev[x]
+        a = release[x] if jp < 0 else heads[jp] + dur[jp]
+        if end > a:
+            a = end
+        heads_new = a
+        end = a + dur[x]
+        seq[m + i] = heads_new
+    nxt = 0 if after < 0 else tails[after] + dur[after]
+    for i in range(m - 1, -1, -1):
+        x = seq[i]
+        jn = job_next[x]
+        b = 0 if jn < 0 else tails[jn] + dur[jn]
+        if nxt > b:
+            b = nxt
+        nxt = b + dur[x]
+        v = seq[m + i] + dur[x] + b
+        if v > best:
+            best = v
+    return best
+
+
+@_njit
+def _insertion(kind, u, v, mach_next, mach_prev, job_next, job_prev, dur, release, heads, tails, tabu, it, seq):
+    """An insertion move (kind 1: u to right after v; kind 2: v to right before u; u before v on one machine):
+    its estimate, or -1 when it could close a cycle (Balas and Vazacopoulos' conditions), and whether it is tabu
+    (it would put back an order the search left within the tenure)."""
+    if kind == 1:
+        js = job_next[u]
+        if js >= 0 and dur[v] + tails[v] < dur[js] + tails[js]:
+            return -1, False
+        m = 0
+        x = mach_next[u]
+        forbidden = False
+        while True:
+            seq[m] = x
+            m += 1
+            if tabu[u, x] > it:
+                forbidden = True
+            if x == v:
+                break
+            x = mach_next[x]
+        seq[m] = u
+        m += 1
+    else:
+        jp = job_prev[v]
+        if jp >= 0 and heads[u] + dur[u] < heads[jp] + dur[jp]:
+            return -1, False
+        seq[0] = v
+        m = 1
+        x = u
+        forbidden = False
+        while x != v:
+            seq[m] = x
+            m += 1
+            if tabu[x, v] > it:
+                forbidden = True
+            x = mach_next[x]
+    val = _estimate_seq(seq, m, mach_prev[u], mach_next[v], job_next, job_prev, dur, release, heads, tails)
+    return val, forbidden
+
+
+@_njit
+def _insert(kind, u, v, mach_next, mach_prev, tabu, until):
+    """Apply an insertion move (see ``_insertion``) and make the orders it reverses tabu until ``until``."""
+    if kind == 1:
+        x = mach_next[u]
+        while True:
+            tabu[x, u] = until
+            if x == v:
+                break
+            x = mach_next[x]
+        a, b = mach_prev[u], mach_next[u]
+        if a >= 0:
+            mach_next[a] = b
+        mach_prev[b] = a
+        sv = mach_next[v]
+        mach_next[v] = u
+        mach_prev[u] = v
+        mach_next[u] = sv
+        if sv >= 0:
+            mach_prev[sv] = u
+    else:
+        x = u
+        while x != v:
+            tabu[v, x] = until
+            x = mach_next[x]
+        a, b = mach_prev[v], mach_next[v]
+        mach_next[a] = b
+        if b >= 0:
+            mach_prev[b] = a
+        pu = mach_prev[u]
+        mach_prev[u] = v
+        mach_next[v] = u
+        mach_prev[v] = pu
+        if pu >= 0:
+            mach_next[pu] = v
+
+
+@_njit
+def _critical_moves(cmax, mach_next, mach_prev, job_prev, dur, heads, tails, path, moves_u, moves_v, moves_k, insert):
+    """The N5 moves of one critical path (chosen at random among the operations that end the makespan), kind 0: swap
+    u -> v. With ``insert``, also moves of a block's inner operations to its ends (kind 1: u moved to right after v, the
+    block's last; kind 2: v moved to right before u, the block's first), as in the N6 neighbourhood."""
     n = dur.shape[0]
     # an operation that ends at the makespan, picked at random among them
     count = 0
@@ -202,11 +317,26 @@ def _critical_moves(cmax, mach_next, mach_prev, job_prev, dur, heads, tails, pat
             if not first_block:
                 moves_u[nm] = path[i]
                 moves_v[nm] = path[i - 1]
+                moves_k[nm] = 0
                 nm += 1
             if not last_block and (size > 2 or first_block):
                 moves_u[nm] = path[j + 1]
                 moves_v[nm] = path[j]
+                moves_k[nm] = 0
                 nm += 1
+            if insert and size >= 3:
+                if not last_block:  # an operation before the last two, to the end of the block
+                    for t in range(i, j + 1, -1):
+                        moves_u[nm] = path[t]
+                        moves_v[nm] = path[j]
+                        moves_k[nm] = 1
+                        nm += 1
+                if not first_block:  # an operation after the first two, to the front of the block
+                    for t in range(i - 2, j - 1, -1):
+                        moves_u[nm] = path[i]
+                        moves_v[nm] = path[t]
+                        moves_k[nm] = 2
+                        nm += 1
         first_block = False
         i = j - 1
     return nm
@@ -232,6 +362,7 @@ def _search(
     stall_limit,
     lower_bound,
     stall,
+    insert,
 ):
     """``iterations`` tabu steps from the current plan (mach_next/mach_prev); the best plan is kept in best_*.
     ``stall`` iterations without improvement have passed before this call (the count carries across calls). Returns
@@ -243,8 +374,12 @@ def _search(
     order = np.zeros(n, np.int64)
     indeg = np.zeros(n, np.int64)
     path = np.zeros(n, np.int64)
-    moves_u = np.zeros(2 * n, np.int64)
-    moves_v = np.zeros(2 * n, np.int64)
+    moves_u = np.zeros(2 * n + 4, np.int64)
+    moves_v = np.zeros(2 * n + 4, np.int64)
+    moves_k = np.zeros(2 * n + 4, np.int64)
+    seq = np.zeros(2 * n + 2, np.int64)
+    saved_next = np.zeros(n, np.int64)
+    saved_prev = np.zeros(n, np.int64)
     restarts = 0
     it = it0
     cmax = _heads_tails(mach_next, mach_prev, job_next, job_prev, dur, release, heads, tails, order, indeg)
@@ -252,18 +387,34 @@ def _search(
         if best_cmax <= lower_bound:
             break
         it += 1
-        nm = _critical_moves(cmax, mach_next, mach_prev, job_prev, dur, heads, tails, path, moves_u, moves_v)
+        nm = _critical_moves(
+            cmax, mach_next, mach_prev, job_prev, dur, heads, tails, path, moves_u, moves_v, moves_k, insert
+        )
         if nm == 0:  # one block: the plan meets the machine's load, nothing on this path can be shortened
             stall = stall_limit
         else:
             pick = -1
             pick_val = 1 << 62
             ties = 0
+            fallback = -1
+            feasible = 0
             for k in range(nm):
                 u = moves_u[k]
                 v = moves_v[k]
-                val = _estimate(u, v, mach_next, mach_prev, job_next, job_prev, dur, release, heads, tails)
-                allowed = tabu[u, v] <= it or val < best_cmax
+                if moves_k[k] == 0:
+                    val = _estimate(u, v, mach_next, mach_prev, job_next, job_prev, dur, release, heads, tails)
+                    forbidden = tabu[u, v] > it
+                else:
+                    val, forbidden = _insertion(
+                        moves_k[k], u, v, mach_next, mach_prev, job_next, job_prev, dur, release, heads, tails,
+                        tabu, it, seq,
+                    )
+                    if val < 0:
+                        continue
+                feasible += 1
+                if np.random.randint(feasible) == 0:
+                    fallback = k
+                allowed = not forbidden or val < best_cmax
                 if not allowed:
                     continue
                 if val < pick_val:
@@ -275,12 +426,25 @@ def _search(
                     if np.random.randint(ties) == 0:
                         pick = k
             if pick < 0:  # every move tabu: take one at random
-                pick = np.random.randint(nm)
+                pick = fallback
+            if pick < 0:  # pragma: no cover - a block with insertions has swaps too, which are always feasible
+                stall = stall_limit
+                continue
             u = moves_u[pick]
             v = moves_v[pick]
-            _swap(u, v, mach_next, mach_prev)
-            tabu[v, u] = it + tenure_lo + np.random.randint(tenure_hi - tenure_lo + 1)
+            until = it + tenure_lo + np.random.randint(tenure_hi - tenure_lo + 1)
+            if moves_k[pick] == 0:
+                _swap(u, v, mach_next, mach_prev)
+                tabu[v, u] = until
+            else:
+                saved_next[:] = mach_next
+                saved_prev[:] = mach_prev
+                _insert(moves_k[pick], u, v, mach_next, mach_prev, tabu, until)
             cmax = _heads_tails(mach_next, mach_prev, job_next, job_prev, dur, release, heads, tails, order, indeg)
+            if cmax < 0:  # pragma: no cover - the conditions above rule a cycle out; kept as a guard
+                mach_next[:] = saved_next
+                mach_prev[:] = saved_prev
+                cmax = _heads_tails(mach_next, mach_prev, job_next, job_prev, dur, release, heads, tails, order, indeg)
             if cmax < best_cmax:
                 best_cmax = cmax
                 best_next[:] = mach_next
@@ -295,7 +459,9 @@ def _search(
             cmax = _heads_tails(mach_next, mach_prev, job_next, job_prev, dur, release, heads, tails, order, indeg)
             kicks = 2 + np.random.randint(4)
             for _k in range(kicks):
-                nm = _critical_moves(cmax, mach_next, mach_prev, job_prev, dur, heads, tails, path, moves_u, moves_v)
+                nm = _critical_moves(
+                    cmax, mach_next, mach_prev, job_prev, dur, heads, tails, path, moves_u, moves_v, moves_k, False
+                )
                 if nm == 0:
                     break
                 pick = np.random.randint(nm)
@@ -382,12 +548,12 @@ def warm() -> None:
     prob = _Problem(inst)
     a = [Assignment(0, 0, 0, 0, 2), Assignment(0, 1, 1, 2, 3), Assignment(1, 0, 1, 0, 2), Assignment(1, 1, 0, 2, 3)]
     nxt, prv = prob.links(Plan(inst, a))
-    _run((prob, nxt, prv, time.perf_counter() + 0.01, 0, 0, RESTART_AFTER))
+    _run((prob, nxt, prv, time.perf_counter() + 0.01, 0, 0, RESTART_AFTER, INSERT))
     _warm = True
 
 
 def _run(args) -> tuple[int, np.ndarray, np.ndarray, int, float, int]:
-    prob, nxt, prv, deadline, seed, lower, stall_limit = args
+    prob, nxt, prv, deadline, seed, lower, stall_limit, insert = args
     nxt, prv = nxt.copy(), prv.copy()
     best_next, best_prev = nxt.copy(), prv.copy()
     n = prob.n
@@ -405,7 +571,7 @@ def _run(args) -> tuple[int, np.ndarray, np.ndarray, int, float, int]:
         before = best
         best, it, stall, back = _search(
             nxt, prv, prob.job_next, prob.job_prev, prob.dur, prob.release, best_next, best_prev, best, tabu,
-            chunk, it, int(rng.integers(2**31 - 1)), lo, hi, stall_limit, lower, stall,
+            chunk, it, int(rng.integers(2**31 - 1)), lo, hi, stall_limit, lower, stall, insert,
         )
         iterations += chunk
         restarts += back
@@ -422,6 +588,7 @@ def tabu_search(
     threads: int = 2,
     seed: int = 0,
     restart_after: int = RESTART_AFTER,
+    insert: bool | None = None,
 ) -> Plan:
     """Improve ``start`` (a feasible plan of a plain job shop) for ``time_limit`` seconds with ``threads`` searches of
     different seeds, each going back to its best plan after ``restart_after`` iterations without a better one; the
@@ -432,7 +599,10 @@ def tabu_search(
     lower = prob.lower_bound()
     deadline = t0 + time_limit
     threads = max(1, threads)
-    jobs = [(prob, nxt, prv, deadline, seed * 1000 + i, lower, max(1, int(restart_after))) for i in range(threads)]
+    insert = INSERT if insert is None else bool(insert)
+    jobs = [
+        (prob, nxt, prv, deadline, seed * 1000 + i, lower, max(1, int(restart_after)), insert) for i in range(threads)
+    ]
     if threads == 1:
         results = [_run(jobs[0])]
     else:
