@@ -321,7 +321,7 @@ def test_calibrate_undo_goes_back_one_threshold_at_a_time(model, make_machine, t
     model = shutil.copytree(model, tmp_path / "model")  # the module's model stays as fitted
     fitted = manifest(model)
     r = runner.invoke(app, ["sensors", "calibrate", str(model), "--undo"])
-    assert r.exit_code == 2 and "keeps no earlier threshold" in r.output and "Traceback" not in r.output
+    assert r.exit_code == 2 and "keeps no earlier calibration" in r.output and "Traceback" not in r.output
     r = runner.invoke(app, ["sensors", "calibrate", str(model)])
     assert r.exit_code == 2 and "give a file or folder of normal operation" in r.output, r.output
     data = write(tmp_path / "recent.csv", make_machine(600, seed=2, start=1800), np.arange(1800, 2400))

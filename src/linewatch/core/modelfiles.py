@@ -191,6 +191,23 @@ def rewrite_manifest(model_dir: Path, manifest: dict, out: Path | None = None) -
     return Path(out)
 
 
+def calibration_history(manifest: dict) -> list[dict]:
+    """The calibrations a model's manifest keeps as replaced (``calibration_history``, oldest first)."""
+    return [h for h in (manifest.get("calibration_history") or []) if isinstance(h, dict)]
+
+
+def previous_calibration(model_dir: Path, manifest: dict, command: str) -> tuple[dict, list[dict]]:
+    """The calibration the last recalibration replaced (the history's newest entry) and the history without it; a
+    LinewatchError naming ``command`` (the one that keeps them) when the model keeps none."""
+    history = calibration_history(manifest)
+    if not history:
+        raise LinewatchError(
+            f"{model_dir} keeps no earlier calibration to go back to: `{command}` keeps the thresholds it replaces, "
+            "and this model's have not been replaced"
+        )
+    return history[-1], history[:-1]
+
+
 def check_false_alarm_rate(rate) -> float:
     """A false-alarm rate a threshold can be set at: above 0 and below 0.5."""
     if isinstance(rate, bool) or not isinstance(rate, int | float) or not math.isfinite(rate) or not 0 < rate < 0.5:

@@ -12,7 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from linewatch.core.modelfiles import check_false_alarm_rate, copy_target, read_manifest, rewrite_manifest
+from linewatch.core.modelfiles import (
+    calibration_history,
+    check_false_alarm_rate,
+    copy_target,
+    previous_calibration,
+    read_manifest,
+    rewrite_manifest,
+)
 from linewatch.errors import LinewatchError, ModelFileError
 from linewatch.sensors.thresholds import calibrate
 
@@ -75,7 +82,7 @@ def recalibrate(
 
     m = read_manifest(model_dir, engine="sensors", format_version=FORMAT_VERSION)  # as it is now
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    history = [h for h in (m.get("calibration_history") or []) if isinstance(h, dict)]
+    history = calibration_history(m)
     # the record of the calibration replaced goes with it (None: the threshold set at fit), to go back to
     history.append(
         {"threshold": before, "false_alarm_rate": before_rate, "replaced": now, "calibration": m.get("calibration")}
@@ -107,13 +114,7 @@ def restore_threshold(model_dir: str | Path, out: str | Path | None = None) -> S
     model_dir = Path(model_dir)
     m = read_manifest(model_dir, engine="sensors", format_version=FORMAT_VERSION, required=("params", "threshold"))
     out = copy_target(model_dir, out)
-    history = [h for h in (m.get("calibration_history") or []) if isinstance(h, dict)]
-    if not history:
-        raise LinewatchError(
-            f"{model_dir} keeps no earlier threshold to go back to: `linewatch sensors calibrate` keeps the ones it "
-            "replaces, and this model's has not been replaced"
-        )
-    entry = history.pop()
+    entry, history = previous_calibration(model_dir, m, "linewatch sensors calibrate")
     try:
         threshold = float(entry["threshold"])
         rate = check_false_alarm_rate(entry["false_alarm_rate"])

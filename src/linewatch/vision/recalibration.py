@@ -16,7 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from linewatch.core.modelfiles import check_false_alarm_rate, copy_target, rewrite_manifest
+from linewatch.core.modelfiles import (
+    calibration_history,
+    check_false_alarm_rate,
+    copy_target,
+    previous_calibration,
+    rewrite_manifest,
+)
 from linewatch.errors import LinewatchError, ModelFileError
 from linewatch.vision.batches import Source, Unreadable
 from linewatch.vision.manifest import read_manifest
@@ -226,7 +232,7 @@ def recalibrate(
     after = Calibration(**{**after.to_dict(), "holdout_images": int(n)})
     m = read_manifest(model_dir)  # as it is now: an evaluation may have stored metrics meanwhile
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    history = [h for h in (m.get("calibration_history") or []) if isinstance(h, dict)]
+    history = calibration_history(m)
     if before is not None:
         entry = {"calibration": before.to_dict(), "replaced": now, "by": source}
         if images is not None and isinstance(m.get("calibration_scores"), dict):
@@ -238,23 +244,47 @@ def recalibrate(
     m["calibration"] = after.to_dict()
     if images is not None:
         m["calibration_scores"] = kept_scores({"image": scores, "peak": peaks, "floor": floor}, "images", n)
+    return _written(model_dir, out, m, before, after, scores, peaks, int(n), source, scores_from, skipped)
+
+
+def _written(
+    model_dir: Path,
+    out: Path | None,
+    m: dict,
+    before: Calibration | None,
+    after: Calibration,
+    scores: np.ndarray,
+    peaks: np.ndarray,
+    images: int,
+    source: str,
+    scores_from: str,
+    skipped: list[str],
+    made: str | None = None,
+    scores_restored: bool = True,
+) -> Recalibrated:
+    """Write the manifest ``m`` (over the model's, or into a copy at ``out``) and say what changed: what the thresholds
+    before and after flag of the good ``scores``/``peaks`` in effect (of ``images`` good images), and whether the
+    stored evaluation was made at another threshold."""
     metrics = m.get("metrics")
     threshold = metrics.get("threshold") if isinstance(metrics, dict) else None
     stale = threshold is not None and threshold != after.image_threshold
     written = rewrite_manifest(model_dir, m, out)
+    known = before is not None and scores.size > 0
     return Recalibrated(
         written,
         before,
         after,
         source,
-        int(n),
+        images,
         skipped,
-        int((scores >= before.image_threshold).sum()) if before else None,
+        int((scores >= before.image_threshold).sum()) if known else None,
         int((scores >= after.image_threshold).sum()),
-        int((peaks >= before.pixel_threshold).sum()) if before else None,
+        int((peaks >= before.pixel_threshold).sum()) if known else None,
         int((peaks >= after.pixel_threshold).sum()),
         stale,
         scores_from,
+        made,
+        scores_restored,
     )
 
 
@@ -278,13 +308,7 @@ def restore_calibration(model_dir: str | Path, out: str | Path | None = None) ->
     model_dir = Path(model_dir)
     m = read_manifest(model_dir)
     out = copy_target(model_dir, out)
-    history = [h for h in (m.get("calibration_history") or []) if isinstance(h, dict)]
-    if not history:
-        raise LinewatchError(
-            f"{model_dir} keeps no earlier calibration to go back to: `linewatch calibrate` keeps the thresholds it "
-            "replaces, and this model's have not been replaced"
-        )
-    entry = history.pop()
+    entry, history = previous_calibration(model_dir, m, "linewatch calibrate")
     try:
         earlier = Calibration.from_dict(entry["calibration"])
         before = Calibration.from_dict(m["calibration"]) if m.get("calibration") else None
@@ -304,23 +328,7 @@ def restore_calibration(model_dir: str | Path, out: str | Path | None = None) ->
         scores = peaks = np.empty(0)
         n = 0
     scores_from = str((m.get("calibration_scores") or {}).get("source") or "training") if n else "none"
-    metrics = m.get("metrics")
-    threshold = metrics.get("threshold") if isinstance(metrics, dict) else None
-    stale = threshold is not None and threshold != earlier.image_threshold
-    written = rewrite_manifest(model_dir, m, out)
-    return Recalibrated(
-        written,
-        before,
-        earlier,
-        "history",
-        int(n),
-        [],
-        int((scores >= before.image_threshold).sum()) if before and n else None,
-        int((scores >= earlier.image_threshold).sum()),
-        int((peaks >= before.pixel_threshold).sum()) if before and n else None,
-        int((peaks >= earlier.pixel_threshold).sum()),
-        stale,
-        scores_from,
-        entry.get("made") if isinstance(entry.get("made"), str) else None,
-        scores_restored,
+    made = entry.get("made") if isinstance(entry.get("made"), str) else None
+    return _written(
+        model_dir, out, m, before, earlier, scores, peaks, int(n), "history", scores_from, [], made, scores_restored
     )
