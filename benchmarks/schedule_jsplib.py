@@ -104,40 +104,23 @@ def quality(root: Path, names: list[str], time_limit: float, workers: int, tabu_
     print(flush=True)
 
 
-def restarts(root: Path, names: list[str], time_limit: float, workers: int, values: list[int]) -> None:
+def tabu_alone(root: Path, names: list[str], time_limit: float, workers: int, variants: dict, shown) -> None:
+    """The tabu search alone from the best rule's plan, once per variant (column name: ``tabu_search`` keywords);
+    each cell the makespan and ``shown(plan)`` in brackets."""
     base = root / "factory" / "jsplib"
     bks = best_known(base)
     warm()
-    print(f"| instance | size | BKS | rule | {' | '.join(f'back after {v:,}' for v in values)} |")
-    print("|---|---|---|---|" + "---|" * len(values))
+    print(f"| instance | size | BKS | rule | {' | '.join(variants)} |")
+    print("|---|---|---|---|" + "---|" * len(variants))
     for name in names:
         inst = load_instance(base / "instances" / name)
         start, _ = best_rule(inst, "makespan")
         cells = []
-        for v in values:
-            plan = tabu_search(inst, start, time_limit=time_limit, threads=workers, restart_after=v)
+        for kwargs in variants.values():
+            plan = tabu_search(inst, start, time_limit=time_limit, threads=workers, **kwargs)
             problems = check_plan(plan)
             assert not problems, problems[0]
-            cells.append(f"{plan.makespan} ({plan.meta['restarts']:,})")
-        size = f"{len(inst.jobs)}x{inst.n_machines}"
-        print(f"| {name} | {size} | {bks[name]:g} | {start.makespan} | {' | '.join(cells)} |", flush=True)
-
-
-def insertions(root: Path, names: list[str], time_limit: float, workers: int) -> None:
-    base = root / "factory" / "jsplib"
-    bks = best_known(base)
-    warm()
-    print("| instance | size | BKS | rule | N5 swaps (iterations) | with insertion moves (iterations) |")
-    print("|---|---|---|---|---|---|")
-    for name in names:
-        inst = load_instance(base / "instances" / name)
-        start, _ = best_rule(inst, "makespan")
-        cells = []
-        for insert in (False, True):
-            plan = tabu_search(inst, start, time_limit=time_limit, threads=workers, insert=insert)
-            problems = check_plan(plan)
-            assert not problems, problems[0]
-            cells.append(f"{plan.makespan} ({plan.meta['iterations'] / 1e6:.1f} M)")
+            cells.append(f"{plan.makespan} ({shown(plan)})")
         size = f"{len(inst.jobs)}x{inst.n_machines}"
         print(f"| {name} | {size} | {bks[name]:g} | {start.makespan} | {' | '.join(cells)} |", flush=True)
 
@@ -188,9 +171,16 @@ def main() -> None:
     a = ap.parse_args()
     t0 = time.time()
     if a.tabu_insert:
-        insertions(a.root, expand(a.instances), a.time_limit, a.workers)
+        variants = {"N5 swaps (iterations)": {"insert": False}, "with insertion moves (iterations)": {"insert": True}}
+        tabu_alone(
+            a.root, expand(a.instances), a.time_limit, a.workers, variants,
+            lambda plan: f"{plan.meta['iterations'] / 1e6:.1f} M",
+        )  # fmt: skip
     elif a.tabu_restarts:
-        restarts(a.root, expand(a.instances), a.time_limit, a.workers, [int(v) for v in a.tabu_restarts.split(",")])
+        variants = {f"back after {int(v):,}": {"restart_after": int(v)} for v in a.tabu_restarts.split(",")}
+        tabu_alone(
+            a.root, expand(a.instances), a.time_limit, a.workers, variants, lambda plan: f"{plan.meta['restarts']:,}"
+        )
     elif not a.replan_only:
         quality(a.root, expand(a.instances), a.time_limit, a.workers, a.tabu_share)
     if not a.no_replan and not a.tabu_restarts and not a.tabu_insert:
