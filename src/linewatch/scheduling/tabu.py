@@ -37,7 +37,8 @@ MAX_OPERATIONS = 4000  # the tabu matrix is n x n int32: 64 MB at this size
 RESTART_AFTER = 250_000
 #: besides N5's swaps, move a critical block's inner operations to its ends (insertion moves). Measured with the
 #: tabu search alone, 20 s on 2 cores (docs/benchmarks.md, "Insertion moves"): better on 8 of 9 hard instances
-#: (Taillard 20-30 x 15-20, swv07/09/12), equal on one, though a third fewer iterations fit in the time.
+#: (Taillard 20-30 x 15-20, swv07/09/12) and on 9 of ta11-ta20 at 10 s, though a quarter to a half fewer
+#: iterations fit in the time.
 INSERT = True
 
 try:  # numba is optional: without it the solvers skip the warm start
@@ -168,7 +169,8 @@ def _estimate(u, v, mach_next, mach_prev, job_next, job_prev, dur, release, head
 @_njit
 def _estimate_seq(seq, m, before, after, job_next, job_prev, dur, release, heads, tails):
     """The longest path through the operations ``seq[:m]``, in that new order on their machine between ``before`` and
-    ``after`` (-1: none), from the heads and tails of the current plan (Balas and Vazacopoulos' estimate)."""
+    ``after`` (-1: none), from the heads and tails of the current plan (Balas and Vazacopoulos' estimate). Their new
+    heads go to ``seq[m:2m]``."""
     end = 0 if before < 0 else heads[before] + dur[before]
     best = 0
     for i in range(m):
@@ -177,9 +179,8 @@ def _estimate_seq(seq, m, before, after, job_next, job_prev, dur, release, heads
         a = release[x] if jp < 0 else heads[jp] + dur[jp]
         if end > a:
             a = end
-        heads_new = a
+        seq[m + i] = a  # its new head, beside the order
         end = a + dur[x]
-        seq[m + i] = heads_new
     nxt = 0 if after < 0 else tails[after] + dur[after]
     for i in range(m - 1, -1, -1):
         x = seq[i]
