@@ -4,7 +4,7 @@
         [--instances ft06,ft10,la01-40,ta01-10] [--tabu-share 0.5]
     python benchmarks/schedule_jsplib.py DATA_ROOT --replan-only        (or --no-replan)
     python benchmarks/schedule_jsplib.py DATA_ROOT --tabu-restarts 2000,250000 --time-limit 30 --instances swv11-13
-    python benchmarks/schedule_jsplib.py DATA_ROOT --tabu-insert --time-limit 20 --instances ta41,ta45,swv07
+    python benchmarks/schedule_jsplib.py DATA_ROOT --tabu-moves n5,n6,n7 --time-limit 20 --instances ta41,ta45,swv07
 
 DATA_ROOT holds factory/jsplib (instances/ and bounds_merged.csv). Per instance: the dispatching rules' makespans
 (SPT, LPT, MWKR; EDD, CR and ATC equal MWKR without due dates), the solver's makespan after the time limit (a tabu
@@ -16,8 +16,9 @@ first feasible repair, to the final plan, and what moved. Rows are printed as th
 
 ``--tabu-restarts N,N,...`` runs the tabu search alone instead (from the best rule's plan, ``--workers`` threads,
 ``--time-limit`` seconds), once per value of its ``restart_after`` (iterations without a better plan before it goes
-back to its best plan), and prints each makespan with the number of times it went back. ``--tabu-insert`` runs it
-alone twice, with N5's swaps only and with the insertion moves too, and prints each makespan with the iterations.
+back to its best plan), and prints each makespan with the number of times it went back. ``--tabu-moves n5,n6,n7``
+runs it alone once per neighbourhood (``tabu.MOVES``: N5's swaps only; with the insertion moves of a block's inner
+operations to its ends; with its ends moved into it too) and prints each makespan with the iterations.
 """
 
 from __future__ import annotations
@@ -167,11 +168,11 @@ def main() -> None:
     ap.add_argument("--replan-only", action="store_true")
     ap.add_argument("--no-replan", action="store_true")
     ap.add_argument("--tabu-restarts", default="", help="the tabu search alone, once per restart_after in this list")
-    ap.add_argument("--tabu-insert", action="store_true", help="the tabu search alone, without and with insertions")
+    ap.add_argument("--tabu-moves", default="", help="the tabu search alone, once per neighbourhood in this list")
     a = ap.parse_args()
     t0 = time.time()
-    if a.tabu_insert:
-        variants = {"N5 swaps (iterations)": {"insert": False}, "with insertion moves (iterations)": {"insert": True}}
+    if a.tabu_moves:
+        variants = {f"{m} (iterations)": {"moves": m} for m in a.tabu_moves.split(",")}
         tabu_alone(
             a.root, expand(a.instances), a.time_limit, a.workers, variants,
             lambda plan: f"{plan.meta['iterations'] / 1e6:.1f} M",
@@ -183,7 +184,7 @@ def main() -> None:
         )
     elif not a.replan_only:
         quality(a.root, expand(a.instances), a.time_limit, a.workers, a.tabu_share)
-    if not a.no_replan and not a.tabu_restarts and not a.tabu_insert:
+    if not a.no_replan and not a.tabu_restarts and not a.tabu_moves:
         replanning(a.replan_limit, a.workers, solve_s=10.0)
     print(f"\n(total {time.time() - t0:.0f} s)", file=sys.stderr)
 

@@ -92,14 +92,25 @@ def test_a_small_instance_proven_by_cpsat_alone_skips_the_tabu_search():
     assert plan.status == "optimal" and plan.bound == plan.makespan and "tabu" not in plan.meta
 
 
-def test_insertion_moves_judged_feasible_keep_the_machine_orders_acyclic():
-    """Moving a critical block's inner operation to one of its ends can close a cycle; the search takes only the
-    moves Balas and Vazacopoulos' conditions clear. Each cleared move on the critical paths of many rule plans,
-    applied, gives a plan (no cycle, every operation on its machine, in job order) with the operation where it was
-    meant to go."""
+def _seed_generators(seed: int) -> None:
+    """Seed NumPy's generator and, where the search is compiled, numba's own (which NumPy's seeding leaves alone)."""
     import numpy as np
 
-    checked = 0
+    np.random.seed(seed)
+    if tabu.HAVE_NUMBA:
+        import numba
+
+        numba.njit(lambda s: np.random.seed(s))(seed)
+
+
+def test_insertion_moves_judged_feasible_keep_the_machine_orders_acyclic():
+    """Moving a critical block's inner operation to one of its ends (N6), or its first or last operation into it (N7),
+    can close a cycle; the search takes only the moves Balas and Vazacopoulos' conditions clear. Each cleared move on
+    the critical paths of many rule plans, applied, gives a plan (no cycle, every operation on its machine, in job
+    order) with the operation where it was meant to go. N7's moves are N6's and more."""
+    import numpy as np
+
+    checked, beyond = 0, 0
     for seed in range(40):
         inst = random_jobshop(12, 6, seed=seed)
         start, _ = best_rule(inst, "makespan")
@@ -109,12 +120,18 @@ def test_insertion_moves_judged_feasible_keep_the_machine_orders_acyclic():
         heads, tails, order, indeg = (np.zeros(n, np.int64) for _ in range(4))
         args = (prob.job_next, prob.job_prev, prob.dur, prob.release, heads, tails)
         cmax = tabu._heads_tails(nxt, prv, *args, order, indeg)
-        path, moves_u, moves_v, moves_k = (np.zeros(2 * n + 4, np.int64) for _ in range(4))
         seq, marks = np.zeros(2 * n + 2, np.int64), np.zeros((n, n), np.int32)
-        nm = tabu._critical_moves(cmax, nxt, prv, prob.job_prev, prob.dur, heads, tails, path, moves_u, moves_v,
-                                  moves_k, True)  # fmt: skip
-        for k in range(nm):
-            kind, u, v = int(moves_k[k]), int(moves_u[k]), int(moves_v[k])
+        found = {}
+        for level in (1, 2):
+            _seed_generators(seed)  # the same critical path at both levels
+            path, moves_u, moves_v, moves_k = (np.zeros(4 * n + 4, np.int64) for _ in range(4))
+            nm = tabu._critical_moves(cmax, nxt, prv, prob.job_prev, prob.dur, heads, tails, path, moves_u, moves_v,
+                                      moves_k, level)  # fmt: skip
+            found[level] = {(int(moves_k[k]), int(moves_u[k]), int(moves_v[k])) for k in range(nm)}
+            assert len(found[level]) == nm  # no move twice
+        assert found[1] <= found[2]
+        beyond += len(found[2] - found[1])
+        for kind, u, v in found[2]:
             if kind == 0:
                 continue
             val, _ = tabu._insertion(kind, u, v, nxt, prv, *args, marks, 0, seq)
@@ -122,17 +139,20 @@ def test_insertion_moves_judged_feasible_keep_the_machine_orders_acyclic():
                 continue
             a, b = nxt.copy(), prv.copy()
             tabu._insert(kind, u, v, a, b, marks.copy(), 1)
-            assert tabu._heads_tails(a, b, *args, order, indeg) >= 0, (seed, kind, u, v)
+            scratch = (np.zeros(n, np.int64) for _ in range(4))  # the plan's own heads and tails stay as they are
+            assert tabu._heads_tails(a, b, *args[:4], *scratch) >= 0, (seed, kind, u, v)
             assert (a[v] == u) if kind == 1 else (b[u] == v)
             assert_feasible(prob.plan(a, b, start), inst)
             checked += 1
-    assert checked > 50
+    assert checked > 50 and beyond > 20
 
 
 def test_the_search_with_and_without_insertion_moves():
     inst = random_jobshop(15, 8, seed=3)
     start, _ = best_rule(inst, "makespan")
-    for insert in (False, True):
-        plan = tabu.tabu_search(inst, start, time_limit=0.5, threads=1, seed=1, insert=insert)
+    for moves in tabu.MOVES:
+        plan = tabu.tabu_search(inst, start, time_limit=0.5, threads=1, seed=1, moves=moves)
         assert_feasible(plan, inst)
         assert plan.makespan < start.makespan
+    with pytest.raises(ValueError, match="moves must be one of n5, n6, n7"):
+        tabu.tabu_search(inst, start, time_limit=0.1, moves="n8")

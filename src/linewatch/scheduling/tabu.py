@@ -35,11 +35,14 @@ MAX_OPERATIONS = 4000  # the tabu matrix is n x n int32: 64 MB at this size
 #: 3,308), better on 7 of 10 Taillard instances of 300-1,000 operations, equal on one and worse by 1 and 3 on two;
 #: 50,000 and 1,000,000 land close to it.
 RESTART_AFTER = 250_000
-#: besides N5's swaps, move a critical block's inner operations to its ends (insertion moves). Measured with the
-#: tabu search alone, 20 s on 2 cores (docs/benchmarks.md, "Insertion moves"): better on 8 of 9 hard instances
-#: (Taillard 20-30 x 15-20, swv07/09/12) and on 9 of ta11-ta20 at 10 s, though a quarter to a half fewer
-#: iterations fit in the time.
-INSERT = True
+#: the moves the search weighs on each critical block (``MOVES`` names them; ``tabu_search(moves=...)`` picks one):
+#: "n5", the swaps of a block's first two and last two operations (Nowicki and Smutnicki); "n6", besides them a
+#: block's inner operations moved to its ends (Balas and Vazacopoulos' insertions); "n7", besides those the block's
+#: first and last operations moved into it (Zhang et al.'s extension). Measured with the tabu search alone, 20 s on 2
+#: cores (docs/benchmarks.md, "Insertion moves"): n6 better than n5 on 8 of 9 hard instances (Taillard 20-30 x 15-20,
+#: swv07/09/12) and on 9 of ta11-ta20 at 10 s, though a quarter to a half fewer iterations fit in the time.
+MOVES = ("n5", "n6", "n7")
+NEIGHBOURHOOD = "n6"
 
 try:  # numba is optional: without it the solvers skip the warm start
     import numba
@@ -273,10 +276,13 @@ def _insert(kind, u, v, mach_next, mach_prev, tabu, until):
 
 
 @_njit
-def _critical_moves(cmax, mach_next, mach_prev, job_prev, dur, heads, tails, path, moves_u, moves_v, moves_k, insert):
+def _critical_moves(cmax, mach_next, mach_prev, job_prev, dur, heads, tails, path, moves_u, moves_v, moves_k, level):
     """The N5 moves of one critical path (chosen at random among the operations that end the makespan), kind 0: swap
-    u -> v. With ``insert``, also moves of a block's inner operations to its ends (kind 1: u moved to right after v, the
-    block's last; kind 2: v moved to right before u, the block's first), as in the N6 neighbourhood."""
+    u -> v. At ``level`` 1, also moves of a block's inner operations to its ends (kind 1: u moved to right after v, the
+    block's last; kind 2: v moved to right before u, the block's first), as in the N6 neighbourhood; at level 2, also
+    the block's first operation moved to right after an inner one and its last to right before one (N7). A block's
+    first operation stays first in the path's first block, and its last stays last in the path's last block: such a
+    move keeps the path's operations and cannot shorten it. At most 4 moves per operation of the path."""
     n = dur.shape[0]
     # an operation that ends at the makespan, picked at random among them
     count = 0
@@ -325,7 +331,7 @@ def _critical_moves(cmax, mach_next, mach_prev, job_prev, dur, heads, tails, pat
                 moves_v[nm] = path[j]
                 moves_k[nm] = 0
                 nm += 1
-            if insert and size >= 3:
+            if level >= 1 and size >= 3:
                 if not last_block:  # an operation before the last two, to the end of the block
                     for t in range(i, j + 1, -1):
                         moves_u[nm] = path[t]
@@ -336,6 +342,19 @@ def _critical_moves(cmax, mach_next, mach_prev, job_prev, dur, heads, tails, pat
                     for t in range(i - 2, j - 1, -1):
                         moves_u[nm] = path[i]
                         moves_v[nm] = path[t]
+                        moves_k[nm] = 2
+                        nm += 1
+            if level >= 2 and size >= 4:
+                if not first_block:  # the first operation to right after an inner one past the second
+                    for t in range(i - 2, j, -1):
+                        moves_u[nm] = path[i]
+                        moves_v[nm] = path[t]
+                        moves_k[nm] = 1
+                        nm += 1
+                if not last_block:  # the last operation to right before an inner one before the second last
+                    for t in range(i - 1, j + 1, -1):
+                        moves_u[nm] = path[t]
+                        moves_v[nm] = path[j]
                         moves_k[nm] = 2
                         nm += 1
         first_block = False
@@ -363,7 +382,7 @@ def _search(
     stall_limit,
     lower_bound,
     stall,
-    insert,
+    level,
 ):
     """``iterations`` tabu steps from the current plan (mach_next/mach_prev); the best plan is kept in best_*.
     ``stall`` iterations without improvement have passed before this call (the count carries across calls). Returns
@@ -375,9 +394,9 @@ def _search(
     order = np.zeros(n, np.int64)
     indeg = np.zeros(n, np.int64)
     path = np.zeros(n, np.int64)
-    moves_u = np.zeros(2 * n + 4, np.int64)
-    moves_v = np.zeros(2 * n + 4, np.int64)
-    moves_k = np.zeros(2 * n + 4, np.int64)
+    moves_u = np.zeros(4 * n + 4, np.int64)
+    moves_v = np.zeros(4 * n + 4, np.int64)
+    moves_k = np.zeros(4 * n + 4, np.int64)
     seq = np.zeros(2 * n + 2, np.int64)
     saved_next = np.zeros(n, np.int64)
     saved_prev = np.zeros(n, np.int64)
@@ -389,7 +408,7 @@ def _search(
             break
         it += 1
         nm = _critical_moves(
-            cmax, mach_next, mach_prev, job_prev, dur, heads, tails, path, moves_u, moves_v, moves_k, insert
+            cmax, mach_next, mach_prev, job_prev, dur, heads, tails, path, moves_u, moves_v, moves_k, level
         )
         if nm == 0:  # one block: the plan meets the machine's load, nothing on this path can be shortened
             stall = stall_limit
@@ -461,7 +480,7 @@ def _search(
             kicks = 2 + np.random.randint(4)
             for _k in range(kicks):
                 nm = _critical_moves(
-                    cmax, mach_next, mach_prev, job_prev, dur, heads, tails, path, moves_u, moves_v, moves_k, False
+                    cmax, mach_next, mach_prev, job_prev, dur, heads, tails, path, moves_u, moves_v, moves_k, 0
                 )
                 if nm == 0:
                     break
@@ -549,12 +568,12 @@ def warm() -> None:
     prob = _Problem(inst)
     a = [Assignment(0, 0, 0, 0, 2), Assignment(0, 1, 1, 2, 3), Assignment(1, 0, 1, 0, 2), Assignment(1, 1, 0, 2, 3)]
     nxt, prv = prob.links(Plan(inst, a))
-    _run((prob, nxt, prv, time.perf_counter() + 0.01, 0, 0, RESTART_AFTER, INSERT))
+    _run((prob, nxt, prv, time.perf_counter() + 0.01, 0, 0, RESTART_AFTER, MOVES.index(NEIGHBOURHOOD)))
     _warm = True
 
 
 def _run(args) -> tuple[int, np.ndarray, np.ndarray, int, float, int]:
-    prob, nxt, prv, deadline, seed, lower, stall_limit, insert = args
+    prob, nxt, prv, deadline, seed, lower, stall_limit, level = args
     nxt, prv = nxt.copy(), prv.copy()
     best_next, best_prev = nxt.copy(), prv.copy()
     n = prob.n
@@ -572,7 +591,7 @@ def _run(args) -> tuple[int, np.ndarray, np.ndarray, int, float, int]:
         before = best
         best, it, stall, back = _search(
             nxt, prv, prob.job_next, prob.job_prev, prob.dur, prob.release, best_next, best_prev, best, tabu,
-            chunk, it, int(rng.integers(2**31 - 1)), lo, hi, stall_limit, lower, stall, insert,
+            chunk, it, int(rng.integers(2**31 - 1)), lo, hi, stall_limit, lower, stall, level,
         )
         iterations += chunk
         restarts += back
@@ -589,20 +608,24 @@ def tabu_search(
     threads: int = 2,
     seed: int = 0,
     restart_after: int = RESTART_AFTER,
-    insert: bool | None = None,
+    moves: str | None = None,
 ) -> Plan:
     """Improve ``start`` (a feasible plan of a plain job shop) for ``time_limit`` seconds with ``threads`` searches of
     different seeds, each going back to its best plan after ``restart_after`` iterations without a better one; the
-    best plan found (never worse than ``start``), with the iterations and those returns in ``meta``."""
+    best plan found (never worse than ``start``), with the iterations and those returns in ``meta``. ``moves``: the
+    neighbourhood, one of ``MOVES`` (default ``NEIGHBOURHOOD``)."""
     t0 = time.perf_counter()
     prob = _Problem(inst)
     nxt, prv = prob.links(start)
     lower = prob.lower_bound()
     deadline = t0 + time_limit
     threads = max(1, threads)
-    insert = INSERT if insert is None else bool(insert)
+    moves = NEIGHBOURHOOD if moves is None else moves
+    if moves not in MOVES:
+        raise ValueError(f"moves must be one of {', '.join(MOVES)}, not {moves!r}")
+    level = MOVES.index(moves)
     jobs = [
-        (prob, nxt, prv, deadline, seed * 1000 + i, lower, max(1, int(restart_after)), insert) for i in range(threads)
+        (prob, nxt, prv, deadline, seed * 1000 + i, lower, max(1, int(restart_after)), level) for i in range(threads)
     ]
     if threads == 1:
         results = [_run(jobs[0])]
