@@ -261,7 +261,8 @@ def test_range_alert_without_a_model(api):
     assert len(got) == 1 and got[0]["sensors"][0] == {"sensor": "oil_temp", "value": 250.0, "reason": "above 200"}
 
 
-def test_training_from_an_uploaded_file(api):
+@pytest.mark.parametrize("method", ["stream", "surprise"])
+def test_training_from_an_uploaded_file(api, method):
     eng = _setup(api)
     rng = np.random.default_rng(0)
     buf = io.StringIO()
@@ -271,13 +272,15 @@ def test_training_from_an_uploaded_file(api):
     r = api.client.post(
         "/api/v1/machines/press-1/models/train-file",
         files={"file": ("normal.csv", buf.getvalue().encode())},
-        data={"params": '{"learning_period": 100}'},
+        data={"params": '{"learning_period": 100}', "method": method},
         headers=eng,
     )
     assert r.status_code == 202, r.text
     job = _wait_job(api, r.json()["id"], eng)
     assert job["status"] == "succeeded", job
     assert job["result"]["time_steps"] == 1000
+    (model,) = api.client.get("/api/v1/machines/press-1/models", headers=eng).json()
+    assert model["method"] == method and model["params"]["learning_period"] == 100
 
 
 def test_a_deleted_machine_with_an_open_alert_does_not_stop_ingest(api):
@@ -305,3 +308,58 @@ def test_readings_still_queued_when_the_service_stops_are_stored(api):
     ingester.stop()
     assert not ingester._thread.is_alive()
     assert [f.result(timeout=0).stored for f in futures] == [10] * 40  # two sensors × five time steps each
+
+
+def test_a_model_running_the_surprise_detector(api, tmp_path):
+    """``method: surprise`` trains the sensor engine's surprise detector: its own parameters and bounds (a stream
+    parameter is refused for it), its threshold on the score series, an alert naming the sensor that left its range,
+    and its live state carried over a restart of the scorer. An unknown detector is refused."""
+    eng = _setup(api)
+    op, viewer = api.user("operator"), api.user("viewer")
+    c = api.client
+    assert c.post("/api/v1/machines/press-1/readings", json=_normal(2000), headers=op).status_code == 200
+    start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(T0 - 1))
+    end = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(T0 + 2000))
+    url = "/api/v1/machines/press-1/models/train"
+    for body in (
+        {"method": "surprise", "params": {"suppress": 0}},  # the stream detector's parameter
+        {"method": "surprise", "params": {"threshold": 2}},  # a surprise score is at most 1
+        {"method": "zscore"},
+    ):
+        assert c.post(url, json={"start": start, "end": end, **body}, headers=eng).status_code == 422, body
+    r = c.post(url, json={"start": start, "end": end, "method": "surprise", "params": {"window": 6}}, headers=eng)
+    assert r.status_code == 202, r.text
+    job = _wait_job(api, r.json()["id"], eng)
+    assert job["status"] == "succeeded", job
+    (model,) = c.get("/api/v1/machines/press-1/models", headers=viewer).json()
+    assert model["method"] == "surprise" and model["params"]["window"] == 6
+    assert model["metrics"]["threshold"] == 0.5 and model["metrics"]["sensors"][0]["mean"] == pytest.approx(70, abs=0.1)
+    c.post(f"/api/v1/machine-models/{model['id']}/activate", headers=eng)
+
+    c.post("/api/v1/machines/press-1/readings", json=_normal(100, T0 + 2000, seed=1), headers=op)
+    assert c.get("/api/v1/alerts", params={"machine": "press-1"}, headers=viewer).json() == []
+    hot = _normal(30, T0 + 2100, seed=2)
+    hot["values"]["oil_temp"] = [90.0 + i for i in range(30)]
+    c.post("/api/v1/machines/press-1/readings", json=hot, headers=op)
+    (alert,) = c.get("/api/v1/alerts", params={"machine": "press-1", "status": "open"}, headers=viewer).json()
+    assert alert["sensors"][0]["sensor"] == "oil_temp" and alert["model_id"] == model["id"]
+    q = c.get(
+        "/api/v1/machines/press-1/readings",
+        params={"sensors": "_score", "start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(T0 + 2000))},
+        headers=viewer,
+    ).json()
+    assert q["threshold"] == 0.5 and 0.5 <= max(q["series"][0]["max"]) <= 1.0
+
+    # the scorer's live state is the surprise detector's, saved and opened again as such
+    from linewatch.sensors.surprise import SurpriseDetector
+    from linewatch.services.machine_models import MachineScorer
+    from linewatch.store.tables import MachineModel
+
+    (scorer,) = [s for s in api.ctx.ingester.scorers.values() if s is not None]
+    assert isinstance(scorer.det, SurpriseDetector) and scorer.model_id == model["id"]
+    scorer.checkpoint(tmp_path / "live")
+    with api.ctx.sessions() as s:
+        path = s.get(MachineModel, model["id"]).path
+    again = MachineScorer.open(model["id"], path, tmp_path / "live", "surprise")
+    assert isinstance(again.det, SurpriseDetector) and (again.last_ts == scorer.last_ts).all()
+    assert (again.last_ts > 0).all()  # the live state, not the trained one (which has scored nothing yet)

@@ -627,22 +627,57 @@ def _params_model(name: str, params_cls) -> type[BaseModel]:
     return create_model(name, __config__=ConfigDict(extra="forbid"), **fields)
 
 
-def _stream_params() -> type[BaseModel]:
-    from linewatch.sensors.methods import StreamParams
+def _detector_params(name: str, cls_name: str) -> type[BaseModel]:
+    from linewatch.sensors import methods
 
-    return _params_model("StreamParamsIn", StreamParams)
-
-
-StreamParamsIn = _stream_params()
+    return _params_model(name, getattr(methods, cls_name))
 
 
-class MachineTrainIn(BaseModel):
-    start: TimeFilter = Field(None, description="first reading time to train on; default: a week before end")
-    end: TimeFilter = Field(None, description="end of the training readings; default: now")
-    params: StreamParamsIn = Field(  # type: ignore[valid-type]
-        default_factory=StreamParamsIn,
-        description="streaming detector parameters (linewatch sensors methods: stream); left out: the defaults",
-    )
+StreamParamsIn = _detector_params("StreamParamsIn", "StreamParams")
+SurpriseParamsIn = _detector_params("SurpriseParamsIn", "SurpriseParams")
+
+
+def _train_in(method: str, params_model: type[BaseModel]) -> type[BaseModel]:
+    """The body that trains a machine model running detector ``method``: ``method`` may be left out for the
+    service's default detector only, so that every body matches exactly one of the kinds."""
+    from linewatch.services.machine_models import DEFAULT_DETECTOR
+
+    what = {"stream": "the stream detector", "surprise": "the surprise detector"}[method]
+    default = method == DEFAULT_DETECTOR
+    fields: dict = {
+        "start": (TimeFilter, Field(None, description="first reading time to train on; default: a week before end")),
+        "end": (TimeFilter, Field(None, description="end of the training readings; default: now")),
+        "method": (
+            Literal[method],  # type: ignore[valid-type]
+            Field(
+                method if default else ...,
+                description=f"{what}" + (" (the default when left out)" if default else ""),
+            ),
+        ),
+        "params": (
+            params_model,
+            Field(
+                default_factory=params_model,
+                description=f"{what}'s parameters (linewatch sensors methods: {method}); left out: the defaults",
+            ),
+        ),
+    }
+    return create_model(f"MachineTrain{method.title()}In", __config__=ConfigDict(extra="forbid"), **fields)
+
+
+def _detector_of(body) -> str:
+    from linewatch.services.machine_models import DEFAULT_DETECTOR
+
+    method = body.get("method") if isinstance(body, dict) else getattr(body, "method", None)
+    return method if isinstance(method, str) and method else DEFAULT_DETECTOR
+
+
+MachineTrainStreamIn = _train_in("stream", StreamParamsIn)
+MachineTrainSurpriseIn = _train_in("surprise", SurpriseParamsIn)
+MachineTrainIn = Annotated[
+    Annotated[MachineTrainStreamIn, Tag("stream")] | Annotated[MachineTrainSurpriseIn, Tag("surprise")],  # type: ignore[valid-type]
+    Discriminator(_detector_of),
+]
 
 
 class MachineModelOut(Orm):

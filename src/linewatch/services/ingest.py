@@ -407,9 +407,10 @@ class Ingester:
                 with self.ctx.sessions() as s:
                     mm = s.get(MachineModel, m.active_model_id)
                     path = mm.path if mm is not None and mm.status == "ready" else None
+                    method = mm.method if mm is not None else None
                 if path:
                     try:
-                        scorer = MachineScorer.open(m.active_model_id, path, self.live_dir / str(m.id))
+                        scorer = MachineScorer.open(m.active_model_id, path, self.live_dir / str(m.id), method)
                     except Exception as e:
                         log.error("machine %s: its model %s cannot be loaded: %s", m.name, m.active_model_id, e)
             self.scorers[m.id] = scorer

@@ -2,10 +2,11 @@
 in a time range or from an uploaded CSV/Parquet file, versioned, activated and rolled back like vision models,
 and run live by the ingester (:class:`MachineScorer`).
 
-A machine's model is the sensor engine's :class:`~linewatch.sensors.streaming.StreamingDetector`, one series per
-sensor, warmed on the training readings: it starts live with its learning period behind it, its running
-statistics at the machine's normal level, and keeps adapting to slow drift as it scores. Its directory is the
-detector's checkpoint (``state.json`` manifest + ``state.npz`` arrays; no pickle).
+A machine's model is one of the sensor engine's streaming detectors (``DETECTORS``: the stream detector,
+:class:`~linewatch.sensors.streaming.StreamingDetector`, or the surprise detector,
+:class:`~linewatch.sensors.surprise.SurpriseDetector`), one series per sensor, warmed on the training readings: it
+starts live with its learning period behind it, its statistics at the machine's normal level, and keeps adapting as
+it scores. Its directory is the detector's checkpoint (``state.json`` manifest + ``state.npz`` arrays; no pickle).
 """
 
 from __future__ import annotations
@@ -29,17 +30,30 @@ from linewatch.services.context import AppContext
 from linewatch.services.errors import Conflict, NotFound
 from linewatch.store.tables import Job, Machine, MachineActivation, MachineModel, Sensor
 
-# the service's defaults for a machine's detector: one alert per anomalous time step (the service groups them
-# into alerts by its quiet period), everything else the engine's defaults
-SERVICE_DEFAULTS = {"suppress": 0}
+#: the streaming detectors a machine's model can run (``linewatch sensors methods``: stream, surprise), each with the
+#: service's defaults over the engine's: the stream detector raises one alert per anomalous time step (the service
+#: groups them into alerts by its quiet period); the surprise detector keeps the engine's defaults
+DETECTORS: dict[str, dict] = {"stream": {"suppress": 0}, "surprise": {}}
+DEFAULT_DETECTOR = "stream"
 MAX_TRAIN_ROWS = 5_000_000  # time steps a training job reads at most (the newest kept)
 CHUNK = 20_000
 
 
-def _detector(params: dict):
-    from linewatch.sensors.streaming import StreamingDetector
+def detector_class(method: str):
+    """The engine's class of a machine model's detector."""
+    if method == "surprise":
+        from linewatch.sensors.surprise import SurpriseDetector
 
-    return StreamingDetector(**{**SERVICE_DEFAULTS, **params})
+        return SurpriseDetector
+    if method == "stream":
+        from linewatch.sensors.streaming import StreamingDetector
+
+        return StreamingDetector
+    raise LinewatchError(f"unknown machine model detector {method!r}: one of {', '.join(DETECTORS)}")
+
+
+def _detector(method: str, params: dict):
+    return detector_class(method)(**{**DETECTORS.get(method, {}), **params})
 
 
 def next_version(session: Session, machine_id: int) -> int:
@@ -68,9 +82,9 @@ def queue_model(session: Session, m, job_kind: str, user_id: int | None, **model
     return job
 
 
-def check_params(params: dict) -> dict:
+def check_params(params: dict, method: str = DEFAULT_DETECTOR) -> dict:
     """The detector's parameters as given, checked now (a bad one is a 400 before any job starts)."""
-    det = _detector(params)
+    det = _detector(method, params)
     try:
         det._validate_params()
     except (TypeError, ValueError) as e:
@@ -166,9 +180,10 @@ def start_training(
     end: dt.datetime | None,
     upload: tuple[str, bytes] | None,
     user_id: int | None,
+    method: str = DEFAULT_DETECTOR,
 ) -> Job:
-    """A queued ``sensor_train`` job and its model version (status "training")."""
-    config = check_params(params)
+    """A queued ``sensor_train`` job and its model version (status "training") running detector ``method``."""
+    config = check_params(params, method)
     with session.begin():
         m = machines_svc.machine(session, machine_name)
         sensors = [s.name for s in machines_svc.sensors_of(session, m.id)]
@@ -186,10 +201,15 @@ def start_training(
                 raise LinewatchError("the training range is empty: start must be before end")
             source = {"start": start.isoformat(), "end": end.isoformat()}
         job = queue_model(
-            session, m, "sensor_train", user_id, method="stream", params=config, sensors=sensors, source=source
+            session, m, "sensor_train", user_id, method=method, params=config, sensors=sensors, source=source
         )
     ctx.jobs.submit(job.id)
     return job
+
+
+def _finite(x) -> float | None:
+    x = float(x)
+    return x if np.isfinite(x) else None
 
 
 def run_sensor_training(ctx: AppContext, job_id: int, params: dict, progress) -> dict:
@@ -219,7 +239,7 @@ def run_sensor_training(ctx: AppContext, job_id: int, params: dict, progress) ->
     if len(steps) > MAX_TRAIN_ROWS:
         steps, block = steps[-MAX_TRAIN_ROWS:], block[-MAX_TRAIN_ROWS:]
     progress("read", 1, 1)
-    det = _detector(mm.params).start(len(names), names)
+    det = _detector(mm.method, mm.params).start(len(names), names)
     lp = det.params_["learning_period"]
     present = np.isfinite(block).sum(axis=0)
     if len(steps) == 0 or present.max() <= lp:
@@ -246,8 +266,8 @@ def run_sensor_training(ctx: AppContext, job_id: int, params: dict, progress) ->
             {
                 "sensor": n,
                 "readings": int(present[j]),
-                "mean": float(det.mean_[j]),
-                "std": float(np.sqrt(det.var_[j])),
+                "mean": _finite(np.nanmean(block[:, j])) if present[j] else None,
+                "std": _finite(np.nanstd(block[:, j])) if present[j] else None,
                 "alert_rate": float(alerts[j] / after[j]),
             }
             for j, n in enumerate(names)
@@ -344,20 +364,19 @@ class MachineScorer:
         self.threshold = float(detector.params_["threshold"])
 
     @classmethod
-    def open(cls, model_id: int, model_path: str, live_dir: Path) -> MachineScorer:
-        """The live checkpoint of this model when there is one, else the trained state."""
-        from linewatch.sensors.streaming import StreamingDetector
-
+    def open(cls, model_id: int, model_path: str, live_dir: Path, method: str = "stream") -> MachineScorer:
+        """The live checkpoint of this model when there is one, else the trained state; ``method``: its detector."""
+        detector = detector_class(method)
         live = live_dir / str(model_id)
         if (live / "state.json").is_file():
             try:
-                det = StreamingDetector.load(live)
+                det = detector.load(live)
                 last = np.array(json.loads((live / "last_ts.json").read_text()), dtype=np.int64)
                 if len(last) == det.n_series:
                     return cls(model_id, det, last)
             except (ModelFileError, OSError, ValueError):
                 pass  # an unreadable checkpoint: start again from the trained state
-        det = StreamingDetector.load(Path(model_path))
+        det = detector.load(Path(model_path))
         return cls(model_id, det, np.full(det.n_series, -1, dtype=np.int64))
 
     def checkpoint(self, live_dir: Path) -> None:

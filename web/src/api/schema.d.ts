@@ -1003,7 +1003,7 @@ export interface paths {
         /**
          * Train Machine Model
          * @description Train a new version of the machine's sensor model on its stored readings in a time range (a background job;
-         *     follow it with GET /jobs/{id}).
+         *     follow it with GET /jobs/{id}). ``method`` picks the streaming detector: ``stream`` or ``surprise``.
          */
         post: operations["train_machine_model_api_v1_machines__name__models_train_post"];
         delete?: never;
@@ -1957,6 +1957,13 @@ export interface components {
              * @default {}
              */
             params: string;
+            /**
+             * Method
+             * @description the streaming detector the model runs
+             * @default stream
+             * @enum {string}
+             */
+            method: "stream" | "surprise";
         };
         /** Body_train_maintenance_model_api_v1_machines__name__maintenance_train_file_post */
         Body_train_maintenance_model_api_v1_machines__name__maintenance_train_file_post: {
@@ -2435,8 +2442,8 @@ export interface components {
              */
             created_at: string;
         };
-        /** MachineTrainIn */
-        MachineTrainIn: {
+        /** MachineTrainStreamIn */
+        MachineTrainStreamIn: {
             /**
              * Start
              * @description first reading time to train on; default: a week before end
@@ -2447,8 +2454,36 @@ export interface components {
              * @description end of the training readings; default: now
              */
             end?: string | null;
-            /** @description streaming detector parameters (linewatch sensors methods: stream); left out: the defaults */
+            /**
+             * Method
+             * @description the stream detector (the default when left out)
+             * @default stream
+             * @constant
+             */
+            method: "stream";
+            /** @description the stream detector's parameters (linewatch sensors methods: stream); left out: the defaults */
             params?: components["schemas"]["StreamParamsIn"];
+        };
+        /** MachineTrainSurpriseIn */
+        MachineTrainSurpriseIn: {
+            /**
+             * Start
+             * @description first reading time to train on; default: a week before end
+             */
+            start?: string | null;
+            /**
+             * End
+             * @description end of the training readings; default: now
+             */
+            end?: string | null;
+            /**
+             * Method
+             * @description the surprise detector
+             * @constant
+             */
+            method: "surprise";
+            /** @description the surprise detector's parameters (linewatch sensors methods: surprise); left out: the defaults */
+            params?: components["schemas"]["SurpriseParamsIn"];
         };
         /**
          * MachineUpdate
@@ -3584,6 +3619,84 @@ export interface components {
              * @default 0
              */
             learned_from: number;
+        };
+        /** SurpriseParamsIn */
+        SurpriseParamsIn: {
+            /**
+             * Learning Period
+             * @description points per series before it can alert (the likelihood starts after half of them) (default: 750)
+             */
+            learning_period?: number | null;
+            /**
+             * Window
+             * @description points in a pattern (the new-pattern score) (default: 8)
+             */
+            window?: number | null;
+            /**
+             * Pattern Bits
+             * @description a table of 2^N bits per series remembers the pattern cells seen (default: 16)
+             */
+            pattern_bits?: number | null;
+            /**
+             * Radius
+             * @description cell size of a pattern: each point's level in steps of this share of the range (default: 0.14)
+             */
+            radius?: number | null;
+            /**
+             * Density Band
+             * @description earlier points within this share of the range count as the same level (default: 0.02)
+             */
+            density_band?: number | null;
+            /**
+             * Rare Share
+             * @description a level held by fewer than this share of earlier points is rare (default: 0.01)
+             */
+            rare_share?: number | null;
+            /**
+             * Smooth
+             * @description points averaged for the rare-smoothed-level score (at most window) (default: 6)
+             */
+            smooth?: number | null;
+            /**
+             * Alpha
+             * @description weight of a new point in the running mean and variance (deviation score) (default: 0.01)
+             */
+            alpha?: number | null;
+            /**
+             * Likelihood Window
+             * @description points in the short-term average of each raw score (default: 14)
+             */
+            likelihood_window?: number | null;
+            /**
+             * Likelihood Memory
+             * @description memory of the long-term distribution of that average, in points (default: 3000)
+             */
+            likelihood_memory?: number | null;
+            /**
+             * Level Weight
+             * @description weight of the two rare-level surprises against the new-pattern one (default: 0.8)
+             */
+            level_weight?: number | null;
+            /**
+             * Deviation Weight
+             * @description weight of the deviation surprise against the new-pattern one (default: 0.6)
+             */
+            deviation_weight?: number | null;
+            /**
+             * Range Tolerance
+             * @description a point beyond the range seen so far by more than this share of it is a full surprise (default: 0.05)
+             */
+            range_tolerance?: number | null;
+            /**
+             * Rearm
+             * @description points after an alarm-level surprise in which another counts only as a warning (default: 100)
+             */
+            rearm?: number | null;
+            /**
+             * Threshold
+             * @description alert at this score (surprise / 10: 0.5 is a one-in-100,000 average) (default: 0.5)
+             */
+            threshold?: number | null;
         };
         /** TestScore */
         TestScore: {
@@ -8607,7 +8720,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["MachineTrainIn"];
+                "application/json": components["schemas"]["MachineTrainStreamIn"] | components["schemas"]["MachineTrainSurpriseIn"];
             };
         };
         responses: {

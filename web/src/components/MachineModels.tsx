@@ -1,4 +1,4 @@
-import { Alert, Badge, Button, Card, Group, NumberInput, Progress, Stack, Table, Text, TextInput, Title } from "@mantine/core";
+import { Alert, Badge, Button, Card, Group, NumberInput, Progress, Select, Stack, Table, Text, TextInput, Title } from "@mantine/core";
 import { useCallback, useEffect, useState } from "react";
 import { api, call, can, type Job } from "../api/client";
 import { fmtDateTime, fmtNum, fmtPct, fromLocalInput, toLocalInput } from "../lib/format";
@@ -31,6 +31,13 @@ function isoOf(value: string): string | null {
   return Number.isNaN(t) ? null : new Date(t).toISOString();
 }
 
+/** The streaming detectors a machine model can run (the API's `method`), the service's default first. */
+const DETECTORS = [
+  { value: "stream", label: "Stream (deviation from the running mean)", threshold: "3", step: 0.5, max: undefined },
+  { value: "surprise", label: "Surprise (new patterns, rare levels)", threshold: "0.5", step: 0.05, max: 1 },
+] as const;
+type Detector = (typeof DETECTORS)[number]["value"];
+
 function statusColor(s: string) {
   return s === "ready" ? "#237a35" : s === "failed" ? "red.9" : "blue.9";
 }
@@ -50,6 +57,7 @@ export function MachineModels({ machine, onChanged, chartRange }: { machine: Mac
   const [end, setEnd] = useState(toLocalInput(now * 1000));
   const [threshold, setThreshold] = useState<number | string>("");
   const [learning, setLearning] = useState<number | string>("");
+  const [detector, setDetector] = useState<Detector>(DETECTORS[0].value);
   const [finished, setFinished] = useState<Job | null>(null);
   const name = machine.name;
 
@@ -96,7 +104,8 @@ export function MachineModels({ machine, onChanged, chartRange }: { machine: Mac
     if (threshold !== "") params.threshold = Number(threshold);
     if (learning !== "") params.learning_period = Number(learning);
     try {
-      const j = await call(api.POST("/api/v1/machines/{name}/models/train", { params: { path: { name } }, body: { start: s, end: e, params } }));
+      const body = detector === "surprise" ? { start: s, end: e, method: "surprise" as const, params } : { start: s, end: e, method: "stream" as const, params };
+      const j = await call(api.POST("/api/v1/machines/{name}/models/train", { params: { path: { name } }, body }));
       follow(j);
       load();
     } catch (err) {
@@ -129,6 +138,7 @@ export function MachineModels({ machine, onChanged, chartRange }: { machine: Mac
   }
 
   const model = models?.find((m) => m.id === selected) ?? null;
+  const spec = DETECTORS.find((d) => d.value === detector) ?? DETECTORS[0];
   const result = finished?.result as { version?: number; machine_model_id?: number } | null | undefined;
 
   return (
@@ -153,7 +163,28 @@ export function MachineModels({ machine, onChanged, chartRange }: { machine: Mac
           <Group align="flex-end" gap="sm">
             <TextInput type="datetime-local" label="From" value={start} onChange={(e) => setStart(e.currentTarget.value)} data-testid="train-start" />
             <TextInput type="datetime-local" label="To" value={end} onChange={(e) => setEnd(e.currentTarget.value)} data-testid="train-end" />
-            <NumberInput label="Threshold" placeholder="default" value={threshold} onChange={setThreshold} min={0} step={0.5} w={110} />
+            <Select
+              label="Detector"
+              data={DETECTORS.map((d) => ({ value: d.value, label: d.label }))}
+              value={detector}
+              onChange={(v) => {
+                if (v) setDetector(v as Detector);
+                setThreshold("");
+              }}
+              allowDeselect={false}
+              w={270}
+              data-testid="train-detector"
+            />
+            <NumberInput
+              label="Threshold"
+              placeholder={`default ${spec.threshold}`}
+              value={threshold}
+              onChange={setThreshold}
+              min={0}
+              max={spec.max}
+              step={spec.step}
+              w={120}
+            />
             <NumberInput label="Learning period" placeholder="default" value={learning} onChange={setLearning} min={2} w={130} />
             {chartRange && (
               <Button
@@ -245,6 +276,7 @@ export function MachineModels({ machine, onChanged, chartRange }: { machine: Mac
                 <Table.Tr>
                   <Table.Th>Version</Table.Th>
                   <Table.Th>Status</Table.Th>
+                  <Table.Th>Detector</Table.Th>
                   <Table.Th>Time steps</Table.Th>
                   <Table.Th>Readings</Table.Th>
                   <Table.Th>Alert rate</Table.Th>
@@ -272,6 +304,7 @@ export function MachineModels({ machine, onChanged, chartRange }: { machine: Mac
                         {m.status}
                       </Badge>
                     </Table.Td>
+                    <Table.Td>{m.method}</Table.Td>
                     <Table.Td>{num(m, "time_steps") ?? "–"}</Table.Td>
                     <Table.Td>{num(m, "readings") ?? "–"}</Table.Td>
                     <Table.Td>{fmtPct(num(m, "alert_rate"), 2)}</Table.Td>

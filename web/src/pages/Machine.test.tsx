@@ -1,4 +1,4 @@
-import { act, screen, within } from "@testing-library/react";
+import { act, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { LiveSeries } from "../lib/machines";
@@ -135,9 +135,10 @@ describe("MachinePage", { timeout: 20_000 }, () => {
     expect(await screen.findByTestId("no-scores")).toHaveTextContent("No active sensor model");
     await userEvent.click(screen.getByTestId("train"));
     expect(await screen.findByTestId("train-progress")).toHaveTextContent("Phase: warm · 30 %");
-    const body = sent.find((s) => s.method === "POST")!.body as { start: string; end: string; params: object };
+    const body = sent.find((s) => s.method === "POST")!.body as { start: string; end: string; method: string; params: object };
     expect((Date.parse(body.end) - Date.parse(body.start)) / 86400_000).toBeCloseTo(7, 1); // a week by default
     expect(body.params).toEqual({});
+    expect(body.method).toBe("stream"); // the service's default detector
     // progress from the live stream, then the job ends
     act(() => stream.jobs.forEach((f) => f({ ...job, progress: 0.8, message: "save" })));
     expect(screen.getByTestId("train-progress")).toHaveTextContent("Phase: save · 80 %");
@@ -150,5 +151,28 @@ describe("MachinePage", { timeout: 20_000 }, () => {
     expect(row).toHaveTextContent("0.12 %");
     await userEvent.click(within(row).getByTestId("activate"));
     expect(await screen.findByTestId("models-message")).toHaveTextContent("Version 1 is now active on press-1");
+  }, 20_000);
+
+  it("an engineer picks the surprise detector and its threshold; the table names each version's detector", async () => {
+    const job = { id: 9, kind: "sensor_train", status: "running", progress: 0.3, message: "warm", params: { machine: "press-1" }, result: null, error: null, created_at: "", started_at: null, finished_at: null };
+    const sent = stubFetch({
+      "GET /api/v1/machines/press-1": () => machine({ active_model_id: null }),
+      "GET /api/v1/alerts": [],
+      "GET /api/v1/machines/press-1/readings": readings(null, false),
+      "GET /api/v1/machines/press-1/models": [{ ...model, method: "surprise" }],
+      "GET /api/v1/jobs": [],
+      "POST /api/v1/machines/press-1/models/train": () => job,
+      "GET /api/v1/jobs/9": () => job,
+    });
+    renderAs("engineer", <MachinePage name="press-1" />);
+    expect(await screen.findByTestId("model-row")).toHaveTextContent("surprise");
+    expect(screen.getByRole("textbox", { name: "Threshold" })).toHaveAttribute("placeholder", "default 3");
+    await userEvent.click(screen.getByRole("textbox", { name: "Detector" }));
+    await userEvent.click(await screen.findByRole("option", { name: /^Surprise/ }));
+    expect(screen.getByRole("textbox", { name: "Threshold" })).toHaveAttribute("placeholder", "default 0.5");
+    await userEvent.type(screen.getByRole("textbox", { name: "Threshold" }), "0.6");
+    await userEvent.click(screen.getByTestId("train"));
+    await waitFor(() => expect(sent.some((s) => s.method === "POST")).toBe(true));
+    expect(sent.find((s) => s.method === "POST")!.body).toMatchObject({ method: "surprise", params: { threshold: 0.6 } });
   }, 20_000);
 });

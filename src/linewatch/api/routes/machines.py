@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, File, Form, HTTPException, Query, Response, UploadFile
 from sqlalchemy import func, select
@@ -370,9 +370,9 @@ def list_machine_models(name: Name, _: Viewer, session: DB):
 )
 def train_machine_model(name: Name, body: MachineTrainIn, who: Engineer, session: DB, c: Ctx):
     """Train a new version of the machine's sensor model on its stored readings in a time range (a background job;
-    follow it with GET /jobs/{id})."""
+    follow it with GET /jobs/{id}). ``method`` picks the streaming detector: ``stream`` or ``surprise``."""
     params = body.params.model_dump(exclude_none=True)
-    return machine_models.start_training(session, c, name, params, body.start, body.end, None, who.user_id)
+    return machine_models.start_training(session, c, name, params, body.start, body.end, None, who.user_id, body.method)
 
 
 @router.post(
@@ -387,6 +387,9 @@ async def train_machine_model_from_file(
     c: Ctx,
     file: UploadFile = File(description="CSV or Parquet: a time column and a column per sensor"),
     params: str = Form("{}", max_length=10_000, description="detector parameters as a JSON object"),
+    method: Literal["stream", "surprise"] = Form(
+        machine_models.DEFAULT_DETECTOR, description="the streaming detector the model runs"
+    ),
 ):
     """Train a new version of the machine's sensor model on an uploaded history of normal operation."""
     import json
@@ -404,7 +407,7 @@ async def train_machine_model_from_file(
     def run():
         with c.sessions() as session:
             return machine_models.start_training(
-                session, c, name, parsed, None, None, (file.filename or "upload.csv", data), who.user_id
+                session, c, name, parsed, None, None, (file.filename or "upload.csv", data), who.user_id, method
             )
 
     return await asyncio.to_thread(run)
