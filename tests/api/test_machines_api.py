@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import time
 
 import numpy as np
@@ -261,8 +262,11 @@ def test_range_alert_without_a_model(api):
     assert len(got) == 1 and got[0]["sensors"][0] == {"sensor": "oil_temp", "value": 250.0, "reason": "above 200"}
 
 
-@pytest.mark.parametrize("method", ["stream", "surprise"])
-def test_training_from_an_uploaded_file(api, method):
+@pytest.mark.parametrize(
+    "method, params",
+    [("stream", {"learning_period": 100}), ("surprise", {"learning_period": 100}), ("mahalanobis", {"windows": [5]})],
+)
+def test_training_from_an_uploaded_file(api, method, params):
     eng = _setup(api)
     rng = np.random.default_rng(0)
     buf = io.StringIO()
@@ -272,7 +276,7 @@ def test_training_from_an_uploaded_file(api, method):
     r = api.client.post(
         "/api/v1/machines/press-1/models/train-file",
         files={"file": ("normal.csv", buf.getvalue().encode())},
-        data={"params": '{"learning_period": 100}', "method": method},
+        data={"params": json.dumps(params), "method": method},
         headers=eng,
     )
     assert r.status_code == 202, r.text
@@ -280,7 +284,7 @@ def test_training_from_an_uploaded_file(api, method):
     assert job["status"] == "succeeded", job
     assert job["result"]["time_steps"] == 1000
     (model,) = api.client.get("/api/v1/machines/press-1/models", headers=eng).json()
-    assert model["method"] == method and model["params"]["learning_period"] == 100
+    assert model["method"] == method and {k: model["params"][k] for k in params} == params
 
 
 def test_a_deleted_machine_with_an_open_alert_does_not_stop_ingest(api):
@@ -363,3 +367,68 @@ def test_a_model_running_the_surprise_detector(api, tmp_path):
     again = MachineScorer.open(model["id"], path, tmp_path / "live", "surprise")
     assert isinstance(again.det, SurpriseDetector) and (again.last_ts == scorer.last_ts).all()
     assert (again.last_ts > 0).all()  # the live state, not the trained one (which has scored nothing yet)
+
+
+def test_a_table_model_over_all_the_sensors(api, tmp_path):
+    """``method: mahalanobis`` fits one model over all the machine's sensors (read at the same times) and scores it
+    live: oil temperature and pressure move together in normal running, so a pressure drop while the oil stays at
+    its level is anomalous though each value is within its usual range; the alert names pressure. The live state
+    carries the training readings' last rows, is checkpointed and opened again as a table model."""
+    eng = _setup(api)
+    op, viewer = api.user("operator"), api.user("viewer")
+    c = api.client
+
+    def run(n, start, seed, pressure_offset=0.0):
+        rng = np.random.default_rng(seed)
+        load = np.sin((start - T0 + np.arange(n)) / 40.0)  # the load cycle goes on from run to run
+        return {
+            "time": (start + np.arange(n)).tolist(),
+            "values": {
+                "oil_temp": (70 + 3 * load + rng.normal(0, 0.1, n)).round(3).tolist(),
+                "pressure": (3 + 0.3 * load + pressure_offset + rng.normal(0, 0.01, n)).round(4).tolist(),
+            },
+        }
+
+    assert c.post("/api/v1/machines/press-1/readings", json=run(2000, T0, 0), headers=op).status_code == 200
+    start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(T0 - 1))
+    end = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(T0 + 2000))
+    url = "/api/v1/machines/press-1/models/train"
+    for params in ({"learning_period": 100}, {"windows": [0]}, {"windows": [True]}, {"false_alarm_rate": 0.7}):
+        r = c.post(url, json={"start": start, "end": end, "method": "mahalanobis", "params": params}, headers=eng)
+        assert r.status_code == 422, (params, r.text)
+    r = c.post(
+        url, json={"start": start, "end": end, "method": "mahalanobis", "params": {"windows": [10]}}, headers=eng
+    )
+    assert r.status_code == 202, r.text
+    job = _wait_job(api, r.json()["id"], eng)
+    assert job["status"] == "succeeded", job
+    (model,) = c.get("/api/v1/machines/press-1/models", headers=viewer).json()
+    assert model["method"] == "mahalanobis" and model["params"]["windows"] == [10]
+    assert model["metrics"]["time_steps"] == 2000 and model["metrics"]["alert_rate"] < 0.02
+    c.post(f"/api/v1/machine-models/{model['id']}/activate", headers=eng)
+
+    c.post("/api/v1/machines/press-1/readings", json=run(60, T0 + 2000, 1), headers=op)
+    assert c.get("/api/v1/alerts", params={"machine": "press-1"}, headers=viewer).json() == []
+    # near the top of the load cycle, pressure 0.25 bar low for 30 s: 3.0-3.05 bar, inside its range over the
+    # training readings (2.7-3.3 bar), but not with oil this hot
+    fault = run(30, T0 + 2060, 2, pressure_offset=-0.25)
+    assert min(fault["values"]["pressure"]) > 2.75 and max(fault["values"]["pressure"]) < 3.25
+    c.post("/api/v1/machines/press-1/readings", json=fault, headers=op)
+    (alert,) = c.get("/api/v1/alerts", params={"machine": "press-1", "status": "open"}, headers=viewer).json()
+    assert alert["sensors"][0]["sensor"] == "pressure" and alert["model_id"] == model["id"]
+    assert alert["anomalous_readings"] > 10
+
+    from linewatch.sensors.live import LiveTable
+    from linewatch.services.machine_models import MachineScorer
+    from linewatch.store.tables import MachineModel
+
+    (scorer,) = [s for s in api.ctx.ingester.scorers.values() if s is not None]
+    assert isinstance(scorer.det, LiveTable) and scorer.threshold == model["metrics"]["threshold"]
+    scorer.checkpoint(tmp_path / "live")
+    with api.ctx.sessions() as s:
+        path = s.get(MachineModel, model["id"]).path
+    again = MachineScorer.open(model["id"], path, tmp_path / "live", "mahalanobis")
+    assert isinstance(again.det, LiveTable) and (again.last_ts == scorer.last_ts).all()
+    np.testing.assert_array_equal(again.det.values_, scorer.det.values_)
+    fresh = MachineScorer.open(model["id"], path, tmp_path / "none", "mahalanobis")  # the state training left
+    assert len(fresh.det.values_) == fresh.det.context and (fresh.last_ts == -1).all()

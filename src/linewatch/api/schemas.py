@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import typing
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
@@ -247,6 +248,7 @@ _NAME = r"^[A-Za-z0-9_.-]+$"
 #: bounds the service sets tighter than the engine: a station judges parts against a threshold, which needs
 #: held-out good images (a library user may fit without them)
 _SERVICE_BOUNDS = {"holdout": {"ge": None, "gt": 0}}
+MAX_ROWS_BACK = 10_000  # the longest window, lag or difference a request may ask a sensor model for
 
 
 def _param_type(spec) -> Any:
@@ -256,6 +258,10 @@ def _param_type(spec) -> Any:
     pattern = f"^{spec.param.pattern}$" if spec.param.pattern else _NAME
     if spec.param.choices is not None and not spec.is_list:
         t = Literal[tuple(spec.param.choices)]  # the schema lists them: any other is a 422, as on the command line
+    elif spec.is_list and typing.get_args(base) == (int,):
+        # row counts (a sensor model's windows, lags, differences): positive, a bounded look-back
+        item = Annotated[int, Field(ge=1, le=MAX_ROWS_BACK), BeforeValidator(_not_bool)]
+        t = Annotated[list[item], Field(max_length=20)]  # type: ignore[valid-type]
     elif spec.is_list:
         t = list[Annotated[str, StringConstraints(pattern=pattern, max_length=100)]]
     elif base is str:
@@ -635,6 +641,7 @@ def _detector_params(name: str, cls_name: str) -> type[BaseModel]:
 
 StreamParamsIn = _detector_params("StreamParamsIn", "StreamParams")
 SurpriseParamsIn = _detector_params("SurpriseParamsIn", "SurpriseParams")
+MahalanobisParamsIn = _detector_params("MahalanobisParamsIn", "MahalanobisParams")
 
 
 def _train_in(method: str, params_model: type[BaseModel]) -> type[BaseModel]:
@@ -642,7 +649,11 @@ def _train_in(method: str, params_model: type[BaseModel]) -> type[BaseModel]:
     service's default detector only, so that every body matches exactly one of the kinds."""
     from linewatch.services.machine_models import DEFAULT_DETECTOR
 
-    what = {"stream": "the stream detector", "surprise": "the surprise detector"}[method]
+    what = {
+        "stream": "the stream detector (each sensor's deviation from its running mean)",
+        "surprise": "the surprise detector (each sensor's new patterns, rare levels and deviations)",
+        "mahalanobis": "a mahalanobis table model (one model over all the sensors, read at the same times)",
+    }[method]
     default = method == DEFAULT_DETECTOR
     fields: dict = {
         "start": (TimeFilter, Field(None, description="first reading time to train on; default: a week before end")),
@@ -674,8 +685,11 @@ def _detector_of(body) -> str:
 
 MachineTrainStreamIn = _train_in("stream", StreamParamsIn)
 MachineTrainSurpriseIn = _train_in("surprise", SurpriseParamsIn)
+MachineTrainMahalanobisIn = _train_in("mahalanobis", MahalanobisParamsIn)
 MachineTrainIn = Annotated[
-    Annotated[MachineTrainStreamIn, Tag("stream")] | Annotated[MachineTrainSurpriseIn, Tag("surprise")],  # type: ignore[valid-type]
+    Annotated[MachineTrainStreamIn, Tag("stream")]  # type: ignore[valid-type]
+    | Annotated[MachineTrainSurpriseIn, Tag("surprise")]  # type: ignore[valid-type]
+    | Annotated[MachineTrainMahalanobisIn, Tag("mahalanobis")],  # type: ignore[valid-type]
     Discriminator(_detector_of),
 ]
 

@@ -30,17 +30,22 @@ from linewatch.services.context import AppContext
 from linewatch.services.errors import Conflict, NotFound
 from linewatch.store.tables import Job, Machine, MachineActivation, MachineModel, Sensor
 
-#: the streaming detectors a machine's model can run (``linewatch sensors methods``: stream, surprise), each with the
-#: service's defaults over the engine's: the stream detector raises one alert per anomalous time step (the service
-#: groups them into alerts by its quiet period); the surprise detector keeps the engine's defaults
-DETECTORS: dict[str, dict] = {"stream": {"suppress": 0}, "surprise": {}}
+#: the detectors a machine's model can run, each with the service's defaults over the engine's. Streaming detectors
+#: (one series per sensor): the stream detector raises one alert per anomalous time step (the service groups them
+#: into alerts by its quiet period); the surprise detector keeps the engine's defaults. Table detectors (one model
+#: over all the machine's sensors, ``linewatch sensors fit``'s), scored live by ``LiveTable``: mahalanobis.
+DETECTORS: dict[str, dict] = {"stream": {"suppress": 0}, "surprise": {}, "mahalanobis": {}}
+TABLE_DETECTORS = ("mahalanobis",)
 DEFAULT_DETECTOR = "stream"
 MAX_TRAIN_ROWS = 5_000_000  # time steps a training job reads at most (the newest kept)
+#: time steps a table model trains on at most (the newest kept): its features of every step are held at once
+MAX_TABLE_ROWS = 200_000
 CHUNK = 20_000
+LIVE_DIR = "live"  # a table model's live state at the end of its training readings, inside its folder
 
 
 def detector_class(method: str):
-    """The engine's class of a machine model's detector."""
+    """The engine's class of a machine model's streaming detector."""
     if method == "surprise":
         from linewatch.sensors.surprise import SurpriseDetector
 
@@ -53,6 +58,13 @@ def detector_class(method: str):
 
 
 def _detector(method: str, params: dict):
+    if method in TABLE_DETECTORS:
+        from linewatch.core.extras import require
+
+        require("sensors", f"a {method} machine model")
+        from linewatch.sensors.methods import METHODS
+
+        return METHODS.create(method, **{**DETECTORS[method], **params})
     return detector_class(method)(**{**DETECTORS.get(method, {}), **params})
 
 
@@ -239,6 +251,8 @@ def run_sensor_training(ctx: AppContext, job_id: int, params: dict, progress) ->
     if len(steps) > MAX_TRAIN_ROWS:
         steps, block = steps[-MAX_TRAIN_ROWS:], block[-MAX_TRAIN_ROWS:]
     progress("read", 1, 1)
+    if mm.method in TABLE_DETECTORS:
+        return _train_table(ctx, mm, machine_name, names, steps, block, progress, started)
     det = _detector(mm.method, mm.params).start(len(names), names)
     lp = det.params_["learning_period"]
     present = np.isfinite(block).sum(axis=0)
@@ -274,9 +288,14 @@ def run_sensor_training(ctx: AppContext, job_id: int, params: dict, progress) ->
         ],
         "alert_rate": float(alerts.sum() / after.sum()),
     }
+    return _finish(ctx, mm, machine_name, names, metrics, det.save, progress)
+
+
+def _finish(ctx: AppContext, mm: MachineModel, machine_name: str, names: list[str], metrics: dict, write, progress):
+    """Write the model's folder (``write(folder)``), mark the version ready, and the job's result."""
     progress("save", 0, 1)
     target = ctx.settings.models_dir / "machines" / machine_name / f"v{mm.version}-{mm.id}"
-    _write_dir(target, det.save)
+    _write_dir(target, write)
     with ctx.sessions() as s, s.begin():
         row = s.get(MachineModel, mm.id)
         row.status, row.metrics, row.path, row.sensors = "ready", metrics, str(target), names
@@ -287,6 +306,58 @@ def run_sensor_training(ctx: AppContext, job_id: int, params: dict, progress) ->
         "version": mm.version,
         **{k: metrics[k] for k in ("time_steps", "readings", "alert_rate")},
     }
+
+
+def _train_table(ctx, mm, machine_name: str, names: list[str], steps, block, progress, started: float) -> dict:
+    """A table detector fitted on the newest ``MAX_TABLE_ROWS`` time steps (its threshold set on the last of them,
+    held out), then run over them all as it will run live: its alert rate there, and its live state (the rows the
+    next readings' features look back over) saved beside it."""
+    from linewatch.sensors.live import LiveTable
+    from linewatch.sensors.saving import save
+
+    if len(steps) > MAX_TABLE_ROWS:
+        steps, block = steps[-MAX_TABLE_ROWS:], block[-MAX_TABLE_ROWS:]
+    present = np.isfinite(block).sum(axis=0)
+    if len(steps) < 50:
+        raise LinewatchError(f"too few readings to train on: {len(steps)} time steps, a table model needs 50")
+    det = _detector(mm.method, mm.params)
+    progress("fit", 0, 1)
+    det.fit([(block, steps / 1000.0)], sensors=names)
+    progress("fit", 1, 1)
+    live = LiveTable(det)
+    alerts = np.zeros(len(names))
+    alerting = 0
+    for i in range(0, len(steps), CHUNK):
+        _, shares, al = live.update(block[i : i + CHUNK], steps[i : i + CHUNK] / 1000.0)
+        alerting += int(al.sum())
+        np.add.at(alerts, shares[al].argmax(axis=1), 1)  # each alerting step counts for its leading sensor
+        progress("check", min(i + CHUNK, len(steps)), len(steps))
+    metrics = {
+        "time_steps": int(len(steps)),
+        "readings": int(present.sum()),
+        "from": dt.datetime.fromtimestamp(steps[0] / 1000, dt.UTC).isoformat(),
+        "to": dt.datetime.fromtimestamp(steps[-1] / 1000, dt.UTC).isoformat(),
+        "threshold": float(det.threshold_),
+        "training_seconds": round(time.perf_counter() - started, 3),
+        "sensors": [
+            {
+                "sensor": n,
+                "readings": int(present[j]),
+                "mean": _finite(np.nanmean(block[:, j])) if present[j] else None,
+                "std": _finite(np.nanstd(block[:, j])) if present[j] else None,
+                "alert_rate": float(alerts[j] / len(steps)),
+            }
+            for j, n in enumerate(names)
+        ],
+        # the share of the training time steps it alerts on: the false-alarm rate to expect if they were normal
+        "alert_rate": float(alerting / len(steps)),
+    }
+
+    def write(folder: Path) -> None:
+        save(det, folder, {"machine": machine_name, "rows": int(len(steps))})
+        live.save(folder / LIVE_DIR)
+
+    return _finish(ctx, mm, machine_name, names, metrics, write, progress)
 
 
 # -- versions and activation ---------------------------------------------------------------------------------------
@@ -353,31 +424,48 @@ def rollback(session: Session, bus: EventBus, machine_name: str, user_id: int | 
 # -- live scoring --------------------------------------------------------------------------------------------------
 class MachineScorer:
     """A machine's active model, running: scores readings per sensor in time order, remembers each sensor's
-    newest scored time (older readings are stored but not scored), checkpoints its state."""
+    newest scored time (older readings are stored but not scored), checkpoints its state. A streaming detector
+    scores each sensor's series (the machine's score: the highest); a table detector scores each time step over all
+    sensors (each sensor's score: its share of the step's)."""
 
     def __init__(self, model_id: int, detector, last_ts: np.ndarray):
         self.model_id = model_id
         self.det = detector
+        self.table = hasattr(detector, "context")  # a LiveTable
         self.names: list[str] = list(detector.names_)
         self.column = {n: j for j, n in enumerate(self.names)}
         self.last_ts = last_ts
-        self.threshold = float(detector.params_["threshold"])
+        self.threshold = float(detector.threshold if self.table else detector.params_["threshold"])
 
     @classmethod
     def open(cls, model_id: int, model_path: str, live_dir: Path, method: str = "stream") -> MachineScorer:
         """The live checkpoint of this model when there is one, else the trained state; ``method``: its detector."""
-        detector = detector_class(method)
         live = live_dir / str(model_id)
+        if method in TABLE_DETECTORS:
+            from linewatch.sensors.live import LiveTable
+            from linewatch.sensors.saving import load
+
+            det = load(Path(model_path))
+            for state in (live, Path(model_path) / LIVE_DIR):
+                if (state / "state.json").is_file():
+                    try:
+                        table = LiveTable(det).restore(state)
+                        last = _last_ts(state, table.n_series) if state == live else None
+                        return cls(model_id, table, last if last is not None else _unseen(table.n_series))
+                    except (ModelFileError, OSError, ValueError):
+                        pass  # an unreadable checkpoint: the state the training left, else none
+            return cls(model_id, LiveTable(det), _unseen(len(det.sensors)))
+        detector = detector_class(method)
         if (live / "state.json").is_file():
             try:
                 det = detector.load(live)
-                last = np.array(json.loads((live / "last_ts.json").read_text()), dtype=np.int64)
-                if len(last) == det.n_series:
+                last = _last_ts(live, det.n_series)
+                if last is not None:
                     return cls(model_id, det, last)
             except (ModelFileError, OSError, ValueError):
                 pass  # an unreadable checkpoint: start again from the trained state
         det = detector.load(Path(model_path))
-        return cls(model_id, det, np.full(det.n_series, -1, dtype=np.int64))
+        return cls(model_id, det, _unseen(det.n_series))
 
     def checkpoint(self, live_dir: Path) -> None:
         def write(tmp: Path) -> None:
@@ -397,6 +485,24 @@ class MachineScorer:
         steps, inverse = np.unique(ts, return_inverse=True)
         block = np.full((len(steps), len(self.names)), np.nan)
         block[inverse, cols] = values
-        scores, alerts = self.det.update_many(block)
+        if self.table:
+            score, shares, alert = self.det.update(block, steps / 1000.0)
+            out = steps, score, score[:, None] * shares, alert
+        else:
+            scores, alerts = self.det.update_many(block)
+            out = steps, scores.max(axis=1), scores, alerts.any(axis=1)
         np.maximum.at(self.last_ts, cols, ts)
-        return steps, scores.max(axis=1), scores, alerts.any(axis=1)
+        return out
+
+
+def _unseen(n: int) -> np.ndarray:
+    return np.full(n, -1, dtype=np.int64)
+
+
+def _last_ts(live: Path, n: int) -> np.ndarray | None:
+    """Each sensor's newest scored time kept beside a live checkpoint, or None."""
+    try:
+        last = np.array(json.loads((live / "last_ts.json").read_text()), dtype=np.int64)
+    except (OSError, ValueError):
+        return None
+    return last if last.shape == (n,) else None

@@ -1003,7 +1003,8 @@ export interface paths {
         /**
          * Train Machine Model
          * @description Train a new version of the machine's sensor model on its stored readings in a time range (a background job;
-         *     follow it with GET /jobs/{id}). ``method`` picks the streaming detector: ``stream`` or ``surprise``.
+         *     follow it with GET /jobs/{id}). ``method`` picks the detector: ``stream`` or ``surprise`` (one series per
+         *     sensor), or ``mahalanobis`` (one model over all the sensors).
          */
         post: operations["train_machine_model_api_v1_machines__name__models_train_post"];
         delete?: never;
@@ -1959,11 +1960,11 @@ export interface components {
             params: string;
             /**
              * Method
-             * @description the streaming detector the model runs
+             * @description the detector the model runs
              * @default stream
              * @enum {string}
              */
-            method: "stream" | "surprise";
+            method: "stream" | "surprise" | "mahalanobis";
         };
         /** Body_train_maintenance_model_api_v1_machines__name__maintenance_train_file_post */
         Body_train_maintenance_model_api_v1_machines__name__maintenance_train_file_post: {
@@ -2442,6 +2443,27 @@ export interface components {
              */
             created_at: string;
         };
+        /** MachineTrainMahalanobisIn */
+        MachineTrainMahalanobisIn: {
+            /**
+             * Start
+             * @description first reading time to train on; default: a week before end
+             */
+            start?: string | null;
+            /**
+             * End
+             * @description end of the training readings; default: now
+             */
+            end?: string | null;
+            /**
+             * Method
+             * @description a mahalanobis table model (one model over all the sensors, read at the same times)
+             * @constant
+             */
+            method: "mahalanobis";
+            /** @description a mahalanobis table model (one model over all the sensors, read at the same times)'s parameters (linewatch sensors methods: mahalanobis); left out: the defaults */
+            params?: components["schemas"]["MahalanobisParamsIn"];
+        };
         /** MachineTrainStreamIn */
         MachineTrainStreamIn: {
             /**
@@ -2456,12 +2478,12 @@ export interface components {
             end?: string | null;
             /**
              * Method
-             * @description the stream detector (the default when left out)
+             * @description the stream detector (each sensor's deviation from its running mean) (the default when left out)
              * @default stream
              * @constant
              */
             method: "stream";
-            /** @description the stream detector's parameters (linewatch sensors methods: stream); left out: the defaults */
+            /** @description the stream detector (each sensor's deviation from its running mean)'s parameters (linewatch sensors methods: stream); left out: the defaults */
             params?: components["schemas"]["StreamParamsIn"];
         };
         /** MachineTrainSurpriseIn */
@@ -2478,11 +2500,11 @@ export interface components {
             end?: string | null;
             /**
              * Method
-             * @description the surprise detector
+             * @description the surprise detector (each sensor's new patterns, rare levels and deviations)
              * @constant
              */
             method: "surprise";
-            /** @description the surprise detector's parameters (linewatch sensors methods: surprise); left out: the defaults */
+            /** @description the surprise detector (each sensor's new patterns, rare levels and deviations)'s parameters (linewatch sensors methods: surprise); left out: the defaults */
             params?: components["schemas"]["SurpriseParamsIn"];
         };
         /**
@@ -2517,6 +2539,89 @@ export interface components {
             stations?: string[];
             /** Sensors */
             sensors?: components["schemas"]["SensorSpec"][];
+        };
+        /** MahalanobisParamsIn */
+        MahalanobisParamsIn: {
+            /**
+             * Normalise
+             * @description per-sensor scaling learned on the training data (default: robust)
+             */
+            normalise?: ("robust" | "standard") | null;
+            /**
+             * Windows
+             * @description rolling windows in rows: a mean and a std feature per sensor and window (default: [10, 30])
+             */
+            windows?: number[] | null;
+            /**
+             * Lags
+             * @description lagged copies of each sensor, in rows (default: [])
+             */
+            lags?: number[] | null;
+            /**
+             * Diffs
+             * @description differences over these many rows, per sensor (default: [1])
+             */
+            diffs?: number[] | null;
+            /**
+             * Fill Limit
+             * @description missing values carried forward for at most N rows; longer gaps read as normal (default: 5)
+             */
+            fill_limit?: number | null;
+            /**
+             * Gap Factor
+             * @description a time step over N x the training's median step starts a new segment (windows restart) (default: 5.0)
+             */
+            gap_factor?: number | null;
+            /**
+             * Drift Ratio
+             * @description a sensor whose training spread is over N x its short-term noise is judged against its recent level (0: never) (default: 2.5)
+             */
+            drift_ratio?: number | null;
+            /**
+             * Baseline Window
+             * @description rows of the recent level a wandering sensor is judged against (default: 120)
+             */
+            baseline_window?: number | null;
+            /**
+             * Scale Floor
+             * @description every feature's spread is taken as at least N x its sensor's value spread (0: its own) (default: 0.0)
+             */
+            scale_floor?: number | null;
+            /**
+             * Holdout
+             * @description last fraction of the training rows held out to calibrate the threshold (default: 0.2)
+             */
+            holdout?: number | null;
+            /**
+             * False Alarm Rate
+             * @description target false-alarm rate on the held-out normal rows (default: 0.01)
+             */
+            false_alarm_rate?: number | null;
+            /**
+             * Threshold Margin
+             * @description the calibrated threshold is multiplied by this (default: 2.5)
+             */
+            threshold_margin?: number | null;
+            /**
+             * Max Train Rows
+             * @description training rows kept for the model (evenly spaced when there are more) (default: 50000)
+             */
+            max_train_rows?: number | null;
+            /**
+             * Top Sensors
+             * @description sensors named in each alert (default: 3)
+             */
+            top_sensors?: number | null;
+            /**
+             * Seed
+             * @description seed of randomised methods (default: 0)
+             */
+            seed?: number | null;
+            /**
+             * Shrinkage
+             * @description covariance shrinkage in [0, 1]; default: Ledoit-Wolf's estimate (default: None)
+             */
+            shrinkage?: number | null;
         };
         /** MaintenanceDoneIn */
         MaintenanceDoneIn: {
@@ -8720,7 +8825,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["MachineTrainStreamIn"] | components["schemas"]["MachineTrainSurpriseIn"];
+                "application/json": components["schemas"]["MachineTrainStreamIn"] | components["schemas"]["MachineTrainSurpriseIn"] | components["schemas"]["MachineTrainMahalanobisIn"];
             };
         };
         responses: {

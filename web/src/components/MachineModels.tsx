@@ -1,6 +1,6 @@
 import { Alert, Badge, Button, Card, Group, NumberInput, Progress, Select, Stack, Table, Text, TextInput, Title } from "@mantine/core";
 import { useCallback, useEffect, useState } from "react";
-import { api, call, can, type Job } from "../api/client";
+import { api, call, can, type Job, type Schemas } from "../api/client";
 import { fmtDateTime, fmtNum, fmtPct, fromLocalInput, toLocalInput } from "../lib/format";
 import type { Machine, MachineModel } from "../lib/machines";
 import { useSession } from "../lib/session";
@@ -31,12 +31,43 @@ function isoOf(value: string): string | null {
   return Number.isNaN(t) ? null : new Date(t).toISOString();
 }
 
-/** The streaming detectors a machine model can run (the API's `method`), the service's default first. */
-const DETECTORS = [
-  { value: "stream", label: "Stream (deviation from the running mean)", threshold: "3", step: 0.5, max: undefined },
-  { value: "surprise", label: "Surprise (new patterns, rare levels)", threshold: "0.5", step: 0.05, max: 1 },
-] as const;
-type Detector = (typeof DETECTORS)[number]["value"];
+interface Field {
+  param: string;
+  label: string;
+  placeholder: string;
+  step: number;
+  min: number;
+  max?: number;
+  w: number;
+}
+
+/** The detectors a machine model can run (the API's `method`, the service's default first) and the parameters the
+ * form offers for each; left empty, a parameter keeps the detector's default. */
+const DETECTORS: { value: Detector; label: string; fields: Field[] }[] = [
+  {
+    value: "stream",
+    label: "Stream: each sensor's deviation",
+    fields: [
+      { param: "threshold", label: "Threshold", placeholder: "default 3", step: 0.5, min: 0, w: 120 },
+      { param: "learning_period", label: "Learning period", placeholder: "default 300", step: 1, min: 2, w: 130 },
+    ],
+  },
+  {
+    value: "surprise",
+    label: "Surprise: new patterns, rare levels",
+    fields: [
+      { param: "threshold", label: "Threshold", placeholder: "default 0.5", step: 0.05, min: 0, max: 1, w: 120 },
+      { param: "learning_period", label: "Learning period", placeholder: "default 750", step: 1, min: 2, w: 130 },
+    ],
+  },
+  {
+    value: "mahalanobis",
+    label: "Mahalanobis: all sensors together",
+    fields: [{ param: "false_alarm_rate", label: "False-alarm rate", placeholder: "default 0.01", step: 0.005, min: 0, max: 0.49, w: 140 }],
+  },
+];
+type TrainBody = Schemas["MachineTrainStreamIn"] | Schemas["MachineTrainSurpriseIn"] | Schemas["MachineTrainMahalanobisIn"];
+type Detector = NonNullable<TrainBody["method"]>;
 
 function statusColor(s: string) {
   return s === "ready" ? "#237a35" : s === "failed" ? "red.9" : "blue.9";
@@ -55,9 +86,9 @@ export function MachineModels({ machine, onChanged, chartRange }: { machine: Mac
   const now = Date.now() / 1000;
   const [start, setStart] = useState(toLocalInput((now - 7 * 86400) * 1000));
   const [end, setEnd] = useState(toLocalInput(now * 1000));
-  const [threshold, setThreshold] = useState<number | string>("");
-  const [learning, setLearning] = useState<number | string>("");
   const [detector, setDetector] = useState<Detector>(DETECTORS[0].value);
+  const [values, setValues] = useState<Record<string, number | string>>({});
+  const spec = DETECTORS.find((d) => d.value === detector) ?? DETECTORS[0];
   const [finished, setFinished] = useState<Job | null>(null);
   const name = machine.name;
 
@@ -101,10 +132,9 @@ export function MachineModels({ machine, onChanged, chartRange }: { machine: Mac
       return;
     }
     const params: Record<string, number> = {};
-    if (threshold !== "") params.threshold = Number(threshold);
-    if (learning !== "") params.learning_period = Number(learning);
+    for (const f of spec.fields) if (values[f.param] !== undefined && values[f.param] !== "") params[f.param] = Number(values[f.param]);
     try {
-      const body = detector === "surprise" ? { start: s, end: e, method: "surprise" as const, params } : { start: s, end: e, method: "stream" as const, params };
+      const body = { start: s, end: e, method: detector, params } as TrainBody;
       const j = await call(api.POST("/api/v1/machines/{name}/models/train", { params: { path: { name } }, body }));
       follow(j);
       load();
@@ -138,7 +168,6 @@ export function MachineModels({ machine, onChanged, chartRange }: { machine: Mac
   }
 
   const model = models?.find((m) => m.id === selected) ?? null;
-  const spec = DETECTORS.find((d) => d.value === detector) ?? DETECTORS[0];
   const result = finished?.result as { version?: number; machine_model_id?: number } | null | undefined;
 
   return (
@@ -169,23 +198,25 @@ export function MachineModels({ machine, onChanged, chartRange }: { machine: Mac
               value={detector}
               onChange={(v) => {
                 if (v) setDetector(v as Detector);
-                setThreshold("");
+                setValues({});
               }}
               allowDeselect={false}
               w={270}
               data-testid="train-detector"
             />
-            <NumberInput
-              label="Threshold"
-              placeholder={`default ${spec.threshold}`}
-              value={threshold}
-              onChange={setThreshold}
-              min={0}
-              max={spec.max}
-              step={spec.step}
-              w={120}
-            />
-            <NumberInput label="Learning period" placeholder="default" value={learning} onChange={setLearning} min={2} w={130} />
+            {spec.fields.map((f) => (
+              <NumberInput
+                key={`${detector}-${f.param}`}
+                label={f.label}
+                placeholder={f.placeholder}
+                value={values[f.param] ?? ""}
+                onChange={(v) => setValues((old) => ({ ...old, [f.param]: v }))}
+                min={f.min}
+                max={f.max}
+                step={f.step}
+                w={f.w}
+              />
+            ))}
             {chartRange && (
               <Button
                 variant="subtle"
@@ -347,7 +378,9 @@ export function MachineModels({ machine, onChanged, chartRange }: { machine: Mac
             Version {model.version}: per sensor, on its training readings
           </Text>
           <Text size="xs" c="gray.7" mb={4}>
-            alert rate: how often the sensor alerted after its learning period, the false-alarm rate to expect on normal readings
+            {model.method === "mahalanobis"
+              ? "alert rate: the share of the training time steps that alerted with this sensor leading, the false alarms to expect on normal readings"
+              : "alert rate: how often the sensor alerted after its learning period, the false-alarm rate to expect on normal readings"}
             {num(model, "training_seconds") !== null ? ` · trained in ${num(model, "training_seconds")} s` : ""}
           </Text>
           <Table.ScrollContainer minWidth={480}>

@@ -153,7 +153,7 @@ describe("MachinePage", { timeout: 20_000 }, () => {
     expect(await screen.findByTestId("models-message")).toHaveTextContent("Version 1 is now active on press-1");
   }, 20_000);
 
-  it("an engineer picks the surprise detector and its threshold; the table names each version's detector", async () => {
+  it("an engineer picks a detector and its parameters; the table names each version's detector", async () => {
     const job = { id: 9, kind: "sensor_train", status: "running", progress: 0.3, message: "warm", params: { machine: "press-1" }, result: null, error: null, created_at: "", started_at: null, finished_at: null };
     const sent = stubFetch({
       "GET /api/v1/machines/press-1": () => machine({ active_model_id: null }),
@@ -167,6 +167,10 @@ describe("MachinePage", { timeout: 20_000 }, () => {
     renderAs("engineer", <MachinePage name="press-1" />);
     expect(await screen.findByTestId("model-row")).toHaveTextContent("surprise");
     expect(screen.getByRole("textbox", { name: "Threshold" })).toHaveAttribute("placeholder", "default 3");
+    await userEvent.click(screen.getByRole("textbox", { name: "Detector" }));
+    await userEvent.click(await screen.findByRole("option", { name: /^Mahalanobis/ }));
+    expect(screen.getByRole("textbox", { name: "False-alarm rate" })).toHaveAttribute("placeholder", "default 0.01");
+    expect(screen.queryByRole("textbox", { name: "Threshold" })).not.toBeInTheDocument();
     await userEvent.click(screen.getByRole("textbox", { name: "Detector" }));
     await userEvent.click(await screen.findByRole("option", { name: /^Surprise/ }));
     expect(screen.getByRole("textbox", { name: "Threshold" })).toHaveAttribute("placeholder", "default 0.5");

@@ -370,7 +370,8 @@ def list_machine_models(name: Name, _: Viewer, session: DB):
 )
 def train_machine_model(name: Name, body: MachineTrainIn, who: Engineer, session: DB, c: Ctx):
     """Train a new version of the machine's sensor model on its stored readings in a time range (a background job;
-    follow it with GET /jobs/{id}). ``method`` picks the streaming detector: ``stream`` or ``surprise``."""
+    follow it with GET /jobs/{id}). ``method`` picks the detector: ``stream`` or ``surprise`` (one series per
+    sensor), or ``mahalanobis`` (one model over all the sensors)."""
     params = body.params.model_dump(exclude_none=True)
     return machine_models.start_training(session, c, name, params, body.start, body.end, None, who.user_id, body.method)
 
@@ -387,8 +388,8 @@ async def train_machine_model_from_file(
     c: Ctx,
     file: UploadFile = File(description="CSV or Parquet: a time column and a column per sensor"),
     params: str = Form("{}", max_length=10_000, description="detector parameters as a JSON object"),
-    method: Literal["stream", "surprise"] = Form(
-        machine_models.DEFAULT_DETECTOR, description="the streaming detector the model runs"
+    method: Literal["stream", "surprise", "mahalanobis"] = Form(
+        machine_models.DEFAULT_DETECTOR, description="the detector the model runs"
     ),
 ):
     """Train a new version of the machine's sensor model on an uploaded history of normal operation."""
