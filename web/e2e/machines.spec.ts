@@ -120,7 +120,8 @@ test("machine page: charts from the stored readings, a range re-queried, a model
   await expect(page.getByTestId("train-done")).toBeVisible({ timeout: 60_000 });
   const row = page.getByTestId("model-row").first();
   await expect(row).toContainText("ready");
-  const steps = Number(await row.locator("td").nth(2).textContent());
+  await expect(row.locator("td").nth(2)).toHaveText("stream"); // the default detector
+  const steps = Number(await row.locator("td").nth(3).textContent());
   expect(steps).toBeGreaterThan(1000); // ~1200 one-second time steps
   await expect(page.getByTestId("sensor-metrics")).toContainText("oil_temp");
   await expect(page.getByTestId("sensor-metrics")).toContainText("pressure");
