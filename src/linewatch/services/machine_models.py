@@ -2,11 +2,14 @@
 in a time range or from an uploaded CSV/Parquet file, versioned, activated and rolled back like vision models,
 and run live by the ingester (:class:`MachineScorer`).
 
-A machine's model is one of the sensor engine's streaming detectors (``DETECTORS``: the stream detector,
-:class:`~linewatch.sensors.streaming.StreamingDetector`, or the surprise detector,
-:class:`~linewatch.sensors.surprise.SurpriseDetector`), one series per sensor, warmed on the training readings: it
-starts live with its learning period behind it, its statistics at the machine's normal level, and keeps adapting as
-it scores. Its directory is the detector's checkpoint (``state.json`` manifest + ``state.npz`` arrays; no pickle).
+A machine's model runs one of the sensor engine's detectors (``DETECTORS``). A streaming detector (the stream
+detector, :class:`~linewatch.sensors.streaming.StreamingDetector`, or the surprise detector,
+:class:`~linewatch.sensors.surprise.SurpriseDetector`) scores one series per sensor and is warmed on the training
+readings: it starts live with its learning period behind it, its statistics at the machine's normal level, and keeps
+adapting as it scores; its directory is the detector's checkpoint (``state.json`` manifest + ``state.npz`` arrays).
+A table detector (mahalanobis, as ``linewatch sensors fit`` makes it) is one model over all the machine's sensors,
+fitted on the training readings and scored live by :class:`~linewatch.sensors.live.LiveTable`; its directory is the
+sensor engine's model folder with the live state at the end of the training readings inside (``live/``). No pickle.
 """
 
 from __future__ import annotations
@@ -267,28 +270,36 @@ def run_sensor_training(ctx: AppContext, job_id: int, params: dict, progress) ->
         alerts += al.sum(axis=0)
         progress("warm", min(i + CHUNK, len(steps)), len(steps))
     after = np.maximum(present - lp, 1)
-    metrics = {
+    # how often each sensor alerted on the training readings after its learning period: the false-alarm rate to
+    # expect if those readings were normal
+    metrics = _metrics(
+        steps, block, names, det.params_["threshold"], started, alerts / after, alerts.sum() / after.sum()
+    )
+    return _finish(ctx, mm, machine_name, names, metrics, det.save, progress)
+
+
+def _metrics(steps, block, names: list[str], threshold, started: float, sensor_rates, alert_rate) -> dict:
+    """A machine model's training figures: what it read, per sensor too, and how often it alerted there."""
+    present = np.isfinite(block).sum(axis=0)
+    return {
         "time_steps": int(len(steps)),
         "readings": int(present.sum()),
         "from": dt.datetime.fromtimestamp(steps[0] / 1000, dt.UTC).isoformat(),
         "to": dt.datetime.fromtimestamp(steps[-1] / 1000, dt.UTC).isoformat(),
-        "threshold": float(det.params_["threshold"]),
+        "threshold": float(threshold),
         "training_seconds": round(time.perf_counter() - started, 3),
-        # how often each sensor alerted on the training readings after its learning period: the false-alarm
-        # rate to expect if those readings were normal
         "sensors": [
             {
                 "sensor": n,
                 "readings": int(present[j]),
                 "mean": _finite(np.nanmean(block[:, j])) if present[j] else None,
                 "std": _finite(np.nanstd(block[:, j])) if present[j] else None,
-                "alert_rate": float(alerts[j] / after[j]),
+                "alert_rate": float(sensor_rates[j]),
             }
             for j, n in enumerate(names)
         ],
-        "alert_rate": float(alerts.sum() / after.sum()),
+        "alert_rate": float(alert_rate),
     }
-    return _finish(ctx, mm, machine_name, names, metrics, det.save, progress)
 
 
 def _finish(ctx: AppContext, mm: MachineModel, machine_name: str, names: list[str], metrics: dict, write, progress):
@@ -317,7 +328,6 @@ def _train_table(ctx, mm, machine_name: str, names: list[str], steps, block, pro
 
     if len(steps) > MAX_TABLE_ROWS:
         steps, block = steps[-MAX_TABLE_ROWS:], block[-MAX_TABLE_ROWS:]
-    present = np.isfinite(block).sum(axis=0)
     if len(steps) < 50:
         raise LinewatchError(f"too few readings to train on: {len(steps)} time steps, a table model needs 50")
     det = _detector(mm.method, mm.params)
@@ -332,26 +342,8 @@ def _train_table(ctx, mm, machine_name: str, names: list[str], steps, block, pro
         alerting += int(al.sum())
         np.add.at(alerts, shares[al].argmax(axis=1), 1)  # each alerting step counts for its leading sensor
         progress("check", min(i + CHUNK, len(steps)), len(steps))
-    metrics = {
-        "time_steps": int(len(steps)),
-        "readings": int(present.sum()),
-        "from": dt.datetime.fromtimestamp(steps[0] / 1000, dt.UTC).isoformat(),
-        "to": dt.datetime.fromtimestamp(steps[-1] / 1000, dt.UTC).isoformat(),
-        "threshold": float(det.threshold_),
-        "training_seconds": round(time.perf_counter() - started, 3),
-        "sensors": [
-            {
-                "sensor": n,
-                "readings": int(present[j]),
-                "mean": _finite(np.nanmean(block[:, j])) if present[j] else None,
-                "std": _finite(np.nanstd(block[:, j])) if present[j] else None,
-                "alert_rate": float(alerts[j] / len(steps)),
-            }
-            for j, n in enumerate(names)
-        ],
-        # the share of the training time steps it alerts on: the false-alarm rate to expect if they were normal
-        "alert_rate": float(alerting / len(steps)),
-    }
+    # the share of the training time steps it alerts on, each counted for its leading sensor too
+    metrics = _metrics(steps, block, names, det.threshold_, started, alerts / len(steps), alerting / len(steps))
 
     def write(folder: Path) -> None:
         save(det, folder, {"machine": machine_name, "rows": int(len(steps))})
