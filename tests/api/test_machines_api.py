@@ -43,6 +43,10 @@ def _normal(n: int, start: float = T0, seed: int = 0) -> dict:
     }
 
 
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
 def _wait_job(api, job_id: int, headers: dict) -> dict:
     for _ in range(600):
         job = api.client.get(f"/api/v1/jobs/{job_id}", headers=headers).json()
@@ -136,8 +140,8 @@ def test_readings_in_and_out_with_duplicates_and_dead_letters(api):
     assert {d["reason"] for d in dead} >= {"value not a finite number", "time too far in the future"}
     assert c.get("/api/v1/dead-letters", headers=op).status_code == 403
 
-    start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(T0 - 60))
-    end = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(T0 + 540))
+    start = _iso(T0 - 60)
+    end = _iso(T0 + 540)
     q = c.get(
         "/api/v1/machines/press-1/readings",
         params={"sensors": "oil_temp,pressure", "start": start, "end": end, "points": 1000},
@@ -154,7 +158,7 @@ def test_readings_in_and_out_with_duplicates_and_dead_letters(api):
         params={
             "sensors": "oil_temp",
             "start": start,
-            "end": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(T0 + 86400)),
+            "end": _iso(T0 + 86400),
             "points": 100,
         },
         headers=viewer,
@@ -187,8 +191,7 @@ def test_model_training_activation_alerts_and_acknowledgement(api):
     op, viewer = api.user("operator"), api.user("viewer")
     c = api.client
     assert c.post("/api/v1/machines/press-1/readings", json=_normal(2000), headers=op).status_code == 200
-    start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(T0 - 1))
-    end = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(T0 + 2000))
+    start, end = _iso(T0 - 1), _iso(T0 + 2000)
     assert (
         c.post("/api/v1/machines/press-1/models/train", json={"start": start, "end": end}, headers=op).status_code
         == 403
@@ -226,8 +229,8 @@ def test_model_training_activation_alerts_and_acknowledgement(api):
         "/api/v1/machines/press-1/readings",
         params={
             "sensors": "_score",
-            "start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(T0 + 2000)),
-            "end": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(T0 + 2400)),
+            "start": _iso(T0 + 2000),
+            "end": _iso(T0 + 2400),
         },
         headers=viewer,
     ).json()
@@ -322,8 +325,7 @@ def test_a_model_running_the_surprise_detector(api, tmp_path):
     op, viewer = api.user("operator"), api.user("viewer")
     c = api.client
     assert c.post("/api/v1/machines/press-1/readings", json=_normal(2000), headers=op).status_code == 200
-    start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(T0 - 1))
-    end = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(T0 + 2000))
+    start, end = _iso(T0 - 1), _iso(T0 + 2000)
     url = "/api/v1/machines/press-1/models/train"
     for body in (
         {"method": "surprise", "params": {"suppress": 0}},  # the stream detector's parameter
@@ -349,7 +351,7 @@ def test_a_model_running_the_surprise_detector(api, tmp_path):
     assert alert["sensors"][0]["sensor"] == "oil_temp" and alert["model_id"] == model["id"]
     q = c.get(
         "/api/v1/machines/press-1/readings",
-        params={"sensors": "_score", "start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(T0 + 2000))},
+        params={"sensors": "_score", "start": _iso(T0 + 2000)},
         headers=viewer,
     ).json()
     assert q["threshold"] == 0.5 and 0.5 <= max(q["series"][0]["max"]) <= 1.0
@@ -390,8 +392,7 @@ def test_a_table_model_over_all_the_sensors(api, tmp_path):
         }
 
     assert c.post("/api/v1/machines/press-1/readings", json=run(2000, T0, 0), headers=op).status_code == 200
-    start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(T0 - 1))
-    end = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(T0 + 2000))
+    start, end = _iso(T0 - 1), _iso(T0 + 2000)
     url = "/api/v1/machines/press-1/models/train"
     for params in ({"learning_period": 100}, {"windows": [0]}, {"windows": [True]}, {"false_alarm_rate": 0.7}):
         r = c.post(url, json={"start": start, "end": end, "method": "mahalanobis", "params": params}, headers=eng)
