@@ -129,18 +129,30 @@ def _heads_tails(mach_next, mach_prev, job_next, job_prev, dur, release, heads, 
 
 
 @_njit
+def _unlink(x, mach_next, mach_prev):
+    """Take x out of its machine's order (its neighbours joined)."""
+    a, b = mach_prev[x], mach_next[x]
+    if a >= 0:
+        mach_next[a] = b
+    if b >= 0:
+        mach_prev[b] = a
+
+
+@_njit
+def _link(x, a, b, mach_next, mach_prev):
+    """Put x (unlinked) between a and b, adjacent on one machine (-1: the order's start or end)."""
+    mach_prev[x], mach_next[x] = a, b
+    if a >= 0:
+        mach_next[a] = x
+    if b >= 0:
+        mach_prev[b] = x
+
+
+@_njit
 def _swap(u, v, mach_next, mach_prev):
     """Swap adjacent operations u -> v on their machine."""
-    pu = mach_prev[u]
-    sv = mach_next[v]
-    if pu >= 0:
-        mach_next[pu] = v
-    mach_prev[v] = pu
-    mach_next[v] = u
-    mach_prev[u] = v
-    mach_next[u] = sv
-    if sv >= 0:
-        mach_prev[sv] = u
+    _unlink(u, mach_next, mach_prev)
+    _link(u, v, mach_next[v], mach_next, mach_prev)
 
 
 @_njit
@@ -248,31 +260,15 @@ def _insert(kind, u, v, mach_next, mach_prev, tabu, until):
             if x == v:
                 break
             x = mach_next[x]
-        a, b = mach_prev[u], mach_next[u]
-        if a >= 0:
-            mach_next[a] = b
-        mach_prev[b] = a
-        sv = mach_next[v]
-        mach_next[v] = u
-        mach_prev[u] = v
-        mach_next[u] = sv
-        if sv >= 0:
-            mach_prev[sv] = u
+        _unlink(u, mach_next, mach_prev)
+        _link(u, v, mach_next[v], mach_next, mach_prev)
     else:
         x = u
         while x != v:
             tabu[v, x] = until
             x = mach_next[x]
-        a, b = mach_prev[v], mach_next[v]
-        mach_next[a] = b
-        if b >= 0:
-            mach_prev[b] = a
-        pu = mach_prev[u]
-        mach_prev[u] = v
-        mach_next[v] = u
-        mach_prev[v] = pu
-        if pu >= 0:
-            mach_next[pu] = v
+        _unlink(v, mach_next, mach_prev)
+        _link(v, mach_prev[u], u, mach_next, mach_prev)
 
 
 @_njit
