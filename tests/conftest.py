@@ -47,8 +47,9 @@ def trained(synthetic, tmp_path_factory):
 @pytest.fixture
 def cli_here():
     """``cli_here(*args)`` runs a linewatch command in this process (typer's test runner; the result has
-    ``exit_code``, ``stdout``, ``stderr``): for refusals, which need no interpreter start and torch import of their own.
-    Tests of a command's whole run keep a real process."""
+    ``exit_code``, ``stdout``, ``stderr``): no interpreter start and torch import per command, and an exception that
+    escaped a command's own handling is exit 1, never the users' exit 2. The main story (train, evaluate, predict,
+    export in tests/test_cli.py), `serve`, and the deployment and worker tests keep real processes."""
     from typer.testing import CliRunner
 
     from linewatch.cli import app

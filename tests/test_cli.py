@@ -51,9 +51,10 @@ def test_train_evaluate_predict_export(synthetic, tmp_path):
     assert [b["score"] for b in bundled] == [b["score"] for b in onnx_recs]
 
 
-def test_a_true_or_false_parameter_turns_off_with_no(synthetic, tmp_path):
+def test_a_true_or_false_parameter_turns_off_with_no(synthetic, tmp_path, cli_here):
     model = tmp_path / "model"
-    trained = run("train", synthetic, "--out", model, "--image-size", "64", "--no-self-check", "-q")
+    trained = cli_here("train", synthetic, "--out", model, "--image-size", "64", "--no-self-check", "-q")
+    assert trained.exit_code == 0, trained.stderr
     assert "self_check" not in json.loads((model / "manifest.json").read_text())["training"]
     assert "self-check" not in trained.stderr
 
@@ -74,16 +75,15 @@ def test_a_true_or_false_parameter_turns_off_with_no(synthetic, tmp_path):
         ["export", "{tmp}/notamodel", "--bundle", "{tmp}/empty"],
     ],
 )
-def test_user_errors_exit_2_without_traceback(tmp_path, args):
+def test_user_errors_exit_2_without_traceback(tmp_path, args, cli_here):
     (tmp_path / "empty").mkdir()
     (tmp_path / "corrupt").mkdir()
     for i in range(6):
         (tmp_path / "corrupt" / f"broken{i if i else ''}.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
     (tmp_path / "notamodel").mkdir()
     (tmp_path / "notamodel" / "manifest.json").write_text("{not json")
-    r = run(*[a.format(tmp=tmp_path) for a in args], check=False)
-    assert r.returncode == 2, r.stderr
-    assert "Traceback" not in r.stdout + r.stderr
+    r = cli_here(*[a.format(tmp=tmp_path) for a in args])
+    assert r.exit_code == 2 and "error" in r.stderr.lower(), r.stderr  # told, not raised (an uncaught error exits 1)
 
 
 @pytest.mark.parametrize(
@@ -94,21 +94,21 @@ def test_user_errors_exit_2_without_traceback(tmp_path, args):
         ["demo", "--dir", "{tmp}/afile", "-q"],
     ],
 )
-def test_a_file_in_the_way_of_an_output_folder_is_a_user_error(trained, synthetic, tmp_path, args):
+def test_a_file_in_the_way_of_an_output_folder_is_a_user_error(trained, synthetic, tmp_path, args, cli_here):
     _, model = trained
     (tmp_path / "afile").write_text("not a folder")
     image = synthetic / "test" / "good" / "000.png"
-    r = run(*[a.format(tmp=tmp_path, model=model, image=image) for a in args], check=False)
-    assert r.returncode == 2 and "Traceback" not in r.stdout + r.stderr
+    r = cli_here(*[a.format(tmp=tmp_path, model=model, image=image) for a in args])
+    assert r.exit_code == 2
     assert "afile" in r.stderr and "a file is in the way" in r.stderr and "internal error" not in r.stderr
 
 
-def test_train_never_replaces_a_folder_of_photos(synthetic, tmp_path):
+def test_train_never_replaces_a_folder_of_photos(synthetic, tmp_path, cli_here):
     photos = tmp_path / "photos"
     shutil.copytree(synthetic / "test" / "good", photos)
     before = sorted(p.name for p in photos.iterdir())
-    r = run("train", synthetic, "--out", photos, check=False)
-    assert r.returncode == 2 and "Traceback" not in r.stdout + r.stderr
+    r = cli_here("train", synthetic, "--out", photos)
+    assert r.exit_code == 2
     assert "holds other files and is not a linewatch model: nothing was written" in r.stderr
     assert "extracting features" not in r.stderr  # refused before the training, not after it
     assert sorted(p.name for p in photos.iterdir()) == before
@@ -128,32 +128,32 @@ def test_path_problems_are_told_in_a_users_words():
     assert path_problem(OSError(errno.ECONNREFUSED, "Connection refused")) is None  # no path: not the user's to fix
 
 
-def test_the_onnx_engine_without_an_export_says_to_export(trained, synthetic, tmp_path):
+def test_the_onnx_engine_without_an_export_says_to_export(trained, synthetic, tmp_path, cli_here):
     _, model = trained  # saved, never exported
     image = synthetic / "test" / "good" / "000.png"
     for args in (["predict", model, image], ["evaluate", model, synthetic, "--no-store"]):
-        r = run(*args, "--engine", "onnx", check=False)
-        assert r.returncode == 2 and "Traceback" not in r.stderr
+        r = cli_here(*args, "--engine", "onnx")
+        assert r.exit_code == 2
         assert f"{model} has no ONNX export: run `linewatch export {model}` first" in " ".join(r.stderr.split())
 
 
-def test_predict_on_a_corrupt_image_is_a_clear_error(trained, tmp_path):
+def test_predict_on_a_corrupt_image_is_a_clear_error(trained, tmp_path, cli_here):
     _, model = trained
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"\xff\xd8garbage")
-    r = run("predict", model, bad, "--json", check=False)
-    assert r.returncode == 2 and "bad.jpg" in r.stderr and "Traceback" not in r.stderr
+    r = cli_here("predict", model, bad, "--json")
+    assert r.exit_code == 2 and "bad.jpg" in r.stderr
 
 
 @pytest.mark.parametrize("engine", ["torch", "onnx"])
-def test_predict_scores_the_readable_images_and_names_the_others(trained, synthetic, tmp_path, engine):
+def test_predict_scores_the_readable_images_and_names_the_others(trained, synthetic, tmp_path, engine, cli_here):
     import shutil
     from pathlib import Path
 
     _, model = trained
     if engine == "onnx":  # the session's model is shared: export a copy
         model = shutil.copytree(model, tmp_path / "model")
-        run("export", model)
+        assert cli_here("export", model).exit_code == 0
     day = tmp_path / "day"
     day.mkdir()
     good = sorted((synthetic / "test" / "good").glob("*.png"))
@@ -163,16 +163,18 @@ def test_predict_scores_the_readable_images_and_names_the_others(trained, synthe
     data = good[0].read_bytes()
     (day / "05b.png").write_bytes(data[: len(data) // 2])  # a camera's write cut short
     (day / "09b.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
-    r = run("predict", model, day, "--json", "--engine", engine, check=False)
-    assert r.returncode == 2 and "Traceback" not in r.stderr
+    r = cli_here("predict", model, day, "--json", "--engine", engine)
+    assert r.exit_code == 2, r.stderr
     assert [Path(json.loads(x)["path"]).name for x in r.stdout.splitlines() if x] == names  # all the others, in order
     assert "05b.png" in r.stderr and "09b.png" in r.stderr and "2 of 14 images could not be read" in r.stderr
-    table = run("predict", model, day, "--engine", engine, check=False)
-    assert table.returncode == 2 and table.stdout.count("unreadable") == 2 and "11.png" in table.stdout
+    table = cli_here("predict", model, day, "--engine", engine)
+    assert table.exit_code == 2 and table.stdout.count("unreadable") == 2 and "11.png" in table.stdout
 
 
-def test_help_lists_the_verbs():
-    out = run("--help").stdout
+def test_help_lists_the_verbs(cli_here):
+    r = cli_here("--help")
+    assert r.exit_code == 0
+    out = r.stdout
     for verb in ("train", "evaluate", "calibrate", "drift", "predict", "export", "demo"):
         assert verb in out
 
@@ -215,21 +217,23 @@ def test_copies_in_hidden_and_system_folders_are_not_training_images(synthetic, 
     assert load_dataset(flat).train == [flat / "a.png"]
 
 
-def test_a_model_without_a_threshold_prints_valid_json(synthetic, tmp_path):
+def test_a_model_without_a_threshold_prints_valid_json(synthetic, tmp_path, cli_here):
     model = tmp_path / "m"
-    r = run(
+    r = cli_here(
         "train", synthetic, "--out", model, "--method", "padim", "--holdout", "0", "--image-size", "64",
         "--no-self-check", "-q",
     )  # fmt: skip
     assert "no threshold (no held-out good images)" in r.stderr, r.stderr
-    r = run("predict", model, synthetic / "test" / "good" / "000.png", "--json")
+    r = cli_here("predict", model, synthetic / "test" / "good" / "000.png", "--json")
+    assert r.exit_code == 0, r.stderr
 
     def no_nan(name):
         raise AssertionError(f"{name} is not JSON")
 
     rec = json.loads(r.stdout.splitlines()[0], parse_constant=no_nan)
     assert rec["normalized_score"] is None and rec["verdict"] == "good"
-    table = run("predict", model, synthetic / "test" / "good" / "000.png")
+    table = cli_here("predict", model, synthetic / "test" / "good" / "000.png")
+    assert table.exit_code == 0, table.stderr
     assert "nan" not in table.stdout.lower()
 
 
@@ -259,15 +263,15 @@ def test_export_never_writes_over_the_models_own_files_or_a_users(trained, tmp_p
     assert zipfile.is_zipfile(tmp_path / "m.zip") and (tmp_path / "elsewhere.onnx").stat().st_size > 0
 
 
-def test_predict_never_writes_a_heatmap_over_an_image_it_scores(synthetic, trained, tmp_path):
+def test_predict_never_writes_a_heatmap_over_an_image_it_scores(synthetic, trained, tmp_path, cli_here):
     _, model = trained
     folder = tmp_path / "photos"
     folder.mkdir()
     shutil.copy(synthetic / "test" / "good" / "000.png", folder / "p.png")
     shutil.copy(synthetic / "test" / "good" / "001.png", folder / "p_heatmap.png")  # an image named like a heatmap
     before = (folder / "p_heatmap.png").read_bytes()
-    r = run("predict", model, folder, "--out", folder, check=False)
-    assert r.returncode == 2 and "one of the images scored: choose another --out folder" in r.stderr, r.stderr
+    r = cli_here("predict", model, folder, "--out", folder)
+    assert r.exit_code == 2 and "one of the images scored: choose another --out folder" in r.stderr, r.stderr
     assert (folder / "p_heatmap.png").read_bytes() == before
 
 

@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from linewatch.cli import app
 from linewatch.maintenance.synthetic import machine_readings, run_to_failure
 
-LW = [sys.executable, "-m", "linewatch.cli", "maintenance"]
 TINY = ["--window", "8", "--epochs", "3", "--folds", "2", "--channels", "4", "--tree-iter", "20", "-q"]
+RUNNER = CliRunner()
 
 
 def run(*args, check=True):
-    r = subprocess.run([*LW, *map(str, args)], capture_output=True, text=True, timeout=600)
+    """A ``linewatch maintenance`` command in this process (no interpreter start and torch import per command; an
+    exception that escaped the command's own handling would be exit 1, never the users' exit 2)."""
+    r = RUNNER.invoke(app, ["maintenance", *map(str, args)])
     if check:
-        assert r.returncode == 0, r.stderr[-2000:]
+        assert r.exit_code == 0, r.stderr[-2000:]
     return r
 
 
@@ -98,8 +100,8 @@ def test_fit_predict_evaluate_failure(files, tmp_path):
 )
 def test_bad_input_exits_2_with_one_line(files, tmp_path, args, says):
     r = run(*[a.format(d=files, t=tmp_path) for a in args], check=False)
-    assert r.returncode == 2, r.stderr
-    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert r.exit_code == 2, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert says in r.stderr
     assert {"readings.csv", "train.csv", "RUL.txt"} <= {p.name for p in files.iterdir()}  # a user's files stay
 
@@ -127,7 +129,7 @@ def test_empty_readings_are_filled_within_their_unit_and_named(files, tmp_path):
     test["sensor_3"] = np.nan
     test.to_csv(tmp_path / "empty.csv", index=False)
     r = run("predict", model, tmp_path / "empty.csv", check=False)
-    assert r.returncode == 2 and "'sensor_3' has no readings" in r.stderr and "Traceback" not in r.stderr
+    assert r.exit_code == 2 and "'sensor_3' has no readings" in r.stderr
 
 
 def test_fill_gaps_takes_each_unit_s_own_readings():

@@ -1,19 +1,22 @@
 """`linewatch search index DATA --model MODEL --out INDEX` and `linewatch search query INDEX IMAGE... --json`."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
-LW = [sys.executable, "-m", "linewatch.cli"]
+from linewatch.cli import app
+
+RUNNER = CliRunner()
 
 
 def run(*args, check=True):
-    r = subprocess.run([*LW, *map(str, args)], capture_output=True, text=True, timeout=600)
+    """A linewatch command in this process (no interpreter start and torch import per command; an exception that
+    escaped the command's own handling would be exit 1, never the users' exit 2)."""
+    r = RUNNER.invoke(app, [str(a) for a in args])
     if check:
-        assert r.returncode == 0, r.stderr[-2000:]
+        assert r.exit_code == 0, r.stderr[-2000:]
     return r
 
 
@@ -132,7 +135,7 @@ def test_an_export_without_embeddings_says_to_re_export(trained, synthetic, tmp_
     write_json_atomic(model / "manifest.json", manifest)
     data = synthetic / "test" / "spot"
     r = run("search", "index", data, "--model", model, "--out", tmp_path / "i", "--engine", "onnx", check=False)
-    assert r.returncode == 2 and "re-export" in r.stderr and "Traceback" not in r.stderr
+    assert r.exit_code == 2 and "re-export" in r.stderr
     run("search", "index", data, "--model", model, "--out", tmp_path / "i", "-q")
     assert json.loads((tmp_path / "i" / "meta.json").read_text())["count"] >= 4
 
@@ -153,7 +156,7 @@ def test_an_unreadable_image_is_skipped_and_named(trained, synthetic, tmp_path):
     for p in (data / "gone").iterdir():
         p.write_bytes(b"not an image")
     bad = run("search", "index", data, "--model", model, "--out", tmp_path / "j", check=False)
-    assert bad.returncode == 2 and "no readable image" in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.exit_code == 2 and "no readable image" in bad.stderr
 
 
 def test_a_query_folder_with_an_unreadable_image_answers_the_others(trained, synthetic, tmp_path, index):
@@ -165,6 +168,6 @@ def test_a_query_folder_with_an_unreadable_image_answers_the_others(trained, syn
     r = run("search", "query", index, queries, "--json", check=False)
     recs = [json.loads(x) for x in r.stdout.splitlines() if x]
     want = sorted(p.name for p in (synthetic / "test" / "spot").iterdir())
-    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.exit_code == 2
     assert [Path(x["query"]).name for x in recs] == want and all(len(x["neighbors"]) == 5 for x in recs)
     assert "001b.png" in r.stderr and f"1 of {len(want) + 1} images could not be read" in r.stderr
