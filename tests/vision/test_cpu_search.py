@@ -167,10 +167,7 @@ def test_export_retargets_a_model_to_another_cpus_search(small_int8, synthetic, 
     assert np.abs(int8_scores - torch_scores).max() <= 0.02 * np.abs(int8_scores).max()
 
 
-def test_export_search_is_refused_where_it_cannot_apply(small_int8, synthetic, tmp_path):
-    import subprocess
-    import sys
-
+def test_export_search_is_refused_where_it_cannot_apply(small_int8, synthetic, tmp_path, cli_here):
     from linewatch.errors import LinewatchError
     from linewatch.vision.export import export_onnx
     from linewatch.vision.methodchoice import set_search
@@ -189,11 +186,10 @@ def test_export_search_is_refused_where_it_cannot_apply(small_int8, synthetic, t
     from linewatch.vision.saving import save
 
     padim = save(Padim(image_size=96).fit(load_dataset(synthetic).train[:8]), tmp_path / "padim")
-    lw = [sys.executable, "-m", "linewatch.cli", "export"]
-    r = subprocess.run([*lw, str(padim), "--search", "pca"], capture_output=True, text=True)
-    assert r.returncode == 2 and "Traceback" not in r.stderr and "no memory bank" in r.stderr
-    r = subprocess.run([*lw, str(model), "--search", "pca"], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-2000:]
+    r = cli_here("export", padim, "--search", "pca")
+    assert r.exit_code == 2 and "no memory bank" in r.stderr
+    r = cli_here("export", model, "--search", "pca")
+    assert r.exit_code == 0, r.stderr[-2000:]
     assert load(model).params_["search"] == "pca"
 
 

@@ -1,8 +1,6 @@
 """method="auto": PatchCore and PaDiM both fitted, the one the self-check on painted defects prefers kept."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -74,10 +72,9 @@ def test_without_held_out_images_patchcore_stays(synthetic):
     assert "no held-out" in det.train_info_["method_choice"]["reason"]
 
 
-def test_the_command_line_says_which_method_it_kept(synthetic, tmp_path):
-    lw = [sys.executable, "-m", "linewatch.cli", "train", str(synthetic), "--out", str(tmp_path / "m")]
-    r = subprocess.run([*lw, "--method", "auto", "--image-size", "96", "-q"], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-2000:]
+def test_the_command_line_says_which_method_it_kept(synthetic, tmp_path, cli_here):
+    r = cli_here("train", synthetic, "--out", tmp_path / "m", "--method", "auto", "--image-size", "96", "-q")
+    assert r.exit_code == 0, r.stderr[-2000:]
     manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
     choice = manifest["training"]["method_choice"]
     text = " ".join(r.stderr.split())

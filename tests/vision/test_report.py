@@ -2,15 +2,11 @@
 
 import csv
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from linewatch.vision.report import ReportError, Scored, examples, misses, write_report
-
-LW = [sys.executable, "-m", "linewatch.cli"]
 
 
 def _rows():
@@ -91,7 +87,7 @@ def test_a_folder_of_other_things_is_never_replaced_and_an_old_report_is(tmp_pat
     assert len((again / "scores.csv").read_text().splitlines()) == 4
 
 
-def test_evaluate_writes_a_report_with_the_heatmaps_of_its_misses(synthetic, trained, tmp_path):
+def test_evaluate_writes_a_report_with_the_heatmaps_of_its_misses(synthetic, trained, tmp_path, cli_here):
     """Defective images filed as good are what the report must show as false alarms, with their heatmaps."""
     _, model = trained
     data = tmp_path / "data"
@@ -101,13 +97,8 @@ def test_evaluate_writes_a_report_with_the_heatmaps_of_its_misses(synthetic, tra
     for p in moved:
         p.rename(data / "test" / "good" / f"filed_as_good_{p.name}")
     report = tmp_path / "report"
-    r = subprocess.run(
-        [*LW, "evaluate", str(model), str(data), "--report", str(report), "--no-store"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert r.returncode == 0, r.stderr[-2000:]
+    r = cli_here("evaluate", model, data, "--report", report, "--no-store")
+    assert r.exit_code == 0, r.stderr[-2000:]
     assert str(report / "index.html") in " ".join(r.stderr.split())
     with (report / "scores.csv").open() as f:
         table = list(csv.DictReader(f))
@@ -116,7 +107,5 @@ def test_evaluate_writes_a_report_with_the_heatmaps_of_its_misses(synthetic, tra
     assert {p.name.split("_good_", 1)[1] for p in alarms} >= {f"filed_as_good_{p.stem}.png" for p in moved}
     assert all(p.stat().st_size > 1000 for p in alarms)  # real overlays, not empty files
     # a folder that is not a report: refused before any scoring, exit 2, nothing touched
-    r = subprocess.run(
-        [*LW, "evaluate", str(model), str(data), "--report", str(data)], capture_output=True, text=True, timeout=600
-    )
-    assert r.returncode == 2 and "not a linewatch report" in r.stderr and "Traceback" not in r.stderr
+    r = cli_here("evaluate", model, data, "--report", data)
+    assert r.exit_code == 2 and "not a linewatch report" in r.stderr
