@@ -45,8 +45,10 @@ def test_change_cost_trades_moves_against_the_objective(base):
     ev = Event("machine_down", now, machine=0, until=now + 30)
     from linewatch.scheduling.replan import ChangeCost
 
-    calm = replan(base, ev, time_limit=2, workers=1, cost=ChangeCost(per_move=1000, per_shift=1000))
-    free = replan(base, ev, time_limit=2, workers=1, cost=ChangeCost(per_move=0, per_shift=0))
+    # Within the limit CP-SAT proves both optimal (about 0.2 s free, 7 s calm, on 2 idle cores: total shifts 435 and
+    # 263). A 2 s limit stopped the calm repair short: 338 idle, 498 (more than the free one's) under a loaded machine.
+    calm = replan(base, ev, time_limit=10, workers=1, cost=ChangeCost(per_move=1000, per_shift=1000))
+    free = replan(base, ev, time_limit=10, workers=1, cost=ChangeCost(per_move=0, per_shift=0))
     assert calm.changes.total_shift <= free.changes.total_shift
     assert free.plan.makespan <= calm.plan.makespan
 
