@@ -4,7 +4,6 @@ import pytest
 from typer.testing import CliRunner
 
 from linewatch.cli import app
-
 from linewatch.scheduling.generators import random_jobshop
 from linewatch.scheduling.plan import plan_from_json
 
