@@ -135,6 +135,8 @@ def test_readings_in_and_out_with_duplicates_and_dead_letters(api):
     }
     none = c.post("/api/v1/machines/press-1/readings", json=[{"sensor": "nope", "value": 1}], headers=op)
     assert none.status_code == 422 and "no reading stored" in none.json()["detail"]
+    # the documented 422 body: each reason in `errors`
+    assert none.json()["errors"] == [{"loc": ["body"], "msg": "unknown sensor 'nope' of machine 'press-1' (1 reading)"}]
     assert c.post("/api/v1/machines/nope/readings", json=_normal(2), headers=op).status_code == 404
     dead = c.get("/api/v1/dead-letters", headers=eng).json()
     assert {d["reason"] for d in dead} >= {"value not a finite number", "time too far in the future"}

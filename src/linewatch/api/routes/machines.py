@@ -8,6 +8,7 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, File, Form, HTTPException, Query, Response, UploadFile
+from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
 
 from linewatch.api.deps import DB, Ctx, Engineer, Id, Name, Operator, Viewer
@@ -195,8 +196,12 @@ async def post_readings(
         svc.machine(session, name)
     out = await _ingest(c, name, payload, "http", True)
     if out.refused and not out.stored and not out.duplicates:
+        # the documented 422 body (ValidationErrorOut): each reason, with how many readings it refused
         reasons = "; ".join(f"{r} ({n})" for r, n in out.refused.items())
-        raise HTTPException(422, f"no reading stored: {reasons}")
+        problems = [
+            {"loc": ["body"], "msg": f"{r} ({n} reading{'s' if n != 1 else ''})"} for r, n in out.refused.items()
+        ]
+        return JSONResponse({"detail": f"no reading stored: {reasons}", "errors": problems}, status_code=422)
     return out.as_dict()
 
 
