@@ -45,8 +45,9 @@ def test_change_cost_trades_moves_against_the_objective(base):
     ev = Event("machine_down", now, machine=0, until=now + 30)
     from linewatch.scheduling.replan import ChangeCost
 
-    # Within the limit CP-SAT proves both optimal (about 0.2 s free, 7 s calm, on 2 idle cores: total shifts 435 and
-    # 263). A 2 s limit stopped the calm repair short: 338 idle, 498 (more than the free one's) under a loaded machine.
+    # On an idle machine CP-SAT (one worker) proves both optimal within the limit: the free repair in about 0.2 s
+    # (total shift 435), the calm one in 7 s (263). A 2 s limit stopped the calm one short: 338 idle, and 498 (more
+    # than the free one's) under three test processes on two cores.
     calm = replan(base, ev, time_limit=10, workers=1, cost=ChangeCost(per_move=1000, per_shift=1000))
     free = replan(base, ev, time_limit=10, workers=1, cost=ChangeCost(per_move=0, per_shift=0))
     assert calm.changes.total_shift <= free.changes.total_shift
