@@ -1,4 +1,5 @@
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -92,6 +93,21 @@ class Postgres:
         except Exception as e:
             pytest.skip(f"PostgreSQL not reachable at {PG_HOST}:{PG_PORT} ({type(e).__name__})")
         return name
+
+    @staticmethod
+    @functools.cache
+    def available() -> bool:
+        """Whether the server answers (checked once per process): for a test that changes its plan when it does."""
+        import sqlalchemy as sa
+
+        try:
+            eng = sa.create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 3})
+            with eng.connect():
+                pass
+            eng.dispose()
+        except Exception:
+            return False
+        return True
 
     @staticmethod
     def url(name: str, port: int = PG_PORT) -> str:
