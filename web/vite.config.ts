@@ -24,5 +24,7 @@ export default defineConfig({
     setupFiles: ["./src/test-setup.ts"],
     include: ["src/**/*.test.{ts,tsx}"],
     css: false,
+    // a test process per core (vitest's default leaves one core free: 57 s -> 41 s on 2 cores)
+    maxWorkers: "100%",
   },
 });
