@@ -19,10 +19,11 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 BOTTLE = SHARED_DATA / "mvtec_ad" / "bottle"
 
 os.environ.setdefault("LINEWATCH_DEBUG", "")
-# OpenMP threads that wait for work sleep instead of spinning (before torch is imported; processes the tests start
-# inherit it): pytest-xdist runs a test process per core, each with a torch thread per core, and threads spinning on
-# a core another process needs made torch-heavy files several times slower (tests/vision/test_combined.py beside two
-# other vision files on 2 cores: 177 s spinning, 29 s passive)
+# OpenMP threads that wait for work sleep instead of spinning, as linewatch's import sets it, but before any test
+# module imports torch (some do before linewatch; processes the tests start inherit it): pytest-xdist runs a test
+# process per core, each with a torch thread per core, and threads spinning on a core another process needs made
+# torch-heavy files several times slower (tests/vision/test_combined.py beside two other vision files on 2 cores:
+# 177 s spinning, 29 s passive)
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # Rich fixes a console's width from COLUMNS when it is created (at linewatch's import), and a pytest-xdist worker may
 # start with COLUMNS=80: every test process gets the same wide consoles, whichever test imports linewatch first

@@ -1,5 +1,5 @@
-"""linewatch's processes share their cores (the service's training thread with its scoring, a worker with the service):
-torch's OpenMP threads must sleep while they wait, not spin, unless the user chose a policy."""
+"""linewatch's processes share their cores (a worker with the service, a training with a station's scoring): torch's
+OpenMP threads must sleep while they wait, not spin, unless the user chose a policy."""
 
 from __future__ import annotations
 
