@@ -8,8 +8,9 @@ threads then sleep while they wait for work instead of spinning on a core. This 
 
 A model is trained once (the defaults) and exported to ONNX. Then, for each policy, in a fresh process: scoring
 alone (``OnnxModel.predict`` one test image at a time, pre-decoded, as a station's request), a training of
-``--train-images`` good images alone (the default method and size, ``fit``), and both at once: the training in a
-thread, the scoring on the main thread until the training ends. ``PASSIVE`` is linewatch's setting; "unset" is
+``--train-images`` good images alone (the default method and size, ``fit``), and both at once: the scoring on the
+main thread until the training ends, the training in a thread of the same process (the service's job runner) or in
+another process (a worker on the same machine). ``PASSIVE`` is linewatch's setting; "unset" is
 the libraries' own default (``OMP_WAIT_POLICY`` set empty, which linewatch leaves alone): spin a while, then sleep.
 Prints a markdown table.
 """
@@ -34,18 +35,23 @@ from linewatch.vision.runtime import OnnxModel
 from linewatch.vision.saving import create_detector
 
 data, model_dir, n_train, n_score, where = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-FIT = sys.argv[6]
 ds = load_dataset(data)
 train = [open_image(p) for p in ds.train[:n_train]]
-score = [open_image(s.path) for s in ds.test[:n_score]]
-model = OnnxModel(model_dir)
-model.predict(score[:3])  # warm-up
 
 
 def fit():
     t = time.perf_counter()
     create_detector("combined").fit(train)
     return time.perf_counter() - t
+
+
+create_detector("combined").fit(train[:5])  # warm-up: the backbone loaded once
+if where == "fit":  # the other process of where == "process": its training time only
+    print(json.dumps({"fit": fit()}))
+    sys.exit()
+score = [open_image(s.path) for s in ds.test[:n_score]]
+model = OnnxModel(model_dir)
+model.predict(score[:3])  # warm-up
 
 
 def scores(until=None):
@@ -59,7 +65,6 @@ def scores(until=None):
     return ms
 
 
-create_detector("combined").fit(train[:5])  # warm-up: the backbone loaded once
 alone_ms = scores()
 alone_fit = fit()
 took = {}
@@ -71,7 +76,8 @@ if where == "thread":  # the service's job runner
 else:  # a worker on the same machine: the same training in another process
     import subprocess
 
-    proc = subprocess.Popen([sys.executable, "-c", FIT, data, str(n_train)], stdout=subprocess.PIPE, text=True)
+    argv = [sys.executable, sys.argv[0], *sys.argv[1:5], "fit"]  # this script again, training only
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
 
     class Running:
         def is_alive(self):
@@ -88,19 +94,23 @@ print(json.dumps({
 """
 
 
-FIT = r"""
-import json, sys, time
-import linewatch
-from linewatch.vision.datasets import load_dataset
-from linewatch.vision.images import open_image
-from linewatch.vision.saving import create_detector
-
-train = [open_image(p) for p in load_dataset(sys.argv[1]).train[: int(sys.argv[2])]]
-create_detector("combined").fit(train[:5])
-t = time.perf_counter()
-create_detector("combined").fit(train)
-print(json.dumps({"fit": time.perf_counter() - t}))
-"""
+def measure(args, work: Path) -> list[tuple[str, str, dict]]:
+    model, child = work / "model", work / "child.py"
+    child.write_text(CHILD)
+    lw = [sys.executable, "-m", "linewatch.cli"]
+    subprocess.run([*lw, "train", str(args.data), "--out", str(model)], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([*lw, "export", str(model)], check=True, stdout=subprocess.DEVNULL)
+    rows = []
+    for _ in range(args.repeat):
+        for where in ("thread", "process"):
+            for policy in ("PASSIVE", ""):
+                env = {**os.environ, "OMP_WAIT_POLICY": policy}
+                argv = [str(args.data), str(model), str(args.train_images), str(args.score_images), where]
+                out = subprocess.run([sys.executable, str(child), *argv], env=env, capture_output=True, text=True)
+                if out.returncode != 0:
+                    sys.exit(f"the measuring process failed ({where}, {policy or 'unset'}):\n{out.stderr[-2000:]}")
+                rows.append((where, policy or "unset", json.loads(out.stdout.strip().splitlines()[-1])))
+    return rows
 
 
 def main() -> None:
@@ -112,21 +122,8 @@ def main() -> None:
     args = ap.parse_args()
     if not (args.data / "train" / "good").is_dir():
         sys.exit(f"not an MVTec-layout category: {args.data}")
-    work = Path(tempfile.mkdtemp(prefix="lw-shared-cores-"))
-    model = work / "model"
-    lw = [sys.executable, "-m", "linewatch.cli"]
-    subprocess.run([*lw, "train", str(args.data), "--out", str(model)], check=True, stdout=subprocess.DEVNULL)
-    subprocess.run([*lw, "export", str(model)], check=True, stdout=subprocess.DEVNULL)
-    rows = []
-    for _ in range(args.repeat):
-        for where in ("thread", "process"):
-            for policy in ("PASSIVE", ""):
-                env = {**os.environ, "OMP_WAIT_POLICY": policy}
-                argv = [str(args.data), str(model), str(args.train_images), str(args.score_images), where, FIT]
-                out = subprocess.run(
-                    [sys.executable, "-c", CHILD, *argv], env=env, capture_output=True, text=True, check=True
-                )
-                rows.append((where, policy or "unset", json.loads(out.stdout.strip().splitlines()[-1])))
+    with tempfile.TemporaryDirectory(prefix="lw-shared-cores-") as tmp:
+        rows = measure(args, Path(tmp))
     print(f"cores: {len(os.sched_getaffinity(0))}; {args.train_images} training images, {args.score_images} scored")
     print()
     print("| training in | OMP_WAIT_POLICY | score alone p50 / p95 ms | score beside training p50 / p95 ms (n) "
