@@ -13,6 +13,7 @@ class Demo(Params):
     margin: float = Param(1.0, "any number")
     steps: list[float] = Param([1.0], "numbers")
     seed: int = Param(0, "a seed", ge=0, le=2**32 - 1)
+    parts: list[str] = Param(["a"], "some of a, b and c", choices=("a", "b", "c"))
 
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, "nan", "inf"])
@@ -61,3 +62,19 @@ def test_the_command_line_says_which_option(engine, args, tmp_path):
     r = CliRunner().invoke(app, [engine, "fit", str(data), "--out", str(tmp_path / "m"), *args])
     assert r.exit_code == 2, r.output
     assert args[0].lstrip("-").replace("-", "_") in r.output and not (tmp_path / "m").exists()
+
+
+def test_a_list_of_choices_holds_one_at_least_and_only_choices():
+    """Choices of a list parameter apply to each item, on the command line (text) and in a request's schema."""
+    import pydantic
+
+    assert Demo.validate({"parts": "c,a"})["parts"] == ["c", "a"]
+    with pytest.raises(LinewatchError, match="parts must be one of a, b, c, got 'd'"):
+        Demo.validate({"parts": ["a", "d"]})
+    with pytest.raises(LinewatchError, match="parts needs at least one of a, b, c"):
+        Demo.validate({"parts": []})
+    model = Demo.pydantic_model("DemoRequest")
+    assert model(parts=["b"]).parts == ["b"]
+    for bad in ([], ["d"]):
+        with pytest.raises(pydantic.ValidationError):
+            model(parts=bad)

@@ -126,8 +126,8 @@ def test_bad_input_exits_2_with_one_line(case, tmp_path):
         (["--time-column", "when"], "no time column"),
         (["--method", "pca", "--n-components", "1000"], "n_components 1000 must be a fraction below 1"),
         (["--method", "pca", "--n-components", "2.5"], "or a whole number of components"),
-        (["--method", "autoencoder", "--hidden", "0"], "hidden must list one or more layer widths"),
-        (["--method", "autoencoder", "--hidden", "8,-4"], "hidden must list"),
+        (["--method", "autoencoder", "--hidden", "0"], "hidden 0 is outside [1, 4096]"),
+        (["--method", "autoencoder", "--hidden", "8,-4"], "hidden -4 is outside"),
         (["--threshold-margin", "nan"], "threshold_margin must be a finite number"),
     ],
 )

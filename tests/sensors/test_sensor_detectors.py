@@ -47,8 +47,9 @@ def test_unfitted_and_bad_parameters_are_user_errors(normal):
         METHODS.create("mahalanobis", n_trees=3)
     with pytest.raises(LinewatchError, match="choose one of"):
         METHODS["nosuch"]
-    with pytest.raises(LinewatchError, match="unknown sensors method"):
-        METHODS.create("ensemble", members=["mahalanobis", "nosuch"]).fit(normal)
+    for members in (["mahalanobis", "nosuch"], ["ensemble"]):
+        with pytest.raises(LinewatchError, match="members must be one of mahalanobis, iforest"):
+            METHODS.create("ensemble", members=members).fit(normal)
 
 
 def test_too_few_rows_is_a_user_error(normal):
@@ -101,6 +102,18 @@ def test_saved_model_holds_no_pickle(normal, tmp_path):
             np.load(p, allow_pickle=False)
         else:
             json.loads(p.read_text())
+
+
+def test_an_autoencoder_batch_larger_than_the_training_rows_still_trains(normal):
+    """PyOD trains no step on a batch larger than its rows (and fails with an error of its own): the batch is cut."""
+    det = create("autoencoder", batch_size=65536).fit(normal)
+    assert np.isfinite(det.threshold_)
+
+
+def test_an_ensemble_may_hold_every_other_method():
+    from linewatch.sensors.methods import MEMBER_METHODS
+
+    assert set(MEMBER_METHODS) == set(METHODS.names()) - {"ensemble"}
 
 
 def test_ensemble_averages_member_ranks(normal, faulty):

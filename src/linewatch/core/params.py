@@ -22,8 +22,9 @@ _MISSING = object()
 
 @dataclass(frozen=True)
 class Param:
-    """One parameter: default, a one-line help, bounds and choices. ``expose=False`` keeps it out of the CLI and
-    the API (for parameters only a library user or a loader sets, like a weights path)."""
+    """One parameter: default, a one-line help, bounds and choices (of a list parameter: of each item; a list of
+    choices has at least one). ``expose=False`` keeps it out of the CLI and the API (for parameters only a library
+    user or a loader sets, like a weights path)."""
 
     default: Any
     help: str
@@ -36,6 +37,7 @@ class Param:
     cli_name: str | None = None  # a shorter or established option name (``bank_size`` for ``max_bank``)
     pattern: str | None = None  # text values (and list items) must match it in full
     api: bool = True  # False: a local-machine setting (a file path) the command line takes and the API does not
+    min_items: int = 0  # a list parameter holds at least this many items
 
 
 @dataclass(frozen=True)
@@ -111,17 +113,24 @@ class Spec:
             bad = [t for t in texts if not re.fullmatch(p.pattern, t)]
             if bad:
                 raise LinewatchError(f"{self.name} {bad[0]!r} has characters it cannot have")
-        if p.choices is not None and value not in p.choices:
-            raise LinewatchError(f"{self.name} must be one of {', '.join(map(str, p.choices))}, got {value!r}")
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            bad = (
-                (p.ge is not None and value < p.ge)
-                or (p.le is not None and value > p.le)
-                or (p.gt is not None and value <= p.gt)
-                or (p.lt is not None and value >= p.lt)
-            )
+        if p.choices is not None:
+            if isinstance(value, list) and not value:
+                raise LinewatchError(f"{self.name} needs at least one of {', '.join(map(str, p.choices))}")
+            bad = [x for x in (value if isinstance(value, list) else [value]) if x not in p.choices]
             if bad:
-                raise LinewatchError(f"{self.name} {value} is outside {self.bounds()}")
+                raise LinewatchError(f"{self.name} must be one of {', '.join(map(str, p.choices))}, got {bad[0]!r}")
+        if isinstance(value, list) and len(value) < p.min_items:
+            raise LinewatchError(f"{self.name} needs at least {p.min_items} value(s), got {value!r}")
+        for x in value if isinstance(value, list) else [value]:
+            if isinstance(x, int | float) and not isinstance(x, bool):
+                bad = (
+                    (p.ge is not None and x < p.ge)
+                    or (p.le is not None and x > p.le)
+                    or (p.gt is not None and x <= p.gt)
+                    or (p.lt is not None and x >= p.lt)
+                )
+                if bad:
+                    raise LinewatchError(f"{self.name} {x} is outside {self.bounds()}")
         return value
 
     def bounds(self) -> str:
@@ -200,14 +209,22 @@ class Params:
             p = s.param
             t = s.type
             default = p.default
+            finite = {"allow_inf_nan": False} if s.base_type is float else {}  # JSON bodies may hold NaN
+            bounds = {"ge": p.ge, "le": p.le, "gt": p.gt, "lt": p.lt}
+            if s.is_list:  # choices and bounds hold for each item
+                (item,) = typing.get_args(s.base_type)
+                finite = {"allow_inf_nan": False} if item is float else {}
+                if p.choices is not None:
+                    item = typing.Literal[tuple(p.choices)]  # type: ignore[misc]
+                item = typing.Annotated[item, pydantic.Field(**bounds, **finite)]
+                least = max(p.min_items, 1 if p.choices is not None else 0)
+                t = typing.Annotated[list[item], pydantic.Field(min_length=least)]  # type: ignore[valid-type]
+                fields[n] = (t | None if s.optional else t, pydantic.Field(default, description=p.help))
+                continue
             if p.choices is not None:
                 t = typing.Literal[tuple(p.choices)]  # type: ignore[misc]
                 if s.optional:
                     t = t | None
-            finite = {"allow_inf_nan": False} if s.base_type is float else {}  # JSON bodies may hold NaN
-            fields[n] = (
-                t,
-                pydantic.Field(default, description=p.help, ge=p.ge, le=p.le, gt=p.gt, lt=p.lt, **finite),
-            )
+            fields[n] = (t, pydantic.Field(default, description=p.help, **bounds, **finite))
         fields.update(extra_fields)
         return pydantic.create_model(model_name, __config__=pydantic.ConfigDict(extra="forbid"), **fields)

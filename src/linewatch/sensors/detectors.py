@@ -301,11 +301,6 @@ class AutoEncoder(PyodDetector):
     method = "autoencoder"
     Params = AutoEncoderParams
 
-    def _check_params(self, values):
-        widths = values["hidden"]
-        if not widths or not all(1 <= w <= 4096 for w in widths):
-            raise LinewatchError(f"hidden must list one or more layer widths from 1 to 4096, got {widths}")
-
     def _make(self, features):
         from pyod.models.auto_encoder import AutoEncoder as M
 
@@ -313,7 +308,7 @@ class AutoEncoder(PyodDetector):
         return M(
             hidden_neuron_list=list(p["hidden"]),
             epoch_num=p["epochs"],
-            batch_size=p["batch_size"],
+            batch_size=min(p["batch_size"], len(features)),  # PyOD trains no step at all on a larger batch
             lr=p["learning_rate"],
             random_state=p["seed"],
             device="cpu",

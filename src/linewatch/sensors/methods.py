@@ -67,14 +67,20 @@ class PCAParams(SensorParams):
 
 
 class AutoEncoderParams(SensorParams):
-    hidden: list[int] = Param([32, 8], "hidden layer widths of the encoder")
+    hidden: list[int] = Param([32, 8], "hidden layer widths of the encoder", ge=1, le=4096, min_items=1)
     epochs: int = Param(30, "training epochs", ge=1, le=1000)
-    batch_size: int = Param(64, "rows per training step", ge=4, le=65536)
+    batch_size: int = Param(64, "rows per training step (at most the training rows)", ge=4, le=65536)
     learning_rate: float = Param(1e-3, "Adam learning rate", gt=0, lt=1)
 
 
+#: the methods an ensemble can hold: every table method but the ensemble itself (the registry below, checked by tests)
+MEMBER_METHODS = ("mahalanobis", "iforest", "ecod", "copod", "hbos", "knn", "lof", "pca", "autoencoder")
+
+
 class EnsembleParams(SensorParams):
-    members: list[str] = Param(["mahalanobis", "ecod", "iforest"], "methods whose rank-scores are averaged")
+    members: list[str] = Param(
+        ["mahalanobis", "ecod", "iforest"], "methods whose rank-scores are averaged", choices=MEMBER_METHODS
+    )
 
 
 class StreamParams(Params):
