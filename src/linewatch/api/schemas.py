@@ -258,10 +258,16 @@ def _param_type(spec) -> Any:
     pattern = f"^{spec.param.pattern}$" if spec.param.pattern else _NAME
     if spec.param.choices is not None and not spec.is_list:
         t = Literal[tuple(spec.param.choices)]  # the schema lists them: any other is a 422, as on the command line
+    elif spec.param.choices is not None:
+        # a list of choices (an ensemble's member methods): one at least
+        t = Annotated[list[Literal[tuple(spec.param.choices)]], Field(min_length=1, max_length=20)]  # type: ignore[valid-type]
     elif spec.is_list and typing.get_args(base) == (int,):
-        # row counts (a sensor model's windows, lags, differences): positive, a bounded look-back
-        item = Annotated[int, Field(ge=1, le=MAX_ROWS_BACK), BeforeValidator(_not_bool)]
-        t = Annotated[list[item], Field(max_length=20)]  # type: ignore[valid-type]
+        # the declared bounds of each item (an autoencoder's layer widths), else row counts (a sensor model's
+        # windows, lags, differences): positive, a bounded look-back
+        p = spec.param
+        bounds = {"ge": p.ge, "le": p.le} if p.ge is not None or p.le is not None else {"ge": 1, "le": MAX_ROWS_BACK}
+        item = Annotated[int, Field(**bounds), BeforeValidator(_not_bool)]
+        t = Annotated[list[item], Field(min_length=p.min_items, max_length=20)]  # type: ignore[valid-type]
     elif spec.is_list:
         t = list[Annotated[str, StringConstraints(pattern=pattern, max_length=100)]]
     elif base is str:
@@ -639,21 +645,37 @@ def _detector_params(name: str, cls_name: str) -> type[BaseModel]:
     return _params_model(name, getattr(methods, cls_name))
 
 
+def _title(method: str) -> str:
+    """``knn`` → ``Knn``: the part of a machine model's schema names that names its detector."""
+    return method.title().replace("_", "")
+
+
+def _table_params() -> dict[str, type[BaseModel]]:
+    """The parameters of each table detector a machine model can run (the sensor engine's methods)."""
+    from linewatch.sensors.methods import METHODS as SENSOR_METHODS
+
+    return {e.name: _params_model(f"{_title(e.name)}ParamsIn", e.params) for e in SENSOR_METHODS}
+
+
 StreamParamsIn = _detector_params("StreamParamsIn", "StreamParams")
 SurpriseParamsIn = _detector_params("SurpriseParamsIn", "SurpriseParams")
-MahalanobisParamsIn = _detector_params("MahalanobisParamsIn", "MahalanobisParams")
+TABLE_PARAMS_IN = _table_params()
 
 
 def _train_in(method: str, params_model: type[BaseModel]) -> type[BaseModel]:
     """The body that trains a machine model running detector ``method``: ``method`` may be left out for the
     service's default detector only, so that every body matches exactly one of the kinds."""
+    from linewatch.sensors.methods import METHODS as SENSOR_METHODS
     from linewatch.services.machine_models import DEFAULT_DETECTOR
 
-    what = {
-        "stream": "the stream detector (each sensor's deviation from its running mean)",
-        "surprise": "the surprise detector (each sensor's new patterns, rare levels and deviations)",
-        "mahalanobis": "a mahalanobis table model (one model over all the sensors, read at the same times)",
-    }[method]
+    if method in SENSOR_METHODS:
+        help = SENSOR_METHODS[method].help
+        what = f"a {method} table model (one model over all the sensors, read at the same times; {help})"
+    else:
+        what = {
+            "stream": "the stream detector (each sensor's deviation from its running mean)",
+            "surprise": "the surprise detector (each sensor's new patterns, rare levels and deviations)",
+        }[method]
     default = method == DEFAULT_DETECTOR
     fields: dict = {
         "start": (TimeFilter, Field(None, description="first reading time to train on; default: a week before end")),
@@ -669,11 +691,11 @@ def _train_in(method: str, params_model: type[BaseModel]) -> type[BaseModel]:
             params_model,
             Field(
                 default_factory=params_model,
-                description=f"{what}'s parameters (linewatch sensors methods: {method}); left out: the defaults",
+                description=f"the detector's parameters (linewatch sensors methods: {method}); left out: the defaults",
             ),
         ),
     }
-    return create_model(f"MachineTrain{method.title()}In", __config__=ConfigDict(extra="forbid"), **fields)
+    return create_model(f"MachineTrain{_title(method)}In", __config__=ConfigDict(extra="forbid"), **fields)
 
 
 def _detector_of(body) -> str:
@@ -683,13 +705,14 @@ def _detector_of(body) -> str:
     return method if isinstance(method, str) and method else DEFAULT_DETECTOR
 
 
-MachineTrainStreamIn = _train_in("stream", StreamParamsIn)
-MachineTrainSurpriseIn = _train_in("surprise", SurpriseParamsIn)
-MachineTrainMahalanobisIn = _train_in("mahalanobis", MahalanobisParamsIn)
+#: a training body per detector a machine model can run: the streaming ones, then the table ones
+MACHINE_TRAIN_IN: dict[str, type[BaseModel]] = {
+    "stream": _train_in("stream", StreamParamsIn),
+    "surprise": _train_in("surprise", SurpriseParamsIn),
+    **{m: _train_in(m, params) for m, params in TABLE_PARAMS_IN.items()},
+}
 MachineTrainIn = Annotated[
-    Annotated[MachineTrainStreamIn, Tag("stream")]  # type: ignore[valid-type]
-    | Annotated[MachineTrainSurpriseIn, Tag("surprise")]  # type: ignore[valid-type]
-    | Annotated[MachineTrainMahalanobisIn, Tag("mahalanobis")],  # type: ignore[valid-type]
+    Union[tuple(Annotated[body, Tag(m)] for m, body in MACHINE_TRAIN_IN.items())],  # type: ignore[valid-type]  # noqa: UP007
     Discriminator(_detector_of),
 ]
 

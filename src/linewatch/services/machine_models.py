@@ -7,9 +7,10 @@ detector, :class:`~linewatch.sensors.streaming.StreamingDetector`, or the surpri
 :class:`~linewatch.sensors.surprise.SurpriseDetector`) scores one series per sensor and is warmed on the training
 readings: it starts live with its learning period behind it, its statistics at the machine's normal level, and keeps
 adapting as it scores; its directory is the detector's checkpoint (``state.json`` manifest + ``state.npz`` arrays).
-A table detector (mahalanobis, as ``linewatch sensors fit`` makes it) is one model over all the machine's sensors,
-fitted on the training readings and scored live by :class:`~linewatch.sensors.live.LiveTable`; its directory is the
-sensor engine's model folder with the live state at the end of the training readings inside (``live/``). No pickle.
+A table detector (any of the sensor engine's methods, as ``linewatch sensors fit`` makes it: mahalanobis, pca, knn,
+lof, …) is one model over all the machine's sensors, fitted on the training readings and scored live by
+:class:`~linewatch.sensors.live.LiveTable`; its directory is the sensor engine's model folder with the live state at
+the end of the training readings inside (``live/``). No pickle.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from sqlalchemy.orm import Session
 from linewatch.core.events import EventBus, MachineModelActivated
 from linewatch.core.modelfiles import replace_dir, staging_dir, write_json_atomic
 from linewatch.errors import LinewatchError, ModelFileError
+from linewatch.sensors.methods import METHODS
 from linewatch.services import machines as machines_svc
 from linewatch.services.context import AppContext
 from linewatch.services.errors import Conflict, NotFound
@@ -36,9 +38,10 @@ from linewatch.store.tables import Job, Machine, MachineActivation, MachineModel
 #: the detectors a machine's model can run, each with the service's defaults over the engine's. Streaming detectors
 #: (one series per sensor): the stream detector raises one alert per anomalous time step (the service groups them
 #: into alerts by its quiet period); the surprise detector keeps the engine's defaults. Table detectors (one model
-#: over all the machine's sensors, ``linewatch sensors fit``'s), scored live by ``LiveTable``: mahalanobis.
-DETECTORS: dict[str, dict] = {"stream": {"suppress": 0}, "surprise": {}, "mahalanobis": {}}
-TABLE_DETECTORS = ("mahalanobis",)
+#: over all the machine's sensors, ``linewatch sensors fit``'s), scored live by ``LiveTable``: every method of the
+#: sensor engine's registry, with its defaults.
+TABLE_DETECTORS: tuple[str, ...] = tuple(METHODS.names())
+DETECTORS: dict[str, dict] = {"stream": {"suppress": 0}, "surprise": {}, **{m: {} for m in TABLE_DETECTORS}}
 DEFAULT_DETECTOR = "stream"
 MAX_TRAIN_ROWS = 5_000_000  # time steps a training job reads at most (the newest kept)
 #: time steps a table model trains on at most (the newest kept): its features of every step are held at once
@@ -65,8 +68,6 @@ def _detector(method: str, params: dict):
         from linewatch.core.extras import require
 
         require("sensors", f"a {method} machine model")
-        from linewatch.sensors.methods import METHODS
-
         return METHODS.create(method, **{**DETECTORS[method], **params})
     return detector_class(method)(**{**DETECTORS.get(method, {}), **params})
 

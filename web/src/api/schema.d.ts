@@ -1004,7 +1004,8 @@ export interface paths {
          * Train Machine Model
          * @description Train a new version of the machine's sensor model on its stored readings in a time range (a background job;
          *     follow it with GET /jobs/{id}). ``method`` picks the detector: ``stream`` or ``surprise`` (one series per
-         *     sensor), or ``mahalanobis`` (one model over all the sensors).
+         *     sensor), or one model over all the sensors: ``mahalanobis``, ``pca``, ``knn``, ``lof`` or another of
+         *     ``linewatch sensors methods``.
          */
         post: operations["train_machine_model_api_v1_machines__name__models_train_post"];
         delete?: never;
@@ -1908,6 +1909,104 @@ export interface components {
              */
             next_cursor: number | null;
         };
+        /** AutoencoderParamsIn */
+        AutoencoderParamsIn: {
+            /**
+             * Normalise
+             * @description per-sensor scaling learned on the training data (default: robust)
+             */
+            normalise?: ("robust" | "standard") | null;
+            /**
+             * Windows
+             * @description rolling windows in rows: a mean and a std feature per sensor and window (default: [10, 30])
+             */
+            windows?: number[] | null;
+            /**
+             * Lags
+             * @description lagged copies of each sensor, in rows (default: [])
+             */
+            lags?: number[] | null;
+            /**
+             * Diffs
+             * @description differences over these many rows, per sensor (default: [1])
+             */
+            diffs?: number[] | null;
+            /**
+             * Fill Limit
+             * @description missing values carried forward for at most N rows; longer gaps read as normal (default: 5)
+             */
+            fill_limit?: number | null;
+            /**
+             * Gap Factor
+             * @description a time step over N x the training's median step starts a new segment (windows restart) (default: 5.0)
+             */
+            gap_factor?: number | null;
+            /**
+             * Drift Ratio
+             * @description a sensor whose training spread is over N x its short-term noise is judged against its recent level (0: never) (default: 0.0)
+             */
+            drift_ratio?: number | null;
+            /**
+             * Baseline Window
+             * @description rows of the recent level a wandering sensor is judged against (default: 120)
+             */
+            baseline_window?: number | null;
+            /**
+             * Scale Floor
+             * @description every feature's spread is taken as at least N x its sensor's value spread (0: its own) (default: 0.0)
+             */
+            scale_floor?: number | null;
+            /**
+             * Holdout
+             * @description last fraction of the training rows held out to calibrate the threshold (default: 0.2)
+             */
+            holdout?: number | null;
+            /**
+             * False Alarm Rate
+             * @description target false-alarm rate on the held-out normal rows (default: 0.01)
+             */
+            false_alarm_rate?: number | null;
+            /**
+             * Threshold Margin
+             * @description the calibrated threshold is multiplied by this (default: 1.0)
+             */
+            threshold_margin?: number | null;
+            /**
+             * Max Train Rows
+             * @description training rows kept for the model (evenly spaced when there are more) (default: 50000)
+             */
+            max_train_rows?: number | null;
+            /**
+             * Top Sensors
+             * @description sensors named in each alert (default: 3)
+             */
+            top_sensors?: number | null;
+            /**
+             * Seed
+             * @description seed of randomised methods (default: 0)
+             */
+            seed?: number | null;
+            /**
+             * Hidden
+             * @description hidden layer widths of the encoder (default: [32, 8])
+             */
+            hidden?: number[] | null;
+            /**
+             * Epochs
+             * @description training epochs (default: 30)
+             */
+            epochs?: number | null;
+            /**
+             * Batch Size
+             * @description rows per training step (at most the training rows) (default: 64)
+             */
+            batch_size?: number | null;
+            /**
+             * Learning Rate
+             * @description Adam learning rate (default: 0.001)
+             */
+            learning_rate?: number | null;
+        };
         /** BackfillIn */
         BackfillIn: {
             /** Station */
@@ -1960,11 +2059,11 @@ export interface components {
             params: string;
             /**
              * Method
-             * @description the detector the model runs
+             * @description the detector the model runs (as in /models/train)
              * @default stream
              * @enum {string}
              */
-            method: "stream" | "surprise" | "mahalanobis";
+            method: "stream" | "surprise" | "mahalanobis" | "iforest" | "ecod" | "copod" | "hbos" | "knn" | "lof" | "pca" | "autoencoder" | "ensemble";
         };
         /** Body_train_maintenance_model_api_v1_machines__name__maintenance_train_file_post */
         Body_train_maintenance_model_api_v1_machines__name__maintenance_train_file_post: {
@@ -2048,6 +2147,84 @@ export interface components {
              */
             created_at: string;
         };
+        /** CopodParamsIn */
+        CopodParamsIn: {
+            /**
+             * Normalise
+             * @description per-sensor scaling learned on the training data (default: robust)
+             */
+            normalise?: ("robust" | "standard") | null;
+            /**
+             * Windows
+             * @description rolling windows in rows: a mean and a std feature per sensor and window (default: [10, 30])
+             */
+            windows?: number[] | null;
+            /**
+             * Lags
+             * @description lagged copies of each sensor, in rows (default: [])
+             */
+            lags?: number[] | null;
+            /**
+             * Diffs
+             * @description differences over these many rows, per sensor (default: [1])
+             */
+            diffs?: number[] | null;
+            /**
+             * Fill Limit
+             * @description missing values carried forward for at most N rows; longer gaps read as normal (default: 5)
+             */
+            fill_limit?: number | null;
+            /**
+             * Gap Factor
+             * @description a time step over N x the training's median step starts a new segment (windows restart) (default: 5.0)
+             */
+            gap_factor?: number | null;
+            /**
+             * Drift Ratio
+             * @description a sensor whose training spread is over N x its short-term noise is judged against its recent level (0: never) (default: 0.0)
+             */
+            drift_ratio?: number | null;
+            /**
+             * Baseline Window
+             * @description rows of the recent level a wandering sensor is judged against (default: 120)
+             */
+            baseline_window?: number | null;
+            /**
+             * Scale Floor
+             * @description every feature's spread is taken as at least N x its sensor's value spread (0: its own) (default: 0.0)
+             */
+            scale_floor?: number | null;
+            /**
+             * Holdout
+             * @description last fraction of the training rows held out to calibrate the threshold (default: 0.2)
+             */
+            holdout?: number | null;
+            /**
+             * False Alarm Rate
+             * @description target false-alarm rate on the held-out normal rows (default: 0.01)
+             */
+            false_alarm_rate?: number | null;
+            /**
+             * Threshold Margin
+             * @description the calibrated threshold is multiplied by this (default: 1.0)
+             */
+            threshold_margin?: number | null;
+            /**
+             * Max Train Rows
+             * @description training rows kept for the model (evenly spaced when there are more) (default: 50000)
+             */
+            max_train_rows?: number | null;
+            /**
+             * Top Sensors
+             * @description sensors named in each alert (default: 3)
+             */
+            top_sensors?: number | null;
+            /**
+             * Seed
+             * @description seed of randomised methods (default: 0)
+             */
+            seed?: number | null;
+        };
         /** DatasetIn */
         DatasetIn: {
             /** Name */
@@ -2097,6 +2274,167 @@ export interface components {
              */
             repeats: components["schemas"]["InspectionOut"][];
         };
+        /** EcodParamsIn */
+        EcodParamsIn: {
+            /**
+             * Normalise
+             * @description per-sensor scaling learned on the training data (default: robust)
+             */
+            normalise?: ("robust" | "standard") | null;
+            /**
+             * Windows
+             * @description rolling windows in rows: a mean and a std feature per sensor and window (default: [10, 30])
+             */
+            windows?: number[] | null;
+            /**
+             * Lags
+             * @description lagged copies of each sensor, in rows (default: [])
+             */
+            lags?: number[] | null;
+            /**
+             * Diffs
+             * @description differences over these many rows, per sensor (default: [1])
+             */
+            diffs?: number[] | null;
+            /**
+             * Fill Limit
+             * @description missing values carried forward for at most N rows; longer gaps read as normal (default: 5)
+             */
+            fill_limit?: number | null;
+            /**
+             * Gap Factor
+             * @description a time step over N x the training's median step starts a new segment (windows restart) (default: 5.0)
+             */
+            gap_factor?: number | null;
+            /**
+             * Drift Ratio
+             * @description a sensor whose training spread is over N x its short-term noise is judged against its recent level (0: never) (default: 0.0)
+             */
+            drift_ratio?: number | null;
+            /**
+             * Baseline Window
+             * @description rows of the recent level a wandering sensor is judged against (default: 120)
+             */
+            baseline_window?: number | null;
+            /**
+             * Scale Floor
+             * @description every feature's spread is taken as at least N x its sensor's value spread (0: its own) (default: 0.0)
+             */
+            scale_floor?: number | null;
+            /**
+             * Holdout
+             * @description last fraction of the training rows held out to calibrate the threshold (default: 0.2)
+             */
+            holdout?: number | null;
+            /**
+             * False Alarm Rate
+             * @description target false-alarm rate on the held-out normal rows (default: 0.01)
+             */
+            false_alarm_rate?: number | null;
+            /**
+             * Threshold Margin
+             * @description the calibrated threshold is multiplied by this (default: 1.0)
+             */
+            threshold_margin?: number | null;
+            /**
+             * Max Train Rows
+             * @description training rows kept for the model (evenly spaced when there are more) (default: 50000)
+             */
+            max_train_rows?: number | null;
+            /**
+             * Top Sensors
+             * @description sensors named in each alert (default: 3)
+             */
+            top_sensors?: number | null;
+            /**
+             * Seed
+             * @description seed of randomised methods (default: 0)
+             */
+            seed?: number | null;
+        };
+        /** EnsembleParamsIn */
+        EnsembleParamsIn: {
+            /**
+             * Normalise
+             * @description per-sensor scaling learned on the training data (default: robust)
+             */
+            normalise?: ("robust" | "standard") | null;
+            /**
+             * Windows
+             * @description rolling windows in rows: a mean and a std feature per sensor and window (default: [10, 30])
+             */
+            windows?: number[] | null;
+            /**
+             * Lags
+             * @description lagged copies of each sensor, in rows (default: [])
+             */
+            lags?: number[] | null;
+            /**
+             * Diffs
+             * @description differences over these many rows, per sensor (default: [1])
+             */
+            diffs?: number[] | null;
+            /**
+             * Fill Limit
+             * @description missing values carried forward for at most N rows; longer gaps read as normal (default: 5)
+             */
+            fill_limit?: number | null;
+            /**
+             * Gap Factor
+             * @description a time step over N x the training's median step starts a new segment (windows restart) (default: 5.0)
+             */
+            gap_factor?: number | null;
+            /**
+             * Drift Ratio
+             * @description a sensor whose training spread is over N x its short-term noise is judged against its recent level (0: never) (default: 0.0)
+             */
+            drift_ratio?: number | null;
+            /**
+             * Baseline Window
+             * @description rows of the recent level a wandering sensor is judged against (default: 120)
+             */
+            baseline_window?: number | null;
+            /**
+             * Scale Floor
+             * @description every feature's spread is taken as at least N x its sensor's value spread (0: its own) (default: 0.0)
+             */
+            scale_floor?: number | null;
+            /**
+             * Holdout
+             * @description last fraction of the training rows held out to calibrate the threshold (default: 0.2)
+             */
+            holdout?: number | null;
+            /**
+             * False Alarm Rate
+             * @description target false-alarm rate on the held-out normal rows (default: 0.01)
+             */
+            false_alarm_rate?: number | null;
+            /**
+             * Threshold Margin
+             * @description the calibrated threshold is multiplied by this (default: 1.0)
+             */
+            threshold_margin?: number | null;
+            /**
+             * Max Train Rows
+             * @description training rows kept for the model (evenly spaced when there are more) (default: 50000)
+             */
+            max_train_rows?: number | null;
+            /**
+             * Top Sensors
+             * @description sensors named in each alert (default: 3)
+             */
+            top_sensors?: number | null;
+            /**
+             * Seed
+             * @description seed of randomised methods (default: 0)
+             */
+            seed?: number | null;
+            /**
+             * Members
+             * @description methods whose rank-scores are averaged (default: ['mahalanobis', 'ecod', 'iforest'])
+             */
+            members?: ("mahalanobis" | "iforest" | "ecod" | "copod" | "hbos" | "knn" | "lof" | "pca" | "autoencoder")[] | null;
+        };
         /**
          * ErrorOut
          * @description Every error response: a message that says what is wrong.
@@ -2114,6 +2452,177 @@ export interface components {
             loc: (string | number)[];
             /** Msg */
             msg: string;
+        };
+        /** HbosParamsIn */
+        HbosParamsIn: {
+            /**
+             * Normalise
+             * @description per-sensor scaling learned on the training data (default: robust)
+             */
+            normalise?: ("robust" | "standard") | null;
+            /**
+             * Windows
+             * @description rolling windows in rows: a mean and a std feature per sensor and window (default: [10, 30])
+             */
+            windows?: number[] | null;
+            /**
+             * Lags
+             * @description lagged copies of each sensor, in rows (default: [])
+             */
+            lags?: number[] | null;
+            /**
+             * Diffs
+             * @description differences over these many rows, per sensor (default: [1])
+             */
+            diffs?: number[] | null;
+            /**
+             * Fill Limit
+             * @description missing values carried forward for at most N rows; longer gaps read as normal (default: 5)
+             */
+            fill_limit?: number | null;
+            /**
+             * Gap Factor
+             * @description a time step over N x the training's median step starts a new segment (windows restart) (default: 5.0)
+             */
+            gap_factor?: number | null;
+            /**
+             * Drift Ratio
+             * @description a sensor whose training spread is over N x its short-term noise is judged against its recent level (0: never) (default: 0.0)
+             */
+            drift_ratio?: number | null;
+            /**
+             * Baseline Window
+             * @description rows of the recent level a wandering sensor is judged against (default: 120)
+             */
+            baseline_window?: number | null;
+            /**
+             * Scale Floor
+             * @description every feature's spread is taken as at least N x its sensor's value spread (0: its own) (default: 0.0)
+             */
+            scale_floor?: number | null;
+            /**
+             * Holdout
+             * @description last fraction of the training rows held out to calibrate the threshold (default: 0.2)
+             */
+            holdout?: number | null;
+            /**
+             * False Alarm Rate
+             * @description target false-alarm rate on the held-out normal rows (default: 0.01)
+             */
+            false_alarm_rate?: number | null;
+            /**
+             * Threshold Margin
+             * @description the calibrated threshold is multiplied by this (default: 1.0)
+             */
+            threshold_margin?: number | null;
+            /**
+             * Max Train Rows
+             * @description training rows kept for the model (evenly spaced when there are more) (default: 50000)
+             */
+            max_train_rows?: number | null;
+            /**
+             * Top Sensors
+             * @description sensors named in each alert (default: 3)
+             */
+            top_sensors?: number | null;
+            /**
+             * Seed
+             * @description seed of randomised methods (default: 0)
+             */
+            seed?: number | null;
+            /**
+             * N Bins
+             * @description histogram bins per feature (default: 20)
+             */
+            n_bins?: number | null;
+        };
+        /** IforestParamsIn */
+        IforestParamsIn: {
+            /**
+             * Normalise
+             * @description per-sensor scaling learned on the training data (default: robust)
+             */
+            normalise?: ("robust" | "standard") | null;
+            /**
+             * Windows
+             * @description rolling windows in rows: a mean and a std feature per sensor and window (default: [10, 30])
+             */
+            windows?: number[] | null;
+            /**
+             * Lags
+             * @description lagged copies of each sensor, in rows (default: [])
+             */
+            lags?: number[] | null;
+            /**
+             * Diffs
+             * @description differences over these many rows, per sensor (default: [1])
+             */
+            diffs?: number[] | null;
+            /**
+             * Fill Limit
+             * @description missing values carried forward for at most N rows; longer gaps read as normal (default: 5)
+             */
+            fill_limit?: number | null;
+            /**
+             * Gap Factor
+             * @description a time step over N x the training's median step starts a new segment (windows restart) (default: 5.0)
+             */
+            gap_factor?: number | null;
+            /**
+             * Drift Ratio
+             * @description a sensor whose training spread is over N x its short-term noise is judged against its recent level (0: never) (default: 0.0)
+             */
+            drift_ratio?: number | null;
+            /**
+             * Baseline Window
+             * @description rows of the recent level a wandering sensor is judged against (default: 120)
+             */
+            baseline_window?: number | null;
+            /**
+             * Scale Floor
+             * @description every feature's spread is taken as at least N x its sensor's value spread (0: its own) (default: 0.0)
+             */
+            scale_floor?: number | null;
+            /**
+             * Holdout
+             * @description last fraction of the training rows held out to calibrate the threshold (default: 0.2)
+             */
+            holdout?: number | null;
+            /**
+             * False Alarm Rate
+             * @description target false-alarm rate on the held-out normal rows (default: 0.01)
+             */
+            false_alarm_rate?: number | null;
+            /**
+             * Threshold Margin
+             * @description the calibrated threshold is multiplied by this (default: 1.0)
+             */
+            threshold_margin?: number | null;
+            /**
+             * Max Train Rows
+             * @description training rows kept for the model (evenly spaced when there are more) (default: 50000)
+             */
+            max_train_rows?: number | null;
+            /**
+             * Top Sensors
+             * @description sensors named in each alert (default: 3)
+             */
+            top_sensors?: number | null;
+            /**
+             * Seed
+             * @description seed of randomised methods (default: 0)
+             */
+            seed?: number | null;
+            /**
+             * N Estimators
+             * @description isolation trees (default: 200)
+             */
+            n_estimators?: number | null;
+            /**
+             * Max Samples
+             * @description rows per tree (default: 256)
+             */
+            max_samples?: number | null;
         };
         /** ImportOut */
         ImportOut: {
@@ -2258,6 +2767,89 @@ export interface components {
             /** Finished At */
             finished_at: string | null;
         };
+        /** KnnParamsIn */
+        KnnParamsIn: {
+            /**
+             * Normalise
+             * @description per-sensor scaling learned on the training data (default: robust)
+             */
+            normalise?: ("robust" | "standard") | null;
+            /**
+             * Windows
+             * @description rolling windows in rows: a mean and a std feature per sensor and window (default: [10, 30])
+             */
+            windows?: number[] | null;
+            /**
+             * Lags
+             * @description lagged copies of each sensor, in rows (default: [])
+             */
+            lags?: number[] | null;
+            /**
+             * Diffs
+             * @description differences over these many rows, per sensor (default: [1])
+             */
+            diffs?: number[] | null;
+            /**
+             * Fill Limit
+             * @description missing values carried forward for at most N rows; longer gaps read as normal (default: 5)
+             */
+            fill_limit?: number | null;
+            /**
+             * Gap Factor
+             * @description a time step over N x the training's median step starts a new segment (windows restart) (default: 5.0)
+             */
+            gap_factor?: number | null;
+            /**
+             * Drift Ratio
+             * @description a sensor whose training spread is over N x its short-term noise is judged against its recent level (0: never) (default: 0.0)
+             */
+            drift_ratio?: number | null;
+            /**
+             * Baseline Window
+             * @description rows of the recent level a wandering sensor is judged against (default: 120)
+             */
+            baseline_window?: number | null;
+            /**
+             * Scale Floor
+             * @description every feature's spread is taken as at least N x its sensor's value spread (0: its own) (default: 0.0)
+             */
+            scale_floor?: number | null;
+            /**
+             * Holdout
+             * @description last fraction of the training rows held out to calibrate the threshold (default: 0.2)
+             */
+            holdout?: number | null;
+            /**
+             * False Alarm Rate
+             * @description target false-alarm rate on the held-out normal rows (default: 0.01)
+             */
+            false_alarm_rate?: number | null;
+            /**
+             * Threshold Margin
+             * @description the calibrated threshold is multiplied by this (default: 1.0)
+             */
+            threshold_margin?: number | null;
+            /**
+             * Max Train Rows
+             * @description training rows kept for the model (evenly spaced when there are more) (default: 50000)
+             */
+            max_train_rows?: number | null;
+            /**
+             * Top Sensors
+             * @description sensors named in each alert (default: 3)
+             */
+            top_sensors?: number | null;
+            /**
+             * Seed
+             * @description seed of randomised methods (default: 0)
+             */
+            seed?: number | null;
+            /**
+             * N Neighbors
+             * @description neighbours compared with (default: 10)
+             */
+            n_neighbors?: number | null;
+        };
         /** LineIn */
         LineIn: {
             /** Name */
@@ -2308,6 +2900,89 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
+        };
+        /** LofParamsIn */
+        LofParamsIn: {
+            /**
+             * Normalise
+             * @description per-sensor scaling learned on the training data (default: robust)
+             */
+            normalise?: ("robust" | "standard") | null;
+            /**
+             * Windows
+             * @description rolling windows in rows: a mean and a std feature per sensor and window (default: [10, 30])
+             */
+            windows?: number[] | null;
+            /**
+             * Lags
+             * @description lagged copies of each sensor, in rows (default: [])
+             */
+            lags?: number[] | null;
+            /**
+             * Diffs
+             * @description differences over these many rows, per sensor (default: [1])
+             */
+            diffs?: number[] | null;
+            /**
+             * Fill Limit
+             * @description missing values carried forward for at most N rows; longer gaps read as normal (default: 5)
+             */
+            fill_limit?: number | null;
+            /**
+             * Gap Factor
+             * @description a time step over N x the training's median step starts a new segment (windows restart) (default: 5.0)
+             */
+            gap_factor?: number | null;
+            /**
+             * Drift Ratio
+             * @description a sensor whose training spread is over N x its short-term noise is judged against its recent level (0: never) (default: 0.0)
+             */
+            drift_ratio?: number | null;
+            /**
+             * Baseline Window
+             * @description rows of the recent level a wandering sensor is judged against (default: 120)
+             */
+            baseline_window?: number | null;
+            /**
+             * Scale Floor
+             * @description every feature's spread is taken as at least N x its sensor's value spread (0: its own) (default: 0.0)
+             */
+            scale_floor?: number | null;
+            /**
+             * Holdout
+             * @description last fraction of the training rows held out to calibrate the threshold (default: 0.2)
+             */
+            holdout?: number | null;
+            /**
+             * False Alarm Rate
+             * @description target false-alarm rate on the held-out normal rows (default: 0.01)
+             */
+            false_alarm_rate?: number | null;
+            /**
+             * Threshold Margin
+             * @description the calibrated threshold is multiplied by this (default: 1.0)
+             */
+            threshold_margin?: number | null;
+            /**
+             * Max Train Rows
+             * @description training rows kept for the model (evenly spaced when there are more) (default: 50000)
+             */
+            max_train_rows?: number | null;
+            /**
+             * Top Sensors
+             * @description sensors named in each alert (default: 3)
+             */
+            top_sensors?: number | null;
+            /**
+             * Seed
+             * @description seed of randomised methods (default: 0)
+             */
+            seed?: number | null;
+            /**
+             * N Neighbors
+             * @description neighbours compared with (default: 10)
+             */
+            n_neighbors?: number | null;
         };
         /** LoginIn */
         LoginIn: {
@@ -2443,6 +3118,174 @@ export interface components {
              */
             created_at: string;
         };
+        /** MachineTrainAutoencoderIn */
+        MachineTrainAutoencoderIn: {
+            /**
+             * Start
+             * @description first reading time to train on; default: a week before end
+             */
+            start?: string | null;
+            /**
+             * End
+             * @description end of the training readings; default: now
+             */
+            end?: string | null;
+            /**
+             * Method
+             * @description a autoencoder table model (one model over all the sensors, read at the same times; PyOD: reconstruction error (torch))
+             * @constant
+             */
+            method: "autoencoder";
+            /** @description the detector's parameters (linewatch sensors methods: autoencoder); left out: the defaults */
+            params?: components["schemas"]["AutoencoderParamsIn"];
+        };
+        /** MachineTrainCopodIn */
+        MachineTrainCopodIn: {
+            /**
+             * Start
+             * @description first reading time to train on; default: a week before end
+             */
+            start?: string | null;
+            /**
+             * End
+             * @description end of the training readings; default: now
+             */
+            end?: string | null;
+            /**
+             * Method
+             * @description a copod table model (one model over all the sensors, read at the same times; PyOD: copula tail probabilities)
+             * @constant
+             */
+            method: "copod";
+            /** @description the detector's parameters (linewatch sensors methods: copod); left out: the defaults */
+            params?: components["schemas"]["CopodParamsIn"];
+        };
+        /** MachineTrainEcodIn */
+        MachineTrainEcodIn: {
+            /**
+             * Start
+             * @description first reading time to train on; default: a week before end
+             */
+            start?: string | null;
+            /**
+             * End
+             * @description end of the training readings; default: now
+             */
+            end?: string | null;
+            /**
+             * Method
+             * @description a ecod table model (one model over all the sensors, read at the same times; PyOD: empirical-CDF tail probabilities)
+             * @constant
+             */
+            method: "ecod";
+            /** @description the detector's parameters (linewatch sensors methods: ecod); left out: the defaults */
+            params?: components["schemas"]["EcodParamsIn"];
+        };
+        /** MachineTrainEnsembleIn */
+        MachineTrainEnsembleIn: {
+            /**
+             * Start
+             * @description first reading time to train on; default: a week before end
+             */
+            start?: string | null;
+            /**
+             * End
+             * @description end of the training readings; default: now
+             */
+            end?: string | null;
+            /**
+             * Method
+             * @description a ensemble table model (one model over all the sensors, read at the same times; average of several methods' rank-scores)
+             * @constant
+             */
+            method: "ensemble";
+            /** @description the detector's parameters (linewatch sensors methods: ensemble); left out: the defaults */
+            params?: components["schemas"]["EnsembleParamsIn"];
+        };
+        /** MachineTrainHbosIn */
+        MachineTrainHbosIn: {
+            /**
+             * Start
+             * @description first reading time to train on; default: a week before end
+             */
+            start?: string | null;
+            /**
+             * End
+             * @description end of the training readings; default: now
+             */
+            end?: string | null;
+            /**
+             * Method
+             * @description a hbos table model (one model over all the sensors, read at the same times; PyOD: histogram per feature)
+             * @constant
+             */
+            method: "hbos";
+            /** @description the detector's parameters (linewatch sensors methods: hbos); left out: the defaults */
+            params?: components["schemas"]["HbosParamsIn"];
+        };
+        /** MachineTrainIforestIn */
+        MachineTrainIforestIn: {
+            /**
+             * Start
+             * @description first reading time to train on; default: a week before end
+             */
+            start?: string | null;
+            /**
+             * End
+             * @description end of the training readings; default: now
+             */
+            end?: string | null;
+            /**
+             * Method
+             * @description a iforest table model (one model over all the sensors, read at the same times; PyOD: isolation forest)
+             * @constant
+             */
+            method: "iforest";
+            /** @description the detector's parameters (linewatch sensors methods: iforest); left out: the defaults */
+            params?: components["schemas"]["IforestParamsIn"];
+        };
+        /** MachineTrainKnnIn */
+        MachineTrainKnnIn: {
+            /**
+             * Start
+             * @description first reading time to train on; default: a week before end
+             */
+            start?: string | null;
+            /**
+             * End
+             * @description end of the training readings; default: now
+             */
+            end?: string | null;
+            /**
+             * Method
+             * @description a knn table model (one model over all the sensors, read at the same times; PyOD: distance to the k-th training neighbour)
+             * @constant
+             */
+            method: "knn";
+            /** @description the detector's parameters (linewatch sensors methods: knn); left out: the defaults */
+            params?: components["schemas"]["KnnParamsIn"];
+        };
+        /** MachineTrainLofIn */
+        MachineTrainLofIn: {
+            /**
+             * Start
+             * @description first reading time to train on; default: a week before end
+             */
+            start?: string | null;
+            /**
+             * End
+             * @description end of the training readings; default: now
+             */
+            end?: string | null;
+            /**
+             * Method
+             * @description a lof table model (one model over all the sensors, read at the same times; PyOD: local outlier factor)
+             * @constant
+             */
+            method: "lof";
+            /** @description the detector's parameters (linewatch sensors methods: lof); left out: the defaults */
+            params?: components["schemas"]["LofParamsIn"];
+        };
         /** MachineTrainMahalanobisIn */
         MachineTrainMahalanobisIn: {
             /**
@@ -2457,12 +3300,33 @@ export interface components {
             end?: string | null;
             /**
              * Method
-             * @description a mahalanobis table model (one model over all the sensors, read at the same times)
+             * @description a mahalanobis table model (one model over all the sensors, read at the same times; scikit-learn: distance from the training features' mean under a shrunk covariance (the default))
              * @constant
              */
             method: "mahalanobis";
-            /** @description a mahalanobis table model (one model over all the sensors, read at the same times)'s parameters (linewatch sensors methods: mahalanobis); left out: the defaults */
+            /** @description the detector's parameters (linewatch sensors methods: mahalanobis); left out: the defaults */
             params?: components["schemas"]["MahalanobisParamsIn"];
+        };
+        /** MachineTrainPcaIn */
+        MachineTrainPcaIn: {
+            /**
+             * Start
+             * @description first reading time to train on; default: a week before end
+             */
+            start?: string | null;
+            /**
+             * End
+             * @description end of the training readings; default: now
+             */
+            end?: string | null;
+            /**
+             * Method
+             * @description a pca table model (one model over all the sensors, read at the same times; PyOD: weighted distance in the principal components)
+             * @constant
+             */
+            method: "pca";
+            /** @description the detector's parameters (linewatch sensors methods: pca); left out: the defaults */
+            params?: components["schemas"]["PcaParamsIn"];
         };
         /** MachineTrainStreamIn */
         MachineTrainStreamIn: {
@@ -2483,7 +3347,7 @@ export interface components {
              * @constant
              */
             method: "stream";
-            /** @description the stream detector (each sensor's deviation from its running mean)'s parameters (linewatch sensors methods: stream); left out: the defaults */
+            /** @description the detector's parameters (linewatch sensors methods: stream); left out: the defaults */
             params?: components["schemas"]["StreamParamsIn"];
         };
         /** MachineTrainSurpriseIn */
@@ -2504,7 +3368,7 @@ export interface components {
              * @constant
              */
             method: "surprise";
-            /** @description the surprise detector (each sensor's new patterns, rare levels and deviations)'s parameters (linewatch sensors methods: surprise); left out: the defaults */
+            /** @description the detector's parameters (linewatch sensors methods: surprise); left out: the defaults */
             params?: components["schemas"]["SurpriseParamsIn"];
         };
         /**
@@ -3001,6 +3865,89 @@ export interface components {
             machines: components["schemas"]["OeeMachineOut"][];
         } & {
             [key: string]: unknown;
+        };
+        /** PcaParamsIn */
+        PcaParamsIn: {
+            /**
+             * Normalise
+             * @description per-sensor scaling learned on the training data (default: robust)
+             */
+            normalise?: ("robust" | "standard") | null;
+            /**
+             * Windows
+             * @description rolling windows in rows: a mean and a std feature per sensor and window (default: [10, 30])
+             */
+            windows?: number[] | null;
+            /**
+             * Lags
+             * @description lagged copies of each sensor, in rows (default: [])
+             */
+            lags?: number[] | null;
+            /**
+             * Diffs
+             * @description differences over these many rows, per sensor (default: [1])
+             */
+            diffs?: number[] | null;
+            /**
+             * Fill Limit
+             * @description missing values carried forward for at most N rows; longer gaps read as normal (default: 5)
+             */
+            fill_limit?: number | null;
+            /**
+             * Gap Factor
+             * @description a time step over N x the training's median step starts a new segment (windows restart) (default: 5.0)
+             */
+            gap_factor?: number | null;
+            /**
+             * Drift Ratio
+             * @description a sensor whose training spread is over N x its short-term noise is judged against its recent level (0: never) (default: 0.0)
+             */
+            drift_ratio?: number | null;
+            /**
+             * Baseline Window
+             * @description rows of the recent level a wandering sensor is judged against (default: 120)
+             */
+            baseline_window?: number | null;
+            /**
+             * Scale Floor
+             * @description every feature's spread is taken as at least N x its sensor's value spread (0: its own) (default: 0.0)
+             */
+            scale_floor?: number | null;
+            /**
+             * Holdout
+             * @description last fraction of the training rows held out to calibrate the threshold (default: 0.2)
+             */
+            holdout?: number | null;
+            /**
+             * False Alarm Rate
+             * @description target false-alarm rate on the held-out normal rows (default: 0.01)
+             */
+            false_alarm_rate?: number | null;
+            /**
+             * Threshold Margin
+             * @description the calibrated threshold is multiplied by this (default: 1.0)
+             */
+            threshold_margin?: number | null;
+            /**
+             * Max Train Rows
+             * @description training rows kept for the model (evenly spaced when there are more) (default: 50000)
+             */
+            max_train_rows?: number | null;
+            /**
+             * Top Sensors
+             * @description sensors named in each alert (default: 3)
+             */
+            top_sensors?: number | null;
+            /**
+             * Seed
+             * @description seed of randomised methods (default: 0)
+             */
+            seed?: number | null;
+            /**
+             * N Components
+             * @description principal components kept (a fraction: explained variance) (default: None)
+             */
+            n_components?: number | null;
         };
         /** ReadingsOut */
         ReadingsOut: {
@@ -8825,7 +9772,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["MachineTrainStreamIn"] | components["schemas"]["MachineTrainSurpriseIn"] | components["schemas"]["MachineTrainMahalanobisIn"];
+                "application/json": components["schemas"]["MachineTrainStreamIn"] | components["schemas"]["MachineTrainSurpriseIn"] | components["schemas"]["MachineTrainMahalanobisIn"] | components["schemas"]["MachineTrainIforestIn"] | components["schemas"]["MachineTrainEcodIn"] | components["schemas"]["MachineTrainCopodIn"] | components["schemas"]["MachineTrainHbosIn"] | components["schemas"]["MachineTrainKnnIn"] | components["schemas"]["MachineTrainLofIn"] | components["schemas"]["MachineTrainPcaIn"] | components["schemas"]["MachineTrainAutoencoderIn"] | components["schemas"]["MachineTrainEnsembleIn"];
             };
         };
         responses: {

@@ -1,6 +1,7 @@
 import { Alert, Badge, Button, Card, Group, NumberInput, Progress, Select, Stack, Table, Text, TextInput, Title } from "@mantine/core";
 import { useCallback, useEffect, useState } from "react";
-import { api, call, can, type Job, type Schemas } from "../api/client";
+import { api, call, can, type Job } from "../api/client";
+import type { paths } from "../api/schema";
 import { fmtDateTime, fmtNum, fmtPct, fromLocalInput, toLocalInput } from "../lib/format";
 import type { Machine, MachineModel } from "../lib/machines";
 import { useSession } from "../lib/session";
@@ -41,12 +42,18 @@ interface Field {
   w: number;
 }
 
-/** The detectors a machine model can run (the API's `method`, the service's default first) and the parameters the
- * form offers for each; left empty, a parameter keeps the detector's default. */
-const DETECTORS: { value: Detector; label: string; fields: Field[] }[] = [
+const FALSE_ALARMS: Field = { param: "false_alarm_rate", label: "False-alarm rate", placeholder: "default 0.01", step: 0.005, min: 0, max: 0.49, w: 140 };
+const NEIGHBOURS: Field = { param: "n_neighbors", label: "Neighbours", placeholder: "default 10", step: 1, min: 1, max: 500, w: 120 };
+
+/** The detectors a machine model can run (the API's `method`, the service's default first), what each is good for,
+ * and the parameters the form offers for each; left empty, a parameter keeps the detector's default. Streaming
+ * detectors score each sensor's series; table detectors (the sensor engine's methods) one model over all sensors. */
+export const DETECTORS: { value: Detector; label: string; group: string; hint: string; fields: Field[] }[] = [
   {
     value: "stream",
     label: "Stream: each sensor's deviation",
+    group: "Each sensor on its own",
+    hint: "Each sensor's deviation from its running mean: light, adapts as it runs.",
     fields: [
       { param: "threshold", label: "Threshold", placeholder: "default 3", step: 0.5, min: 0, w: 120 },
       { param: "learning_period", label: "Learning period", placeholder: "default 300", step: 1, min: 2, w: 130 },
@@ -55,18 +62,44 @@ const DETECTORS: { value: Detector; label: string; fields: Field[] }[] = [
   {
     value: "surprise",
     label: "Surprise: new patterns, rare levels",
+    group: "Each sensor on its own",
+    hint: "Each sensor's new patterns, rare levels and deviations; wants long series.",
     fields: [
       { param: "threshold", label: "Threshold", placeholder: "default 0.5", step: 0.05, min: 0, max: 1, w: 120 },
       { param: "learning_period", label: "Learning period", placeholder: "default 750", step: 1, min: 2, w: 130 },
     ],
   },
+  { value: "mahalanobis", label: "Mahalanobis", group: "All sensors together", hint: "On SKAB the fewest false alerts; a fault can take longer to show.", fields: [FALSE_ALARMS] },
+  { value: "pca", label: "PCA", group: "All sensors together", hint: "Finds faults sooner than Mahalanobis, with more false alerts.", fields: [FALSE_ALARMS] },
+  { value: "knn", label: "Nearest neighbours (kNN)", group: "All sensors together", hint: "Finds faults sooner than Mahalanobis, with more false alerts.", fields: [FALSE_ALARMS, NEIGHBOURS] },
+  { value: "lof", label: "Local outlier factor (LOF)", group: "All sensors together", hint: "Finds faults sooner than Mahalanobis, with more false alerts.", fields: [FALSE_ALARMS, NEIGHBOURS] },
+  { value: "ecod", label: "ECOD: tail probabilities", group: "All sensors together", hint: "No parameters to tune; on SKAB, later to find faults than PCA, with more false alerts.", fields: [FALSE_ALARMS] },
+  { value: "copod", label: "COPOD: copula tails", group: "All sensors together", hint: "No parameters to tune; on SKAB, more false alerts than PCA.", fields: [FALSE_ALARMS] },
   {
-    value: "mahalanobis",
-    label: "Mahalanobis: all sensors together",
-    fields: [{ param: "false_alarm_rate", label: "False-alarm rate", placeholder: "default 0.01", step: 0.005, min: 0, max: 0.49, w: 140 }],
+    value: "hbos",
+    label: "Histograms (HBOS)",
+    group: "All sensors together",
+    hint: "On SKAB it found every fault, later than PCA; a histogram per feature.",
+    fields: [FALSE_ALARMS, { param: "n_bins", label: "Bins", placeholder: "default 20", step: 1, min: 2, max: 1000, w: 110 }],
   },
+  {
+    value: "iforest",
+    label: "Isolation forest",
+    group: "All sensors together",
+    hint: "Randomised trees; on SKAB, later to find faults than PCA, with more false alerts; the slowest to score.",
+    fields: [FALSE_ALARMS, { param: "n_estimators", label: "Trees", placeholder: "default 200", step: 10, min: 10, max: 5000, w: 110 }],
+  },
+  {
+    value: "autoencoder",
+    label: "Autoencoder",
+    group: "All sensors together",
+    hint: "A small neural network: the slowest to train.",
+    fields: [FALSE_ALARMS, { param: "epochs", label: "Epochs", placeholder: "default 30", step: 1, min: 1, max: 1000, w: 110 }],
+  },
+  { value: "ensemble", label: "Ensemble", group: "All sensors together", hint: "Mahalanobis, ECOD and isolation forest, their ranks averaged.", fields: [FALSE_ALARMS] },
 ];
-type TrainBody = Schemas["MachineTrainStreamIn"] | Schemas["MachineTrainSurpriseIn"] | Schemas["MachineTrainMahalanobisIn"];
+const STREAMING: ReadonlySet<string> = new Set(DETECTORS.filter((d) => d.group === "Each sensor on its own").map((d) => d.value));
+type TrainBody = NonNullable<paths["/api/v1/machines/{name}/models/train"]["post"]["requestBody"]>["content"]["application/json"];
 type Detector = NonNullable<TrainBody["method"]>;
 
 function statusColor(s: string) {
@@ -194,7 +227,10 @@ export function MachineModels({ machine, onChanged, chartRange }: { machine: Mac
             <TextInput type="datetime-local" label="To" value={end} onChange={(e) => setEnd(e.currentTarget.value)} data-testid="train-end" />
             <Select
               label="Detector"
-              data={DETECTORS.map((d) => ({ value: d.value, label: d.label }))}
+              data={[...new Set(DETECTORS.map((d) => d.group))].map((group) => ({
+                group,
+                items: DETECTORS.filter((d) => d.group === group).map((d) => ({ value: d.value, label: d.label })),
+              }))}
               value={detector}
               onChange={(v) => {
                 if (v) setDetector(v as Detector);
@@ -233,6 +269,9 @@ export function MachineModels({ machine, onChanged, chartRange }: { machine: Mac
               Train
             </Button>
           </Group>
+          <Text size="xs" c="gray.7" mt={4} data-testid="detector-hint">
+            {spec.hint}
+          </Text>
           {job && (
             <Stack gap={4} mt="sm" data-testid="train-progress">
               <Group justify="space-between">
@@ -378,7 +417,7 @@ export function MachineModels({ machine, onChanged, chartRange }: { machine: Mac
             Version {model.version}: per sensor, on its training readings
           </Text>
           <Text size="xs" c="gray.7" mb={4}>
-            {model.method === "mahalanobis"
+            {!STREAMING.has(model.method)
               ? "alert rate: the share of the training time steps that alerted with this sensor leading, the false alarms to expect on normal readings"
               : "alert rate: how often the sensor alerted after its learning period, the false-alarm rate to expect on normal readings"}
             {num(model, "training_seconds") !== null ? ` · trained in ${num(model, "training_seconds")} s` : ""}

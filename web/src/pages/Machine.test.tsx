@@ -1,6 +1,8 @@
 import { act, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import openapi from "../../openapi.json";
+import { DETECTORS } from "../components/MachineModels";
 import type { LiveSeries } from "../lib/machines";
 import { alert, machine, renderAs, stubFetch } from "../test/machines";
 import MachinePage from "./Machine";
@@ -178,5 +180,35 @@ describe("MachinePage", { timeout: 20_000 }, () => {
     await userEvent.click(screen.getByTestId("train"));
     await waitFor(() => expect(sent.some((s) => s.method === "POST")).toBe(true));
     expect(sent.find((s) => s.method === "POST")!.body).toMatchObject({ method: "surprise", params: { threshold: 0.6 } });
+  }, 20_000);
+
+  it("offers every detector the API trains a machine model with", () => {
+    const body = openapi.paths["/api/v1/machines/{name}/models/train"].post.requestBody.content["application/json"].schema;
+    const schemas = openapi.components.schemas as unknown as Record<string, { properties: { method: { const: string } } }>;
+    const methods = body.oneOf.map((o) => schemas[o.$ref.split("/").at(-1)!].properties.method.const);
+    expect(methods).toContain("knn");
+    expect(DETECTORS.map((d) => d.value).sort()).toEqual([...methods].sort());
+  });
+
+  it("a table detector of the sensor engine other than Mahalanobis, with its own parameter", async () => {
+    const job = { id: 9, kind: "sensor_train", status: "running", progress: 0.3, message: "fit", params: { machine: "press-1" }, result: null, error: null, created_at: "", started_at: null, finished_at: null };
+    const sent = stubFetch({
+      "GET /api/v1/machines/press-1": () => machine({ active_model_id: null }),
+      "GET /api/v1/alerts": [],
+      "GET /api/v1/machines/press-1/readings": readings(null, false),
+      "GET /api/v1/machines/press-1/models": [],
+      "GET /api/v1/jobs": [],
+      "POST /api/v1/machines/press-1/models/train": () => job,
+      "GET /api/v1/jobs/9": () => job,
+    });
+    renderAs("engineer", <MachinePage name="press-1" />);
+    await userEvent.click(await screen.findByRole("textbox", { name: "Detector" }));
+    await userEvent.click(await screen.findByRole("option", { name: /kNN/ }));
+    expect(screen.getByTestId("detector-hint")).toHaveTextContent("sooner than Mahalanobis");
+    expect(screen.getByRole("textbox", { name: "Neighbours" })).toHaveAttribute("placeholder", "default 10");
+    await userEvent.type(screen.getByRole("textbox", { name: "Neighbours" }), "5");
+    await userEvent.click(screen.getByTestId("train"));
+    await waitFor(() => expect(sent.some((s) => s.method === "POST")).toBe(true));
+    expect(sent.find((s) => s.method === "POST")!.body).toMatchObject({ method: "knn", params: { n_neighbors: 5 } });
   }, 20_000);
 });

@@ -376,7 +376,8 @@ def list_machine_models(name: Name, _: Viewer, session: DB):
 def train_machine_model(name: Name, body: MachineTrainIn, who: Engineer, session: DB, c: Ctx):
     """Train a new version of the machine's sensor model on its stored readings in a time range (a background job;
     follow it with GET /jobs/{id}). ``method`` picks the detector: ``stream`` or ``surprise`` (one series per
-    sensor), or ``mahalanobis`` (one model over all the sensors)."""
+    sensor), or one model over all the sensors: ``mahalanobis``, ``pca``, ``knn``, ``lof`` or another of
+    ``linewatch sensors methods``."""
     params = body.params.model_dump(exclude_none=True)
     return machine_models.start_training(session, c, name, params, body.start, body.end, None, who.user_id, body.method)
 
@@ -393,8 +394,8 @@ async def train_machine_model_from_file(
     c: Ctx,
     file: UploadFile = File(description="CSV or Parquet: a time column and a column per sensor"),
     params: str = Form("{}", max_length=10_000, description="detector parameters as a JSON object"),
-    method: Literal["stream", "surprise", "mahalanobis"] = Form(
-        machine_models.DEFAULT_DETECTOR, description="the detector the model runs"
+    method: Literal[tuple(machine_models.DETECTORS)] = Form(  # type: ignore[valid-type]
+        machine_models.DEFAULT_DETECTOR, description="the detector the model runs (as in /models/train)"
     ),
 ):
     """Train a new version of the machine's sensor model on an uploaded history of normal operation."""
