@@ -1,6 +1,6 @@
 """Which detector a machine's model in the service should run: SKAB's runs replayed as the service scores them.
 
-    python benchmarks/machines_detectors.py DATA_ROOT [--warm 400] [--quiet 60] [--tables pca,knn,ecod,iforest]
+    python benchmarks/machines_detectors.py DATA_ROOT [--warm 400] [--quiet 60] [--tables pca,knn:n_neighbors=5,...]
 
 DATA_ROOT holds factory/skab/data (e.g. ../shared/data). Each of SKAB's 34 labelled runs (8 sensors, one reading a
 second) is one machine: its detector is warmed on the first ``--warm`` rows (the service's training: the detector
@@ -58,12 +58,12 @@ def streaming(kind: str, warm: int, **params):
     return alerts
 
 
-def table(warm: int, live: bool = False, method: str = "mahalanobis"):
+def table(warm: int, live: bool = False, method: str = "mahalanobis", params: dict | None = None):
     from linewatch.sensors.live import LiveTable
     from linewatch.sensors.methods import METHODS
 
     def alerts(x: np.ndarray, t: np.ndarray) -> np.ndarray:
-        det = METHODS.create(method).fit(x[:warm], t[:warm], sensors=SENSORS)
+        det = METHODS.create(method, **(params or {})).fit(x[:warm], t[:warm], sensors=SENSORS)
         if not live:
             return np.asarray(det.predict(x[warm:], t[warm:]), bool)
         stream = LiveTable(det)
@@ -94,7 +94,11 @@ def main() -> None:
     ap.add_argument("root", type=Path)
     ap.add_argument("--warm", type=int, default=400, help="rows each detector learns from before it scores")
     ap.add_argument("--quiet", type=float, default=60.0, help="seconds without an alerting step that close an alert")
-    ap.add_argument("--tables", default="", help="more table methods to run live beside mahalanobis: pca,knn,...")
+    ap.add_argument(
+        "--tables",
+        default="",
+        help="more table methods to run live beside mahalanobis: pca,knn,... (parameters: pca:threshold_margin=2.5)",
+    )
     a = ap.parse_args()
     labelled = list(runs(a.root))
     free = list(runs(a.root, free=True))
@@ -105,8 +109,11 @@ def main() -> None:
         "mahalanobis table model, the test rows in one batch (`linewatch sensors score`)": table(a.warm),
         "mahalanobis table model, live: 10 rows at a time after the training rows (`LiveTable`)": table(a.warm, True),
     }
-    for method in filter(None, a.tables.split(",")):
-        detectors[f"{method} table model (its defaults), live like mahalanobis"] = table(a.warm, True, method)
+    for spec in filter(None, a.tables.split(",")):
+        method, *settings = spec.split(":")
+        params = dict(x.split("=", 1) for x in settings)
+        how = ", ".join(f"`{k}` {v}" for k, v in params.items()) or "its defaults"
+        detectors[f"{method} table model ({how}), live like mahalanobis"] = table(a.warm, True, method, params)
     print(f"SKAB, {len(labelled)} labelled runs; warmed on {a.warm} rows, alerts closed after {a.quiet:g} s quiet")
     print(
         "| detector | faults found | median delay s | false alerts | per hour of normal | row F1 | FAR % | MAR % "

@@ -1,7 +1,7 @@
 """Machine readings end to end: MQTT -> ingest -> score -> store -> alert on the WebSocket, on this machine.
 
     python benchmarks/machines_ingest.py [--database-url URL] [--rate 20000] [--seconds 30] [--machines 20]
-        [--method stream|surprise|mahalanobis|pca|knn|lof|...]
+        [--method stream|surprise|mahalanobis|pca|knn|lof|...] [--params '{"false_alarm_rate": 0.001}']
 
 Starts a real `linewatch serve` with MQTT ingest (the local Mosquitto, 127.0.0.1:1883; SQLite by default,
 PostgreSQL with --database-url), defines MACHINES machines of 8 sensors each, trains and activates each one's
@@ -150,6 +150,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--machines", type=int, default=20)
     ap.add_argument("--method", default="stream", choices=DETECTORS, help="the machines' model detector")
+    ap.add_argument("--params", type=json.loads, default=None, help="the detector's parameters as JSON (default: ours)")
     args = ap.parse_args()
     import httpx
 
@@ -202,7 +203,7 @@ def main() -> None:
                 json={
                     "start": "2000-01-01T00:00:00Z",
                     "method": args.method,
-                    "params": TRAIN_PARAMS.get(args.method, {}),
+                    "params": TRAIN_PARAMS.get(args.method, {}) if args.params is None else args.params,
                 },
                 headers=h,
             ).json()

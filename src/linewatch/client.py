@@ -302,6 +302,27 @@ class Client:
         body = {"ref": ref, **({"name": name} if name is not None else {})}
         return self.request("POST", "/api/v1/registry/import", json=body)
 
+    def import_machine_model(self, machine: str, model_dir: str | Path) -> dict:
+        """A sensor model folder ``linewatch sensors fit --out`` wrote (any table method) as the machine's next model
+        version, ready to activate (``activate_machine_model``); its sensors must be the machine's, by name."""
+        import io
+        import zipfile
+
+        folder = Path(model_dir)
+        if not (folder / "manifest.json").is_file():
+            raise ClientError(f"{folder} is not a model folder (no manifest.json): `linewatch sensors fit --out`")
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+            for f in sorted(folder.iterdir()):
+                if f.is_file() and not f.name.startswith("."):
+                    z.write(f, f.name)
+        files = [("file", (f"{folder.name or 'model'}.zip", buf.getvalue(), "application/zip"))]
+        return self.request("POST", f"/api/v1/machines/{quote(machine, safe='')}/models/import", files=files)
+
+    def activate_machine_model(self, model_id: int) -> dict:
+        """Make a machine's model version the one that scores its readings from now; returns the machine."""
+        return self.request("POST", f"/api/v1/machine-models/{int(model_id)}/activate")
+
     def publish_model(self, model_id: int, name: str, alias: str | None = None) -> dict:
         """Push a ready model version to the service's MLflow Model Registry as a new version of ``name``: the
         registered ``version`` and the ``run_id`` holding its files."""

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import shutil
 import time
+import zipfile
 
 import numpy as np
 import pytest
@@ -378,6 +381,20 @@ def test_a_model_running_the_surprise_detector(api, tmp_path):
     assert (again.last_ts > 0).all()  # the live state, not the trained one (which has scored nothing yet)
 
 
+def _cycle(n, start, seed, pressure_offset=0.0) -> dict:
+    """Readings of a press whose oil temperature and pressure follow its load cycle together (the cycle goes on from
+    run to run); ``pressure_offset`` lowers the pressure alone."""
+    rng = np.random.default_rng(seed)
+    load = np.sin((start - T0 + np.arange(n)) / 40.0)
+    return {
+        "time": (start + np.arange(n)).tolist(),
+        "values": {
+            "oil_temp": (70 + 3 * load + rng.normal(0, 0.1, n)).round(3).tolist(),
+            "pressure": (3 + 0.3 * load + pressure_offset + rng.normal(0, 0.01, n)).round(4).tolist(),
+        },
+    }
+
+
 @pytest.mark.parametrize(
     "method, refused",
     [
@@ -396,17 +413,7 @@ def test_a_table_model_over_all_the_sensors(api, tmp_path, method, refused):
     eng = _setup(api)
     op, viewer = api.user("operator"), api.user("viewer")
     c = api.client
-
-    def run(n, start, seed, pressure_offset=0.0):
-        rng = np.random.default_rng(seed)
-        load = np.sin((start - T0 + np.arange(n)) / 40.0)  # the load cycle goes on from run to run
-        return {
-            "time": (start + np.arange(n)).tolist(),
-            "values": {
-                "oil_temp": (70 + 3 * load + rng.normal(0, 0.1, n)).round(3).tolist(),
-                "pressure": (3 + 0.3 * load + pressure_offset + rng.normal(0, 0.01, n)).round(4).tolist(),
-            },
-        }
+    run = _cycle
 
     assert c.post("/api/v1/machines/press-1/readings", json=run(2000, T0, 0), headers=op).status_code == 200
     start, end = _iso(T0 - 1), _iso(T0 + 2000)
@@ -450,3 +457,75 @@ def test_a_table_model_over_all_the_sensors(api, tmp_path, method, refused):
     np.testing.assert_array_equal(again.det.values_, scorer.det.values_)
     fresh = MachineScorer.open(model["id"], path, tmp_path / "none", method)  # the state training left
     assert len(fresh.det.values_) == fresh.det.context and (fresh.last_ts == -1).all()
+
+
+def _zip(folder, skip=()) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for f in sorted(folder.iterdir()):
+            if f.name not in skip:
+                z.write(f, f"model/{f.name}")
+    return buf.getvalue()
+
+
+def test_a_model_fitted_with_the_sensors_command_is_imported_and_runs_live(api, tmp_path):
+    """A table model fitted elsewhere (the sensor engine, as ``linewatch sensors fit`` fits it) is uploaded as a zip of
+    its folder (here through the Python client), becomes the machine's next version, ready, and once activated
+    scores the readings: the pressure drop alerts, naming pressure. Refused with a reason: not a zip, a folder with
+    a file missing, a model whose stored rows no longer score as saved (the reason names the upload, not the
+    server's folders), a model reading a sensor the machine lacks, an unknown machine; none leaves a version."""
+    from linewatch.client import Client
+    from linewatch.sensors.methods import METHODS
+    from linewatch.sensors.saving import save
+
+    eng = _setup(api)
+    op, viewer = api.user("operator"), api.user("viewer")
+    c = api.client
+    fit = _cycle(2000, T0, 0)
+    values = np.c_[fit["values"]["oil_temp"], fit["values"]["pressure"]]
+    det = METHODS.create("pca", windows=[10]).fit([(values, np.asarray(fit["time"]))], sensors=["oil_temp", "pressure"])
+    save(det, tmp_path / "m", {"rows": 2000})
+    url = "/api/v1/machines/press-1/models/import"
+
+    def post(data: bytes, machine_url: str = url):
+        return c.post(machine_url, files={"file": ("m.zip", data)}, headers=eng)
+
+    assert post(b"time,oil_temp\n1,2\n").status_code == 400
+    r = post(_zip(tmp_path / "m", skip={"check_scores.npy"}))
+    assert r.status_code == 400 and "check_scores.npy" in r.json()["detail"]
+    assert post(_zip(tmp_path / "m"), "/api/v1/machines/nosuch/models/import").status_code == 404
+    tampered = tmp_path / "tampered"
+    shutil.copytree(tmp_path / "m", tampered)
+    np.save(tampered / "check_scores.npy", np.load(tampered / "check_scores.npy") + 1.0)
+    manifest = json.loads((tampered / "manifest.json").read_text())
+    digest = hashlib.sha256((tampered / "check_scores.npy").read_bytes()).hexdigest()
+    manifest["files"]["check_scores"]["sha256"] = digest
+    (tampered / "manifest.json").write_text(json.dumps(manifest))
+    r = post(_zip(tampered))
+    assert r.status_code == 400 and "scores its check rows differently" in r.json()["detail"], r.text
+    assert str(api.ctx.settings.models_dir) not in r.json()["detail"] and "m.zip" in r.json()["detail"]
+    other = METHODS.create("pca", windows=[10]).fit([(values, None)], sensors=["oil_temp", "spindle"])
+    save(other, tmp_path / "other")
+    r = post(_zip(tmp_path / "other"))
+    assert r.status_code == 409 and "spindle" in r.json()["detail"]
+    assert c.get("/api/v1/machines/press-1/models", headers=viewer).json() == []
+    assert not [p for p in (api.ctx.settings.models_dir / "machines" / "press-1").iterdir()]
+
+    class Via:  # the Python client's requests, through the test app with the engineer's token
+        def request(self, method, path, **kw):
+            return c.request(method, path, headers=eng, **kw)
+
+    lw = Client("http://testserver")
+    lw._http = Via()
+    model = lw.import_machine_model("press-1", tmp_path / "m")
+    assert model["status"] == "ready" and model["method"] == "pca" and model["version"] == 1
+    assert model["sensors"] == ["oil_temp", "pressure"] and model["metrics"]["imported"] is True
+    assert model["metrics"]["threshold"] == pytest.approx(det.threshold_) and model["metrics"]["training_rows"] == 2000
+    assert model["params"]["windows"] == [10] and model["source"]["file"] == "m.zip"
+    assert lw.activate_machine_model(model["id"])["active_model_id"] == model["id"]
+
+    c.post("/api/v1/machines/press-1/readings", json=_cycle(60, T0 + 2000, 1), headers=op)
+    assert c.get("/api/v1/alerts", params={"machine": "press-1"}, headers=viewer).json() == []
+    c.post("/api/v1/machines/press-1/readings", json=_cycle(30, T0 + 2060, 2, pressure_offset=-0.25), headers=op)
+    (alert,) = c.get("/api/v1/alerts", params={"machine": "press-1", "status": "open"}, headers=viewer).json()
+    assert alert["sensors"][0]["sensor"] == "pressure" and alert["model_id"] == model["id"]

@@ -353,6 +353,108 @@ def _train_table(ctx, mm, machine_name: str, names: list[str], steps, block, pro
     return _finish(ctx, mm, machine_name, names, metrics, write, progress)
 
 
+# -- a model fitted elsewhere ---------------------------------------------------------------------------------------
+#: the files of a sensor engine model folder (``linewatch sensors fit --out``), and what an upload of one may unpack to
+MODEL_FILES = ("manifest.json", "train_features.npy", "check_features.npy", "check_scores.npy")
+MAX_MODEL_BYTES = 1 << 30
+
+
+def _unpack_model(upload_name: str, data: bytes, folder: Path) -> None:
+    """The model folder's files from an uploaded zip (at its top or in one folder of it) written into ``folder``."""
+    import zipfile
+    from pathlib import PurePosixPath
+
+    from linewatch.services.errors import TooLarge
+
+    hint = "upload a zip of the folder `linewatch sensors fit --out` wrote"
+    if not zipfile.is_zipfile(io.BytesIO(data)):
+        raise LinewatchError(f"{upload_name} is not a zip: {hint}")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            found: dict[str, zipfile.ZipInfo] = {}
+            for info in z.infolist():
+                path = PurePosixPath(info.filename)
+                if info.is_dir() or path.name not in MODEL_FILES or any(p.startswith(".") for p in path.parts):
+                    continue
+                if path.name in found:
+                    raise LinewatchError(f"{upload_name} holds more than one {path.name}: zip one model folder")
+                found[path.name] = info
+            missing = [f for f in MODEL_FILES if f not in found]
+            if missing:
+                raise LinewatchError(f"{upload_name} has no {', '.join(missing)}: {hint}")
+            if len({PurePosixPath(i.filename).parent for i in found.values()}) > 1:
+                raise LinewatchError(f"{upload_name}: the model's files are in different folders of the zip")
+            if sum(i.file_size for i in found.values()) > MAX_MODEL_BYTES:
+                raise TooLarge(f"{upload_name}: the model unpacks to over 1 GiB")
+            for name, info in found.items():
+                (folder / name).write_bytes(z.read(info))  # reading stops at the declared size (CRC checked)
+    except LinewatchError:
+        raise
+    except Exception as e:  # BadZipFile, zlib.error, an encrypted member, an unsupported compression method...
+        raise LinewatchError(f"{upload_name}: corrupt or unsupported zip ({e})") from None
+
+
+def import_model(ctx: AppContext, machine_name: str, upload_name: str, data: bytes, user_id: int | None):
+    """A table model fitted elsewhere (``linewatch sensors fit``, uploaded as a zip of its folder) as the machine's
+    next model version, ready to activate: loaded and checked as the sensor engine loads it (its stored rows score
+    as when it was saved), its sensors all the machine's. Its live state starts empty: its first readings are scored
+    as the first rows of a batch are."""
+    from linewatch.sensors.saving import load
+
+    with ctx.sessions() as s:
+        m = machines_svc.machine(s, machine_name)
+        machine_sensors = {x.name for x in machines_svc.sensors_of(s, m.id)}
+    root = ctx.settings.models_dir / "machines" / machine_name
+    stage = staging_dir(root / "import")
+    placed: Path | None = None
+    try:
+        _unpack_model(upload_name, data, stage)
+        try:
+            det = load(stage)
+        except ModelFileError as e:
+            raise LinewatchError(str(e).replace(str(stage), upload_name)) from None
+        names = list(det.sensors)
+        unknown = [n for n in names if n not in machine_sensors]
+        if unknown:
+            raise Conflict(
+                f"the model reads sensors machine {machine_name!r} does not have: {', '.join(unknown)} "
+                "(its sensors are the columns it was fitted on)"
+            )
+        info = det.manifest_.get("info") or {}
+        metrics = {
+            "threshold": float(det.threshold_),
+            "imported": True,
+            "linewatch_version": str(det.manifest_.get("linewatch_version", "")),
+            "training_rows": info.get("rows") if isinstance(info.get("rows"), int) else None,
+            "sensors": [{"sensor": n} for n in names],
+        }
+        with ctx.sessions() as s, s.begin():
+            m = machines_svc.machine(s, machine_name)
+            mm = MachineModel(
+                machine_id=m.id,
+                version=next_version(s, m.id),
+                status="ready",
+                created_by=user_id,
+                method=det.method,
+                params=det.config(),
+                sensors=names,
+                source={"file": upload_name, "bytes": len(data), "imported": True},
+                metrics=metrics,
+            )
+            s.add(mm)
+            s.flush()
+            placed = root / f"v{mm.version}-{mm.id}"
+            replace_dir(stage, placed)
+            mm.path = str(placed)
+        return mm
+    except BaseException:
+        if placed is not None:  # the version was not stored: nor is its folder kept
+            shutil.rmtree(placed, ignore_errors=True)
+        raise
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
 # -- versions and activation ---------------------------------------------------------------------------------------
 def list_models(session: Session, machine_name: str) -> list[MachineModel]:
     m = machines_svc.machine(session, machine_name)

@@ -1034,6 +1034,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/machines/{name}/models/import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Import Machine Model
+         * @description A sensor model fitted elsewhere with ``linewatch sensors fit`` (any table method) as the machine's next
+         *     version, ready to activate: it is loaded and checked as the sensor engine loads it, and every sensor it reads
+         *     must be one of the machine's (by name: the columns it was fitted on).
+         */
+        post: operations["import_machine_model_api_v1_machines__name__models_import_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/machine-models/{model_id}": {
         parameters: {
             query?: never;
@@ -2011,6 +2033,14 @@ export interface components {
         BackfillIn: {
             /** Station */
             station?: string | null;
+        };
+        /** Body_import_machine_model_api_v1_machines__name__models_import_post */
+        Body_import_machine_model_api_v1_machines__name__models_import_post: {
+            /**
+             * File
+             * @description a zip of the model folder `linewatch sensors fit --out` wrote
+             */
+            file: string;
         };
         /** Body_import_machines_api_v1_machines_import_post */
         Body_import_machines_api_v1_machines_import_post: {
@@ -9902,6 +9932,95 @@ export interface operations {
                 };
             };
             /** @description the machine has no sensors */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description too large: the request body or an image */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the request does not match the API (see errors) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorOut"];
+                };
+            };
+        };
+    };
+    import_machine_model_api_v1_machines__name__models_import_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["Body_import_machine_model_api_v1_machines__name__models_import_post"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MachineModelOut"];
+                };
+            };
+            /** @description bad request: a body that cannot be parsed (not UTF-8, broken multipart) or an invalid Content-Length */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description authentication required, or the token or API key is invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the caller's role is too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the model reads sensors the machine does not have */
             409: {
                 headers: {
                     [name: string]: unknown;

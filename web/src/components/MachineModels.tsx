@@ -1,6 +1,6 @@
-import { Alert, Badge, Button, Card, Group, NumberInput, Progress, Select, Stack, Table, Text, TextInput, Title } from "@mantine/core";
+import { Alert, Badge, Button, Card, FileInput, Group, NumberInput, Progress, Select, Stack, Table, Text, TextInput, Title } from "@mantine/core";
 import { useCallback, useEffect, useState } from "react";
-import { api, call, can, type Job } from "../api/client";
+import { api, call, can, postForm, type Job } from "../api/client";
 import type { paths } from "../api/schema";
 import { fmtDateTime, fmtNum, fmtPct, fromLocalInput, toLocalInput } from "../lib/format";
 import type { Machine, MachineModel } from "../lib/machines";
@@ -43,6 +43,8 @@ interface Field {
 }
 
 const FALSE_ALARMS: Field = { param: "false_alarm_rate", label: "False-alarm rate", placeholder: "default 0.01", step: 0.005, min: 0, max: 0.49, w: 140 };
+/** a table detector's threshold multiplier: its real trade between faults found and false alerts (docs/benchmarks.md) */
+const MARGIN: Field = { param: "threshold_margin", label: "Threshold margin", placeholder: "default 1", step: 0.25, min: 0.5, max: 10, w: 140 };
 const NEIGHBOURS: Field = { param: "n_neighbors", label: "Neighbours", placeholder: "default 10", step: 1, min: 1, max: 500, w: 120 };
 
 /** The detectors a machine model can run (the API's `method`, the service's default first), what each is good for,
@@ -69,34 +71,40 @@ export const DETECTORS: { value: Detector; label: string; group: string; hint: s
       { param: "learning_period", label: "Learning period", placeholder: "default 750", step: 1, min: 2, w: 130 },
     ],
   },
-  { value: "mahalanobis", label: "Mahalanobis", group: "All sensors together", hint: "On SKAB the fewest false alerts; a fault can take longer to show.", fields: [FALSE_ALARMS] },
-  { value: "pca", label: "PCA", group: "All sensors together", hint: "Finds faults sooner than Mahalanobis, with more false alerts.", fields: [FALSE_ALARMS] },
-  { value: "knn", label: "Nearest neighbours (kNN)", group: "All sensors together", hint: "Finds faults sooner than Mahalanobis, with more false alerts.", fields: [FALSE_ALARMS, NEIGHBOURS] },
-  { value: "lof", label: "Local outlier factor (LOF)", group: "All sensors together", hint: "Finds faults sooner than Mahalanobis, with more false alerts.", fields: [FALSE_ALARMS, NEIGHBOURS] },
-  { value: "ecod", label: "ECOD: tail probabilities", group: "All sensors together", hint: "No parameters to tune; on SKAB, later to find faults than PCA, with more false alerts.", fields: [FALSE_ALARMS] },
-  { value: "copod", label: "COPOD: copula tails", group: "All sensors together", hint: "No parameters to tune; on SKAB, more false alerts than PCA.", fields: [FALSE_ALARMS] },
+  {
+    value: "mahalanobis",
+    label: "Mahalanobis",
+    group: "All sensors together",
+    hint: "On SKAB the fewest false alerts at its default margin; a fault can take longer to show.",
+    fields: [{ ...MARGIN, placeholder: "default 2.5" }, FALSE_ALARMS],
+  },
+  { value: "pca", label: "PCA", group: "All sensors together", hint: "At margin 1, finds faults sooner than Mahalanobis with more false alerts; a margin of 1.5 to 2.5 trades them back.", fields: [MARGIN, FALSE_ALARMS] },
+  { value: "knn", label: "Nearest neighbours (kNN)", group: "All sensors together", hint: "At margin 1, finds faults sooner than Mahalanobis with more false alerts; a margin of 1.5 to 2.5 trades them back.", fields: [MARGIN, FALSE_ALARMS, NEIGHBOURS] },
+  { value: "lof", label: "Local outlier factor (LOF)", group: "All sensors together", hint: "At margin 1, finds faults sooner than Mahalanobis with more false alerts; a margin of 1.5 to 2.5 trades them back.", fields: [MARGIN, FALSE_ALARMS, NEIGHBOURS] },
+  { value: "ecod", label: "ECOD: tail probabilities", group: "All sensors together", hint: "No parameters to tune; on SKAB, later to find faults than PCA, with more false alerts.", fields: [MARGIN, FALSE_ALARMS] },
+  { value: "copod", label: "COPOD: copula tails", group: "All sensors together", hint: "No parameters to tune; on SKAB, more false alerts than PCA.", fields: [MARGIN, FALSE_ALARMS] },
   {
     value: "hbos",
     label: "Histograms (HBOS)",
     group: "All sensors together",
     hint: "On SKAB it found every fault, later than PCA; a histogram per feature.",
-    fields: [FALSE_ALARMS, { param: "n_bins", label: "Bins", placeholder: "default 20", step: 1, min: 2, max: 1000, w: 110 }],
+    fields: [MARGIN, FALSE_ALARMS, { param: "n_bins", label: "Bins", placeholder: "default 20", step: 1, min: 2, max: 1000, w: 110 }],
   },
   {
     value: "iforest",
     label: "Isolation forest",
     group: "All sensors together",
     hint: "Randomised trees; on SKAB, later to find faults than PCA, with more false alerts; the slowest to score.",
-    fields: [FALSE_ALARMS, { param: "n_estimators", label: "Trees", placeholder: "default 200", step: 10, min: 10, max: 5000, w: 110 }],
+    fields: [MARGIN, FALSE_ALARMS, { param: "n_estimators", label: "Trees", placeholder: "default 200", step: 10, min: 10, max: 5000, w: 110 }],
   },
   {
     value: "autoencoder",
     label: "Autoencoder",
     group: "All sensors together",
     hint: "A small neural network: the slowest to train.",
-    fields: [FALSE_ALARMS, { param: "epochs", label: "Epochs", placeholder: "default 30", step: 1, min: 1, max: 1000, w: 110 }],
+    fields: [MARGIN, FALSE_ALARMS, { param: "epochs", label: "Epochs", placeholder: "default 30", step: 1, min: 1, max: 1000, w: 110 }],
   },
-  { value: "ensemble", label: "Ensemble", group: "All sensors together", hint: "Mahalanobis, ECOD and isolation forest, their ranks averaged.", fields: [FALSE_ALARMS] },
+  { value: "ensemble", label: "Ensemble", group: "All sensors together", hint: "Mahalanobis, ECOD and isolation forest, their ranks averaged.", fields: [MARGIN, FALSE_ALARMS] },
 ];
 const STREAMING: ReadonlySet<string> = new Set(DETECTORS.filter((d) => d.group === "Each sensor on its own").map((d) => d.value));
 type TrainBody = NonNullable<paths["/api/v1/machines/{name}/models/train"]["post"]["requestBody"]>["content"]["application/json"];
@@ -123,6 +131,7 @@ export function MachineModels({ machine, onChanged, chartRange }: { machine: Mac
   const [values, setValues] = useState<Record<string, number | string>>({});
   const spec = DETECTORS.find((d) => d.value === detector) ?? DETECTORS[0];
   const [finished, setFinished] = useState<Job | null>(null);
+  const [upload, setUpload] = useState<File | null>(null);
   const name = machine.name;
 
   const load = useCallback(async () => {
@@ -182,6 +191,25 @@ export function MachineModels({ machine, onChanged, chartRange }: { machine: Mac
       await call(api.POST("/api/v1/jobs/{job_id}/cancel", { params: { path: { job_id: job.id } } }));
     } catch (e) {
       setMessage({ ok: false, text: (e as Error).message });
+    }
+  }
+
+  async function importModel() {
+    if (!upload) return;
+    const form = new FormData();
+    form.append("file", upload);
+    setBusy(true);
+    setMessage(null);
+    try {
+      const m = await postForm<MachineModel>(`/api/v1/machines/${encodeURIComponent(name)}/models/import`, form);
+      setUpload(null);
+      setMessage({ ok: true, text: `Imported as version ${m.version} (${m.method}): check it below and activate it.` });
+      await load();
+      setSelected(m.id);
+    } catch (e) {
+      setMessage({ ok: false, text: (e as Error).message });
+    } finally {
+      setBusy(false);
     }
   }
 
@@ -311,6 +339,25 @@ export function MachineModels({ machine, onChanged, chartRange }: { machine: Mac
               {finished?.status === "cancelled" && <Alert color="yellow">Training was cancelled.</Alert>}
             </Stack>
           )}
+          <Text fw={600} size="sm" mt="md" mb={4}>
+            Or import a model fitted with <code>linewatch sensors fit</code>
+          </Text>
+          <Group align="flex-end" gap="sm">
+            <FileInput
+              label="Model folder as a zip"
+              placeholder="Choose a zip"
+              accept=".zip,application/zip"
+              value={upload}
+              onChange={setUpload}
+              clearable
+              clearButtonProps={{ "aria-label": "Clear the model zip" }}
+              w={260}
+              data-testid="import-file"
+            />
+            <Button variant="default" onClick={importModel} disabled={!upload || busy} data-testid="import">
+              Import
+            </Button>
+          </Group>
         </Card>
       )}
       {models && models.length === 0 && (

@@ -211,4 +211,32 @@ describe("MachinePage", { timeout: 20_000 }, () => {
     await waitFor(() => expect(sent.some((s) => s.method === "POST")).toBe(true));
     expect(sent.find((s) => s.method === "POST")!.body).toMatchObject({ method: "knn", params: { n_neighbors: 5 } });
   }, 20_000);
+
+  it("an engineer imports a model fitted with `linewatch sensors fit` and sees it selected", async () => {
+    const imported = { ...model, id: 7, version: 2, method: "pca", metrics: { threshold: 12.5, imported: true, sensors: [{ sensor: "oil_temp" }, { sensor: "pressure" }] }, source: { file: "m.zip", imported: true } };
+    let models: unknown[] = [model];
+    const sent = stubFetch({
+      "GET /api/v1/machines/press-1": () => machine({ active_model_id: 4 }),
+      "GET /api/v1/alerts": [],
+      "GET /api/v1/machines/press-1/readings": readings(3),
+      "GET /api/v1/machines/press-1/models": () => models,
+      "GET /api/v1/jobs": [],
+      "POST /api/v1/machines/press-1/models/import": () => {
+        models = [imported, model];
+        return imported;
+      },
+    });
+    renderAs("engineer", <MachinePage name="press-1" />);
+    await screen.findByTestId("model-row");
+    expect(screen.getByTestId("import")).toBeDisabled();
+    const input = screen.getByTestId("train-form").querySelector('input[type="file"]') as HTMLInputElement;
+    await userEvent.upload(input, new File([new Uint8Array([80, 75, 3, 4])], "m.zip", { type: "application/zip" }));
+    await userEvent.click(screen.getByTestId("import"));
+    expect(await screen.findByTestId("models-message")).toHaveTextContent("Imported as version 2 (pca)");
+    const post = sent.find((x) => x.method === "POST")!;
+    expect(post.url.pathname).toBe("/api/v1/machines/press-1/models/import");
+    expect(String(post.body)).toContain('name="file"');
+    await waitFor(() => expect(screen.getAllByTestId("model-row")).toHaveLength(2));
+    expect(screen.getByTestId("model-metrics")).toHaveTextContent("Version 2");
+  }, 20_000);
 });

@@ -41,6 +41,7 @@ from linewatch.services import alerts, machine_models, maintenance, readings
 from linewatch.services import machines as svc
 from linewatch.services.context import AppContext
 from linewatch.services.ingest import Outcome
+from linewatch.services.inspecting import clean_filename
 from linewatch.services.machines import MachineIn, MachineUpdate
 from linewatch.store.tables import Alert, DeadLetter, Machine, MachineModel
 
@@ -418,6 +419,29 @@ async def train_machine_model_from_file(
             )
 
     return await asyncio.to_thread(run)
+
+
+@router.post(
+    "/machines/{name}/models/import",
+    response_model=MachineModelOut,
+    status_code=201,
+    responses=errors(404, 409, 413, e409="the model reads sensors the machine does not have"),
+)
+async def import_machine_model(
+    name: Name,
+    who: Engineer,
+    c: Ctx,
+    file: UploadFile = File(description="a zip of the model folder `linewatch sensors fit --out` wrote"),
+):
+    """A sensor model fitted elsewhere with ``linewatch sensors fit`` (any table method) as the machine's next
+    version, ready to activate: it is loaded and checked as the sensor engine loads it, and every sensor it reads
+    must be one of the machine's (by name: the columns it was fitted on)."""
+    data = await file.read()
+    if not data:
+        raise LinewatchError("the file is empty")
+    upload = clean_filename(file.filename, "model.zip") or "model.zip"
+    mm = await asyncio.to_thread(machine_models.import_model, c, name, upload, data, who.user_id)
+    return _model_out(mm, name)
 
 
 @router.get("/machine-models/{model_id}", response_model=MachineModelOut, responses=NOT_FOUND)
