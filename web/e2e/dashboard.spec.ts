@@ -299,6 +299,16 @@ test("train: upload good images, choose a test set, watch the progress bar to a 
   await expect(page.getByTestId("upload-bytes").or(page.getByTestId("job-progress"))).toBeVisible(); // bytes sent, then the job
   const bar = page.getByTestId("job-progress");
   await expect(bar).toBeVisible();
+  // every progress value the bar shows, recorded in the page from now on (a short training can be nearly done by
+  // the time the checks below have run)
+  await bar.evaluate((el) => {
+    const w = window as unknown as { progressSeen: number[] };
+    w.progressSeen = [Number(el.getAttribute("data-progress"))];
+    new MutationObserver(() => w.progressSeen.push(Number(el.getAttribute("data-progress")))).observe(el, {
+      attributes: true,
+      attributeFilter: ["data-progress"],
+    });
+  });
   await expect(bar).toBeInViewport(); // at 1280×800, without scrolling
   await expect(page.getByTestId("job-message")).toContainText("Phase:");
   // another tab opened while it runs shows the running job and does not offer a second start
@@ -307,14 +317,11 @@ test("train: upload good images, choose a test set, watch the progress bar to a 
   await expect(other.getByTestId("job-progress")).toBeVisible();
   await expect(other.getByTestId("start-training")).toBeDisabled();
   await other.close();
-  const seen: number[] = [];
   const done = page.getByTestId("training-done");
-  while (!(await done.isVisible())) {
-    const v = Number(await bar.getAttribute("data-progress"));
-    if (seen.at(-1) !== v) seen.push(v);
-    if (seen.length === 3) await shot(page, "12-train-progress");
-    await page.waitForTimeout(200);
-  }
+  if (!(await done.isVisible())) await shot(page, "12-train-progress");
+  await expect(done).toBeVisible({ timeout: 240_000 });
+  const recorded = await page.evaluate(() => (window as unknown as { progressSeen: number[] }).progressSeen);
+  const seen = recorded.filter((v, i) => i === 0 || v !== recorded[i - 1]);
   expect(seen, "progress never goes back").toEqual([...seen].sort((a, b) => a - b));
   expect(seen.filter((v) => v > 0 && v < 1).length, `progress values seen: ${seen}`).toBeGreaterThan(1);
   await expect(done).toBeInViewport(); // the "version ready" message too
