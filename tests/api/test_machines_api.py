@@ -529,3 +529,20 @@ def test_a_model_fitted_with_the_sensors_command_is_imported_and_runs_live(api, 
     c.post("/api/v1/machines/press-1/readings", json=_cycle(30, T0 + 2060, 2, pressure_offset=-0.25), headers=op)
     (alert,) = c.get("/api/v1/alerts", params={"machine": "press-1", "status": "open"}, headers=viewer).json()
     assert alert["sensors"][0]["sensor"] == "pressure" and alert["model_id"] == model["id"]
+
+    # downloaded, it is the engine's model folder again (with the live state its scoring started from), and it
+    # imports into another machine with the same sensors
+    r = c.get(f"/api/v1/machine-models/{model['id']}/files", headers=viewer)
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+    assert 'filename="linewatch-press-1-v1.zip"' in r.headers["content-disposition"]
+    with zipfile.ZipFile(io.BytesIO(r.content)) as z:
+        z.extractall(tmp_path / "back")
+    from linewatch.sensors.saving import load
+
+    x = values[:300]
+    np.testing.assert_allclose(load(tmp_path / "back").score(x), det.score(x), rtol=1e-9)
+    assert c.get("/api/v1/machine-models/999/files", headers=viewer).status_code == 404
+    press2 = {**PRESS, "name": "press-2", "stations": []}
+    assert c.post("/api/v1/machines", json=press2, headers=eng).status_code == 201
+    again = post(r.content, "/api/v1/machines/press-2/models/import")
+    assert again.status_code == 201 and again.json()["machine"] == "press-2" and again.json()["method"] == "pca"

@@ -394,6 +394,23 @@ def _unpack_model(upload_name: str, data: bytes, folder: Path) -> None:
         raise LinewatchError(f"{upload_name}: corrupt or unsupported zip ({e})") from None
 
 
+def zip_model(mm: MachineModel) -> bytes:
+    """A ready model's folder as a zip (its files at the top, sub-folders kept: a table model's ``live/``)."""
+    import zipfile
+
+    if mm.status != "ready" or not mm.path:
+        raise Conflict(f"machine model {mm.id} is {mm.status}, not ready")
+    folder = Path(mm.path)
+    if not folder.is_dir():
+        raise Conflict(f"machine model {mm.id}'s folder is gone from the models folder")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for f in sorted(folder.rglob("*")):
+            if f.is_file() and not any(part.startswith(".") for part in f.relative_to(folder).parts):
+                z.write(f, f.relative_to(folder).as_posix())
+    return buf.getvalue()
+
+
 def import_model(ctx: AppContext, machine_name: str, upload_name: str, data: bytes, user_id: int | None):
     """A table model fitted elsewhere (``linewatch sensors fit``, uploaded as a zip of its folder) as the machine's
     next model version, ready to activate: loaded and checked as the sensor engine loads it (its stored rows score

@@ -1,4 +1,5 @@
 import createClient, { type Middleware } from "openapi-fetch";
+import { download } from "../lib/csv";
 import type { components, paths } from "./schema";
 
 export type Schemas = components["schemas"];
@@ -128,6 +129,18 @@ export async function postForm<T>(path: string, form: FormData): Promise<T> {
     throw new ApiError(errorMessage(response.status, body), response.status);
   }
   return body as T;
+}
+
+/** A file the API answers (a model's zip), saved by the browser as ``name``; the same errors as `call`. */
+export async function downloadFrom(path: string, name: string, type = "application/zip"): Promise<void> {
+  let r: Response;
+  try {
+    r = await fetch(path, { headers: token ? { Authorization: `Bearer ${token}` } : {} });
+  } catch {
+    throw new ApiError(OFFLINE, 0);
+  }
+  if (!r.ok) throw new ApiError(errorMessage(r.status, await r.json().catch(() => undefined)), r.status);
+  download(name, await r.blob(), type);
 }
 
 /** JSON to and from a path the generated types may not know yet (or whose body is free-form, like a line model);

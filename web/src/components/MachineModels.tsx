@@ -1,6 +1,6 @@
 import { Alert, Badge, Button, Card, FileInput, Group, NumberInput, Progress, Select, Stack, Table, Text, TextInput, Title } from "@mantine/core";
 import { useCallback, useEffect, useState } from "react";
-import { api, call, can, postForm, type Job } from "../api/client";
+import { api, call, can, downloadFrom, postForm, type Job } from "../api/client";
 import type { paths } from "../api/schema";
 import { fmtDateTime, fmtNum, fmtPct, fromLocalInput, toLocalInput } from "../lib/format";
 import type { Machine, MachineModel } from "../lib/machines";
@@ -460,13 +460,29 @@ export function MachineModels({ machine, onChanged, chartRange }: { machine: Mac
       )}
       {model && model.status === "ready" && (
         <div data-testid="model-metrics">
-          <Text fw={600} size="sm" mt="sm">
-            Version {model.version}: per sensor, on its training readings
-          </Text>
+          <Group justify="space-between" mt="sm">
+            <Text fw={600} size="sm">
+              Version {model.version}: per sensor, on its training readings
+            </Text>
+            <Button
+              size="xs"
+              variant="default"
+              onClick={() =>
+                downloadFrom(`/api/v1/machine-models/${model.id}/files`, `linewatch-${name}-v${model.version}.zip`).catch((e) =>
+                  setMessage({ ok: false, text: (e as Error).message }),
+                )
+              }
+              data-testid="download-model"
+            >
+              Download its folder (zip)
+            </Button>
+          </Group>
           <Text size="xs" c="gray.7" mb={4}>
-            {!STREAMING.has(model.method)
-              ? "alert rate: the share of the training time steps that alerted with this sensor leading, the false alarms to expect on normal readings"
-              : "alert rate: how often the sensor alerted after its learning period, the false-alarm rate to expect on normal readings"}
+            {model.metrics?.imported
+              ? `imported from ${String(model.source.file ?? "a zip")}, fitted elsewhere${num(model, "training_rows") !== null ? ` on ${num(model, "training_rows")} rows` : ""} with threshold ${fmtNum(num(model, "threshold"), 4)}: no per-sensor figures from this machine's readings`
+              : !STREAMING.has(model.method)
+                ? "alert rate: the share of the training time steps that alerted with this sensor leading, the false alarms to expect on normal readings"
+                : "alert rate: how often the sensor alerted after its learning period, the false-alarm rate to expect on normal readings"}
             {num(model, "training_seconds") !== null ? ` · trained in ${num(model, "training_seconds")} s` : ""}
           </Text>
           <Table.ScrollContainer minWidth={480}>

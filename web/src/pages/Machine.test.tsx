@@ -221,6 +221,7 @@ describe("MachinePage", { timeout: 20_000 }, () => {
       "GET /api/v1/machines/press-1/readings": readings(3),
       "GET /api/v1/machines/press-1/models": () => models,
       "GET /api/v1/jobs": [],
+      "GET /api/v1/machine-models/7/files": { zip: true },
       "POST /api/v1/machines/press-1/models/import": () => {
         models = [imported, model];
         return imported;
@@ -238,5 +239,12 @@ describe("MachinePage", { timeout: 20_000 }, () => {
     expect(String(post.body)).toContain('name="file"');
     await waitFor(() => expect(screen.getAllByTestId("model-row")).toHaveLength(2));
     expect(screen.getByTestId("model-metrics")).toHaveTextContent("Version 2");
+    expect(screen.getByTestId("model-metrics")).toHaveTextContent("imported from m.zip, fitted elsewhere with threshold 12.5000");
+    // its folder downloads as a zip
+    URL.createObjectURL = vi.fn(() => "blob:x");
+    URL.revokeObjectURL = vi.fn();
+    await userEvent.click(screen.getByTestId("download-model"));
+    await waitFor(() => expect(URL.createObjectURL).toHaveBeenCalled());
+    expect(sent.at(-1)!.url.pathname).toBe("/api/v1/machine-models/7/files");
   }, 20_000);
 });

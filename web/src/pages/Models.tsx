@@ -16,11 +16,10 @@ import {
 } from "@mantine/core";
 import { useCallback, useEffect, useMemo, useState } from "react";
 import uPlot from "uplot";
-import { ApiError, OFFLINE, api, call, can, errorMessage, getToken, type Model, type Schemas } from "../api/client";
+import { api, call, can, downloadFrom, type Model, type Schemas } from "../api/client";
 import { Chart } from "../components/Chart";
 import { Recalibrate, calibrationLine, calibrationOf } from "../components/Recalibrate";
 import { RegistryImport, RegistryPublish, registryLine, registryOf } from "../components/Registry";
-import { download } from "../lib/csv";
 import { fmtDateTime, fmtNum, fmtPct, modelName } from "../lib/format";
 import { useRoute } from "../lib/router";
 import { useSession } from "../lib/session";
@@ -136,15 +135,8 @@ function ScoreCharts({ model }: { model: Model }) {
 
 /** The model's ONNX export as one zip (manifest, model.onnx, crops.onnx): unzipped, a model directory that
  * `linewatch predict` and ONNX Runtime score with on a PC without the service. */
-async function downloadBundle(id: number) {
-  let r: Response;
-  try {
-    r = await fetch(`/api/v1/models/${id}/bundle`, { headers: { Authorization: `Bearer ${getToken() ?? ""}` } });
-  } catch {
-    throw new ApiError(OFFLINE, 0);
-  }
-  if (!r.ok) throw new ApiError(errorMessage(r.status, await r.json().catch(() => undefined)), r.status);
-  download(`linewatch-model-${id}.zip`, await r.blob(), "application/zip");
+function downloadBundle(id: number) {
+  return downloadFrom(`/api/v1/models/${id}/bundle`, `linewatch-model-${id}.zip`);
 }
 
 export default function ModelsPage() {

@@ -451,6 +451,26 @@ def get_machine_model(model_id: Id, _: Viewer, session: DB):
     return _model_out(mm, m.name, m.active_model_id, m.maintenance_model_id)
 
 
+@router.get(
+    "/machine-models/{model_id}/files",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}},
+        **errors(404, 409, e409="the model is not ready"),
+    },
+)
+def download_machine_model(model_id: Id, _: Viewer, session: DB):
+    """The model's folder as a zip: the sensor or maintenance engine's model directory, which the engine loads
+    (``linewatch sensors score``; a table model's zip also imports into another machine with the same sensors)."""
+    mm = machine_models.get_model(session, model_id)
+    data = machine_models.zip_model(mm)
+    m = session.get(Machine, mm.machine_id)
+    filename = f"linewatch-{m.name if m else 'machine'}-v{mm.version}.zip"
+    return Response(
+        data, media_type="application/zip", headers={"Content-Disposition": f'attachment; filename="{filename}"'}
+    )
+
+
 @router.post(
     "/machine-models/{model_id}/activate",
     response_model=MachineOut,
