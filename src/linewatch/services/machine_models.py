@@ -387,7 +387,9 @@ def _unpack_model(upload_name: str, data: bytes, folder: Path) -> None:
             if sum(i.file_size for i in found.values()) > MAX_MODEL_BYTES:
                 raise TooLarge(f"{upload_name}: the model unpacks to over 1 GiB")
             for name, info in found.items():
-                (folder / name).write_bytes(z.read(info))  # reading stops at the declared size (CRC checked)
+                # streamed to disk; reading stops at the declared size (a lying header fails its CRC check)
+                with z.open(info) as src, open(folder / name, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
     except LinewatchError:
         raise
     except Exception as e:  # BadZipFile, zlib.error, an encrypted member, an unsupported compression method...
