@@ -366,3 +366,21 @@ def test_calibrate_refuses_what_cannot_hold_a_threshold(files, model, make_machi
     r = runner.invoke(app, ["sensors", "calibrate", str(model), str(data), *args])
     assert r.exit_code == 2 and message in r.output, r.output
     assert "Traceback" not in r.output
+
+
+def test_a_column_named_like_a_time_is_the_time_column_unless_told_otherwise(files, tmp_path):
+    """Without --time-column, a column named time (or timestamp, …) gives the times rather than being read as a
+    sensor; the model keeps it for scoring. Named as a sensor in --columns, it stays one."""
+    _, train, test = files
+    r = runner.invoke(app, ["sensors", "fit", str(train), "--out", str(tmp_path / "m")])
+    assert r.exit_code == 0, r.output
+    assert "time column: time" in r.stderr
+    manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert manifest["sensors"] == ["a", "b", "c"] and manifest["info"]["time_column"] == "time"
+    r = runner.invoke(app, ["sensors", "score", str(tmp_path / "m"), str(test), "--json"])
+    recs = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+    assert r.exit_code == 0 and recs[0]["time"] == 1200
+    r = runner.invoke(app, ["sensors", "fit", str(train), "--out", str(tmp_path / "t"), "--columns", "time,a"])
+    assert r.exit_code == 0, r.output
+    manifest = json.loads((tmp_path / "t" / "manifest.json").read_text())
+    assert manifest["sensors"] == ["time", "a"] and manifest["info"]["time_column"] is None

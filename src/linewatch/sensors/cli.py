@@ -61,7 +61,10 @@ def fit(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="model directory to write")],
     method: Annotated[str, typer.Option(help="detector (linewatch sensors methods)")] = "mahalanobis",
     columns: Annotated[str | None, typer.Option(help="sensor columns, comma separated (default: all numeric)")] = None,
-    time_column: Annotated[str | None, typer.Option(help="time column: order checked, gaps detected")] = None,
+    time_column: Annotated[
+        str | None,
+        typer.Option(help="time column: order checked, gaps detected (default: a column named time, timestamp, ...)"),
+    ] = None,
     **params,
 ):
     """Learn normal behaviour; the threshold is set on the last rows held out from the fit."""
@@ -74,10 +77,12 @@ def fit(
     det = METHODS[method].load()(**params)
     check_target(out_dir)  # a folder of other things is refused before the data is read
     t0 = time.perf_counter()
-    series = load_series(data, columns=_columns(columns), time_column=time_column)
+    series = load_series(data, columns=_columns(columns), time_column=time_column, find_time=True)
     det.fit([(s.values, s.times) for s in series], sensors=series[0].sensors)
     rows = sum(len(s.values) for s in series)
-    save(det, out_dir, {"time_column": time_column, "rows": rows, "files": len(series)})
+    save(det, out_dir, {"time_column": series[0].time_column, "rows": rows, "files": len(series)})
+    if time_column is None and series[0].time_column is not None:
+        err.print(f"time column: {escape(series[0].time_column)} (its name; --time-column to choose)", highlight=False)
     const = [s for s, c in zip(det.pipeline_.sensors_, det.pipeline_.constant_, strict=True) if c]
     err.print(
         f"fitted {method} on {rows} rows of {len(det.sensors)} sensors in {time.perf_counter() - t0:.1f} s; "

@@ -27,6 +27,11 @@ class Series:
     times: np.ndarray | None  # (n,) float seconds, strictly increasing
     stamps: list  # what the user's time column held (or row numbers)
     labels: np.ndarray | None = None
+    time_column: str | None = None  # the column the times came from
+
+
+#: column names read as the time column when none is named (``find_time``), compared without case
+TIME_NAMES = ("time", "timestamp", "datetime", "date_time", "ts")
 
 
 def data_files(path: Path) -> list[Path]:
@@ -117,12 +122,17 @@ def load_series(
     columns: list[str] | None = None,
     time_column: str | None = None,
     label_column: str | None = None,
+    find_time: bool = False,
 ) -> list[Series]:
     """Every file under ``path`` as a :class:`Series` of the same sensor columns. Without ``columns`` the
-    numeric columns of the first file (less the time and label columns) are the sensors."""
+    numeric columns of the first file (less the time and label columns) are the sensors. ``find_time``: without a
+    ``time_column``, the first file's column named like a time (``TIME_NAMES``) is it, when there is one."""
     out = []
     for f in data_files(path):
         df = read_frame(f)
+        if find_time and time_column is None:
+            taken = {label_column, *(columns or ())}
+            time_column = next((c for c in df.columns if c.lower() in TIME_NAMES and c not in taken), None)
         for name, what in ((time_column, "time"), (label_column, "label")):
             if name is not None and name not in df.columns:
                 raise LinewatchError(f"{f} has no {what} column {name!r} (columns: {', '.join(df.columns)})")
@@ -153,5 +163,5 @@ def load_series(
             if lab.isna().any():
                 raise LinewatchError(f"{f}: label column {label_column!r} must be 0/1 on every row")
             labels = lab.to_numpy() > 0
-        out.append(Series(f.name, list(columns), values, times, stamps, labels))
+        out.append(Series(f.name, list(columns), values, times, stamps, labels, time_column))
     return out
