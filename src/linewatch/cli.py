@@ -1192,6 +1192,38 @@ def machines_list(data_dir: Annotated[Path | None, typer.Option(help="the servic
     out.print(table)
 
 
+@machines_app.command("import-model")
+@user_errors
+def machines_import_model(
+    machine: Annotated[str, typer.Argument(help="the machine whose next model version it becomes")],
+    model_dir: Annotated[Path, typer.Argument(help="the folder `linewatch sensors fit --out` wrote")],
+    data_dir: Annotated[Path | None, typer.Option(help="the service's data dir")] = None,
+):
+    """A table model fitted with `linewatch sensors fit` as the machine's next model version, ready to activate
+    (machine page, or POST /api/v1/machine-models/{id}/activate). Its sensors must be the machine's, by name."""
+    require("service", "linewatch machines import-model")
+    from linewatch.core.modelfiles import zip_dir
+    from linewatch.services.machine_models import import_model
+    from linewatch.store.db import make_engine, migrate, session_factory
+
+    if not (model_dir / "manifest.json").is_file():
+        raise LinewatchError(f"{model_dir} is not a model folder (no manifest.json): `linewatch sensors fit --out`")
+    settings = _settings(data_dir)
+    engine = make_engine(settings.db_url)
+    migrate(engine)
+    try:
+        mm = import_model(
+            session_factory(engine), settings.models_dir, machine, f"{model_dir.name}.zip", zip_dir(model_dir), None
+        )
+    finally:
+        engine.dispose()
+    out.print(
+        f"{escape(machine)}: version {mm.version} (model #{mm.id}, {mm.method} over {', '.join(mm.sensors)}) is "
+        "ready; activate it to score the readings",
+        highlight=False,
+    )
+
+
 from linewatch.core.registry_cli import app as registry_app  # noqa: E402
 from linewatch.maintenance.cli import app as maintenance_app  # noqa: E402 - the engines' sub-apps need the above
 from linewatch.scheduling.cli import schedule_app  # noqa: E402

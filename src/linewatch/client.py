@@ -305,18 +305,12 @@ class Client:
     def import_machine_model(self, machine: str, model_dir: str | Path) -> dict:
         """A sensor model folder ``linewatch sensors fit --out`` wrote (any table method) as the machine's next model
         version, ready to activate (``activate_machine_model``); its sensors must be the machine's, by name."""
-        import io
-        import zipfile
+        from linewatch.core.modelfiles import zip_dir
 
         folder = Path(model_dir)
         if not (folder / "manifest.json").is_file():
             raise ClientError(f"{folder} is not a model folder (no manifest.json): `linewatch sensors fit --out`")
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-            for f in sorted(folder.iterdir()):
-                if f.is_file() and not f.name.startswith("."):
-                    z.write(f, f.name)
-        files = [("file", (f"{folder.name or 'model'}.zip", buf.getvalue(), "application/zip"))]
+        files = [("file", (f"{folder.name or 'model'}.zip", zip_dir(folder), "application/zip"))]
         return self.request("POST", f"/api/v1/machines/{quote(machine, safe='')}/models/import", files=files)
 
     def activate_machine_model(self, model_id: int) -> dict:

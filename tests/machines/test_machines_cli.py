@@ -75,3 +75,36 @@ def test_user_names_are_checked_on_the_command_line_as_in_the_api(tmp_path, line
         stdin="password1\n",
     )  # fmt: skip
     assert ok.returncode == 0, ok.stderr
+
+
+def test_a_model_fitted_with_the_sensors_command_is_imported_for_a_machine(tmp_path):
+    """`linewatch sensors fit` then `linewatch machines import-model`: the machine's next version, ready; a model of
+    sensors the machine lacks, or a folder that is no model, is one line and exit 2, and leaves no version."""
+    import numpy as np
+    from typer.testing import CliRunner
+
+    from linewatch.cli import app
+
+    runner = CliRunner()
+    plant = tmp_path / "plant.yaml"
+    plant.write_text(
+        "lines:\n  - name: line-1\n    machines:\n      - name: press-1\n        type: press\n"
+        "        sensors:\n          - {name: oil_temp}\n          - {name: pressure}\n"
+    )
+    data = str(tmp_path / "data")
+    assert runner.invoke(app, ["machines", "import", str(plant), "--data-dir", data]).exit_code == 0
+    rng = np.random.default_rng(0)
+    csv = tmp_path / "normal.csv"
+    rows = [f"{i},{70 + rng.normal():.3f},{3 + rng.normal(0, 0.05):.4f},{rng.normal():.3f}" for i in range(600)]
+    csv.write_text("time,oil_temp,pressure,spindle\n" + "\n".join(rows) + "\n")
+    fit = ["sensors", "fit", str(csv), "--method", "pca"]
+    assert runner.invoke(app, [*fit, "--columns", "oil_temp,pressure", "--out", str(tmp_path / "m")]).exit_code == 0
+    assert runner.invoke(app, [*fit, "--out", str(tmp_path / "all")]).exit_code == 0
+
+    got = runner.invoke(app, ["machines", "import-model", "press-1", str(tmp_path / "all"), "--data-dir", data])
+    assert got.exit_code == 2 and "does not have: spindle" in " ".join(got.stderr.split()), got.stderr
+    got = runner.invoke(app, ["machines", "import-model", "press-1", str(tmp_path), "--data-dir", data])
+    assert got.exit_code == 2 and "is not a model folder" in " ".join(got.stderr.split())
+    got = runner.invoke(app, ["machines", "import-model", "press-1", str(tmp_path / "m"), "--data-dir", data])
+    assert got.exit_code == 0, got.stderr
+    assert "press-1: version 1 (model #1, pca over oil_temp, pressure) is ready" in " ".join(got.stdout.split())

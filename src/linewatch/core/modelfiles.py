@@ -213,3 +213,18 @@ def check_false_alarm_rate(rate) -> float:
     if isinstance(rate, bool) or not isinstance(rate, int | float) or not math.isfinite(rate) or not 0 < rate < 0.5:
         raise LinewatchError(f"the false-alarm rate must be above 0 and below 0.5 (0.01 is 1 %), not {rate!r}")
     return float(rate)
+
+
+def zip_dir(folder: Path) -> bytes:
+    """A model folder as a zip in memory: its files at the top, sub-folders kept, hidden entries (staging) left out."""
+    import io
+    import zipfile
+
+    folder = Path(folder)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for f in sorted(folder.rglob("*")):
+            rel = f.relative_to(folder)
+            if f.is_file() and not any(part.startswith(".") for part in rel.parts):
+                z.write(f, rel.as_posix())
+    return buf.getvalue()

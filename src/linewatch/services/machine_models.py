@@ -27,7 +27,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from linewatch.core.events import EventBus, MachineModelActivated
-from linewatch.core.modelfiles import replace_dir, staging_dir, write_json_atomic
+from linewatch.core.modelfiles import replace_dir, staging_dir, write_json_atomic, zip_dir
 from linewatch.errors import LinewatchError, ModelFileError
 from linewatch.sensors.methods import METHODS
 from linewatch.services import machines as machines_svc
@@ -398,32 +398,25 @@ def _unpack_model(upload_name: str, data: bytes, folder: Path) -> None:
 
 def zip_model(mm: MachineModel) -> bytes:
     """A ready model's folder as a zip (its files at the top, sub-folders kept: a table model's ``live/``)."""
-    import zipfile
-
     if mm.status != "ready" or not mm.path:
         raise Conflict(f"machine model {mm.id} is {mm.status}, not ready")
     folder = Path(mm.path)
     if not folder.is_dir():
         raise Conflict(f"machine model {mm.id}'s folder is gone from the models folder")
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for f in sorted(folder.rglob("*")):
-            if f.is_file() and not any(part.startswith(".") for part in f.relative_to(folder).parts):
-                z.write(f, f.relative_to(folder).as_posix())
-    return buf.getvalue()
+    return zip_dir(folder)
 
 
-def import_model(ctx: AppContext, machine_name: str, upload_name: str, data: bytes, user_id: int | None):
+def import_model(sessions, models_dir: Path, machine_name: str, upload_name: str, data: bytes, user_id: int | None):
     """A table model fitted elsewhere (``linewatch sensors fit``, uploaded as a zip of its folder) as the machine's
     next model version, ready to activate: loaded and checked as the sensor engine loads it (its stored rows score
     as when it was saved), its sensors all the machine's. Its live state starts empty: its first readings are scored
-    as the first rows of a batch are."""
+    as the first rows of a batch are. ``sessions``: the store's session factory; ``models_dir``: the service's."""
     from linewatch.sensors.saving import load
 
-    with ctx.sessions() as s:
+    with sessions() as s:
         m = machines_svc.machine(s, machine_name)
         machine_sensors = {x.name for x in machines_svc.sensors_of(s, m.id)}
-    root = ctx.settings.models_dir / "machines" / machine_name
+    root = Path(models_dir) / "machines" / machine_name
     stage = staging_dir(root / "import")
     placed: Path | None = None
     try:
@@ -447,7 +440,7 @@ def import_model(ctx: AppContext, machine_name: str, upload_name: str, data: byt
             "training_rows": info.get("rows") if isinstance(info.get("rows"), int) else None,
             "sensors": [{"sensor": n} for n in names],
         }
-        with ctx.sessions() as s, s.begin():
+        with sessions() as s, s.begin():
             m = machines_svc.machine(s, machine_name)
             mm = MachineModel(
                 machine_id=m.id,

@@ -440,7 +440,9 @@ async def import_machine_model(
     if not data:
         raise LinewatchError("the file is empty")
     upload = clean_filename(file.filename, "model.zip") or "model.zip"
-    mm = await asyncio.to_thread(machine_models.import_model, c, name, upload, data, who.user_id)
+    mm = await asyncio.to_thread(
+        machine_models.import_model, c.sessions, c.settings.models_dir, name, upload, data, who.user_id
+    )
     return _model_out(mm, name)
 
 
