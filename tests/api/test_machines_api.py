@@ -491,6 +491,12 @@ def test_a_model_fitted_with_the_sensors_command_is_imported_and_runs_live(api, 
         return c.post(machine_url, files={"file": ("m.zip", data)}, headers=eng)
 
     assert post(b"time,oil_temp\n1,2\n").status_code == 400
+    crowded = io.BytesIO()
+    with zipfile.ZipFile(crowded, "w") as z:
+        for i in range(1001):
+            z.writestr(f"x/{i}.txt", "")
+    r = post(crowded.getvalue())
+    assert r.status_code == 413 and "1001 entries" in r.json()["detail"]
     r = post(_zip(tmp_path / "m", skip={"check_scores.npy"}))
     assert r.status_code == 400 and "check_scores.npy" in r.json()["detail"]
     assert post(_zip(tmp_path / "m"), "/api/v1/machines/nosuch/models/import").status_code == 404

@@ -357,6 +357,7 @@ def _train_table(ctx, mm, machine_name: str, names: list[str], steps, block, pro
 #: the files of a sensor engine model folder (``linewatch sensors fit --out``), and what an upload of one may unpack to
 MODEL_FILES = ("manifest.json", "train_features.npy", "check_features.npy", "check_scores.npy")
 MAX_MODEL_BYTES = 1 << 30
+MAX_MODEL_MEMBERS = 1000
 
 
 def _unpack_model(upload_name: str, data: bytes, folder: Path) -> None:
@@ -372,6 +373,8 @@ def _unpack_model(upload_name: str, data: bytes, folder: Path) -> None:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as z:
             found: dict[str, zipfile.ZipInfo] = {}
+            if len(z.infolist()) > MAX_MODEL_MEMBERS:
+                raise TooLarge(f"{upload_name} holds {len(z.infolist())} entries; a model folder has a handful")
             for info in z.infolist():
                 path = PurePosixPath(info.filename)
                 if info.is_dir() or path.name not in MODEL_FILES or any(p.startswith(".") for p in path.parts):
