@@ -552,3 +552,20 @@ def test_a_model_fitted_with_the_sensors_command_is_imported_and_runs_live(api, 
     assert c.post("/api/v1/machines", json=press2, headers=eng).status_code == 201
     again = post(r.content, "/api/v1/machines/press-2/models/import")
     assert again.status_code == 201 and again.json()["machine"] == "press-2" and again.json()["method"] == "pca"
+    assert again.json()["metrics"]["warmed_on_time_steps"] == 0  # press-2 has no readings yet
+
+    # imported where readings are stored, its live state starts from the newest of them: the rows its features
+    # look back over, as if it had scored them
+    from linewatch.sensors.live import LiveTable
+    from linewatch.services.machine_models import MachineScorer
+    from linewatch.store.tables import MachineModel
+
+    v2 = post(_zip(tmp_path / "m")).json()
+    context = LiveTable(det).context
+    assert v2["version"] == 2 and v2["metrics"]["warmed_on_time_steps"] == context
+    with api.ctx.sessions() as s:
+        path = s.get(MachineModel, v2["id"]).path
+    scorer = MachineScorer.open(v2["id"], path, tmp_path / "no-checkpoint", "pca")
+    last = _cycle(30, T0 + 2060, 2, pressure_offset=-0.25)["values"]
+    np.testing.assert_allclose(scorer.det.values_[-1], [last["oil_temp"][-1], last["pressure"][-1]])
+    assert len(scorer.det.values_) == context and scorer.det.times_[-1] == pytest.approx(T0 + 2089, abs=1e-3)

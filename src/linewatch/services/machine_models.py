@@ -120,13 +120,13 @@ def _write_dir(target: Path, write) -> None:
 
 
 # -- training -----------------------------------------------------------------------------------------------------
-def wide_from_readings(ctx: AppContext, sensor_ids: dict[str, int], start_ms: int, end_ms: int):
+def wide_from_readings(engine, sensor_ids: dict[str, int], start_ms: int, end_ms: int):
     """The stored readings of the sensors in [start, end) as (times ms, values (steps, sensors)), NaN where a
     sensor has no reading at a time step."""
     cols = list(sensor_ids)
     index = {sid: j for j, sid in enumerate(sensor_ids.values())}
     ids = ",".join(str(int(s)) for s in sensor_ids.values())
-    with ctx.engine.connect() as conn:
+    with engine.connect() as conn:
         rows = conn.execute(
             text(
                 f"SELECT sensor_id, ts, value FROM readings WHERE sensor_id IN ({ids}) AND ts >= :a AND ts < :b "
@@ -141,6 +141,25 @@ def wide_from_readings(ctx: AppContext, sensor_ids: dict[str, int], start_ms: in
     block = np.full((len(steps), len(cols)), np.nan)
     block[inverse, np.array([index[int(s)] for s in sid])] = val.astype(float)
     return steps, block
+
+
+def newest_readings(engine, sensor_ids: dict[str, int], steps: int):
+    """The newest ``steps`` time steps of the sensors' stored readings, as ``wide_from_readings`` gives them."""
+    if steps <= 0 or not sensor_ids:
+        return np.empty(0, np.int64), np.empty((0, len(sensor_ids)))
+    ids = ",".join(str(int(s)) for s in sensor_ids.values())
+    with engine.connect() as conn:
+        times = (
+            conn.execute(
+                text(f"SELECT DISTINCT ts FROM readings WHERE sensor_id IN ({ids}) ORDER BY ts DESC LIMIT :n"),
+                {"n": int(steps)},
+            )
+            .scalars()
+            .all()
+        )
+    if not times:
+        return np.empty(0, np.int64), np.empty((0, len(sensor_ids)))
+    return wide_from_readings(engine, sensor_ids, int(min(times)), int(max(times)) + 1)
 
 
 def wide_from_file(data: bytes, filename: str, sensors: list[str]):
@@ -251,7 +270,7 @@ def run_sensor_training(ctx: AppContext, job_id: int, params: dict, progress) ->
     else:
         a = int(dt.datetime.fromisoformat(mm.source["start"]).timestamp() * 1000)
         b = int(dt.datetime.fromisoformat(mm.source["end"]).timestamp() * 1000)
-        steps, block = wide_from_readings(ctx, {n: by_name[n] for n in names}, a, b)
+        steps, block = wide_from_readings(ctx.engine, {n: by_name[n] for n in names}, a, b)
     if len(steps) > MAX_TRAIN_ROWS:
         steps, block = steps[-MAX_TRAIN_ROWS:], block[-MAX_TRAIN_ROWS:]
     progress("read", 1, 1)
@@ -412,13 +431,17 @@ def zip_model(mm: MachineModel) -> bytes:
 def import_model(sessions, models_dir: Path, machine_name: str, upload_name: str, data: bytes, user_id: int | None):
     """A table model fitted elsewhere (``linewatch sensors fit``, uploaded as a zip of its folder) as the machine's
     next model version, ready to activate: loaded and checked as the sensor engine loads it (its stored rows score
-    as when it was saved), its sensors all the machine's. Its live state starts empty: its first readings are scored
-    as the first rows of a batch are. ``sessions``: the store's session factory; ``models_dir``: the service's."""
+    as when it was saved), its sensors all the machine's. Its live state is warmed on the machine's newest stored
+    readings (the rows its features look back over), so the next readings are scored as they would be after those;
+    without stored readings, they are scored as the first rows of a batch are. ``sessions``: the store's session
+    factory; ``models_dir``: the service's."""
+    from linewatch.sensors.live import LiveTable
     from linewatch.sensors.saving import load
 
     with sessions() as s:
         m = machines_svc.machine(s, machine_name)
-        machine_sensors = {x.name for x in machines_svc.sensors_of(s, m.id)}
+        machine_sensors = {x.name: x.id for x in machines_svc.sensors_of(s, m.id)}
+        engine = s.get_bind()
     root = Path(models_dir) / "machines" / machine_name
     stage = staging_dir(root / "import")
     placed: Path | None = None
@@ -435,6 +458,11 @@ def import_model(sessions, models_dir: Path, machine_name: str, upload_name: str
                 f"the model reads sensors machine {machine_name!r} does not have: {', '.join(unknown)} "
                 "(its sensors are the columns it was fitted on)"
             )
+        live = LiveTable(det)
+        steps, block = newest_readings(engine, {n: machine_sensors[n] for n in names}, live.context)
+        if len(steps):
+            live.update(block, steps / 1000.0)
+        live.save(stage / LIVE_DIR)
         info = det.manifest_.get("info") or {}
         metrics = {
             "threshold": float(det.threshold_),
@@ -442,6 +470,7 @@ def import_model(sessions, models_dir: Path, machine_name: str, upload_name: str
             "linewatch_version": str(det.manifest_.get("linewatch_version", "")),
             "training_rows": info.get("rows") if isinstance(info.get("rows"), int) else None,
             "sensors": [{"sensor": n} for n in names],
+            "warmed_on_time_steps": int(len(steps)),
         }
         with sessions() as s, s.begin():
             m = machines_svc.machine(s, machine_name)
