@@ -1217,11 +1217,8 @@ def machines_import_model(
         )
     finally:
         engine.dispose()
-    out.print(
-        f"{escape(machine)}: version {mm.version} (model #{mm.id}, {mm.method} over {', '.join(mm.sensors)}) is "
-        "ready; activate it to score the readings",
-        highlight=False,
-    )
+    what = f"{machine}: version {mm.version} (model #{mm.id}, {mm.method} over {', '.join(mm.sensors)})"
+    out.print(f"{escape(what)} is ready; activate it to score the readings", highlight=False)
 
 
 from linewatch.core.registry_cli import app as registry_app  # noqa: E402

@@ -455,7 +455,7 @@ def import_model(sessions, models_dir: Path, machine_name: str, upload_name: str
         unknown = [n for n in names if n not in machine_sensors]
         if unknown:
             raise Conflict(
-                f"the model reads sensors machine {machine_name!r} does not have: {', '.join(unknown)} "
+                f"the model reads sensors that machine {machine_name!r} does not have: {', '.join(unknown)} "
                 "(its sensors are the columns it was fitted on)"
             )
         live = LiveTable(det)

@@ -81,8 +81,8 @@ export const DETECTORS: { value: Detector; label: string; group: string; hint: s
   { value: "pca", label: "PCA", group: "All sensors together", hint: "At margin 1, finds faults sooner than Mahalanobis with more false alerts; a margin of 1.5 to 2.5 trades them back.", fields: [MARGIN, FALSE_ALARMS] },
   { value: "knn", label: "Nearest neighbours (kNN)", group: "All sensors together", hint: "At margin 1, finds faults sooner than Mahalanobis with more false alerts; a margin of 1.5 to 2.5 trades them back. About 4× the CPU per reading.", fields: [MARGIN, FALSE_ALARMS, NEIGHBOURS] },
   { value: "lof", label: "Local outlier factor (LOF)", group: "All sensors together", hint: "At margin 1, finds faults sooner than Mahalanobis with more false alerts; a margin of 1.5 to 2.5 trades them back. About 4× the CPU per reading.", fields: [MARGIN, FALSE_ALARMS, NEIGHBOURS] },
-  { value: "ecod", label: "ECOD: tail probabilities", group: "All sensors together", hint: "No parameters to tune; on SKAB, later to find faults than PCA, with more false alerts.", fields: [MARGIN, FALSE_ALARMS] },
-  { value: "copod", label: "COPOD: copula tails", group: "All sensors together", hint: "No parameters to tune; on SKAB, more false alerts than PCA.", fields: [MARGIN, FALSE_ALARMS] },
+  { value: "ecod", label: "ECOD: tail probabilities", group: "All sensors together", hint: "No parameters of its own; on SKAB, later to find faults than PCA, with more false alerts.", fields: [MARGIN, FALSE_ALARMS] },
+  { value: "copod", label: "COPOD: copula tails", group: "All sensors together", hint: "No parameters of its own; on SKAB, more false alerts than PCA.", fields: [MARGIN, FALSE_ALARMS] },
   {
     value: "hbos",
     label: "Histograms (HBOS)",
