@@ -116,3 +116,82 @@ def test_without_a_registry_the_service_says_how_to_set_one(api):
     r = api.client.post("/api/v1/registry/import", json={"ref": "washer@production"}, headers=eng)
     assert r.status_code == 409 and "LINEWATCH_REGISTRY_URI" in r.json()["detail"]
     shutil.rmtree(api.ctx.settings.models_dir, ignore_errors=True)
+
+
+MACHINE = {
+    "name": "press-1",
+    "line": "line-1",
+    "type": "hydraulic press",
+    "sensors": [{"name": "oil_temp", "unit": "degC"}, {"name": "pressure", "unit": "bar"}],
+}
+
+
+def _press_model(folder: Path, sensors=("oil_temp", "pressure")) -> Path:
+    """A pca table model as `linewatch sensors fit` writes it, of a press whose two sensors move together."""
+    import numpy as np
+
+    from linewatch.sensors.methods import METHODS
+    from linewatch.sensors.saving import save
+
+    rng = np.random.default_rng(0)
+    load = np.sin(np.arange(1500) / 40.0)
+    x = np.c_[70 + 3 * load + rng.normal(0, 0.1, 1500), 3 + 0.3 * load + rng.normal(0, 0.01, 1500)]
+    det = METHODS.create("pca", windows=[10]).fit([(x, np.arange(1500.0))], sensors=list(sensors))
+    return save(det, folder, {"rows": 1500})
+
+
+def test_a_machine_model_travels_through_the_registry(reg_api, registry_uri, tmp_path):
+    """A sensors table model pushed to the registry (`linewatch registry push`) is imported for a machine as its next
+    version, ready; published back from the service under another name, it imports into a second machine. Refused:
+    a version the registry lacks (404), a model of other sensors (409), a streaming detector's checkpoint to publish
+    (409, it is no engine model folder)."""
+    from linewatch.core import modelregistry
+
+    c = reg_api.client
+    eng, viewer = reg_api.user("engineer"), reg_api.user("viewer")
+    assert c.post("/api/v1/lines", json={"name": "line-1"}, headers=eng).status_code == 201
+    assert c.post("/api/v1/machines", json=MACHINE, headers=eng).status_code == 201
+    modelregistry.push(_press_model(tmp_path / "m"), "press-oil", registry_uri, alias="production")
+    modelregistry.push(_press_model(tmp_path / "other", ("oil_temp", "spindle")), "spindle", registry_uri)
+    url = "/api/v1/machines/press-1/models/registry-import"
+
+    assert c.post(url, json={"ref": "nosuch@production"}, headers=eng).status_code == 404
+    r = c.post(url, json={"ref": "spindle"}, headers=eng)
+    assert r.status_code == 409 and "spindle" in r.json()["detail"]
+    assert c.post(url, json={"ref": "press-oil@production"}, headers=viewer).status_code == 403
+    r = c.post(url, json={"ref": "press-oil@production"}, headers=eng)
+    assert r.status_code == 201, r.text
+    model = r.json()
+    assert model["status"] == "ready" and model["method"] == "pca" and model["version"] == 1
+    assert model["source"]["registry"]["name"] == "press-oil" and model["source"]["registry"]["version"] == 1
+    assert c.get("/api/v1/machines/press-1/models", headers=viewer).json()[0]["id"] == model["id"]
+
+    r = c.post(f"/api/v1/machine-models/{model['id']}/publish", json={"name": "press-oil-line2"}, headers=eng)
+    assert r.status_code == 200, r.text
+    assert r.json()["name"] == "press-oil-line2" and r.json()["version"] == 1
+    assert c.post("/api/v1/machines", json={**MACHINE, "name": "press-2"}, headers=eng).status_code == 201
+    r = c.post("/api/v1/machines/press-2/models/registry-import", json={"ref": "press-oil-line2/1"}, headers=eng)
+    assert r.status_code == 201 and r.json()["machine"] == "press-2" and r.json()["params"]["windows"] == [10]
+
+    # a stream detector's model is its checkpoint, not an engine's model folder: not for the registry
+    rows = "time,oil_temp,pressure\n" + "\n".join(f"{1e9 + i},{70 + i % 3},{3 + i % 2}" for i in range(400))
+    r = c.post(
+        "/api/v1/machines/press-1/models/train-file",
+        files={"file": ("normal.csv", rows.encode())},
+        data={"params": '{"learning_period": 100}'},
+        headers=eng,
+    )
+    job = _wait(reg_api, r.json()["id"], eng)
+    assert job["status"] == "succeeded", job
+    stream_id = job["result"]["machine_model_id"]
+    r = c.post(f"/api/v1/machine-models/{stream_id}/publish", json={"name": "stream"}, headers=eng)
+    assert r.status_code == 409 and "streaming checkpoint" in r.json()["detail"]
+
+
+def test_machine_models_and_the_registry_without_one(api, tmp_path):
+    eng = api.user("engineer")
+    c = api.client
+    assert c.post("/api/v1/lines", json={"name": "line-1"}, headers=eng).status_code == 201
+    assert c.post("/api/v1/machines", json=MACHINE, headers=eng).status_code == 201
+    r = c.post("/api/v1/machines/press-1/models/registry-import", json={"ref": "press-oil"}, headers=eng)
+    assert r.status_code == 409 and "LINEWATCH_REGISTRY_URI" in r.json()["detail"]

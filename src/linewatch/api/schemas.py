@@ -379,6 +379,20 @@ class ModelImportIn(BaseModel):
     )
 
 
+class MachineModelImportIn(BaseModel):
+    """A sensors model of the team's MLflow Model Registry imported as a machine's model version
+    (``POST /machines/{name}/models/registry-import``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ref: str = Field(
+        min_length=1,
+        max_length=300,
+        pattern=r"^[^/@\x00-\x1f\x7f]+(/[0-9]{1,9}|@[A-Za-z_][A-Za-z0-9_-]*)?$",
+        description="NAME (its newest version), NAME/VERSION or NAME@ALIAS, e.g. press-oil@production",
+    )
+
+
 class ModelPublishIn(BaseModel):
     """A ready model version pushed to the team's MLflow Model Registry (``POST /models/{id}/publish``)."""
 

@@ -430,11 +430,59 @@ def zip_model(mm: MachineModel) -> bytes:
 
 def import_model(sessions, models_dir: Path, machine_name: str, upload_name: str, data: bytes, user_id: int | None):
     """A table model fitted elsewhere (``linewatch sensors fit``, uploaded as a zip of its folder) as the machine's
-    next model version, ready to activate: loaded and checked as the sensor engine loads it (its stored rows score
-    as when it was saved), its sensors all the machine's. Its live state is warmed on the machine's newest stored
+    next model version, ready to activate: see ``_import_staged``. ``sessions``: the store's session factory;
+    ``models_dir``: the service's."""
+    root = Path(models_dir) / "machines" / machine_name
+    with sessions() as s:
+        machines_svc.machine(s, machine_name)  # an unknown machine is a 404 before anything is written
+    stage = staging_dir(root / "import")
+    try:
+        _unpack_model(upload_name, data, stage)
+        source = {"file": upload_name, "bytes": len(data), "imported": True}
+        return _import_staged(sessions, root, stage, machine_name, upload_name, source, user_id)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def import_registered(ctx: AppContext, machine_name: str, ref: str, user_id: int | None):
+    """A sensors model of the team's MLflow Model Registry (``ref``: NAME, NAME/VERSION or NAME@ALIAS; pushed with
+    ``linewatch registry push`` or published from another service) as the machine's next model version: downloaded,
+    checked file by file against its manifest, then as an uploaded one (``_import_staged``)."""
+    import tempfile
+
+    from linewatch.core.modelregistry import pull
+    from linewatch.services.registry import found_or_not, registry_uri
+
+    uri = registry_uri(ctx)
+    root = ctx.settings.models_dir / "machines" / machine_name
+    with ctx.sessions() as s:
+        machines_svc.machine(s, machine_name)
+    root.mkdir(parents=True, exist_ok=True)
+    download = Path(tempfile.mkdtemp(dir=root, prefix=".registry-"))
+    stage = staging_dir(root / "import")
+    try:
+        try:
+            got = pull(ref, download / "model", uri)
+        except LinewatchError as e:
+            raise found_or_not(e) from None
+        if got.engine != "sensors":
+            raise Conflict(f"{ref} is a {got.engine} model: a machine's sensor model comes from the sensors engine")
+        for name in MODEL_FILES:
+            if (download / "model" / name).is_file():
+                shutil.move(str(download / "model" / name), str(stage / name))
+        source = {"registry": {"ref": ref, "name": got.name, "version": got.version, "run_id": got.run_id, "uri": uri}}
+        return _import_staged(ctx.sessions, root, stage, machine_name, ref, source, user_id)
+    finally:
+        shutil.rmtree(download, ignore_errors=True)
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _import_staged(sessions, root: Path, stage: Path, machine_name: str, what: str, source: dict, user_id):
+    """The table model whose files are in ``stage`` as the machine's next version, ready to activate: loaded and
+    checked as the sensor engine loads it (its stored rows score as when it was saved; a reason names ``what``, never
+    the server's folders), its sensors all the machine's. Its live state is warmed on the machine's newest stored
     readings (the rows its features look back over), so the next readings are scored as they would be after those;
-    without stored readings, they are scored as the first rows of a batch are. ``sessions``: the store's session
-    factory; ``models_dir``: the service's."""
+    without stored readings, they are scored as the first rows of a batch are."""
     from linewatch.sensors.live import LiveTable
     from linewatch.sensors.saving import load
 
@@ -442,15 +490,12 @@ def import_model(sessions, models_dir: Path, machine_name: str, upload_name: str
         m = machines_svc.machine(s, machine_name)
         machine_sensors = {x.name: x.id for x in machines_svc.sensors_of(s, m.id)}
         engine = s.get_bind()
-    root = Path(models_dir) / "machines" / machine_name
-    stage = staging_dir(root / "import")
     placed: Path | None = None
     try:
-        _unpack_model(upload_name, data, stage)
         try:
             det = load(stage)
         except ModelFileError as e:
-            raise LinewatchError(str(e).replace(str(stage), upload_name)) from None
+            raise LinewatchError(str(e).replace(str(stage), what)) from None
         names = list(det.sensors)
         unknown = [n for n in names if n not in machine_sensors]
         if unknown:
@@ -482,7 +527,7 @@ def import_model(sessions, models_dir: Path, machine_name: str, upload_name: str
                 method=det.method,
                 params=det.config(),
                 sensors=names,
-                source={"file": upload_name, "bytes": len(data), "imported": True},
+                source=source,
                 metrics=metrics,
             )
             s.add(mm)
@@ -495,8 +540,6 @@ def import_model(sessions, models_dir: Path, machine_name: str, upload_name: str
         if placed is not None:  # the version was not stored: nor is its folder kept
             shutil.rmtree(placed, ignore_errors=True)
         raise
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
 
 
 # -- versions and activation ---------------------------------------------------------------------------------------

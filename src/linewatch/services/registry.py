@@ -5,6 +5,8 @@ model version that stations can activate. Publishing a ready version pushes its 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy.orm import Session
 
 from linewatch.core.extras import missing
@@ -28,7 +30,8 @@ def registry_uri(ctx: AppContext) -> str:
     return uri
 
 
-def _found(e: LinewatchError) -> LinewatchError:
+def found_or_not(e: LinewatchError) -> LinewatchError:
+    """A registry error as the service raises it: the registry lacking the model, version or alias is a NotFound."""
     from linewatch.core.modelregistry import RegistryNotFound
 
     return NotFound(str(e)) if isinstance(e, RegistryNotFound) else e
@@ -45,7 +48,7 @@ def start_import(ctx: AppContext, session: Session, who: Principal | None, ref: 
     try:
         found = resolve(ref, uri)
     except LinewatchError as e:
-        raise _found(e) from None
+        raise found_or_not(e) from None
     if found["engine"] not in (None, "vision"):
         raise Conflict(
             f"version {found['version']} of {found['name']!r} is a {found['engine']} model: stations run vision models"
@@ -135,5 +138,41 @@ def publish(
     with session.begin():
         audit.record(
             session, "model.publish", who, target=f"model {model_id}", registered=done.name, version=done.version
+        )
+    return {"name": done.name, "version": done.version, "run_id": done.run_id, "alias": done.alias}
+
+
+def publish_machine_model(
+    ctx: AppContext, session: Session, who: Principal | None, model_id: int, name: str, alias: str | None
+) -> dict:
+    """Push ready machine model ``model_id`` (a table model or a maintenance model: an engine's model folder) to the
+    registry as a new version of ``name`` (``alias`` pointed at it); another service imports it for a machine with
+    the same sensors (``POST /machines/{name}/models/registry-import``)."""
+    from linewatch.core.modelfiles import MANIFEST
+    from linewatch.core.modelregistry import push
+    from linewatch.store.tables import MachineModel
+
+    uri = registry_uri(ctx)
+    mm = session.get(MachineModel, model_id)
+    if mm is None:
+        raise NotFound(f"no machine model {model_id}")
+    if mm.status != "ready" or not mm.path:
+        raise Conflict(f"machine model {model_id} is {mm.status}, not ready: there is nothing to publish yet")
+    path, method, version = mm.path, mm.method, mm.version
+    if not (Path(path) / MANIFEST).is_file():
+        raise Conflict(
+            f"machine model {model_id} runs the {method} detector, a streaming checkpoint: the registry takes table "
+            "models (mahalanobis, pca, ...) and maintenance models"
+        )
+    session.rollback()  # no transaction held open while the files travel
+    done = push(path, name, uri, alias, description=f"linewatch machine model {model_id} (version {version}, {method})")
+    with session.begin():
+        audit.record(
+            session,
+            "model.publish",
+            who,
+            target=f"machine model {model_id}",
+            registered=done.name,
+            version=done.version,
         )
     return {"name": done.name, "version": done.version, "run_id": done.run_id, "alias": done.alias}

@@ -1073,6 +1073,49 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/machines/{name}/models/registry-import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Import Registered Machine Model
+         * @description A sensors table model of the team's MLflow Model Registry (``LINEWATCH_REGISTRY_URI``; pushed with
+         *     ``linewatch registry push`` or published from another service) as the machine's next version, ready to
+         *     activate: downloaded, checked file by file, loaded as the engine loads it, its sensors the machine's.
+         */
+        post: operations["import_registered_machine_model_api_v1_machines__name__models_registry_import_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/machine-models/{model_id}/publish": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Publish Machine Model
+         * @description Push a ready machine model (a table model or a maintenance model) to the team's MLflow Model Registry as a new
+         *     version of ``name``, ``alias`` pointed at it; another service imports it for a machine with the same sensors.
+         */
+        post: operations["publish_machine_model_api_v1_machine_models__model_id__publish_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/machine-models/{model_id}/files": {
         parameters: {
             query?: never;
@@ -3071,6 +3114,18 @@ export interface components {
             stations?: string[];
             /** Sensors */
             sensors?: components["schemas"]["SensorSpec"][];
+        };
+        /**
+         * MachineModelImportIn
+         * @description A sensors model of the team's MLflow Model Registry imported as a machine's model version
+         *     (``POST /machines/{name}/models/registry-import``).
+         */
+        MachineModelImportIn: {
+            /**
+             * Ref
+             * @description NAME (its newest version), NAME/VERSION or NAME@ALIAS, e.g. press-oil@production
+             */
+            ref: string;
         };
         /** MachineModelOut */
         MachineModelOut: {
@@ -10133,6 +10188,184 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ValidationErrorOut"];
+                };
+            };
+        };
+    };
+    import_registered_machine_model_api_v1_machines__name__models_registry_import_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MachineModelImportIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MachineModelOut"];
+                };
+            };
+            /** @description bad request: a body that cannot be parsed (not UTF-8, broken multipart) or an invalid Content-Length */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description authentication required, or the token or API key is invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the caller's role is too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description no such machine, or the registry has no such model, version or alias */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description no registry is set, the version is not a sensors model, or it reads sensors the machine does not have */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the request does not match the API (see errors) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorOut"];
+                };
+            };
+            /** @description the registry cannot be reached */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    publish_machine_model_api_v1_machine_models__model_id__publish_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                model_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ModelPublishIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RegistryVersionOut"];
+                };
+            };
+            /** @description bad request: a body that cannot be parsed (not UTF-8, broken multipart) or an invalid Content-Length */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description authentication required, or the token or API key is invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the caller's role is too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description no such machine model */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description no registry is set, the model is not ready, or it is a streaming detector's checkpoint */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the request does not match the API (see errors) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorOut"];
+                };
+            };
+            /** @description the registry cannot be reached or refused the model */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
                 };
             };
         };

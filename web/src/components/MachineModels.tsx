@@ -6,6 +6,7 @@ import { fmtDateTime, fmtNum, fmtPct, fromLocalInput, toLocalInput } from "../li
 import type { Machine, MachineModel } from "../lib/machines";
 import { useSession } from "../lib/session";
 import { FINISHED, useFollow } from "../lib/useFollow";
+import { REF } from "./Registry";
 import { Feedback } from "./Feedback";
 
 interface SensorMetrics {
@@ -110,6 +111,15 @@ const STREAMING: ReadonlySet<string> = new Set(DETECTORS.filter((d) => d.group =
 type TrainBody = NonNullable<paths["/api/v1/machines/{name}/models/train"]["post"]["requestBody"]>["content"]["application/json"];
 type Detector = NonNullable<TrainBody["method"]>;
 
+/** Where a version's training data or files came from, in a few words. */
+function origin(m: MachineModel): string {
+  const src = m.source as { file?: unknown; start?: unknown; end?: unknown; registry?: { name?: unknown; version?: unknown } };
+  if (src.registry) return `${String(src.registry.name)} v${String(src.registry.version)} (registry)`;
+  if (src.file !== undefined) return String(src.file);
+  if (src.start) return `${fmtDateTime(String(src.start)).slice(0, 16)} to ${fmtDateTime(String(src.end)).slice(0, 16)}`;
+  return "–";
+}
+
 function statusColor(s: string) {
   return s === "ready" ? "#237a35" : s === "failed" ? "red.9" : "blue.9";
 }
@@ -132,6 +142,8 @@ export function MachineModels({ machine, onChanged, chartRange }: { machine: Mac
   const spec = DETECTORS.find((d) => d.value === detector) ?? DETECTORS[0];
   const [finished, setFinished] = useState<Job | null>(null);
   const [upload, setUpload] = useState<File | null>(null);
+  const [ref, setRef] = useState("");
+  const [registered, setRegistered] = useState("");
   const name = machine.name;
 
   const load = useCallback(async () => {
@@ -194,18 +206,46 @@ export function MachineModels({ machine, onChanged, chartRange }: { machine: Mac
     }
   }
 
-  async function importModel() {
-    if (!upload) return;
-    const form = new FormData();
-    form.append("file", upload);
+  /** a model version made by ``make`` (an import), then shown selected */
+  async function imported(make: () => Promise<MachineModel>, clear: () => void) {
     setBusy(true);
     setMessage(null);
     try {
-      const m = await postForm<MachineModel>(`/api/v1/machines/${encodeURIComponent(name)}/models/import`, form);
-      setUpload(null);
+      const m = await make();
+      clear();
       setMessage({ ok: true, text: `Imported as version ${m.version} (${m.method}): check it below and activate it.` });
       await load();
       setSelected(m.id);
+    } catch (e) {
+      setMessage({ ok: false, text: (e as Error).message });
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  function importModel() {
+    if (!upload) return;
+    const form = new FormData();
+    form.append("file", upload);
+    return imported(
+      () => postForm<MachineModel>(`/api/v1/machines/${encodeURIComponent(name)}/models/import`, form),
+      () => setUpload(null),
+    );
+  }
+
+  function importRegistered() {
+    return imported(
+      () => call(api.POST("/api/v1/machines/{name}/models/registry-import", { params: { path: { name } }, body: { ref: ref.trim() } })),
+      () => setRef(""),
+    );
+  }
+
+  async function publish(model: MachineModel) {
+    setBusy(true);
+    setMessage(null);
+    try {
+      const done = await call(api.POST("/api/v1/machine-models/{model_id}/publish", { params: { path: { model_id: model.id } }, body: { name: registered.trim() } }));
+      setMessage({ ok: true, text: `Published as version ${done.version} of ${done.name} in the model registry.` });
     } catch (e) {
       setMessage({ ok: false, text: (e as Error).message });
     } finally {
@@ -357,6 +397,18 @@ export function MachineModels({ machine, onChanged, chartRange }: { machine: Mac
             <Button variant="default" onClick={importModel} disabled={!upload || busy} data-testid="import">
               Import
             </Button>
+            <TextInput
+              label="Or from the model registry"
+              placeholder="NAME, NAME/3 or NAME@production"
+              value={ref}
+              onChange={(e) => setRef(e.currentTarget.value)}
+              error={ref.trim() !== "" && !REF.test(ref.trim()) ? "NAME, NAME/3 or NAME@alias" : undefined}
+              w={260}
+              data-testid="registry-ref"
+            />
+            <Button variant="default" onClick={importRegistered} disabled={!REF.test(ref.trim()) || busy} data-testid="registry-import">
+              Import
+            </Button>
           </Group>
         </Card>
       )}
@@ -427,11 +479,7 @@ export function MachineModels({ machine, onChanged, chartRange }: { machine: Mac
                     <Table.Td>{fmtPct(num(m, "alert_rate"), 2)}</Table.Td>
                     <Table.Td>{fmtNum(num(m, "threshold"), 2)}</Table.Td>
                     <Table.Td>
-                      {"file" in m.source
-                        ? String(m.source.file)
-                        : m.source.start
-                          ? `${fmtDateTime(String(m.source.start)).slice(0, 16)} to ${fmtDateTime(String(m.source.end)).slice(0, 16)}`
-                          : "–"}
+                      {origin(m)}
                     </Table.Td>
                     <Table.Td>{fmtDateTime(m.created_at)}</Table.Td>
                     {engineer && (
@@ -477,9 +525,25 @@ export function MachineModels({ machine, onChanged, chartRange }: { machine: Mac
               Download its folder (zip)
             </Button>
           </Group>
+          {engineer && !STREAMING.has(model.method) && (
+            <Group gap="xs" mt={4} align="flex-end">
+              <TextInput
+                size="xs"
+                label="Publish to the model registry as"
+                placeholder="registered model name"
+                value={registered}
+                onChange={(e) => setRegistered(e.currentTarget.value)}
+                w={240}
+                data-testid="publish-name"
+              />
+              <Button size="xs" variant="default" onClick={() => publish(model)} disabled={!registered.trim() || busy} data-testid="publish">
+                Publish
+              </Button>
+            </Group>
+          )}
           <Text size="xs" c="gray.7" mb={4}>
             {model.metrics?.imported
-              ? `imported from ${String(model.source.file ?? "a zip")}, fitted elsewhere${num(model, "training_rows") !== null ? ` on ${num(model, "training_rows")} rows` : ""} with threshold ${fmtNum(num(model, "threshold"), 4)}: no per-sensor figures from this machine's readings`
+              ? `imported from ${origin(model)}, fitted elsewhere${num(model, "training_rows") !== null ? ` on ${num(model, "training_rows")} rows` : ""} with threshold ${fmtNum(num(model, "threshold"), 4)}: no per-sensor figures from this machine's readings`
               : !STREAMING.has(model.method)
                 ? "alert rate: the share of the training time steps that alerted with this sensor leading, the false alarms to expect on normal readings"
                 : "alert rate: how often the sensor alerted after its learning period, the false-alarm rate to expect on normal readings"}

@@ -4,7 +4,8 @@ import { api, call, type Job, type Model, type Schemas } from "../api/client";
 import { useFollow } from "../lib/useFollow";
 import { Feedback } from "./Feedback";
 
-const REF = /^[^/@\x00-\x1f\x7f]+(\/[0-9]{1,9}|@[A-Za-z_][A-Za-z0-9_-]*)?$/;
+/** a registered version's reference: NAME, NAME/VERSION or NAME@ALIAS (the API's pattern) */
+export const REF = /^[^/@\x00-\x1f\x7f]+(\/[0-9]{1,9}|@[A-Za-z_][A-Za-z0-9_-]*)?$/;
 const NAME = /^[^/@\x00-\x1f\x7f]+$/;
 const ALIAS = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 

@@ -247,4 +247,35 @@ describe("MachinePage", { timeout: 20_000 }, () => {
     await waitFor(() => expect(URL.createObjectURL).toHaveBeenCalled());
     expect(sent.at(-1)!.url.pathname).toBe("/api/v1/machine-models/7/files");
   }, 20_000);
+
+  it("an engineer imports a table model from the model registry and publishes a version to it", async () => {
+    const fromRegistry = { ...model, id: 8, version: 2, method: "pca", metrics: { threshold: 3.1, imported: true, sensors: [{ sensor: "oil_temp" }] }, source: { registry: { ref: "press-oil@production", name: "press-oil", version: 4 } } };
+    let models: unknown[] = [model];
+    const sent = stubFetch({
+      "GET /api/v1/machines/press-1": () => machine({ active_model_id: 4 }),
+      "GET /api/v1/alerts": [],
+      "GET /api/v1/machines/press-1/readings": readings(3),
+      "GET /api/v1/machines/press-1/models": () => models,
+      "GET /api/v1/jobs": [],
+      "POST /api/v1/machines/press-1/models/registry-import": () => {
+        models = [fromRegistry, model];
+        return fromRegistry;
+      },
+      "POST /api/v1/machine-models/8/publish": { name: "press-oil-line2", version: 1, run_id: "r", alias: null },
+    });
+    renderAs("engineer", <MachinePage name="press-1" />);
+    await screen.findByTestId("model-row");
+    expect(screen.queryByTestId("publish")).not.toBeInTheDocument(); // a stream model is a checkpoint, not for the registry
+    await userEvent.type(screen.getByRole("textbox", { name: "Or from the model registry" }), "press-oil@");
+    expect(screen.getByTestId("registry-import")).toBeDisabled(); // not a reference yet
+    await userEvent.type(screen.getByRole("textbox", { name: "Or from the model registry" }), "production");
+    await userEvent.click(screen.getByTestId("registry-import"));
+    expect(await screen.findByTestId("models-message")).toHaveTextContent("Imported as version 2 (pca)");
+    expect(sent.find((x) => x.method === "POST")!.body).toEqual({ ref: "press-oil@production" });
+    await waitFor(() => expect(screen.getByTestId("model-metrics")).toHaveTextContent("imported from press-oil v4 (registry)"));
+    await userEvent.type(screen.getByTestId("publish-name"), "press-oil-line2");
+    await userEvent.click(screen.getByTestId("publish"));
+    await waitFor(() => expect(screen.getByTestId("models-message")).toHaveTextContent("Published as version 1 of press-oil-line2"));
+    expect(sent.at(-1)!.body).toEqual({ name: "press-oil-line2" });
+  }, 20_000);
 });

@@ -24,6 +24,7 @@ from linewatch.api.schemas import (
     JobOut,
     LineIn,
     LineOut,
+    MachineModelImportIn,
     MachineModelOut,
     MachineOut,
     MachineTrainIn,
@@ -31,13 +32,15 @@ from linewatch.api.schemas import (
     MaintenanceOut,
     MaintenancePointOut,
     MaintenanceTrainIn,
+    ModelPublishIn,
     ReadingsOut,
+    RegistryVersionOut,
     SeriesOut,
     TimeFilter,
     errors,
 )
 from linewatch.errors import LinewatchError
-from linewatch.services import alerts, machine_models, maintenance, readings
+from linewatch.services import alerts, audit, machine_models, maintenance, readings, registry
 from linewatch.services import machines as svc
 from linewatch.services.context import AppContext
 from linewatch.services.ingest import Outcome
@@ -451,6 +454,48 @@ def get_machine_model(model_id: Id, _: Viewer, session: DB):
     mm = machine_models.get_model(session, model_id)
     m = session.get(Machine, mm.machine_id)
     return _model_out(mm, m.name, m.active_model_id, m.maintenance_model_id)
+
+
+@router.post(
+    "/machines/{name}/models/registry-import",
+    response_model=MachineModelOut,
+    status_code=201,
+    responses=errors(
+        404,
+        409,
+        503,
+        e404="no such machine, or the registry has no such model, version or alias",
+        e409="no registry is set, the version is not a sensors model, or it reads sensors the machine does not have",
+        e503="the registry cannot be reached",
+    ),
+)
+def import_registered_machine_model(name: Name, body: MachineModelImportIn, who: Engineer, session: DB, c: Ctx):
+    """A sensors table model of the team's MLflow Model Registry (``LINEWATCH_REGISTRY_URI``; pushed with
+    ``linewatch registry push`` or published from another service) as the machine's next version, ready to
+    activate: downloaded, checked file by file, loaded as the engine loads it, its sensors the machine's."""
+    session.rollback()
+    mm = machine_models.import_registered(c, name, body.ref, who.user_id)
+    with session.begin():
+        audit.record(session, "model.import", who, target=f"machine {name}", ref=body.ref, model=mm.id)
+    return _model_out(mm, name)
+
+
+@router.post(
+    "/machine-models/{model_id}/publish",
+    response_model=RegistryVersionOut,
+    responses=errors(
+        404,
+        409,
+        503,
+        e404="no such machine model",
+        e409="no registry is set, the model is not ready, or it is a streaming detector's checkpoint",
+        e503="the registry cannot be reached or refused the model",
+    ),
+)
+def publish_machine_model(model_id: Id, body: ModelPublishIn, who: Engineer, session: DB, c: Ctx):
+    """Push a ready machine model (a table model or a maintenance model) to the team's MLflow Model Registry as a new
+    version of ``name``, ``alias`` pointed at it; another service imports it for a machine with the same sensors."""
+    return registry.publish_machine_model(c, session, who, model_id, body.name, body.alias)
 
 
 @router.get(
