@@ -359,6 +359,8 @@ class CalibrateIn(BaseModel):
 
 REGISTERED = r"^[^/@\x00-\x1f\x7f]+$"  # a registered model's name: '/' and '@' name its versions and aliases
 ALIAS = r"^[A-Za-z_][A-Za-z0-9_-]*$"
+#: a registered version: NAME (its newest), NAME/VERSION or NAME@ALIAS
+REGISTRY_REF = r"^[^/@\x00-\x1f\x7f]+(/[0-9]{1,9}|@[A-Za-z_][A-Za-z0-9_-]*)?$"
 
 
 class ModelImportIn(BaseModel):
@@ -370,7 +372,7 @@ class ModelImportIn(BaseModel):
     ref: str = Field(
         min_length=1,
         max_length=300,
-        pattern=r"^[^/@\x00-\x1f\x7f]+(/[0-9]{1,9}|@[A-Za-z_][A-Za-z0-9_-]*)?$",
+        pattern=REGISTRY_REF,
         description="NAME (its newest version), NAME/VERSION or NAME@ALIAS, e.g. bottle-cam1@production",
         examples=["bottle-cam1@production"],
     )
@@ -388,7 +390,7 @@ class MachineModelImportIn(BaseModel):
     ref: str = Field(
         min_length=1,
         max_length=300,
-        pattern=r"^[^/@\x00-\x1f\x7f]+(/[0-9]{1,9}|@[A-Za-z_][A-Za-z0-9_-]*)?$",
+        pattern=REGISTRY_REF,
         description="NAME (its newest version), NAME/VERSION or NAME@ALIAS, e.g. press-oil@production",
     )
 
