@@ -552,17 +552,21 @@ def test_a_model_fitted_with_the_sensors_command_is_imported_and_runs_live(api, 
     assert c.post("/api/v1/machines", json=press2, headers=eng).status_code == 201
     again = post(r.content, "/api/v1/machines/press-2/models/import")
     assert again.status_code == 201 and again.json()["machine"] == "press-2" and again.json()["method"] == "pca"
-    assert again.json()["metrics"]["warmed_on_time_steps"] == 0  # press-2 has no readings yet
+    assert again.json()["metrics"]["checked_on_time_steps"] == 0  # press-2 has no readings yet
 
-    # imported where readings are stored, its live state starts from the newest of them: the rows its features
-    # look back over, as if it had scored them
+    # imported where readings are stored, it is run over the newest of them: its alert rate there (here the 90 time
+    # steps since the first import, the pressure fault among them, led by pressure), and its live state starts
+    # where they end, as if it had scored them
     from linewatch.sensors.live import LiveTable
     from linewatch.services.machine_models import MachineScorer
     from linewatch.store.tables import MachineModel
 
     v2 = post(_zip(tmp_path / "m")).json()
     context = LiveTable(det).context
-    assert v2["version"] == 2 and v2["metrics"]["warmed_on_time_steps"] == context
+    assert v2["version"] == 2 and v2["metrics"]["checked_on_time_steps"] == 90 == v2["metrics"]["time_steps"]
+    oil, pressure = v2["metrics"]["sensors"]
+    assert pressure["alert_rate"] > 0.05 and oil["alert_rate"] < pressure["alert_rate"]
+    assert pressure["mean"] == pytest.approx(3.0, abs=0.3) and v2["metrics"]["alert_rate"] > 0.05
     with api.ctx.sessions() as s:
         path = s.get(MachineModel, v2["id"]).path
     scorer = MachineScorer.open(v2["id"], path, tmp_path / "no-checkpoint", "pca")

@@ -339,6 +339,20 @@ def _finish(ctx: AppContext, mm: MachineModel, machine_name: str, names: list[st
     }
 
 
+def _run_live(live, steps, block, progress=None) -> tuple[np.ndarray, int]:
+    """Readings run through a table model live, in pieces: its alerting time steps counted for the sensor leading
+    each (per sensor), and in all."""
+    alerts = np.zeros(block.shape[1])
+    alerting = 0
+    for i in range(0, len(steps), CHUNK):
+        _, shares, al = live.update(block[i : i + CHUNK], steps[i : i + CHUNK] / 1000.0)
+        alerting += int(al.sum())
+        np.add.at(alerts, shares[al].argmax(axis=1), 1)  # each alerting step counts for its leading sensor
+        if progress is not None:
+            progress("check", min(i + CHUNK, len(steps)), len(steps))
+    return alerts, alerting
+
+
 def _train_table(ctx, mm, machine_name: str, names: list[str], steps, block, progress, started: float) -> dict:
     """A table detector fitted on the newest ``MAX_TABLE_ROWS`` time steps (its threshold set on the last of them,
     held out), then run over them all as it will run live: its alert rate there, and its live state (the rows the
@@ -355,13 +369,7 @@ def _train_table(ctx, mm, machine_name: str, names: list[str], steps, block, pro
     det.fit([(block, steps / 1000.0)], sensors=names)
     progress("fit", 1, 1)
     live = LiveTable(det)
-    alerts = np.zeros(len(names))
-    alerting = 0
-    for i in range(0, len(steps), CHUNK):
-        _, shares, al = live.update(block[i : i + CHUNK], steps[i : i + CHUNK] / 1000.0)
-        alerting += int(al.sum())
-        np.add.at(alerts, shares[al].argmax(axis=1), 1)  # each alerting step counts for its leading sensor
-        progress("check", min(i + CHUNK, len(steps)), len(steps))
+    alerts, alerting = _run_live(live, steps, block, progress)
     # the share of the training time steps it alerts on, each counted for its leading sensor too
     metrics = _metrics(steps, block, names, det.threshold_, started, alerts / len(steps), alerting / len(steps))
 
@@ -377,6 +385,8 @@ def _train_table(ctx, mm, machine_name: str, names: list[str], steps, block, pro
 MODEL_FILES = ("manifest.json", "train_features.npy", "check_features.npy", "check_scores.npy")
 MAX_MODEL_BYTES = 1 << 30
 MAX_MODEL_MEMBERS = 1000
+#: an imported table model is run over this many of the machine's newest time steps (its alert rate there)
+IMPORT_CHECK_STEPS = 10_000
 
 
 def _unpack_model(upload_name: str, data: bytes, folder: Path) -> None:
@@ -480,9 +490,9 @@ def import_registered(ctx: AppContext, machine_name: str, ref: str, user_id: int
 def _import_staged(sessions, root: Path, stage: Path, machine_name: str, what: str, source: dict, user_id):
     """The table model whose files are in ``stage`` as the machine's next version, ready to activate: loaded and
     checked as the sensor engine loads it (its stored rows score as when it was saved; a reason names ``what``, never
-    the server's folders), its sensors all the machine's. Its live state is warmed on the machine's newest stored
-    readings (the rows its features look back over), so the next readings are scored as they would be after those;
-    without stored readings, they are scored as the first rows of a batch are."""
+    the server's folders), its sensors all the machine's. It is run live over the machine's newest stored readings
+    (``IMPORT_CHECK_STEPS``): its metrics are its alert rate there, per sensor too, and its live state starts where
+    they end; without stored readings, the next readings are scored as the first rows of a batch are."""
     from linewatch.sensors.live import LiveTable
     from linewatch.sensors.saving import load
 
@@ -504,19 +514,26 @@ def _import_staged(sessions, root: Path, stage: Path, machine_name: str, what: s
                 "(its sensors are the columns it was fitted on)"
             )
         live = LiveTable(det)
-        steps, block = newest_readings(engine, {n: machine_sensors[n] for n in names}, live.context)
+        started = time.perf_counter()
+        steps, block = newest_readings(
+            engine, {n: machine_sensors[n] for n in names}, max(IMPORT_CHECK_STEPS, live.context)
+        )
+        metrics: dict = {"sensors": [{"sensor": n} for n in names]}
         if len(steps):
-            live.update(block, steps / 1000.0)
+            # how it fares on this machine: its alert rate on the newest readings (the false alarms to expect if they
+            # were normal), per sensor too; its live state is where they end
+            alerts, alerting = _run_live(live, steps, block)
+            metrics = _metrics(steps, block, names, det.threshold_, started, alerts / len(steps), alerting / len(steps))
+            del metrics["training_seconds"]
         live.save(stage / LIVE_DIR)
         info = det.manifest_.get("info") or {}
-        metrics = {
-            "threshold": float(det.threshold_),
-            "imported": True,
-            "linewatch_version": str(det.manifest_.get("linewatch_version", "")),
-            "training_rows": info.get("rows") if isinstance(info.get("rows"), int) else None,
-            "sensors": [{"sensor": n} for n in names],
-            "warmed_on_time_steps": int(len(steps)),
-        }
+        metrics.update(
+            threshold=float(det.threshold_),
+            imported=True,
+            linewatch_version=str(det.manifest_.get("linewatch_version", "")),
+            training_rows=info.get("rows") if isinstance(info.get("rows"), int) else None,
+            checked_on_time_steps=int(len(steps)),
+        )
         with sessions() as s, s.begin():
             m = machines_svc.machine(s, machine_name)
             mm = MachineModel(

@@ -510,7 +510,7 @@ export function MachineModels({ machine, onChanged, chartRange }: { machine: Mac
         <div data-testid="model-metrics">
           <Group justify="space-between" mt="sm">
             <Text fw={600} size="sm">
-              Version {model.version}: per sensor, on its training readings
+              Version {model.version}: per sensor, on {model.metrics?.imported ? "this machine's newest readings" : "its training readings"}
             </Text>
             <Button
               size="xs"
@@ -543,7 +543,10 @@ export function MachineModels({ machine, onChanged, chartRange }: { machine: Mac
           )}
           <Text size="xs" c="gray.7" mb={4}>
             {model.metrics?.imported
-              ? `imported from ${origin(model)}, fitted elsewhere${num(model, "training_rows") !== null ? ` on ${num(model, "training_rows")} rows` : ""} with threshold ${fmtNum(num(model, "threshold"), 4)}: no per-sensor figures from this machine's readings`
+              ? `imported from ${origin(model)}, fitted elsewhere${num(model, "training_rows") !== null ? ` on ${num(model, "training_rows")} rows` : ""} with threshold ${fmtNum(num(model, "threshold"), 4)}; ` +
+                (num(model, "checked_on_time_steps")
+                  ? `run over this machine's newest ${num(model, "checked_on_time_steps")} time steps: alert rate, the share of them that alerted with this sensor leading (false alarms, if they were normal)`
+                  : "this machine had no readings to run it over yet")
               : !STREAMING.has(model.method)
                 ? "alert rate: the share of the training time steps that alerted with this sensor leading, the false alarms to expect on normal readings"
                 : "alert rate: how often the sensor alerted after its learning period, the false-alarm rate to expect on normal readings"}

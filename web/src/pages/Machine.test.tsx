@@ -239,7 +239,7 @@ describe("MachinePage", { timeout: 20_000 }, () => {
     expect(String(post.body)).toContain('name="file"');
     await waitFor(() => expect(screen.getAllByTestId("model-row")).toHaveLength(2));
     expect(screen.getByTestId("model-metrics")).toHaveTextContent("Version 2");
-    expect(screen.getByTestId("model-metrics")).toHaveTextContent("imported from m.zip, fitted elsewhere with threshold 12.5000");
+    expect(screen.getByTestId("model-metrics")).toHaveTextContent("imported from m.zip, fitted elsewhere with threshold 12.5000; this machine had no readings");
     // its folder downloads as a zip
     URL.createObjectURL = vi.fn(() => "blob:x");
     URL.revokeObjectURL = vi.fn();
@@ -249,7 +249,7 @@ describe("MachinePage", { timeout: 20_000 }, () => {
   }, 20_000);
 
   it("an engineer imports a table model from the model registry and publishes a version to it", async () => {
-    const fromRegistry = { ...model, id: 8, version: 2, method: "pca", metrics: { threshold: 3.1, imported: true, sensors: [{ sensor: "oil_temp" }] }, source: { registry: { ref: "press-oil@production", name: "press-oil", version: 4 } } };
+    const fromRegistry = { ...model, id: 8, version: 2, method: "pca", metrics: { threshold: 3.1, imported: true, checked_on_time_steps: 500, time_steps: 500, sensors: [{ sensor: "oil_temp", readings: 500, mean: 70, std: 1, alert_rate: 0.004 }] }, source: { registry: { ref: "press-oil@production", name: "press-oil", version: 4 } } };
     let models: unknown[] = [model];
     const sent = stubFetch({
       "GET /api/v1/machines/press-1": () => machine({ active_model_id: 4 }),
@@ -273,6 +273,9 @@ describe("MachinePage", { timeout: 20_000 }, () => {
     expect(await screen.findByTestId("models-message")).toHaveTextContent("Imported as version 2 (pca)");
     expect(sent.find((x) => x.method === "POST")!.body).toEqual({ ref: "press-oil@production" });
     await waitFor(() => expect(screen.getByTestId("model-metrics")).toHaveTextContent("imported from press-oil v4 (registry)"));
+    expect(screen.getByTestId("model-metrics")).toHaveTextContent("per sensor, on this machine's newest readings");
+    expect(screen.getByTestId("model-metrics")).toHaveTextContent("run over this machine's newest 500 time steps");
+    expect(screen.getByTestId("sensor-metrics")).toHaveTextContent("0.40 %");
     await userEvent.type(screen.getByTestId("publish-name"), "press-oil-line2");
     await userEvent.click(screen.getByTestId("publish"));
     await waitFor(() => expect(screen.getByTestId("models-message")).toHaveTextContent("Published as version 1 of press-oil-line2"));
