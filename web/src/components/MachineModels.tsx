@@ -206,61 +206,45 @@ export function MachineModels({ machine, onChanged, chartRange }: { machine: Mac
     }
   }
 
-  /** a model version made by ``make`` (an import), then shown selected */
-  async function imported(make: () => Promise<MachineModel>, clear: () => void) {
-    setBusy(true);
-    setMessage(null);
-    try {
-      const m = await make();
-      clear();
-      setMessage({ ok: true, text: `Imported as version ${m.version} (${m.method}): check it below and activate it.` });
-      await load();
-      setSelected(m.id);
-    } catch (e) {
-      setMessage({ ok: false, text: (e as Error).message });
-    } finally {
-      setBusy(false);
-    }
-  }
+  const importedAs = (m: MachineModel) => `Imported as version ${m.version} (${m.method}): check it below and activate it.`;
 
   function importModel() {
     if (!upload) return;
     const form = new FormData();
     form.append("file", upload);
-    return imported(
-      () => postForm<MachineModel>(`/api/v1/machines/${encodeURIComponent(name)}/models/import`, form),
-      () => setUpload(null),
-    );
+    return act(() => postForm<MachineModel>(`/api/v1/machines/${encodeURIComponent(name)}/models/import`, form), importedAs, (m) => {
+      setUpload(null);
+      setSelected(m.id);
+    });
   }
 
   function importRegistered() {
-    return imported(
-      () => call(api.POST("/api/v1/machines/{name}/models/registry-import", { params: { path: { name } }, body: { ref: ref.trim() } })),
-      () => setRef(""),
+    const body = { ref: ref.trim() };
+    return act(() => call(api.POST("/api/v1/machines/{name}/models/registry-import", { params: { path: { name } }, body })), importedAs, (m) => {
+      setRef("");
+      setSelected(m.id);
+    });
+  }
+
+  function publish(model: MachineModel) {
+    const body = { name: registered.trim() };
+    return act(
+      () => call(api.POST("/api/v1/machine-models/{model_id}/publish", { params: { path: { model_id: model.id } }, body })),
+      (done) => `Published as version ${done.version} of ${done.name} in the model registry.`,
     );
   }
 
-  async function publish(model: MachineModel) {
+  /** ``what``, then its message (``ok``, or made from its result), the machine and its versions loaded again, and
+   * ``after`` with its result; an error is the message instead. */
+  async function act<T>(what: () => Promise<T>, ok: string | ((result: T) => string), after?: (result: T) => void) {
     setBusy(true);
     setMessage(null);
     try {
-      const done = await call(api.POST("/api/v1/machine-models/{model_id}/publish", { params: { path: { model_id: model.id } }, body: { name: registered.trim() } }));
-      setMessage({ ok: true, text: `Published as version ${done.version} of ${done.name} in the model registry.` });
-    } catch (e) {
-      setMessage({ ok: false, text: (e as Error).message });
-    } finally {
-      setBusy(false);
-    }
-  }
-
-  async function act(what: () => Promise<unknown>, ok: string) {
-    setBusy(true);
-    setMessage(null);
-    try {
-      await what();
-      setMessage({ ok: true, text: ok });
+      const result = await what();
+      setMessage({ ok: true, text: typeof ok === "string" ? ok : ok(result) });
       onChanged();
       await load();
+      after?.(result);
     } catch (e) {
       setMessage({ ok: false, text: (e as Error).message });
     } finally {

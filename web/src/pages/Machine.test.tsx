@@ -279,6 +279,6 @@ describe("MachinePage", { timeout: 20_000 }, () => {
     await userEvent.type(screen.getByTestId("publish-name"), "press-oil-line2");
     await userEvent.click(screen.getByTestId("publish"));
     await waitFor(() => expect(screen.getByTestId("models-message")).toHaveTextContent("Published as version 1 of press-oil-line2"));
-    expect(sent.at(-1)!.body).toEqual({ name: "press-oil-line2" });
+    expect(sent.find((x) => x.url.pathname === "/api/v1/machine-models/8/publish")!.body).toEqual({ name: "press-oil-line2" });
   }, 20_000);
 });
