@@ -481,9 +481,10 @@ def drift_cmd(
         FailOn, typer.Option(help="exit with status 1 at this level or worse (for a scheduled check)")
     ] = FailOn.never,
 ):
-    """Do recent images still score as the good images the model's thresholds were set on? Says ok, watch or drift
-    (a change of light, a moved camera, another batch of material), with the figures and what to do: usually
-    `linewatch calibrate` on today's good parts. Defects among the images are expected; 30 images at least.
+    """Do recent images still score and look as the good images the model's thresholds were set on? Says ok, watch or
+    drift (a change of light, a moved camera, a lens out of focus, another batch of material), with the figures and
+    what to do: check the light and the camera, or `linewatch calibrate` on today's good parts. Defects among the
+    images are expected; 30 images at least.
 
     Unreadable images are named on stderr and left out; the exit status is then 2. With --fail-on watch (or drift)
     the status is 1 when the level is that or worse."""
@@ -512,6 +513,9 @@ def drift_cmd(
             ("recent median's percentile in the reference", found.median_percentile, "{:.0f}"),
             ("flagged", found.flagged_share, "{:.1%}"),
             ("false-alarm rate promised", found.promised_rate, "{:.1%}"),
+            ("look AUROC (0.5: unmoved; towards 1: looks otherwise)", found.look_auroc, "{:.3f}"),
+            ("brightness change of the median", found.brightness_change, "{:+.1%}"),
+            ("brightness AUROC (0.5: unmoved)", found.brightness_auroc, "{:.3f}"),
         ):
             t.add_row(label, "-" if v is None else fmt.format(v))
         out.print(t)

@@ -13,9 +13,11 @@ def manifest(trained) -> dict:
     return json.loads((trained[1] / "manifest.json").read_text())
 
 
-def _model(api, tmp_path, base: dict, name: str, kept, threshold: float = 2.3, rate: float = 0.01) -> int:
+def _model(
+    api, tmp_path, base: dict, name: str, kept, threshold: float = 2.3, rate: float = 0.01, looks: dict | None = None
+) -> int:
     """A ready model version whose manifest keeps ``kept`` held-out good scores (None: a model trained before they
-    were kept)."""
+    were kept) and ``looks`` (``appearance.kept_looks``) of those images."""
     from linewatch.store.tables import ModelVersion
 
     folder = tmp_path / name
@@ -30,6 +32,7 @@ def _model(api, tmp_path, base: dict, name: str, kept, threshold: float = 2.3, r
             "source": "training",
             "images": len(kept),
             "at": "2026-12-06T08:00:00+00:00",
+            **(looks or {}),
         }
     (folder / "manifest.json").write_text(json.dumps(manifest))
     with api.ctx.sessions() as s, s.begin():
@@ -105,6 +108,65 @@ def test_a_station_whose_scores_rose_is_told_to_set_its_thresholds_again(api, tm
     assert d["flags"] == int(np.sum(brighter >= 2.3)) > 0 and d["flagged_share"] == pytest.approx(d["flags"] / 80)
     assert "set the thresholds again" in d["reason"]
     assert c.get("/api/v1/stations/cam1/drift", params={"last": 160}, headers=viewer).json()["recent"] == 160
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return (v / np.linalg.norm(v, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def test_a_dimmer_lamp_and_a_moved_camera_are_seen_in_the_photos_when_the_scores_miss_them(api, tmp_path, manifest):
+    """The looks the model keeps of its good images against the recent photos' whole-image search vectors and
+    brightness (stored with each inspection); parts stored without them are left out of that comparison alone."""
+    from linewatch.store.tables import InspectionVectors
+    from linewatch.vision.appearance import kept_looks
+
+    c = api.client
+    viewer = api.user("viewer")
+    rng = np.random.default_rng(5)
+    centre = _unit(rng.normal(size=16))
+
+    def looks_around(n, spread=0.3, at=centre):
+        return _unit(at + spread * rng.normal(size=(n, 16)))
+
+    kept = kept_looks(looks_around(60), rng.normal(0.5, 0.05, 60))
+    model_id = _model(api, tmp_path, manifest, "m", rng.normal(0, 1, 60).tolist(), looks=kept)
+    cam = _station(api, "cam1", model_id)
+
+    def parts(n, light, vectors):
+        ids = _parts(api, cam, model_id, rng.normal(0, 1, n))
+        with api.ctx.sessions() as s, s.begin():
+            for i, v, b in zip(ids, vectors, rng.normal(light, 0.05, n), strict=True):
+                s.get(Inspection, i).brightness = float(b)
+                s.add(
+                    InspectionVectors(
+                        inspection_id=i,
+                        space="x",
+                        image=v.tobytes(),
+                        defects=v.tobytes(),
+                        defect_dim=16,
+                        from_regions=False,
+                    )
+                )
+
+    from linewatch.store.tables import Inspection
+
+    _parts(api, cam, model_id, rng.normal(0, 1, 40))  # stored before brightness and vectors were kept
+    d = c.get("/api/v1/stations/cam1/drift", headers=viewer).json()
+    assert d["level"] == "ok" and d["look_level"] == d["brightness_level"] == "unknown" and d["look_auroc"] is None
+    parts(80, 0.5, looks_around(80))
+    d = c.get("/api/v1/stations/cam1/drift", headers=viewer).json()
+    assert d["recent"] == 120 and d["level"] == "ok" == d["look_level"] == d["brightness_level"], d
+    assert abs(d["brightness_change"]) < 0.05 and 0.3 < d["look_auroc"] < 0.7
+    parts(80, 0.4, looks_around(80))  # the lamp dimmed a fifth: the scores as before
+    d = c.get("/api/v1/stations/cam1/drift", params={"last": 80}, headers=viewer).json()
+    assert d["scores_level"] == "ok" and d["brightness_level"] == "drift" == d["level"], d
+    assert (
+        d["brightness_change"] < -0.15 and "darker" in d["reason"] and "check the light and the camera" in d["reason"]
+    )
+    parts(80, 0.5, looks_around(80, at=_unit(centre + 1.5 * _unit(rng.normal(size=16)))))  # the camera moved
+    d = c.get("/api/v1/stations/cam1/drift", params={"last": 80}, headers=viewer).json()
+    assert d["look_level"] == "drift" == d["level"] and d["look_auroc"] > 0.8 and d["brightness_level"] == "ok", d
+    assert "photos look unlike" in d["reason"]
 
 
 def test_flags_reviewers_overturned_are_false_alarms_counted_against_the_promised_rate(api, tmp_path, manifest):

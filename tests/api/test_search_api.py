@@ -6,6 +6,7 @@ import io
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -80,12 +81,16 @@ def running(tmp_path, trained):
         yield client, ctx, eng, op, viewer
 
 
-def test_each_inspection_is_searchable_by_its_defects(running, synthetic):
+def test_each_inspection_is_searchable_by_its_defects(running, synthetic, trained):
     client, ctx, eng, op, viewer = running
     paths = _defects(synthetic)
     results = _inspect(client, op, paths)
     with ctx.sessions() as s:
         assert s.scalar(select(func.count()).select_from(InspectionVectors)) == len(paths)
+        # each part keeps its photo's brightness beside its whole-image vector: the drift watch's looks
+        lit = s.scalars(select(Inspection.brightness).order_by(Inspection.id)).all()
+    engine = [p.brightness for p in trained[0].predict(paths, embeddings=False)]
+    np.testing.assert_allclose(lit, engine, atol=1e-5)
     first = results[0]
     r = client.get(f"/api/v1/inspections/{first['id']}/similar", params={"k": 4}, headers=viewer)
     assert r.status_code == 200, r.text

@@ -80,3 +80,61 @@ def test_many_flags_without_reviews_are_named_without_a_level():
     # reviewed: the overturned flags speak instead
     assert "reviewing the flags" not in score_drift(ref, recent, 2.3, 0.01, confirmed_false_alarms=1).reason
     assert "are flagged" not in score_drift(ref, rng.normal(0, 1, 200), 2.3, 0.01).reason  # about 1 % flagged
+
+
+def _looks(rng, n, centre, spread=0.3, light=0.5):
+    """``n`` photos' looks around ``centre`` (unit vectors) and brightness around ``light``."""
+    from linewatch.core.drift import Looks
+
+    v = centre + spread * rng.normal(size=(n, centre.size))
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    return Looks(v, rng.normal(light, 0.05, n))
+
+
+def test_what_the_photos_look_like_is_compared_beside_their_scores():
+    from linewatch.core.drift import Looks
+
+    rng = np.random.default_rng(3)
+    centre = rng.normal(size=32)
+    centre /= np.linalg.norm(centre)
+    ref_scores, ref = rng.normal(0, 1, 80), _looks(rng, 80, centre)
+    same = score_drift(ref_scores, rng.normal(0, 1, 200), reference_looks=ref, recent_looks=_looks(rng, 200, centre))
+    assert same.level == "ok" == same.look_level == same.brightness_level, same
+    assert abs(same.brightness_change) < 0.05 and "photos look as when" in same.reason
+    # a dimmer lamp the scores do not show: the brightness does, either way
+    dim = score_drift(
+        ref_scores, rng.normal(0, 1, 200), reference_looks=ref, recent_looks=_looks(rng, 200, centre, light=0.4)
+    )
+    assert dim.scores_level == "ok" and dim.brightness_level == "drift" == dim.level and dim.brightness_auroc < 0.2
+    assert dim.brightness_change == pytest.approx(-0.2, abs=0.03) and "21% darker" in dim.reason
+    assert "check the light and the camera" in dim.reason
+    # the camera moved: the photos are farther from every reference photo than those are from each other
+    other = centre + 0.4 * rng.normal(size=32)
+    moved = score_drift(
+        ref_scores, rng.normal(0, 1, 200), reference_looks=ref, recent_looks=_looks(rng, 200, other / 2)
+    )
+    assert moved.look_level == "drift" == moved.level and moved.look_auroc > 0.75 and moved.look_p < 1e-4
+    assert "photos look unlike" in moved.reason
+    # photos closer to the reference than its own are not drift (one-sided)
+    closer = score_drift(
+        ref_scores, rng.normal(0, 1, 200), reference_looks=ref, recent_looks=_looks(rng, 200, centre, spread=0.05)
+    )
+    assert closer.look_level == "ok" and closer.look_auroc < 0.5
+    # missing looks on either side are left out of the comparison, not a level
+    for a, b in ((Looks(), _looks(rng, 200, centre)), (ref, Looks()), (ref, Looks(None, np.full(200, 0.5)))):
+        found = score_drift(ref_scores, rng.normal(0, 1, 200), reference_looks=a, recent_looks=b)
+        assert found.look_level == "unknown" and found.look_auroc is None and found.level == "ok"
+    # another embedding size (another backbone) is not compared
+    wrong = Looks(np.eye(200, 16, dtype=np.float32), None)
+    assert score_drift(ref_scores, rng.normal(0, 1, 200), reference_looks=ref, recent_looks=wrong).look_auroc is None
+    few = score_drift(ref_scores, rng.normal(0, 1, 200), reference_looks=ref, recent_looks=_looks(rng, 10, centre))
+    assert few.look_level == few.brightness_level == "unknown"
+
+
+def test_nearest_distance_leaves_each_reference_photo_out():
+    from linewatch.core.drift import nearest_distance
+
+    ref = np.eye(3, dtype=np.float32)
+    ref[2] = [np.sqrt(0.5), np.sqrt(0.5), 0]
+    np.testing.assert_allclose(nearest_distance(ref), [1 - np.sqrt(0.5), 1 - np.sqrt(0.5), 1 - np.sqrt(0.5)], 1e-6)
+    np.testing.assert_allclose(nearest_distance(ref, ref[:1]), [0.0], atol=1e-6)

@@ -324,3 +324,17 @@ def test_calibrating_again_on_the_held_out_images_gives_trainings_thresholds(com
     done = recalibrate(model, held)
     assert done.after.to_dict() == pytest.approx(det.calibration_.to_dict(), rel=1e-4)
     assert recalibrate(model, false_alarm_rate=det.calibration_.false_alarm_rate).after == done.after
+
+
+def test_the_looks_kept_are_those_its_predictions_carry(combined):
+    """The held-out images' looks (``appearance``) come from the calibration pass of both parts: PatchCore's grids,
+    as the search vectors the service stores of each photo."""
+    from linewatch.vision.recalibration import kept_reference_looks
+
+    det, ds, path = combined
+    _, held = det.split(ds.train)
+    looks = kept_reference_looks(json.loads((path / "manifest.json").read_text()))
+    preds = det.predict(held)
+    assert looks.vectors.shape == (len(held), preds[0].embeddings.image.size)
+    np.testing.assert_allclose(looks.vectors, np.stack([p.embeddings.image for p in preds]), atol=2e-3)
+    np.testing.assert_allclose(looks.brightness, [p.brightness for p in preds], atol=1e-5)

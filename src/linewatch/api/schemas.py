@@ -454,7 +454,8 @@ DriftLevel = Literal["unknown", "ok", "watch", "drift"]
 class StationDriftOut(BaseModel):
     """Whether a station's recent parts still score as the good parts its model's thresholds were set on: a rank test
     of the recent scores against the held-out good scores the model keeps, and, where reviewers looked at flagged
-    parts, the flags they overturned against the promised false-alarm rate. ``level`` is the worse of the two."""
+    parts, the flags they overturned against the promised false-alarm rate, and what the photos look like (whole-image
+    vectors and brightness) against the good photos the model keeps. ``level`` is the worst of them."""
 
     station: str
     model_id: int
@@ -480,6 +481,19 @@ class StationDriftOut(BaseModel):
     false_alarm_share: float | None = None
     false_alarm_p: float | None = Field(None, description="binomial: this many or more at the promised rate")
     false_alarms_level: DriftLevel
+    look_auroc: float | None = Field(
+        None,
+        description="chance that a recent photo is farther from its nearest reference photo than a reference photo is "
+        "from its own (whole-image search vectors): 0.5 unmoved, towards 1 the photos look otherwise",
+    )
+    look_p: float | None = Field(None, description="one-sided Mann-Whitney test of the looks")
+    look_level: DriftLevel = "unknown"
+    brightness_change: float | None = Field(
+        None, description="the recent photos' median brightness relative to the reference's, minus 1 (-0.2: darker)"
+    )
+    brightness_auroc: float | None = Field(None, description="chance that a recent photo is brighter than a reference")
+    brightness_p: float | None = Field(None, description="two-sided Mann-Whitney test of the brightness")
+    brightness_level: DriftLevel = "unknown"
 
 
 class StationDriftChangeOut(BaseModel):

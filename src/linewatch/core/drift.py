@@ -17,7 +17,14 @@ more defects. Where reviewers look at the flagged parts, the flags they overturn
 reference (one-sided): a threshold set on a hundred good images promises 1 % but may hold 2 %, and a binomial test at
 the promised rate called that drift in up to 3 % of unchanged stations (docs/benchmarks.md). The rate is taken as
 uncertain as the reference makes it, a Beta(k + 1/2, n - k + 1/2) for k of its n scores at or above the threshold,
-and the count tested against the beta-binomial it implies. The watch takes the worse of the two signals.
+and the count tested against the beta-binomial it implies.
+
+Scores miss what a model's features are blind to, though defects then hide: a dimmer lamp on magnetic_tile barely
+moves them while misses rise, and a lens that lost contrast even lowers them. Where the reference photos' *looks*
+are kept (``Looks``: each photo's whole-image embedding and mean brightness), two more rank tests compare the recent
+photos with them: how far each photo's look is from its nearest reference photo's (the reference photos measured
+leave-one-out; only farther counts: a camera moved, zoomed or out of focus, another part), and their brightness
+(either way). The watch takes the worst of the signals.
 
 The levels were set on measurements (docs/benchmarks.md, "A drift watch on the scores"), not on one category. Light
 to import: numpy and scipy only.
@@ -40,6 +47,24 @@ _ORDER = ("unknown", "ok", "watch", "drift")
 
 
 @dataclass
+class Looks:
+    """What photos looked like: each one's whole-image embedding (``(n, C)``, L2-normalised; None: not kept) and its
+    mean brightness (``(n,)``, 0 to 1; None: not kept), in any order (``linewatch.vision.appearance``)."""
+
+    vectors: np.ndarray | None = None
+    brightness: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.vectors is not None:
+            v = np.asarray(self.vectors, np.float32)
+            self.vectors = v.reshape(len(v), -1) if len(v) else None
+        if self.brightness is not None:
+            b = np.asarray(self.brightness, np.float64).ravel()
+            b = b[np.isfinite(b)]
+            self.brightness = b if b.size else None
+
+
+@dataclass
 class ScoreDrift:
     """How far recent scores moved from the reference ones, and what it means."""
 
@@ -57,10 +82,20 @@ class ScoreDrift:
     false_alarm_share: float | None = None  # of the recent parts: at least the true rate (unreviewed flags aside)
     false_alarm_p: float | None = None  # P(this many or more | the rate the threshold has on the reference)
     false_alarms_level: str = "unknown"
+    # the looks (None where no looks were compared): P(a recent photo is farther from its nearest reference photo
+    # than a reference photo is from its own), its one-sided p-value and level
+    look_auroc: float | None = None
+    look_p: float | None = None
+    look_level: str = "unknown"
+    # brightness: the recent median's change relative to the reference median (-0.2: a fifth darker), the rank test
+    brightness_change: float | None = None
+    brightness_auroc: float | None = None
+    brightness_p: float | None = None
+    brightness_level: str = "unknown"
 
     def to_dict(self) -> dict:
         return {
-            k: (float(f"{v:.4g}") if k.endswith("p_value") or k == "false_alarm_p" else round(v, 6))
+            k: (float(f"{v:.4g}") if k.endswith("p_value") or k.endswith("_p") else round(v, 6))
             if isinstance(v, float)
             else v
             for k, v in asdict(self).items()
@@ -73,10 +108,14 @@ def score_drift(
     threshold: float | None = None,
     promised_rate: float | None = None,
     confirmed_false_alarms: int | None = None,
+    reference_looks: Looks | None = None,
+    recent_looks: Looks | None = None,
 ) -> ScoreDrift:
     """Compare ``recent`` scores with the ``reference`` scores the thresholds were set on. ``threshold`` adds the
     share of recent scores flagged; ``promised_rate`` with ``confirmed_false_alarms`` (flags among the recent parts
-    that reviewers overturned) tests the false alarms against the rate the thresholds promise."""
+    that reviewers overturned) tests the false alarms against the rate the thresholds promise; the looks of the
+    reference photos and the recent ones compare what the photos look like (``Looks``: either part may be missing
+    on either side, and is then not compared)."""
     from scipy.stats import betabinom, binomtest, mannwhitneyu
 
     ref = np.asarray([s for s in reference if np.isfinite(s)], np.float64)
@@ -133,16 +172,84 @@ def score_drift(
             f"{flagged:.1%} of the recent parts are flagged against the {promised_rate:.1%} false alarms promised: "
             "more defects, or good parts flagged; reviewing the flags tells which"
         )
-    out.level = max(out.scores_level, out.false_alarms_level, key=_ORDER.index)
+    if reference_looks is not None and recent_looks is not None:
+        reasons.extend(_compare_looks(out, reference_looks, recent_looks))
+    out.level = max(out.scores_level, out.false_alarms_level, out.look_level, out.brightness_level, key=_ORDER.index)
     if out.level in ("watch", "drift"):
-        high = (out.shift_auroc or 0.5) > 0.5 or out.false_alarms_level in ("watch", "drift")
-        reasons.append(
-            "set the thresholds again on today's good parts (or train again if defects are missed)"
-            if high
-            else "check the light and the camera, or train again"
-        )
+        alarmed = ("watch", "drift")
+        high = (out.shift_auroc or 0.5) > 0.5 or out.false_alarms_level in alarmed
+        if out.look_level in alarmed or out.brightness_level in alarmed:
+            reasons.append(
+                "check the light and the camera; if the change is meant to stay, set the thresholds again on today's "
+                "good parts (or train again if defects are missed)"
+            )
+        else:
+            reasons.append(
+                "set the thresholds again on today's good parts (or train again if defects are missed)"
+                if high
+                else "check the light and the camera, or train again"
+            )
     out.reason = "; ".join(reasons)
     return out
+
+
+def nearest_distance(reference: np.ndarray, vectors: np.ndarray | None = None) -> np.ndarray:
+    """Cosine distance of each of ``vectors`` (L2-normalised rows) to its nearest ``reference`` row; without
+    ``vectors``, of each reference row to its nearest other one (leave-one-out)."""
+    ref = np.asarray(reference, np.float32)
+    if vectors is None:
+        sims = ref @ ref.T
+        np.fill_diagonal(sims, -np.inf)
+    else:
+        sims = np.asarray(vectors, np.float32) @ ref.T
+    return (1.0 - sims.max(1)).astype(np.float64)
+
+
+def _compare_looks(out: ScoreDrift, ref: Looks, now: Looks) -> list[str]:
+    """The two rank tests of the looks, set on ``out``; the reasons they give."""
+    from scipy.stats import mannwhitneyu
+
+    reasons = []
+    if ref.vectors is not None and now.vectors is not None and ref.vectors.shape[1] == now.vectors.shape[1]:
+        n, m = len(now.vectors), len(ref.vectors)
+        if n >= MIN_RECENT and m >= MIN_REFERENCE:
+            base = nearest_distance(ref.vectors)
+            dist = nearest_distance(ref.vectors, now.vectors)
+            u, p = mannwhitneyu(dist, base, alternative="greater", method="asymptotic")
+            out.look_auroc, out.look_p = float(u) / (n * m), float(p)
+            out.look_level = _level(LEVELS, out.look_auroc - 0.5, p)
+            middle = float(np.median(dist))
+            share = 100.0 * float(np.mean(base < middle) + 0.5 * np.mean(base == middle))
+            said = (
+                f"the typical recent photo is farther from the nearest of the {m} reference photos than {share:.0f} % "
+                f"of them are from each other (look AUROC {out.look_auroc:.2f}, p = {p:.1e})"
+            )
+            reasons.append(
+                "photos look as when the thresholds were set: " + said
+                if out.look_level == "ok"
+                else "photos look unlike those the thresholds were set on (the camera moved or lost focus, the "
+                f"lens or the part changed): {said}"
+            )
+    if ref.brightness is not None and now.brightness is not None:
+        n, m = len(now.brightness), len(ref.brightness)
+        if n >= MIN_RECENT and m >= MIN_REFERENCE:
+            u, p = mannwhitneyu(now.brightness, ref.brightness, alternative="two-sided", method="asymptotic")
+            out.brightness_auroc, out.brightness_p = float(u) / (n * m), float(p)
+            out.brightness_level = _level(LEVELS, abs(out.brightness_auroc - 0.5), p)
+            before = float(np.median(ref.brightness))
+            out.brightness_change = float(np.median(now.brightness)) / before - 1.0 if before > 0 else None
+            change = (
+                f"{abs(out.brightness_change):.0%} {'darker' if out.brightness_change < 0 else 'brighter'}"
+                if out.brightness_change is not None
+                else "changed"
+            )
+            said = f"the typical recent photo is {change} (brightness AUROC {out.brightness_auroc:.2f}, p = {p:.1e})"
+            reasons.append(
+                "brightness as when the thresholds were set: " + said
+                if out.brightness_level == "ok"
+                else "photos are lit otherwise than those the thresholds were set on: " + said
+            )
+    return reasons
 
 
 def rate_bound(above: int, n: int, confidence: float = 0.95) -> float:

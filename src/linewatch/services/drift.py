@@ -2,7 +2,8 @@
 on (``linewatch.core.drift``)? The reference is the held-out good scores the active model version keeps in its
 manifest (from training, or from its last recalibration); the recent scores are the station's latest inspections by
 that version, repeated photos and parts a reviewer marked defective left out; flags that reviewers overturned are
-the false alarms counted for sure.
+the false alarms counted for sure. What those photos look like (their whole-image search vectors and brightness) is
+compared with the looks of the good images the model keeps beside their scores.
 
 ``DriftWatcher`` checks every station with new parts once a minute and, when its level changes, stores the change
 (``station_drift``), then publishes ``StationDrift`` (WebSocket clients, other processes) and sets the Prometheus
@@ -15,16 +16,24 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from linewatch.core.drift import score_drift
+from linewatch.core.drift import Looks, score_drift
 from linewatch.core.events import StationDrift
 from linewatch.services import stations
 from linewatch.services.errors import Conflict
 from linewatch.services.periodic import Periodic
-from linewatch.store.tables import Inspection, ModelVersion, Station, StationDriftChange, as_utc
+from linewatch.store.tables import (
+    Inspection,
+    InspectionVectors,
+    ModelVersion,
+    Station,
+    StationDriftChange,
+    as_utc,
+)
 
 if TYPE_CHECKING:
     from linewatch.services.context import AppContext
@@ -38,19 +47,21 @@ LEVEL_VALUES = {"unknown": -1, "ok": 0, "watch": 1, "drift": 2}  # the Prometheu
 
 
 @lru_cache(maxsize=64)
-def _reference(path: str, mtime_ns: int) -> tuple[tuple[float, ...], float | None, float | None, dict]:
-    """(kept held-out good scores, image threshold, promised false-alarm rate, where the scores came from) of a model
-    directory; cached per manifest version (a recalibration rewrites it)."""
+def _reference(path: str, mtime_ns: int) -> tuple[tuple[float, ...], float | None, float | None, dict, Looks]:
+    """(kept held-out good scores, image threshold, promised false-alarm rate, where the scores came from, those
+    images' looks) of a model directory; cached per manifest version (a recalibration rewrites it)."""
     from linewatch.vision.manifest import read_manifest
+    from linewatch.vision.recalibration import kept_reference_looks
 
     manifest = read_manifest(path)
     kept = manifest.get("calibration_scores") or {}
     cal = manifest.get("calibration") or {}
     origin = {k: kept.get(k) for k in ("source", "images", "at")} if kept else {}
-    return tuple(kept.get("image") or ()), cal.get("image_threshold"), cal.get("false_alarm_rate"), origin
+    looks = kept_reference_looks(manifest)
+    return tuple(kept.get("image") or ()), cal.get("image_threshold"), cal.get("false_alarm_rate"), origin, looks
 
 
-def reference(mv: ModelVersion) -> tuple[tuple[float, ...], float | None, float | None, dict]:
+def reference(mv: ModelVersion) -> tuple[tuple[float, ...], float | None, float | None, dict, Looks]:
     from linewatch.errors import ModelFileError
 
     manifest = Path(mv.path or "") / "manifest.json"
@@ -60,15 +71,35 @@ def reference(mv: ModelVersion) -> tuple[tuple[float, ...], float | None, float 
         raise Conflict(f"model version {mv.id} cannot be read: {e}") from None
 
 
+def _recent_looks(session: Session, ids: list[int], brightness: list[float | None]) -> Looks:
+    """The looks of these inspections: their whole-image search vectors (kept where the model has search vectors) and
+    brightness (kept since migration 0014); those without one are left out of its comparison."""
+    vectors = []
+    for i in range(0, len(ids), 900):  # under SQLite's bound-parameter limit
+        vectors += session.scalars(
+            select(InspectionVectors.image).where(InspectionVectors.inspection_id.in_(ids[i : i + 900]))
+        ).all()
+    dims = {len(v) for v in vectors}
+    v = np.stack([np.frombuffer(b, np.float32) for b in vectors]) if len(dims) == 1 else None
+    return Looks(v, np.array([b for b in brightness if b is not None], np.float64))
+
+
 def station_drift(session: Session, name: str, last: int = DEFAULT_LAST) -> dict:
     """The drift watch of station ``name`` over its ``last`` parts inspected by its active model version."""
     st = stations.station(session, name)
     if st.active_model_id is None:
         raise Conflict(f"station {name!r} runs no model: activate one first")
     mv = session.get(ModelVersion, st.active_model_id)
-    ref, threshold, rate, origin = reference(mv)
+    ref, threshold, rate, origin, ref_looks = reference(mv)
     rows = session.execute(
-        select(Inspection.score, Inspection.verdict, Inspection.review_verdict, Inspection.created_at)
+        select(
+            Inspection.id,
+            Inspection.score,
+            Inspection.verdict,
+            Inspection.review_verdict,
+            Inspection.created_at,
+            Inspection.brightness,
+        )
         .where(
             Inspection.station_id == st.id,
             Inspection.model_id == mv.id,
@@ -81,7 +112,16 @@ def station_drift(session: Session, name: str, last: int = DEFAULT_LAST) -> dict
     flags = sum(r.verdict == "anomalous" for r in rows)
     reviewed = sum(r.verdict == "anomalous" and r.review_verdict is not None for r in rows)
     overturned = sum(r.verdict == "anomalous" and r.review_verdict == "good" for r in rows)
-    found = score_drift(ref, [r.score for r in rows], threshold, rate, overturned if reviewed else None)
+    looks = _recent_looks(session, [r.id for r in rows], [r.brightness for r in rows])
+    found = score_drift(
+        ref,
+        [r.score for r in rows],
+        threshold,
+        rate,
+        overturned if reviewed else None,
+        reference_looks=ref_looks,
+        recent_looks=looks,
+    )
     out = found.to_dict()
     if not ref:
         out["reason"] = (

@@ -141,6 +141,7 @@ def _score(
         verdict=pred.verdict,
         regions=[r.to_dict() for r in pred.regions],
         latency_ms=round(latency, 2),
+        brightness=pred.brightness,
     )
     return row, vectors, stored
 

@@ -157,6 +157,8 @@ class Inspection(Base):
     verdict: Mapped[str] = mapped_column(String(20))
     regions: Mapped[list] = mapped_column(JSON, default=list)
     latency_ms: Mapped[float] = mapped_column(Float)
+    # the mean luminance (0 to 1) of the model's input (vision.appearance), for the drift watch; None before 0014
+    brightness: Mapped[float | None] = mapped_column(Float, nullable=True, deferred=True)
     reviewed: Mapped[bool] = mapped_column(Boolean, default=False)
     # the latest review's verdict (None until reviewed): the verdict that counts once a person has looked
     review_verdict: Mapped[str | None] = mapped_column(String(20), nullable=True)

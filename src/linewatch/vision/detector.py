@@ -18,6 +18,7 @@ from torch import nn
 
 from linewatch.core.estimator import Estimator
 from linewatch.errors import DatasetError
+from linewatch.vision.appearance import brightness, image_vector, kept_looks
 from linewatch.vision.backbones import CropEmbedder, FeatureExtractor, build_extractor
 from linewatch.vision.batches import Source, Unreadable, iter_batches
 from linewatch.vision.cpu import resolve_search
@@ -222,19 +223,30 @@ class Detector(Estimator, ABC):
         self.calibration_ = None
         if not held:
             return
-        scores, peaks = [], []
-        for batch_scores, maps, _sizes, _names, _grids in self._raw_batches(held, progress, "calibrate", True):
+        scores, peaks, vectors, lit = [], [], [], []
+        batches = self._raw_batches(held, progress, "calibrate", True, grids=True)
+        for batch_scores, maps, _sizes, _names, grids, batch_lit in batches:
             scores.extend(batch_scores.tolist())
             peaks.extend(maps.reshape(len(maps), -1).max(1).tolist())
+            vectors.extend(image_vector(g[0]) for g in grids)
+            lit.extend(batch_lit.tolist())
         if scores:
-            self._set_calibration(scores, peaks, self.score_floor)
+            self._set_calibration(scores, peaks, self.score_floor, np.stack(vectors), lit)
 
-    def _set_calibration(self, scores: Sequence[float], peaks: Sequence[float], floor: float) -> None:
+    def _set_calibration(
+        self, scores: Sequence[float], peaks: Sequence[float], floor: float, vectors=None, lit=None
+    ) -> None:
         """The thresholds at ``params_["false_alarm_rate"]`` from held-out good images' raw scores and map peaks, which
-        are kept (``calibration_scores_``) with the floor."""
+        are kept (``calibration_scores_``) with the floor and, when given, the images' looks (``appearance``: whole
+        image vectors and brightness, for the drift watch)."""
         scores, peaks = np.asarray(scores, np.float64), np.asarray(peaks, np.float64)
         self.calibration_ = calibrate(scores, peaks, self.params_["false_alarm_rate"], floor)
-        self.calibration_scores_ = {"image": scores.tolist(), "peak": peaks.tolist(), "floor": float(floor)}
+        self.calibration_scores_ = {
+            "image": scores.tolist(),
+            "peak": peaks.tolist(),
+            "floor": float(floor),
+            **kept_looks(vectors, lit),
+        }
 
     def _self_check(self, held: Sequence[Source], progress: Progress | None = None, per_image: int = 1, prepared=None):
         from linewatch.vision.selfcheck import self_check
@@ -252,9 +264,9 @@ class Detector(Estimator, ABC):
         skip_bad: bool = False,
         grids: bool = False,
         unreadable: Unreadable | None = None,
-    ) -> Iterator[tuple[np.ndarray, np.ndarray, list, list, list]]:
-        """(scores, maps, sizes, names, per image (features, residuals, preprocessed input) or None) per batch; with
-        ``unreadable``, an image that cannot be read is told to it and left out."""
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, list, list, list, np.ndarray]]:
+        """(scores, maps, sizes, names, per image (features, residuals, preprocessed input) or None, brightness) per
+        batch; with ``unreadable``, an image that cannot be read is told to it and left out."""
         use_all_cores()
         done = 0
         skip_bad = skip_bad or unreadable is not None
@@ -266,7 +278,7 @@ class Detector(Estimator, ABC):
                     per_image = (
                         list(zip(out[2], out[3], batch.inputs, strict=True)) if grids else [None] * len(batch.sizes)
                     )
-                    yield out[0], out[1], batch.sizes, batch.names, per_image
+                    yield out[0], out[1], batch.sizes, batch.names, per_image, brightness(batch.inputs)
                 done += len(batch.sizes) + len(batch.skipped)
                 if progress:
                     progress(stage, done, len(images))
@@ -277,8 +289,21 @@ class Detector(Estimator, ABC):
         """(raw score, map at input resolution, original size, name) per image, in order; with ``unreadable``, an
         image that cannot be read is told to it and left out (else it raises)."""
         self._check_fitted()
-        for scores, maps, sizes, names, _grids in self._raw_batches(images, progress, "score", unreadable=unreadable):
+        for scores, maps, sizes, names, _grids, _lit in self._raw_batches(
+            images, progress, "score", unreadable=unreadable
+        ):
             yield from zip(scores.tolist(), maps, sizes, names, strict=True)
+
+    def raw_looks(
+        self, images: Sequence[Source], progress: Progress | None = None, unreadable: Unreadable | None = None
+    ) -> Iterator[tuple[float, float, np.ndarray, float]]:
+        """(raw score, map peak, look, brightness) per image, in order (``appearance``: what the drift watch and a
+        recalibration keep of good images); unreadable images as ``raw_scores``."""
+        self._check_fitted()
+        batches = self._raw_batches(images, progress, "score", grids=True, unreadable=unreadable)
+        for scores, maps, _sizes, _names, grids, lit in batches:
+            for score, amap, g, b in zip(scores.tolist(), maps, grids, lit.tolist(), strict=True):
+                yield score, float(np.max(amap)), image_vector(g[0]), b
 
     #: torch models always have the search embeddings (the graph is rebuilt from the stored tensors)
     has_embeddings: ClassVar[bool] = True
@@ -304,14 +329,16 @@ class Detector(Estimator, ABC):
         layers = self.residual_layers if embeddings else None
         crops = embeddings and self.params_.get("search_vectors") == "crop"
         batches = self._raw_batches(images, progress, "score", grids=embeddings, unreadable=unreadable)
-        for scores, maps, sizes, names, grids in batches:
+        for scores, maps, sizes, names, grids, lit in batches:
             found = [map_components(amap, self.calibration_, min_area) for amap in maps]
             planned = self._batch_crops(maps, grids, found) if crops else [None] * len(maps)
-            for score, amap, (w, h), name, g, crop, comps in zip(
-                scores.tolist(), maps, sizes, names, grids, planned, found, strict=True
+            for score, amap, (w, h), name, g, crop, comps, b in zip(
+                scores.tolist(), maps, sizes, names, grids, planned, found, lit.tolist(), strict=True
             ):
                 g = g[:2] if g is not None else None
-                yield postprocess(score, amap, self.calibration_, pre, w, h, min_area, name, g, layers, crop, comps)
+                yield postprocess(
+                    score, amap, self.calibration_, pre, w, h, min_area, name, g, layers, crop, comps, brightness=b
+                )
 
     def _batch_crops(
         self, maps: np.ndarray, grids: list, found: list

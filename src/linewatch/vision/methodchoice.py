@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from linewatch.errors import LinewatchError
+from linewatch.vision.appearance import brightness, image_vector
 from linewatch.vision.autochoice import PER_IMAGE, Trial, _figures, _relabel, choose, margin_for, score_of
 from linewatch.vision.batches import Source, iter_batches
 from linewatch.vision.cpu import resolve_search
@@ -446,15 +447,18 @@ class Combined(Detector):
         the images can be read."""
         parts: list[list[float]] = [[], []]
         peaks: list[list[float]] = [[], []]
+        vectors, lit = [], []  # the images' looks (``appearance``), from PatchCore's grids as when scoring
         done = 0
         use_all_cores()
         with torch.inference_mode():
             for batch in iter_batches(held, patchcore.preprocess, self.params_["batch_size"], skip_bad=True):
                 if len(batch.sizes):
-                    outs = score_on_one_pass((patchcore, padim), torch.from_numpy(batch.inputs))
-                    for i, (scores, maps) in enumerate(outs):
+                    outs = score_on_one_pass((patchcore, padim), torch.from_numpy(batch.inputs), grids=True)
+                    for i, (scores, maps, *_grids) in enumerate(outs):
                         parts[i].extend(scores.tolist())
                         peaks[i].extend(maps.reshape(len(maps), -1).amax(1).tolist())
+                    vectors.extend(image_vector(f) for f in outs[0][2].numpy())
+                    lit.extend(brightness(batch.inputs).tolist())
                 done += len(batch.sizes) + len(batch.skipped)
                 if progress:
                     progress("calibrate", done, len(held))
@@ -472,7 +476,7 @@ class Combined(Detector):
         self._assemble(patchcore, padim, weights)
         w = self.weights_.numpy()
         summed = np.array(parts[0], dtype=np.float32) * w[0] + np.array(parts[1], dtype=np.float32) * w[1]
-        self._set_calibration(summed, peaks[0], 0.0)
+        self._set_calibration(summed, peaks[0], 0.0, np.stack(vectors), lit)
         return share
 
     def _assemble(self, patchcore: Detector, padim: Detector, weights: torch.Tensor) -> None:

@@ -24,6 +24,7 @@ from linewatch.core.modelfiles import (
     rewrite_manifest,
 )
 from linewatch.errors import LinewatchError, ModelFileError
+from linewatch.vision.appearance import kept_looks
 from linewatch.vision.batches import Source, Unreadable
 from linewatch.vision.manifest import read_manifest
 from linewatch.vision.thresholds import Calibration, calibrate
@@ -41,8 +42,9 @@ HISTORY_SCORES = 3
 
 def kept_scores(scores: dict | None, source: str, images: int | None = None) -> dict | None:
     """The manifest's record of the good scores a calibration came from (``Detector.calibration_scores_``): raw image
-    scores, map peaks, the method's least threshold, where they came from and when; None when there are none. A
-    record read from a manifest (a loaded model saved again) keeps its own source, count and time."""
+    scores, map peaks, the method's least threshold, where they came from and when, and the images' looks where they
+    were taken (``appearance.kept_looks``); None when there are none. A record read from a manifest (a loaded model
+    saved again) keeps its own source, count and time."""
     if not scores or len(scores.get("image", ())) == 0:
         return None
     image, peak = list(scores["image"]), list(scores["peak"])
@@ -50,6 +52,7 @@ def kept_scores(scores: dict | None, source: str, images: int | None = None) -> 
     if len(image) > MAX_KEPT:  # evenly thinned: the quantiles stay
         pick = np.linspace(0, len(image) - 1, MAX_KEPT).round().astype(int)
         image, peak = [image[i] for i in pick], [peak[i] for i in pick]
+    looks = {k: scores[k] for k in ("brightness", "vectors") if scores.get(k) is not None}  # ``kept_looks``
     return {
         "image": [float(v) for v in image],
         "peak": [float(v) for v in peak],
@@ -57,6 +60,7 @@ def kept_scores(scores: dict | None, source: str, images: int | None = None) -> 
         "source": scores.get("source", source),
         "images": int(images if images is not None else scores.get("images", total)),
         "at": scores.get("at") or dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        **looks,
     }
 
 
@@ -145,17 +149,35 @@ def _check_not_training(model_dir: Path, m: dict, images: list) -> None:
 
 def score_good(
     model_dir: Path, images: Sequence[Source], progress=None, unreadable: Unreadable | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Raw image scores and map peaks of good images, by the model's fastest path here (its ONNX export when it has
-    one and onnxruntime is installed); an image that cannot be read is told to ``unreadable`` and left out."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+    """Raw image scores, map peaks, looks (None from an export older than the search embeddings) and brightness of
+    good images (``appearance``), by the model's fastest path here (its ONNX export when it has one and onnxruntime
+    is installed); an image that cannot be read is told to ``unreadable`` and left out."""
     from linewatch.vision.runtime import open_model
 
     scorer = open_model(model_dir)
-    scores, peaks = [], []
-    for score, amap, _size, _name in scorer.raw_scores(list(images), progress, unreadable=unreadable):
+    scores, peaks, looks, lit = [], [], [], []
+    for score, peak, look, bright in scorer.raw_looks(list(images), progress, unreadable=unreadable):
         scores.append(float(score))
-        peaks.append(float(np.max(amap)))
-    return np.asarray(scores, np.float64), np.asarray(peaks, np.float64)
+        peaks.append(float(peak))
+        looks.append(look)
+        lit.append(float(bright))
+    vectors = np.stack(looks) if looks and all(v is not None for v in looks) else None
+    return np.asarray(scores, np.float64), np.asarray(peaks, np.float64), vectors, np.asarray(lit, np.float64)
+
+
+def kept_reference_looks(m: dict):
+    """The looks of the good images a model's thresholds were set on (``linewatch.core.drift.Looks``), from its
+    manifest's ``calibration_scores``; empty when it keeps none (trained before they were kept)."""
+    from linewatch.core.drift import Looks
+    from linewatch.vision.appearance import decode
+
+    kept = m.get("calibration_scores")
+    if not isinstance(kept, dict):
+        return Looks()
+    lit = kept.get("brightness")
+    ok = isinstance(lit, list) and all(isinstance(v, int | float) for v in lit)
+    return Looks(decode(kept.get("vectors")), np.asarray(lit, np.float64) if ok and lit else None)
 
 
 def watch_drift(model_dir: str | Path, images: Sequence[Source], progress=None, unreadable: Unreadable | None = None):
@@ -163,17 +185,28 @@ def watch_drift(model_dir: str | Path, images: Sequence[Source], progress=None, 
     model's thresholds were set on? ``linewatch.core.drift.score_drift`` of their raw scores against the held-out good
     scores the manifest keeps; a ``ScoreDrift`` (its ``level``: ok, watch, drift, or unknown with too few images).
     The model's own training images are refused: they score below any part it has not seen."""
-    from linewatch.core.drift import score_drift
+    from linewatch.core.drift import Looks, score_drift
     from linewatch.vision.manifest import read_manifest
 
     model_dir = Path(model_dir)
     m = read_manifest(model_dir)
     reference, _peaks, _n = _kept(model_dir, m)
+    try:
+        looks = kept_reference_looks(m)
+    except ModelFileError as e:
+        raise ModelFileError(f"{model_dir}: {e}") from None
     images = list(images)
     _check_not_training(model_dir, m, images)
-    scores, _ = score_good(model_dir, images, progress, unreadable)
+    scores, _, vectors, lit = score_good(model_dir, images, progress, unreadable)
     cal = m.get("calibration") or {}
-    return score_drift(reference, scores, cal.get("image_threshold"), cal.get("false_alarm_rate"))
+    return score_drift(
+        reference,
+        scores,
+        cal.get("image_threshold"),
+        cal.get("false_alarm_rate"),
+        reference_looks=looks,
+        recent_looks=Looks(vectors, lit),
+    )
 
 
 def recalibrate(
@@ -220,7 +253,7 @@ def recalibrate(
             if unreadable is not None:
                 unreadable(name, why)
 
-        scores, peaks = score_good(model_dir, images, progress, tell)
+        scores, peaks, vectors, lit = score_good(model_dir, images, progress, tell)
         n = scores.size
         source = scores_from = "images"
         if n < MIN_IMAGES:
@@ -243,7 +276,8 @@ def recalibrate(
     m["calibration_history"] = _bounded(history)
     m["calibration"] = after.to_dict()
     if images is not None:
-        m["calibration_scores"] = kept_scores({"image": scores, "peak": peaks, "floor": floor}, "images", n)
+        kept = {"image": scores, "peak": peaks, "floor": floor, **kept_looks(vectors, lit)}
+        m["calibration_scores"] = kept_scores(kept, "images", n)
     return _written(model_dir, out, m, before, after, scores, peaks, int(n), source, scores_from, skipped)
 
 

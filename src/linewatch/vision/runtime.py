@@ -16,6 +16,7 @@ import numpy as np
 
 from linewatch.core.extras import MissingExtra, missing
 from linewatch.errors import LinewatchError, ModelFileError
+from linewatch.vision.appearance import brightness, image_vector
 from linewatch.vision.batches import Batch, Source, Unreadable, iter_batches, load_batch
 from linewatch.vision.cpu import search_hint
 from linewatch.vision.images import Preprocess
@@ -261,6 +262,20 @@ class OnnxModel:
 
         return self._stream(images, progress, work, unreadable)
 
+    def raw_looks(
+        self, images: Sequence[Source], progress=None, unreadable: Unreadable | None = None
+    ) -> Iterator[tuple[float, float, np.ndarray | None, float]]:
+        """(raw score, map peak, look, brightness) per image, in order (``appearance``); the look is None for an
+        export older than the search embeddings. Unreadable images as ``raw_scores``."""
+
+        def work(session, batch: Batch) -> list:
+            out = self.run_all(batch.inputs, session)
+            looks = [image_vector(f) for f in out[2]] if self.has_embeddings else [None] * len(batch.sizes)
+            peaks = out[1].reshape(len(out[1]), -1).max(1).tolist()
+            return list(zip(out[0].tolist(), peaks, looks, brightness(batch.inputs).tolist(), strict=True))
+
+        return self._stream(images, progress, work, unreadable)
+
     def iter_predict(
         self,
         images: Sequence[Source],
@@ -277,6 +292,7 @@ class OnnxModel:
 
         def work(session, batch: Batch) -> list[Prediction]:
             out = self.run_all(batch.inputs, session)
+            lit = brightness(batch.inputs).tolist()
             preds = []
             for i, ((w, h), name) in enumerate(zip(batch.sizes, batch.names, strict=True)):
                 crop = self._crop_vector(batch.inputs[i]) if grids and self.crop_session is not None else None
@@ -293,6 +309,7 @@ class OnnxModel:
                         (out[2][i], out[3][i]) if grids else None,
                         self.residual_layers,
                         crop,
+                        brightness=lit[i],
                     )
                 )
             return preds

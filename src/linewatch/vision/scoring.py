@@ -35,6 +35,8 @@ class Prediction:
     # picture of it never goes through the full-size one); None where a prediction was built otherwise
     size: tuple[int, int] | None = field(default=None, repr=False, compare=False)
     map_at: Callable[[int, int], np.ndarray] | None = field(default=None, repr=False, compare=False)
+    # the mean luminance (0 to 1) of the model's input (``appearance.brightness``): what the drift watch compares
+    brightness: float | None = field(default=None, compare=False)
 
     def __post_init__(self):
         if self.anomaly_map is None and self.map_at is not None and self.size is not None:
@@ -114,11 +116,13 @@ def postprocess(
     layers: tuple[int, ...] | None = None,
     crop: Callable[[tuple[int, int, int, int]], np.ndarray] | None = None,
     found_components: Components | None = None,
+    brightness: float | None = None,
 ) -> Prediction:
     """``grids``: the image's (features, residuals) outputs of the scoring graph, for its embeddings; ``layers``:
     the residuals' channels per backbone layer; ``crop``: the crop vector of a box of this image's model input
     (x0, y0, x1, y1), for models whose search vectors carry one (``embeddings.crop_box``); ``found_components``:
-    this map's ``map_components`` when the caller has them already."""
+    this map's ``map_components`` when the caller has them already; ``brightness``: the input's
+    (``appearance.brightness``)."""
 
     def map_at(w: int, h: int) -> np.ndarray:
         return preprocess.map_to_original(input_map, w, h)
@@ -128,7 +132,9 @@ def postprocess(
         if grids is not None:
             vec = crop(planned_crop_boxes(None, input_map)[0]) if crop is not None else None
             emb = embed(*grids, input_map, np.zeros(input_map.shape, np.int32), [], None, layers, crop=vec)
-        return Prediction(float(raw_score), float("nan"), GOOD, None, [], path, emb, (width, height), map_at)
+        return Prediction(
+            float(raw_score), float("nan"), GOOD, None, [], path, emb, (width, height), map_at, brightness
+        )
     norm = float(calibration.normalize(raw_score))
     verdict = ANOMALOUS if raw_score >= calibration.image_threshold else GOOD
     # components of the map at model resolution (the map holds no finer detail), placed on the original
@@ -149,4 +155,4 @@ def postprocess(
         if crop is not None:
             vec = region_crops(found, input_map, crop)
         emb = embed(*grids, input_map, labels, components, calibration.pixel_threshold, layers, crop=vec)
-    return Prediction(float(raw_score), norm, verdict, None, regions, path, emb, (width, height), map_at)
+    return Prediction(float(raw_score), norm, verdict, None, regions, path, emb, (width, height), map_at, brightness)

@@ -4545,7 +4545,8 @@ export interface components {
          * StationDriftOut
          * @description Whether a station's recent parts still score as the good parts its model's thresholds were set on: a rank test
          *     of the recent scores against the held-out good scores the model keeps, and, where reviewers looked at flagged
-         *     parts, the flags they overturned against the promised false-alarm rate. ``level`` is the worse of the two.
+         *     parts, the flags they overturned against the promised false-alarm rate, and what the photos look like (whole-image
+         *     vectors and brightness) against the good photos the model keeps. ``level`` is the worst of them.
          */
         StationDriftOut: {
             /** Station */
@@ -4644,6 +4645,43 @@ export interface components {
              * @enum {string}
              */
             false_alarms_level: "unknown" | "ok" | "watch" | "drift";
+            /**
+             * Look Auroc
+             * @description chance that a recent photo is farther from its nearest reference photo than a reference photo is from its own (whole-image search vectors): 0.5 unmoved, towards 1 the photos look otherwise
+             */
+            look_auroc?: number | null;
+            /**
+             * Look P
+             * @description one-sided Mann-Whitney test of the looks
+             */
+            look_p?: number | null;
+            /**
+             * Look Level
+             * @default unknown
+             * @enum {string}
+             */
+            look_level: "unknown" | "ok" | "watch" | "drift";
+            /**
+             * Brightness Change
+             * @description the recent photos' median brightness relative to the reference's, minus 1 (-0.2: darker)
+             */
+            brightness_change?: number | null;
+            /**
+             * Brightness Auroc
+             * @description chance that a recent photo is brighter than a reference
+             */
+            brightness_auroc?: number | null;
+            /**
+             * Brightness P
+             * @description two-sided Mann-Whitney test of the brightness
+             */
+            brightness_p?: number | null;
+            /**
+             * Brightness Level
+             * @default unknown
+             * @enum {string}
+             */
+            brightness_level: "unknown" | "ok" | "watch" | "drift";
         };
         /** StationIn */
         StationIn: {

@@ -1,7 +1,7 @@
 import { act, screen, waitFor } from "@testing-library/react";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { fakeStream, renderAs, stubFetch } from "../test/machines";
-import { DriftNotice, type Drift, driftFigures } from "./DriftNotice";
+import { DriftNotice, type Drift, driftFigures, driftTitle } from "./DriftNotice";
 
 function drift(over: Partial<Drift> = {}): Drift {
   return {
@@ -27,6 +27,13 @@ function drift(over: Partial<Drift> = {}): Drift {
     false_alarm_share: null,
     false_alarm_p: null,
     false_alarms_level: "unknown",
+    look_auroc: 0.52,
+    look_p: 0.4,
+    look_level: "ok",
+    brightness_change: -0.01,
+    brightness_auroc: 0.49,
+    brightness_p: 0.7,
+    brightness_level: "ok",
     ...over,
   };
 }
@@ -102,8 +109,20 @@ describe("DriftNotice", () => {
   });
 
   it("puts the figures in one line", () => {
-    expect(driftFigures(drift({ shift_auroc: null, flagged_share: null }))).toBe(
+    const none = { look_auroc: null, brightness_change: null };
+    expect(driftFigures(drift({ shift_auroc: null, flagged_share: null, ...none }))).toBe(
       "500 recent parts against 76 good scores the thresholds were set on",
     );
+    expect(driftFigures(drift({ shift_auroc: null, flagged_share: null, brightness_change: -0.2 }))).toBe(
+      "500 recent parts against 76 good scores the thresholds were set on · look AUROC 0.52 · brightness −20 %",
+    );
+  });
+
+  it("says the photos changed when they moved and the scores did not", () => {
+    const dim = drift({ level: "drift", brightness_level: "drift", brightness_change: -0.22 });
+    expect(driftTitle("cam1", dim)).toBe("cam1: the photos have changed");
+    expect(driftTitle("cam1", { ...dim, level: "watch", brightness_level: "watch" })).toBe("cam1: the photos are changing");
+    expect(driftTitle("cam1", { ...dim, scores_level: "drift" })).toBe("cam1: scores have drifted");
+    expect(driftTitle("cam1", drift({ level: "watch", scores_level: "watch" }))).toBe("cam1: scores are moving");
   });
 });

@@ -16,10 +16,24 @@ export function driftFigures(d: Drift): string {
   if (d.flagged_share != null) parts.push(`${fmtPct(d.flagged_share, 1)} flagged`);
   if (d.false_alarm_share != null && d.promised_rate != null)
     parts.push(`${fmtPct(d.false_alarm_share, 1)} overturned by reviewers against ${fmtPct(d.promised_rate, 1)} promised`);
+  if (d.look_auroc != null) parts.push(`look AUROC ${fmtNum(d.look_auroc, 2)}`);
+  if (d.brightness_change != null)
+    parts.push(`brightness ${d.brightness_change >= 0 ? "+" : "−"}${fmtPct(Math.abs(d.brightness_change), 0)}`);
   return parts.join(" · ");
 }
 
-/** Whether a station's recent parts still score as the good parts its model's thresholds were set on
+const ALARMED = ["watch", "drift"];
+
+/** The alert's title: what moved, the photos themselves (their look or brightness) or only the scores. */
+export function driftTitle(station: string, d: Drift): string {
+  const photos = ALARMED.includes(d.look_level) || ALARMED.includes(d.brightness_level);
+  const scores = ALARMED.includes(d.scores_level) || ALARMED.includes(d.false_alarms_level);
+  if (photos && !scores)
+    return d.level === "drift" ? `${station}: the photos have changed` : `${station}: the photos are changing`;
+  return d.level === "drift" ? `${station}: scores have drifted` : `${station}: scores are moving`;
+}
+
+/** Whether a station's recent parts still score and look as the good parts its model's thresholds were set on
  * (GET /stations/{name}/drift), refreshed every minute and at once when the service's watch sends a change of level
  * (``station_drift``): a quiet line while they do, a warning with what to do when they drift. Nothing for a station
  * that runs no model. */
@@ -76,7 +90,7 @@ export function DriftNotice({ station }: { station: string }) {
   return (
     <Alert
       color={drift.level === "drift" ? "red" : "yellow"}
-      title={drift.level === "drift" ? `${station}: scores have drifted` : `${station}: scores are moving`}
+      title={driftTitle(station, drift)}
       data-testid="drift-alert"
     >
       <Text size="sm">{drift.reason}.</Text>
