@@ -163,6 +163,17 @@ def test_a_dimmer_lamp_and_a_moved_camera_are_seen_in_the_photos_when_the_scores
     assert (
         d["brightness_change"] < -0.15 and "darker" in d["reason"] and "check the light and the camera" in d["reason"]
     )
+    # the service's watch sets the gauges a plant's monitoring alerts on (its window: the last 500 parts)
+    assert api.ctx.drift.run_once() == 1
+    metrics = {
+        line.split("{")[0]: float(line.rsplit(" ", 1)[1])
+        for line in c.get("/metrics").text.splitlines()
+        if line.startswith("linewatch_station_drift_") and 'station="cam1"' in line
+    }
+    found = c.get("/api/v1/stations/cam1/drift", headers=viewer).json()
+    assert metrics["linewatch_station_drift_brightness_change"] == pytest.approx(found["brightness_change"])
+    assert metrics["linewatch_station_drift_look_auroc"] == pytest.approx(found["look_auroc"])
+    assert metrics["linewatch_station_drift_level"] == {"watch": 1, "drift": 2}[found["level"]]
     parts(80, 0.5, looks_around(80, at=_unit(centre + 1.5 * _unit(rng.normal(size=16)))))  # the camera moved
     d = c.get("/api/v1/stations/cam1/drift", params={"last": 80}, headers=viewer).json()
     assert d["look_level"] == "drift" == d["level"] and d["look_auroc"] > 0.8 and d["brightness_level"] == "ok", d

@@ -203,8 +203,13 @@ class DriftWatcher(Periodic):
         with self.ctx.sessions() as s:
             found = station_drift(s, name)
         self.ctx.metrics.drift_level.labels(name).set(LEVEL_VALUES[found["level"]])
-        if found["shift_auroc"] is not None:
-            self.ctx.metrics.drift_auroc.labels(name).set(found["shift_auroc"])
+        for gauge, key in (
+            (self.ctx.metrics.drift_auroc, "shift_auroc"),
+            (self.ctx.metrics.drift_look, "look_auroc"),
+            (self.ctx.metrics.drift_brightness, "brightness_change"),
+        ):
+            if found[key] is not None:
+                gauge.labels(name).set(found[key])
         try:
             with self.ctx.sessions() as s, s.begin():
                 last = last_change(s, station_id)

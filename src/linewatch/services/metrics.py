@@ -64,6 +64,19 @@ class Metrics:
             ["station"],
             registry=r,
         )
+        self.drift_look = Gauge(
+            "linewatch_station_drift_look_auroc",
+            "A station's recent photos against its model's good ones, by how far each is from the nearest good one: "
+            "0.5 unmoved, towards 1 they look otherwise",
+            ["station"],
+            registry=r,
+        )
+        self.drift_brightness = Gauge(
+            "linewatch_station_drift_brightness_change",
+            "A station's recent photos' median brightness relative to its model's good ones, minus 1 (-0.2: darker)",
+            ["station"],
+            registry=r,
+        )
         self.ws_clients = Gauge("linewatch_websocket_clients", "Connected WebSocket clients", registry=r)
         self.ws_dropped = Counter("linewatch_websocket_dropped_events", "Events dropped for slow clients", registry=r)
         # machines
