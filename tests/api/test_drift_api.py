@@ -158,7 +158,14 @@ def test_a_dimmer_lamp_and_a_moved_camera_are_seen_in_the_photos_when_the_scores
     assert d["recent"] == 120 and d["level"] == "ok" == d["look_level"] == d["brightness_level"], d
     assert abs(d["brightness_change"]) < 0.05 and 0.3 < d["look_auroc"] < 0.7
     parts(80, 0.4, looks_around(80))  # the lamp dimmed a fifth: the scores as before
+    trend = c.get("/api/v1/stations/cam1/drift", params={"last": 200}, headers=viewer).json()["trend"]
+    # the chart of when it moved: 200 parts oldest first in 24 groups, the dimmer ones last, none before 0014 kept
+    assert len(trend) == 24 and sum(w["parts"] for w in trend) == 200
+    assert [w["until"] for w in trend] == sorted(w["until"] for w in trend)
+    assert trend[-1]["brightness"] < 0.45 < trend[10]["brightness"] and trend[0]["brightness"] is None
+    assert trend[0]["look"] is None and 0 < trend[-1]["look"] < 1
     d = c.get("/api/v1/stations/cam1/drift", params={"last": 80}, headers=viewer).json()
+    assert d["reference_band"]["brightness"][0] < 0.5 < d["reference_band"]["brightness"][2]
     assert d["scores_level"] == "ok" and d["brightness_level"] == "drift" == d["level"], d
     assert (
         d["brightness_change"] < -0.15 and "darker" in d["reason"] and "check the light and the camera" in d["reason"]

@@ -138,3 +138,25 @@ def test_nearest_distance_leaves_each_reference_photo_out():
     ref[2] = [np.sqrt(0.5), np.sqrt(0.5), 0]
     np.testing.assert_allclose(nearest_distance(ref), [1 - np.sqrt(0.5), 1 - np.sqrt(0.5), 1 - np.sqrt(0.5)], 1e-6)
     np.testing.assert_allclose(nearest_distance(ref, ref[:1]), [0.0], atol=1e-6)
+
+
+def test_the_trend_groups_consecutive_parts_and_the_band_brackets_the_reference():
+    from linewatch.core.drift import Looks, drift_trend, reference_band
+
+    times = list(range(100))
+    scores = [0.0] * 50 + [1.0] * 50
+    lit = [None] * 20 + [0.5] * 30 + [0.4] * 50  # the first parts stored before brightness was kept
+    trend = drift_trend(times, scores, lit, None, windows=10)
+    assert [w["parts"] for w in trend] == [10] * 10 and [w["until"] for w in trend] == list(range(9, 100, 10))
+    assert [w["score"] for w in trend] == [0.0] * 5 + [1.0] * 5
+    assert [w["brightness"] for w in trend] == [None, None] + [0.5] * 3 + [0.4] * 5
+    assert all(w["look"] is None for w in trend)
+    assert len(drift_trend(times[:7], scores[:7], windows=24)) == 7 and drift_trend([], []) == []
+    uneven = drift_trend(times[:50], scores[:50], windows=24)
+    assert len(uneven) == 24 and sum(w["parts"] for w in uneven) == 50
+
+    band = reference_band(np.arange(101.0))
+    assert band["score"] == [5.0, 50.0, 95.0] and band["brightness"] is None and band["look"] is None
+    ref = Looks(np.eye(4, dtype=np.float32), np.linspace(0.4, 0.6, 4))
+    band = reference_band([1.0, 2.0], ref)
+    assert band["look"] == [1.0, 1.0, 1.0] and band["brightness"][1] == pytest.approx(0.5)

@@ -94,6 +94,10 @@ test("live line: an inspection sent through the API arrives, counters move, the 
   await page.getByRole("option", { name: "line1" }).click();
   await expect(page.getByTestId("drift-quiet")).toContainText("Drift watch: not enough parts yet");
   await expect(page.getByTestId("drift-quiet")).toContainText("too few scores to compare");
+  // its trend on request: the parts' scores and brightness over time, drawn
+  await page.getByTestId("drift-trend-toggle").click();
+  await expect(page.getByTestId("drift-trend").locator("canvas").first()).toBeVisible();
+  await expect(page.getByTestId("drift-trend")).toContainText("median brightness of the photos");
 
   // tablet width
   await page.setViewportSize({ width: 820, height: 1180 });

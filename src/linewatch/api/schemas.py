@@ -451,6 +451,26 @@ class TestScore(BaseModel):
 DriftLevel = Literal["unknown", "ok", "watch", "drift"]
 
 
+class DriftWindow(BaseModel):
+    """Consecutive recent parts of a station, for a chart of when something moved: the medians of their figures."""
+
+    until: Timestamp = Field(description="the time of the group's newest part")
+    parts: int
+    score: float | None = Field(description="median raw score")
+    brightness: float | None = Field(description="median brightness (0 to 1); None before it was kept")
+    look: float | None = Field(
+        description="median cosine distance of the photos to their nearest reference photo; None without looks"
+    )
+
+
+class DriftBand(BaseModel):
+    """Where the reference's figures lie: [5th percentile, median, 95th percentile] each, None where not kept."""
+
+    score: list[float] | None
+    brightness: list[float] | None
+    look: list[float] | None = Field(description="the reference photos' distances to their nearest other one")
+
+
 class StationDriftOut(BaseModel):
     """Whether a station's recent parts still score as the good parts its model's thresholds were set on: a rank test
     of the recent scores against the held-out good scores the model keeps, and, where reviewers looked at flagged
@@ -494,6 +514,10 @@ class StationDriftOut(BaseModel):
     brightness_auroc: float | None = Field(None, description="chance that a recent photo is brighter than a reference")
     brightness_p: float | None = Field(None, description="two-sided Mann-Whitney test of the brightness")
     brightness_level: DriftLevel = "unknown"
+    trend: list[DriftWindow] = Field(
+        [], description="the recent parts, oldest first, in up to 24 consecutive groups: when something moved"
+    )
+    reference_band: DriftBand | None = None
 
 
 class StationDriftChangeOut(BaseModel):

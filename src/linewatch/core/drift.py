@@ -252,6 +252,53 @@ def _compare_looks(out: ScoreDrift, ref: Looks, now: Looks) -> list[str]:
     return reasons
 
 
+TREND_WINDOWS = 24  # groups of consecutive recent parts a trend has at most
+
+
+def drift_trend(
+    times: Sequence,
+    scores: Sequence[float],
+    brightness: Sequence[float | None] | None = None,
+    distances: Sequence[float | None] | None = None,
+    windows: int = TREND_WINDOWS,
+) -> list[dict]:
+    """The recent parts (given oldest first) in at most ``windows`` consecutive groups of (nearly) equal size, for a
+    chart of when something moved: each group's last time (``until``), its part count and the median of each figure
+    (``score``, ``brightness``, ``look``: the distance to the nearest reference photo), None where none of its parts
+    has that figure."""
+    n = len(scores)
+    if n == 0:
+        return []
+    columns = {"score": scores, "brightness": brightness, "look": distances}
+    out = []
+    for part in np.array_split(np.arange(n), min(windows, n)):
+        row = {"until": times[part[-1]], "parts": int(part.size)}
+        for key, values in columns.items():
+            got = [values[i] for i in part if values is not None and values[i] is not None]
+            got = [v for v in got if np.isfinite(v)]
+            row[key] = round(float(np.median(got)), 6) if got else None
+        out.append(row)
+    return out
+
+
+def reference_band(reference: Sequence[float], looks: Looks | None = None) -> dict:
+    """Where the reference's figures lie, as (5th percentile, median, 95th percentile) each: its ``score``, and where
+    its looks are kept, its ``brightness`` and ``look`` (each reference photo's distance to its nearest other one, as
+    the recent photos' distance to their nearest reference one is measured); None where there is none."""
+
+    def band(values) -> list[float] | None:
+        v = np.asarray([x for x in values if np.isfinite(x)], np.float64) if values is not None else np.empty(0)
+        return [round(float(q), 6) for q in np.quantile(v, [0.05, 0.5, 0.95])] if v.size else None
+
+    looks = looks or Looks()
+    vectors = looks.vectors if looks.vectors is not None and len(looks.vectors) >= 2 else None
+    return {
+        "score": band(reference),
+        "brightness": band(looks.brightness),
+        "look": band(nearest_distance(vectors)) if vectors is not None else None,
+    }
+
+
 def rate_bound(above: int, n: int, confidence: float = 0.95) -> float:
     """How high the true false-alarm rate of a threshold can be, at ``confidence``, when ``above`` of the ``n`` good
     scores it was set on are at or above it (the Jeffreys interval's upper end, the same Beta the watch uses)."""

@@ -21,7 +21,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from linewatch.core.drift import Looks, score_drift
+from linewatch.core.drift import Looks, drift_trend, nearest_distance, reference_band, score_drift
 from linewatch.core.events import StationDrift
 from linewatch.services import stations
 from linewatch.services.errors import Conflict
@@ -71,17 +71,17 @@ def reference(mv: ModelVersion) -> tuple[tuple[float, ...], float | None, float 
         raise Conflict(f"model version {mv.id} cannot be read: {e}") from None
 
 
-def _recent_looks(session: Session, ids: list[int], brightness: list[float | None]) -> Looks:
-    """The looks of these inspections: their whole-image search vectors (kept where the model has search vectors) and
-    brightness (kept since migration 0014); those without one are left out of its comparison."""
-    vectors = []
+def _recent_vectors(session: Session, ids: list[int]) -> dict[int, np.ndarray]:
+    """The whole-image search vectors of these inspections (kept where the model has search vectors), by id."""
+    found: dict[int, np.ndarray] = {}
     for i in range(0, len(ids), 900):  # under SQLite's bound-parameter limit
-        vectors += session.scalars(
-            select(InspectionVectors.image).where(InspectionVectors.inspection_id.in_(ids[i : i + 900]))
+        rows = session.execute(
+            select(InspectionVectors.inspection_id, InspectionVectors.image).where(
+                InspectionVectors.inspection_id.in_(ids[i : i + 900])
+            )
         ).all()
-    dims = {len(v) for v in vectors}
-    v = np.stack([np.frombuffer(b, np.float32) for b in vectors]) if len(dims) == 1 else None
-    return Looks(v, np.array([b for b in brightness if b is not None], np.float64))
+        found.update((r.inspection_id, np.frombuffer(r.image, np.float32)) for r in rows)
+    return found
 
 
 def station_drift(session: Session, name: str, last: int = DEFAULT_LAST) -> dict:
@@ -112,7 +112,11 @@ def station_drift(session: Session, name: str, last: int = DEFAULT_LAST) -> dict
     flags = sum(r.verdict == "anomalous" for r in rows)
     reviewed = sum(r.verdict == "anomalous" and r.review_verdict is not None for r in rows)
     overturned = sum(r.verdict == "anomalous" and r.review_verdict == "good" for r in rows)
-    looks = _recent_looks(session, [r.id for r in rows], [r.brightness for r in rows])
+    by_id = _recent_vectors(session, [r.id for r in rows])
+    with_vectors = [r for r in rows if r.id in by_id]
+    dims = {by_id[r.id].size for r in with_vectors}
+    vectors = np.stack([by_id[r.id] for r in with_vectors]) if len(dims) == 1 else None
+    looks = Looks(vectors, np.array([r.brightness for r in rows if r.brightness is not None], np.float64))
     found = score_drift(
         ref,
         [r.score for r in rows],
@@ -123,6 +127,18 @@ def station_drift(session: Session, name: str, last: int = DEFAULT_LAST) -> dict
         recent_looks=looks,
     )
     out = found.to_dict()
+    out["reference_band"] = reference_band(ref, ref_looks)
+    # the distance of each recent photo to its nearest reference photo, for the trend, where both sides have looks
+    distance: dict[int, float] = {}
+    if vectors is not None and ref_looks.vectors is not None and ref_looks.vectors.shape[1] == vectors.shape[1]:
+        distance = dict(zip((r.id for r in with_vectors), nearest_distance(ref_looks.vectors, vectors), strict=True))
+    oldest_first = rows[::-1]
+    out["trend"] = drift_trend(
+        [as_utc(r.created_at) for r in oldest_first],
+        [r.score for r in oldest_first],
+        [r.brightness for r in oldest_first],
+        [distance.get(r.id) for r in oldest_first],
+    )
     if not ref:
         out["reason"] = (
             f"model version {mv.id} keeps no held-out good scores (trained before they were kept): set its thresholds "

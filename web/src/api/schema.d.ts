@@ -2358,6 +2358,50 @@ export interface components {
              */
             created_at: string;
         };
+        /**
+         * DriftBand
+         * @description Where the reference's figures lie: [5th percentile, median, 95th percentile] each, None where not kept.
+         */
+        DriftBand: {
+            /** Score */
+            score: number[] | null;
+            /** Brightness */
+            brightness: number[] | null;
+            /**
+             * Look
+             * @description the reference photos' distances to their nearest other one
+             */
+            look: number[] | null;
+        };
+        /**
+         * DriftWindow
+         * @description Consecutive recent parts of a station, for a chart of when something moved: the medians of their figures.
+         */
+        DriftWindow: {
+            /**
+             * Until
+             * Format: date-time
+             * @description the time of the group's newest part
+             */
+            until: string;
+            /** Parts */
+            parts: number;
+            /**
+             * Score
+             * @description median raw score
+             */
+            score: number | null;
+            /**
+             * Brightness
+             * @description median brightness (0 to 1); None before it was kept
+             */
+            brightness: number | null;
+            /**
+             * Look
+             * @description median cosine distance of the photos to their nearest reference photo; None without looks
+             */
+            look: number | null;
+        };
         /** DuplicatesOut */
         DuplicatesOut: {
             /** @description the first upload of this image */
@@ -4682,6 +4726,13 @@ export interface components {
              * @enum {string}
              */
             brightness_level: "unknown" | "ok" | "watch" | "drift";
+            /**
+             * Trend
+             * @description the recent parts, oldest first, in up to 24 consecutive groups: when something moved
+             * @default []
+             */
+            trend: components["schemas"]["DriftWindow"][];
+            reference_band?: components["schemas"]["DriftBand"] | null;
         };
         /** StationIn */
         StationIn: {

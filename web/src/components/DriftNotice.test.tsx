@@ -2,6 +2,7 @@ import { act, screen, waitFor } from "@testing-library/react";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { fakeStream, renderAs, stubFetch } from "../test/machines";
 import { DriftNotice, type Drift, driftFigures, driftTitle } from "./DriftNotice";
+import { trendData, trendFigures } from "./DriftTrend";
 
 function drift(over: Partial<Drift> = {}): Drift {
   return {
@@ -34,6 +35,8 @@ function drift(over: Partial<Drift> = {}): Drift {
     brightness_auroc: 0.49,
     brightness_p: 0.7,
     brightness_level: "ok",
+    trend: [],
+    reference_band: null,
     ...over,
   };
 }
@@ -116,6 +119,40 @@ describe("DriftNotice", () => {
     expect(driftFigures(drift({ shift_auroc: null, flagged_share: null, brightness_change: -0.2 }))).toBe(
       "500 recent parts against 76 good scores the thresholds were set on · look AUROC 0.52 · brightness −20 %",
     );
+  });
+
+  it("charts when something moved: open while the station drifts, on request while it does not", async () => {
+    const trend = [0, 1, 2].map((i) => ({
+      until: `2026-12-07T10:0${i}:00Z`,
+      parts: 10,
+      score: 1 + i,
+      brightness: i === 0 ? null : 0.5 - 0.05 * i,
+      look: null,
+    }));
+    const band = { score: [0.5, 1, 2], brightness: [0.45, 0.5, 0.55], look: null };
+    const dim = drift({ level: "drift", brightness_level: "drift", trend, reference_band: band });
+    expect(trendFigures(dim)).toEqual(["score", "brightness"]);
+    expect(trendData(dim, "brightness")).toEqual([
+      [10, 20, 30],
+      [null, 0.45, 0.4],
+      [0.45, 0.45, 0.45],
+      [0.55, 0.55, 0.55],
+    ]);
+    expect(trendData(dim, "look")[2]).toEqual([null, null, null]);
+    stubFetch({ "GET /api/v1/stations/cam1/drift": dim });
+    const { unmount } = renderAs("viewer", <DriftNotice station="cam1" />);
+    await screen.findByTestId("drift-alert");
+    expect(screen.getByTestId("drift-trend")).toBeTruthy();
+    act(() => screen.getByTestId("drift-trend-toggle").click());
+    expect(screen.queryByTestId("drift-trend")).toBeNull();
+    unmount();
+    vi.unstubAllGlobals();
+    stubFetch({ "GET /api/v1/stations/cam1/drift": drift({ trend }) });
+    renderAs("viewer", <DriftNotice station="cam1" />);
+    await screen.findByTestId("drift-quiet");
+    expect(screen.queryByTestId("drift-trend")).toBeNull();
+    act(() => screen.getByTestId("drift-trend-toggle").click());
+    expect(screen.getByTestId("drift-trend")).toBeTruthy();
   });
 
   it("says the photos changed when they moved and the scores did not", () => {

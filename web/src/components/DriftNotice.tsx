@@ -4,6 +4,7 @@ import { ApiError, api, call, can, type Schemas } from "../api/client";
 import { fmtNum, fmtPct } from "../lib/format";
 import type { StationDriftEvent } from "../lib/live";
 import { useSession } from "../lib/session";
+import { DriftTrend } from "./DriftTrend";
 
 export type Drift = Schemas["StationDriftOut"];
 
@@ -41,6 +42,9 @@ export function DriftNotice({ station }: { station: string }) {
   const { me, stream } = useSession();
   const [drift, setDrift] = useState<Drift | null>(null);
   const [error, setError] = useState<string | null>(null);
+  // the chart of when something moved: open while the station drifts, on request while it does not
+  const [trendAsked, setTrend] = useState<boolean | null>(null);
+  const showTrend = trendAsked ?? (drift != null && (drift.level === "watch" || drift.level === "drift"));
 
   useEffect(() => {
     let live = true;
@@ -59,6 +63,7 @@ export function DriftNotice({ station }: { station: string }) {
         },
       );
     setDrift(null);
+    setTrend(null);
     load();
     const timer = window.setInterval(load, REFRESH_MS);
     // the service's watch found another level: load the figures now, not at the next minute
@@ -80,12 +85,20 @@ export function DriftNotice({ station }: { station: string }) {
       </Text>
     );
   if (!drift) return null;
+  const toggle = drift.trend.length >= 2 && (
+    <Anchor component="button" size="xs" onClick={() => setTrend(!showTrend)} data-testid="drift-trend-toggle">
+      {showTrend ? "hide the trend" : "show the trend"}
+    </Anchor>
+  );
   if (drift.level === "ok" || drift.level === "unknown")
     return (
-      <Text size="xs" c="gray.7" data-testid="drift-quiet">
-        {drift.level === "ok" ? "Drift watch: scores as when the thresholds were set" : "Drift watch: not enough parts yet"} —{" "}
-        {drift.level === "ok" ? driftFigures(drift) : drift.reason}
-      </Text>
+      <div>
+        <Text size="xs" c="gray.7" data-testid="drift-quiet">
+          {drift.level === "ok" ? "Drift watch: scores as when the thresholds were set" : "Drift watch: not enough parts yet"} —{" "}
+          {drift.level === "ok" ? driftFigures(drift) : drift.reason} {toggle}
+        </Text>
+        {showTrend && <DriftTrend drift={drift} />}
+      </div>
     );
   return (
     <Alert
@@ -95,8 +108,9 @@ export function DriftNotice({ station }: { station: string }) {
     >
       <Text size="sm">{drift.reason}.</Text>
       <Text size="xs" c="gray.8" mt={4}>
-        {driftFigures(drift)} (model version #{drift.model_id})
+        {driftFigures(drift)} (model version #{drift.model_id}) {toggle}
       </Text>
+      {showTrend && <DriftTrend drift={drift} />}
       {can(me.role, "engineer") && (
         <Anchor
           size="sm"
