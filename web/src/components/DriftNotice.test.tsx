@@ -1,7 +1,7 @@
 import { act, screen, waitFor } from "@testing-library/react";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { fakeStream, renderAs, stubFetch } from "../test/machines";
-import { DriftNotice, type Drift, driftFigures, driftTitle } from "./DriftNotice";
+import { DriftNotice, type Drift, driftFigures, driftTitle, quietWhat } from "./DriftNotice";
 import { trendData, trendFigures } from "./DriftTrend";
 
 function drift(over: Partial<Drift> = {}): Drift {
@@ -48,7 +48,7 @@ describe("DriftNotice", () => {
     const sent = stubFetch({ "GET /api/v1/stations/cam1/drift": drift() });
     renderAs("viewer", <DriftNotice station="cam1" />);
     const line = await screen.findByTestId("drift-quiet");
-    expect(line.textContent).toContain("scores as when the thresholds were set");
+    expect(line.textContent).toContain("scores and photos as when the thresholds were set");
     expect(line.textContent).toContain("500 recent parts against 76 good scores");
     expect(line.textContent).toContain("1.2 % flagged");
     expect(sent[0].url.pathname).toBe("/api/v1/stations/cam1/drift");
@@ -109,6 +109,11 @@ describe("DriftNotice", () => {
     act(() => stream.drift.forEach((f) => f({ ...change, station: "cam1", level: "drift", false_alarm_share: null, at: "" })));
     expect((await screen.findByTestId("drift-alert")).textContent).toContain("cam1: scores have drifted");
     expect(sent).toHaveLength(2);
+  });
+
+  it("says what an ok watch compared", () => {
+    expect(quietWhat(drift())).toBe("scores and photos");
+    expect(quietWhat(drift({ look_level: "unknown", brightness_level: "unknown" }))).toBe("scores");
   });
 
   it("puts the figures in one line", () => {

@@ -25,6 +25,11 @@ export function driftFigures(d: Drift): string {
 
 const ALARMED = ["watch", "drift"];
 
+/** What an ok watch compared: the scores, and the photos where their looks or brightness were compared too. */
+export function quietWhat(d: Drift): string {
+  return d.look_level === "ok" || d.brightness_level === "ok" ? "scores and photos" : "scores";
+}
+
 /** The alert's title: what moved, the photos themselves (their look or brightness) or only the scores. */
 export function driftTitle(station: string, d: Drift): string {
   const photos = ALARMED.includes(d.look_level) || ALARMED.includes(d.brightness_level);
@@ -94,7 +99,7 @@ export function DriftNotice({ station }: { station: string }) {
     return (
       <div>
         <Text size="xs" c="gray.7" data-testid="drift-quiet">
-          {drift.level === "ok" ? "Drift watch: scores as when the thresholds were set" : "Drift watch: not enough parts yet"} —{" "}
+          {drift.level === "ok" ? `Drift watch: ${quietWhat(drift)} as when the thresholds were set` : "Drift watch: not enough parts yet"} —{" "}
           {drift.level === "ok" ? driftFigures(drift) : drift.reason} {toggle}
         </Text>
         {showTrend && <DriftTrend drift={drift} />}
