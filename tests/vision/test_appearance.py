@@ -36,6 +36,7 @@ def test_looks_go_into_a_manifest_and_come_back():
     np.testing.assert_allclose(back, v[pick], atol=2e-3)
     np.testing.assert_allclose(kept["brightness"], lit[pick], atol=1e-6)
     assert appearance.kept_looks(None, []) == {} and appearance.decode(None) is None
+    assert appearance.kept_looks(None, [0.5, 0.25]) == {"brightness": [0.5, 0.25]}  # an old export: no vectors
     for damaged in (
         {**kept["vectors"], "data": kept["vectors"]["data"][:-8]},
         {**kept["vectors"], "shape": [3, 3]},

@@ -73,12 +73,13 @@ def thinned(values: list, limit: int = MAX_LOOKS) -> list:
 
 def kept_looks(vectors, brightness_values) -> dict:
     """The manifest's fields for the looks of the good images (``calibration_scores``): ``brightness`` (a list) and
-    ``vectors`` (``encode``), thinned together to ``MAX_LOOKS``; empty when there are none."""
-    if vectors is None or len(vectors) == 0:
-        return {}
-    vectors = np.asarray(vectors, np.float32)
-    pick = thinned(list(range(len(vectors))))
-    return {
-        "brightness": [round(float(brightness_values[i]), 6) for i in pick],
-        "vectors": encode(vectors[pick]),
-    }
+    ``vectors`` (``encode``), thinned together to ``MAX_LOOKS`` (the same images); each left out when there is none
+    (an export older than the search embeddings has no vectors, its images still a brightness)."""
+    out: dict = {}
+    if brightness_values is not None and len(brightness_values):
+        pick = thinned(list(range(len(brightness_values))))
+        out["brightness"] = [round(float(brightness_values[i]), 6) for i in pick]
+    if vectors is not None and len(vectors):
+        vectors = np.asarray(vectors, np.float32)
+        out["vectors"] = encode(vectors[thinned(list(range(len(vectors))))])
+    return out
