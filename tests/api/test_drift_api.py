@@ -265,14 +265,20 @@ def test_the_watcher_stores_each_change_of_level_then_publishes_it(api, tmp_path
     metrics = c.get("/metrics").text
     assert 'linewatch_station_drift_level{station="cam1"} 2.0' in metrics
     assert 'linewatch_station_drift_shift_auroc{station="cam1"}' in metrics
+    # the station list says each station's level as stored last, for a glance over all of them
+    listed = {x["name"]: x for x in c.get("/api/v1/stations", headers=viewer).json()}
+    assert listed["cam1"]["drift_level"] == "drift" and listed["cam1"]["drift_since"] == changes[0]["at"]
     # another model on the station: its first level is a change too, even when it is the same level
     other = _model(api, tmp_path, manifest, "other", rng.normal(2, 1, 60).tolist())
     with api.ctx.sessions() as s, s.begin():
         from linewatch.store.tables import Station
 
         s.get(Station, cam).active_model_id = other
+    listed = {x["name"]: x for x in c.get("/api/v1/stations", headers=viewer).json()}
+    assert listed["cam1"]["drift_level"] is None is listed["cam1"]["drift_since"]  # not checked on this model yet
     _parts(api, cam, other, rng.normal(2, 1, 60))
     assert watcher.run_once() == 1 and heard[-1].level == "ok" and heard[-1].model_id == other
+    assert c.get("/api/v1/stations", headers=viewer).json()[0]["drift_level"] == "ok"
 
 
 def test_two_service_processes_store_a_change_once(api, tmp_path, manifest, race):

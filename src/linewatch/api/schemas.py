@@ -194,6 +194,9 @@ class StationIn(BaseModel):
     ]
 
 
+DriftLevel = Literal["unknown", "ok", "watch", "drift"]
+
+
 class StationOut(Orm):
     id: int
     name: str
@@ -202,6 +205,12 @@ class StationOut(Orm):
         None, description="the model a rollback would bring back (in the station list; None: nothing to roll back to)"
     )
     created_at: Timestamp
+    drift_level: DriftLevel | None = Field(
+        None,
+        description="the drift watch's level for the model the station runs, as its watch stored it last (in the "
+        "station list; None: not checked since that model was activated)",
+    )
+    drift_since: Timestamp | None = Field(None, description="when the watch found that level")
 
 
 class ActivateIn(BaseModel):
@@ -446,9 +455,6 @@ class ModelOut(Orm):
 class TestScore(BaseModel):
     label: str = Field(description="good, or the defect type")
     score: float = Field(description="raw anomaly score")
-
-
-DriftLevel = Literal["unknown", "ok", "watch", "drift"]
 
 
 class DriftWindow(BaseModel):

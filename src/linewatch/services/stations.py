@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -14,7 +14,7 @@ from linewatch.core.events import EventBus, ModelActivated
 from linewatch.services import audit
 from linewatch.services.accounts import Principal
 from linewatch.services.errors import Conflict, NotFound
-from linewatch.store.tables import Activation, ModelVersion, Station
+from linewatch.store.tables import Activation, ModelVersion, Station, StationDriftChange
 
 
 def previous_model(st: Station, activated: list[int]) -> int | None:
@@ -22,15 +22,25 @@ def previous_model(st: Station, activated: list[int]) -> int | None:
     return next((m for m in activated if m != st.active_model_id), None)
 
 
-def list_stations(session: Session) -> list[tuple[Station, int | None]]:
-    """Each station with the model a rollback would bring back."""
+def list_stations(session: Session) -> list[tuple[Station, int | None, StationDriftChange | None]]:
+    """Each station with the model a rollback would bring back and the drift watch's newest stored change of level
+    for the model it runs (None: not checked since that model was activated)."""
     stations = session.scalars(select(Station).order_by(Station.name)).all()
     history: dict[int, list[int]] = {}
     for station_id, model_id in session.execute(
         select(Activation.station_id, Activation.model_id).order_by(Activation.id.desc())
     ):
         history.setdefault(station_id, []).append(model_id)
-    return [(st, previous_model(st, history.get(st.id, []))) for st in stations]
+    newest = select(func.max(StationDriftChange.id)).group_by(StationDriftChange.station_id)
+    changes = session.scalars(select(StationDriftChange).where(StationDriftChange.id.in_(newest)))
+    drift = {d.station_id: d for d in changes}
+    out = []
+    for st in stations:
+        change = drift.get(st.id)
+        if change is not None and (st.active_model_id is None or change.model_id != st.active_model_id):
+            change = None  # another model's level, or a station that runs none now
+        out.append((st, previous_model(st, history.get(st.id, [])), change))
+    return out
 
 
 def create_station(session: Session, name: str, who: Principal | None = None) -> Station:

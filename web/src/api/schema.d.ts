@@ -4757,6 +4757,16 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
+            /**
+             * Drift Level
+             * @description the drift watch's level for the model the station runs, as its watch stored it last (in the station list; None: not checked since that model was activated)
+             */
+            drift_level?: ("unknown" | "ok" | "watch" | "drift") | null;
+            /**
+             * Drift Since
+             * @description when the watch found that level
+             */
+            drift_since?: string | null;
         };
         /** StatsOut */
         StatsOut: {

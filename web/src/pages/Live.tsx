@@ -3,6 +3,7 @@ import { useEffect, useMemo, useRef, useState, useSyncExternalStore } from "reac
 import type uPlot from "uplot";
 import { api, call, type Inspection, type Schemas } from "../api/client";
 import { DriftNotice } from "../components/DriftNotice";
+import { DriftOverview } from "../components/DriftOverview";
 import { Chart } from "../components/Chart";
 import { InspectionList } from "../components/InspectionList";
 import { fmtTime } from "../lib/format";
@@ -169,7 +170,7 @@ export default function LivePage() {
         )}
         {store.dropped > 0 && ` · ${store.dropped} live events were skipped because they came faster than this page could take them`}
       </Text>
-      {station && <DriftNotice station={station} />}
+      {station ? <DriftNotice station={station} /> : <DriftOverview />}
       <Grid>
         <Grid.Col span={{ base: 12, lg: 7 }}>
           <Card withBorder padding={0}>

@@ -28,7 +28,7 @@ from linewatch.api.schemas import (
     errors,
 )
 from linewatch.services import calibrating, drift, registry, stations
-from linewatch.store.tables import ModelVersion
+from linewatch.store.tables import ModelVersion, as_utc
 
 router = APIRouter(prefix="/api/v1", tags=["stations and models"], responses=errors(400, 401, 403, 422))
 NOT_FOUND = errors(404)
@@ -37,8 +37,13 @@ NOT_FOUND = errors(404)
 @router.get("/stations", response_model=list[StationOut])
 def list_stations(_: Viewer, session: DB):
     return [
-        {**StationOut.model_validate(st).model_dump(), "previous_model_id": previous}
-        for st, previous in stations.list_stations(session)
+        {
+            **StationOut.model_validate(st).model_dump(),
+            "previous_model_id": previous,
+            "drift_level": drift_change.level if drift_change is not None else None,
+            "drift_since": as_utc(drift_change.created_at) if drift_change is not None else None,
+        }
+        for st, previous, drift_change in stations.list_stations(session)
     ]
 
 
