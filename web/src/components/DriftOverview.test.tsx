@@ -2,7 +2,7 @@ import { act, screen } from "@testing-library/react";
 import { describe, expect, it, vi } from "vitest";
 import type { Station } from "../api/client";
 import { fakeStream, renderAs } from "../test/machines";
-import { DriftOverview, levelsOf } from "./DriftOverview";
+import { DriftOverview, levelsOf, sinceText } from "./DriftOverview";
 
 function station(name: string, drift_level: Station["drift_level"] = null, drift_since: string | null = null): Station {
   return { id: 1, name, active_model_id: 3, previous_model_id: null, created_at: "2026-12-07T08:00:00Z", drift_level, drift_since };
@@ -30,6 +30,12 @@ describe("DriftOverview", () => {
     const after = levelsOf(list, [change("cam2", "watch"), change("cam9", "drift"), change("cam2", "drift")]);
     expect(after[1]).toEqual({ station: "cam2", level: "drift", since: "2026-12-07T10:32:00Z" }); // the newest change
     expect(after).toHaveLength(2); // a station the list does not know is left out
+  });
+
+  it("says since when with the date once it is not today's", () => {
+    const now = new Date(2026, 11, 7, 15, 0, 0);
+    expect(sinceText(new Date(2026, 11, 7, 9, 5, 3).toISOString(), now)).toBe("09:05:03");
+    expect(sinceText(new Date(2026, 11, 5, 9, 5, 3).toISOString(), now)).toBe("2026-12-05 09:05:03");
   });
 
   it("is nothing before any station was checked, a quiet line while none moved", () => {

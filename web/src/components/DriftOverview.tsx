@@ -1,7 +1,7 @@
 import { Alert, Anchor, Group, Text } from "@mantine/core";
 import { useEffect, useState } from "react";
 import type { Station } from "../api/client";
-import { fmtTime } from "../lib/format";
+import { fmtDateTime, fmtTime } from "../lib/format";
 import type { StationDriftEvent } from "../lib/live";
 import { useSession } from "../lib/session";
 
@@ -22,6 +22,11 @@ export function levelsOf(stations: Station[], changes: StationDriftEvent[]): Sta
 }
 
 const ORDER = ["drift", "watch"];
+
+/** When a level began: the time of day when it is today, else the date too (a station can drift for days). */
+export function sinceText(iso: string, now: Date = new Date()): string {
+  return new Date(iso).toDateString() === now.toDateString() ? fmtTime(iso) : fmtDateTime(iso);
+}
 
 /** The drift watch over every station, for the Live page with no station chosen: a warning naming the stations
  * whose scores or photos moved (drift first), each a link that chooses it (its notice says why and what to do); a
@@ -61,7 +66,7 @@ export function DriftOverview() {
         {moved.map((l) => (
           <Anchor component="button" size="sm" key={l.station} onClick={() => setStation(l.station)} data-testid="drift-overview-station">
             {l.station}: {l.level}
-            {l.since ? ` since ${fmtTime(l.since)}` : ""}
+            {l.since ? ` since ${sinceText(l.since)}` : ""}
           </Anchor>
         ))}
       </Group>
