@@ -39,9 +39,9 @@ def _looks(scorer, sources) -> dict:
     """Each image's raw score and map peak (``scores``: (2, n)), look (``vectors``: (n, C)) and ``brightness``."""
     got = list(scorer.raw_looks(list(sources)))
     return {
-        "scores": np.array([(s, p) for s, p, _v, _b in got], np.float64).T,
-        "vectors": np.stack([v for _s, _p, v, _b in got]).astype(np.float32),
-        "brightness": np.array([b for _s, _p, _v, b in got], np.float64),
+        "scores": np.array([g[:2] for g in got], np.float64).T,
+        "vectors": np.stack([g[2] for g in got]).astype(np.float32),
+        "brightness": np.array([g[3] for g in got], np.float64),
     }
 
 

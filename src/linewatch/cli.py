@@ -520,6 +520,10 @@ def drift_cmd(
             t.add_row(label, "-" if v is None else fmt.format(v))
         out.print(t)
         err.print(found.reason, highlight=False)
+        if found.farthest and found.look_level in ("watch", "drift"):
+            err.print("the photos that look least like the good ones (distance to the nearest good photo):")
+            for f in found.farthest:
+                err.print(f"  {escape(str(f['name']))}  {f['distance']:.3f}", highlight=False)
     unreadable.finish(len(paths), "compared")
     levels = ("watch", "drift")
     if fail_on is not FailOn.never and found.level in levels[levels.index(fail_on.value) :]:

@@ -3,10 +3,11 @@ brightness beside its score, from the same pass that scores it, the same as the 
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageEnhance
+from PIL import Image, ImageEnhance, ImageFilter
 
 from linewatch.errors import ModelFileError
 from linewatch.vision import appearance
@@ -96,6 +97,18 @@ def test_today_s_good_photos_replace_the_looks_and_a_dimmer_lamp_is_seen(trained
     dimmer = watch_drift(model, sorted(dim.iterdir()))
     assert dimmer.brightness_level == "drift" and dimmer.level == "drift", dimmer
     assert dimmer.brightness_change == pytest.approx(-0.25, abs=0.05) and "darker" in dimmer.reason
+    # the photos least like the good ones are named: six frames out of focus among thirty good ones
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for p in good[36:66]:
+        shutil.copy(p, mixed / p.name)
+    for p in good[66:72]:
+        Image.open(p).filter(ImageFilter.GaussianBlur(3)).save(mixed / f"blurred-{p.name}")
+    found = watch_drift(model, sorted(mixed.iterdir()))
+    named = [Path(f["name"]).name for f in found.farthest]
+    assert len(named) == 5 and all(n.startswith("blurred-") for n in named), found.farthest
+    assert found.farthest[0]["distance"] >= found.farthest[-1]["distance"] > 0
+    assert same.farthest is not None and not any("blurred" in str(f["name"]) for f in same.farthest)
     # a model whose looks are damaged says so, naming its folder
     m = json.loads((model / "manifest.json").read_text())
     m["calibration_scores"]["vectors"]["data"] = "AAAA"

@@ -370,6 +370,7 @@ def test_the_drift_command(model, parts, tmp_path, cli_here):
     assert d["level"] in ("watch", "drift") and d["recent"] == 36 and d["shift_auroc"] > 0.75
     # the photos themselves, beside their scores: 1.4 times the light (clipped at white)
     assert d["brightness_level"] == "drift" and d["brightness_change"] > 0.2 and d["look_auroc"] is not None
+    assert len(d["farthest"]) == 5 and all(f["name"].endswith(".png") and f["distance"] >= 0 for f in d["farthest"])
     table = cli_here("drift", model, parts["brighter"], "-q")
     assert "brightness change of the median" in table.stdout and "look AUROC" in table.stdout
     # a scheduled check fails at the level it is told to

@@ -92,6 +92,9 @@ class ScoreDrift:
     brightness_auroc: float | None = None
     brightness_p: float | None = None
     brightness_level: str = "unknown"
+    # where the caller names its photos (``vision.watch_drift``): the recent ones farthest from every reference photo,
+    # the farthest first, each {"name", "distance", "brightness"} (None: not named)
+    farthest: list[dict] | None = None
 
     def to_dict(self) -> dict:
         return {

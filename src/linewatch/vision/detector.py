@@ -296,14 +296,14 @@ class Detector(Estimator, ABC):
 
     def raw_looks(
         self, images: Sequence[Source], progress: Progress | None = None, unreadable: Unreadable | None = None
-    ) -> Iterator[tuple[float, float, np.ndarray, float]]:
-        """(raw score, map peak, look, brightness) per image, in order (``appearance``: what the drift watch and a
-        recalibration keep of good images); unreadable images as ``raw_scores``."""
+    ) -> Iterator[tuple[float, float, np.ndarray, float, str | None]]:
+        """(raw score, map peak, look, brightness, name) per image, in order (``appearance``: what the drift watch and
+        a recalibration keep of good images); unreadable images as ``raw_scores``."""
         self._check_fitted()
         batches = self._raw_batches(images, progress, "score", grids=True, unreadable=unreadable)
-        for scores, maps, _sizes, _names, grids, lit in batches:
-            for score, amap, g, b in zip(scores.tolist(), maps, grids, lit.tolist(), strict=True):
-                yield score, float(np.max(amap)), image_vector(g[0]), b
+        for scores, maps, _sizes, names, grids, lit in batches:
+            for score, amap, g, b, name in zip(scores.tolist(), maps, grids, lit.tolist(), names, strict=True):
+                yield score, float(np.max(amap)), image_vector(g[0]), b, name
 
     #: torch models always have the search embeddings (the graph is rebuilt from the stored tensors)
     has_embeddings: ClassVar[bool] = True

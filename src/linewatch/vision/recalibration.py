@@ -38,6 +38,8 @@ MAX_KEPT = 5000
 #: of the calibrations in the history that replaced the good scores, the newest this many keep the scores they were
 #: set from, so that going back (``restore_calibration``) brings those back too; older ones keep their thresholds alone
 HISTORY_SCORES = 3
+#: the recent photos ``watch_drift`` names as looking least like the good ones
+FARTHEST = 5
 
 
 def kept_scores(scores: dict | None, source: str, images: int | None = None) -> dict | None:
@@ -149,21 +151,22 @@ def _check_not_training(model_dir: Path, m: dict, images: list) -> None:
 
 def score_good(
     model_dir: Path, images: Sequence[Source], progress=None, unreadable: Unreadable | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
-    """Raw image scores, map peaks, looks (None from an export older than the search embeddings) and brightness of
-    good images (``appearance``), by the model's fastest path here (its ONNX export when it has one and onnxruntime
-    is installed); an image that cannot be read is told to ``unreadable`` and left out."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, list[str | None]]:
+    """Raw image scores, map peaks, looks (None from an export older than the search embeddings), brightness
+    (``appearance``) and names of images, by the model's fastest path here (its ONNX export when it has one and
+    onnxruntime is installed); an image that cannot be read is told to ``unreadable`` and left out."""
     from linewatch.vision.runtime import open_model
 
     scorer = open_model(model_dir)
-    scores, peaks, looks, lit = [], [], [], []
-    for score, peak, look, bright in scorer.raw_looks(list(images), progress, unreadable=unreadable):
+    scores, peaks, looks, lit, names = [], [], [], [], []
+    for score, peak, look, bright, name in scorer.raw_looks(list(images), progress, unreadable=unreadable):
         scores.append(float(score))
         peaks.append(float(peak))
         looks.append(look)
         lit.append(float(bright))
+        names.append(name)
     vectors = np.stack(looks) if looks and all(v is not None for v in looks) else None
-    return np.asarray(scores, np.float64), np.asarray(peaks, np.float64), vectors, np.asarray(lit, np.float64)
+    return np.asarray(scores, np.float64), np.asarray(peaks, np.float64), vectors, np.asarray(lit, np.float64), names
 
 
 def kept_reference_looks(m: dict):
@@ -181,11 +184,12 @@ def kept_reference_looks(m: dict):
 
 
 def watch_drift(model_dir: str | Path, images: Sequence[Source], progress=None, unreadable: Unreadable | None = None):
-    """Do ``images`` of recent parts (as they came off the line, defects included) still score as the good images the
-    model's thresholds were set on? ``linewatch.core.drift.score_drift`` of their raw scores against the held-out good
-    scores the manifest keeps; a ``ScoreDrift`` (its ``level``: ok, watch, drift, or unknown with too few images).
-    The model's own training images are refused: they score below any part it has not seen."""
-    from linewatch.core.drift import Looks, score_drift
+    """Do ``images`` of recent parts (as they came off the line, defects included) still score and look as the good
+    images the model's thresholds were set on? ``linewatch.core.drift.score_drift`` of their raw scores and looks
+    against the held-out good scores and looks the manifest keeps; a ``ScoreDrift`` (its ``level``: ok, watch, drift,
+    or unknown with too few images) whose ``farthest`` names the photos that look least like the good ones (a blurred
+    frame, a covered lens). The model's own training images are refused: they score below any part it has not seen."""
+    from linewatch.core.drift import Looks, nearest_distance, score_drift
     from linewatch.vision.manifest import read_manifest
 
     model_dir = Path(model_dir)
@@ -197,9 +201,9 @@ def watch_drift(model_dir: str | Path, images: Sequence[Source], progress=None, 
         raise ModelFileError(f"{model_dir}: {e}") from None
     images = list(images)
     _check_not_training(model_dir, m, images)
-    scores, _, vectors, lit = score_good(model_dir, images, progress, unreadable)
+    scores, _, vectors, lit, names = score_good(model_dir, images, progress, unreadable)
     cal = m.get("calibration") or {}
-    return score_drift(
+    found = score_drift(
         reference,
         scores,
         cal.get("image_threshold"),
@@ -207,6 +211,13 @@ def watch_drift(model_dir: str | Path, images: Sequence[Source], progress=None, 
         reference_looks=looks,
         recent_looks=Looks(vectors, lit),
     )
+    if found.look_auroc is not None:  # compared: which photos look least like the good ones (a blurred frame...)
+        far = nearest_distance(looks.vectors, vectors)
+        found.farthest = [
+            {"name": names[i], "distance": round(float(far[i]), 6), "brightness": round(float(lit[i]), 6)}
+            for i in np.argsort(-far, kind="stable")[:FARTHEST]
+        ]
+    return found
 
 
 def recalibrate(
@@ -253,7 +264,7 @@ def recalibrate(
             if unreadable is not None:
                 unreadable(name, why)
 
-        scores, peaks, vectors, lit = score_good(model_dir, images, progress, tell)
+        scores, peaks, vectors, lit, _names = score_good(model_dir, images, progress, tell)
         n = scores.size
         source = scores_from = "images"
         if n < MIN_IMAGES:

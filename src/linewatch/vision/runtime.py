@@ -264,15 +264,16 @@ class OnnxModel:
 
     def raw_looks(
         self, images: Sequence[Source], progress=None, unreadable: Unreadable | None = None
-    ) -> Iterator[tuple[float, float, np.ndarray | None, float]]:
-        """(raw score, map peak, look, brightness) per image, in order (``appearance``); the look is None for an
+    ) -> Iterator[tuple[float, float, np.ndarray | None, float, str | None]]:
+        """(raw score, map peak, look, brightness, name) per image, in order (``appearance``); the look is None for an
         export older than the search embeddings. Unreadable images as ``raw_scores``."""
 
         def work(session, batch: Batch) -> list:
             out = self.run_all(batch.inputs, session)
             looks = [image_vector(f) for f in out[2]] if self.has_embeddings else [None] * len(batch.sizes)
             peaks = out[1].reshape(len(out[1]), -1).max(1).tolist()
-            return list(zip(out[0].tolist(), peaks, looks, brightness(batch.inputs).tolist(), strict=True))
+            lit = brightness(batch.inputs).tolist()
+            return list(zip(out[0].tolist(), peaks, looks, lit, batch.names, strict=True))
 
         return self._stream(images, progress, work, unreadable)
 
