@@ -183,6 +183,14 @@ def test_a_dimmer_lamp_and_a_moved_camera_are_seen_in_the_photos_when_the_scores
     assert metrics["linewatch_station_drift_level"] == {"watch": 1, "drift": 2}[found["level"]]
     parts(80, 0.5, looks_around(80, at=_unit(centre + 1.5 * _unit(rng.normal(size=16)))))  # the camera moved
     d = c.get("/api/v1/stations/cam1/drift", params={"last": 80}, headers=viewer).json()
+    # the photos least like the good ones, farthest first: parts of the moved camera (the newest 80)
+    newest = c.get("/api/v1/stations/cam1/drift", params={"last": 300}, headers=viewer).json()["farthest"]
+    with api.ctx.sessions() as s:
+        from sqlalchemy import func, select
+
+        top = s.scalar(select(func.max(Inspection.id)))
+    assert len(newest) == 5 and all(top - 80 < f["inspection_id"] <= top for f in newest), newest
+    assert [f["distance"] for f in newest] == sorted((f["distance"] for f in newest), reverse=True)
     assert d["look_level"] == "drift" == d["level"] and d["look_auroc"] > 0.8 and d["brightness_level"] == "ok", d
     assert "photos look unlike" in d["reason"]
 

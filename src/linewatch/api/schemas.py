@@ -477,6 +477,13 @@ class DriftBand(BaseModel):
     look: list[float] | None = Field(description="the reference photos' distances to their nearest other one")
 
 
+class DriftPhoto(BaseModel):
+    """A recent part whose photo looks least like the good ones (its distance to the nearest good photo kept)."""
+
+    inspection_id: int
+    distance: float
+
+
 class StationDriftOut(BaseModel):
     """Whether a station's recent parts still score as the good parts its model's thresholds were set on: a rank test
     of the recent scores against the held-out good scores the model keeps, and, where reviewers looked at flagged
@@ -524,6 +531,9 @@ class StationDriftOut(BaseModel):
         [], description="the recent parts, oldest first, in up to 24 consecutive groups: when something moved"
     )
     reference_band: DriftBand | None = None
+    farthest: list[DriftPhoto] = Field(
+        [], description="the recent parts whose photos look least like the good ones, farthest first (up to 5)"
+    )
 
 
 class StationDriftChangeOut(BaseModel):

@@ -42,6 +42,7 @@ log = logging.getLogger("linewatch.drift")
 
 DEFAULT_LAST = 500  # recent parts compared, unless the request says
 MAX_LAST = 5000
+FARTHEST = 5  # the recent photos named as looking least like the good ones
 CHECK_EVERY_S = 60.0  # how often the watcher looks at stations with new parts
 LEVEL_VALUES = {"unknown": -1, "ok": 0, "watch": 1, "drift": 2}  # the Prometheus gauge's
 
@@ -132,6 +133,11 @@ def station_drift(session: Session, name: str, last: int = DEFAULT_LAST) -> dict
     distance: dict[int, float] = {}
     if vectors is not None and ref_looks.vectors is not None and ref_looks.vectors.shape[1] == vectors.shape[1]:
         distance = dict(zip((r.id for r in with_vectors), nearest_distance(ref_looks.vectors, vectors), strict=True))
+    # the recent photos that look least like the good ones, for a person to open (a blurred frame, a covered lens)
+    out["farthest"] = [
+        {"inspection_id": i, "distance": round(d, 6)}
+        for i, d in sorted(distance.items(), key=lambda x: (-x[1], -x[0]))[:FARTHEST]
+    ]
     oldest_first = rows[::-1]
     out["trend"] = drift_trend(
         [as_utc(r.created_at) for r in oldest_first],

@@ -2374,6 +2374,16 @@ export interface components {
             look: number[] | null;
         };
         /**
+         * DriftPhoto
+         * @description A recent part whose photo looks least like the good ones (its distance to the nearest good photo kept).
+         */
+        DriftPhoto: {
+            /** Inspection Id */
+            inspection_id: number;
+            /** Distance */
+            distance: number;
+        };
+        /**
          * DriftWindow
          * @description Consecutive recent parts of a station, for a chart of when something moved: the medians of their figures.
          */
@@ -4733,6 +4743,12 @@ export interface components {
              */
             trend: components["schemas"]["DriftWindow"][];
             reference_band?: components["schemas"]["DriftBand"] | null;
+            /**
+             * Farthest
+             * @description the recent parts whose photos look least like the good ones, farthest first (up to 5)
+             * @default []
+             */
+            farthest: components["schemas"]["DriftPhoto"][];
         };
         /** StationIn */
         StationIn: {

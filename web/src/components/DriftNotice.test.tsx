@@ -37,6 +37,7 @@ function drift(over: Partial<Drift> = {}): Drift {
     brightness_level: "ok",
     trend: [],
     reference_band: null,
+    farthest: [],
     ...over,
   };
 }
@@ -158,6 +159,23 @@ describe("DriftNotice", () => {
     expect(screen.queryByTestId("drift-trend")).toBeNull();
     act(() => screen.getByTestId("drift-trend-toggle").click());
     expect(screen.getByTestId("drift-trend")).toBeTruthy();
+  });
+
+  it("links the photos that look least like the good ones when the looks moved", async () => {
+    const farthest = [
+      { inspection_id: 41, distance: 0.3 },
+      { inspection_id: 40, distance: 0.2 },
+    ];
+    stubFetch({ "GET /api/v1/stations/cam1/drift": drift({ level: "drift", look_level: "drift", farthest }) });
+    const { unmount } = renderAs("viewer", <DriftNotice station="cam1" />);
+    const strip = await screen.findByTestId("drift-farthest");
+    expect([...strip.querySelectorAll("a")].map((a) => a.getAttribute("href"))).toEqual(["#/inspections/41", "#/inspections/40"]);
+    unmount();
+    vi.unstubAllGlobals();
+    stubFetch({ "GET /api/v1/stations/cam1/drift": drift({ level: "drift", brightness_level: "drift", farthest }) });
+    renderAs("viewer", <DriftNotice station="cam1" />);
+    await screen.findByTestId("drift-alert");
+    expect(screen.queryByTestId("drift-farthest")).toBeNull(); // the light, not the looks: no photos to single out
   });
 
   it("says the photos changed when they moved and the scores did not", () => {

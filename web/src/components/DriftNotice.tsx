@@ -1,10 +1,11 @@
-import { Alert, Anchor, Text } from "@mantine/core";
+import { Alert, Anchor, Group, Text } from "@mantine/core";
 import { useEffect, useState } from "react";
 import { ApiError, api, call, can, type Schemas } from "../api/client";
 import { fmtNum, fmtPct } from "../lib/format";
 import type { StationDriftEvent } from "../lib/live";
 import { useSession } from "../lib/session";
 import { DriftTrend } from "./DriftTrend";
+import { Thumb } from "./Thumb";
 
 export type Drift = Schemas["StationDriftOut"];
 
@@ -116,6 +117,20 @@ export function DriftNotice({ station }: { station: string }) {
         {driftFigures(drift)} (model version #{drift.model_id}) {toggle}
       </Text>
       {showTrend && <DriftTrend drift={drift} />}
+      {ALARMED.includes(drift.look_level) && drift.farthest.length > 0 && (
+        <div data-testid="drift-farthest">
+          <Text size="xs" c="gray.8" mt={6}>
+            The photos that look least like the good ones:
+          </Text>
+          <Group gap={6} mt={2}>
+            {drift.farthest.map((f) => (
+              <a key={f.inspection_id} href={`#/inspections/${f.inspection_id}`} aria-label={`Inspection ${f.inspection_id}, distance ${fmtNum(f.distance, 3)}`}>
+                <Thumb url={`/api/v1/inspections/${f.inspection_id}/thumbnail`} alt={`inspection ${f.inspection_id}`} />
+              </a>
+            ))}
+          </Group>
+        </div>
+      )}
       {can(me.role, "engineer") && (
         <Anchor
           size="sm"
