@@ -36,8 +36,8 @@ def main() -> None:
     from linewatch.config import Settings
     from linewatch.services.drift import DriftWatcher, station_drift
     from linewatch.store.tables import Inspection, InspectionVectors, ModelVersion, Station
+    from linewatch.vision.appearance import kept_reference_looks
     from linewatch.vision.manifest import read_manifest
-    from linewatch.vision.recalibration import kept_reference_looks
 
     manifest = read_manifest(args.model)
     looks = kept_reference_looks(manifest)

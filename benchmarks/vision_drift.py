@@ -83,9 +83,9 @@ def scored(
 ) -> dict:
     """{"reference": held-out training scores, "ref_vectors", "ref_brightness", "threshold", "rate", "floor", change:
     (good, defects)}, each of good and defects a ``_looks`` dict."""
+    from linewatch.vision.appearance import kept_reference_looks
     from linewatch.vision.datasets import load_dataset
     from linewatch.vision.manifest import read_manifest
-    from linewatch.vision.recalibration import kept_reference_looks
     from linewatch.vision.runtime import open_model
 
     name = category.name

@@ -160,3 +160,19 @@ def test_the_trend_groups_consecutive_parts_and_the_band_brackets_the_reference(
     ref = Looks(np.eye(4, dtype=np.float32), np.linspace(0.4, 0.6, 4))
     band = reference_band([1.0, 2.0], ref)
     assert band["look"] == [1.0, 1.0, 1.0] and band["brightness"][1] == pytest.approx(0.5)
+
+
+def test_the_recent_photos_distances_are_kept_for_the_caller_and_ranked_farthest_first():
+    from linewatch.core.drift import Looks, farthest_first, nearest_distance
+
+    rng = np.random.default_rng(7)
+    ref = Looks(np.eye(12, dtype=np.float32)[:10], None)
+    now = rng.normal(size=(40, 12)).astype(np.float32)
+    now /= np.linalg.norm(now, axis=1, keepdims=True)
+    found = score_drift(rng.normal(0, 1, 40), rng.normal(0, 1, 40), reference_looks=ref, recent_looks=Looks(now))
+    np.testing.assert_allclose(found.look_distances, nearest_distance(ref.vectors, now))
+    assert "look_distances" not in found.to_dict() and found.look_auroc is not None
+    # distances are kept even where too few photos make no test (the trend still charts them)
+    few = score_drift(rng.normal(0, 1, 40), rng.normal(0, 1, 40), reference_looks=ref, recent_looks=Looks(now[:5]))
+    assert few.look_auroc is None and len(few.look_distances) == 5
+    assert farthest_first(np.array([0.1, 0.5, 0.3, 0.5]), 3) == [1, 3, 2]  # ties in the order given

@@ -52,8 +52,8 @@ def test_looks_go_into_a_manifest_and_come_back():
 def test_training_keeps_the_looks_the_service_stores_of_each_photo(trained, synthetic, tmp_path):
     """The held-out images' looks in the manifest are what scoring the same images gives: the whole-image search
     vector the service stores and the prediction's brightness (PatchCore alone, torch and its ONNX export)."""
+    from linewatch.vision.appearance import kept_reference_looks
     from linewatch.vision.export import export_onnx
-    from linewatch.vision.recalibration import kept_reference_looks
     from linewatch.vision.runtime import OnnxModel
 
     det, path = trained
@@ -79,7 +79,8 @@ def test_today_s_good_photos_replace_the_looks_and_a_dimmer_lamp_is_seen(trained
     """``linewatch calibrate`` on today's photos keeps their looks; ``linewatch drift`` then names a lamp 25 % dimmer
     by the brightness, whatever the scores say."""
     from linewatch.vision import watch_drift
-    from linewatch.vision.recalibration import kept_reference_looks, recalibrate
+    from linewatch.vision.appearance import kept_reference_looks
+    from linewatch.vision.recalibration import recalibrate
     from linewatch.vision.synthetic import make_dataset
 
     model = shutil.copytree(trained[1], tmp_path / "model")

@@ -329,7 +329,7 @@ def test_calibrating_again_on_the_held_out_images_gives_trainings_thresholds(com
 def test_the_looks_kept_are_those_its_predictions_carry(combined):
     """The held-out images' looks (``appearance``) come from the calibration pass of both parts: PatchCore's grids,
     as the search vectors the service stores of each photo."""
-    from linewatch.vision.recalibration import kept_reference_looks
+    from linewatch.vision.appearance import kept_reference_looks
 
     det, ds, path = combined
     _, held = det.split(ds.train)

@@ -33,7 +33,7 @@ to import: numpy and scipy only.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -95,6 +95,9 @@ class ScoreDrift:
     # where the caller names its photos (``vision.watch_drift``): the recent ones farthest from every reference photo,
     # the farthest first, each {"name", "distance", "brightness"} (None: not named)
     farthest: list[dict] | None = None
+    # each recent photo's distance to its nearest reference photo, in the order given (None: no looks to compare);
+    # for the caller's trend and ``farthest_first``, not part of the answer
+    look_distances: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         return {
@@ -102,6 +105,7 @@ class ScoreDrift:
             if isinstance(v, float)
             else v
             for k, v in asdict(self).items()
+            if k != "look_distances"
         }
 
 
@@ -215,9 +219,9 @@ def _compare_looks(out: ScoreDrift, ref: Looks, now: Looks) -> list[str]:
     reasons = []
     if ref.vectors is not None and now.vectors is not None and ref.vectors.shape[1] == now.vectors.shape[1]:
         n, m = len(now.vectors), len(ref.vectors)
+        out.look_distances = dist = nearest_distance(ref.vectors, now.vectors)
         if n >= MIN_RECENT and m >= MIN_REFERENCE:
             base = nearest_distance(ref.vectors)
-            dist = nearest_distance(ref.vectors, now.vectors)
             u, p = mannwhitneyu(dist, base, alternative="greater", method="asymptotic")
             out.look_auroc, out.look_p = float(u) / (n * m), float(p)
             out.look_level = _level(LEVELS, out.look_auroc - 0.5, p)
@@ -253,6 +257,14 @@ def _compare_looks(out: ScoreDrift, ref: Looks, now: Looks) -> list[str]:
                 else "photos are lit otherwise than those the thresholds were set on: " + said
             )
     return reasons
+
+
+FARTHEST = 5  # the recent photos named as looking least like the reference ones
+
+
+def farthest_first(distances: np.ndarray, n: int = FARTHEST) -> list[int]:
+    """The positions of the ``n`` largest ``distances``, the largest first (ties in the order given)."""
+    return [int(i) for i in np.argsort(-np.asarray(distances), kind="stable")[:n]]
 
 
 TREND_WINDOWS = 24  # groups of consecutive recent parts a trend has at most

@@ -21,7 +21,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from linewatch.core.drift import Looks, drift_trend, nearest_distance, reference_band, score_drift
+from linewatch.core.drift import Looks, drift_trend, farthest_first, reference_band, score_drift
 from linewatch.core.events import StationDrift
 from linewatch.services import stations
 from linewatch.services.errors import Conflict
@@ -42,7 +42,6 @@ log = logging.getLogger("linewatch.drift")
 
 DEFAULT_LAST = 500  # recent parts compared, unless the request says
 MAX_LAST = 5000
-FARTHEST = 5  # the recent photos named as looking least like the good ones
 CHECK_EVERY_S = 60.0  # how often the watcher looks at stations with new parts
 LEVEL_VALUES = {"unknown": -1, "ok": 0, "watch": 1, "drift": 2}  # the Prometheus gauge's
 
@@ -51,8 +50,8 @@ LEVEL_VALUES = {"unknown": -1, "ok": 0, "watch": 1, "drift": 2}  # the Prometheu
 def _reference(path: str, mtime_ns: int) -> tuple[tuple[float, ...], float | None, float | None, dict, Looks]:
     """(kept held-out good scores, image threshold, promised false-alarm rate, where the scores came from, those
     images' looks) of a model directory; cached per manifest version (a recalibration rewrites it)."""
+    from linewatch.vision.appearance import kept_reference_looks
     from linewatch.vision.manifest import read_manifest
-    from linewatch.vision.recalibration import kept_reference_looks
 
     manifest = read_manifest(path)
     kept = manifest.get("calibration_scores") or {}
@@ -129,15 +128,15 @@ def station_drift(session: Session, name: str, last: int = DEFAULT_LAST) -> dict
     )
     out = found.to_dict()
     out["reference_band"] = reference_band(ref, ref_looks)
-    # the distance of each recent photo to its nearest reference photo, for the trend, where both sides have looks
-    distance: dict[int, float] = {}
-    if vectors is not None and ref_looks.vectors is not None and ref_looks.vectors.shape[1] == vectors.shape[1]:
-        distance = dict(zip((r.id for r in with_vectors), nearest_distance(ref_looks.vectors, vectors), strict=True))
-    # the recent photos that look least like the good ones, for a person to open (a blurred frame, a covered lens)
-    out["farthest"] = [
-        {"inspection_id": i, "distance": round(d, 6)}
-        for i, d in sorted(distance.items(), key=lambda x: (-x[1], -x[0]))[:FARTHEST]
-    ]
+    # each recent photo's distance to its nearest reference photo (where both sides have looks), for the trend, and
+    # the photos that look least like the good ones, newest first among equals, for a person to open
+    far = found.look_distances
+    distance = {r.id: float(d) for r, d in zip(with_vectors, far, strict=True)} if far is not None else {}
+    out["farthest"] = (
+        [{"inspection_id": with_vectors[i].id, "distance": round(float(far[i]), 6)} for i in farthest_first(far)]
+        if far is not None
+        else []
+    )
     oldest_first = rows[::-1]
     out["trend"] = drift_trend(
         [as_utc(r.created_at) for r in oldest_first],

@@ -83,3 +83,16 @@ def kept_looks(vectors, brightness_values) -> dict:
         vectors = np.asarray(vectors, np.float32)
         out["vectors"] = encode(vectors[thinned(list(range(len(vectors))))])
     return out
+
+
+def kept_reference_looks(m: dict):
+    """The looks of the good images a model's thresholds were set on (``linewatch.core.drift.Looks``), from its
+    manifest's ``calibration_scores``; empty when it keeps none (trained before they were kept)."""
+    from linewatch.core.drift import Looks
+
+    kept = m.get("calibration_scores")
+    if not isinstance(kept, dict):
+        return Looks()
+    lit = kept.get("brightness")
+    ok = isinstance(lit, list) and all(isinstance(v, int | float) for v in lit)
+    return Looks(decode(kept.get("vectors")), np.asarray(lit, np.float64) if ok and lit else None)

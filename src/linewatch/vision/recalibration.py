@@ -38,8 +38,6 @@ MAX_KEPT = 5000
 #: of the calibrations in the history that replaced the good scores, the newest this many keep the scores they were
 #: set from, so that going back (``restore_calibration``) brings those back too; older ones keep their thresholds alone
 HISTORY_SCORES = 3
-#: the recent photos ``watch_drift`` names as looking least like the good ones
-FARTHEST = 5
 
 
 def kept_scores(scores: dict | None, source: str, images: int | None = None) -> dict | None:
@@ -169,27 +167,14 @@ def score_good(
     return np.asarray(scores, np.float64), np.asarray(peaks, np.float64), vectors, np.asarray(lit, np.float64), names
 
 
-def kept_reference_looks(m: dict):
-    """The looks of the good images a model's thresholds were set on (``linewatch.core.drift.Looks``), from its
-    manifest's ``calibration_scores``; empty when it keeps none (trained before they were kept)."""
-    from linewatch.core.drift import Looks
-    from linewatch.vision.appearance import decode
-
-    kept = m.get("calibration_scores")
-    if not isinstance(kept, dict):
-        return Looks()
-    lit = kept.get("brightness")
-    ok = isinstance(lit, list) and all(isinstance(v, int | float) for v in lit)
-    return Looks(decode(kept.get("vectors")), np.asarray(lit, np.float64) if ok and lit else None)
-
-
 def watch_drift(model_dir: str | Path, images: Sequence[Source], progress=None, unreadable: Unreadable | None = None):
     """Do ``images`` of recent parts (as they came off the line, defects included) still score and look as the good
     images the model's thresholds were set on? ``linewatch.core.drift.score_drift`` of their raw scores and looks
     against the held-out good scores and looks the manifest keeps; a ``ScoreDrift`` (its ``level``: ok, watch, drift,
     or unknown with too few images) whose ``farthest`` names the photos that look least like the good ones (a blurred
     frame, a covered lens). The model's own training images are refused: they score below any part it has not seen."""
-    from linewatch.core.drift import Looks, nearest_distance, score_drift
+    from linewatch.core.drift import Looks, farthest_first, score_drift
+    from linewatch.vision.appearance import kept_reference_looks
     from linewatch.vision.manifest import read_manifest
 
     model_dir = Path(model_dir)
@@ -211,11 +196,11 @@ def watch_drift(model_dir: str | Path, images: Sequence[Source], progress=None, 
         reference_looks=looks,
         recent_looks=Looks(vectors, lit),
     )
+    far = found.look_distances
     if found.look_auroc is not None:  # compared: which photos look least like the good ones (a blurred frame...)
-        far = nearest_distance(looks.vectors, vectors)
         found.farthest = [
             {"name": names[i], "distance": round(float(far[i]), 6), "brightness": round(float(lit[i]), 6)}
-            for i in np.argsort(-far, kind="stable")[:FARTHEST]
+            for i in farthest_first(far)
         ]
     return found
 
