@@ -160,6 +160,13 @@ def train(
             f"{info['median_aspect']:.2f} (--no-keep-aspect squashes them to a square)",
             highlight=False,
         )
+    area = det.inspection_area()
+    if area is not None:
+        err.print(
+            f"inspection area: {area.mean():.0%} of each photo is inspected, the rest ignored "
+            f"({escape(str(det.get_params()['inspect_area']))}; the model keeps a copy)",
+            highlight=False,
+        )
     auto = info.get("auto")
     if auto:
         chosen = auto["chosen"]

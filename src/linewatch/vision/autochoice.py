@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from linewatch.vision.area import area_of
 from linewatch.vision.batches import Source
 from linewatch.vision.detector import MIN_TRAIN_IMAGES, Detector, Progress
 from linewatch.vision.heap import release_freed_memory
@@ -166,7 +167,9 @@ def fit_auto(
         if prepared is None and held:
             # kept at twice the largest candidate's input side (the finer input's, when there is one)
             largest = child.preprocess.input_size * max(c[2] for c in sets) / px
-            prepared = prepare(held, PER_IMAGE, base["seed"], max_side=WORKING * math.ceil(largest))
+            prepared = prepare(
+                held, PER_IMAGE, base["seed"], max_side=WORKING * math.ceil(largest), area=child.inspection_area()
+            )
         # the bank sizes are checked on one backbone pass: a smaller bank is the greedy order's head of the full one
         banks = [child if k == full.shape[0] else _with_bank(child, full[:k]) for k in sizes]
         label = _relabel(progress, " and ".join(map(str, sizes)) + " entries")
@@ -269,7 +272,9 @@ def choose_size(det, base: dict, images: Sequence[Source], progress: Progress | 
     prepared = None
     if held:
         # kept at twice the finer input's side (as ``fit_auto`` keeps them for its finer candidate)
-        prepared = prepare(spread(held, SUBSET_HELD), PER_IMAGE, base["seed"], max_side=WORKING * sizes[-1] * 2)
+        prepared = prepare(
+            spread(held, SUBSET_HELD), PER_IMAGE, base["seed"], WORKING * sizes[-1] * 2, area=area_of(base)
+        )
     result = {"train_images": len(subset), "held_out_images": 0, "sizes": sizes, "candidates": []}
     if prepared is None or len(subset) < MIN_TRAIN_IMAGES:
         result.update(

@@ -20,6 +20,9 @@ from linewatch.errors import ModelFileError
 from linewatch.vision.manifest import MANIFEST, checked_file, read_manifest
 
 ONNX_KEYS = ("onnx", "onnx_crops")  # the manifest's file entries of an export
+# bundled beside them where the model has one: the inspection area (a constant of the graph already; kept so that
+# whoever unzips the bundle sees which part of the photo the model inspects)
+BUNDLED_KEYS = (*ONNX_KEYS, "inspect_area")
 
 
 def export_entries(model_dir: Path, manifest: dict) -> dict[str, Path]:
@@ -34,7 +37,7 @@ def export_entries(model_dir: Path, manifest: dict) -> dict[str, Path]:
             f"{model_dir}: the export predates the crop search vectors (no crops.onnx): run linewatch export "
             f"{model_dir} again"
         )
-    return {k: checked_file(model_dir, manifest, k) for k in ONNX_KEYS if k in files}
+    return {k: checked_file(model_dir, manifest, k) for k in BUNDLED_KEYS if k in files}
 
 
 def write_bundle(model_dir: str | Path, out_file: str | Path) -> Path:

@@ -19,6 +19,7 @@ from torch import nn
 from linewatch.core.estimator import Estimator
 from linewatch.errors import DatasetError
 from linewatch.vision.appearance import brightness, image_vector, kept_looks
+from linewatch.vision.area import area_of, check_aspect
 from linewatch.vision.backbones import CropEmbedder, FeatureExtractor, build_extractor
 from linewatch.vision.batches import Source, Unreadable, iter_batches
 from linewatch.vision.cpu import resolve_search
@@ -144,6 +145,21 @@ class Detector(Estimator, ABC):
     def _restore(self, tensors: dict[str, torch.Tensor]) -> None: ...
 
     # -- the contract ----------------------------------------------------------------------------
+    def inspection_area(self) -> np.ndarray | None:
+        """The inspection area (``linewatch.vision.area``): a boolean mask in the photos' frame, True where inspected;
+        None for the whole photo. Read once from the file ``inspect_area`` names, then kept with the model."""
+        p = self.params_ if self.params_ is not None else self.get_params()
+        path = p.get("inspect_area")
+        cached = self.__dict__.get("_area")
+        if cached is None or cached[0] != path:
+            cached = self._area = (path, area_of(p))
+        return cached[1]
+
+    def area_input(self) -> np.ndarray | None:
+        """The inspection area at the model input's size (float32, 1 inside, 0 outside), or None."""
+        area = self.inspection_area()
+        return None if area is None else self.preprocess.mask_to_input(area).astype(np.float32)
+
     @property
     def preprocess(self) -> Preprocess:
         p = self.params_ if self.params_ is not None else self.get_params()
@@ -177,6 +193,10 @@ class Detector(Estimator, ABC):
             aspect = median_aspect(train)
             shape = input_shape_for(aspect or 1.0, p["image_size"])
             self.input_shape_ = shape if shape[0] != shape[1] else None
+        self.__dict__.pop("_area", None)  # read again: the file may have changed since the last fit
+        area = self.inspection_area()  # a wrong mask fails before the training, not after it
+        if area is not None:
+            check_aspect(area, aspect if aspect is not None else median_aspect(train), p["inspect_area"])
         extractor = build_extractor(p["backbone"], p["layers"], self.default_strides, p["weights"])
         p["layers"] = extractor.layers
         self.extractor_ = extractor  # the subclasses' feature hooks read it during fit

@@ -66,15 +66,39 @@ def map_matrices(h: int, w: int, out_h: int, out_w: int, sigma: float) -> tuple[
 
 class AnomalyMap(nn.Module):
     """(B, h, w) patch scores -> (B, H, W) smoothed map at model input resolution (``input_size``: a side, or
-    (height, width))."""
+    (height, width)). With an inspection area (``area``: the mask at the input's size, ``linewatch.vision.area``),
+    ``masked`` zeroes the patches outside it before a detector takes its image score, and the map is 0 outside it."""
 
-    def __init__(self, input_size: int | tuple[int, int], sigma: float = 4.0):
+    def __init__(self, input_size: int | tuple[int, int], sigma: float = 4.0, area: np.ndarray | None = None):
         super().__init__()
         hw = (input_size, input_size) if isinstance(input_size, int) else input_size
         self.input_hw = (int(hw[0]), int(hw[1]))
         self.sigma = float(sigma)
+        self.area = None
+        self._cells: dict[tuple[int, int], torch.Tensor] = {}
+        if area is not None:
+            if area.shape != self.input_hw:
+                raise ValueError(f"inspection area {area.shape} is not the input's {self.input_hw}")
+            self.area = torch.from_numpy(np.ascontiguousarray(area, dtype=np.float32))
+
+    def cells(self, h: int, w: int) -> torch.Tensor:
+        """(h, w) weights, 1 for the patches of an h x w grid inside the area and 0 outside (``area.cell_weights``)."""
+        from linewatch.vision.area import cell_weights
+
+        key = (int(h), int(w))
+        if key not in self._cells:
+            self._cells[key] = torch.from_numpy(cell_weights(self.area.numpy(), *key))
+        return self._cells[key]
+
+    def masked(self, patch_scores: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        """Patch scores, (B, h*w) or (B, h, w), with the patches outside the area at 0 (unchanged without one)."""
+        if self.area is None:
+            return patch_scores
+        cells = self.cells(h, w)
+        return patch_scores * (cells.reshape(-1) if patch_scores.dim() == 2 else cells)
 
     def forward(self, patch_scores: torch.Tensor) -> torch.Tensor:
         h, w = int(patch_scores.shape[-2]), int(patch_scores.shape[-1])  # fixed in an export
         a_h, a_w_t = map_matrices(h, w, *self.input_hw, self.sigma)
-        return torch.matmul(torch.matmul(a_h, patch_scores), a_w_t)
+        out = torch.matmul(torch.matmul(a_h, patch_scores), a_w_t)
+        return out if self.area is None else out * self.area

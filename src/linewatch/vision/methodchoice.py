@@ -222,7 +222,7 @@ class MethodChoice(Detector):
         if held:
             candidates.append(padim)
             side = WORKING * max(d.preprocess.input_size for d in candidates)
-            painted = prepare(held, PER_IMAGE, p["seed"], max_side=side)
+            painted = prepare(held, PER_IMAGE, p["seed"], max_side=side, area=patchcore.inspection_area())
             checks = [d._self_check(held, progress, prepared=painted) for d in candidates]
             for d, check in zip(candidates, checks, strict=True):
                 bank = int(d.memory_bank_.shape[0]) if d.method == "patchcore" else None
@@ -412,7 +412,11 @@ class Combined(Detector):
             return None
         _share_backbone(patchcore, padim)
         painted = prepare(
-            held, PER_IMAGE if choosing else 1, self.params_["seed"], max_side=WORKING * patchcore.preprocess.input_size
+            held,
+            PER_IMAGE if choosing else 1,
+            self.params_["seed"],
+            max_side=WORKING * patchcore.preprocess.input_size,
+            area=patchcore.inspection_area(),
         )
         if painted is None:
             return None

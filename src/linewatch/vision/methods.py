@@ -33,6 +33,12 @@ class DetectorParams(Params):
         le=16,
     )
     weights: str | None = Param(None, "backbone checkpoint PATH, or 'hub' to download timm's (online)", api=False)
+    inspect_area: str | None = Param(
+        None,
+        "mask image PATH of the area to inspect, drawn on a training photo at its size: white = inspected, black = "
+        "ignored (a printed date code, a label, the fixture or tray); the model keeps a copy",
+        api=False,
+    )
     holdout: float = Param(0.1, "fraction of good images held out to set the threshold", ge=0, lt=0.9)
     false_alarm_rate: float = Param(0.01, "target false-alarm rate of the threshold", gt=0, lt=1)
     min_region_area: int = Param(16, "smallest defect region kept, input pixels", ge=1)

@@ -80,7 +80,7 @@ class PadimGraph(nn.Module):
         f = torch.index_select(full, 1, self.channels)
         b, d, h, w = f.shape
         diff = f.reshape(b, d, h * w).permute(0, 2, 1) - self.mean  # (B, P, D)
-        dist = self.mahalanobis(diff, h, w)
+        dist = self.anomaly_map.masked(self.mahalanobis(diff, h, w), h, w)
         amap = self.anomaly_map(dist)
         res = diff.permute(0, 2, 1).reshape(b, d, h, w)
         p = grid_pool(h, w)
@@ -225,7 +225,7 @@ class Padim(Detector):
             self.channels_,
             self.mean_,
             self.inv_cov_,
-            AnomalyMap(self.preprocess.input_hw, self.params_["sigma"]),
+            AnomalyMap(self.preprocess.input_hw, self.params_["sigma"], self.area_input()),
         ).eval()
 
     def _score(self, x: torch.Tensor, grids: bool = False) -> tuple[torch.Tensor, ...]:

@@ -295,6 +295,7 @@ class PatchCoreGraph(nn.Module):
             kdist.reshape(b, 1, kh, kw), size=((kh - 1) * s + 1, (kw - 1) * s + 1), mode="bilinear", align_corners=True
         )
         up = F.pad(up, (0, w - up.shape[-1], 0, h - up.shape[-2]), mode="replicate").reshape(b, n)
+        up = self.anomaly_map.masked(up, h, w)  # no refinement spent outside an inspection area
         dist = up.scatter(1, kept.unsqueeze(0).expand(b, -1), kdist)  # the searched values exactly, not re-sampled
         idx = torch.index_select(kidx, 1, parent)
         if k:
@@ -309,6 +310,7 @@ class PatchCoreGraph(nn.Module):
         """(image scores, anomaly maps) from the patches' distances to and indices of their nearest bank entries,
         dist and idx (B, h*w); ``q``: the patch rows or the feature map, as ``search_patches`` takes them."""
         b = dist.shape[0]
+        dist = self.anomaly_map.masked(dist, h, w)  # outside an inspection area: 0, never the worst patch
         # image score: the most anomalous patch, re-weighted by how isolated its nearest bank entry is
         # among its own neighbours in the bank (eq. 7 of the paper)
         worst = torch.argmax(dist, dim=1, keepdim=True)  # (B, 1)
@@ -434,7 +436,7 @@ class PatchCore(Detector):
             self._features(),
             self.memory_bank_,
             self.bank_knn_,
-            AnomalyMap(self.preprocess.input_hw, self.params_["sigma"]),
+            AnomalyMap(self.preprocess.input_hw, self.params_["sigma"], self.area_input()),
             self.params_["search"],
             self.params_["search_step"],
             self.params_["refine"],

@@ -10,6 +10,7 @@ from safetensors.torch import load_file, save_file
 
 from linewatch import __version__
 from linewatch.errors import LinewatchError, ModelFileError
+from linewatch.vision.area import AREA_FILE, inspected_share, write_area
 from linewatch.vision.backbones import extractor_from_state
 from linewatch.vision.detector import Detector
 from linewatch.vision.manifest import (
@@ -42,6 +43,10 @@ def save(detector: Detector, out: str | Path, metrics: dict | None = None) -> Pa
     tensors.update({f"model.{k}": v.contiguous() for k, v in detector.tensors().items()})
     save_file(tensors, str(staging / TENSORS))
     cfg = detector.config()
+    area = detector.inspection_area()
+    if area is not None:  # the model keeps its own copy: the user's file may move or change
+        write_area(area, staging / AREA_FILE)
+        cfg["inspect_area"] = AREA_FILE
     manifest = {
         "engine": "vision",
         "format_version": FORMAT_VERSION,
@@ -61,6 +66,8 @@ def save(detector: Detector, out: str | Path, metrics: dict | None = None) -> Pa
         "files": {},
     }
     add_file_entry(manifest, "tensors", staging / TENSORS)
+    if area is not None:
+        add_file_entry(manifest, "inspect_area", staging / AREA_FILE, inspected=round(inspected_share(area), 4))
     write_json_atomic(staging / MANIFEST, manifest)
     replace_dir(staging, out)
     return out
@@ -78,6 +85,8 @@ def load(model_dir: str | Path) -> Detector:
     hp = dict(m.get("hyperparameters") or {})
     hp.setdefault("search_vectors", "regions")  # saved before the crop vectors: its search vectors stay as they were
     hp.setdefault("reducing_gap", 0.0)  # saved before the two-step resize: one antialiased resize, as then
+    if hp.get("inspect_area"):  # the model's own copy, checked against the manifest
+        hp["inspect_area"] = str(checked_file(d, m, "inspect_area"))
     if m.get("method") == "patchcore":
         hp.setdefault("search", "exact")  # saved before the int8 search existed: keep scoring exactly as then
         hp.setdefault("search_step", 1)  # saved before the coarse-to-fine search: every patch searched, as then

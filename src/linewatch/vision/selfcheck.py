@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from linewatch.errors import ImageError
+from linewatch.vision.area import at_size
 from linewatch.vision.batches import Source
 from linewatch.vision.heap import release_freed_memory
 from linewatch.vision.images import open_image, spread
@@ -25,14 +26,31 @@ from linewatch.vision.metrics import rank_auroc
 KINDS = ("scratch", "patch", "stain")
 
 
-def _place(rng: np.random.Generator, w: int, h: int, margin: float) -> tuple[float, float]:
-    return rng.uniform(w * 0.1 + margin, w * 0.9 - margin), rng.uniform(h * 0.1 + margin, h * 0.9 - margin)
+PLACE_TRIES = 50  # positions drawn for a defect's centre before one inside the inspection area is taken directly
 
 
-def paint(rng: np.random.Generator, img: Image.Image, kind: str) -> tuple[Image.Image, np.ndarray]:
-    """``img`` (RGB) with one painted defect of ``kind``, and the defect's boolean mask at the image's size."""
+def _place(
+    rng: np.random.Generator, w: int, h: int, margin: float, inside: np.ndarray | None = None
+) -> tuple[float, float]:
+    """A defect's centre in the central 80% of the image; with ``inside`` (the inspection area at the image's size),
+    one in the area."""
+    for _ in range(PLACE_TRIES if inside is not None else 1):
+        x, y = rng.uniform(w * 0.1 + margin, w * 0.9 - margin), rng.uniform(h * 0.1 + margin, h * 0.9 - margin)
+        if inside is None or inside[min(h - 1, int(y)), min(w - 1, int(x))]:
+            return x, y
+    ys, xs = np.nonzero(inside)  # a small or off-centre area: any of its pixels
+    i = int(rng.integers(len(xs)))
+    return float(xs[i]) + 0.5, float(ys[i]) + 0.5
+
+
+def paint(
+    rng: np.random.Generator, img: Image.Image, kind: str, area: np.ndarray | None = None
+) -> tuple[Image.Image, np.ndarray]:
+    """``img`` (RGB) with one painted defect of ``kind``, and the defect's boolean mask at the image's size; with an
+    inspection ``area`` (``linewatch.vision.area``), the defect is centred in it and its mask cut to it."""
     img = img.convert("RGB")
     w, h = img.size
+    inside = at_size(area, w, h) if area is not None else None
     side = min(w, h)
     arr = np.asarray(img, dtype=np.float32)
     mask = Image.new("L", img.size, 0)
@@ -40,7 +58,7 @@ def paint(rng: np.random.Generator, img: Image.Image, kind: str) -> tuple[Image.
     if kind == "scratch":
         length = rng.uniform(0.12, 0.3) * side
         width = max(1, int(round(rng.uniform(0.006, 0.015) * side)))
-        cx, cy = _place(rng, w, h, length / 2)
+        cx, cy = _place(rng, w, h, length / 2, inside)
         t = rng.uniform(0, np.pi)
         bend = rng.uniform(-0.3, 0.3)
         pts = []
@@ -56,7 +74,7 @@ def paint(rng: np.random.Generator, img: Image.Image, kind: str) -> tuple[Image.
         painted = Image.fromarray(out.astype(np.uint8))
     elif kind == "patch":
         r = rng.uniform(0.04, 0.09) * side
-        cx, cy = _place(rng, w, h, r)
+        cx, cy = _place(rng, w, h, r, inside)
         sx, sy = _place(rng, w, h, r)
         while np.hypot(sx - cx, sy - cy) < 2 * r:  # from elsewhere on the part
             sx, sy = _place(rng, w, h, r)
@@ -74,7 +92,7 @@ def paint(rng: np.random.Generator, img: Image.Image, kind: str) -> tuple[Image.
         painted.paste(piece, at, mask.crop((at[0], at[1], at[0] + piece.width, at[1] + piece.height)))
     elif kind == "stain":
         r = rng.uniform(0.04, 0.08) * side
-        cx, cy = _place(rng, w, h, r)
+        cx, cy = _place(rng, w, h, r, inside)
         box = [cx - r, cy - r * rng.uniform(0.5, 1.0), cx + r, cy + r * rng.uniform(0.5, 1.0)]
         draw_m.ellipse(box, fill=255)
         alpha = np.asarray(mask.filter(ImageFilter.GaussianBlur(r / 4)), dtype=np.float32)[..., None] / 255
@@ -84,7 +102,8 @@ def paint(rng: np.random.Generator, img: Image.Image, kind: str) -> tuple[Image.
         painted = Image.fromarray(out.astype(np.uint8))
     else:
         raise ValueError(f"unknown defect kind {kind!r}: one of {', '.join(KINDS)}")
-    return painted, np.asarray(mask) > 0
+    painted_mask = np.asarray(mask) > 0
+    return painted, painted_mask if inside is None else painted_mask & inside
 
 
 @dataclass
@@ -101,12 +120,13 @@ class SelfCheck:
 
 
 def painted_copies(
-    img: Image.Image, index: int, per_image: int = 1, seed: int = 0
+    img: Image.Image, index: int, per_image: int = 1, seed: int = 0, area: np.ndarray | None = None
 ) -> list[tuple[Image.Image, np.ndarray]]:
     """``per_image`` painted copies of the ``index``-th held-out image (the kinds in turn), with their masks; the same
-    copies whenever they are made again (the random stream is seeded by ``seed`` and ``index``)."""
+    copies whenever they are made again (the random stream is seeded by ``seed`` and ``index``); with an inspection
+    ``area``, painted in it."""
     rng = np.random.default_rng([seed, index])
-    return [paint(rng, img, KINDS[(index * per_image + j) % len(KINDS)]) for j in range(per_image)]
+    return [paint(rng, img, KINDS[(index * per_image + j) % len(KINDS)], area) for j in range(per_image)]
 
 
 MAX_IMAGES = 100  # held-out images the check uses at most: enough for the AUROC, and memory stays flat
@@ -123,6 +143,7 @@ class Painted:
     images: list[Image.Image]
     per_image: int = 1
     seed: int = 0
+    area: np.ndarray | None = None  # the models' inspection area: defects are painted in it
 
     @property
     def painted(self) -> int:
@@ -132,7 +153,11 @@ class Painted:
         """The painted copies with their masks, the copies of ``size`` images at a time."""
         for start in range(0, len(self.images), size):
             stop = min(start + size, len(self.images))
-            yield [c for i in range(start, stop) for c in painted_copies(self.images[i], i, self.per_image, self.seed)]
+            yield [
+                c
+                for i in range(start, stop)
+                for c in painted_copies(self.images[i], i, self.per_image, self.seed, self.area)
+            ]
 
 
 def working_copy(img: Image.Image, max_side: int | None) -> Image.Image:
@@ -151,10 +176,11 @@ def prepare(
     seed: int = 0,
     max_images: int = MAX_IMAGES,
     max_side: int | None = None,
+    area: np.ndarray | None = None,
 ) -> Painted | None:
     """Read ``good`` (at most ``max_images``, spread evenly over them) to be painted ``per_image`` times each; None
     when fewer than 2 of them can be read. With ``max_side``, images are read and kept at most that large
-    (``working_copy``)."""
+    (``working_copy``); with an inspection ``area``, defects are painted in it."""
     images = []
     for src in spread(good, max_images):
         try:
@@ -163,7 +189,7 @@ def prepare(
             continue
     if len(images) < 2:
         return None
-    return Painted(images, per_image, seed)
+    return Painted(images, per_image, seed, area)
 
 
 def self_check(
@@ -182,7 +208,8 @@ def self_check(
 
     started = time.perf_counter()
     if prepared is None:
-        prepared = prepare(good, per_image, seed, max_images, WORKING * det.preprocess.input_size)
+        area = det.inspection_area() if hasattr(det, "inspection_area") else None
+        prepared = prepare(good, per_image, seed, max_images, WORKING * det.preprocess.input_size, area)
         if prepared is None:
             return None
     check = self_check_many([det], prepared, progress)[0]
@@ -228,6 +255,11 @@ def self_check_many(
         if progress:
             progress("score", n, prepared.painted)
     masks = masks[:n]
+    inside = dets[0].area_input() if hasattr(dets[0], "area_input") else None
+    if inside is not None and n:  # the pixels the models inspect: those outside score 0 and are never defects
+        inside = inside > 0
+        masks, maps = masks[:, inside], [m[:n][:, inside] for m in maps]
+        n = len(masks)
     y = np.r_[np.zeros(len(prepared.images)), np.ones(n)]
     seconds = time.perf_counter() - started
     if raw is not None:

@@ -1,0 +1,226 @@
+"""The inspection area: a mask of the part of every photo a model inspects. What changes outside it (a printed date
+code, a label, the tray) neither raises the score nor appears on the map, the thresholds are set on good photos
+scored that way, and the model keeps its own copy of the mask through save, load, export and the command line."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from linewatch.errors import LinewatchError, ModelFileError
+from linewatch.vision.synthetic import good_part
+
+SIZE = 128
+CORNER = 40  # the stamp's side, in the photos' pixels: a varying code in the top-left corner
+
+
+def stamped(rng: np.random.Generator, code: np.ndarray | None = None) -> Image.Image:
+    """A good part with a printed code in its top-left corner that differs from part to part."""
+    arr = np.asarray(good_part(rng, SIZE)).copy()
+    if code is None:
+        code = rng.integers(0, 2, (5, 5)).astype(bool)
+    cell = (CORNER - 8) // 5
+    for (i, j), on in np.ndenumerate(code):
+        y, x = 4 + i * cell, 4 + j * cell
+        arr[y : y + cell, x : x + cell] = 20 if on else 235
+    return Image.fromarray(arr)
+
+
+def area_mask(path: Path, size: tuple[int, int] = (SIZE, SIZE)) -> Path:
+    """White everywhere but the code's corner and a margin (the features of a patch see a little beyond it), drawn at
+    ``size``, the photos' or another."""
+    w, h = size
+    mask = np.full((h, w), 255, np.uint8)
+    mask[: round((CORNER + 16) * h / SIZE), : round((CORNER + 16) * w / SIZE)] = 0
+    Image.fromarray(mask).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def stamped_set(tmp_path_factory):
+    root = tmp_path_factory.mktemp("stamped")
+    rng = np.random.default_rng(3)
+    (root / "good").mkdir()
+    for i in range(24):
+        stamped(rng).save(root / "good" / f"{i:03d}.png")
+    test = root / "test"
+    test.mkdir()
+    for i in range(6):
+        stamped(rng).save(test / f"good_{i}.png")
+    # a code no training part has (all dark): only the corner changed
+    stamped(rng, np.ones((5, 5), bool)).save(test / "new_code.png")
+    # a defect inside the area: a dark bar across the part
+    arr = np.asarray(stamped(rng)).copy()
+    arr[80:88, 50:110] = 10
+    Image.fromarray(arr).save(test / "defect.png")
+    return root, area_mask(root / "area.png")
+
+
+@pytest.fixture(scope="module")
+def fitted(stamped_set):
+    from linewatch.vision.patchcore import PatchCore
+
+    root, mask = stamped_set
+    images = sorted((root / "good").iterdir())
+    plain = PatchCore(image_size=SIZE, self_check=False, auto="off").fit(images)
+    masked = PatchCore(image_size=SIZE, self_check=False, auto="off", inspect_area=str(mask)).fit(images)
+    return plain, masked
+
+
+def test_what_changes_outside_the_area_is_not_scored(stamped_set, fitted):
+    root, _ = stamped_set
+    plain, masked = fitted
+    new_code, defect = root / "test" / "new_code.png", root / "test" / "defect.png"
+    p_code, p_defect = plain.predict([new_code, defect], embeddings=False)
+    m_code, m_defect = masked.predict([new_code, defect], embeddings=False)
+    # without the area the new code is the most anomalous thing in the photo, and its region is in the corner
+    assert p_code.regions and p_code.regions[0].x < CORNER and p_code.regions[0].y < CORNER
+    # with it, the corner scores nothing: the map is 0 there and no region is found in it
+    amap = m_code.anomaly_map
+    assert float(amap[: CORNER - 8, : CORNER - 8].max()) == 0.0
+    assert not any(r.x + r.width <= CORNER and r.y + r.height <= CORNER for r in m_code.regions)
+    assert m_code.score < p_code.score
+    assert m_code.verdict == "good"
+    # a defect inside the area is still found
+    assert m_defect.verdict == "anomalous" and m_defect.regions
+    assert m_defect.score > masked.calibration_.image_threshold
+
+
+def test_thresholds_are_set_on_good_photos_scored_within_the_area(stamped_set, fitted):
+    root, _ = stamped_set
+    plain, masked = fitted
+    held = masked.split(sorted((root / "good").iterdir()))[1]
+    within = [s for s, *_ in masked.raw_scores(held)]
+    whole = [s for s, *_ in plain.raw_scores(held)]
+    # the held-out good photos' scores the thresholds came from are theirs within the area, not the whole photo's
+    assert masked.calibration_scores_["image"] == pytest.approx(within, rel=1e-6)
+    assert plain.calibration_scores_["image"] == pytest.approx(whole, rel=1e-6)
+    assert within != pytest.approx(whole, rel=1e-3)
+
+
+def test_the_model_keeps_its_own_copy_of_the_mask(stamped_set, fitted, tmp_path):
+    from linewatch.vision.saving import load, save
+
+    root, mask = stamped_set
+    _, masked = fitted
+    copy = tmp_path / "mine.png"
+    copy.write_bytes(mask.read_bytes())
+    out = save(masked, tmp_path / "model")
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["hyperparameters"]["inspect_area"] == "inspect_area.png"
+    assert 0.75 < manifest["files"]["inspect_area"]["inspected"] < 0.85
+    kept = np.asarray(Image.open(out / "inspect_area.png")) > 127
+    assert np.array_equal(kept, masked.inspection_area())
+    loaded = load(out)
+    images = sorted((root / "test").iterdir())
+    a = masked.predict(images, embeddings=False)
+    b = loaded.predict(images, embeddings=False)
+    assert [p.score for p in a] == pytest.approx([p.score for p in b], rel=1e-6)
+    assert np.array_equal(a[0].anomaly_map, b[0].anomaly_map)
+    # saved again from the loaded model, it still carries the area
+    again = save(loaded, tmp_path / "again")
+    assert (again / "inspect_area.png").read_bytes() == (out / "inspect_area.png").read_bytes()
+    # a changed copy is refused, not silently used
+    Image.fromarray(np.full(kept.shape, 255, np.uint8)).save(out / "inspect_area.png")
+    with pytest.raises(ModelFileError, match="corrupt"):
+        load(out)
+
+
+def test_the_combined_default_masks_both_of_its_parts(stamped_set):
+    from linewatch.vision.methodchoice import Combined
+
+    root, mask = stamped_set
+    images = sorted((root / "good").iterdir())
+    det = Combined(image_size=SIZE, auto="off", inspect_area=str(mask)).fit(images)
+    (pred,) = det.predict([root / "test" / "new_code.png"], embeddings=False)
+    assert float(pred.anomaly_map[: CORNER - 8, : CORNER - 8].max()) == 0.0
+    padim = det._parts[1]
+    # PaDiM's own map (its share of the image score is its peak) is 0 in the corner too
+    import torch
+
+    from linewatch.vision.images import Preprocess, open_image
+
+    pre = Preprocess(SIZE)
+    x = torch.from_numpy(pre(open_image(root / "test" / "new_code.png"))[None])
+    with torch.inference_mode():
+        _, pmap = padim._score(x)
+    assert float(pmap[0, : CORNER - 8, : CORNER - 8].max()) == 0.0
+    assert det.train_info_["self_check"]["pixel_auroc"] is not None
+
+
+def test_the_export_scores_the_area_as_pytorch_does(stamped_set, fitted, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from linewatch.vision.export import export_onnx
+    from linewatch.vision.runtime import OnnxModel
+    from linewatch.vision.saving import save
+
+    root, _ = stamped_set
+    _, masked = fitted
+    out = save(masked, tmp_path / "model")
+    export_onnx(out)
+    images = sorted((root / "test").iterdir())
+    onnx = OnnxModel(out).predict(images)
+    torch_side = masked.predict(images)
+    assert [p.score for p in onnx] == pytest.approx([p.score for p in torch_side], abs=1e-3)
+    code = onnx[[Path(p.path).name for p in onnx].index("new_code.png")]
+    assert float(code.anomaly_map[: CORNER - 8, : CORNER - 8].max()) == 0.0
+
+
+def test_a_wrong_mask_is_refused_before_training(stamped_set, tmp_path):
+    from linewatch.vision.patchcore import PatchCore
+
+    root, _ = stamped_set
+    images = sorted((root / "good").iterdir())
+
+    def fit(path):
+        return PatchCore(image_size=64, self_check=False, auto="off", inspect_area=str(path)).fit(images)
+
+    with pytest.raises(LinewatchError, match="not found"):
+        fit(tmp_path / "missing.png")
+    black = tmp_path / "black.png"
+    Image.new("L", (SIZE, SIZE), 0).save(black)
+    with pytest.raises(LinewatchError, match="no pixel is inspected"):
+        fit(black)
+    wide = area_mask(tmp_path / "wide.png", (2 * SIZE, SIZE))
+    with pytest.raises(LinewatchError, match="width / height 2.00"):
+        fit(wide)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    with pytest.raises(LinewatchError, match="not a readable image"):
+        fit(broken)
+    # the same framing at another size is the same area
+    large = area_mask(tmp_path / "large.png", (3 * SIZE, 3 * SIZE))
+    assert fit(large).inspection_area().shape == (3 * SIZE, 3 * SIZE)
+
+
+def test_painted_defects_land_in_the_area():
+    from linewatch.vision.selfcheck import KINDS, paint
+
+    img = good_part(np.random.default_rng(0), 200)
+    area = np.zeros((100, 100), bool)
+    area[60:95, 5:40] = True  # a small area off the centre: bottom left
+    for seed in range(6):
+        for kind in KINDS:
+            _, mask = paint(np.random.default_rng(seed), img, kind, area)
+            ys, xs = np.nonzero(mask)
+            assert len(xs) and ys.min() >= 119 and xs.max() <= 81
+
+
+def test_train_on_the_command_line_says_what_it_inspects(stamped_set, cli_here, tmp_path):
+    root, mask = stamped_set
+    out = tmp_path / "m"
+    r = cli_here(
+        "train", str(root / "good"), "-o", str(out), "--method", "patchcore", "--image-size", "64", "--auto", "off",
+        "--inspect-area", str(mask), "-q",
+    )  # fmt: skip
+    assert r.exit_code == 0, r.stderr
+    assert "inspection area: 81% of each photo is inspected" in r.stderr
+    assert (out / "inspect_area.png").is_file()
+    r = cli_here(
+        "train", str(root / "good"), "-o", str(tmp_path / "n"), "--image-size", "64",
+        "--inspect-area", str(tmp_path / "nowhere.png"), "-q",
+    )  # fmt: skip
+    assert r.exit_code == 2 and "inspection area not found" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "n").exists()
