@@ -592,3 +592,57 @@ def test_a_stations_window_runs_until_now_unless_its_end_is_given():
     since, until = _window(start, None)
     assert since == start and dt.datetime.now(dt.UTC) - until < dt.timedelta(seconds=5)
     assert _window(None, start) == (start - dt.timedelta(hours=1), start)
+
+
+def _png(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_a_datasets_inspection_area_trains_into_its_models(api, good_zip, synthetic):
+    """The dataset's mask goes into the models trained on it from then on (their map is 0 outside it, the manifest
+    keeps it); a mask of another framing, one that inspects nothing or no image is a 400 that names why; a model
+    trained before keeps inspecting the whole photo."""
+    c = api.client
+    eng = api.user("engineer")
+    ds_id, _ = _dataset(c, eng, "framed", good_zip)
+    before = _trained(c, eng, {"dataset_id": ds_id, "image_size": 64, "method": "patchcore"})
+    with Image.open(next((synthetic / "train" / "good").iterdir())) as im:
+        w, h = im.size
+    mask = np.full((h, w), 255, np.uint8)
+    mask[:, : w // 2] = 0  # the left half ignored
+    bad = [
+        (_png(np.full((h, 2 * w), 255, np.uint8)), "width / height 2.00"),
+        (_png(np.zeros((h, w), np.uint8)), "no pixel is inspected"),
+        (b"not an image", "not a readable image"),
+    ]
+    for data, why in bad:
+        r = c.put(f"/api/v1/datasets/{ds_id}/area", files={"file": ("m.png", data, "image/png")}, headers=eng)
+        assert r.status_code == 400 and why in r.json()["detail"], r.text
+    assert c.get(f"/api/v1/datasets/{ds_id}/area", headers=eng).status_code == 404
+    viewer = api.user("viewer")
+    put = c.put(f"/api/v1/datasets/{ds_id}/area", files={"file": ("m.png", _png(mask), "image/png")}, headers=viewer)
+    assert put.status_code == 403
+    put = c.put(f"/api/v1/datasets/{ds_id}/area", files={"file": ("m.png", _png(mask), "image/png")}, headers=eng)
+    assert put.status_code == 200, put.text
+    assert put.json()["area_inspected"] == pytest.approx(0.5, abs=0.01)
+    assert c.get(f"/api/v1/datasets/{ds_id}", headers=viewer).json()["area_inspected"] == put.json()["area_inspected"]
+    kept = np.asarray(Image.open(io.BytesIO(c.get(f"/api/v1/datasets/{ds_id}/area", headers=viewer).content)))
+    assert kept.shape == (h, w) and (kept[:, : w // 2] == 0).all() and (kept[:, w // 2 :] == 255).all()
+    after = _trained(c, eng, {"dataset_id": ds_id, "image_size": 64, "method": "patchcore"})
+    info = c.get(f"/api/v1/models/{after}", headers=eng).json()["metrics"]["training"]
+    assert info["inspect_area"]["inspected"] == pytest.approx(0.5, abs=0.02)
+    assert "inspect_area" not in c.get(f"/api/v1/models/{before}", headers=eng).json()["metrics"]["training"]
+    # the model scores nothing in the left half, as exported
+    model_dir = Path(api.ctx.settings.models_dir) / str(after)
+    assert (model_dir / "inspect_area.png").is_file()
+    photo = next((synthetic / "test").glob("*/*.png"))
+    (pred,) = OnnxModel(model_dir).predict([photo])
+    assert float(pred.anomaly_map[:, : w // 2 - w // 16].max()) == 0.0
+    # cleared: the whole photo again for the next training
+    cleared = c.delete(f"/api/v1/datasets/{ds_id}/area", headers=eng)
+    assert cleared.status_code == 200 and cleared.json()["area_inspected"] is None
+    assert c.get(f"/api/v1/datasets/{ds_id}/area", headers=eng).status_code == 404
+    actions = [e["action"] for e in c.get("/api/v1/audit", headers=api.user("admin")).json()["items"]]
+    assert "dataset.area" in actions and "dataset.area_clear" in actions

@@ -148,6 +148,7 @@ def test_the_combined_default_masks_both_of_its_parts(stamped_set):
         _, pmap = padim._score(x)
     assert float(pmap[0, : CORNER - 8, : CORNER - 8].max()) == 0.0
     assert det.train_info_["self_check"]["pixel_auroc"] is not None
+    assert 0.75 < det.train_info_["inspect_area"]["inspected"] < 0.85
 
 
 def test_the_export_scores_the_area_as_pytorch_does(stamped_set, fitted, tmp_path):

@@ -226,6 +226,11 @@ class DatasetOut(BaseModel):
     name: str
     images: int
     created_at: Timestamp
+    area_inspected: float | None = Field(
+        None,
+        description="the share of each photo its inspection area inspects (GET /datasets/{id}/area); None: the "
+        "whole photo",
+    )
 
 
 class UploadOut(BaseModel):

@@ -43,6 +43,8 @@ ACTIONS = (
     "inspection.delete",
     "dataset.create",
     "dataset.delete",
+    "dataset.area",
+    "dataset.area_clear",
 )
 EXPORT_COLUMNS = ("id", "created_at", "actor", "actor_id", "via", "action", "target", "client", "detail")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+import statistics
 import zipfile
 from pathlib import PurePosixPath
 
@@ -18,6 +19,7 @@ from linewatch.services.context import AppContext
 from linewatch.services.errors import NotFound, TooLarge
 from linewatch.services.inspecting import clean_filename
 from linewatch.store.tables import Dataset, DatasetImage
+from linewatch.vision.area import area_from_image, area_png, check_aspect, inspected_share
 from linewatch.vision.images import image_suffixes, is_hidden, open_image_bytes
 
 MAX_ZIP_MEMBERS = 20_000
@@ -27,7 +29,8 @@ MAX_UNZIPPED_BYTES = 1024**3  # what the images of one zip may unpack to (zip bo
 
 def summary(session: Session, d: Dataset) -> dict:
     n = session.scalar(select(func.count()).select_from(DatasetImage).where(DatasetImage.dataset_id == d.id))
-    return {"id": d.id, "name": d.name, "images": n or 0, "created_at": d.created_at}
+    out = {"id": d.id, "name": d.name, "images": n or 0, "created_at": d.created_at}
+    return {**out, "area_inspected": d.area_inspected}
 
 
 def create(session: Session, name: str, user_id: int | None) -> dict:
@@ -159,3 +162,58 @@ def store_images(
     with c.sessions() as s:
         total = s.scalar(select(func.count()).select_from(DatasetImage).where(DatasetImage.dataset_id == dataset_id))
     return {"added": added, "skipped": skipped[:50], "images": total or 0, "masks": with_mask}
+
+
+def good_aspect(session: Session, dataset_id: int) -> float | None:
+    """The median width / height of a dataset's good images (None without any), from their stored sizes."""
+    rows = session.execute(
+        select(DatasetImage.width, DatasetImage.height).where(
+            DatasetImage.dataset_id == dataset_id, DatasetImage.label == "good"
+        )
+    ).all()
+    ratios = sorted(w / h for w, h in rows if w and h)
+    return float(statistics.median(ratios)) if ratios else None
+
+
+def set_area(c: AppContext, dataset_id: int, name: str, data: bytes, who: Principal | None = None) -> dict:
+    """Give the dataset an inspection area (``linewatch.vision.area``) from an uploaded mask image: white inspected,
+    black ignored, drawn on one of its photos (the same width / height as its good images). Models trained on it
+    from now on inspect that area only; the ones trained before keep theirs."""
+    name = clean_filename(name, "area.png")
+    area = area_from_image(open_image_bytes(data, name, c.settings.max_image_pixels), f"inspection area {name}")
+    with c.sessions() as s:
+        if s.get(Dataset, dataset_id) is None:
+            raise NotFound(f"no dataset {dataset_id}")
+        check_aspect(area, good_aspect(s, dataset_id), name)
+    key = c.blobs.put(area_png(area))  # the blob first, then the row that points at it
+    share = round(inspected_share(area), 4)
+    with c.sessions() as s, s.begin():
+        d = s.get(Dataset, dataset_id)
+        if d is None:
+            raise NotFound(f"no dataset {dataset_id}")
+        d.area_sha256, d.area_inspected = key, share
+        audit.record(s, "dataset.area", who, target=f"dataset {dataset_id} {d.name}", inspected=share)
+        return summary(s, d)
+
+
+def area_bytes(c: AppContext, dataset_id: int) -> bytes:
+    """The PNG of the dataset's inspection area; NotFound when it has none."""
+    with c.sessions() as s:
+        d = s.get(Dataset, dataset_id)
+        if d is None:
+            raise NotFound(f"no dataset {dataset_id}")
+        key = d.area_sha256
+    if key is None:
+        raise NotFound(f"dataset {dataset_id} has no inspection area: its models inspect the whole photo")
+    return c.blobs.get(key)
+
+
+def clear_area(session: Session, dataset_id: int, who: Principal | None = None) -> dict:
+    """The whole photo inspected again by models trained on the dataset from now on."""
+    with session.begin():
+        d = session.get(Dataset, dataset_id)
+        if d is None:
+            raise NotFound(f"no dataset {dataset_id}")
+        d.area_sha256 = d.area_inspected = None
+        audit.record(session, "dataset.area_clear", who, target=f"dataset {dataset_id} {d.name}")
+    return summary(session, d)

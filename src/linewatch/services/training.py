@@ -104,7 +104,12 @@ def run_training(ctx: AppContext, job_id: int, params: dict, progress) -> dict:
         raise LinewatchError(f"dataset {name!r} has {len(images)} good images; training needs at least 5")
     metrics = None
     with tempfile.TemporaryDirectory(prefix="linewatch-train-") as tmp:
-        det = create_detector(params["method"], **_detector_params(params))
+        detector_params = _detector_params(params)
+        if params.get("area_sha256"):  # the dataset's inspection area when the training was queued
+            area = Path(tmp) / "inspect_area.png"
+            area.write_bytes(ctx.blobs.get(params["area_sha256"]))
+            detector_params["inspect_area"] = str(area)
+        det = create_detector(params["method"], **detector_params)
         det.fit(_fetch(ctx, images, Path(tmp)), progress=progress)
         scorer = det.chosen if isinstance(det, MethodChoice) else det  # a method choice: the candidate it kept
         if params.get("search") and "search" in scorer.params_:  # ``auto`` resolved by the service (start_training)
@@ -186,6 +191,8 @@ def start_training(
             raise NotFound(f"no dataset {dataset_id}")
         if test_dataset_id is not None and session.get(Dataset, test_dataset_id) is None:
             raise NotFound(f"no test dataset {test_dataset_id}")
+        if ds.area_sha256 is not None:  # the area as it is now: the job trains with it even if it changes meanwhile
+            job_params["area_sha256"] = ds.area_sha256
         same = active_twin(session, "train", job_params)
         if same is not None:
             raise Conflict(f"the same training is already {same.status} as job #{same.id}: follow it on the Train page")

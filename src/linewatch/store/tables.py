@@ -88,6 +88,10 @@ class Dataset(Base):
     name: Mapped[str] = mapped_column(String(200))
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=now)
+    # the inspection area of models trained on it (``linewatch.vision.area``): its mask's PNG blob and the share of
+    # each photo it inspects; None: the whole photo
+    area_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    area_inspected: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class DatasetImage(Base):

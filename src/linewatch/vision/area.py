@@ -15,6 +15,7 @@ model, its ONNX export (the mask is a constant of the graph) and the service nee
 
 from __future__ import annotations
 
+import io
 import math
 from functools import lru_cache
 from pathlib import Path
@@ -35,15 +36,26 @@ def read_area(path: str | Path) -> np.ndarray:
     read or inspects nothing."""
     from linewatch.vision.images import open_image
 
-    p = Path(path)
-    grey = open_image(p).convert("L")
+    return area_from_image(open_image(Path(path)), f"inspection area {path}")
+
+
+def area_from_image(img: Image.Image, name: str = "inspection area") -> np.ndarray:
+    """``read_area`` of an image already opened (an upload)."""
+    grey = img.convert("L")
     if max(grey.size) > MAX_SIDE:
         f = MAX_SIDE / max(grey.size)
         grey = grey.resize((max(1, round(grey.width * f)), max(1, round(grey.height * f))), Image.BILINEAR)
     area = np.asarray(grey) > 127
     if not area.any():
-        raise LinewatchError(f"inspection area {p}: no pixel is inspected (white = inspected, black = ignored)")
+        raise LinewatchError(f"{name}: no pixel is inspected (white = inspected, black = ignored)")
     return area
+
+
+def area_png(area: np.ndarray) -> bytes:
+    """The mask as the PNG a model keeps (``AREA_FILE``): 255 inspected, 0 ignored."""
+    buf = io.BytesIO()
+    Image.fromarray(area.astype(np.uint8) * 255, "L").save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
 
 
 @lru_cache(maxsize=8)
@@ -67,16 +79,17 @@ def area_of(params: dict) -> np.ndarray | None:
     return _cached(str(p.resolve()), st.st_mtime_ns, st.st_size)
 
 
-def check_aspect(area: np.ndarray, aspect: float | None, path: str | Path) -> None:
+def check_aspect(area: np.ndarray, aspect: float | None, name: str | Path) -> None:
     """LinewatchError when the mask's shape is not the training photos' (``aspect``: their median width / height): a
-    mask drawn on another framing would mask the wrong places once resized like the photos."""
+    mask drawn on another framing would mask the wrong places once resized like the photos. ``name``: the mask's
+    file, or what the message calls it."""
     if aspect is None:
         return
     h, w = area.shape
     if abs(math.log((w / h) / aspect)) > math.log1p(ASPECT_TOLERANCE):
         raise LinewatchError(
-            f"inspection area {path} is {w} x {h} pixels (width / height {w / h:.2f}) but the training photos' median "
-            f"width / height is {aspect:.2f}: draw the mask on one of the photos, at its size"
+            f"inspection area {name} has width / height {w / h:.2f} but the training photos' median is {aspect:.2f}: "
+            "draw the mask on one of the photos, at its size"
         )
 
 
@@ -105,4 +118,4 @@ def at_size(area: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def write_area(area: np.ndarray, path: str | Path) -> None:
-    Image.fromarray(area.astype(np.uint8) * 255, "L").save(path, format="PNG", optimize=True)
+    Path(path).write_bytes(area_png(area))

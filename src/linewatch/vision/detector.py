@@ -232,6 +232,8 @@ class Detector(Estimator, ABC):
             "input_shape": list(self.preprocess.input_hw),
             "median_aspect": round(aspect, 4) if aspect else None,
         }
+        if area is not None:
+            self.train_info_["inspect_area"] = {"inspected": round(float(area.mean()), 4)}
         if check is not None:
             self.train_info_["self_check"] = check.to_dict()
             self.train_info_["self_check_seconds"] = round(check.seconds, 2)

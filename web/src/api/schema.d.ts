@@ -470,6 +470,37 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/datasets/{dataset_id}/area": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Area
+         * @description The inspection area's mask as a PNG (white inspected, black ignored); 404 when the dataset has none.
+         */
+        get: operations["get_area_api_v1_datasets__dataset_id__area_get"];
+        /**
+         * Set Area
+         * @description The dataset's inspection area: the part of every photo the models trained on it from now on inspect (what
+         *     changes outside it, such as a printed date code, a label or the tray, is neither scored nor flagged). Drawn on one
+         *     of its photos, so its width / height must be the good images' (400 otherwise, and for a mask that inspects
+         *     nothing). Models trained before keep the area they were trained with.
+         */
+        put: operations["set_area_api_v1_datasets__dataset_id__area_put"];
+        post?: never;
+        /**
+         * Clear Area
+         * @description Models trained on the dataset from now on inspect the whole photo.
+         */
+        delete: operations["clear_area_api_v1_datasets__dataset_id__area_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/jobs/train": {
         parameters: {
             query?: never;
@@ -2138,6 +2169,14 @@ export interface components {
              */
             file: string;
         };
+        /** Body_set_area_api_v1_datasets__dataset_id__area_put */
+        Body_set_area_api_v1_datasets__dataset_id__area_put: {
+            /**
+             * File
+             * @description the mask: an image the size of the photos, white inspected, black ignored
+             */
+            file: string;
+        };
         /** Body_train_machine_model_from_file_api_v1_machines__name__models_train_file_post */
         Body_train_machine_model_from_file_api_v1_machines__name__models_train_file_post: {
             /**
@@ -2337,6 +2376,11 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
+            /**
+             * Area Inspected
+             * @description the share of each photo its inspection area inspects (GET /datasets/{id}/area); None: the whole photo
+             */
+            area_inspected?: number | null;
         };
         /** DeadLetterOut */
         DeadLetterOut: {
@@ -7697,6 +7741,220 @@ export interface operations {
             };
             /** @description too large: the request body or an image */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the request does not match the API (see errors) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorOut"];
+                };
+            };
+        };
+    };
+    get_area_api_v1_datasets__dataset_id__area_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                dataset_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description a PNG */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/png": string;
+                };
+            };
+            /** @description bad request: a body that cannot be parsed (not UTF-8, broken multipart) or an invalid Content-Length */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description authentication required, or the token or API key is invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the caller's role is too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the request does not match the API (see errors) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorOut"];
+                };
+            };
+        };
+    };
+    set_area_api_v1_datasets__dataset_id__area_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                dataset_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["Body_set_area_api_v1_datasets__dataset_id__area_put"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DatasetOut"];
+                };
+            };
+            /** @description not a mask */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description authentication required, or the token or API key is invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the caller's role is too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description no such dataset */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description too large: the request body or an image */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the request does not match the API (see errors) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationErrorOut"];
+                };
+            };
+        };
+    };
+    clear_area_api_v1_datasets__dataset_id__area_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                dataset_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DatasetOut"];
+                };
+            };
+            /** @description bad request: a body that cannot be parsed (not UTF-8, broken multipart) or an invalid Content-Length */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description authentication required, or the token or API key is invalid or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description the caller's role is too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description no such dataset */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
 from linewatch.api.deps import DB, Ctx, Engineer, Id, Viewer
@@ -63,3 +63,36 @@ async def upload_images(
     if not members:
         raise LinewatchError("no image files in the upload")
     return await run_in_threadpool(datasets.store_images, c, dataset_id, members, masks)
+
+
+PNG = {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}, "description": "a PNG"}
+
+
+@router.put(
+    "/{dataset_id}/area", response_model=DatasetOut, responses={**NOT_FOUND, **errors(400, 413, e400="not a mask")}
+)
+async def set_area(
+    dataset_id: Id,
+    who: Engineer,
+    c: Ctx,
+    file: UploadFile = File(description="the mask: an image the size of the photos, white inspected, black ignored"),
+):
+    """The dataset's inspection area: the part of every photo the models trained on it from now on inspect (what
+    changes outside it, such as a printed date code, a label or the tray, is neither scored nor flagged). Drawn on one
+    of its photos, so its width / height must be the good images' (400 otherwise, and for a mask that inspects
+    nothing). Models trained before keep the area they were trained with."""
+    data = await file.read()
+    return await run_in_threadpool(datasets.set_area, c, dataset_id, file.filename or "area.png", data, who)
+
+
+@router.get("/{dataset_id}/area", response_class=Response, responses={200: PNG, **errors(404)})
+async def get_area(dataset_id: Id, _: Viewer, c: Ctx):
+    """The inspection area's mask as a PNG (white inspected, black ignored); 404 when the dataset has none."""
+    png = await run_in_threadpool(datasets.area_bytes, c, dataset_id)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+
+@router.delete("/{dataset_id}/area", response_model=DatasetOut, responses=NOT_FOUND)
+def clear_area(dataset_id: Id, who: Engineer, session: DB):
+    """Models trained on the dataset from now on inspect the whole photo."""
+    return datasets.clear_area(session, dataset_id, who)
