@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -56,6 +55,8 @@ def _stamped_copy(root: Path, out: Path, share: float, seed: int = 0) -> Path:
     """The MVTec-layout category at ``root`` with every photo stamped, masks copied unchanged."""
     from linewatch.vision.images import open_image
 
+    if (out / ".stamped").exists():  # made by an earlier run (--work)
+        return out
     rng = np.random.default_rng(seed)
     for src in sorted(p for p in root.rglob("*") if p.is_file()):
         rel = src.relative_to(root)
@@ -65,6 +66,7 @@ def _stamped_copy(root: Path, out: Path, share: float, seed: int = 0) -> Path:
             shutil.copyfile(src, dst)
             continue
         _stamp(open_image(src), rng, share).save(dst.with_suffix(".png"))
+    (out / ".stamped").touch()
     return out
 
 
@@ -95,11 +97,27 @@ def _run(data: Path, method: str, out: Path, area: Path | None) -> dict:
 
 
 def _median_shape(folder: Path) -> tuple[int, int]:
-    sizes = []
-    for p in sorted(folder.iterdir())[:50]:
-        with Image.open(p) as im:
-            sizes.append(im.size[::-1])
-    return tuple(int(v) for v in np.median(np.array(sizes), axis=0))
+    """(height, width) of a mask at the photos' median width / height (``median_aspect``, as the training checks it),
+    1,000 pixels high."""
+    from linewatch.vision.images import median_aspect
+
+    aspect = median_aspect(sorted(folder.iterdir())) or 1.0
+    return 1000, int(round(1000 * aspect))
+
+
+def _row(name: str, label: str, m: dict) -> str:
+    def f(key):
+        v = m.get(key)
+        return "—" if v is None else f"{v:.3f}"
+
+    def pct(key):
+        v = m.get(key)
+        return "—" if v is None else f"{v:.1%}"
+
+    return (
+        f"| {name} | {label} | {f('image_auroc')} | {f('pixel_auroc')} | {f('aupro')} | {pct('false_alarm_rate')} | "
+        f"{pct('miss_rate')} | {m['train_s']:.1f} |"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,7 +134,12 @@ def main(argv: list[str] | None = None) -> int:
         from linewatch.vision.synthetic import make_dataset
 
         cats.append(make_dataset(work / "synthetic", n_train=120, n_test_good=40, n_test_defect=20))
-    rows = []
+    print(f"method {a.method}, code {a.code:.0%} of the shorter side\n")
+    print(
+        "| category | photos | image AUROC | pixel AUROC | AUPRO | false alarms (good test) | misses | train s |\n"
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+        flush=True,
+    )
     for cat in cats:
         stamped = _stamped_copy(cat, work / f"{cat.name}_stamped", a.code)
         mask = _area(work / f"{cat.name}_area.png", _median_shape(stamped / "train" / "good"), a.code)
@@ -127,27 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             (f"code, area ({inspected:.0%} inspected)", stamped, mask),
         ):
             m = _run(data, a.method, work / "model", area)
-            rows.append((cat.name, label, m))
-            print(f"{cat.name} / {label}: image {m['image_auroc']:.3f}", file=sys.stderr, flush=True)
-    print(f"\nmethod {a.method}, code {a.code:.0%} of the shorter side\n")
-    print(
-        "| category | photos | image AUROC | pixel AUROC | AUPRO | false alarms (good test) | misses | train s |\n"
-        "|---|---|---:|---:|---:|---:|---:|---:|"
-    )
-    for name, label, m in rows:
-
-        def f(key, m=m):
-            v = m.get(key)
-            return "—" if v is None else f"{v:.3f}"
-
-        def pct(key, m=m):
-            v = m.get(key)
-            return "—" if v is None else f"{v:.1%}"
-
-        print(
-            f"| {name} | {label} | {f('image_auroc')} | {f('pixel_auroc')} | {f('aupro')} | "
-            f"{pct('false_alarm_rate')} | {pct('miss_rate')} | {m['train_s']:.1f} |"
-        )
+            print(_row(cat.name, label, m), flush=True)
     if a.work is None:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -630,7 +630,7 @@ def test_a_datasets_inspection_area_trains_into_its_models(api, good_zip, synthe
     assert c.get(f"/api/v1/datasets/{ds_id}", headers=viewer).json()["area_inspected"] == put.json()["area_inspected"]
     kept = np.asarray(Image.open(io.BytesIO(c.get(f"/api/v1/datasets/{ds_id}/area", headers=viewer).content)))
     assert kept.shape == (h, w) and (kept[:, : w // 2] == 0).all() and (kept[:, w // 2 :] == 255).all()
-    after = _trained(c, eng, {"dataset_id": ds_id, "image_size": 64, "method": "patchcore"})
+    after = _trained(c, eng, {"dataset_id": ds_id, "image_size": 64})  # the default method, combined
     info = c.get(f"/api/v1/models/{after}", headers=eng).json()["metrics"]["training"]
     assert info["inspect_area"]["inspected"] == pytest.approx(0.5, abs=0.02)
     assert "inspect_area" not in c.get(f"/api/v1/models/{before}", headers=eng).json()["metrics"]["training"]

@@ -225,3 +225,19 @@ def test_train_on_the_command_line_says_what_it_inspects(stamped_set, cli_here, 
     )  # fmt: skip
     assert r.exit_code == 2 and "inspection area not found" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "n").exists()
+
+
+@pytest.mark.parametrize("method", ["combined", "auto"])
+def test_a_model_keeps_the_mask_it_was_fitted_with_when_the_file_is_gone(stamped_set, tmp_path, method):
+    """The service trains from a mask in a temporary folder, removed before the model is saved."""
+    from linewatch.vision.saving import create_detector, load, save
+
+    root, mask = stamped_set
+    passing = tmp_path / "passing.png"
+    passing.write_bytes(mask.read_bytes())
+    det = create_detector(method, image_size=64, auto="off", self_check=False, inspect_area=str(passing))
+    det.fit(sorted((root / "good").iterdir()))
+    passing.unlink()
+    out = save(det, tmp_path / "model")
+    assert np.array_equal(np.asarray(Image.open(out / "inspect_area.png")) > 127, np.asarray(Image.open(mask)) > 127)
+    assert load(out).inspection_area() is not None

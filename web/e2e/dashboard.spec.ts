@@ -297,6 +297,15 @@ test("train: upload good images, choose a test set, watch the progress bar to a 
   await page.getByRole("option", { name: /washers, test/ }).click();
   await page.getByTestId("image-size").click();
   await page.getByRole("option", { name: "64", exact: true }).click();
+  // an inspection area: a box dragged over the photo's top-left corner, which its models then ignore
+  const surface = page.getByTestId("area-surface");
+  const at = (await surface.boundingBox())!;
+  await page.mouse.move(at.x + 1, at.y + 1);
+  await page.mouse.down();
+  await page.mouse.move(at.x + at.width * 0.3, at.y + at.height * 0.3, { steps: 5 });
+  await page.mouse.up();
+  await expect(page.getByTestId("area-box")).toHaveCount(1);
+  await expect(page.getByTestId("area-share")).toHaveText(/^9[0-2] % of each photo inspected$/);
   await noSeriousA11yViolations(page, "train");
   await shot(page, "11-train");
   await page.getByTestId("start-training").click();
@@ -332,6 +341,7 @@ test("train: upload good images, choose a test set, watch the progress bar to a 
   await shot(page, "13-train-done");
   await page.getByRole("link", { name: "Open it in Models" }).click();
   await expect(page.getByTestId("models-table")).toContainText("good parts");
+  await expect(page.getByTestId("area-line")).toHaveText(/^Inspects 9[0-2] % of each photo/);
   await expect(page.getByTestId("histogram").locator("canvas")).toBeVisible(); // evaluated on the test set chosen
   // a station that never changed model has nothing to roll back to
   await page.getByTestId("activate-station").click();

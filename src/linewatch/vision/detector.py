@@ -155,6 +155,12 @@ class Detector(Estimator, ABC):
             cached = self._area = (path, area_of(p))
         return cached[1]
 
+    def keep_area(self) -> np.ndarray | None:
+        """Read the inspection area's file again, now, and keep it with the model (a fit starts with it: the model
+        saved afterwards keeps the mask it was fitted with, even if the file has gone by then)."""
+        self.__dict__.pop("_area", None)
+        return self.inspection_area()
+
     def area_input(self) -> np.ndarray | None:
         """The inspection area at the model input's size (float32, 1 inside, 0 outside), or None."""
         area = self.inspection_area()
@@ -193,8 +199,7 @@ class Detector(Estimator, ABC):
             aspect = median_aspect(train)
             shape = input_shape_for(aspect or 1.0, p["image_size"])
             self.input_shape_ = shape if shape[0] != shape[1] else None
-        self.__dict__.pop("_area", None)  # read again: the file may have changed since the last fit
-        area = self.inspection_area()  # a wrong mask fails before the training, not after it
+        area = self.keep_area()  # a wrong mask fails before the training, not after it
         if area is not None:
             check_aspect(area, aspect if aspect is not None else median_aspect(train), p["inspect_area"])
         extractor = build_extractor(p["backbone"], p["layers"], self.default_strides, p["weights"])

@@ -213,6 +213,7 @@ class MethodChoice(Detector):
         started = time.perf_counter()
         p = self.params_ = self._validate_params()
         self.extractor_, self._chosen, self.method_ = None, None, None
+        self.keep_area()
         images = list(images)
         patchcore, padim, held = _fit_pair(self, images, progress, fingerprint, p, follow=False)
         candidates = [patchcore]
@@ -362,6 +363,7 @@ class Combined(Detector):
         started = time.perf_counter()
         p = self.params_ = self._validate_params()
         self.extractor_, self._parts, self.weights_ = None, None, None
+        self.keep_area()
         images = list(images)
         patchcore, padim, held = _fit_pair(
             self,

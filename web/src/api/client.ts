@@ -111,12 +111,13 @@ export async function call<T>(
   return r.data as T;
 }
 
-/** Multipart uploads (openapi-fetch's body typing does not help there); same errors as `call`. */
-export async function postForm<T>(path: string, form: FormData): Promise<T> {
+/** Multipart uploads (openapi-fetch's body typing does not help there), POST unless ``method`` says PUT; same errors
+ * as `call`. */
+export async function postForm<T>(path: string, form: FormData, method: "POST" | "PUT" = "POST"): Promise<T> {
   let response: Response;
   try {
     response = await fetch(path, {
-      method: "POST",
+      method,
       body: form,
       headers: token ? { Authorization: `Bearer ${token}` } : {},
     });

@@ -18,6 +18,7 @@ import { useCallback, useEffect, useMemo, useState } from "react";
 import uPlot from "uplot";
 import { api, call, can, downloadFrom, type Model, type Schemas } from "../api/client";
 import { Chart } from "../components/Chart";
+import { areaOf } from "../lib/area";
 import { Recalibrate, calibrationLine, calibrationOf } from "../components/Recalibrate";
 import { RegistryImport, RegistryPublish, registryLine, registryOf } from "../components/Registry";
 import { fmtDateTime, fmtNum, fmtPct, modelName } from "../lib/format";
@@ -368,6 +369,12 @@ export default function ModelsPage() {
               {calibrationOf(model) && (
                 <Text size="sm" mb="sm" data-testid="calibration-line">
                   {calibrationLine(calibrationOf(model)!)}
+                </Text>
+              )}
+              {areaOf(model.metrics) !== null && (
+                <Text size="sm" mb="sm" data-testid="area-line">
+                  Inspects {Math.round(areaOf(model.metrics)! * 100)} % of each photo: its dataset&apos;s inspection area. What lies
+                  outside it is neither scored nor flagged.
                 </Text>
               )}
               {registryOf(model) && (

@@ -15,6 +15,8 @@ import {
 import { useEffect, useRef, useState } from "react";
 import { api, call, postForm, type Dataset, type Job, type Schemas } from "../api/client";
 import { DropZone } from "../components/DropZone";
+import { InspectArea } from "../components/InspectArea";
+import { maskPng, photoSize, type Box } from "../lib/area";
 import type { JobEvent } from "../lib/live";
 import { useSession } from "../lib/session";
 
@@ -91,7 +93,38 @@ export default function TrainPage() {
   const [job, setJob] = useState<JobEvent | null>(null);
   const [finished, setFinished] = useState<Job | null>(null);
   const [busy, setBusy] = useState(false);
+  const [areaBoxes, setAreaBoxes] = useState<Box[]>([]);
+  const [areaMask, setAreaMask] = useState<File | null>(null);
+  const [areaPhoto, setAreaPhoto] = useState<File | null>(null);
   const jobId = useRef<number | null>(null);
+  const drawnOn = areaPhoto ?? good[0] ?? null;
+  const chosen = datasets.find((d) => String(d.id) === existing);
+
+  async function removeArea() {
+    if (!chosen) return;
+    setError(null);
+    try {
+      await call(api.DELETE("/api/v1/datasets/{dataset_id}/area", { params: { path: { dataset_id: chosen.id } } }));
+      call(api.GET("/api/v1/datasets")).then(setDatasets, () => {});
+    } catch (e) {
+      setError((e as Error).message);
+    }
+  }
+
+  /** The area drawn or uploaded, given to the dataset before the training is queued (its models inspect it). */
+  async function setArea(datasetId: number) {
+    if (!areaBoxes.length && !areaMask) return;
+    setStatus("Setting the inspection area…");
+    let mask: Blob = areaMask!;
+    if (areaBoxes.length) {
+      const { width, height } = await photoSize(drawnOn!);
+      mask = await maskPng(areaBoxes, width, height);
+    }
+    const form = new FormData();
+    form.append("file", mask, areaMask?.name ?? "area.png");
+    const ds = await postForm<Dataset>(`/api/v1/datasets/${datasetId}/area`, form, "PUT");
+    setStatus(`The models of ${ds.name} inspect ${Math.round((ds.area_inspected ?? 1) * 100)} % of each photo.`);
+  }
 
   useEffect(() => {
     call(api.GET("/api/v1/datasets")).then(setDatasets, () => {});
@@ -160,6 +193,7 @@ export default function TrainPage() {
         const r = await upload(datasetId, good, (sent, total) => setUploaded({ sent, total }));
         setStatus(`Uploaded ${r.added} good images${r.skipped.length ? `; skipped ${r.skipped.length}: ${r.skipped.slice(0, 3).join("; ")}` : ""}.`);
       }
+      await setArea(datasetId);
       let testId: number | null = testExisting ? Number(testExisting) : null;
       if (!testId && test.length) {
         const ds = await call(api.POST("/api/v1/datasets", { body: { name: `${name.trim() || "good parts"} (test)` } }));
@@ -184,6 +218,9 @@ export default function TrainPage() {
       setStatus(`Training job #${j.id} started.`);
       setGood([]);
       setTest([]);
+      setAreaBoxes([]);
+      setAreaMask(null);
+      setAreaPhoto(null);
       call(api.GET("/api/v1/datasets")).then(setDatasets, () => {});
     } catch (e) {
       setError((e as Error).message);
@@ -284,6 +321,16 @@ export default function TrainPage() {
               />
               {!existing && <TextInput label="New dataset name" value={name} onChange={(e) => setName(e.currentTarget.value)} maxLength={200} />}
               <DropZone files={good} onFiles={setGood} label="Good part images" testid="drop-good" />
+              <InspectArea
+                photo={drawnOn}
+                onPhoto={setAreaPhoto}
+                boxes={areaBoxes}
+                onBoxes={setAreaBoxes}
+                maskFile={areaMask}
+                onMaskFile={setAreaMask}
+                current={chosen?.area_inspected ?? null}
+                onRemove={removeArea}
+              />
               <Title order={3} size="h4">
                 2. Test set (optional)
               </Title>

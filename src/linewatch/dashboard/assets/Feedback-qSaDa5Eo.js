@@ -1,1 +1,0 @@
-import{b as e,ut as t}from"./session-BJslUAas.js";var n=t();function r({msg:t,onClose:r,...i}){return t?(0,n.jsx)(e,{color:t.ok?`green`:`red`,withCloseButton:!0,closeButtonLabel:`Dismiss`,onClose:r,...i,children:t.text}):null}export{r as t};
