@@ -321,10 +321,12 @@ def _write_report(folder: Path, scorer, metrics: dict, scored: list, quiet: bool
     from linewatch.vision.overlay import save_overlay
     from linewatch.vision.report import write_report
 
+    area = scorer.inspection_area()
+
     def overlays(paths: list[Path], targets: list[Path]) -> None:
         where = dict(zip(map(str, paths), targets, strict=True))
         for pred in scorer.iter_predict(paths):
-            save_overlay(open_image(pred.path), pred, scorer.calibration_, where[str(pred.path)])
+            save_overlay(open_image(pred.path), pred, scorer.calibration_, where[str(pred.path)], area)
 
     written = write_report(folder, metrics, scored, metrics.get("threshold"), overlays)
     if not quiet:
@@ -612,6 +614,7 @@ def predict(
 
     scorer = _engine_model(model, engine)
     _search_hint(scorer, model)
+    area = scorer.inspection_area() if out_dir is not None else None
     paths = expand_inputs(images)
     if out_dir is not None:  # a heatmap is never written over an image being scored (a folder scored into itself)
         inputs = {Path(p).resolve() for p in paths}
@@ -635,7 +638,7 @@ def predict(
             target, qualified = _heatmap_names(out_dir, Path(pred.path))
             if target.exists() and sum(p.stem == Path(pred.path).stem for p in paths) > 1:
                 target = qualified
-            save_overlay(open_image(pred.path), pred, scorer.calibration_, target)
+            save_overlay(open_image(pred.path), pred, scorer.calibration_, target, area)
             rec["heatmap"] = str(target)
         if as_json:
             sys.stdout.write(json.dumps(rec) + "\n")
@@ -781,7 +784,7 @@ def demo(
     flagged = 0
     for pred in onnx.iter_predict(shown):
         name = f"{Path(pred.path).parent.name}_{Path(pred.path).stem}_heatmap.png"
-        save_overlay(open_image(pred.path), pred, onnx.calibration_, heatmaps / name)
+        save_overlay(open_image(pred.path), pred, onnx.calibration_, heatmaps / name, onnx.inspection_area())
         flagged += pred.is_anomalous
     _print_metrics(metrics)
     out.print(f"model: {escape(str(model))} (with ONNX export)", highlight=False)

@@ -640,6 +640,16 @@ def test_a_datasets_inspection_area_trains_into_its_models(api, good_zip, synthe
     photo = next((synthetic / "test").glob("*/*.png"))
     (pred,) = OnnxModel(model_dir).predict([photo])
     assert float(pred.anomaly_map[:, : w // 2 - w // 16].max()) == 0.0
+    # activated on a station, its inspections' overlays grey the half it does not inspect
+    assert c.post("/api/v1/stations", json={"name": "framed"}, headers=eng).status_code == 201
+    assert c.post(f"/api/v1/models/{after}/activate", json={"station": "framed"}, headers=eng).status_code == 200
+    op = api.user("operator")
+    files = [("files", ("p.png", photo.read_bytes(), "image/png"))]
+    (seen,) = c.post("/api/v1/stations/framed/inspect", files=files, headers=op).json()
+    over = np.asarray(Image.open(io.BytesIO(c.get(seen["overlay_url"], headers=op).content)).convert("RGB")).astype(int)
+    left, right = over[20:, : w // 2 - 2], over[20:, w // 2 + 2 :]  # below the verdict label
+    assert (left[..., 0] == left[..., 1]).all() and (left[..., 1] == left[..., 2]).all()
+    assert not ((right[..., 0] == right[..., 1]).all() and (right[..., 1] == right[..., 2]).all())
     # cleared: the whole photo again for the next training
     cleared = c.delete(f"/api/v1/datasets/{ds_id}/area", headers=eng)
     assert cleared.status_code == 200 and cleared.json()["area_inspected"] is None

@@ -167,6 +167,17 @@ def test_the_export_scores_the_area_as_pytorch_does(stamped_set, fitted, tmp_pat
     assert [p.score for p in onnx] == pytest.approx([p.score for p in torch_side], abs=1e-3)
     code = onnx[[Path(p.path).name for p in onnx].index("new_code.png")]
     assert float(code.anomaly_map[: CORNER - 8, : CORNER - 8].max()) == 0.0
+    # the bundle carries the mask beside the graphs, and unzipped it scores the same
+    import zipfile
+
+    from linewatch.vision.bundle import write_bundle
+
+    bundle = write_bundle(out, tmp_path / "model.zip")
+    with zipfile.ZipFile(bundle) as z:
+        assert "inspect_area.png" in z.namelist()
+        z.extractall(tmp_path / "unzipped")
+    again = OnnxModel(tmp_path / "unzipped").predict(images)
+    assert [p.score for p in again] == pytest.approx([p.score for p in onnx], rel=1e-6)
 
 
 def test_a_wrong_mask_is_refused_before_training(stamped_set, tmp_path):
@@ -241,3 +252,39 @@ def test_a_model_keeps_the_mask_it_was_fitted_with_when_the_file_is_gone(stamped
     out = save(det, tmp_path / "model")
     assert np.array_equal(np.asarray(Image.open(out / "inspect_area.png")) > 127, np.asarray(Image.open(mask)) > 127)
     assert load(out).inspection_area() is not None
+
+
+def test_pictures_of_the_maps_grey_what_the_model_does_not_inspect(stamped_set, fitted, tmp_path, cli_here):
+    from linewatch.services import heatmaps
+    from linewatch.vision.images import open_image
+    from linewatch.vision.overlay import overlay
+    from linewatch.vision.saving import save
+
+    root, _ = stamped_set
+    _, masked = fitted
+    photo = root / "test" / "new_code.png"
+    (pred,) = masked.predict([photo])
+    area = masked.inspection_area()
+
+    def grey_outside(img):
+        arr = np.asarray(img.convert("RGB")).astype(int)
+        corner, part = arr[20:CORNER, 8:CORNER], arr[70:120, 70:120]  # below the verdict label
+        return (corner[..., 0] == corner[..., 1]).all() and (corner[..., 1] == corner[..., 2]).all(), part
+
+    plain = overlay(open_image(photo), pred, masked.calibration_)
+    assert not grey_outside(plain)[0]  # the code's colours and the map's show through without the area
+    dimmed = overlay(open_image(photo), pred, masked.calibration_, area=area)
+    is_grey, part = grey_outside(dimmed)
+    assert is_grey and np.array_equal(part, grey_outside(plain)[1])  # inside the area, as before
+    # the service's picture of a stored map does the same
+    stored = heatmaps.encode_map(pred, masked.calibration_)
+    import io
+
+    served = Image.open(io.BytesIO(heatmaps.blended(open_image(photo), stored, [], area=area)))
+    assert grey_outside(served)[0]
+    # linewatch predict --out, from the saved model (its own copy of the mask)
+    out = save(masked, tmp_path / "model")
+    r = cli_here("predict", str(out), str(photo), "--out", str(tmp_path / "maps"), "--engine", "torch")
+    assert r.exit_code == 0, r.stderr
+    (written,) = (tmp_path / "maps").glob("*.png")
+    assert grey_outside(Image.open(written))[0]

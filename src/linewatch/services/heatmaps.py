@@ -16,7 +16,7 @@ import numpy as np
 from imagecodecs import png_encode
 from PIL import Image, ImageDraw
 
-from linewatch.vision.overlay import colorize
+from linewatch.vision.overlay import colorize, dim_outside
 from linewatch.vision.scoring import Prediction
 from linewatch.vision.thresholds import Calibration
 
@@ -79,8 +79,11 @@ def colored(data: bytes) -> bytes:
     return _png(Image.fromarray(colorize(norm)))
 
 
-def blended(image: Image.Image, data: bytes, regions: list[dict], alpha: float = 0.5) -> bytes:
-    """The image with the coloured map blended in where it is high and the regions boxed, at the image's size."""
+def blended(
+    image: Image.Image, data: bytes, regions: list[dict], alpha: float = 0.5, area: np.ndarray | None = None
+) -> bytes:
+    """The image with the coloured map blended in where it is high and the regions boxed, at the image's size; with
+    the model's inspection ``area``, the photo outside it greyed (``overlay.dim_outside``)."""
     stored = _open(data)
     if stored.mode != "L":  # an old overlay already is this picture
         return data
@@ -88,7 +91,7 @@ def blended(image: Image.Image, data: bytes, regions: list[dict], alpha: float =
     norm = np.asarray(stored.resize(img.size, Image.BILINEAR), dtype=np.float32) / 255.0
     heat = Image.fromarray(colorize(norm))
     weight = (alpha * np.clip(norm * 1.5, 0.15, 1.0) * 255).astype(np.uint8)
-    out = Image.composite(heat, img, Image.fromarray(weight))
+    out = dim_outside(Image.composite(heat, img, Image.fromarray(weight)), area)
     draw = ImageDraw.Draw(out)
     width = max(2, img.width // 200)
     for r in regions:

@@ -4,18 +4,22 @@ heatmap and overlay, and reviews (each then an ``InspectionReviewed`` event)."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
+import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from linewatch.core.events import EventBus, InspectionDeleted, InspectionReviewed
+from linewatch.errors import LinewatchError
 from linewatch.services import audit, heatmaps
 from linewatch.services.accounts import Principal
 from linewatch.services.context import AppContext
 from linewatch.services.errors import NotFound
 from linewatch.services.inspecting import inspection_dict
 from linewatch.store.blobs import BlobNotFound
-from linewatch.store.tables import Inspection, InspectionVectors, Review, Station, User
+from linewatch.store.tables import Inspection, InspectionVectors, ModelVersion, Review, Station, User
+from linewatch.vision.area import AREA_FILE, area_of
 from linewatch.vision.images import open_image_bytes
 
 
@@ -118,7 +122,20 @@ def overlay(c: AppContext, row: Inspection) -> bytes:
     if not heatmaps.is_map(data):
         return data
     image = open_image_bytes(blob(c, row.image_sha256), "stored image", c.settings.max_image_pixels)
-    return heatmaps.blended(image, data, row.regions or [])
+    return heatmaps.blended(image, data, row.regions or [], area=model_area(c, row.model_id))
+
+
+def model_area(c: AppContext, model_id: int) -> np.ndarray | None:
+    """The inspection area of a model version (``linewatch.vision.area``), for pictures of its maps: None for the
+    whole photo, or when its files are not readable here (the picture then shows the whole photo as scored)."""
+    with c.sessions() as s:
+        path = s.scalar(select(ModelVersion.path).where(ModelVersion.id == model_id))
+    if not path or not (Path(path) / AREA_FILE).is_file():
+        return None
+    try:
+        return area_of({"inspect_area": str(Path(path) / AREA_FILE)})
+    except LinewatchError:
+        return None
 
 
 def review(

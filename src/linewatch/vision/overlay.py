@@ -36,8 +36,28 @@ def colorize(values: np.ndarray) -> np.ndarray:
     return (_ANCHORS[lo] * (1 - t) + _ANCHORS[lo + 1] * t).astype(np.uint8)
 
 
-def overlay(image: Image.Image, pred: Prediction, calibration: Calibration | None, alpha: float = 0.5) -> Image.Image:
-    """The image with its normalised anomaly map blended in (0.5 = threshold) and region boxes drawn."""
+def dim_outside(img: Image.Image, area: np.ndarray | None) -> Image.Image:
+    """``img`` (RGB) greyed and darkened outside an inspection area (``linewatch.vision.area``): what the model does
+    not inspect reads as such, not as a part found good."""
+    if area is None:
+        return img
+    from linewatch.vision.area import at_size
+
+    inside = at_size(area, img.width, img.height)
+    grey = np.asarray(img.convert("L"), dtype=np.float32) * 0.35 + 40.0
+    dimmed = Image.fromarray(np.repeat(grey.astype(np.uint8)[..., None], 3, axis=2))
+    return Image.composite(img, dimmed, Image.fromarray(inside.astype(np.uint8) * 255))
+
+
+def overlay(
+    image: Image.Image,
+    pred: Prediction,
+    calibration: Calibration | None,
+    alpha: float = 0.5,
+    area: np.ndarray | None = None,
+) -> Image.Image:
+    """The image with its normalised anomaly map blended in (0.5 = threshold) and region boxes drawn; with the model's
+    inspection ``area``, the photo outside it greyed."""
     img = image.convert("RGB")
     if calibration is not None:
         norm = calibration.normalize_map(pred.anomaly_map)
@@ -47,7 +67,7 @@ def overlay(image: Image.Image, pred: Prediction, calibration: Calibration | Non
     heat = Image.fromarray(colorize(norm))
     # blend more strongly where the map is high, so good areas stay readable
     weight = (alpha * np.clip(norm * 1.5, 0.15, 1.0) * 255).astype(np.uint8)
-    out = Image.composite(heat, img, Image.fromarray(weight))
+    out = dim_outside(Image.composite(heat, img, Image.fromarray(weight)), area)
     draw = ImageDraw.Draw(out)
     width = max(2, img.width // 200)
     for r in pred.regions:
@@ -58,9 +78,11 @@ def overlay(image: Image.Image, pred: Prediction, calibration: Calibration | Non
     return out
 
 
-def save_overlay(image: Image.Image, pred: Prediction, calibration: Calibration | None, path: Path) -> Path:
+def save_overlay(
+    image: Image.Image, pred: Prediction, calibration: Calibration | None, path: Path, area: np.ndarray | None = None
+) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    overlay(image, pred, calibration).save(tmp, format="PNG")
+    overlay(image, pred, calibration, area=area).save(tmp, format="PNG")
     tmp.replace(path)
     return path

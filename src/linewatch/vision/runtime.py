@@ -111,6 +111,18 @@ class OnnxModel:
             else:
                 self.has_embeddings = False
 
+    def inspection_area(self) -> np.ndarray | None:
+        """The model's inspection area (``linewatch.vision.area``; a constant of the graph already), for pictures of
+        its maps; None for the whole photo."""
+        if "inspect_area" not in (self.manifest.get("files") or {}):
+            return None
+        cached = self.__dict__.get("_area")
+        if cached is None:
+            from linewatch.vision.area import read_area
+
+            cached = self._area = read_area(checked_file(self.model_dir, self.manifest, "inspect_area"))
+        return cached
+
     def _open_session(self, threads: int):
         import onnxruntime as ort
 
