@@ -288,3 +288,31 @@ def test_pictures_of_the_maps_grey_what_the_model_does_not_inspect(stamped_set, 
     assert r.exit_code == 0, r.stderr
     (written,) = (tmp_path / "maps").glob("*.png")
     assert grey_outside(Image.open(written))[0]
+
+
+def test_the_bank_learns_only_the_patches_inside_the_area(stamped_set):
+    """A varying code would otherwise take bank entries from the part (the coreset keeps what is most unlike the
+    rest, and a code is): every bank entry of a model with an area is a patch from inside it."""
+    import torch
+
+    from linewatch.vision.area import cell_weights
+    from linewatch.vision.images import Preprocess, open_image
+    from linewatch.vision.patchcore import PatchCore
+
+    root, mask = stamped_set
+    images = sorted((root / "good").iterdir())
+    every = {"image_size": 64, "self_check": False, "auto": "off", "max_bank": 400, "holdout": 0.0}
+    plain = PatchCore(**every).fit(images)
+    masked = PatchCore(**every, inspect_area=str(mask)).fit(images)
+    x = torch.from_numpy(np.stack([Preprocess(64)(open_image(p)) for p in images]))
+    with torch.inference_mode():
+        f = masked._features()(x)  # (B, D, 16, 16): every training patch
+    rows = f.permute(0, 2, 3, 1).reshape(-1, f.shape[1])
+    inside = torch.from_numpy(cell_weights(masked.area_input(), 16, 16).reshape(-1) > 0).repeat(len(images))
+
+    def nearest_inside(bank):  # per bank entry: is its nearest training patch one inside the area?
+        d = torch.cdist(bank, rows)
+        return inside[d.argmin(1)], d.min(1).values
+
+    assert bool(nearest_inside(masked.memory_bank_)[0].all())  # each entry is (nearest to) a patch inside the area
+    assert not bool(nearest_inside(plain.memory_bank_)[0].all())  # without the area, the code's patches are in it

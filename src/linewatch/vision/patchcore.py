@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from linewatch.vision.area import cell_weights
 from linewatch.vision.coreset import StreamingCoreset
 from linewatch.vision.detector import Detector, Progress
 from linewatch.vision.embeddings import grid_pool
@@ -395,7 +396,10 @@ class PatchCore(Detector):
         self._pf = self._features().to(memory_format=torch.channels_last)
         h, w = self.preprocess.input_hw
         stride = self.default_strides[0]
-        patches = n_images * math.ceil(h / stride) * math.ceil(w / stride)
+        self._inside = None  # with an inspection area: the patch grid's cells inside it (``_accumulate``)
+        area = self._area_in = self.area_input()
+        share = 1.0 if area is None else max(float(area.mean()), 1.0 / (h * w))
+        patches = math.ceil(n_images * math.ceil(h / stride) * math.ceil(w / stride) * share)
         p = self.params_
         target = max(1, min(p["max_bank"], math.ceil(p["coreset_ratio"] * patches)))
         self._coreset = StreamingCoreset(
@@ -407,7 +411,13 @@ class PatchCore(Detector):
         for tap in self.feature_taps:
             tap(maps)
         f = self._pf.combine(maps)
-        self._coreset.add(f.permute(0, 2, 3, 1).reshape(-1, f.shape[1]), self._wrap(progress))
+        rows = f.permute(0, 2, 3, 1).reshape(-1, f.shape[1])
+        if self._area_in is not None:  # the bank learns only what the model inspects: a varying code left out of it
+            if self._inside is None:
+                cells = cell_weights(self._area_in, f.shape[-2], f.shape[-1])
+                self._inside = torch.from_numpy(cells.reshape(-1) > 0)
+            rows = rows[self._inside.repeat(f.shape[0])]
+        self._coreset.add(rows, self._wrap(progress))
 
     @staticmethod
     def _wrap(progress: Progress | None):
@@ -419,6 +429,7 @@ class PatchCore(Detector):
         # and the same model loaded from disk compute exactly the same scores
         self._pf.to(memory_format=torch.contiguous_format)
         del self._coreset, self._pf
+        self._inside = self._area_in = None
         self.bank_knn_ = self._bank_neighbours(self.memory_bank_)
         self._build()
 
