@@ -316,3 +316,29 @@ def test_the_bank_learns_only_the_patches_inside_the_area(stamped_set):
 
     assert bool(nearest_inside(masked.memory_bank_)[0].all())  # each entry is (nearest to) a patch inside the area
     assert not bool(nearest_inside(plain.memory_bank_)[0].all())  # without the area, the code's patches are in it
+
+
+@pytest.mark.parametrize("method", ["patchcore", "combined"])
+def test_nothing_outside_the_area_can_change_a_score(stamped_set, fitted, method):
+    """The input outside the area is blanked before the backbone sees it: two photos that differ only there (another
+    code) get the same score and map, whatever the deep layers' reach around each patch."""
+    from linewatch.vision.saving import create_detector
+
+    root, mask = stamped_set
+    rng = np.random.default_rng(11)
+    base = np.asarray(stamped(rng)).copy()
+    other = base.copy()
+    other[:CORNER, :CORNER] = np.asarray(stamped(rng, np.ones((5, 5), bool)))[:CORNER, :CORNER]
+    photos = [Image.fromarray(base), Image.fromarray(other)]
+    if method == "patchcore":
+        plain, masked = fitted
+    else:
+        images = sorted((root / "good").iterdir())
+        masked = create_detector(method, image_size=SIZE, auto="off", inspect_area=str(mask)).fit(images)
+        plain = None
+    a, b = masked.predict(photos, embeddings=False)
+    assert a.score == pytest.approx(b.score, rel=1e-5)
+    assert np.allclose(a.anomaly_map, b.anomaly_map, atol=1e-4)
+    if plain is not None:  # without the area the other code changes the score
+        pa, pb = plain.predict(photos, embeddings=False)
+        assert pa.score != pytest.approx(pb.score, rel=1e-3)

@@ -49,7 +49,7 @@ def score_on_one_pass(dets: Sequence, x: torch.Tensor, grids: bool = False) -> l
     """The raw outputs of each of ``dets`` (fitted PatchCore or PaDiM models on one backbone, layers and input) for
     the batch ``x``, from one backbone pass: ``_score``'s outputs, the search grids for the first model only when
     ``grids``."""
-    maps = dets[0].graph().features.extractor(x)
+    maps = dets[0].graph().features.maps(x)
     return [d._score_features(d.graph().features.combine(maps), grids and i == 0) for i, d in enumerate(dets)]
 
 

@@ -309,7 +309,7 @@ class CombinedGraph(nn.Module):
         self.register_buffer("weights", weights.float())
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        maps = self.patchcore.features.extractor(x)  # one backbone pass for both
+        maps = self.patchcore.features.maps(x)  # one backbone pass for both
         score, amap, feats, res = self.patchcore.head(self.patchcore.features.combine(maps))
         if self.padim is None:  # PaDiM's share is none: its part is not computed at all
             return score * self.weights[0], amap, feats, res

@@ -126,7 +126,7 @@ class Padim(Detector):
         return tuple(int(n) for n in np.histogram(self.channels_.numpy(), bins=bounds)[0])
 
     def _features(self) -> PatchFeatures:
-        return PatchFeatures(self.extractor_, neighbourhood=1).eval()
+        return PatchFeatures(self.extractor_, neighbourhood=1, area=self.area_input()).eval()
 
     def _start(self, n_images: int) -> None:
         self._pf = self._features()

@@ -389,7 +389,7 @@ class PatchCore(Detector):
         self._build()
 
     def _features(self) -> PatchFeatures:
-        return PatchFeatures(self.extractor_, self.params_["neighbourhood"]).eval()
+        return PatchFeatures(self.extractor_, self.params_["neighbourhood"], self.area_input()).eval()
 
     def _start(self, n_images: int) -> None:
         # channels_last: the depthwise convolutions run ~1.5x faster on CPU, and the patches come out as rows
@@ -407,7 +407,7 @@ class PatchCore(Detector):
         )
 
     def _accumulate(self, x: torch.Tensor, progress: Progress | None) -> None:
-        maps = self._pf.extractor(x.contiguous(memory_format=torch.channels_last))
+        maps = self._pf.maps(x.contiguous(memory_format=torch.channels_last))
         for tap in self.feature_taps:
             tap(maps)
         f = self._pf.combine(maps)
