@@ -186,7 +186,7 @@ def set_area(c: AppContext, dataset_id: int, name: str, data: bytes, who: Princi
             raise NotFound(f"no dataset {dataset_id}")
         check_aspect(area, good_aspect(s, dataset_id), name)
     key = c.blobs.put(area_png(area))  # the blob first, then the row that points at it
-    share = round(inspected_share(area), 4)
+    share = inspected_share(area)
     with c.sessions() as s, s.begin():
         d = s.get(Dataset, dataset_id)
         if d is None:

@@ -19,7 +19,7 @@ from torch import nn
 from linewatch.core.estimator import Estimator
 from linewatch.errors import DatasetError
 from linewatch.vision.appearance import brightness, image_vector, kept_looks
-from linewatch.vision.area import area_of, check_aspect
+from linewatch.vision.area import area_of, check_aspect, inspected_share
 from linewatch.vision.backbones import CropEmbedder, FeatureExtractor, build_extractor
 from linewatch.vision.batches import Source, Unreadable, iter_batches
 from linewatch.vision.cpu import resolve_search
@@ -238,7 +238,7 @@ class Detector(Estimator, ABC):
             "median_aspect": round(aspect, 4) if aspect else None,
         }
         if area is not None:
-            self.train_info_["inspect_area"] = {"inspected": round(float(area.mean()), 4)}
+            self.train_info_["inspect_area"] = {"inspected": inspected_share(area)}
         if check is not None:
             self.train_info_["self_check"] = check.to_dict()
             self.train_info_["self_check_seconds"] = round(check.seconds, 2)

@@ -67,7 +67,7 @@ def save(detector: Detector, out: str | Path, metrics: dict | None = None) -> Pa
     }
     add_file_entry(manifest, "tensors", staging / TENSORS)
     if area is not None:
-        add_file_entry(manifest, "inspect_area", staging / AREA_FILE, inspected=round(inspected_share(area), 4))
+        add_file_entry(manifest, "inspect_area", staging / AREA_FILE, inspected=inspected_share(area))
     write_json_atomic(staging / MANIFEST, manifest)
     replace_dir(staging, out)
     return out
